@@ -1,0 +1,165 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+//
+// The backend: a store of immutable content-addressed objects plus refs, small mutable
+// pointers moved only by compare-and-swap (spec/05-backend.md, spec/06-refs.md).
+//
+// `Store` is the only type code above the storage layer uses. It never sees object
+// kinds: it moves bytes and refs. A backend implements `ObjectBackend` and `RefBackend`;
+// `Store` adds the rules every backend shares (hash verification, ref-name validation,
+// snapshot immutability, "a ref never points at a missing object"), so a backend cannot
+// get them wrong.
+//
+// Thread safety: Store, ObjectBackend and RefBackend are thread-safe: any method may be
+// called concurrently from any thread. Backends that claim cross-process safety (file://,
+// s3://) keep the compare-and-swap guarantees between processes too.
+
+#ifndef DREAMDB_STORE_H_
+#define DREAMDB_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "dreamdb/object_id.h"
+#include "dreamdb/status.h"
+
+namespace dreamdb {
+
+struct ObjectInfo {
+  ObjectId id;
+  uint64_t size_bytes = 0;
+};
+
+// The current value of a ref.
+struct RefValue {
+  std::string name;
+  ObjectId target;
+};
+
+// Called once per listed entry, in ascending key order. Return false to stop early.
+using ObjectVisitor = std::function<bool(const ObjectInfo&)>;
+using RefVisitor = std::function<bool(const RefValue&)>;
+
+// ---- Backend interfaces (implemented by memory://, file://, s3://, test wrappers) ----
+
+class ObjectBackend {
+ public:
+  virtual ~ObjectBackend() = default;
+
+  // Stores `data` under `id`. REQUIRES: id == ObjectId::Of(data) (Store checks).
+  // Idempotent: putting an existing object succeeds and changes nothing. When this
+  // returns OK the object is durable (survives a crash of this process and, for file://,
+  // of the machine).
+  virtual Status Put(const ObjectId& id, ByteView data) = 0;
+  // The whole object, unverified (Store verifies). kNotFound if absent.
+  virtual Result<Bytes> Get(const ObjectId& id) = 0;
+  // Bytes [offset, offset+length) clipped to the object's end; unverified.
+  // kNotFound if absent; kInvalidArgument if offset > size.
+  virtual Result<Bytes> GetRange(const ObjectId& id, uint64_t offset, uint64_t length) = 0;
+  // Size of the object; kNotFound if absent.
+  virtual Result<ObjectInfo> Head(const ObjectId& id) = 0;
+  // Visits every object whose text id starts with "b" and whose ShardPrefix() starts
+  // with `shard_prefix` ("" = all; "a" = 16 shards; "ab" = one of 256), in ascending
+  // text-id order within a shard prefix. Never holds the listing in memory at once.
+  virtual Status List(std::string_view shard_prefix, const ObjectVisitor& visit) = 0;
+  // Removes the object. Deleting an absent object succeeds (idempotent).
+  virtual Status Delete(const ObjectId& id) = 0;
+};
+
+class RefBackend {
+ public:
+  virtual ~RefBackend() = default;
+
+  // REQUIRES for every method: `name` is valid (Store validates).
+  // kNotFound if the ref does not exist.
+  virtual Result<RefValue> Read(std::string_view name) = 0;
+  // Creates the ref if it does not exist; kAlreadyExists otherwise. Atomic.
+  virtual Status Create(std::string_view name, const ObjectId& target) = 0;
+  // Sets the ref to `desired` if it currently points at `expected`; kConflict if it
+  // points elsewhere; kNotFound if it does not exist. Atomic: of any number of
+  // concurrent swaps from the same `expected`, at most one succeeds.
+  virtual Status CompareAndSwap(std::string_view name, const ObjectId& expected,
+                                const ObjectId& desired) = 0;
+  // Deletes the ref if it currently points at `expected`; kConflict otherwise;
+  // kNotFound if absent.
+  virtual Status Delete(std::string_view name, const ObjectId& expected) = 0;
+  // Visits refs whose name starts with `prefix`, in ascending bytewise name order.
+  virtual Status List(std::string_view prefix, const RefVisitor& visit) = 0;
+};
+
+// ---- Ref names (spec/06-refs.md) ----
+
+// OK when `name` is a valid ref name; otherwise kInvalidArgument naming the rule broken.
+Status ValidateRefName(std::string_view name);
+// True when the ref is a snapshot: created once, never moved or deleted by Store.
+bool IsSnapshotRef(std::string_view name);
+
+// ---- Store ----
+
+struct StoreOptions {
+  // Verify the hash of every whole-object read (spec requires it; only benchmarks that
+  // measure the raw backend turn it off).
+  bool verify_reads = true;
+};
+
+class Store {
+ public:
+  // Opens a store by URI: "memory://" (a fresh in-process store; "memory://NAME" shares
+  // one store per NAME within the process), "file:///abs/path" (created if absent).
+  // kInvalidArgument for malformed URIs and unknown schemes, naming the scheme.
+  static Result<std::unique_ptr<Store>> Open(std::string_view uri,
+                                             const StoreOptions& options = {});
+  // Wraps caller-provided backends (tests, fault injection). Takes ownership.
+  static std::unique_ptr<Store> FromBackends(std::string uri,
+                                             std::shared_ptr<ObjectBackend> objects,
+                                             std::shared_ptr<RefBackend> refs,
+                                             const StoreOptions& options = {});
+
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+  ~Store();
+
+  const std::string& uri() const { return uri_; }
+
+  // Objects.
+  Result<ObjectId> Put(ByteView data);
+  // kCorrupt if `data` does not hash to `id`.
+  Status PutWithId(const ObjectId& id, ByteView data);
+  // kNotFound if absent; kCorrupt (naming the id) if the stored bytes do not hash to id.
+  Result<Bytes> Get(const ObjectId& id);
+  Result<Bytes> GetRange(const ObjectId& id, uint64_t offset, uint64_t length);
+  Result<ObjectInfo> Head(const ObjectId& id);
+  Result<bool> Contains(const ObjectId& id);
+  Status ListObjects(std::string_view shard_prefix, const ObjectVisitor& visit);
+  Status DeleteObject(const ObjectId& id);
+
+  // Refs. Every method validates the name first (kInvalidArgument).
+  Result<RefValue> ReadRef(std::string_view name);
+  // kNotFound if `target` is not stored: a ref never points at a missing object.
+  Status CreateRef(std::string_view name, const ObjectId& target);
+  // kInvalidArgument for snapshot refs (they never move); kNotFound if `desired` is not
+  // stored or the ref does not exist; kConflict if the ref is not at `expected`.
+  Status UpdateRef(std::string_view name, const ObjectId& expected, const ObjectId& desired);
+  // kInvalidArgument for snapshot refs unless `allow_snapshot`.
+  Status DeleteRef(std::string_view name, const ObjectId& expected, bool allow_snapshot = false);
+  Status ListRefs(std::string_view prefix, const RefVisitor& visit);
+
+  ObjectBackend& object_backend() { return *objects_; }
+  RefBackend& ref_backend() { return *refs_; }
+
+ private:
+  Store(std::string uri, std::shared_ptr<ObjectBackend> objects,
+        std::shared_ptr<RefBackend> refs, const StoreOptions& options);
+
+  const std::string uri_;
+  const std::shared_ptr<ObjectBackend> objects_;
+  const std::shared_ptr<RefBackend> refs_;
+  const StoreOptions options_;
+};
+
+}  // namespace dreamdb
+
+#endif  // DREAMDB_STORE_H_

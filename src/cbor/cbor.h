@@ -1,0 +1,167 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+//
+// Canonical CBOR (spec/03-cbor.md): RFC 8949 §4.2.1 core deterministic encoding over a
+// restricted data model, with a strict decoder.
+//
+// Data model: unsigned and negative integers (the full CBOR range, -2^64 .. 2^64-1),
+// byte strings, UTF-8 text strings, arrays, maps whose keys are text strings, booleans,
+// null, and floating-point numbers (encoded in the shortest of binary16/32/64 that
+// keeps the value exactly; NaN only as 0xf97e00). No tags, no undefined, no simple
+// values other than false/true/null, no indefinite lengths.
+//
+// Map keys are kept in canonical order (shorter key first, then bytewise), which for
+// text keys equals RFC 8949 §4.2.1 order of the encoded keys. Duplicate keys are refused.
+//
+// Decoding is strict: the decoder accepts exactly the byte strings that Encode produces
+// (encode(decode(b)) == b for every accepted b) and rejects everything else with
+// kCorrupt and a message naming the byte offset and the rule broken. Nesting depth and
+// input size are limited (DecodeLimits).
+//
+// Thread safety: Value is a value type (no shared state); Encode/Decode are reentrant.
+
+#ifndef DREAMDB_SRC_CBOR_CBOR_H_
+#define DREAMDB_SRC_CBOR_CBOR_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "dreamdb/object_id.h"
+#include "dreamdb/status.h"
+
+namespace dreamdb::cbor {
+
+class Value;
+using Array = std::vector<Value>;
+
+// A map with text keys in canonical order. Insertion keeps the order; Set replaces.
+class Map {
+ public:
+  using Entry = std::pair<std::string, Value>;
+  Map() = default;
+  Map(std::initializer_list<Entry> entries);  // REQUIRES: no duplicate keys
+
+  // Inserts or replaces.
+  void Set(std::string key, Value value);
+  // Appends an entry that must sort after every existing key and not duplicate one.
+  // Returns false (and changes nothing) otherwise. Used by the decoder.
+  bool AppendSorted(std::string key, Value value);
+
+  const Value* Find(std::string_view key) const;
+  size_t size() const { return entries_.size(); }
+  bool empty() const { return entries_.empty(); }
+  const std::vector<Entry>& entries() const { return entries_; }
+  bool operator==(const Map& other) const;
+
+ private:
+  std::vector<Entry> entries_;  // sorted by KeyLess
+};
+
+// Canonical order of text keys: shorter first, then bytewise.
+bool KeyLess(std::string_view a, std::string_view b);
+
+enum class Type : uint8_t {
+  kUnsigned,  // uint64
+  kNegative,  // -1 - n for n in uint64
+  kBytes,
+  kText,
+  kArray,
+  kMap,
+  kBool,
+  kNull,
+  kFloat,
+};
+
+class Value {
+ public:
+  Value() : v_(Null{}) {}  // null
+  static Value Null() { return Value(); }
+  static Value Bool(bool b);
+  static Value UInt(uint64_t u);
+  // Any int64.
+  static Value Int(int64_t i);
+  // -1 - n (so NegativeRaw(0) == -1, NegativeRaw(UINT64_MAX) == -2^64).
+  static Value NegativeRaw(uint64_t n);
+  static Value Float(double d);
+  static Value Bytes(std::string b);
+  static Value Text(std::string t);  // REQUIRES valid UTF-8 (Encode checks)
+  static Value FromArray(Array a);
+  static Value FromMap(Map m);
+
+  Type type() const;
+  bool is_null() const { return type() == Type::kNull; }
+
+  // Typed accessors: kCorrupt naming `what` when the type or range is wrong. Intended
+  // for decoding objects: `ASSIGN_OR_RETURN(auto n, v.AsUInt("manifest.count"))`.
+  Result<uint64_t> AsUInt(std::string_view what) const;
+  Result<int64_t> AsInt(std::string_view what) const;
+  Result<bool> AsBool(std::string_view what) const;
+  Result<double> AsFloat(std::string_view what) const;  // accepts floats only
+  Result<std::string_view> AsText(std::string_view what) const;
+  Result<std::string_view> AsBytes(std::string_view what) const;
+  Result<const Array*> AsArray(std::string_view what) const;
+  Result<const Map*> AsMap(std::string_view what) const;
+
+  // Raw access (REQUIRES matching type()).
+  uint64_t raw_uint() const;      // kUnsigned value or kNegative's n
+  double float_value() const;
+  bool bool_value() const;
+  const std::string& string_value() const;  // kBytes or kText
+  const Array& array() const;
+  Array& mutable_array();
+  const Map& map() const;
+  Map& mutable_map();
+
+  bool operator==(const Value& other) const;
+
+ private:
+  struct Null {
+    bool operator==(const Null&) const { return true; }
+  };
+  struct Neg {
+    uint64_t n;
+    bool operator==(const Neg&) const = default;
+  };
+  struct Txt {
+    std::string s;
+    bool operator==(const Txt&) const = default;
+  };
+  using Storage = std::variant<Null, bool, uint64_t, Neg, double, std::string, Txt,
+                               std::shared_ptr<Array>, std::shared_ptr<Map>>;
+  explicit Value(Storage v) : v_(std::move(v)) {}
+  Storage v_;
+};
+
+// Map lookup helpers for decoding objects; kCorrupt naming `key` when missing.
+Result<const Value*> Require(const Map& m, std::string_view key);
+
+struct DecodeLimits {
+  uint32_t max_depth = 64;               // nesting of arrays/maps
+  uint64_t max_input_bytes = 1u << 30;   // whole encoded value
+  uint64_t max_items = 1u << 26;         // total array elements + map entries
+};
+
+// Appends the canonical encoding of `value` to `out`. kInvalidArgument if a text string
+// is not valid UTF-8 or the value is nested deeper than the default max_depth.
+Status EncodeTo(const Value& value, Bytes* out);
+Result<Bytes> Encode(const Value& value);
+
+// Decodes exactly one value that must span all of `input`.
+Result<Value> Decode(ByteView input, const DecodeLimits& limits = {});
+
+// Helpers for ObjectIds inside CBOR objects: stored as byte strings holding the binary
+// multihash (spec/04-object-ids.md §3).
+Value IdValue(const ObjectId& id);
+Result<ObjectId> AsId(const Value& v, std::string_view what);
+
+// Diagnostic notation (RFC 8949 §8) for humans and error messages, e.g. {"a": 1}.
+std::string ToDiagnostic(const Value& value);
+
+}  // namespace dreamdb::cbor
+
+#endif  // DREAMDB_SRC_CBOR_CBOR_H_
