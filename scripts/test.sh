@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Usage: scripts/test.sh [--fast | --lint]
+#
+# The whole test suite, as CI runs it (.ci/run). Installs its own dependencies on
+# Debian 12 (scripts/bootstrap.sh), then, stopping at the first failure:
+#   1. format check   clang-format --dry-run -Werror on every *.cc/*.h we own
+#   2. dev preset     Debug + ASan + UBSan build, `ctest --preset dev` (all labels)
+#   3. release preset build, install .venv/bin/dreamdb, pytest tests/python tests/cli
+#   4. fuzz smoke     fuzz/smoke.sh (FUZZ_SECONDS, default 60), when it exists
+#   5. bench smoke    bench/run_foundation.sh --smoke, when it exists
+# and prints a summary whose last line is "N passed, N failed" (ctest + pytest counts;
+# a failed step that is not a test run, such as a build, counts as one failure).
+#
+#   --fast   only the dev build and `ctest -L fast` (under a minute after the build)
+#   --lint   only clang-tidy (scripts/lint.sh) over src/, using the dev build's
+#            compile_commands.json; kept out of the default run because it takes minutes
+#
+# Environment: DREAMDB_JOBS (build parallelism, default nproc), DREAMDB_RACE_ROUNDS
+# (CLI race test rounds, default 1000), FUZZ_SECONDS (default 60).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root="$PWD"
+
+mode=full
+case "${1:-}" in
+  "") ;;
+  --fast) mode=fast ;;
+  --lint) mode=lint ;;
+  -h | --help)
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+    exit 0
+    ;;
+  *)
+    echo "usage: scripts/test.sh [--fast | --lint]" >&2
+    exit 2
+    ;;
+esac
+
+jobs="${DREAMDB_JOBS:-$(nproc)}"
+export DREAMDB_RACE_ROUNDS="${DREAMDB_RACE_ROUNDS:-1000}"
+export FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
+logs="$root/build/test-logs"
+mkdir -p "$logs"
+
+passed=0
+failed=0
+skipped=0
+summary=()
+current=""
+started=$SECONDS
+
+finish() {
+  local rc=$?
+  if [[ -n "$current" ]]; then
+    summary+=("FAIL  $current")
+    if ((failed == 0)); then failed=1; fi
+  fi
+  echo
+  echo "==================== summary ($mode, $((SECONDS - started)) s) ===================="
+  local line
+  for line in "${summary[@]}"; do echo "$line"; done
+  if ((rc != 0)); then
+    echo "FAILED${current:+ at: $current} (logs in build/test-logs/)"
+  fi
+  if ((skipped > 0)); then
+    echo "$passed passed, $failed failed, $skipped skipped"
+  else
+    echo "$passed passed, $failed failed"
+  fi
+}
+trap finish EXIT
+
+# step [--junit FILE] NAME COMMAND...: runs COMMAND (with `set -e` in a subshell) with its
+# output shown and kept in build/test-logs/; adds the counts of the JUnit report FILE if
+# the command wrote one; on failure exits, and the EXIT trap reports NAME.
+step() {
+  local junit=""
+  if [[ "$1" == --junit ]]; then
+    junit="$2"
+    shift 2
+    rm -f "$junit"
+  fi
+  local name="$1"
+  shift
+  current="$name"
+  echo
+  echo "==== $name"
+  local t0=$SECONDS rc
+  set +e
+  (
+    set -e
+    "$@"
+  ) 2>&1 | tee "$logs/${name//[^A-Za-z0-9_.-]/_}.log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  if [[ -n "$junit" && -f "$junit" ]]; then count_junit "$junit" "$name"; fi
+  if ((rc != 0)); then exit "$rc"; fi
+  summary+=("ok    $name ($((SECONDS - t0)) s)")
+  current=""
+}
+
+# Adds the counts of a JUnit XML report (ctest --output-junit, pytest --junitxml).
+count_junit() {
+  local counts
+  counts="$(python3 - "$1" <<'PY'
+import sys
+import xml.etree.ElementTree as ET
+p = f = s = 0
+for case in ET.parse(sys.argv[1]).getroot().iter("testcase"):
+    tags = {child.tag for child in case}
+    if tags & {"failure", "error"} or case.get("status") == "fail":
+        f += 1
+    elif "skipped" in tags or case.get("status") in ("notrun", "disabled"):
+        s += 1
+    else:
+        p += 1
+print(p, f, s)
+PY
+)" || return 0
+  local p f s
+  read -r p f s <<<"$counts"
+  passed=$((passed + p))
+  failed=$((failed + f))
+  skipped=$((skipped + s))
+  summary+=("      $2: $p passed, $f failed, $s skipped")
+}
+
+run_pytest() {
+  local dirs=()
+  local d
+  for d in tests/python tests/cli; do
+    if [[ -d "$d" ]]; then dirs+=("$d"); fi
+  done
+  local rc=0
+  DREAMDB_BIN="$root/build/release/cli/dreamdb" DREAMDB_SOURCE_DIR="$root" \
+    .venv/bin/python -m pytest -q -rfE -p no:cacheprovider --timeout=900 \
+    --junitxml="$1" "${dirs[@]}" || rc=$?
+  # Exit status 5 means no tests were collected: not a failure by itself.
+  if ((rc == 5)); then rc=0; fi
+  return "$rc"
+}
+
+format_check() {
+  local files=()
+  mapfile -t files < <(find include src cli bench fuzz tests -type f \( -name '*.cc' -o -name '*.h' \) \
+    2>/dev/null | sort)
+  local bad=()
+  local f
+  for f in "${files[@]}"; do
+    if ! clang-format --dry-run -Werror "$f" >/dev/null 2>&1; then bad+=("$f"); fi
+  done
+  echo "clang-format: ${#files[@]} files checked, ${#bad[@]} not formatted"
+  if ((${#bad[@]} > 0)); then
+    printf '  %s\n' "${bad[@]}"
+    echo "fix with: clang-format -i ${bad[*]}"
+    return 1
+  fi
+}
+
+configure_and_build() {
+  cmake --preset "$1" >/dev/null
+  cmake --build --preset "$1" -j"$jobs"
+}
+
+install_cli() {
+  ln -sfn "$root/build/release/cli/dreamdb" .venv/bin/dreamdb
+  echo "installed .venv/bin/dreamdb -> build/release/cli/dreamdb"
+}
+
+step bootstrap bash scripts/bootstrap.sh
+
+case "$mode" in
+  fast)
+    step "build dev" configure_and_build dev
+    step --junit "$logs/ctest-dev-fast.xml" "ctest dev -L fast" \
+      ctest --preset dev -L fast --output-junit "$logs/ctest-dev-fast.xml"
+    ;;
+  lint)
+    step "configure dev" cmake --preset dev
+    step lint bash scripts/lint.sh
+    ;;
+  full)
+    step "format check" format_check
+    step "build dev" configure_and_build dev
+    step --junit "$logs/ctest-dev.xml" "ctest dev" \
+      ctest --preset dev --output-junit "$logs/ctest-dev.xml"
+    step "build release" configure_and_build release
+    step "install cli" install_cli
+    step --junit "$logs/pytest.xml" pytest run_pytest "$logs/pytest.xml"
+    if [[ -f fuzz/smoke.sh ]]; then
+      step "fuzz smoke (${FUZZ_SECONDS} s)" bash fuzz/smoke.sh
+    else
+      summary+=("skip  fuzz smoke (fuzz/smoke.sh does not exist yet)")
+    fi
+    if [[ -f bench/run_foundation.sh ]]; then
+      step "bench smoke" bash bench/run_foundation.sh --smoke
+    else
+      summary+=("skip  bench smoke (bench/run_foundation.sh does not exist yet)")
+    fi
+    ;;
+esac

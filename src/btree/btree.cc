@@ -1,0 +1,615 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+//
+// The read side of the anchor index: IndexRef, the page cache, lookups, cursors and
+// reachability walks (spec/11-anchor-index.md §3, §4, §8). Writes live in write.cc, the
+// diff in diff.cc.
+
+#include "src/btree/btree.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "src/base/encoding.h"
+#include "src/btree/internal.h"
+
+namespace dreamdb::btree {
+
+using internal::PagePtr;
+
+namespace {
+
+Status RefError(std::string_view context, const std::string& what) {
+  return Corrupt(std::string(context) + ": " + what);
+}
+
+Status CheckRefKeys(const cbor::Map& map, std::initializer_list<std::string_view> keys,
+                    std::string_view context) {
+  for (const auto& [key, value] : map.entries()) {
+    if (std::find(keys.begin(), keys.end(), key) == keys.end()) {
+      return RefError(context, "unexpected key " + Quote(key));
+    }
+  }
+  for (std::string_view key : keys) {
+    if (map.Find(key) == nullptr) return RefError(context, "missing key " + Quote(key));
+  }
+  return Status::Ok();
+}
+
+uint64_t LastKey(const Page& page) {
+  return page.is_leaf() ? page.leaf().anchors.back() : page.node().keys.back();
+}
+
+}  // namespace
+
+// ---- IndexRef ----
+
+IndexRef IndexRef::Inline(Leaf leaf) {
+  IndexRef r;
+  r.count = leaf.size();
+  r.height = 1;
+  r.inline_leaf = std::make_shared<const Leaf>(std::move(leaf));
+  return r;
+}
+
+IndexRef IndexRef::Paged(const ObjectId& root, uint32_t height, uint64_t count) {
+  IndexRef r;
+  r.root = root;
+  r.height = height;
+  r.count = count;
+  return r;
+}
+
+bool IndexRef::operator==(const IndexRef& other) const {
+  if (is_inline() != other.is_inline()) return false;
+  if (is_inline()) return *inline_leaf == *other.inline_leaf;
+  return root == other.root && height == other.height && count == other.count;
+}
+
+cbor::Value IndexRefToCbor(const IndexRef& ref) {
+  if (ref.is_inline()) {
+    return cbor::Value::FromMap(cbor::Map{{"inline", LeafToCbor(*ref.inline_leaf)}});
+  }
+  if (ref.is_paged()) {
+    return cbor::Value::FromMap(cbor::Map{
+        {"root", cbor::IdValue(ref.root)},
+        {"height", cbor::Value::UInt(ref.height)},
+        {"count", cbor::Value::UInt(ref.count)},
+    });
+  }
+  return cbor::Value::Null();
+}
+
+Result<IndexRef> IndexRefFromCbor(const cbor::Value& value, std::string_view context) {
+  if (value.is_null()) return IndexRef::Empty();
+  ASSIGN_OR_RETURN(const cbor::Map* map, value.AsMap(context));
+  if (const cbor::Value* leaf_value = map->Find("inline")) {
+    RETURN_IF_ERROR(CheckRefKeys(*map, {"inline"}, context));
+    const std::string leaf_context = std::string(context) + ".inline";
+    ASSIGN_OR_RETURN(Leaf leaf, LeafFromCbor(*leaf_value, leaf_context));
+    if (leaf.size() > kInlineMaxEntries) {
+      return RefError(leaf_context, "inline leaf has " + std::to_string(leaf.size()) +
+                                        " entries (at most " + std::to_string(kInlineMaxEntries) +
+                                        "; larger trees are paged)");
+    }
+    return IndexRef::Inline(std::move(leaf));
+  }
+  RETURN_IF_ERROR(CheckRefKeys(*map, {"root", "height", "count"}, context));
+  ASSIGN_OR_RETURN(ObjectId root, cbor::AsId(*map->Find("root"), std::string(context) + ".root"));
+  ASSIGN_OR_RETURN(uint64_t height, map->Find("height")->AsUInt(std::string(context) + ".height"));
+  ASSIGN_OR_RETURN(uint64_t count, map->Find("count")->AsUInt(std::string(context) + ".count"));
+  if (height < 1 || height > kMaxHeight) {
+    return RefError(context, "height " + std::to_string(height) + " out of range 1.." +
+                                 std::to_string(kMaxHeight));
+  }
+  if (height == 1 && (count <= kInlineMaxEntries || count > kLeafCapacity)) {
+    return RefError(context, "a paged root leaf must hold " +
+                                 std::to_string(kInlineMaxEntries + 1) + ".." +
+                                 std::to_string(kLeafCapacity) + " entries, not " +
+                                 std::to_string(count));
+  }
+  if (height > 1 && count < 2) {
+    return RefError(context, "a tree of height " + std::to_string(height) + " cannot hold " +
+                                 std::to_string(count) + " entries");
+  }
+  return IndexRef::Paged(root, static_cast<uint32_t>(height), count);
+}
+
+// ---- PageCache ----
+
+PageCache::PageCache(size_t capacity_bytes) : capacity_bytes_(capacity_bytes) {}
+
+std::shared_ptr<const Page> PageCache::Get(const ObjectId& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = index_.find(id);
+  if (it == index_.end()) {
+    ++misses_;
+    return nullptr;
+  }
+  ++hits_;
+  lru_.splice(lru_.begin(), lru_, it->second);
+  return it->second->second;
+}
+
+void PageCache::Insert(const ObjectId& id, std::shared_ptr<const Page> page) {
+  if (page == nullptr) return;
+  const size_t bytes = page->memory_bytes;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = index_.find(id);
+  if (it != index_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second);
+    return;  // same id = same page
+  }
+  if (bytes > capacity_bytes_) return;
+  lru_.emplace_front(id, std::move(page));
+  index_.emplace(id, lru_.begin());
+  size_bytes_ += bytes;
+  while (size_bytes_ > capacity_bytes_) {
+    auto& [old_id, old_page] = lru_.back();
+    size_bytes_ -= old_page->memory_bytes;
+    index_.erase(old_id);
+    lru_.pop_back();
+  }
+}
+
+void PageCache::Clear() {
+  std::lock_guard<std::mutex> lock(mu_);
+  lru_.clear();
+  index_.clear();
+  size_bytes_ = 0;
+}
+
+PageCache::Stats PageCache::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return Stats{hits_, misses_, index_.size(), size_bytes_};
+}
+
+// ---- Fetching and checks ----
+
+Result<std::shared_ptr<const Page>> FetchPage(Store& store, PageCache* cache, const ObjectId& id,
+                                              uint64_t* pages_read) {
+  std::atomic<uint64_t> reads{0};
+  auto page = internal::Fetch(store, cache, id, &reads);
+  if (pages_read != nullptr) *pages_read += reads.load();
+  return page;
+}
+
+Status CheckChild(const Page& page, const ObjectId& id, const ChildBounds& bounds) {
+  if (page.level() != bounds.level) {
+    std::string got = page.is_leaf() ? "a leaf" : "a node of level " + std::to_string(page.level());
+    std::string want =
+        bounds.level == 0 ? "a leaf" : "a node of level " + std::to_string(bounds.level);
+    return Corrupt(PageContext(id) + ": is " + got + " where its parent expects " + want);
+  }
+  if (bounds.lo.has_value() && page.first_key() != *bounds.lo) {
+    return Corrupt(PageContext(id) + ": smallest anchor " + std::to_string(page.first_key()) +
+                   " differs from its parent's key " + std::to_string(*bounds.lo));
+  }
+  if (bounds.hi.has_value() && LastKey(page) >= *bounds.hi) {
+    return Corrupt(PageContext(id) + ": anchor " + std::to_string(LastKey(page)) +
+                   " is not below the next key " + std::to_string(*bounds.hi) +
+                   " of its parent");
+  }
+  if (page.count() != bounds.count) {
+    return Corrupt(PageContext(id) + ": holds " + std::to_string(page.count()) +
+                   " entries, its parent says " + std::to_string(bounds.count));
+  }
+  return Status::Ok();
+}
+
+namespace internal {
+
+Result<PagePtr> Fetch(Store& store, PageCache* cache, const ObjectId& id,
+                      std::atomic<uint64_t>* pages_read) {
+  if (cache != nullptr) {
+    if (PagePtr page = cache->Get(id)) return page;
+  }
+  auto bytes = store.Get(id);
+  if (!bytes.ok()) return bytes.status().WithContext(PageContext(id));
+  if (pages_read != nullptr) pages_read->fetch_add(1, std::memory_order_relaxed);
+  ASSIGN_OR_RETURN(Page page, DecodePage(*bytes, PageContext(id)));
+  auto ptr = std::make_shared<const Page>(std::move(page));
+  if (cache != nullptr) cache->Insert(id, ptr);
+  return ptr;
+}
+
+Result<std::vector<PagePtr>> FetchMany(Store& store, PageCache* cache,
+                                       const std::vector<ObjectId>& ids,
+                                       std::atomic<uint64_t>* pages_read) {
+  std::vector<PagePtr> out(ids.size());
+  std::vector<size_t> misses;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (cache != nullptr) out[i] = cache->Get(ids[i]);
+    if (out[i] == nullptr) misses.push_back(i);
+  }
+  if (misses.size() == 1) {
+    ASSIGN_OR_RETURN(out[misses[0]], Fetch(store, cache, ids[misses[0]], pages_read));
+    return out;
+  }
+  std::deque<std::pair<size_t, std::future<Result<PagePtr>>>> in_flight;
+  Status first_error;
+  auto drain_one = [&]() {
+    auto [i, future] = std::move(in_flight.front());
+    in_flight.pop_front();
+    Result<PagePtr> page = future.get();
+    if (page.ok()) {
+      out[i] = std::move(page).value();
+    } else if (first_error.ok()) {
+      first_error = page.status();
+    }
+  };
+  for (size_t i : misses) {
+    if (in_flight.size() >= kParallelReads) drain_one();
+    if (!first_error.ok()) break;
+    const ObjectId id = ids[i];
+    in_flight.emplace_back(i, std::async(std::launch::async, [&store, cache, id, pages_read]() {
+                             return Fetch(store, cache, id, pages_read);
+                           }));
+  }
+  while (!in_flight.empty()) drain_one();
+  if (!first_error.ok()) return first_error;
+  return out;
+}
+
+ChildBounds RootBounds(const IndexRef& ref) {
+  ChildBounds b;
+  b.count = ref.count;
+  b.level = ref.height - 1;
+  return b;
+}
+
+ChildBounds ChildBoundsOf(const Node& node, size_t i, std::optional<uint64_t> hi) {
+  ChildBounds b;
+  b.lo = node.keys[i];
+  b.hi = i + 1 < node.keys.size() ? std::optional<uint64_t>(node.keys[i + 1]) : hi;
+  b.count = node.counts[i];
+  b.level = node.level - 1;
+  return b;
+}
+
+Status CheckRoot(const Page& page, const IndexRef& ref) {
+  RETURN_IF_ERROR(CheckChild(page, ref.root, RootBounds(ref)));
+  if (page.is_leaf() && page.leaf().size() <= kInlineMaxEntries) {
+    return Corrupt(PageContext(ref.root) + ": a root leaf of " + std::to_string(page.leaf().size()) +
+                   " entries must be inline");
+  }
+  if (!page.is_leaf() && page.node().size() < 2) {
+    return Corrupt(PageContext(ref.root) + ": a root node must have at least 2 children");
+  }
+  return Status::Ok();
+}
+
+}  // namespace internal
+
+// ---- Tree ----
+
+Tree::Tree(Store* store, PageCache* cache, IndexRef ref)
+    : store_(store), cache_(cache), ref_(std::move(ref)) {}
+
+Result<std::optional<Entry>> Tree::Lookup(uint64_t anchor) const {
+  if (ref_.empty()) return std::optional<Entry>();
+  if (ref_.is_inline()) {
+    auto i = ref_.inline_leaf->Find(anchor);
+    if (!i) return std::optional<Entry>();
+    return std::optional<Entry>(ref_.inline_leaf->EntryAt(*i));
+  }
+  ObjectId id = ref_.root;
+  ChildBounds bounds = internal::RootBounds(ref_);
+  while (true) {
+    ASSIGN_OR_RETURN(PagePtr page, internal::Fetch(*store_, cache_, id, nullptr));
+    RETURN_IF_ERROR(CheckChild(*page, id, bounds));
+    if (page->is_leaf()) {
+      auto i = page->leaf().Find(anchor);
+      if (!i) return std::optional<Entry>();
+      return std::optional<Entry>(page->leaf().EntryAt(*i));
+    }
+    const Node& node = page->node();
+    if (anchor < node.keys.front()) return std::optional<Entry>();
+    size_t i = node.ChildFor(anchor);
+    bounds = internal::ChildBoundsOf(node, i, bounds.hi);
+    id = node.children[i];
+  }
+}
+
+Result<bool> Tree::Contains(uint64_t anchor) const {
+  ASSIGN_OR_RETURN(std::optional<Entry> e, Lookup(anchor));
+  return e.has_value();
+}
+
+namespace {
+
+// Resolves anchors[lo, hi) under one page; each touched page is read once.
+Status LookupUnder(Store* store, PageCache* cache, const Page& page,
+                   std::optional<uint64_t> hi_bound, std::span<const uint64_t> anchors,
+                   size_t lo, size_t hi, std::vector<std::optional<Entry>>* out) {
+  if (page.is_leaf()) {
+    const Leaf& leaf = page.leaf();
+    for (size_t j = lo; j < hi; ++j) {
+      if (auto i = leaf.Find(anchors[j])) (*out)[j] = leaf.EntryAt(*i);
+    }
+    return Status::Ok();
+  }
+  const Node& node = page.node();
+  std::vector<size_t> child_index;
+  std::vector<std::pair<size_t, size_t>> ranges;
+  std::vector<ObjectId> ids;
+  size_t pos = lo;
+  // Anchors below the first key are absent; skip them.
+  while (pos < hi && anchors[pos] < node.keys.front()) ++pos;
+  for (size_t i = 0; i < node.size() && pos < hi; ++i) {
+    size_t end = hi;
+    if (i + 1 < node.size()) {
+      end = static_cast<size_t>(
+          std::lower_bound(anchors.begin() + pos, anchors.begin() + hi, node.keys[i + 1]) -
+          anchors.begin());
+    }
+    if (end > pos) {
+      child_index.push_back(i);
+      ranges.emplace_back(pos, end);
+      ids.push_back(node.children[i]);
+    }
+    pos = end;
+  }
+  ASSIGN_OR_RETURN(std::vector<PagePtr> children, internal::FetchMany(*store, cache, ids, nullptr));
+  for (size_t k = 0; k < children.size(); ++k) {
+    ChildBounds b = internal::ChildBoundsOf(node, child_index[k], hi_bound);
+    RETURN_IF_ERROR(CheckChild(*children[k], ids[k], b));
+    RETURN_IF_ERROR(LookupUnder(store, cache, *children[k], b.hi, anchors, ranges[k].first,
+                                ranges[k].second, out));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::vector<std::optional<Entry>>> Tree::LookupMany(std::span<const uint64_t> anchors) const {
+  for (size_t i = 1; i < anchors.size(); ++i) {
+    if (anchors[i - 1] >= anchors[i]) {
+      return InvalidArgument("btree LookupMany: anchors not strictly ascending at position " +
+                             std::to_string(i));
+    }
+  }
+  std::vector<std::optional<Entry>> out(anchors.size());
+  if (anchors.empty() || ref_.empty()) return out;
+  if (ref_.is_inline()) {
+    Page page = MakePage(*ref_.inline_leaf);
+    RETURN_IF_ERROR(LookupUnder(store_, cache_, page, std::nullopt, anchors, 0, anchors.size(), &out));
+    return out;
+  }
+  ASSIGN_OR_RETURN(PagePtr root, internal::Fetch(*store_, cache_, ref_.root, nullptr));
+  RETURN_IF_ERROR(CheckChild(*root, ref_.root, internal::RootBounds(ref_)));
+  RETURN_IF_ERROR(LookupUnder(store_, cache_, *root, std::nullopt, anchors, 0, anchors.size(), &out));
+  return out;
+}
+
+Cursor Tree::Scan(uint64_t start, uint64_t end, const ScanOptions& options) const {
+  return Cursor(store_, cache_, ref_, start, end, options);
+}
+
+// ---- Cursor ----
+
+Cursor::Cursor(Store* store, PageCache* cache, IndexRef ref, uint64_t start, uint64_t end,
+               ScanOptions options)
+    : store_(store),
+      cache_(cache),
+      ref_(std::move(ref)),
+      start_(start),
+      end_(end),
+      options_(options) {
+  if (options_.prefetch == 0) options_.prefetch = 1;
+}
+
+Cursor::~Cursor() = default;  // futures from std::async join in their destructors
+
+Result<bool> Cursor::PushNextLeaf() {
+  while (!stack_.empty()) {
+    Frame& f = stack_.back();
+    if (f.next >= f.last) {
+      stack_.pop_back();
+      continue;
+    }
+    const PagePtr node_page = f.page;  // keep alive across push_back below
+    const Node& node = node_page->node();
+    const size_t i = f.next++;
+    const ChildBounds b = internal::ChildBoundsOf(node, i, f.hi);
+    const ObjectId id = node.children[i];
+    if (node.level == 1) {
+      Store* store = store_;
+      PageCache* cache = cache_;
+      auto policy = options_.prefetch > 1 ? std::launch::async : std::launch::deferred;
+      pending_.push_back(Pending{id, b, std::async(policy, [store, cache, id]() {
+                                   return internal::Fetch(*store, cache, id, nullptr);
+                                 })});
+      return true;
+    }
+    ASSIGN_OR_RETURN(PagePtr child, internal::Fetch(*store_, cache_, id, nullptr));
+    RETURN_IF_ERROR(CheckChild(*child, id, b));
+    const Node& cn = child->node();
+    Frame nf;
+    nf.next = cn.ChildFor(start_);
+    nf.last = static_cast<size_t>(std::lower_bound(cn.keys.begin(), cn.keys.end(), end_) -
+                                  cn.keys.begin());
+    nf.hi = b.hi;
+    nf.page = std::move(child);
+    stack_.push_back(std::move(nf));
+  }
+  return false;
+}
+
+Status Cursor::Fill() {
+  while (!exhausted_ && pending_.size() < options_.prefetch) {
+    ASSIGN_OR_RETURN(bool more, PushNextLeaf());
+    if (!more) exhausted_ = true;
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<LeafSpan>> Cursor::NextLeaf() {
+  if (!error_.ok()) return error_;
+  if (done_) return std::optional<LeafSpan>();
+  if (!started_) {
+    started_ = true;
+    if (ref_.empty() || start_ >= end_) {
+      done_ = true;
+      return std::optional<LeafSpan>();
+    }
+    if (ref_.is_inline()) {
+      done_ = true;
+      const Leaf& leaf = *ref_.inline_leaf;
+      LeafSpan span{ref_.inline_leaf, leaf.LowerBound(start_), leaf.LowerBound(end_)};
+      if (span.begin >= span.end) return std::optional<LeafSpan>();
+      return std::optional<LeafSpan>(std::move(span));
+    }
+    if (ref_.height == 1) {
+      std::promise<Result<PagePtr>> ready;
+      ready.set_value(internal::Fetch(*store_, cache_, ref_.root, nullptr));
+      pending_.push_back(Pending{ref_.root, internal::RootBounds(ref_), ready.get_future()});
+      exhausted_ = true;
+    } else {
+      auto root = internal::Fetch(*store_, cache_, ref_.root, nullptr);
+      Status s = root.ok() ? CheckChild(**root, ref_.root, internal::RootBounds(ref_))
+                           : root.status();
+      if (!s.ok()) {
+        error_ = s;
+        return s;
+      }
+      const Node& node = (*root)->node();
+      Frame f;
+      f.next = node.ChildFor(start_);
+      f.last = static_cast<size_t>(std::lower_bound(node.keys.begin(), node.keys.end(), end_) -
+                                   node.keys.begin());
+      f.page = std::move(root).value();
+      stack_.push_back(std::move(f));
+    }
+  }
+  while (true) {
+    Status s = Fill();
+    if (!s.ok()) {
+      error_ = s;
+      return s;
+    }
+    if (pending_.empty()) {
+      done_ = true;
+      return std::optional<LeafSpan>();
+    }
+    Pending p = std::move(pending_.front());
+    pending_.pop_front();
+    Result<PagePtr> page = p.page.get();
+    s = page.ok() ? CheckChild(**page, p.id, p.bounds) : page.status();
+    if (!s.ok()) {
+      error_ = s;
+      return s;
+    }
+    PagePtr ptr = std::move(page).value();
+    std::shared_ptr<const Leaf> leaf(ptr, &ptr->leaf());
+    LeafSpan span{leaf, leaf->LowerBound(start_), leaf->LowerBound(end_)};
+    if (span.begin < span.end) return std::optional<LeafSpan>(std::move(span));
+  }
+}
+
+Result<std::optional<Entry>> Cursor::Next() {
+  while (true) {
+    if (current_.has_value() && current_->begin < current_->end) {
+      return std::optional<Entry>(current_->leaf->EntryAt(current_->begin++));
+    }
+    current_.reset();
+    ASSIGN_OR_RETURN(std::optional<LeafSpan> span, NextLeaf());
+    if (!span.has_value()) return std::optional<Entry>();
+    current_ = std::move(span);
+  }
+}
+
+// ---- Walks ----
+
+namespace {
+
+struct Walker {
+  Store& store;
+  PageCache* cache;
+  const PageVisitor* pages;
+  const SegmentVisitor* segments;
+  bool read_leaves;
+
+  Status VisitLeafSegments(const Leaf& leaf) {
+    if (segments == nullptr) return Status::Ok();
+    for (const LeafField& f : leaf.fields) {
+      for (const ObjectId& id : f.segments) RETURN_IF_ERROR((*segments)(f.name, id));
+    }
+    return Status::Ok();
+  }
+
+  // `page` has been read and checked against its bounds.
+  Status Below(const Page& page, std::optional<uint64_t> hi) {
+    if (page.is_leaf()) return VisitLeafSegments(page.leaf());
+    const Node& node = page.node();
+    std::vector<size_t> index;
+    std::vector<ObjectId> ids;
+    for (size_t i = 0; i < node.size(); ++i) {
+      bool descend = true;
+      if (pages != nullptr) {
+        ASSIGN_OR_RETURN(descend, (*pages)(node.children[i], node.level - 1));
+      }
+      if (!descend || (node.level == 1 && !read_leaves)) continue;
+      index.push_back(i);
+      ids.push_back(node.children[i]);
+    }
+    // Fetch a bounded batch of children at a time, so memory stays O(height * batch).
+    for (size_t k0 = 0; k0 < ids.size(); k0 += internal::kParallelReads) {
+      const size_t k1 = std::min(ids.size(), k0 + internal::kParallelReads);
+      std::vector<ObjectId> chunk(ids.begin() + k0, ids.begin() + k1);
+      ASSIGN_OR_RETURN(std::vector<PagePtr> children,
+                       internal::FetchMany(store, cache, chunk, nullptr));
+      for (size_t k = k0; k < k1; ++k) {
+        ChildBounds b = internal::ChildBoundsOf(node, index[k], hi);
+        RETURN_IF_ERROR(CheckChild(*children[k - k0], ids[k], b));
+        RETURN_IF_ERROR(Below(*children[k - k0], b.hi));
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status Run(const IndexRef& ref) {
+    if (ref.empty()) return Status::Ok();
+    if (ref.is_inline()) {
+      RETURN_IF_ERROR(ValidateLeaf(*ref.inline_leaf, "btree inline leaf"));
+      if (ref.inline_leaf->size() != ref.count || ref.count > kInlineMaxEntries || ref.height != 1) {
+        return Corrupt("btree inline leaf: count/height do not match the leaf");
+      }
+      return VisitLeafSegments(*ref.inline_leaf);
+    }
+    if (ref.height < 1 || ref.height > kMaxHeight) {
+      return Corrupt("btree index: height " + std::to_string(ref.height) + " out of range");
+    }
+    bool descend = true;
+    if (pages != nullptr) {
+      ASSIGN_OR_RETURN(descend, (*pages)(ref.root, ref.height - 1));
+    }
+    if (!descend || (ref.height == 1 && !read_leaves)) return Status::Ok();
+    ASSIGN_OR_RETURN(PagePtr root, internal::Fetch(store, cache, ref.root, nullptr));
+    RETURN_IF_ERROR(internal::CheckRoot(*root, ref));
+    return Below(*root, std::nullopt);
+  }
+};
+
+}  // namespace
+
+Status Tree::Verify() const {
+  Walker w{*store_, cache_, nullptr, nullptr, /*read_leaves=*/true};
+  return w.Run(ref_);
+}
+
+Status VisitPages(Store& store, PageCache* cache, const IndexRef& ref, const PageVisitor& visit) {
+  Walker w{store, cache, &visit, nullptr, /*read_leaves=*/false};
+  return w.Run(ref);
+}
+
+Status VisitSegments(Store& store, PageCache* cache, const IndexRef& ref,
+                     const SegmentVisitor& visit, const PageVisitor* filter) {
+  Walker w{store, cache, filter, &visit, /*read_leaves=*/true};
+  return w.Run(ref);
+}
+
+Result<bool> Contains(Store& store, PageCache* cache, const IndexRef& set, uint64_t anchor) {
+  return Tree(&store, cache, set).Contains(anchor);
+}
+
+}  // namespace dreamdb::btree

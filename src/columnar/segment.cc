@@ -1,0 +1,1031 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+//
+// Segment encoding, decoding and ranged reads (spec/12-segments.md).
+
+#include "src/columnar/segment.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "src/base/encoding.h"
+#include "src/cbor/cbor.h"
+
+namespace dreamdb::columnar {
+namespace {
+
+// ---- Layout rules (spec/12-segments.md §3, §4) ----
+
+enum BufId : int { kValidity, kValues, kOffsets, kData, kDictOffsets, kDictData, kNumBufIds };
+constexpr std::array<std::string_view, kNumBufIds> kBufNames = {
+    "validity", "values", "offsets", "data", "dict_offsets", "dict_data"};
+
+constexpr uint64_t kDataBlock = 65536;
+constexpr uint64_t kMinFixedBlock = 256;
+constexpr uint64_t kMaxFixedBlock = 65536;
+// Upper bound for any single buffer's length: far beyond any real segment (sums in a
+// 64 MiB header bound it anyway), low enough that offset arithmetic never overflows.
+constexpr uint64_t kMaxBufferBytes = uint64_t{1} << 56;
+
+bool IsVariable(FieldType t) { return t == FieldType::kString || t == FieldType::kBlob; }
+
+// Whole rows of `width` bytes, about 16 rows, clamped to [256, 65536] bytes; one row when
+// a row is larger than 65536 bytes.
+uint64_t FixedBlock(uint64_t width) {
+  uint64_t target = std::clamp<uint64_t>(width * 16, kMinFixedBlock, kMaxFixedBlock);
+  return std::max<uint64_t>(1, target / width) * width;
+}
+
+uint64_t Align8(uint64_t x) { return (x + 7) & ~uint64_t{7}; }
+
+uint64_t LoadU64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+uint32_t LoadU32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+void AppendU64(Bytes* out, uint64_t v) {
+  char b[8];
+  std::memcpy(b, &v, 8);
+  out->append(b, 8);
+}
+void AppendU32(Bytes* out, uint32_t v) {
+  char b[4];
+  std::memcpy(b, &v, 4);
+  out->append(b, 4);
+}
+
+std::string Sum16(ByteView bytes) {
+  auto digest = ObjectId::Of(bytes).digest();
+  return std::string(reinterpret_cast<const char*>(digest.data()), kSegmentSumBytes);
+}
+
+std::string TypeDescription(FieldType type, uint32_t dim, DType dtype,
+                            const std::vector<uint32_t>& shape) {
+  std::string out(FieldTypeName(type));
+  if (type == FieldType::kEmbedding) {
+    out += "(dim=" + std::to_string(dim) + ")";
+  } else if (type == FieldType::kArray) {
+    out += "(" + std::string(DTypeName(dtype)) + ", [";
+    for (size_t i = 0; i < shape.size(); ++i) {
+      if (i > 0) out += ",";
+      out += std::to_string(shape[i]);
+    }
+    out += "])";
+  }
+  return out;
+}
+
+// Buffers of a type, in layout order, validity excluded.
+std::vector<BufId> TypeBuffers(FieldType type) {
+  if (type == FieldType::kCategorical) return {kValues, kDictOffsets, kDictData};
+  if (IsVariable(type)) return {kOffsets, kData};
+  return {kValues};
+}
+
+// Bytes per row of the values buffer (categorical: u32 codes).
+uint64_t ValueWidth(const FieldSpec& f) {
+  return f.type == FieldType::kCategorical ? 4 : f.FixedWidth();
+}
+
+uint64_t BlockFor(BufId id, uint64_t value_width) {
+  switch (id) {
+    case kValidity:
+      return FixedBlock(1);
+    case kValues:
+      return FixedBlock(value_width);
+    case kOffsets:
+    case kDictOffsets:
+      return FixedBlock(8);
+    case kData:
+    case kDictData:
+    default:
+      return kDataBlock;
+  }
+}
+
+Status SegCorrupt(std::string message) { return Corrupt("segment: " + message); }
+
+// Validates the parts of a field spec that shape values, whatever its name.
+Status ValidateShape(const FieldSpec& f) {
+  FieldSpec copy = f;
+  copy.name = "f";
+  Schema tmp;
+  return tmp.Add(std::move(copy));
+}
+
+}  // namespace
+
+// ---- Parsed header ----
+
+struct BufferInfo {
+  BufId id;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint64_t block = 1;
+  std::string sums;
+
+  uint64_t num_blocks() const { return (length + block - 1) / block; }
+  uint64_t block_start(uint64_t b) const { return offset + b * block; }
+  uint64_t block_len(uint64_t b) const { return std::min(block, length - b * block); }
+};
+
+struct SegmentReader::Layout {
+  FieldSpec spec;  // type, dim, dtype, shape as stored
+  uint64_t rows = 0;
+  uint64_t header_end = 0;
+  uint64_t object_size = 0;
+  uint64_t width = 0;      // values buffer bytes per row (0 for string/blob)
+  uint64_t dict_size = 0;  // categorical entries
+  std::vector<BufferInfo> buffers;
+  std::array<int, kNumBufIds> index{};  // into buffers, -1 if absent
+
+  const BufferInfo* Find(BufId id) const {
+    return index[id] < 0 ? nullptr : &buffers[static_cast<size_t>(index[id])];
+  }
+};
+using Layout = SegmentReader::Layout;
+
+namespace {
+
+// "DDB" + three uppercase letters (the framed type) + two digits (its version):
+// spec/02-object-model.md §2.3.
+bool LooksFramed(ByteView magic) {
+  if (magic.size() != 8 || magic.substr(0, 3) != "DDB") return false;
+  for (size_t i = 3; i < 6; ++i) {
+    if (magic[i] < 'A' || magic[i] > 'Z') return false;
+  }
+  return magic[6] >= '0' && magic[6] <= '9' && magic[7] >= '0' && magic[7] <= '9';
+}
+
+// Checks the fixed prefix and returns the end of the header (28 + header_len).
+Result<uint64_t> ParsePrefix(ByteView bytes) {
+  if (bytes.size() < 8) {
+    return SegCorrupt("truncated: " + std::to_string(bytes.size()) +
+                      " bytes, a segment starts with a 28-byte prefix");
+  }
+  ByteView magic = bytes.substr(0, 8);
+  if (magic != kSegmentMagic) {
+    if (LooksFramed(magic) && magic.substr(0, 6) == "DDBSEG") {
+      if (magic.substr(6) > "01") {
+        return Unsupported("segment format " + Quote(magic) +
+                           " is newer than this build reads ('DDBSEG01')");
+      }
+      return SegCorrupt("bad magic " + Quote(magic) + " (expected 'DDBSEG01')");
+    }
+    if (LooksFramed(magic)) {
+      return Unsupported("framed object type " + Quote(magic) +
+                         " is unknown to this build (expected a segment, 'DDBSEG01')");
+    }
+    return SegCorrupt("bad magic " + Quote(magic) + " (expected 'DDBSEG01')");
+  }
+  if (bytes.size() < kSegmentPrefixBytes) {
+    return SegCorrupt("truncated: " + std::to_string(bytes.size()) +
+                      " bytes, a segment starts with a 28-byte prefix");
+  }
+  uint32_t header_len = LoadU32(bytes.data() + 8);
+  if (header_len == 0 || header_len > kSegmentMaxHeaderBytes) {
+    return SegCorrupt("header length " + std::to_string(header_len) + " is out of range (1.." +
+                      std::to_string(kSegmentMaxHeaderBytes) + ")");
+  }
+  return kSegmentPrefixBytes + header_len;
+}
+
+// Parses and checks the header. REQUIRES: bytes.size() >= ParsePrefix(bytes).
+Result<Layout> ParseLayout(ByteView bytes, const FieldSpec& field) {
+  ASSIGN_OR_RETURN(uint64_t header_end, ParsePrefix(bytes));
+  if (bytes.size() < header_end) {
+    return SegCorrupt("truncated header: have " + std::to_string(bytes.size()) +
+                      " bytes, the header ends at " + std::to_string(header_end));
+  }
+  ByteView header = bytes.substr(kSegmentPrefixBytes, header_end - kSegmentPrefixBytes);
+  if (Sum16(header) != bytes.substr(12, kSegmentSumBytes)) {
+    return SegCorrupt("header checksum mismatch");
+  }
+  cbor::DecodeLimits limits;
+  limits.max_depth = 4;
+  Result<cbor::Value> decoded = cbor::Decode(header, limits);
+  if (!decoded.ok()) return decoded.status().WithContext("segment header");
+  ASSIGN_OR_RETURN(const cbor::Map* m, decoded->AsMap("segment header"));
+
+  Layout L;
+  L.header_end = header_end;
+  L.index.fill(-1);
+
+  ASSIGN_OR_RETURN(const cbor::Value* kind_v, cbor::Require(*m, "kind"));
+  ASSIGN_OR_RETURN(std::string_view kind, kind_v->AsText("segment kind"));
+  if (kind != "dreamdb.segment") return SegCorrupt("kind is " + Quote(kind));
+  ASSIGN_OR_RETURN(const cbor::Value* format_v, cbor::Require(*m, "format"));
+  ASSIGN_OR_RETURN(uint64_t format, format_v->AsUInt("segment format"));
+  if (format != 1) {
+    return Unsupported("segment format " + std::to_string(format) + " (this build reads 1)");
+  }
+  ASSIGN_OR_RETURN(const cbor::Value* type_v, cbor::Require(*m, "type"));
+  ASSIGN_OR_RETURN(std::string_view type_name, type_v->AsText("segment type"));
+  {
+    Result<FieldType> t = ParseFieldType(type_name);
+    if (!t.ok()) return Unsupported("segment: " + t.status().message());
+    L.spec.type = *t;
+  }
+  ASSIGN_OR_RETURN(const cbor::Value* rows_v, cbor::Require(*m, "rows"));
+  ASSIGN_OR_RETURN(L.rows, rows_v->AsUInt("segment rows"));
+  if (L.rows > kSegmentMaxRows) {
+    return SegCorrupt("rows " + std::to_string(L.rows) + " exceeds " +
+                      std::to_string(kSegmentMaxRows));
+  }
+  if (L.spec.type == FieldType::kEmbedding) {
+    ASSIGN_OR_RETURN(const cbor::Value* v, cbor::Require(*m, "dim"));
+    ASSIGN_OR_RETURN(uint64_t dim, v->AsUInt("segment dim"));
+    if (dim > UINT32_MAX) return SegCorrupt("dim " + std::to_string(dim) + " is out of range");
+    L.spec.dim = static_cast<uint32_t>(dim);
+  } else if (L.spec.type == FieldType::kArray) {
+    ASSIGN_OR_RETURN(const cbor::Value* dv, cbor::Require(*m, "dtype"));
+    ASSIGN_OR_RETURN(std::string_view dtype, dv->AsText("segment dtype"));
+    Result<DType> d = ParseDType(dtype);
+    if (!d.ok()) return Unsupported("segment: " + d.status().message());
+    L.spec.dtype = *d;
+    ASSIGN_OR_RETURN(const cbor::Value* sv, cbor::Require(*m, "shape"));
+    ASSIGN_OR_RETURN(const cbor::Array* shape, sv->AsArray("segment shape"));
+    if (shape->size() > 64) return SegCorrupt("array rank " + std::to_string(shape->size()));
+    for (const cbor::Value& e : *shape) {
+      ASSIGN_OR_RETURN(uint64_t n, e.AsUInt("segment shape entry"));
+      if (n > UINT32_MAX) return SegCorrupt("shape entry " + std::to_string(n));
+      L.spec.shape.push_back(static_cast<uint32_t>(n));
+    }
+  }
+  // Unknown keys are ignored (spec/08-versioning.md §4.2); known keys that do not apply
+  // to the type are refused.
+  for (const auto& [key, v] : m->entries()) {
+    (void)v;
+    if ((key == "dim" && L.spec.type != FieldType::kEmbedding) ||
+        ((key == "dtype" || key == "shape") && L.spec.type != FieldType::kArray)) {
+      return SegCorrupt("header key " + Quote(key) + " does not apply to type " +
+                        std::string(FieldTypeName(L.spec.type)));
+    }
+  }
+  if (Status s = ValidateShape(L.spec); !s.ok()) return SegCorrupt(s.message());
+
+  // The segment must hold what the field expects.
+  if (L.spec.type != field.type ||
+      (field.type == FieldType::kEmbedding && L.spec.dim != field.dim) ||
+      (field.type == FieldType::kArray &&
+       (L.spec.dtype != field.dtype || L.spec.shape != field.shape))) {
+    return InvalidArgument(
+        "segment holds " + TypeDescription(L.spec.type, L.spec.dim, L.spec.dtype, L.spec.shape) +
+        " values but field " + Quote(field.name) + " is " +
+        TypeDescription(field.type, field.dim, field.dtype, field.shape));
+  }
+  L.width = ValueWidth(L.spec);
+
+  // Buffers.
+  ASSIGN_OR_RETURN(const cbor::Value* buffers_v, cbor::Require(*m, "buffers"));
+  ASSIGN_OR_RETURN(const cbor::Array* buffers, buffers_v->AsArray("segment buffers"));
+  std::vector<BufId> expected = TypeBuffers(L.spec.type);
+  if (buffers->size() == expected.size() + 1) {
+    expected.insert(expected.begin(), kValidity);
+  } else if (buffers->size() != expected.size()) {
+    return SegCorrupt("a " + std::string(FieldTypeName(L.spec.type)) + " segment has " +
+                      std::to_string(expected.size()) + " or " +
+                      std::to_string(expected.size() + 1) + " buffers, not " +
+                      std::to_string(buffers->size()));
+  }
+  uint64_t pos = header_end;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const BufId id = expected[i];
+    const std::string what = "segment buffer " + std::to_string(i);
+    ASSIGN_OR_RETURN(const cbor::Map* bm, (*buffers)[i].AsMap(what));
+    ASSIGN_OR_RETURN(const cbor::Value* name_v, cbor::Require(*bm, "name"));
+    ASSIGN_OR_RETURN(std::string_view name, name_v->AsText(what + " name"));
+    if (name != kBufNames[id]) {
+      return SegCorrupt("buffer " + std::to_string(i) + " is " + Quote(name) + ", expected " +
+                        Quote(kBufNames[id]));
+    }
+    BufferInfo b;
+    b.id = id;
+    ASSIGN_OR_RETURN(const cbor::Value* off_v, cbor::Require(*bm, "offset"));
+    ASSIGN_OR_RETURN(b.offset, off_v->AsUInt(what + " offset"));
+    ASSIGN_OR_RETURN(const cbor::Value* len_v, cbor::Require(*bm, "length"));
+    ASSIGN_OR_RETURN(b.length, len_v->AsUInt(what + " length"));
+    ASSIGN_OR_RETURN(const cbor::Value* block_v, cbor::Require(*bm, "block"));
+    ASSIGN_OR_RETURN(b.block, block_v->AsUInt(what + " block"));
+    ASSIGN_OR_RETURN(const cbor::Value* sums_v, cbor::Require(*bm, "sums"));
+    ASSIGN_OR_RETURN(std::string_view sums, sums_v->AsBytes(what + " sums"));
+    b.sums = std::string(sums);
+
+    const std::string bname = "buffer " + Quote(kBufNames[id]);
+    if (b.offset != Align8(pos)) {
+      return SegCorrupt(bname + " offset is " + std::to_string(b.offset) + ", expected " +
+                        std::to_string(Align8(pos)));
+    }
+    uint64_t want_len = 0;
+    bool fixed_len = true;
+    switch (id) {
+      case kValidity:
+        want_len = (L.rows + 7) / 8;
+        if (L.rows == 0) return SegCorrupt("validity buffer in a segment of 0 rows");
+        break;
+      case kValues:
+        want_len = L.rows * L.width;  // < 2^32 * 2^24: no overflow
+        break;
+      case kOffsets:
+        want_len = (L.rows + 1) * 8;
+        break;
+      case kDictOffsets:
+        fixed_len = false;
+        if (b.length < 8 || b.length % 8 != 0 || b.length / 8 - 1 > L.rows) {
+          return SegCorrupt(bname + " length " + std::to_string(b.length) +
+                            " is not 8 x (entries+1) with entries <= rows");
+        }
+        L.dict_size = b.length / 8 - 1;
+        break;
+      default:
+        fixed_len = false;
+        if (b.length > kMaxBufferBytes) return SegCorrupt(bname + " is too long");
+        break;
+    }
+    if (fixed_len && b.length != want_len) {
+      return SegCorrupt(bname + " length is " + std::to_string(b.length) + ", expected " +
+                        std::to_string(want_len) + " for " + std::to_string(L.rows) + " rows");
+    }
+    const uint64_t want_block = BlockFor(id, L.width);
+    if (b.block != want_block) {
+      return SegCorrupt(bname + " block size is " + std::to_string(b.block) + ", expected " +
+                        std::to_string(want_block));
+    }
+    if (b.sums.size() != b.num_blocks() * kSegmentSumBytes) {
+      return SegCorrupt(bname + " has " + std::to_string(b.sums.size()) +
+                        " bytes of sums, expected " +
+                        std::to_string(b.num_blocks() * kSegmentSumBytes));
+    }
+    pos = b.offset + b.length;
+    L.index[id] = static_cast<int>(L.buffers.size());
+    L.buffers.push_back(std::move(b));
+  }
+  L.object_size = pos;
+  return L;
+}
+
+Status VerifyBlock(const BufferInfo& b, uint64_t index, ByteView bytes) {
+  if (Sum16(bytes) != ByteView(b.sums).substr(index * kSegmentSumBytes, kSegmentSumBytes)) {
+    return SegCorrupt("checksum mismatch in buffer " + Quote(kBufNames[b.id]) + " block " +
+                      std::to_string(index) + " (object bytes " +
+                      std::to_string(b.block_start(index)) + ".." +
+                      std::to_string(b.block_start(index) + b.block_len(index)) + ")");
+  }
+  return Status::Ok();
+}
+
+// Offsets of a variable-width buffer pair: entries[0] == 0, non-decreasing, last == size.
+Status CheckOffsets(ByteView offsets, uint64_t data_size, std::string_view name) {
+  const uint64_t n = offsets.size() / 8;
+  uint64_t prev = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t o = LoadU64(offsets.data() + i * 8);
+    if ((i == 0 && o != 0) || o < prev) {
+      return SegCorrupt(std::string(name) + " entry " + std::to_string(i) + " is " +
+                        std::to_string(o) + " (must start at 0 and never decrease)");
+    }
+    prev = o;
+  }
+  if (prev != data_size) {
+    return SegCorrupt(std::string(name) + " end at " + std::to_string(prev) +
+                      " but the data has " + std::to_string(data_size) + " bytes");
+  }
+  return Status::Ok();
+}
+
+bool BitSet(ByteView bitmap, uint64_t i) {
+  return (static_cast<uint8_t>(bitmap[i / 8]) >> (i % 8)) & 1;
+}
+
+bool AllZero(ByteView bytes) {
+  return std::all_of(bytes.begin(), bytes.end(), [](char c) { return c == 0; });
+}
+
+// Builds the column from fully verified buffers, checking the canonical form.
+Result<Column> AssembleWhole(const Layout& L, const FieldSpec& field, ByteView whole) {
+  auto view = [&](BufId id) -> ByteView {
+    const BufferInfo* b = L.Find(id);
+    return b == nullptr ? ByteView() : whole.substr(b->offset, b->length);
+  };
+  ByteView validity = view(kValidity);
+  if (!validity.empty()) {
+    if (L.rows % 8 != 0 && (static_cast<uint8_t>(validity.back()) >> (L.rows % 8)) != 0) {
+      return SegCorrupt("validity bits past the last row are not zero");
+    }
+    bool any_null = false;
+    for (uint64_t r = 0; r < L.rows && !any_null; ++r) any_null = !BitSet(validity, r);
+    if (!any_null) return SegCorrupt("validity buffer present but no row is null");
+  }
+  auto valid = [&](uint64_t r) { return validity.empty() || BitSet(validity, r); };
+
+  switch (L.spec.type) {
+    case FieldType::kString:
+    case FieldType::kBlob: {
+      ByteView offsets = view(kOffsets);
+      ByteView data = view(kData);
+      RETURN_IF_ERROR(CheckOffsets(offsets, data.size(), "offsets"));
+      for (uint64_t r = 0; r < L.rows; ++r) {
+        if (!valid(r) && LoadU64(offsets.data() + r * 8) != LoadU64(offsets.data() + r * 8 + 8)) {
+          return SegCorrupt("null row " + std::to_string(r) + " has a non-empty value");
+        }
+      }
+      Result<Column> c = Column::FromBuffers(field, L.rows, std::string(validity), "",
+                                             std::string(offsets), std::string(data));
+      if (!c.ok()) return SegCorrupt(c.status().message());
+      return c;
+    }
+    case FieldType::kCategorical: {
+      ByteView codes = view(kValues);
+      ByteView dict_offsets = view(kDictOffsets);
+      ByteView dict_data = view(kDictData);
+      RETURN_IF_ERROR(CheckOffsets(dict_offsets, dict_data.size(), "dict_offsets"));
+      std::vector<ByteView> dict(L.dict_size);
+      std::unordered_set<ByteView> seen;
+      for (uint64_t i = 0; i < L.dict_size; ++i) {
+        uint64_t a = LoadU64(dict_offsets.data() + i * 8);
+        uint64_t b = LoadU64(dict_offsets.data() + i * 8 + 8);
+        dict[i] = dict_data.substr(a, b - a);
+        if (!seen.insert(dict[i]).second) {
+          return SegCorrupt("dictionary entry " + std::to_string(i) + " repeats an earlier one");
+        }
+      }
+      Bytes offsets;
+      offsets.reserve((L.rows + 1) * 8);
+      AppendU64(&offsets, 0);
+      Bytes data;
+      uint64_t next_new = 0;  // codes appear in first-occurrence order
+      for (uint64_t r = 0; r < L.rows; ++r) {
+        uint32_t code = LoadU32(codes.data() + r * 4);
+        if (!valid(r)) {
+          if (code != 0) return SegCorrupt("null row " + std::to_string(r) + " has code " +
+                                           std::to_string(code) + ", expected 0");
+        } else {
+          if (code > next_new || code >= L.dict_size) {
+            return SegCorrupt("row " + std::to_string(r) + " has code " + std::to_string(code) +
+                              " (dictionary of " + std::to_string(L.dict_size) +
+                              " entries in first-occurrence order expects <= " +
+                              std::to_string(next_new) + ")");
+          }
+          if (code == next_new) ++next_new;
+          data.append(dict[code]);
+        }
+        AppendU64(&offsets, data.size());
+      }
+      if (next_new != L.dict_size) {
+        return SegCorrupt("dictionary has " + std::to_string(L.dict_size) +
+                          " entries but rows use " + std::to_string(next_new));
+      }
+      Result<Column> c = Column::FromBuffers(field, L.rows, std::string(validity), "",
+                                             std::move(offsets), std::move(data));
+      if (!c.ok()) return SegCorrupt(c.status().message());
+      return c;
+    }
+    default: {
+      ByteView values = view(kValues);
+      if (L.spec.type == FieldType::kBool) {
+        for (uint64_t r = 0; r < L.rows; ++r) {
+          if (static_cast<uint8_t>(values[r]) > 1) {
+            return SegCorrupt("bool value at row " + std::to_string(r) + " is not 0 or 1");
+          }
+        }
+      }
+      if (!validity.empty()) {
+        for (uint64_t r = 0; r < L.rows; ++r) {
+          if (!valid(r) && !AllZero(values.substr(r * L.width, L.width))) {
+            return SegCorrupt("null row " + std::to_string(r) + " has a non-zero value");
+          }
+        }
+      }
+      Result<Column> c =
+          Column::FromBuffers(field, L.rows, std::string(validity), std::string(values), "", "");
+      if (!c.ok()) return SegCorrupt(c.status().message());
+      return c;
+    }
+  }
+}
+
+}  // namespace
+
+// ---- Encoding ----
+
+Result<Bytes> EncodeSegment(const Column& column) {
+  const FieldSpec& f = column.field();
+  if (Status s = ValidateShape(f); !s.ok()) {
+    return InvalidArgument("cannot encode column " + Quote(f.name) + ": " + s.message());
+  }
+  const uint64_t rows = column.length();
+  if (rows > kSegmentMaxRows) {
+    return InvalidArgument("column " + Quote(f.name) + " has " + std::to_string(rows) +
+                           " rows; a segment holds at most " + std::to_string(kSegmentMaxRows));
+  }
+  const uint64_t width = ValueWidth(f);
+  const bool has_nulls = column.NullCount() > 0;
+
+  // Canonical buffers (spec/12-segments.md §5): nulls hold zeros / empty values.
+  std::vector<std::pair<BufId, Bytes>> owned;
+  std::vector<std::pair<BufId, ByteView>> bufs;
+  auto add_owned = [&](BufId id, Bytes b) { owned.emplace_back(id, std::move(b)); };
+  if (has_nulls) {
+    Bytes v((rows + 7) / 8, '\0');
+    for (uint64_t r = 0; r < rows; ++r) {
+      if (column.IsValid(r)) v[r / 8] = static_cast<char>(v[r / 8] | (1u << (r % 8)));
+    }
+    add_owned(kValidity, std::move(v));
+  }
+  if (f.type == FieldType::kCategorical) {
+    Bytes codes;
+    codes.reserve(rows * 4);
+    Bytes dict_offsets;
+    AppendU64(&dict_offsets, 0);
+    Bytes dict_data;
+    std::unordered_map<std::string_view, uint32_t> dict;
+    for (uint64_t r = 0; r < rows; ++r) {
+      uint32_t code = 0;
+      if (column.IsValid(r)) {
+        std::string_view s = column.BytesAt(r);
+        auto [it, inserted] = dict.emplace(s, static_cast<uint32_t>(dict.size()));
+        if (inserted) {
+          dict_data.append(s);
+          AppendU64(&dict_offsets, dict_data.size());
+        }
+        code = it->second;
+      }
+      AppendU32(&codes, code);
+    }
+    add_owned(kValues, std::move(codes));
+    add_owned(kDictOffsets, std::move(dict_offsets));
+    add_owned(kDictData, std::move(dict_data));
+  } else if (IsVariable(f.type)) {
+    bool canonical = true;
+    for (uint64_t r = 0; r < rows && has_nulls && canonical; ++r) {
+      canonical = column.IsValid(r) || column.BytesAt(r).empty();
+    }
+    if (canonical) {
+      bufs.emplace_back(kOffsets, column.offsets());
+      bufs.emplace_back(kData, column.data());
+    } else {
+      Bytes offsets;
+      AppendU64(&offsets, 0);
+      Bytes data;
+      for (uint64_t r = 0; r < rows; ++r) {
+        if (column.IsValid(r)) data.append(column.BytesAt(r));
+        AppendU64(&offsets, data.size());
+      }
+      add_owned(kOffsets, std::move(offsets));
+      add_owned(kData, std::move(data));
+    }
+  } else {
+    bool canonical = true;
+    for (uint64_t r = 0; r < rows && has_nulls && canonical; ++r) {
+      canonical = column.IsValid(r) || AllZero(column.FixedAt(r));
+    }
+    if (canonical) {
+      bufs.emplace_back(kValues, column.values());
+    } else {
+      Bytes values(column.values());
+      for (uint64_t r = 0; r < rows; ++r) {
+        if (!column.IsValid(r)) std::memset(values.data() + r * width, 0, width);
+      }
+      add_owned(kValues, std::move(values));
+    }
+  }
+  for (const auto& [id, b] : owned) bufs.emplace_back(id, b);
+  std::sort(bufs.begin(), bufs.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  // Layout order is BufId order (spec/12-segments.md §3).
+
+  // Sums do not depend on where the buffers land.
+  std::vector<uint64_t> blocks;
+  std::vector<Bytes> sums;
+  for (const auto& [id, b] : bufs) {
+    uint64_t block = BlockFor(id, width);
+    Bytes s;
+    for (uint64_t off = 0; off < b.size(); off += block) s += Sum16(b.substr(off, block));
+    blocks.push_back(block);
+    sums.push_back(std::move(s));
+  }
+
+  // The header holds the buffer offsets, which depend on the header's length: iterate
+  // until the aligned end of the header is stable (lengths only grow, so this converges).
+  auto build_header = [&](uint64_t header_end) -> Result<Bytes> {
+    cbor::Map m;
+    m.Set("kind", cbor::Value::Text("dreamdb.segment"));
+    m.Set("format", cbor::Value::UInt(1));
+    m.Set("type", cbor::Value::Text(std::string(FieldTypeName(f.type))));
+    m.Set("rows", cbor::Value::UInt(rows));
+    if (f.type == FieldType::kEmbedding) m.Set("dim", cbor::Value::UInt(f.dim));
+    if (f.type == FieldType::kArray) {
+      m.Set("dtype", cbor::Value::Text(std::string(DTypeName(f.dtype))));
+      cbor::Array shape;
+      for (uint32_t d : f.shape) shape.push_back(cbor::Value::UInt(d));
+      m.Set("shape", cbor::Value::FromArray(std::move(shape)));
+    }
+    cbor::Array list;
+    uint64_t pos = header_end;
+    for (size_t i = 0; i < bufs.size(); ++i) {
+      uint64_t offset = Align8(pos);
+      cbor::Map bm;
+      bm.Set("name", cbor::Value::Text(std::string(kBufNames[bufs[i].first])));
+      bm.Set("offset", cbor::Value::UInt(offset));
+      bm.Set("length", cbor::Value::UInt(bufs[i].second.size()));
+      bm.Set("block", cbor::Value::UInt(blocks[i]));
+      bm.Set("sums", cbor::Value::Bytes(sums[i]));
+      list.push_back(cbor::Value::FromMap(std::move(bm)));
+      pos = offset + bufs[i].second.size();
+    }
+    m.Set("buffers", cbor::Value::FromArray(std::move(list)));
+    return cbor::Encode(cbor::Value::FromMap(std::move(m)));
+  };
+  uint64_t header_end = kSegmentPrefixBytes;
+  Bytes header;
+  for (int attempt = 0;; ++attempt) {
+    ASSIGN_OR_RETURN(header, build_header(header_end));
+    uint64_t end = kSegmentPrefixBytes + header.size();
+    if (Align8(end) == Align8(header_end)) {
+      header_end = end;
+      break;
+    }
+    if (attempt >= 16) return Internal("segment header layout did not converge");
+    header_end = end;
+  }
+  if (header.size() > kSegmentMaxHeaderBytes) {
+    return InvalidArgument("column " + Quote(f.name) + " needs a segment header of " +
+                           std::to_string(header.size()) + " bytes (limit " +
+                           std::to_string(kSegmentMaxHeaderBytes) + "): cut it into smaller segments");
+  }
+
+  Bytes out;
+  uint64_t total = header_end;
+  for (const auto& [id, b] : bufs) total = Align8(total) + b.size();
+  out.reserve(total);
+  out.append(kSegmentMagic);
+  AppendU32(&out, static_cast<uint32_t>(header.size()));
+  out.append(Sum16(header));
+  out.append(header);
+  for (const auto& [id, b] : bufs) {
+    out.append(Align8(out.size()) - out.size(), '\0');
+    out.append(b);
+  }
+  return out;
+}
+
+// ---- Whole-object decoding ----
+
+Result<Column> DecodeSegment(ByteView whole_object, const FieldSpec& field) {
+  ASSIGN_OR_RETURN(uint64_t header_end, ParsePrefix(whole_object));
+  if (whole_object.size() < header_end) {
+    return SegCorrupt("truncated: " + std::to_string(whole_object.size()) +
+                      " bytes, the header ends at " + std::to_string(header_end));
+  }
+  ASSIGN_OR_RETURN(Layout L, ParseLayout(whole_object, field));
+  if (whole_object.size() != L.object_size) {
+    return SegCorrupt("object has " + std::to_string(whole_object.size()) +
+                      " bytes, the header describes " + std::to_string(L.object_size));
+  }
+  uint64_t pos = L.header_end;
+  for (const BufferInfo& b : L.buffers) {
+    if (!AllZero(whole_object.substr(pos, b.offset - pos))) {
+      return SegCorrupt("padding before buffer " + Quote(kBufNames[b.id]) + " is not zero");
+    }
+    for (uint64_t i = 0; i < b.num_blocks(); ++i) {
+      RETURN_IF_ERROR(VerifyBlock(b, i, whole_object.substr(b.block_start(i), b.block_len(i))));
+    }
+    pos = b.offset + b.length;
+  }
+  return AssembleWhole(L, field, whole_object);
+}
+
+// ---- Ranged reads ----
+
+SegmentReader::SegmentReader(FetchRange fetch, FieldSpec field)
+    : fetch_(std::move(fetch)), field_(std::move(field)) {}
+SegmentReader::SegmentReader(SegmentReader&&) noexcept = default;
+SegmentReader& SegmentReader::operator=(SegmentReader&&) noexcept = default;
+SegmentReader::~SegmentReader() = default;
+
+uint64_t SegmentReader::rows() const { return layout_->rows; }
+uint64_t SegmentReader::object_size() const { return layout_->object_size; }
+
+Result<Bytes> SegmentReader::Fetch(uint64_t offset, uint64_t length) {
+  ++stats_.requests;
+  Result<Bytes> r = fetch_(offset, length);
+  if (!r.ok()) return r.status();
+  stats_.bytes_fetched += r->size();
+  if (r->size() != length) {
+    return SegCorrupt("object truncated: asked for bytes " + std::to_string(offset) + ".." +
+                      std::to_string(offset + length) + ", got " + std::to_string(r->size()));
+  }
+  return r;
+}
+
+Result<SegmentReader> SegmentReader::Open(FetchRange fetch, const FieldSpec& field) {
+  SegmentReader reader(std::move(fetch), field);
+  ++reader.stats_.requests;
+  Result<Bytes> first = reader.fetch_(0, kSegmentFirstFetchBytes);
+  if (!first.ok()) return first.status();
+  reader.stats_.bytes_fetched += first->size();
+  if (first->size() > kSegmentFirstFetchBytes) {
+    return SegCorrupt("storage returned " + std::to_string(first->size()) +
+                      " bytes for a range of " + std::to_string(kSegmentFirstFetchBytes));
+  }
+  reader.prefix_ = std::move(first).value();
+  const bool clipped = reader.prefix_.size() < kSegmentFirstFetchBytes;
+  ASSIGN_OR_RETURN(uint64_t header_end, ParsePrefix(reader.prefix_));
+  if (reader.prefix_.size() < header_end) {
+    if (clipped) {
+      return SegCorrupt("truncated: object has " + std::to_string(reader.prefix_.size()) +
+                        " bytes, the header ends at " + std::to_string(header_end));
+    }
+    ASSIGN_OR_RETURN(Bytes rest,
+                     reader.Fetch(reader.prefix_.size(), header_end - reader.prefix_.size()));
+    reader.prefix_ += rest;
+  }
+  ASSIGN_OR_RETURN(Layout L, ParseLayout(reader.prefix_, field));
+  if (reader.prefix_.size() > L.object_size ||
+      (clipped && reader.prefix_.size() != L.object_size)) {
+    return SegCorrupt("object has " + std::to_string(reader.prefix_.size()) +
+                      (clipped ? "" : " or more") + " bytes, the header describes " +
+                      std::to_string(L.object_size));
+  }
+  reader.layout_ = std::make_unique<Layout>(std::move(L));
+  return reader;
+}
+
+Result<Column> SegmentReader::ReadAll() {
+  Bytes whole = prefix_;
+  if (whole.size() < layout_->object_size) {
+    ASSIGN_OR_RETURN(Bytes rest, Fetch(whole.size(), layout_->object_size - whole.size()));
+    whole += rest;
+  }
+  return DecodeSegment(whole, field_);
+}
+
+namespace {
+
+// The bytes fetched during one ReadRows call. Windows may overlap (a fetched range may
+// repeat bytes of the prefix); every run of needed blocks lies inside one window.
+class Windows {
+ public:
+  void Add(uint64_t start, ByteView bytes) { windows_.emplace(start, bytes); }
+  void AddOwned(uint64_t start, Bytes bytes) {
+    storage_.push_back(std::move(bytes));
+    windows_.emplace(start, storage_.back());
+  }
+  // A view of [start, start+len) if one window holds it all.
+  const ByteView* Containing(uint64_t start, uint64_t len) const {
+    auto it = windows_.upper_bound(start);
+    while (it != windows_.begin()) {
+      --it;
+      if (it->first + it->second.size() >= start + len) return &it->second;
+    }
+    return nullptr;
+  }
+  Result<ByteView> Read(uint64_t start, uint64_t len) const {
+    if (len == 0) return ByteView();
+    auto it = windows_.upper_bound(start);
+    while (it != windows_.begin()) {
+      --it;
+      if (it->first + it->second.size() >= start + len) {
+        return it->second.substr(start - it->first, len);
+      }
+    }
+    return Internal("segment reader: bytes " + std::to_string(start) + ".." +
+                    std::to_string(start + len) + " were not fetched");
+  }
+
+ private:
+  std::multimap<uint64_t, ByteView> windows_;
+  std::deque<Bytes> storage_;
+};
+
+// Needed blocks per buffer: sorted, unique after Normalize().
+struct Need {
+  const BufferInfo* buffer;
+  std::vector<uint64_t> blocks;
+  // Adds the blocks holding buffer bytes [a, b) (b > a).
+  void AddBytes(uint64_t a, uint64_t b) {
+    for (uint64_t k = a / buffer->block; k <= (b - 1) / buffer->block; ++k) {
+      if (blocks.empty() || blocks.back() != k) blocks.push_back(k);
+    }
+  }
+  void Normalize() {
+    std::sort(blocks.begin(), blocks.end());
+    blocks.erase(std::unique(blocks.begin(), blocks.end()), blocks.end());
+  }
+};
+
+}  // namespace
+
+Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows) {
+  const Layout& L = *layout_;
+  for (size_t i = 0; i < sorted_rows.size(); ++i) {
+    if (sorted_rows[i] >= L.rows) {
+      return InvalidArgument("row " + std::to_string(sorted_rows[i]) + " is out of range (" +
+                             std::to_string(L.rows) + " rows)");
+    }
+    if (i > 0 && sorted_rows[i] < sorted_rows[i - 1]) {
+      return InvalidArgument("rows must be sorted: " + std::to_string(sorted_rows[i]) +
+                             " follows " + std::to_string(sorted_rows[i - 1]));
+    }
+  }
+  Column out(field_);
+  if (sorted_rows.empty()) return out;
+
+  Windows windows;
+  windows.Add(0, prefix_);
+
+  // Fetches the needed blocks (runs of adjacent blocks, coalesced) and verifies them.
+  auto fetch_blocks = [&](std::vector<Need>& needs) -> Status {
+    struct Run {
+      uint64_t start, end;
+    };
+    std::vector<Run> runs;
+    for (Need& n : needs) {
+      n.Normalize();
+      const BufferInfo& b = *n.buffer;
+      for (size_t i = 0; i < n.blocks.size();) {
+        size_t j = i;
+        while (j + 1 < n.blocks.size() && n.blocks[j + 1] == n.blocks[j] + 1) ++j;
+        uint64_t start = b.block_start(n.blocks[i]);
+        uint64_t end = b.block_start(n.blocks[j]) + b.block_len(n.blocks[j]);
+        if (windows.Containing(start, end - start) == nullptr) runs.push_back({start, end});
+        i = j + 1;
+      }
+    }
+    std::sort(runs.begin(), runs.end(), [](const Run& a, const Run& b) { return a.start < b.start; });
+    std::vector<Run> merged;
+    for (const Run& r : runs) {
+      if (!merged.empty()) {
+        Run& cur = merged.back();
+        if (r.start <= cur.end) {
+          cur.end = std::max(cur.end, r.end);
+          continue;
+        }
+        uint64_t gap = r.start - cur.end;
+        uint64_t merged_size = std::max(cur.end, r.end) - cur.start;
+        if (gap <= std::max<uint64_t>(4096, merged_size / 4)) {
+          cur.end = std::max(cur.end, r.end);
+          continue;
+        }
+      }
+      merged.push_back(r);
+    }
+    for (const Run& r : merged) {
+      ASSIGN_OR_RETURN(Bytes bytes, Fetch(r.start, r.end - r.start));
+      windows.AddOwned(r.start, std::move(bytes));
+    }
+    for (const Need& n : needs) {
+      for (uint64_t k : n.blocks) {
+        ASSIGN_OR_RETURN(ByteView block,
+                         windows.Read(n.buffer->block_start(k), n.buffer->block_len(k)));
+        RETURN_IF_ERROR(VerifyBlock(*n.buffer, k, block));
+      }
+    }
+    return Status::Ok();
+  };
+
+  // Phase 1: validity and the fixed-width entries of every row (values, codes or offsets).
+  const BufferInfo* validity = L.Find(kValidity);
+  const bool variable = IsVariable(L.spec.type);
+  const BufferInfo* first = L.Find(variable ? kOffsets : kValues);
+  const uint64_t entry = variable ? 8 : L.width;
+  {
+    std::vector<Need> needs;
+    if (validity != nullptr) {
+      Need n{validity, {}};
+      for (uint32_t r : sorted_rows) n.AddBytes(r / 8, r / 8 + 1);
+      needs.push_back(std::move(n));
+    }
+    Need n{first, {}};
+    for (uint32_t r : sorted_rows) n.AddBytes(r * entry, r * entry + (variable ? 16 : entry));
+    needs.push_back(std::move(n));
+    RETURN_IF_ERROR(fetch_blocks(needs));
+  }
+  std::vector<bool> valid(sorted_rows.size(), true);
+  if (validity != nullptr) {
+    for (size_t i = 0; i < sorted_rows.size(); ++i) {
+      uint32_t r = sorted_rows[i];
+      ASSIGN_OR_RETURN(ByteView byte, windows.Read(validity->offset + r / 8, 1));
+      valid[i] = BitSet(byte, r % 8);
+    }
+  }
+
+  if (!variable && L.spec.type != FieldType::kCategorical) {
+    for (size_t i = 0; i < sorted_rows.size(); ++i) {
+      uint32_t r = sorted_rows[i];
+      ASSIGN_OR_RETURN(ByteView v, windows.Read(first->offset + r * entry, entry));
+      if (!valid[i]) {
+        if (!AllZero(v)) return SegCorrupt("null row " + std::to_string(r) + " has a non-zero value");
+        out.AppendNull();
+        continue;
+      }
+      if (L.spec.type == FieldType::kBool && static_cast<uint8_t>(v[0]) > 1) {
+        return SegCorrupt("bool value at row " + std::to_string(r) + " is not 0 or 1");
+      }
+      out.AppendFixedBytes(v);
+    }
+    return out;
+  }
+
+  // Variable-width entries: [a, b) in `data` for entry `e` of `offsets` (both verified).
+  auto read_entry = [&](const BufferInfo* offsets, const BufferInfo* data, uint64_t e,
+                        std::string_view what) -> Result<std::pair<uint64_t, uint64_t>> {
+    ASSIGN_OR_RETURN(ByteView pair, windows.Read(offsets->offset + e * 8, 16));
+    uint64_t a = LoadU64(pair.data());
+    uint64_t b = LoadU64(pair.data() + 8);
+    if (a > b || b > data->length || (e == 0 && a != 0)) {
+      return SegCorrupt(std::string(what) + " entry " + std::to_string(e) + " spans " +
+                        std::to_string(a) + ".." + std::to_string(b) + " of a " +
+                        std::to_string(data->length) + "-byte buffer");
+    }
+    return std::make_pair(a, b);
+  };
+
+  if (variable) {
+    const BufferInfo* data = L.Find(kData);
+    std::vector<std::pair<uint64_t, uint64_t>> spans(sorted_rows.size());
+    Need n{data, {}};
+    for (size_t i = 0; i < sorted_rows.size(); ++i) {
+      ASSIGN_OR_RETURN(spans[i], read_entry(first, data, sorted_rows[i], "offsets"));
+      if (!valid[i] && spans[i].first != spans[i].second) {
+        return SegCorrupt("null row " + std::to_string(sorted_rows[i]) + " has a non-empty value");
+      }
+      if (spans[i].second > spans[i].first) n.AddBytes(spans[i].first, spans[i].second);
+    }
+    std::vector<Need> needs{std::move(n)};
+    RETURN_IF_ERROR(fetch_blocks(needs));
+    for (size_t i = 0; i < sorted_rows.size(); ++i) {
+      if (!valid[i]) {
+        out.AppendNull();
+        continue;
+      }
+      ASSIGN_OR_RETURN(ByteView v, windows.Read(data->offset + spans[i].first,
+                                                spans[i].second - spans[i].first));
+      out.AppendBytes(v);
+    }
+    return out;
+  }
+
+  // Categorical: codes, then the dictionary entries they use.
+  const BufferInfo* dict_offsets = L.Find(kDictOffsets);
+  const BufferInfo* dict_data = L.Find(kDictData);
+  std::vector<uint32_t> codes(sorted_rows.size());
+  for (size_t i = 0; i < sorted_rows.size(); ++i) {
+    uint32_t r = sorted_rows[i];
+    ASSIGN_OR_RETURN(ByteView v, windows.Read(first->offset + uint64_t{r} * 4, 4));
+    codes[i] = LoadU32(v.data());
+    if (!valid[i] ? codes[i] != 0 : codes[i] >= L.dict_size) {
+      return SegCorrupt("row " + std::to_string(r) + " has code " + std::to_string(codes[i]) +
+                        (valid[i] ? " past the dictionary of " + std::to_string(L.dict_size)
+                                  : std::string(" but is null (expected 0)")));
+    }
+  }
+  std::vector<uint32_t> used;
+  for (size_t i = 0; i < codes.size(); ++i) {
+    if (valid[i]) used.push_back(codes[i]);
+  }
+  std::sort(used.begin(), used.end());
+  used.erase(std::unique(used.begin(), used.end()), used.end());
+  {
+    Need n{dict_offsets, {}};
+    for (uint32_t c : used) n.AddBytes(uint64_t{c} * 8, uint64_t{c} * 8 + 16);
+    std::vector<Need> needs{std::move(n)};
+    RETURN_IF_ERROR(fetch_blocks(needs));
+  }
+  std::unordered_map<uint32_t, std::pair<uint64_t, uint64_t>> spans;
+  {
+    Need n{dict_data, {}};
+    for (uint32_t c : used) {
+      ASSIGN_OR_RETURN(auto span, read_entry(dict_offsets, dict_data, c, "dict_offsets"));
+      if (span.second > span.first) n.AddBytes(span.first, span.second);
+      spans.emplace(c, span);
+    }
+    std::vector<Need> needs{std::move(n)};
+    RETURN_IF_ERROR(fetch_blocks(needs));
+  }
+  for (size_t i = 0; i < sorted_rows.size(); ++i) {
+    if (!valid[i]) {
+      out.AppendNull();
+      continue;
+    }
+    auto [a, b] = spans.at(codes[i]);
+    ASSIGN_OR_RETURN(ByteView v, windows.Read(dict_data->offset + a, b - a));
+    out.AppendBytes(v);
+  }
+  return out;
+}
+
+}  // namespace dreamdb::columnar

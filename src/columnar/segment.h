@@ -1,0 +1,109 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+//
+// Segment objects: one field's values for the rows of one commit (spec/12-segments.md).
+//
+//   magic "DDBSEG01" | header_len u32 LE | header_sum (16) | header (canonical CBOR) |
+//   zero padding | buffers, each at an 8-byte aligned offset, separated by zero padding
+//
+// Every buffer is cut into checksum blocks (16-byte truncated BLAKE3 each, listed in the
+// header), so a reader can fetch any byte range widened to block boundaries and verify
+// every byte it uses without reading the whole object. The encoding is canonical: one
+// column has exactly one segment encoding, and the decoder accepts only that encoding.
+//
+// Thread safety: EncodeSegment/DecodeSegment are reentrant. A SegmentReader is not
+// thread-safe (it counts statistics); use one per thread. The FetchRange callback is
+// only called from the thread calling the reader.
+
+#ifndef DREAMDB_SRC_COLUMNAR_SEGMENT_H_
+#define DREAMDB_SRC_COLUMNAR_SEGMENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "dreamdb/column.h"
+#include "dreamdb/object_id.h"
+#include "dreamdb/schema.h"
+#include "dreamdb/status.h"
+
+namespace dreamdb::columnar {
+
+inline constexpr std::string_view kSegmentMagic = "DDBSEG01";
+// magic (8) + header_len (4) + header_sum (16).
+inline constexpr uint64_t kSegmentPrefixBytes = 28;
+inline constexpr uint64_t kSegmentMaxHeaderBytes = uint64_t{64} << 20;
+inline constexpr uint64_t kSegmentMaxRows = UINT32_MAX;
+inline constexpr uint64_t kSegmentSumBytes = 16;
+// Bytes a SegmentReader asks for first: the header of a typical segment fits, so opening
+// takes one request.
+inline constexpr uint64_t kSegmentFirstFetchBytes = 4096;
+
+// Encodes `column` as a segment. kInvalidArgument if the column cannot be stored (more
+// than kSegmentMaxRows rows, an invalid field spec, a header over the limit).
+Result<Bytes> EncodeSegment(const Column& column);
+
+// Decodes a whole segment object, verifying the magic, header sum, header, every block
+// sum, every size and offset, the padding and the canonical form. kCorrupt naming what is
+// wrong; kUnsupported for a newer segment format; kInvalidArgument when the segment's
+// type (or dim, dtype, shape) does not match `field`. The column is shaped for `field`.
+Result<Column> DecodeSegment(ByteView whole_object, const FieldSpec& field);
+
+// Returns bytes [offset, offset+length) of the segment object, clipped to the object's
+// end (like ObjectBackend::GetRange); errors are passed through to the reader's caller.
+using FetchRange = std::function<Result<Bytes>(uint64_t offset, uint64_t length)>;
+
+struct SegmentReadStats {
+  uint64_t requests = 0;       // FetchRange calls
+  uint64_t bytes_fetched = 0;  // bytes those calls returned
+};
+
+// Reads rows of a segment through ranged fetches. Open fetches the header (one request of
+// kSegmentFirstFetchBytes, a second one only for a longer header). ReadRows fetches only
+// the checksum blocks holding the requested rows (offsets first, then data, for
+// variable-width types; codes, then the dictionary entries they use, for categorical),
+// coalescing ranges whose gap is at most max(4 KiB, 25% of the merged range), and verifies
+// every block it uses. Movable, not copyable.
+class SegmentReader {
+ public:
+  // Fetches and verifies the header; see DecodeSegment for the error codes.
+  static Result<SegmentReader> Open(FetchRange fetch, const FieldSpec& field);
+
+  SegmentReader(SegmentReader&&) noexcept;
+  SegmentReader& operator=(SegmentReader&&) noexcept;
+  ~SegmentReader();
+
+  uint64_t rows() const;
+  // Bytes of the whole object, as the header describes it.
+  uint64_t object_size() const;
+  const FieldSpec& field() const { return field_; }
+
+  // The values of `sorted_rows` (ascending; repeats allowed), in that order.
+  // kInvalidArgument if a row is out of range or the list is not sorted.
+  Result<Column> ReadRows(const std::vector<uint32_t>& sorted_rows);
+  // Every row; fetches the rest of the object in one request and verifies it like
+  // DecodeSegment (including padding).
+  Result<Column> ReadAll();
+
+  // Cumulative over Open and every read.
+  const SegmentReadStats& stats() const { return stats_; }
+
+  struct Layout;  // parsed header (segment.cc)
+
+ private:
+  SegmentReader(FetchRange fetch, FieldSpec field);
+  Result<Bytes> Fetch(uint64_t offset, uint64_t length);
+
+  FetchRange fetch_;
+  FieldSpec field_;
+  std::unique_ptr<Layout> layout_;
+  Bytes prefix_;  // object bytes [0, prefix_.size()) fetched by Open
+  SegmentReadStats stats_;
+};
+
+}  // namespace dreamdb::columnar
+
+#endif  // DREAMDB_SRC_COLUMNAR_SEGMENT_H_

@@ -1,0 +1,805 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+// Dataset lifecycle and writes (spec/13-manifests.md, spec/14-semantics.md).
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <numeric>
+#include <queue>
+#include <random>
+#include <set>
+#include <thread>
+#include <unordered_set>
+
+#include "src/base/encoding.h"
+#include "src/columnar/segment.h"
+#include "src/dataset/dataset_impl.h"
+
+namespace dreamdb {
+
+using dataset::Manifest;
+
+namespace {
+
+constexpr uint32_t kMaxCommitAttempts = 64;
+// Target size of one segment object; larger columns are cut into several.
+constexpr uint64_t kSegmentTargetBytes = uint64_t{64} << 20;
+constexpr uint64_t kDefaultSegmentCacheBytes = uint64_t{128} << 20;
+constexpr size_t kDefaultPageCacheBytes = size_t{32} << 20;
+
+std::mt19937_64& Rng() {
+  thread_local std::mt19937_64 rng(std::random_device{}() ^
+                                   (static_cast<uint64_t>(getpid()) << 32) ^
+                                   std::hash<std::thread::id>{}(std::this_thread::get_id()));
+  return rng;
+}
+
+Bytes RandomBytes(size_t n) {
+  Bytes out(n, '\0');
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t r = Rng()();
+    std::memcpy(out.data() + i, &r, std::min<size_t>(8, n - i));
+  }
+  return out;
+}
+
+// Full jitter exponential backoff: uniform in [0, min(cap, base * 2^attempt)].
+void Backoff(uint32_t attempt) {
+  const uint64_t base_us = 500, cap_us = 200000;
+  uint64_t ceiling = std::min<uint64_t>(cap_us, base_us << std::min<uint32_t>(attempt, 16));
+  std::uniform_int_distribution<uint64_t> dist(0, ceiling);
+  std::this_thread::sleep_for(std::chrono::microseconds(dist(Rng())));
+}
+
+Status CheckColumnMatches(const FieldSpec& want, const Column& col) {
+  const FieldSpec& got = col.field();
+  if (got.type != want.type) {
+    return InvalidArgument("field " + Quote(want.name) + " is " +
+                           std::string(FieldTypeName(want.type)) + " but the column is " +
+                           std::string(FieldTypeName(got.type)));
+  }
+  if (want.type == FieldType::kEmbedding && got.dim != want.dim) {
+    return InvalidArgument("field " + Quote(want.name) + " has dim " + std::to_string(want.dim) +
+                           " but the column has dim " + std::to_string(got.dim));
+  }
+  if (want.type == FieldType::kArray && (got.dtype != want.dtype || got.shape != want.shape)) {
+    return InvalidArgument("field " + Quote(want.name) +
+                           ": the column's array dtype or shape differs from the schema's");
+  }
+  return Status::Ok();
+}
+
+// The rows of one written column: where each batch row landed.
+struct WrittenColumn {
+  std::string name;
+  std::vector<ObjectId> segments;
+  std::vector<uint32_t> seg;  // per batch row
+  std::vector<uint32_t> row;  // per batch row
+  std::vector<bool> valid;    // per batch row: the value is not null
+};
+
+// Cuts `col` into segments of about kSegmentTargetBytes, puts them in parallel.
+Result<WrittenColumn> WriteColumn(Store& store, const FieldSpec& spec, const Column& col,
+                                  uint64_t* objects_written) {
+  WrittenColumn out;
+  out.name = spec.name;
+  const uint64_t n = col.length();
+  uint64_t bytes_per_row = std::max<uint64_t>(1, col.ByteSize() / std::max<uint64_t>(1, n));
+  uint64_t rows_per_segment =
+      std::clamp<uint64_t>(kSegmentTargetBytes / bytes_per_row, 1, columnar::kSegmentMaxRows);
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (uint64_t b = 0; b < n; b += rows_per_segment) {
+    ranges.emplace_back(b, std::min(n, b + rows_per_segment));
+  }
+  std::vector<std::future<Result<ObjectId>>> puts;
+  for (auto [b, e] : ranges) {
+    auto work = [&store, &spec, &col, b = b, e = e]() -> Result<ObjectId> {
+      Column piece(spec);
+      const Column* src = &col;
+      if (b != 0 || e != col.length()) {
+        piece.AppendRange(col, b, e);
+        src = &piece;
+      }
+      ASSIGN_OR_RETURN(Bytes bytes, columnar::EncodeSegment(*src));
+      return store.Put(bytes);
+    };
+    puts.push_back(std::async(ranges.size() > 1 ? std::launch::async : std::launch::deferred,
+                              std::move(work)));
+  }
+  out.seg.resize(n);
+  out.row.resize(n);
+  out.valid.resize(n);
+  for (size_t i = 0; i < puts.size(); ++i) {
+    ASSIGN_OR_RETURN(ObjectId id, puts[i].get());
+    out.segments.push_back(id);
+    ++*objects_written;
+    for (uint64_t r = ranges[i].first; r < ranges[i].second; ++r) {
+      out.seg[r] = static_cast<uint32_t>(i);
+      out.row[r] = static_cast<uint32_t>(r - ranges[i].first);
+      out.valid[r] = col.IsValid(r);
+    }
+  }
+  return out;
+}
+
+Result<std::vector<uint64_t>> SortedUnique(std::vector<uint64_t> anchors, bool allow_dups) {
+  std::sort(anchors.begin(), anchors.end());
+  auto dup = std::adjacent_find(anchors.begin(), anchors.end());
+  if (dup != anchors.end()) {
+    if (!allow_dups) {
+      return InvalidArgument("anchor " + std::to_string(*dup) + " appears twice in the batch");
+    }
+    anchors.erase(std::unique(anchors.begin(), anchors.end()), anchors.end());
+  }
+  return anchors;
+}
+
+btree::IndexRef IndexOrEmpty(const cbor::Value& v) {
+  auto r = btree::IndexRefFromCbor(v, "manifest");
+  return r.ok() ? *r : btree::IndexRef::Empty();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+
+uint64_t NowNs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+std::string DefaultWriter() {
+  const char* user = getenv("USER");
+  char host[256] = {0};
+  if (gethostname(host, sizeof(host) - 1) != 0) std::strcpy(host, "localhost");
+  return std::string(user ? user : "user") + "@" + host + ":" + std::to_string(getpid());
+}
+
+CommitInfo InfoFromManifest(const ObjectId& id, const Manifest& m) {
+  CommitInfo info;
+  info.manifest = id;
+  info.parents = m.parents;
+  info.writer = m.writer;
+  info.message = m.message;
+  info.time_ns = m.time_ns;
+  info.count = m.count;
+  info.added = m.delta.added;
+  info.replaced = m.delta.replaced;
+  info.deleted = m.delta.deleted;
+  info.fields = m.delta.fields;
+  info.schema_version = m.schema.version();
+  return info;
+}
+
+DatasetImpl::DatasetImpl(std::shared_ptr<Store> store, std::string name, std::string branch)
+    : store_(std::move(store)),
+      name_(std::move(name)),
+      branch_(std::move(branch)),
+      pages_(std::make_shared<btree::PageCache>(kDefaultPageCacheBytes)),
+      segments_(std::make_shared<dataset::SegmentCache>(kDefaultSegmentCacheBytes)) {}
+
+Result<std::shared_ptr<const Version>> DatasetImpl::LoadVersion(const ObjectId& id) const {
+  auto bytes = store_->Get(id);
+  if (!bytes.ok()) {
+    return bytes.status().WithContext("manifest " + id.ToString() + " of dataset " +
+                                      Quote(name_));
+  }
+  auto m = dataset::DecodeManifest(*bytes);
+  if (!m.ok()) return m.status().WithContext("manifest " + id.ToString());
+  auto v = std::make_shared<Version>();
+  v->id = id;
+  v->manifest = std::move(*m);
+  ASSIGN_OR_RETURN(v->index, btree::IndexRefFromCbor(v->manifest.index,
+                                                     "manifest " + id.ToString() + " index"));
+  ASSIGN_OR_RETURN(v->tombstones,
+                   btree::IndexRefFromCbor(v->manifest.tombstones,
+                                           "manifest " + id.ToString() + " tombstones"));
+  return std::shared_ptr<const Version>(std::move(v));
+}
+
+Result<std::shared_ptr<const Version>> DatasetImpl::ReadHead() const {
+  auto ref = store_->ReadRef(dataset::BranchRef(name_, branch_));
+  if (!ref.ok()) {
+    if (ref.status().code() == StatusCode::kNotFound) {
+      return NotFound("branch " + Quote(branch_) + " of dataset " + Quote(name_) +
+                      " does not exist");
+    }
+    return ref.status();
+  }
+  return LoadVersion(ref->target);
+}
+
+std::shared_ptr<const Version> DatasetImpl::current() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return current_;
+}
+
+void DatasetImpl::set_current(std::shared_ptr<const Version> v) {
+  std::lock_guard<std::mutex> lock(mu_);
+  current_ = std::move(v);
+}
+
+Result<CommitInfo> DatasetImpl::Commit(const BuildFn& build, const CommitOptions& options) {
+  if (branch_.empty()) {
+    return PermissionDenied("dataset " + Quote(name_) +
+                            " is open read-only (at a snapshot or manifest); open a branch to write");
+  }
+  std::lock_guard<std::mutex> commit_lock(commit_mu_);
+  const std::string ref = dataset::BranchRef(name_, branch_);
+  std::shared_ptr<const Version> base = current();
+  for (uint32_t attempt = 1; attempt <= kMaxCommitAttempts; ++attempt) {
+    ASSIGN_OR_RETURN(Built built, build(*base, attempt));
+    Manifest& m = built.manifest;
+    m.genesis = base->manifest.genesis;
+    m.parents = {base->id};
+    m.writer = options.writer.empty() ? DefaultWriter() : options.writer;
+    m.message = options.message;
+    m.time_ns = std::max(NowNs(), base->manifest.time_ns + 1);
+    ASSIGN_OR_RETURN(Bytes bytes, dataset::EncodeManifest(m));
+    ASSIGN_OR_RETURN(ObjectId id, store_->Put(bytes));
+    Status s = store_->UpdateRef(ref, base->id, id);
+    if (s.ok()) {
+      auto v = std::make_shared<Version>();
+      v->id = id;
+      v->manifest = m;
+      ASSIGN_OR_RETURN(v->index, btree::IndexRefFromCbor(m.index, "new manifest index"));
+      ASSIGN_OR_RETURN(v->tombstones, btree::IndexRefFromCbor(m.tombstones, "new tombstones"));
+      set_current(v);
+      CommitInfo info = InfoFromManifest(id, m);
+      info.attempts = attempt;
+      info.objects_written = built.objects_written + 1;
+      return info;
+    }
+    if (s.code() != StatusCode::kConflict && s.code() != StatusCode::kUnavailable) return s;
+    // Another writer moved the branch (or the swap's outcome is unknown): re-read the head.
+    // If our manifest is the head, the swap did land and only its response was lost.
+    Backoff(attempt);
+    auto head_ref = store_->ReadRef(ref);
+    if (!head_ref.ok()) return head_ref.status();
+    if (head_ref->target == id) {
+      auto v = LoadVersion(id);
+      if (!v.ok()) return v.status();
+      set_current(*v);
+      CommitInfo info = InfoFromManifest(id, m);
+      info.attempts = attempt;
+      info.objects_written = built.objects_written + 1;
+      return info;
+    }
+    ASSIGN_OR_RETURN(base, LoadVersion(head_ref->target));
+    set_current(base);
+  }
+  return Unavailable("commit to branch " + Quote(branch_) + " of dataset " + Quote(name_) +
+                     " gave up after " + std::to_string(kMaxCommitAttempts) +
+                     " compare-and-swap attempts; retry later");
+}
+
+// ---------------------------------------------------------------------------------------
+
+Dataset::Dataset(std::unique_ptr<DatasetImpl> impl) : impl_(std::move(impl)) {}
+Dataset::~Dataset() = default;
+
+Result<std::unique_ptr<Dataset>> Dataset::Create(std::shared_ptr<Store> store,
+                                                 std::string_view name, const Schema& schema,
+                                                 const CommitOptions& options) {
+  RETURN_IF_ERROR(dataset::ValidateDatasetName(name));
+  if (schema.fields().empty()) {
+    return InvalidArgument("dataset " + Quote(name) + ": the schema has no fields");
+  }
+  dataset::Genesis g;
+  g.name = std::string(name);
+  g.nonce = RandomBytes(16);
+  g.time_ns = NowNs();
+  g.schema = schema;
+  ASSIGN_OR_RETURN(Bytes gbytes, dataset::EncodeGenesis(g));
+  ASSIGN_OR_RETURN(ObjectId gid, store->Put(gbytes));
+  Manifest m;
+  m.genesis = gid;
+  m.schema = schema;
+  m.index = btree::IndexRefToCbor(btree::IndexRef::Empty());
+  m.tombstones = btree::IndexRefToCbor(btree::IndexRef::Empty());
+  m.writer = options.writer.empty() ? DefaultWriter() : options.writer;
+  m.message = options.message.empty() ? "create" : options.message;
+  m.time_ns = g.time_ns;
+  for (const auto& f : schema.fields()) m.delta.fields.push_back(f.name);
+  ASSIGN_OR_RETURN(Bytes mbytes, dataset::EncodeManifest(m));
+  ASSIGN_OR_RETURN(ObjectId mid, store->Put(mbytes));
+  Status s = store->CreateRef(dataset::BranchRef(name, "main"), mid);
+  if (s.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExists("dataset " + Quote(name) + " already exists in " + store->uri());
+  }
+  RETURN_IF_ERROR(s);
+  auto impl = std::make_unique<DatasetImpl>(std::move(store), std::string(name), "main");
+  ASSIGN_OR_RETURN(auto v, impl->LoadVersion(mid));
+  impl->set_current(std::move(v));
+  return std::unique_ptr<Dataset>(new Dataset(std::move(impl)));
+}
+
+Result<std::unique_ptr<Dataset>> Dataset::Open(std::shared_ptr<Store> store,
+                                               std::string_view name, std::string_view branch) {
+  RETURN_IF_ERROR(dataset::ValidateDatasetName(name));
+  RETURN_IF_ERROR(dataset::ValidateBranchName(branch));
+  auto impl = std::make_unique<DatasetImpl>(store, std::string(name), std::string(branch));
+  auto v = impl->ReadHead();
+  if (!v.ok()) {
+    if (v.status().code() == StatusCode::kNotFound && branch == "main") {
+      bool any = false;
+      Status ls = store->ListRefs(std::string(name) + "/", [&](const RefValue&) {
+        any = true;
+        return false;
+      });
+      RETURN_IF_ERROR(ls);
+      if (!any) {
+        return NotFound("dataset " + Quote(name) + " does not exist in " + store->uri());
+      }
+    }
+    return v.status();
+  }
+  impl->set_current(std::move(*v));
+  return std::unique_ptr<Dataset>(new Dataset(std::move(impl)));
+}
+
+Result<std::unique_ptr<Dataset>> Dataset::OpenAt(std::shared_ptr<Store> store,
+                                                 std::string_view name, std::string_view at) {
+  RETURN_IF_ERROR(dataset::ValidateDatasetName(name));
+  if (at.empty()) return InvalidArgument("open-at: empty snapshot, branch or manifest id");
+  auto impl = std::make_unique<DatasetImpl>(store, std::string(name), "");
+  std::optional<ObjectId> target;
+  if (at.size() == ObjectId::kTextSize && at[0] == 'b') {
+    auto id = ObjectId::Parse(at);
+    if (id.ok()) target = *id;
+  }
+  std::string_view label = at;
+  bool branch_only = false;
+  if (at.starts_with("branch:")) {
+    label = at.substr(7);
+    branch_only = true;
+  }
+  if (!target && !branch_only && ValidateRefName(dataset::SnapshotRef(name, label)).ok()) {
+    auto ref = store->ReadRef(dataset::SnapshotRef(name, label));
+    if (ref.ok()) {
+      target = ref->target;
+    } else if (ref.status().code() != StatusCode::kNotFound) {
+      return ref.status();
+    }
+  }
+  if (!target && ValidateRefName(dataset::BranchRef(name, label)).ok()) {
+    auto ref = store->ReadRef(dataset::BranchRef(name, label));
+    if (ref.ok()) {
+      target = ref->target;
+    } else if (ref.status().code() != StatusCode::kNotFound) {
+      return ref.status();
+    }
+  }
+  if (!target) {
+    return NotFound("dataset " + Quote(name) + " has no snapshot, branch or manifest " +
+                    Quote(at));
+  }
+  ASSIGN_OR_RETURN(auto v, impl->LoadVersion(*target));
+  // A manifest id must belong to this dataset.
+  auto gbytes = store->Get(v->manifest.genesis);
+  if (!gbytes.ok()) return gbytes.status().WithContext("genesis of manifest " + target->ToString());
+  ASSIGN_OR_RETURN(dataset::Genesis g, dataset::DecodeGenesis(*gbytes));
+  if (g.name != name) {
+    return InvalidArgument("manifest " + target->ToString() + " belongs to dataset " +
+                           Quote(g.name) + ", not " + Quote(name));
+  }
+  impl->set_current(std::move(v));
+  return std::unique_ptr<Dataset>(new Dataset(std::move(impl)));
+}
+
+const std::string& Dataset::name() const { return impl_->name_; }
+const std::string& Dataset::branch() const { return impl_->branch_; }
+bool Dataset::read_only() const { return impl_->branch_.empty(); }
+ObjectId Dataset::head() const { return impl_->current()->id; }
+Schema Dataset::schema() const { return impl_->current()->manifest.schema; }
+uint64_t Dataset::Count() const { return impl_->current()->manifest.count; }
+std::map<std::string, std::string> Dataset::Meta() const {
+  return impl_->current()->manifest.meta;
+}
+ReadStats Dataset::read_stats() const { return impl_->stats(); }
+
+Status Dataset::Refresh() {
+  if (read_only()) return Status::Ok();
+  ASSIGN_OR_RETURN(auto v, impl_->ReadHead());
+  impl_->set_current(std::move(v));
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------
+// Writes
+
+namespace {
+
+// Applies rows to `base`: the core of AppendMany and AddLayer.
+// `require_existing`: every anchor must already be live (layers).
+Result<DatasetImpl::Built> BuildAppend(DatasetImpl& impl, const Version& base,
+                                       const Schema& schema, const std::vector<uint64_t>* given,
+                                       uint64_t num_rows,
+                                       const std::vector<WrittenColumn>& written,
+                                       bool require_existing) {
+  DatasetImpl::Built out;
+  const Manifest& bm = base.manifest;
+  for (const auto& w : written) {
+    if (schema.Find(w.name) == nullptr) {
+      return Conflict("field " + Quote(w.name) +
+                      " is no longer in the dataset's schema (dropped by a concurrent commit)");
+    }
+  }
+  // Anchors: given, or assigned from next_anchor.
+  std::vector<uint64_t> anchors;
+  if (given != nullptr && !given->empty()) {
+    anchors = *given;
+  } else {
+    if (bm.next_anchor > UINT64_MAX - num_rows) {
+      return InvalidArgument("cannot assign " + std::to_string(num_rows) +
+                             " anchors: the anchor space is exhausted");
+    }
+    anchors.resize(num_rows);
+    std::iota(anchors.begin(), anchors.end(), bm.next_anchor);
+  }
+  std::vector<uint32_t> order(num_rows);
+  std::iota(order.begin(), order.end(), 0u);
+  std::sort(order.begin(), order.end(),
+            [&](uint32_t a, uint32_t b) { return anchors[a] < anchors[b]; });
+  std::vector<uint64_t> sorted(num_rows);
+  for (uint64_t i = 0; i < num_rows; ++i) sorted[i] = anchors[order[i]];
+  for (uint64_t i = 1; i < num_rows; ++i) {
+    if (sorted[i] == sorted[i - 1]) {
+      return InvalidArgument("anchor " + std::to_string(sorted[i]) + " appears twice in the batch");
+    }
+  }
+  btree::Tree tree(&impl.store(), impl.pages(), base.index);
+  ASSIGN_OR_RETURN(auto existing, tree.LookupMany(sorted));
+  uint64_t added = 0;
+  for (uint64_t i = 0; i < num_rows; ++i) {
+    if (existing[i]) continue;
+    if (require_existing) {
+      return NotFound("anchor " + std::to_string(sorted[i]) + " is not in dataset " +
+                      Quote(impl.name_) + " (a layer only adds fields to existing records)");
+    }
+    ++added;
+  }
+  if (added > 0) {
+    for (const auto& f : schema.fields()) {
+      if (f.optional) continue;
+      bool present = std::any_of(written.begin(), written.end(),
+                                 [&](const WrittenColumn& w) { return w.name == f.name; });
+      if (!present) {
+        return InvalidArgument("required field " + Quote(f.name) +
+                               " is missing from the batch (it adds " + std::to_string(added) +
+                               " new records)");
+      }
+    }
+  }
+  btree::Batch batch;
+  batch.anchors = sorted;
+  for (const auto& w : written) {
+    btree::BatchField bf;
+    bf.name = w.name;
+    bf.segments = w.segments;
+    bf.seg.resize(num_rows);
+    bf.row.resize(num_rows);
+    for (uint64_t i = 0; i < num_rows; ++i) {
+      bf.seg[i] = w.seg[order[i]];
+      bf.row[i] = w.row[order[i]];
+    }
+    batch.fields.push_back(std::move(bf));
+  }
+  // Re-appended anchors that were deleted start from nothing: their rows carry only the
+  // new fields (deleted data never comes back).
+  btree::IndexRef tombs = base.tombstones;
+  btree::WriteStats ws;
+  if (!tombs.empty() && added > 0) {
+    std::vector<uint64_t> fresh;
+    for (uint64_t i = 0; i < num_rows; ++i) {
+      if (!existing[i]) fresh.push_back(sorted[i]);
+    }
+    uint64_t removed = 0;
+    ASSIGN_OR_RETURN(tombs, btree::RemoveAnchors(impl.store(), impl.pages(), tombs, fresh,
+                                                 &removed, &ws));
+  }
+  ASSIGN_OR_RETURN(btree::IndexRef index,
+                   btree::Upsert(impl.store(), impl.pages(), base.index, batch, &ws));
+  Manifest m;
+  m.schema = schema;
+  m.index = btree::IndexRefToCbor(index);
+  m.tombstones = btree::IndexRefToCbor(tombs);
+  m.count = bm.count + added;
+  uint64_t max_anchor = sorted.empty() ? 0 : sorted.back();
+  m.next_anchor = std::max(bm.next_anchor, max_anchor == UINT64_MAX ? UINT64_MAX : max_anchor + 1);
+  m.meta = bm.meta;
+  m.delta.added = added;
+  m.delta.replaced = num_rows - added;
+  for (const auto& w : written) m.delta.fields.push_back(w.name);
+  std::sort(m.delta.fields.begin(), m.delta.fields.end());
+  out.manifest = std::move(m);
+  out.objects_written = ws.pages_written;
+  return out;
+}
+
+}  // namespace
+
+Result<CommitInfo> Dataset::AppendMany(const Batch& batch, const CommitOptions& options) {
+  if (read_only()) {
+    return PermissionDenied("dataset " + Quote(name()) + " is open read-only");
+  }
+  const uint64_t n = batch.columns.empty() ? batch.anchors.size() : batch.columns[0].length();
+  if (n == 0) return InvalidArgument("append: the batch has no rows");
+  if (batch.columns.empty()) return InvalidArgument("append: the batch has no fields");
+  if (!batch.anchors.empty() && batch.anchors.size() != n) {
+    return InvalidArgument("append: " + std::to_string(batch.anchors.size()) + " anchors for " +
+                           std::to_string(n) + " rows");
+  }
+  Schema schema = impl_->current()->manifest.schema;
+  std::set<std::string> seen;
+  for (const auto& col : batch.columns) {
+    const std::string& fname = col.field().name;
+    const FieldSpec* spec = schema.Find(fname);
+    if (spec == nullptr) {
+      std::string known;
+      for (const auto& f : schema.fields()) known += (known.empty() ? "" : ", ") + f.name;
+      return InvalidArgument("append: unknown field " + Quote(fname) + " (the schema has: " +
+                             known + ")");
+    }
+    if (!seen.insert(fname).second) {
+      return InvalidArgument("append: field " + Quote(fname) + " appears twice in the batch");
+    }
+    if (col.length() != n) {
+      return InvalidArgument("append: column " + Quote(fname) + " has " +
+                             std::to_string(col.length()) + " rows, expected " +
+                             std::to_string(n));
+    }
+    RETURN_IF_ERROR(CheckColumnMatches(*spec, col));
+    if (!spec->optional && col.NullCount() > 0) {
+      return InvalidArgument("append: required field " + Quote(fname) + " has " +
+                             std::to_string(col.NullCount()) + " null values");
+    }
+    if (spec->type == FieldType::kFloat64 || spec->type == FieldType::kEmbedding) {
+      // NaN is a legal float; nothing to check. Infinite embeddings would poison search.
+    }
+  }
+  if (!batch.anchors.empty()) {
+    ASSIGN_OR_RETURN(auto check, SortedUnique(batch.anchors, false));
+    (void)check;
+  }
+  // Segments once (invariant 2).
+  uint64_t objects = 0;
+  std::vector<WrittenColumn> written;
+  for (const auto& col : batch.columns) {
+    ASSIGN_OR_RETURN(WrittenColumn w,
+                     WriteColumn(impl_->store(), *schema.Find(col.field().name), col, &objects));
+    written.push_back(std::move(w));
+  }
+  const std::vector<uint64_t>* given = batch.anchors.empty() ? nullptr : &batch.anchors;
+  auto result = impl_->Commit(
+      [&](const Version& base, uint32_t) -> Result<DatasetImpl::Built> {
+        return BuildAppend(*impl_, base, base.manifest.schema, given, n, written, false);
+      },
+      options);
+  if (result.ok()) result->objects_written += objects;
+  return result;
+}
+
+Result<CommitInfo> Dataset::Delete(const std::vector<uint64_t>& anchors,
+                                   const CommitOptions& options) {
+  if (anchors.empty()) return InvalidArgument("delete: no anchors given");
+  ASSIGN_OR_RETURN(std::vector<uint64_t> sorted, SortedUnique(anchors, true));
+  return impl_->Commit(
+      [&](const Version& base, uint32_t) -> Result<DatasetImpl::Built> {
+        DatasetImpl::Built out;
+        btree::Tree tree(&impl_->store(), impl_->pages(), base.index);
+        ASSIGN_OR_RETURN(auto found, tree.LookupMany(sorted));
+        std::vector<uint64_t> live;
+        for (size_t i = 0; i < sorted.size(); ++i) {
+          if (found[i]) live.push_back(sorted[i]);
+        }
+        btree::WriteStats ws;
+        btree::IndexRef index = base.index, tombs = base.tombstones;
+        if (!live.empty()) {
+          uint64_t removed = 0;
+          ASSIGN_OR_RETURN(index, btree::Remove(impl_->store(), impl_->pages(), base.index, live,
+                                                &removed, &ws));
+          ASSIGN_OR_RETURN(tombs, btree::InsertAnchors(impl_->store(), impl_->pages(),
+                                                       base.tombstones, live, &ws));
+        }
+        Manifest m = base.manifest;
+        m.index = btree::IndexRefToCbor(index);
+        m.tombstones = btree::IndexRefToCbor(tombs);
+        m.count = base.manifest.count - live.size();
+        m.delta = {};
+        m.delta.deleted = live.size();
+        out.manifest = std::move(m);
+        out.objects_written = ws.pages_written;
+        return out;
+      },
+      options);
+}
+
+Result<CommitInfo> Dataset::AddLayer(const FieldSpec& field, const std::vector<uint64_t>& anchors,
+                                     const Column& values, const CommitOptions& options) {
+  if (read_only()) return PermissionDenied("dataset " + Quote(name()) + " is open read-only");
+  if (anchors.size() != values.length()) {
+    return InvalidArgument("layer " + Quote(field.name) + ": " + std::to_string(anchors.size()) +
+                           " anchors for " + std::to_string(values.length()) + " values");
+  }
+  if (anchors.empty()) return InvalidArgument("layer " + Quote(field.name) + ": no anchors");
+  ASSIGN_OR_RETURN(auto check, SortedUnique(anchors, false));
+  (void)check;
+  FieldSpec spec = field;
+  spec.optional = true;  // existing records lack it
+  const Schema start = impl_->current()->manifest.schema;
+  if (const FieldSpec* existing = start.Find(spec.name)) {
+    if (existing->type != spec.type || existing->dim != spec.dim ||
+        existing->dtype != spec.dtype || existing->shape != spec.shape) {
+      return InvalidArgument("layer " + Quote(spec.name) +
+                             " exists with a different type; choose another name");
+    }
+    spec = *existing;
+  } else {
+    RETURN_IF_ERROR(start.WithAddedField(spec).status());
+  }
+  RETURN_IF_ERROR(CheckColumnMatches(spec, values));
+  uint64_t objects = 0;
+  ASSIGN_OR_RETURN(WrittenColumn w, WriteColumn(impl_->store(), spec, values, &objects));
+  std::vector<WrittenColumn> written{std::move(w)};
+  auto result = impl_->Commit(
+      [&](const Version& base, uint32_t) -> Result<DatasetImpl::Built> {
+        Schema schema = base.manifest.schema;
+        if (const FieldSpec* f = schema.Find(spec.name)) {
+          if (f->type != spec.type) {
+            return Conflict("field " + Quote(spec.name) +
+                            " was added concurrently with another type");
+          }
+        } else {
+          ASSIGN_OR_RETURN(schema, schema.WithAddedField(spec));
+        }
+        return BuildAppend(*impl_, base, schema, &anchors, anchors.size(), written, true);
+      },
+      options);
+  if (result.ok()) result->objects_written += objects;
+  return result;
+}
+
+Result<CommitInfo> Dataset::EvolveSchema(const Schema& next, const CommitOptions& options) {
+  const Schema from = impl_->current()->manifest.schema;
+  RETURN_IF_ERROR(from.CheckEvolution(next));
+  return impl_->Commit(
+      [&](const Version& base, uint32_t) -> Result<DatasetImpl::Built> {
+        if (!(base.manifest.schema == from)) {
+          return Conflict("the schema of dataset " + Quote(name()) +
+                          " changed concurrently (now version " +
+                          std::to_string(base.manifest.schema.version()) + "); re-read and retry");
+        }
+        DatasetImpl::Built out;
+        out.manifest = base.manifest;
+        out.manifest.schema = next;
+        out.manifest.delta = {};
+        for (const auto& f : next.fields()) {
+          if (from.Find(f.name) == nullptr) out.manifest.delta.fields.push_back(f.name);
+        }
+        return out;
+      },
+      options);
+}
+
+Result<CommitInfo> Dataset::SetMeta(const std::map<std::string, std::string>& meta,
+                                    const CommitOptions& options) {
+  for (const auto& [k, v] : meta) {
+    if (k.empty() || k.size() > 256) {
+      return InvalidArgument("metadata key " + Quote(k) + " must be 1..256 bytes");
+    }
+    if (v.size() > 65536) {
+      return InvalidArgument("metadata value for " + Quote(k) + " is over 64 KiB");
+    }
+  }
+  return impl_->Commit(
+      [&](const Version& base, uint32_t) -> Result<DatasetImpl::Built> {
+        DatasetImpl::Built out;
+        out.manifest = base.manifest;
+        out.manifest.delta = {};
+        for (const auto& [k, v] : meta) {
+          if (v.empty()) {
+            out.manifest.meta.erase(k);
+          } else {
+            out.manifest.meta[k] = v;
+          }
+        }
+        return out;
+      },
+      options);
+}
+
+Status Dataset::Snapshot(std::string_view label) {
+  std::string ref = dataset::SnapshotRef(name(), label);
+  Status valid = ValidateRefName(ref);
+  if (!valid.ok() || label.empty()) {
+    return InvalidArgument("snapshot label " + Quote(label) + " is not valid: " +
+                           (label.empty() ? std::string("empty") : valid.message()));
+  }
+  Status s = impl_->store().CreateRef(ref, head());
+  if (s.code() == StatusCode::kAlreadyExists) {
+    auto existing = impl_->store().ReadRef(ref);
+    return AlreadyExists("snapshot " + Quote(label) + " of dataset " + Quote(name()) +
+                         " already exists" +
+                         (existing.ok() ? " (at " + existing->target.ToString() + ")" : ""));
+  }
+  return s;
+}
+
+Status Dataset::Branch(std::string_view new_branch) {
+  RETURN_IF_ERROR(dataset::ValidateBranchName(new_branch));
+  Status s = impl_->store().CreateRef(dataset::BranchRef(name(), new_branch), head());
+  if (s.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExists("branch " + Quote(new_branch) + " of dataset " + Quote(name()) +
+                         " already exists");
+  }
+  return s;
+}
+
+Status Dataset::History(const std::function<bool(const CommitInfo&)>& visit,
+                        uint64_t limit) const {
+  // Newest first across the DAG: a max-heap on (time, id) with a visited set of manifests.
+  using Item = std::pair<uint64_t, ObjectId>;
+  std::priority_queue<Item> heap;
+  std::unordered_set<ObjectId> seen;
+  auto cur = impl_->current();
+  heap.emplace(cur->manifest.time_ns, cur->id);
+  seen.insert(cur->id);
+  uint64_t emitted = 0;
+  while (!heap.empty()) {
+    ObjectId id = heap.top().second;
+    heap.pop();
+    ASSIGN_OR_RETURN(auto v, impl_->LoadVersion(id));
+    if (!visit(InfoFromManifest(id, v->manifest))) return Status::Ok();
+    if (limit != 0 && ++emitted >= limit) return Status::Ok();
+    for (const auto& p : v->manifest.parents) {
+      if (!seen.insert(p).second) continue;
+      auto pv = impl_->LoadVersion(p);
+      if (!pv.ok()) return pv.status();
+      heap.emplace((*pv)->manifest.time_ns, p);
+    }
+  }
+  return Status::Ok();
+}
+
+Status Dataset::Diff(const ObjectId& other, const std::function<bool(const DiffEntry&)>& visit) const {
+  ASSIGN_OR_RETURN(auto ov, impl_->LoadVersion(other));
+  auto cur = impl_->current();
+  if (ov->manifest.genesis != cur->manifest.genesis) {
+    return InvalidArgument("manifest " + other.ToString() + " belongs to another dataset");
+  }
+  return btree::Diff(impl_->store(), impl_->pages(), cur->index, ov->index,
+                     [&](const btree::Change& c) {
+                       DiffEntry e;
+                       e.anchor = c.anchor;
+                       e.kind = c.kind == btree::ChangeKind::kAdded     ? DiffEntry::Kind::kAdded
+                                : c.kind == btree::ChangeKind::kRemoved ? DiffEntry::Kind::kRemoved
+                                                                         : DiffEntry::Kind::kChanged;
+                       e.fields = c.fields;
+                       return visit(e);
+                     });
+}
+
+Status ListDatasets(Store& store, const std::function<bool(std::string_view)>& visit) {
+  std::string last;
+  bool stop = false;
+  Status s = store.ListRefs("", [&](const RefValue& r) {
+    size_t pos = r.name.find("/branches/");
+    if (pos == std::string::npos) return true;
+    std::string name = r.name.substr(0, pos);
+    if (name == last || dataset::ValidateDatasetName(name).code() != StatusCode::kOk) return true;
+    last = name;
+    if (!visit(name)) {
+      stop = true;
+      return false;
+    }
+    return true;
+  });
+  (void)stop;
+  return s;
+}
+
+}  // namespace dreamdb

@@ -1,0 +1,108 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+//
+// The private state behind dreamdb::Dataset (include/dreamdb/dataset.h).
+//
+// Design notes — commits (spec/14-semantics.md §3)
+//
+// Definitions. The *head* of a branch is the manifest its ref points at. A *mutation* is
+// what a caller asks for (append, delete, evolve, meta); *building* a mutation on a base
+// manifest B produces a new manifest M with parents [B].
+//
+// Invariants.
+//  1. Every object a manifest references is put (and durable) before the manifest is put,
+//     and the manifest before the ref moves to it; so a ref never points at a missing
+//     object, whatever instant a process dies at.
+//  2. Segments are written once per mutation, before the first attempt; rebases reuse
+//     them and redo only index pages and the manifest (O(batch/512 + height) objects).
+//  3. A commit lands only through Store::UpdateRef(branch, B, M): of concurrent writers
+//     from the same B exactly one wins; the others rebuild on the new head.
+//  4. A mutation that cannot be rebuilt on the new head (its field was dropped, the schema
+//     it evolved from changed) fails with kConflict naming why; nothing else conflicts —
+//     appends and deletes of one anchor resolve newest-wins.
+//
+// States: Build(B) -> Put(M) -> UpdateRef(B->M) --ok--> landed
+//                                 `--conflict--> Backoff -> ReadHead -> Build(B')
+//
+// Thread safety: all mutable members are guarded by mu_; commits on one handle are
+// serialized by commit_mu_ (held across the attempt loop, never while mu_ is needed by
+// readers for long).
+
+#ifndef DREAMDB_SRC_DATASET_DATASET_IMPL_H_
+#define DREAMDB_SRC_DATASET_DATASET_IMPL_H_
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "dreamdb/dataset.h"
+#include "src/btree/btree.h"
+#include "src/dataset/manifest.h"
+#include "src/dataset/segment_cache.h"
+
+namespace dreamdb {
+
+// One loaded version of a dataset: a manifest and its decoded index references.
+struct Version {
+  ObjectId id;
+  dataset::Manifest manifest;
+  btree::IndexRef index;
+  btree::IndexRef tombstones;
+};
+
+class DatasetImpl {
+ public:
+  DatasetImpl(std::shared_ptr<Store> store, std::string name, std::string branch);
+
+  Result<std::shared_ptr<const Version>> LoadVersion(const ObjectId& id) const;
+  // Reads the branch ref and loads its manifest.
+  Result<std::shared_ptr<const Version>> ReadHead() const;
+  std::shared_ptr<const Version> current() const;
+  void set_current(std::shared_ptr<const Version> v);
+
+  // Builds a new manifest from a base version. `attempt` counts from 1.
+  struct Built {
+    dataset::Manifest manifest;
+    uint64_t objects_written = 0;
+  };
+  using BuildFn = std::function<Result<Built>(const Version& base, uint32_t attempt)>;
+  // The commit loop (design notes above).
+  Result<CommitInfo> Commit(const BuildFn& build, const CommitOptions& options);
+
+  Store& store() const { return *store_; }
+  btree::PageCache* pages() const { return pages_.get(); }
+  dataset::SegmentCache* segments() const { return segments_.get(); }
+
+  // Read statistics (requests and bytes fetched through this handle).
+  void CountFetch(uint64_t bytes) const {
+    requests_.fetch_add(1, std::memory_order_relaxed);
+    bytes_fetched_.fetch_add(bytes, std::memory_order_relaxed);
+  }
+  void CountHit() const { cache_hits_.fetch_add(1, std::memory_order_relaxed); }
+  ReadStats stats() const {
+    return ReadStats{requests_.load(), bytes_fetched_.load(), cache_hits_.load()};
+  }
+
+  const std::shared_ptr<Store> store_;
+  const std::string name_;
+  const std::string branch_;  // empty: read-only
+
+ private:
+  std::shared_ptr<btree::PageCache> pages_;
+  std::shared_ptr<dataset::SegmentCache> segments_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const Version> current_;  // guarded by mu_
+  std::mutex commit_mu_;
+  mutable std::atomic<uint64_t> requests_{0};
+  mutable std::atomic<uint64_t> bytes_fetched_{0};
+  mutable std::atomic<uint64_t> cache_hits_{0};
+};
+
+CommitInfo InfoFromManifest(const ObjectId& id, const dataset::Manifest& m);
+std::string DefaultWriter();
+uint64_t NowNs();
+
+}  // namespace dreamdb
+
+#endif  // DREAMDB_SRC_DATASET_DATASET_IMPL_H_

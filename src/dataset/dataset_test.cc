@@ -1,0 +1,536 @@
+#include "dreamdb/dataset.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "src/dataset/manifest.h"
+#include "src/store/testing/fault_injecting_backend.h"
+
+namespace dreamdb {
+namespace {
+
+Schema TestSchema() {
+  Schema s;
+  EXPECT_TRUE(s.AddInt64("label").ok());
+  EXPECT_TRUE(s.AddFloat64("score", /*optional=*/true).ok());
+  EXPECT_TRUE(s.AddString("caption", true).ok());
+  EXPECT_TRUE(s.AddEmbedding("emb", 4, true).ok());
+  EXPECT_TRUE(s.AddBlob("image", "image/png", true).ok());
+  return s;
+}
+
+std::shared_ptr<Store> MemStore() { return std::shared_ptr<Store>(*Store::Open("memory://")); }
+
+// n rows: label = base + i, score = i / 2, caption "c<i>", emb = [i, i+1, i+2, i+3].
+Batch MakeRows(const Schema& schema, uint64_t n, int64_t base = 0, bool with_anchors = false,
+               uint64_t anchor0 = 0) {
+  Batch b;
+  Column label(*schema.Find("label")), score(*schema.Find("score")),
+      caption(*schema.Find("caption")), emb(*schema.Find("emb"));
+  for (uint64_t i = 0; i < n; ++i) {
+    label.AppendInt64(base + static_cast<int64_t>(i));
+    score.AppendFloat64(static_cast<double>(i) / 2);
+    caption.AppendBytes("c" + std::to_string(base + static_cast<int64_t>(i)));
+    float v[4] = {float(i), float(i + 1), float(i + 2), float(i + 3)};
+    emb.AppendFloats(v);
+    if (with_anchors) b.anchors.push_back(anchor0 + i);
+  }
+  b.columns = {std::move(label), std::move(score), std::move(caption), std::move(emb)};
+  return b;
+}
+
+std::vector<Batch> ScanAll(const Dataset& ds, ScanOptions opts = {}) {
+  auto reader = ds.Scan(opts);
+  EXPECT_TRUE(reader.ok()) << reader.status().ToString();
+  std::vector<Batch> out;
+  while (true) {
+    auto b = (*reader)->Next();
+    EXPECT_TRUE(b.ok()) << b.status().ToString();
+    if (!b.ok() || !*b) break;
+    out.push_back(std::move(**b));
+  }
+  return out;
+}
+
+TEST(DatasetTest, CreateAppendScanTake) {
+  auto store = MemStore();
+  auto ds = Dataset::Create(store, "demo", TestSchema());
+  ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+  EXPECT_EQ((*ds)->Count(), 0u);
+  auto c = (*ds)->AppendMany(MakeRows((*ds)->schema(), 1000));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->added, 1000u);
+  EXPECT_EQ(c->count, 1000u);
+  EXPECT_EQ((*ds)->Count(), 1000u);
+
+  ScanOptions opts;
+  opts.batch_rows = 300;
+  auto batches = ScanAll(**ds, opts);
+  ASSERT_EQ(batches.size(), 4u);
+  uint64_t seen = 0;
+  for (const auto& b : batches) {
+    ASSERT_EQ(b.columns.size(), 5u);
+    for (uint64_t i = 0; i < b.num_rows(); ++i, ++seen) {
+      EXPECT_EQ(b.anchors[i], seen);
+      EXPECT_EQ(b.Find("label")->Int64At(i), static_cast<int64_t>(seen));
+      EXPECT_EQ(b.Find("caption")->BytesAt(i), "c" + std::to_string(seen));
+      EXPECT_EQ(b.Find("emb")->FloatsAt(i)[3], float(seen + 3));
+      EXPECT_FALSE(b.Find("image")->IsValid(i));
+    }
+  }
+  EXPECT_EQ(seen, 1000u);
+
+  auto t = (*ds)->Take({999, 3, 500}, {"caption", "label"});
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->columns.size(), 2u);
+  EXPECT_EQ(t->columns[0].BytesAt(0), "c999");
+  EXPECT_EQ(t->columns[1].Int64At(1), 3);
+  EXPECT_EQ(t->columns[1].Int64At(2), 500);
+
+  auto missing = (*ds)->Take({5, 5000}, {"label"});
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("5000"), std::string::npos);
+  std::vector<bool> found;
+  auto partial = (*ds)->Take({5, 5000}, {"label"}, true, &found);
+  ASSERT_TRUE(partial.ok());
+  EXPECT_TRUE(found[0]);
+  EXPECT_FALSE(found[1]);
+  EXPECT_FALSE(partial->columns[0].IsValid(1));
+}
+
+TEST(DatasetTest, ScanProjectionRangeAndLimit) {
+  auto store = MemStore();
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), 2000)).ok());
+  ScanOptions opts;
+  opts.fields = {"label"};
+  opts.start = 100;
+  opts.end = 1100;
+  opts.limit = 700;
+  auto batches = ScanAll(*ds, opts);
+  uint64_t n = 0;
+  for (const auto& b : batches) {
+    ASSERT_EQ(b.columns.size(), 1u);
+    for (uint64_t i = 0; i < b.num_rows(); ++i) EXPECT_EQ(b.anchors[i], 100 + n++);
+  }
+  EXPECT_EQ(n, 700u);
+  opts.fields = {"nope"};
+  auto bad = ds->Scan(opts);
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("'nope'"), std::string::npos);
+}
+
+TEST(DatasetTest, ProjectionFetchesOnlyRequestedFields) {
+  auto store = MemStore();
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  Batch b = MakeRows(ds->schema(), 500);
+  Column image(*ds->schema().Find("image"));
+  for (int i = 0; i < 500; ++i) image.AppendBytes(std::string(20000, static_cast<char>(i)));
+  b.columns.push_back(std::move(image));
+  ASSERT_TRUE(b.columns.back().length() == 500);
+  ASSERT_TRUE(ds->AppendMany(b).ok());
+  auto reopened = *Dataset::Open(store, "d");
+  ScanOptions opts;
+  opts.fields = {"label"};
+  auto batches = ScanAll(*reopened, opts);
+  ReadStats st = reopened->read_stats();
+  // 500 int64 labels = 4000 bytes; the 10 MB of images must not be fetched.
+  EXPECT_LT(st.bytes_fetched, 20000u) << st.bytes_fetched;
+}
+
+TEST(DatasetTest, TakeSmallFieldsFetchesLittleMoreThanReturned) {
+  auto store = MemStore();
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), 100000)).ok());
+  auto reopened = *Dataset::OpenAt(store, "d", "main");
+  std::vector<uint64_t> anchors;
+  for (uint64_t a = 20000; a < 40000; ++a) anchors.push_back(a);
+  auto t = reopened->Take(anchors, {"label"});
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ReadStats st = reopened->read_stats();
+  double returned = 8.0 * anchors.size();
+  EXPECT_LE(st.bytes_fetched, 1.5 * returned) << st.bytes_fetched << " fetched for " << returned;
+}
+
+TEST(DatasetTest, ReplaceKeepsOtherFieldsAndNewestWins) {
+  auto store = MemStore();
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), 10)).ok());
+  Batch upd;
+  upd.anchors = {2, 7};
+  Column label(*ds->schema().Find("label"));
+  label.AppendInt64(-2);
+  label.AppendInt64(-7);
+  upd.columns.push_back(std::move(label));
+  auto c = ds->AppendMany(upd);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->added, 0u);
+  EXPECT_EQ(c->replaced, 2u);
+  EXPECT_EQ(ds->Count(), 10u);
+  auto t = *ds->Take({2, 7, 3}, {"label", "caption"});
+  EXPECT_EQ(t.columns[0].Int64At(0), -2);
+  EXPECT_EQ(t.columns[0].Int64At(1), -7);
+  EXPECT_EQ(t.columns[0].Int64At(2), 3);
+  EXPECT_EQ(t.columns[1].BytesAt(0), "c2");  // untouched field kept
+}
+
+TEST(DatasetTest, DeleteTombstonesAndResurrectStartsEmpty) {
+  auto store = MemStore();
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), 100)).ok());
+  auto d = ds->Delete({5, 6, 7, 1000});
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->deleted, 3u);
+  EXPECT_EQ(ds->Count(), 97u);
+  uint64_t n = 0;
+  for (const auto& b : ScanAll(*ds)) {
+    for (uint64_t a : b.anchors) {
+      EXPECT_TRUE(a < 5 || a > 7);
+      ++n;
+    }
+  }
+  EXPECT_EQ(n, 97u);
+  EXPECT_EQ(ds->Take({6}, {"label"}).status().code(), StatusCode::kNotFound);
+  // Re-append anchor 6 with only a label: the old caption must not come back.
+  Batch again;
+  again.anchors = {6};
+  Column label(*ds->schema().Find("label"));
+  label.AppendInt64(66);
+  again.columns.push_back(std::move(label));
+  auto c = ds->AppendMany(again);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->added, 1u);
+  EXPECT_EQ(ds->Count(), 98u);
+  auto t = *ds->Take({6}, {"label", "caption"});
+  EXPECT_EQ(t.columns[0].Int64At(0), 66);
+  EXPECT_FALSE(t.columns[1].IsValid(0));
+}
+
+TEST(DatasetTest, SnapshotsBranchesAndOpenAt) {
+  auto store = MemStore();
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), 10)).ok());
+  ASSERT_TRUE(ds->Snapshot("v1").ok());
+  EXPECT_EQ(ds->Snapshot("v1").code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(ds->Snapshot("").code(), StatusCode::kInvalidArgument);
+  ASSERT_TRUE(ds->Branch("exp/a").ok());
+  EXPECT_EQ(ds->Branch("exp/a").code(), StatusCode::kAlreadyExists);
+  ObjectId v1 = ds->head();
+  ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), 5, 100)).ok());
+
+  auto snap = *Dataset::OpenAt(store, "d", "v1");
+  EXPECT_TRUE(snap->read_only());
+  EXPECT_EQ(snap->Count(), 10u);
+  EXPECT_EQ(snap->AppendMany(MakeRows(snap->schema(), 1)).status().code(),
+            StatusCode::kPermissionDenied);
+  auto by_id = *Dataset::OpenAt(store, "d", v1.ToString());
+  EXPECT_EQ(by_id->Count(), 10u);
+  auto branch = *Dataset::Open(store, "d", "exp/a");
+  EXPECT_EQ(branch->Count(), 10u);
+  ASSERT_TRUE(branch->AppendMany(MakeRows(branch->schema(), 3, 50)).ok());
+  EXPECT_EQ(branch->Count(), 13u);
+  EXPECT_EQ((*Dataset::Open(store, "d"))->Count(), 15u);
+
+  EXPECT_EQ(Dataset::OpenAt(store, "d", "nope").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(Dataset::Open(store, "zzz").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(Dataset::Open(store, "d", "nope").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(Dataset::Create(store, "d", TestSchema()).status().code(),
+            StatusCode::kAlreadyExists);
+  EXPECT_EQ(Dataset::Create(store, "../x", TestSchema()).status().code(),
+            StatusCode::kInvalidArgument);
+  auto other = *Dataset::Create(store, "other", TestSchema());
+  EXPECT_EQ(Dataset::OpenAt(store, "other", v1.ToString()).status().code(),
+            StatusCode::kInvalidArgument);
+  std::vector<std::string> names;
+  ASSERT_TRUE(ListDatasets(*store, [&](std::string_view n) {
+                names.emplace_back(n);
+                return true;
+              }).ok());
+  EXPECT_EQ(names, (std::vector<std::string>{"d", "other"}));
+}
+
+TEST(DatasetTest, HistoryAndDiff) {
+  auto store = MemStore();
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), 10), {.message = "first"}).ok());
+  ObjectId first = ds->head();
+  ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), 2, 0, true, 20), {.message = "second"}).ok());
+  ASSERT_TRUE(ds->Delete({3}).ok());
+  Batch upd;
+  upd.anchors = {4};
+  Column label(*ds->schema().Find("label"));
+  label.AppendInt64(44);
+  upd.columns.push_back(std::move(label));
+  ASSERT_TRUE(ds->AppendMany(upd).ok());
+
+  std::vector<CommitInfo> log;
+  ASSERT_TRUE(ds->History([&](const CommitInfo& c) {
+                log.push_back(c);
+                return true;
+              }).ok());
+  ASSERT_EQ(log.size(), 5u);  // create + 4 commits
+  EXPECT_EQ(log[2].message, "second");
+  EXPECT_EQ(log[2].added, 2u);
+  EXPECT_EQ(log[1].deleted, 1u);
+  EXPECT_EQ(log[4].message, "create");
+  EXPECT_TRUE(log[4].parents.empty());
+
+  auto old = *Dataset::OpenAt(store, "d", first.ToString());
+  std::map<uint64_t, DiffEntry::Kind> diff;
+  ASSERT_TRUE(old->Diff(ds->head(), [&](const DiffEntry& e) {
+                diff[e.anchor] = e.kind;
+                return true;
+              }).ok());
+  EXPECT_EQ(diff.size(), 4u);
+  EXPECT_EQ(diff[20], DiffEntry::Kind::kAdded);
+  EXPECT_EQ(diff[21], DiffEntry::Kind::kAdded);
+  EXPECT_EQ(diff[3], DiffEntry::Kind::kRemoved);
+  EXPECT_EQ(diff[4], DiffEntry::Kind::kChanged);
+}
+
+TEST(DatasetTest, LayersSchemaEvolutionAndMeta) {
+  auto store = MemStore();
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), 10)).ok());
+  FieldSpec pred{.name = "pred", .type = FieldType::kFloat64};
+  Column vals(pred);
+  for (int i = 0; i < 3; ++i) vals.AppendFloat64(i * 1.5);
+  auto c = ds->AddLayer(pred, {1, 2, 3}, vals);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(ds->schema().version(), 2u);
+  EXPECT_TRUE(ds->schema().Find("pred")->optional);
+  auto t = *ds->Take({0, 2}, {"pred"});
+  EXPECT_FALSE(t.columns[0].IsValid(0));
+  EXPECT_EQ(t.columns[0].Float64At(1), 1.5);
+  EXPECT_EQ(ds->AddLayer(pred, {99}, [&] {
+                Column one(pred);
+                one.AppendFloat64(1);
+                return one;
+              }()).status().code(),
+            StatusCode::kNotFound);
+
+  auto dropped = ds->schema().WithDroppedField("caption");
+  ASSERT_TRUE(dropped.ok());
+  ASSERT_TRUE(ds->EvolveSchema(*dropped).ok());
+  EXPECT_EQ(ds->schema().Find("caption"), nullptr);
+  EXPECT_EQ(ds->Take({1}, {"caption"}).status().code(), StatusCode::kInvalidArgument);
+
+  const Schema cur = ds->schema();
+  FieldSpec retyped = *cur.Find("label");
+  retyped.type = FieldType::kString;
+  Schema bad;
+  for (const auto& f : cur.fields()) {
+    ASSERT_TRUE(bad.Add(f.name == "label" ? retyped : f).ok());
+  }
+  bad.set_version(ds->schema().version() + 1);
+  EXPECT_EQ(ds->EvolveSchema(bad).status().code(), StatusCode::kInvalidArgument);
+
+  ASSERT_TRUE(ds->SetMeta({{"owner", "team-a"}}).ok());
+  EXPECT_EQ(ds->Meta().at("owner"), "team-a");
+  auto reopened = *Dataset::Open(store, "d");
+  EXPECT_EQ(reopened->Meta().at("owner"), "team-a");
+}
+
+TEST(DatasetTest, BadInputGivesClearErrors) {
+  auto store = MemStore();
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  Batch empty;
+  EXPECT_EQ(ds->AppendMany(empty).status().code(), StatusCode::kInvalidArgument);
+  // Missing required field for new records.
+  Batch b;
+  Column score(*ds->schema().Find("score"));
+  score.AppendFloat64(1);
+  b.columns.push_back(std::move(score));
+  auto r = ds->AppendMany(b);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("'label'"), std::string::npos) << r.status().ToString();
+  // Wrong embedding dimension.
+  Batch w = MakeRows(ds->schema(), 1);
+  FieldSpec e8{.name = "emb", .type = FieldType::kEmbedding, .optional = true, .dim = 8};
+  Column emb8(e8);
+  std::vector<float> v(8, 1.0f);
+  emb8.AppendFloats(v);
+  w.columns[3] = std::move(emb8);
+  r = ds->AppendMany(w);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("dim"), std::string::npos) << r.status().ToString();
+  // Duplicate anchors.
+  Batch dup = MakeRows(ds->schema(), 2, 0, true, 7);
+  dup.anchors[1] = 7;
+  EXPECT_EQ(ds->AppendMany(dup).status().code(), StatusCode::kInvalidArgument);
+  // Unknown field.
+  Batch unk = MakeRows(ds->schema(), 1);
+  FieldSpec zz{.name = "zz", .type = FieldType::kInt64};
+  Column zc(zz);
+  zc.AppendInt64(1);
+  unk.columns.push_back(std::move(zc));
+  r = ds->AppendMany(unk);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("'zz'"), std::string::npos);
+  EXPECT_EQ(ds->Count(), 0u);
+}
+
+TEST(DatasetTest, SmallCommitsWriteFewObjects) {
+  auto store = MemStore();
+  Schema s;
+  ASSERT_TRUE(s.AddInt64("x").ok());
+  auto ds = *Dataset::Create(store, "d", s);
+  uint64_t max_objects = 0;
+  for (int i = 0; i < 600; ++i) {
+    Batch b;
+    Column x(*s.Find("x"));
+    x.AppendInt64(i);
+    b.columns.push_back(std::move(x));
+    auto c = ds->AppendMany(b);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    if (i > 100) max_objects = std::max(max_objects, c->objects_written);
+  }
+  // One segment + the rightmost leaf and its ancestors + the manifest.
+  EXPECT_LE(max_objects, 5u);
+  EXPECT_EQ(ds->Count(), 600u);
+}
+
+void ConcurrentWriters(int writers, int commits) {
+  auto store = MemStore();
+  Schema s;
+  ASSERT_TRUE(s.AddInt64("x").ok());
+  ASSERT_TRUE(Dataset::Create(store, "d", s).ok());
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int w = 0; w < writers; ++w) {
+    threads.emplace_back([&, w] {
+      auto ds = Dataset::Open(store, "d");
+      if (!ds.ok()) {
+        ++failures;
+        return;
+      }
+      for (int i = 0; i < commits; ++i) {
+        Batch b;
+        Column x(*s.Find("x"));
+        x.AppendInt64(w * 100000 + i);
+        b.columns.push_back(std::move(x));
+        auto c = (*ds)->AppendMany(b);
+        if (!c.ok()) {
+          ADD_FAILURE() << c.status().ToString();
+          ++failures;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto ds = *Dataset::Open(store, "d");
+  EXPECT_EQ(ds->Count(), static_cast<uint64_t>(writers * commits));
+  std::set<int64_t> values;
+  for (const auto& b : ScanAll(*ds)) {
+    for (uint64_t i = 0; i < b.num_rows(); ++i) values.insert(b.columns[0].Int64At(i));
+  }
+  EXPECT_EQ(values.size(), static_cast<size_t>(writers * commits));
+}
+
+TEST(DatasetTest, EightWritersOnOneBranchAllLand) { ConcurrentWriters(8, 25); }
+
+TEST(DatasetTest, WriterSurvivesLostResponsesAndTransientFaults) {
+  std::shared_ptr<Store> mem(*Store::Open("memory://"));
+  auto fault = std::make_shared<FaultInjectingBackend>(
+      std::shared_ptr<ObjectBackend>(mem, &mem->object_backend()),
+      std::shared_ptr<RefBackend>(mem, &mem->ref_backend()));
+  std::shared_ptr<Store> store = Store::FromBackends("fault://", fault, fault);
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  fault->LoseResponseOfNthCall(1, FaultOp::kCompareAndSwap);
+  auto c = ds->AppendMany(MakeRows(ds->schema(), 10));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(ds->Count(), 10u);
+  fault->FailNthCall(1, StatusCode::kUnavailable, FaultOp::kCompareAndSwap);
+  c = ds->AppendMany(MakeRows(ds->schema(), 10, 10));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(ds->Count(), 20u);
+  auto report = Verify(*store, "d");
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->problems.empty());
+}
+
+TEST(DatasetTest, CrashAnywhereInACommitLeavesAValidDataset) {
+  // Crash after k mutating calls, for every k a commit makes: the branch must always point
+  // at an intact manifest with either the old or the new contents.
+  for (uint64_t k = 0; k < 12; ++k) {
+    std::shared_ptr<Store> mem(*Store::Open("memory://"));
+    auto fault = std::make_shared<FaultInjectingBackend>(
+        std::shared_ptr<ObjectBackend>(mem, &mem->object_backend()),
+        std::shared_ptr<RefBackend>(mem, &mem->ref_backend()));
+    std::shared_ptr<Store> store = Store::FromBackends("fault://", fault, fault);
+    auto ds = *Dataset::Create(store, "d", TestSchema());
+    ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), 100)).ok());
+    fault->CrashAfterMutations(k);
+    auto c = ds->AppendMany(MakeRows(ds->schema(), 700, 1000));
+    fault->Restart();
+    ASSERT_TRUE(fault->DropUnacknowledgedWrites().ok());
+    auto report = Verify(*store, "d");
+    ASSERT_TRUE(report.ok()) << report.status().ToString();
+    EXPECT_TRUE(report->problems.empty()) << "k=" << k << ": " << report->problems.front();
+    auto reopened = *Dataset::Open(store, "d");
+    uint64_t n = reopened->Count();
+    EXPECT_TRUE(n == 100 || n == 800) << n;
+    if (c.ok()) EXPECT_EQ(n, 800u);
+  }
+}
+
+TEST(DatasetTest, VerifyFindsCorruption) {
+  std::string dir = ::testing::TempDir() + "/dataset_verify_" + std::to_string(getpid());
+  std::shared_ptr<Store> store(*Store::Open("file://" + dir));
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), 100)).ok());
+  auto ok = Verify(*store);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_TRUE(ok->problems.empty());
+  EXPECT_GE(ok->objects, 6u);
+  // Flip a byte of one segment file behind the store's back.
+  std::vector<ObjectId> ids;
+  ASSERT_TRUE(store->ListObjects("", [&](const ObjectInfo& i) {
+                ids.push_back(i.id);
+                return true;
+              }).ok());
+  int corrupted = 0;
+  for (const auto& id : ids) {
+    Bytes b = *store->Get(id);
+    if (b.rfind("DDBSEG01", 0) != 0) continue;
+    std::string path = dir + "/objects/" + id.ShardPrefix() + "/" + id.ToString();
+    FILE* f = fopen(path.c_str(), "r+b");
+    ASSERT_NE(f, nullptr) << path;
+    fseek(f, static_cast<long>(b.size() - 1), SEEK_SET);
+    fputc(b.back() ^ 1, f);
+    fclose(f);
+    ++corrupted;
+    break;
+  }
+  ASSERT_EQ(corrupted, 1);
+  auto bad = Verify(*store);
+  ASSERT_TRUE(bad.ok());
+  ASSERT_EQ(bad->problems.size(), 1u);
+  EXPECT_NE(bad->problems[0].find("corrupt"), std::string::npos) << bad->problems[0];
+}
+
+TEST(DatasetTest, FileStoreRoundTrip) {
+  std::string dir = ::testing::TempDir() + "/dataset_file_" + std::to_string(getpid());
+  std::shared_ptr<Store> store(*Store::Open("file://" + dir));
+  {
+    auto ds = *Dataset::Create(store, "d", TestSchema());
+    ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), 3000)).ok());
+    ASSERT_TRUE(ds->Snapshot("s").ok());
+  }
+  std::shared_ptr<Store> again(*Store::Open("file://" + dir));
+  auto ds = *Dataset::OpenAt(again, "d", "s");
+  EXPECT_EQ(ds->Count(), 3000u);
+  auto t = *ds->Take({2999}, {"caption"});
+  EXPECT_EQ(t.columns[0].BytesAt(0), "c2999");
+  auto report = Verify(*again);
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->problems.empty());
+}
+
+}  // namespace
+}  // namespace dreamdb

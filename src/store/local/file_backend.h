@@ -1,0 +1,150 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+//
+// The file:// backend (spec/05-backend.md §file): objects and refs in a local directory.
+//
+//   <root>/dreamdb-store            "dreamdb-store 1\n": the layout version
+//   <root>/objects/<xx>/<id-text>   the object bytes; xx = ObjectId::ShardPrefix()
+//   <root>/refs/<encoded-name>      a ref file; '/' in the name encoded as '~'
+//   <root>/locks/<encoded-name>     the ref's lock file, flock(LOCK_EX)ed around changes
+//   <root>/tmp/                     temp files, renamed or linked into place
+//
+// Design notes (ref changes; spec/06-refs.md §file):
+//   Invariants:
+//     1. A file under objects/ or refs/ is complete: it appears only by rename() or link()
+//        of a temp file that was fully written and fsync()ed.
+//     2. A ref file changes only while its writer holds flock(LOCK_EX) on the lock file
+//        whose inode is currently linked at locks/<encoded-name>.
+//     3. OK is returned only after the directory holding the new entry was fsync()ed.
+//   Transitions (all under the lock of invariant 2):
+//     absent  --Create (link)-------------> present(t)
+//     present(e) --CompareAndSwap (rename)--> present(d)     kConflict if not at e
+//     present(e) --Delete (unlink)---------> absent          kConflict if not at e
+//   Readers take no lock: rename() replaces the file atomically, so a reader sees the old
+//   or the new ref file, never a mix. flock locks die with their process, so a kill -9
+//   never wedges a ref. A lock file is unlinked (while held) when its ref is deleted;
+//   LockRef re-checks after locking that it holds the inode still linked at the path.
+//
+// Thread safety: every method may be called concurrently from any thread and from any
+// number of processes sharing the directory (flock locks are per open file description,
+// so threads of one process exclude each other too).
+
+#ifndef DREAMDB_SRC_STORE_LOCAL_FILE_BACKEND_H_
+#define DREAMDB_SRC_STORE_LOCAL_FILE_BACKEND_H_
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <array>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "dreamdb/store.h"
+
+namespace dreamdb {
+
+struct FileBackendOptions {
+  // Test hook for fault injection: called before each system call the backend makes with
+  // the call's name ("open", "read", "write", "fsync", "close", "rename", "link",
+  // "unlink", "mkdir", "stat", "utime", "flock", "opendir") and the path involved. A nonzero
+  // return is taken as the call's errno and the call is not made; EINTR is retried
+  // (the hook is asked again), as a real EINTR would be.
+  std::function<int(std::string_view syscall, const std::string& path)> fault_hook;
+};
+
+class FileBackend final : public ObjectBackend, public RefBackend {
+ public:
+  // Opens the store rooted at `root` (absolute path), creating the directory and the
+  // layout if absent or empty. kInvalidArgument if `root` is not a directory or is a
+  // non-empty directory without the marker; kUnsupported for a newer layout version;
+  // kCorrupt for a malformed marker; kIoError for OS failures.
+  static Result<std::shared_ptr<FileBackend>> Open(const std::string& root,
+                                                   FileBackendOptions options = {});
+  ~FileBackend() override;
+  FileBackend(const FileBackend&) = delete;
+  FileBackend& operator=(const FileBackend&) = delete;
+
+  // ObjectBackend.
+  Status Put(const ObjectId& id, ByteView data) override;
+  Result<Bytes> Get(const ObjectId& id) override;
+  Result<Bytes> GetRange(const ObjectId& id, uint64_t offset, uint64_t length) override;
+  Result<ObjectInfo> Head(const ObjectId& id) override;
+  Status List(std::string_view shard_prefix, const ObjectVisitor& visit) override;
+  Status Delete(const ObjectId& id) override;
+
+  // RefBackend.
+  Result<RefValue> Read(std::string_view name) override;
+  Status Create(std::string_view name, const ObjectId& target) override;
+  Status CompareAndSwap(std::string_view name, const ObjectId& expected,
+                        const ObjectId& desired) override;
+  Status Delete(std::string_view name, const ObjectId& expected) override;
+  Status List(std::string_view prefix, const RefVisitor& visit) override;
+
+  const std::string& root() const { return root_; }
+  std::string ObjectPath(const ObjectId& id) const;
+  std::string RefPath(std::string_view name) const;
+
+  // '/' <-> '~' ('~' is not a legal ref-name character, so the mapping is reversible).
+  static std::string EncodeRefName(std::string_view name);
+  // nullopt unless `encoded` decodes to a valid ref name.
+  static std::optional<std::string> DecodeRefName(std::string_view encoded);
+  // The ref file format (spec/06-refs.md §file).
+  static std::string FormatRefFile(const ObjectId& target, std::string_view writer);
+  // Strict parse; kCorrupt naming the ref (and `path`) when malformed, kUnsupported for
+  // a newer format version.
+  static Result<ObjectId> ParseRefFile(std::string_view name, const std::string& path,
+                                       std::string_view content);
+  // 32 lowercase hex digits, random per process (regenerated in a forked child), written
+  // into every ref file this process writes.
+  static std::string WriterNonce();
+
+ private:
+  class RefLock;
+
+  FileBackend(std::string root, FileBackendOptions options);
+  Status Init();
+
+  // Fault hook: nonzero (and errno set) when the call must fail.
+  int Fault(const char* call, const std::string& path) const;
+  int SysOpen(const std::string& path, int flags, mode_t mode = 0) const;
+  int SysStat(const std::string& path, struct stat* st) const;
+  int SysFsync(int fd, const std::string& path) const;
+  int SysClose(int fd, const std::string& path) const;
+  int SysRename(const std::string& from, const std::string& to) const;
+  int SysLink(const std::string& from, const std::string& to) const;
+  int SysUnlink(const std::string& path) const;
+  int SysMkdir(const std::string& path) const;
+  int SysFlock(int fd, const std::string& path) const;
+  int SysUtimeNow(const std::string& path) const;
+  // pread/write: the byte count, or -1 with errno set.
+  int SysRead(int fd, const std::string& path, char* buf, size_t n, uint64_t offset) const;
+  int SysWrite(int fd, const std::string& path, const char* buf, size_t n) const;
+  template <typename F>
+  int Retry(const char* name, const std::string& path, F&& call) const;
+  Status ReadAll(int fd, const std::string& path, uint64_t offset, uint64_t length,
+                 Bytes* out) const;
+
+  // Writes `data` to a fresh file under tmp/ and fsyncs it; returns its path.
+  Result<std::string> WriteTemp(std::string_view kind, ByteView data) const;
+  // An fd of objects/<xx>, creating the directory if needed. Cached; never closed early.
+  Result<int> ShardDirFd(const std::string& shard);
+  Status FsyncDir(int fd, const std::string& path) const;
+
+  Status LockRef(const std::string& encoded, RefLock* lock) const;
+  Result<RefValue> ReadRef(std::string_view name) const;
+
+  const std::string root_;
+  const FileBackendOptions options_;
+  int root_fd_ = -1;
+  int objects_fd_ = -1;
+  int refs_fd_ = -1;
+  // objects/<xx> directory fds, -1 until first used; set once with compare-exchange.
+  std::array<std::atomic<int>, 256> shard_fds_;
+};
+
+}  // namespace dreamdb
+
+#endif  // DREAMDB_SRC_STORE_LOCAL_FILE_BACKEND_H_

@@ -1,0 +1,215 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+// Ref-name rules against the golden vectors in spec/vectors/refs/names.json.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "dreamdb/store.h"
+#include "src/base/encoding.h"
+
+namespace dreamdb {
+namespace {
+
+// A reader for the vector files' JSON subset: an array of flat objects whose values are
+// strings or booleans. Enough for golden vectors; fails loudly on anything else.
+class VectorReader {
+ public:
+  explicit VectorReader(std::string text) : s_(std::move(text)) {}
+
+  using Record = std::map<std::string, std::string>;  // booleans as "true" / "false"
+
+  bool ReadArray(std::vector<Record>* out) {
+    if (!Eat('[')) return false;
+    if (Peek() == ']') return Eat(']');
+    while (true) {
+      Record rec;
+      if (!ReadObject(&rec)) return false;
+      out->push_back(std::move(rec));
+      if (Peek() == ',') {
+        Eat(',');
+        continue;
+      }
+      return Eat(']');
+    }
+  }
+  std::string error() const { return "JSON error near byte " + std::to_string(i_); }
+
+ private:
+  void Skip() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t'))
+      ++i_;
+  }
+  char Peek() {
+    Skip();
+    return i_ < s_.size() ? s_[i_] : '\0';
+  }
+  bool Eat(char c) {
+    if (Peek() != c) return false;
+    ++i_;
+    return true;
+  }
+  bool ReadObject(Record* rec) {
+    if (!Eat('{')) return false;
+    if (Peek() == '}') return Eat('}');
+    while (true) {
+      std::string key, value;
+      if (!ReadString(&key) || !Eat(':')) return false;
+      char c = Peek();
+      if (c == '"') {
+        if (!ReadString(&value)) return false;
+      } else if (s_.compare(i_, 4, "true") == 0) {
+        value = "true", i_ += 4;
+      } else if (s_.compare(i_, 5, "false") == 0) {
+        value = "false", i_ += 5;
+      } else {
+        return false;
+      }
+      (*rec)[key] = value;
+      if (Peek() == ',') {
+        Eat(',');
+        continue;
+      }
+      return Eat('}');
+    }
+  }
+  bool ReadString(std::string* out) {
+    if (!Eat('"')) return false;
+    while (i_ < s_.size() && s_[i_] != '"') {
+      char c = s_[i_++];
+      if (c != '\\') {
+        out->push_back(c);
+        continue;
+      }
+      if (i_ >= s_.size()) return false;
+      char e = s_[i_++];
+      switch (e) {
+        case '"':
+        case '\\':
+        case '/':
+          out->push_back(e);
+          break;
+        case 'n':
+          out->push_back('\n');
+          break;
+        case 't':
+          out->push_back('\t');
+          break;
+        case 'r':
+          out->push_back('\r');
+          break;
+        case 'b':
+          out->push_back('\b');
+          break;
+        case 'f':
+          out->push_back('\f');
+          break;
+        case 'u': {
+          if (i_ + 4 > s_.size()) return false;
+          unsigned cp = static_cast<unsigned>(std::stoul(s_.substr(i_, 4), nullptr, 16));
+          i_ += 4;
+          if (cp >= 0xd800 && cp < 0xe000) return false;  // no surrogates in our vectors
+          if (cp < 0x80) {
+            out->push_back(static_cast<char>(cp));
+          } else if (cp < 0x800) {
+            out->push_back(static_cast<char>(0xc0 | (cp >> 6)));
+            out->push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+          } else {
+            out->push_back(static_cast<char>(0xe0 | (cp >> 12)));
+            out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
+            out->push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+          }
+          break;
+        }
+        default:
+          return false;
+      }
+    }
+    return Eat('"');
+  }
+
+  std::string s_;
+  size_t i_ = 0;
+};
+
+std::string SourceDir() {
+  const char* dir = std::getenv("DREAMDB_SOURCE_DIR");
+  return dir != nullptr ? dir : DREAMDB_SOURCE_DIR_FALLBACK;
+}
+
+// The phrase each rule's message contains (spec/06-refs.md §Names).
+const std::map<std::string, std::string>& RulePhrases() {
+  static const auto* phrases = new std::map<std::string, std::string>{
+      {"empty", "the name is empty"},     {"too_long", "the limit is 255 bytes"},
+      {"bad_char", "is not allowed"},     {"empty_segment", "empty segment"},
+      {"leading_dot", "starts with '.'"}, {"lock_suffix", "ends with '.lock'"},
+  };
+  return *phrases;
+}
+
+TEST(RefNameVectorsTest, MatchGoldenVectors) {
+  const std::string path = SourceDir() + "/spec/vectors/refs/names.json";
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << "cannot open " << path;
+  std::stringstream buf;
+  buf << in.rdbuf();
+  VectorReader reader(buf.str());
+  std::vector<VectorReader::Record> records;
+  ASSERT_TRUE(reader.ReadArray(&records)) << reader.error();
+  ASSERT_GE(records.size(), 40u);
+  std::map<std::string, int> rules_seen;
+  for (const auto& rec : records) {
+    ASSERT_EQ(rec.count("name") + rec.count("valid") + rec.count("snapshot") + rec.count("reason"),
+              4u);
+    const std::string& name = rec.at("name");
+    const bool valid = rec.at("valid") == "true";
+    Status st = ValidateRefName(name);
+    EXPECT_EQ(st.ok(), valid) << Quote(name) << ": " << st.ToString();
+    if (valid) {
+      EXPECT_EQ(IsSnapshotRef(name), rec.at("snapshot") == "true") << Quote(name);
+      EXPECT_EQ(rec.at("reason"), "");
+      continue;
+    }
+    const std::string& reason = rec.at("reason");
+    ++rules_seen[reason];
+    ASSERT_EQ(RulePhrases().count(reason), 1u) << "unknown rule " << reason;
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(st.message().find(RulePhrases().at(reason)), std::string::npos)
+        << Quote(name) << " should break rule " << reason << ": " << st.message();
+    EXPECT_EQ(st.message().rfind("invalid ref name " + Quote(name), 0), 0u) << st.message();
+  }
+  EXPECT_EQ(rules_seen.size(), RulePhrases().size()) << "every rule has a vector";
+}
+
+TEST(RefNameTest, MessagesNameTheProblem) {
+  EXPECT_EQ(ValidateRefName("a b").message(),
+            "invalid ref name 'a b': byte 1 (' ') is not allowed; names use A-Z a-z 0-9 . _ - "
+            "and '/' between segments");
+  EXPECT_EQ(ValidateRefName("a//b").message(),
+            "invalid ref name 'a//b': empty segment (the name starts or ends with '/' or "
+            "contains '//')");
+  EXPECT_EQ(ValidateRefName("x/.git").message(),
+            "invalid ref name 'x/.git': segment '.git' starts with '.'");
+  EXPECT_EQ(ValidateRefName("x/main.lock").message(),
+            "invalid ref name 'x/main.lock': segment 'main.lock' ends with '.lock'");
+  EXPECT_EQ(ValidateRefName("").message(), "invalid ref name '': the name is empty");
+  EXPECT_EQ(ValidateRefName("a\nb").message(),
+            "invalid ref name 'a\\x0ab': byte 1 ('\\x0a') is not allowed; names use A-Z a-z "
+            "0-9 . _ - and '/' between segments");
+}
+
+TEST(RefNameTest, SnapshotNeedsANonFinalSnapshotsSegment) {
+  EXPECT_TRUE(IsSnapshotRef("d/snapshots/v"));
+  EXPECT_TRUE(IsSnapshotRef("snapshots/v"));
+  EXPECT_FALSE(IsSnapshotRef("d/snapshots"));
+  EXPECT_FALSE(IsSnapshotRef("snapshots"));
+  EXPECT_FALSE(IsSnapshotRef("d/xsnapshots/v"));
+  EXPECT_FALSE(IsSnapshotRef("d/snapshotsx/v"));
+}
+
+}  // namespace
+}  // namespace dreamdb

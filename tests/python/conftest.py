@@ -1,0 +1,57 @@
+# Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+"""Shared fixtures for the Python-side tests (run by scripts/test.sh).
+
+Environment (all optional, scripts/test.sh sets them):
+  DREAMDB_SOURCE_DIR  repository root (default: two levels above this file)
+  DREAMDB_BIN         the `dreamdb` CLI to test (default: .venv/bin/dreamdb, then
+                      build/release/cli/dreamdb); tests that need it skip when absent
+"""
+
+import os
+import pathlib
+import shutil
+
+import pytest
+
+
+def _source_dir() -> pathlib.Path:
+    env = os.environ.get("DREAMDB_SOURCE_DIR")
+    if env:
+        return pathlib.Path(env).resolve()
+    return pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def source_dir() -> pathlib.Path:
+    """The repository root."""
+    return _source_dir()
+
+
+@pytest.fixture(scope="session")
+def vectors_dir(source_dir: pathlib.Path) -> pathlib.Path:
+    """spec/vectors: the golden vectors every implementation is checked against."""
+    return source_dir / "spec" / "vectors"
+
+
+@pytest.fixture(scope="session")
+def b3sum() -> str:
+    """Debian's b3sum, the independent BLAKE3 oracle (scripts/bootstrap.sh installs it)."""
+    path = shutil.which("b3sum")
+    if path is None:
+        pytest.fail("b3sum is not installed: run scripts/bootstrap.sh")
+    return path
+
+
+@pytest.fixture(scope="session")
+def dreamdb_bin(source_dir: pathlib.Path) -> str:
+    """Path of the dreamdb CLI; skips the test when none is built."""
+    env = os.environ.get("DREAMDB_BIN")
+    if env:
+        if not os.access(env, os.X_OK):
+            pytest.fail(f"DREAMDB_BIN={env!r} is not an executable file")
+        return env
+    for candidate in (source_dir / ".venv" / "bin" / "dreamdb",
+                      source_dir / "build" / "release" / "cli" / "dreamdb"):
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+    pytest.skip("no dreamdb CLI built (run scripts/build.sh or set DREAMDB_BIN)")
