@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
-"""Prints Markdown tables of medians from Google Benchmark JSON files.
+"""Prints Markdown tables of medians from Google Benchmark JSON files (GB/s = 1e9 B/s).
 
 Usage: bench/summarize.py hash_bench.json store_bench.json
 
@@ -31,15 +31,17 @@ def load(path: str) -> dict[str, dict]:
 
 
 def ns(b: dict) -> float:
+    """The measured time per operation: wall-clock for UseRealTime benchmarks, else CPU."""
     scale = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b.get("time_unit", "ns")]
-    return b["real_time"] * scale
+    real = b.get("run_name", b["name"]).endswith("/real_time")
+    return (b["real_time"] if real else b["cpu_time"]) * scale
 
 
 def fmt_time(t_ns: float) -> str:
     if t_ns >= 1e6:
         return f"{t_ns / 1e6:.2f} ms"
     if t_ns >= 1e3:
-        return f"{t_ns / 1e3:.2f} µs"
+        return f"{t_ns / 1e3:.1f} µs"
     return f"{t_ns:.0f} ns"
 
 
@@ -48,7 +50,9 @@ def fmt_rate(bps: float | None) -> str:
         return "—"
     if bps >= 1e9:
         return f"{bps / 1e9:.2f} GB/s"
-    return f"{bps / 1e6:.1f} MB/s"
+    if bps >= 1e6:
+        return f"{bps / 1e6:.1f} MB/s"
+    return f"{bps / 1e3:.1f} kB/s"
 
 
 def hash_table(rows: dict[str, dict]) -> None:
@@ -65,15 +69,16 @@ def hash_table(rows: dict[str, dict]) -> None:
 
 
 def store_table(rows: dict[str, dict]) -> None:
-    print("| Benchmark | time/op (wall) | ops/s | bytes/s | p50 | p99 |")
+    print("| Benchmark | time/op | ops/s | bytes/s | p50 (wall) | p99 (wall) |")
     print("|---|---|---|---|---|---|")
     for name, b in rows.items():
         if "error" in b:
             print(f"| {name} | error: {b['error']} | | | | |")
             continue
-        p50 = f"{b['p50_us']:.1f} µs" if "p50_us" in b else "—"
-        p99 = f"{b['p99_us']:.1f} µs" if "p99_us" in b else "—"
-        print(f"| {name} | {fmt_time(ns(b))} | {b.get('items_per_second', 0):,.0f} | "
+        p50 = fmt_time(b["p50_us"] * 1e3) if "p50_us" in b else "—"
+        p99 = fmt_time(b["p99_us"] * 1e3) if "p99_us" in b else "—"
+        label = name.removesuffix("/real_time")
+        print(f"| {label} | {fmt_time(ns(b))} | {b.get('items_per_second', 0):,.0f} | "
               f"{fmt_rate(b.get('bytes_per_second'))} | {p50} | {p99} |")
     print()
 

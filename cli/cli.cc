@@ -61,11 +61,12 @@ std::string Synopsis(const Command& c) {
 }
 
 void AppendRow(std::string* out, std::string_view left, std::string_view right) {
+  constexpr size_t kColumn = 24;  // matches kGlobalFlagsHelp
   std::string row = "  " + std::string(left);
-  if (row.size() < 22) {
-    row.resize(22, ' ');
+  if (row.size() < kColumn) {
+    row.resize(kColumn, ' ');
   } else {
-    row += "\n" + std::string(22, ' ');
+    row += "\n" + std::string(kColumn, ' ');
   }
   *out += row + std::string(right) + "\n";
 }
@@ -86,8 +87,8 @@ constexpr std::string_view kExitCodesHelp =
 std::string CommandList(std::string_view group) {
   std::string out;
   for (const auto& [path, command] : Registry::Get().commands()) {
-    if (!group.empty() && !(path.size() > group.size() && path.starts_with(group) &&
-                            path[group.size()] == ' ')) {
+    if (!group.empty() &&
+        !(path.size() > group.size() && path.starts_with(group) && path[group.size()] == ' ')) {
       continue;
     }
     AppendRow(&out, path, command.summary);
@@ -127,8 +128,8 @@ std::string TopHelp() {
 
 std::string GroupHelp(std::string_view group) {
   return "usage: dreamdb [--store URI] [--json] " + std::string(group) +
-         " <command> [<args>]\n\ncommands:\n" + CommandList(group) +
-         "\nRun 'dreamdb " + std::string(group) + " <command> --help' for details.\n";
+         " <command> [<args>]\n\ncommands:\n" + CommandList(group) + "\nRun 'dreamdb " +
+         std::string(group) + " <command> --help' for details.\n";
 }
 
 // ---- parsing ----
@@ -145,8 +146,9 @@ int UsageExit(bool json, std::string_view message, const Command* command,
     } else if (!group.empty()) {
       hint = GroupHelp(group);
     } else {
-      hint = "usage: dreamdb [--store URI] [--json] <command> [<args>]\n"
-             "Run 'dreamdb help' for the list of commands.\n";
+      hint =
+          "usage: dreamdb [--store URI] [--json] <command> [<args>]\n"
+          "Run 'dreamdb help' for the list of commands.\n";
     }
     WriteAll(stderr, hint);
   }
@@ -166,8 +168,7 @@ struct ParsedCommand {
 };
 
 // Parses the arguments after the command path. Returns a usage message on error.
-std::optional<std::string> ParseCommandArgs(const Command& c,
-                                            const std::vector<std::string>& args,
+std::optional<std::string> ParseCommandArgs(const Command& c, const std::vector<std::string>& args,
                                             size_t begin, GlobalOptions* global,
                                             ParsedCommand* parsed) {
   std::vector<std::string> words;
@@ -317,17 +318,28 @@ void AppendUtf8(std::string_view s, size_t* i, std::string* out) {
 
 int ExitCodeFor(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return 0;
-    case StatusCode::kInvalidArgument: return 3;
-    case StatusCode::kNotFound: return 4;
-    case StatusCode::kAlreadyExists: return 5;
-    case StatusCode::kConflict: return 6;
-    case StatusCode::kCorrupt: return 7;
-    case StatusCode::kUnavailable: return 8;
-    case StatusCode::kIoError: return 9;
-    case StatusCode::kUnsupported: return 10;
-    case StatusCode::kPermissionDenied: return 11;
-    case StatusCode::kInternal: return 1;
+    case StatusCode::kOk:
+      return 0;
+    case StatusCode::kInvalidArgument:
+      return 3;
+    case StatusCode::kNotFound:
+      return 4;
+    case StatusCode::kAlreadyExists:
+      return 5;
+    case StatusCode::kConflict:
+      return 6;
+    case StatusCode::kCorrupt:
+      return 7;
+    case StatusCode::kUnavailable:
+      return 8;
+    case StatusCode::kIoError:
+      return 9;
+    case StatusCode::kUnsupported:
+      return 10;
+    case StatusCode::kPermissionDenied:
+      return 11;
+    case StatusCode::kInternal:
+      return 1;
   }
   return 1;
 }
@@ -344,11 +356,21 @@ void AppendJsonString(std::string_view s, std::string* out) {
       continue;
     }
     switch (c) {
-      case '"': *out += "\\\""; break;
-      case '\\': *out += "\\\\"; break;
-      case '\n': *out += "\\n"; break;
-      case '\r': *out += "\\r"; break;
-      case '\t': *out += "\\t"; break;
+      case '"':
+        *out += "\\\"";
+        break;
+      case '\\':
+        *out += "\\\\";
+        break;
+      case '\n':
+        *out += "\\n";
+        break;
+      case '\r':
+        *out += "\\r";
+        break;
+      case '\t':
+        *out += "\\t";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           *out += "\\u00";
@@ -409,8 +431,7 @@ Registry& Registry::Get() {
 void Registry::Add(Command command) {
   std::string path(command.path);
   if (commands_.contains(path)) {
-    std::fprintf(stderr, "dreamdb: internal error: command '%s' registered twice\n",
-                 path.c_str());
+    std::fprintf(stderr, "dreamdb: internal error: command '%s' registered twice\n", path.c_str());
     std::abort();
   }
   commands_.emplace(std::move(path), std::move(command));
@@ -500,8 +521,7 @@ Result<ObjectId> ParseIdArg(std::string_view what, std::string_view text) {
 }
 
 Status ErrnoStatus(int err, std::string_view what, std::string_view path) {
-  std::string message =
-      std::string(what) + " " + Quote(path, 200) + ": " + std::strerror(err);
+  std::string message = std::string(what) + " " + Quote(path, 200) + ": " + std::strerror(err);
   switch (err) {
     case ENOENT:
     case ENOTDIR:
@@ -658,8 +678,7 @@ int Main(int argc, char** argv, const char* env_store) {
     return kExitOk;
   }
   if (j < args.size() && !IsFlagToken(args[j])) {
-    return UsageExit(global.json, "unknown command " + Quote(path + " " + args[j]), nullptr,
-                     path);
+    return UsageExit(global.json, "unknown command " + Quote(path + " " + args[j]), nullptr, path);
   }
   return UsageExit(global.json, "'dreamdb " + path + "' needs a subcommand", nullptr, path);
 }

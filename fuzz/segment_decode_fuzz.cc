@@ -161,7 +161,8 @@ void RunOne(const Bytes& input, const FieldSpec& spec) {
   Result<columnar::SegmentReader> reader = columnar::SegmentReader::Open(fetch, spec);
   if (!reader.ok()) {
     CheckCode(reader.status(), "SegmentReader::Open");
-    if (whole.ok()) Fail("Open refused a segment DecodeSegment accepts", reader.status().ToString());
+    if (whole.ok())
+      Fail("Open refused a segment DecodeSegment accepts", reader.status().ToString());
     return;
   }
   const uint64_t rows = reader->rows();

@@ -24,8 +24,10 @@ const Registrar kRegistrar({
     .path = "help",
     .summary = "Show help for a command",
     .description = "Help is text even with --json.",
-    .positionals = {{.name = "COMMAND", .help = "command words, e.g. 'object put'",
-                     .optional = true, .repeated = true}},
+    .positionals = {{.name = "COMMAND",
+                     .help = "command words, e.g. 'object put'",
+                     .optional = true,
+                     .repeated = true}},
     .run = Run,
 });
 

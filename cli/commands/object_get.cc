@@ -18,10 +18,8 @@ Status Run(Invocation& inv) {
   if (to_stdout) return inv.WriteStdout(data);
   RETURN_IF_ERROR(WriteOutput(std::string(*output), data));
   if (inv.json()) {
-    inv.PrintJson(JsonObject()
-                      .Add("id", id.ToString())
-                      .Add("size_bytes", data.size())
-                      .Add("path", *output));
+    inv.PrintJson(
+        JsonObject().Add("id", id.ToString()).Add("size_bytes", data.size()).Add("path", *output));
   }
   return Status::Ok();
 }
@@ -34,7 +32,9 @@ const Registrar kRegistrar({
         "if they do not match). With --json, -o FILE is required and the result is\n"
         "{\"id\": ..., \"size_bytes\": ..., \"path\": ...}.",
     .positionals = {{.name = "ID", .help = "the object id"}},
-    .flags = {{.name = "--output", .short_name = "-o", .value_name = "FILE",
+    .flags = {{.name = "--output",
+               .short_name = "-o",
+               .value_name = "FILE",
                .help = "write to FILE instead of stdout ('-' = stdout)"}},
     .run = Run,
 });

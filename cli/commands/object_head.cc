@@ -11,8 +11,7 @@ Status Run(Invocation& inv) {
   ASSIGN_OR_RETURN(Store * store, inv.store());
   ASSIGN_OR_RETURN(ObjectInfo info, store->Head(id));
   if (inv.json()) {
-    inv.PrintJson(
-        JsonObject().Add("id", info.id.ToString()).Add("size_bytes", info.size_bytes));
+    inv.PrintJson(JsonObject().Add("id", info.id.ToString()).Add("size_bytes", info.size_bytes));
   } else {
     inv.PrintLine(info.id.ToString() + " " + std::to_string(info.size_bytes));
   }

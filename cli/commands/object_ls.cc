@@ -21,8 +21,7 @@ Status Run(Invocation& inv) {
   // Streams: each entry is printed as it is visited; nothing is collected.
   return store->ListObjects(shard, [&](const ObjectInfo& info) {
     if (inv.json()) {
-      inv.PrintJson(
-          JsonObject().Add("id", info.id.ToString()).Add("size_bytes", info.size_bytes));
+      inv.PrintJson(JsonObject().Add("id", info.id.ToString()).Add("size_bytes", info.size_bytes));
     } else if (long_format) {
       inv.PrintLine(info.id.ToString() + " " + std::to_string(info.size_bytes));
     } else {
@@ -39,7 +38,8 @@ const Registrar kRegistrar({
         "Prints one id per line (with --long: '<id> <size_bytes>'), in ascending id order\n"
         "within each shard. JSON: one {\"id\": ..., \"size_bytes\": ...} line per object\n"
         "(JSON Lines; no lines for an empty store). The listing is streamed.",
-    .flags = {{.name = "--shard", .value_name = "PREFIX",
+    .flags = {{.name = "--shard",
+               .value_name = "PREFIX",
                .help = "only objects whose shard (first digest byte, hex) starts with PREFIX"},
               {.name = "--long", .short_name = "-l", .help = "also print each object's size"}},
     .run = Run,

@@ -33,7 +33,8 @@ const Registrar kRegistrar({
         "Stores each FILE (or standard input for '-') as one object and prints its id, one\n"
         "per line, in argument order. Putting an object that is already stored succeeds.\n"
         "JSON: one {\"id\": ..., \"size_bytes\": ...} line per FILE.",
-    .positionals = {{.name = "FILE", .help = "a file to store; '-' reads standard input",
+    .positionals = {{.name = "FILE",
+                     .help = "a file to store; '-' reads standard input",
                      .repeated = true}},
     .run = Run,
 });

@@ -26,8 +26,10 @@ const Registrar kRegistrar({
         "exist, invalid_argument (exit 3) for snapshot refs. The objects stay stored.\n"
         "Text: prints nothing. JSON: {\"name\": ..., \"previous\": OLD}.",
     .positionals = {{.name = "NAME", .help = "the ref name"}},
-    .flags = {{.name = "--expect", .value_name = "OLD",
-               .help = "the id the ref must point at now", .required = true}},
+    .flags = {{.name = "--expect",
+               .value_name = "OLD",
+               .help = "the id the ref must point at now",
+               .required = true}},
     .run = Run,
 });
 

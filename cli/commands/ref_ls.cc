@@ -27,7 +27,8 @@ const Registrar kRegistrar({
         "Prints '<target> <name>' per ref in ascending bytewise name order. PREFIX is a\n"
         "plain string prefix ('mydata/' lists one dataset's refs). JSON: one\n"
         "{\"name\": ..., \"target\": ...} line per ref (JSON Lines). The listing is streamed.",
-    .positionals = {{.name = "PREFIX", .help = "only refs whose name starts with PREFIX",
+    .positionals = {{.name = "PREFIX",
+                     .help = "only refs whose name starts with PREFIX",
                      .optional = true}},
     .run = Run,
 });

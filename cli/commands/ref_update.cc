@@ -33,8 +33,10 @@ const Registrar kRegistrar({
         "Text: prints nothing. JSON: {\"name\": ..., \"target\": NEW, \"previous\": OLD}.",
     .positionals = {{.name = "NAME", .help = "the ref name"},
                     {.name = "NEW", .help = "the object id to point at"}},
-    .flags = {{.name = "--expect", .value_name = "OLD",
-               .help = "the id the ref must point at now", .required = true}},
+    .flags = {{.name = "--expect",
+               .value_name = "OLD",
+               .help = "the id the ref must point at now",
+               .required = true}},
     .run = Run,
 });
 

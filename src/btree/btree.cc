@@ -107,7 +107,7 @@ Result<IndexRef> IndexRefFromCbor(const cbor::Value& value, std::string_view con
                                  std::to_string(kLeafCapacity) + " entries, not " +
                                  std::to_string(count));
   }
-  if (height > 1 && count < 2) {
+  if (height > 1 && (count < 2 || count > MaxEntriesAtLevel(static_cast<uint32_t>(height) - 1))) {
     return RefError(context, "a tree of height " + std::to_string(height) + " cannot hold " +
                                  std::to_string(count) + " entries");
   }

@@ -5,6 +5,8 @@
 #include "src/btree/page.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstring>
 #include <initializer_list>
 #include <map>
 #include <utility>
@@ -56,41 +58,74 @@ Status CheckHeader(const cbor::Map& map, std::string_view kind, std::string_view
   return Status::Ok();
 }
 
-uint64_t LoadU64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
+// Little-endian arrays <-> byte strings (spec §2: u64/u32 LE).
+template <typename T>
+Bytes PackLE(const std::vector<T>& values) {
+  Bytes out(values.size() * sizeof(T), '\0');
+  if constexpr (std::endian::native == std::endian::little) {
+    if (!values.empty()) std::memcpy(out.data(), values.data(), out.size());
+  } else {
+    for (size_t i = 0; i < values.size(); ++i) {
+      for (size_t b = 0; b < sizeof(T); ++b) {
+        out[sizeof(T) * i + b] = static_cast<char>((values[i] >> (8 * b)) & 0xff);
+      }
+    }
+  }
+  return out;
 }
 
-uint32_t LoadU32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
+template <typename T>
+Result<std::vector<T>> UnpackLE(const cbor::Value& value, std::string_view what) {
+  ASSIGN_OR_RETURN(std::string_view bytes, value.AsBytes(what));
+  if (bytes.size() % sizeof(T) != 0) {
+    return Corrupt(std::string(what) + ": length " + std::to_string(bytes.size()) +
+                   " is not a multiple of " + std::to_string(sizeof(T)));
+  }
+  std::vector<T> out(bytes.size() / sizeof(T));
+  if constexpr (std::endian::native == std::endian::little) {
+    if (!out.empty()) std::memcpy(out.data(), bytes.data(), bytes.size());
+  } else {
+    for (size_t i = 0; i < out.size(); ++i) {
+      T v = 0;
+      for (size_t b = sizeof(T); b-- > 0;) {
+        v = static_cast<T>((v << 8) | static_cast<uint8_t>(bytes[sizeof(T) * i + b]));
+      }
+      out[i] = v;
+    }
+  }
+  return out;
 }
 
 Result<std::vector<uint64_t>> UnpackU64(const cbor::Value& value, std::string_view what) {
-  ASSIGN_OR_RETURN(std::string_view bytes, value.AsBytes(what));
-  if (bytes.size() % 8 != 0) {
-    return Corrupt(std::string(what) + ": length " + std::to_string(bytes.size()) +
-                   " is not a multiple of 8");
-  }
-  std::vector<uint64_t> out(bytes.size() / 8);
-  for (size_t i = 0; i < out.size(); ++i) out[i] = LoadU64(bytes.data() + 8 * i);
-  return out;
+  return UnpackLE<uint64_t>(value, what);
 }
 
 Result<std::vector<uint32_t>> UnpackU32(const cbor::Value& value, std::string_view what) {
-  ASSIGN_OR_RETURN(std::string_view bytes, value.AsBytes(what));
-  if (bytes.size() % 4 != 0) {
-    return Corrupt(std::string(what) + ": length " + std::to_string(bytes.size()) +
-                   " is not a multiple of 4");
-  }
-  std::vector<uint32_t> out(bytes.size() / 4);
-  for (size_t i = 0; i < out.size(); ++i) out[i] = LoadU32(bytes.data() + 4 * i);
-  return out;
+  return UnpackLE<uint32_t>(value, what);
 }
 
-// Largest number of entries a subtree whose root has `level` can hold (saturating).
+// The first id listed twice, if any.
+const ObjectId* FindDuplicate(const std::vector<ObjectId>& ids) {
+  if (ids.size() <= 16) {
+    for (size_t a = 0; a < ids.size(); ++a) {
+      for (size_t b = a + 1; b < ids.size(); ++b) {
+        if (ids[a] == ids[b]) return &ids[a];
+      }
+    }
+    return nullptr;
+  }
+  std::vector<const ObjectId*> sorted;
+  sorted.reserve(ids.size());
+  for (const ObjectId& id : ids) sorted.push_back(&id);
+  std::sort(sorted.begin(), sorted.end(), [](const ObjectId* x, const ObjectId* y) { return *x < *y; });
+  for (size_t i = 1; i < sorted.size(); ++i) {
+    if (*sorted[i - 1] == *sorted[i]) return sorted[i];
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 uint64_t MaxEntriesAtLevel(uint32_t level) {
   uint64_t max = kLeafCapacity;
   for (uint32_t l = 0; l < level; ++l) {
@@ -99,8 +134,6 @@ uint64_t MaxEntriesAtLevel(uint32_t level) {
   }
   return max;
 }
-
-}  // namespace
 
 // ---- Small accessors ----
 
@@ -179,21 +212,9 @@ Page MakePage(Node node) {
 
 std::string PageContext(const ObjectId& id) { return "btree page " + id.ToString(); }
 
-Bytes PackU64(const std::vector<uint64_t>& values) {
-  Bytes out(values.size() * 8, '\0');
-  for (size_t i = 0; i < values.size(); ++i) {
-    for (int b = 0; b < 8; ++b) out[8 * i + b] = static_cast<char>((values[i] >> (8 * b)) & 0xff);
-  }
-  return out;
-}
+Bytes PackU64(const std::vector<uint64_t>& values) { return PackLE(values); }
 
-Bytes PackU32(const std::vector<uint32_t>& values) {
-  Bytes out(values.size() * 4, '\0');
-  for (size_t i = 0; i < values.size(); ++i) {
-    for (int b = 0; b < 4; ++b) out[4 * i + b] = static_cast<char>((values[i] >> (8 * b)) & 0xff);
-  }
-  return out;
-}
+Bytes PackU32(const std::vector<uint32_t>& values) { return PackLE(values); }
 
 // ---- Validation (spec §3) ----
 
@@ -230,12 +251,8 @@ Status ValidateLeaf(const Leaf& leaf, std::string_view context) {
     }
     // P5
     if (f.segments.empty()) return Corrupt(fc + ": no segments (a field appears only if used)");
-    for (size_t a = 0; a < f.segments.size(); ++a) {
-      for (size_t b = a + 1; b < f.segments.size(); ++b) {
-        if (f.segments[a] == f.segments[b]) {
-          return Corrupt(fc + ": segment " + f.segments[a].ToString() + " listed twice");
-        }
-      }
+    if (const ObjectId* dup = FindDuplicate(f.segments)) {
+      return Corrupt(fc + ": segment " + dup->ToString() + " listed twice");
     }
     uint64_t next_new = 0;  // the index a first use must introduce next
     for (size_t i = 0; i < n; ++i) {

@@ -167,6 +167,10 @@ Leaf SliceLeaf(const Leaf& src, size_t begin, size_t end);
 // canonical leaf. Mostly for tests and tools.
 Leaf LeafFromEntries(const std::vector<Entry>& entries);
 
+// The most anchors a subtree whose root has `level` can hold: 512 * 128^level, saturating
+// at UINT64_MAX (spec §3 P9).
+uint64_t MaxEntriesAtLevel(uint32_t level);
+
 // "btree page <id-text>" — the context used for pages read from a store.
 std::string PageContext(const ObjectId& id);
 

@@ -241,7 +241,7 @@ TEST(PageDecoderTest, RejectsBadNodes) {
   ExpectCorrupt(Enc(WithKey(good, "counts", cbor::Value::Bytes(PackU64({1, 513, 2})))),
                 "node count 513 of child 1 out of range 1..512");
   ExpectCorrupt(Enc(WithKey(good, "children", cbor::Value::FromArray({}))), "node");
-  ExpectCorrupt(Enc(WithKey(good, "children", cbor::Value::FromArray({cbor::Value::Bytes("xx")}))),
+  ExpectCorrupt(Enc(WithKey(good, "children", cbor::Value::FromArray({cbor::Value::Bytes("\x1e\x20xx")}))),
                 "children");
   {
     Node node = SampleNode();
@@ -294,6 +294,7 @@ TEST(IndexRefTest, RejectsMalformed) {
   expect_bad(paged(0, 100), "height 0 out of range");
   expect_bad(paged(kMaxHeight + 1, 100), "out of range");
   expect_bad(paged(2, 1), "cannot hold 1 entries");
+  expect_bad(paged(2, 512 * 128 + 1), "cannot hold 65537 entries");
   cbor::Value extra = paged(2, 100);
   extra.mutable_map().Set("x", cbor::Value::UInt(1));
   expect_bad(extra, "unexpected key");

@@ -20,7 +20,16 @@ TestStore MakeTestStore() {
   return t;
 }
 
-ObjectId Seg(int k) { return ObjectId::Of("segment " + std::to_string(k)); }
+ObjectId Seg(int k) {
+  // Hashing is cheap, but tests ask for millions of ids: keep the first few thousand.
+  static const std::vector<ObjectId> kCached = [] {
+    std::vector<ObjectId> ids;
+    for (int i = 0; i < 2048; ++i) ids.push_back(ObjectId::Of("segment " + std::to_string(i)));
+    return ids;
+  }();
+  if (k >= 0 && k < static_cast<int>(kCached.size())) return kCached[k];
+  return ObjectId::Of("segment " + std::to_string(k));
+}
 
 Entry ToEntry(uint64_t anchor, const ModelEntry& fields) {
   Entry e;
@@ -93,8 +102,29 @@ std::vector<uint64_t> BatchGen::DistinctAnchors(size_t n, uint64_t lo, uint64_t 
 }
 
 Batch BatchGen::MakeBatch(const std::vector<uint64_t>& sorted_anchors) {
+  // Column-wise (like the dataset layer builds batches); each anchor gets at least one field.
   Batch b;
-  for (uint64_t a : sorted_anchors) b.Add(RandomEntry(a));
+  const size_t n = sorted_anchors.size();
+  b.anchors = sorted_anchors;
+  for (const std::string& name : fields) {
+    BatchField f;
+    f.name = name;
+    for (int k = 0; k < segments; ++k) f.segments.push_back(Seg(k));
+    f.seg.assign(n, kNoSegment);
+    f.row.assign(n, 0);
+    b.fields.push_back(std::move(f));
+  }
+  for (size_t i = 0; i < n; ++i) {
+    bool any = false;
+    while (!any) {
+      for (BatchField& f : b.fields) {
+        if (rng() % 2 == 0) continue;
+        f.seg[i] = static_cast<uint32_t>(rng() % segments);
+        f.row[i] = static_cast<uint32_t>(rng() % 100000);
+        any = true;
+      }
+    }
+  }
   return b;
 }
 

@@ -49,7 +49,7 @@ std::vector<Entry> ModelEntries(const Model& model, uint64_t start, uint64_t end
 // Random batches over `fields` field names with `segments` distinct segment ids.
 struct BatchGen {
   std::mt19937_64 rng;
-  std::vector<std::string> fields = {"a", "bb", "label", "image"};
+  std::vector<std::string> fields = {"a", "label", "image"};
   int segments = 8;
 
   // Random fields (at least one unless `allow_empty`) for one entry.

@@ -29,17 +29,18 @@ struct Json {
   uint64_t number = 0;
   std::string string;
   std::vector<Json> array;
-  std::vector<std::pair<std::string, Json>> object;
+  std::vector<std::string> keys;  // object: keys[i] -> values[i] (vectors, since Json is
+  std::vector<Json> values;       // incomplete here)
 
   const Json& operator[](std::string_view key) const {
     static const Json kMissing;
-    for (const auto& [k, v] : object) {
-      if (k == key) return v;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (keys[i] == key) return values[i];
     }
     return kMissing;
   }
   bool Has(std::string_view key) const {
-    for (const auto& [k, v] : object) {
+    for (const std::string& k : keys) {
       if (k == key) return true;
     }
     return false;
@@ -88,7 +89,8 @@ class Parser {
         std::string key;
         Json v;
         if (!String(&key) || !Eat(':') || !Value(&v)) return false;
-        out->object.emplace_back(std::move(key), std::move(v));
+        out->keys.push_back(std::move(key));
+        out->values.push_back(std::move(v));
       } while (Eat(','));
       return Eat('}');
     }
@@ -166,8 +168,11 @@ std::vector<ObjectId> Ids(const Json& j) {
 Leaf LeafOf(const Json& d) {
   Leaf leaf;
   leaf.anchors = U64s(d["anchors"]);
-  for (const auto& [name, f] : d["fields"].object) {
-    leaf.fields.push_back(LeafField{name, Ids(f["segments"]), U32s(f["seg"]), U32s(f["row"])});
+  const Json& fields = d["fields"];
+  for (size_t i = 0; i < fields.keys.size(); ++i) {
+    const Json& f = fields.values[i];
+    leaf.fields.push_back(
+        LeafField{fields.keys[i], Ids(f["segments"]), U32s(f["seg"]), U32s(f["row"])});
   }
   std::sort(leaf.fields.begin(), leaf.fields.end(),
             [](const LeafField& a, const LeafField& b) { return cbor::KeyLess(a.name, b.name); });

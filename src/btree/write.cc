@@ -557,9 +557,11 @@ void Batch::Add(const Entry& entry, bool replace_all) {
     f.seg.push_back(kNoSegment);
     f.row.push_back(0);
   }
-  for (const auto& [name, loc] : entry.fields) {
+  for (const auto& field : entry.fields) {
+    const std::string& name = field.first;
+    const FieldLoc& loc = field.second;
     auto it = std::find_if(fields.begin(), fields.end(),
-                           [&](const BatchField& f) { return f.name == name; });
+                           [&name](const BatchField& f) { return f.name == name; });
     if (it == fields.end()) {
       BatchField f;
       f.name = name;

@@ -385,8 +385,8 @@ class Decoder {
   // Reads the key of the next entry of map frame `f` into f.key, checking order.
   Status ReadKey(Frame* f) {
     const size_t start = pos_;
-    uint8_t major, ai;
-    uint64_t arg;
+    uint8_t major = 0, ai = 0;
+    uint64_t arg = 0;
     RETURN_IF_ERROR(ReadHead(&major, &ai, &arg));
     if (major != kMajorText) return Error("map key is not a text string", start);
     RETURN_IF_ERROR(CheckArgument(major, ai, arg, start));
@@ -497,8 +497,8 @@ Result<Value> Decoder::Run() {
       if (f.is_map) RETURN_IF_ERROR(ReadKey(&f));
     }
     const size_t start = pos_;
-    uint8_t major, ai;
-    uint64_t arg;
+    uint8_t major = 0, ai = 0;
+    uint64_t arg = 0;
     RETURN_IF_ERROR(ReadHead(&major, &ai, &arg));
     switch (major) {
       case kMajorUnsigned:
@@ -754,7 +754,7 @@ Status TypeError(std::string_view what, const char* expected, Type got) {
 
 bool KeyLess(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return a.size() < b.size();
-  return a.size() != 0 && std::memcmp(a.data(), b.data(), a.size()) < 0;
+  return !a.empty() && std::memcmp(a.data(), b.data(), a.size()) < 0;
 }
 
 Map::Map(std::initializer_list<Entry> entries) {
@@ -845,12 +845,17 @@ Value::~Value() {
   // Tear nested containers down with an explicit worklist: after DetachNested, the
   // destructor of every child is shallow, so the recursion depth is one level.
   if (v_.index() < 7) return;  // scalars
-  std::vector<Storage> pending;
-  DetachNested(v_, &pending);
-  while (!pending.empty()) {
-    Storage s = std::move(pending.back());
-    pending.pop_back();
-    DetachNested(s, &pending);
+  try {
+    std::vector<Storage> pending;
+    DetachNested(v_, &pending);
+    while (!pending.empty()) {
+      Storage s = std::move(pending.back());
+      pending.pop_back();
+      DetachNested(s, &pending);
+    }
+  } catch (...) {  // NOLINT(bugprone-empty-catch)
+    // Only the worklist's allocation can fail (out of memory). Whatever was not detached
+    // yet is then destroyed recursively, which is correct, just not stack-bounded.
   }
 }
 
@@ -860,7 +865,7 @@ Value& Value::operator=(const Value& other) {
   return *this;  // tmp's destructor releases the old value iteratively
 }
 
-Value& Value::operator=(Value&& other) noexcept {
+Value& Value::operator=(Value&& other) noexcept {  // NOLINT(bugprone-exception-escape)
   Value tmp(std::move(other));
   std::swap(v_, tmp.v_);
   return *this;

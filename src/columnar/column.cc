@@ -61,9 +61,7 @@ Column::Column(const FieldSpec& field) : field_(field) {
   if (IsVariable(field_.type)) offsets_.assign(8, '\0');
 }
 
-bool Column::IsValid(uint64_t row) const {
-  return validity_.empty() || GetBit(validity_, row);
-}
+bool Column::IsValid(uint64_t row) const { return validity_.empty() || GetBit(validity_, row); }
 
 uint64_t Column::NullCount() const {
   if (validity_.empty()) return 0;
@@ -134,7 +132,8 @@ void Column::AppendBool(bool v) {
 }
 
 void Column::AppendBytes(std::string_view v) {
-  if (!IsVariable(field_.type)) Die("AppendBytes needs a string, blob or categorical column", field_);
+  if (!IsVariable(field_.type))
+    Die("AppendBytes needs a string, blob or categorical column", field_);
   PushValidity(&validity_, length_, true);
   data_.append(v);
   AppendU64(&offsets_, data_.size());
@@ -180,7 +179,8 @@ void Column::AppendRange(const Column& other, uint64_t begin, uint64_t end) {
     std::string& v = validity_;
     if (v.empty()) {
       v.assign((length_ + 7) / 8, '\0');
-      for (uint64_t r = 0; r < length_; ++r) v[r / 8] = static_cast<char>(v[r / 8] | (1u << (r % 8)));
+      for (uint64_t r = 0; r < length_; ++r)
+        v[r / 8] = static_cast<char>(v[r / 8] | (1u << (r % 8)));
     }
     v.resize((length_ + n + 7) / 8, '\0');
     uint64_t dst = length_;
@@ -197,7 +197,8 @@ void Column::AppendRange(const Column& other, uint64_t begin, uint64_t end) {
       }
     } else {
       for (uint64_t r = begin; r < end; ++r, ++dst) {
-        if (GetBit(other.validity_, r)) v[dst / 8] = static_cast<char>(v[dst / 8] | (1u << (dst % 8)));
+        if (GetBit(other.validity_, r))
+          v[dst / 8] = static_cast<char>(v[dst / 8] | (1u << (dst % 8)));
       }
     }
   }
@@ -279,8 +280,8 @@ Result<Column> Column::FromBuffers(const FieldSpec& field, uint64_t length, std:
   if (!validity.empty()) {
     if (validity.size() != (length + 7) / 8 || length == 0) {
       return InvalidArgument(what + "validity bitmap has " + std::to_string(validity.size()) +
-                             " bytes, expected 0 or " + std::to_string((length + 7) / 8) +
-                             " for " + std::to_string(length) + " rows");
+                             " bytes, expected 0 or " + std::to_string((length + 7) / 8) + " for " +
+                             std::to_string(length) + " rows");
     }
     if (length % 8 != 0) {
       validity.back() = static_cast<char>(validity.back() & ((1u << (length % 8)) - 1));

@@ -196,8 +196,8 @@ TEST(Column, AppendRange) {
           }
         }
         // Same buffers as appending row by row through FromBuffers-equivalent appends.
-        auto rebuilt = Column::FromBuffers(dst.field(), dst.length(), dst.validity(),
-                                           dst.values(), dst.offsets(), dst.data());
+        auto rebuilt = Column::FromBuffers(dst.field(), dst.length(), dst.validity(), dst.values(),
+                                           dst.offsets(), dst.data());
         ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().ToString();
       }
     }
@@ -271,7 +271,8 @@ TEST(FromBuffers, Errors) {
   bad_emb.dim = 0;
   const Case cases[] = {
       {Spec(FieldType::kInt64), 2, "", U64s({1}), "", "", "values buffer has 8 bytes"},
-      {Spec(FieldType::kInt64), 2, std::string("\x01\x00", 2), U64s({1, 2}), "", "", "validity bitmap has 2"},
+      {Spec(FieldType::kInt64), 2, std::string("\x01\x00", 2), U64s({1, 2}), "", "",
+       "validity bitmap has 2"},
       {Spec(FieldType::kInt64), 0, std::string(1, 0), "", "", "", "validity bitmap has 1"},
       {Spec(FieldType::kInt64), 1, "", U64s({1}), U64s({0, 0}), "", "no offsets or data"},
       {Spec(FieldType::kBool), 2, "", std::string("\x01\x02", 2), "", "", "neither 0 nor 1"},

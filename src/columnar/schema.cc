@@ -7,13 +7,12 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "src/base/encoding.h"
 #include "src/columnar/schema_limits.h"
@@ -181,7 +180,7 @@ Status ValidateAndNormalize(FieldSpec* f) {
 using Json = nlohmann::json;
 using OrderedJson = nlohmann::ordered_json;
 
-Status JsonError(std::string message) { return InvalidArgument("schema JSON: " + message); }
+Status JsonError(const std::string& message) { return InvalidArgument("schema JSON: " + message); }
 
 // Parses `text`, refusing duplicate object keys (nlohmann keeps the last one silently).
 Result<Json> ParseJsonStrict(std::string_view text) {
@@ -212,8 +211,8 @@ Result<Json> ParseJsonStrict(std::string_view text) {
   } catch (const Json::exception& e) {
     std::string what = e.what();
     // Drop nlohmann's "[json.exception.parse_error.101] " prefix.
-    if (size_t close = what.find("] "); !what.empty() && what[0] == '[' &&
-                                        close != std::string::npos) {
+    if (size_t close = what.find("] ");
+        !what.empty() && what[0] == '[' && close != std::string::npos) {
       what = what.substr(close + 2);
     }
     return JsonError(what);
@@ -321,8 +320,7 @@ Result<FieldType> ParseFieldType(std::string_view name) {
   for (const auto& e : kTypes) {
     if (e.name == name) return e.type;
   }
-  return InvalidArgument("unknown type " + Quote(name) + " (expected one of " + TypeList() +
-                         ")");
+  return InvalidArgument("unknown type " + Quote(name) + " (expected one of " + TypeList() + ")");
 }
 
 std::string_view DTypeName(DType t) {
@@ -336,8 +334,7 @@ Result<DType> ParseDType(std::string_view name) {
   for (const auto& e : kDTypes) {
     if (e.name == name) return e.dtype;
   }
-  return InvalidArgument("unknown dtype " + Quote(name) + " (expected one of " + DTypeList() +
-                         ")");
+  return InvalidArgument("unknown dtype " + Quote(name) + " (expected one of " + DTypeList() + ")");
 }
 
 size_t DTypeSize(DType t) {
@@ -380,8 +377,8 @@ Status ValidateFieldName(std::string_view name) {
   }
   for (size_t i = 0; i < name.size(); ++i) {
     char c = name[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_';
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
     if (!ok) {
       return InvalidArgument("invalid field name " + Quote(name) + ": character " +
                              Quote(name.substr(i, 1)) + " at position " + std::to_string(i) +
@@ -450,8 +447,7 @@ Status Schema::AddEmbedding(std::string name, uint32_t dim, bool optional) {
   f.dim = dim;
   return Add(std::move(f));
 }
-Status Schema::AddArray(std::string name, DType dtype, std::vector<uint32_t> shape,
-                        bool optional) {
+Status Schema::AddArray(std::string name, DType dtype, std::vector<uint32_t> shape, bool optional) {
   FieldSpec f = Spec(std::move(name), FieldType::kArray, optional);
   f.dtype = dtype;
   f.shape = std::move(shape);

@@ -11,7 +11,7 @@
 namespace dreamdb::columnar {
 namespace {
 
-Status SchemaCorrupt(std::string message) { return Corrupt("schema: " + message); }
+Status SchemaCorrupt(const std::string& message) { return Corrupt("schema: " + message); }
 
 }  // namespace
 

@@ -45,11 +45,12 @@ TEST(SchemaCbor, Diagnostic) {
   ASSERT_TRUE(s.AddTimestamp("t", true).ok());
   ASSERT_TRUE(s.AddArray("px", DType::kU8, {2, 3}).ok());
   ASSERT_TRUE(s.AddBlob("img", "image/png").ok());
-  EXPECT_EQ(cbor::ToDiagnostic(SchemaToCbor(s)),
-            R"({"fields": [{"dim": 4, "name": "emb", "type": "embedding", "optional": false}, )"
-            R"({"name": "t", "type": "timestamp", "unit": "ns", "optional": true}, )"
-            R"({"name": "px", "type": "array", "dtype": "u8", "shape": [2, 3], "optional": false}, )"
-            R"({"mime": "image/png", "name": "img", "type": "blob", "optional": false}], "version": 1})");
+  EXPECT_EQ(
+      cbor::ToDiagnostic(SchemaToCbor(s)),
+      R"({"fields": [{"dim": 4, "name": "emb", "type": "embedding", "optional": false}, )"
+      R"({"name": "t", "type": "timestamp", "unit": "ns", "optional": true}, )"
+      R"({"name": "px", "type": "array", "dtype": "u8", "shape": [2, 3], "optional": false}, )"
+      R"({"mime": "image/png", "name": "img", "type": "blob", "optional": false}], "version": 1})");
 }
 
 cbor::Value Field(cbor::Map m) { return cbor::Value::FromMap(std::move(m)); }
@@ -95,7 +96,8 @@ TEST(SchemaCbor, Errors) {
   {
     cbor::Map m = Base("x", "int64");
     m.Set("dim", cbor::Value::UInt(3));
-    ExpectError(SchemaWith(Field(m)), StatusCode::kCorrupt, "key 'dim' does not apply to type int64");
+    ExpectError(SchemaWith(Field(m)), StatusCode::kCorrupt,
+                "key 'dim' does not apply to type int64");
     m = Base("x", "int64");
     m.Set("colour", cbor::Value::UInt(3));  // unknown keys are ignored
     auto r = SchemaFromCbor(SchemaWith(Field(m)));

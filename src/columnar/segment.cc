@@ -116,7 +116,7 @@ uint64_t BlockFor(BufId id, uint64_t value_width) {
   }
 }
 
-Status SegCorrupt(std::string message) { return Corrupt("segment: " + message); }
+Status SegCorrupt(const std::string& message) { return Corrupt("segment: " + message); }
 
 // Validates the parts of a field spec that shape values, whatever its name.
 Status ValidateShape(const FieldSpec& f) {
@@ -282,10 +282,10 @@ Result<Layout> ParseLayout(ByteView bytes, const FieldSpec& field) {
       (field.type == FieldType::kEmbedding && L.spec.dim != field.dim) ||
       (field.type == FieldType::kArray &&
        (L.spec.dtype != field.dtype || L.spec.shape != field.shape))) {
-    return InvalidArgument(
-        "segment holds " + TypeDescription(L.spec.type, L.spec.dim, L.spec.dtype, L.spec.shape) +
-        " values but field " + Quote(field.name) + " is " +
-        TypeDescription(field.type, field.dim, field.dtype, field.shape));
+    return InvalidArgument("segment holds " +
+                           TypeDescription(L.spec.type, L.spec.dim, L.spec.dtype, L.spec.shape) +
+                           " values but field " + Quote(field.name) + " is " +
+                           TypeDescription(field.type, field.dim, field.dtype, field.shape));
   }
   L.width = ValueWidth(L.spec);
 
@@ -400,8 +400,8 @@ Status CheckOffsets(ByteView offsets, uint64_t data_size, std::string_view name)
     prev = o;
   }
   if (prev != data_size) {
-    return SegCorrupt(std::string(name) + " end at " + std::to_string(prev) +
-                      " but the data has " + std::to_string(data_size) + " bytes");
+    return SegCorrupt(std::string(name) + " end at " + std::to_string(prev) + " but the data has " +
+                      std::to_string(data_size) + " bytes");
   }
   return Status::Ok();
 }
@@ -470,14 +470,15 @@ Result<Column> AssembleWhole(const Layout& L, const FieldSpec& field, ByteView w
       for (uint64_t r = 0; r < L.rows; ++r) {
         uint32_t code = LoadU32(codes.data() + r * 4);
         if (!valid(r)) {
-          if (code != 0) return SegCorrupt("null row " + std::to_string(r) + " has code " +
-                                           std::to_string(code) + ", expected 0");
+          if (code != 0)
+            return SegCorrupt("null row " + std::to_string(r) + " has code " +
+                              std::to_string(code) + ", expected 0");
         } else {
           if (code > next_new || code >= L.dict_size) {
-            return SegCorrupt("row " + std::to_string(r) + " has code " + std::to_string(code) +
-                              " (dictionary of " + std::to_string(L.dict_size) +
-                              " entries in first-occurrence order expects <= " +
-                              std::to_string(next_new) + ")");
+            return SegCorrupt(
+                "row " + std::to_string(r) + " has code " + std::to_string(code) +
+                " (dictionary of " + std::to_string(L.dict_size) +
+                " entries in first-occurrence order expects <= " + std::to_string(next_new) + ")");
           }
           if (code == next_new) ++next_new;
           data.append(dict[code]);
@@ -664,7 +665,8 @@ Result<Bytes> EncodeSegment(const Column& column) {
   if (header.size() > kSegmentMaxHeaderBytes) {
     return InvalidArgument("column " + Quote(f.name) + " needs a segment header of " +
                            std::to_string(header.size()) + " bytes (limit " +
-                           std::to_string(kSegmentMaxHeaderBytes) + "): cut it into smaller segments");
+                           std::to_string(kSegmentMaxHeaderBytes) +
+                           "): cut it into smaller segments");
   }
 
   Bytes out;
@@ -865,7 +867,8 @@ Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows)
         i = j + 1;
       }
     }
-    std::sort(runs.begin(), runs.end(), [](const Run& a, const Run& b) { return a.start < b.start; });
+    std::sort(runs.begin(), runs.end(),
+              [](const Run& a, const Run& b) { return a.start < b.start; });
     std::vector<Run> merged;
     for (const Run& r : runs) {
       if (!merged.empty()) {
@@ -928,7 +931,8 @@ Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows)
       uint32_t r = sorted_rows[i];
       ASSIGN_OR_RETURN(ByteView v, windows.Read(first->offset + r * entry, entry));
       if (!valid[i]) {
-        if (!AllZero(v)) return SegCorrupt("null row " + std::to_string(r) + " has a non-zero value");
+        if (!AllZero(v))
+          return SegCorrupt("null row " + std::to_string(r) + " has a non-zero value");
         out.AppendNull();
         continue;
       }

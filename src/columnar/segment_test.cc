@@ -17,10 +17,9 @@
 namespace dreamdb::columnar {
 namespace {
 
-const FieldType kAllTypes[] = {FieldType::kInt64,     FieldType::kFloat64, FieldType::kBool,
-                               FieldType::kString,    FieldType::kCategorical,
-                               FieldType::kTimestamp, FieldType::kBlob,    FieldType::kEmbedding,
-                               FieldType::kArray};
+const FieldType kAllTypes[] = {FieldType::kInt64,  FieldType::kFloat64,     FieldType::kBool,
+                               FieldType::kString, FieldType::kCategorical, FieldType::kTimestamp,
+                               FieldType::kBlob,   FieldType::kEmbedding,   FieldType::kArray};
 
 FieldSpec Spec(FieldType type, uint32_t dim = 4) {
   FieldSpec f;
@@ -211,14 +210,17 @@ TEST(Segment, BlockSizes) {
     FieldSpec spec;
     uint64_t values_block;
   };
-  FieldSpec big = Spec(FieldType::kEmbedding, 1536);   // 6144 bytes/row: 10 rows
+  FieldSpec big = Spec(FieldType::kEmbedding, 1536);    // 6144 bytes/row: 10 rows
   FieldSpec huge = Spec(FieldType::kEmbedding, 65536);  // 256 KiB/row: one row
   FieldSpec mid = Spec(FieldType::kEmbedding, 768);     // 3072 bytes/row: 16 rows
   FieldSpec odd = Spec(FieldType::kArray);
   odd.shape = {3};  // 3 bytes/row: 85 rows
-  const Case cases[] = {{Spec(FieldType::kInt64), 256},   {Spec(FieldType::kBool), 256},
-                        {Spec(FieldType::kCategorical), 256}, {mid, 49152},
-                        {big, 61440},                     {huge, 262144},
+  const Case cases[] = {{Spec(FieldType::kInt64), 256},
+                        {Spec(FieldType::kBool), 256},
+                        {Spec(FieldType::kCategorical), 256},
+                        {mid, 49152},
+                        {big, 61440},
+                        {huge, 262144},
                         {odd, 255}};
   for (const Case& c : cases) {
     Column col = MakeColumn(c.spec, 2, 0.0, 3);
@@ -380,7 +382,8 @@ TEST(SegmentReader, RandomRowSetsMatchReadAll) {
         int n = static_cast<int>(rng() % 60);
         if (trial % 5 == 0) {  // a contiguous run
           uint32_t start = rng() % rows;
-          for (uint32_t r = start; r < std::min<uint64_t>(rows, start + n * 10); ++r) pick.push_back(r);
+          for (uint32_t r = start; r < std::min<uint64_t>(rows, start + n * 10); ++r)
+            pick.push_back(r);
         } else {
           for (int i = 0; i < n; ++i) pick.push_back(rng() % rows);
           std::sort(pick.begin(), pick.end());  // duplicates kept
@@ -485,7 +488,6 @@ TEST(SegmentReader, Errors) {
   Bytes longer = *enc + std::string(8, '\0');
   EXPECT_EQ(DecodeSegment(longer, spec).status().code(), StatusCode::kCorrupt);
   EXPECT_EQ(ReadAllRanged(longer, spec).status().code(), StatusCode::kCorrupt);
-
 }
 
 // Recomputes every block sum and the header sum from the bytes as they are, so tests can
@@ -628,7 +630,7 @@ TEST(Segment, HeaderRules) {
     StatusCode code;
     const char* substr;
   };
-  auto set = [](const char* key, cbor::Value v) {
+  auto set = [](const char* key, const cbor::Value& v) -> std::function<void(cbor::Map&)> {
     return [key, v](cbor::Map& m) { m.Set(key, v); };
   };
   auto none = [](cbor::Map&) {};
@@ -638,8 +640,7 @@ TEST(Segment, HeaderRules) {
       {set("type", cbor::Value::Text("decimal")), nullptr, StatusCode::kUnsupported,
        "unknown type 'decimal'"},
       {set("rows", cbor::Value::UInt(51)), nullptr, StatusCode::kCorrupt, "length is"},
-      {set("rows", cbor::Value::UInt(uint64_t{1} << 33)), nullptr, StatusCode::kCorrupt,
-       "exceeds"},
+      {set("rows", cbor::Value::UInt(uint64_t{1} << 33)), nullptr, StatusCode::kCorrupt, "exceeds"},
       {set("rows", cbor::Value::Text("50")), nullptr, StatusCode::kCorrupt, "rows"},
       {set("dim", cbor::Value::UInt(4)), nullptr, StatusCode::kCorrupt,
        "'dim' does not apply to type int64"},
@@ -658,14 +659,16 @@ TEST(Segment, HeaderRules) {
        nullptr, StatusCode::kCorrupt, "expected 'validity'"},
       {none, [](cbor::Array& l) { l[1].mutable_map().Set("block", cbor::Value::UInt(512)); },
        StatusCode::kCorrupt, "block size is 512, expected 256"},
-      {none, [](cbor::Array& l) {
+      {none,
+       [](cbor::Array& l) {
          uint64_t off = l[1].map().Find("offset")->raw_uint();
          l[1].mutable_map().Set("offset", cbor::Value::UInt(off + 8));
        },
        StatusCode::kCorrupt, "offset is"},
       {none, [](cbor::Array& l) { l[1].mutable_map().Set("length", cbor::Value::UInt(392)); },
        StatusCode::kCorrupt, "length is 392, expected 400"},
-      {none, [](cbor::Array& l) {
+      {none,
+       [](cbor::Array& l) {
          Bytes sums = l[1].map().Find("sums")->string_value();
          sums[0] ^= 1;
          l[1].mutable_map().Set("sums", cbor::Value::Bytes(sums));
@@ -825,8 +828,8 @@ TEST(Segment, EverySingleByteCorruptionIsDetected) {
           const uint8_t flip = (i % 2 == 0) ? 0x01 : 0x80;
           Bytes bad = seg;
           bad[i] = static_cast<char>(bad[i] ^ flip);
-          SCOPED_TRACE(std::string(FieldTypeName(type)) + " byte " + std::to_string(i) +
-                       " of " + std::to_string(seg.size()));
+          SCOPED_TRACE(std::string(FieldTypeName(type)) + " byte " + std::to_string(i) + " of " +
+                       std::to_string(seg.size()));
           // A magic that still names a framed type is unsupported (spec/02 §2.3).
           const bool framed_magic = i < 8 && LooksFramed(ByteView(bad).substr(0, 8));
           auto code_ok = [&](StatusCode c) {

@@ -36,11 +36,13 @@ std::mt19937_64& Rng() {
   return rng;
 }
 
+// Unpredictable bytes from the OS (getrandom via std::random_device).
 Bytes RandomBytes(size_t n) {
+  std::random_device rd;
   Bytes out(n, '\0');
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t r = Rng()();
-    std::memcpy(out.data() + i, &r, std::min<size_t>(8, n - i));
+  for (size_t i = 0; i < n; i += 4) {
+    uint32_t r = rd();
+    std::memcpy(out.data() + i, &r, std::min<size_t>(4, n - i));
   }
   return out;
 }
@@ -74,6 +76,7 @@ Status CheckColumnMatches(const FieldSpec& want, const Column& col) {
 // The rows of one written column: where each batch row landed.
 struct WrittenColumn {
   std::string name;
+  FieldSpec spec;
   std::vector<ObjectId> segments;
   std::vector<uint32_t> seg;  // per batch row
   std::vector<uint32_t> row;  // per batch row
@@ -85,6 +88,7 @@ Result<WrittenColumn> WriteColumn(Store& store, const FieldSpec& spec, const Col
                                   uint64_t* objects_written) {
   WrittenColumn out;
   out.name = spec.name;
+  out.spec = spec;
   const uint64_t n = col.length();
   uint64_t bytes_per_row = std::max<uint64_t>(1, col.ByteSize() / std::max<uint64_t>(1, n));
   uint64_t rows_per_segment =
@@ -93,8 +97,10 @@ Result<WrittenColumn> WriteColumn(Store& store, const FieldSpec& spec, const Col
   for (uint64_t b = 0; b < n; b += rows_per_segment) {
     ranges.emplace_back(b, std::min(n, b + rows_per_segment));
   }
+  constexpr size_t kMaxInFlight = 4;  // segments encoded + put at once (memory bound)
   std::vector<std::future<Result<ObjectId>>> puts;
   for (auto [b, e] : ranges) {
+    if (puts.size() >= kMaxInFlight) puts[puts.size() - kMaxInFlight].wait();
     auto work = [&store, &spec, &col, b = b, e = e]() -> Result<ObjectId> {
       Column piece(spec);
       const Column* src = &col;
@@ -136,9 +142,32 @@ Result<std::vector<uint64_t>> SortedUnique(std::vector<uint64_t> anchors, bool a
   return anchors;
 }
 
-btree::IndexRef IndexOrEmpty(const cbor::Value& v) {
-  auto r = btree::IndexRefFromCbor(v, "manifest");
-  return r.ok() ? *r : btree::IndexRef::Empty();
+// A manifest must belong to the dataset it is opened as: its genesis names it.
+Status CheckGenesisName(Store& store, const ObjectId& genesis, const ObjectId& manifest,
+                        std::string_view name) {
+  auto gbytes = store.Get(genesis);
+  if (!gbytes.ok()) return gbytes.status().WithContext("genesis of manifest " + manifest.ToString());
+  ASSIGN_OR_RETURN(dataset::Genesis g, dataset::DecodeGenesis(*gbytes));
+  if (g.name != name) {
+    return InvalidArgument("manifest " + manifest.ToString() + " belongs to dataset " +
+                           Quote(g.name) + ", not " + Quote(name));
+  }
+  return Status::Ok();
+}
+
+bool SameType(const FieldSpec& a, const FieldSpec& b) {
+  return a.type == b.type && a.dim == b.dim && a.dtype == b.dtype && a.shape == b.shape;
+}
+
+bool IsDropped(const Manifest& m, std::string_view name) {
+  return std::binary_search(m.dropped.begin(), m.dropped.end(), name);
+}
+
+Status RefuseDropped(const Manifest& m, std::string_view name) {
+  if (!IsDropped(m, name)) return Status::Ok();
+  return InvalidArgument("field " + Quote(name) +
+                         " was dropped in an earlier schema version and its name cannot be "
+                         "reused; choose a new name");
 }
 
 }  // namespace
@@ -200,6 +229,25 @@ Result<std::shared_ptr<const Version>> DatasetImpl::LoadVersion(const ObjectId& 
   return std::shared_ptr<const Version>(std::move(v));
 }
 
+Result<bool> DatasetImpl::IsAncestor(const ObjectId& id, uint64_t time_ns,
+                                      const ObjectId& head) const {
+  // Every descendant of `id` is newer than it (a child's time exceeds its parents'), so
+  // the walk stops at manifests older than `id`: it costs the commits made since.
+  std::vector<ObjectId> stack{head};
+  std::unordered_set<ObjectId> seen{head};
+  while (!stack.empty()) {
+    ObjectId cur = stack.back();
+    stack.pop_back();
+    if (cur == id) return true;
+    ASSIGN_OR_RETURN(auto v, LoadVersion(cur));
+    if (v->manifest.time_ns <= time_ns) continue;
+    for (const auto& p : v->manifest.parents) {
+      if (seen.insert(p).second) stack.push_back(p);
+    }
+  }
+  return false;
+}
+
 Result<std::shared_ptr<const Version>> DatasetImpl::ReadHead() const {
   auto ref = store_->ReadRef(dataset::BranchRef(name_, branch_));
   if (!ref.ok()) {
@@ -255,11 +303,16 @@ Result<CommitInfo> DatasetImpl::Commit(const BuildFn& build, const CommitOptions
     }
     if (s.code() != StatusCode::kConflict && s.code() != StatusCode::kUnavailable) return s;
     // Another writer moved the branch (or the swap's outcome is unknown): re-read the head.
-    // If our manifest is the head, the swap did land and only its response was lost.
+    // If our manifest is the head or an ancestor of it, the swap did land and only its
+    // response was lost (invariant 3): rebuilding would apply the mutation twice.
     Backoff(attempt);
     auto head_ref = store_->ReadRef(ref);
     if (!head_ref.ok()) return head_ref.status();
-    if (head_ref->target == id) {
+    bool landed = head_ref->target == id;
+    if (!landed && s.code() == StatusCode::kUnavailable) {
+      ASSIGN_OR_RETURN(landed, IsAncestor(id, m.time_ns, head_ref->target));
+    }
+    if (landed) {
       auto v = LoadVersion(id);
       if (!v.ok()) return v.status();
       set_current(*v);
@@ -288,16 +341,25 @@ Result<std::unique_ptr<Dataset>> Dataset::Create(std::shared_ptr<Store> store,
   if (schema.fields().empty()) {
     return InvalidArgument("dataset " + Quote(name) + ": the schema has no fields");
   }
+  // Any ref under the name means the dataset exists (even if "main" was deleted).
+  bool exists = false;
+  RETURN_IF_ERROR(store->ListRefs(std::string(name) + "/", [&](const RefValue&) {
+    exists = true;
+    return false;
+  }));
+  if (exists) return AlreadyExists("dataset " + Quote(name) + " already exists in " + store->uri());
+  Schema first = schema;
+  first.set_version(1);
   dataset::Genesis g;
   g.name = std::string(name);
   g.nonce = RandomBytes(16);
   g.time_ns = NowNs();
-  g.schema = schema;
+  g.schema = first;
   ASSIGN_OR_RETURN(Bytes gbytes, dataset::EncodeGenesis(g));
   ASSIGN_OR_RETURN(ObjectId gid, store->Put(gbytes));
   Manifest m;
   m.genesis = gid;
-  m.schema = schema;
+  m.schema = first;
   m.index = btree::IndexRefToCbor(btree::IndexRef::Empty());
   m.tombstones = btree::IndexRefToCbor(btree::IndexRef::Empty());
   m.writer = options.writer.empty() ? DefaultWriter() : options.writer;
@@ -337,6 +399,7 @@ Result<std::unique_ptr<Dataset>> Dataset::Open(std::shared_ptr<Store> store,
     }
     return v.status();
   }
+  RETURN_IF_ERROR(CheckGenesisName(*store, (*v)->manifest.genesis, (*v)->id, name));
   impl->set_current(std::move(*v));
   return std::unique_ptr<Dataset>(new Dataset(std::move(impl)));
 }
@@ -378,14 +441,7 @@ Result<std::unique_ptr<Dataset>> Dataset::OpenAt(std::shared_ptr<Store> store,
                     Quote(at));
   }
   ASSIGN_OR_RETURN(auto v, impl->LoadVersion(*target));
-  // A manifest id must belong to this dataset.
-  auto gbytes = store->Get(v->manifest.genesis);
-  if (!gbytes.ok()) return gbytes.status().WithContext("genesis of manifest " + target->ToString());
-  ASSIGN_OR_RETURN(dataset::Genesis g, dataset::DecodeGenesis(*gbytes));
-  if (g.name != name) {
-    return InvalidArgument("manifest " + target->ToString() + " belongs to dataset " +
-                           Quote(g.name) + ", not " + Quote(name));
-  }
+  RETURN_IF_ERROR(CheckGenesisName(*store, v->manifest.genesis, *target, name));
   impl->set_current(std::move(v));
   return std::unique_ptr<Dataset>(new Dataset(std::move(impl)));
 }
@@ -423,9 +479,13 @@ Result<DatasetImpl::Built> BuildAppend(DatasetImpl& impl, const Version& base,
   DatasetImpl::Built out;
   const Manifest& bm = base.manifest;
   for (const auto& w : written) {
-    if (schema.Find(w.name) == nullptr) {
+    const FieldSpec* f = schema.Find(w.name);
+    if (f == nullptr) {
       return Conflict("field " + Quote(w.name) +
                       " is no longer in the dataset's schema (dropped by a concurrent commit)");
+    }
+    if (!SameType(*f, w.spec)) {
+      return Conflict("field " + Quote(w.name) + " changed type in a concurrent commit");
     }
   }
   // Anchors: given, or assigned from next_anchor.
@@ -511,6 +571,7 @@ Result<DatasetImpl::Built> BuildAppend(DatasetImpl& impl, const Version& base,
   uint64_t max_anchor = sorted.empty() ? 0 : sorted.back();
   m.next_anchor = std::max(bm.next_anchor, max_anchor == UINT64_MAX ? UINT64_MAX : max_anchor + 1);
   m.meta = bm.meta;
+  m.dropped = bm.dropped;
   m.delta.added = added;
   m.delta.replaced = num_rows - added;
   for (const auto& w : written) m.delta.fields.push_back(w.name);
@@ -564,6 +625,13 @@ Result<CommitInfo> Dataset::AppendMany(const Batch& batch, const CommitOptions& 
   if (!batch.anchors.empty()) {
     ASSIGN_OR_RETURN(auto check, SortedUnique(batch.anchors, false));
     (void)check;
+  } else {
+    // Every row is a new record: required fields must be there before anything is written.
+    for (const auto& f : schema.fields()) {
+      if (!f.optional && seen.count(f.name) == 0) {
+        return InvalidArgument("required field " + Quote(f.name) + " is missing from the batch");
+      }
+    }
   }
   // Segments once (invariant 2).
   uint64_t objects = 0;
@@ -586,7 +654,21 @@ Result<CommitInfo> Dataset::AppendMany(const Batch& batch, const CommitOptions& 
 Result<CommitInfo> Dataset::Delete(const std::vector<uint64_t>& anchors,
                                    const CommitOptions& options) {
   if (anchors.empty()) return InvalidArgument("delete: no anchors given");
+  if (read_only()) return PermissionDenied("dataset " + Quote(name()) + " is open read-only");
   ASSIGN_OR_RETURN(std::vector<uint64_t> sorted, SortedUnique(anchors, true));
+  {
+    // Nothing to delete: no commit (the result names the unchanged head).
+    auto cur = impl_->current();
+    btree::Tree tree(&impl_->store(), impl_->pages(), cur->index);
+    ASSIGN_OR_RETURN(auto found, tree.LookupMany(sorted));
+    if (std::none_of(found.begin(), found.end(), [](const auto& e) { return e.has_value(); })) {
+      CommitInfo info = InfoFromManifest(cur->id, cur->manifest);
+      info.added = info.replaced = info.deleted = 0;
+      info.fields.clear();
+      info.attempts = 0;
+      return info;
+    }
+  }
   return impl_->Commit(
       [&](const Version& base, uint32_t) -> Result<DatasetImpl::Built> {
         DatasetImpl::Built out;
@@ -631,6 +713,7 @@ Result<CommitInfo> Dataset::AddLayer(const FieldSpec& field, const std::vector<u
   FieldSpec spec = field;
   spec.optional = true;  // existing records lack it
   const Schema start = impl_->current()->manifest.schema;
+  RETURN_IF_ERROR(RefuseDropped(impl_->current()->manifest, spec.name));
   if (const FieldSpec* existing = start.Find(spec.name)) {
     if (existing->type != spec.type || existing->dim != spec.dim ||
         existing->dtype != spec.dtype || existing->shape != spec.shape) {
@@ -638,6 +721,10 @@ Result<CommitInfo> Dataset::AddLayer(const FieldSpec& field, const std::vector<u
                              " exists with a different type; choose another name");
     }
     spec = *existing;
+    if (!spec.optional && values.NullCount() > 0) {
+      return InvalidArgument("layer " + Quote(spec.name) + " is a required field but " +
+                             std::to_string(values.NullCount()) + " values are null");
+    }
   } else {
     RETURN_IF_ERROR(start.WithAddedField(spec).status());
   }
@@ -648,8 +735,9 @@ Result<CommitInfo> Dataset::AddLayer(const FieldSpec& field, const std::vector<u
   auto result = impl_->Commit(
       [&](const Version& base, uint32_t) -> Result<DatasetImpl::Built> {
         Schema schema = base.manifest.schema;
+        RETURN_IF_ERROR(RefuseDropped(base.manifest, spec.name));
         if (const FieldSpec* f = schema.Find(spec.name)) {
-          if (f->type != spec.type) {
+          if (!SameType(*f, spec)) {
             return Conflict("field " + Quote(spec.name) +
                             " was added concurrently with another type");
           }
@@ -666,6 +754,14 @@ Result<CommitInfo> Dataset::AddLayer(const FieldSpec& field, const std::vector<u
 Result<CommitInfo> Dataset::EvolveSchema(const Schema& next, const CommitOptions& options) {
   const Schema from = impl_->current()->manifest.schema;
   RETURN_IF_ERROR(from.CheckEvolution(next));
+  if (next.fields() == from.fields()) {
+    return InvalidArgument("schema evolution: the new schema has the same fields");
+  }
+  for (const auto& f : next.fields()) {
+    if (from.Find(f.name) == nullptr) RETURN_IF_ERROR(RefuseDropped(impl_->current()->manifest, f.name));
+  }
+  Schema evolved = next;
+  evolved.set_version(from.version() + 1);  // the version is the store's, not the caller's
   return impl_->Commit(
       [&](const Version& base, uint32_t) -> Result<DatasetImpl::Built> {
         if (!(base.manifest.schema == from)) {
@@ -675,11 +771,15 @@ Result<CommitInfo> Dataset::EvolveSchema(const Schema& next, const CommitOptions
         }
         DatasetImpl::Built out;
         out.manifest = base.manifest;
-        out.manifest.schema = next;
+        out.manifest.schema = evolved;
         out.manifest.delta = {};
-        for (const auto& f : next.fields()) {
+        for (const auto& f : evolved.fields()) {
           if (from.Find(f.name) == nullptr) out.manifest.delta.fields.push_back(f.name);
         }
+        for (const auto& f : from.fields()) {
+          if (evolved.Find(f.name) == nullptr) out.manifest.dropped.push_back(f.name);
+        }
+        std::sort(out.manifest.dropped.begin(), out.manifest.dropped.end());
         return out;
       },
       options);
@@ -687,6 +787,7 @@ Result<CommitInfo> Dataset::EvolveSchema(const Schema& next, const CommitOptions
 
 Result<CommitInfo> Dataset::SetMeta(const std::map<std::string, std::string>& meta,
                                     const CommitOptions& options) {
+  if (meta.empty()) return InvalidArgument("set-meta: no keys given");
   for (const auto& [k, v] : meta) {
     if (k.empty() || k.size() > 256) {
       return InvalidArgument("metadata key " + Quote(k) + " must be 1..256 bytes");

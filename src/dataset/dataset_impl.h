@@ -56,6 +56,8 @@ class DatasetImpl {
   DatasetImpl(std::shared_ptr<Store> store, std::string name, std::string branch);
 
   Result<std::shared_ptr<const Version>> LoadVersion(const ObjectId& id) const;
+  // True when `id` (a manifest made at `time_ns`) is `head` or one of its ancestors.
+  Result<bool> IsAncestor(const ObjectId& id, uint64_t time_ns, const ObjectId& head) const;
   // Reads the branch ref and loads its manifest.
   Result<std::shared_ptr<const Version>> ReadHead() const;
   std::shared_ptr<const Version> current() const;

@@ -514,6 +514,98 @@ TEST(DatasetTest, VerifyFindsCorruption) {
   EXPECT_NE(bad->problems[0].find("corrupt"), std::string::npos) << bad->problems[0];
 }
 
+TEST(DatasetTest, DroppedFieldNameCannotBeReaddedSoOldDataNeverResurfaces) {
+  auto store = MemStore();
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), 10)).ok());
+  ASSERT_TRUE(ds->EvolveSchema(*ds->schema().WithDroppedField("caption")).ok());
+  FieldSpec caption{.name = "caption", .type = FieldType::kString, .optional = true};
+  auto again = ds->schema().WithAddedField(caption);
+  ASSERT_TRUE(again.ok());
+  auto r = ds->EvolveSchema(*again);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("dropped"), std::string::npos) << r.status().ToString();
+  Column vals(caption);
+  vals.AppendBytes("x");
+  EXPECT_EQ(ds->AddLayer(caption, {1}, vals).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(DatasetTest, SchemaVersionIsSetByTheStoreNotTheCaller) {
+  auto store = MemStore();
+  Schema s = TestSchema();
+  s.set_version(9);
+  auto ds = *Dataset::Create(store, "d", s);
+  EXPECT_EQ(ds->schema().version(), 1u);
+  Schema next = *ds->schema().WithAddedField(
+      FieldSpec{.name = "extra", .type = FieldType::kBool, .optional = true});
+  next.set_version(77);
+  ASSERT_TRUE(ds->EvolveSchema(next).ok());
+  EXPECT_EQ(ds->schema().version(), 2u);
+}
+
+// A ref backend whose next compare-and-swap applies, then lets `after` run (another
+// writer committing), then reports the outcome as unknown.
+class LosingRefs : public RefBackend {
+ public:
+  explicit LosingRefs(RefBackend* inner) : inner_(inner) {}
+  std::function<void()> after;
+  Result<RefValue> Read(std::string_view n) override { return inner_->Read(n); }
+  Status Create(std::string_view n, const ObjectId& t) override { return inner_->Create(n, t); }
+  Status CompareAndSwap(std::string_view n, const ObjectId& e, const ObjectId& d) override {
+    Status s = inner_->CompareAndSwap(n, e, d);
+    if (s.ok() && after) {
+      auto f = std::move(after);
+      after = nullptr;
+      f();
+      return Unavailable("connection reset after the swap was applied");
+    }
+    return s;
+  }
+  Status Delete(std::string_view n, const ObjectId& e) override { return inner_->Delete(n, e); }
+  Status List(std::string_view p, const RefVisitor& v) override { return inner_->List(p, v); }
+
+ private:
+  RefBackend* inner_;
+};
+
+TEST(DatasetTest, LostCommitResponseIsNotAppliedTwiceWhenAnotherWriterFollowed) {
+  std::shared_ptr<Store> mem(*Store::Open("memory://"));
+  auto refs = std::make_shared<LosingRefs>(&mem->ref_backend());
+  std::shared_ptr<Store> store = Store::FromBackends(
+      "losing://", std::shared_ptr<ObjectBackend>(mem, &mem->object_backend()), refs);
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), 10)).ok());
+  auto other = *Dataset::Open(mem, "d");
+  refs->after = [&] {
+    ASSERT_TRUE(other->Refresh().ok());
+    ASSERT_TRUE(other->AppendMany(MakeRows(other->schema(), 5, 100)).ok());
+  };
+  auto c = ds->AppendMany(MakeRows(ds->schema(), 7, 200));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  auto fresh = *Dataset::Open(mem, "d");
+  EXPECT_EQ(fresh->Count(), 10u + 7u + 5u);  // our 7 records once, not twice
+}
+
+TEST(DatasetTest, BranchNamesCannotCreateSnapshotRefs) {
+  auto store = MemStore();
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  EXPECT_EQ(ds->Branch("x/snapshots/y").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Dataset::Create(store, "x.lock", TestSchema()).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(DatasetTest, DeletingOnlyAbsentAnchorsMakesNoCommit) {
+  auto store = MemStore();
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), 3)).ok());
+  ObjectId head = ds->head();
+  auto d = ds->Delete({100, 200});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->deleted, 0u);
+  EXPECT_EQ(ds->head(), head);
+  EXPECT_EQ(ds->SetMeta({}).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(DatasetTest, FileStoreRoundTrip) {
   std::string dir = ::testing::TempDir() + "/dataset_file_" + std::to_string(getpid());
   std::shared_ptr<Store> store(*Store::Open("file://" + dir));

@@ -18,7 +18,12 @@ Status CheckKind(const cbor::Map& m, std::string_view kind) {
   ASSIGN_OR_RETURN(const cbor::Value* k, cbor::Require(m, "kind"));
   ASSIGN_OR_RETURN(std::string_view got, k->AsText("kind"));
   if (got != kind) {
-    return Corrupt("expected a " + std::string(kind) + " object, got kind " + Quote(got));
+    if (got == kGenesisKind || got == kManifestKind || got.starts_with("dreamdb.btree.")) {
+      return InvalidArgument("expected a " + std::string(kind) + " object, got a " +
+                             std::string(got) + " object");
+    }
+    return Unsupported("expected a " + std::string(kind) + " object, got unknown kind " +
+                       Quote(got) + " (written by a newer DreamDB?)");
   }
   ASSIGN_OR_RETURN(const cbor::Value* f, cbor::Require(m, "format"));
   ASSIGN_OR_RETURN(uint64_t format, f->AsUInt("format"));
@@ -63,6 +68,10 @@ Status ValidateDatasetName(std::string_view name) {
                              " may only contain letters, digits, '.', '_' and '-'");
     }
   }
+  if (name == "snapshots" || name == "branches" || name.ends_with(".lock")) {
+    return InvalidArgument("dataset name " + Quote(name) +
+                           " is reserved (\"snapshots\", \"branches\" and names ending in \".lock\")");
+  }
   return Status::Ok();
 }
 
@@ -73,6 +82,18 @@ Status ValidateBranchName(std::string_view branch) {
   }
   Status s = ValidateRefName("x/branches/" + std::string(branch));
   if (!s.ok()) return InvalidArgument("branch name " + Quote(branch) + ": " + s.message());
+  // A "snapshots" segment would make the branch ref a snapshot ref (spec/06-refs.md).
+  std::string_view rest = branch;
+  while (!rest.empty()) {
+    size_t slash = rest.find('/');
+    std::string_view seg = rest.substr(0, slash);
+    if (seg == "snapshots") {
+      return InvalidArgument("branch name " + Quote(branch) +
+                             " may not contain the segment 'snapshots'");
+    }
+    if (slash == std::string_view::npos) break;
+    rest.remove_prefix(slash + 1);
+  }
   return Status::Ok();
 }
 
@@ -129,6 +150,9 @@ Result<Bytes> EncodeManifest(const Manifest& mf) {
   cbor::Map meta;
   for (const auto& [k, val] : mf.meta) meta.Set(k, cbor::Value::Text(val));
   m.Set("meta", cbor::Value::FromMap(std::move(meta)));
+  cbor::Array dropped;
+  for (const auto& d : mf.dropped) dropped.push_back(cbor::Value::Text(d));
+  m.Set("dropped", cbor::Value::FromArray(std::move(dropped)));
   m.Set("writer", cbor::Value::Text(mf.writer));
   m.Set("time_ns", cbor::Value::UInt(mf.time_ns));
   m.Set("message", cbor::Value::Text(mf.message));
@@ -169,6 +193,15 @@ Result<Manifest> DecodeManifest(ByteView bytes) {
   for (const auto& [k, val] : mm->entries()) {
     ASSIGN_OR_RETURN(std::string_view s, val.AsText("manifest.meta." + k));
     mf.meta.emplace(k, std::string(s));
+  }
+  ASSIGN_OR_RETURN(const cbor::Value* dropped, cbor::Require(*m, "dropped"));
+  ASSIGN_OR_RETURN(const cbor::Array* da, dropped->AsArray("manifest.dropped"));
+  for (const auto& d : *da) {
+    ASSIGN_OR_RETURN(std::string_view s, d.AsText("manifest.dropped[]"));
+    if (!mf.dropped.empty() && !(mf.dropped.back() < s)) {
+      return Corrupt("manifest.dropped is not strictly ascending at " + Quote(s));
+    }
+    mf.dropped.emplace_back(s);
   }
   ASSIGN_OR_RETURN(mf.writer, GetText(*m, "writer"));
   ASSIGN_OR_RETURN(mf.time_ns, GetUInt(*m, "time_ns"));

@@ -56,6 +56,10 @@ struct Manifest {
   uint64_t count = 0;
   uint64_t next_anchor = 0;
   std::map<std::string, std::string> meta;
+  // Names of fields dropped by earlier schema evolutions, ascending. Index entries keep
+  // locations under a dropped name until compaction, so a dropped name is never reused
+  // (spec/13-manifests.md §4).
+  std::vector<std::string> dropped;
   std::string writer;
   uint64_t time_ns = 0;
   std::string message;

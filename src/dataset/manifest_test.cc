@@ -36,7 +36,7 @@ TEST(ManifestTest, RejectsWrongKindAndNewerFormat) {
   g.nonce = std::string(16, 'n');
   ASSERT_TRUE(g.schema.AddInt64("x").ok());
   Bytes gb = *EncodeGenesis(g);
-  EXPECT_EQ(DecodeManifest(gb).status().code(), StatusCode::kCorrupt);
+  EXPECT_EQ(DecodeManifest(gb).status().code(), StatusCode::kInvalidArgument);
   auto v = *cbor::Decode(gb);
   v.mutable_map().Set("format", cbor::Value::UInt(2));
   EXPECT_EQ(DecodeGenesis(*cbor::Encode(v)).status().code(), StatusCode::kUnsupported);

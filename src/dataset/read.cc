@@ -118,7 +118,8 @@ class SegmentFetcher {
     };
     auto reader = columnar::SegmentReader::Open(fetch, spec);
     if (!reader.ok()) return reader.status().WithContext("segment " + id.ToString());
-    // Dense reads: the whole object costs about the same and verifies by id.
+    // Dense reads: the rest of the object costs about the same; ReadAll verifies every
+    // block the column is built from.
     if (need.rows.size() * 2 >= reader->rows()) {
       auto col = reader->ReadAll();
       if (!col.ok()) return col.status().WithContext("segment " + id.ToString());

@@ -1,6 +1,6 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
-// Ref-name rules (spec/06-refs.md §Names). Checks run in a fixed order so that every
+// Ref-name rules (spec/06-refs.md §2). Checks run in a fixed order so that every
 // implementation reports the same rule for the same name (spec/vectors/refs/names.json):
 //   1. empty  2. too_long  3. bad_char (first offending byte)
 //   4. per segment, left to right: empty_segment, leading_dot, lock_suffix.

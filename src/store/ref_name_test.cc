@@ -141,7 +141,7 @@ std::string SourceDir() {
   return dir != nullptr ? dir : DREAMDB_SOURCE_DIR_FALLBACK;
 }
 
-// The phrase each rule's message contains (spec/06-refs.md §Names).
+// The phrase each rule's message contains (spec/06-refs.md §2).
 const std::map<std::string, std::string>& RulePhrases() {
   static const auto* phrases = new std::map<std::string, std::string>{
       {"empty", "the name is empty"},     {"too_long", "the limit is 255 bytes"},

@@ -1,11 +1,13 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
-// Store: the rules every backend shares (spec/05-backend.md §Store, spec/06-refs.md).
+// Store: the rules every backend shares (spec/05-backend.md §1.2, §5; spec/06-refs.md §3-§5).
 // Backends move bytes; this file verifies hashes, validates ref names, keeps snapshots
 // immutable and refuses refs to missing objects, so no backend can get those wrong.
 
 #include "dreamdb/store.h"
 
+#include <map>
+#include <mutex>
 #include <utility>
 
 #include "src/base/encoding.h"
@@ -45,6 +47,20 @@ Status ValidateRefPrefix(std::string_view prefix) {
   return Status::Ok();
 }
 
+// One FileBackend per root per process: each caches up to 259 directory descriptors, so
+// a process opening the same store many times must not multiply them. Entries expire
+// with the last Store using them.
+Result<std::shared_ptr<FileBackend>> SharedFileBackend(const std::string& root) {
+  static std::mutex mu;
+  static auto* open_roots = new std::map<std::string, std::weak_ptr<FileBackend>>();  // mu
+  std::lock_guard lock(mu);
+  std::weak_ptr<FileBackend>& slot = (*open_roots)[root];
+  if (auto backend = slot.lock()) return backend;
+  ASSIGN_OR_RETURN(std::shared_ptr<FileBackend> backend, FileBackend::Open(root));
+  slot = backend;
+  return backend;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Store>> Store::Open(std::string_view uri, const StoreOptions& options) {
@@ -56,7 +72,7 @@ Result<std::unique_ptr<Store>> Store::Open(std::string_view uri, const StoreOpti
       return FromBackends(parsed.canonical, b.objects, b.refs, options);
     }
     case StoreUri::Scheme::kFile: {
-      auto backend = FileBackend::Open(parsed.path);
+      auto backend = SharedFileBackend(parsed.path);
       if (!backend.ok()) return backend.status().WithContext("store " + Quote(uri, 200));
       return FromBackends(parsed.canonical, *backend, *backend, options);
     }
@@ -111,7 +127,8 @@ Result<Bytes> Store::Get(const ObjectId& id) {
 }
 
 Result<Bytes> Store::GetRange(const ObjectId& id, uint64_t offset, uint64_t length) {
-  // Unverified by design: formats read by range carry their own checksums (spec/05 §5).
+  // Unverified by design: formats read by range carry their own checksums (spec/05-backend.md
+  // §5.3).
   return objects_->GetRange(id, offset, length);
 }
 
@@ -140,7 +157,7 @@ Result<RefValue> Store::ReadRef(std::string_view name) {
 
 Status Store::CreateRef(std::string_view name, const ObjectId& target) {
   RETURN_IF_ERROR(ValidateRefName(name));
-  // A ref never points at a missing object. GC's grace period (spec/06 §GC) covers the
+  // A ref never points at a missing object. GC's grace period (spec/06-refs.md §6) covers the
   // window between this check and the create.
   auto info = objects_->Head(target);
   if (info.status().code() == StatusCode::kNotFound) return MissingTarget(target);

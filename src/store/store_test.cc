@@ -1,5 +1,5 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
-// Store's shared rules (spec/05-backend.md §Store) and URI parsing (§URIs).
+// Store's shared rules (spec/05-backend.md §5, spec/06-refs.md §2-§5) and URI parsing (spec/05 §2).
 #include "dreamdb/store.h"
 
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
-// Implements spec/05-backend.md §URIs.
+// Implements spec/05-backend.md §2.
 #include "src/store/uri.h"
 
 #include <unistd.h>

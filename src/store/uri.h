@@ -1,6 +1,6 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
-// Store URI parsing (spec/05-backend.md §URIs). Pure functions; thread-safe.
+// Store URI parsing (spec/05-backend.md §2). Pure functions; thread-safe.
 
 #ifndef DREAMDB_SRC_STORE_URI_H_
 #define DREAMDB_SRC_STORE_URI_H_

@@ -8,7 +8,6 @@ the --json shapes and the exit codes of the error table (spec/07-errors.md).
 from __future__ import annotations
 
 import base64
-import json
 import os
 import pathlib
 import re
@@ -17,7 +16,7 @@ import subprocess
 
 import pytest
 
-from conftest import EXIT, Cli, clean_env
+from cli_harness import EXIT, Cli, clean_env
 
 ID_RE = re.compile(r"^b[a-z2-7]{55}$")
 
@@ -321,6 +320,12 @@ def test_ref_ls_prefix_and_order(cli: Cli) -> None:
     assert cli.ok("ref", "ls", "a/branches/").out == (
         f"{a} a/branches/main\n{a} a/branches/x\n")
     assert cli.ok("ref", "ls", "zzz").stdout == b""
+
+
+@pytest.mark.parametrize("prefix", ["a b", "x\x01", "a~b", "p" * 256])
+def test_ref_ls_bad_prefix(cli: Cli, prefix: str) -> None:
+    r = cli.fails("invalid_argument", "ref", "ls", prefix)
+    assert "prefix" in r.err
 
 
 def test_ref_create_twice(cli: Cli) -> None:

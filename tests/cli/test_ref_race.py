@@ -16,7 +16,7 @@ import pathlib
 import subprocess
 import time
 
-from conftest import EXIT, Cli, clean_env
+from cli_harness import EXIT, Cli, clean_env
 
 PROCESSES = 16
 POOL = 4 * PROCESSES  # distinct objects to draw each round's 16 targets from

@@ -151,15 +151,15 @@ def main():
     }
     pages.append(page_case("node: level 1 over the first two leaves", "node", node))
     node2 = {"level": 2, "keys": [1, 1 << 40], "children": [pages[3]["id"], segment(9)],
-             "counts": [6, 600000]}
+             "counts": [6, 60000]}
     pages.append(page_case("node: level 2", "node", node2))
 
     index_refs = [
         {"name": "empty", "index_ref": None, "hex": "f6"},
         {"name": "inline leaf", "index_ref": {"inline": leaf2},
          "hex": enc({"inline": leaf_map(leaf2)}).hex()},
-        {"name": "paged", "index_ref": {"root": pages[4]["id"], "height": 3, "count": 600006},
-         "hex": enc({"root": id_binary(pages[4]["id"]), "height": 3, "count": 600006}).hex()},
+        {"name": "paged", "index_ref": {"root": pages[4]["id"], "height": 3, "count": 60006},
+         "hex": enc({"root": id_binary(pages[4]["id"]), "height": 3, "count": 60006}).hex()},
     ]
 
     invalid = []

@@ -1,5 +1,5 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
-// Implements spec/05-backend.md §file and spec/06-refs.md §file.
+// Implements spec/05-backend.md §8 and spec/06-refs.md §7.
 #include "src/store/local/file_backend.h"
 
 #include <dirent.h>
@@ -33,7 +33,7 @@ std::string StrError(int err) {
   return strerror_r(err, buf, sizeof(buf));  // GNU variant: returns the message
 }
 
-// Maps an errno to a Status naming the operation and path (spec/05-backend.md §errors).
+// Maps an errno to a Status naming the operation and path (spec/05-backend.md §6.4).
 Status OsError(int err, std::string_view op, const std::string& path,
                bool enoent_is_not_found = true) {
   std::string msg = std::string(op) + " " + Quote(path, 4096) + ": " + StrError(err);

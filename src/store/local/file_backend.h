@@ -1,6 +1,6 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
-// The file:// backend (spec/05-backend.md §file): objects and refs in a local directory.
+// The file:// backend (spec/05-backend.md §8): objects and refs in a local directory.
 //
 //   <root>/dreamdb-store            "dreamdb-store 1\n": the layout version
 //   <root>/objects/<xx>/<id-text>   the object bytes; xx = ObjectId::ShardPrefix()
@@ -8,7 +8,7 @@
 //   <root>/locks/<encoded-name>     the ref's lock file, flock(LOCK_EX)ed around changes
 //   <root>/tmp/                     temp files, renamed or linked into place
 //
-// Design notes (ref changes; spec/06-refs.md §file):
+// Design notes (ref changes; spec/06-refs.md §7):
 //   Invariants:
 //     1. A file under objects/ or refs/ is complete: it appears only by rename() or link()
 //        of a temp file that was fully written and fsync()ed.
@@ -91,7 +91,7 @@ class FileBackend final : public ObjectBackend, public RefBackend {
   static std::string EncodeRefName(std::string_view name);
   // nullopt unless `encoded` decodes to a valid ref name.
   static std::optional<std::string> DecodeRefName(std::string_view encoded);
-  // The ref file format (spec/06-refs.md §file).
+  // The ref file format (spec/06-refs.md §7).
   static std::string FormatRefFile(const ObjectId& target, std::string_view writer);
   // Strict parse; kCorrupt naming the ref (and `path`) when malformed, kUnsupported for
   // a newer format version.

@@ -1,5 +1,5 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
-// Implements spec/05-backend.md §memory.
+// Implements spec/05-backend.md §7.
 #include "src/store/memory/memory_backend.h"
 
 #include <algorithm>

@@ -1,6 +1,6 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
-// The memory:// backend (spec/05-backend.md §memory): objects and refs in process
+// The memory:// backend (spec/05-backend.md §7): objects and refs in process
 // memory, for tests and for scratch work. Nothing survives the process.
 //
 // Thread safety: every method may be called concurrently. Each backend guards its map

@@ -1,7 +1,7 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
 // FaultInjectingBackend: wraps an ObjectBackend and a RefBackend and makes chosen calls
-// fail, the way storage fails in production (spec/05-backend.md §Failures):
+// fail, the way storage fails in production (spec/05-backend.md §6, §10.3):
 //   - fail the N-th call (of one kind or of any kind) with a chosen code, not applied;
 //   - lose the response of the N-th call: the call is applied, then kUnavailable is
 //     returned (a timeout after a conditional write succeeded on the server);

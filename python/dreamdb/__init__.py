@@ -1,0 +1,69 @@
+# Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+"""DreamDB: versioned, content-addressed datasets.
+
+    import dreamdb
+    schema = dreamdb.Schema().add_int("label").add_image("img").add_embedding("emb", 512)
+    ds = dreamdb.Dataset.create("pets", schema, store="file:///data/store")
+    ds.append_many([{"label": 1, "img": png_bytes, "emb": vector}])
+    for batch in ds.iter_batches(fields=["label", "emb"]):   # pyarrow.RecordBatch
+        ...
+
+PyTorch: ``dreamdb.torch.DreamDBDataset`` (imported on demand, needs torch).
+Errors: ``dreamdb.Error`` and its subclasses (``dreamdb.errors``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from . import errors
+from ._core import Field, Schema, Store
+from .dataset import Dataset, StoreLike, open_store
+from .errors import (
+    AlreadyExistsError,
+    ConflictError,
+    CorruptError,
+    Error,
+    InternalError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    StorageIOError,
+    UnavailableError,
+    UnsupportedError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Dataset",
+    "Field",
+    "Schema",
+    "Store",
+    "StoreLike",
+    "open_store",
+    "list_datasets",
+    "verify",
+    "Error",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "AlreadyExistsError",
+    "ConflictError",
+    "CorruptError",
+    "UnavailableError",
+    "StorageIOError",
+    "UnsupportedError",
+    "PermissionDeniedError",
+    "InternalError",
+    "errors",
+]
+
+
+def list_datasets(store: StoreLike) -> List[str]:
+    """Names of the datasets in `store`."""
+    return open_store(store).list_datasets()
+
+
+def verify(store: StoreLike, name: Optional[str] = None) -> Dict[str, Any]:
+    """Checks the objects reachable from the refs of dataset `name` (all when None)."""
+    return open_store(store).verify(name or "")

@@ -1,0 +1,70 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+//
+// Shared declarations of the dreamdb._core bindings: one Register* function per public
+// area (errors, schema, store, arrow, dataset), each in its own file, all called from
+// module.cc. Errors are translated in one place (errors.cc): binding code turns a non-OK
+// Status into a C++ StatusError and never builds a Python exception itself.
+
+#ifndef DREAMDB_PYTHON_BINDINGS_H_
+#define DREAMDB_PYTHON_BINDINGS_H_
+
+#include <nanobind/nanobind.h>
+
+#include <exception>
+#include <string>
+#include <utility>
+
+#include "dreamdb/status.h"
+
+namespace dreamdb::python {
+
+namespace nb = nanobind;
+
+// A non-OK Status crossing into Python; errors.cc maps it to dreamdb.errors.<Class>.
+class StatusError : public std::exception {
+ public:
+  explicit StatusError(Status status) : status_(std::move(status)), what_(status_.ToString()) {}
+  const Status& status() const { return status_; }
+  const char* what() const noexcept override { return what_.c_str(); }
+
+ private:
+  Status status_;
+  std::string what_;
+};
+
+inline void ThrowIfError(const Status& s) {
+  if (!s.ok()) throw StatusError(s);
+}
+
+template <typename T>
+T ValueOrThrow(Result<T> r) {
+  if (!r.ok()) throw StatusError(r.status());
+  return std::move(r).value();
+}
+
+// Releases the GIL for the lifetime of the object if this thread holds it (callbacks
+// such as an Arrow stream's get_next may be called with or without it).
+class ReleaseGilIfHeld {
+ public:
+  ReleaseGilIfHeld() {
+    if (PyGILState_Check()) state_ = PyEval_SaveThread();
+  }
+  ~ReleaseGilIfHeld() {
+    if (state_ != nullptr) PyEval_RestoreThread(state_);
+  }
+  ReleaseGilIfHeld(const ReleaseGilIfHeld&) = delete;
+  ReleaseGilIfHeld& operator=(const ReleaseGilIfHeld&) = delete;
+
+ private:
+  PyThreadState* state_ = nullptr;
+};
+
+void RegisterErrors(nb::module_& m);
+void RegisterSchema(nb::module_& m);
+void RegisterStore(nb::module_& m);
+void RegisterArrow(nb::module_& m);
+void RegisterDataset(nb::module_& m);
+
+}  // namespace dreamdb::python
+
+#endif  // DREAMDB_PYTHON_BINDINGS_H_

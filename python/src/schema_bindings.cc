@@ -1,0 +1,228 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+//
+// dreamdb.Schema and dreamdb.Field (spec/10-schema.md). The builders validate in C++ and
+// return the schema itself, so calls chain:
+//   Schema().add_int("label").add_image("img").add_embedding("emb", 512)
+
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <string>
+#include <vector>
+
+#include "dreamdb/schema.h"
+#include "python/src/bindings.h"
+#include "src/base/encoding.h"
+
+namespace dreamdb::python {
+namespace {
+
+// Accepts DreamDB dtype names ("f32") and NumPy's ("float32", np.float32, np.dtype("f4")).
+DType DTypeFromPython(const nb::handle& obj) {
+  std::string name;
+  if (nb::isinstance<nb::str>(obj)) {
+    name = nb::cast<std::string>(obj);
+  } else if (nb::hasattr(obj, "__name__")) {  // np.float32 and friends
+    name = nb::cast<std::string>(obj.attr("__name__"));
+  } else {  // np.dtype("float32") prints as "float32"
+    name = nb::cast<std::string>(nb::str(obj));
+  }
+  static const std::pair<const char*, DType> kNumpy[] = {
+      {"uint8", DType::kU8},   {"int8", DType::kI8},   {"uint16", DType::kU16},
+      {"int16", DType::kI16},  {"uint32", DType::kU32}, {"int32", DType::kI32},
+      {"uint64", DType::kU64}, {"int64", DType::kI64}, {"float32", DType::kF32},
+      {"float64", DType::kF64}};
+  for (const auto& [numpy_name, dtype] : kNumpy) {
+    if (name == numpy_name) return dtype;
+  }
+  return ValueOrThrow(ParseDType(name));
+}
+
+std::vector<uint32_t> ShapeFromPython(const nb::handle& obj) {
+  std::vector<uint32_t> shape;
+  if (nb::isinstance<nb::int_>(obj)) {
+    shape.push_back(nb::cast<uint32_t>(obj));
+    return shape;
+  }
+  for (nb::handle d : nb::iter(obj)) {
+    auto v = nb::cast<int64_t>(d);
+    if (v < 0 || v > UINT32_MAX) {
+      throw StatusError(InvalidArgument("array shape dimension " + std::to_string(v) +
+                                        " is out of range 0..4294967295"));
+    }
+    shape.push_back(static_cast<uint32_t>(v));
+  }
+  return shape;
+}
+
+std::string FieldRepr(const FieldSpec& f) {
+  std::string r = "Field(" + Quote(f.name) + ", " + std::string(FieldTypeName(f.type));
+  if (f.type == FieldType::kBlob) r += ", mime=" + Quote(f.mime);
+  if (f.type == FieldType::kEmbedding) r += ", dim=" + std::to_string(f.dim);
+  if (f.type == FieldType::kArray) {
+    r += ", dtype=" + std::string(DTypeName(f.dtype)) + ", shape=(";
+    for (size_t i = 0; i < f.shape.size(); ++i) {
+      r += (i ? ", " : "") + std::to_string(f.shape[i]);
+    }
+    r += f.shape.size() == 1 ? ",)" : ")";
+  }
+  return r + (f.optional ? ", required=False)" : ")");
+}
+
+const FieldSpec& FindOrThrow(const Schema& s, const std::string& name) {
+  const FieldSpec* f = s.Find(name);
+  if (f == nullptr) {
+    std::string known;
+    for (const auto& k : s.fields()) known += (known.empty() ? "" : ", ") + k.name;
+    throw StatusError(NotFound("no field " + Quote(name) + " (the schema has: " + known + ")"));
+  }
+  return *f;
+}
+
+using SchemaClass = nb::class_<Schema>;
+
+// Registers a scalar builder under its name and its add_scalar_* alias.
+template <typename Fn>
+void DefScalar(SchemaClass& cls, const char* name, const char* alias, Fn add, const char* doc) {
+  auto f = [add](Schema& s, std::string field, bool required) -> Schema& {
+    ThrowIfError((s.*add)(std::move(field), !required));
+    return s;
+  };
+  cls.def(name, f, nb::arg("name"), nb::arg("required") = true, nb::rv_policy::reference, doc);
+  cls.def(alias, f, nb::arg("name"), nb::arg("required") = true, nb::rv_policy::reference, doc);
+}
+
+}  // namespace
+
+void RegisterSchema(nb::module_& m) {
+  nb::class_<FieldSpec>(m, "Field", "One field of a schema (read-only; build with Schema).")
+      .def_ro("name", &FieldSpec::name)
+      .def_prop_ro(
+          "type", [](const FieldSpec& f) { return std::string(FieldTypeName(f.type)); },
+          "'int64', 'float64', 'bool', 'string', 'categorical', 'timestamp', 'blob', "
+          "'embedding' or 'array'.")
+      .def_ro("optional", &FieldSpec::optional)
+      .def_prop_ro("required", [](const FieldSpec& f) { return !f.optional; })
+      .def_prop_ro(
+          "mime",
+          [](const FieldSpec& f) -> nb::object {
+            if (f.type != FieldType::kBlob) return nb::none();
+            return nb::str(f.mime.c_str());
+          },
+          "MIME type of a blob field; None for other types.")
+      .def_prop_ro(
+          "dim",
+          [](const FieldSpec& f) -> nb::object {
+            if (f.type != FieldType::kEmbedding) return nb::none();
+            return nb::int_(f.dim);
+          },
+          "Dimension of an embedding field; None for other types.")
+      .def_prop_ro(
+          "dtype",
+          [](const FieldSpec& f) -> nb::object {
+            if (f.type != FieldType::kArray) return nb::none();
+            return nb::str(std::string(DTypeName(f.dtype)).c_str());
+          },
+          "Element type of an array field ('u8' .. 'f64'); None for other types.")
+      .def_prop_ro(
+          "shape",
+          [](const FieldSpec& f) -> nb::object {
+            if (f.type != FieldType::kArray) return nb::none();
+            nb::list l;
+            for (uint32_t d : f.shape) l.append(d);
+            return nb::tuple(l);
+          },
+          "Shape of an array field's values; None for other types.")
+      .def("__eq__", [](const FieldSpec& a, const FieldSpec& b) { return a == b; })
+      .def("__repr__", &FieldRepr);
+
+  SchemaClass cls(m, "Schema",
+                  "The fields of a dataset's records. Builder methods validate the field "
+                  "(InvalidArgumentError naming the problem) and return the schema, so calls "
+                  "chain. Fields are required unless required=False.");
+  cls.def(nb::init<>());
+  DefScalar(cls, "add_int", "add_scalar_int", &Schema::AddInt64, "Adds an int64 field.");
+  DefScalar(cls, "add_float", "add_scalar_float", &Schema::AddFloat64, "Adds a float64 field.");
+  DefScalar(cls, "add_bool", "add_scalar_bool", &Schema::AddBool, "Adds a bool field.");
+  DefScalar(cls, "add_string", "add_scalar_string", &Schema::AddString,
+            "Adds a UTF-8 string field.");
+  DefScalar(cls, "add_categorical", "add_scalar_categorical", &Schema::AddCategorical,
+            "Adds a categorical field: strings from a small set, dictionary-encoded on disk.");
+  DefScalar(cls, "add_timestamp", "add_scalar_timestamp", &Schema::AddTimestamp,
+            "Adds a timestamp field (int64 nanoseconds since the Unix epoch).");
+  cls.def(
+      "add_blob",
+      [](Schema& s, std::string name, std::string mime, bool required) -> Schema& {
+        ThrowIfError(s.AddBlob(std::move(name), std::move(mime), !required));
+        return s;
+      },
+      nb::arg("name"), nb::arg("mime") = "application/octet-stream", nb::arg("required") = true,
+      nb::rv_policy::reference, "Adds a blob field (any bytes) with a MIME type.");
+  cls.def(
+      "add_image",
+      [](Schema& s, std::string name, std::string mime, bool required) -> Schema& {
+        ThrowIfError(s.AddBlob(std::move(name), std::move(mime), !required));
+        return s;
+      },
+      nb::arg("name"), nb::arg("mime") = "image/png", nb::arg("required") = true,
+      nb::rv_policy::reference, "Adds a blob field holding encoded images (default image/png).");
+  cls.def(
+      "add_embedding",
+      [](Schema& s, std::string name, int64_t dim, bool required) -> Schema& {
+        if (dim < 1 || dim > UINT32_MAX) {
+          ThrowIfError(InvalidArgument("embedding " + Quote(name) + ": dim " +
+                                       std::to_string(dim) + " must be at least 1"));
+        }
+        ThrowIfError(s.AddEmbedding(std::move(name), static_cast<uint32_t>(dim), !required));
+        return s;
+      },
+      nb::arg("name"), nb::arg("dim"), nb::arg("required") = true, nb::rv_policy::reference,
+      "Adds an embedding field: dim float32 values per record.");
+  cls.def(
+      "add_array",
+      [](Schema& s, std::string name, nb::handle dtype, nb::handle shape, bool required) -> Schema& {
+        ThrowIfError(s.AddArray(std::move(name), DTypeFromPython(dtype), ShapeFromPython(shape),
+                                !required));
+        return s;
+      },
+      nb::arg("name"), nb::arg("dtype"), nb::arg("shape"), nb::arg("required") = true,
+      nb::rv_policy::reference,
+      "Adds a fixed-shape array field. dtype: 'u8', 'i8', 'u16', 'i16', 'u32', 'i32', 'u64', "
+      "'i64', 'f32', 'f64' or the NumPy equivalent; shape: a sequence of sizes.");
+  cls.def_prop_ro("fields", [](const Schema& s) { return s.fields(); },
+                  "The fields in declaration order.");
+  cls.def_prop_ro(
+      "names",
+      [](const Schema& s) {
+        std::vector<std::string> names;
+        for (const auto& f : s.fields()) names.push_back(f.name);
+        return names;
+      },
+      "Field names in declaration order.");
+  cls.def_prop_ro("version", &Schema::version, "1 for a new schema, +1 per evolution.");
+  cls.def("field", &FindOrThrow, nb::arg("name"), nb::rv_policy::copy,
+          "The field named `name`; NotFoundError (a KeyError) if absent.");
+  cls.def("__getitem__", &FindOrThrow, nb::arg("name"), nb::rv_policy::copy);
+  cls.def("__contains__", [](const Schema& s, const std::string& n) { return s.Find(n) != nullptr; });
+  cls.def("__len__", [](const Schema& s) { return s.fields().size(); });
+  cls.def("__eq__", [](const Schema& a, const Schema& b) { return a == b; });
+  cls.def("__repr__", [](const Schema& s) {
+    std::string r = "Schema([";
+    for (size_t i = 0; i < s.fields().size(); ++i) {
+      r += (i ? ", " : "") + FieldRepr(s.fields()[i]);
+    }
+    return r + "])";
+  });
+  cls.def_static(
+      "from_json", [](const std::string& json) { return ValueOrThrow(Schema::FromJson(json)); },
+      nb::arg("json"),
+      "Parses the JSON form accepted by `dreamdb create --schema`: "
+      "{\"fields\": [{\"name\": ..., \"type\": ...}, ...]}.");
+  cls.def("to_json", &Schema::ToJson, "The JSON form (see from_json).");
+  cls.def("__getstate__", &Schema::ToJson);
+  cls.def("__setstate__", [](Schema& s, const std::string& json) {
+    new (&s) Schema(ValueOrThrow(Schema::FromJson(json)));
+  });
+}
+
+}  // namespace dreamdb::python
