@@ -17,8 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ByteView input(reinterpret_cast<const char*>(data), size);
   auto page = btree::DecodePage(input, "fuzz");
   if (page.ok()) {
-    Result<Bytes> again = page->is_leaf() ? btree::EncodeLeaf(page->leaf())
-                                          : btree::EncodeNode(page->node());
+    Result<Bytes> again =
+        page->is_leaf() ? btree::EncodeLeaf(page->leaf()) : btree::EncodeNode(page->node());
     if (!again.ok() || *again != input) std::abort();
   }
   auto value = cbor::Decode(input);

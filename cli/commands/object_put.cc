@@ -14,11 +14,17 @@ Status Run(Invocation& inv) {
     return inv.Usage("'-' (standard input) may be given only once");
   }
   ASSIGN_OR_RETURN(Store * store, inv.store());
+  std::vector<std::pair<ObjectId, uint64_t>> stored;
   for (const std::string& input : inputs) {
     ASSIGN_OR_RETURN(Bytes data, ReadInput(input));
     ASSIGN_OR_RETURN(ObjectId id, store->Put(data));
+    stored.emplace_back(id, data.size());
+  }
+  // An id is printed only once its object is durable: one sync for all of them.
+  RETURN_IF_ERROR(store->Sync());
+  for (const auto& [id, size] : stored) {
     if (inv.json()) {
-      inv.PrintJson(JsonObject().Add("id", id.ToString()).Add("size_bytes", data.size()));
+      inv.PrintJson(JsonObject().Add("id", id.ToString()).Add("size_bytes", size));
     } else {
       inv.PrintLine(id.ToString());
     }

@@ -58,6 +58,13 @@ class ObjectBackend {
   // modified time, which it refreshes. When this returns OK the object is durable
   // (survives a crash of this process and, for file://, of the machine).
   virtual Status Put(const ObjectId& id, ByteView data) = 0;
+  // Like Put, but the object need only be durable once a later Sync() returns OK: lets a
+  // writer that puts several objects pay for durability once (one syncfs instead of two
+  // fsyncs per object on file://). Readers in any process see it as soon as this returns.
+  // Default: Put.
+  virtual Status PutUnsynced(const ObjectId& id, ByteView data) { return Put(id, data); }
+  // Makes every object this process put with PutUnsynced before the call durable.
+  virtual Status Sync() { return Status::Ok(); }
   // The whole object, unverified (Store verifies). kNotFound if absent.
   virtual Result<Bytes> Get(const ObjectId& id) = 0;
   // Bytes [offset, offset+length) clipped to the object's end; unverified.
@@ -128,8 +135,12 @@ class Store {
 
   const std::string& uri() const { return uri_; }
 
-  // Objects.
+  // Objects. Put is visible at once and durable before this Store moves any ref (Create/
+  // UpdateRef sync first), or when Sync() returns: a ref can never survive a crash while
+  // an object it reaches does not (spec/05-backend.md §3.4).
   Result<ObjectId> Put(ByteView data);
+  // Makes every object put through this Store so far durable.
+  Status Sync();
   // kCorrupt if `data` does not hash to `id`.
   Status PutWithId(const ObjectId& id, ByteView data);
   // kNotFound if absent; kCorrupt (naming the id) if the stored bytes do not hash to id.

@@ -151,9 +151,12 @@ def column(field: Any, values: Any) -> Any:
             return _fixed_list(field, values)
         if isinstance(values, (pa.Array, pa.ChunkedArray)):
             return values if values.type == target else values.cast(target)
-        if field.type == "timestamp" and isinstance(values, np.ndarray):
-            if values.dtype.kind == "M":
-                values = values.astype("datetime64[ns]")
+        if field.type == "timestamp":
+            if isinstance(values, np.ndarray) and values.dtype.kind == "M":
+                return pa.array(values.astype("datetime64[ns]"), type=target)
+            if not isinstance(values, np.ndarray):
+                # NumPy integer scalars are nanoseconds (pyarrow wants datetime64 there).
+                values = [int(v) if isinstance(v, np.integer) else v for v in values]
             return pa.array(values, type=target)
         if isinstance(values, np.ndarray) and values.dtype == object:
             values = values.tolist()

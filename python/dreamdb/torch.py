@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import (Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple,
+                    Union)
 
 import numpy as np
 import torch
@@ -48,6 +49,14 @@ from .errors import InvalidArgumentError
 __all__ = ["DreamDBDataset"]
 
 Sample = Dict[str, Any]
+
+
+class _Spec(NamedTuple):
+    name: str
+    type: str
+    dim: Optional[int]
+    dtype: Optional[str]
+    shape: Optional[Tuple[int, ...]]
 
 _MASK64 = (1 << 64) - 1
 
@@ -214,7 +223,9 @@ class DreamDBDataset(torch.utils.data.IterableDataset):
         self._manifest = manifest
         schema = ds.schema
         names = self.fields if self.fields is not None else schema.names
-        self._specs = [schema[n] for n in names]  # NotFoundError for unknown fields
+        # Plain tuples (not Field objects) keep the pickled object small and simple.
+        self._specs = [_Spec(f.name, f.type, f.dim, f.dtype, f.shape)
+                       for f in (schema[n] for n in names)]  # NotFoundError if unknown
         self._field_names = [f.name for f in self._specs]
         cheapest = min(schema.fields, key=_field_cost).name
         starts: List[int] = []
@@ -307,6 +318,8 @@ class DreamDBDataset(torch.utils.data.IterableDataset):
         return self._ds
 
     def __iter__(self) -> Iterator[Any]:
+        # Not a generator itself: the pass (shard, position) is set up when iter() is
+        # called, so a state_dict() taken before the first next() already describes it.
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         rank, world = _rank_and_world()
@@ -332,9 +345,17 @@ class DreamDBDataset(torch.utils.data.IterableDataset):
         else:
             rng = _Rng("records", self.shuffle_seed, self.epoch, rank, world, worker, workers)
             source = self._shuffled(reader, _ShuffleOrder(total, self.shuffle_buffer, rng), skip)
-        for sample in source:
-            self._position += 1
-            yield self.transform(sample) if self.transform is not None else sample
+        return self._run(source)
+
+    def _run(self, source: Iterator[Sample]) -> Iterator[Any]:
+        try:
+            for sample in source:
+                self._position += 1
+                yield self.transform(sample) if self.transform is not None else sample
+        finally:
+            # Drop the C++ handle with the pass: a worker then holds no native objects
+            # when it exits, and the next pass (or process) reopens the pinned version.
+            self._ds = None
 
     def _shuffled(self, reader: "_ShardReader", order: _ShuffleOrder, skip: int) -> Iterator[Sample]:
         for _ in range(skip):  # replay the order only: no data is read

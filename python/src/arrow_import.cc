@@ -186,7 +186,10 @@ Status Append(const ArrowArray& a, int64_t base, int64_t n, Accumulator* acc) {
       const void* child_valid = child.n_buffers > 0 ? child.buffers[0] : nullptr;
       if (child_valid != nullptr && child.null_count != 0) {
         for (int64_t i = 0; i < n * w; ++i) {
-          if (!Bit(child_valid, co + i)) {
+          // Elements of a null row may be null (pyarrow builds them so): only a null
+          // inside a valid row is an error.
+          const bool row_valid = valid == nullptr || a.null_count == 0 || Bit(valid, o + i / w);
+          if (row_valid && !Bit(child_valid, co + i)) {
             return InvalidArgument("column " + Quote(acc->spec.name) +
                                    ": a value has a null element (row " +
                                    std::to_string(first + static_cast<uint64_t>(i / w)) + ")");

@@ -7,6 +7,7 @@
 
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/map.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
@@ -72,7 +73,7 @@ ArrowArrayStream TakeStream(nb::handle capsule) {
 }
 
 // Exports one batch (Take) as a stream.
-nb::object OneBatchStream(Batch batch) {
+ArrowStream* OneBatchStream(Batch batch) {
   std::vector<FieldSpec> fields;
   for (const auto& c : batch.columns) fields.push_back(c.field());
   auto holder = std::make_shared<std::optional<Batch>>(std::move(batch));
@@ -81,8 +82,7 @@ nb::object OneBatchStream(Batch batch) {
     holder->reset();
     return out;
   };
-  return nb::cast(new ArrowStream(std::move(fields), std::move(source)),
-                  nb::rv_policy::take_ownership);
+  return new ArrowStream(std::move(fields), std::move(source));
 }
 
 }  // namespace
@@ -117,9 +117,9 @@ void RegisterDataset(nb::module_& m) {
       .def_prop_ro("store", [](const DatasetHandle& h) { return h.store; })
       .def_prop_ro("name", [](const DatasetHandle& h) { return h.ds->name(); })
       .def_prop_ro("branch",
-                   [](const DatasetHandle& h) -> nb::object {
-                     if (h.ds->read_only()) return nb::none();
-                     return nb::str(h.ds->branch().c_str());
+                   [](const DatasetHandle& h) -> std::optional<std::string> {
+                     if (h.ds->read_only()) return std::nullopt;
+                     return h.ds->branch();
                    })
       .def_prop_ro("read_only", [](const DatasetHandle& h) { return h.ds->read_only(); })
       .def_prop_ro("head", [](const DatasetHandle& h) { return h.ds->head().ToString(); })
@@ -261,7 +261,8 @@ void RegisterDataset(nb::module_& m) {
             }
             return OneBatchStream(std::move(batch));
           },
-          nb::arg("anchors"), nb::arg("fields"), nb::arg("allow_missing") = false)
+          nb::arg("anchors"), nb::arg("fields"), nb::arg("allow_missing") = false,
+          nb::rv_policy::take_ownership)
       .def(
           "history",
           [](DatasetHandle& h, uint64_t limit) {

@@ -5,6 +5,8 @@
 // the matching builtin (NotFoundError is a KeyError, ...). The classes live in Python
 // (dreamdb/errors.py) so that multiple inheritance from builtins stays ordinary Python.
 
+#include <nanobind/stl/string.h>
+
 #include "python/src/bindings.h"
 
 namespace dreamdb::python {

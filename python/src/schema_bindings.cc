@@ -4,9 +4,11 @@
 // return the schema itself, so calls chain:
 //   Schema().add_int("label").add_image("img").add_embedding("emb", 512)
 
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -105,36 +107,49 @@ void RegisterSchema(nb::module_& m) {
       .def_prop_ro("required", [](const FieldSpec& f) { return !f.optional; })
       .def_prop_ro(
           "mime",
-          [](const FieldSpec& f) -> nb::object {
-            if (f.type != FieldType::kBlob) return nb::none();
-            return nb::str(f.mime.c_str());
+          [](const FieldSpec& f) -> std::optional<std::string> {
+            if (f.type != FieldType::kBlob) return std::nullopt;
+            return f.mime;
           },
           "MIME type of a blob field; None for other types.")
       .def_prop_ro(
           "dim",
-          [](const FieldSpec& f) -> nb::object {
-            if (f.type != FieldType::kEmbedding) return nb::none();
-            return nb::int_(f.dim);
+          [](const FieldSpec& f) -> std::optional<uint32_t> {
+            if (f.type != FieldType::kEmbedding) return std::nullopt;
+            return f.dim;
           },
           "Dimension of an embedding field; None for other types.")
       .def_prop_ro(
           "dtype",
-          [](const FieldSpec& f) -> nb::object {
-            if (f.type != FieldType::kArray) return nb::none();
-            return nb::str(std::string(DTypeName(f.dtype)).c_str());
+          [](const FieldSpec& f) -> std::optional<std::string> {
+            if (f.type != FieldType::kArray) return std::nullopt;
+            return std::string(DTypeName(f.dtype));
           },
           "Element type of an array field ('u8' .. 'f64'); None for other types.")
       .def_prop_ro(
           "shape",
-          [](const FieldSpec& f) -> nb::object {
-            if (f.type != FieldType::kArray) return nb::none();
+          [](const FieldSpec& f) -> std::optional<nb::tuple> {
+            if (f.type != FieldType::kArray) return std::nullopt;
             nb::list l;
             for (uint32_t d : f.shape) l.append(d);
             return nb::tuple(l);
           },
           "Shape of an array field's values; None for other types.")
-      .def("__eq__", [](const FieldSpec& a, const FieldSpec& b) { return a == b; })
-      .def("__repr__", &FieldRepr);
+      .def("__eq__", [](const FieldSpec& a, const FieldSpec& b) { return a == b; },
+           nb::is_operator())
+      .def("__repr__", &FieldRepr)
+      // Pickles as the JSON of a one-field schema.
+      .def("__getstate__",
+           [](const FieldSpec& f) {
+             Schema s;
+             ThrowIfError(s.Add(f));
+             return s.ToJson();
+           })
+      .def("__setstate__", [](FieldSpec& f, const std::string& json) {
+        Schema s = ValueOrThrow(Schema::FromJson(json));
+        if (s.fields().size() != 1) ThrowIfError(InvalidArgument("expected one field"));
+        new (&f) FieldSpec(s.fields()[0]);
+      });
 
   SchemaClass cls(m, "Schema",
                   "The fields of a dataset's records. Builder methods validate the field "
@@ -187,6 +202,8 @@ void RegisterSchema(nb::module_& m) {
       },
       nb::arg("name"), nb::arg("dtype"), nb::arg("shape"), nb::arg("required") = true,
       nb::rv_policy::reference,
+      nb::sig("def add_array(self, name: str, dtype: str | type | object, "
+              "shape: int | collections.abc.Sequence[int], required: bool = True) -> Schema"),
       "Adds a fixed-shape array field. dtype: 'u8', 'i8', 'u16', 'i16', 'u32', 'i32', 'u64', "
       "'i64', 'f32', 'f64' or the NumPy equivalent; shape: a sequence of sizes.");
   cls.def_prop_ro("fields", [](const Schema& s) { return s.fields(); },
@@ -205,7 +222,7 @@ void RegisterSchema(nb::module_& m) {
   cls.def("__getitem__", &FindOrThrow, nb::arg("name"), nb::rv_policy::copy);
   cls.def("__contains__", [](const Schema& s, const std::string& n) { return s.Find(n) != nullptr; });
   cls.def("__len__", [](const Schema& s) { return s.fields().size(); });
-  cls.def("__eq__", [](const Schema& a, const Schema& b) { return a == b; });
+  cls.def("__eq__", [](const Schema& a, const Schema& b) { return a == b; }, nb::is_operator());
   cls.def("__repr__", [](const Schema& s) {
     std::string r = "Schema([";
     for (size_t i = 0; i < s.fields().size(); ++i) {

@@ -102,10 +102,9 @@ Result<IndexRef> IndexRefFromCbor(const cbor::Value& value, std::string_view con
                                  std::to_string(kMaxHeight));
   }
   if (height == 1 && (count <= kInlineMaxEntries || count > kLeafCapacity)) {
-    return RefError(context, "a paged root leaf must hold " +
-                                 std::to_string(kInlineMaxEntries + 1) + ".." +
-                                 std::to_string(kLeafCapacity) + " entries, not " +
-                                 std::to_string(count));
+    return RefError(context,
+                    "a paged root leaf must hold " + std::to_string(kInlineMaxEntries + 1) + ".." +
+                        std::to_string(kLeafCapacity) + " entries, not " + std::to_string(count));
   }
   if (height > 1 && (count < 2 || count > MaxEntriesAtLevel(static_cast<uint32_t>(height) - 1))) {
     return RefError(context, "a tree of height " + std::to_string(height) + " cannot hold " +
@@ -186,8 +185,7 @@ Status CheckChild(const Page& page, const ObjectId& id, const ChildBounds& bound
   }
   if (bounds.hi.has_value() && LastKey(page) >= *bounds.hi) {
     return Corrupt(PageContext(id) + ": anchor " + std::to_string(LastKey(page)) +
-                   " is not below the next key " + std::to_string(*bounds.hi) +
-                   " of its parent");
+                   " is not below the next key " + std::to_string(*bounds.hi) + " of its parent");
   }
   if (page.count() != bounds.count) {
     return Corrupt(PageContext(id) + ": holds " + std::to_string(page.count()) +
@@ -269,8 +267,8 @@ ChildBounds ChildBoundsOf(const Node& node, size_t i, std::optional<uint64_t> hi
 Status CheckRoot(const Page& page, const IndexRef& ref) {
   RETURN_IF_ERROR(CheckChild(page, ref.root, RootBounds(ref)));
   if (page.is_leaf() && page.leaf().size() <= kInlineMaxEntries) {
-    return Corrupt(PageContext(ref.root) + ": a root leaf of " + std::to_string(page.leaf().size()) +
-                   " entries must be inline");
+    return Corrupt(PageContext(ref.root) + ": a root leaf of " +
+                   std::to_string(page.leaf().size()) + " entries must be inline");
   }
   if (!page.is_leaf() && page.node().size() < 2) {
     return Corrupt(PageContext(ref.root) + ": a root node must have at least 2 children");
@@ -319,8 +317,8 @@ namespace {
 
 // Resolves anchors[lo, hi) under one page; each touched page is read once.
 Status LookupUnder(Store* store, PageCache* cache, const Page& page,
-                   std::optional<uint64_t> hi_bound, std::span<const uint64_t> anchors,
-                   size_t lo, size_t hi, std::vector<std::optional<Entry>>* out) {
+                   std::optional<uint64_t> hi_bound, std::span<const uint64_t> anchors, size_t lo,
+                   size_t hi, std::vector<std::optional<Entry>>* out) {
   if (page.is_leaf()) {
     const Leaf& leaf = page.leaf();
     for (size_t j = lo; j < hi; ++j) {
@@ -361,7 +359,8 @@ Status LookupUnder(Store* store, PageCache* cache, const Page& page,
 
 }  // namespace
 
-Result<std::vector<std::optional<Entry>>> Tree::LookupMany(std::span<const uint64_t> anchors) const {
+Result<std::vector<std::optional<Entry>>> Tree::LookupMany(
+    std::span<const uint64_t> anchors) const {
   for (size_t i = 1; i < anchors.size(); ++i) {
     if (anchors[i - 1] >= anchors[i]) {
       return InvalidArgument("btree LookupMany: anchors not strictly ascending at position " +
@@ -372,12 +371,14 @@ Result<std::vector<std::optional<Entry>>> Tree::LookupMany(std::span<const uint6
   if (anchors.empty() || ref_.empty()) return out;
   if (ref_.is_inline()) {
     Page page = MakePage(*ref_.inline_leaf);
-    RETURN_IF_ERROR(LookupUnder(store_, cache_, page, std::nullopt, anchors, 0, anchors.size(), &out));
+    RETURN_IF_ERROR(
+        LookupUnder(store_, cache_, page, std::nullopt, anchors, 0, anchors.size(), &out));
     return out;
   }
   ASSIGN_OR_RETURN(PagePtr root, internal::Fetch(*store_, cache_, ref_.root, nullptr));
   RETURN_IF_ERROR(CheckChild(*root, ref_.root, internal::RootBounds(ref_)));
-  RETURN_IF_ERROR(LookupUnder(store_, cache_, *root, std::nullopt, anchors, 0, anchors.size(), &out));
+  RETURN_IF_ERROR(
+      LookupUnder(store_, cache_, *root, std::nullopt, anchors, 0, anchors.size(), &out));
   return out;
 }
 
@@ -466,8 +467,8 @@ Result<std::optional<LeafSpan>> Cursor::NextLeaf() {
       exhausted_ = true;
     } else {
       auto root = internal::Fetch(*store_, cache_, ref_.root, nullptr);
-      Status s = root.ok() ? CheckChild(**root, ref_.root, internal::RootBounds(ref_))
-                           : root.status();
+      Status s =
+          root.ok() ? CheckChild(**root, ref_.root, internal::RootBounds(ref_)) : root.status();
       if (!s.ok()) {
         error_ = s;
         return s;
@@ -571,7 +572,8 @@ struct Walker {
     if (ref.empty()) return Status::Ok();
     if (ref.is_inline()) {
       RETURN_IF_ERROR(ValidateLeaf(*ref.inline_leaf, "btree inline leaf"));
-      if (ref.inline_leaf->size() != ref.count || ref.count > kInlineMaxEntries || ref.height != 1) {
+      if (ref.inline_leaf->size() != ref.count || ref.count > kInlineMaxEntries ||
+          ref.height != 1) {
         return Corrupt("btree inline leaf: count/height do not match the leaf");
       }
       return VisitLeafSegments(*ref.inline_leaf);

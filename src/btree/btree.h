@@ -188,8 +188,8 @@ class Cursor {
   bool exhausted_ = false;  // every leaf in range has been scheduled
   bool done_ = false;
   Status error_;
-  std::vector<Frame> stack_;     // node path to the next leaf to schedule
-  std::deque<Pending> pending_;  // leaves being fetched, in order
+  std::vector<Frame> stack_;         // node path to the next leaf to schedule
+  std::deque<Pending> pending_;      // leaves being fetched, in order
   std::optional<LeafSpan> current_;  // for Next()
 };
 

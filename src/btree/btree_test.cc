@@ -410,23 +410,36 @@ TEST(BtreeTest, CursorRanges) {
   const uint64_t first = all.front().anchor;
   const uint64_t last = all.back().anchor;
   std::vector<std::pair<uint64_t, uint64_t>> ranges = {
-      {0, UINT64_MAX}, {0, 0}, {5, 5}, {7, 3}, {0, first}, {0, first + 1}, {first, first + 1},
-      {last, last + 1}, {last, UINT64_MAX}, {last + 1, UINT64_MAX}, {UINT64_MAX, UINT64_MAX},
-      {first + 1, last}, {123456, 123457}, {1000, 150000}, {199000, 200000},
+      {0, UINT64_MAX},
+      {0, 0},
+      {5, 5},
+      {7, 3},
+      {0, first},
+      {0, first + 1},
+      {first, first + 1},
+      {last, last + 1},
+      {last, UINT64_MAX},
+      {last + 1, UINT64_MAX},
+      {UINT64_MAX, UINT64_MAX},
+      {first + 1, last},
+      {123456, 123457},
+      {1000, 150000},
+      {199000, 200000},
   };
   // Leaf boundaries exactly (a sample of leaves).
   size_t leaf_no = 0;
-  Status visited = VisitPages(store, &cache, ref, [&](const ObjectId& id, uint32_t level) -> Result<bool> {
-    if (level == 0 && leaf_no++ % 24 == 1) {
-      auto p = FetchPage(store, &cache, id);
-      EXPECT_TRUE(p.ok());
-      uint64_t k = (*p)->first_key();
-      ranges.push_back({k, k + 1});
-      ranges.push_back({k - 1, k});
-      ranges.push_back({k - 1, k + 5000});
-    }
-    return true;
-  });
+  Status visited =
+      VisitPages(store, &cache, ref, [&](const ObjectId& id, uint32_t level) -> Result<bool> {
+        if (level == 0 && leaf_no++ % 24 == 1) {
+          auto p = FetchPage(store, &cache, id);
+          EXPECT_TRUE(p.ok());
+          uint64_t k = (*p)->first_key();
+          ranges.push_back({k, k + 1});
+          ranges.push_back({k - 1, k});
+          ranges.push_back({k - 1, k + 5000});
+        }
+        return true;
+      });
   ASSERT_TRUE(visited.ok()) << visited.ToString();
   for (int i = 0; i < 15; ++i) {
     uint64_t a = gen.rng() % 200000;
@@ -622,9 +635,8 @@ TEST(BtreeTest, VisitPagesAndSegments) {
   EXPECT_EQ(visited, 1u);
   EXPECT_EQ(t.gets(), before);
   // Errors from the visitor stop the walk.
-  Status s = VisitSegments(store, nullptr, ref, [&](std::string_view, const ObjectId&) {
-    return Internal("stop");
-  });
+  Status s = VisitSegments(store, nullptr, ref,
+                           [&](std::string_view, const ObjectId&) { return Internal("stop"); });
   EXPECT_EQ(s.code(), StatusCode::kInternal);
   // Inline trees have no pages but do have segments.
   Batch small;
@@ -694,7 +706,8 @@ TEST_F(TraversalCheckTest, GoodTreeVerifies) {
 TEST_F(TraversalCheckTest, KeyDiffersFromChild) {
   ObjectId a = PutLeaf(Seq(0, 100)), b = PutLeaf(Seq(100, 100));
   ObjectId root = PutNode(1, {0, 101}, {a, b}, {100, 100});
-  ExpectCorrupt(IndexRef::Paged(root, 2, 200), "smallest anchor 100 differs from its parent's key 101");
+  ExpectCorrupt(IndexRef::Paged(root, 2, 200),
+                "smallest anchor 100 differs from its parent's key 101");
 }
 
 TEST_F(TraversalCheckTest, ChildOverlapsNextKey) {
@@ -717,7 +730,8 @@ TEST_F(TraversalCheckTest, LevelMismatch) {
   ObjectId c = PutLeaf(Seq(200, 100));
   // A level-2 node whose second child is a leaf.
   ObjectId root = PutNode(2, {0, 200}, {mid, c}, {200, 100});
-  ExpectCorrupt(IndexRef::Paged(root, 3, 300), "is a leaf where its parent expects a node of level 1");
+  ExpectCorrupt(IndexRef::Paged(root, 3, 300),
+                "is a leaf where its parent expects a node of level 1");
   // The IndexRef's height disagrees with the root.
   ExpectCorrupt(IndexRef::Paged(mid, 3, 200), "is a node of level 1 where its parent expects");
 }
@@ -725,12 +739,16 @@ TEST_F(TraversalCheckTest, LevelMismatch) {
 TEST_F(TraversalCheckTest, RootRules) {
   ObjectId a = PutLeaf(Seq(0, 100));
   ObjectId single = PutNode(1, {0}, {a}, {100});
-  EXPECT_NE(Tree(t_.store.get(), nullptr, IndexRef::Paged(single, 2, 100)).Verify().message().find(
-                "at least 2 children"),
+  EXPECT_NE(Tree(t_.store.get(), nullptr, IndexRef::Paged(single, 2, 100))
+                .Verify()
+                .message()
+                .find("at least 2 children"),
             std::string::npos);
   ObjectId small = PutLeaf(Seq(0, 10));
-  EXPECT_NE(Tree(t_.store.get(), nullptr, IndexRef::Paged(small, 1, 10)).Verify().message().find(
-                "must be inline"),
+  EXPECT_NE(Tree(t_.store.get(), nullptr, IndexRef::Paged(small, 1, 10))
+                .Verify()
+                .message()
+                .find("must be inline"),
             std::string::npos);
 }
 

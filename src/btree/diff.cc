@@ -32,7 +32,7 @@ struct Item {
   uint64_t start = 0;  // smallest anchor (the entry's anchor)
   // Subtree:
   ObjectId id;
-  PagePtr page;        // set once read (or for an inline leaf)
+  PagePtr page;  // set once read (or for an inline leaf)
   ChildBounds bounds;
   // Entry:
   std::shared_ptr<const Leaf> leaf;

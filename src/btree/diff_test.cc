@@ -71,10 +71,13 @@ std::vector<Change> ModelDiff(const Model& a, const Model& b) {
 std::vector<Change> RunDiff(Store& store, const IndexRef& a, const IndexRef& b,
                             uint64_t* reads = nullptr) {
   std::vector<Change> out;
-  Status s = Diff(store, nullptr, a, b, [&](const Change& c) {
-    out.push_back(c);
-    return true;
-  }, reads);
+  Status s = Diff(
+      store, nullptr, a, b,
+      [&](const Change& c) {
+        out.push_back(c);
+        return true;
+      },
+      reads);
   EXPECT_TRUE(s.ok()) << s.ToString();
   return out;
 }

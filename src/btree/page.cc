@@ -117,7 +117,8 @@ const ObjectId* FindDuplicate(const std::vector<ObjectId>& ids) {
   std::vector<const ObjectId*> sorted;
   sorted.reserve(ids.size());
   for (const ObjectId& id : ids) sorted.push_back(&id);
-  std::sort(sorted.begin(), sorted.end(), [](const ObjectId* x, const ObjectId* y) { return *x < *y; });
+  std::sort(sorted.begin(), sorted.end(),
+            [](const ObjectId* x, const ObjectId* y) { return *x < *y; });
   for (size_t i = 1; i < sorted.size(); ++i) {
     if (*sorted[i - 1] == *sorted[i]) return sorted[i];
   }
@@ -166,7 +167,8 @@ Entry Leaf::EntryAt(size_t i) const {
   Entry e;
   e.anchor = anchors[i];
   for (const LeafField& f : fields) {
-    if (f.seg[i] != kNoSegment) e.fields.emplace_back(f.name, FieldLoc{f.segments[f.seg[i]], f.row[i]});
+    if (f.seg[i] != kNoSegment)
+      e.fields.emplace_back(f.name, FieldLoc{f.segments[f.seg[i]], f.row[i]});
   }
   return e;
 }
@@ -271,8 +273,8 @@ Status ValidateLeaf(const Leaf& leaf, std::string_view context) {
       }
       if (s > next_new) {
         return Corrupt(fc + ": segments not in order of first use (entry " + std::to_string(i) +
-                       " uses index " + std::to_string(s) + " before " +
-                       std::to_string(next_new) + ")");
+                       " uses index " + std::to_string(s) + " before " + std::to_string(next_new) +
+                       ")");
       }
       if (s == next_new) ++next_new;
     }
@@ -393,7 +395,8 @@ Result<Leaf> LeafFromCbor(const cbor::Value& value, std::string_view context) {
     RETURN_IF_ERROR(CheckKeys(*fm, {"segments", "seg", "row"}, fc));
     LeafField f;
     f.name = name;
-    ASSIGN_OR_RETURN(const cbor::Array* segments, fm->Find("segments")->AsArray(Join(fc, "segments")));
+    ASSIGN_OR_RETURN(const cbor::Array* segments,
+                     fm->Find("segments")->AsArray(Join(fc, "segments")));
     if (segments->size() > leaf.anchors.size()) {
       return Corrupt(fc + ": " + std::to_string(segments->size()) + " segments for " +
                      std::to_string(leaf.anchors.size()) + " anchors");
@@ -497,7 +500,9 @@ Leaf SliceLeaf(const Leaf& src, size_t begin, size_t end) {
 
 Leaf LeafFromEntries(const std::vector<Entry>& entries) {
   struct KeyLessCmp {
-    bool operator()(const std::string& a, const std::string& b) const { return cbor::KeyLess(a, b); }
+    bool operator()(const std::string& a, const std::string& b) const {
+      return cbor::KeyLess(a, b);
+    }
   };
   std::map<std::string, LeafField, KeyLessCmp> fields;
   const size_t n = entries.size();

@@ -100,10 +100,10 @@ struct Leaf {
 };
 
 struct Node {
-  uint32_t level = 1;               // 1 = the children are leaves
-  std::vector<uint64_t> keys;       // smallest anchor under each child; strictly ascending
+  uint32_t level = 1;          // 1 = the children are leaves
+  std::vector<uint64_t> keys;  // smallest anchor under each child; strictly ascending
   std::vector<ObjectId> children;
-  std::vector<uint64_t> counts;     // entries under each child, each >= 1
+  std::vector<uint64_t> counts;  // entries under each child, each >= 1
 
   size_t size() const { return children.size(); }
   // Sum of counts. REQUIRES: no overflow (the decoder checks).

@@ -132,7 +132,8 @@ TEST(PageTest, SliceLeafCanonicalizes) {
   big.anchors = {10, 20, 30, 40};
   big.fields.push_back(
       LeafField{"a", {Seg(5), Seg(1), Seg(5), Seg(9)}, {kNoSegment, 2, 1, 0}, {7, 1, 2, 3}});
-  big.fields.push_back(LeafField{"zz", {Seg(3)}, {0, kNoSegment, kNoSegment, kNoSegment}, {1, 0, 0, 0}});
+  big.fields.push_back(
+      LeafField{"zz", {Seg(3)}, {0, kNoSegment, kNoSegment, kNoSegment}, {1, 0, 0, 0}});
   Leaf part = SliceLeaf(big, 1, 4);
   ASSERT_TRUE(ValidateLeaf(part, "t").ok()) << ValidateLeaf(part, "t").ToString();
   EXPECT_EQ(part.anchors, (std::vector<uint64_t>{20, 30, 40}));
@@ -186,12 +187,15 @@ TEST(PageDecoderTest, RejectsBadLeaves) {
   ExpectCorrupt(Enc(WithFieldKey(good, "a", "row", cbor::Value::Bytes(std::string(5, '\0')))),
                 "not a multiple of 4");
   // Segment indices.
-  ExpectCorrupt(Enc(WithFieldKey(good, "a", "seg", cbor::Value::Bytes(PackU32({0, 0, kNoSegment, 2})))),
-                "seg index 2 out of range (2 segments)");
-  ExpectCorrupt(Enc(WithFieldKey(good, "a", "seg", cbor::Value::Bytes(PackU32({1, 0, kNoSegment, 1})))),
-                "not in order of first use");
-  ExpectCorrupt(Enc(WithFieldKey(good, "a", "seg", cbor::Value::Bytes(PackU32({0, 0, kNoSegment, 0})))),
-                "is never used");
+  ExpectCorrupt(
+      Enc(WithFieldKey(good, "a", "seg", cbor::Value::Bytes(PackU32({0, 0, kNoSegment, 2})))),
+      "seg index 2 out of range (2 segments)");
+  ExpectCorrupt(
+      Enc(WithFieldKey(good, "a", "seg", cbor::Value::Bytes(PackU32({1, 0, kNoSegment, 1})))),
+      "not in order of first use");
+  ExpectCorrupt(
+      Enc(WithFieldKey(good, "a", "seg", cbor::Value::Bytes(PackU32({0, 0, kNoSegment, 0})))),
+      "is never used");
   {
     cbor::Array dup = {cbor::IdValue(Seg(1)), cbor::IdValue(Seg(1))};
     ExpectCorrupt(Enc(WithFieldKey(good, "a", "segments", cbor::Value::FromArray(dup))),
@@ -241,8 +245,9 @@ TEST(PageDecoderTest, RejectsBadNodes) {
   ExpectCorrupt(Enc(WithKey(good, "counts", cbor::Value::Bytes(PackU64({1, 513, 2})))),
                 "node count 513 of child 1 out of range 1..512");
   ExpectCorrupt(Enc(WithKey(good, "children", cbor::Value::FromArray({}))), "node");
-  ExpectCorrupt(Enc(WithKey(good, "children", cbor::Value::FromArray({cbor::Value::Bytes("\x1e\x20xx")}))),
-                "children");
+  ExpectCorrupt(
+      Enc(WithKey(good, "children", cbor::Value::FromArray({cbor::Value::Bytes("\x1e\x20xx")}))),
+      "children");
   {
     Node node = SampleNode();
     node.level = 2;
@@ -251,7 +256,8 @@ TEST(PageDecoderTest, RejectsBadNodes) {
   }
   {
     cbor::Array many;
-    for (size_t i = 0; i < kNodeFanout + 1; ++i) many.push_back(cbor::IdValue(Seg(static_cast<int>(i))));
+    for (size_t i = 0; i < kNodeFanout + 1; ++i)
+      many.push_back(cbor::IdValue(Seg(static_cast<int>(i))));
     ExpectCorrupt(Enc(WithKey(good, "children", cbor::Value::FromArray(many))), "129 children");
   }
   ExpectCorrupt(Enc(WithKey(good, "format", cbor::Value::UInt(0))), "format 0",

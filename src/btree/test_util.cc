@@ -66,9 +66,7 @@ std::vector<Entry> ScanAll(const Tree& tree, size_t prefetch) {
   return out;
 }
 
-std::vector<Entry> ModelEntries(const Model& model) {
-  return ModelEntries(model, 0, UINT64_MAX);
-}
+std::vector<Entry> ModelEntries(const Model& model) { return ModelEntries(model, 0, UINT64_MAX); }
 
 std::vector<Entry> ModelEntries(const Model& model, uint64_t start, uint64_t end) {
   std::vector<Entry> out;

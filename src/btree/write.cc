@@ -86,12 +86,12 @@ class PageWriter {
 
 // A page that replaces (part of) a subtree.
 struct Out {
-  uint64_t key = 0;     // smallest anchor under the page
+  uint64_t key = 0;  // smallest anchor under the page
   ObjectId id;
-  uint64_t count = 0;   // entries under the page
-  bool changed = false; // false: the page is already stored (id unchanged)
-  Bytes bytes;          // the encoding, when changed
-  PagePtr page;         // the decoded page, when known
+  uint64_t count = 0;    // entries under the page
+  bool changed = false;  // false: the page is already stored (id unchanged)
+  Bytes bytes;           // the encoding, when changed
+  PagePtr page;          // the decoded page, when known
 };
 
 // The leaf transform of an operation.

@@ -102,7 +102,7 @@ Store::~Store() = default;
 
 Result<ObjectId> Store::Put(ByteView data) {
   ObjectId id = ObjectId::Of(data);
-  RETURN_IF_ERROR(objects_->Put(id, data));
+  RETURN_IF_ERROR(objects_->PutUnsynced(id, data));
   return id;
 }
 
@@ -111,8 +111,10 @@ Status Store::PutWithId(const ObjectId& id, ByteView data) {
   if (actual != id) {
     return Corrupt("object " + id.ToString() + ": supplied bytes hash to " + actual.ToString());
   }
-  return objects_->Put(id, data);
+  return objects_->PutUnsynced(id, data);
 }
+
+Status Store::Sync() { return objects_->Sync(); }
 
 Result<Bytes> Store::Get(const ObjectId& id) {
   ASSIGN_OR_RETURN(Bytes data, objects_->Get(id));
@@ -162,6 +164,7 @@ Status Store::CreateRef(std::string_view name, const ObjectId& target) {
   auto info = objects_->Head(target);
   if (info.status().code() == StatusCode::kNotFound) return MissingTarget(target);
   RETURN_IF_ERROR(info.status());
+  RETURN_IF_ERROR(objects_->Sync());
   return refs_->Create(name, target);
 }
 
@@ -173,6 +176,7 @@ Status Store::UpdateRef(std::string_view name, const ObjectId& expected, const O
   auto info = objects_->Head(desired);
   if (info.status().code() == StatusCode::kNotFound) return MissingTarget(desired);
   RETURN_IF_ERROR(info.status());
+  RETURN_IF_ERROR(objects_->Sync());
   return refs_->CompareAndSwap(name, expected, desired);
 }
 

@@ -342,7 +342,8 @@ Status FileBackend::FsyncDir(int fd, const std::string& path) const {
   return Status::Ok();
 }
 
-Result<std::string> FileBackend::WriteTemp(std::string_view kind, ByteView data) const {
+Result<std::string> FileBackend::WriteTemp(std::string_view kind, ByteView data,
+                                           bool sync) const {
   std::string path = root_ + "/tmp/" + std::string(kind) + "." + WriterNonce() + "." +
                      std::to_string(g_temp_counter.fetch_add(1, std::memory_order_relaxed));
   int fd = SysOpen(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
@@ -356,7 +357,7 @@ Result<std::string> FileBackend::WriteTemp(std::string_view kind, ByteView data)
     }
     rest.remove_prefix(static_cast<size_t>(n));
   }
-  if (st.ok() && SysFsync(fd, path) != 0) st = OsError(errno, "fsync", path, false);
+  if (st.ok() && sync && SysFsync(fd, path) != 0) st = OsError(errno, "fsync", path, false);
   if (SysClose(fd, path) != 0 && st.ok()) st = OsError(errno, "close", path, false);
   if (!st.ok()) {
     ::unlink(path.c_str());
@@ -522,7 +523,27 @@ Result<int> FileBackend::ShardDirFd(const std::string& shard) {
   return fd;
 }
 
-Status FileBackend::Put(const ObjectId& id, ByteView data) {
+Status FileBackend::Put(const ObjectId& id, ByteView data) { return PutImpl(id, data, true); }
+
+Status FileBackend::PutUnsynced(const ObjectId& id, ByteView data) {
+  // Mark first: a Sync that starts after this point covers the object.
+  unsynced_.store(true, std::memory_order_release);
+  return PutImpl(id, data, false);
+}
+
+Status FileBackend::Sync() {
+  if (!unsynced_.exchange(false, std::memory_order_acq_rel)) return Status::Ok();
+  // syncfs flushes every file and directory of the file system written before the call,
+  // including objects another process wrote that our Put found already present.
+  if (::syncfs(root_fd_) != 0) {
+    int err = errno;
+    unsynced_.store(true, std::memory_order_release);
+    return OsError(err, "syncfs", root_, false);
+  }
+  return Status::Ok();
+}
+
+Status FileBackend::PutImpl(const ObjectId& id, ByteView data, bool sync) {
   const std::string shard = id.ShardPrefix();
   const std::string path = ObjectPath(id);
   ASSIGN_OR_RETURN(int dir_fd, ShardDirFd(shard));
@@ -533,7 +554,7 @@ Status FileBackend::Put(const ObjectId& id, ByteView data) {
     // user's file: then fall through and store our own copy.
     if (SysUtimeNow(path) == 0) {
       // Its writer may not have synced the directory yet: sync before acknowledging.
-      return FsyncDir(dir_fd, root_ + "/objects/" + shard);
+      return sync ? FsyncDir(dir_fd, root_ + "/objects/" + shard) : Status::Ok();
     }
     if (errno == ENOENT) {
       // Deleted meanwhile: store it below.
@@ -542,13 +563,13 @@ Status FileBackend::Put(const ObjectId& id, ByteView data) {
     }
   }
   // Absent, or present with the wrong size (damaged): write it and rename over.
-  ASSIGN_OR_RETURN(std::string tmp, WriteTemp("obj", data));
+  ASSIGN_OR_RETURN(std::string tmp, WriteTemp("obj", data, sync));
   if (SysRename(tmp, path) != 0) {
     Status st2 = OsError(errno, "rename into", path, false);
     ::unlink(tmp.c_str());
     return st2;
   }
-  return FsyncDir(dir_fd, root_ + "/objects/" + shard);
+  return sync ? FsyncDir(dir_fd, root_ + "/objects/" + shard) : Status::Ok();
 }
 
 Result<Bytes> FileBackend::Get(const ObjectId& id) {

@@ -69,6 +69,10 @@ class FileBackend final : public ObjectBackend, public RefBackend {
 
   // ObjectBackend.
   Status Put(const ObjectId& id, ByteView data) override;
+  // Writes and renames without fsync; Sync() then makes all of them durable with one
+  // syncfs(2) of the store's file system (spec/05-backend.md §7.3).
+  Status PutUnsynced(const ObjectId& id, ByteView data) override;
+  Status Sync() override;
   Result<Bytes> Get(const ObjectId& id) override;
   Result<Bytes> GetRange(const ObjectId& id, uint64_t offset, uint64_t length) override;
   Result<ObjectInfo> Head(const ObjectId& id) override;
@@ -128,7 +132,9 @@ class FileBackend final : public ObjectBackend, public RefBackend {
                  Bytes* out) const;
 
   // Writes `data` to a fresh file under tmp/ and fsyncs it; returns its path.
-  Result<std::string> WriteTemp(std::string_view kind, ByteView data) const;
+  // Writes a temp file; fsyncs it when `sync`.
+  Result<std::string> WriteTemp(std::string_view kind, ByteView data, bool sync = true) const;
+  Status PutImpl(const ObjectId& id, ByteView data, bool sync);
   // An fd of objects/<xx>, creating the directory if needed. Cached; never closed early.
   Result<int> ShardDirFd(const std::string& shard);
   Status FsyncDir(int fd, const std::string& path) const;
@@ -139,6 +145,8 @@ class FileBackend final : public ObjectBackend, public RefBackend {
   const std::string root_;
   const FileBackendOptions options_;
   int root_fd_ = -1;
+  // Set by PutUnsynced, cleared (before syncing) by Sync.
+  std::atomic<bool> unsynced_{false};
   int objects_fd_ = -1;
   int refs_fd_ = -1;
   // objects/<xx> directory fds, -1 until first used; set once with compare-exchange.

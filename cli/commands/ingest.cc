@@ -1,0 +1,907 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+//
+// dreamdb ingest NAME FILE [--format jsonl|csv] [--batch-size N] [--branch B] [--message M]
+//                [--anchor-field FIELD] [--progress]
+//
+// Reads records from JSON Lines or CSV and appends them, one commit per batch. Input is
+// streamed: memory holds one batch. A bad record ends the run naming its line and field;
+// its batch is not committed, earlier batches stay committed (the message says how many).
+#include <sys/stat.h>
+
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "cli/dataset_util.h"
+#include "src/base/encoding.h"
+
+namespace dreamdb::cli {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr uint64_t kDefaultBatchSize = 10000;
+
+// A JSON value for an error message, cut to a readable length.
+std::string Describe(const Json& v) {
+  std::string s = v.dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (s.size() > 40) s = s.substr(0, 37) + "...";
+  return s;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// "nan", "inf", "-inf", "infinity", "-infinity" (any case).
+std::optional<double> SpecialFloat(std::string_view s) {
+  std::string l = Lower(s);
+  if (l == "nan") return std::numeric_limits<double>::quiet_NaN();
+  if (l == "inf" || l == "+inf" || l == "infinity" || l == "+infinity") {
+    return std::numeric_limits<double>::infinity();
+  }
+  if (l == "-inf" || l == "-infinity") return -std::numeric_limits<double>::infinity();
+  return std::nullopt;
+}
+
+bool AsI64(const Json& v, int64_t* out) {
+  if (v.is_number_unsigned()) {
+    uint64_t u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return false;
+    *out = static_cast<int64_t>(u);
+    return true;
+  }
+  if (v.is_number_integer()) {
+    *out = v.get<int64_t>();
+    return true;
+  }
+  return false;
+}
+
+bool AsU64(const Json& v, uint64_t* out) {
+  if (v.is_number_unsigned()) {
+    *out = v.get<uint64_t>();
+    return true;
+  }
+  if (v.is_number_integer() && v.get<int64_t>() >= 0) {
+    *out = static_cast<uint64_t>(v.get<int64_t>());
+    return true;
+  }
+  return false;
+}
+
+Result<double> AsDouble(const Json& v) {
+  if (v.is_number()) return v.get<double>();
+  if (v.is_string()) {
+    if (auto special = SpecialFloat(v.get_ref<const std::string&>())) return *special;
+  }
+  return InvalidArgument("expected a number, got " + Describe(v));
+}
+
+Result<float> AsFloat32(const Json& v) {
+  ASSIGN_OR_RETURN(double d, AsDouble(v));
+  if (std::isfinite(d) && std::fabs(d) > std::numeric_limits<float>::max()) {
+    return InvalidArgument(Describe(v) + " is out of the float32 range");
+  }
+  return static_cast<float>(d);
+}
+
+template <typename T>
+void AppendRaw(T v, std::string* out) {
+  char buf[sizeof(T)];
+  std::memcpy(buf, &v, sizeof(T));
+  out->append(buf, sizeof(T));
+}
+
+// One array element of `dtype`, appended little-endian (the host order; DreamDB builds on
+// little-endian hosts only).
+Status AppendElement(DType dtype, const Json& e, std::string* out) {
+  auto integer = [&](int64_t lo, int64_t hi) -> Result<int64_t> {
+    int64_t i = 0;
+    if (!AsI64(e, &i)) {
+      if (e.is_number_unsigned()) {
+        return InvalidArgument(Describe(e) + " is out of range for " +
+                               std::string(DTypeName(dtype)));
+      }
+      return InvalidArgument("expected an integer, got " + Describe(e));
+    }
+    if (i < lo || i > hi) {
+      return InvalidArgument(Describe(e) + " is out of range for " + std::string(DTypeName(dtype)));
+    }
+    return i;
+  };
+  switch (dtype) {
+    case DType::kU8: {
+      ASSIGN_OR_RETURN(int64_t i, integer(0, UINT8_MAX));
+      AppendRaw(static_cast<uint8_t>(i), out);
+      break;
+    }
+    case DType::kI8: {
+      ASSIGN_OR_RETURN(int64_t i, integer(INT8_MIN, INT8_MAX));
+      AppendRaw(static_cast<int8_t>(i), out);
+      break;
+    }
+    case DType::kU16: {
+      ASSIGN_OR_RETURN(int64_t i, integer(0, UINT16_MAX));
+      AppendRaw(static_cast<uint16_t>(i), out);
+      break;
+    }
+    case DType::kI16: {
+      ASSIGN_OR_RETURN(int64_t i, integer(INT16_MIN, INT16_MAX));
+      AppendRaw(static_cast<int16_t>(i), out);
+      break;
+    }
+    case DType::kU32: {
+      ASSIGN_OR_RETURN(int64_t i, integer(0, UINT32_MAX));
+      AppendRaw(static_cast<uint32_t>(i), out);
+      break;
+    }
+    case DType::kI32: {
+      ASSIGN_OR_RETURN(int64_t i, integer(INT32_MIN, INT32_MAX));
+      AppendRaw(static_cast<int32_t>(i), out);
+      break;
+    }
+    case DType::kU64: {
+      uint64_t u = 0;
+      if (!AsU64(e, &u)) {
+        if (e.is_number_integer()) {
+          return InvalidArgument(Describe(e) + " is out of range for u64");
+        }
+        return InvalidArgument("expected an integer, got " + Describe(e));
+      }
+      AppendRaw(u, out);
+      break;
+    }
+    case DType::kI64: {
+      ASSIGN_OR_RETURN(int64_t i,
+                       integer(std::numeric_limits<int64_t>::min(),
+                               std::numeric_limits<int64_t>::max()));
+      AppendRaw(i, out);
+      break;
+    }
+    case DType::kF32: {
+      ASSIGN_OR_RETURN(float f, AsFloat32(e));
+      AppendRaw(f, out);
+      break;
+    }
+    case DType::kF64: {
+      ASSIGN_OR_RETURN(double d, AsDouble(e));
+      AppendRaw(d, out);
+      break;
+    }
+  }
+  return Status::Ok();
+}
+
+void Flatten(const Json& v, std::vector<const Json*>* out) {
+  if (v.is_array()) {
+    for (const Json& e : v) Flatten(e, out);
+  } else {
+    out->push_back(&v);
+  }
+}
+
+std::string ShapeText(const std::vector<uint32_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+// The reader of one input file and the batch being built.
+class Ingester {
+ public:
+  Ingester(Invocation& inv, Dataset& ds, std::string input, uint64_t batch_size,
+           std::string anchor_key)
+      : inv_(inv),
+        ds_(ds),
+        schema_(ds.schema()),
+        input_(std::move(input)),
+        batch_size_(batch_size),
+        anchor_key_(std::move(anchor_key)),
+        progress_(inv.HasFlag("--progress")) {
+    size_t slash = input_.rfind('/');
+    if (input_ != "-" && slash != std::string::npos) base_dir_ = input_.substr(0, slash + 1);
+    input_label_ = input_ == "-" ? "standard input" : input_.substr(slash + 1);
+    head_ = ds.head();
+  }
+
+  Status RunJsonl(FILE* f);
+  Status RunCsv(FILE* f);
+
+  uint64_t records() const { return committed_; }
+  uint64_t commits() const { return commits_; }
+  const ObjectId& head() const { return head_; }
+
+ private:
+  // The error of line `line` (0: no line), with what was committed so far.
+  Status Fail(uint64_t line, const Status& s) const;
+  std::string CommittedNote() const;
+  std::string FieldContext(const FieldSpec& f) const { return "field " + Quote(f.name); }
+
+  // Sets the fields a record writes (one column each) and resets the batch.
+  void SetWritten(std::vector<const FieldSpec*> fields);
+  void ResetBatch();
+  Status BeginRecord(uint64_t line, std::optional<uint64_t> anchor);
+  Status EndRecord();
+  Status Flush();
+
+  Status AppendJsonValue(Column& col, const FieldSpec& f, const Json& v);
+  Status AppendCell(Column& col, const FieldSpec& f, const std::string& cell);
+  Status AppendBlobPath(Column& col, const std::string& path);
+  Result<uint64_t> AnchorFromJson(const Json& v) const;
+
+  Invocation& inv_;
+  Dataset& ds_;
+  const Schema schema_;
+  std::string input_;
+  std::string input_label_;
+  std::string base_dir_;  // blob paths are relative to the input file's directory
+  const uint64_t batch_size_;
+  const std::string anchor_key_;
+  Progress progress_;
+
+  std::vector<const FieldSpec*> written_;
+  std::vector<Column> columns_;
+  std::vector<uint64_t> anchors_;
+  std::unordered_map<uint64_t, uint64_t> anchor_lines_;  // anchor -> line, this batch
+  std::optional<bool> with_anchors_;  // decided by the first record
+  uint64_t rows_ = 0;
+  uint64_t first_line_ = 0;
+  uint64_t last_line_ = 0;
+  uint64_t line_ = 0;  // line of the record being read
+
+  uint64_t read_ = 0;
+  uint64_t committed_ = 0;
+  uint64_t commits_ = 0;
+  ObjectId head_;
+};
+
+std::string Ingester::CommittedNote() const {
+  if (commits_ == 0) return "nothing was committed";
+  return std::to_string(committed_) + " records were committed before the error (" +
+         std::to_string(commits_) + (commits_ == 1 ? " commit" : " commits") + ", head " +
+         head_.ToString() + "); the batch from line " +
+         std::to_string(rows_ > 0 ? first_line_ : line_) + " on was not";
+}
+
+Status Ingester::Fail(uint64_t line, const Status& s) const {
+  std::string message = line != 0 ? "line " + std::to_string(line) + ": " + s.message()
+                                  : s.message();
+  return Status(s.code(), message + " (" + CommittedNote() + ")");
+}
+
+void Ingester::SetWritten(std::vector<const FieldSpec*> fields) {
+  written_ = std::move(fields);
+  ResetBatch();
+}
+
+void Ingester::ResetBatch() {
+  columns_.clear();
+  for (const FieldSpec* f : written_) columns_.emplace_back(*f);
+  anchors_.clear();
+  anchor_lines_.clear();
+  rows_ = 0;
+  first_line_ = 0;
+}
+
+Status Ingester::BeginRecord(uint64_t line, std::optional<uint64_t> anchor) {
+  if (!with_anchors_) with_anchors_ = anchor.has_value();
+  if (*with_anchors_ && !anchor) {
+    return InvalidArgument("no " + Quote(anchor_key_) +
+                           " (earlier records have anchors: give them for every record or none)");
+  }
+  if (!*with_anchors_ && anchor) {
+    return InvalidArgument(Quote(anchor_key_) +
+                           " given, but the first record had none: give anchors for every "
+                           "record or none");
+  }
+  if (anchor) {
+    auto [it, inserted] = anchor_lines_.emplace(*anchor, line);
+    if (!inserted) {
+      return InvalidArgument("anchor " + std::to_string(*anchor) +
+                             " appears twice in one batch (also on line " +
+                             std::to_string(it->second) + ")");
+    }
+    anchors_.push_back(*anchor);
+  }
+  if (rows_ == 0) first_line_ = line;
+  last_line_ = line;
+  return Status::Ok();
+}
+
+Status Ingester::EndRecord() {
+  ++rows_;
+  ++read_;
+  if (progress_.enabled()) {
+    double s = progress_.ElapsedSeconds();
+    progress_.Report("ingest: " + std::to_string(read_) + " records read, " +
+                     std::to_string(committed_) + " committed, " +
+                     std::to_string(static_cast<uint64_t>(s > 0 ? read_ / s : 0)) +
+                     " records/s");
+  }
+  if (rows_ >= batch_size_) return Flush();
+  return Status::Ok();
+}
+
+Status Ingester::Flush() {
+  if (rows_ == 0) return Status::Ok();
+  std::string lines = first_line_ == last_line_
+                          ? "line " + std::to_string(first_line_)
+                          : "lines " + std::to_string(first_line_) + "-" +
+                                std::to_string(last_line_);
+  Batch batch;
+  if (*with_anchors_) batch.anchors = std::move(anchors_);
+  batch.columns = std::move(columns_);
+  auto info = ds_.AppendMany(batch, CommitOptionsFrom(inv_, "ingest " + input_label_ + " " + lines));
+  if (!info.ok()) {
+    return Status(info.status().code(), lines + ": " + info.status().message() + " (" +
+                                            CommittedNote() + ")");
+  }
+  committed_ += rows_;
+  ++commits_;
+  head_ = info->manifest;
+  ResetBatch();
+  if (progress_.enabled()) {
+    double s = progress_.ElapsedSeconds();
+    progress_.Report("ingest: " + std::to_string(committed_) + " records committed in " +
+                         std::to_string(commits_) + (commits_ == 1 ? " commit, " : " commits, ") +
+                         std::to_string(static_cast<uint64_t>(s > 0 ? committed_ / s : 0)) +
+                         " records/s",
+                     true);
+  }
+  return Status::Ok();
+}
+
+Result<uint64_t> Ingester::AnchorFromJson(const Json& v) const {
+  uint64_t a = 0;
+  if (!AsU64(v, &a)) {
+    return InvalidArgument(Quote(anchor_key_) + ": expected a non-negative integer, got " +
+                           Describe(v));
+  }
+  return a;
+}
+
+Status Ingester::AppendBlobPath(Column& col, const std::string& path) {
+  if (path.empty()) return InvalidArgument("empty blob path");
+  std::string full = path[0] == '/' ? path : base_dir_ + path;
+  ASSIGN_OR_RETURN(Bytes bytes, ReadInput(full));
+  col.AppendBytes(bytes);
+  return Status::Ok();
+}
+
+Status Ingester::AppendJsonValue(Column& col, const FieldSpec& f, const Json& v) {
+  switch (f.type) {
+    case FieldType::kInt64: {
+      int64_t i = 0;
+      if (!AsI64(v, &i)) {
+        return InvalidArgument(v.is_number_integer() ? Describe(v) + " is out of the int64 range"
+                                                     : "expected an integer, got " + Describe(v));
+      }
+      col.AppendInt64(i);
+      return Status::Ok();
+    }
+    case FieldType::kFloat64: {
+      ASSIGN_OR_RETURN(double d, AsDouble(v));
+      col.AppendFloat64(d);
+      return Status::Ok();
+    }
+    case FieldType::kBool:
+      if (!v.is_boolean()) return InvalidArgument("expected true or false, got " + Describe(v));
+      col.AppendBool(v.get<bool>());
+      return Status::Ok();
+    case FieldType::kString:
+    case FieldType::kCategorical:
+      if (!v.is_string()) return InvalidArgument("expected a string, got " + Describe(v));
+      col.AppendBytes(v.get_ref<const std::string&>());
+      return Status::Ok();
+    case FieldType::kTimestamp: {
+      int64_t i = 0;
+      if (AsI64(v, &i)) {
+        col.AppendInt64(i);
+        return Status::Ok();
+      }
+      if (!v.is_string()) {
+        return InvalidArgument(
+            "expected integer nanoseconds since the epoch or an RFC 3339 string, got " +
+            Describe(v));
+      }
+      ASSIGN_OR_RETURN(int64_t ns, ParseRfc3339(v.get_ref<const std::string&>()));
+      col.AppendInt64(ns);
+      return Status::Ok();
+    }
+    case FieldType::kBlob:
+      if (v.is_string()) return AppendBlobPath(col, v.get_ref<const std::string&>());
+      if (v.is_object() && v.size() >= 1 && v.contains("base64") && v["base64"].is_string()) {
+        for (const auto& [key, value] : v.items()) {
+          if (key != "base64" && key != "size" && key != "mime") {
+            return InvalidArgument("unknown key " + Quote(key) +
+                                   " in a blob object (expected \"base64\")");
+          }
+        }
+        auto bytes = Base64Decode(v["base64"].get_ref<const std::string&>());
+        if (!bytes.ok()) return bytes.status();
+        col.AppendBytes(*bytes);
+        return Status::Ok();
+      }
+      return InvalidArgument("expected a file path or {\"base64\": ...}, got " + Describe(v));
+    case FieldType::kEmbedding: {
+      if (!v.is_array()) {
+        return InvalidArgument("expected a list of " + std::to_string(f.dim) + " floats, got " +
+                               Describe(v));
+      }
+      if (v.size() != f.dim) {
+        return InvalidArgument("expected " + std::to_string(f.dim) + " floats, got " +
+                               std::to_string(v.size()));
+      }
+      std::vector<float> floats;
+      floats.reserve(f.dim);
+      for (size_t i = 0; i < v.size(); ++i) {
+        auto x = AsFloat32(v[i]);
+        if (!x.ok()) return x.status().WithContext("element " + std::to_string(i));
+        floats.push_back(*x);
+      }
+      col.AppendFloats(floats);
+      return Status::Ok();
+    }
+    case FieldType::kArray: {
+      size_t want = 1;
+      for (uint32_t d : f.shape) want *= d;
+      if (!v.is_array()) {
+        return InvalidArgument("expected nested lists of " + std::to_string(want) + " " +
+                               std::string(DTypeName(f.dtype)) + " values (shape " +
+                               ShapeText(f.shape) + "), got " + Describe(v));
+      }
+      std::vector<const Json*> flat;
+      flat.reserve(want);
+      Flatten(v, &flat);
+      if (flat.size() != want) {
+        return InvalidArgument("expected " + std::to_string(want) + " values (shape " +
+                               ShapeText(f.shape) + "), got " + std::to_string(flat.size()));
+      }
+      std::string raw;
+      raw.reserve(want * DTypeSize(f.dtype));
+      for (size_t i = 0; i < flat.size(); ++i) {
+        Status s = AppendElement(f.dtype, *flat[i], &raw);
+        if (!s.ok()) return s.WithContext("element " + std::to_string(i));
+      }
+      col.AppendFixedBytes(raw);
+      return Status::Ok();
+    }
+  }
+  return Internal("unknown field type");
+}
+
+Status Ingester::AppendCell(Column& col, const FieldSpec& f, const std::string& cell) {
+  auto integer = [&](int64_t* out) {
+    auto [end, ec] = std::from_chars(cell.data(), cell.data() + cell.size(), *out);
+    return ec == std::errc() && end == cell.data() + cell.size();
+  };
+  switch (f.type) {
+    case FieldType::kInt64: {
+      int64_t i = 0;
+      if (!integer(&i)) return InvalidArgument("expected an integer, got " + Quote(cell));
+      col.AppendInt64(i);
+      return Status::Ok();
+    }
+    case FieldType::kFloat64: {
+      if (auto special = SpecialFloat(cell)) {
+        col.AppendFloat64(*special);
+        return Status::Ok();
+      }
+      double d = 0;
+      auto [end, ec] = std::from_chars(cell.data(), cell.data() + cell.size(), d);
+      if (ec != std::errc() || end != cell.data() + cell.size()) {
+        return InvalidArgument("expected a number, got " + Quote(cell));
+      }
+      col.AppendFloat64(d);
+      return Status::Ok();
+    }
+    case FieldType::kBool: {
+      std::string l = Lower(cell);
+      if (l != "true" && l != "false") {
+        return InvalidArgument("expected true or false, got " + Quote(cell));
+      }
+      col.AppendBool(l == "true");
+      return Status::Ok();
+    }
+    case FieldType::kString:
+    case FieldType::kCategorical:
+      col.AppendBytes(cell);
+      return Status::Ok();
+    case FieldType::kTimestamp: {
+      int64_t i = 0;
+      if (integer(&i)) {
+        col.AppendInt64(i);
+        return Status::Ok();
+      }
+      ASSIGN_OR_RETURN(int64_t ns, ParseRfc3339(cell));
+      col.AppendInt64(ns);
+      return Status::Ok();
+    }
+    case FieldType::kBlob:
+      return AppendBlobPath(col, cell);
+    case FieldType::kEmbedding:
+    case FieldType::kArray: {
+      Json v;
+      try {
+        v = Json::parse(cell);
+      } catch (const Json::exception&) {
+        return InvalidArgument("expected a JSON list such as [0.5, 1.0], got " + Quote(cell, 40));
+      }
+      return AppendJsonValue(col, f, v);
+    }
+  }
+  return Internal("unknown field type");
+}
+
+// nlohmann's message without its "[json.exception.parse_error.101] parse error at line 1, "
+// prefix (the line is ours).
+std::string JsonParseMessage(const std::string& what) {
+  std::string m = what;
+  size_t bracket = m.find("] ");
+  if (m.starts_with("[json.exception") && bracket != std::string::npos) m = m.substr(bracket + 2);
+  if (m.starts_with("parse error at line 1, ")) m = m.substr(23);
+  return m;
+}
+
+Status Ingester::RunJsonl(FILE* f) {
+  std::vector<const FieldSpec*> fields;
+  std::unordered_map<std::string, size_t> index;
+  for (const FieldSpec& spec : schema_.fields()) {
+    index.emplace(spec.name, fields.size());
+    fields.push_back(&spec);
+  }
+  SetWritten(fields);
+  std::string known;
+  for (const FieldSpec& spec : schema_.fields()) known += (known.empty() ? "" : ", ") + spec.name;
+
+  char* buf = nullptr;
+  size_t cap = 0;
+  std::unique_ptr<char, decltype(&std::free)> owner(nullptr, &std::free);
+  std::vector<const Json*> values(fields.size());
+  std::unordered_set<std::string> keys;
+  for (;;) {
+    errno = 0;
+    ssize_t n = ::getline(&buf, &cap, f);
+    owner.release();
+    owner.reset(buf);
+    if (n < 0) {
+      if (std::ferror(f)) return Fail(0, ErrnoStatus(errno, "cannot read", input_));
+      break;
+    }
+    ++line_;
+    std::string_view text(buf, static_cast<size_t>(n));
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
+    if (text.find_first_not_of(" \t") == std::string_view::npos) continue;
+    if (line_ == 1 && text.starts_with("\xef\xbb\xbf")) text.remove_prefix(3);  // UTF-8 BOM
+
+    keys.clear();
+    std::string duplicate;
+    Json record;
+    try {
+      record = Json::parse(text.begin(), text.end(),
+                           [&](int depth, Json::parse_event_t event, Json& parsed) {
+                             if (event == Json::parse_event_t::key && depth == 1 &&
+                                 !keys.insert(parsed.get<std::string>()).second &&
+                                 duplicate.empty()) {
+                               duplicate = parsed.get<std::string>();
+                             }
+                             return true;
+                           });
+    } catch (const Json::exception& e) {
+      return Fail(line_, InvalidArgument("invalid JSON: " + JsonParseMessage(e.what())));
+    }
+    if (!record.is_object()) {
+      return Fail(line_, InvalidArgument("expected a JSON object, got " + Describe(record)));
+    }
+    if (!duplicate.empty()) return Fail(line_, InvalidArgument("key " + Quote(duplicate) + " appears twice"));
+
+    std::fill(values.begin(), values.end(), nullptr);
+    std::optional<uint64_t> anchor;
+    for (const auto& [key, value] : record.items()) {
+      bool is_anchor = key == anchor_key_;
+      if (is_anchor) {
+        auto a = AnchorFromJson(value);
+        if (!a.ok()) return Fail(line_, a.status());
+        anchor = *a;
+      }
+      auto it = index.find(key);
+      if (it != index.end()) {
+        values[it->second] = &value;
+      } else if (!is_anchor) {
+        return Fail(line_, InvalidArgument("unknown field " + Quote(key) + " (the schema has: " +
+                                           known + ")"));
+      }
+    }
+    if (Status s = BeginRecord(line_, anchor); !s.ok()) return Fail(line_, s);
+    for (size_t i = 0; i < fields.size(); ++i) {
+      const FieldSpec& spec = *fields[i];
+      const Json* v = values[i];
+      if (v == nullptr || v->is_null()) {
+        if (!spec.optional) {
+          return Fail(line_, InvalidArgument(FieldContext(spec) + " is required but " +
+                                             (v == nullptr ? "missing" : "null")));
+        }
+        columns_[i].AppendNull();
+        continue;
+      }
+      Status s = AppendJsonValue(columns_[i], spec, *v);
+      if (!s.ok()) return Fail(line_, s.WithContext(FieldContext(spec)));
+    }
+    if (Status s = EndRecord(); !s.ok()) return s;
+  }
+  return Flush();
+}
+
+// A streaming RFC 4180 reader: quoted cells may hold commas, doubled quotes and newlines.
+class CsvReader {
+ public:
+  struct Cell {
+    std::string text;
+    bool quoted = false;
+  };
+
+  explicit CsvReader(FILE* f) : f_(f) {}
+
+  // Reads the next record into *cells and the line it starts on into *line. False at the
+  // end of the input.
+  Result<bool> Next(std::vector<Cell>* cells, uint64_t* line) {
+    cells->clear();
+    int c = getc_unlocked(f_);
+    if (c == EOF) {
+      RETURN_IF_ERROR(ReadError());
+      return false;
+    }
+    *line = line_;
+    Cell cell;
+    bool at_start = true;
+    for (;;) {
+      if (at_start && c == '"') {
+        cell.quoted = true;
+        uint64_t opened = line_;
+        for (;;) {
+          c = getc_unlocked(f_);
+          if (c == EOF) {
+            RETURN_IF_ERROR(ReadError());
+            return InvalidArgument("line " + std::to_string(opened) +
+                                   ": unterminated quoted cell");
+          }
+          if (c == '"') {
+            c = getc_unlocked(f_);
+            if (c != '"') break;  // the closing quote; c is the character after it
+          }
+          if (c == '\n') ++line_;
+          cell.text.push_back(static_cast<char>(c));
+        }
+        if (c != ',' && c != '\n' && c != '\r' && c != EOF) {
+          return InvalidArgument("line " + std::to_string(line_) +
+                                 ": unexpected character after a closing quote (a quote inside "
+                                 "a quoted cell is written \"\")");
+        }
+      }
+      at_start = false;
+      if (c == ',' || c == '\n' || c == '\r' || c == EOF) {
+        cells->push_back(std::move(cell));
+        cell = Cell{};
+        if (c == ',') {
+          at_start = true;
+          c = getc_unlocked(f_);
+          continue;
+        }
+        if (c == '\r') {
+          int next = getc_unlocked(f_);
+          if (next != '\n' && next != EOF) ungetc(next, f_);
+        }
+        if (c != EOF) ++line_;
+        if (c == EOF) RETURN_IF_ERROR(ReadError());
+        return true;
+      }
+      cell.text.push_back(static_cast<char>(c));
+      c = getc_unlocked(f_);
+    }
+  }
+
+ private:
+  Status ReadError() {
+    if (std::ferror(f_)) return IoError(std::string("reading input: ") + std::strerror(errno));
+    return Status::Ok();
+  }
+
+  FILE* f_;
+  uint64_t line_ = 1;
+};
+
+Status Ingester::RunCsv(FILE* f) {
+  CsvReader reader(f);
+  std::vector<CsvReader::Cell> cells;
+  uint64_t line = 0;
+  // The header: each column is a field, the anchor column, or both.
+  for (;;) {
+    auto more = reader.Next(&cells, &line);
+    if (!more.ok()) return Fail(0, more.status());
+    if (!*more) return Status::Ok();  // empty input: nothing to ingest
+    if (!(cells.size() == 1 && cells[0].text.empty())) break;
+  }
+  if (line == 1 && cells[0].text.starts_with("\xef\xbb\xbf")) cells[0].text.erase(0, 3);
+  std::string known;
+  for (const FieldSpec& spec : schema_.fields()) known += (known.empty() ? "" : ", ") + spec.name;
+  std::vector<const FieldSpec*> fields;
+  std::vector<int> column_field;  // header column -> index into fields, or -1
+  int anchor_column = -1;
+  std::unordered_set<std::string> seen;
+  for (size_t i = 0; i < cells.size(); ++i) {
+    const std::string& name = cells[i].text;
+    if (!seen.insert(name).second) {
+      return Fail(line, InvalidArgument("column " + Quote(name) + " appears twice in the header"));
+    }
+    if (name == anchor_key_) anchor_column = static_cast<int>(i);
+    const FieldSpec* spec = schema_.Find(name);
+    if (spec == nullptr && name != anchor_key_) {
+      return Fail(line, InvalidArgument("unknown column " + Quote(name) + " (the schema has: " +
+                                        known + ")"));
+    }
+    column_field.push_back(spec == nullptr ? -1 : static_cast<int>(fields.size()));
+    if (spec != nullptr) fields.push_back(spec);
+  }
+  if (anchor_column < 0) {
+    // Without anchors every record is new, so every required field needs a column.
+    for (const FieldSpec& spec : schema_.fields()) {
+      if (!spec.optional && !seen.contains(spec.name)) {
+        return Fail(line, InvalidArgument("the header has no column for required field " +
+                                          Quote(spec.name)));
+      }
+    }
+  }
+  SetWritten(fields);
+  for (;;) {
+    auto more = reader.Next(&cells, &line);
+    if (!more.ok()) return Fail(0, more.status());
+    if (!*more) break;
+    if (cells.size() == 1 && cells[0].text.empty() && !cells[0].quoted) continue;  // blank line
+    line_ = line;
+    if (cells.size() != column_field.size()) {
+      return Fail(line, InvalidArgument("expected " + std::to_string(column_field.size()) +
+                                        " cells (one per header column), got " +
+                                        std::to_string(cells.size())));
+    }
+    std::optional<uint64_t> anchor;
+    if (anchor_column >= 0) {
+      const CsvReader::Cell& cell = cells[static_cast<size_t>(anchor_column)];
+      if (!cell.text.empty() || cell.quoted) {
+        auto a = ParseU64(Quote(anchor_key_), cell.text);
+        if (!a.ok()) return Fail(line, a.status());
+        anchor = *a;
+      }
+    }
+    if (Status s = BeginRecord(line, anchor); !s.ok()) return Fail(line, s);
+    for (size_t i = 0; i < cells.size(); ++i) {
+      if (column_field[i] < 0) continue;
+      auto k = static_cast<size_t>(column_field[i]);
+      const FieldSpec& spec = *fields[k];
+      // An empty cell is null, but "" is the empty string for string fields.
+      bool null = cells[i].text.empty() &&
+                  !(cells[i].quoted &&
+                    (spec.type == FieldType::kString || spec.type == FieldType::kCategorical));
+      if (null) {
+        if (!spec.optional) {
+          return Fail(line, InvalidArgument(FieldContext(spec) + " is required but empty"));
+        }
+        columns_[k].AppendNull();
+        continue;
+      }
+      Status s = AppendCell(columns_[k], spec, cells[i].text);
+      if (!s.ok()) return Fail(line, s.WithContext(FieldContext(spec)));
+    }
+    if (Status s = EndRecord(); !s.ok()) return s;
+  }
+  return Flush();
+}
+
+Status Run(Invocation& inv) {
+  const std::string& name = inv.Arg("NAME");
+  std::string input = inv.Arg("FILE");
+  std::string format;
+  if (auto flag = inv.FlagValue("--format")) {
+    format = *flag;
+    if (format != "jsonl" && format != "csv") {
+      return inv.Usage("--format " + Quote(format) + ": expected jsonl or csv");
+    }
+  } else {
+    format = Lower(input).ends_with(".csv") ? "csv" : "jsonl";
+  }
+  uint64_t batch_size = kDefaultBatchSize;
+  if (auto flag = inv.FlagValue("--batch-size")) {
+    ASSIGN_OR_RETURN(batch_size, ParseU64("--batch-size", *flag));
+    if (batch_size == 0) return InvalidArgument("--batch-size must be at least 1");
+  }
+  std::string anchor_key(inv.FlagValue("--anchor-field").value_or("anchor"));
+  if (anchor_key.empty()) return InvalidArgument("--anchor-field: empty name");
+
+  // Open the input before the dataset so a missing file costs no store access.
+  FILE* f = stdin;
+  if (input != "-") {
+    f = std::fopen(input.c_str(), "rb");
+    if (f == nullptr) return ErrnoStatus(errno, "cannot open", input);
+    struct stat st;
+    if (::fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+      std::fclose(f);
+      return ErrnoStatus(EISDIR, "cannot read", input);
+    }
+  }
+  std::unique_ptr<FILE, int (*)(FILE*)> closer(f == stdin ? nullptr : f, &std::fclose);
+
+  ASSIGN_OR_RETURN(auto ds, OpenForWrite(inv, name));
+  if (const FieldSpec* spec = ds->schema().Find(anchor_key);
+      spec != nullptr && spec->type != FieldType::kInt64) {
+    return InvalidArgument("--anchor-field " + Quote(anchor_key) + " is a " +
+                           std::string(FieldTypeName(spec->type)) +
+                           " field; anchors come from integers");
+  }
+  Ingester ingester(inv, *ds, input, batch_size, anchor_key);
+  RETURN_IF_ERROR(format == "csv" ? ingester.RunCsv(f) : ingester.RunJsonl(f));
+  std::string head = ingester.head().ToString();
+  if (inv.json()) {
+    inv.PrintJson(JsonObject()
+                      .Add("dataset", name)
+                      .Add("branch", ds->branch())
+                      .Add("records", ingester.records())
+                      .Add("commits", ingester.commits())
+                      .Add("head", head));
+  } else {
+    inv.PrintLine("ingested " + std::to_string(ingester.records()) + " records into " +
+                  Quote(name) + " (branch " + ds->branch() + ") in " +
+                  std::to_string(ingester.commits()) +
+                  (ingester.commits() == 1 ? " commit" : " commits") + "; head " + head);
+  }
+  return Status::Ok();
+}
+
+const Registrar kRegistrar({
+    .path = "ingest",
+    .summary = "Append records from a JSON Lines or CSV file",
+    .description =
+        "One commit per batch. JSON Lines: one object per line, keys = field names, plus an\n"
+        "optional \"anchor\" (a non-negative integer; give it for every record or none). A\n"
+        "missing key or null is null. CSV: a header row names the columns (fields and the\n"
+        "optional anchor column); an empty cell is null (a quoted \"\" is the empty string in\n"
+        "string fields). Values by type:\n"
+        "  int64 integers; float64 numbers (or \"nan\", \"inf\", \"-inf\"); bool true/false;\n"
+        "  string, categorical strings; timestamp integer ns since the epoch or RFC 3339\n"
+        "  ('2024-05-01T12:00:00.5Z'); blob a file path (relative to the input file's\n"
+        "  directory) or, in JSON, {\"base64\": ...}; embedding a list of dim numbers; array\n"
+        "  nested lists (flattened, prod(shape) values). In CSV, embeddings and arrays are\n"
+        "  JSON lists in one cell: \"[0.5, 1.0]\".\n"
+        "A bad record stops the run naming its line and field (exit 3, or 4 for a missing\n"
+        "blob file); its batch is not committed, earlier batches are (the message says how\n"
+        "many records). Progress goes to stderr when it is a terminal, or with --progress.\n"
+        "Text: a summary line. JSON: {\"dataset\", \"branch\", \"records\", \"commits\", \"head\"}.",
+    .positionals = {{.name = "NAME", .help = "the dataset"},
+                    {.name = "FILE", .help = "the input ('-' = standard input)"}},
+    .flags = {{.name = "--format",
+               .value_name = "F",
+               .help = "jsonl or csv (default: csv for *.csv, else jsonl)"},
+              {.name = "--batch-size",
+               .value_name = "N",
+               .help = "records per commit (default 10000)"},
+              kBranchFlag,
+              kMessageFlag,
+              {.name = "--anchor-field",
+               .value_name = "FIELD",
+               .help = "the key/column holding anchors (default \"anchor\"); may be an int64 "
+                       "field, which is then also stored"},
+              kProgressFlag},
+    .run = Run,
+});
+
+}  // namespace
+}  // namespace dreamdb::cli

@@ -1,0 +1,249 @@
+"""
+DreamDB C++ core bindings (use the `dreamdb` package, not this module).
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Annotated
+
+import numpy
+from numpy.typing import NDArray
+
+
+class Field:
+    """One field of a schema (read-only; build with Schema)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def type(self) -> str:
+        """
+        'int64', 'float64', 'bool', 'string', 'categorical', 'timestamp', 'blob', 'embedding' or 'array'.
+        """
+
+    @property
+    def optional(self) -> bool: ...
+
+    @property
+    def required(self) -> bool: ...
+
+    @property
+    def mime(self) -> str | None:
+        """MIME type of a blob field; None for other types."""
+
+    @property
+    def dim(self) -> int | None:
+        """Dimension of an embedding field; None for other types."""
+
+    @property
+    def dtype(self) -> str | None:
+        """Element type of an array field ('u8' .. 'f64'); None for other types."""
+
+    @property
+    def shape(self) -> tuple | None:
+        """Shape of an array field's values; None for other types."""
+
+    def __eq__(self, arg: Field, /) -> bool: ...
+
+    def __repr__(self) -> str: ...
+
+    def __getstate__(self) -> str: ...
+
+    def __setstate__(self, arg: str, /) -> None: ...
+
+class Schema:
+    """
+    The fields of a dataset's records. Builder methods validate the field (InvalidArgumentError naming the problem) and return the schema, so calls chain. Fields are required unless required=False.
+    """
+
+    def __init__(self) -> None: ...
+
+    def add_int(self, name: str, required: bool = True) -> Schema:
+        """Adds an int64 field."""
+
+    def add_scalar_int(self, name: str, required: bool = True) -> Schema:
+        """Adds an int64 field."""
+
+    def add_float(self, name: str, required: bool = True) -> Schema:
+        """Adds a float64 field."""
+
+    def add_scalar_float(self, name: str, required: bool = True) -> Schema:
+        """Adds a float64 field."""
+
+    def add_bool(self, name: str, required: bool = True) -> Schema:
+        """Adds a bool field."""
+
+    def add_scalar_bool(self, name: str, required: bool = True) -> Schema:
+        """Adds a bool field."""
+
+    def add_string(self, name: str, required: bool = True) -> Schema:
+        """Adds a UTF-8 string field."""
+
+    def add_scalar_string(self, name: str, required: bool = True) -> Schema:
+        """Adds a UTF-8 string field."""
+
+    def add_categorical(self, name: str, required: bool = True) -> Schema:
+        """
+        Adds a categorical field: strings from a small set, dictionary-encoded on disk.
+        """
+
+    def add_scalar_categorical(self, name: str, required: bool = True) -> Schema:
+        """
+        Adds a categorical field: strings from a small set, dictionary-encoded on disk.
+        """
+
+    def add_timestamp(self, name: str, required: bool = True) -> Schema:
+        """Adds a timestamp field (int64 nanoseconds since the Unix epoch)."""
+
+    def add_scalar_timestamp(self, name: str, required: bool = True) -> Schema:
+        """Adds a timestamp field (int64 nanoseconds since the Unix epoch)."""
+
+    def add_blob(self, name: str, mime: str = 'application/octet-stream', required: bool = True) -> Schema:
+        """Adds a blob field (any bytes) with a MIME type."""
+
+    def add_image(self, name: str, mime: str = 'image/png', required: bool = True) -> Schema:
+        """Adds a blob field holding encoded images (default image/png)."""
+
+    def add_embedding(self, name: str, dim: int, required: bool = True) -> Schema:
+        """Adds an embedding field: dim float32 values per record."""
+
+    def add_array(self, name: str, dtype: str | type | object, shape: int | Sequence[int], required: bool = True) -> Schema:
+        """
+        Adds a fixed-shape array field. dtype: 'u8', 'i8', 'u16', 'i16', 'u32', 'i32', 'u64', 'i64', 'f32', 'f64' or the NumPy equivalent; shape: a sequence of sizes.
+        """
+
+    @property
+    def fields(self) -> list[Field]:
+        """The fields in declaration order."""
+
+    @property
+    def names(self) -> list[str]:
+        """Field names in declaration order."""
+
+    @property
+    def version(self) -> int:
+        """1 for a new schema, +1 per evolution."""
+
+    def field(self, name: str) -> Field:
+        """The field named `name`; NotFoundError (a KeyError) if absent."""
+
+    def __getitem__(self, name: str) -> Field: ...
+
+    def __contains__(self, arg: str, /) -> bool: ...
+
+    def __len__(self) -> int: ...
+
+    def __eq__(self, arg: Schema, /) -> bool: ...
+
+    def __repr__(self) -> str: ...
+
+    @staticmethod
+    def from_json(json: str) -> Schema:
+        """
+        Parses the JSON form accepted by `dreamdb create --schema`: {"fields": [{"name": ..., "type": ...}, ...]}.
+        """
+
+    def to_json(self) -> str:
+        """The JSON form (see from_json)."""
+
+    def __getstate__(self) -> str: ...
+
+    def __setstate__(self, arg: str, /) -> None: ...
+
+class Store:
+    """
+    A store of objects and refs, opened by URI. Thread-safe; share one handle among datasets. memory:// is private to the handle; memory://NAME is shared by every handle in the process that names NAME.
+    """
+
+    @staticmethod
+    def open(uri: str) -> Store: ...
+
+    @property
+    def uri(self) -> str: ...
+
+    def list_datasets(self) -> list[str]:
+        """Names of the datasets in the store, sorted."""
+
+    def verify(self, name: str = '') -> dict:
+        """
+        Checks that every object reachable from the refs of dataset `name` (all datasets when empty) is present and intact. Returns {'refs', 'objects', 'bytes', 'problems'}; 'problems' is empty when the data is healthy.
+        """
+
+    def __repr__(self) -> str: ...
+
+class ArrowStream:
+    """
+    A one-shot stream of record batches; consume it with pyarrow.RecordBatchReader.from_stream(stream).
+    """
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        """
+        Exports the stream as a PyCapsule 'arrow_array_stream' (once). The requested schema is ignored, as the protocol allows: the stream has one fixed schema.
+        """
+
+    @property
+    def consumed(self) -> bool: ...
+
+class Dataset:
+    """Low-level dataset handle; use dreamdb.Dataset instead."""
+
+    @staticmethod
+    def create(store: Store, name: str, schema: Schema, message: str = '') -> Dataset: ...
+
+    @staticmethod
+    def open(store: Store, name: str, branch: str = 'main') -> Dataset: ...
+
+    @staticmethod
+    def open_at(store: Store, name: str, at: str) -> Dataset: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def branch(self) -> str | None: ...
+
+    @property
+    def read_only(self) -> bool: ...
+
+    @property
+    def head(self) -> str: ...
+
+    @property
+    def schema(self) -> Schema: ...
+
+    @property
+    def meta(self) -> dict[str, str]: ...
+
+    def count(self) -> int: ...
+
+    def refresh(self) -> None: ...
+
+    def append(self, stream: object, message: str = '') -> dict:
+        """
+        Appends the rows of an Arrow stream capsule (column 'anchor' optional).
+        """
+
+    def delete(self, anchors: Annotated[NDArray[numpy.uint64], dict(shape=(None,), order='C', device='cpu', writable=False)], message: str = '') -> dict: ...
+
+    def add_layer(self, field: Field, anchors: Annotated[NDArray[numpy.uint64], dict(shape=(None,), order='C', device='cpu', writable=False)], stream: object, message: str = '') -> dict: ...
+
+    def set_meta(self, meta: Mapping[str, str], message: str = '') -> dict: ...
+
+    def snapshot(self, label: str) -> None: ...
+
+    def create_branch(self, name: str) -> None: ...
+
+    def scan(self, fields: Sequence[str], start: int = 0, end: int = 18446744073709551615, batch_rows: int = 8192, limit: int = 18446744073709551615) -> ArrowStream: ...
+
+    def take(self, anchors: Annotated[NDArray[numpy.uint64], dict(shape=(None,), order='C', device='cpu', writable=False)], fields: Sequence[str], allow_missing: bool = False) -> object: ...
+
+    def history(self, limit: int = 0) -> list: ...
+
+    def diff(self, other: str) -> list: ...
+
+    def read_stats(self) -> dict: ...
+
+    def verify(self) -> dict: ...
