@@ -25,7 +25,8 @@
 //
 //   dataset_bench [--smoke] [--dir DIR] [--json FILE] [--only commits,ingest,scan,take]
 //                 [--commits N] [--memory-commits N] [--window N] [--records N]
-//                 [--batch N] [--snapshots N,N,...] [--take-reps N] [--no-memory] [--keep]
+//                 [--batch N] [--snapshots N,N,...] [--reps N] [--take-reps N]
+//                 [--no-memory] [--keep]
 //
 // The file:// stores live in a fresh directory under --dir (default $DREAMDB_BENCH_DIR,
 // else $TMPDIR, else /tmp), removed at the end unless --keep.
@@ -130,6 +131,13 @@ std::map<std::string, uint64_t> ProcStatus() {
   return out;
 }
 
+std::string LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
 // ---- A backend wrapper that times every call (and counts the file backend's syscalls) ----
 
 enum Op : int {
@@ -148,12 +156,15 @@ struct Counters {
   std::array<std::atomic<uint64_t>, kNumOps> calls{};
   std::array<std::atomic<uint64_t>, kNumOps> ns{};
   std::array<std::atomic<uint64_t>, kSyscalls.size()> syscalls{};
+  std::atomic<uint64_t> bytes_read{0};  // returned by get and get_range
 
   struct Snapshot {
+    uint64_t bytes_read = 0;
     std::array<uint64_t, kNumOps> calls{}, ns{};
     std::array<uint64_t, kSyscalls.size()> syscalls{};
     Snapshot operator-(const Snapshot& o) const {
       Snapshot d;
+      d.bytes_read = bytes_read - o.bytes_read;
       for (int i = 0; i < kNumOps; ++i) d.calls[i] = calls[i] - o.calls[i], d.ns[i] = ns[i] - o.ns[i];
       for (size_t i = 0; i < kSyscalls.size(); ++i) d.syscalls[i] = syscalls[i] - o.syscalls[i];
       return d;
@@ -161,6 +172,7 @@ struct Counters {
   };
   Snapshot Take() const {
     Snapshot s;
+    s.bytes_read = bytes_read.load();
     for (int i = 0; i < kNumOps; ++i) s.calls[i] = calls[i].load(), s.ns[i] = ns[i].load();
     for (size_t i = 0; i < kSyscalls.size(); ++i) s.syscalls[i] = syscalls[i].load();
     return s;
@@ -203,10 +215,14 @@ class TimedBackend final : public dreamdb::ObjectBackend, public dreamdb::RefBac
   }
   Status Sync() override { return Time(kSync, [&] { return objects_->Sync(); }); }
   Result<dreamdb::Bytes> Get(const ObjectId& id) override {
-    return Time(kGet, [&] { return objects_->Get(id); });
+    auto r = Time(kGet, [&] { return objects_->Get(id); });
+    if (r.ok()) c_->bytes_read.fetch_add(r->size(), std::memory_order_relaxed);
+    return r;
   }
   Result<dreamdb::Bytes> GetRange(const ObjectId& id, uint64_t off, uint64_t len) override {
-    return Time(kGetRange, [&] { return objects_->GetRange(id, off, len); });
+    auto r = Time(kGetRange, [&] { return objects_->GetRange(id, off, len); });
+    if (r.ok()) c_->bytes_read.fetch_add(r->size(), std::memory_order_relaxed);
+    return r;
   }
   Result<dreamdb::ObjectInfo> Head(const ObjectId& id) override {
     return Time(kHead, [&] { return objects_->Head(id); });
@@ -322,6 +338,26 @@ uint64_t ColumnBytes(const Batch& b) {
   return n;
 }
 
+// Median wall time of writing 4 KiB to a new file and fsync()ing it, 20 times, in `dir`:
+// what one durable write costs on that disk right now (it varies with other I/O).
+double FsyncProbeMs(const std::string& dir) {
+  std::vector<double> t;
+  std::string data(4096, 'x');
+  for (int i = 0; i < 20; ++i) {
+    std::string path = dir + "/fsync-probe-" + std::to_string(i);
+    auto t0 = Clock::now();
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size()) &&
+              ::fsync(fd) == 0;
+    ::close(fd);
+    t.push_back(Seconds(Clock::now() - t0));
+    ::unlink(path.c_str());
+    if (!ok) return -1;
+  }
+  return Median(t) * 1e3;
+}
+
 // ---- Options ----
 
 struct Options {
@@ -337,6 +373,7 @@ struct Options {
   uint64_t records = 200000;
   uint64_t batch = 10000;
   int take_reps = 5;
+  int reps = 3;  // ingest and scan runs
   // Record counts at which the ingest takes a snapshot (and the end): the scan runs at each.
   std::vector<uint64_t> snapshot_at = {100000};
   std::string self;  // path of this binary, for the scan child
@@ -467,8 +504,6 @@ json BenchIngest(const std::string& label, OpenedStore& os, uint64_t records, ui
                  const std::vector<uint64_t>& snapshot_at, std::vector<std::string>* snapshots) {
   Schema schema = EmbeddingSchema();
   auto ds = Check(Dataset::Create(os.store, "emb", schema), "create emb");
-  std::printf("\n### Bulk ingest on %s: %" PRIu64 " records (768-d float32 + int64 + float64), "
-              "batches of %" PRIu64 "\n\n", label.c_str(), records, batch);
   std::vector<double> batch_s;
   double total_s = 0;
   uint64_t bytes = 0, objects = 0;
@@ -494,14 +529,11 @@ json BenchIngest(const std::string& label, OpenedStore& os, uint64_t records, ui
   auto d = os.counters->Take() - snap;
   double rps = static_cast<double>(records) / total_s;
   double mbps = static_cast<double>(bytes) / total_s / 1e6;
-  std::printf("| store | records | time (commits only) | records/s | MB/s (column bytes) | "
-              "batch p50 | batch max | objects written | time in put / sync / CAS |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|\n");
   std::printf("| %s | %" PRIu64 " | %.2f s | %.0f | %.1f | %s | %s | %" PRIu64
-              " | %.2f / %.2f / %.2f s |\n",
+              " | %.2f / %.2f / %.2f s | %s |\n",
               label.c_str(), records, total_s, rps, mbps, Ms(Median(batch_s)).c_str(),
               Ms(Percentile(batch_s, 100)).c_str(), objects, d.ns[kPut] / 1e9, d.ns[kSync] / 1e9,
-              d.ns[kRefCas] / 1e9);
+              d.ns[kRefCas] / 1e9, LoadAverage().c_str());
   std::fflush(stdout);
   return {{"store", label},         {"records", records},
           {"batch", batch},         {"seconds", total_s},
@@ -616,12 +648,13 @@ struct TakeCase {
   bool contiguous;
 };
 
-json BenchTake(const std::string& label, const std::shared_ptr<Store>& store, uint64_t records,
-               int reps) {
+json BenchTake(const std::string& label, OpenedStore& os, uint64_t records, int reps) {
+  const std::shared_ptr<Store>& store = os.store;
   std::printf("\n### Take on %s (%" PRIu64 " records; fresh handle per call, warm page cache; "
               "median of %d)\n\n", label.c_str(), records, reps);
-  std::printf("| fields | anchors | rows/s | call | requests | bytes fetched | bytes returned | "
-              "fetched / returned |\n|---|---|---|---|---|---|---|---|\n");
+  std::printf("| fields | anchors | rows/s | call | segment requests | segment bytes fetched | "
+              "bytes returned | fetched / returned | all backend reads (incl. index pages) | "
+              "all / returned |\n|---|---|---|---|---|---|---|---|---|---|\n");
   std::vector<TakeCase> cases;
   for (bool contiguous : {false, true}) {
     for (uint64_t n : {uint64_t{1000}, uint64_t{10000}}) {
@@ -633,7 +666,7 @@ json BenchTake(const std::string& label, const std::shared_ptr<Store>& store, ui
   json out = json::array();
   std::mt19937_64 rng(42);
   for (const auto& c : cases) {
-    std::vector<double> secs, ratio, reqs, fetched, returned;
+    std::vector<double> secs, ratio, reqs, fetched, returned, backend, backend_reqs;
     for (int rep = 0; rep < reps; ++rep) {
       std::vector<uint64_t> anchors;
       if (c.contiguous) {
@@ -651,10 +684,14 @@ json BenchTake(const std::string& label, const std::shared_ptr<Store>& store, ui
       }
       auto ds = Check(Dataset::Open(store, "emb"), "open emb");
       auto before = ds->read_stats();
+      auto cbefore = os.counters->Take();
       auto t0 = Clock::now();
       Batch b = Check(ds->Take(anchors, c.fields), "take");
       double s = Seconds(Clock::now() - t0);
       auto after = ds->read_stats();
+      auto cd = os.counters->Take() - cbefore;
+      backend.push_back(static_cast<double>(cd.bytes_read));
+      backend_reqs.push_back(static_cast<double>(cd.calls[kGet] + cd.calls[kGetRange]));
       // Spot-check the values: id == anchor (ingest wrote id = record number).
       if (c.fields[0] == "id") {
         for (size_t i = 0; i < anchors.size(); i += 97) {
@@ -675,9 +712,13 @@ json BenchTake(const std::string& label, const std::shared_ptr<Store>& store, ui
     double med_s = Median(secs);
     double rps = static_cast<double>(c.anchors) / med_s;
     std::string kind = (c.contiguous ? "contiguous " : "random ") + std::to_string(c.anchors);
-    std::printf("| %s | %s | %.0f | %s | %.0f | %.2f MB | %.2f MB | %.2f× |\n", c.name.c_str(),
-                kind.c_str(), rps, Ms(med_s).c_str(), Median(reqs), Median(fetched) / 1e6,
-                Median(returned) / 1e6, Median(ratio));
+    std::vector<double> all_ratio;
+    for (size_t k = 0; k < backend.size(); ++k) all_ratio.push_back(backend[k] / returned[k]);
+    std::printf("| %s | %s | %.0f | %s | %.0f | %.2f MB | %.3f MB | %.2f× | %.2f MB in %.0f "
+                "reads | %.2f× |\n",
+                c.name.c_str(), kind.c_str(), rps, Ms(med_s).c_str(), Median(reqs),
+                Median(fetched) / 1e6, Median(returned) / 1e6, Median(ratio),
+                Median(backend) / 1e6, Median(backend_reqs), Median(all_ratio));
     std::fflush(stdout);
     out.push_back({{"fields", c.name},
                    {"anchors", c.anchors},
@@ -687,7 +728,10 @@ json BenchTake(const std::string& label, const std::shared_ptr<Store>& store, ui
                    {"requests", Median(reqs)},
                    {"bytes_fetched", Median(fetched)},
                    {"bytes_returned", Median(returned)},
-                   {"fetched_over_returned", Median(ratio)}});
+                   {"fetched_over_returned", Median(ratio)},
+                   {"backend_bytes_read", Median(backend)},
+                   {"backend_reads", Median(backend_reqs)},
+                   {"backend_over_returned", Median(all_ratio)}});
   }
   return {{"store", label}, {"records", records}, {"cases", out}};
 }
@@ -702,18 +746,11 @@ std::string DefaultDir() {
   return "/tmp";
 }
 
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
 int Usage() {
   std::fprintf(stderr,
                "usage: dataset_bench [--smoke] [--dir DIR] [--json FILE] [--only LIST]\n"
                "                     [--commits N] [--memory-commits N] [--window N]\n"
-               "                     [--records N] [--batch N] [--snapshots N,...] [--take-reps N]\n"
+               "                     [--records N] [--batch N] [--snapshots N,...] [--reps N] [--take-reps N]\n"
                "                     [--no-memory] [--keep]\n"
                "  LIST: comma-separated of commits, ingest, scan, take\n");
   return 2;
@@ -759,6 +796,7 @@ int main(int argc, char** argv) {
     else if (a == "--records") opt.records = std::stoull(value()), set_records = true;
     else if (a == "--batch") opt.batch = std::stoull(value());
     else if (a == "--take-reps") opt.take_reps = std::stoi(value());
+    else if (a == "--reps") opt.reps = std::max(1, std::stoi(value()));
     else if (a == "--snapshots") {
       opt.snapshot_at.clear();
       std::stringstream ss(value());
@@ -774,6 +812,7 @@ int main(int argc, char** argv) {
     if (!set_window) opt.window = 100;
     if (!set_records) opt.records = 20000;
     opt.take_reps = std::min(opt.take_reps, 2);
+    opt.reps = 1;
   }
   if (!set_snaps && opt.records < 200000) opt.snapshot_at = {opt.records / 2};
   if (opt.records < opt.batch) opt.batch = opt.records;
@@ -790,6 +829,11 @@ int main(int argc, char** argv) {
   std::printf("dataset_bench: stores under %s; load average %s\n", root.c_str(),
               LoadAverage().c_str());
 
+  {
+    double ms = FsyncProbeMs(root);
+    report["fsync_probe_ms_start"] = ms;
+    std::printf("fsync probe (4 KiB write + fsync, median of 20): %.2f ms\n", ms);
+  }
   if (opt.Want("commits")) {
     json c = json::array();
     c.push_back(BenchCommits("file://", "file://" + root + "/commits", opt.commits, opt.window));
@@ -797,14 +841,31 @@ int main(int argc, char** argv) {
       c.push_back(BenchCommits("memory://", "memory://", opt.memory_commits, opt.window));
     }
     report["commits"] = c;
+    double ms = FsyncProbeMs(root);
+    report["fsync_probe_ms_after_commits"] = ms;
+    std::printf("\nfsync probe after the commits: %.2f ms\n", ms);
   }
 
   const bool need_data = opt.Want("ingest") || opt.Want("scan") || opt.Want("take");
   if (need_data) {
-    const std::string uri = "file://" + root + "/emb";
+    // Ingest --reps times into fresh stores; the last file:// one (with its snapshots) and
+    // the last memory:// one stay for the scan and take.
+    std::string uri;
     std::vector<std::string> snapshots;
     json ingest = json::array();
-    {
+    std::printf("\n### Bulk ingest: %" PRIu64 " records (768-d float32 + int64 + float64), "
+                "batches of %" PRIu64 ", %d runs\n\n", opt.records, opt.batch, opt.reps);
+    std::printf("| store | records | time (commits only) | records/s | MB/s (column bytes) | "
+                "batch p50 | batch max | objects written | time in put / sync / CAS | load "
+                "average |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
+    for (int r = 0; r < opt.reps; ++r) {
+      if (!uri.empty()) {
+        std::error_code ec;
+        std::filesystem::remove_all(uri.substr(7), ec);
+      }
+      uri = "file://" + root + "/emb-" + std::to_string(r);
+      snapshots.clear();
       OpenedStore os = OpenStore(uri);
       ingest.push_back(
           BenchIngest("file://", os, opt.records, opt.batch, opt.snapshot_at, &snapshots));
@@ -812,33 +873,55 @@ int main(int argc, char** argv) {
     json scan = json::array(), take = json::array();
     std::optional<OpenedStore> mem;
     if (opt.memory) {
-      mem = OpenStore("memory://");
-      ingest.push_back(BenchIngest("memory://", *mem, opt.records, opt.batch, {}, nullptr));
-      if (opt.Want("scan")) {
-        // Reference: the same scan from memory:// in this process (RSS not meaningful here).
-        auto ds = Check(Dataset::Open(mem->store, "emb"), "open memory emb");
-        Check(ds->Snapshot("all"), "snapshot");
-        ScanPass p1 = ScanOnce(mem->store, "all");
-        ScanPass p2 = ScanOnce(mem->store, "all");
-        scan.push_back({{"store", "memory://"}, {"at", "all"}, {"pass1", ScanPassJson(p1)},
-                        {"pass2", ScanPassJson(p2)}});
+      for (int r = 0; r < opt.reps; ++r) {
+        mem.reset();
+        mem = OpenStore("memory://");
+        ingest.push_back(BenchIngest("memory://", *mem, opt.records, opt.batch, {}, nullptr));
       }
     }
+    for (const char* label : {"file://", "memory://"}) {
+      std::vector<double> rps, mbps;
+      for (const auto& i : ingest) {
+        if (i["store"] == label) {
+          rps.push_back(i["records_per_s"].get<double>());
+          mbps.push_back(i["mb_per_s"].get<double>());
+        }
+      }
+      if (rps.empty()) continue;
+      std::printf("| **%s median of %zu** | %" PRIu64 " | | **%.0f** | **%.1f** | | | | | |\n",
+                  label, rps.size(), opt.records, Median(rps), Median(mbps));
+    }
+    std::fflush(stdout);
     if (opt.Want("ingest")) report["ingest"] = ingest;
     if (opt.Want("scan")) {
       std::printf("\n### Scan (all fields) in a fresh process: pass 2 on a fresh handle, warm "
-                  "page cache\n\n");
+                  "page cache; %d runs\n\n", opt.reps);
       std::printf("| store | records | column bytes | pass 1 | pass 2 | GB/s (pass 2) | segment "
                   "requests | peak RSS (VmHWM) at start / after pass 1 / end |\n");
       std::printf("|---|---|---|---|---|---|---|---|\n");
-      for (const auto& at : snapshots) {
-        json r = RunScanChild(opt, uri, at);
-        r["store"] = "file://";
-        scan.push_back(r);
+      if (mem) {
+        // Reference: the same scan from memory:// in this process (RSS not meaningful here).
+        auto ds = Check(Dataset::Open(mem->store, "emb"), "open memory emb");
+        Check(ds->Snapshot("all"), "snapshot");
+        for (int r = 0; r < opt.reps; ++r) {
+          ScanPass p1 = ScanOnce(mem->store, "all");
+          ScanPass p2 = ScanOnce(mem->store, "all");
+          scan.push_back({{"store", "memory://"}, {"at", "all"}, {"pass1", ScanPassJson(p1)},
+                          {"pass2", ScanPassJson(p2)}});
+        }
       }
+      for (const auto& at : snapshots) {
+        for (int r = 0; r < opt.reps; ++r) {
+          json res = RunScanChild(opt, uri, at);
+          res["store"] = "file://";
+          scan.push_back(res);
+        }
+      }
+      std::map<std::pair<std::string, uint64_t>, std::vector<json>> groups;
       for (const auto& r : scan) {
         const json& p1 = r["pass1"];
         const json& p2 = r["pass2"];
+        groups[{r["store"].get<std::string>(), p2["records"].get<uint64_t>()}].push_back(r);
         std::string rss = r.contains("vmhwm_kb")
                               ? Fmt("%.0f", r["vmhwm_start_kb"].get<double>() / 1024) + " / " +
                                     Fmt("%.0f", r["vmhwm_after_pass1_kb"].get<double>() / 1024) +
@@ -850,13 +933,23 @@ int main(int argc, char** argv) {
                     p2["seconds"].get<double>(), p2["gb_per_s"].get<double>(),
                     p2["requests"].get<uint64_t>(), rss.c_str());
       }
+      for (const auto& [key, runs] : groups) {
+        std::vector<double> gbps, hwm;
+        for (const auto& r : runs) {
+          gbps.push_back(r["pass2"]["gb_per_s"].get<double>());
+          if (r.contains("vmhwm_kb")) hwm.push_back(r["vmhwm_kb"].get<double>() / 1024);
+        }
+        std::printf("| **%s median of %zu** | %" PRIu64 " | | | | **%.2f** | | %s |\n",
+                    key.first.c_str(), runs.size(), key.second, Median(gbps),
+                    hwm.empty() ? "" : ("max " + Fmt("%.0f MiB", Percentile(hwm, 100))).c_str());
+      }
       std::fflush(stdout);
       report["scan"] = scan;
     }
     if (opt.Want("take")) {
       OpenedStore os = OpenStore(uri);
-      take.push_back(BenchTake("file://", os.store, opt.records, opt.take_reps));
-      if (mem) take.push_back(BenchTake("memory://", mem->store, opt.records, opt.take_reps));
+      take.push_back(BenchTake("file://", os, opt.records, opt.take_reps));
+      if (mem) take.push_back(BenchTake("memory://", *mem, opt.records, opt.take_reps));
       report["take"] = take;
     }
   }

@@ -80,9 +80,8 @@ Result<std::vector<std::string>> ParseFieldList(std::string_view what, std::stri
   size_t begin = 0;
   for (;;) {
     size_t comma = text.find(',', begin);
-    std::string_view item = text.substr(begin, comma == std::string_view::npos
-                                                   ? std::string_view::npos
-                                                   : comma - begin);
+    std::string_view item = text.substr(
+        begin, comma == std::string_view::npos ? std::string_view::npos : comma - begin);
     if (item.empty()) {
       return InvalidArgument(std::string(what) + " " + Quote(text) +
                              ": expected comma-separated field names, got an empty one");
@@ -206,9 +205,9 @@ Result<int64_t> ParseRfc3339(std::string_view s) {
   };
   int year, month, day, hour, minute, second;
   if (!Digits(s, 0, 4, &year) || s.size() < 19 || s[4] != '-' || !Digits(s, 5, 2, &month) ||
-      s[7] != '-' || !Digits(s, 8, 2, &day) ||
-      (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !Digits(s, 11, 2, &hour) ||
-      s[13] != ':' || !Digits(s, 14, 2, &minute) || s[16] != ':' || !Digits(s, 17, 2, &second)) {
+      s[7] != '-' || !Digits(s, 8, 2, &day) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+      !Digits(s, 11, 2, &hour) || s[13] != ':' || !Digits(s, 14, 2, &minute) || s[16] != ':' ||
+      !Digits(s, 17, 2, &second)) {
     return bad("malformed");
   }
   static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -247,9 +246,9 @@ Result<int64_t> ParseRfc3339(std::string_view s) {
     return bad("no UTC offset: end with 'Z' or '+HH:MM'");
   }
   if (pos != s.size()) return bad("trailing characters");
-  int64_t secs = DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) *
-                     86400 +
-                 hour * 3600 + minute * 60 + second - offset_s;
+  int64_t secs =
+      DaysFromCivil(year, static_cast<unsigned>(month), static_cast<unsigned>(day)) * 86400 +
+      hour * 3600 + minute * 60 + second - offset_s;
   // |secs| < 2^38 for 4-digit years, so secs * 1e9 can overflow only near the int64 limits.
   constexpr int64_t kMaxSecs = std::numeric_limits<int64_t>::max() / 1'000'000'000 - 1;
   if (secs > kMaxSecs || secs < -kMaxSecs) return bad("outside the int64 nanosecond range");
@@ -445,8 +444,19 @@ std::string CellText(const Column& col, uint64_t row) {
       AppendJsonString(col.BytesAt(row), &out);
       return out.substr(1, out.size() - 2);  // escaped, without the quotes
     }
-    case FieldType::kBlob:
-      return "<" + std::to_string(col.BytesAt(row).size()) + " bytes " + f.mime + ">";
+    case FieldType::kBlob: {
+      // Appended piecewise: GCC 12 warns (-Wrestrict, a false positive) on "<" + string&&.
+      std::string out = "<";
+      out += std::to_string(col.BytesAt(row).size());
+      out += " bytes " + f.mime + ">";
+      return out;
+    }
+    case FieldType::kFloat64: {
+      std::string out;
+      AppendJsonDouble(col.Float64At(row), &out);
+      if (out.front() == '"') out = out.substr(1, out.size() - 2);  // nan, inf, -inf
+      return out;
+    }
     default: {
       std::string out;
       AppendValueJson(col, row, RenderOptions{}, &out);
@@ -481,7 +491,7 @@ void TablePrinter::Print(const Batch& batch) {
     for (size_t i = 0; i < cells.size(); ++i) {
       if (i != 0) out += "  ";
       out += i + 1 == cells.size() && cells[i].size() <= widths_[i] ? cells[i]
-                                                                      : fit(cells[i], widths_[i]);
+                                                                    : fit(cells[i], widths_[i]);
     }
     while (!out.empty() && out.back() == ' ') out.pop_back();
     inv_.PrintLine(out);
@@ -537,7 +547,10 @@ double Progress::ElapsedSeconds() const {
 void Progress::Report(const std::string& text, bool force) {
   if (!enabled_) return;
   auto now = std::chrono::steady_clock::now();
-  if (!force && shown_ && now - last_ < std::chrono::milliseconds(250)) return;
+  // A terminal line is rewritten in place, so it can change often; full lines (--progress
+  // into a file or pipe) come at most once a second.
+  auto interval = std::chrono::milliseconds(tty_ ? 250 : 1000);
+  if (!force && shown_ && now - last_ < interval) return;
   last_ = now;
   shown_ = true;
   std::string out = tty_ ? "\r" + text + "\x1b[K" : text + "\n";

@@ -35,8 +35,9 @@ namespace dreamdb::cli {
 inline constexpr Flag kAtFlag{
     .name = "--at",
     .value_name = "REF",
-    .help = "read this version: a snapshot label, a branch, 'branch:NAME' or a manifest id "
-            "(default: branch main)"};
+    .help =
+        "read this version: a snapshot label, a branch, 'branch:NAME' or a manifest id "
+        "(default: branch main)"};
 inline constexpr Flag kBranchFlag{
     .name = "--branch", .value_name = "B", .help = "the branch to write (default: main)"};
 inline constexpr Flag kMessageFlag{
@@ -142,7 +143,7 @@ class Progress {
   explicit Progress(bool forced);
   ~Progress();
   bool enabled() const { return enabled_; }
-  // Shows `text` (rate-limited to a few updates per second unless `force`).
+  // Shows `text` (rate-limited: 4 updates a second on a terminal, else 1, unless `force`).
   void Report(const std::string& text, bool force = false);
   // Erases the in-place line (terminal mode).
   void Done();

@@ -12,7 +12,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PACKAGES=(
   build-essential cmake ninja-build clang clang-format clang-tidy libclang-rt-14-dev
   librust-blake3-dev b3sum libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
-  libcurl4-openssl-dev libexpat1-dev nlohmann-json3-dev python3 python3-venv python3-pip git ca-certificates
+  libcurl4-openssl-dev libexpat1-dev nlohmann-json3-dev python3 python3-venv python3-pip
+  python3-dev python3-numpy python3-torch git ca-certificates
 )
 
 log() { echo "bootstrap: $*"; }
@@ -43,23 +44,21 @@ fi
 
 # The virtual environment: the first python3 on PATH, falling back to Debian's
 # /usr/bin/python3 when that one cannot make a venv (e.g. a python3 without ensurepip).
-venv_ok() { [[ -x .venv/bin/python ]] && .venv/bin/python -c 'import sys' 2>/dev/null; }
+# The venv is made from Debian's /usr/bin/python3 with --system-site-packages so that
+# Debian's PyTorch (python3-torch, CPU) and NumPy are importable: PyPI's torch wheel pulls
+# several GB of CUDA packages (python/README.md).
+venv_ok() {
+  [[ -x .venv/bin/python ]] &&
+    grep -q '^include-system-site-packages = true' .venv/pyvenv.cfg 2>/dev/null &&
+    .venv/bin/python -c 'import torch, numpy' 2>/dev/null
+}
 if ! venv_ok; then
   rm -rf .venv
-  created=""
-  for py in "$(command -v python3 || true)" /usr/bin/python3; do
-    [[ -n "$py" && -x "$py" ]] || continue
-    if "$py" -m venv .venv 2>/dev/null && venv_ok; then
-      created="$py"
-      break
-    fi
-    rm -rf .venv
-  done
-  if [[ -z "$created" ]]; then
-    echo "bootstrap: could not create .venv with python3" >&2
+  if ! /usr/bin/python3 -m venv --system-site-packages .venv || ! venv_ok; then
+    echo "bootstrap: could not create .venv from /usr/bin/python3 with torch importable" >&2
     exit 1
   fi
-  log "created .venv with $created ($(.venv/bin/python --version 2>&1))"
+  log "created .venv from /usr/bin/python3 ($(.venv/bin/python --version 2>&1), system torch)"
 fi
 
 # pip only when requirements-dev.txt changed since the last successful install.

@@ -25,3 +25,8 @@ if [[ ! -x "$cli" ]]; then
 fi
 ln -sfn "$cli" .venv/bin/dreamdb
 echo "build: installed .venv/bin/dreamdb -> build/$preset/cli/dreamdb"
+
+echo "build: pip install ./python (the dreamdb package; builds the C++ core once more, cached)"
+CMAKE_BUILD_PARALLEL_LEVEL="$jobs" .venv/bin/python -m pip install -q --no-build-isolation ./python
+.venv/bin/python -c 'import dreamdb; print("build: python package", dreamdb.__file__)'
+

@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
 
-DEMO_SECTIONS=(objects refs compare_and_swap snapshots listing)
+DEMO_SECTIONS=(objects refs compare_and_swap snapshots listing dataset_ingest dataset_branch dataset_train dataset_compare dataset_verify)
 
 if [[ "${DEMO_SKIP_BUILD:-0}" != 1 ]]; then
   bash scripts/build.sh release
@@ -106,6 +106,56 @@ demo_listing() {
   n="$(dreamdb object ls | wc -l)"
   ((n == 3)) || die "expected 3 objects, listed $n"
   dreamdb --json ref ls demo/snapshots/
+}
+
+
+# ---- Datasets: the workflow users come for ----
+
+PY="$root/.venv/bin/python"
+
+demo_dataset_ingest() {
+  section "Datasets: create, ingest images + captions + labels + embeddings, snapshot"
+  "$PY" "$root/examples/make_demo_data.py" "$work/data" --records 2000
+  head -c 300 "$work/data/records.jsonl"; echo " ..."
+  dreamdb create pets --schema "$work/data/schema.json"
+  dreamdb ingest pets "$work/data/records.jsonl" --batch-size 500
+  [[ "$(dreamdb count pets)" == 2000 ]] || die "expected 2000 records"
+  dreamdb snapshot pets v1
+  dreamdb schema pets
+}
+
+demo_dataset_branch() {
+  section "Branches: an experiment adds records and deletes some, main is untouched"
+  dreamdb branch pets experiment
+  "$PY" "$root/examples/make_demo_data.py" "$work/more" --records 300 --start 2000 --seed 2
+  dreamdb ingest pets "$work/more/records.jsonl" --branch experiment --message "300 more"
+  dreamdb delete pets 5 6 7 --branch experiment
+  [[ "$(dreamdb count pets --at experiment)" == 2297 ]] || die "experiment should hold 2297"
+  [[ "$(dreamdb count pets)" == 2000 ]] || die "main must still hold 2000"
+  dreamdb cat pets --at experiment --fields caption,label --range 2000:2003
+  dreamdb take pets 0 1999 --fields caption,score
+  dreamdb log pets --at experiment --limit 3
+}
+
+demo_dataset_train() {
+  section "Train: stream snapshot v1 into a PyTorch DataLoader (2 workers), write predictions as a layer"
+  "$PY" "$root/examples/training_recipe.py" --store "$STORE" --dataset pets \
+    --snapshot v1 --branch experiment --epochs 3 --workers 2
+}
+
+demo_dataset_compare() {
+  section "Compare: what changed between the snapshot and the experiment"
+  dreamdb diff pets v1 experiment >"$work/diff.txt"
+  tail -n 1 "$work/diff.txt"
+  grep -q '^- 5$' "$work/diff.txt" || die "diff should list anchor 5 as removed"
+  dreamdb cat pets --at experiment --fields label,pred --limit 4
+  dreamdb meta pets --at experiment
+  dreamdb refs pets
+}
+
+demo_dataset_verify() {
+  section "Verify: every object reachable from every ref is present and intact"
+  dreamdb verify pets
 }
 
 for s in "${DEMO_SECTIONS[@]}"; do

@@ -133,7 +133,7 @@ run_pytest() {
     if [[ -d "$d" ]]; then dirs+=("$d"); fi
   done
   local rc=0
-  DREAMDB_BIN="$root/build/release/cli/dreamdb" DREAMDB_SOURCE_DIR="$root" \
+  DREAMDB_BIN="$root/build/release/cli/dreamdb" DREAMDB_SOURCE_DIR="$root" DREAMDB_REQUIRE_PYTHON=1 \
     .venv/bin/python -m pytest -q -rfE -p no:cacheprovider --timeout=900 \
     --junitxml="$1" "${dirs[@]}" || rc=$?
   # Exit status 5 means no tests were collected: not a failure by itself.
@@ -143,7 +143,7 @@ run_pytest() {
 
 format_check() {
   local files=()
-  mapfile -t files < <(find include src cli bench fuzz tests -type f \( -name '*.cc' -o -name '*.h' \) \
+  mapfile -t files < <(find include src cli bench fuzz tests python -type f \( -name '*.cc' -o -name '*.h' \) \
     2>/dev/null | sort)
   local bad=()
   local f
@@ -187,16 +187,18 @@ case "$mode" in
       ctest --preset dev --output-junit "$logs/ctest-dev.xml"
     step "build release" configure_and_build release
     step "install cli" install_cli
+    step "install python package" env CMAKE_BUILD_PARALLEL_LEVEL="$jobs" \
+      .venv/bin/python -m pip install -q --no-build-isolation ./python
     step --junit "$logs/pytest.xml" pytest run_pytest "$logs/pytest.xml"
+    step "demo (README quick start)" env DEMO_SKIP_BUILD=1 bash scripts/demo.sh
     if [[ -f fuzz/smoke.sh ]]; then
-      step "fuzz smoke (${FUZZ_SECONDS} s)" bash fuzz/smoke.sh
+      step "fuzz smoke FUZZ_SECONDS=${FUZZ_SECONDS}" bash fuzz/smoke.sh
     else
       summary+=("skip  fuzz smoke (fuzz/smoke.sh does not exist yet)")
     fi
-    if [[ -f bench/run_foundation.sh ]]; then
-      step "bench smoke" bash bench/run_foundation.sh --smoke
-    else
-      summary+=("skip  bench smoke (bench/run_foundation.sh does not exist yet)")
+    step "bench smoke (foundation)" bash bench/run_foundation.sh --smoke
+    if [[ -f bench/run_dataset.sh ]]; then
+      step "bench smoke (datasets)" bash bench/run_dataset.sh --smoke
     fi
     ;;
 esac

@@ -21,10 +21,9 @@ Status Run(Invocation& inv) {
 const Registrar kRegistrar({
     .path = "datasets",
     .summary = "List the datasets in the store",
-    .description =
-        "One name per line, in the order of their refs (datasets with at least one\n"
-        "branch).\n"
-        "JSON Lines: {\"dataset\"} per dataset; no lines for an empty store.",
+    .description = "One name per line, in the order of their refs (datasets with at least one\n"
+                   "branch).\n"
+                   "JSON Lines: {\"dataset\"} per dataset; no lines for an empty store.",
     .run = Run,
 });
 

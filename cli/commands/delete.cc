@@ -24,8 +24,7 @@ Status ReadAnchorFile(const std::string& path, std::vector<uint64_t>* anchors) {
     if (item.empty()) continue;
     auto a = ParseU64("anchor", item);
     if (!a.ok()) {
-      return a.status().WithContext("--from-file " + Quote(path) + " line " +
-                                    std::to_string(line));
+      return a.status().WithContext("--from-file " + Quote(path) + " line " + std::to_string(line));
     }
     anchors->push_back(*a);
   }

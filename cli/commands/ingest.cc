@@ -163,9 +163,8 @@ Status AppendElement(DType dtype, const Json& e, std::string* out) {
       break;
     }
     case DType::kI64: {
-      ASSIGN_OR_RETURN(int64_t i,
-                       integer(std::numeric_limits<int64_t>::min(),
-                               std::numeric_limits<int64_t>::max()));
+      ASSIGN_OR_RETURN(int64_t i, integer(std::numeric_limits<int64_t>::min(),
+                                          std::numeric_limits<int64_t>::max()));
       AppendRaw(i, out);
       break;
     }
@@ -254,7 +253,7 @@ class Ingester {
   std::vector<Column> columns_;
   std::vector<uint64_t> anchors_;
   std::unordered_map<uint64_t, uint64_t> anchor_lines_;  // anchor -> line, this batch
-  std::optional<bool> with_anchors_;  // decided by the first record
+  std::optional<bool> with_anchors_;                     // decided by the first record
   uint64_t rows_ = 0;
   uint64_t first_line_ = 0;
   uint64_t last_line_ = 0;
@@ -268,15 +267,16 @@ class Ingester {
 
 std::string Ingester::CommittedNote() const {
   if (commits_ == 0) return "nothing was committed";
-  return std::to_string(committed_) + " records were committed before the error (" +
-         std::to_string(commits_) + (commits_ == 1 ? " commit" : " commits") + ", head " +
-         head_.ToString() + "); the batch from line " +
-         std::to_string(rows_ > 0 ? first_line_ : line_) + " on was not";
+  return std::to_string(committed_) + (committed_ == 1 ? " record was" : " records were") +
+         " committed before the error (" + std::to_string(commits_) +
+         (commits_ == 1 ? " commit" : " commits") + ", head " + head_.ToString() +
+         "); the batch from line " + std::to_string(rows_ > 0 ? first_line_ : line_) +
+         " on was not";
 }
 
 Status Ingester::Fail(uint64_t line, const Status& s) const {
-  std::string message = line != 0 ? "line " + std::to_string(line) + ": " + s.message()
-                                  : s.message();
+  std::string message =
+      line != 0 ? "line " + std::to_string(line) + ": " + s.message() : s.message();
   return Status(s.code(), message + " (" + CommittedNote() + ")");
 }
 
@@ -326,8 +326,7 @@ Status Ingester::EndRecord() {
     double s = progress_.ElapsedSeconds();
     progress_.Report("ingest: " + std::to_string(read_) + " records read, " +
                      std::to_string(committed_) + " committed, " +
-                     std::to_string(static_cast<uint64_t>(s > 0 ? read_ / s : 0)) +
-                     " records/s");
+                     std::to_string(static_cast<uint64_t>(s > 0 ? read_ / s : 0)) + " records/s");
   }
   if (rows_ >= batch_size_) return Flush();
   return Status::Ok();
@@ -335,17 +334,17 @@ Status Ingester::EndRecord() {
 
 Status Ingester::Flush() {
   if (rows_ == 0) return Status::Ok();
-  std::string lines = first_line_ == last_line_
-                          ? "line " + std::to_string(first_line_)
-                          : "lines " + std::to_string(first_line_) + "-" +
-                                std::to_string(last_line_);
+  std::string lines = first_line_ == last_line_ ? "line " + std::to_string(first_line_)
+                                                : "lines " + std::to_string(first_line_) + "-" +
+                                                      std::to_string(last_line_);
   Batch batch;
   if (*with_anchors_) batch.anchors = std::move(anchors_);
   batch.columns = std::move(columns_);
-  auto info = ds_.AppendMany(batch, CommitOptionsFrom(inv_, "ingest " + input_label_ + " " + lines));
+  auto info =
+      ds_.AppendMany(batch, CommitOptionsFrom(inv_, "ingest " + input_label_ + " " + lines));
   if (!info.ok()) {
-    return Status(info.status().code(), lines + ": " + info.status().message() + " (" +
-                                            CommittedNote() + ")");
+    return Status(info.status().code(),
+                  lines + ": " + info.status().message() + " (" + CommittedNote() + ")");
   }
   committed_ += rows_;
   ++commits_;
@@ -589,22 +588,22 @@ Status Ingester::RunJsonl(FILE* f) {
     std::string duplicate;
     Json record;
     try {
-      record = Json::parse(text.begin(), text.end(),
-                           [&](int depth, Json::parse_event_t event, Json& parsed) {
-                             if (event == Json::parse_event_t::key && depth == 1 &&
-                                 !keys.insert(parsed.get<std::string>()).second &&
-                                 duplicate.empty()) {
-                               duplicate = parsed.get<std::string>();
-                             }
-                             return true;
-                           });
+      record = Json::parse(
+          text.begin(), text.end(), [&](int depth, Json::parse_event_t event, Json& parsed) {
+            if (event == Json::parse_event_t::key && depth == 1 &&
+                !keys.insert(parsed.get<std::string>()).second && duplicate.empty()) {
+              duplicate = parsed.get<std::string>();
+            }
+            return true;
+          });
     } catch (const Json::exception& e) {
       return Fail(line_, InvalidArgument("invalid JSON: " + JsonParseMessage(e.what())));
     }
     if (!record.is_object()) {
       return Fail(line_, InvalidArgument("expected a JSON object, got " + Describe(record)));
     }
-    if (!duplicate.empty()) return Fail(line_, InvalidArgument("key " + Quote(duplicate) + " appears twice"));
+    if (!duplicate.empty())
+      return Fail(line_, InvalidArgument("key " + Quote(duplicate) + " appears twice"));
 
     std::fill(values.begin(), values.end(), nullptr);
     std::optional<uint64_t> anchor;
@@ -619,8 +618,8 @@ Status Ingester::RunJsonl(FILE* f) {
       if (it != index.end()) {
         values[it->second] = &value;
       } else if (!is_anchor) {
-        return Fail(line_, InvalidArgument("unknown field " + Quote(key) + " (the schema has: " +
-                                           known + ")"));
+        return Fail(line_, InvalidArgument("unknown field " + Quote(key) +
+                                           " (the schema has: " + known + ")"));
       }
     }
     if (Status s = BeginRecord(line_, anchor); !s.ok()) return Fail(line_, s);
@@ -673,8 +672,7 @@ class CsvReader {
           c = getc_unlocked(f_);
           if (c == EOF) {
             RETURN_IF_ERROR(ReadError());
-            return InvalidArgument("line " + std::to_string(opened) +
-                                   ": unterminated quoted cell");
+            return InvalidArgument("line " + std::to_string(opened) + ": unterminated quoted cell");
           }
           if (c == '"') {
             c = getc_unlocked(f_);
@@ -747,8 +745,8 @@ Status Ingester::RunCsv(FILE* f) {
     if (name == anchor_key_) anchor_column = static_cast<int>(i);
     const FieldSpec* spec = schema_.Find(name);
     if (spec == nullptr && name != anchor_key_) {
-      return Fail(line, InvalidArgument("unknown column " + Quote(name) + " (the schema has: " +
-                                        known + ")"));
+      return Fail(line, InvalidArgument("unknown column " + Quote(name) +
+                                        " (the schema has: " + known + ")"));
     }
     column_field.push_back(spec == nullptr ? -1 : static_cast<int>(fields.size()));
     if (spec != nullptr) fields.push_back(spec);
@@ -841,7 +839,8 @@ Status Run(Invocation& inv) {
   std::unique_ptr<FILE, int (*)(FILE*)> closer(f == stdin ? nullptr : f, &std::fclose);
 
   ASSIGN_OR_RETURN(auto ds, OpenForWrite(inv, name));
-  if (const FieldSpec* spec = ds->schema().Find(anchor_key);
+  const Schema schema = ds->schema();
+  if (const FieldSpec* spec = schema.Find(anchor_key);
       spec != nullptr && spec->type != FieldType::kInt64) {
     return InvalidArgument("--anchor-field " + Quote(anchor_key) + " is a " +
                            std::string(FieldTypeName(spec->type)) +
@@ -884,7 +883,8 @@ const Registrar kRegistrar({
         "A bad record stops the run naming its line and field (exit 3, or 4 for a missing\n"
         "blob file); its batch is not committed, earlier batches are (the message says how\n"
         "many records). Progress goes to stderr when it is a terminal, or with --progress.\n"
-        "Text: a summary line. JSON: {\"dataset\", \"branch\", \"records\", \"commits\", \"head\"}.",
+        "Text: a summary line. JSON: {\"dataset\", \"branch\", \"records\", \"commits\", "
+        "\"head\"}.",
     .positionals = {{.name = "NAME", .help = "the dataset"},
                     {.name = "FILE", .help = "the input ('-' = standard input)"}},
     .flags = {{.name = "--format",

@@ -34,9 +34,9 @@ void Print(Invocation& inv, const CommitInfo& c) {
   inv.PrintLine("manifest " + c.manifest.ToString());
   inv.PrintLine("time     " + IsoTime(static_cast<int64_t>(c.time_ns)));
   inv.PrintLine("writer   " + c.writer);
-  std::string delta = "+" + std::to_string(c.added) + " added, " + std::to_string(c.replaced) +
-                      " replaced, -" + std::to_string(c.deleted) + " deleted; " +
-                      std::to_string(c.count) + " records";
+  std::string delta = std::to_string(c.added) + " added, " + std::to_string(c.replaced) +
+                      " replaced, " + std::to_string(c.deleted) + " deleted; count " +
+                      std::to_string(c.count);
   if (!c.fields.empty()) delta += "; fields " + Join(c.fields);
   inv.PrintLine("delta    " + delta);
   inv.PrintLine("message  " + c.message);

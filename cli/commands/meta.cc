@@ -17,7 +17,8 @@ Status Run(Invocation& inv) {
     }
     ASSIGN_OR_RETURN(ds, OpenForRead(inv, name));
   } else {
-    if (inv.HasFlag("--at")) return inv.Usage("--at is for showing metadata; changes go to --branch");
+    if (inv.HasFlag("--at"))
+      return inv.Usage("--at is for showing metadata; changes go to --branch");
     std::map<std::string, std::string> meta;
     for (const std::string& pair : pairs) {
       size_t eq = pair.find('=');

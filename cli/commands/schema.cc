@@ -9,12 +9,13 @@
 namespace dreamdb::cli {
 namespace {
 
-constexpr std::string_view kAddFlags[] = {"--name", "--type", "--dim", "--mime", "--dtype",
-                                          "--shape"};
+constexpr std::string_view kAddFlags[] = {"--name", "--type",  "--dim",
+                                          "--mime", "--dtype", "--shape"};
 
 Result<uint32_t> ParseU32(std::string_view what, std::string_view text) {
   ASSIGN_OR_RETURN(uint64_t v, ParseU64(what, text));
-  if (v > UINT32_MAX) return InvalidArgument(std::string(what) + ": " + Quote(text) + " is too large");
+  if (v > UINT32_MAX)
+    return InvalidArgument(std::string(what) + ": " + Quote(text) + " is too large");
   return static_cast<uint32_t>(v);
 }
 
@@ -42,10 +43,11 @@ Result<FieldSpec> FieldFromFlags(Invocation& inv) {
     case FieldType::kBlob:
       f.mime = std::string(inv.FlagValue("--mime").value_or("application/octet-stream"));
       break;
-    case FieldType::kEmbedding:
+    case FieldType::kEmbedding: {
       if (!inv.HasFlag("--dim")) return InvalidArgument("an embedding field needs --dim D");
       ASSIGN_OR_RETURN(f.dim, ParseU32("--dim", *inv.FlagValue("--dim")));
       break;
+    }
     case FieldType::kArray: {
       if (!inv.HasFlag("--dtype") || !inv.HasFlag("--shape")) {
         return InvalidArgument("an array field needs --dtype DT and --shape D1,D2,...");
@@ -88,7 +90,8 @@ Status Run(Invocation& inv) {
   std::string action = words.empty() ? "" : words[0];
   if (action != "add-field") {
     for (std::string_view flag : kAddFlags) {
-      if (inv.HasFlag(flag)) return inv.Usage(std::string(flag) + " is for 'schema NAME add-field'");
+      if (inv.HasFlag(flag))
+        return inv.Usage(std::string(flag) + " is for 'schema NAME add-field'");
     }
   }
   if (action.empty()) {
@@ -119,9 +122,8 @@ Status Run(Invocation& inv) {
                      " (expected add-field or drop-field)");
   }
   if (!next.ok()) return next.status();
-  std::string message = action + " " + (action == "add-field"
-                                            ? std::string(*inv.FlagValue("--name"))
-                                            : words[1]);
+  std::string message =
+      action + " " + (action == "add-field" ? std::string(*inv.FlagValue("--name")) : words[1]);
   RETURN_IF_ERROR(ds->EvolveSchema(*next, CommitOptionsFrom(inv, message)).status());
   PrintSchema(inv, name, *ds, true);
   return Status::Ok();

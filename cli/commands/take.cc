@@ -24,7 +24,9 @@ const Registrar kRegistrar({
         "as by 'dreamdb cat'. An anchor that is not live is not_found (exit 4) and nothing\n"
         "is printed.",
     .positionals = {{.name = "NAME", .help = "the dataset"},
-                    {.name = "ANCHOR", .help = "anchors (non-negative integers)", .repeated = true}},
+                    {.name = "ANCHOR",
+                     .help = "anchors (non-negative integers)",
+                     .repeated = true}},
     .flags = {kAtFlag, kFieldsFlag, kBlobsBase64Flag},
     .run = Run,
 });

@@ -43,7 +43,7 @@ class Column {
 
   // Appenders (REQUIRES: matching type). Each appends one row.
   void AppendNull();
-  void AppendInt64(int64_t v);      // int64, timestamp
+  void AppendInt64(int64_t v);  // int64, timestamp
   void AppendFloat64(double v);
   void AppendBool(bool v);
   void AppendBytes(std::string_view v);  // string, blob, categorical
@@ -57,9 +57,9 @@ class Column {
   int64_t Int64At(uint64_t row) const;
   double Float64At(uint64_t row) const;
   bool BoolAt(uint64_t row) const;
-  std::string_view BytesAt(uint64_t row) const;  // variable-width types
+  std::string_view BytesAt(uint64_t row) const;         // variable-width types
   std::span<const float> FloatsAt(uint64_t row) const;  // embedding
-  std::string_view FixedAt(uint64_t row) const;  // any fixed-width type: raw value bytes
+  std::string_view FixedAt(uint64_t row) const;         // any fixed-width type: raw value bytes
 
   // Raw buffers (Arrow layout).
   const std::string& validity() const { return validity_; }

@@ -45,13 +45,13 @@ struct CommitInfo {
   std::string writer;
   std::string message;
   uint64_t time_ns = 0;
-  uint64_t count = 0;        // live records after the commit
-  uint64_t added = 0;        // new anchors
-  uint64_t replaced = 0;     // existing anchors whose fields were replaced
-  uint64_t deleted = 0;      // anchors tombstoned
+  uint64_t count = 0;               // live records after the commit
+  uint64_t added = 0;               // new anchors
+  uint64_t replaced = 0;            // existing anchors whose fields were replaced
+  uint64_t deleted = 0;             // anchors tombstoned
   std::vector<std::string> fields;  // fields written
   uint32_t schema_version = 0;
-  uint32_t attempts = 1;     // compare-and-swap attempts this commit took (1 = no rebase)
+  uint32_t attempts = 1;  // compare-and-swap attempts this commit took (1 = no rebase)
   uint64_t objects_written = 0;
 };
 
@@ -60,7 +60,7 @@ struct ScanOptions {
   uint64_t start = 0;               // first anchor (inclusive)
   uint64_t end = UINT64_MAX;        // last anchor (exclusive)
   uint64_t batch_rows = 8192;
-  uint64_t limit = UINT64_MAX;      // stop after this many records
+  uint64_t limit = UINT64_MAX;  // stop after this many records
 };
 
 // A stream of record batches in ascending anchor order. Memory is bounded by the batch
@@ -93,8 +93,7 @@ class Dataset {
                                                  std::string_view name, const Schema& schema,
                                                  const CommitOptions& options = {});
   // Opens branch `branch` (default main) for reading and writing.
-  static Result<std::unique_ptr<Dataset>> Open(std::shared_ptr<Store> store,
-                                               std::string_view name,
+  static Result<std::unique_ptr<Dataset>> Open(std::shared_ptr<Store> store, std::string_view name,
                                                std::string_view branch = "main");
   // Opens read-only at a snapshot label, a branch name ("branch:NAME" or a plain name that
   // is not a snapshot), or a manifest id (text form).
@@ -129,7 +128,7 @@ class Dataset {
   std::map<std::string, std::string> Meta() const;
 
   // Refs.
-  Status Snapshot(std::string_view label);  // of head(); kAlreadyExists if taken
+  Status Snapshot(std::string_view label);     // of head(); kAlreadyExists if taken
   Status Branch(std::string_view new_branch);  // from head(); kAlreadyExists if taken
 
   // Reads.

@@ -41,10 +41,10 @@ struct FieldSpec {
   std::string name;
   FieldType type = FieldType::kInt64;
   bool optional = false;
-  std::string mime;              // blob only; default "application/octet-stream"
-  uint32_t dim = 0;              // embedding only; >= 1
-  DType dtype = DType::kF32;     // array only
-  std::vector<uint32_t> shape;   // array only; product >= 1
+  std::string mime;             // blob only; default "application/octet-stream"
+  uint32_t dim = 0;             // embedding only; >= 1
+  DType dtype = DType::kF32;    // array only
+  std::vector<uint32_t> shape;  // array only; product >= 1
 
   // Bytes per value for fixed-width types (int64 8, embedding 4*dim, ...); 0 for variable.
   size_t FixedWidth() const;

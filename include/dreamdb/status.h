@@ -109,10 +109,9 @@ class [[nodiscard]] Result {
     if (std::get<Status>(v_).ok()) v_ = Status(StatusCode::kInternal, "Result from OK status");
   }
   Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
-  template <typename U,
-            typename = std::enable_if_t<std::is_convertible_v<U&&, T> &&
-                                        !std::is_same_v<std::decay_t<U>, T> &&
-                                        !std::is_same_v<std::decay_t<U>, Status>>>
+  template <typename U, typename = std::enable_if_t<std::is_convertible_v<U&&, T> &&
+                                                    !std::is_same_v<std::decay_t<U>, T> &&
+                                                    !std::is_same_v<std::decay_t<U>, Status>>>
   Result(U&& value) : v_(T(std::forward<U>(value))) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return std::holds_alternative<T>(v_); }
@@ -141,10 +140,10 @@ class [[nodiscard]] Result {
 #define DREAMDB_CONCAT_(a, b) DREAMDB_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if `expr` (a Status) is not OK.
-#define RETURN_IF_ERROR(expr)                                   \
-  do {                                                          \
-    ::dreamdb::Status dreamdb_status_ = (expr);                 \
-    if (!dreamdb_status_.ok()) return dreamdb_status_;          \
+#define RETURN_IF_ERROR(expr)                          \
+  do {                                                 \
+    ::dreamdb::Status dreamdb_status_ = (expr);        \
+    if (!dreamdb_status_.ok()) return dreamdb_status_; \
   } while (0)
 
 // ASSIGN_OR_RETURN(auto x, Foo()); evaluates a Result<T>, returns its Status on error,

@@ -166,8 +166,8 @@ class Store {
   RefBackend& ref_backend() { return *refs_; }
 
  private:
-  Store(std::string uri, std::shared_ptr<ObjectBackend> objects,
-        std::shared_ptr<RefBackend> refs, const StoreOptions& options);
+  Store(std::string uri, std::shared_ptr<ObjectBackend> objects, std::shared_ptr<RefBackend> refs,
+        const StoreOptions& options);
 
   const std::string uri_;
   const std::shared_ptr<ObjectBackend> objects_;

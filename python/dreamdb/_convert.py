@@ -79,27 +79,31 @@ def anchor_array(anchors: Any) -> np.ndarray:
     """Anchors as a contiguous uint64 NumPy array; InvalidArgumentError if impossible."""
     if isinstance(anchors, (pa.Array, pa.ChunkedArray)):
         anchors = anchors.to_numpy(zero_copy_only=False)
+    if isinstance(anchors, (list, tuple)) and all(
+            isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in anchors):
+        # Python ints directly: NumPy would turn [2**64 - 2, 7] into float64.
+        anchors = np.array(anchors, dtype=object)
     try:
         arr = np.asarray(anchors)
-        if arr.ndim == 0:
-            arr = arr.reshape(1)
-        if arr.dtype.kind == "i" and arr.size and int(arr.min()) < 0:
-            raise InvalidArgumentError(f"anchors must be non-negative, got {int(arr.min())}")
-        if arr.dtype.kind not in "iu" and arr.size:
-            if arr.dtype == object:
-                arr = np.array([int(a) for a in arr.tolist()], dtype=object)
-                if any(a < 0 for a in arr.tolist()):
-                    raise InvalidArgumentError("anchors must be non-negative integers")
-            else:
-                raise InvalidArgumentError(f"anchors must be integers, got {arr.dtype}")
-        out = np.ascontiguousarray(arr, dtype=np.uint64)
-    except (TypeError, ValueError, OverflowError) as e:
-        if isinstance(e, InvalidArgumentError):
-            raise
+    except (TypeError, ValueError) as e:
         raise InvalidArgumentError(f"anchors must be unsigned 64-bit integers: {e}") from None
-    if out.ndim != 1:
-        raise InvalidArgumentError(f"anchors must be one-dimensional, got shape {out.shape}")
-    return out
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise InvalidArgumentError(f"anchors must be one-dimensional, got shape {arr.shape}")
+    if arr.size == 0 or arr.dtype.kind == "u":
+        return np.ascontiguousarray(arr, dtype=np.uint64)
+    if arr.dtype.kind == "i":
+        if int(arr.min()) < 0:
+            raise InvalidArgumentError(f"anchors must be non-negative, got {int(arr.min())}")
+        return np.ascontiguousarray(arr, dtype=np.uint64)
+    if arr.dtype == object and all(isinstance(a, (int, np.integer)) for a in arr.tolist()):
+        values = [int(a) for a in arr.tolist()]
+        bad = [v for v in values if not 0 <= v < 1 << 64]
+        if bad:
+            raise InvalidArgumentError(f"anchors must be in 0..2^64-1 (non-negative), got {bad[0]}")
+        return np.array(values, dtype=np.uint64)
+    raise InvalidArgumentError(f"anchors must be integers, got {arr.dtype} values")
 
 
 def _fixed_list(field: Any, values: Any) -> pa.Array:

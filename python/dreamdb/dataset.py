@@ -64,10 +64,13 @@ class Dataset:
     # ---- opening ----
 
     @classmethod
-    def create(cls, name: str, schema: Schema, *, store: StoreLike, message: str = "") -> "Dataset":
+    def create(
+        cls, name: str, schema: Schema, *, store: StoreLike, message: str = ""
+    ) -> "Dataset":
         """Creates dataset `name` with branch "main". AlreadyExistsError if it exists."""
         if not isinstance(schema, Schema):
-            raise InvalidArgumentError(f"schema must be a dreamdb.Schema, not {type(schema).__name__}")
+            raise InvalidArgumentError(
+                f"schema must be a dreamdb.Schema, not {type(schema).__name__}")
         return cls(_CoreDataset.create(open_store(store), name, schema, message))
 
     @classmethod
@@ -157,7 +160,9 @@ class Dataset:
         table = _convert.to_table(rows, self.schema, anchors)
         return self._commit(self._h.append(_stream(table), message))
 
-    def append(self, row: Mapping[str, Any], anchor: Optional[int] = None, message: str = "") -> str:
+    def append(
+        self, row: Mapping[str, Any], anchor: Optional[int] = None, message: str = ""
+    ) -> str:
         """Appends one record (a dict). Prefer append_many for more than a few records."""
         return self.append_many([row], None if anchor is None else [anchor], message)
 
@@ -274,7 +279,9 @@ class Dataset:
             _U64_MAX if limit is None else int(limit),
         )
 
-    def to_table(self, fields: Optional[Union[str, Sequence[str]]] = None, **kwargs: Any) -> pa.Table:
+    def to_table(
+        self, fields: Optional[Union[str, Sequence[str]]] = None, **kwargs: Any
+    ) -> pa.Table:
         """All (or a range of) records as one pyarrow Table (see iter_batches)."""
         return self.iter_batches(fields, **kwargs).read_all()
 

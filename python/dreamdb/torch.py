@@ -263,7 +263,11 @@ class DreamDBDataset(torch.utils.data.IterableDataset):
     # ---- torch API ----
 
     def set_epoch(self, epoch: int) -> None:
-        """Selects the epoch (changes the shuffle order); resets the position to 0."""
+        """Selects the epoch (changes the shuffle order); resets the position to 0.
+
+        DataLoader workers get a copy of this object when an epoch's iteration starts, so
+        call it before iterating the loader (with ``persistent_workers=True`` the workers
+        keep the epoch they started with)."""
         self.epoch = int(epoch)
         self._position = 0
         self._resume = 0
@@ -357,7 +361,9 @@ class DreamDBDataset(torch.utils.data.IterableDataset):
             # when it exits, and the next pass (or process) reopens the pinned version.
             self._ds = None
 
-    def _shuffled(self, reader: "_ShardReader", order: _ShuffleOrder, skip: int) -> Iterator[Sample]:
+    def _shuffled(
+        self, reader: "_ShardReader", order: _ShuffleOrder, skip: int
+    ) -> Iterator[Sample]:
         for _ in range(skip):  # replay the order only: no data is read
             order.next()
         pending: Dict[int, Sample] = reader.fetch(order.buffer)

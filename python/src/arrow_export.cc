@@ -73,56 +73,37 @@ void FillSchema(ArrowSchema* out, std::string format, std::string name, std::str
   out->private_data = priv;
 }
 
-const char* DTypeFormat(DType t) {
-  switch (t) {
-    case DType::kU8: return "C";
-    case DType::kI8: return "c";
-    case DType::kU16: return "S";
-    case DType::kI16: return "s";
-    case DType::kU32: return "I";
-    case DType::kI32: return "i";
-    case DType::kU64: return "L";
-    case DType::kI64: return "l";
-    case DType::kF32: return "f";
-    case DType::kF64: return "g";
-  }
-  return "C";
-}
-
-uint64_t ShapeProduct(const FieldSpec& f) {
-  uint64_t p = 1;
-  for (uint32_t d : f.shape) p *= d;
-  return p;
-}
-
-// Elements per row of a fixed_size_list field (embedding, array); 0 for other types.
-uint64_t ListWidth(const FieldSpec& f) {
-  if (f.type == FieldType::kEmbedding) return f.dim;
-  if (f.type == FieldType::kArray) return ShapeProduct(f);
-  return 0;
-}
-
 ArrowSchema* NewFieldSchema(const FieldSpec& f) {
   std::vector<std::pair<std::string, std::string>> meta;
   meta.emplace_back("dreamdb.type", std::string(FieldTypeName(f.type)));
   std::string format;
   std::vector<ArrowSchema*> children;
   switch (f.type) {
-    case FieldType::kInt64: format = "l"; break;
-    case FieldType::kFloat64: format = "g"; break;
-    case FieldType::kBool: format = "b"; break;
+    case FieldType::kInt64:
+      format = "l";
+      break;
+    case FieldType::kFloat64:
+      format = "g";
+      break;
+    case FieldType::kBool:
+      format = "b";
+      break;
     case FieldType::kString:
-    case FieldType::kCategorical: format = "U"; break;
-    case FieldType::kTimestamp: format = "tsn:"; break;
+    case FieldType::kCategorical:
+      format = "U";
+      break;
+    case FieldType::kTimestamp:
+      format = "tsn:";
+      break;
     case FieldType::kBlob:
       format = "Z";
       meta.emplace_back("dreamdb.mime", f.mime);
       break;
     case FieldType::kEmbedding:
     case FieldType::kArray: {
-      format = "+w:" + std::to_string(ListWidth(f));
+      format = "+w:" + std::to_string(FixedListWidth(f));
       auto* child = new ArrowSchema;
-      FillSchema(child, f.type == FieldType::kEmbedding ? "f" : DTypeFormat(f.dtype), "item", "",
+      FillSchema(child, f.type == FieldType::kEmbedding ? "f" : ArrowFormatOf(f.dtype), "item", "",
                  0, {});
       children.push_back(child);
       if (f.type == FieldType::kEmbedding) {
@@ -214,7 +195,8 @@ class Exporter {
         priv->owned.assign((c.length() + 7) / 8, '\0');
         const std::string& v = c.values();
         for (uint64_t i = 0; i < c.length(); ++i) {
-          if (v[i] != 0) priv->owned[i / 8] = static_cast<char>(priv->owned[i / 8] | (1 << (i % 8)));
+          if (v[i] != 0)
+            priv->owned[i / 8] = static_cast<char>(priv->owned[i / 8] | (1 << (i % 8)));
         }
         priv->buffers = {validity, Data(priv->owned)};
         Record(f.name, "bitmap", priv->buffers[1], priv->owned.size(), true);
@@ -235,7 +217,7 @@ class Exporter {
         child_priv->buffers = {nullptr, Data(c.values())};
         Record(f.name, "values", child_priv->buffers[1], c.values().size(), false);
         auto* child = new ArrowArray;
-        FillArray(child, child_priv, n * static_cast<int64_t>(ListWidth(f)), 0);
+        FillArray(child, child_priv, n * static_cast<int64_t>(FixedListWidth(f)), 0);
         priv->children.push_back(child);
         break;
       }
@@ -256,8 +238,7 @@ class Exporter {
  private:
   void Record(const std::string& field, const char* buffer, const void* p, uint64_t size,
               bool copied) {
-    record_.push_back(
-        ExportedBuffer{field, buffer, reinterpret_cast<uintptr_t>(p), size, copied});
+    record_.push_back(ExportedBuffer{field, buffer, reinterpret_cast<uintptr_t>(p), size, copied});
   }
 
   std::shared_ptr<const Batch> batch_;
@@ -275,9 +256,12 @@ struct StreamPrivate {
 
 int ErrnoFor(StatusCode code) {
   switch (code) {
-    case StatusCode::kInvalidArgument: return EINVAL;
-    case StatusCode::kUnsupported: return ENOSYS;
-    default: return EIO;
+    case StatusCode::kInvalidArgument:
+      return EINVAL;
+    case StatusCode::kUnsupported:
+      return ENOSYS;
+    default:
+      return EIO;
   }
 }
 
@@ -338,6 +322,40 @@ void StreamRelease(ArrowArrayStream* stream) {
 }
 
 }  // namespace
+
+const char* ArrowFormatOf(DType t) {
+  switch (t) {
+    case DType::kU8:
+      return "C";
+    case DType::kI8:
+      return "c";
+    case DType::kU16:
+      return "S";
+    case DType::kI16:
+      return "s";
+    case DType::kU32:
+      return "I";
+    case DType::kI32:
+      return "i";
+    case DType::kU64:
+      return "L";
+    case DType::kI64:
+      return "l";
+    case DType::kF32:
+      return "f";
+    case DType::kF64:
+      return "g";
+  }
+  return "C";
+}
+
+uint64_t FixedListWidth(const FieldSpec& f) {
+  if (f.type == FieldType::kEmbedding) return f.dim;
+  if (f.type != FieldType::kArray) return 0;
+  uint64_t p = 1;
+  for (uint32_t d : f.shape) p *= d;
+  return p;
+}
 
 void ExportSchema(const std::vector<FieldSpec>& fields, ArrowSchema* out) {
   std::vector<ArrowSchema*> children;

@@ -34,6 +34,12 @@
 
 namespace dreamdb::python {
 
+// The Arrow C format string of an array element type ("C" for u8 ... "g" for f64).
+const char* ArrowFormatOf(DType t);
+// Elements per value of a fixed_size_list field: dim (embedding), prod(shape) (array);
+// 0 for other types.
+uint64_t FixedListWidth(const FieldSpec& f);
+
 // Produces the next batch; nullopt at the end. Errors end the stream.
 using BatchSource = std::function<Result<std::optional<Batch>>()>;
 

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "python/src/arrow_export.h"
 #include "src/base/encoding.h"
 
 namespace dreamdb::python {
@@ -20,31 +21,6 @@ bool Bit(const void* bitmap, int64_t i) {
 
 void SetBit(std::string* bitmap, uint64_t i) {
   (*bitmap)[i >> 3] = static_cast<char>((*bitmap)[i >> 3] | (1 << (i & 7)));
-}
-
-size_t DTypeBytes(DType t) { return DTypeSize(t); }
-
-const char* DTypeFormat(DType t) {
-  switch (t) {
-    case DType::kU8: return "C";
-    case DType::kI8: return "c";
-    case DType::kU16: return "S";
-    case DType::kI16: return "s";
-    case DType::kU32: return "I";
-    case DType::kI32: return "i";
-    case DType::kU64: return "L";
-    case DType::kI64: return "l";
-    case DType::kF32: return "f";
-    case DType::kF64: return "g";
-  }
-  return "C";
-}
-
-uint64_t ListWidth(const FieldSpec& f) {
-  if (f.type == FieldType::kEmbedding) return f.dim;
-  uint64_t p = 1;
-  for (uint32_t d : f.shape) p *= d;
-  return p;
 }
 
 // How a column's Arrow buffers map to Column buffers.
@@ -118,14 +94,14 @@ Status Bind(const ArrowSchema& s, Accumulator* acc) {
     }
     case FieldType::kEmbedding:
     case FieldType::kArray: {
-      const std::string want = "+w:" + std::to_string(ListWidth(f));
-      const char* child = f.type == FieldType::kEmbedding ? "f" : DTypeFormat(f.dtype);
+      const std::string want = "+w:" + std::to_string(FixedListWidth(f));
+      const char* child = f.type == FieldType::kEmbedding ? "f" : ArrowFormatOf(f.dtype);
       if (fmt != want || s.n_children != 1 || s.children[0]->format == nullptr ||
           std::string_view(s.children[0]->format) != child) {
         return mismatch("'" + want + "' of '" + child + "' (fixed_size_list)");
       }
       acc->layout = Layout::kList;
-      acc->width = f.type == FieldType::kEmbedding ? 4 : DTypeBytes(f.dtype);
+      acc->width = f.type == FieldType::kEmbedding ? 4 : DTypeSize(f.dtype);
       return Status::Ok();
     }
   }
@@ -181,7 +157,7 @@ Status Append(const ArrowArray& a, int64_t base, int64_t n, Accumulator* acc) {
     }
     case Layout::kList: {
       const ArrowArray& child = *a.children[0];
-      const int64_t w = static_cast<int64_t>(ListWidth(acc->spec));
+      const int64_t w = static_cast<int64_t>(FixedListWidth(acc->spec));
       const int64_t co = child.offset + o * w;
       const void* child_valid = child.n_buffers > 0 ? child.buffers[0] : nullptr;
       if (child_valid != nullptr && child.null_count != 0) {
@@ -319,10 +295,9 @@ Result<Batch> ImportStream(ArrowArrayStream* in, const FieldLookup& lookup) {
 
   for (auto& acc : accs) {
     if (acc.nulls == 0) acc.validity.clear();
-    ASSIGN_OR_RETURN(Column col,
-                     Column::FromBuffers(acc.spec, acc.length, std::move(acc.validity),
-                                         std::move(acc.values), std::move(acc.offsets),
-                                         std::move(acc.data)));
+    ASSIGN_OR_RETURN(Column col, Column::FromBuffers(acc.spec, acc.length, std::move(acc.validity),
+                                                     std::move(acc.values), std::move(acc.offsets),
+                                                     std::move(acc.data)));
     batch.columns.push_back(std::move(col));
   }
   return batch;

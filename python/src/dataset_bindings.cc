@@ -88,8 +88,7 @@ ArrowStream* OneBatchStream(Batch batch) {
 }  // namespace
 
 void RegisterDataset(nb::module_& m) {
-  nb::class_<DatasetHandle>(m, "Dataset",
-                            "Low-level dataset handle; use dreamdb.Dataset instead.")
+  nb::class_<DatasetHandle>(m, "Dataset", "Low-level dataset handle; use dreamdb.Dataset instead.")
       .def_static(
           "create",
           [](std::shared_ptr<Store> store, const std::string& name, const Schema& schema,
@@ -126,12 +125,11 @@ void RegisterDataset(nb::module_& m) {
       .def_prop_ro("schema", [](const DatasetHandle& h) { return h.ds->schema(); })
       .def_prop_ro("meta", [](const DatasetHandle& h) { return h.ds->Meta(); })
       .def("count", [](const DatasetHandle& h) { return h.ds->Count(); })
-      .def(
-          "refresh",
-          [](DatasetHandle& h) {
-            nb::gil_scoped_release release;
-            ThrowIfError(h.ds->Refresh());
-          })
+      .def("refresh",
+           [](DatasetHandle& h) {
+             nb::gil_scoped_release release;
+             ThrowIfError(h.ds->Refresh());
+           })
       .def(
           "append",
           [](DatasetHandle& h, nb::handle capsule, const std::string& message) {

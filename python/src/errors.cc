@@ -19,8 +19,8 @@ void Translate(const std::exception_ptr& p, void*) {
     const Status& s = e.status();
     try {
       nb::object errors = nb::module_::import_("dreamdb.errors");
-      nb::object cls = errors.attr("class_for_code")(nb::str(StatusCodeName(s.code()).data(),
-                                                            StatusCodeName(s.code()).size()));
+      nb::object cls = errors.attr("class_for_code")(
+          nb::str(StatusCodeName(s.code()).data(), StatusCodeName(s.code()).size()));
       nb::object exc = cls(nb::str(s.message().data(), s.message().size()));
       PyErr_SetObject(cls.ptr(), exc.ptr());
     } catch (nb::python_error& pe) {

@@ -30,9 +30,9 @@ DType DTypeFromPython(const nb::handle& obj) {
     name = nb::cast<std::string>(nb::str(obj));
   }
   static const std::pair<const char*, DType> kNumpy[] = {
-      {"uint8", DType::kU8},   {"int8", DType::kI8},   {"uint16", DType::kU16},
+      {"uint8", DType::kU8},   {"int8", DType::kI8},    {"uint16", DType::kU16},
       {"int16", DType::kI16},  {"uint32", DType::kU32}, {"int32", DType::kI32},
-      {"uint64", DType::kU64}, {"int64", DType::kI64}, {"float32", DType::kF32},
+      {"uint64", DType::kU64}, {"int64", DType::kI64},  {"float32", DType::kF32},
       {"float64", DType::kF64}};
   for (const auto& [numpy_name, dtype] : kNumpy) {
     if (name == numpy_name) return dtype;
@@ -135,8 +135,9 @@ void RegisterSchema(nb::module_& m) {
             return nb::tuple(l);
           },
           "Shape of an array field's values; None for other types.")
-      .def("__eq__", [](const FieldSpec& a, const FieldSpec& b) { return a == b; },
-           nb::is_operator())
+      .def(
+          "__eq__", [](const FieldSpec& a, const FieldSpec& b) { return a == b; },
+          nb::is_operator())
       .def("__repr__", &FieldRepr)
       // Pickles as the JSON of a one-field schema.
       .def("__getstate__",
@@ -185,8 +186,8 @@ void RegisterSchema(nb::module_& m) {
       "add_embedding",
       [](Schema& s, std::string name, int64_t dim, bool required) -> Schema& {
         if (dim < 1 || dim > UINT32_MAX) {
-          ThrowIfError(InvalidArgument("embedding " + Quote(name) + ": dim " +
-                                       std::to_string(dim) + " must be at least 1"));
+          ThrowIfError(InvalidArgument("embedding " + Quote(name) + ": dim " + std::to_string(dim) +
+                                       " must be at least 1"));
         }
         ThrowIfError(s.AddEmbedding(std::move(name), static_cast<uint32_t>(dim), !required));
         return s;
@@ -195,9 +196,10 @@ void RegisterSchema(nb::module_& m) {
       "Adds an embedding field: dim float32 values per record.");
   cls.def(
       "add_array",
-      [](Schema& s, std::string name, nb::handle dtype, nb::handle shape, bool required) -> Schema& {
-        ThrowIfError(s.AddArray(std::move(name), DTypeFromPython(dtype), ShapeFromPython(shape),
-                                !required));
+      [](Schema& s, std::string name, nb::handle dtype, nb::handle shape,
+         bool required) -> Schema& {
+        ThrowIfError(
+            s.AddArray(std::move(name), DTypeFromPython(dtype), ShapeFromPython(shape), !required));
         return s;
       },
       nb::arg("name"), nb::arg("dtype"), nb::arg("shape"), nb::arg("required") = true,
@@ -206,8 +208,8 @@ void RegisterSchema(nb::module_& m) {
               "shape: int | collections.abc.Sequence[int], required: bool = True) -> Schema"),
       "Adds a fixed-shape array field. dtype: 'u8', 'i8', 'u16', 'i16', 'u32', 'i32', 'u64', "
       "'i64', 'f32', 'f64' or the NumPy equivalent; shape: a sequence of sizes.");
-  cls.def_prop_ro("fields", [](const Schema& s) { return s.fields(); },
-                  "The fields in declaration order.");
+  cls.def_prop_ro(
+      "fields", [](const Schema& s) { return s.fields(); }, "The fields in declaration order.");
   cls.def_prop_ro(
       "names",
       [](const Schema& s) {
@@ -220,9 +222,11 @@ void RegisterSchema(nb::module_& m) {
   cls.def("field", &FindOrThrow, nb::arg("name"), nb::rv_policy::copy,
           "The field named `name`; NotFoundError (a KeyError) if absent.");
   cls.def("__getitem__", &FindOrThrow, nb::arg("name"), nb::rv_policy::copy);
-  cls.def("__contains__", [](const Schema& s, const std::string& n) { return s.Find(n) != nullptr; });
+  cls.def("__contains__",
+          [](const Schema& s, const std::string& n) { return s.Find(n) != nullptr; });
   cls.def("__len__", [](const Schema& s) { return s.fields().size(); });
-  cls.def("__eq__", [](const Schema& a, const Schema& b) { return a == b; }, nb::is_operator());
+  cls.def(
+      "__eq__", [](const Schema& a, const Schema& b) { return a == b; }, nb::is_operator());
   cls.def("__repr__", [](const Schema& s) {
     std::string r = "Schema([";
     for (size_t i = 0; i < s.fields().size(); ++i) {

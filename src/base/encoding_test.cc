@@ -27,10 +27,10 @@ TEST(EncodingTest, Base32Rfc4648Vectors) {
 }
 
 TEST(EncodingTest, Base32RejectsNonCanonical) {
-  EXPECT_FALSE(Base32Decode("MY").has_value());   // uppercase
-  EXPECT_FALSE(Base32Decode("mz").has_value());   // nonzero trailing bits
-  EXPECT_FALSE(Base32Decode("m").has_value());    // impossible length
-  EXPECT_FALSE(Base32Decode("my==").has_value()); // padding
+  EXPECT_FALSE(Base32Decode("MY").has_value());    // uppercase
+  EXPECT_FALSE(Base32Decode("mz").has_value());    // nonzero trailing bits
+  EXPECT_FALSE(Base32Decode("m").has_value());     // impossible length
+  EXPECT_FALSE(Base32Decode("my==").has_value());  // padding
 }
 
 TEST(EncodingTest, QuoteEscapes) {

@@ -5,17 +5,28 @@ namespace dreamdb {
 
 std::string_view StatusCodeName(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return "ok";
-    case StatusCode::kInvalidArgument: return "invalid_argument";
-    case StatusCode::kNotFound: return "not_found";
-    case StatusCode::kAlreadyExists: return "already_exists";
-    case StatusCode::kConflict: return "conflict";
-    case StatusCode::kCorrupt: return "corrupt";
-    case StatusCode::kUnavailable: return "unavailable";
-    case StatusCode::kIoError: return "io_error";
-    case StatusCode::kUnsupported: return "unsupported";
-    case StatusCode::kPermissionDenied: return "permission_denied";
-    case StatusCode::kInternal: return "internal";
+    case StatusCode::kOk:
+      return "ok";
+    case StatusCode::kInvalidArgument:
+      return "invalid_argument";
+    case StatusCode::kNotFound:
+      return "not_found";
+    case StatusCode::kAlreadyExists:
+      return "already_exists";
+    case StatusCode::kConflict:
+      return "conflict";
+    case StatusCode::kCorrupt:
+      return "corrupt";
+    case StatusCode::kUnavailable:
+      return "unavailable";
+    case StatusCode::kIoError:
+      return "io_error";
+    case StatusCode::kUnsupported:
+      return "unsupported";
+    case StatusCode::kPermissionDenied:
+      return "permission_denied";
+    case StatusCode::kInternal:
+      return "internal";
   }
   return "internal";
 }
@@ -55,7 +66,9 @@ Status Corrupt(std::string m) { return Status(StatusCode::kCorrupt, std::move(m)
 Status Unavailable(std::string m) { return Status(StatusCode::kUnavailable, std::move(m)); }
 Status IoError(std::string m) { return Status(StatusCode::kIoError, std::move(m)); }
 Status Unsupported(std::string m) { return Status(StatusCode::kUnsupported, std::move(m)); }
-Status PermissionDenied(std::string m) { return Status(StatusCode::kPermissionDenied, std::move(m)); }
+Status PermissionDenied(std::string m) {
+  return Status(StatusCode::kPermissionDenied, std::move(m));
+}
 Status Internal(std::string m) { return Status(StatusCode::kInternal, std::move(m)); }
 
 }  // namespace dreamdb

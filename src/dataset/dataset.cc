@@ -146,7 +146,8 @@ Result<std::vector<uint64_t>> SortedUnique(std::vector<uint64_t> anchors, bool a
 Status CheckGenesisName(Store& store, const ObjectId& genesis, const ObjectId& manifest,
                         std::string_view name) {
   auto gbytes = store.Get(genesis);
-  if (!gbytes.ok()) return gbytes.status().WithContext("genesis of manifest " + manifest.ToString());
+  if (!gbytes.ok())
+    return gbytes.status().WithContext("genesis of manifest " + manifest.ToString());
   ASSIGN_OR_RETURN(dataset::Genesis g, dataset::DecodeGenesis(*gbytes));
   if (g.name != name) {
     return InvalidArgument("manifest " + manifest.ToString() + " belongs to dataset " +
@@ -213,24 +214,23 @@ DatasetImpl::DatasetImpl(std::shared_ptr<Store> store, std::string name, std::st
 Result<std::shared_ptr<const Version>> DatasetImpl::LoadVersion(const ObjectId& id) const {
   auto bytes = store_->Get(id);
   if (!bytes.ok()) {
-    return bytes.status().WithContext("manifest " + id.ToString() + " of dataset " +
-                                      Quote(name_));
+    return bytes.status().WithContext("manifest " + id.ToString() + " of dataset " + Quote(name_));
   }
   auto m = dataset::DecodeManifest(*bytes);
   if (!m.ok()) return m.status().WithContext("manifest " + id.ToString());
   auto v = std::make_shared<Version>();
   v->id = id;
   v->manifest = std::move(*m);
-  ASSIGN_OR_RETURN(v->index, btree::IndexRefFromCbor(v->manifest.index,
-                                                     "manifest " + id.ToString() + " index"));
-  ASSIGN_OR_RETURN(v->tombstones,
-                   btree::IndexRefFromCbor(v->manifest.tombstones,
-                                           "manifest " + id.ToString() + " tombstones"));
+  ASSIGN_OR_RETURN(
+      v->index, btree::IndexRefFromCbor(v->manifest.index, "manifest " + id.ToString() + " index"));
+  ASSIGN_OR_RETURN(
+      v->tombstones,
+      btree::IndexRefFromCbor(v->manifest.tombstones, "manifest " + id.ToString() + " tombstones"));
   return std::shared_ptr<const Version>(std::move(v));
 }
 
 Result<bool> DatasetImpl::IsAncestor(const ObjectId& id, uint64_t time_ns,
-                                      const ObjectId& head) const {
+                                     const ObjectId& head) const {
   // Every descendant of `id` is newer than it (a child's time exceeds its parents'), so
   // the walk stops at manifests older than `id`: it costs the commits made since.
   std::vector<ObjectId> stack{head};
@@ -272,8 +272,9 @@ void DatasetImpl::set_current(std::shared_ptr<const Version> v) {
 
 Result<CommitInfo> DatasetImpl::Commit(const BuildFn& build, const CommitOptions& options) {
   if (branch_.empty()) {
-    return PermissionDenied("dataset " + Quote(name_) +
-                            " is open read-only (at a snapshot or manifest); open a branch to write");
+    return PermissionDenied(
+        "dataset " + Quote(name_) +
+        " is open read-only (at a snapshot or manifest); open a branch to write");
   }
   std::lock_guard<std::mutex> commit_lock(commit_mu_);
   const std::string ref = dataset::BranchRef(name_, branch_);
@@ -379,8 +380,8 @@ Result<std::unique_ptr<Dataset>> Dataset::Create(std::shared_ptr<Store> store,
   return std::unique_ptr<Dataset>(new Dataset(std::move(impl)));
 }
 
-Result<std::unique_ptr<Dataset>> Dataset::Open(std::shared_ptr<Store> store,
-                                               std::string_view name, std::string_view branch) {
+Result<std::unique_ptr<Dataset>> Dataset::Open(std::shared_ptr<Store> store, std::string_view name,
+                                               std::string_view branch) {
   RETURN_IF_ERROR(dataset::ValidateDatasetName(name));
   RETURN_IF_ERROR(dataset::ValidateBranchName(branch));
   auto impl = std::make_unique<DatasetImpl>(store, std::string(name), std::string(branch));
@@ -437,8 +438,7 @@ Result<std::unique_ptr<Dataset>> Dataset::OpenAt(std::shared_ptr<Store> store,
     }
   }
   if (!target) {
-    return NotFound("dataset " + Quote(name) + " has no snapshot, branch or manifest " +
-                    Quote(at));
+    return NotFound("dataset " + Quote(name) + " has no snapshot, branch or manifest " + Quote(at));
   }
   ASSIGN_OR_RETURN(auto v, impl->LoadVersion(*target));
   RETURN_IF_ERROR(CheckGenesisName(*store, v->manifest.genesis, *target, name));
@@ -452,9 +452,7 @@ bool Dataset::read_only() const { return impl_->branch_.empty(); }
 ObjectId Dataset::head() const { return impl_->current()->id; }
 Schema Dataset::schema() const { return impl_->current()->manifest.schema; }
 uint64_t Dataset::Count() const { return impl_->current()->manifest.count; }
-std::map<std::string, std::string> Dataset::Meta() const {
-  return impl_->current()->manifest.meta;
-}
+std::map<std::string, std::string> Dataset::Meta() const { return impl_->current()->manifest.meta; }
 ReadStats Dataset::read_stats() const { return impl_->stats(); }
 
 Status Dataset::Refresh() {
@@ -471,9 +469,8 @@ namespace {
 
 // Applies rows to `base`: the core of AppendMany and AddLayer.
 // `require_existing`: every anchor must already be live (layers).
-Result<DatasetImpl::Built> BuildAppend(DatasetImpl& impl, const Version& base,
-                                       const Schema& schema, const std::vector<uint64_t>* given,
-                                       uint64_t num_rows,
+Result<DatasetImpl::Built> BuildAppend(DatasetImpl& impl, const Version& base, const Schema& schema,
+                                       const std::vector<uint64_t>* given, uint64_t num_rows,
                                        const std::vector<WrittenColumn>& written,
                                        bool require_existing) {
   DatasetImpl::Built out;
@@ -558,8 +555,8 @@ Result<DatasetImpl::Built> BuildAppend(DatasetImpl& impl, const Version& base,
       if (!existing[i]) fresh.push_back(sorted[i]);
     }
     uint64_t removed = 0;
-    ASSIGN_OR_RETURN(tombs, btree::RemoveAnchors(impl.store(), impl.pages(), tombs, fresh,
-                                                 &removed, &ws));
+    ASSIGN_OR_RETURN(tombs,
+                     btree::RemoveAnchors(impl.store(), impl.pages(), tombs, fresh, &removed, &ws));
   }
   ASSIGN_OR_RETURN(btree::IndexRef index,
                    btree::Upsert(impl.store(), impl.pages(), base.index, batch, &ws));
@@ -602,16 +599,15 @@ Result<CommitInfo> Dataset::AppendMany(const Batch& batch, const CommitOptions& 
     if (spec == nullptr) {
       std::string known;
       for (const auto& f : schema.fields()) known += (known.empty() ? "" : ", ") + f.name;
-      return InvalidArgument("append: unknown field " + Quote(fname) + " (the schema has: " +
-                             known + ")");
+      return InvalidArgument("append: unknown field " + Quote(fname) +
+                             " (the schema has: " + known + ")");
     }
     if (!seen.insert(fname).second) {
       return InvalidArgument("append: field " + Quote(fname) + " appears twice in the batch");
     }
     if (col.length() != n) {
       return InvalidArgument("append: column " + Quote(fname) + " has " +
-                             std::to_string(col.length()) + " rows, expected " +
-                             std::to_string(n));
+                             std::to_string(col.length()) + " rows, expected " + std::to_string(n));
     }
     RETURN_IF_ERROR(CheckColumnMatches(*spec, col));
     if (!spec->optional && col.NullCount() > 0) {
@@ -715,8 +711,8 @@ Result<CommitInfo> Dataset::AddLayer(const FieldSpec& field, const std::vector<u
   const Schema start = impl_->current()->manifest.schema;
   RETURN_IF_ERROR(RefuseDropped(impl_->current()->manifest, spec.name));
   if (const FieldSpec* existing = start.Find(spec.name)) {
-    if (existing->type != spec.type || existing->dim != spec.dim ||
-        existing->dtype != spec.dtype || existing->shape != spec.shape) {
+    if (existing->type != spec.type || existing->dim != spec.dim || existing->dtype != spec.dtype ||
+        existing->shape != spec.shape) {
       return InvalidArgument("layer " + Quote(spec.name) +
                              " exists with a different type; choose another name");
     }
@@ -758,7 +754,8 @@ Result<CommitInfo> Dataset::EvolveSchema(const Schema& next, const CommitOptions
     return InvalidArgument("schema evolution: the new schema has the same fields");
   }
   for (const auto& f : next.fields()) {
-    if (from.Find(f.name) == nullptr) RETURN_IF_ERROR(RefuseDropped(impl_->current()->manifest, f.name));
+    if (from.Find(f.name) == nullptr)
+      RETURN_IF_ERROR(RefuseDropped(impl_->current()->manifest, f.name));
   }
   Schema evolved = next;
   evolved.set_version(from.version() + 1);  // the version is the store's, not the caller's
@@ -840,8 +837,7 @@ Status Dataset::Branch(std::string_view new_branch) {
   return s;
 }
 
-Status Dataset::History(const std::function<bool(const CommitInfo&)>& visit,
-                        uint64_t limit) const {
+Status Dataset::History(const std::function<bool(const CommitInfo&)>& visit, uint64_t limit) const {
   // Newest first across the DAG: a max-heap on (time, id) with a visited set of manifests.
   using Item = std::pair<uint64_t, ObjectId>;
   std::priority_queue<Item> heap;
@@ -866,7 +862,8 @@ Status Dataset::History(const std::function<bool(const CommitInfo&)>& visit,
   return Status::Ok();
 }
 
-Status Dataset::Diff(const ObjectId& other, const std::function<bool(const DiffEntry&)>& visit) const {
+Status Dataset::Diff(const ObjectId& other,
+                     const std::function<bool(const DiffEntry&)>& visit) const {
   ASSIGN_OR_RETURN(auto ov, impl_->LoadVersion(other));
   auto cur = impl_->current();
   if (ov->manifest.genesis != cur->manifest.genesis) {
@@ -878,7 +875,7 @@ Status Dataset::Diff(const ObjectId& other, const std::function<bool(const DiffE
                        e.anchor = c.anchor;
                        e.kind = c.kind == btree::ChangeKind::kAdded     ? DiffEntry::Kind::kAdded
                                 : c.kind == btree::ChangeKind::kRemoved ? DiffEntry::Kind::kRemoved
-                                                                         : DiffEntry::Kind::kChanged;
+                                                                        : DiffEntry::Kind::kChanged;
                        e.fields = c.fields;
                        return visit(e);
                      });

@@ -238,8 +238,7 @@ TEST(DatasetTest, SnapshotsBranchesAndOpenAt) {
   EXPECT_EQ(Dataset::OpenAt(store, "d", "nope").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(Dataset::Open(store, "zzz").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(Dataset::Open(store, "d", "nope").status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(Dataset::Create(store, "d", TestSchema()).status().code(),
-            StatusCode::kAlreadyExists);
+  EXPECT_EQ(Dataset::Create(store, "d", TestSchema()).status().code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(Dataset::Create(store, "../x", TestSchema()).status().code(),
             StatusCode::kInvalidArgument);
   auto other = *Dataset::Create(store, "other", TestSchema());
@@ -269,9 +268,9 @@ TEST(DatasetTest, HistoryAndDiff) {
 
   std::vector<CommitInfo> log;
   ASSERT_TRUE(ds->History([&](const CommitInfo& c) {
-                log.push_back(c);
-                return true;
-              }).ok());
+                  log.push_back(c);
+                  return true;
+                }).ok());
   ASSERT_EQ(log.size(), 5u);  // create + 4 commits
   EXPECT_EQ(log[2].message, "second");
   EXPECT_EQ(log[2].added, 2u);
@@ -281,10 +280,12 @@ TEST(DatasetTest, HistoryAndDiff) {
 
   auto old = *Dataset::OpenAt(store, "d", first.ToString());
   std::map<uint64_t, DiffEntry::Kind> diff;
-  ASSERT_TRUE(old->Diff(ds->head(), [&](const DiffEntry& e) {
-                diff[e.anchor] = e.kind;
-                return true;
-              }).ok());
+  ASSERT_TRUE(old->Diff(ds->head(),
+                        [&](const DiffEntry& e) {
+                          diff[e.anchor] = e.kind;
+                          return true;
+                        })
+                  .ok());
   EXPECT_EQ(diff.size(), 4u);
   EXPECT_EQ(diff[20], DiffEntry::Kind::kAdded);
   EXPECT_EQ(diff[21], DiffEntry::Kind::kAdded);
@@ -306,11 +307,14 @@ TEST(DatasetTest, LayersSchemaEvolutionAndMeta) {
   auto t = *ds->Take({0, 2}, {"pred"});
   EXPECT_FALSE(t.columns[0].IsValid(0));
   EXPECT_EQ(t.columns[0].Float64At(1), 1.5);
-  EXPECT_EQ(ds->AddLayer(pred, {99}, [&] {
-                Column one(pred);
-                one.AppendFloat64(1);
-                return one;
-              }()).status().code(),
+  EXPECT_EQ(ds->AddLayer(pred, {99},
+                         [&] {
+                           Column one(pred);
+                           one.AppendFloat64(1);
+                           return one;
+                         }())
+                .status()
+                .code(),
             StatusCode::kNotFound);
 
   auto dropped = ds->schema().WithDroppedField("caption");
@@ -490,10 +494,13 @@ TEST(DatasetTest, VerifyFindsCorruption) {
   EXPECT_GE(ok->objects, 6u);
   // Flip a byte of one segment file behind the store's back.
   std::vector<ObjectId> ids;
-  ASSERT_TRUE(store->ListObjects("", [&](const ObjectInfo& i) {
-                ids.push_back(i.id);
-                return true;
-              }).ok());
+  ASSERT_TRUE(store
+                  ->ListObjects("",
+                                [&](const ObjectInfo& i) {
+                                  ids.push_back(i.id);
+                                  return true;
+                                })
+                  .ok());
   int corrupted = 0;
   for (const auto& id : ids) {
     Bytes b = *store->Get(id);

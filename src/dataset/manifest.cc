@@ -69,8 +69,9 @@ Status ValidateDatasetName(std::string_view name) {
     }
   }
   if (name == "snapshots" || name == "branches" || name.ends_with(".lock")) {
-    return InvalidArgument("dataset name " + Quote(name) +
-                           " is reserved (\"snapshots\", \"branches\" and names ending in \".lock\")");
+    return InvalidArgument(
+        "dataset name " + Quote(name) +
+        " is reserved (\"snapshots\", \"branches\" and names ending in \".lock\")");
   }
   return Status::Ok();
 }
@@ -103,9 +104,7 @@ std::string BranchRef(std::string_view dataset, std::string_view branch) {
 std::string SnapshotRef(std::string_view dataset, std::string_view label) {
   return std::string(dataset) + "/snapshots/" + std::string(label);
 }
-std::string BranchPrefix(std::string_view dataset) {
-  return std::string(dataset) + "/branches/";
-}
+std::string BranchPrefix(std::string_view dataset) { return std::string(dataset) + "/branches/"; }
 std::string SnapshotPrefix(std::string_view dataset) {
   return std::string(dataset) + "/snapshots/";
 }

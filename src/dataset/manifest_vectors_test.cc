@@ -213,8 +213,8 @@ std::vector<Invalid> GenerateInvalid(const std::vector<Generated>& valid) {
                  Mutate(manifest, "format", cbor::Value::UInt(2)), StatusCode::kUnsupported});
   out.push_back({"manifest format 0", "manifest", Mutate(manifest, "format", cbor::Value::UInt(0)),
                  StatusCode::kCorrupt});
-  out.push_back(
-      {"a genesis read as a manifest (wrong kind)", "manifest", genesis, StatusCode::kInvalidArgument});
+  out.push_back({"a genesis read as a manifest (wrong kind)", "manifest", genesis,
+                 StatusCode::kInvalidArgument});
   out.push_back({"manifest without delta", "manifest",
                  Mutate(manifest, "delta", cbor::Value::Null(), /*remove=*/true),
                  StatusCode::kCorrupt});

@@ -14,7 +14,8 @@ namespace dreamdb {
 namespace {
 
 // Resolves projected field names against the schema (all fields when empty).
-Result<std::vector<FieldSpec>> Project(const Schema& schema, const std::vector<std::string>& names) {
+Result<std::vector<FieldSpec>> Project(const Schema& schema,
+                                       const std::vector<std::string>& names) {
   std::vector<FieldSpec> out;
   if (names.empty()) return schema.fields();
   for (const auto& n : names) {
@@ -217,10 +218,9 @@ Result<std::vector<Column>> Materialize(const DatasetImpl& impl,
         r = static_cast<uint64_t>(std::lower_bound(rs.begin(), rs.end(), row) - rs.begin());
       } else if (row >= g.column->length()) {
         return Corrupt("index entry for anchor " +
-                       std::to_string(rows[i].leaf->anchors[rows[i].index]) +
-                       " points at row " + std::to_string(row) + " of segment " +
-                       needs[s].segment.ToString() + " which has " +
-                       std::to_string(g.column->length()) + " rows");
+                       std::to_string(rows[i].leaf->anchors[rows[i].index]) + " points at row " +
+                       std::to_string(row) + " of segment " + needs[s].segment.ToString() +
+                       " which has " + std::to_string(g.column->length()) + " rows");
       }
       srcs[i] = Src{g.column.get(), r};
     }
@@ -355,8 +355,7 @@ Result<Batch> Dataset::Take(const std::vector<uint64_t>& anchors,
   }
   Batch out;
   out.anchors = anchors;
-  ASSIGN_OR_RETURN(out.columns,
-                   Materialize(*impl_, specs, rows, /*prefer_whole=*/false, nullptr));
+  ASSIGN_OR_RETURN(out.columns, Materialize(*impl_, specs, rows, /*prefer_whole=*/false, nullptr));
   return out;
 }
 

@@ -59,8 +59,8 @@ Result<ObjectId> ObjectId::FromBinary(ByteView binary) {
     return Unsupported("object id: multihash code/length varint beyond one byte");
   }
   if (code != kBlake3Code) {
-    return Unsupported("object id: unsupported multihash code 0x" +
-                       HexEncode(binary.substr(0, 1)) + " (only blake3 0x1e is supported)");
+    return Unsupported("object id: unsupported multihash code 0x" + HexEncode(binary.substr(0, 1)) +
+                       " (only blake3 0x1e is supported)");
   }
   if (len != kDigestSize || binary.size() != kBinarySize) {
     return Corrupt("object id: blake3 multihash must be 34 bytes (1e 20 + 32-byte digest), got " +
@@ -79,9 +79,8 @@ Result<ObjectId> ObjectId::Parse(std::string_view text) {
                            ": must start with multibase prefix 'b' (base32 lowercase)");
   }
   if (text.size() != kTextSize) {
-    return InvalidArgument("object id " + Quote(text) + ": expected " +
-                           std::to_string(kTextSize) + " characters, got " +
-                           std::to_string(text.size()));
+    return InvalidArgument("object id " + Quote(text) + ": expected " + std::to_string(kTextSize) +
+                           " characters, got " + std::to_string(text.size()));
   }
   auto bin = Base32Decode(text.substr(1));
   if (!bin) {

@@ -11,8 +11,7 @@ TEST(ObjectIdTest, Blake3KnownAnswer) {
   // b3sum: echo -n abc | b3sum
   ObjectId id = ObjectId::Of("abc");
   std::string bin = id.ToBinary();
-  EXPECT_EQ(HexEncode(bin),
-            "1e206437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85");
+  EXPECT_EQ(HexEncode(bin), "1e206437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85");
   EXPECT_EQ(id.ToString().size(), ObjectId::kTextSize);
   EXPECT_EQ(id.ToString()[0], 'b');
   EXPECT_EQ(id.ShardPrefix(), "64");

@@ -342,8 +342,7 @@ Status FileBackend::FsyncDir(int fd, const std::string& path) const {
   return Status::Ok();
 }
 
-Result<std::string> FileBackend::WriteTemp(std::string_view kind, ByteView data,
-                                           bool sync) const {
+Result<std::string> FileBackend::WriteTemp(std::string_view kind, ByteView data, bool sync) const {
   std::string path = root_ + "/tmp/" + std::string(kind) + "." + WriterNonce() + "." +
                      std::to_string(g_temp_counter.fetch_add(1, std::memory_order_relaxed));
   int fd = SysOpen(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
