@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstring>
 #include <future>
+#include <map>
 #include <numeric>
 #include <queue>
 #include <random>
@@ -23,7 +24,10 @@ using dataset::Manifest;
 
 namespace {
 
-constexpr uint32_t kMaxCommitAttempts = 64;
+// A commit keeps retrying a lost compare-and-swap (rebasing each time) for at least this
+// many attempts and until this much time has passed.
+constexpr uint32_t kMinCommitAttempts = 64;
+constexpr auto kCommitRetryBudget = std::chrono::seconds(120);
 // Target size of one segment object; larger columns are cut into several.
 constexpr uint64_t kSegmentTargetBytes = uint64_t{64} << 20;
 constexpr uint64_t kDefaultSegmentCacheBytes = uint64_t{128} << 20;
@@ -212,6 +216,14 @@ DatasetImpl::DatasetImpl(std::shared_ptr<Store> store, std::string name, std::st
       segments_(std::make_shared<dataset::SegmentCache>(kDefaultSegmentCacheBytes)) {}
 
 Result<std::shared_ptr<const Version>> DatasetImpl::LoadVersion(const ObjectId& id) const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = version_index_.find(id);
+    if (it != version_index_.end()) {
+      version_lru_.splice(version_lru_.begin(), version_lru_, it->second);
+      return it->second->second.first;
+    }
+  }
   auto bytes = store_->Get(id);
   if (!bytes.ok()) {
     return bytes.status().WithContext("manifest " + id.ToString() + " of dataset " + Quote(name_));
@@ -226,7 +238,20 @@ Result<std::shared_ptr<const Version>> DatasetImpl::LoadVersion(const ObjectId& 
   ASSIGN_OR_RETURN(
       v->tombstones,
       btree::IndexRefFromCbor(v->manifest.tombstones, "manifest " + id.ToString() + " tombstones"));
-  return std::shared_ptr<const Version>(std::move(v));
+  std::shared_ptr<const Version> shared = std::move(v);
+  const uint64_t size = bytes->size();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (version_index_.count(id) == 0) {
+    version_lru_.emplace_front(id, std::make_pair(shared, size));
+    version_index_[id] = version_lru_.begin();
+    version_bytes_ += size;
+    while (version_bytes_ > kVersionCacheBytes && version_lru_.size() > 1) {
+      version_bytes_ -= version_lru_.back().second.second;
+      version_index_.erase(version_lru_.back().first);
+      version_lru_.pop_back();
+    }
+  }
+  return shared;
 }
 
 Result<bool> DatasetImpl::IsAncestor(const ObjectId& id, uint64_t time_ns,
@@ -270,16 +295,52 @@ void DatasetImpl::set_current(std::shared_ptr<const Version> v) {
   current_ = std::move(v);
 }
 
+namespace {
+
+// Writers in one process that commit to the same branch of the same backend take turns
+// (a per-branch mutex shared by every handle): they never make each other lose a
+// compare-and-swap, so only writers in other processes can, and those are bounded by
+// backoff (spec/14-semantics.md §7.4).
+std::shared_ptr<std::mutex> BranchMutex(const void* backend, const std::string& ref) {
+  static std::mutex registry_mu;
+  static std::map<std::pair<const void*, std::string>, std::weak_ptr<std::mutex>> registry;
+  std::lock_guard<std::mutex> lock(registry_mu);
+  auto& slot = registry[{backend, ref}];
+  auto m = slot.lock();
+  if (!m) {
+    m = std::make_shared<std::mutex>();
+    slot = m;
+  }
+  return m;
+}
+
+}  // namespace
+
 Result<CommitInfo> DatasetImpl::Commit(const BuildFn& build, const CommitOptions& options) {
   if (branch_.empty()) {
     return PermissionDenied(
         "dataset " + Quote(name_) +
         " is open read-only (at a snapshot or manifest); open a branch to write");
   }
-  std::lock_guard<std::mutex> commit_lock(commit_mu_);
   const std::string ref = dataset::BranchRef(name_, branch_);
+  std::shared_ptr<std::mutex> branch_mu = BranchMutex(&store_->ref_backend(), ref);
+  std::lock_guard<std::mutex> commit_lock(*branch_mu);
+  // Start from the branch's head: another handle may have moved it since this one last
+  // looked (reading the ref is cheap; a stale base would cost a lost swap and a rebuild).
   std::shared_ptr<const Version> base = current();
-  for (uint32_t attempt = 1; attempt <= kMaxCommitAttempts; ++attempt) {
+  ASSIGN_OR_RETURN(RefValue head_now, store_->ReadRef(ref));
+  if (head_now.target != base->id) {
+    ASSIGN_OR_RETURN(base, LoadVersion(head_now.target));
+    set_current(base);
+  }
+  const auto started = std::chrono::steady_clock::now();
+  uint32_t attempt = 0;
+  for (;;) {
+    ++attempt;
+    if (attempt > kMinCommitAttempts &&
+        std::chrono::steady_clock::now() - started > kCommitRetryBudget) {
+      break;
+    }
     ASSIGN_OR_RETURN(Built built, build(*base, attempt));
     Manifest& m = built.manifest;
     m.genesis = base->manifest.genesis;
@@ -326,8 +387,9 @@ Result<CommitInfo> DatasetImpl::Commit(const BuildFn& build, const CommitOptions
     set_current(base);
   }
   return Unavailable("commit to branch " + Quote(branch_) + " of dataset " + Quote(name_) +
-                     " gave up after " + std::to_string(kMaxCommitAttempts) +
-                     " compare-and-swap attempts; retry later");
+                     " gave up after " + std::to_string(attempt - 1) +
+                     " compare-and-swap attempts in " + std::to_string(kCommitRetryBudget.count()) +
+                     " s; retry later");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -23,18 +23,20 @@
 // States: Build(B) -> Put(M) -> UpdateRef(B->M) --ok--> landed
 //                                 `--conflict--> Backoff -> ReadHead -> Build(B')
 //
-// Thread safety: all mutable members are guarded by mu_; commits on one handle are
-// serialized by commit_mu_ (held across the attempt loop, never while mu_ is needed by
-// readers for long).
+// Thread safety: all mutable members are guarded by mu_. Commits to one branch from all
+// handles of a process are serialized by a per-branch mutex (BranchMutex in dataset.cc),
+// held across the attempt loop; mu_ is only taken briefly inside it.
 
 #ifndef DREAMDB_SRC_DATASET_DATASET_IMPL_H_
 #define DREAMDB_SRC_DATASET_DATASET_IMPL_H_
 
 #include <atomic>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "dreamdb/dataset.h"
 #include "src/btree/btree.h"
@@ -95,7 +97,12 @@ class DatasetImpl {
   std::shared_ptr<dataset::SegmentCache> segments_;
   mutable std::mutex mu_;
   std::shared_ptr<const Version> current_;  // guarded by mu_
-  std::mutex commit_mu_;
+  // Recently loaded versions (manifests are immutable), bounded by encoded bytes.
+  static constexpr uint64_t kVersionCacheBytes = uint64_t{4} << 20;
+  mutable std::list<std::pair<ObjectId, std::pair<std::shared_ptr<const Version>, uint64_t>>>
+      version_lru_;  // guarded by mu_
+  mutable std::unordered_map<ObjectId, decltype(version_lru_)::iterator> version_index_;  // mu_
+  mutable uint64_t version_bytes_ = 0;  // guarded by mu_
   mutable std::atomic<uint64_t> requests_{0};
   mutable std::atomic<uint64_t> bytes_fetched_{0};
   mutable std::atomic<uint64_t> cache_hits_{0};

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "src/dataset/manifest.h"
+#include "src/dataset/test_util.h"
 #include "src/store/testing/fault_injecting_backend.h"
 
 namespace dreamdb {
@@ -398,42 +399,32 @@ TEST(DatasetTest, SmallCommitsWriteFewObjects) {
   EXPECT_EQ(ds->Count(), 600u);
 }
 
-void ConcurrentWriters(int writers, int commits) {
-  auto store = MemStore();
+TEST(DatasetTest, TimeAnchorIterReturnsAWindow) {
+  std::shared_ptr<Store> store(*Store::Open("memory://"));
   Schema s;
   ASSERT_TRUE(s.AddInt64("x").ok());
-  ASSERT_TRUE(Dataset::Create(store, "d", s).ok());
-  std::vector<std::thread> threads;
-  std::atomic<int> failures{0};
-  for (int w = 0; w < writers; ++w) {
-    threads.emplace_back([&, w] {
-      auto ds = Dataset::Open(store, "d");
-      if (!ds.ok()) {
-        ++failures;
-        return;
-      }
-      for (int i = 0; i < commits; ++i) {
-        Batch b;
-        Column x(*s.Find("x"));
-        x.AppendInt64(w * 100000 + i);
-        b.columns.push_back(std::move(x));
-        auto c = (*ds)->AppendMany(b);
-        if (!c.ok()) {
-          ADD_FAILURE() << c.status().ToString();
-          ++failures;
-        }
-      }
-    });
+  auto ds = *Dataset::Create(store, "d", s);
+  const uint64_t t0 = 1'700'000'000'000'000'000ull, hour = 3'600'000'000'000ull;
+  Batch b;
+  Column x(*s.Find("x"));
+  for (int i = 0; i < 48; ++i) {  // one record per hour over two days
+    b.anchors.push_back(t0 + i * hour);
+    x.AppendInt64(i);
   }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(failures.load(), 0);
-  auto ds = *Dataset::Open(store, "d");
-  EXPECT_EQ(ds->Count(), static_cast<uint64_t>(writers * commits));
-  std::set<int64_t> values;
-  for (const auto& b : ScanAll(*ds)) {
-    for (uint64_t i = 0; i < b.num_rows(); ++i) values.insert(b.columns[0].Int64At(i));
+  b.columns.push_back(std::move(x));
+  ASSERT_TRUE(ds->AppendMany(b).ok());
+  auto it = ds->TimeAnchorIter(t0 + 24 * hour, t0 + 30 * hour);
+  ASSERT_TRUE(it.ok());
+  std::vector<int64_t> got;
+  while (true) {
+    auto next = (*it)->Next();
+    ASSERT_TRUE(next.ok());
+    if (!*next) break;
+    for (uint64_t i = 0; i < (*next)->num_rows(); ++i)
+      got.push_back((*next)->columns[0].Int64At(i));
   }
-  EXPECT_EQ(values.size(), static_cast<size_t>(writers * commits));
+  EXPECT_EQ(got, (std::vector<int64_t>{24, 25, 26, 27, 28, 29}));
+  EXPECT_EQ(ds->TimeAnchorIter(5, 4).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(DatasetTest, EightWritersOnOneBranchAllLand) { ConcurrentWriters(8, 25); }

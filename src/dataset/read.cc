@@ -319,6 +319,21 @@ Result<std::unique_ptr<BatchReader>> Dataset::Scan(const ScanOptions& options) c
       new ScanReader(std::move(version), *impl_, std::move(fields), options));
 }
 
+Result<std::unique_ptr<BatchReader>> Dataset::TimeAnchorIter(uint64_t since_ns, uint64_t until_ns,
+                                                             const std::vector<std::string>& fields,
+                                                             uint64_t batch_rows) const {
+  if (since_ns > until_ns) {
+    return InvalidArgument("time range: since " + std::to_string(since_ns) + " ns is after until " +
+                           std::to_string(until_ns) + " ns");
+  }
+  ScanOptions options;
+  options.fields = fields;
+  options.start = since_ns;
+  options.end = until_ns;
+  options.batch_rows = batch_rows;
+  return Scan(options);
+}
+
 Result<Batch> Dataset::Take(const std::vector<uint64_t>& anchors,
                             const std::vector<std::string>& fields, bool allow_missing,
                             std::vector<bool>* found) const {
