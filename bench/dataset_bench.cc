@@ -50,14 +50,13 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <optional>
 #include <random>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "dreamdb/dataset.h"
 #include "dreamdb/store.h"
@@ -141,16 +140,27 @@ std::string LoadAverage() {
 // ---- A backend wrapper that times every call (and counts the file backend's syscalls) ----
 
 enum Op : int {
-  kPut, kSync, kGet, kGetRange, kHead, kObjList, kObjDelete,
-  kRefRead, kRefCreate, kRefCas, kRefDelete, kRefList, kNumOps
+  kPut,
+  kSync,
+  kGet,
+  kGetRange,
+  kHead,
+  kObjList,
+  kObjDelete,
+  kRefRead,
+  kRefCreate,
+  kRefCas,
+  kRefDelete,
+  kRefList,
+  kNumOps
 };
 constexpr std::array<const char*, kNumOps> kOpNames = {
-    "put", "sync", "get", "get_range", "head", "list", "delete",
-    "ref_read", "ref_create", "ref_cas", "ref_delete", "ref_list"};
+    "put",    "sync",     "get",        "get_range", "head",       "list",
+    "delete", "ref_read", "ref_create", "ref_cas",   "ref_delete", "ref_list"};
 
-constexpr std::array<const char*, 12> kSyscalls = {"open", "read", "write", "fsync", "close",
-                                                   "rename", "link", "unlink", "mkdir",
-                                                   "stat", "utime", "flock"};
+constexpr std::array<const char*, 12> kSyscalls = {"open",  "read",   "write", "fsync",
+                                                   "close", "rename", "link",  "unlink",
+                                                   "mkdir", "stat",   "utime", "flock"};
 
 struct Counters {
   std::array<std::atomic<uint64_t>, kNumOps> calls{};
@@ -165,7 +175,8 @@ struct Counters {
     Snapshot operator-(const Snapshot& o) const {
       Snapshot d;
       d.bytes_read = bytes_read - o.bytes_read;
-      for (int i = 0; i < kNumOps; ++i) d.calls[i] = calls[i] - o.calls[i], d.ns[i] = ns[i] - o.ns[i];
+      for (int i = 0; i < kNumOps; ++i)
+        d.calls[i] = calls[i] - o.calls[i], d.ns[i] = ns[i] - o.ns[i];
       for (size_t i = 0; i < kSyscalls.size(); ++i) d.syscalls[i] = syscalls[i] - o.syscalls[i];
       return d;
     }
@@ -200,20 +211,22 @@ class TimedBackend final : public dreamdb::ObjectBackend, public dreamdb::RefBac
     auto r = f();
     c_->calls[op].fetch_add(1, std::memory_order_relaxed);
     c_->ns[op].fetch_add(
-        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()),
+        static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()),
         std::memory_order_relaxed);
     return r;
   }
 
  public:
-
   Status Put(const ObjectId& id, dreamdb::ByteView data) override {
     return Time(kPut, [&] { return objects_->Put(id, data); });
   }
   Status PutUnsynced(const ObjectId& id, dreamdb::ByteView data) override {
     return Time(kPut, [&] { return objects_->PutUnsynced(id, data); });
   }
-  Status Sync() override { return Time(kSync, [&] { return objects_->Sync(); }); }
+  Status Sync() override {
+    return Time(kSync, [&] { return objects_->Sync(); });
+  }
   Result<dreamdb::Bytes> Get(const ObjectId& id) override {
     auto r = Time(kGet, [&] { return objects_->Get(id); });
     if (r.ok()) c_->bytes_read.fetch_add(r->size(), std::memory_order_relaxed);
@@ -326,9 +339,12 @@ Batch MakeEmbeddingBatch(const Schema& schema, uint64_t first, uint64_t rows) {
     }
   }
   Batch b;
-  b.columns.push_back(Check(Column::FromBuffers(*schema.Find("id"), rows, "", std::move(ids), "", ""), "ids"));
-  b.columns.push_back(Check(Column::FromBuffers(*schema.Find("score"), rows, "", std::move(scores), "", ""), "scores"));
-  b.columns.push_back(Check(Column::FromBuffers(*schema.Find("emb"), rows, "", std::move(embs), "", ""), "embs"));
+  b.columns.push_back(
+      Check(Column::FromBuffers(*schema.Find("id"), rows, "", std::move(ids), "", ""), "ids"));
+  b.columns.push_back(Check(
+      Column::FromBuffers(*schema.Find("score"), rows, "", std::move(scores), "", ""), "scores"));
+  b.columns.push_back(
+      Check(Column::FromBuffers(*schema.Find("emb"), rows, "", std::move(embs), "", ""), "embs"));
   return b;
 }
 
@@ -396,8 +412,9 @@ json BenchCommits(const std::string& label, const std::string& uri, uint64_t n, 
 
   std::printf("\n### Small commits on %s: %" PRIu64 " one-record AppendMany (int64 + float64)\n\n",
               label.c_str(), n);
-  std::printf("| commits | p50 | p99 | max | objects/commit mean (min–max) | put calls | sync calls | "
-              "ref CAS | time in put / sync / CAS / reads | fsync + rename + link /commit |\n");
+  std::printf(
+      "| commits | p50 | p99 | max | objects/commit mean (min–max) | put calls | sync calls | "
+      "ref CAS | time in put / sync / CAS / reads | fsync + rename + link /commit |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
   json windows = json::array();
   std::vector<double> lat, all_lat;
@@ -425,7 +442,8 @@ json BenchCommits(const std::string& label, const std::string& uri, uint64_t n, 
       auto d = now - snap;
       snap = now;
       const double k = static_cast<double>(lat.size());
-      double mean_obj = static_cast<double>(std::accumulate(objs.begin(), objs.end(), uint64_t{0})) / k;
+      double mean_obj =
+          static_cast<double>(std::accumulate(objs.begin(), objs.end(), uint64_t{0})) / k;
       uint64_t min_obj = *std::min_element(objs.begin(), objs.end());
       uint64_t max_obj = *std::max_element(objs.begin(), objs.end());
       auto per = [&](Op op) { return static_cast<double>(d.calls[op]) / k; };
@@ -451,7 +469,8 @@ json BenchCommits(const std::string& label, const std::string& uri, uint64_t n, 
         calls[kOpNames[op]] = per(static_cast<Op>(op));
         ms[kOpNames[op]] = ms_per(static_cast<Op>(op));
       }
-      for (size_t j = 0; j < kSyscalls.size(); ++j) sc[kSyscalls[j]] = static_cast<double>(d.syscalls[j]) / k;
+      for (size_t j = 0; j < kSyscalls.size(); ++j)
+        sc[kSyscalls[j]] = static_cast<double>(d.syscalls[j]) / k;
       w["backend_calls_per_commit"] = calls;
       w["backend_ms_per_commit"] = ms;
       w["syscalls_per_commit"] = sc;
@@ -461,7 +480,8 @@ json BenchCommits(const std::string& label, const std::string& uri, uint64_t n, 
                   i + 2 - lat.size(), i + 1, Ms(Percentile(lat, 50)).c_str(),
                   Ms(Percentile(lat, 99)).c_str(), Ms(Percentile(lat, 100)).c_str(), mean_obj,
                   min_obj, max_obj, per(kPut), per(kSync), per(kRefCas), ms_per(kPut),
-                  ms_per(kSync), ms_per(kRefCas), read_ms, sys("fsync"), sys("rename"), sys("link"));
+                  ms_per(kSync), ms_per(kRefCas), read_ms, sys("fsync"), sys("rename"),
+                  sys("link"));
       std::fflush(stdout);
       lat.clear();
       objs.clear();
@@ -481,7 +501,8 @@ json BenchCommits(const std::string& label, const std::string& uri, uint64_t n, 
       std::exit(1);
     }
   }
-  std::printf("\n%" PRIu64 " commits in %.1f s (%.1f commits/s); overall p50 %s, p99 %s; "
+  std::printf("\n%" PRIu64
+              " commits in %.1f s (%.1f commits/s); overall p50 %s, p99 %s; "
               "%" PRIu64 " rebases%s\n",
               n, total, static_cast<double>(n) / total, Ms(Percentile(all_lat, 50)).c_str(),
               Ms(Percentile(all_lat, 99)).c_str(), rebases,
@@ -520,7 +541,8 @@ json BenchIngest(const std::string& label, OpenedStore& os, uint64_t records, ui
     objects += info.objects_written;
     uint64_t done = first + rows;
     if (snapshots != nullptr &&
-        (done == records || std::find(snapshot_at.begin(), snapshot_at.end(), done) != snapshot_at.end())) {
+        (done == records ||
+         std::find(snapshot_at.begin(), snapshot_at.end(), done) != snapshot_at.end())) {
       std::string label_name = "rows-" + std::to_string(done);
       Check(ds->Snapshot(label_name), "snapshot");
       snapshots->push_back(label_name);
@@ -535,13 +557,18 @@ json BenchIngest(const std::string& label, OpenedStore& os, uint64_t records, ui
               Ms(Percentile(batch_s, 100)).c_str(), objects, d.ns[kPut] / 1e9, d.ns[kSync] / 1e9,
               d.ns[kRefCas] / 1e9, LoadAverage().c_str());
   std::fflush(stdout);
-  return {{"store", label},         {"records", records},
-          {"batch", batch},         {"seconds", total_s},
-          {"records_per_s", rps},   {"mb_per_s", mbps},
-          {"column_bytes", bytes},  {"batch_p50_ms", Median(batch_s) * 1e3},
+  return {{"store", label},
+          {"records", records},
+          {"batch", batch},
+          {"seconds", total_s},
+          {"records_per_s", rps},
+          {"mb_per_s", mbps},
+          {"column_bytes", bytes},
+          {"batch_p50_ms", Median(batch_s) * 1e3},
           {"batch_max_ms", Percentile(batch_s, 100) * 1e3},
           {"objects_written", objects},
-          {"put_s", d.ns[kPut] / 1e9}, {"sync_s", d.ns[kSync] / 1e9},
+          {"put_s", d.ns[kPut] / 1e9},
+          {"sync_s", d.ns[kSync] / 1e9},
           {"cas_s", d.ns[kRefCas] / 1e9}};
 }
 
@@ -650,11 +677,14 @@ struct TakeCase {
 
 json BenchTake(const std::string& label, OpenedStore& os, uint64_t records, int reps) {
   const std::shared_ptr<Store>& store = os.store;
-  std::printf("\n### Take on %s (%" PRIu64 " records; fresh handle per call, warm page cache; "
-              "median of %d)\n\n", label.c_str(), records, reps);
-  std::printf("| fields | anchors | rows/s | call | segment requests | segment bytes fetched | "
-              "bytes returned | fetched / returned | all backend reads (incl. index pages) | "
-              "all / returned |\n|---|---|---|---|---|---|---|---|---|---|\n");
+  std::printf("\n### Take on %s (%" PRIu64
+              " records; fresh handle per call, warm page cache; "
+              "median of %d)\n\n",
+              label.c_str(), records, reps);
+  std::printf(
+      "| fields | anchors | rows/s | call | segment requests | segment bytes fetched | "
+      "bytes returned | fetched / returned | all backend reads (incl. index pages) | "
+      "all / returned |\n|---|---|---|---|---|---|---|---|---|---|\n");
   std::vector<TakeCase> cases;
   for (bool contiguous : {false, true}) {
     for (uint64_t n : {uint64_t{1000}, uint64_t{10000}}) {
@@ -714,11 +744,12 @@ json BenchTake(const std::string& label, OpenedStore& os, uint64_t records, int 
     std::string kind = (c.contiguous ? "contiguous " : "random ") + std::to_string(c.anchors);
     std::vector<double> all_ratio;
     for (size_t k = 0; k < backend.size(); ++k) all_ratio.push_back(backend[k] / returned[k]);
-    std::printf("| %s | %s | %.0f | %s | %.0f | %.2f MB | %.3f MB | %.2f× | %.2f MB in %.0f "
-                "reads | %.2f× |\n",
-                c.name.c_str(), kind.c_str(), rps, Ms(med_s).c_str(), Median(reqs),
-                Median(fetched) / 1e6, Median(returned) / 1e6, Median(ratio),
-                Median(backend) / 1e6, Median(backend_reqs), Median(all_ratio));
+    std::printf(
+        "| %s | %s | %.0f | %s | %.0f | %.2f MB | %.3f MB | %.2f× | %.2f MB in %.0f "
+        "reads | %.2f× |\n",
+        c.name.c_str(), kind.c_str(), rps, Ms(med_s).c_str(), Median(reqs), Median(fetched) / 1e6,
+        Median(returned) / 1e6, Median(ratio), Median(backend) / 1e6, Median(backend_reqs),
+        Median(all_ratio));
     std::fflush(stdout);
     out.push_back({{"fields", c.name},
                    {"anchors", c.anchors},
@@ -750,7 +781,8 @@ int Usage() {
   std::fprintf(stderr,
                "usage: dataset_bench [--smoke] [--dir DIR] [--json FILE] [--only LIST]\n"
                "                     [--commits N] [--memory-commits N] [--window N]\n"
-               "                     [--records N] [--batch N] [--snapshots N,...] [--reps N] [--take-reps N]\n"
+               "                     [--records N] [--batch N] [--snapshots N,...] [--reps N] "
+               "[--take-reps N]\n"
                "                     [--no-memory] [--keep]\n"
                "  LIST: comma-separated of commits, ingest, scan, take\n");
   return 2;
@@ -781,30 +813,42 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--smoke") opt.smoke = true;
-    else if (a == "--no-memory") opt.memory = false;
-    else if (a == "--keep") opt.keep = true;
-    else if (a == "--dir") opt.dir = value();
-    else if (a == "--json") opt.json_path = value();
+    if (a == "--smoke")
+      opt.smoke = true;
+    else if (a == "--no-memory")
+      opt.memory = false;
+    else if (a == "--keep")
+      opt.keep = true;
+    else if (a == "--dir")
+      opt.dir = value();
+    else if (a == "--json")
+      opt.json_path = value();
     else if (a == "--only") {
       std::stringstream ss(value());
       std::string item;
       while (std::getline(ss, item, ',')) opt.only.push_back(item);
-    } else if (a == "--commits") opt.commits = std::stoull(value()), set_commits = true;
-    else if (a == "--memory-commits") opt.memory_commits = std::stoull(value()), set_mem = true;
-    else if (a == "--window") opt.window = std::stoull(value()), set_window = true;
-    else if (a == "--records") opt.records = std::stoull(value()), set_records = true;
-    else if (a == "--batch") opt.batch = std::stoull(value());
-    else if (a == "--take-reps") opt.take_reps = std::stoi(value());
-    else if (a == "--reps") opt.reps = std::max(1, std::stoi(value()));
+    } else if (a == "--commits")
+      opt.commits = std::stoull(value()), set_commits = true;
+    else if (a == "--memory-commits")
+      opt.memory_commits = std::stoull(value()), set_mem = true;
+    else if (a == "--window")
+      opt.window = std::stoull(value()), set_window = true;
+    else if (a == "--records")
+      opt.records = std::stoull(value()), set_records = true;
+    else if (a == "--batch")
+      opt.batch = std::stoull(value());
+    else if (a == "--take-reps")
+      opt.take_reps = std::stoi(value());
+    else if (a == "--reps")
+      opt.reps = std::max(1, std::stoi(value()));
     else if (a == "--snapshots") {
       opt.snapshot_at.clear();
       std::stringstream ss(value());
       std::string item;
       while (std::getline(ss, item, ',')) opt.snapshot_at.push_back(std::stoull(item));
       set_snaps = true;
-    }
-    else return Usage();
+    } else
+      return Usage();
   }
   if (opt.smoke) {
     if (!set_commits) opt.commits = 300;
@@ -823,9 +867,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   const std::string root = tmpl;
-  json report = {{"load_average_start", LoadAverage()},
-                 {"dir", root},
-                 {"smoke", opt.smoke}};
+  json report = {{"load_average_start", LoadAverage()}, {"dir", root}, {"smoke", opt.smoke}};
   std::printf("dataset_bench: stores under %s; load average %s\n", root.c_str(),
               LoadAverage().c_str());
 
@@ -853,11 +895,14 @@ int main(int argc, char** argv) {
     std::string uri;
     std::vector<std::string> snapshots;
     json ingest = json::array();
-    std::printf("\n### Bulk ingest: %" PRIu64 " records (768-d float32 + int64 + float64), "
-                "batches of %" PRIu64 ", %d runs\n\n", opt.records, opt.batch, opt.reps);
-    std::printf("| store | records | time (commits only) | records/s | MB/s (column bytes) | "
-                "batch p50 | batch max | objects written | time in put / sync / CAS | load "
-                "average |\n");
+    std::printf("\n### Bulk ingest: %" PRIu64
+                " records (768-d float32 + int64 + float64), "
+                "batches of %" PRIu64 ", %d runs\n\n",
+                opt.records, opt.batch, opt.reps);
+    std::printf(
+        "| store | records | time (commits only) | records/s | MB/s (column bytes) | "
+        "batch p50 | batch max | objects written | time in put / sync / CAS | load "
+        "average |\n");
     std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
     for (int r = 0; r < opt.reps; ++r) {
       if (!uri.empty()) {
@@ -894,10 +939,13 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     if (opt.Want("ingest")) report["ingest"] = ingest;
     if (opt.Want("scan")) {
-      std::printf("\n### Scan (all fields) in a fresh process: pass 2 on a fresh handle, warm "
-                  "page cache; %d runs\n\n", opt.reps);
-      std::printf("| store | records | column bytes | pass 1 | pass 2 | GB/s (pass 2) | segment "
-                  "requests | peak RSS (VmHWM) at start / after pass 1 / end |\n");
+      std::printf(
+          "\n### Scan (all fields) in a fresh process: pass 2 on a fresh handle, warm "
+          "page cache; %d runs\n\n",
+          opt.reps);
+      std::printf(
+          "| store | records | column bytes | pass 1 | pass 2 | GB/s (pass 2) | segment "
+          "requests | peak RSS (VmHWM) at start / after pass 1 / end |\n");
       std::printf("|---|---|---|---|---|---|---|---|\n");
       if (mem) {
         // Reference: the same scan from memory:// in this process (RSS not meaningful here).
@@ -906,7 +954,9 @@ int main(int argc, char** argv) {
         for (int r = 0; r < opt.reps; ++r) {
           ScanPass p1 = ScanOnce(mem->store, "all");
           ScanPass p2 = ScanOnce(mem->store, "all");
-          scan.push_back({{"store", "memory://"}, {"at", "all"}, {"pass1", ScanPassJson(p1)},
+          scan.push_back({{"store", "memory://"},
+                          {"at", "all"},
+                          {"pass1", ScanPassJson(p1)},
                           {"pass2", ScanPassJson(p2)}});
         }
       }

@@ -163,8 +163,7 @@ Schema TagSchema() {
 }
 
 Batch TagBatch(const Schema& schema, int64_t w, int64_t s, int64_t n) {
-  Column cw(*schema.Find("w")), cs(*schema.Find("s")), ci(*schema.Find("i")),
-      cx(*schema.Find("x"));
+  Column cw(*schema.Find("w")), cs(*schema.Find("s")), ci(*schema.Find("i")), cx(*schema.Find("x"));
   for (int64_t i = 0; i < n; ++i) {
     cw.AppendInt64(w);
     cs.AppendInt64(s);
@@ -191,7 +190,8 @@ Result<std::map<uint64_t, Tag>> ScanAll(const Dataset& ds) {
     if (!batch) break;
     for (uint64_t r = 0; r < batch->num_rows(); ++r) {
       uint64_t a = batch->anchors[r];
-      if (!first && a <= last) return Internal("scan anchors not ascending at " + std::to_string(a));
+      if (!first && a <= last)
+        return Internal("scan anchors not ascending at " + std::to_string(a));
       first = false;
       last = a;
       Tag t{batch->columns[0].Int64At(r), batch->columns[1].Int64At(r),
@@ -335,10 +335,10 @@ class DatasetKillTest : public ::testing::Test {
 struct Pending {
   char kind = 0;  // 'A', 'D', 'S', 'B'; 0 = none
   int64_t s = 0;
-  int64_t n = 0;                                   // A
-  std::vector<std::pair<uint64_t, Tag>> deleted;   // D
-  std::string name;                                // S, B
-  ObjectId at;                                     // S, B
+  int64_t n = 0;                                  // A
+  std::vector<std::pair<uint64_t, Tag>> deleted;  // D
+  std::string name;                               // S, B
+  ObjectId at;                                    // S, B
 };
 
 TEST_F(DatasetKillTest, SingleWriterKilledAtRandomPoints) {
@@ -370,9 +370,10 @@ TEST_F(DatasetKillTest, SingleWriterKilledAtRandomPoints) {
     ASSERT_TRUE(OpenView(&v, name));
     std::set<ObjectId> history;
     ASSERT_TRUE(v.ds->History([&](const CommitInfo& c) {
-                       history.insert(c.manifest);
-                       return true;
-                     }).ok());
+                      history.insert(c.manifest);
+                      return true;
+                    })
+                    .ok());
     for (const auto& m : all_acked) ASSERT_TRUE(history.count(m)) << m.ToString();
     ASSERT_EQ(history.size(), all_acked.size() + 1) << "history: create + every commit, once";
     auto records = ScanAll(*v.ds);
@@ -448,7 +449,8 @@ TEST_F(DatasetKillTest, SingleWriterKilledAtRandomPoints) {
         last = Clock::now();
       } else if ((*line)[0] == 'D') {
         auto now = Clock::now();
-        step_us = 0.9 * step_us + 0.1 * std::chrono::duration<double, std::micro>(now - last).count();
+        step_us =
+            0.9 * step_us + 0.1 * std::chrono::duration<double, std::micro>(now - last).count();
         last = now;
         ++acks;
       }
@@ -486,12 +488,14 @@ TEST_F(DatasetKillTest, SingleWriterKilledAtRandomPoints) {
         for (size_t j = 2; j < t.size(); ++j) {
           uint64_t a;
           Tag tag;
-          ASSERT_EQ(std::sscanf(t[j].c_str(), "%" SCNu64 ":%" SCNd64 ":%" SCNd64 ":%" SCNd64, &a, &tag.w,
-                                &tag.s, &tag.i), 4);
+          ASSERT_EQ(std::sscanf(t[j].c_str(), "%" SCNu64 ":%" SCNd64 ":%" SCNd64 ":%" SCNd64, &a,
+                                &tag.w, &tag.s, &tag.i),
+                    4);
           pending.deleted.emplace_back(a, tag);
           // The writer found it by scanning: the model must agree it is live with that tag.
           ASSERT_TRUE(live.count(a) && live[a] == tag) << "scan returned a record the model "
-                                                          "does not have: anchor " << a;
+                                                          "does not have: anchor "
+                                                       << a;
         }
       } else if (k == "IS" || k == "IB") {
         ASSERT_EQ(t.size(), 4u) << line;
@@ -538,15 +542,19 @@ TEST_F(DatasetKillTest, SingleWriterKilledAtRandomPoints) {
     ASSERT_TRUE(OpenView(&v, name));
     auto report = Verify(*v.store, name);
     ASSERT_TRUE(report.ok()) << report.status().ToString();
-    ASSERT_TRUE(report->problems.empty()) << report->problems.size() << " problems:"
-                                          << Problems(*report);
+    ASSERT_TRUE(report->problems.empty())
+        << report->problems.size() << " problems:" << Problems(*report);
     verify_s += std::chrono::duration<double>(Clock::now() - check_start).count();
     const ObjectId now = v.ds->head();
     if (now != head) {
       ASSERT_TRUE(pending.kind == 'A' || pending.kind == 'D')
           << "the head moved without a commit in flight";
       CommitInfo top;
-      ASSERT_TRUE(v.ds->History([&](const CommitInfo& c) { top = c; return false; }).ok());
+      ASSERT_TRUE(v.ds->History([&](const CommitInfo& c) {
+                        top = c;
+                        return false;
+                      })
+                      .ok());
       ASSERT_EQ(top.manifest, now);
       ASSERT_EQ(top.parents, std::vector<ObjectId>{head})
           << "the new head is not a child of the last acknowledged one: an acknowledged "
@@ -582,17 +590,19 @@ TEST_F(DatasetKillTest, SingleWriterKilledAtRandomPoints) {
     bool reached = trial_start == now;
     if (!reached) {
       ASSERT_TRUE(v.ds->History([&](const CommitInfo& c) {
-                         if (c.manifest == trial_start) {
-                           reached = true;
-                           return false;
-                         }
-                         walked.push_back(c.manifest);
-                         return true;
-                       }).ok());
+                        if (c.manifest == trial_start) {
+                          reached = true;
+                          return false;
+                        }
+                        walked.push_back(c.manifest);
+                        return true;
+                      })
+                      .ok());
     }
     ASSERT_TRUE(reached) << "the previous head is not in the history";
     std::reverse(walked.begin(), walked.end());
-    ASSERT_EQ(walked, acked) << "history since the last trial differs from the acknowledged commits";
+    ASSERT_EQ(walked, acked)
+        << "history since the last trial differs from the acknowledged commits";
     all_acked.insert(all_acked.end(), acked.begin(), acked.end());
 
     if (trial % 10 == 9 || trial + 1 == trials_) {
@@ -632,15 +642,15 @@ TEST_F(DatasetKillTest, SingleWriterKilledAtRandomPoints) {
   RecordProperty("acknowledged", acked_ops);
   RecordProperty("landed_in_flight", landed_in_flight);
   std::cout << trials_ << " kills in " << static_cast<int>(secs) << " s: " << acked_ops
-            << " acknowledged operations (" << appends << " appends, " << deletes
-            << " deletes, " << refs << " snapshots/branches); " << in_flight
+            << " acknowledged operations (" << appends << " appends, " << deletes << " deletes, "
+            << refs << " snapshots/branches); " << in_flight
             << " kills with an operation in flight, of which " << landed_in_flight
             << " had landed; " << commits << " commits in "
             << (trials_ + kTrialsPerDataset - 1) / kTrialsPerDataset << " datasets, "
-            << objects_verified << " objects verified at the end, "
-            << stale_tmp << " stale temp files (tolerated), mean step "
-            << static_cast<int>(step_us / 1000) << " ms; checks " << static_cast<int>(check_s)
-            << " s (verify " << static_cast<int>(verify_s) << " s)\n";
+            << objects_verified << " objects verified at the end, " << stale_tmp
+            << " stale temp files (tolerated), mean step " << static_cast<int>(step_us / 1000)
+            << " ms; checks " << static_cast<int>(check_s) << " s (verify "
+            << static_cast<int>(verify_s) << " s)\n";
   EXPECT_GT(appends, 0);
   EXPECT_GT(deletes, 0);
 }
@@ -666,8 +676,8 @@ TEST_F(DatasetKillTest, SingleWriterKilledAtRandomPoints) {
       Send(out, "IA " + ss + " " + std::to_string(n));
       auto info = ds.AppendMany(TagBatch(schema, w, s, n));
       if (!info.ok()) Fail(out, "append", info.status());
-      Send(out, "DA " + ss + " " + info->manifest.ToString() + " " +
-                    std::to_string(info->attempts));
+      Send(out,
+           "DA " + ss + " " + info->manifest.ToString() + " " + std::to_string(info->attempts));
     } else {
       const std::string label = "c" + std::to_string(w) + "-" + ss;
       Send(out, "IS " + ss + " " + label + " " + ds.head().ToString());
@@ -748,7 +758,8 @@ TEST_F(DatasetKillTest, FourConcurrentWritersKilledAtRandomPoints) {
     for (auto& slot : slots) {
       fds.push_back(pollfd{slot.reader->fd(), POLLIN, 0});
       if (slot.deadline) {
-        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*slot.deadline - now).count();
+        auto ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(*slot.deadline - now).count();
         timeout_ms = std::min<int>(timeout_ms, static_cast<int>(std::max<int64_t>(0, ms)));
       }
     }
@@ -834,15 +845,16 @@ TEST_F(DatasetKillTest, FourConcurrentWritersKilledAtRandomPoints) {
   ASSERT_TRUE(OpenView(&v));
   auto report = Verify(*v.store, kName);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
-  ASSERT_TRUE(report->problems.empty()) << report->problems.size() << " problems:"
-                                        << Problems(*report);
+  ASSERT_TRUE(report->problems.empty())
+      << report->problems.size() << " problems:" << Problems(*report);
   std::set<ObjectId> history;
   size_t merges = 0;
   ASSERT_TRUE(v.ds->History([&](const CommitInfo& c) {
-                     history.insert(c.manifest);
-                     if (c.parents.size() > 1) ++merges;
-                     return true;
-                   }).ok());
+                    history.insert(c.manifest);
+                    if (c.parents.size() > 1) ++merges;
+                    return true;
+                  })
+                  .ok());
   EXPECT_EQ(merges, 0u);
   for (const auto& [key, a] : intents) {
     if (a.acked) {
@@ -872,8 +884,8 @@ TEST_F(DatasetKillTest, FourConcurrentWritersKilledAtRandomPoints) {
   }
   for (const auto& [key, a] : intents) {
     if (a.acked) {
-      ASSERT_TRUE(groups.count(key)) << "acknowledged append lost: " << key.first << ":"
-                                     << key.second;
+      ASSERT_TRUE(groups.count(key))
+          << "acknowledged append lost: " << key.first << ":" << key.second;
     }
   }
   // One manifest per landed append, plus the creation: nothing applied twice.
@@ -898,12 +910,11 @@ TEST_F(DatasetKillTest, FourConcurrentWritersKilledAtRandomPoints) {
   const double secs = std::chrono::duration<double>(Clock::now() - started).count();
   RecordProperty("kills", static_cast<int>(kills));
   std::cout << kills << " kills of 4 concurrent writers in " << static_cast<int>(secs)
-            << " s: " << acked_appends << " acknowledged appends (" << rebased
-            << " rebased); " << in_flight << " appends in flight at a kill, of which "
-            << landed_in_flight << " had landed; "
-            << snapshots.size() << " snapshots, " << records->size() << " records, "
-            << history.size() << " manifests, mean step " << static_cast<int>(step_us / 1000)
-            << " ms\n";
+            << " s: " << acked_appends << " acknowledged appends (" << rebased << " rebased); "
+            << in_flight << " appends in flight at a kill, of which " << landed_in_flight
+            << " had landed; " << snapshots.size() << " snapshots, " << records->size()
+            << " records, " << history.size() << " manifests, mean step "
+            << static_cast<int>(step_us / 1000) << " ms\n";
   EXPECT_GT(acked_appends, 0u);
 }
 
