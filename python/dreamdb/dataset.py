@@ -279,6 +279,12 @@ class Dataset:
             _U64_MAX if limit is None else int(limit),
         )
 
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        """Arrow PyCapsule protocol: every call starts a new scan of all fields at this
+        handle's head, so consumers that read the schema first and the data second
+        (DuckDB, polars) can take the dataset itself: ``duckdb.sql("select * from ds")``."""
+        return self.arrow_stream().__arrow_c_stream__(requested_schema)
+
     def to_table(
         self, fields: Optional[Union[str, Sequence[str]]] = None, **kwargs: Any
     ) -> pa.Table:
