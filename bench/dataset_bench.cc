@@ -13,11 +13,12 @@
 //   scan     Dataset::Scan of embeddings + scalars in a fresh process (fork + exec of this
 //            binary with the internal mode `scan-child`), so the peak RSS (VmHWM) is the
 //            scan's: pass 1 and pass 2 (fresh handle, warm page cache; the reported GB/s),
-//            at a snapshot taken half-way through the ingest and at the end, to show that
-//            peak memory does not grow with the dataset.
+//            at the snapshots taken during the ingest (--snapshots) and at the end, to show
+//            whether peak memory grows with the dataset. Ingest and scan run --reps times.
 //   take     Dataset::Take of random anchors (and of a contiguous range) for the small
 //            fields and for the embedding: rows/s and bytes fetched / bytes returned from
-//            Dataset::read_stats(), on a fresh handle each time (warm page cache).
+//            Dataset::read_stats() (segments only), and all bytes the backend returned
+//            (index pages too), on a fresh handle each time (warm page cache).
 //
 // A plain driver rather than Google Benchmark: the growth curve of the commit benchmark
 // and the fork/exec of the scan do not fit its model. It prints Markdown tables and
@@ -27,6 +28,8 @@
 //                 [--commits N] [--memory-commits N] [--window N] [--records N]
 //                 [--batch N] [--snapshots N,N,...] [--reps N] [--take-reps N]
 //                 [--no-memory] [--keep]
+//   dataset_bench take-existing URI RECORDS [CASE]   # take only, on a store kept with
+//                                                    # --keep; CASE e.g. id+score:random:1000
 //
 // The file:// stores live in a fresh directory under --dir (default $DREAMDB_BENCH_DIR,
 // else $TMPDIR, else /tmp), removed at the end unless --keep.
@@ -675,7 +678,9 @@ struct TakeCase {
   bool contiguous;
 };
 
-json BenchTake(const std::string& label, OpenedStore& os, uint64_t records, int reps) {
+// `only`: if not empty, runs only the case named "<fields>:<random|contiguous>:<anchors>".
+json BenchTake(const std::string& label, OpenedStore& os, uint64_t records, int reps,
+               const std::string& only = "") {
   const std::shared_ptr<Store>& store = os.store;
   std::printf("\n### Take on %s (%" PRIu64
               " records; fresh handle per call, warm page cache; "
@@ -696,6 +701,10 @@ json BenchTake(const std::string& label, OpenedStore& os, uint64_t records, int 
   json out = json::array();
   std::mt19937_64 rng(42);
   for (const auto& c : cases) {
+    if (!only.empty() &&
+        only != c.name + (c.contiguous ? ":contiguous:" : ":random:") + std::to_string(c.anchors)) {
+      continue;
+    }
     std::vector<double> secs, ratio, reqs, fetched, returned, backend, backend_reqs;
     for (int rep = 0; rep < reps; ++rep) {
       std::vector<uint64_t> anchors;
@@ -784,6 +793,7 @@ int Usage() {
                "                     [--records N] [--batch N] [--snapshots N,...] [--reps N] "
                "[--take-reps N]\n"
                "                     [--no-memory] [--keep]\n"
+               "       dataset_bench take-existing URI RECORDS [FIELDS:random|contiguous:N]\n"
                "  LIST: comma-separated of commits, ingest, scan, take\n");
   return 2;
 }
@@ -791,6 +801,14 @@ int Usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "take-existing") {
+    // For profiling: the take benchmark on a store kept by an earlier run (--keep), all
+    // cases or one ("id+score:random:1000").
+    if (argc != 4 && argc != 5) return Usage();
+    OpenedStore os = OpenStore(argv[2]);
+    BenchTake(argv[2], os, std::stoull(argv[3]), 5, argc == 5 ? argv[4] : "");
+    return 0;
+  }
   if (argc >= 2 && std::string(argv[1]) == "scan-child") {
     if (argc != 4) return Usage();
     return ScanChild(argv[2], argv[3]);

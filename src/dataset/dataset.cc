@@ -7,6 +7,7 @@
 #include <cstring>
 #include <future>
 #include <map>
+#include <mutex>
 #include <numeric>
 #include <queue>
 #include <random>
@@ -186,10 +187,19 @@ uint64_t NowNs() {
 }
 
 std::string DefaultWriter() {
-  const char* user = getenv("USER");
-  char host[256] = {0};
-  if (gethostname(host, sizeof(host) - 1) != 0) std::strcpy(host, "localhost");
-  return std::string(user ? user : "user") + "@" + host + ":" + std::to_string(getpid());
+  // "<user>@<host>:<pid>", computed once per process (a forked child recomputes it).
+  static std::mutex mu;
+  static pid_t pid = 0;
+  static std::string writer;
+  std::lock_guard<std::mutex> lock(mu);
+  if (pid != getpid()) {
+    pid = getpid();
+    const char* user = getenv("USER");
+    char host[256] = {0};
+    if (gethostname(host, sizeof(host) - 1) != 0) std::strcpy(host, "localhost");
+    writer = std::string(user ? user : "user") + "@" + host + ":" + std::to_string(pid);
+  }
+  return writer;
 }
 
 CommitInfo InfoFromManifest(const ObjectId& id, const Manifest& m) {
@@ -715,8 +725,11 @@ Result<CommitInfo> Dataset::Delete(const std::vector<uint64_t>& anchors,
   if (read_only()) return PermissionDenied("dataset " + Quote(name()) + " is open read-only");
   ASSIGN_OR_RETURN(std::vector<uint64_t> sorted, SortedUnique(anchors, true));
   {
-    // Nothing to delete: no commit (the result names the unchanged head).
-    auto cur = impl_->current();
+    // Nothing to delete: no commit (the result names the unchanged head). Checked
+    // against the branch's head, not this handle's cached one: another handle may have
+    // appended the anchors since.
+    ASSIGN_OR_RETURN(auto cur, impl_->ReadHead());
+    impl_->set_current(cur);
     btree::Tree tree(&impl_->store(), impl_->pages(), cur->index);
     ASSIGN_OR_RETURN(auto found, tree.LookupMany(sorted));
     if (std::none_of(found.begin(), found.end(), [](const auto& e) { return e.has_value(); })) {

@@ -592,6 +592,17 @@ TEST(DatasetTest, BranchNamesCannotCreateSnapshotRefs) {
             StatusCode::kInvalidArgument);
 }
 
+TEST(DatasetTest, DeleteOnAStaleHandleSeesAnchorsAppendedByAnotherHandle) {
+  auto store = MemStore();
+  auto a = *Dataset::Create(store, "d", TestSchema());
+  auto b = *Dataset::Open(store, "d");
+  ASSERT_TRUE(b->AppendMany(MakeRows(b->schema(), 1)).ok());  // anchor 0, unseen by `a`
+  auto d = a->Delete({0});
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->deleted, 1u);
+  EXPECT_EQ((*Dataset::Open(store, "d"))->Count(), 0u);
+}
+
 TEST(DatasetTest, DeletingOnlyAbsentAnchorsMakesNoCommit) {
   auto store = MemStore();
   auto ds = *Dataset::Create(store, "d", TestSchema());

@@ -139,9 +139,9 @@ class SegmentFetcher {
     impl_.CountFetch(bytes->size());
     auto col = columnar::DecodeSegment(*bytes, spec);
     if (!col.ok()) return col.status().WithContext("segment " + id.ToString());
-    auto shared = std::make_shared<const Column>(std::move(*col));
-    impl_.segments()->Insert(id, shared);
-    return Got{shared, true};
+    // Not cached: a scan reads each segment once and keeps the ones its next batch needs
+    // pinned itself; caching them would only hold memory (up to the cache size) for nothing.
+    return Got{std::make_shared<const Column>(std::move(*col)), true};
   }
 
   const DatasetImpl& impl_;
