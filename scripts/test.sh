@@ -183,6 +183,7 @@ case "$mode" in
   full)
     step "format check" format_check
     step "build dev" configure_and_build dev
+    step "clang-tidy (curated checks, src/)" bash scripts/lint.sh src
     step --junit "$logs/ctest-dev.xml" "ctest dev" \
       ctest --preset dev --output-junit "$logs/ctest-dev.xml"
     step "build release" configure_and_build release

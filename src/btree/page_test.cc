@@ -209,9 +209,8 @@ TEST(PageDecoderTest, RejectsBadLeaves) {
   // Shape.
   ExpectCorrupt(Enc(WithKey(good, "extra", cbor::Value::UInt(1))), "unexpected key 'extra'");
   {
-    cbor::Value v = good;
     cbor::Map m;
-    for (const auto& [k, val] : v.map().entries()) {
+    for (const auto& [k, val] : good.map().entries()) {
       if (k != "fields") m.Set(k, val);
     }
     ExpectCorrupt(Enc(cbor::Value::FromMap(m)), "missing key 'fields'");

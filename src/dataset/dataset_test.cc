@@ -44,7 +44,7 @@ Batch MakeRows(const Schema& schema, uint64_t n, int64_t base = 0, bool with_anc
   return b;
 }
 
-std::vector<Batch> ScanAll(const Dataset& ds, ScanOptions opts = {}) {
+std::vector<Batch> ScanAll(const Dataset& ds, const ScanOptions& opts = {}) {
   auto reader = ds.Scan(opts);
   EXPECT_TRUE(reader.ok()) << reader.status().ToString();
   std::vector<Batch> out;
