@@ -54,4 +54,4 @@ def dreamdb_bin(source_dir: pathlib.Path) -> str:
                       source_dir / "build" / "release" / "cli" / "dreamdb"):
         if os.access(candidate, os.X_OK):
             return str(candidate)
-    pytest.skip("no dreamdb CLI built (run scripts/build.sh or set DREAMDB_BIN)")
+    pytest.fail("no dreamdb CLI built (run scripts/build.sh or set DREAMDB_BIN)")

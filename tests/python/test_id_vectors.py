@@ -156,9 +156,9 @@ def test_cli_object_put_prints_the_vector_id(case, dreamdb_bin, tmp_path):
 
 @pytest.mark.parametrize("case", INVALID_TEXT, ids=[c["name"] for c in INVALID_TEXT])
 def test_cli_refuses_invalid_text_ids(case, dreamdb_bin):
-    if case["text"].startswith("-"):
-        pytest.skip("would parse as a flag")
-    result = subprocess.run([dreamdb_bin, "--store", "memory://", "object", "get", case["text"]],
+    # "--" ends the flags, so texts starting with "-" reach the id parser too.
+    result = subprocess.run([dreamdb_bin, "--store", "memory://", "object", "get", "--",
+                             case["text"]],
                             capture_output=True, timeout=60)
     assert result.returncode == EXIT_CODE[case["error"]], result.stderr
     assert result.stdout == b""
