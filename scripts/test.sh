@@ -4,16 +4,18 @@
 # The whole test suite, as CI runs it (.ci/run). Installs its own dependencies on
 # Debian 12 (scripts/bootstrap.sh), then, stopping at the first failure:
 #   1. format check   clang-format --dry-run -Werror on every *.cc/*.h we own
-#   2. dev preset     Debug + ASan + UBSan build, `ctest --preset dev` (all labels)
-#   3. release preset build, install .venv/bin/dreamdb, pytest tests/python tests/cli
-#   4. fuzz smoke     fuzz/smoke.sh (FUZZ_SECONDS, default 60), when it exists
-#   5. bench smoke    bench/run_foundation.sh --smoke, when it exists
+#   2. dev preset     Debug + ASan + UBSan build, clang-tidy over src/ (scripts/lint.sh),
+#                     `ctest --preset dev` (all labels)
+#   3. release preset build, install .venv/bin/dreamdb and the Python package,
+#                     pytest tests/python tests/cli, then the README demo
+#   4. fuzz smoke     fuzz/smoke.sh (FUZZ_SECONDS, default 60)
+#   5. bench smoke    bench/run_foundation.sh --smoke and bench/run_dataset.sh --smoke
 # and prints a summary whose last line is "N passed, N failed" (ctest + pytest counts;
 # a failed step that is not a test run, such as a build, counts as one failure).
 #
 #   --fast   only the dev build and `ctest -L fast` (under a minute after the build)
 #   --lint   only clang-tidy (scripts/lint.sh) over src/, using the dev build's
-#            compile_commands.json; kept out of the default run because it takes minutes
+#            compile_commands.json (the full run includes it; ~4 min on 2 cores)
 #
 # Environment: DREAMDB_JOBS (build parallelism, default nproc), DREAMDB_RACE_ROUNDS
 # (CLI race test rounds, default 1000), FUZZ_SECONDS (default 60).
