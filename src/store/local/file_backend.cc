@@ -571,22 +571,8 @@ Status FileBackend::PutImpl(const ObjectId& id, ByteView data, bool sync) {
   return sync ? FsyncDir(dir_fd, root_ + "/objects/" + shard) : Status::Ok();
 }
 
-Result<Bytes> FileBackend::Get(const ObjectId& id) {
-  const std::string path = ObjectPath(id);
-  int fd = SysOpen(path, O_RDONLY);
-  if (fd < 0) return errno == ENOENT ? ObjectNotFound(id) : OsError(errno, "open", path);
-  struct stat st;
-  Status status;
-  Bytes out;
-  if (fstat(fd, &st) != 0) {
-    status = OsError(errno, "stat", path);
-  } else {
-    status = ReadAll(fd, path, 0, static_cast<uint64_t>(st.st_size), &out);
-  }
-  ::close(fd);
-  RETURN_IF_ERROR(status);
-  return out;
-}
+// A whole-object read is the range [0, size): one open/fstat/pread path for both.
+Result<Bytes> FileBackend::Get(const ObjectId& id) { return GetRange(id, 0, UINT64_MAX); }
 
 Result<Bytes> FileBackend::GetRange(const ObjectId& id, uint64_t offset, uint64_t length) {
   const std::string path = ObjectPath(id);
