@@ -1,0 +1,349 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+//
+// ann_bench: DreamDB's in-memory vector index on SYN data (design/TARGETS.md "Vector
+// search"), measured the ann-benchmarks way: single thread, one query at a time, best of
+// `--runs` passes over all queries; recall@k counts results whose exact distance is within
+// the true k-th distance + 1e-3. Prints one JSON object per line (per configuration).
+//
+//   ann_bench --data DIR [--n 200000 --nq 1000 --dim 768 --seed 1]   # creates DIR if needed
+//             [--prepare] [--algo ivf,brute] [--bits 4] [--nprobe 8,16,24,32,48,64]
+//             [--rerank 0] [--runs 3] [--k 10] [--build-threads 2] [--cells 0]
+//
+// DIR holds base.fvecs, query.fvecs, gt.ivecs (top-100 ids) and gt_dist.fvecs (their
+// cosine distances 1 - cos); bench/ann/peers.py reads the same files. --prepare only
+// creates them. Data are unit vectors and the metric is cosine. Besides wall-clock QPS and
+// build time, qps_cpu (queries per second of the query thread's CPU time) and build_cpu_s
+// (process CPU time, all threads) are printed with the load average: the machine may be
+// shared, and CPU time is much less sensitive to that.
+
+#include <malloc.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dreamdb/status.h"
+#include "src/vector/brute.h"
+#include "src/vector/distance.h"
+#include "src/vector/io.h"
+#include "src/vector/ivf.h"
+#include "src/vector/syn.h"
+
+namespace dreamdb::vector {
+namespace {
+
+constexpr size_t kGtK = 100;
+
+struct Options {
+  std::string data;
+  size_t n = 200000;
+  size_t nq = 1000;
+  uint32_t dim = 768;
+  uint64_t seed = 1;
+  bool prepare = false;
+  std::vector<std::string> algos = {"ivf"};
+  std::vector<uint32_t> bits = {4};
+  std::vector<uint32_t> nprobe = {8, 16, 24, 32, 48, 64};
+  bool rerank = false;
+  int runs = 3;
+  size_t k = 10;
+  uint32_t build_threads = 2;
+  uint32_t cells = 0;
+};
+
+double CpuNow(clockid_t clock) {
+  timespec ts{};
+  ::clock_gettime(clock, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+size_t RssBytes() {
+  std::ifstream f("/proc/self/statm");
+  size_t pages_total = 0, pages_res = 0;
+  f >> pages_total >> pages_res;
+  return pages_res * static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+std::vector<std::string> Split(const std::string& s) {
+  std::vector<std::string> out;
+  size_t b = 0;
+  while (b <= s.size()) {
+    const size_t e = s.find(',', b);
+    const std::string part = s.substr(b, e == std::string::npos ? std::string::npos : e - b);
+    if (!part.empty()) out.push_back(part);
+    if (e == std::string::npos) break;
+    b = e + 1;
+  }
+  return out;
+}
+
+std::vector<uint32_t> SplitU32(const std::string& s) {
+  std::vector<uint32_t> out;
+  for (const auto& p : Split(s)) out.push_back(static_cast<uint32_t>(std::stoul(p)));
+  return out;
+}
+
+[[noreturn]] void Usage(const std::string& msg) {
+  std::fprintf(stderr, "ann_bench: %s\n(see the header of bench/ann/ann_bench.cc)\n", msg.c_str());
+  std::exit(2);
+}
+
+[[noreturn]] void Die(const Status& s) {
+  std::fprintf(stderr, "ann_bench: %s\n", s.ToString().c_str());
+  std::exit(1);
+}
+
+Options ParseArgs(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto val = [&]() -> std::string {
+      if (i + 1 >= argc) Usage("missing value for " + a);
+      return argv[++i];
+    };
+    if (a == "--data") {
+      o.data = val();
+    } else if (a == "--n") {
+      o.n = std::stoull(val());
+    } else if (a == "--nq") {
+      o.nq = std::stoull(val());
+    } else if (a == "--dim") {
+      o.dim = static_cast<uint32_t>(std::stoul(val()));
+    } else if (a == "--seed") {
+      o.seed = std::stoull(val());
+    } else if (a == "--prepare") {
+      o.prepare = true;
+    } else if (a == "--algo") {
+      o.algos = Split(val());
+    } else if (a == "--bits") {
+      o.bits = SplitU32(val());
+    } else if (a == "--nprobe") {
+      o.nprobe = SplitU32(val());
+    } else if (a == "--rerank") {
+      o.rerank = val() != "0";
+    } else if (a == "--runs") {
+      o.runs = std::max(1, std::stoi(val()));
+    } else if (a == "--k") {
+      o.k = std::stoull(val());
+    } else if (a == "--build-threads") {
+      o.build_threads = static_cast<uint32_t>(std::stoul(val()));
+    } else if (a == "--cells") {
+      o.cells = static_cast<uint32_t>(std::stoul(val()));
+    } else {
+      Usage("unknown argument '" + a + "'");
+    }
+  }
+  if (o.data.empty()) Usage("--data DIR is required");
+  if (o.k == 0 || o.k > kGtK) Usage("--k must be in 1..100");
+  return o;
+}
+
+struct Data {
+  FloatMatrix base, queries;
+  TopK truth;
+};
+
+// Loads DIR's files, creating any that are missing (SYN generation, brute-force truth).
+Data Prepare(const Options& o) {
+  namespace fs = std::filesystem;
+  fs::create_directories(o.data);
+  const std::string base_p = o.data + "/base.fvecs", query_p = o.data + "/query.fvecs",
+                    gt_p = o.data + "/gt.ivecs", gtd_p = o.data + "/gt_dist.fvecs";
+  Data d;
+  if (!fs::exists(base_p) || !fs::exists(query_p)) {
+    const double t0 = Now();
+    SynParams p;
+    p.dim = o.dim;
+    p.n_base = o.n;
+    p.seed = o.seed;
+    auto gen = SynGenerator::Create(p);
+    if (!gen.ok()) Die(gen.status());
+    auto base = gen->GenerateVector(kSynBaseStream, 0, o.n, 0);
+    auto q = gen->GenerateVector(kSynQueryStream, 0, o.nq, 0);
+    if (Status s = WriteFvecs(base_p, base.data(), o.n, o.dim); !s.ok()) Die(s);
+    if (Status s = WriteFvecs(query_p, q.data(), o.nq, o.dim); !s.ok()) Die(s);
+    std::fprintf(stderr, "ann_bench: generated SYN-%u n=%zu nq=%zu seed=%" PRIu64 " in %.1f s\n",
+                 o.dim, o.n, o.nq, o.seed, Now() - t0);
+    fs::remove(gt_p);
+    fs::remove(gtd_p);
+  }
+  auto base = ReadFvecs(base_p);
+  if (!base.ok()) Die(base.status());
+  auto q = ReadFvecs(query_p);
+  if (!q.ok()) Die(q.status());
+  d.base = std::move(*base);
+  d.queries = std::move(*q);
+  if (d.base.dim != d.queries.dim) Die(Corrupt("base and query dimensions differ"));
+  const size_t gk = std::min(kGtK, d.base.rows);
+  if (!fs::exists(gt_p) || !fs::exists(gtd_p)) {
+    const double t0 = Now();
+    auto t = BruteForceTopK(d.base.data.data(), d.base.rows, d.queries.data.data(), d.queries.rows,
+                            d.base.dim, gk, Metric::kCosine, 0);
+    if (!t.ok()) Die(t.status());
+    std::vector<int32_t> ids(t->ids.begin(), t->ids.end());
+    if (Status s = WriteIvecs(gt_p, ids.data(), t->num_queries, gk); !s.ok()) Die(s);
+    if (Status s = WriteFvecs(gtd_p, t->dist.data(), t->num_queries, gk); !s.ok()) Die(s);
+    std::fprintf(stderr, "ann_bench: ground truth (top-%zu, %zu queries) in %.1f s\n", gk,
+                 d.queries.rows, Now() - t0);
+  }
+  auto gt = ReadIvecs(gt_p);
+  if (!gt.ok()) Die(gt.status());
+  auto gtd = ReadFvecs(gtd_p);
+  if (!gtd.ok()) Die(gtd.status());
+  if (gt->rows != d.queries.rows || gtd->rows != d.queries.rows || gt->dim != gtd->dim) {
+    Die(Corrupt("ground truth files do not match the queries in " + o.data));
+  }
+  d.truth.num_queries = gt->rows;
+  d.truth.k = gt->dim;
+  d.truth.ids.assign(gt->data.begin(), gt->data.end());
+  d.truth.dist = std::move(gtd->data);
+  return d;
+}
+
+struct Timing {
+  double wall = 0;
+  double cpu = 0;  // the query thread's CPU time (robust to a shared machine)
+};
+
+// Runs all queries `runs` times with `search(q, out_ids)`; returns the best wall and CPU
+// times, and the recall.
+std::pair<Timing, double> Measure(const Options& o, const Data& d,
+                                  const std::function<void(const float*, uint32_t*)>& search) {
+  const size_t nq = d.queries.rows;
+  std::vector<uint32_t> found(nq * o.k, UINT32_MAX);
+  Timing best{1e300, 1e300};
+  for (int r = 0; r < o.runs; ++r) {
+    const double t0 = Now();
+    const double c0 = CpuNow(CLOCK_THREAD_CPUTIME_ID);
+    for (size_t i = 0; i < nq; ++i) search(d.queries.row(i), found.data() + i * o.k);
+    best.cpu = std::min(best.cpu, CpuNow(CLOCK_THREAD_CPUTIME_ID) - c0);
+    best.wall = std::min(best.wall, Now() - t0);
+  }
+  const double recall = RecallAtK(d.base.data.data(), d.base.rows, d.queries.data.data(),
+                                  d.base.dim, Metric::kCosine, d.truth, found.data(), o.k, o.k);
+  return {best, recall};
+}
+
+double LoadAverage() {
+  double l[3] = {0, 0, 0};
+  return ::getloadavg(l, 3) > 0 ? l[0] : -1;
+}
+
+void Emit(const Options& o, const Data& d, const std::string& algo, const std::string& params,
+          Timing build, size_t memory_bytes, size_t rss_delta, Timing secs, double recall) {
+  const size_t nq = d.queries.rows;
+  std::printf(
+      "{\"algo\":\"%s\",\"params\":{%s},\"n\":%zu,\"dim\":%zu,\"nq\":%zu,\"k\":%zu,"
+      "\"build_s\":%.3f,\"build_cpu_s\":%.3f,\"bytes_per_vector\":%.1f,"
+      "\"memory_bytes\":%zu,\"rss_delta_bytes\":%zu,\"recall@%zu\":%.4f,\"recall\":%.4f,"
+      "\"qps\":%.1f,\"qps_cpu\":%.1f,\"load\":%.2f,\"simd\":\"%s\"}\n",
+      algo.c_str(), params.c_str(), d.base.rows, d.base.dim, nq, o.k, build.wall, build.cpu,
+      static_cast<double>(memory_bytes) / static_cast<double>(d.base.rows), memory_bytes, rss_delta,
+      o.k, recall, recall, static_cast<double>(nq) / secs.wall,
+      static_cast<double>(nq) / std::max(secs.cpu, 1e-9), LoadAverage(),
+      std::string(SimdLevelName(ActiveSimdLevel())).c_str());
+  std::fflush(stdout);
+}
+
+// Exact scan over the f32 vectors: the floor every index must beat.
+void RunBrute(const Options& o, const Data& d) {
+  const size_t n = d.base.rows, dim = d.base.dim;
+  std::vector<float> dots(n);
+  std::vector<uint32_t> idx(n);
+  auto search = [&](const float* q, uint32_t* out) {
+    DotMany(q, d.base.data.data(), n, dim, dots.data());  // unit vectors: max dot
+    for (size_t i = 0; i < n; ++i) idx[i] = static_cast<uint32_t>(i);
+    const size_t k = std::min(o.k, n);
+    std::partial_sort(idx.begin(), idx.begin() + static_cast<ptrdiff_t>(k), idx.end(),
+                      [&](uint32_t a, uint32_t b) { return dots[a] > dots[b]; });
+    std::copy(idx.begin(), idx.begin() + static_cast<ptrdiff_t>(k), out);
+  };
+  const auto [secs, recall] = Measure(o, d, search);
+  Emit(o, d, "dreamdb-brute", "", Timing{}, n * dim * sizeof(float), 0, secs, recall);
+}
+
+void RunIvf(const Options& o, const Data& d) {
+  for (uint32_t bits : o.bits) {
+    IvfParams p;
+    p.dim = static_cast<uint32_t>(d.base.dim);
+    p.metric = Metric::kCosine;
+    p.num_cells = o.cells;
+    p.bits = bits;
+    p.seed = o.seed;
+    p.kmeans.threads = o.build_threads;
+    ::malloc_trim(0);
+    const size_t rss0 = RssBytes();
+    const double t0 = Now();
+    const double c0 = CpuNow(CLOCK_PROCESS_CPUTIME_ID);
+    auto ix =
+        IvfIndex::Build(p, d.base.data.data(), d.base.rows, nullptr, o.rerank, o.build_threads);
+    const Timing build{Now() - t0, CpuNow(CLOCK_PROCESS_CPUTIME_ID) - c0};
+    if (!ix.ok()) Die(ix.status());
+    ::malloc_trim(0);
+    const size_t rss1 = RssBytes();
+    const size_t rss_delta = rss1 > rss0 ? rss1 - rss0 : 0;
+    const IvfIndex& index = **ix;
+    for (uint32_t np : o.nprobe) {
+      SearchParams sp;
+      sp.k = static_cast<uint32_t>(o.k);
+      sp.nprobe = np;
+      sp.rerank = o.rerank;
+      Status err;
+      auto search = [&](const float* q, uint32_t* out) {
+        auto r = index.Search(q, sp);
+        if (!r.ok()) {
+          err = r.status();
+          return;
+        }
+        for (size_t i = 0; i < r->size() && i < o.k; ++i) {
+          out[i] = static_cast<uint32_t>((*r)[i].id);
+        }
+      };
+      const auto [secs, recall] = Measure(o, d, search);
+      if (!err.ok()) Die(err);
+      char params[256];
+      std::snprintf(params, sizeof(params),
+                    "\"bits\":%u,\"cells\":%u,\"nprobe\":%u,\"rerank\":%s,\"build_threads\":%u",
+                    bits, index.model().num_cells(), np, o.rerank ? "true" : "false",
+                    o.build_threads);
+      Emit(o, d, "dreamdb-ivf", params, build, index.MemoryBytes(), rss_delta, secs, recall);
+    }
+  }
+}
+
+int Main(int argc, char** argv) {
+  const Options o = ParseArgs(argc, argv);
+  const Data d = Prepare(o);
+  if (o.prepare) return 0;
+  for (const auto& algo : o.algos) {
+    if (algo == "brute") {
+      RunBrute(o, d);
+    } else if (algo == "ivf") {
+      RunIvf(o, d);
+    } else {
+      Usage("unknown algo '" + algo + "' (expected ivf or brute)");
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace dreamdb::vector
+
+int main(int argc, char** argv) { return dreamdb::vector::Main(argc, argv); }

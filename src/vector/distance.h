@@ -1,0 +1,67 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+//
+// f32 distance kernels for vector search: L2 squared and inner product, one-vs-one,
+// many-vs-many (blocked) and nearest-centroid assignment.
+//
+// Each kernel has a scalar, an AVX2+FMA and an AVX-512 implementation, chosen once at run
+// time with __builtin_cpu_supports. The environment variable DREAMDB_SIMD=scalar|avx2|avx512
+// forces a level (capped by what the CPU supports); tests use it to check the levels agree.
+//
+// Thread safety: all functions are pure and may be called concurrently.
+
+#ifndef DREAMDB_SRC_VECTOR_DISTANCE_H_
+#define DREAMDB_SRC_VECTOR_DISTANCE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "dreamdb/status.h"
+
+namespace dreamdb::vector {
+
+enum class Metric : uint8_t { kL2 = 0, kInnerProduct = 1, kCosine = 2 };
+
+// "l2", "ip", "cosine".
+std::string_view MetricName(Metric metric);
+// Accepts "l2", "ip", "cosine" (also "inner_product"); kInvalidArgument otherwise.
+Result<Metric> ParseMetric(std::string_view name);
+
+enum class SimdLevel : uint8_t { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+std::string_view SimdLevelName(SimdLevel level);
+// The level in use: the best the CPU supports, or DREAMDB_SIMD if set (capped by the CPU).
+SimdLevel ActiveSimdLevel();
+// The best level the CPU supports (ignores DREAMDB_SIMD).
+SimdLevel CpuSimdLevel();
+// Forces a level for this process (tests). Capped by CpuSimdLevel(); returns the level set.
+SimdLevel SetSimdLevelForTesting(SimdLevel level);
+
+// Squared Euclidean distance.
+float L2Sqr(const float* a, const float* b, size_t dim);
+// Inner product.
+float Dot(const float* a, const float* b, size_t dim);
+// Squared L2 norm of one vector.
+float NormSqr(const float* a, size_t dim);
+
+// Distances from one query to n contiguous vectors (row-major n x dim).
+void L2SqrMany(const float* q, const float* data, size_t n, size_t dim, float* out);
+void DotMany(const float* q, const float* data, size_t n, size_t dim, float* out);
+
+// out[i*nb + j] = L2Sqr(a_i, b_j) for all pairs (blocked; used by k-means/assign).
+// a is na x dim, b is nb x dim, both row-major. Computed as |a|²+|b|²-2a·b with a blocked
+// GEMM-like kernel, so results may differ from L2Sqr() by float rounding (never negative).
+void PairwiseL2Sqr(const float* a, size_t na, const float* b, size_t nb, size_t dim, float* out);
+// out[i*nb + j] = Dot(a_i, b_j) (blocked).
+void PairwiseDot(const float* a, size_t na, const float* b, size_t nb, size_t dim, float* out);
+
+// For each of n vectors, the index of the nearest of k centroids. kL2 and kCosine use L2
+// (cosine data and centroids are normalised first by the caller); kInnerProduct picks the
+// max dot. dist_out (optional) receives the L2² distance (kL2/kCosine) or the negated dot
+// (kInnerProduct), so smaller is better for every metric. Single-threaded; callers split
+// the rows across threads. REQUIRES k >= 1.
+void AssignNearest(const float* centroids, size_t k, const float* data, size_t n, size_t dim,
+                   Metric metric, uint32_t* out, float* dist_out = nullptr);
+
+}  // namespace dreamdb::vector
+
+#endif  // DREAMDB_SRC_VECTOR_DISTANCE_H_

@@ -1,0 +1,329 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+//
+// IVF index with RaBitQ codes (spec/20-vector-codes.md).
+//
+// Structure: cells from one of three partitioning algorithms (IvfParams::Algorithm: ivf =
+// k-means centroids, the default; imi = inverted multi-index, pairs of half-vector
+// centroids probed by the multi-sequence algorithm; lsh = random-hyperplane sign patterns,
+// no k-means), each vector assigned to its cell, whose centre is the residual origin; codec: the
+// vector's residual to its centroid, rotated and RaBitQ-quantised with `bits` bits per coordinate;
+// storage: one opaque "cell codes" byte block per cell (FastScan blocks of 32) plus the caller's
+// parallel id array. The model and the cell codes blocks are byte formats (spec/20 §model, §cell
+// codes); V-ds stores them as objects.
+//
+// Search (as RaBitQ-Library's IVF): the query is rotated once; the nprobe nearest cells
+// are scanned with the FastScan 1-bit kernel, which gives an estimate and an error bound
+// per vector; only vectors whose lower bound beats the current k-th distance get their
+// extended-bit estimate (bits > 1) or are kept for exact re-ranking (rerank = true).
+//
+// Distances are "smaller is better": kL2 -> squared L2, kInnerProduct -> -<o, q>,
+// kCosine -> 1 - cos(o, q). Neighbor::score is the metric's natural score: L2 distance
+// (sqrt), inner product, cosine similarity.
+
+#ifndef DREAMDB_SRC_VECTOR_IVF_H_
+#define DREAMDB_SRC_VECTOR_IVF_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "dreamdb/object_id.h"
+#include "dreamdb/status.h"
+#include "src/vector/distance.h"
+#include "src/vector/kmeans.h"
+#include "src/vector/rabitq.h"
+#include "src/vector/rotation.h"
+
+namespace dreamdb::vector {
+
+struct IvfParams {
+  // How the space is partitioned into cells (spec/20 §4): every algorithm uses the same
+  // RaBitQ cell codes (residual to the cell's centre) and the same Query machinery.
+  //  kIvf: k-means centroids (num_cells; 0 = round(sqrt(n))).
+  //  kImi: inverted multi-index. The vector is split in two halves (the first gets
+  //        ceil(dim / 2) coordinates; dim must be >= 2), each with its own k-means codebook
+  //        of s centroids; cell (i, j) = i * s + j, its centre is the concatenation of the
+  //        two sub-centroids; num_cells = s * s with s = ceil(sqrt(num_cells)) (0 = s =
+  //        round(2 n^(1/4)), about 4 sqrt(n) cells), s clamped to n and to <= 4096. Many cells
+  //        are empty: pass SearchParams::cell_sizes so nprobe counts non-empty cells only.
+  //  kLsh: no k-means: b random hyperplanes through the sample mean; a cell is the sign
+  //        pattern (2^b cells; b = ceil(log2(num_cells)), 0 = round(log2(n) / 2), b <= 16);
+  //        its centre is the mean of the training vectors with that pattern (the sample mean
+  //        for an empty pattern).
+  enum class Algorithm : uint8_t { kIvf = 0, kImi = 1, kLsh = 2 };
+  uint32_t dim = 0;
+  Metric metric = Metric::kCosine;
+  // Number of cells; 0 = max(1, round(sqrt(n))) of the training call's n. Clamped to n.
+  uint32_t num_cells = 0;
+  // RaBitQ bits per dimension, 1..8 (1 = sign codes only). Bytes per vector: D / 8 + 12
+  // when bits == 1, else (bits + 1) * D / 8 + 24; D = dim rounded up to a multiple of 64.
+  uint32_t bits = 4;
+  using Rotation = RotationKind;  // kHadamard (default, O(D log D)) or kDense (O(D^2))
+  Rotation rotation = Rotation::kHadamard;
+  // Drives the rotation and k-means (kmeans.seed is ignored: k-means uses `seed`).
+  uint64_t seed = 0;
+  KMeansOptions kmeans;
+  Algorithm algorithm = Algorithm::kIvf;
+};
+
+// "ivf", "imi", "lsh" (schema/CLI spelling).
+std::string_view AlgorithmName(IvfParams::Algorithm algorithm);
+Result<IvfParams::Algorithm> ParseAlgorithm(std::string_view name);
+
+struct SearchParams {
+  uint32_t k = 10;
+  // Cells probed; 0 = DefaultNprobe(num_cells). Values above num_cells are clamped.
+  uint32_t nprobe = 0;
+  // Exact re-rank through the `exact` callback of Query::Finish (IvfIndex: its raw vectors).
+  bool rerank = false;
+  // Optional, num_cells entries: the number of vectors stored in each cell. When given,
+  // empty cells are skipped and do not count toward nprobe (all algorithms; it matters for
+  // imi and lsh, where most cells may be empty). Borrowed: must outlive the Query's Reset.
+  const uint32_t* cell_sizes = nullptr;
+};
+
+struct Neighbor {
+  uint64_t id = 0;
+  float distance = 0;  // smaller is better (see the file comment)
+  float score = 0;     // L2 distance, inner product, or cosine similarity
+};
+
+// nprobe used when SearchParams::nprobe == 0: min(num_cells, max(8, round(0.6 *
+// sqrt(num_cells)))). On SYN-768 200k (5 bits) that is 13 of 447 cells (recall@10 ~0.96)
+// or 19 of 1000 (~0.97); spec/20 §6.4.
+uint32_t DefaultNprobe(uint32_t num_cells);
+
+// Trained, immutable model: centroids + rotation + quantizer parameters.
+// Thread safety: immutable after construction; every const method may be called
+// concurrently. A Query is single-threaded.
+class IvfModel {
+ public:
+  class Query;
+
+  // Trains on n sample vectors (row-major n x params.dim). kInvalidArgument for dim == 0,
+  // n == 0, bits outside 1..8, NaN/inf, or (cosine) a zero vector.
+  static Result<std::shared_ptr<const IvfModel>> Train(const IvfParams& params, const float* sample,
+                                                       size_t n);
+  // Builds a model from given centroids (num_cells x dim, row-major; cosine centroids are
+  // normalised here).
+  static Result<std::shared_ptr<const IvfModel>> FromCentroids(const IvfParams& params,
+                                                               std::vector<float> centroids);
+  // An imi model from its two codebooks: s x ceil(dim/2) and s x floor(dim/2) floats,
+  // row-major (params.algorithm must be kImi; params.num_cells is set to s * s).
+  static Result<std::shared_ptr<const IvfModel>> FromImiCodebooks(const IvfParams& params,
+                                                                  uint32_t s,
+                                                                  std::vector<float> first,
+                                                                  std::vector<float> second);
+  // An lsh model from b hyperplanes (b x dim), the offset they pass through (dim) and the
+  // 2^b cell centres (2^b x dim). params.algorithm must be kLsh; num_cells is set to 2^b.
+  static Result<std::shared_ptr<const IvfModel>> FromLsh(const IvfParams& params,
+                                                         std::vector<float> planes,
+                                                         std::vector<float> offset,
+                                                         std::vector<float> centres);
+  // spec/20 §model. Deserialize returns kCorrupt for malformed bytes and kUnsupported for
+  // a newer format version. params().kmeans is not stored (defaults after Deserialize).
+  Bytes Serialize() const;
+  static Result<std::shared_ptr<const IvfModel>> Deserialize(ByteView bytes);
+
+  const IvfParams& params() const { return params_; }
+  uint32_t num_cells() const { return params_.num_cells; }
+  uint32_t dim() const { return params_.dim; }
+  uint32_t padded_dim() const { return rotation_->padded_dim(); }
+  // The cell's centre (ivf: centroid; imi: concatenated sub-centroids; lsh: cell mean).
+  const float* centroid(uint32_t cell) const { return &centroids_[size_t{cell} * params_.dim]; }
+  IvfParams::Algorithm algorithm() const { return params_.algorithm; }
+  // imi: codebook size s and the first half's length; lsh: number of hyperplanes b.
+  uint32_t imi_size() const { return imi_s_; }
+  uint32_t imi_split() const { return imi_h1_; }
+  uint32_t lsh_planes() const { return lsh_bits_; }
+  const Rotation& rotation() const { return *rotation_; }
+
+  // Nearest cell of each of n vectors (n x dim). kInvalidArgument for NaN/inf or (cosine)
+  // zero vectors. Uses up to `threads` threads (0 = hardware).
+  Status Assign(const float* vecs, size_t n, uint32_t* cells, uint32_t threads = 0) const;
+
+  // Encodes n vectors of ONE cell into a cell codes block (spec/20 §cell codes). The i-th
+  // vector occupies position i. Deterministic: the bytes depend only on the model and the
+  // vectors, and EncodeCell(a ++ b) == AppendToCell(EncodeCell(a), b).
+  Result<Bytes> EncodeCell(uint32_t cell, const float* vecs, size_t n) const;
+  // Appends n vectors to an existing block of the same cell (positions count .. count+n).
+  Status AppendToCell(uint32_t cell, Bytes* codes, const float* vecs, size_t n) const;
+  // Number of vectors in a cell codes block (kCorrupt if malformed for this model).
+  Result<uint32_t> CellCount(ByteView codes) const;
+  // A new block holding the vectors of `codes` at `positions` (in that order): compaction,
+  // tombstone removal. Concatenating blocks = select all of a, then AppendCodes(b).
+  Result<Bytes> SelectFromCell(ByteView codes, const std::vector<uint32_t>& positions) const;
+  // Appends all vectors of block `src` to block `dst` (both of this model).
+  Status AppendCodes(Bytes* dst, ByteView src) const;
+
+  // Starts a query (q has dim floats). kInvalidArgument for k == 0, NaN/inf, or a zero
+  // query with the cosine metric.
+  Result<std::unique_ptr<Query>> NewQuery(const float* q, const SearchParams& params) const;
+
+  // Exact distance (the Neighbor::distance convention) between a raw vector and a query.
+  float ExactDistance(const float* q, const float* v) const;
+
+ private:
+  friend class Query;
+  friend class IvfIndex;
+  struct CellView;
+  IvfModel() = default;
+  Status Init();
+  uint32_t LshPattern(const float* v, float* margins) const;
+  size_t SignBlockBytes() const;
+  size_t PlaneBlockBytes() const;
+  CellView View(const char* data, uint32_t count) const;
+  Bytes EmptyCell(uint32_t count) const;
+  // Encodes vector v (dim floats) of `cell` into position pos of a block.
+  void EncodeInto(uint32_t cell, const float* v, const CellView& view, size_t pos, float* scratch,
+                  uint8_t* code_scratch) const;
+  void CopyLane(const CellView& src, size_t from, const CellView& dst, size_t to) const;
+
+  IvfParams params_;
+  std::unique_ptr<Rotation> rotation_;
+  std::vector<float> centroids_;       // num_cells x dim
+  std::vector<float> centroid_norms_;  // |c|^2
+  std::vector<float> rotated_;         // num_cells x D, P c
+  // Centroids as int8 (one global scale), rows padded to i8_stride_ (a multiple of 64):
+  // with AVX-512 VNNI, probing ranks cells with them (4x fewer bytes and instructions than
+  // f32); distances of the scanned cells always use the f32 centroids.
+  std::vector<int8_t> centroids_i8_;
+  std::vector<int32_t> centroid_i8_sums_;
+  float i8_scale_ = 0;
+  uint32_t i8_stride_ = 0;
+  // imi: codebooks (s x h1, s x (dim - h1)).
+  uint32_t imi_s_ = 0;
+  uint32_t imi_h1_ = 0;
+  std::vector<float> imi_a_;
+  std::vector<float> imi_b_;
+  // lsh: b hyperplanes (b x dim), their offset (dim) and <plane, offset> per plane.
+  uint32_t lsh_bits_ = 0;
+  std::vector<float> lsh_planes_;
+  std::vector<float> lsh_offset_;
+  std::vector<float> lsh_plane_offset_;
+};
+
+// Per-query state: rotated query, probed cells in order, LUTs, running top-k.
+// Thread safety: not thread-safe; one per thread. Borrows the model (must outlive it).
+class IvfModel::Query {
+ public:
+  // The nprobe nearest cells, nearest first (spec/20 §6.4: ivf by centroid distance, imi
+  // by summed half distances, lsh by Hamming distance then margin); without empty cells
+  // when SearchParams::cell_sizes was given.
+  const std::vector<uint32_t>& probe_order() const { return probe_; }
+  const SearchParams& params() const { return params_; }
+
+  // Restarts the query with a new vector (reuses all buffers; no allocation once warm).
+  Status Reset(const float* q, const SearchParams& params);
+
+  // Scans one cell's codes block; ids[i] is the id of the block's i-th vector; `keep`
+  // (optional) filters ids (tombstones, anchor range, scalar predicates). Any cell of the
+  // model may be scanned, probed or not. kCorrupt if the block does not match the model.
+  Status ScanCell(uint32_t cell, ByteView codes, const uint64_t* ids,
+                  const std::function<bool(uint64_t)>* keep = nullptr);
+
+  // Final top-k, best first (ties by id). With params.rerank, `exact(ids, n, out)` must
+  // write the exact distances (Neighbor::distance convention, e.g. via
+  // IvfModel::ExactDistance) of n candidate ids; it is called with batches in order of
+  // increasing lower bound until no remaining candidate can enter the top-k. Without
+  // rerank (or exact == nullptr) the estimates are returned. Errors from `exact` are
+  // returned. The query may be Reset() and reused afterwards.
+  Result<std::vector<Neighbor>> Finish(
+      const std::function<Status(const uint64_t*, size_t, float*)>* exact = nullptr);
+
+  // Counters for tuning: vectors scanned, extended estimates computed.
+  uint64_t scanned() const { return scanned_; }
+  uint64_t refined() const { return refined_; }
+
+ private:
+  friend class IvfModel;
+  friend class IvfIndex;
+  explicit Query(const IvfModel* model) : model_(model) {}
+  struct Candidate {
+    float lower;
+    float est;
+    uint64_t id;
+  };
+  void Push(float dist, uint64_t id);
+  float Threshold() const;
+  Neighbor MakeNeighbor(uint64_t id, float internal_dist) const;
+  void ProbeImi(const uint32_t* sizes);
+  void ProbeLsh(const uint32_t* sizes);
+
+  const IvfModel* model_;
+  SearchParams params_;
+  uint32_t nprobe_ = 0;
+  std::vector<float> qn_;      // the query (normalised for cosine), dim
+  std::vector<uint8_t> q_u8_;  // int8-quantised query + 128, padded to the i8 stride
+  std::vector<int32_t> cell_i32_;
+  std::vector<float> x_;  // P q, D
+  float q_norm2_ = 0;
+  QueryLut lut_;
+  std::vector<float> cell_dist_;  // per cell: probing distance
+  std::vector<float> cell_dot_;   // per cell: <q, c> (int8-approximate when ranking with VNNI)
+  std::vector<uint32_t> order_;
+  std::vector<uint32_t> probe_;
+  std::vector<float> sub_dist_[2];                // imi: per sub-centroid distance of each half
+  std::vector<uint32_t> sub_order_[2];            // imi: sub-centroids sorted by that distance
+  std::vector<float> margins_;                    // lsh: signed distance to each hyperplane
+  std::vector<std::pair<float, uint64_t>> heap_;  // max-heap of (distance, id), size <= k
+  std::vector<Candidate> cands_;                  // rerank candidates
+  uint64_t scanned_ = 0;
+  uint64_t refined_ = 0;
+};
+
+// Convenience in-memory index for tests and benchmarks: model + per-cell codes + ids
+// (+ optional raw vectors for re-ranking).
+// Thread safety: const methods (Search, SearchBatch, MemoryBytes) may run concurrently;
+// Add needs exclusive access.
+class IvfIndex {
+ public:
+  // Trains a model on all n vectors (k-means subsamples), assigns and encodes them.
+  // ids == nullptr means ids 0..n-1. keep_raw keeps the f32 vectors for rerank.
+  static Result<std::unique_ptr<IvfIndex>> Build(const IvfParams& params, const float* data,
+                                                 size_t n, const uint64_t* ids, bool keep_raw,
+                                                 uint32_t threads = 0);
+  // An empty index over an existing model.
+  static std::unique_ptr<IvfIndex> Create(std::shared_ptr<const IvfModel> model, bool keep_raw);
+
+  // Assigns and appends n vectors. kInvalidArgument for bad vectors or (keep_raw) an id
+  // that is already present.
+  Status Add(const float* data, size_t n, const uint64_t* ids, uint32_t threads = 0);
+
+  Result<std::vector<Neighbor>> Search(const float* q, const SearchParams& params,
+                                       const std::function<bool(uint64_t)>* keep = nullptr) const;
+  // nq queries (row-major), run in parallel over `threads` threads (0 = hardware).
+  Result<std::vector<std::vector<Neighbor>>> SearchBatch(const float* qs, size_t nq,
+                                                         const SearchParams& params,
+                                                         uint32_t threads = 0) const;
+
+  // Heap bytes: model + codes + ids (+ raw vectors and their id map).
+  size_t MemoryBytes() const;
+  size_t size() const { return size_; }
+  const IvfModel& model() const { return *model_; }
+  std::shared_ptr<const IvfModel> shared_model() const { return model_; }
+  ByteView cell_codes(uint32_t cell) const { return cells_[cell].codes; }
+  const std::vector<uint64_t>& cell_ids(uint32_t cell) const { return cells_[cell].ids; }
+
+ private:
+  struct Cell {
+    Bytes codes;
+    std::vector<uint64_t> ids;
+  };
+  IvfIndex() = default;
+  std::shared_ptr<const IvfModel> model_;
+  bool keep_raw_ = false;
+  std::vector<Cell> cells_;
+  std::vector<uint32_t> cell_sizes_;  // passed as SearchParams::cell_sizes (imi, lsh)
+  size_t size_ = 0;
+  std::vector<float> raw_;                         // keep_raw: row per added vector
+  std::unordered_map<uint64_t, size_t> raw_rows_;  // id -> row
+};
+
+}  // namespace dreamdb::vector
+
+#endif  // DREAMDB_SRC_VECTOR_IVF_H_
