@@ -27,6 +27,7 @@
 #include "dreamdb/column.h"
 #include "dreamdb/object_id.h"
 #include "dreamdb/schema.h"
+#include "dreamdb/search.h"
 #include "dreamdb/status.h"
 #include "dreamdb/store.h"
 
@@ -55,12 +56,42 @@ struct CommitInfo {
   uint64_t objects_written = 0;
 };
 
+// How a merge resolves a conflict (spec/14-semantics.md §16.6).
+enum class MergePolicy : uint8_t {
+  kFail,    // no commit; kConflict naming the conflicts (the default)
+  kOurs,    // keep the target branch's side
+  kTheirs,  // take the source's side (with several sources, the later one)
+};
+
+struct MergeOptions {
+  MergePolicy policy = MergePolicy::kFail;
+  bool no_ff = false;   // write a merge manifest even when a fast-forward is possible
+  std::string message;  // default: "merge <sources> into <branch>"
+  std::string writer;   // default: "<user>@<host>:<pid>"
+};
+
+// What a merge did (optional output of Dataset::Merge / MergeMany).
+struct MergeReport {
+  bool up_to_date = false;        // every source was already merged: nothing landed
+  bool fast_forward = false;      // the branch moved to the source's manifest
+  std::vector<ObjectId> sources;  // resolved source manifests, in the order given
+  // Per merged source: its best common ancestors (several in a criss-cross; they are
+  // merged into a virtual base first).
+  std::vector<std::vector<ObjectId>> merge_bases;
+  uint64_t conflicts = 0;  // conflicts found (resolved by the policy, or failed)
+  std::vector<std::string> conflict_descriptions;  // the first few, for people
+};
+
 struct ScanOptions {
   std::vector<std::string> fields;  // empty = all fields
   uint64_t start = 0;               // first anchor (inclusive)
   uint64_t end = UINT64_MAX;        // last anchor (exclusive)
   uint64_t batch_rows = 8192;
   uint64_t limit = UINT64_MAX;  // stop after this many records
+  // Anchors only: batches carry no columns and the scan reads only the anchor index
+  // pages, never a segment byte (listing the records costs O(index), not O(data)).
+  // `fields` must then be empty.
+  bool anchors_only = false;
 };
 
 // A stream of record batches in ascending anchor order. Memory is bounded by the batch
@@ -126,6 +157,23 @@ class Dataset {
   Result<CommitInfo> SetMeta(const std::map<std::string, std::string>& meta,
                              const CommitOptions& options = {});
   std::map<std::string, std::string> Meta() const;
+  // Merges `source` (a branch name, "branch:NAME", a snapshot label or a manifest id, as
+  // OpenAt resolves it) into this handle's branch (spec/14-semantics.md §16): a
+  // fast-forward when the branch head is an ancestor of the source (unless no_ff), else
+  // one merge manifest with parents [head, source], the three-way union by anchor of both
+  // sides' changes since their best common ancestor. kConflict naming up to 10 conflicts
+  // under MergePolicy::kFail; schema type clashes are kConflict under every policy. A
+  // source already merged changes nothing (the result names the unchanged head,
+  // attempts 0). Commits like every write (compare-and-swap + rebase: a concurrent
+  // commit on the branch re-runs the merge). Costs O(changed anchors x height) pages.
+  Result<CommitInfo> Merge(std::string_view source, const MergeOptions& options = {},
+                           MergeReport* report = nullptr);
+  // Merges several sources at once into one octopus manifest with parents
+  // [head, sources...] (sources already merged, or ancestors of another source, are left
+  // out). Sources are applied in order; under kTheirs a later source wins a conflict
+  // with an earlier one.
+  Result<CommitInfo> MergeMany(const std::vector<std::string>& sources,
+                               const MergeOptions& options = {}, MergeReport* report = nullptr);
 
   // Refs.
   Status Snapshot(std::string_view label);     // of head(); kAlreadyExists if taken
@@ -149,6 +197,19 @@ class Dataset {
   // Differences from this dataset's head to `other` manifest.
   Status Diff(const ObjectId& other, const std::function<bool(const DiffEntry&)>& visit) const;
   ReadStats read_stats() const;
+
+  // Vector search (spec/21-spatial-index.md; option and result types in dreamdb/search.h).
+  // Trains the spatial index of embedding field `field` on a sample of head(), assigns
+  // every record, and commits a manifest that points at it (a branch handle only).
+  Result<CommitInfo> BuildIndex(std::string_view field, const BuildIndexOptions& options = {},
+                                const BuildProgress& progress = {},
+                                const CommitOptions& commit = {});
+  // The state of `field`'s index in head(): built or not, cells, entries, stale entries.
+  Result<IndexInfo> IndexStatus(std::string_view field) const;
+  // The k nearest records of each of `nq` queries (row-major nq x dim) in head(): through
+  // the field's index when built (and !options.exact), else by brute force.
+  Result<SearchResults> Search(std::string_view field, const float* queries, size_t nq, size_t dim,
+                               const SearchOptions& options = {}) const;
 
  private:
   explicit Dataset(std::unique_ptr<DatasetImpl> impl);

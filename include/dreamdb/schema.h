@@ -37,14 +37,26 @@ std::string_view DTypeName(DType t);  // "u8", "f32", ...
 Result<DType> ParseDType(std::string_view name);
 size_t DTypeSize(DType t);
 
+// A vector index declared on an embedding field (spec/21-spatial-index.md §2). It names
+// how `BuildIndex` trains the field's spatial index; absent = no declared index.
+struct IndexSpec {
+  std::string algorithm = "ivf";  // "ivf"; "imi", "lsh", "graph" are reserved (unsupported)
+  std::string metric = "cosine";  // "cosine", "ip" or "l2"
+  uint32_t bits = 4;              // RaBitQ bits per dimension, 1..8
+  uint32_t cells = 0;             // IVF cells; 0 = round(sqrt(N)) at build time
+  bool keep_raw = true;           // raw vectors stay in the field's segments (false: unsupported)
+  bool operator==(const IndexSpec&) const = default;
+};
+
 struct FieldSpec {
   std::string name;
   FieldType type = FieldType::kInt64;
   bool optional = false;
-  std::string mime;             // blob only; default "application/octet-stream"
-  uint32_t dim = 0;             // embedding only; >= 1
-  DType dtype = DType::kF32;    // array only
-  std::vector<uint32_t> shape;  // array only; product >= 1
+  std::string mime;                // blob only; default "application/octet-stream"
+  uint32_t dim = 0;                // embedding only; >= 1
+  DType dtype = DType::kF32;       // array only
+  std::vector<uint32_t> shape;     // array only; product >= 1
+  std::optional<IndexSpec> index;  // embedding only: the declared vector index
 
   // Bytes per value for fixed-width types (int64 8, embedding 4*dim, ...); 0 for variable.
   size_t FixedWidth() const;

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional
 
 from . import errors
 from ._core import Field, Schema, Store
+from .compare import CompareResult, compare_refs
 from .dataset import Dataset, StoreLike, open_store
 from .errors import (
     AlreadyExistsError,
@@ -42,6 +43,8 @@ __all__ = [
     "Store",
     "StoreLike",
     "open_store",
+    "compare_refs",
+    "CompareResult",
     "list_datasets",
     "verify",
     "Error",

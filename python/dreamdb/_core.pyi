@@ -127,11 +127,16 @@ class Schema:
     def field(self, name: str) -> Field:
         """The field named `name`; NotFoundError (a KeyError) if absent."""
 
-    def __getitem__(self, name: str) -> Field: ...
+    def __getitem__(self, name: str) -> Field:
+        """
+        schema[name]: the field named `name`; NotFoundError (a KeyError) if absent.
+        """
 
-    def __contains__(self, arg: str, /) -> bool: ...
+    def __contains__(self, arg: str, /) -> bool:
+        """name in schema: whether a field is named `name`."""
 
-    def __len__(self) -> int: ...
+    def __len__(self) -> int:
+        """The number of fields."""
 
     def __eq__(self, arg: Schema, /) -> bool: ...
 
@@ -156,10 +161,14 @@ class Store:
     """
 
     @staticmethod
-    def open(uri: str) -> Store: ...
+    def open(uri: str) -> Store:
+        """
+        Opens the store at `uri`: 'memory://' (a new private store), 'memory://NAME' (one per NAME per process), 'file:///abs/path' or a local path (created if absent). s3:// is UnsupportedError; other schemes are InvalidArgumentError.
+        """
 
     @property
-    def uri(self) -> str: ...
+    def uri(self) -> str:
+        """The URI this store was opened with."""
 
     def list_datasets(self) -> list[str]:
         """Names of the datasets in the store, sorted."""
@@ -236,7 +245,15 @@ class Dataset:
 
     def create_branch(self, name: str) -> None: ...
 
-    def scan(self, fields: Sequence[str], start: int = 0, end: int = 18446744073709551615, batch_rows: int = 8192, limit: int = 18446744073709551615) -> ArrowStream: ...
+    def scan(self, fields: Sequence[str], start: int = 0, end: int = 18446744073709551615, batch_rows: int = 8192, limit: int = 18446744073709551615, anchors_only: bool = False) -> ArrowStream:
+        """
+        Streams records in ascending anchor order (projected to `fields`, all when empty). anchors_only: only the anchor column, read from the index pages alone.
+        """
+
+    def anchors(self, start: int = 0, end: int = 18446744073709551615) -> Annotated[NDArray[numpy.uint64], dict(shape=(None,))]:
+        """
+        The live anchors in [start, end), ascending, as a NumPy uint64 array. Reads only the anchor index pages (no field data).
+        """
 
     def take(self, anchors: Annotated[NDArray[numpy.uint64], dict(shape=(None,), order='C', device='cpu', writable=False)], fields: Sequence[str], allow_missing: bool = False) -> ArrowStream: ...
 
@@ -247,3 +264,41 @@ class Dataset:
     def read_stats(self) -> dict: ...
 
     def verify(self) -> dict: ...
+
+class Compare:
+    """One comparison of refs; use dreamdb.compare_refs instead."""
+
+    def stream(self) -> ArrowStream:
+        """
+        The rows as a one-shot Arrow stream: anchor, then <field>@<ref> columns.
+        """
+
+    def finish(self) -> dict:
+        """Reads what is left without building rows; returns the final summary."""
+
+    def summary(self) -> dict:
+        """
+        The summary of what has been read so far (final once the stream ended).
+        """
+
+    @property
+    def columns(self) -> list[str]: ...
+
+def compare_refs(store: Store, name: str, refs: Sequence[str], fields: Sequence[str], only_differing: bool = False, start: int = 0, end: int = 18446744073709551615, batch_rows: int = 8192, limit: int = 18446744073709551615, summary: bool = True, median_sample: int = 65536) -> Compare:
+    """
+    Starts comparing `fields` of dataset `name` across `refs` (the first is the baseline).
+    """
+
+def search(store: Store, name: str, at: str, field: str, queries: Annotated[NDArray[numpy.float32], dict(shape=(None, None), order='C', device='cpu', writable=False)], k: int, nprobe: int, where: Sequence[str], fields: Sequence[str], exact: bool, rerank: bool, start: int, end: int) -> tuple:
+    """
+    Vector search of one version (spec/21-spatial-index.md); use Dataset.search.
+    """
+
+def index_status(store: Store, name: str, at: str, field: str) -> dict: ...
+
+def build_index(store: Store, name: str, branch: str, field: str, cells: int, bits: int, metric: str, seed: int, message: str) -> dict: ...
+
+def merge(store: Store, name: str, branch: str, sources: Sequence[str], policy: str, no_ff: bool, message: str, writer: str) -> dict:
+    """
+    Merges sources into a branch (spec/14-semantics.md §16); use Dataset.merge.
+    """

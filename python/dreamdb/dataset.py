@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import pyarrow as pa
@@ -12,6 +12,7 @@ import pyarrow as pa
 from . import _convert
 from ._core import Dataset as _CoreDataset
 from ._core import Schema, Store
+from ._rng import _Rng
 from .errors import InvalidArgumentError
 
 StoreLike = Union[str, "os.PathLike[str]", Store]
@@ -58,6 +59,7 @@ class Dataset:
     """
 
     def __init__(self, handle: _CoreDataset) -> None:
+        """Wraps a low-level handle; use :meth:`create`, :meth:`open` or :meth:`open_at`."""
         self._h = handle
         self.last_commit: Optional[Dict[str, Any]] = None
 
@@ -88,6 +90,7 @@ class Dataset:
 
     @property
     def name(self) -> str:
+        """The dataset's name in its store."""
         return self._h.name
 
     @property
@@ -102,14 +105,17 @@ class Dataset:
 
     @property
     def schema(self) -> Schema:
+        """The schema at head (fields in declaration order; see :class:`dreamdb.Schema`)."""
         return self._h.schema
 
     @property
     def read_only(self) -> bool:
+        """True for handles from :meth:`open_at`: writes raise PermissionDeniedError."""
         return self._h.read_only
 
     @property
     def store(self) -> Store:
+        """The :class:`dreamdb.Store` holding this dataset."""
         return self._h.store
 
     @property
@@ -127,6 +133,7 @@ class Dataset:
         return self._h.count()
 
     def __len__(self) -> int:
+        """len(ds): the number of live records at head (same as :meth:`count`)."""
         return self._h.count()
 
     def refresh(self) -> None:
@@ -240,6 +247,63 @@ class Dataset:
         self._h.create_branch(name)
         return Dataset(_CoreDataset.open(self.store, self.name, name))
 
+    def merge(
+        self,
+        source: Union[str, "Dataset"],
+        policy: str = "fail",
+        no_ff: bool = False,
+        message: str = "",
+    ) -> str:
+        """Merges `source` into this handle's branch, three-way by anchor against their
+        common ancestor (spec/14-semantics.md §16), and returns the new head.
+
+        `source`: a branch name, snapshot label, "branch:NAME", manifest id, or another
+        handle on this dataset (its branch as it is now if it is writable, else its
+        version). A fast-forward when this branch is behind the source (unless `no_ff`).
+        `policy`: "fail" (ConflictError naming the conflicting anchors and fields, nothing
+        committed), "ours" or "theirs". A field added on both sides with different types
+        is a ConflictError under every policy. Details in `last_commit` ("result":
+        "merged" / "fast-forward" / "up-to-date", "merge_bases", "conflicts_resolved").
+        """
+        return self.merge_many([source], policy=policy, no_ff=no_ff, message=message)
+
+    def merge_many(
+        self,
+        sources: Sequence[Union[str, "Dataset"]],
+        policy: str = "fail",
+        no_ff: bool = False,
+        message: str = "",
+    ) -> str:
+        """Merges several sources into this branch in one commit (an octopus merge whose
+        parents are head and the sources; sources already merged are left out). Under
+        "theirs" a later source wins over earlier ones. See `merge`."""
+        from ._core import merge as _merge
+
+        if self.read_only:
+            from .errors import PermissionDeniedError
+
+            raise PermissionDeniedError(
+                f"dataset '{self.name}' is open read-only (at a snapshot or manifest); "
+                "open a branch to merge into it")
+        if isinstance(sources, (str, Dataset)):
+            sources = [sources]
+        names: List[str] = []
+        for src in sources:
+            if isinstance(src, Dataset):
+                if src.name != self.name:
+                    raise InvalidArgumentError(
+                        f"merge source is dataset '{src.name}', not '{self.name}'")
+                names.append(f"branch:{src.branch}" if src.branch else src.head)
+            elif isinstance(src, str):
+                names.append(src)
+            else:
+                raise InvalidArgumentError(
+                    f"merge source must be a str or a Dataset, not {type(src).__name__}")
+        info = _merge(self._h.store, self._h.name, self._h.branch, names, str(policy),
+                      bool(no_ff), message, "")
+        self._h.refresh()
+        return self._commit(info)
+
     # ---- reads ----
 
     def iter_batches(
@@ -249,17 +313,63 @@ class Dataset:
         end: Optional[int] = None,
         batch_size: int = 8192,
         limit: Optional[int] = None,
+        shuffle_seed: Optional[int] = None,
+        block_size: Optional[int] = None,
     ) -> pa.RecordBatchReader:
-        """Streams records in ascending anchor order as Arrow record batches.
+        """Streams records as Arrow record batches.
 
         Only the requested `fields` (default: all) are read from storage; the "anchor"
         column (uint64) always comes first. `start`/`end` bound the anchors (end
         exclusive); `limit` caps the number of records. Columns are exported without
         copying (bool columns excepted). Reads the head at the time of the call.
+
+        Without `shuffle_seed` records come in ascending anchor order. With it, the
+        live anchors are cut into blocks of `block_size` records (default
+        max(batch_size, 4096)); the block order and the records within each block are
+        permuted by a generator seeded with `shuffle_seed`, so the same seed over the
+        same version always gives the same order on every machine. Memory holds one
+        block plus the block boundaries (one integer per block). The version is pinned
+        at the call: later commits do not change what the reader returns.
         """
-        return pa.RecordBatchReader.from_stream(
-            self.arrow_stream(fields, start, end, batch_size, limit)
-        )
+        if shuffle_seed is None:
+            return pa.RecordBatchReader.from_stream(
+                self.arrow_stream(fields, start, end, batch_size, limit)
+            )
+        if batch_size < 1:
+            raise InvalidArgumentError(f"batch_size must be >= 1, got {batch_size}")
+        block = max(int(batch_size), 4096) if block_size is None else int(block_size)
+        if block < 1:
+            raise InvalidArgumentError(f"block_size must be >= 1, got {block_size}")
+        pinned = Dataset(_CoreDataset.open_at(self.store, self.name, self.head))
+        end_ = _U64_MAX if end is None else int(end)
+        schema = pa.RecordBatchReader.from_stream(
+            pinned.arrow_stream(fields, 0, 0, 1, 0)
+        ).schema
+        # Block k is the anchor range [starts[k], starts[k + 1]) (the last ends at `end`).
+        starts: List[int] = []
+        seen = 0
+        for chunk in pinned.iter_anchors(start, end_):
+            first = (-seen) % block
+            starts.extend(int(a) for a in chunk[first::block])
+            seen += len(chunk)
+        bounds = starts[1:] + [end_]
+        order = _Rng("iter_batches", int(shuffle_seed), "blocks").permutation(len(starts))
+        remaining = _U64_MAX if limit is None else int(limit)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            nonlocal remaining
+            for k in order:
+                if remaining <= 0:
+                    return
+                table = pinned.iter_batches(fields, starts[k], bounds[k], block).read_all()
+                perm = _Rng("iter_batches", int(shuffle_seed), "rows", k).permutation(
+                    table.num_rows)
+                table = table.take(pa.array(perm[: min(len(perm), remaining)], pa.int64()))
+                remaining -= table.num_rows
+                for rb in table.to_batches(max_chunksize=int(batch_size)):
+                    yield rb
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
 
     def arrow_stream(
         self,
@@ -290,6 +400,27 @@ class Dataset:
     ) -> pa.Table:
         """All (or a range of) records as one pyarrow Table (see iter_batches)."""
         return self.iter_batches(fields, **kwargs).read_all()
+
+    def anchors(self, start: Optional[int] = None, end: Optional[int] = None) -> np.ndarray:
+        """The live anchors at head in ``[start, end)`` (end exclusive), ascending, as a
+        NumPy ``uint64`` array.
+
+        Reads only the anchor index pages, never field data, so listing the records of a
+        dataset of large blobs costs a small fraction of a scan. For bounded memory over
+        huge datasets use :meth:`iter_anchors`.
+        """
+        return self._h.anchors(0 if start is None else int(start),
+                               _U64_MAX if end is None else int(end))
+
+    def iter_anchors(
+        self, start: Optional[int] = None, end: Optional[int] = None, batch_size: int = 65536
+    ) -> Iterator[np.ndarray]:
+        """Like :meth:`anchors`, in chunks of up to `batch_size` anchors (uint64 arrays)."""
+        stream = self._h.scan([], 0 if start is None else int(start),
+                              _U64_MAX if end is None else int(end), int(batch_size),
+                              _U64_MAX, True)
+        for batch in pa.RecordBatchReader.from_stream(stream):
+            yield batch.column(0).to_numpy()
 
     def take(
         self,
@@ -335,3 +466,89 @@ class Dataset:
         """Records as dicts (slow; for exploration). Use iter_batches for real work."""
         for batch in self.iter_batches():
             yield from batch.to_pylist()
+
+    # ---- Vector search (spec/21-spatial-index.md) ----
+
+    def search(
+        self,
+        field: str,
+        q: Any,
+        k: int = 10,
+        nprobe: Optional[int] = None,
+        where: Optional[Union[str, Sequence[str]]] = None,
+        fields: Optional[Union[str, Sequence[str]]] = None,
+        exact: bool = False,
+        rerank: bool = True,
+        start: Optional[int] = None,
+        end: Optional[int] = None,
+    ) -> pa.Table:
+        """The k records nearest to each query, as a pyarrow Table with columns "query"
+        (the query's row in `q`), "anchor", "score" and the projected `fields`, best first
+        within each query.
+
+        `q` is one vector (1-D) or a batch (2-D, one query per row): a NumPy array or nested
+        lists. Searches this handle's head through the field's spatial index when one is
+        built (see build_index), else by brute force (`exact=True` forces it). Scores are
+        cosine similarity, inner product or L2 distance (the index's metric). `where` holds
+        predicates such as "label == 3" or "split in ('a', 'b')" (all must hold);
+        `start`/`end` bound the anchors. Bad inputs raise InvalidArgumentError.
+        """
+        from ._core import search as _search
+
+        arr = np.asarray(q, dtype=np.float32)
+        if arr.ndim == 1:
+            arr = arr.reshape(1, -1)
+        if arr.ndim != 2:
+            raise InvalidArgumentError(f"search: q must be 1-D or 2-D, got {arr.ndim} dimensions")
+        if isinstance(where, str):
+            where = [where]
+        if k is None or int(k) < 0:
+            raise InvalidArgumentError(f"search: k must be at least 1, got {k}")
+        query, anchors, scores, stream, _info = _search(
+            self._h.store, self._h.name, self._h.head, field, np.ascontiguousarray(arr),
+            int(k), 0 if nprobe is None else int(nprobe), list(where or []), _fields(fields),
+            bool(exact), bool(rerank), 0 if start is None else int(start),
+            _U64_MAX if end is None else int(end))
+        columns: Dict[str, Any] = {
+            "query": pa.array(query.astype(np.int64)),
+            "anchor": pa.array(anchors, type=pa.uint64()),
+            "score": pa.array(scores, type=pa.float32()),
+        }
+        if stream is not None:
+            projected = pa.RecordBatchReader.from_stream(stream).read_all()
+            for name in projected.column_names:
+                if name != "anchor":
+                    columns[name] = projected.column(name)
+        return pa.table(columns)
+
+    def build_index(
+        self,
+        field: str,
+        *,
+        cells: Optional[int] = None,
+        bits: Optional[int] = None,
+        metric: Optional[str] = None,
+        seed: int = 0,
+        message: str = "",
+    ) -> Dict[str, Any]:
+        """Trains and builds the spatial index of embedding `field` (IVF + RaBitQ codes) on
+        this branch's head, in one commit; later appends are assigned to it. Defaults come
+        from the field's declared index, else cosine, 4 bits, round(sqrt(N)) cells. Returns
+        index_status() plus "head"."""
+        from ._core import build_index as _build
+
+        if self.read_only:
+            from .errors import PermissionDeniedError
+
+            raise PermissionDeniedError(f"dataset '{self.name}' is open read-only")
+        out = _build(self._h.store, self._h.name, self._h.branch or "main", field,
+                     int(cells or 0), int(bits or 0), metric or "", int(seed), message)
+        self._h.refresh()
+        return out
+
+    def index_status(self, field: str) -> Dict[str, Any]:
+        """The spatial index of `field` at head: "built", "algorithm", "metric", "bits",
+        "dim", "cells", "nprobe", "entries", "buckets", "live", "stale", "index", "model"."""
+        from ._core import index_status as _status
+
+        return _status(self._h.store, self._h.name, self._h.head, field)

@@ -1,5 +1,6 @@
 # Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
-"""PyTorch loading: :class:`DreamDBDataset`, an ``IterableDataset`` over one pinned version.
+"""PyTorch loading: :class:`DreamDBDataset`, an ``IterableDataset`` over one pinned version,
+and :class:`DreamDBMapDataset`, its map-style sibling over ``take`` (see its docstring).
 
 How work is split (each record is yielded exactly once per epoch across all ranks and
 DataLoader workers):
@@ -33,7 +34,6 @@ store does not exist in a spawned process).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import (Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple,
                     Union)
@@ -44,9 +44,10 @@ import torch.utils.data
 
 from . import _convert
 from .dataset import Dataset, StoreLike
-from .errors import InvalidArgumentError
+from ._rng import _Rng
+from .errors import InternalError, InvalidArgumentError
 
-__all__ = ["DreamDBDataset"]
+__all__ = ["DreamDBDataset", "DreamDBMapDataset"]
 
 Sample = Dict[str, Any]
 
@@ -58,43 +59,10 @@ class _Spec(NamedTuple):
     dtype: Optional[str]
     shape: Optional[Tuple[int, ...]]
 
-_MASK64 = (1 << 64) - 1
 
 # Arrow/NumPy element types PyTorch 1.13 cannot hold map to the next wider signed type.
 _TORCH_SAFE = {np.dtype(np.uint16): np.int32, np.dtype(np.uint32): np.int64,
                np.dtype(np.uint64): np.int64}
-
-
-class _Rng:
-    """splitmix64: a tiny generator with a stream fixed forever (unlike NumPy's or
-    Python's, whose method outputs may change between versions), so a seed and epoch
-    give the same order on every machine and release."""
-
-    def __init__(self, *key: Any) -> None:
-        digest = hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
-        self._state = int.from_bytes(digest, "little")
-
-    def next_u64(self) -> int:
-        self._state = (self._state + 0x9E3779B97F4A7C15) & _MASK64
-        z = self._state
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-        return z ^ (z >> 31)
-
-    def below(self, n: int) -> int:
-        """Uniform in [0, n) (rejection sampling: no modulo bias)."""
-        limit = ((1 << 64) // n) * n
-        while True:
-            x = self.next_u64()
-            if x < limit:
-                return x % n
-
-    def permutation(self, n: int) -> List[int]:
-        order = list(range(n))
-        for i in range(n - 1, 0, -1):  # Fisher-Yates
-            j = self.below(i + 1)
-            order[i], order[j] = order[j], order[i]
-        return order
 
 
 class _ShuffleOrder:
@@ -136,17 +104,6 @@ def _rank_and_world() -> Tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def _field_cost(field: Any) -> float:
-    """Bytes per record read when scanning only this field (to list anchors cheaply)."""
-    fixed = {"bool": 1, "int64": 8, "float64": 8, "timestamp": 8, "categorical": 16,
-             "string": 32}
-    if field.type in fixed:
-        return fixed[field.type]
-    if field.type in ("embedding", "array"):
-        return _convert.list_width(field) * _convert.element_dtype(field).itemsize
-    return float("inf")  # blobs: read last of all
-
-
 class DreamDBDataset(torch.utils.data.IterableDataset):
     """Records of a DreamDB dataset as dicts, for ``torch.utils.data.DataLoader``.
 
@@ -182,6 +139,7 @@ class DreamDBDataset(torch.utils.data.IterableDataset):
         block_size: int = 4096,
         shuffle_buffer: int = 8192,
     ) -> None:
+        """Pins the version and lists its anchors (see the class docstring for the args)."""
         super().__init__()
         if isinstance(store, os.PathLike):
             store = os.fspath(store)
@@ -227,12 +185,11 @@ class DreamDBDataset(torch.utils.data.IterableDataset):
         self._specs = [_Spec(f.name, f.type, f.dim, f.dtype, f.shape)
                        for f in (schema[n] for n in names)]  # NotFoundError if unknown
         self._field_names = [f.name for f in self._specs]
-        cheapest = min(schema.fields, key=_field_cost).name
         starts: List[int] = []
         seen = 0
         last = -1
-        for batch in ds.iter_batches(fields=[cheapest], batch_size=65536):
-            anchors = batch.column(0).to_numpy()
+        # Anchors only: the index pages are read, no field data.
+        for anchors in ds.iter_anchors(batch_size=65536):
             n = len(anchors)
             # Positions (in this batch) of records whose global index is a multiple of B.
             first = (-seen) % self.block_size
@@ -322,6 +279,8 @@ class DreamDBDataset(torch.utils.data.IterableDataset):
         return self._ds
 
     def __iter__(self) -> Iterator[Any]:
+        """One pass over this rank/worker's share of the records (see the class docstring
+        for the split, the order and resume)."""
         # Not a generator itself: the pass (shard, position) is set up when iter() is
         # called, so a state_dict() taken before the first next() already describes it.
         info = torch.utils.data.get_worker_info()
@@ -378,6 +337,165 @@ class DreamDBDataset(torch.utils.data.IterableDataset):
                 pending[ordinal] = sample
                 loaded = ordinal + 1
             yield pending.pop(o)
+
+
+class DreamDBMapDataset(torch.utils.data.Dataset):
+    """Map-style access to one pinned version of a DreamDB dataset: ``ds[i]`` is the i-th
+    live record in anchor order, fetched with :meth:`dreamdb.Dataset.take`.
+
+    Args:
+        source: a :class:`dreamdb.Dataset` (its current head is pinned), or a tuple
+            ``(name, store)`` / ``(name, store, at)`` with ``at`` a snapshot label, branch
+            or manifest id (None = head of "main").
+        fields: fields to load (default all); unrequested fields are never read.
+        transform: called on each sample dict; its result is returned.
+
+    At construction the version is pinned (its manifest id) and its anchors are listed
+    once with an anchors-only scan (index pages only, no field data), kept as a NumPy
+    ``uint64`` array (8 bytes per record). Later commits to the dataset never change what
+    this object returns.
+
+    Use it with any sampler, e.g. ``DataLoader(ds, batch_size=64, shuffle=True)``:
+    DataLoader calls :meth:`__getitems__` with a whole batch of indices, which reads the
+    batch with one ``take``. (With a PyTorch that lacks ``__getitems__``, pass
+    ``sampler=BatchSampler(...)`` and ``batch_size=None``: ``ds[list_of_indices]`` also
+    fetches a batch with one ``take``.)
+
+    Workers: the C++ handle is opened lazily in the process that reads (and reopened
+    after a fork), so ``num_workers > 0`` works under both ``fork`` and ``spawn``. The
+    object pickles as (store URI, name, manifest id, fields, transform): a spawned worker
+    re-lists the anchors of the pinned manifest (identical by construction). Spawned
+    workers need a store they can open by URI (a file store; not ``memory://``).
+
+    Samples have the types documented in :class:`DreamDBDataset`.
+    """
+
+    def __init__(
+        self,
+        source: Union[Dataset, Tuple[Any, ...]],
+        fields: Optional[Sequence[str]] = None,
+        transform: Optional[Callable[[Sample], Any]] = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(source, Dataset):
+            ds = Dataset.open_at(source.name, source.head, store=source.store)
+        elif isinstance(source, tuple) and len(source) in (2, 3):
+            name, store = source[0], source[1]
+            at = source[2] if len(source) == 3 else None
+            if not isinstance(name, str):
+                raise InvalidArgumentError(f"dataset name must be a string, not {name!r}")
+            ds = Dataset.open_at(name, at, store=store) if at else Dataset.open(name, store=store)
+            ds = Dataset.open_at(name, ds.head, store=ds.store)
+        else:
+            raise InvalidArgumentError(
+                "source must be a dreamdb.Dataset or a tuple (name, store[, at]), not "
+                f"{type(source).__name__}")
+        self.name = ds.name
+        self.store = ds.store.uri
+        self._manifest = ds.head
+        self.fields = list(fields) if fields is not None else None
+        self.transform = transform
+        schema = ds.schema
+        names = self.fields if self.fields is not None else schema.names
+        self._specs = [_Spec(f.name, f.type, f.dim, f.dtype, f.shape)
+                       for f in (schema[n] for n in names)]  # NotFoundError if unknown
+        self._field_names = [f.name for f in self._specs]
+        self._anchors: Optional[np.ndarray] = ds.anchors()
+        self._count = len(self._anchors)
+        self._ds: Optional[Dataset] = ds
+        self._pid = os.getpid()
+
+    @property
+    def manifest(self) -> str:
+        """The pinned manifest id."""
+        return self._manifest
+
+    @property
+    def anchors(self) -> np.ndarray:
+        """The pinned version's anchors, ascending (``uint64``): item i is ``anchors[i]``."""
+        if self._anchors is None:
+            anchors = self._dataset().anchors()
+            if len(anchors) != self._count:
+                raise InternalError(
+                    f"manifest {self._manifest} listed {len(anchors)} anchors, expected "
+                    f"{self._count}")
+            self._anchors = anchors
+        return self._anchors
+
+    def __len__(self) -> int:
+        """The number of records of the pinned version."""
+        return self._count
+
+    def _dataset(self) -> Dataset:
+        if self._ds is None or self._pid != os.getpid():
+            self._ds = Dataset.open_at(self.name, self._manifest, store=self.store)
+            self._pid = os.getpid()
+        return self._ds
+
+    def _positions(self, indices: Any) -> np.ndarray:
+        idx = np.asarray(indices)
+        if idx.dtype == np.bool_ or not (idx.size == 0 or np.issubdtype(idx.dtype, np.integer)):
+            raise InvalidArgumentError(f"indices must be integers, got {idx.dtype}")
+        idx = idx.astype(np.int64, copy=False).reshape(-1)
+        bad = (idx < -self._count) | (idx >= self._count)
+        if bad.any():
+            raise IndexError(
+                f"index {int(idx[bad][0])} is out of range for {self._count} records")
+        return np.where(idx < 0, idx + self._count, idx)
+
+    def _fetch(self, positions: np.ndarray) -> List[Any]:
+        if len(positions) == 0:
+            return []
+        table = self._dataset().take(self.anchors[positions], self._field_names)
+        samples: List[Any] = []
+        for batch in table.to_batches():
+            samples.extend(_decode(batch, self._specs))
+        if self.transform is not None:
+            samples = [self.transform(s) for s in samples]
+        return samples
+
+    def __getitem__(self, index: Any) -> Any:
+        """Record ``index`` (negative counts from the end); a list or array of indices
+        returns a list of records, read with one ``take``."""
+        if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
+            return self._fetch(self._positions([index]))[0]
+        if isinstance(index, (list, tuple, np.ndarray, torch.Tensor)):
+            if isinstance(index, torch.Tensor):
+                index = index.numpy()
+            return self._fetch(self._positions(index))
+        raise InvalidArgumentError(
+            f"index must be an int or a sequence of ints, not {type(index).__name__}")
+
+    def __getitems__(self, indices: Sequence[int]) -> List[Any]:
+        """A batch of records with one ``take`` (DataLoader's batched fetch)."""
+        return self._fetch(self._positions(list(indices)))
+
+    def read_stats(self) -> Dict[str, int]:
+        """Storage reads by this process's handle so far (see Dataset.read_stats)."""
+        return self._dataset().read_stats()
+
+    def __getstate__(self) -> Dict[str, Any]:
+        return {"name": self.name, "store": self.store, "manifest": self._manifest,
+                "fields": self.fields, "transform": self.transform, "specs": self._specs,
+                "count": self._count}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.name = state["name"]
+        self.store = state["store"]
+        self._manifest = state["manifest"]
+        self.fields = state["fields"]
+        self.transform = state["transform"]
+        self._specs = [_Spec(*s) for s in state["specs"]]
+        self._field_names = [f.name for f in self._specs]
+        self._count = int(state["count"])
+        self._anchors = None  # listed again, lazily, from the pinned manifest
+        self._ds = None
+        self._pid = -1
+
+    def __repr__(self) -> str:
+        return (f"DreamDBMapDataset({self.name!r}, store={self.store!r}, "
+                f"manifest={self._manifest!r}, records={self._count}, "
+                f"fields={self._field_names})")
 
 
 class _ShardReader:

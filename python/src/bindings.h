@@ -64,6 +64,9 @@ void RegisterSchema(nb::module_& m);
 void RegisterStore(nb::module_& m);
 void RegisterArrow(nb::module_& m);
 void RegisterDataset(nb::module_& m);
+void RegisterCompare(nb::module_& m);
+void RegisterSearch(nb::module_& m);  // search_bindings.cc (vector search)
+void RegisterMerge(nb::module_& m);   // merge_bindings.cc (branch merges)
 
 }  // namespace dreamdb::python
 

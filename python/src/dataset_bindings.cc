@@ -224,13 +224,14 @@ void RegisterDataset(nb::module_& m) {
       .def(
           "scan",
           [](DatasetHandle& h, std::vector<std::string> fields, uint64_t start, uint64_t end,
-             uint64_t batch_rows, uint64_t limit) {
+             uint64_t batch_rows, uint64_t limit, bool anchors_only) {
             ScanOptions o;
             o.fields = std::move(fields);
             o.start = start;
             o.end = end;
             o.batch_rows = batch_rows;
             o.limit = limit;
+            o.anchors_only = anchors_only;
             std::shared_ptr<BatchReader> reader;
             {
               nb::gil_scoped_release release;
@@ -246,7 +247,39 @@ void RegisterDataset(nb::module_& m) {
           },
           nb::arg("fields"), nb::arg("start") = 0, nb::arg("end") = UINT64_MAX,
           nb::arg("batch_rows") = 8192, nb::arg("limit") = UINT64_MAX,
-          nb::rv_policy::take_ownership)
+          nb::arg("anchors_only") = false, nb::rv_policy::take_ownership,
+          "Streams records in ascending anchor order (projected to `fields`, all when empty). "
+          "anchors_only: only the anchor column, read from the index pages alone.")
+      .def(
+          "anchors",
+          [](DatasetHandle& h, uint64_t start, uint64_t end) {
+            auto* out = new std::vector<uint64_t>();
+            try {
+              nb::gil_scoped_release release;
+              ScanOptions o;
+              o.start = start;
+              o.end = end;
+              o.batch_rows = 65536;
+              o.anchors_only = true;
+              auto reader = ValueOrThrow(h.ds->Scan(o));
+              if (start == 0 && end == UINT64_MAX) out->reserve(h.ds->Count());
+              while (true) {
+                std::optional<Batch> b = ValueOrThrow(reader->Next());
+                if (!b) break;
+                out->insert(out->end(), b->anchors.begin(), b->anchors.end());
+              }
+              out->shrink_to_fit();
+            } catch (...) {
+              delete out;
+              throw;
+            }
+            nb::capsule owner(
+                out, [](void* p) noexcept { delete static_cast<std::vector<uint64_t>*>(p); });
+            return nb::ndarray<nb::numpy, uint64_t, nb::ndim<1>>(out->data(), {out->size()}, owner);
+          },
+          nb::arg("start") = 0, nb::arg("end") = UINT64_MAX,
+          "The live anchors in [start, end), ascending, as a NumPy uint64 array. Reads only "
+          "the anchor index pages (no field data).")
       .def(
           "take",
           [](DatasetHandle& h, const Anchors& anchors, const std::vector<std::string>& fields,

@@ -13,4 +13,7 @@ NB_MODULE(_core, m) {
   dreamdb::python::RegisterStore(m);
   dreamdb::python::RegisterArrow(m);
   dreamdb::python::RegisterDataset(m);
+  dreamdb::python::RegisterCompare(m);
+  dreamdb::python::RegisterSearch(m);
+  dreamdb::python::RegisterMerge(m);
 }

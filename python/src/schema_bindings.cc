@@ -221,10 +221,13 @@ void RegisterSchema(nb::module_& m) {
   cls.def_prop_ro("version", &Schema::version, "1 for a new schema, +1 per evolution.");
   cls.def("field", &FindOrThrow, nb::arg("name"), nb::rv_policy::copy,
           "The field named `name`; NotFoundError (a KeyError) if absent.");
-  cls.def("__getitem__", &FindOrThrow, nb::arg("name"), nb::rv_policy::copy);
-  cls.def("__contains__",
-          [](const Schema& s, const std::string& n) { return s.Find(n) != nullptr; });
-  cls.def("__len__", [](const Schema& s) { return s.fields().size(); });
+  cls.def("__getitem__", &FindOrThrow, nb::arg("name"), nb::rv_policy::copy,
+          "schema[name]: the field named `name`; NotFoundError (a KeyError) if absent.");
+  cls.def(
+      "__contains__", [](const Schema& s, const std::string& n) { return s.Find(n) != nullptr; },
+      "name in schema: whether a field is named `name`.");
+  cls.def(
+      "__len__", [](const Schema& s) { return s.fields().size(); }, "The number of fields.");
   cls.def(
       "__eq__", [](const Schema& a, const Schema& b) { return a == b; }, nb::is_operator());
   cls.def("__repr__", [](const Schema& s) {

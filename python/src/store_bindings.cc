@@ -32,8 +32,11 @@ void RegisterStore(nb::module_& m) {
             }
             return std::shared_ptr<Store>(std::move(s));
           },
-          nb::arg("uri"))
-      .def_prop_ro("uri", &Store::uri)
+          nb::arg("uri"),
+          "Opens the store at `uri`: 'memory://' (a new private store), 'memory://NAME' (one "
+          "per NAME per process), 'file:///abs/path' or a local path (created if absent). "
+          "s3:// is UnsupportedError; other schemes are InvalidArgumentError.")
+      .def_prop_ro("uri", &Store::uri, "The URI this store was opened with.")
       .def(
           "list_datasets",
           [](Store& s) {

@@ -117,6 +117,33 @@ Status ValidateMime(std::string_view name, std::string_view mime) {
   return Status::Ok();
 }
 
+// The declared vector index of an embedding field (spec/21-spatial-index.md §2).
+Status ValidateIndexSpec(const FieldSpec& f) {
+  if (!f.index) return Status::Ok();
+  const std::string prefix = FieldPrefix(f.name);
+  if (f.type != FieldType::kEmbedding) {
+    return InvalidArgument(prefix + "index applies only to embedding fields, not " +
+                           std::string(FieldTypeName(f.type)));
+  }
+  const IndexSpec& ix = *f.index;
+  if (ix.algorithm != "ivf") {
+    if (ix.algorithm == "imi" || ix.algorithm == "lsh" || ix.algorithm == "graph") {
+      return InvalidArgument(prefix + "index algorithm " + Quote(ix.algorithm) +
+                             " is reserved and not built yet (use \"ivf\")");
+    }
+    return InvalidArgument(prefix + "unknown index algorithm " + Quote(ix.algorithm) +
+                           " (expected \"ivf\")");
+  }
+  if (ix.metric != "cosine" && ix.metric != "ip" && ix.metric != "l2") {
+    return InvalidArgument(prefix + "unknown index metric " + Quote(ix.metric) +
+                           " (expected cosine, ip or l2)");
+  }
+  if (ix.bits < 1 || ix.bits > 8) {
+    return InvalidArgument(prefix + "index bits must be 1 to 8, got " + std::to_string(ix.bits));
+  }
+  return Status::Ok();
+}
+
 // Validates `f` and normalizes the parameters its type does not use (so that equal fields
 // compare equal): blob mime defaults to application/octet-stream, dtype resets to f32.
 Status ValidateAndNormalize(FieldSpec* f) {
@@ -172,6 +199,7 @@ Status ValidateAndNormalize(FieldSpec* f) {
     }
     f->dtype = DType::kF32;
   }
+  RETURN_IF_ERROR(ValidateIndexSpec(*f));
   return Status::Ok();
 }
 
@@ -285,6 +313,31 @@ Result<FieldSpec> FieldFromJson(const Json& j, size_t index) {
         f.shape.push_back(n);
       }
       if (f.shape.empty()) return JsonError(prefix + "array shape must not be empty");
+    } else if (key == "index") {
+      if (f.type != FieldType::kEmbedding) {
+        return JsonError(prefix + "key \"index\" is only allowed for embedding fields");
+      }
+      if (!value.is_object()) {
+        return JsonError(prefix + "\"index\" must be an object like {\"algorithm\": \"ivf\"}");
+      }
+      IndexSpec ix;
+      for (const auto& [ikey, ivalue] : value.items()) {
+        if (ikey == "algorithm" || ikey == "metric") {
+          if (!ivalue.is_string()) return JsonError(prefix + "index." + ikey + " must be a string");
+          (ikey == "algorithm" ? ix.algorithm : ix.metric) = ivalue.get<std::string>();
+        } else if (ikey == "bits") {
+          ASSIGN_OR_RETURN(ix.bits, JsonU32(ivalue, prefix + "index.bits"));
+        } else if (ikey == "cells") {
+          ASSIGN_OR_RETURN(ix.cells, JsonU32(ivalue, prefix + "index.cells"));
+        } else if (ikey == "raw") {
+          if (!ivalue.is_boolean()) return JsonError(prefix + "index.raw must be true or false");
+          ix.keep_raw = ivalue.get<bool>();
+        } else {
+          return JsonError(prefix + "unknown index key " + Quote(ikey) +
+                           " (expected algorithm, metric, bits, cells, raw)");
+        }
+      }
+      f.index = ix;
     } else if (key == "unit") {
       if (f.type != FieldType::kTimestamp) {
         return JsonError(prefix + "key \"unit\" is only allowed for timestamp fields");
@@ -294,7 +347,7 @@ Result<FieldSpec> FieldFromJson(const Json& j, size_t index) {
       }
     } else {
       return JsonError(prefix + "unknown key " + Quote(key) +
-                       " (expected name, type, optional, mime, dim, dtype, shape, unit)");
+                       " (expected name, type, optional, mime, dim, dtype, shape, unit, index)");
     }
   }
   if (f.type == FieldType::kEmbedding && !j.contains("dim")) {
@@ -560,6 +613,15 @@ std::string Schema::ToJson() const {
         break;
       case FieldType::kEmbedding:
         jf["dim"] = f.dim;
+        if (f.index) {
+          OrderedJson ix = OrderedJson::object();
+          ix["algorithm"] = f.index->algorithm;
+          ix["metric"] = f.index->metric;
+          ix["bits"] = f.index->bits;
+          ix["cells"] = f.index->cells;
+          if (!f.index->keep_raw) ix["raw"] = false;
+          jf["index"] = std::move(ix);
+        }
         break;
       case FieldType::kArray:
         jf["dtype"] = std::string(DTypeName(f.dtype));

@@ -26,6 +26,17 @@ cbor::Value FieldToCbor(const FieldSpec& field) {
       break;
     case FieldType::kEmbedding:
       m.Set("dim", cbor::Value::UInt(field.dim));
+      if (field.index) {
+        // spec/21-spatial-index.md §2: absent when no index is declared, so schemas without
+        // one keep their bytes.
+        cbor::Map ix;
+        ix.Set("algorithm", cbor::Value::Text(field.index->algorithm));
+        ix.Set("metric", cbor::Value::Text(field.index->metric));
+        ix.Set("bits", cbor::Value::UInt(field.index->bits));
+        ix.Set("cells", cbor::Value::UInt(field.index->cells));
+        if (!field.index->keep_raw) ix.Set("raw", cbor::Value::Bool(false));
+        m.Set("index", cbor::Value::FromMap(std::move(ix)));
+      }
       break;
     case FieldType::kArray: {
       m.Set("dtype", cbor::Value::Text(std::string(DTypeName(field.dtype))));
@@ -75,6 +86,36 @@ Result<FieldSpec> FieldFromCbor(const cbor::Value& value) {
         return SchemaCorrupt("field " + Quote(f.name) + ": bad dim " + std::to_string(dim));
       }
       f.dim = static_cast<uint32_t>(dim);
+      if (const cbor::Value* iv = m->Find("index")) {
+        ASSIGN_OR_RETURN(const cbor::Map* im, iv->AsMap(what + " index"));
+        IndexSpec ix;
+        ASSIGN_OR_RETURN(const cbor::Value* a, cbor::Require(*im, "algorithm"));
+        ASSIGN_OR_RETURN(std::string_view alg, a->AsText(what + " index.algorithm"));
+        ix.algorithm = std::string(alg);
+        ASSIGN_OR_RETURN(const cbor::Value* mt, cbor::Require(*im, "metric"));
+        ASSIGN_OR_RETURN(std::string_view metric, mt->AsText(what + " index.metric"));
+        ix.metric = std::string(metric);
+        ASSIGN_OR_RETURN(const cbor::Value* b, cbor::Require(*im, "bits"));
+        ASSIGN_OR_RETURN(uint64_t bits, b->AsUInt(what + " index.bits"));
+        ASSIGN_OR_RETURN(const cbor::Value* c, cbor::Require(*im, "cells"));
+        ASSIGN_OR_RETURN(uint64_t cells, c->AsUInt(what + " index.cells"));
+        if (bits > 8 || cells > UINT32_MAX) {
+          return SchemaCorrupt("field " + Quote(f.name) + ": bad index bits or cells");
+        }
+        ix.bits = static_cast<uint32_t>(bits);
+        ix.cells = static_cast<uint32_t>(cells);
+        if (const cbor::Value* r = im->Find("raw")) {
+          ASSIGN_OR_RETURN(ix.keep_raw, r->AsBool(what + " index.raw"));
+        }
+        if (ix.algorithm != "ivf") {
+          return Unsupported(what + ": index algorithm " + Quote(ix.algorithm) +
+                             " is not supported by this reader (written by a newer DreamDB?)");
+        }
+        if (ix.metric != "cosine" && ix.metric != "ip" && ix.metric != "l2") {
+          return Unsupported(what + ": index metric " + Quote(ix.metric) + " is unknown");
+        }
+        f.index = ix;
+      }
       break;
     }
     case FieldType::kArray: {
@@ -112,7 +153,7 @@ Result<FieldSpec> FieldFromCbor(const cbor::Value& value) {
   for (const auto& [key, v] : m->entries()) {
     (void)v;
     bool misplaced = (key == "mime" && f.type != FieldType::kBlob) ||
-                     (key == "dim" && f.type != FieldType::kEmbedding) ||
+                     ((key == "dim" || key == "index") && f.type != FieldType::kEmbedding) ||
                      ((key == "dtype" || key == "shape") && f.type != FieldType::kArray) ||
                      (key == "unit" && f.type != FieldType::kTimestamp);
     if (misplaced) {

@@ -18,6 +18,7 @@
 #include "src/base/encoding.h"
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
+#include "src/dataset/vector_index.h"
 
 namespace dreamdb {
 
@@ -223,7 +224,8 @@ DatasetImpl::DatasetImpl(std::shared_ptr<Store> store, std::string name, std::st
       name_(std::move(name)),
       branch_(std::move(branch)),
       pages_(std::make_shared<btree::PageCache>(kDefaultPageCacheBytes)),
-      segments_(std::make_shared<dataset::SegmentCache>(kDefaultSegmentCacheBytes)) {}
+      segments_(std::make_shared<dataset::SegmentCache>(kDefaultSegmentCacheBytes)),
+      vectors_(vindex::NewObjectCache()) {}
 
 Result<std::shared_ptr<const Version>> DatasetImpl::LoadVersion(const ObjectId& id) const {
   {
@@ -353,13 +355,27 @@ Result<CommitInfo> DatasetImpl::Commit(const BuildFn& build, const CommitOptions
     }
     ASSIGN_OR_RETURN(Built built, build(*base, attempt));
     Manifest& m = built.manifest;
-    m.genesis = base->manifest.genesis;
-    m.parents = {base->id};
-    m.writer = options.writer.empty() ? DefaultWriter() : options.writer;
-    m.message = options.message;
-    m.time_ns = std::max(NowNs(), base->manifest.time_ns + 1);
-    ASSIGN_OR_RETURN(Bytes bytes, dataset::EncodeManifest(m));
-    ASSIGN_OR_RETURN(ObjectId id, store_->Put(bytes));
+    ObjectId id;
+    if (built.fast_forward) {
+      // A fast-forward lands an existing manifest: nothing to write (spec/14-semantics.md §16.3).
+      id = *built.fast_forward;
+      ASSIGN_OR_RETURN(auto ff, LoadVersion(id));
+      if (id == base->id) {  // nothing to land: the branch already has it
+        CommitInfo info = InfoFromManifest(id, ff->manifest);
+        info.attempts = attempt;
+        return info;
+      }
+      m = ff->manifest;
+    } else {
+      m.genesis = base->manifest.genesis;
+      m.parents = {base->id};
+      m.parents.insert(m.parents.end(), built.extra_parents.begin(), built.extra_parents.end());
+      m.writer = options.writer.empty() ? DefaultWriter() : options.writer;
+      m.message = options.message;
+      m.time_ns = std::max({NowNs(), base->manifest.time_ns + 1, built.min_time_ns});
+      ASSIGN_OR_RETURN(Bytes bytes, dataset::EncodeManifest(m));
+      ASSIGN_OR_RETURN(id, store_->Put(bytes));
+    }
     Status s = store_->UpdateRef(ref, base->id, id);
     if (s.ok()) {
       auto v = std::make_shared<Version>();
@@ -370,7 +386,7 @@ Result<CommitInfo> DatasetImpl::Commit(const BuildFn& build, const CommitOptions
       set_current(v);
       CommitInfo info = InfoFromManifest(id, m);
       info.attempts = attempt;
-      info.objects_written = built.objects_written + 1;
+      info.objects_written = built.objects_written + (built.fast_forward ? 0 : 1);
       return info;
     }
     if (s.code() != StatusCode::kConflict && s.code() != StatusCode::kUnavailable) return s;
@@ -390,7 +406,7 @@ Result<CommitInfo> DatasetImpl::Commit(const BuildFn& build, const CommitOptions
       set_current(*v);
       CommitInfo info = InfoFromManifest(id, m);
       info.attempts = attempt;
-      info.objects_written = built.objects_written + 1;
+      info.objects_written = built.objects_written + (built.fast_forward ? 0 : 1);
       return info;
     }
     ASSIGN_OR_RETURN(base, LoadVersion(head_ref->target));
@@ -544,7 +560,8 @@ namespace {
 Result<DatasetImpl::Built> BuildAppend(DatasetImpl& impl, const Version& base, const Schema& schema,
                                        const std::vector<uint64_t>* given, uint64_t num_rows,
                                        const std::vector<WrittenColumn>& written,
-                                       bool require_existing) {
+                                       bool require_existing,
+                                       const std::vector<const Column*>& columns) {
   DatasetImpl::Built out;
   const Manifest& bm = base.manifest;
   for (const auto& w : written) {
@@ -645,8 +662,18 @@ Result<DatasetImpl::Built> BuildAppend(DatasetImpl& impl, const Version& base, c
   m.delta.replaced = num_rows - added;
   for (const auto& w : written) m.delta.fields.push_back(w.name);
   std::sort(m.delta.fields.begin(), m.delta.fields.end());
-  out.manifest = std::move(m);
   out.objects_written = ws.pages_written;
+  if (!bm.indexes.empty()) {
+    // Spatial indexes: assign the written vectors (spec/21-spatial-index.md §6.1).
+    std::vector<vindex::AppendedVectors> vecs;
+    for (size_t i = 0; i < written.size() && i < columns.size(); ++i) {
+      if (written[i].spec.type != FieldType::kEmbedding) continue;
+      vecs.push_back(
+          {written[i].name, columns[i], &written[i].segments, &written[i].seg, &written[i].row});
+    }
+    RETURN_IF_ERROR(vindex::IndexAppend(impl, base, anchors, vecs, &m, &out.objects_written));
+  }
+  out.manifest = std::move(m);
   return out;
 }
 
@@ -710,9 +737,11 @@ Result<CommitInfo> Dataset::AppendMany(const Batch& batch, const CommitOptions& 
     written.push_back(std::move(w));
   }
   const std::vector<uint64_t>* given = batch.anchors.empty() ? nullptr : &batch.anchors;
+  std::vector<const Column*> columns;
+  for (const auto& col : batch.columns) columns.push_back(&col);
   auto result = impl_->Commit(
       [&](const Version& base, uint32_t) -> Result<DatasetImpl::Built> {
-        return BuildAppend(*impl_, base, base.manifest.schema, given, n, written, false);
+        return BuildAppend(*impl_, base, base.manifest.schema, given, n, written, false, columns);
       },
       options);
   if (result.ok()) result->objects_written += objects;
@@ -815,7 +844,8 @@ Result<CommitInfo> Dataset::AddLayer(const FieldSpec& field, const std::vector<u
         } else {
           ASSIGN_OR_RETURN(schema, schema.WithAddedField(spec));
         }
-        return BuildAppend(*impl_, base, schema, &anchors, anchors.size(), written, true);
+        return BuildAppend(*impl_, base, schema, &anchors, anchors.size(), written, true,
+                           {&values});
       },
       options);
   if (result.ok()) result->objects_written += objects;
@@ -849,7 +879,10 @@ Result<CommitInfo> Dataset::EvolveSchema(const Schema& next, const CommitOptions
           if (from.Find(f.name) == nullptr) out.manifest.delta.fields.push_back(f.name);
         }
         for (const auto& f : from.fields()) {
-          if (evolved.Find(f.name) == nullptr) out.manifest.dropped.push_back(f.name);
+          if (evolved.Find(f.name) == nullptr) {
+            out.manifest.dropped.push_back(f.name);
+            out.manifest.indexes.erase(f.name);  // its spatial index goes with it (spec/21)
+          }
         }
         std::sort(out.manifest.dropped.begin(), out.manifest.dropped.end());
         return out;

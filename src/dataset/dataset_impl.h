@@ -35,8 +35,10 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "dreamdb/dataset.h"
 #include "src/btree/btree.h"
@@ -44,6 +46,10 @@
 #include "src/dataset/segment_cache.h"
 
 namespace dreamdb {
+
+namespace vindex {
+class ObjectCache;  // src/dataset/vector_index.h
+}
 
 // One loaded version of a dataset: a manifest and its decoded index references.
 struct Version {
@@ -69,6 +75,13 @@ class DatasetImpl {
   struct Built {
     dataset::Manifest manifest;
     uint64_t objects_written = 0;
+    // Merges (spec/14-semantics.md §16): parents after the base, and a lower bound for
+    // time_ns (one more than the newest parent's), so time grows along every parent edge.
+    std::vector<ObjectId> extra_parents;
+    uint64_t min_time_ns = 0;
+    // Set: land this existing manifest (a fast-forward) instead of writing one; the
+    // swap moves the branch from the base to it. `manifest` is then ignored.
+    std::optional<ObjectId> fast_forward;
   };
   using BuildFn = std::function<Result<Built>(const Version& base, uint32_t attempt)>;
   // The commit loop (design notes above).
@@ -77,6 +90,8 @@ class DatasetImpl {
   Store& store() const { return *store_; }
   btree::PageCache* pages() const { return pages_.get(); }
   dataset::SegmentCache* segments() const { return segments_.get(); }
+  // Spatial-index objects (models, directory pages, buckets): spec/21-spatial-index.md.
+  vindex::ObjectCache* vectors() const { return vectors_.get(); }
 
   // Read statistics (requests and bytes fetched through this handle).
   void CountFetch(uint64_t bytes) const {
@@ -95,6 +110,7 @@ class DatasetImpl {
  private:
   std::shared_ptr<btree::PageCache> pages_;
   std::shared_ptr<dataset::SegmentCache> segments_;
+  std::shared_ptr<vindex::ObjectCache> vectors_;
   mutable std::mutex mu_;
   std::shared_ptr<const Version> current_;  // guarded by mu_
   // Recently loaded versions (manifests are immutable), bounded by encoded bytes.

@@ -163,6 +163,12 @@ Result<Bytes> EncodeManifest(const Manifest& mf) {
   for (const auto& f : mf.delta.fields) fields.push_back(cbor::Value::Text(f));
   delta.Set("fields", cbor::Value::FromArray(std::move(fields)));
   m.Set("delta", cbor::Value::FromMap(std::move(delta)));
+  if (!mf.indexes.empty()) {
+    // Optional (spec/13-manifests.md §5.6): absent when no field has a spatial index.
+    cbor::Map ix;
+    for (const auto& [field, id] : mf.indexes) ix.Set(field, cbor::IdValue(id));
+    m.Set("indexes", cbor::Value::FromMap(std::move(ix)));
+  }
   return cbor::Encode(cbor::Value::FromMap(std::move(m)));
 }
 
@@ -215,6 +221,14 @@ Result<Manifest> DecodeManifest(ByteView bytes) {
   for (const auto& f : *fa) {
     ASSIGN_OR_RETURN(std::string_view s, f.AsText("manifest.delta.fields[]"));
     mf.delta.fields.emplace_back(s);
+  }
+  if (const cbor::Value* ix = m->Find("indexes")) {
+    ASSIGN_OR_RETURN(const cbor::Map* im, ix->AsMap("manifest.indexes"));
+    if (im->entries().empty()) return Corrupt("manifest.indexes is present but empty");
+    for (const auto& [field, id] : im->entries()) {
+      ASSIGN_OR_RETURN(ObjectId oid, cbor::AsId(id, "manifest.indexes." + field));
+      mf.indexes.emplace(field, oid);
+    }
   }
   return mf;
 }

@@ -64,6 +64,9 @@ struct Manifest {
   uint64_t time_ns = 0;
   std::string message;
   Delta delta;
+  // Spatial indexes (spec/21-spatial-index.md): embedding field name -> the id of its
+  // dreamdb.spatial_index object. Optional key "indexes", absent when empty (old bytes).
+  std::map<std::string, ObjectId> indexes;
 };
 
 Result<Bytes> EncodeGenesis(const Genesis& g);

@@ -309,7 +309,16 @@ class ScanReader : public BatchReader {
 
 Result<std::unique_ptr<BatchReader>> Dataset::Scan(const ScanOptions& options) const {
   auto version = impl_->current();
-  ASSIGN_OR_RETURN(auto fields, Project(version->manifest.schema, options.fields));
+  if (options.anchors_only && !options.fields.empty()) {
+    return InvalidArgument("scan: an anchors-only scan reads no fields, but " +
+                           std::to_string(options.fields.size()) + " were requested (first " +
+                           Quote(options.fields[0]) + ")");
+  }
+  // Anchors only: no fields to materialize, so only index pages are read.
+  std::vector<FieldSpec> fields;
+  if (!options.anchors_only) {
+    ASSIGN_OR_RETURN(fields, Project(version->manifest.schema, options.fields));
+  }
   if (options.batch_rows == 0) return InvalidArgument("scan: batch_rows must be at least 1");
   if (options.start > options.end) {
     return InvalidArgument("scan: start anchor " + std::to_string(options.start) +

@@ -6,6 +6,7 @@
 #include "src/base/encoding.h"
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
+#include "src/dataset/vector_index.h"
 
 namespace dreamdb {
 namespace {
@@ -113,8 +114,20 @@ class Verifier {
       } else {
         Problem(tombs.status().ToString());
       }
+      if (!m->indexes.empty()) SpatialIndexes(*m);
       for (const auto& p : m->parents) stack.push_back(p);
     }
+  }
+
+  // Spatial indexes (spec/21-spatial-index.md §9): each object once per run.
+  void SpatialIndexes(const dataset::Manifest& m) {
+    vindex::VerifyIndexes(
+        m,
+        [&](const ObjectId& id, const std::string& what, Bytes* out) -> int {
+          if (seen_.count(id)) return 0;
+          return Check(id, what, out) ? 1 : -1;
+        },
+        [&](std::string p) { Problem(std::move(p)); });
   }
 
   VerifyReport& report() { return report_; }

@@ -1,0 +1,142 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+//
+// dreamdb index build NAME FIELD [--cells N] [--bits B] [--metric M] [--seed S]
+//   [--branch B] [-m M] [--progress]
+// dreamdb index status NAME FIELD [--at REF]
+#include "cli/dataset_util.h"
+#include "dreamdb/search.h"
+
+namespace dreamdb::cli {
+namespace {
+
+Result<uint32_t> U32Flag(const Invocation& inv, std::string_view name) {
+  auto v = inv.FlagValue(name);
+  if (!v) return 0u;
+  ASSIGN_OR_RETURN(uint64_t n, ParseU64(name, *v));
+  if (n > UINT32_MAX)
+    return InvalidArgument(std::string(name) + " is too large: " + std::string(*v));
+  return static_cast<uint32_t>(n);
+}
+
+void PrintInfo(Invocation& inv, const std::string& name, const IndexInfo& info) {
+  if (inv.json()) {
+    JsonObject o;
+    o.Add("dataset", name).Add("field", info.field).Add("built", info.built);
+    o.Add("algorithm", info.algorithm).Add("metric", info.metric);
+    o.Add("bits", static_cast<uint64_t>(info.bits)).Add("dim", static_cast<uint64_t>(info.dim));
+    o.Add("cells", static_cast<uint64_t>(info.cells));
+    o.Add("nprobe", static_cast<uint64_t>(info.nprobe));
+    o.Add("entries", info.entries).Add("buckets", info.buckets);
+    o.Add("live", info.live).Add("stale", info.stale);
+    if (info.built) {
+      o.Add("index", info.index.ToString()).Add("model", info.model.ToString());
+    }
+    inv.PrintJson(o);
+    return;
+  }
+  if (!info.built) {
+    inv.PrintLine("field " + info.field + ": no index built (untrained); " +
+                  std::to_string(info.live) + " values" +
+                  (info.algorithm.empty()
+                       ? ""
+                       : "; schema declares " + info.algorithm + " " + info.metric +
+                             " bits=" + std::to_string(info.bits)));
+    return;
+  }
+  inv.PrintLine("field " + info.field + ": " + info.algorithm + " " + info.metric +
+                " bits=" + std::to_string(info.bits) + " dim=" + std::to_string(info.dim) +
+                " cells=" + std::to_string(info.cells) + "; " + std::to_string(info.entries) +
+                " entries in " + std::to_string(info.buckets) + " buckets; " +
+                std::to_string(info.live) + " live values, " + std::to_string(info.stale) +
+                " stale entries; index " + info.index.ToString());
+}
+
+Status RunBuild(Invocation& inv) {
+  const std::string& name = inv.Arg("NAME");
+  const std::string& field = inv.Arg("FIELD");
+  BuildIndexOptions o;
+  ASSIGN_OR_RETURN(o.cells, U32Flag(inv, "--cells"));
+  ASSIGN_OR_RETURN(o.bits, U32Flag(inv, "--bits"));
+  if (auto m = inv.FlagValue("--metric")) o.metric = std::string(*m);
+  if (auto s = inv.FlagValue("--seed")) {
+    ASSIGN_OR_RETURN(o.seed, ParseU64("--seed", *s));
+  }
+  ASSIGN_OR_RETURN(auto ds, OpenForWrite(inv, name));
+  Progress progress(inv.HasFlag("--progress"));
+  ASSIGN_OR_RETURN(CommitInfo info, ds->BuildIndex(
+                                        field, o,
+                                        [&](std::string_view phase, uint64_t done, uint64_t total) {
+                                          progress.Report("index build: " + std::string(phase) +
+                                                          " " + std::to_string(done) + "/" +
+                                                          std::to_string(total));
+                                        },
+                                        CommitOptionsFrom(inv, "index build " + field)));
+  progress.Done();
+  ASSIGN_OR_RETURN(IndexInfo st, ds->IndexStatus(field));
+  if (inv.json()) {
+    JsonObject o2;
+    o2.Add("dataset", name).Add("branch", ds->branch()).Add("field", field);
+    o2.Add("cells", static_cast<uint64_t>(st.cells)).Add("entries", st.entries);
+    o2.Add("buckets", st.buckets).Add("metric", st.metric);
+    o2.Add("bits", static_cast<uint64_t>(st.bits));
+    o2.Add("index", st.index.ToString()).Add("head", info.manifest.ToString());
+    std::string secs;
+    AppendJsonDouble(progress.ElapsedSeconds(), &secs);
+    o2.AddRaw("seconds", secs);
+    inv.PrintJson(o2);
+  } else {
+    inv.PrintLine("built " + st.algorithm + " index on " + field + ": " + std::to_string(st.cells) +
+                  " cells, " + std::to_string(st.entries) + " entries, " + st.metric +
+                  " bits=" + std::to_string(st.bits) + "; head " + info.manifest.ToString());
+  }
+  return Status::Ok();
+}
+
+Status RunStatus(Invocation& inv) {
+  const std::string& name = inv.Arg("NAME");
+  ASSIGN_OR_RETURN(auto ds, OpenForRead(inv, name));
+  ASSIGN_OR_RETURN(IndexInfo info, ds->IndexStatus(inv.Arg("FIELD")));
+  PrintInfo(inv, name, info);
+  return Status::Ok();
+}
+
+const Registrar kBuild({
+    .path = "index build",
+    .summary = "Train and build the spatial index of an embedding field",
+    .description =
+        "Samples FIELD, trains an IVF model (k-means cells + RaBitQ codes), assigns every\n"
+        "record, and commits one manifest that points at the new index (spec/21). Later\n"
+        "appends are assigned to it automatically. Defaults come from the field's declared\n"
+        "index in the schema, else cosine, 4 bits, round(sqrt(N)) cells. Progress goes to\n"
+        "stderr when it is a terminal, or with --progress.\n"
+        "JSON: {\"dataset\", \"branch\", \"field\", \"cells\", \"entries\", \"buckets\",\n"
+        "\"metric\", \"bits\", \"index\", \"head\", \"seconds\"}.",
+    .positionals = {{.name = "NAME", .help = "the dataset"},
+                    {.name = "FIELD", .help = "the embedding field"}},
+    .flags = {{.name = "--cells", .value_name = "N", .help = "IVF cells (default round(sqrt(N)))"},
+              {.name = "--bits", .value_name = "B", .help = "RaBitQ bits per dimension, 1..8"},
+              {.name = "--metric", .value_name = "M", .help = "cosine, ip or l2"},
+              {.name = "--seed", .value_name = "S", .help = "training seed (default 0)"},
+              kBranchFlag,
+              kMessageFlag,
+              kProgressFlag},
+    .run = RunBuild,
+});
+
+const Registrar kStatus({
+    .path = "index status",
+    .summary = "Show the spatial index of an embedding field",
+    .description =
+        "Built or not (untrained), its algorithm, metric, bits, cells, entries, buckets,\n"
+        "live values and stale entries (deleted or replaced records, skipped by search).\n"
+        "JSON: {\"dataset\", \"field\", \"built\", \"algorithm\", \"metric\", \"bits\", \"dim\",\n"
+        "\"cells\", \"nprobe\", \"entries\", \"buckets\", \"live\", \"stale\", \"index\"?, "
+        "\"model\"?}.",
+    .positionals = {{.name = "NAME", .help = "the dataset"},
+                    {.name = "FIELD", .help = "the embedding field"}},
+    .flags = {kAtFlag},
+    .run = RunStatus,
+});
+
+}  // namespace
+}  // namespace dreamdb::cli

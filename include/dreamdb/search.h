@@ -1,0 +1,107 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+//
+// Vector search over a dataset's embedding fields (spec/21-spatial-index.md): the public
+// option and result types of Dataset::Search, Dataset::BuildIndex and Dataset::IndexStatus
+// (include/dreamdb/dataset.h), and the scalar filter predicates.
+//
+// Thread safety: value types and pure functions.
+
+#ifndef DREAMDB_SEARCH_H_
+#define DREAMDB_SEARCH_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "dreamdb/column.h"
+#include "dreamdb/object_id.h"
+#include "dreamdb/status.h"
+
+namespace dreamdb {
+
+// A scalar value in a predicate: int64 (also timestamps), float64, bool or text (string
+// and categorical fields).
+using ScalarValue = std::variant<int64_t, double, bool, std::string>;
+
+// `field OP value` (or `field in (v1, v2, ...)`) on a scalar field of the schema
+// (spec/21-spatial-index.md §7.3). A record whose field is null never matches.
+struct Predicate {
+  enum class Op : uint8_t { kEq, kNe, kLt, kLe, kGt, kGe, kIn };
+  std::string field;
+  Op op = Op::kEq;
+  std::vector<ScalarValue> values;  // one value; kIn: one or more
+};
+
+// Parses "label == 3", "score >= 0.5", "name != 'cat'", "label in (1, 2, 3)",
+// "flag == true". Values: integers, decimals, true/false, and text in single or double
+// quotes (or bare words). kInvalidArgument naming the problem.
+Result<Predicate> ParsePredicate(std::string_view text);
+std::string_view PredicateOpName(Predicate::Op op);  // "==", "!=", "<", ...
+
+struct SearchOptions {
+  uint32_t k = 10;      // results per query, >= 1
+  uint32_t nprobe = 0;  // IVF cells probed per query; 0 = the index's default
+  bool rerank = true;   // re-rank IVF candidates with the exact stored vectors
+  bool exact = false;   // brute force over the stored vectors (no index)
+  uint64_t start = 0;   // anchor range: start <= anchor < end
+  uint64_t end = UINT64_MAX;
+  std::vector<Predicate> where;     // all must hold
+  std::vector<std::string> fields;  // fields to project into the results (none by default)
+  uint32_t threads = 2;             // queries searched in parallel
+};
+
+// Results for nq queries, flattened: query q's hits are rows offsets[q] .. offsets[q+1]-1,
+// best first. `columns` (one per projected field) have one row per hit.
+struct SearchResults {
+  std::vector<uint64_t> offsets;  // nq + 1 entries
+  std::vector<uint32_t> query;    // per row: the query index
+  std::vector<uint64_t> anchors;  // per row
+  // Per row: the metric's natural score: cosine similarity, inner product (both larger is
+  // better) or Euclidean distance (l2: smaller is better).
+  std::vector<float> scores;
+  std::vector<Column> columns;
+  std::string metric;       // "cosine", "ip" or "l2"
+  bool used_index = false;  // false: brute force (exact, or no index built)
+  uint32_t nprobe = 0;      // cells probed (used_index)
+  uint64_t candidates = 0;  // entries scanned, over all queries
+};
+
+struct BuildIndexOptions {
+  // Each 0/empty value takes the schema's declared index (spec/21 §2), else the default.
+  std::string metric;  // cosine (default), ip, l2
+  uint32_t bits = 0;   // default 4
+  uint32_t cells = 0;  // default round(sqrt(N)), at least 1
+  uint64_t seed = 0;
+  uint32_t sample = 0;          // training sample size bound; 0 = max(256 * cells, 20000)
+  uint32_t threads = 0;         // 0 = hardware
+  uint64_t chunk_rows = 65536;  // records assigned at a time (bounds the vectors in memory)
+  // Encoded entries held per cell before they are written as buckets (bounds the codes in
+  // memory); 0 = 256 MiB. Below it, a build writes one bucket per cell.
+  uint64_t flush_bytes = 0;
+};
+
+struct IndexInfo {
+  std::string field;
+  bool built = false;     // false: no index object ("untrained")
+  ObjectId index;         // the spatial-index object (built)
+  ObjectId model;         // the model object (built)
+  std::string algorithm;  // "ivf"
+  std::string metric;
+  uint32_t bits = 0;
+  uint32_t dim = 0;
+  uint32_t cells = 0;
+  uint64_t entries = 0;  // bucket entries, live or not
+  uint64_t buckets = 0;  // bucket objects
+  uint64_t live = 0;     // live records with a value for the field (the manifest's view)
+  uint64_t stale = 0;    // entries - live (superseded or deleted entries), >= 0
+  uint32_t nprobe = 0;   // default cells probed per query
+};
+
+using BuildProgress = std::function<void(std::string_view phase, uint64_t done, uint64_t total)>;
+
+}  // namespace dreamdb
+
+#endif  // DREAMDB_SEARCH_H_

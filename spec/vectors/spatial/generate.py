@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+# Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+"""Generates spec/vectors/spatial/spatial.json, the golden vectors of
+spec/21-spatial-index.md: a bucket object, a directory page, a spatial-index object, an
+embedding field that declares an index, and a manifest with an `indexes` map.
+
+Everything is encoded here from the spec text (a small canonical CBOR encoder written
+from spec/03-cbor.md, the bucket layout of spec/21 §5.1); checksums and ids come from
+Debian's `b3sum`, never from DreamDB's own code, so the vectors are an independent oracle
+for the C++ encoders and decoders (src/dataset/vector_index_vectors_test.cc).
+
+Usage:
+    python3 spec/vectors/spatial/generate.py           # rewrite spatial.json
+    python3 spec/vectors/spatial/generate.py --check   # exit 1 if spatial.json is stale
+"""
+
+import base64
+import json
+import pathlib
+import subprocess
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+OUT = HERE / "spatial.json"
+
+
+def blake3(data):
+    out = subprocess.run(["b3sum", "--no-names", "--num-threads", "1"], input=data,
+                         capture_output=True, check=True).stdout.decode().strip()
+    return bytes.fromhex(out)
+
+
+def object_id(data):
+    return bytes([0x1E, 0x20]) + blake3(data)
+
+
+def id_text(multihash):
+    return "b" + base64.b32encode(multihash).decode().lower().rstrip("=")
+
+
+def named(text):
+    """The id of an ASCII text (stand-ins for segments, models, manifests)."""
+    return object_id(text.encode())
+
+
+# ---- canonical CBOR (spec/03-cbor.md) ----
+
+def head(major, n):
+    if n < 24:
+        return bytes([major << 5 | n])
+    for extra, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if n < 1 << (8 * size):
+            return bytes([major << 5 | extra]) + n.to_bytes(size, "big")
+    raise ValueError(n)
+
+
+def enc(v):
+    if v is None:
+        return b"\xf6"
+    if v is True:
+        return b"\xf5"
+    if v is False:
+        return b"\xf4"
+    if isinstance(v, int):
+        return head(0, v)
+    if isinstance(v, bytes):
+        return head(2, len(v)) + v
+    if isinstance(v, str):
+        b = v.encode()
+        return head(3, len(b)) + b
+    if isinstance(v, list):
+        return head(4, len(v)) + b"".join(enc(x) for x in v)
+    if isinstance(v, dict):
+        keys = sorted(v, key=lambda k: (len(k.encode()), k.encode()))
+        return head(5, len(v)) + b"".join(enc(k) + enc(v[k]) for k in keys)
+    raise TypeError(type(v))
+
+
+# ---- bucket (spec/21 §5.1) ----
+
+def seg_tag(segment_id):
+    return int.from_bytes(segment_id[2:10], "little")
+
+
+def bucket(cell, anchors, segs, rows, codes):
+    out = b"DDBSPB01" + cell.to_bytes(4, "little") + len(anchors).to_bytes(4, "little")
+    out += b"".join(a.to_bytes(8, "little") for a in anchors)
+    out += b"".join(seg_tag(s).to_bytes(8, "little") for s in segs)
+    out += b"".join(r.to_bytes(4, "little") for r in rows)
+    out += b"\0" * (-len(out) % 8)
+    out += len(codes).to_bytes(8, "little") + codes
+    return out + blake3(out)[:16]
+
+
+def main():
+    cases = []
+    segs = [named("segment 0"), named("segment 1"), named("segment 0")]
+    b = bucket(3, [1, 7, 1000000000000], segs, [0, 5, 70000], bytes(range(1, 12)))
+    cases.append({
+        "name": "bucket", "cell": 3, "anchors": [1, 7, 1000000000000],
+        "seg_tags": [seg_tag(s) for s in segs], "rows": [0, 5, 70000],
+        "codes_hex": bytes(range(1, 12)).hex(), "hex": b.hex(), "id": id_text(object_id(b)),
+        "segments": [id_text(s) for s in segs],
+    })
+    bid = object_id(b)
+    b2 = bucket(1025, [], [], [], b"")
+    cases.append({"name": "bucket: empty", "cell": 1025, "anchors": [], "seg_tags": [],
+                  "rows": [], "codes_hex": "", "hex": b2.hex(), "id": id_text(object_id(b2)),
+                  "segments": []})
+    page = {"kind": "dreamdb.spatial_dir", "format": 1, "first": 0,
+            "cells": [[bid], [], [bid, object_id(b2)]]}
+    pb = enc(page)
+    cases.append({"name": "directory page", "first": 0,
+                  "cells": [[id_text(bid)], [], [id_text(bid), id_text(object_id(b2))]],
+                  "hex": pb.hex(), "id": id_text(object_id(pb))})
+    index = {"kind": "dreamdb.spatial_index", "format": 1, "field": "emb", "algorithm": "ivf",
+             "metric": "cosine", "bits": 4, "dim": 768, "cells": 3, "nprobe": 0,
+             "model": named("model"), "parents": [named("older index")],
+             "pages": [object_id(pb)], "entries": 6, "buckets": 3}
+    ib = enc(index)
+    cases.append({"name": "spatial index", "field": "emb", "algorithm": "ivf",
+                  "metric": "cosine", "bits": 4, "dim": 768, "cells": 3, "nprobe": 0,
+                  "model": id_text(named("model")), "parents": [id_text(named("older index"))],
+                  "pages": [id_text(object_id(pb))], "entries": 6, "buckets": 3,
+                  "hex": ib.hex(), "id": id_text(object_id(ib))})
+    field = {"name": "emb", "type": "embedding", "optional": False, "dim": 768,
+             "index": {"algorithm": "ivf", "metric": "l2", "bits": 5, "cells": 1000}}
+    cases.append({"name": "schema field with index", "json": field, "hex": enc(field).hex()})
+    field_raw = {"name": "emb", "type": "embedding", "optional": True, "dim": 4,
+                 "index": {"algorithm": "ivf", "metric": "ip", "bits": 1, "cells": 0,
+                           "raw": False}}
+    cases.append({"name": "schema field with index, raw false", "json": field_raw,
+                  "hex": enc(field_raw).hex()})
+    manifest = {
+        "kind": "dreamdb.manifest", "format": 1, "genesis": named("genesis"), "parents": [],
+        "schema": {"version": 1, "fields": [{"name": "emb", "type": "embedding",
+                                              "optional": False, "dim": 768}]},
+        "index": None, "tombstones": None, "count": 0, "next_anchor": 0, "meta": {},
+        "dropped": [], "writer": "w", "time_ns": 1700000000000000000, "message": "m",
+        "delta": {"added": 0, "replaced": 0, "deleted": 0, "fields": []},
+        "indexes": {"emb": object_id(ib)},
+    }
+    mb = enc(manifest)
+    cases.append({"name": "manifest with indexes", "genesis": id_text(named("genesis")),
+                  "indexes": {"emb": id_text(object_id(ib))}, "hex": mb.hex(),
+                  "id": id_text(object_id(mb))})
+    text = json.dumps({"cases": cases}, indent=1, sort_keys=True) + "\n"
+    if "--check" in sys.argv:
+        if OUT.read_text() != text:
+            print("spatial.json is stale; run generate.py", file=sys.stderr)
+            sys.exit(1)
+        return
+    OUT.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

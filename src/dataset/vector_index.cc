@@ -1,0 +1,1481 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+// Spatial indexes of embedding fields: search (exact and IVF), build, assignment during
+// appends, status, verify (spec/21-spatial-index.md).
+#include "src/dataset/vector_index.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <future>
+#include <limits>
+#include <map>
+#include <queue>
+#include <random>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "src/base/encoding.h"
+#include "src/columnar/segment.h"
+#include "src/dataset/dataset_impl.h"
+#include "src/vector/distance.h"
+#include "src/vector/ivf.h"
+
+namespace dreamdb {
+namespace vindex {
+namespace {
+
+using vector::Metric;
+
+// ---------------------------------------------------------------------------------------
+// Distances (spec/21 §7.1): smaller is better. l2: squared L2; ip: -dot; cosine: 1 - cos.
+// Scores: l2: sqrt(distance); ip: dot; cosine: cos.
+
+float Distance(Metric metric, const float* q, float q_norm, const float* x, size_t dim) {
+  switch (metric) {
+    case Metric::kL2:
+      return vector::L2Sqr(q, x, dim);
+    case Metric::kInnerProduct:
+      return -vector::Dot(q, x, dim);
+    case Metric::kCosine: {
+      float xn = std::sqrt(vector::NormSqr(x, dim));
+      if (q_norm == 0 || xn == 0) return 1.0f;
+      return 1.0f - vector::Dot(q, x, dim) / (q_norm * xn);
+    }
+  }
+  return 0;
+}
+
+float ScoreOf(Metric metric, float distance) {
+  switch (metric) {
+    case Metric::kL2:
+      return std::sqrt(std::max(0.0f, distance));
+    case Metric::kInnerProduct:
+      return -distance;
+    case Metric::kCosine:
+      return 1.0f - distance;
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------
+// Predicates (spec/21 §7.3)
+
+Status CheckPredicate(const Schema& schema, const Predicate& p) {
+  const FieldSpec* f = schema.Find(p.field);
+  if (f == nullptr) {
+    std::string known;
+    for (const auto& k : schema.fields()) known += (known.empty() ? "" : ", ") + k.name;
+    return InvalidArgument("filter: unknown field " + Quote(p.field) +
+                           " (the schema has: " + known + ")");
+  }
+  if (p.values.empty() || (p.op != Predicate::Op::kIn && p.values.size() != 1)) {
+    return InvalidArgument("filter on " + Quote(p.field) + ": " +
+                           std::string(PredicateOpName(p.op)) + " needs " +
+                           (p.op == Predicate::Op::kIn ? "one or more values" : "one value"));
+  }
+  for (const auto& v : p.values) {
+    bool ok = false;
+    switch (f->type) {
+      case FieldType::kInt64:
+      case FieldType::kTimestamp:
+      case FieldType::kFloat64:
+        ok = std::holds_alternative<int64_t>(v) || std::holds_alternative<double>(v);
+        break;
+      case FieldType::kBool:
+        ok = std::holds_alternative<bool>(v) &&
+             (p.op == Predicate::Op::kEq || p.op == Predicate::Op::kNe ||
+              p.op == Predicate::Op::kIn);
+        break;
+      case FieldType::kString:
+      case FieldType::kCategorical:
+        ok = std::holds_alternative<std::string>(v);
+        break;
+      default:
+        return InvalidArgument("filter on " + Quote(p.field) + ": " +
+                               std::string(FieldTypeName(f->type)) +
+                               " fields cannot be filtered (only int64, float64, bool, string, "
+                               "categorical and timestamp)");
+    }
+    if (!ok) {
+      return InvalidArgument("filter on " + Quote(p.field) + ": a " +
+                             std::string(FieldTypeName(f->type)) +
+                             " field cannot be compared with " +
+                             std::string(PredicateOpName(p.op)) + " to that value");
+    }
+  }
+  return Status::Ok();
+}
+
+template <typename T>
+bool Compare(Predicate::Op op, const T& a, const T& b) {
+  switch (op) {
+    case Predicate::Op::kEq:
+    case Predicate::Op::kIn:
+      return a == b;
+    case Predicate::Op::kNe:
+      return a != b;
+    case Predicate::Op::kLt:
+      return a < b;
+    case Predicate::Op::kLe:
+      return a <= b;
+    case Predicate::Op::kGt:
+      return a > b;
+    case Predicate::Op::kGe:
+      return a >= b;
+  }
+  return false;
+}
+
+bool MatchOne(const Predicate& p, const Column& col, uint64_t row, const ScalarValue& v) {
+  switch (col.type()) {
+    case FieldType::kInt64:
+    case FieldType::kTimestamp: {
+      int64_t x = col.Int64At(row);
+      if (std::holds_alternative<int64_t>(v)) return Compare(p.op, x, std::get<int64_t>(v));
+      return Compare(p.op, static_cast<double>(x), std::get<double>(v));
+    }
+    case FieldType::kFloat64: {
+      double x = col.Float64At(row);
+      double y = std::holds_alternative<int64_t>(v) ? static_cast<double>(std::get<int64_t>(v))
+                                                    : std::get<double>(v);
+      return Compare(p.op, x, y);
+    }
+    case FieldType::kBool:
+      return Compare(p.op, col.BoolAt(row), std::get<bool>(v));
+    case FieldType::kString:
+    case FieldType::kCategorical:
+      return Compare(p.op, col.BytesAt(row), std::string_view(std::get<std::string>(v)));
+    default:
+      return false;
+  }
+}
+
+bool Matches(const Predicate& p, const Column& col, uint64_t row) {
+  if (!col.IsValid(row)) return false;
+  if (p.op == Predicate::Op::kIn) {
+    return std::any_of(p.values.begin(), p.values.end(),
+                       [&](const ScalarValue& v) { return MatchOne(p, col, row, v); });
+  }
+  return MatchOne(p, col, row, p.values[0]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Fetching field values of a version
+
+// Values of one field for sorted unique anchors: per anchor, a column and row (or none).
+struct FieldValues {
+  std::vector<std::shared_ptr<const Column>> columns;
+  std::vector<int32_t> col;  // per anchor: index into columns, -1 = no value
+  std::vector<uint64_t> row;
+  bool Has(size_t i) const { return col[i] >= 0 && columns[col[i]]->IsValid(row[i]); }
+  const Column& ColumnOf(size_t i) const { return *columns[col[i]]; }
+};
+
+Result<std::shared_ptr<const Column>> FetchSegmentWhole(const DatasetImpl& impl,
+                                                        const FieldSpec& spec, const ObjectId& id) {
+  if (auto hit = impl.segments()->Get(id)) {
+    impl.CountHit();
+    return hit;
+  }
+  auto bytes = impl.store().Get(id);
+  if (!bytes.ok()) return bytes.status().WithContext("segment for field " + Quote(spec.name));
+  impl.CountFetch(bytes->size());
+  auto col = columnar::DecodeSegment(*bytes, spec);
+  if (!col.ok()) return col.status().WithContext("segment " + id.ToString());
+  auto shared = std::make_shared<const Column>(std::move(*col));
+  impl.segments()->Insert(id, shared);
+  return std::shared_ptr<const Column>(shared);
+}
+
+// Rows of one segment: whole (cached) when at least half its rows are needed, else the
+// checksum blocks of those rows (spec/14 §9.5).
+Result<std::pair<std::shared_ptr<const Column>, bool>> FetchSegmentRows(
+    const DatasetImpl& impl, const FieldSpec& spec, const ObjectId& id,
+    const std::vector<uint32_t>& rows) {
+  if (auto hit = impl.segments()->Get(id)) {
+    impl.CountHit();
+    return std::make_pair(hit, true);
+  }
+  Store& store = impl.store();
+  columnar::FetchRange fetch = [&store, &impl, id](uint64_t off, uint64_t len) -> Result<Bytes> {
+    auto r = store.GetRange(id, off, len);
+    if (r.ok()) impl.CountFetch(r->size());
+    return r;
+  };
+  auto reader = columnar::SegmentReader::Open(fetch, spec);
+  if (!reader.ok()) return reader.status().WithContext("segment " + id.ToString());
+  if (rows.size() * 2 >= reader->rows()) {
+    auto col = reader->ReadAll();
+    if (!col.ok()) return col.status().WithContext("segment " + id.ToString());
+    auto shared = std::make_shared<const Column>(std::move(*col));
+    impl.segments()->Insert(id, shared);
+    return std::make_pair(std::shared_ptr<const Column>(shared), true);
+  }
+  auto col = reader->ReadRows(rows);
+  if (!col.ok()) return col.status().WithContext("segment " + id.ToString());
+  return std::make_pair(std::make_shared<const Column>(std::move(*col)), false);
+}
+
+Result<FieldValues> FetchField(const DatasetImpl& impl,
+                               const std::vector<std::optional<btree::Entry>>& entries,
+                               const FieldSpec& spec) {
+  FieldValues out;
+  out.col.assign(entries.size(), -1);
+  out.row.assign(entries.size(), 0);
+  std::map<ObjectId, std::vector<uint32_t>> need;
+  for (const auto& e : entries) {
+    if (!e) continue;
+    if (const btree::FieldLoc* loc = e->Find(spec.name)) need[loc->segment].push_back(loc->row);
+  }
+  std::vector<ObjectId> ids;
+  std::vector<std::future<Result<std::pair<std::shared_ptr<const Column>, bool>>>> futs;
+  for (auto& [id, rows] : need) {
+    std::sort(rows.begin(), rows.end());
+    rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+    ids.push_back(id);
+  }
+  std::vector<std::pair<std::shared_ptr<const Column>, bool>> got(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto work = [&impl, &spec, &ids, &need, i] {
+      return FetchSegmentRows(impl, spec, ids[i], need.at(ids[i]));
+    };
+    if (ids.size() > 1 && futs.size() < 8) {
+      futs.push_back(std::async(std::launch::async, work));
+    } else {
+      ASSIGN_OR_RETURN(got[i], work());
+    }
+  }
+  for (size_t i = 0; i < futs.size(); ++i) {
+    ASSIGN_OR_RETURN(got[i], futs[i].get());
+  }
+  std::unordered_map<ObjectId, size_t> slot;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    slot[ids[i]] = out.columns.size();
+    out.columns.push_back(got[i].first);
+  }
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (!entries[i]) continue;
+    const btree::FieldLoc* loc = entries[i]->Find(spec.name);
+    if (loc == nullptr) continue;
+    size_t s = slot.at(loc->segment);
+    uint64_t r = loc->row;
+    if (!got[s].second) {
+      const auto& rs = need.at(loc->segment);
+      r = static_cast<uint64_t>(std::lower_bound(rs.begin(), rs.end(), loc->row) - rs.begin());
+    } else if (r >= got[s].first->length()) {
+      return Corrupt("index entry for anchor " + std::to_string(entries[i]->anchor) +
+                     " points past the end of segment " + loc->segment.ToString());
+    }
+    out.col[i] = static_cast<int32_t>(s);
+    out.row[i] = r;
+  }
+  return out;
+}
+
+// Visits every (anchor, location, vector) of `field` in [start, end) of a version, in
+// anchor order, a leaf at a time. Segments are fetched whole and kept while in use.
+using VectorVisitor =
+    std::function<Status(size_t n, const uint64_t* anchors, const ObjectId* const* segs,
+                         const uint32_t* rows, const float* const* vecs)>;
+
+Status WalkVectors(const DatasetImpl& impl, const Version& v, const FieldSpec& spec, uint64_t start,
+                   uint64_t end, const VectorVisitor& visit) {
+  btree::Tree tree(&impl.store(), impl.pages(), v.index);
+  btree::Cursor cursor = tree.Scan(start, end);
+  std::unordered_map<ObjectId, std::shared_ptr<const Column>> pins;
+  std::vector<uint64_t> anchors;
+  std::vector<const ObjectId*> segs;
+  std::vector<uint32_t> rows;
+  std::vector<const float*> vecs;
+  for (;;) {
+    ASSIGN_OR_RETURN(auto span, cursor.NextLeaf());
+    if (!span) break;
+    const btree::LeafField* lf = span->leaf->FindField(spec.name);
+    if (lf == nullptr) continue;
+    std::unordered_map<ObjectId, std::shared_ptr<const Column>> next;
+    anchors.clear();
+    segs.clear();
+    rows.clear();
+    vecs.clear();
+    for (size_t i = span->begin; i < span->end; ++i) {
+      if (lf->seg[i] == btree::kNoSegment) continue;
+      const ObjectId& seg = lf->segments[lf->seg[i]];
+      auto it = next.find(seg);
+      if (it == next.end()) {
+        auto p = pins.find(seg);
+        std::shared_ptr<const Column> col;
+        if (p != pins.end()) {
+          col = p->second;
+        } else {
+          ASSIGN_OR_RETURN(col, FetchSegmentWhole(impl, spec, seg));
+        }
+        it = next.emplace(seg, std::move(col)).first;
+      }
+      const Column& col = *it->second;
+      uint32_t row = lf->row[i];
+      if (row >= col.length()) {
+        return Corrupt("index entry for anchor " + std::to_string(span->leaf->anchors[i]) +
+                       " points past the end of segment " + seg.ToString());
+      }
+      if (!col.IsValid(row)) continue;
+      anchors.push_back(span->leaf->anchors[i]);
+      segs.push_back(&seg);
+      rows.push_back(row);
+      vecs.push_back(col.FloatsAt(row).data());
+    }
+    pins = std::move(next);
+    if (!anchors.empty()) {
+      RETURN_IF_ERROR(visit(anchors.size(), anchors.data(), segs.data(), rows.data(), vecs.data()));
+    }
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------
+// Loading spatial objects (through the handle's object cache)
+
+template <typename T>
+Result<std::shared_ptr<const T>> Load(const DatasetImpl& impl, const ObjectId& id,
+                                      const std::function<Result<T>(ByteView)>& decode,
+                                      const std::function<uint64_t(const T&)>& size,
+                                      std::string_view what, bool count) {
+  if (auto hit = impl.vectors()->Get(id)) {
+    if (count) impl.CountHit();
+    return std::static_pointer_cast<const T>(hit);
+  }
+  auto bytes = impl.store().Get(id);
+  if (!bytes.ok()) return bytes.status().WithContext(std::string(what) + " " + id.ToString());
+  if (count) impl.CountFetch(bytes->size());
+  auto v = decode(*bytes);
+  if (!v.ok()) return v.status().WithContext(std::string(what) + " " + id.ToString());
+  auto shared = std::make_shared<const T>(std::move(*v));
+  impl.vectors()->Insert(id, shared, size(*shared) + 64);
+  return std::shared_ptr<const T>(shared);
+}
+
+Result<std::shared_ptr<const IndexObject>> LoadIndex(const DatasetImpl& impl, const ObjectId& id) {
+  return Load<IndexObject>(
+      impl, id, DecodeIndex,
+      [](const IndexObject& ix) { return 200 + 40 * (ix.pages.size() + ix.parents.size()); },
+      "spatial index", false);
+}
+
+Result<std::shared_ptr<const DirPage>> LoadPage(const DatasetImpl& impl, const ObjectId& id) {
+  return Load<DirPage>(
+      impl, id, DecodeDirPage,
+      [](const DirPage& p) {
+        uint64_t n = 0;
+        for (const auto& c : p.buckets) n += 24 + 34 * c.size();
+        return n;
+      },
+      "spatial directory page", true);
+}
+
+Result<std::shared_ptr<const Bucket>> LoadBucket(const DatasetImpl& impl, const ObjectId& id) {
+  return Load<Bucket>(
+      impl, id, DecodeBucket,
+      [](const Bucket& b) { return 20 * b.anchors.size() + b.codes.size(); }, "spatial bucket",
+      true);
+}
+
+Result<Metric> MetricOf(std::string_view name) { return vector::ParseMetric(name); }
+
+using ModelPtr = std::shared_ptr<const vector::IvfModel>;
+
+Result<ModelPtr> LoadModel(const DatasetImpl& impl, const ObjectId& id) {
+  if (auto hit = impl.vectors()->Get(id)) {
+    impl.CountHit();
+    return std::static_pointer_cast<const vector::IvfModel>(hit);
+  }
+  auto bytes = impl.store().Get(id);
+  if (!bytes.ok()) return bytes.status().WithContext("spatial model " + id.ToString());
+  impl.CountFetch(bytes->size());
+  auto model = vector::IvfModel::Deserialize(*bytes);
+  if (!model.ok()) return model.status().WithContext("spatial model " + id.ToString());
+  impl.vectors()->Insert(id, *model, bytes->size() * 2);
+  return *model;
+}
+
+// The bucket ids of `cells` (any order) in an index: one directory page per page touched.
+Result<std::vector<std::vector<ObjectId>>> BucketsOf(const DatasetImpl& impl, const IndexObject& ix,
+                                                     const std::vector<uint32_t>& cells) {
+  std::vector<std::vector<ObjectId>> out(cells.size());
+  std::map<uint32_t, std::shared_ptr<const DirPage>> pages;
+  for (size_t i = 0; i < cells.size(); ++i) {
+    uint32_t c = cells[i];
+    if (c >= ix.cells) return Corrupt("cell " + std::to_string(c) + " is out of range");
+    uint32_t p = c / kCellsPerPage;
+    auto it = pages.find(p);
+    if (it == pages.end()) {
+      ASSIGN_OR_RETURN(auto page, LoadPage(impl, ix.pages[p]));
+      if (page->first != p * kCellsPerPage) {
+        return Corrupt("spatial directory page " + ix.pages[p].ToString() + " starts at cell " +
+                       std::to_string(page->first) + ", expected " +
+                       std::to_string(p * kCellsPerPage));
+      }
+      it = pages.emplace(p, std::move(page)).first;
+    }
+    uint32_t local = c - p * kCellsPerPage;
+    if (local >= it->second->buckets.size()) {
+      return Corrupt("spatial directory page " + ix.pages[p].ToString() + " lacks cell " +
+                     std::to_string(c));
+    }
+    out[i] = it->second->buckets[local];
+  }
+  return out;
+}
+
+// Fetches buckets in parallel (up to 8 in flight), through the cache.
+Result<std::vector<std::shared_ptr<const Bucket>>> FetchBuckets(const DatasetImpl& impl,
+                                                                const std::vector<ObjectId>& ids) {
+  std::vector<std::shared_ptr<const Bucket>> out(ids.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&]() -> Status {
+    for (;;) {
+      size_t i = next.fetch_add(1);
+      if (i >= ids.size()) return Status::Ok();
+      ASSIGN_OR_RETURN(out[i], LoadBucket(impl, ids[i]));
+    }
+  };
+  std::vector<std::future<Status>> futs;
+  size_t extra = std::min<size_t>(ids.size() > 1 ? ids.size() - 1 : 0, 7);
+  for (size_t t = 0; t < extra; ++t) futs.push_back(std::async(std::launch::async, worker));
+  Status first = worker();
+  for (auto& f : futs) {
+    Status s = f.get();
+    if (first.ok() && !s.ok()) first = s;
+  }
+  RETURN_IF_ERROR(first);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Search
+
+struct Cand {
+  uint64_t handle = 0;  // exact: the anchor; IVF: (bucket << 32) | entry
+  uint64_t anchor = 0;
+  float distance = 0;
+  float score = 0;
+};
+
+struct SearchContext {
+  const DatasetImpl* impl = nullptr;
+  const Version* version = nullptr;
+  const FieldSpec* spec = nullptr;
+  Metric metric = Metric::kCosine;
+  const SearchOptions* options = nullptr;
+  std::vector<const FieldSpec*> filter_specs;  // per options->where
+};
+
+// Keeps the candidates (best first) that pass the scalar filters; at most k.
+Result<std::vector<Cand>> ApplyFilters(const SearchContext& ctx, const std::vector<Cand>& cands,
+                                       size_t k, std::vector<uint64_t>* rejected_handles) {
+  if (ctx.options->where.empty()) {
+    std::vector<Cand> out(cands.begin(), cands.begin() + std::min(k, cands.size()));
+    return out;
+  }
+  std::vector<uint64_t> sorted;
+  for (const auto& c : cands) sorted.push_back(c.anchor);
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  btree::Tree tree(&ctx.impl->store(), ctx.impl->pages(), ctx.version->index);
+  ASSIGN_OR_RETURN(auto entries, tree.LookupMany(sorted));
+  std::vector<uint8_t> pass(sorted.size(), 1);
+  for (size_t p = 0; p < ctx.options->where.size(); ++p) {
+    ASSIGN_OR_RETURN(FieldValues fv, FetchField(*ctx.impl, entries, *ctx.filter_specs[p]));
+    for (size_t i = 0; i < sorted.size(); ++i) {
+      if (!pass[i]) continue;
+      if (!fv.Has(i) || !Matches(ctx.options->where[p], fv.ColumnOf(i), fv.row[i])) pass[i] = 0;
+    }
+  }
+  std::vector<Cand> out;
+  for (const auto& c : cands) {
+    size_t i = static_cast<size_t>(std::lower_bound(sorted.begin(), sorted.end(), c.anchor) -
+                                   sorted.begin());
+    if (!pass[i]) {
+      if (rejected_handles != nullptr) rejected_handles->push_back(c.handle);
+      continue;
+    }
+    if (out.size() < k) out.push_back(c);
+  }
+  return out;
+}
+
+// Brute force over every stored vector in the range, for all queries at once.
+Status ExactSearch(const SearchContext& ctx, const float* queries, size_t nq, size_t dim,
+                   std::vector<std::vector<Cand>>* results, uint64_t* scanned) {
+  const SearchOptions& o = *ctx.options;
+  std::vector<float> qnorm(nq);
+  for (size_t q = 0; q < nq; ++q) qnorm[q] = std::sqrt(vector::NormSqr(queries + q * dim, dim));
+  std::vector<size_t> todo(nq);
+  for (size_t q = 0; q < nq; ++q) todo[q] = q;
+  size_t fetch = o.where.empty() ? o.k : std::max<size_t>(o.k * 4, 64);
+  results->assign(nq, {});
+  for (int round = 0; !todo.empty(); ++round) {
+    using Heap = std::priority_queue<std::pair<float, uint64_t>>;  // max-heap on distance
+    std::vector<Heap> heaps(todo.size());
+    uint64_t seen = 0;
+    RETURN_IF_ERROR(WalkVectors(*ctx.impl, *ctx.version, *ctx.spec, o.start, o.end,
+                                [&](size_t n, const uint64_t* anchors, const ObjectId* const*,
+                                    const uint32_t*, const float* const* vecs) -> Status {
+                                  seen += n;
+                                  auto work = [&](size_t b, size_t e) {
+                                    for (size_t t = b; t < e; ++t) {
+                                      const float* q = queries + todo[t] * dim;
+                                      Heap& h = heaps[t];
+                                      for (size_t i = 0; i < n; ++i) {
+                                        float d =
+                                            Distance(ctx.metric, q, qnorm[todo[t]], vecs[i], dim);
+                                        if (h.size() < fetch) {
+                                          h.emplace(d, anchors[i]);
+                                        } else if (std::make_pair(d, anchors[i]) < h.top()) {
+                                          h.pop();
+                                          h.emplace(d, anchors[i]);
+                                        }
+                                      }
+                                    }
+                                  };
+                                  if (todo.size() > 1 && o.threads > 1) {
+                                    size_t mid = todo.size() / 2;
+                                    auto f = std::async(std::launch::async, work, mid, todo.size());
+                                    work(0, mid);
+                                    f.get();
+                                  } else {
+                                    work(0, todo.size());
+                                  }
+                                  return Status::Ok();
+                                }));
+    *scanned += seen * todo.size();
+    std::vector<size_t> again;
+    for (size_t t = 0; t < todo.size(); ++t) {
+      std::vector<Cand> cands(heaps[t].size());
+      for (size_t i = cands.size(); i-- > 0;) {
+        auto [d, a] = heaps[t].top();
+        heaps[t].pop();
+        cands[i] = Cand{a, a, d, ScoreOf(ctx.metric, d)};
+      }
+      bool exhausted = cands.size() < fetch;
+      ASSIGN_OR_RETURN(auto kept, ApplyFilters(ctx, cands, o.k, nullptr));
+      (*results)[todo[t]] = std::move(kept);
+      if ((*results)[todo[t]].size() < o.k && !exhausted) again.push_back(todo[t]);
+    }
+    todo = std::move(again);
+    fetch *= 8;
+  }
+  return Status::Ok();
+}
+
+// Live check (spec/21 §6): keeps the candidates whose entry location is the anchor's
+// current location for the field in this version; deduplicates anchors.
+Result<std::vector<Cand>> KeepLive(const SearchContext& ctx, const std::vector<Cand>& cands,
+                                   const std::vector<std::shared_ptr<const Bucket>>& buckets,
+                                   std::vector<uint64_t>* rejected) {
+  std::vector<uint64_t> sorted;
+  for (const auto& c : cands) sorted.push_back(c.anchor);
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  btree::Tree tree(&ctx.impl->store(), ctx.impl->pages(), ctx.version->index);
+  ASSIGN_OR_RETURN(auto entries, tree.LookupMany(sorted));
+  std::vector<Cand> out;
+  std::unordered_set<uint64_t> emitted;
+  for (const auto& c : cands) {
+    size_t i = static_cast<size_t>(std::lower_bound(sorted.begin(), sorted.end(), c.anchor) -
+                                   sorted.begin());
+    const Bucket& b = *buckets[c.handle >> 32];
+    const size_t e = c.handle & 0xffffffffu;
+    const btree::FieldLoc* loc = entries[i] ? entries[i]->Find(ctx.spec->name) : nullptr;
+    bool live =
+        loc != nullptr && SegmentTag(loc->segment) == b.seg_tags[e] && loc->row == b.rows[e];
+    if (!live || !emitted.insert(c.anchor).second) {
+      rejected->push_back(c.handle);
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+// One query through the IVF index (spec/21 §7.2).
+Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::IvfModel& model,
+                                       const IndexObject& ix, const float* q, uint32_t nprobe,
+                                       uint64_t* scanned) {
+  const SearchOptions& o = *ctx.options;
+  std::unordered_set<uint64_t> rejected;
+  size_t fetch = o.where.empty() ? o.k : std::max<size_t>(o.k * 4, 64);
+  std::vector<std::shared_ptr<const Bucket>> buckets;
+  std::vector<uint32_t> bucket_cell;
+  bool loaded = false;
+  std::vector<Cand> result;
+  for (int round = 0; round < 12; ++round) {
+    vector::SearchParams sp;
+    sp.k = static_cast<uint32_t>(std::min<size_t>(fetch, UINT32_MAX));
+    sp.nprobe = nprobe;
+    sp.rerank = o.rerank;
+    ASSIGN_OR_RETURN(auto query, model.NewQuery(q, sp));
+    if (!loaded) {
+      const std::vector<uint32_t>& cells = query->probe_order();
+      ASSIGN_OR_RETURN(auto ids, BucketsOf(*ctx.impl, ix, cells));
+      std::vector<ObjectId> flat;
+      for (size_t i = 0; i < cells.size(); ++i) {
+        for (const auto& id : ids[i]) {
+          flat.push_back(id);
+          bucket_cell.push_back(cells[i]);
+        }
+      }
+      ASSIGN_OR_RETURN(buckets, FetchBuckets(*ctx.impl, flat));
+      for (size_t b = 0; b < buckets.size(); ++b) {
+        if (buckets[b]->cell != bucket_cell[b]) {
+          return Corrupt("spatial bucket " + flat[b].ToString() + " holds cell " +
+                         std::to_string(buckets[b]->cell) + " but the directory lists it under " +
+                         std::to_string(bucket_cell[b]));
+        }
+      }
+      loaded = true;
+    }
+    std::vector<uint64_t> handles;
+    uint64_t total = 0;
+    for (size_t b = 0; b < buckets.size(); ++b) {
+      const Bucket& bk = *buckets[b];
+      handles.resize(bk.anchors.size());
+      for (size_t i = 0; i < handles.size(); ++i) handles[i] = (uint64_t{b} << 32) | i;
+      std::function<bool(uint64_t)> keep = [&](uint64_t h) {
+        uint64_t a = buckets[h >> 32]->anchors[h & 0xffffffffu];
+        return a >= o.start && a < o.end && rejected.count(h) == 0;
+      };
+      RETURN_IF_ERROR(query->ScanCell(bk.cell, bk.codes, handles.data(), &keep));
+      total += bk.anchors.size();
+    }
+    *scanned += total;
+    std::function<Status(const uint64_t*, size_t, float*)> exact =
+        [&](const uint64_t* ids, size_t n, float* out) -> Status {
+      std::vector<uint64_t> anchors(n);
+      for (size_t i = 0; i < n; ++i)
+        anchors[i] = buckets[ids[i] >> 32]->anchors[ids[i] & 0xffffffffu];
+      std::vector<uint64_t> sorted = anchors;
+      std::sort(sorted.begin(), sorted.end());
+      sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+      btree::Tree tree(&ctx.impl->store(), ctx.impl->pages(), ctx.version->index);
+      ASSIGN_OR_RETURN(auto entries, tree.LookupMany(sorted));
+      ASSIGN_OR_RETURN(FieldValues fv, FetchField(*ctx.impl, entries, *ctx.spec));
+      for (size_t i = 0; i < n; ++i) {
+        size_t j = static_cast<size_t>(std::lower_bound(sorted.begin(), sorted.end(), anchors[i]) -
+                                       sorted.begin());
+        out[i] = fv.Has(j) ? model.ExactDistance(q, fv.ColumnOf(j).FloatsAt(fv.row[j]).data())
+                           : std::numeric_limits<float>::infinity();
+      }
+      return Status::Ok();
+    };
+    ASSIGN_OR_RETURN(std::vector<vector::Neighbor> nn, query->Finish(o.rerank ? &exact : nullptr));
+    std::vector<Cand> cands;
+    for (const auto& n : nn) {
+      uint64_t a = buckets[n.id >> 32]->anchors[n.id & 0xffffffffu];
+      cands.push_back(Cand{n.id, a, n.distance, n.score});
+    }
+    const bool exhausted = cands.size() < fetch;
+    std::vector<uint64_t> rej;
+    ASSIGN_OR_RETURN(auto live, KeepLive(ctx, cands, buckets, &rej));
+    ASSIGN_OR_RETURN(result, ApplyFilters(ctx, live, o.k, &rej));
+    if (result.size() >= o.k || exhausted || rej.empty()) break;
+    for (uint64_t h : rej) rejected.insert(h);
+    fetch *= 4;
+  }
+  return result;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Append assignment (spec/21 §6.1)
+
+Status IndexAppend(DatasetImpl& impl, const Version& base, const std::vector<uint64_t>& row_anchors,
+                   const std::vector<AppendedVectors>& vecs, dataset::Manifest* m,
+                   uint64_t* objects_written) {
+  m->indexes = base.manifest.indexes;
+  for (auto it = m->indexes.begin(); it != m->indexes.end();) {
+    const FieldSpec* f = m->schema.Find(it->first);
+    if (f == nullptr || f->type != FieldType::kEmbedding) {
+      it = m->indexes.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& v : vecs) {
+    auto found = m->indexes.find(v.field);
+    if (found == m->indexes.end()) continue;
+    ASSIGN_OR_RETURN(auto ix, LoadIndex(impl, found->second));
+    ASSIGN_OR_RETURN(ModelPtr model, LoadModel(impl, ix->model));
+    const size_t dim = ix->dim;
+    const Column& col = *v.values;
+    if (col.field().dim != dim) {
+      return Internal("field " + Quote(v.field) + " has dim " + std::to_string(col.field().dim) +
+                      " but its index has " + std::to_string(dim));
+    }
+    std::vector<uint64_t> rows;
+    const bool cosine = model->params().metric == vector::Metric::kCosine;
+    for (uint64_t r = 0; r < col.length(); ++r) {
+      // A zero vector has no direction: cosine indexes leave it out (spec/21 §6.3).
+      if (col.IsValid(r) && !(cosine && vector::NormSqr(col.FloatsAt(r).data(), dim) == 0)) {
+        rows.push_back(r);
+      }
+    }
+    if (rows.empty()) continue;
+    std::vector<float> data(rows.size() * dim);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      std::memcpy(data.data() + i * dim, col.FloatsAt(rows[i]).data(), dim * sizeof(float));
+    }
+    std::vector<uint32_t> cells(rows.size());
+    {
+      Status s = model->Assign(data.data(), rows.size(), cells.data());
+      if (!s.ok()) return s.WithContext("field " + Quote(v.field));
+    }
+    std::map<uint32_t, std::vector<size_t>> by_cell;
+    for (size_t i = 0; i < rows.size(); ++i) by_cell[cells[i]].push_back(i);
+    IndexObject next = *ix;
+    next.parents = {found->second};
+    std::map<uint32_t, DirPage> touched;
+    for (auto& [cell, members] : by_cell) {
+      Bucket b;
+      b.cell = cell;
+      std::vector<float> cv(members.size() * dim);
+      for (size_t j = 0; j < members.size(); ++j) {
+        size_t i = members[j];
+        uint64_t r = rows[i];
+        b.anchors.push_back(row_anchors[r]);
+        b.seg_tags.push_back(SegmentTag((*v.segments)[(*v.seg)[r]]));
+        b.rows.push_back((*v.row)[r]);
+        std::memcpy(cv.data() + j * dim, data.data() + i * dim, dim * sizeof(float));
+      }
+      ASSIGN_OR_RETURN(b.codes, model->EncodeCell(cell, cv.data(), members.size()));
+      uint32_t p = cell / kCellsPerPage;
+      auto t = touched.find(p);
+      if (t == touched.end()) {
+        ASSIGN_OR_RETURN(auto page, LoadPage(impl, ix->pages[p]));
+        t = touched.emplace(p, *page).first;
+      }
+      std::vector<ObjectId>& list = t->second.buckets[cell - p * kCellsPerPage];
+      next.entries += members.size();
+      if (list.size() + 1 >= kMaxBucketsPerCell) {
+        // Compaction (spec/21 §5.5): the cell's buckets and the new entries become one
+        // bucket, so a query never fetches more than kMaxBucketsPerCell per cell.
+        ASSIGN_OR_RETURN(auto olds, FetchBuckets(impl, list));
+        Bucket merged;
+        merged.cell = cell;
+        for (size_t i = 0; i <= olds.size(); ++i) {
+          const Bucket& part = i < olds.size() ? *olds[i] : b;
+          merged.anchors.insert(merged.anchors.end(), part.anchors.begin(), part.anchors.end());
+          merged.seg_tags.insert(merged.seg_tags.end(), part.seg_tags.begin(), part.seg_tags.end());
+          merged.rows.insert(merged.rows.end(), part.rows.begin(), part.rows.end());
+          if (i == 0) {
+            merged.codes = part.codes;
+          } else {
+            RETURN_IF_ERROR(model->AppendCodes(&merged.codes, part.codes));
+          }
+        }
+        next.buckets -= list.size();
+        b = std::move(merged);
+        list.clear();
+      }
+      ASSIGN_OR_RETURN(ObjectId bid, impl.store().Put(EncodeBucket(b)));
+      ++*objects_written;
+      list.push_back(bid);
+      next.buckets += 1;
+    }
+    for (auto& [p, page] : touched) {
+      ASSIGN_OR_RETURN(Bytes pb, EncodeDirPage(page));
+      ASSIGN_OR_RETURN(next.pages[p], impl.store().Put(pb));
+      ++*objects_written;
+    }
+    ASSIGN_OR_RETURN(Bytes ib, EncodeIndex(next));
+    ASSIGN_OR_RETURN(ObjectId nid, impl.store().Put(ib));
+    ++*objects_written;
+    found->second = nid;
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------
+// Verify (spec/21 §9)
+
+void VerifyIndexes(const dataset::Manifest& m,
+                   const std::function<int(const ObjectId&, const std::string&, Bytes*)>& check,
+                   const std::function<void(std::string)>& problem) {
+  for (const auto& [field, id] : m.indexes) {
+    const std::string what = "spatial index of field '" + field + "'";
+    Bytes bytes;
+    if (check(id, what, &bytes) <= 0) continue;
+    auto ix = DecodeIndex(bytes);
+    if (!ix.ok()) {
+      problem(what + " " + id.ToString() + ": " + ix.status().ToString());
+      continue;
+    }
+    if (ix->field != field) {
+      problem(what + " " + id.ToString() + " names field " + Quote(ix->field));
+    }
+    check(ix->model, what + " model", nullptr);
+    uint64_t entries = 0, buckets = 0;
+    bool complete = true;
+    for (size_t p = 0; p < ix->pages.size(); ++p) {
+      Bytes pb;
+      int pc = check(ix->pages[p], what + " directory page", &pb);
+      if (pc < 0) {
+        complete = false;
+        continue;
+      }
+      if (pc == 0) {
+        complete = false;  // checked through an earlier version: counts not re-derived
+        continue;
+      }
+      auto page = DecodeDirPage(pb);
+      if (!page.ok()) {
+        problem(what + " directory page " + ix->pages[p].ToString() + ": " +
+                page.status().ToString());
+        continue;
+      }
+      for (size_t c = 0; c < page->buckets.size(); ++c) {
+        for (const auto& bid : page->buckets[c]) {
+          ++buckets;
+          Bytes bb;
+          int bc = check(bid, what + " bucket", &bb);
+          if (bc <= 0) {
+            complete = false;
+            continue;
+          }
+          auto b = DecodeBucket(bb);
+          if (!b.ok()) {
+            problem(what + " bucket " + bid.ToString() + ": " + b.status().ToString());
+            continue;
+          }
+          entries += b->anchors.size();
+          if (b->cell != page->first + c) {
+            problem(what + " bucket " + bid.ToString() + " holds cell " + std::to_string(b->cell) +
+                    " but is listed under cell " + std::to_string(page->first + c));
+          }
+        }
+      }
+    }
+    if (complete && (entries != ix->entries || buckets != ix->buckets)) {
+      problem(what + " " + id.ToString() + " says " + std::to_string(ix->entries) + " entries in " +
+              std::to_string(ix->buckets) + " buckets, found " + std::to_string(entries) + " in " +
+              std::to_string(buckets));
+    }
+  }
+}
+
+}  // namespace vindex
+
+// ---------------------------------------------------------------------------------------
+// Dataset API
+
+namespace {
+
+Result<const FieldSpec*> EmbeddingField(const Schema& schema, std::string_view field,
+                                        std::string_view op) {
+  const FieldSpec* f = schema.Find(field);
+  if (f == nullptr) {
+    std::string known;
+    for (const auto& k : schema.fields()) known += (known.empty() ? "" : ", ") + k.name;
+    return InvalidArgument(std::string(op) + ": unknown field " + Quote(field) +
+                           " (the schema has: " + known + ")");
+  }
+  if (f->type != FieldType::kEmbedding) {
+    return InvalidArgument(std::string(op) + ": field " + Quote(field) + " is " +
+                           std::string(FieldTypeName(f->type)) + ", not an embedding");
+  }
+  return f;
+}
+
+}  // namespace
+
+Result<SearchResults> Dataset::Search(std::string_view field, const float* queries, size_t nq,
+                                      size_t dim, const SearchOptions& options) const {
+  auto version = impl_->current();
+  const Schema& schema = version->manifest.schema;
+  ASSIGN_OR_RETURN(const FieldSpec* spec, EmbeddingField(schema, field, "search"));
+  if (options.k == 0) return InvalidArgument("search: k must be at least 1");
+  if (nq == 0 || queries == nullptr) return InvalidArgument("search: no query vectors given");
+  if (dim != spec->dim) {
+    return InvalidArgument("search: the query has dimension " + std::to_string(dim) +
+                           " but field " + Quote(field) + " has dim " + std::to_string(spec->dim));
+  }
+  for (size_t i = 0; i < nq * dim; ++i) {
+    if (!std::isfinite(queries[i])) {
+      return InvalidArgument("search: query " + std::to_string(i / dim) + " has a " +
+                             (std::isnan(queries[i]) ? "NaN" : "infinite") + " component at " +
+                             std::to_string(i % dim));
+    }
+  }
+  if (options.start > options.end) {
+    return InvalidArgument("search: start anchor " + std::to_string(options.start) +
+                           " is after end anchor " + std::to_string(options.end));
+  }
+  vindex::SearchContext ctx;
+  ctx.impl = impl_.get();
+  ctx.version = version.get();
+  ctx.spec = spec;
+  ctx.options = &options;
+  for (const auto& p : options.where) {
+    RETURN_IF_ERROR(vindex::CheckPredicate(schema, p));
+    ctx.filter_specs.push_back(schema.Find(p.field));
+  }
+  // Projection.
+  std::vector<FieldSpec> project;
+  for (const auto& n : options.fields) {
+    const FieldSpec* f = schema.Find(n);
+    if (f == nullptr) {
+      std::string known;
+      for (const auto& k : schema.fields()) known += (known.empty() ? "" : ", ") + k.name;
+      return InvalidArgument("search: unknown field " + Quote(n) + " (the schema has: " + known +
+                             ")");
+    }
+    if (std::any_of(project.begin(), project.end(),
+                    [&](const FieldSpec& s) { return s.name == n; })) {
+      return InvalidArgument("search: field " + Quote(n) + " is requested twice");
+    }
+    project.push_back(*f);
+  }
+  SearchResults out;
+  auto idx = version->manifest.indexes.find(std::string(field));
+  const bool use_index = !options.exact && idx != version->manifest.indexes.end();
+  std::vector<std::vector<vindex::Cand>> per(nq);
+  uint64_t scanned = 0;
+  if (!use_index) {
+    std::string metric = "cosine";
+    if (spec->index) metric = spec->index->metric;
+    if (idx != version->manifest.indexes.end()) {
+      ASSIGN_OR_RETURN(auto ix, vindex::LoadIndex(*impl_, idx->second));
+      metric = ix->metric;
+    }
+    ASSIGN_OR_RETURN(ctx.metric, vindex::MetricOf(metric));
+    out.metric = metric;
+    RETURN_IF_ERROR(vindex::ExactSearch(ctx, queries, nq, dim, &per, &scanned));
+  } else {
+    ASSIGN_OR_RETURN(auto ix, vindex::LoadIndex(*impl_, idx->second));
+    ASSIGN_OR_RETURN(ctx.metric, vindex::MetricOf(ix->metric));
+    ASSIGN_OR_RETURN(vindex::ModelPtr model, vindex::LoadModel(*impl_, ix->model));
+    out.metric = ix->metric;
+    out.used_index = true;
+    uint32_t nprobe = options.nprobe != 0 ? options.nprobe : ix->nprobe;
+    nprobe = std::min(nprobe, ix->cells);
+    out.nprobe = nprobe != 0 ? nprobe : std::min(vector::DefaultNprobe(ix->cells), ix->cells);
+    std::atomic<size_t> next{0};
+    std::atomic<uint64_t> total{0};
+    auto worker = [&]() -> Status {
+      for (;;) {
+        size_t q = next.fetch_add(1);
+        if (q >= nq) return Status::Ok();
+        uint64_t s = 0;
+        ASSIGN_OR_RETURN(per[q],
+                         vindex::IvfSearchOne(ctx, *model, *ix, queries + q * dim, nprobe, &s));
+        total += s;
+      }
+    };
+    std::vector<std::future<Status>> futs;
+    uint32_t threads = std::max<uint32_t>(1, options.threads);
+    for (uint32_t t = 1; t < threads && t < nq; ++t) {
+      futs.push_back(std::async(std::launch::async, worker));
+    }
+    Status first = worker();
+    for (auto& f : futs) {
+      Status s = f.get();
+      if (first.ok() && !s.ok()) first = s;
+    }
+    RETURN_IF_ERROR(first);
+    scanned = total;
+  }
+  out.candidates = scanned;
+  out.offsets.push_back(0);
+  for (size_t q = 0; q < nq; ++q) {
+    for (const auto& c : per[q]) {
+      out.query.push_back(static_cast<uint32_t>(q));
+      out.anchors.push_back(c.anchor);
+      out.scores.push_back(c.score);
+    }
+    out.offsets.push_back(out.anchors.size());
+  }
+  if (!project.empty()) {
+    std::vector<std::string> names;
+    for (const auto& f : project) names.push_back(f.name);
+    // Results come from this version, so every anchor is live in it.
+    std::vector<uint64_t> sorted = out.anchors;
+    std::sort(sorted.begin(), sorted.end());
+    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+    btree::Tree tree(&impl_->store(), impl_->pages(), version->index);
+    ASSIGN_OR_RETURN(auto entries, tree.LookupMany(sorted));
+    for (const auto& f : project) {
+      ASSIGN_OR_RETURN(vindex::FieldValues fv, vindex::FetchField(*impl_, entries, f));
+      Column col(f);
+      for (uint64_t a : out.anchors) {
+        size_t i =
+            static_cast<size_t>(std::lower_bound(sorted.begin(), sorted.end(), a) - sorted.begin());
+        if (fv.Has(i)) {
+          col.AppendRange(fv.ColumnOf(i), fv.row[i], fv.row[i] + 1);
+        } else {
+          col.AppendNull();
+        }
+      }
+      out.columns.push_back(std::move(col));
+    }
+  }
+  return out;
+}
+
+Result<IndexInfo> Dataset::IndexStatus(std::string_view field) const {
+  auto version = impl_->current();
+  ASSIGN_OR_RETURN(const FieldSpec* spec,
+                   EmbeddingField(version->manifest.schema, field, "index status"));
+  IndexInfo info;
+  info.field = std::string(field);
+  info.dim = spec->dim;
+  if (spec->index) {
+    info.algorithm = spec->index->algorithm;
+    info.metric = spec->index->metric;
+    info.bits = spec->index->bits;
+    info.cells = spec->index->cells;
+  }
+  // Live values of the field: anchor-index leaves only, no segments.
+  btree::Tree tree(&impl_->store(), impl_->pages(), version->index);
+  btree::Cursor cursor = tree.Scan();
+  for (;;) {
+    ASSIGN_OR_RETURN(auto span, cursor.NextLeaf());
+    if (!span) break;
+    const btree::LeafField* lf = span->leaf->FindField(spec->name);
+    if (lf == nullptr) continue;
+    for (size_t i = span->begin; i < span->end; ++i) {
+      if (lf->seg[i] != btree::kNoSegment) ++info.live;
+    }
+  }
+  auto it = version->manifest.indexes.find(std::string(field));
+  if (it == version->manifest.indexes.end()) return info;
+  ASSIGN_OR_RETURN(auto ix, vindex::LoadIndex(*impl_, it->second));
+  info.built = true;
+  info.index = it->second;
+  info.model = ix->model;
+  info.algorithm = ix->algorithm;
+  info.metric = ix->metric;
+  info.bits = ix->bits;
+  info.cells = ix->cells;
+  info.nprobe = ix->nprobe;
+  info.entries = ix->entries;
+  info.buckets = ix->buckets;
+  info.stale = ix->entries > info.live ? ix->entries - info.live : 0;
+  return info;
+}
+
+Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexOptions& options,
+                                       const BuildProgress& progress, const CommitOptions& commit) {
+  if (read_only()) return PermissionDenied("dataset " + Quote(name()) + " is open read-only");
+  auto version = impl_->current();
+  ASSIGN_OR_RETURN(const FieldSpec* spec_ptr,
+                   EmbeddingField(version->manifest.schema, field, "index build"));
+  const FieldSpec spec = *spec_ptr;
+  IndexSpec declared = spec.index.value_or(IndexSpec{});
+  if (!declared.keep_raw) {
+    return Unsupported("index build: field " + Quote(field) +
+                       " declares raw = false; dropping raw vectors is not supported yet");
+  }
+  std::string metric_name = options.metric.empty() ? declared.metric : options.metric;
+  auto metric = vindex::MetricOf(metric_name);
+  if (!metric.ok()) return InvalidArgument("index build: " + metric.status().message());
+  uint32_t bits = options.bits != 0 ? options.bits : declared.bits;
+  if (bits < 1 || bits > 8) {
+    return InvalidArgument("index build: bits must be 1 to 8, got " + std::to_string(bits));
+  }
+  if (options.chunk_rows == 0) return InvalidArgument("index build: chunk_rows must be >= 1");
+  const size_t dim = spec.dim;
+  auto report = [&](std::string_view phase, uint64_t done, uint64_t total) {
+    if (progress) progress(phase, done, total);
+  };
+  const bool cosine = *metric == vector::Metric::kCosine;
+  // Pass 1: a seeded reservoir sample of the field's vectors.
+  uint64_t n_est = version->manifest.count;
+  uint32_t cells = options.cells != 0 ? options.cells : declared.cells;
+  if (cells == 0) {
+    cells = static_cast<uint32_t>(std::max<double>(1.0, std::round(std::sqrt(double(n_est)))));
+  }
+  uint64_t sample_cap =
+      options.sample != 0
+          ? options.sample
+          : std::min<uint64_t>(std::max<uint64_t>(uint64_t{64} * cells, 20000), 131072);
+  std::vector<float> sample;
+  uint64_t seen = 0;
+  std::mt19937_64 rng(options.seed ^ 0x5eed5eedULL);
+  RETURN_IF_ERROR(vindex::WalkVectors(
+      *impl_, *version, spec, 0, UINT64_MAX,
+      [&](size_t n, const uint64_t*, const ObjectId* const*, const uint32_t*,
+          const float* const* vecs) -> Status {
+        for (size_t i = 0; i < n; ++i) {
+          for (size_t d = 0; d < dim; ++d) {
+            if (!std::isfinite(vecs[i][d])) {
+              return InvalidArgument("index build: field " + Quote(field) +
+                                     " holds a non-finite value; it cannot be indexed");
+            }
+          }
+          if (cosine && vector::NormSqr(vecs[i], dim) == 0) continue;  // spec/21 §6.3
+          if (sample.size() < sample_cap * dim) {
+            sample.insert(sample.end(), vecs[i], vecs[i] + dim);
+          } else {
+            uint64_t j = std::uniform_int_distribution<uint64_t>(0, seen)(rng);
+            if (j < sample_cap) std::memcpy(sample.data() + j * dim, vecs[i], dim * sizeof(float));
+          }
+          ++seen;
+        }
+        report("sample", seen, n_est);
+        return Status::Ok();
+      }));
+  if (seen == 0) {
+    return InvalidArgument("index build: field " + Quote(field) +
+                           " has no values to train on; append records first");
+  }
+  if (options.cells == 0 && declared.cells == 0) {
+    cells = static_cast<uint32_t>(std::max<double>(1.0, std::round(std::sqrt(double(seen)))));
+  }
+  const size_t sample_n = sample.size() / dim;
+  if (cells > sample_n) cells = static_cast<uint32_t>(sample_n);
+  vector::IvfParams params;
+  params.dim = static_cast<uint32_t>(dim);
+  params.metric = *metric;
+  params.num_cells = cells;
+  params.bits = bits;
+  params.seed = options.seed;
+  params.kmeans.seed = options.seed;
+  params.kmeans.threads = options.threads;
+  params.kmeans.spherical = *metric == vector::Metric::kCosine;
+  report("train", 0, 1);
+  ASSIGN_OR_RETURN(vindex::ModelPtr model,
+                   vector::IvfModel::Train(params, sample.data(), sample_n));
+  sample.clear();
+  sample.shrink_to_fit();
+  report("train", 1, 1);
+  Bytes model_bytes = model->Serialize();
+  ASSIGN_OR_RETURN(ObjectId model_id, impl_->store().Put(model_bytes));
+  impl_->vectors()->Insert(model_id, model, model_bytes.size() * 2);
+  uint64_t objects = 1;
+  // Pass 2: assign in chunks; each chunk puts one bucket per touched cell.
+  const uint32_t num_cells = model->num_cells();
+  std::vector<std::vector<ObjectId>> dir(num_cells);
+  vindex::IndexObject ix;
+  ix.field = std::string(field);
+  ix.metric = std::string(vector::MetricName(*metric));
+  ix.bits = bits;
+  ix.dim = static_cast<uint32_t>(dim);
+  ix.cells = num_cells;
+  ix.model = model_id;
+  if (auto old = version->manifest.indexes.find(std::string(field));
+      old != version->manifest.indexes.end()) {
+    ix.parents = {old->second};
+  }
+  std::vector<uint64_t> c_anchors, c_tags;
+  std::vector<uint32_t> c_rows;
+  std::vector<float> c_data;
+  uint64_t assigned = 0;
+  // Encoded entries wait per cell until `flush_bytes` accumulate (or the end), then each
+  // cell with entries becomes one bucket: one bucket per cell for N * code bytes below
+  // the bound (spec/21 §5.4), with memory bounded by it and by one chunk of vectors.
+  struct PendingCell {
+    vindex::Bucket b;
+    bool any = false;
+  };
+  std::vector<PendingCell> pending(num_cells);
+  uint64_t pending_bytes = 0;
+  const uint64_t flush_bytes = options.flush_bytes != 0 ? options.flush_bytes : uint64_t{256} << 20;
+  auto write_pending = [&]() -> Status {
+    std::vector<uint32_t> cells_with;
+    for (uint32_t c = 0; c < num_cells; ++c) {
+      if (pending[c].any) cells_with.push_back(c);
+    }
+    std::vector<ObjectId> ids(cells_with.size());
+    std::atomic<size_t> next{0};
+    auto worker = [&]() -> Status {
+      for (;;) {
+        size_t g = next.fetch_add(1);
+        if (g >= cells_with.size()) return Status::Ok();
+        ASSIGN_OR_RETURN(ids[g],
+                         impl_->store().Put(vindex::EncodeBucket(pending[cells_with[g]].b)));
+      }
+    };
+    auto helper = std::async(std::launch::async, worker);
+    Status s1 = worker();
+    Status s2 = helper.get();
+    RETURN_IF_ERROR(s1);
+    RETURN_IF_ERROR(s2);
+    for (size_t g = 0; g < cells_with.size(); ++g) {
+      dir[cells_with[g]].push_back(ids[g]);
+      pending[cells_with[g]] = PendingCell{};
+    }
+    objects += cells_with.size();
+    ix.buckets += cells_with.size();
+    pending_bytes = 0;
+    return Status::Ok();
+  };
+  auto flush = [&]() -> Status {
+    const size_t n = c_anchors.size();
+    if (n == 0) return Status::Ok();
+    std::vector<uint32_t> cell_of(n);
+    RETURN_IF_ERROR(model->Assign(c_data.data(), n, cell_of.data()));
+    std::map<uint32_t, std::vector<size_t>> by_cell;
+    for (size_t i = 0; i < n; ++i) by_cell[cell_of[i]].push_back(i);
+    std::vector<std::pair<uint32_t, std::vector<size_t>>> groups(by_cell.begin(), by_cell.end());
+    std::vector<Bytes> codes(groups.size());
+    std::atomic<size_t> next{0};
+    auto worker = [&]() -> Status {
+      std::vector<float> cv;
+      for (;;) {
+        size_t g = next.fetch_add(1);
+        if (g >= groups.size()) return Status::Ok();
+        const auto& [cell, members] = groups[g];
+        cv.resize(members.size() * dim);
+        for (size_t j = 0; j < members.size(); ++j) {
+          std::memcpy(cv.data() + j * dim, c_data.data() + members[j] * dim, dim * sizeof(float));
+        }
+        ASSIGN_OR_RETURN(codes[g], model->EncodeCell(cell, cv.data(), members.size()));
+      }
+    };
+    auto helper = std::async(std::launch::async, worker);
+    Status s1 = worker();
+    Status s2 = helper.get();
+    RETURN_IF_ERROR(s1);
+    RETURN_IF_ERROR(s2);
+    for (size_t g = 0; g < groups.size(); ++g) {
+      const auto& [cell, members] = groups[g];
+      PendingCell& p = pending[cell];
+      const uint64_t code_bytes = codes[g].size();
+      p.b.cell = cell;
+      for (size_t i : members) {
+        p.b.anchors.push_back(c_anchors[i]);
+        p.b.seg_tags.push_back(c_tags[i]);
+        p.b.rows.push_back(c_rows[i]);
+      }
+      if (!p.any) {
+        p.b.codes = std::move(codes[g]);
+        p.any = true;
+      } else {
+        RETURN_IF_ERROR(model->AppendCodes(&p.b.codes, codes[g]));
+      }
+      pending_bytes += code_bytes + 20 * members.size();
+    }
+    ix.entries += n;
+    assigned += n;
+    report("assign", assigned, seen);
+    c_anchors.clear();
+    c_tags.clear();
+    c_rows.clear();
+    c_data.clear();
+    if (pending_bytes >= flush_bytes) RETURN_IF_ERROR(write_pending());
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(
+      vindex::WalkVectors(*impl_, *version, spec, 0, UINT64_MAX,
+                          [&](size_t n, const uint64_t* anchors, const ObjectId* const* segs,
+                              const uint32_t* rows, const float* const* vecs) -> Status {
+                            for (size_t i = 0; i < n; ++i) {
+                              if (cosine && vector::NormSqr(vecs[i], dim) == 0) continue;
+                              c_anchors.push_back(anchors[i]);
+                              c_tags.push_back(vindex::SegmentTag(*segs[i]));
+                              c_rows.push_back(rows[i]);
+                              c_data.insert(c_data.end(), vecs[i], vecs[i] + dim);
+                              if (c_anchors.size() >= options.chunk_rows) RETURN_IF_ERROR(flush());
+                            }
+                            return Status::Ok();
+                          }));
+  RETURN_IF_ERROR(flush());
+  RETURN_IF_ERROR(write_pending());
+  for (uint32_t p = 0; p * vindex::kCellsPerPage < num_cells; ++p) {
+    vindex::DirPage page;
+    page.first = p * vindex::kCellsPerPage;
+    uint32_t end = std::min<uint32_t>(num_cells, page.first + vindex::kCellsPerPage);
+    for (uint32_t c = page.first; c < end; ++c) page.buckets.push_back(std::move(dir[c]));
+    ASSIGN_OR_RETURN(Bytes pb, vindex::EncodeDirPage(page));
+    ASSIGN_OR_RETURN(ObjectId pid, impl_->store().Put(pb));
+    ix.pages.push_back(pid);
+    ++objects;
+  }
+  ASSIGN_OR_RETURN(Bytes ib, vindex::EncodeIndex(ix));
+  ASSIGN_OR_RETURN(ObjectId ix_id, impl_->store().Put(ib));
+  ++objects;
+  report("commit", 0, 1);
+  const ObjectId built_from = version->id;
+  const std::string fname(field);
+  auto result = impl_->Commit(
+      [&](const Version& base, uint32_t) -> Result<DatasetImpl::Built> {
+        DatasetImpl::Built out;
+        out.manifest = base.manifest;
+        out.manifest.delta = {};
+        if (base.id == built_from) {
+          out.manifest.indexes[fname] = ix_id;
+          return out;
+        }
+        // The branch moved while the index was built (spec/21 §8.2): assign the values
+        // written since, like an append would have (§6.1); deletes need nothing (§6.2).
+        const FieldSpec* now = base.manifest.schema.Find(fname);
+        if (now == nullptr || now->type != FieldType::kEmbedding || now->dim != spec.dim) {
+          return Conflict("index build: field " + Quote(fname) +
+                          " was dropped or changed while the index was built");
+        }
+        std::vector<uint64_t> moved;
+        RETURN_IF_ERROR(btree::Diff(impl_->store(), impl_->pages(), version->index, base.index,
+                                    [&](const btree::Change& c) {
+                                      if (c.kind != btree::ChangeKind::kRemoved &&
+                                          std::find(c.fields.begin(), c.fields.end(), fname) !=
+                                              c.fields.end()) {
+                                        moved.push_back(c.anchor);
+                                      }
+                                      return true;
+                                    }));
+        Version with = base;
+        with.manifest.indexes[fname] = ix_id;
+        btree::Tree tree(&impl_->store(), impl_->pages(), base.index);
+        ASSIGN_OR_RETURN(auto entries, tree.LookupMany(moved));
+        ASSIGN_OR_RETURN(vindex::FieldValues fv, vindex::FetchField(*impl_, entries, *now));
+        Column col(*now);
+        std::vector<ObjectId> segs;
+        std::vector<uint32_t> seg, row;
+        std::vector<uint64_t> row_anchors;
+        std::map<ObjectId, uint32_t> seg_index;
+        for (size_t i = 0; i < moved.size(); ++i) {
+          if (!fv.Has(i)) continue;
+          const btree::FieldLoc* loc = entries[i]->Find(fname);
+          col.AppendRange(fv.ColumnOf(i), fv.row[i], fv.row[i] + 1);
+          auto [it, inserted] = seg_index.emplace(loc->segment, static_cast<uint32_t>(segs.size()));
+          if (inserted) segs.push_back(loc->segment);
+          seg.push_back(it->second);
+          row.push_back(loc->row);
+          row_anchors.push_back(moved[i]);
+        }
+        out.manifest.indexes = with.manifest.indexes;
+        if (!row_anchors.empty()) {
+          RETURN_IF_ERROR(vindex::IndexAppend(*impl_, with, row_anchors,
+                                              {{fname, &col, &segs, &seg, &row}}, &out.manifest,
+                                              &out.objects_written));
+        }
+        return out;
+      },
+      commit);
+  if (result.ok()) result->objects_written += objects;
+  report("commit", 1, 1);
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------
+// Predicates
+
+std::string_view PredicateOpName(Predicate::Op op) {
+  switch (op) {
+    case Predicate::Op::kEq:
+      return "==";
+    case Predicate::Op::kNe:
+      return "!=";
+    case Predicate::Op::kLt:
+      return "<";
+    case Predicate::Op::kLe:
+      return "<=";
+    case Predicate::Op::kGt:
+      return ">";
+    case Predicate::Op::kGe:
+      return ">=";
+    case Predicate::Op::kIn:
+      return "in";
+  }
+  return "?";
+}
+
+namespace {
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+Result<ScalarValue> ParseValue(std::string_view t, std::string_view whole) {
+  t = Trim(t);
+  if (t.empty()) return InvalidArgument("filter " + Quote(whole) + ": a value is missing");
+  if (t.size() >= 2 && (t.front() == '\'' || t.front() == '"') && t.back() == t.front()) {
+    return ScalarValue(std::string(t.substr(1, t.size() - 2)));
+  }
+  if (t == "true") return ScalarValue(true);
+  if (t == "false") return ScalarValue(false);
+  std::string s(t);
+  char* end = nullptr;
+  errno = 0;
+  long long i = std::strtoll(s.c_str(), &end, 10);
+  if (errno == 0 && end == s.c_str() + s.size()) return ScalarValue(static_cast<int64_t>(i));
+  errno = 0;
+  double d = std::strtod(s.c_str(), &end);
+  if (errno == 0 && end == s.c_str() + s.size() && std::isfinite(d)) return ScalarValue(d);
+  for (char c : t) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' ||
+          c == '/' || c == ':')) {
+      return InvalidArgument("filter " + Quote(whole) + ": cannot read value " + Quote(t) +
+                             " (quote text values)");
+    }
+  }
+  return ScalarValue(std::string(t));
+}
+
+}  // namespace
+
+Result<Predicate> ParsePredicate(std::string_view text) {
+  std::string_view t = Trim(text);
+  size_t i = 0;
+  while (i < t.size() && (std::isalnum(static_cast<unsigned char>(t[i])) || t[i] == '_')) ++i;
+  Predicate p;
+  p.field = std::string(t.substr(0, i));
+  if (p.field.empty()) {
+    return InvalidArgument("filter " + Quote(text) +
+                           ": expected FIELD OP VALUE, e.g. \"label == 3\"");
+  }
+  std::string_view rest = Trim(t.substr(i));
+  static const std::pair<std::string_view, Predicate::Op> kOps[] = {
+      {"==", Predicate::Op::kEq}, {"!=", Predicate::Op::kNe}, {"<=", Predicate::Op::kLe},
+      {">=", Predicate::Op::kGe}, {"<", Predicate::Op::kLt},  {">", Predicate::Op::kGt},
+      {"=", Predicate::Op::kEq}};
+  bool found = false;
+  for (const auto& [name, op] : kOps) {
+    if (rest.starts_with(name)) {
+      p.op = op;
+      rest.remove_prefix(name.size());
+      found = true;
+      break;
+    }
+  }
+  if (!found && (rest.starts_with("in ") || rest.starts_with("in("))) {
+    p.op = Predicate::Op::kIn;
+    rest = Trim(rest.substr(2));
+    if (rest.size() < 2 || rest.front() != '(' || rest.back() != ')') {
+      return InvalidArgument("filter " + Quote(text) + ": 'in' needs a list like (1, 2, 3)");
+    }
+    rest = rest.substr(1, rest.size() - 2);
+    // Split on commas outside quotes.
+    size_t b = 0;
+    char quote = 0;
+    for (size_t k = 0; k <= rest.size(); ++k) {
+      char c = k < rest.size() ? rest[k] : ',';
+      if (quote != 0) {
+        if (c == quote) quote = 0;
+        continue;
+      }
+      if (c == '\'' || c == '"') {
+        quote = c;
+      } else if (c == ',') {
+        ASSIGN_OR_RETURN(ScalarValue v, ParseValue(rest.substr(b, k - b), text));
+        p.values.push_back(std::move(v));
+        b = k + 1;
+      }
+    }
+    return p;
+  }
+  if (!found) {
+    return InvalidArgument("filter " + Quote(text) +
+                           ": expected an operator (==, !=, <, <=, >, >=, in) after " +
+                           Quote(p.field));
+  }
+  ASSIGN_OR_RETURN(ScalarValue v, ParseValue(rest, text));
+  p.values.push_back(std::move(v));
+  return p;
+}
+
+}  // namespace dreamdb

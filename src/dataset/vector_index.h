@@ -1,0 +1,154 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+//
+// Spatial indexes of embedding fields, stored as objects (spec/21-spatial-index.md):
+// the spatial-index object, its paged cell directory, bucket objects, and the dataset
+// operations built on them (BuildIndex, Search, IndexStatus, assignment during appends).
+//
+// Object model (spec/21 §3-§5):
+//   manifest.indexes[field] -> dreamdb.spatial_index (CBOR)
+//       model  -> IVF model object (IvfModel::Serialize bytes, spec/20), shared by every
+//                 version until the field is retrained
+//       pages  -> dreamdb.spatial_dir pages (CBOR): cell -> [bucket ids], 1024 cells a page
+//                 -> bucket objects (binary "DDBSPB01"): one cell's entries of one chunk or
+//                    one commit: anchors, location tags, the cell's codes block
+// A commit that appends n vectors touching c cells puts c buckets, the touched directory
+// pages and one index object: O(n + c) bytes, O(c + pages) objects.
+//
+// Staleness (spec/21 §6): an entry carries the location (segment tag + row) its vector
+// was written at. It is live in a version iff that version's anchor index maps the
+// entry's anchor to the same location for the field. Deleted and replaced anchors are
+// thereby skipped by every search of every version, with no rewrite of old buckets.
+//
+// Thread safety: the codecs are pure functions; ObjectCache is thread-safe; the
+// operations take a Version (immutable) and may run concurrently.
+
+#ifndef DREAMDB_SRC_DATASET_VECTOR_INDEX_H_
+#define DREAMDB_SRC_DATASET_VECTOR_INDEX_H_
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "dreamdb/column.h"
+#include "dreamdb/object_id.h"
+#include "dreamdb/search.h"
+#include "dreamdb/status.h"
+
+namespace dreamdb {
+class DatasetImpl;
+struct Version;
+namespace dataset {
+struct Manifest;
+}
+}  // namespace dreamdb
+
+namespace dreamdb::vindex {
+
+inline constexpr std::string_view kIndexKind = "dreamdb.spatial_index";
+inline constexpr std::string_view kDirKind = "dreamdb.spatial_dir";
+inline constexpr std::string_view kBucketMagic = "DDBSPB01";
+inline constexpr uint64_t kIndexFormat = 1;
+inline constexpr uint32_t kCellsPerPage = 1024;
+// An append that would give a cell this many buckets merges them into one (spec/21 §5.5).
+inline constexpr size_t kMaxBucketsPerCell = 16;
+
+// One bucket: the entries of one cell added by one chunk (build) or one commit (append).
+struct Bucket {
+  uint32_t cell = 0;
+  std::vector<uint64_t> anchors;
+  std::vector<uint64_t> seg_tags;  // per entry: SegmentTag(segment of the vector)
+  std::vector<uint32_t> rows;      // per entry: row of the vector in that segment
+  Bytes codes;                     // IvfModel::EncodeCell of the entries' vectors, in order
+  bool operator==(const Bucket&) const = default;
+};
+
+// The first 8 digest bytes of a segment id, little-endian (spec/21 §5.2).
+uint64_t SegmentTag(const ObjectId& segment);
+
+Bytes EncodeBucket(const Bucket& b);
+// kCorrupt for a bad magic, lengths or checksum; kUnsupported for a newer version.
+Result<Bucket> DecodeBucket(ByteView bytes);
+
+struct DirPage {
+  uint32_t first = 0;                          // first cell of the page
+  std::vector<std::vector<ObjectId>> buckets;  // per cell of the page: its buckets
+  bool operator==(const DirPage&) const = default;
+};
+Result<Bytes> EncodeDirPage(const DirPage& p);
+Result<DirPage> DecodeDirPage(ByteView bytes);
+
+struct IndexObject {
+  std::string field;
+  std::string algorithm = "ivf";
+  std::string metric;
+  uint32_t bits = 0;
+  uint32_t dim = 0;
+  uint32_t cells = 0;
+  uint32_t nprobe = 0;  // default cells probed per query
+  ObjectId model;
+  std::vector<ObjectId> parents;  // the index object this one derives from (0 or 1)
+  std::vector<ObjectId> pages;    // directory pages, page i covers cells [1024 i, 1024 (i+1))
+  uint64_t entries = 0;
+  uint64_t buckets = 0;
+  bool operator==(const IndexObject&) const = default;
+};
+Result<Bytes> EncodeIndex(const IndexObject& ix);
+Result<IndexObject> DecodeIndex(ByteView bytes);
+
+// A byte-bounded LRU of decoded spatial objects (models, directory pages, buckets), one
+// per dataset handle, beside its segment and page caches. Thread-safe.
+class ObjectCache {
+ public:
+  explicit ObjectCache(uint64_t capacity_bytes) : capacity_(capacity_bytes) {}
+  std::shared_ptr<const void> Get(const ObjectId& id);
+  void Insert(const ObjectId& id, std::shared_ptr<const void> value, uint64_t bytes);
+
+ private:
+  struct Item {
+    ObjectId id;
+    std::shared_ptr<const void> value;
+    uint64_t bytes;
+  };
+  const uint64_t capacity_;
+  std::mutex mu_;
+  std::list<Item> lru_;                                          // guarded by mu_
+  std::unordered_map<ObjectId, std::list<Item>::iterator> map_;  // guarded by mu_
+  uint64_t size_ = 0;                                            // guarded by mu_
+};
+std::shared_ptr<ObjectCache> NewObjectCache();
+
+// The vectors a commit writes for one field: per batch row, its value and location.
+struct AppendedVectors {
+  std::string field;
+  const Column* values = nullptr;
+  const std::vector<ObjectId>* segments = nullptr;
+  const std::vector<uint32_t>* seg = nullptr;  // per batch row
+  const std::vector<uint32_t>* row = nullptr;  // per batch row
+};
+
+// Assignment during a commit (spec/21 §6.1): for each field of base.manifest.indexes
+// that `vecs` writes, assigns the rows' vectors to cells, puts one bucket per touched
+// cell, the touched directory pages and a new index object, and points m->indexes at
+// it. `row_anchors[i]` is batch row i's anchor. Other indexed fields are carried over
+// unchanged; indexes of fields no longer in m's schema are dropped.
+Status IndexAppend(DatasetImpl& impl, const Version& base, const std::vector<uint64_t>& row_anchors,
+                   const std::vector<AppendedVectors>& vecs, dataset::Manifest* m,
+                   uint64_t* objects_written);
+
+// Verify's walk of one manifest's spatial indexes (spec/21 §9): every index object,
+// model, directory page and bucket is fetched, hash-checked and decoded, once per run.
+// `check(id, what, out)` returns 0 when the object was already checked (its subtree is
+// skipped), 1 when fetched and intact (bytes in *out when out is non-null), -1 when
+// missing or damaged (it records the problem); `problem` records other problems.
+void VerifyIndexes(const dataset::Manifest& m,
+                   const std::function<int(const ObjectId&, const std::string&, Bytes*)>& check,
+                   const std::function<void(std::string)>& problem);
+
+}  // namespace dreamdb::vindex
+
+#endif  // DREAMDB_SRC_DATASET_VECTOR_INDEX_H_

@@ -1,0 +1,627 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+// Vector search through datasets (spec/21-spatial-index.md): exact and IVF search over
+// versions, appends after a build, tombstones and replaced anchors, filters, projection,
+// determinism, errors, verify, file:// read statistics.
+#include "src/dataset/vector_index.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <random>
+#include <set>
+
+#include "dreamdb/dataset.h"
+#include "dreamdb/search.h"
+#include "src/dataset/manifest.h"
+
+namespace dreamdb {
+namespace {
+
+constexpr uint32_t kDim = 16;
+
+std::shared_ptr<Store> MemStore() { return std::shared_ptr<Store>(*Store::Open("memory://")); }
+
+Schema TestSchema() {
+  Schema s;
+  EXPECT_TRUE(s.AddEmbedding("emb", kDim).ok());
+  EXPECT_TRUE(s.AddInt64("label").ok());
+  EXPECT_TRUE(s.AddString("name", true).ok());
+  return s;
+}
+
+// n clustered vectors (8 clusters), seeded.
+std::vector<float> MakeVectors(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> g(0, 1);
+  std::vector<float> centers(8 * kDim);
+  for (auto& c : centers) c = g(rng) * 4;
+  std::vector<float> v(n * kDim);
+  for (size_t i = 0; i < n; ++i) {
+    size_t c = rng() % 8;
+    for (size_t d = 0; d < kDim; ++d) v[i * kDim + d] = centers[c * kDim + d] + g(rng);
+  }
+  return v;
+}
+
+Batch MakeBatch(const Schema& s, const std::vector<float>& v, size_t first_label,
+                const std::vector<uint64_t>& anchors = {}) {
+  Batch b;
+  b.anchors = anchors;
+  Column emb(*s.Find("emb")), label(*s.Find("label")), name(*s.Find("name"));
+  size_t n = v.size() / kDim;
+  for (size_t i = 0; i < n; ++i) {
+    emb.AppendFloats(std::span<const float>(v.data() + i * kDim, kDim));
+    label.AppendInt64(static_cast<int64_t>((first_label + i) % 10));
+    name.AppendBytes("r" + std::to_string(first_label + i));
+  }
+  b.columns.push_back(std::move(emb));
+  b.columns.push_back(std::move(label));
+  b.columns.push_back(std::move(name));
+  return b;
+}
+
+std::unique_ptr<Dataset> MakeDataset(std::shared_ptr<Store> store, size_t n, uint64_t seed = 1) {
+  Schema s = TestSchema();
+  auto ds = Dataset::Create(std::move(store), "vecs", s);
+  EXPECT_TRUE(ds.ok()) << ds.status().ToString();
+  auto v = MakeVectors(n, seed);
+  auto c = (*ds)->AppendMany(MakeBatch(s, v, 0));
+  EXPECT_TRUE(c.ok()) << c.status().ToString();
+  return std::move(*ds);
+}
+
+std::vector<float> Query(const Dataset& ds, uint64_t anchor) {
+  auto b = ds.Take({anchor}, {"emb"});
+  EXPECT_TRUE(b.ok()) << b.status().ToString();
+  auto f = b->columns[0].FloatsAt(0);
+  return std::vector<float>(f.begin(), f.end());
+}
+
+double Recall(const SearchResults& got, const SearchResults& truth, size_t nq) {
+  double hits = 0, total = 0;
+  for (size_t q = 0; q < nq; ++q) {
+    std::set<uint64_t> t(truth.anchors.begin() + truth.offsets[q],
+                         truth.anchors.begin() + truth.offsets[q + 1]);
+    for (uint64_t i = got.offsets[q]; i < got.offsets[q + 1]; ++i) hits += t.count(got.anchors[i]);
+    total += t.size();
+  }
+  return total == 0 ? 1 : hits / total;
+}
+
+TEST(VectorSearch, ExactFindsItselfFirstWithScores) {
+  auto ds = MakeDataset(MemStore(), 300);
+  auto q = Query(*ds, 42);
+  SearchOptions o;
+  o.k = 5;
+  auto r = ds->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->anchors.size(), 5u);
+  EXPECT_EQ(r->anchors[0], 42u);
+  EXPECT_NEAR(r->scores[0], 1.0f, 1e-5);
+  EXPECT_FALSE(r->used_index);
+  EXPECT_EQ(r->metric, "cosine");
+  for (size_t i = 1; i < 5; ++i) EXPECT_LE(r->scores[i], r->scores[i - 1]);
+  EXPECT_EQ(r->offsets, (std::vector<uint64_t>{0, 5}));
+}
+
+TEST(VectorSearch, BadInputsNameTheProblem) {
+  auto ds = MakeDataset(MemStore(), 50);
+  std::vector<float> q(kDim, 0.5f);
+  SearchOptions o;
+  auto wrong_dim = ds->Search("emb", q.data(), 1, kDim - 1, o);
+  EXPECT_EQ(wrong_dim.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(wrong_dim.status().message().find("dimension 15"), std::string::npos);
+  auto unknown = ds->Search("nope", q.data(), 1, kDim, o);
+  EXPECT_EQ(unknown.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(unknown.status().message().find("unknown field 'nope'"), std::string::npos);
+  auto not_emb = ds->Search("label", q.data(), 1, kDim, o);
+  EXPECT_EQ(not_emb.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(not_emb.status().message().find("not an embedding"), std::string::npos);
+  o.k = 0;
+  EXPECT_EQ(ds->Search("emb", q.data(), 1, kDim, o).status().code(), StatusCode::kInvalidArgument);
+  o.k = 3;
+  q[3] = std::nanf("");
+  auto nan = ds->Search("emb", q.data(), 1, kDim, o);
+  EXPECT_EQ(nan.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(nan.status().message().find("NaN"), std::string::npos);
+  q[3] = 0;
+  o.where = {*ParsePredicate("missing == 3")};
+  EXPECT_EQ(ds->Search("emb", q.data(), 1, kDim, o).status().code(), StatusCode::kInvalidArgument);
+  o.where = {*ParsePredicate("label == 'text'")};
+  EXPECT_EQ(ds->Search("emb", q.data(), 1, kDim, o).status().code(), StatusCode::kInvalidArgument);
+  o.where = {*ParsePredicate("emb == 3")};
+  EXPECT_EQ(ds->Search("emb", q.data(), 1, kDim, o).status().code(), StatusCode::kInvalidArgument);
+  o.where.clear();
+  o.fields = {"zzz"};
+  EXPECT_EQ(ds->Search("emb", q.data(), 1, kDim, o).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ds->BuildIndex("label").status().code(), StatusCode::kInvalidArgument);
+  BuildIndexOptions bo;
+  bo.bits = 9;
+  EXPECT_EQ(ds->BuildIndex("emb", bo).status().code(), StatusCode::kInvalidArgument);
+  bo.bits = 0;
+  bo.metric = "hamming";
+  EXPECT_EQ(ds->BuildIndex("emb", bo).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(VectorSearch, ParsePredicate) {
+  auto p = ParsePredicate("label == 3");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->field, "label");
+  EXPECT_EQ(p->op, Predicate::Op::kEq);
+  EXPECT_EQ(std::get<int64_t>(p->values[0]), 3);
+  p = ParsePredicate("score>=0.5");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->op, Predicate::Op::kGe);
+  EXPECT_DOUBLE_EQ(std::get<double>(p->values[0]), 0.5);
+  p = ParsePredicate("name in ('a', \"b,c\", d)");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->op, Predicate::Op::kIn);
+  ASSERT_EQ(p->values.size(), 3u);
+  EXPECT_EQ(std::get<std::string>(p->values[1]), "b,c");
+  p = ParsePredicate("flag != true");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(std::get<bool>(p->values[0]), true);
+  EXPECT_EQ(ParsePredicate("label ~ 3").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParsePredicate("== 3").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParsePredicate("label ==").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParsePredicate("label in 1,2").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(VectorSearch, FiltersRangeAndProjection) {
+  auto ds = MakeDataset(MemStore(), 400);
+  auto q = Query(*ds, 7);
+  SearchOptions o;
+  o.k = 10;
+  o.where = {*ParsePredicate("label in (3, 4)"), *ParsePredicate("label != 4")};
+  o.fields = {"label", "name"};
+  o.start = 100;
+  o.end = 300;
+  auto r = ds->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->anchors.size(), 10u);
+  ASSERT_EQ(r->columns.size(), 2u);
+  for (size_t i = 0; i < r->anchors.size(); ++i) {
+    EXPECT_GE(r->anchors[i], 100u);
+    EXPECT_LT(r->anchors[i], 300u);
+    EXPECT_EQ(r->columns[0].Int64At(i), 3);
+    EXPECT_EQ(r->columns[1].BytesAt(i), "r" + std::to_string(r->anchors[i]));
+  }
+  // A filter nothing passes: no results, not an error.
+  o.where = {*ParsePredicate("label > 100")};
+  r = ds->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->anchors.empty());
+}
+
+class IndexedSearch : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ds_ = MakeDataset(MemStore(), 2000);
+    BuildIndexOptions bo;
+    bo.cells = 16;
+    bo.seed = 7;
+    std::vector<std::string> phases;
+    auto c = ds_->BuildIndex("emb", bo, [&](std::string_view phase, uint64_t, uint64_t) {
+      if (phases.empty() || phases.back() != phase) phases.emplace_back(phase);
+    });
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    EXPECT_EQ(phases, (std::vector<std::string>{"sample", "train", "assign", "commit"}));
+  }
+  std::unique_ptr<Dataset> ds_;
+};
+
+TEST_F(IndexedSearch, StatusAndRecallAgainstExact) {
+  auto st = ds_->IndexStatus("emb");
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_TRUE(st->built);
+  EXPECT_EQ(st->cells, 16u);
+  EXPECT_EQ(st->entries, 2000u);
+  EXPECT_EQ(st->live, 2000u);
+  EXPECT_EQ(st->stale, 0u);
+  EXPECT_EQ(st->metric, "cosine");
+  EXPECT_EQ(st->bits, 4u);
+  const size_t nq = 20;
+  std::vector<float> qs;
+  for (size_t i = 0; i < nq; ++i) {
+    auto q = Query(*ds_, i * 97);
+    qs.insert(qs.end(), q.begin(), q.end());
+  }
+  SearchOptions o;
+  o.k = 10;
+  o.exact = true;
+  auto truth = ds_->Search("emb", qs.data(), nq, kDim, o);
+  ASSERT_TRUE(truth.ok());
+  o.exact = false;
+  o.nprobe = 16;  // every cell: with rerank the result is exact
+  auto all = ds_->Search("emb", qs.data(), nq, kDim, o);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  EXPECT_TRUE(all->used_index);
+  EXPECT_GE(Recall(*all, *truth, nq), 0.99);
+  o.nprobe = 4;
+  auto some = ds_->Search("emb", qs.data(), nq, kDim, o);
+  ASSERT_TRUE(some.ok());
+  EXPECT_GE(Recall(*some, *truth, nq), 0.8);
+  EXPECT_LT(some->candidates, all->candidates);
+  o.rerank = false;
+  o.nprobe = 16;
+  auto est = ds_->Search("emb", qs.data(), nq, kDim, o);
+  ASSERT_TRUE(est.ok());
+  EXPECT_GE(Recall(*est, *truth, nq), 0.8);
+  // Each query's nearest is itself.
+  for (size_t q = 0; q < nq; ++q) EXPECT_EQ(all->anchors[all->offsets[q]], q * 97);
+}
+
+TEST_F(IndexedSearch, AppendsLandInTheIndexAndOldVersionsKeepOldResults) {
+  ObjectId before = ds_->head();
+  Schema s = ds_->schema();
+  auto extra = MakeVectors(30, 99);
+  auto c = ds_->AppendMany(MakeBatch(s, extra, 5000));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  auto st = ds_->IndexStatus("emb");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->entries, 2030u);
+  EXPECT_LE(c->objects_written, 3 /*segments*/ + 16 /*buckets*/ + 8);
+  uint64_t new_anchor = 2000 + 17;
+  std::vector<float> q(extra.begin() + 17 * kDim, extra.begin() + 18 * kDim);
+  SearchOptions o;
+  o.k = 3;
+  auto r = ds_->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->used_index);
+  EXPECT_EQ(r->anchors[0], new_anchor);
+  EXPECT_NE(before, ds_->head());
+}
+
+TEST(VectorSearch, OpenAtOldManifestUsesItsOwnIndex) {
+  auto store = MemStore();
+  auto ds = MakeDataset(store, 500);
+  BuildIndexOptions bo;
+  bo.cells = 8;
+  ASSERT_TRUE(ds->BuildIndex("emb", bo).ok());
+  ObjectId v1 = ds->head();
+  Schema s = ds->schema();
+  auto extra = MakeVectors(5, 1234);
+  ASSERT_TRUE(ds->AppendMany(MakeBatch(s, extra, 900)).ok());
+  std::vector<float> q(extra.begin(), extra.begin() + kDim);
+  SearchOptions o;
+  o.k = 1;
+  auto now = ds->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(now->anchors[0], 500u);
+  auto old = Dataset::OpenAt(store, "vecs", v1.ToString());
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  auto then = (*old)->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(then.ok()) << then.status().ToString();
+  EXPECT_TRUE(then->used_index);
+  ASSERT_EQ(then->anchors.size(), 1u);
+  EXPECT_LT(then->anchors[0], 500u);
+  EXPECT_EQ((*old)->IndexStatus("emb")->entries, 500u);
+}
+
+TEST(VectorSearch, TombstonesAndReplacedAnchorsAreNeverReturned) {
+  auto ds = MakeDataset(MemStore(), 600);
+  BuildIndexOptions bo;
+  bo.cells = 8;
+  ASSERT_TRUE(ds->BuildIndex("emb", bo).ok());
+  auto q10 = Query(*ds, 10);
+  auto q20 = Query(*ds, 20);
+  ASSERT_TRUE(ds->Delete({10}).ok());
+  // Replace anchor 20's embedding with a vector far away (the negation).
+  Schema s = ds->schema();
+  std::vector<float> far(q20.size());
+  for (size_t i = 0; i < far.size(); ++i) far[i] = -q20[i];
+  Batch b;
+  b.anchors = {20};
+  Column emb(*s.Find("emb"));
+  emb.AppendFloats(far);
+  b.columns.push_back(std::move(emb));
+  ASSERT_TRUE(ds->AppendMany(b).ok());
+  SearchOptions o;
+  o.k = 20;
+  o.nprobe = 8;
+  for (bool exact : {false, true}) {
+    o.exact = exact;
+    auto r10 = ds->Search("emb", q10.data(), 1, kDim, o);
+    ASSERT_TRUE(r10.ok());
+    EXPECT_EQ(r10->anchors.size(), 20u);
+    EXPECT_EQ(std::count(r10->anchors.begin(), r10->anchors.end(), 10u), 0);
+    auto r20 = ds->Search("emb", q20.data(), 1, kDim, o);
+    ASSERT_TRUE(r20.ok());
+    EXPECT_EQ(r20->anchors.size(), 20u);
+    EXPECT_EQ(std::count(r20->anchors.begin(), r20->anchors.end(), 20u), 0) << exact;
+    // The new vector is found where it now is, once, with its new score.
+    auto rf = ds->Search("emb", far.data(), 1, kDim, o);
+    ASSERT_TRUE(rf.ok());
+    EXPECT_EQ(rf->anchors[0], 20u);
+    EXPECT_NEAR(rf->scores[0], 1.0f, 1e-4);
+    EXPECT_EQ(std::count(rf->anchors.begin(), rf->anchors.end(), 20u), 1);
+  }
+  auto st = ds->IndexStatus("emb");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->entries, 601u);
+  EXPECT_EQ(st->live, 599u);
+  EXPECT_EQ(st->stale, 2u);
+  // Re-appending the deleted anchor resurrects it, and search sees the new value.
+  Batch back = MakeBatch(s, std::vector<float>(q10), 10, {10});
+  ASSERT_TRUE(ds->AppendMany(back).ok());
+  o.exact = false;
+  auto r = ds->Search("emb", q10.data(), 1, kDim, o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->anchors[0], 10u);
+}
+
+TEST(VectorSearch, FiltersThroughTheIndexOverFetch) {
+  auto ds = MakeDataset(MemStore(), 1000);
+  BuildIndexOptions bo;
+  bo.cells = 10;
+  ASSERT_TRUE(ds->BuildIndex("emb", bo).ok());
+  auto q = Query(*ds, 5);
+  SearchOptions o;
+  o.k = 10;
+  o.nprobe = 10;
+  o.where = {*ParsePredicate("label == 7")};
+  o.fields = {"label"};
+  auto r = ds->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->anchors.size(), 10u);
+  for (size_t i = 0; i < 10; ++i) EXPECT_EQ(r->columns[0].Int64At(i), 7);
+  o.exact = true;
+  auto t = ds->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(t.ok());
+  EXPECT_GE(Recall(*r, *t, 1), 0.9);
+}
+
+TEST(VectorSearch, BuildAssignsRecordsAppendedWhileItRan) {
+  auto store = MemStore();
+  auto ds = MakeDataset(store, 400);
+  auto other = *Dataset::Open(store, "vecs");
+  Schema s = ds->schema();
+  auto extra = MakeVectors(20, 77);
+  bool appended = false;
+  BuildIndexOptions bo;
+  bo.cells = 6;
+  auto c = ds->BuildIndex("emb", bo, [&](std::string_view phase, uint64_t done, uint64_t) {
+    if (phase == "commit" && done == 0 && !appended) {
+      appended = true;
+      // Another writer lands 20 records and replaces anchor 5 before the build commits.
+      ASSERT_TRUE(other->AppendMany(MakeBatch(s, extra, 400)).ok());
+      std::vector<float> five(extra.begin(), extra.begin() + kDim);
+      for (auto& x : five) x = -x;
+      ASSERT_TRUE(other->AppendMany(MakeBatch(s, five, 5, {5})).ok());
+      ASSERT_TRUE(other->Delete({7}).ok());
+    }
+  });
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  auto st = ds->IndexStatus("emb");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->entries, 421u);
+  EXPECT_EQ(st->live, 419u);
+  SearchOptions o;
+  o.k = 1;
+  o.nprobe = 6;
+  std::vector<float> q(extra.begin() + 3 * kDim, extra.begin() + 4 * kDim);
+  auto r = ds->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->used_index);
+  EXPECT_EQ(r->anchors[0], 403u);
+  std::vector<float> five(extra.begin(), extra.begin() + kDim);
+  for (auto& x : five) x = -x;
+  r = ds->Search("emb", five.data(), 1, kDim, o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->anchors[0], 5u);
+}
+
+TEST(VectorSearch, SmallAppendsCompactACellsBuckets) {
+  auto ds = MakeDataset(MemStore(), 100);
+  BuildIndexOptions bo;
+  bo.cells = 1;  // every append touches the one cell
+  ASSERT_TRUE(ds->BuildIndex("emb", bo).ok());
+  Schema s = ds->schema();
+  auto extra = MakeVectors(40, 31);
+  for (size_t i = 0; i < 40; ++i) {
+    std::vector<float> one(extra.begin() + i * kDim, extra.begin() + (i + 1) * kDim);
+    ASSERT_TRUE(ds->AppendMany(MakeBatch(s, one, 1000 + i)).ok());
+    auto st = ds->IndexStatus("emb");
+    ASSERT_TRUE(st.ok());
+    EXPECT_LT(st->buckets, vindex::kMaxBucketsPerCell);
+    EXPECT_EQ(st->entries, 101 + i);
+  }
+  std::vector<float> q(extra.begin() + 20 * kDim, extra.begin() + 21 * kDim);
+  SearchOptions o;
+  o.k = 1;
+  auto r = ds->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->anchors[0], 120u);
+}
+
+TEST(VectorSearch, BuildIsDeterministic) {
+  auto a = MakeDataset(MemStore(), 700, 3);
+  auto b = MakeDataset(MemStore(), 700, 3);
+  BuildIndexOptions bo;
+  bo.seed = 11;
+  bo.cells = 9;
+  bo.chunk_rows = 256;
+  bo.flush_bytes = 40000;  // several flushes: several buckets per cell
+  ASSERT_TRUE(a->BuildIndex("emb", bo).ok());
+  ASSERT_TRUE(b->BuildIndex("emb", bo).ok());
+  auto sa = a->IndexStatus("emb");
+  auto sb = b->IndexStatus("emb");
+  ASSERT_TRUE(sa.ok() && sb.ok());
+  EXPECT_EQ(sa->index, sb->index);
+  EXPECT_EQ(sa->model, sb->model);
+  EXPECT_EQ(sa->buckets, sb->buckets);
+  EXPECT_GT(sa->buckets, 9u);  // several chunks: several buckets per cell
+  auto q = Query(*a, 1);
+  SearchOptions o;
+  auto ra = a->Search("emb", q.data(), 1, kDim, o);
+  auto rb = b->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(ra.ok() && rb.ok());
+  EXPECT_EQ(ra->anchors, rb->anchors);
+  EXPECT_EQ(ra->scores, rb->scores);
+}
+
+TEST(VectorSearch, BatchesOfQueriesMatchSingleQueries) {
+  auto ds = MakeDataset(MemStore(), 800);
+  BuildIndexOptions bo;
+  bo.cells = 12;
+  ASSERT_TRUE(ds->BuildIndex("emb", bo).ok());
+  std::vector<float> qs;
+  for (uint64_t a : {1, 50, 300, 777}) {
+    auto q = Query(*ds, a);
+    qs.insert(qs.end(), q.begin(), q.end());
+  }
+  SearchOptions o;
+  o.k = 7;
+  o.threads = 2;
+  auto batch = ds->Search("emb", qs.data(), 4, kDim, o);
+  ASSERT_TRUE(batch.ok());
+  for (size_t q = 0; q < 4; ++q) {
+    auto one = ds->Search("emb", qs.data() + q * kDim, 1, kDim, o);
+    ASSERT_TRUE(one.ok());
+    std::vector<uint64_t> part(batch->anchors.begin() + batch->offsets[q],
+                               batch->anchors.begin() + batch->offsets[q + 1]);
+    EXPECT_EQ(part, one->anchors);
+    for (uint64_t i = batch->offsets[q]; i < batch->offsets[q + 1]; ++i) {
+      EXPECT_EQ(batch->query[i], q);
+    }
+  }
+}
+
+TEST(VectorSearch, FileStoreVerifyAndReadStats) {
+  auto dir =
+      std::filesystem::temp_directory_path() / ("dreamdb_vindex_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::shared_ptr<Store> store(*Store::Open("file://" + dir.string()));
+  auto ds = MakeDataset(store, 1500);
+  BuildIndexOptions bo;
+  bo.cells = 20;
+  ASSERT_TRUE(ds->BuildIndex("emb", bo).ok());
+  Schema s = ds->schema();
+  ASSERT_TRUE(ds->AppendMany(MakeBatch(s, MakeVectors(40, 5), 3000)).ok());
+  ASSERT_TRUE(ds->Delete({3, 4}).ok());
+  auto report = Verify(*store, "vecs");
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->problems.empty()) << report->problems[0];
+  // A fresh handle: only the probed cells' buckets are fetched.
+  auto cold = *Dataset::Open(store, "vecs");
+  auto q = Query(*cold, 100);
+  ReadStats before = cold->read_stats();
+  SearchOptions o;
+  o.k = 10;
+  o.nprobe = 2;
+  o.rerank = false;
+  auto r = cold->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(r.ok());
+  ReadStats after = cold->read_stats();
+  uint64_t requests = after.requests - before.requests;
+  EXPECT_GE(requests, 2u);                               // dir page + buckets (+ model)
+  EXPECT_LE(requests, 2u /*model, page*/ + 2u * 2 + 4);  // 2 cells x (build + append)
+  // Warm: everything is cached.
+  before = cold->read_stats();
+  ASSERT_TRUE(cold->Search("emb", q.data(), 1, kDim, o).ok());
+  after = cold->read_stats();
+  EXPECT_EQ(after.requests, before.requests);
+  // A damaged bucket is reported by verify.
+  auto st = cold->IndexStatus("emb");
+  ASSERT_TRUE(st.ok());
+  size_t removed = 0;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir / "objects")) {
+    if (!e.is_regular_file()) continue;
+    std::string bytes(std::filesystem::file_size(e.path()), '\0');
+    FILE* f = fopen(e.path().c_str(), "rb");
+    ASSERT_EQ(fread(bytes.data(), 1, bytes.size(), f), bytes.size());
+    fclose(f);
+    if (bytes.starts_with("DDBSPB01") && removed == 0) {
+      std::filesystem::remove(e.path());
+      ++removed;
+    }
+  }
+  ASSERT_EQ(removed, 1u);
+  report = Verify(*store, "vecs");
+  ASSERT_TRUE(report.ok());
+  ASSERT_FALSE(report->problems.empty());
+  EXPECT_NE(report->problems[0].find("bucket"), std::string::npos) << report->problems[0];
+  std::filesystem::remove_all(dir);
+}
+
+TEST(VectorSearch, SchemaIndexOptionRoundTripsAndDrivesTheBuild) {
+  auto json = R"({"fields": [{"name": "emb", "type": "embedding", "dim": 16,
+                   "index": {"algorithm": "ivf", "metric": "l2", "bits": 2, "cells": 5}},
+                  {"name": "label", "type": "int64"}]})";
+  auto s = Schema::FromJson(json);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_TRUE(s->Find("emb")->index.has_value());
+  EXPECT_EQ(s->Find("emb")->index->metric, "l2");
+  EXPECT_NE(s->ToJson().find("\"index\""), std::string::npos);
+  auto again = Schema::FromJson(s->ToJson());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *s);
+  EXPECT_EQ(Schema::FromJson(R"({"fields": [{"name": "x", "type": "int64", "index": {}}]})")
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Schema::FromJson(R"({"fields": [{"name": "e", "type": "embedding", "dim": 4,
+                   "index": {"algorithm": "graph"}}]})")
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+  auto store = MemStore();
+  auto ds = Dataset::Create(store, "l2", *s);
+  ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+  Batch b;
+  Column emb(*s->Find("emb")), label(*s->Find("label"));
+  auto v = MakeVectors(200, 8);
+  for (size_t i = 0; i < 200; ++i) {
+    emb.AppendFloats(std::span<const float>(v.data() + i * kDim, kDim));
+    label.AppendInt64(1);
+  }
+  b.columns.push_back(std::move(emb));
+  b.columns.push_back(std::move(label));
+  ASSERT_TRUE((*ds)->AppendMany(b).ok());
+  auto pre = (*ds)->IndexStatus("emb");
+  ASSERT_TRUE(pre.ok());
+  EXPECT_FALSE(pre->built);
+  EXPECT_EQ(pre->metric, "l2");
+  ASSERT_TRUE((*ds)->BuildIndex("emb").ok());
+  auto st = (*ds)->IndexStatus("emb");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->metric, "l2");
+  EXPECT_EQ(st->bits, 2u);
+  EXPECT_EQ(st->cells, 5u);
+  std::vector<float> q(v.begin() + 3 * kDim, v.begin() + 4 * kDim);
+  SearchOptions o;
+  o.k = 1;
+  auto r = (*ds)->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->metric, "l2");
+  EXPECT_EQ(r->anchors[0], 3u);
+  EXPECT_NEAR(r->scores[0], 0.0f, 1e-3);
+  // Dropping the field drops its index link.
+  Schema next;
+  ASSERT_TRUE(next.AddInt64("label").ok());
+  ASSERT_TRUE((*ds)->EvolveSchema(next).ok());
+  auto reopened = Dataset::Open(store, "l2");
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ((*reopened)->IndexStatus("emb").status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(VectorSearch, ManifestWithoutIndexesKeepsItsBytes) {
+  // Absent `indexes` = the old encoding; present = decoded back.
+  dataset::Manifest m;
+  m.genesis = ObjectId::Of("g");
+  auto plain = dataset::EncodeManifest(m);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->find("indexes"), std::string::npos);
+  m.indexes["emb"] = ObjectId::Of("i");
+  auto with = dataset::EncodeManifest(m);
+  ASSERT_TRUE(with.ok());
+  auto back = dataset::DecodeManifest(*with);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->indexes, m.indexes);
+}
+
+}  // namespace
+}  // namespace dreamdb
