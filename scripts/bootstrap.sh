@@ -13,7 +13,7 @@ PACKAGES=(
   build-essential cmake ninja-build clang clang-format clang-tidy libclang-rt-14-dev
   librust-blake3-dev b3sum libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
   libcurl4-openssl-dev libexpat1-dev nlohmann-json3-dev python3 python3-venv python3-pip
-  python3-dev python3-numpy python3-torch git ca-certificates
+  python3-dev python3-numpy python3-torch git ca-certificates fortunes
 )
 
 log() { echo "bootstrap: $*"; }
@@ -70,4 +70,13 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   echo "$want" >"$stamp"
 else
   log ".venv up to date"
+fi
+
+# Packages installed without their declared dependencies (why: requirements-nodeps.txt).
+stamp=.venv/.requirements-nodeps.sha256
+want="$(sha256sum requirements-nodeps.txt | cut -d' ' -f1)"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+  log "pip install --no-deps -r requirements-nodeps.txt"
+  .venv/bin/python -m pip install -q --no-deps -r requirements-nodeps.txt
+  echo "$want" >"$stamp"
 fi

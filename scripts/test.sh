@@ -9,7 +9,8 @@
 #   3. release preset build, install .venv/bin/dreamdb and the Python package,
 #                     pytest tests/python tests/cli, then the README demo
 #   4. fuzz smoke     fuzz/smoke.sh (FUZZ_SECONDS, default 60)
-#   5. bench smoke    bench/run_foundation.sh --smoke and bench/run_dataset.sh --smoke
+#   5. bench smoke    bench/run_foundation.sh, bench/run_dataset.sh, bench/python/run.sh
+#                     and bench/ann/run.sh, each with --smoke
 # and prints a summary whose last line is "N passed, N failed" (ctest + pytest counts;
 # a failed step that is not a test run, such as a build, counts as one failure).
 #
@@ -194,14 +195,10 @@ case "$mode" in
       .venv/bin/python -m pip install -q --no-build-isolation ./python
     step --junit "$logs/pytest.xml" pytest run_pytest "$logs/pytest.xml"
     step "demo (README quick start)" env DEMO_SKIP_BUILD=1 bash scripts/demo.sh
-    if [[ -f fuzz/smoke.sh ]]; then
-      step "fuzz smoke FUZZ_SECONDS=${FUZZ_SECONDS}" bash fuzz/smoke.sh
-    else
-      summary+=("skip  fuzz smoke (fuzz/smoke.sh does not exist yet)")
-    fi
+    step "fuzz smoke FUZZ_SECONDS=${FUZZ_SECONDS}" bash fuzz/smoke.sh
     step "bench smoke (foundation)" bash bench/run_foundation.sh --smoke
-    if [[ -f bench/run_dataset.sh ]]; then
-      step "bench smoke (datasets)" bash bench/run_dataset.sh --smoke
-    fi
+    step "bench smoke (datasets)" bash bench/run_dataset.sh --smoke
+    step "bench smoke (python SDK vs peers)" bash bench/python/run.sh --smoke
+    step "bench smoke (vector search vs hnswlib, faiss)" bash bench/ann/run.sh --smoke
     ;;
 esac

@@ -1,0 +1,154 @@
+# Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+"""DreamDB (this repository's `dreamdb` package) side of the Python benchmarks.
+
+Runs in the project's .venv (where `pip install ./python` put dreamdb). One command per
+process; each prints RESULT lines (see common.py). Commands:
+
+    ingest  --data D --rows N --batch B --store DIR     append_many of B-row batches
+    scan    --store DIR --rows N --mode iter|capsule    warm pass, then timed pass
+    take    --store DIR --anchors F --fields small|emb  fresh handle per call
+    prep-images --data D --count M --store DIR          blob dataset for the loader
+    loader  --store DIR --count M --epochs E            DataLoader over DreamDBDataset
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+import pyarrow as pa
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+import dreamdb  # noqa: E402
+
+NAME = "bench"
+FIELDS = ["emb", "id", "score"]
+
+
+def batches(data: str, rows: int, batch: int):
+    cols = common.load_rows(data, rows)
+    out = []
+    for s in range(0, rows, batch):
+        e = min(rows, s + batch)
+        emb = pa.FixedSizeListArray.from_arrays(pa.array(cols["emb"][s:e].reshape(-1)),
+                                                common.DIM)
+        out.append((np.arange(s, e, dtype=np.uint64),
+                    pa.table({"emb": emb, "id": pa.array(cols["id"][s:e]),
+                              "score": pa.array(cols["score"][s:e])})))
+    return out
+
+
+def cmd_ingest(a: argparse.Namespace) -> None:
+    work = batches(a.data, a.rows, a.batch)
+    schema = dreamdb.Schema().add_embedding("emb", common.DIM).add_int("id").add_float("score")
+    t0 = common.now()
+    ds = dreamdb.Dataset.create(NAME, schema, store=a.store)
+    for anchors, table in work:
+        ds.append_many(table, anchors=anchors)
+    dt = common.now() - t0
+    assert ds.count() == a.rows, (ds.count(), a.rows)
+    common.emit("ingest", seconds=dt, rows=a.rows, rows_per_s=a.rows / dt,
+                mb_per_s=a.rows * common.ROW_BYTES / dt / 1e6, disk_bytes=common.du_bytes(a.store))
+
+
+def scan_once(a: argparse.Namespace) -> int:
+    ds = dreamdb.Dataset.open(NAME, store=a.store)
+    if a.mode == "iter":
+        reader = ds.iter_batches(fields=FIELDS, batch_size=common.SCAN_BATCH)
+    else:  # the dataset itself through the Arrow PyCapsule protocol (all fields)
+        reader = pa.RecordBatchReader.from_stream(ds)
+    n = 0
+    for b in reader:
+        n += b.num_rows
+    return n
+
+
+def cmd_scan(a: argparse.Namespace) -> None:
+    # run.py warms the page cache with an untimed process first; peak RSS is this
+    # process's VmHWM from its start (imports included; base_rss_mib is before the scan).
+    base = common.rss_mib()
+    t0 = common.now()
+    n = scan_once(a)
+    dt = common.now() - t0
+    assert n == a.rows, (n, a.rows)
+    common.emit("scan", seconds=dt, rows=n, gb_per_s=n * common.ROW_BYTES / dt / 1e9,
+                peak_rss_mib=common.peak_rss_mib(), base_rss_mib=base)
+
+
+def cmd_take(a: argparse.Namespace) -> None:
+    sets = np.load(a.anchors)
+    fields = ["id", "score"] if a.fields == "small" else ["emb"]
+    per_row = 16 if a.fields == "small" else common.DIM * 4
+    # One untimed call first (one-time costs of the process: lazy imports, thread pools).
+    dreamdb.Dataset.open(NAME, store=a.store).take(sets[-1].astype(np.uint64), fields=fields)
+    for anchors in sets:
+        ds = dreamdb.Dataset.open(NAME, store=a.store)
+        r0 = common.read_chars()
+        t0 = common.now()
+        t = ds.take(anchors.astype(np.uint64), fields=fields)
+        dt = common.now() - t0
+        read = common.read_chars() - r0
+        if a.fields == "small":
+            assert t.column("id").to_numpy().tolist() == anchors.tolist()
+        returned = len(anchors) * per_row
+        common.emit("take", seconds=dt, rows=len(anchors), rows_per_s=len(anchors) / dt,
+                    read_bytes=read, read_ratio=read / returned,
+                    fetched_ratio=ds.read_stats()["bytes_fetched"] / returned)
+
+
+def cmd_prep_images(a: argparse.Namespace) -> None:
+    images = common.load_images(a.data, a.count)
+    schema = dreamdb.Schema().add_image("img", mime="image/png")
+    t0 = common.now()
+    ds = dreamdb.Dataset.create("imgs", schema, store=a.store)
+    for s in range(0, a.count, 1000):
+        e = min(a.count, s + 1000)
+        col = pa.array([images[i].tobytes() for i in range(s, e)], type=pa.large_binary())
+        ds.append_many(pa.table({"img": col}), anchors=np.arange(s, e, dtype=np.uint64))
+    common.emit("prep-images", seconds=common.now() - t0, disk_bytes=common.du_bytes(a.store))
+
+
+def cmd_loader(a: argparse.Namespace) -> None:
+    import torch.utils.data
+
+    from dreamdb.torch import DreamDBDataset
+
+    tds = DreamDBDataset("imgs", store=a.store, fields=["img"], batch_size=256)
+    for epoch in range(a.epochs + 1):  # epoch 0 warms the page cache, not reported
+        loader = torch.utils.data.DataLoader(tds, batch_size=64, num_workers=a.workers)
+        n = 0
+        nbytes = 0
+        t0 = common.now()
+        for batch in loader:
+            n += len(batch["img"])
+            nbytes += sum(len(x) for x in batch["img"])
+        dt = common.now() - t0
+        assert n == a.count and nbytes == a.count * common.IMAGE_BYTES, (n, nbytes)
+        if epoch:
+            common.emit("loader", seconds=dt, samples=n, samples_per_s=n / dt)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("cmd")
+    ap.add_argument("--data")
+    ap.add_argument("--store")
+    ap.add_argument("--rows", type=int)
+    ap.add_argument("--batch", type=int, default=10000)
+    ap.add_argument("--mode", default="iter")
+    ap.add_argument("--anchors")
+    ap.add_argument("--fields", default="small")
+    ap.add_argument("--count", type=int)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
+    a = ap.parse_args()
+    {"ingest": cmd_ingest, "scan": cmd_scan, "take": cmd_take,
+     "prep-images": cmd_prep_images, "loader": cmd_loader}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()
