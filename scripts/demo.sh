@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
 
-DEMO_SECTIONS=(objects refs compare_and_swap snapshots listing dataset_ingest dataset_branch dataset_train dataset_compare dataset_verify)
+DEMO_SECTIONS=(objects refs compare_and_swap snapshots listing dataset_ingest dataset_branch dataset_train dataset_compare dataset_search dataset_merge dataset_verify)
 
 if [[ "${DEMO_SKIP_BUILD:-0}" != 1 ]]; then
   bash scripts/build.sh release
@@ -150,7 +150,36 @@ demo_dataset_compare() {
   grep -q '^- 5$' "$work/diff.txt" || die "diff should list anchor 5 as removed"
   dreamdb cat pets --at experiment --fields label,pred --limit 4
   dreamdb meta pets --at experiment
+  dreamdb compare-refs pets v1 experiment --fields label,score,pred --summary-only
   dreamdb refs pets
+}
+
+demo_dataset_search() {
+  section "Search: an IVF index with RaBitQ codes on the embeddings, queried with filters"
+  dreamdb index build pets emb --branch experiment
+  dreamdb index status pets emb --at experiment
+  dreamdb search pets emb --at experiment --like 42 -k 5 --fields label,caption
+  dreamdb search pets emb --at experiment --like 42 -k 5 --where "label == 1" --fields label \
+    --json >"$work/search.json"
+  "$PY" - "$work/search.json" <<'PY' || die "filtered search returned a record with label != 1"
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+assert len(rows) == 5 and all(r["label"] == 1 for r in rows), rows
+print(f"{len(rows)} nearest records with label 1 (record 42 itself has label 0)")
+PY
+  dreamdb search pets emb --at v1 --like 42 -k 3 --exact
+}
+
+demo_dataset_merge() {
+  section "Merge: main moved on too; a three-way merge brings the experiment back"
+  dreamdb delete pets 1999 --message "drop a bad record on main"
+  # The experiment wrote a prediction for record 1999, which main just deleted: a conflict,
+  # reported (exit 6) with nothing written, until a policy decides it.
+  expect_exit 6 merge pets experiment --into main
+  dreamdb merge pets experiment --into main --policy ours --message "merge the experiment"
+  [[ "$(dreamdb count pets)" == 2296 ]] || die "main should hold 2000 - 1 + 300 - 3 = 2296"
+  dreamdb cat pets --fields label,pred --range 2000:2002
+  dreamdb log pets --limit 2
 }
 
 demo_dataset_verify() {

@@ -58,6 +58,7 @@ Status RunBuild(Invocation& inv) {
   ASSIGN_OR_RETURN(o.cells, U32Flag(inv, "--cells"));
   ASSIGN_OR_RETURN(o.bits, U32Flag(inv, "--bits"));
   if (auto m = inv.FlagValue("--metric")) o.metric = std::string(*m);
+  if (auto a = inv.FlagValue("--algorithm")) o.algorithm = std::string(*a);
   if (auto s = inv.FlagValue("--seed")) {
     ASSIGN_OR_RETURN(o.seed, ParseU64("--seed", *s));
   }
@@ -76,6 +77,7 @@ Status RunBuild(Invocation& inv) {
   if (inv.json()) {
     JsonObject o2;
     o2.Add("dataset", name).Add("branch", ds->branch()).Add("field", field);
+    o2.Add("algorithm", st.algorithm).Add("nprobe", static_cast<uint64_t>(st.nprobe));
     o2.Add("cells", static_cast<uint64_t>(st.cells)).Add("entries", st.entries);
     o2.Add("buckets", st.buckets).Add("metric", st.metric);
     o2.Add("bits", static_cast<uint64_t>(st.bits));
@@ -104,16 +106,22 @@ const Registrar kBuild({
     .path = "index build",
     .summary = "Train and build the spatial index of an embedding field",
     .description =
-        "Samples FIELD, trains an IVF model (k-means cells + RaBitQ codes), assigns every\n"
+        "Samples FIELD, trains a partition model (cells) with RaBitQ codes, assigns every\n"
         "record, and commits one manifest that points at the new index (spec/21). Later\n"
-        "appends are assigned to it automatically. Defaults come from the field's declared\n"
-        "index in the schema, else cosine, 4 bits, round(sqrt(N)) cells. Progress goes to\n"
-        "stderr when it is a terminal, or with --progress.\n"
-        "JSON: {\"dataset\", \"branch\", \"field\", \"cells\", \"entries\", \"buckets\",\n"
-        "\"metric\", \"bits\", \"index\", \"head\", \"seconds\"}.",
+        "appends are assigned to it automatically. Algorithms (spec/20 §4): ivf (k-means\n"
+        "cells), imi (inverted multi-index: pairs of half-vector codebooks), lsh (random\n"
+        "hyperplanes). Defaults come from the field's declared index in the schema, else ivf,\n"
+        "cosine, 4 bits and the algorithm's cells (ivf round(sqrt(N)); imi s*s with\n"
+        "s = round(2 N^(1/4)); lsh 2^round(log2(N)/2)). Progress goes to stderr when it is a\n"
+        "terminal, or with --progress.\n"
+        "JSON: {\"dataset\", \"branch\", \"field\", \"algorithm\", \"nprobe\", \"cells\",\n"
+        "\"entries\", \"buckets\", \"metric\", \"bits\", \"index\", \"head\", \"seconds\"}.",
     .positionals = {{.name = "NAME", .help = "the dataset"},
                     {.name = "FIELD", .help = "the embedding field"}},
-    .flags = {{.name = "--cells", .value_name = "N", .help = "IVF cells (default round(sqrt(N)))"},
+    .flags = {{.name = "--algorithm", .value_name = "A", .help = "ivf (default), imi or lsh"},
+              {.name = "--cells",
+               .value_name = "N",
+               .help = "cells (default: the algorithm's, ivf round(sqrt(N)))"},
               {.name = "--bits", .value_name = "B", .help = "RaBitQ bits per dimension, 1..8"},
               {.name = "--metric", .value_name = "M", .help = "cosine, ip or l2"},
               {.name = "--seed", .value_name = "S", .help = "training seed (default 0)"},

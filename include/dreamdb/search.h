@@ -71,9 +71,12 @@ struct SearchResults {
 
 struct BuildIndexOptions {
   // Each 0/empty value takes the schema's declared index (spec/21 §2), else the default.
-  std::string metric;  // cosine (default), ip, l2
-  uint32_t bits = 0;   // default 4
-  uint32_t cells = 0;  // default round(sqrt(N)), at least 1
+  std::string algorithm;  // ivf (default), imi, lsh (spec/20 §4)
+  std::string metric;     // cosine (default), ip, l2
+  uint32_t bits = 0;      // default 4
+  // Default: ivf round(sqrt(N)) (at least 1); imi s * s with s = round(2 N^(1/4));
+  // lsh 2^round(log2(N) / 2) (IvfParams, src/vector/ivf.h).
+  uint32_t cells = 0;
   uint64_t seed = 0;
   uint32_t sample = 0;          // training sample size bound; 0 = max(256 * cells, 20000)
   uint32_t threads = 0;         // 0 = hardware
@@ -88,7 +91,7 @@ struct IndexInfo {
   bool built = false;     // false: no index object ("untrained")
   ObjectId index;         // the spatial-index object (built)
   ObjectId model;         // the model object (built)
-  std::string algorithm;  // "ivf"
+  std::string algorithm;  // "ivf", "imi" or "lsh"
   std::string metric;
   uint32_t bits = 0;
   uint32_t dim = 0;

@@ -104,8 +104,13 @@ class Schema:
     def add_image(self, name: str, mime: str = 'image/png', required: bool = True) -> Schema:
         """Adds a blob field holding encoded images (default image/png)."""
 
-    def add_embedding(self, name: str, dim: int, required: bool = True) -> Schema:
-        """Adds an embedding field: dim float32 values per record."""
+    def add_embedding(self, name: str, dim: int, index: str | None = None, bits: int = 4, metric: str = 'cosine', cells: int = 0, required: bool = True) -> Schema:
+        """
+        Adds an embedding field: dim float32 values per record. index: None (no declared
+        index), "ivf", "imi" or "lsh" declares the field's vector index (spec/21 section 2),
+        with bits (1..8), metric ("cosine", "ip", "l2") and cells (0 = the algorithm's
+        default); Dataset.build_index then builds it.
+        """
 
     def add_array(self, name: str, dtype: str | type | object, shape: int | Sequence[int], required: bool = True) -> Schema:
         """
@@ -296,7 +301,7 @@ def search(store: Store, name: str, at: str, field: str, queries: Annotated[NDAr
 
 def index_status(store: Store, name: str, at: str, field: str) -> dict: ...
 
-def build_index(store: Store, name: str, branch: str, field: str, cells: int, bits: int, metric: str, seed: int, message: str) -> dict: ...
+def build_index(store: Store, name: str, branch: str, field: str, cells: int, bits: int, metric: str, seed: int, message: str, algorithm: str = '') -> dict: ...
 
 def merge(store: Store, name: str, branch: str, sources: Sequence[str], policy: str, no_ff: bool, message: str, writer: str) -> dict:
     """

@@ -530,11 +530,13 @@ class Dataset:
         metric: Optional[str] = None,
         seed: int = 0,
         message: str = "",
+        algorithm: Optional[str] = None,
     ) -> Dict[str, Any]:
-        """Trains and builds the spatial index of embedding `field` (IVF + RaBitQ codes) on
-        this branch's head, in one commit; later appends are assigned to it. Defaults come
-        from the field's declared index, else cosine, 4 bits, round(sqrt(N)) cells. Returns
-        index_status() plus "head"."""
+        """Trains and builds the spatial index of embedding `field` (cells + RaBitQ codes) on
+        this branch's head, in one commit; later appends are assigned to it. algorithm:
+        "ivf" (k-means cells), "imi" (inverted multi-index) or "lsh" (random hyperplanes).
+        Defaults come from the field's declared index, else ivf, cosine, 4 bits and the
+        algorithm's cells (ivf round(sqrt(N))). Returns index_status() plus "head"."""
         from ._core import build_index as _build
 
         if self.read_only:
@@ -542,7 +544,8 @@ class Dataset:
 
             raise PermissionDeniedError(f"dataset '{self.name}' is open read-only")
         out = _build(self._h.store, self._h.name, self._h.branch or "main", field,
-                     int(cells or 0), int(bits or 0), metric or "", int(seed), message)
+                     int(cells or 0), int(bits or 0), metric or "", int(seed), message,
+                     algorithm or "")
         self._h.refresh()
         return out
 

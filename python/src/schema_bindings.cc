@@ -184,16 +184,45 @@ void RegisterSchema(nb::module_& m) {
       nb::rv_policy::reference, "Adds a blob field holding encoded images (default image/png).");
   cls.def(
       "add_embedding",
-      [](Schema& s, std::string name, int64_t dim, bool required) -> Schema& {
+      [](Schema& s, std::string name, int64_t dim, std::optional<std::string> index, int64_t bits,
+         std::string metric, int64_t cells, bool required) -> Schema& {
         if (dim < 1 || dim > UINT32_MAX) {
           ThrowIfError(InvalidArgument("embedding " + Quote(name) + ": dim " + std::to_string(dim) +
                                        " must be at least 1"));
         }
-        ThrowIfError(s.AddEmbedding(std::move(name), static_cast<uint32_t>(dim), !required));
+        if (!index) {
+          ThrowIfError(s.AddEmbedding(std::move(name), static_cast<uint32_t>(dim), !required));
+          return s;
+        }
+        if (bits < 1 || bits > 8) {
+          ThrowIfError(InvalidArgument("embedding " + Quote(name) + ": index bits " +
+                                       std::to_string(bits) + " must be 1 to 8"));
+        }
+        if (cells < 0 || cells > UINT32_MAX) {
+          ThrowIfError(InvalidArgument("embedding " + Quote(name) + ": index cells " +
+                                       std::to_string(cells) + " must be 0 to 2^32 - 1"));
+        }
+        FieldSpec f;
+        f.name = std::move(name);
+        f.type = FieldType::kEmbedding;
+        f.dim = static_cast<uint32_t>(dim);
+        f.optional = !required;
+        IndexSpec ix;
+        ix.algorithm = *index;
+        ix.metric = std::move(metric);
+        ix.bits = static_cast<uint32_t>(bits);
+        ix.cells = static_cast<uint32_t>(cells);
+        f.index = ix;
+        ThrowIfError(s.Add(std::move(f)));
         return s;
       },
-      nb::arg("name"), nb::arg("dim"), nb::arg("required") = true, nb::rv_policy::reference,
-      "Adds an embedding field: dim float32 values per record.");
+      nb::arg("name"), nb::arg("dim"), nb::arg("index") = nb::none(), nb::arg("bits") = 4,
+      nb::arg("metric") = "cosine", nb::arg("cells") = 0, nb::arg("required") = true,
+      nb::rv_policy::reference,
+      "Adds an embedding field: dim float32 values per record. index: None (no declared\n"
+      "index), \"ivf\", \"imi\" or \"lsh\" declares the field's vector index (spec/21 section 2),\n"
+      "with bits (1..8), metric (\"cosine\", \"ip\", \"l2\") and cells (0 = the algorithm's\n"
+      "default); Dataset.build_index then builds it.");
   cls.def(
       "add_array",
       [](Schema& s, std::string name, nb::handle dtype, nb::handle shape,

@@ -160,7 +160,7 @@ void RegisterSearch(nb::module_& m) {
       "build_index",
       [](std::shared_ptr<Store> store, const std::string& name, const std::string& branch,
          const std::string& field, uint32_t cells, uint32_t bits, const std::string& metric,
-         uint64_t seed, const std::string& message) {
+         uint64_t seed, const std::string& message, const std::string& algorithm) {
         IndexInfo info;
         std::string head;
         {
@@ -170,6 +170,7 @@ void RegisterSearch(nb::module_& m) {
           o.cells = cells;
           o.bits = bits;
           o.metric = metric;
+          o.algorithm = algorithm;
           o.seed = seed;
           CommitOptions c;
           c.message = message.empty() ? "index build " + field : message;
@@ -182,7 +183,8 @@ void RegisterSearch(nb::module_& m) {
         return d;
       },
       nb::arg("store"), nb::arg("name"), nb::arg("branch"), nb::arg("field"), nb::arg("cells"),
-      nb::arg("bits"), nb::arg("metric"), nb::arg("seed"), nb::arg("message"));
+      nb::arg("bits"), nb::arg("metric"), nb::arg("seed"), nb::arg("message"),
+      nb::arg("algorithm") = "");
 }
 
 }  // namespace dreamdb::python

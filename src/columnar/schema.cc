@@ -126,13 +126,13 @@ Status ValidateIndexSpec(const FieldSpec& f) {
                            std::string(FieldTypeName(f.type)));
   }
   const IndexSpec& ix = *f.index;
-  if (ix.algorithm != "ivf") {
-    if (ix.algorithm == "imi" || ix.algorithm == "lsh" || ix.algorithm == "graph") {
+  if (ix.algorithm != "ivf" && ix.algorithm != "imi" && ix.algorithm != "lsh") {
+    if (ix.algorithm == "graph") {
       return InvalidArgument(prefix + "index algorithm " + Quote(ix.algorithm) +
-                             " is reserved and not built yet (use \"ivf\")");
+                             " is reserved and not built yet (use \"ivf\", \"imi\" or \"lsh\")");
     }
     return InvalidArgument(prefix + "unknown index algorithm " + Quote(ix.algorithm) +
-                           " (expected \"ivf\")");
+                           " (expected \"ivf\", \"imi\" or \"lsh\")");
   }
   if (ix.metric != "cosine" && ix.metric != "ip" && ix.metric != "l2") {
     return InvalidArgument(prefix + "unknown index metric " + Quote(ix.metric) +

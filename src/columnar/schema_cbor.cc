@@ -107,7 +107,7 @@ Result<FieldSpec> FieldFromCbor(const cbor::Value& value) {
         if (const cbor::Value* r = im->Find("raw")) {
           ASSIGN_OR_RETURN(ix.keep_raw, r->AsBool(what + " index.raw"));
         }
-        if (ix.algorithm != "ivf") {
+        if (ix.algorithm != "ivf" && ix.algorithm != "imi" && ix.algorithm != "lsh") {
           return Unsupported(what + ": index algorithm " + Quote(ix.algorithm) +
                              " is not supported by this reader (written by a newer DreamDB?)");
         }

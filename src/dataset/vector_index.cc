@@ -428,6 +428,26 @@ Result<std::vector<std::vector<ObjectId>>> BucketsOf(const DatasetImpl& impl, co
   return out;
 }
 
+// Per cell, the number of buckets the directory lists (spec/21 §7.2): nonzero iff the cell
+// has entries, since every bucket holds at least one. The directory does not store entry
+// counts; bucket counts are enough for SearchParams::cell_sizes, which only skips cells
+// whose size is 0. Costs one pass over the (cached) directory pages per Search call.
+Result<std::vector<uint32_t>> CellBucketCounts(const DatasetImpl& impl, const IndexObject& ix) {
+  std::vector<uint32_t> out(ix.cells, 0);
+  for (size_t p = 0; p < ix.pages.size(); ++p) {
+    ASSIGN_OR_RETURN(auto page, LoadPage(impl, ix.pages[p]));
+    for (size_t i = 0; i < page->buckets.size(); ++i) {
+      const size_t c = size_t{page->first} + i;
+      if (c >= out.size()) {
+        return Corrupt("spatial directory page " + ix.pages[p].ToString() + " lists cell " +
+                       std::to_string(c) + " beyond the index's " + std::to_string(ix.cells));
+      }
+      out[c] = static_cast<uint32_t>(page->buckets[i].size());
+    }
+  }
+  return out;
+}
+
 // Fetches buckets in parallel (up to 8 in flight), through the cache.
 Result<std::vector<std::shared_ptr<const Bucket>>> FetchBuckets(const DatasetImpl& impl,
                                                                 const std::vector<ObjectId>& ids) {
@@ -602,7 +622,7 @@ Result<std::vector<Cand>> KeepLive(const SearchContext& ctx, const std::vector<C
 // One query through the IVF index (spec/21 §7.2).
 Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::IvfModel& model,
                                        const IndexObject& ix, const float* q, uint32_t nprobe,
-                                       uint64_t* scanned) {
+                                       const uint32_t* cell_sizes, uint64_t* scanned) {
   const SearchOptions& o = *ctx.options;
   std::unordered_set<uint64_t> rejected;
   size_t fetch = o.where.empty() ? o.k : std::max<size_t>(o.k * 4, 64);
@@ -615,6 +635,7 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
     sp.k = static_cast<uint32_t>(std::min<size_t>(fetch, UINT32_MAX));
     sp.nprobe = nprobe;
     sp.rerank = o.rerank;
+    sp.cell_sizes = cell_sizes;
     ASSIGN_OR_RETURN(auto query, model.NewQuery(q, sp));
     if (!loaded) {
       const std::vector<uint32_t>& cells = query->probe_order();
@@ -679,7 +700,19 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
     std::vector<uint64_t> rej;
     ASSIGN_OR_RETURN(auto live, KeepLive(ctx, cands, buckets, &rej));
     ASSIGN_OR_RETURN(result, ApplyFilters(ctx, live, o.k, &rej));
-    if (result.size() >= o.k || exhausted || rej.empty()) break;
+    if (result.size() >= o.k) break;
+    if (exhausted || rej.empty()) {
+      // The probed cells hold fewer than k matches: widen the probe (spec/21 §7.2 step 6).
+      // Handles name (bucket, entry) pairs, so they are reset with the buckets.
+      const uint32_t current = nprobe != 0 ? nprobe : vector::DefaultNprobe(ix.cells);
+      if (current >= ix.cells) break;
+      nprobe = static_cast<uint32_t>(std::min<uint64_t>(ix.cells, uint64_t{current} * 4));
+      loaded = false;
+      buckets.clear();
+      bucket_cell.clear();
+      rejected.clear();
+      continue;
+    }
     for (uint64_t h : rej) rejected.insert(h);
     fetch *= 4;
   }
@@ -865,6 +898,12 @@ void VerifyIndexes(const dataset::Manifest& m,
   }
 }
 
+uint32_t DefaultIndexNprobe(vector::IvfParams::Algorithm algorithm, uint32_t cells) {
+  if (algorithm == vector::IvfParams::Algorithm::kIvf) return 0;
+  const auto scaled = static_cast<uint32_t>(std::lround(1.25 * std::sqrt(double(cells))));
+  return std::min(cells, std::max<uint32_t>(16, scaled));
+}
+
 }  // namespace vindex
 
 // ---------------------------------------------------------------------------------------
@@ -961,6 +1000,12 @@ Result<SearchResults> Dataset::Search(std::string_view field, const float* queri
     uint32_t nprobe = options.nprobe != 0 ? options.nprobe : ix->nprobe;
     nprobe = std::min(nprobe, ix->cells);
     out.nprobe = nprobe != 0 ? nprobe : std::min(vector::DefaultNprobe(ix->cells), ix->cells);
+    // imi and lsh leave many cells empty: skip them so they do not count toward nprobe.
+    std::vector<uint32_t> cell_sizes;
+    if (model->algorithm() != vector::IvfParams::Algorithm::kIvf) {
+      ASSIGN_OR_RETURN(cell_sizes, vindex::CellBucketCounts(*impl_, *ix));
+    }
+    const uint32_t* sizes = cell_sizes.empty() ? nullptr : cell_sizes.data();
     std::atomic<size_t> next{0};
     std::atomic<uint64_t> total{0};
     auto worker = [&]() -> Status {
@@ -968,8 +1013,8 @@ Result<SearchResults> Dataset::Search(std::string_view field, const float* queri
         size_t q = next.fetch_add(1);
         if (q >= nq) return Status::Ok();
         uint64_t s = 0;
-        ASSIGN_OR_RETURN(per[q],
-                         vindex::IvfSearchOne(ctx, *model, *ix, queries + q * dim, nprobe, &s));
+        ASSIGN_OR_RETURN(
+            per[q], vindex::IvfSearchOne(ctx, *model, *ix, queries + q * dim, nprobe, sizes, &s));
         total += s;
       }
     };
@@ -1085,6 +1130,11 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
     return InvalidArgument("index build: bits must be 1 to 8, got " + std::to_string(bits));
   }
   if (options.chunk_rows == 0) return InvalidArgument("index build: chunk_rows must be >= 1");
+  const std::string algorithm_name =
+      options.algorithm.empty() ? declared.algorithm : options.algorithm;
+  auto algorithm = vector::ParseAlgorithm(algorithm_name);
+  if (!algorithm.ok()) return InvalidArgument("index build: " + algorithm.status().message());
+  const bool is_ivf = *algorithm == vector::IvfParams::Algorithm::kIvf;
   const size_t dim = spec.dim;
   auto report = [&](std::string_view phase, uint64_t done, uint64_t total) {
     if (progress) progress(phase, done, total);
@@ -1093,13 +1143,18 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
   // Pass 1: a seeded reservoir sample of the field's vectors.
   uint64_t n_est = version->manifest.count;
   uint32_t cells = options.cells != 0 ? options.cells : declared.cells;
-  if (cells == 0) {
+  // imi/lsh: 0 stays 0 (IvfModel::Train picks the algorithm's default and clamps it).
+  if (cells == 0 && is_ivf) {
     cells = static_cast<uint32_t>(std::max<double>(1.0, std::round(std::sqrt(double(n_est)))));
   }
+  // imi trains two codebooks of s ~ sqrt(cells) centroids; lsh trains no k-means.
+  const uint64_t train_k =
+      is_ivf ? cells
+             : static_cast<uint64_t>(std::ceil(std::sqrt(double(std::max<uint32_t>(cells, 1)))));
   uint64_t sample_cap =
       options.sample != 0
           ? options.sample
-          : std::min<uint64_t>(std::max<uint64_t>(uint64_t{64} * cells, 20000), 131072);
+          : std::min<uint64_t>(std::max<uint64_t>(uint64_t{64} * train_k, 20000), 131072);
   std::vector<float> sample;
   uint64_t seen = 0;
   std::mt19937_64 rng(options.seed ^ 0x5eed5eedULL);
@@ -1130,12 +1185,13 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
     return InvalidArgument("index build: field " + Quote(field) +
                            " has no values to train on; append records first");
   }
-  if (options.cells == 0 && declared.cells == 0) {
+  if (options.cells == 0 && declared.cells == 0 && is_ivf) {
     cells = static_cast<uint32_t>(std::max<double>(1.0, std::round(std::sqrt(double(seen)))));
   }
   const size_t sample_n = sample.size() / dim;
-  if (cells > sample_n) cells = static_cast<uint32_t>(sample_n);
+  if (is_ivf && cells > sample_n) cells = static_cast<uint32_t>(sample_n);
   vector::IvfParams params;
+  params.algorithm = *algorithm;
   params.dim = static_cast<uint32_t>(dim);
   params.metric = *metric;
   params.num_cells = cells;
@@ -1159,6 +1215,8 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
   std::vector<std::vector<ObjectId>> dir(num_cells);
   vindex::IndexObject ix;
   ix.field = std::string(field);
+  ix.algorithm = std::string(vector::AlgorithmName(*algorithm));
+  ix.nprobe = vindex::DefaultIndexNprobe(*algorithm, num_cells);
   ix.metric = std::string(vector::MetricName(*metric));
   ix.bits = bits;
   ix.dim = static_cast<uint32_t>(dim);

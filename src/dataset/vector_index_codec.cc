@@ -227,7 +227,7 @@ Result<IndexObject> DecodeIndex(ByteView bytes) {
   const std::string_view w = "spatial_index";
   ASSIGN_OR_RETURN(ix.field, TextKey(*m, "field", w));
   ASSIGN_OR_RETURN(ix.algorithm, TextKey(*m, "algorithm", w));
-  if (ix.algorithm != "ivf") {
+  if (ix.algorithm != "ivf" && ix.algorithm != "imi" && ix.algorithm != "lsh") {
     return Unsupported("spatial index algorithm " + Quote(ix.algorithm) +
                        " is not supported by this reader (written by a newer DreamDB?)");
   }

@@ -374,6 +374,48 @@ TEST(VectorSearch, FiltersThroughTheIndexOverFetch) {
   EXPECT_GE(Recall(*r, *t, 1), 0.9);
 }
 
+// Matches that live only far from the query (other cells) must still be found: the probe
+// widens when the probed cells run out of candidates (spec/21 §7.2 step 6).
+TEST(VectorSearch, SelectiveFilterOutsideTheProbedCellsWidensTheProbe) {
+  Schema s = TestSchema();
+  auto created = Dataset::Create(MemStore(), "far", s);
+  ASSERT_TRUE(created.ok());
+  auto& ds = *created;
+  // Two tight clusters on opposite sides; label 1 only in the far one.
+  std::vector<float> v(400 * kDim);
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> g(0, 0.05f);
+  for (size_t i = 0; i < 400; ++i) {
+    for (size_t d = 0; d < kDim; ++d) v[i * kDim + d] = (i < 300 ? 1.0f : -1.0f) + g(rng);
+  }
+  Batch b = MakeBatch(s, v, 0);
+  Column label(*s.Find("label"));
+  for (size_t i = 0; i < 400; ++i) label.AppendInt64(i < 300 ? 0 : 1);
+  b.columns[1] = std::move(label);
+  ASSERT_TRUE(ds->AppendMany(b).ok());
+  BuildIndexOptions bo;
+  bo.cells = 16;
+  ASSERT_TRUE(ds->BuildIndex("emb", bo).ok());
+  auto q = Query(*ds, 0);
+  SearchOptions o;
+  o.k = 5;
+  o.nprobe = 1;
+  o.where = {*ParsePredicate("label == 1")};
+  o.fields = {"label"};
+  auto r = ds->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->anchors.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(r->columns[0].Int64At(i), 1);
+    EXPECT_GE(r->anchors[i], 300u);
+  }
+  // A filter nothing matches returns nothing, after probing every cell.
+  o.where = {*ParsePredicate("label == 9")};
+  auto none = ds->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->anchors.empty());
+}
+
 TEST(VectorSearch, BuildAssignsRecordsAppendedWhileItRan) {
   auto store = MemStore();
   auto ds = MakeDataset(store, 400);
@@ -621,6 +663,136 @@ TEST(VectorSearch, ManifestWithoutIndexesKeepsItsBytes) {
   auto back = dataset::DecodeManifest(*with);
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->indexes, m.indexes);
+}
+
+// imi and lsh partitions through a dataset (spec/21 §2, §7.2): build, status, recall vs
+// exact, appends after the build, OpenAt an old version, tombstones.
+class PartitionSearch : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PartitionSearch, BuildSearchAppendOpenAtAndTombstones) {
+  const std::string alg = GetParam();
+  auto store = MemStore();
+  auto ds = MakeDataset(store, 3000, 5);
+  BuildIndexOptions bo;
+  bo.algorithm = alg;
+  bo.seed = 3;
+  ASSERT_TRUE(ds->BuildIndex("emb", bo).ok());
+  auto st = ds->IndexStatus("emb");
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_TRUE(st->built);
+  EXPECT_EQ(st->algorithm, alg);
+  EXPECT_EQ(st->entries, 3000u);
+  EXPECT_GT(st->cells, 1u);
+  EXPECT_EQ(st->nprobe, vindex::DefaultIndexNprobe(*vector::ParseAlgorithm(alg), st->cells));
+  const size_t nq = 30;
+  std::vector<float> qs;
+  for (size_t i = 0; i < nq; ++i) {
+    auto q = Query(*ds, i * 89);
+    qs.insert(qs.end(), q.begin(), q.end());
+  }
+  SearchOptions o;
+  o.k = 10;
+  o.exact = true;
+  auto truth = ds->Search("emb", qs.data(), nq, kDim, o);
+  ASSERT_TRUE(truth.ok());
+  o.exact = false;
+  auto def = ds->Search("emb", qs.data(), nq, kDim, o);  // the index's default nprobe
+  ASSERT_TRUE(def.ok()) << def.status().ToString();
+  EXPECT_TRUE(def->used_index);
+  EXPECT_EQ(def->nprobe, st->nprobe);
+  EXPECT_GE(Recall(*def, *truth, nq), 0.9) << alg;
+  o.nprobe = st->cells;  // every non-empty cell: with rerank the result is exact
+  auto all = ds->Search("emb", qs.data(), nq, kDim, o);
+  ASSERT_TRUE(all.ok());
+  EXPECT_GE(Recall(*all, *truth, nq), 0.99) << alg;
+  EXPECT_EQ(all->candidates, nq * 3000);
+  o.nprobe = 2;  // empty cells do not count: two non-empty cells are scanned
+  auto two = ds->Search("emb", qs.data(), nq, kDim, o);
+  ASSERT_TRUE(two.ok());
+  EXPECT_GT(two->candidates, 0u);
+  for (size_t q = 0; q < nq; ++q) EXPECT_EQ(two->anchors[two->offsets[q]], q * 89) << alg;
+  // Appends after the build land in the index; the old version keeps its own index.
+  ObjectId v1 = ds->head();
+  Schema s = ds->schema();
+  auto extra = MakeVectors(20, 77);
+  ASSERT_TRUE(ds->AppendMany(MakeBatch(s, extra, 9000)).ok());
+  EXPECT_EQ(ds->IndexStatus("emb")->entries, 3020u);
+  EXPECT_EQ(ds->IndexStatus("emb")->algorithm, alg);
+  std::vector<float> q(extra.begin() + 4 * kDim, extra.begin() + 5 * kDim);
+  o.nprobe = 0;
+  o.k = 1;
+  auto now = ds->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(now.ok());
+  EXPECT_TRUE(now->used_index);
+  EXPECT_EQ(now->anchors[0], 3004u);
+  auto old = Dataset::OpenAt(store, "vecs", v1.ToString());
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  auto then = (*old)->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(then.ok()) << then.status().ToString();
+  EXPECT_TRUE(then->used_index);
+  ASSERT_EQ(then->anchors.size(), 1u);
+  EXPECT_LT(then->anchors[0], 3000u);
+  EXPECT_EQ((*old)->IndexStatus("emb")->entries, 3000u);
+  // Tombstones are never returned.
+  auto q7 = Query(*ds, 7);
+  ASSERT_TRUE(ds->Delete({7}).ok());
+  o.k = 10;
+  auto r7 = ds->Search("emb", q7.data(), 1, kDim, o);
+  ASSERT_TRUE(r7.ok());
+  EXPECT_EQ(r7->anchors.size(), 10u);
+  EXPECT_EQ(std::count(r7->anchors.begin(), r7->anchors.end(), 7u), 0);
+  EXPECT_EQ(ds->IndexStatus("emb")->stale, 1u);
+}
+
+TEST_P(PartitionSearch, SchemaOptionChoosesTheAlgorithm) {
+  const std::string alg = GetParam();
+  auto s = Schema::FromJson(R"({"fields": [{"name": "emb", "type": "embedding", "dim": 16,
+                   "index": {"algorithm": ")" +
+                            alg + R"(", "metric": "l2", "bits": 3}},
+                  {"name": "label", "type": "int64"}, {"name": "name", "type": "string",
+                   "optional": true}]})");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->Find("emb")->index->algorithm, alg);
+  auto again = Schema::FromJson(s->ToJson());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *s);
+  auto ds = Dataset::Create(MemStore(), "p", *s);
+  ASSERT_TRUE(ds.ok()) << ds.status().ToString();
+  auto v = MakeVectors(1000, 9);
+  ASSERT_TRUE((*ds)->AppendMany(MakeBatch(*s, v, 0)).ok());
+  EXPECT_EQ((*ds)->IndexStatus("emb")->algorithm, alg);  // declared, not built
+  ASSERT_TRUE((*ds)->BuildIndex("emb").ok());
+  auto st = (*ds)->IndexStatus("emb");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->algorithm, alg);
+  EXPECT_EQ(st->metric, "l2");
+  EXPECT_EQ(st->bits, 3u);
+  std::vector<float> q(v.begin() + 11 * kDim, v.begin() + 12 * kDim);
+  SearchOptions o;
+  o.k = 1;
+  auto r = (*ds)->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->anchors[0], 11u);
+  // BuildIndexOptions overrides the declaration.
+  BuildIndexOptions bo;
+  bo.algorithm = "ivf";
+  ASSERT_TRUE((*ds)->BuildIndex("emb", bo).ok());
+  EXPECT_EQ((*ds)->IndexStatus("emb")->algorithm, "ivf");
+  bo.algorithm = "graph";
+  auto bad = (*ds)->BuildIndex("emb", bo);
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("'graph'"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(Algorithms, PartitionSearch, ::testing::Values("imi", "lsh"));
+
+TEST(VectorSearch, DefaultIndexNprobePerAlgorithm) {
+  using A = vector::IvfParams::Algorithm;
+  EXPECT_EQ(vindex::DefaultIndexNprobe(A::kIvf, 447), 0u);
+  EXPECT_EQ(vindex::DefaultIndexNprobe(A::kImi, 4096), 80u);
+  EXPECT_EQ(vindex::DefaultIndexNprobe(A::kLsh, 4096), 80u);
+  EXPECT_EQ(vindex::DefaultIndexNprobe(A::kImi, 9), 9u);
+  EXPECT_EQ(vindex::DefaultIndexNprobe(A::kLsh, 64), 16u);
 }
 
 }  // namespace

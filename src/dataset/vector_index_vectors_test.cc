@@ -120,7 +120,8 @@ TEST(SpatialVectors, DirectoryPageAndIndexObject) {
 
 TEST(SpatialVectors, SchemaFieldsWithAnIndex) {
   Json all = Load();
-  for (const char* name : {"schema field with index", "schema field with index, raw false"}) {
+  for (const char* name : {"schema field with index", "schema field with index, raw false",
+                           "schema field with index, imi"}) {
     const Json& c = Case(all, name);
     const Json& j = c["json"];
     FieldSpec f;

@@ -42,7 +42,7 @@ def test_shuffle_batches_schema_range_and_limit() -> None:
     for rb in reader:
         sizes.append(rb.num_rows)
         anchors.extend(rb.column(0).to_pylist())
-        vals = rb.column(1).values.to_numpy().reshape(-1, 4)
+        vals = rb.column(1).flatten().to_numpy().reshape(-1, 4)
         assert np.array_equal(vals[:, 0], np.asarray(rb.column(0).to_pylist(), np.float32))
     assert max(sizes) <= 128
     assert len(anchors) == 1500 and len(set(anchors)) == 1500

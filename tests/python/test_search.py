@@ -133,3 +133,70 @@ def test_search_releases_the_gil(ds) -> None:
     for th in threads:
         th.join()
     assert not errors
+
+
+def clustered(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 3, size=(8, DIM)).astype(np.float32)
+    return (centers[np.arange(n) % 8] + rng.normal(0, 0.5, size=(n, DIM))).astype(np.float32)
+
+
+def recall(d, vecs: np.ndarray, anchors: list[int], k: int = 10) -> float:
+    qs = vecs[anchors]
+    got = d.search("emb", qs, k=k)
+    hits = 0
+    for i, a in enumerate(anchors):
+        rows = pc.equal(got.column("query"), i)
+        found = set(got.filter(rows).column("anchor").to_pylist())
+        hits += len(found & set(brute(vecs, vecs[a], k)))
+    return hits / (k * len(anchors))
+
+
+@pytest.mark.parametrize("algorithm", ["ivf", "imi", "lsh"])
+def test_each_algorithm_via_the_schema_option(algorithm: str) -> None:
+    schema = dreamdb.Schema().add_embedding("emb", DIM, index=algorithm, bits=4).add_int("label")
+    d = dreamdb.Dataset.create("p", schema, store=f"memory://{uuid.uuid4().hex}")
+    vecs = clustered(2000, 11)
+    d.append_many({"emb": vecs, "label": np.arange(2000)})
+    st = d.index_status("emb")
+    assert st["built"] is False and st["algorithm"] == algorithm
+    st = d.build_index("emb", seed=2)
+    assert st["built"] and st["algorithm"] == algorithm and st["entries"] == 2000
+    assert d.index_status("emb")["algorithm"] == algorithm
+    assert recall(d, vecs, list(range(0, 2000, 97))) >= 0.9
+    # Appends after the build are assigned to the same index.
+    extra = clustered(10, 12)
+    d.append_many({"emb": extra, "label": np.arange(10)})
+    assert d.index_status("emb")["entries"] == 2010
+    t = d.search("emb", extra[3], k=1)
+    assert t.column("anchor").to_pylist() == [2003]
+
+
+@pytest.mark.parametrize("algorithm", ["imi", "lsh", "ivf"])
+def test_each_algorithm_via_build_index(ds, algorithm: str) -> None:
+    st = ds.build_index("emb", algorithm=algorithm, bits=4, seed=1)
+    assert st["algorithm"] == algorithm and st["entries"] == 600
+    if algorithm != "ivf":
+        assert st["nprobe"] == min(st["cells"], max(16, round(1.25 * np.sqrt(st["cells"]))))
+    assert recall(ds, ds.vecs, [3, 77, 150, 300, 451, 599]) >= 0.9
+
+
+def test_add_embedding_index_options() -> None:
+    s = dreamdb.Schema().add_embedding("e", 4, index="imi", bits=2, metric="l2", cells=64,
+                                       required=False)
+    d = dreamdb.Dataset.create("o", s, store=f"memory://{uuid.uuid4().hex}")
+    st = d.index_status("e")
+    assert (st["algorithm"], st["metric"], st["bits"], st["cells"]) == ("imi", "l2", 2, 64)
+    plain = dreamdb.Schema().add_embedding("e", 4)
+    d2 = dreamdb.Dataset.create("o2", plain, store=f"memory://{uuid.uuid4().hex}")
+    assert d2.index_status("e")["algorithm"] == ""
+    with pytest.raises(InvalidArgumentError, match="graph"):
+        dreamdb.Schema().add_embedding("e", 4, index="graph")
+    with pytest.raises(InvalidArgumentError, match="bits"):
+        dreamdb.Schema().add_embedding("e", 4, index="ivf", bits=9)
+    with pytest.raises(InvalidArgumentError, match="metric"):
+        dreamdb.Schema().add_embedding("e", 4, index="lsh", metric="hamming")
+    with pytest.raises(InvalidArgumentError):
+        ds_bad = dreamdb.Dataset.create("o3", plain, store=f"memory://{uuid.uuid4().hex}")
+        ds_bad.append_many({"e": np.ones((3, 4), np.float32)})
+        ds_bad.build_index("e", algorithm="graph")

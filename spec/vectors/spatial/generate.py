@@ -131,6 +131,10 @@ def main():
                            "raw": False}}
     cases.append({"name": "schema field with index, raw false", "json": field_raw,
                   "hex": enc(field_raw).hex()})
+    field_imi = {"name": "emb", "type": "embedding", "optional": False, "dim": 96,
+                 "index": {"algorithm": "imi", "metric": "cosine", "bits": 4, "cells": 4096}}
+    cases.append({"name": "schema field with index, imi", "json": field_imi,
+                  "hex": enc(field_imi).hex()})
     manifest = {
         "kind": "dreamdb.manifest", "format": 1, "genesis": named("genesis"), "parents": [],
         "schema": {"version": 1, "fields": [{"name": "emb", "type": "embedding",

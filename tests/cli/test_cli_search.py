@@ -134,3 +134,49 @@ def test_errors(cli: Cli, tmp_path: pathlib.Path) -> None:
     cli.fails("invalid_argument", "index", "build", "vecs", "emb", "--metric", "hamming")
     r = cli.fails("invalid_argument", "--json", "search", "vecs", "emb", "--vector", "1")
     assert r.error_json()["code"] == "invalid_argument"
+
+
+def test_build_with_each_algorithm(cli: Cli, tmp_path: pathlib.Path) -> None:
+    vecs = make(cli, tmp_path, 600)
+    queries = [3, 77, 150, 299, 420, 555]
+    for alg in ("imi", "lsh", "ivf"):
+        b = cli.ok("--json", "index", "build", "vecs", "emb", "--algorithm", alg, "--bits", "4",
+                   "--seed", "1").json()
+        assert b["algorithm"] == alg and b["entries"] == 600 and b["cells"] >= 1
+        st = cli.ok("--json", "index", "status", "vecs", "emb").json()
+        assert st["built"] is True and st["algorithm"] == alg and st["index"] == b["index"]
+        assert st["nprobe"] == b["nprobe"]
+        if alg != "ivf":
+            assert st["nprobe"] == min(st["cells"], max(16, round(1.25 * math.sqrt(st["cells"]))))
+        assert cli.ok("index", "status", "vecs", "emb").out.startswith(f"field emb: {alg} ")
+        hits = total = 0
+        for a in queries:
+            q = qtext(vecs[a])
+            exact = {h["anchor"] for h in cli.ok("--json", "search", "vecs", "emb", "--vector", q,
+                                                 "-k", "10", "--exact").jsonl()}
+            got = cli.ok("--json", "search", "vecs", "emb", "--vector", q, "-k", "10").jsonl()
+            assert got[0]["anchor"] == a
+            hits += len(exact & {h["anchor"] for h in got})
+            total += len(exact)
+        assert hits / total >= 0.9, (alg, hits / total)
+    # Text output names the algorithm; --cells is honoured for imi (s = ceil(sqrt(cells))).
+    out = cli.ok("index", "build", "vecs", "emb", "--algorithm", "imi", "--cells", "16").out
+    assert out.startswith("built imi index on emb: 16 cells")
+    r = cli.fails("invalid_argument", "index", "build", "vecs", "emb", "--algorithm", "graph")
+    assert "'graph'" in r.err
+
+
+def test_schema_declares_the_algorithm(cli: Cli, tmp_path: pathlib.Path) -> None:
+    schema = {"fields": [{"name": "emb", "type": "embedding", "dim": DIM,
+                          "index": {"algorithm": "lsh", "metric": "l2", "bits": 2}}]}
+    (tmp_path / "s.json").write_text(json.dumps(schema))
+    cli.ok("create", "v2", "--schema", str(tmp_path / "s.json"))
+    rng = random.Random(9)
+    rows = [json.dumps({"emb": [rng.gauss(0, 1) for _ in range(DIM)]}) for _ in range(200)]
+    (tmp_path / "r.jsonl").write_text("\n".join(rows) + "\n")
+    cli.ok("ingest", "v2", str(tmp_path / "r.jsonl"))
+    assert cli.ok("--json", "index", "status", "v2", "emb").json()["algorithm"] == "lsh"
+    b = cli.ok("--json", "index", "build", "v2", "emb").json()
+    assert b["algorithm"] == "lsh" and b["metric"] == "l2" and b["bits"] == 2
+    top = cli.ok("--json", "search", "v2", "emb", "--like", "12", "-k", "1").jsonl()
+    assert top[0]["anchor"] == 12
