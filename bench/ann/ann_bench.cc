@@ -8,6 +8,7 @@
 //   ann_bench --data DIR [--n 200000 --nq 1000 --dim 768 --seed 1]   # creates DIR if needed
 //             [--prepare] [--algo ivf,brute] [--bits 4] [--nprobe 8,16,24,32,48,64]
 //             [--rerank 0] [--runs 3] [--k 10] [--build-threads 2] [--cells 0]
+//             [--quantizer rabitq|pq4] [--pq-m 0]   # pq4: IVF-PQ, 4-bit FastScan (pq.h)
 //
 // DIR holds base.fvecs, query.fvecs, gt.ivecs (top-100 ids) and gt_dist.fvecs (their
 // cosine distances 1 - cos); bench/ann/peers.py reads the same files. --prepare only
@@ -39,6 +40,7 @@
 #include "src/vector/distance.h"
 #include "src/vector/io.h"
 #include "src/vector/ivf.h"
+#include "src/vector/pq.h"
 #include "src/vector/syn.h"
 
 namespace dreamdb::vector {
@@ -61,6 +63,8 @@ struct Options {
   size_t k = 10;
   uint32_t build_threads = 2;
   uint32_t cells = 0;
+  std::string quantizer = "rabitq";
+  uint32_t pq_m = 0;  // 0 = DefaultPqSubspaces(dim)
 };
 
 double CpuNow(clockid_t clock) {
@@ -145,6 +149,13 @@ Options ParseArgs(int argc, char** argv) {
       o.build_threads = static_cast<uint32_t>(std::stoul(val()));
     } else if (a == "--cells") {
       o.cells = static_cast<uint32_t>(std::stoul(val()));
+    } else if (a == "--quantizer") {
+      o.quantizer = val();
+      if (o.quantizer != "rabitq" && o.quantizer != "pq4") {
+        Usage("--quantizer must be rabitq or pq4, got '" + o.quantizer + "'");
+      }
+    } else if (a == "--pq-m") {
+      o.pq_m = static_cast<uint32_t>(std::stoul(val()));
     } else {
       Usage("unknown argument '" + a + "'");
     }
@@ -327,6 +338,54 @@ void RunIvf(const Options& o, const Data& d) {
   }
 }
 
+// IVF-PQ (4-bit codes, FastScan ADC): the same coarse partition as RunIvf.
+void RunIvfPq(const Options& o, const Data& d) {
+  IvfParams p;
+  p.dim = static_cast<uint32_t>(d.base.dim);
+  p.metric = Metric::kCosine;
+  p.num_cells = o.cells;
+  p.seed = o.seed;
+  p.kmeans.threads = o.build_threads;
+  ::malloc_trim(0);
+  const size_t rss0 = RssBytes();
+  const double t0 = Now();
+  const double c0 = CpuNow(CLOCK_PROCESS_CPUTIME_ID);
+  auto ix = IvfPqIndex::Build(p, o.pq_m, d.base.data.data(), d.base.rows, nullptr, o.rerank,
+                              o.build_threads);
+  const Timing build{Now() - t0, CpuNow(CLOCK_PROCESS_CPUTIME_ID) - c0};
+  if (!ix.ok()) Die(ix.status());
+  ::malloc_trim(0);
+  const size_t rss1 = RssBytes();
+  const size_t rss_delta = rss1 > rss0 ? rss1 - rss0 : 0;
+  const IvfPqIndex& index = **ix;
+  for (uint32_t np : o.nprobe) {
+    SearchParams sp;
+    sp.k = static_cast<uint32_t>(o.k);
+    sp.nprobe = np;
+    sp.rerank = o.rerank;
+    Status err;
+    auto search = [&](const float* q, uint32_t* out) {
+      auto r = index.Search(q, sp);
+      if (!r.ok()) {
+        err = r.status();
+        return;
+      }
+      for (size_t i = 0; i < r->size() && i < o.k; ++i) {
+        out[i] = static_cast<uint32_t>((*r)[i].id);
+      }
+    };
+    const auto [secs, recall] = Measure(o, d, search);
+    if (!err.ok()) Die(err);
+    char params[256];
+    std::snprintf(params, sizeof(params),
+                  "\"quantizer\":\"pq4\",\"pq_m\":%u,\"cells\":%u,\"nprobe\":%u,\"rerank\":%s,"
+                  "\"build_threads\":%u",
+                  index.codec().m(), index.model().num_cells(), np, o.rerank ? "true" : "false",
+                  o.build_threads);
+    Emit(o, d, "dreamdb-ivfpq", params, build, index.MemoryBytes(), rss_delta, secs, recall);
+  }
+}
+
 int Main(int argc, char** argv) {
   const Options o = ParseArgs(argc, argv);
   const Data d = Prepare(o);
@@ -334,6 +393,8 @@ int Main(int argc, char** argv) {
   for (const auto& algo : o.algos) {
     if (algo == "brute") {
       RunBrute(o, d);
+    } else if (algo == "ivf" && o.quantizer == "pq4") {
+      RunIvfPq(o, d);
     } else if (algo == "ivf") {
       RunIvf(o, d);
     } else {

@@ -947,6 +947,24 @@ Status IvfModel::Query::Reset(const float* q, const SearchParams& params) {
     ProbeLsh(params.cell_sizes);
     return Status::Ok();
   }
+  if (const CentroidIndex* index = m.ProbeIndex(); index != nullptr) {
+    // Many cells: the two-level centroid index finds the candidates, already ranked by their
+    // f32 distance (spec/20 §6.4). With cell_sizes, ask for more until nprobe are non-empty.
+    const uint32_t* sizes = params.cell_sizes;
+    uint32_t want = nprobe_;
+    for (;;) {
+      index->Search(qn_.data(), want, &order_, &cand_dist_, /*exact_scan=*/want >= cells);
+      probe_.clear();
+      for (uint32_t c : order_) {
+        if (probe_.size() == nprobe_) break;
+        if (sizes == nullptr || sizes[c] != 0) probe_.push_back(c);
+      }
+      if (probe_.size() == nprobe_ || want >= cells) break;
+      want = std::min(cells, std::max(want * 2, want + 16));
+    }
+    nprobe_ = static_cast<uint32_t>(probe_.size());
+    return Status::Ok();
+  }
   cell_dot_.resize(cells);
   cell_dist_.resize(cells);
   if (HasInt8Dot()) {
@@ -985,6 +1003,21 @@ Status IvfModel::Query::Reset(const float* q, const SearchParams& params) {
   std::partial_sort(order_.begin(), order_.begin() + nprobe_, order_.end(), less);
   probe_.assign(order_.begin(), order_.begin() + nprobe_);
   return Status::Ok();
+}
+
+const CentroidIndex* IvfModel::ProbeIndex() const {
+  if (params_.algorithm != Algorithm::kIvf ||
+      params_.num_cells <= CentroidIndexOptions{}.exact_threshold) {
+    return nullptr;
+  }
+  std::call_once(probe_index_once_, [this] {
+    CentroidIndexOptions options;
+    options.seed = params_.seed;
+    Result<CentroidIndex> index = CentroidIndex::Build(centroids_.data(), params_.num_cells,
+                                                       params_.dim, params_.metric, options);
+    if (index.ok()) probe_index_ = std::make_unique<const CentroidIndex>(std::move(*index));
+  });
+  return probe_index_.get();
 }
 
 // Multi-sequence algorithm (Babenko & Lempitsky): both halves' sub-centroids sorted by

@@ -27,12 +27,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "dreamdb/object_id.h"
 #include "dreamdb/status.h"
+#include "src/vector/centroid_index.h"
 #include "src/vector/distance.h"
 #include "src/vector/kmeans.h"
 #include "src/vector/rabitq.h"
@@ -182,6 +184,10 @@ class IvfModel {
   void EncodeInto(uint32_t cell, const float* v, const CellView& view, size_t pos, float* scratch,
                   uint8_t* code_scratch) const;
   void CopyLane(const CellView& src, size_t from, const CellView& dst, size_t to) const;
+  // ivf with more than CentroidIndexOptions::exact_threshold cells: the two-level centroid
+  // index used for probing, built on first use (nullptr below the threshold or if the build
+  // failed; probing then scans all centroids).
+  const CentroidIndex* ProbeIndex() const;
 
   IvfParams params_;
   std::unique_ptr<Rotation> rotation_;
@@ -195,6 +201,9 @@ class IvfModel {
   std::vector<int32_t> centroid_i8_sums_;
   float i8_scale_ = 0;
   uint32_t i8_stride_ = 0;
+  // Lazily built by ProbeIndex() (once, thread-safe).
+  mutable std::once_flag probe_index_once_;
+  mutable std::unique_ptr<const CentroidIndex> probe_index_;
   // imi: codebooks (s x h1, s x (dim - h1)).
   uint32_t imi_s_ = 0;
   uint32_t imi_h1_ = 0;
@@ -267,9 +276,10 @@ class IvfModel::Query {
   std::vector<float> cell_dot_;   // per cell: <q, c> (int8-approximate when ranking with VNNI)
   std::vector<uint32_t> order_;
   std::vector<uint32_t> probe_;
-  std::vector<float> sub_dist_[2];                // imi: per sub-centroid distance of each half
-  std::vector<uint32_t> sub_order_[2];            // imi: sub-centroids sorted by that distance
-  std::vector<float> margins_;                    // lsh: signed distance to each hyperplane
+  std::vector<float> cand_dist_;        // probing via the centroid index: candidate distances
+  std::vector<float> sub_dist_[2];      // imi: per sub-centroid distance of each half
+  std::vector<uint32_t> sub_order_[2];  // imi: sub-centroids sorted by that distance
+  std::vector<float> margins_;          // lsh: signed distance to each hyperplane
   std::vector<std::pair<float, uint64_t>> heap_;  // max-heap of (distance, id), size <= k
   std::vector<Candidate> cands_;                  // rerank candidates
   uint64_t scanned_ = 0;

@@ -309,6 +309,73 @@ TEST(IvfTest, SimdLevelsGiveIdenticalResults) {
   SetSimdLevelForTesting(original);
 }
 
+// More than CentroidIndexOptions::exact_threshold cells: probing goes through the two-level
+// centroid index. Its probe set must match the exact order closely, and search recall must
+// stay close to scanning the exact probe set.
+TEST(IvfTest, LargeModelProbesWithCentroidIndex) {
+  constexpr uint32_t kSmallDim = 32;
+  constexpr uint32_t kCells = 4096;
+  constexpr uint32_t kNprobe = 32;
+  constexpr size_t kN = 4096;
+  constexpr size_t kQueries = 20;
+  const std::vector<float> data = Clustered(kN, 3, kSmallDim);
+  const std::vector<float> queries = Clustered(kQueries, 4, kSmallDim);
+  const std::vector<float> centroids = Clustered(kCells, 5, kSmallDim);
+  for (Metric metric : {Metric::kL2, Metric::kInnerProduct, Metric::kCosine}) {
+    IvfParams p;
+    p.dim = kSmallDim;
+    p.metric = metric;
+    p.bits = 4;
+    p.num_cells = kCells;
+    p.seed = 11;
+    // Centroids: other draws of the same distribution (k-means with 4096 cells is too slow
+    // for a fast test).
+    auto model = IvfModel::FromCentroids(p, centroids).value();
+    auto index = IvfIndex::Create(model, false);
+    ASSERT_TRUE(index->Add(data.data(), kN, nullptr, 1).ok());
+    SearchParams sp;
+    sp.k = 10;
+    sp.nprobe = kNprobe;
+    size_t probe_hits = 0;
+    size_t approx_hits = 0;
+    size_t exact_hits = 0;
+    for (size_t q = 0; q < kQueries; ++q) {
+      const float* qv = &queries[q * kSmallDim];
+      // Exact probe order and brute-force neighbours.
+      std::vector<std::pair<float, uint32_t>> cells(kCells);
+      for (uint32_t c = 0; c < kCells; ++c)
+        cells[c] = {model->ExactDistance(qv, model->centroid(c)), c};
+      std::partial_sort(cells.begin(), cells.begin() + kNprobe, cells.end());
+      std::vector<std::pair<float, uint64_t>> all(kN);
+      for (size_t i = 0; i < kN; ++i) all[i] = {model->ExactDistance(qv, &data[i * kSmallDim]), i};
+      std::partial_sort(all.begin(), all.begin() + 10, all.end());
+      std::set<uint64_t> truth;
+      for (size_t i = 0; i < 10; ++i) truth.insert(all[i].second);
+
+      auto query = model->NewQuery(qv, sp).value();
+      ASSERT_EQ(query->probe_order().size(), kNprobe);
+      const std::set<uint32_t> got(query->probe_order().begin(), query->probe_order().end());
+      for (uint32_t i = 0; i < kNprobe; ++i) probe_hits += got.count(cells[i].second);
+
+      const std::vector<Neighbor> approx_nb = index->Search(qv, sp).value();
+      for (const Neighbor& nb : approx_nb) approx_hits += truth.count(nb.id);
+      for (uint32_t i = 0; i < kNprobe; ++i) {
+        const uint32_t c = cells[i].second;
+        ASSERT_TRUE(query->ScanCell(c, index->cell_codes(c), index->cell_ids(c).data()).ok());
+      }
+      const std::vector<Neighbor> exact_nb = query->Finish().value();
+      for (const Neighbor& nb : exact_nb) exact_hits += truth.count(nb.id);
+    }
+    const double probe_recall = static_cast<double>(probe_hits) / (kQueries * kNprobe);
+    const double approx = static_cast<double>(approx_hits) / (kQueries * 10);
+    const double exact = static_cast<double>(exact_hits) / (kQueries * 10);
+    EXPECT_GE(probe_recall, 0.95) << MetricName(metric);
+    EXPECT_GE(approx, exact - 0.03) << MetricName(metric) << " exact-probe recall " << exact;
+    std::printf("%s: probe-set recall %.3f, recall@10 %.3f (exact probe %.3f)\n",
+                std::string(MetricName(metric)).c_str(), probe_recall, approx, exact);
+  }
+}
+
 TEST(IvfTest, BadInputsGiveClearErrors) {
   const Fixture& f = Data();
   IvfParams p = Params(Metric::kL2, 4);
