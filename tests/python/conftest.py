@@ -4,7 +4,7 @@
 Environment (all optional, scripts/test.sh sets them):
   DREAMDB_SOURCE_DIR  repository root (default: two levels above this file)
   DREAMDB_BIN         the `dreamdb` CLI to test (default: .venv/bin/dreamdb, then
-                      build/release/cli/dreamdb); tests that need it skip when absent
+                      build/release/cli/dreamdb); tests that need it fail when absent
 """
 
 import os
@@ -44,7 +44,7 @@ def b3sum() -> str:
 
 @pytest.fixture(scope="session")
 def dreamdb_bin(source_dir: pathlib.Path) -> str:
-    """Path of the dreamdb CLI; skips the test when none is built."""
+    """Path of the dreamdb CLI; fails the test when none is built."""
     env = os.environ.get("DREAMDB_BIN")
     if env:
         if not os.access(env, os.X_OK):
