@@ -9,7 +9,7 @@
 // vector's residual to its centroid, rotated and RaBitQ-quantised with `bits` bits per coordinate;
 // storage: one opaque "cell codes" byte block per cell (FastScan blocks of 32) plus the caller's
 // parallel id array. The model and the cell codes blocks are byte formats (spec/20 §model, §cell
-// codes); V-ds stores them as objects.
+// codes); src/dataset/vector_index.h stores them as objects.
 //
 // Search (as RaBitQ-Library's IVF): the query is rotated once; the nprobe nearest cells
 // are scanned with the FastScan 1-bit kernel, which gives an estimate and an error bound
