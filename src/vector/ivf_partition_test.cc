@@ -22,6 +22,7 @@
 #include "src/base/encoding.h"
 #include "src/vector/ivf.h"
 #include "src/vector/rng.h"
+#include "src/vector/test_util.h"
 
 namespace dreamdb::vector {
 namespace {
@@ -29,57 +30,17 @@ namespace {
 using Algorithm = IvfParams::Algorithm;
 constexpr uint32_t kDim = 128;
 
-// Seeded clustered data: 64 anisotropic Gaussian clusters (as ivf_test.cc).
 std::vector<float> Clustered(size_t n, uint64_t seed, uint32_t dim = kDim) {
-  Rng centers_rng(12345);
-  std::vector<float> centers(64 * size_t{dim});
-  for (auto& c : centers) c = static_cast<float>(centers_rng.Gaussian());
-  std::vector<float> scale(dim);
-  for (uint32_t j = 0; j < dim; ++j) scale[j] = static_cast<float>(0.9 / std::pow(j + 1, 0.3));
-  Rng rng(seed);
-  std::vector<float> out(n * dim);
-  for (size_t i = 0; i < n; ++i) {
-    const size_t c = rng.Below(64);
-    for (uint32_t j = 0; j < dim; ++j) {
-      out[i * dim + j] = centers[c * dim + j] + scale[j] * static_cast<float>(rng.Gaussian());
-    }
-  }
-  return out;
+  return testing::Clustered(n, seed, dim);
 }
+using testing::BruteForce;
+using testing::Recall;
 
 std::vector<float> Gaussians(size_t n, uint64_t seed) {
   Rng rng(seed);
   std::vector<float> out(n);
   for (float& v : out) v = static_cast<float>(rng.Gaussian());
   return out;
-}
-
-std::vector<std::vector<uint64_t>> BruteForce(const IvfModel& model, const std::vector<float>& data,
-                                              const std::vector<float>& queries, uint32_t k) {
-  const size_t n = data.size() / kDim;
-  const size_t nq = queries.size() / kDim;
-  std::vector<std::vector<uint64_t>> out(nq);
-  for (size_t q = 0; q < nq; ++q) {
-    std::vector<std::pair<float, uint64_t>> all(n);
-    for (size_t i = 0; i < n; ++i) {
-      all[i] = {model.ExactDistance(&queries[q * kDim], &data[i * kDim]), i};
-    }
-    std::partial_sort(all.begin(), all.begin() + k, all.end());
-    for (uint32_t i = 0; i < k; ++i) out[q].push_back(all[i].second);
-  }
-  return out;
-}
-
-double Recall(const std::vector<std::vector<Neighbor>>& got,
-              const std::vector<std::vector<uint64_t>>& truth) {
-  size_t hit = 0;
-  size_t total = 0;
-  for (size_t q = 0; q < got.size(); ++q) {
-    std::set<uint64_t> t(truth[q].begin(), truth[q].end());
-    for (const Neighbor& nb : got[q]) hit += t.count(nb.id);
-    total += truth[q].size();
-  }
-  return static_cast<double>(hit) / static_cast<double>(total);
 }
 
 struct Fixture {
