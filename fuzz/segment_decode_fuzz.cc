@@ -7,12 +7,18 @@
 //   - errors are kCorrupt, kUnsupported or kInvalidArgument (type mismatch);
 //   - an accepted input is canonical: EncodeSegment(decoded) == input, unless its header
 //     carries keys this build does not know (which readers ignore, spec/08 §4.2);
+//   - an accepted sq8 segment (format 2, spec/12 §9, lossy) re-encodes as sq8 to a
+//     segment that decodes to values within the normative error bound of its own values
+//     (its codes cannot be recomputed exactly from the reconstructions, §9.3);
 //   - the ranged reader agrees with DecodeSegment: ReadAll succeeds on exactly the inputs
 //     DecodeSegment accepts, with the same column, and ReadRows returns the same rows.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -48,6 +54,12 @@ std::vector<FieldSpec> Specs() {
   add(FieldType::kBlob).mime = "application/octet-stream";
   add(FieldType::kEmbedding).dim = 4;
   add(FieldType::kEmbedding).dim = 1;
+  // raw = false: the writer's encoding is sq8 (format 2); the decoder reads both encodings
+  // whatever the field declares.
+  IndexSpec no_raw;
+  no_raw.keep_raw = false;
+  add(FieldType::kEmbedding).dim = 4;
+  specs.back().index = no_raw;
   FieldSpec& a = add(FieldType::kArray);
   a.dtype = DType::kU8;
   a.shape = {2, 3};
@@ -108,19 +120,28 @@ Bytes Reseal(const Bytes& in) {
   return out;
 }
 
-// True when the header (or a buffer entry) has a key outside the format-1 set.
-bool HasUnknownKeys(const Bytes& in) {
+cbor::Map HeaderOf(const Bytes& in) {
   uint32_t header_len;
   std::memcpy(&header_len, in.data() + 8, 4);
   Result<cbor::Value> header = cbor::Decode(ByteView(in).substr(28, header_len));
   if (!header.ok()) Fail("accepted segment has an undecodable header", "");
-  for (const auto& [key, v] : header->map().entries()) {
+  return header->map();
+}
+
+// True for an accepted segment in format 2 (sq8).
+bool IsSq8(const Bytes& in) { return HeaderOf(in).Find("format")->raw_uint() == 2; }
+
+// True when the header (or a buffer entry) has a key outside its format's set.
+bool HasUnknownKeys(const Bytes& in) {
+  const cbor::Map header = HeaderOf(in);
+  const bool format2 = header.Find("format")->raw_uint() == 2;
+  for (const auto& [key, v] : header.entries()) {
     if (key != "kind" && key != "format" && key != "type" && key != "rows" && key != "dim" &&
-        key != "dtype" && key != "shape" && key != "buffers") {
+        key != "dtype" && key != "shape" && key != "buffers" && !(format2 && key == "encoding")) {
       return true;
     }
   }
-  for (const cbor::Value& b : header->map().Find("buffers")->array()) {
+  for (const cbor::Value& b : header.Find("buffers")->array()) {
     for (const auto& [key, v] : b.map().entries()) {
       if (key != "name" && key != "offset" && key != "length" && key != "block" && key != "sums") {
         return true;
@@ -145,11 +166,43 @@ bool SameRow(const Column& a, uint64_t i, const Column& b, uint64_t j) {
   return a.FixedAt(i) == b.FixedAt(j);
 }
 
+// Re-encodes decoded sq8 values as sq8 and checks the round trip stays within the bound
+// of spec/12 §9.2 (the decoded values are finite, so encoding must succeed).
+void CheckSq8ReEncodes(const Column& decoded, const FieldSpec& spec) {
+  FieldSpec sq8 = spec;
+  IndexSpec no_raw;
+  no_raw.keep_raw = false;
+  sq8.index = no_raw;
+  Result<Bytes> again = columnar::EncodeSegment(decoded, sq8);
+  if (!again.ok()) Fail("accepted sq8 segment does not re-encode", again.status().ToString());
+  Result<Column> back = columnar::DecodeSegment(*again, spec);
+  if (!back.ok()) Fail("re-encoded sq8 segment does not decode", back.status().ToString());
+  for (uint64_t r = 0; r < decoded.length(); ++r) {
+    if (decoded.IsValid(r) != back->IsValid(r)) Fail("sq8 re-encoding changed a null", "");
+    if (!decoded.IsValid(r)) continue;
+    std::span<const float> x = decoded.FloatsAt(r);
+    std::span<const float> y = back->FloatsAt(r);
+    const float lo = *std::min_element(x.begin(), x.end());
+    const float hi = *std::max_element(x.begin(), x.end());
+    const double bound = (static_cast<double>(hi) - lo) / 510.0 +
+                         std::ldexp(std::max(std::fabs(lo), std::fabs(hi)), -22);
+    for (size_t i = 0; i < x.size(); ++i) {
+      if (std::fabs(static_cast<double>(x[i]) - y[i]) > bound) {
+        Fail("sq8 re-encoding exceeds the error bound", std::to_string(r));
+      }
+    }
+  }
+}
+
 void RunOne(const Bytes& input, const FieldSpec& spec) {
   Result<Column> whole = columnar::DecodeSegment(input, spec);
   if (!whole.ok()) CheckCode(whole.status(), "DecodeSegment");
-  if (whole.ok()) {
-    Result<Bytes> again = columnar::EncodeSegment(*whole);
+  if (whole.ok() && IsSq8(input)) {
+    CheckSq8ReEncodes(*whole, spec);
+  } else if (whole.ok()) {
+    FieldSpec plain = spec;
+    plain.index.reset();
+    Result<Bytes> again = columnar::EncodeSegment(*whole, plain);
     if (!again.ok()) Fail("accepted segment does not re-encode", again.status().ToString());
     if (*again != input && !HasUnknownKeys(input)) Fail("accepted segment is not canonical", "");
   }

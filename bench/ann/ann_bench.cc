@@ -8,7 +8,9 @@
 //   ann_bench --data DIR [--n 200000 --nq 1000 --dim 768 --seed 1]   # creates DIR if needed
 //             [--prepare] [--algo ivf,brute] [--bits 4] [--nprobe 8,16,24,32,48,64]
 //             [--rerank 0] [--runs 3] [--k 10] [--build-threads 2] [--cells 0]
-//             [--quantizer rabitq|pq4] [--pq-m 0]   # pq4: IVF-PQ, 4-bit FastScan (pq.h)
+//             [--quantizer rabitq|pq4] [--pq-m 0]   # pq4: IvfIndex, 4-bit PQ (spec/20 §8)
+//             [--ef 10,16,24,32,48,64,96,128] [--degree 32] [--build-list 128] [--alpha 1.2]
+//             [--block-nodes 256] [--graph-cache FILE]  # --algo graph: Vamana (graph.h)
 //
 // DIR holds base.fvecs, query.fvecs, gt.ivecs (top-100 ids) and gt_dist.fvecs (their
 // cosine distances 1 - cos); bench/ann/peers.py reads the same files. --prepare only
@@ -38,6 +40,7 @@
 #include "dreamdb/status.h"
 #include "src/vector/brute.h"
 #include "src/vector/distance.h"
+#include "src/vector/graph.h"
 #include "src/vector/io.h"
 #include "src/vector/ivf.h"
 #include "src/vector/pq.h"
@@ -65,6 +68,15 @@ struct Options {
   uint32_t cells = 0;
   std::string quantizer = "rabitq";
   uint32_t pq_m = 0;  // 0 = DefaultPqSubspaces(dim)
+  // --algo graph
+  std::vector<uint32_t> ef = {10, 16, 24, 32, 48, 64, 96, 128};
+  uint32_t degree = 32;
+  uint32_t build_list = 128;
+  float alpha = 1.2f;
+  uint32_t block_nodes = 256;
+  // Saves the built graph (model, order, node blocks) to FILE, or loads it from there when
+  // FILE exists and was built with the same parameters: for search tuning without rebuilds.
+  std::string graph_cache;
 };
 
 double CpuNow(clockid_t clock) {
@@ -154,6 +166,18 @@ Options ParseArgs(int argc, char** argv) {
       if (o.quantizer != "rabitq" && o.quantizer != "pq4") {
         Usage("--quantizer must be rabitq or pq4, got '" + o.quantizer + "'");
       }
+    } else if (a == "--ef") {
+      o.ef = SplitU32(val());
+    } else if (a == "--degree") {
+      o.degree = static_cast<uint32_t>(std::stoul(val()));
+    } else if (a == "--build-list") {
+      o.build_list = static_cast<uint32_t>(std::stoul(val()));
+    } else if (a == "--alpha") {
+      o.alpha = std::stof(val());
+    } else if (a == "--graph-cache") {
+      o.graph_cache = val();
+    } else if (a == "--block-nodes") {
+      o.block_nodes = static_cast<uint32_t>(std::stoul(val()));
     } else if (a == "--pq-m") {
       o.pq_m = static_cast<uint32_t>(std::stoul(val()));
     } else {
@@ -257,18 +281,19 @@ double LoadAverage() {
 }
 
 void Emit(const Options& o, const Data& d, const std::string& algo, const std::string& params,
-          Timing build, size_t memory_bytes, size_t rss_delta, Timing secs, double recall) {
+          Timing build, size_t memory_bytes, size_t rss_delta, Timing secs, double recall,
+          const std::string& extra = "") {
   const size_t nq = d.queries.rows;
   std::printf(
       "{\"algo\":\"%s\",\"params\":{%s},\"n\":%zu,\"dim\":%zu,\"nq\":%zu,\"k\":%zu,"
       "\"build_s\":%.3f,\"build_cpu_s\":%.3f,\"bytes_per_vector\":%.1f,"
       "\"memory_bytes\":%zu,\"rss_delta_bytes\":%zu,\"recall@%zu\":%.4f,\"recall\":%.4f,"
-      "\"qps\":%.1f,\"qps_cpu\":%.1f,\"load\":%.2f,\"simd\":\"%s\"}\n",
+      "\"qps\":%.1f,\"qps_cpu\":%.1f,\"load\":%.2f,\"simd\":\"%s\"%s}\n",
       algo.c_str(), params.c_str(), d.base.rows, d.base.dim, nq, o.k, build.wall, build.cpu,
       static_cast<double>(memory_bytes) / static_cast<double>(d.base.rows), memory_bytes, rss_delta,
       o.k, recall, recall, static_cast<double>(nq) / secs.wall,
       static_cast<double>(nq) / std::max(secs.cpu, 1e-9), LoadAverage(),
-      std::string(SimdLevelName(ActiveSimdLevel())).c_str());
+      std::string(SimdLevelName(ActiveSimdLevel())).c_str(), extra.c_str());
   std::fflush(stdout);
 }
 
@@ -350,14 +375,15 @@ void RunIvfPq(const Options& o, const Data& d) {
   const size_t rss0 = RssBytes();
   const double t0 = Now();
   const double c0 = CpuNow(CLOCK_PROCESS_CPUTIME_ID);
-  auto ix = IvfPqIndex::Build(p, o.pq_m, d.base.data.data(), d.base.rows, nullptr, o.rerank,
-                              o.build_threads);
+  p.quantizer = IvfParams::Quantizer::kPq4;
+  p.pq_subspaces = o.pq_m;
+  auto ix = IvfIndex::Build(p, d.base.data.data(), d.base.rows, nullptr, o.rerank, o.build_threads);
   const Timing build{Now() - t0, CpuNow(CLOCK_PROCESS_CPUTIME_ID) - c0};
   if (!ix.ok()) Die(ix.status());
   ::malloc_trim(0);
   const size_t rss1 = RssBytes();
   const size_t rss_delta = rss1 > rss0 ? rss1 - rss0 : 0;
-  const IvfPqIndex& index = **ix;
+  const IvfIndex& index = **ix;
   for (uint32_t np : o.nprobe) {
     SearchParams sp;
     sp.k = static_cast<uint32_t>(o.k);
@@ -380,9 +406,172 @@ void RunIvfPq(const Options& o, const Data& d) {
     std::snprintf(params, sizeof(params),
                   "\"quantizer\":\"pq4\",\"pq_m\":%u,\"cells\":%u,\"nprobe\":%u,\"rerank\":%s,"
                   "\"build_threads\":%u",
-                  index.codec().m(), index.model().num_cells(), np, o.rerank ? "true" : "false",
-                  o.build_threads);
+                  index.model().pq()->m(), index.model().num_cells(), np,
+                  o.rerank ? "true" : "false", o.build_threads);
     Emit(o, d, "dreamdb-ivfpq", params, build, index.MemoryBytes(), rss_delta, secs, recall);
+  }
+}
+
+// --graph-cache file: "DGC1", the parameters (as a fixed string), the model, the order and
+// the blocks, each length-prefixed (u64). Build times are -1 for a loaded graph.
+std::string GraphKey(const GraphParams& p, size_t n) {
+  char buf[256];
+  std::snprintf(buf, sizeof(buf),
+                "n=%zu dim=%u metric=%d R=%u L=%u alpha=%.3f bits=%u seed=%llu N=%u", n, p.dim,
+                static_cast<int>(p.metric), p.degree, p.build_list, static_cast<double>(p.alpha),
+                p.bits, static_cast<unsigned long long>(p.seed), p.nodes_per_block);
+  return buf;
+}
+
+void SaveGraph(const std::string& path, const GraphParams& p, const GraphIndex& index,
+               const std::vector<uint32_t>& order) {
+  std::ofstream f(path, std::ios::binary);
+  auto put = [&f](const std::string& s) {
+    const uint64_t len = s.size();
+    f.write(reinterpret_cast<const char*>(&len), 8);
+    f.write(s.data(), static_cast<std::streamsize>(s.size()));
+  };
+  put("DGC1");
+  put(GraphKey(p, index.size()));
+  put(index.model().Serialize());
+  put(std::string(reinterpret_cast<const char*>(order.data()), order.size() * 4));
+  for (uint32_t b = 0; b < index.num_blocks(); ++b) put(*index.EncodeBlock(b));
+}
+
+Result<std::unique_ptr<GraphIndex>> LoadGraph(const std::string& path, const GraphParams& p,
+                                              const Data& d, std::vector<uint32_t>* order) {
+  std::ifstream f(path, std::ios::binary);
+  if (path.empty() || !f) return Status(StatusCode::kNotFound, "no cache");
+  auto get = [&f]() {
+    uint64_t len = 0;
+    f.read(reinterpret_cast<char*>(&len), 8);
+    std::string s(f ? len : 0, '\0');
+    f.read(s.data(), static_cast<std::streamsize>(s.size()));
+    return s;
+  };
+  if (get() != "DGC1" || get() != GraphKey(p, d.base.rows)) {
+    return Status(StatusCode::kNotFound, "stale cache");
+  }
+  ASSIGN_OR_RETURN(auto model, IvfModel::Deserialize(get()));
+  const std::string ord = get();
+  order->resize(ord.size() / 4);
+  std::memcpy(order->data(), ord.data(), ord.size());
+  std::vector<std::shared_ptr<const GraphNodeBlock>> blocks;
+  const size_t nb = (d.base.rows + p.nodes_per_block - 1) / p.nodes_per_block;
+  for (size_t b = 0; b < nb; ++b) {
+    ASSIGN_OR_RETURN(auto blk, GraphNodeBlock::Decode(*model, get()));
+    blocks.push_back(std::move(blk));
+  }
+  const size_t dim = d.base.dim;
+  std::vector<float> raw(d.base.rows * dim);
+  for (size_t i = 0; i < order->size(); ++i) {
+    std::memcpy(&raw[i * dim], d.base.row((*order)[i]), dim * sizeof(float));
+  }
+  std::fprintf(stderr, "ann_bench: loaded the graph from %s\n", path.c_str());
+  return GraphIndex::FromParts(p, std::move(model), std::move(blocks), std::move(raw));
+}
+
+// Vamana graph with RaBitQ node codes (graph.h): one build per bit width, an ef sweep.
+// memory_bytes counts the decoded blocks (graph + codes) plus, with --rerank, the raw
+// vectors (which re-ranking reads); graph_bytes_per_vector is the former alone.
+void RunGraph(const Options& o, const Data& d) {
+  for (uint32_t bits : o.bits) {
+    GraphParams p;
+    p.dim = static_cast<uint32_t>(d.base.dim);
+    p.metric = Metric::kCosine;
+    p.degree = o.degree;
+    p.build_list = o.build_list;
+    p.alpha = o.alpha;
+    p.bits = bits;
+    p.seed = o.seed;
+    p.nodes_per_block = o.block_nodes;
+    ::malloc_trim(0);
+    const size_t rss0 = RssBytes();
+    const double t0 = Now();
+    const double c0 = CpuNow(CLOCK_PROCESS_CPUTIME_ID);
+    std::vector<uint32_t> order;
+    double last = t0;
+    const std::function<void(uint64_t, uint64_t)> progress = [&](uint64_t done, uint64_t total) {
+      if (Now() - last < 10) return;
+      last = Now();
+      std::fprintf(stderr, "ann_bench: graph build %.1f%% (%.0f s)\n",
+                   100.0 * static_cast<double>(done) / static_cast<double>(total), Now() - t0);
+    };
+    const std::string cache =
+        o.graph_cache.empty() ? "" : o.graph_cache + "-b" + std::to_string(bits);
+    Result<std::unique_ptr<GraphIndex>> ix = LoadGraph(cache, p, d, &order);
+    const bool cached = ix.ok();
+    if (!cached) {
+      ix =
+          GraphIndex::Build(p, d.base.data.data(), d.base.rows, o.build_threads, &order, &progress);
+      if (ix.ok() && !cache.empty()) SaveGraph(cache, p, **ix, order);
+    }
+    const Timing build{cached ? -1 : Now() - t0,
+                       cached ? -1 : CpuNow(CLOCK_PROCESS_CPUTIME_ID) - c0};
+    if (!ix.ok()) Die(ix.status());
+
+    ::malloc_trim(0);
+    const size_t rss1 = RssBytes();
+    const size_t rss_delta = rss1 > rss0 ? rss1 - rss0 : 0;
+    const GraphIndex& index = **ix;
+    size_t encoded = 0;
+    for (uint32_t b = 0; b < index.num_blocks(); ++b) {
+      auto bytes = index.EncodeBlock(b);
+      if (!bytes.ok()) Die(bytes.status());
+      encoded += bytes->size();
+    }
+    const size_t raw_bytes = d.base.rows * d.base.dim * sizeof(float);
+    const size_t memory = index.MemoryBytes() - (o.rerank ? 0 : raw_bytes);
+    for (uint32_t ef : o.ef) {
+      GraphSearchParams sp;
+      sp.k = static_cast<uint32_t>(o.k);
+      sp.ef = ef;
+      sp.rerank = o.rerank;
+      GraphSearchStats stats;
+      sp.stats = &stats;
+      uint64_t blocks = 0;
+      uint64_t expanded = 0;
+      uint64_t estimated = 0;
+      uint64_t exact = 0;
+      uint64_t refined = 0;
+      uint64_t searches = 0;
+      Status err;
+      auto search = [&](const float* q, uint32_t* out) {
+        auto r = index.Search(q, sp);
+        if (!r.ok()) {
+          err = r.status();
+          return;
+        }
+        blocks += stats.blocks;
+        expanded += stats.expanded;
+        estimated += stats.estimated;
+        exact += stats.exact;
+        refined += stats.refined;
+        ++searches;
+        for (size_t i = 0; i < r->size() && i < o.k; ++i) out[i] = order[(*r)[i].id];
+      };
+      const auto [secs, recall] = Measure(o, d, search);
+      if (!err.ok()) Die(err);
+      char params[320];
+      std::snprintf(params, sizeof(params),
+                    "\"bits\":%u,\"degree\":%u,\"build_list\":%u,\"alpha\":%.2f,\"ef\":%u,"
+                    "\"rerank\":%s,\"block_nodes\":%u,\"build_threads\":%u",
+                    bits, o.degree, o.build_list, static_cast<double>(o.alpha), ef,
+                    o.rerank ? "true" : "false", o.block_nodes, o.build_threads);
+      const double per = static_cast<double>(std::max<uint64_t>(searches, 1));
+      char extra[320];
+      std::snprintf(
+          extra, sizeof(extra),
+          ",\"graph_bytes_per_vector\":%.1f,\"encoded_bytes_per_vector\":%.1f,"
+          "\"blocks_per_query\":%.1f,\"num_blocks\":%u,\"expanded_per_query\":%.1f,"
+          "\"estimated_per_query\":%.1f,\"refined_per_query\":%.1f,\"exact_per_query\":%.1f",
+          static_cast<double>(index.GraphBytes()) / static_cast<double>(d.base.rows),
+          static_cast<double>(encoded) / static_cast<double>(d.base.rows),
+          static_cast<double>(blocks) / per, index.num_blocks(),
+          static_cast<double>(expanded) / per, static_cast<double>(estimated) / per,
+          static_cast<double>(refined) / per, static_cast<double>(exact) / per);
+      Emit(o, d, "dreamdb-graph", params, build, memory, rss_delta, secs, recall, extra);
+    }
   }
 }
 
@@ -397,8 +586,10 @@ int Main(int argc, char** argv) {
       RunIvfPq(o, d);
     } else if (algo == "ivf") {
       RunIvf(o, d);
+    } else if (algo == "graph") {
+      RunGraph(o, d);
     } else {
-      Usage("unknown algo '" + algo + "' (expected ivf or brute)");
+      Usage("unknown algo '" + algo + "' (expected ivf, graph or brute)");
     }
   }
   return 0;

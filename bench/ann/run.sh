@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Vector search benchmark (issue 4): DreamDB's IVF index (bench/ann/ann_bench.cc) against
+# Vector search benchmark (issue 4): DreamDB's IVF and graph indexes (bench/ann/ann_bench.cc) against
 # hnswlib and faiss (bench/ann/peers.py) on the same SYN data, single thread, recall@10 the
 # ann-benchmarks way. Builds ann_bench in the release preset, creates the peers' own venv
 # (build/ann-venv, from bench/ann/requirements.txt; not the project's .venv), generates
@@ -12,9 +12,12 @@
 #
 # Options: --n N (repeatable), --nq Q (queries, default 1000), --dim D (768), --seed S (1),
 # --runs R (3), --out DIR (build/release/bench-results/ann), --skip-peers, --skip-dreamdb,
-# --peer-algos LIST (peers.py --algos), and after `--` extra ann_bench options (e.g.
-# `-- --bits 4,5 --nprobe 8,16,32`). Environment: JOBS (build parallelism, default 2),
-# ANN_BENCH (use this ann_bench binary instead of building one).
+# --peer-algos LIST (peers.py --algos), --skip-graph, --graph-args "ARGS" (the graph run's
+# ann_bench options, default "--bits 4 --rerank 1 --ef 12,16,20,24,32,48"; the graph is
+# cached under build/ann-data/ per parameters, see ann_bench --graph-cache), and after `--`
+# extra ann_bench options for the IVF run (e.g. `-- --bits 4,5 --nprobe 8,16,32`).
+# Environment: JOBS (build parallelism, default 2), ANN_BENCH (use this ann_bench binary
+# instead of building one).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -28,6 +31,8 @@ out=build/release/bench-results/ann
 skip_peers=0
 skip_dreamdb=0
 peer_algos=""
+skip_graph=0
+graph_args="--bits 4 --rerank 1 --ef 12,16,20,24,32,48"
 extra=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -41,8 +46,10 @@ while [[ $# -gt 0 ]]; do
     --skip-peers) skip_peers=1 ;;
     --skip-dreamdb) skip_dreamdb=1 ;;
     --peer-algos) peer_algos="$2"; shift ;;
+    --skip-graph) skip_graph=1 ;;
+    --graph-args) graph_args="$2"; shift ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -57,6 +64,7 @@ if [[ $smoke == 1 ]]; then
   runs=1
   peer_args+=(--ef 10,40 --nprobe 8,32)
   dreamdb_args+=(--nprobe 8,32 --algo ivf,brute)
+  graph_args="--bits 4 --rerank 1 --ef 16,64 --degree 16 --build-list 32"
   out=${out%/}-smoke
 fi
 [[ ${#sizes[@]} -eq 0 ]] && sizes=(200000)
@@ -96,6 +104,12 @@ for n in "${sizes[@]}"; do
     echo "run.sh: dreamdb on $tag (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
     "$ANN_BENCH" --data "$data" --runs "$runs" "${dreamdb_args[@]}" "${extra[@]}" \
       | tee "$out/dreamdb-$tag.jsonl"
+    if [[ $skip_graph == 0 ]]; then
+      echo "run.sh: dreamdb graph on $tag (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+      # shellcheck disable=SC2086  # graph_args is a list of options
+      "$ANN_BENCH" --data "$data" --runs "$runs" --algo graph $graph_args \
+        --graph-cache "$data/graph" | tee -a "$out/dreamdb-$tag.jsonl"
+    fi
   fi
   echo "run.sh: done $tag (load: $(cut -d' ' -f1-3 /proc/loadavg))" >&2
   # The summary covers both sides, also when one of them came from an earlier run

@@ -75,6 +75,21 @@ def main():
                       f"{qcpu(r):,.0f} | {r['qps']:,.0f} | {mb(r['memory_bytes'])} | "
                       f"{r['bytes_per_vector']:.0f} | {bcpu(r):.1f} | {r['build_s']:.1f} |")
         print()
+        graph = [r for r in rs if "blocks_per_query" in r]
+        if graph:
+            print("**Graph walks** (per query: distinct node blocks fetched, nodes expanded, "
+                  "nodes met (1-bit screened), full-code estimates, exact distances; bytes per "
+                  "vector of the graph and codes in memory)\n")
+            print("| algorithm | params | recall@10 | blocks / query | of blocks | expanded | "
+                  "met | refined | exact | graph bytes/vector |")
+            print("|---|---|---|---|---|---|---|---|---|---|")
+            for r in sorted(graph, key=lambda r: (r["algo"], r["recall"])):
+                print(f"| {r['algo']} | {params_text(r['params'])} | {r['recall']:.4f} | "
+                      f"{r['blocks_per_query']:.1f} | {r['num_blocks']} | "
+                      f"{r['expanded_per_query']:.1f} | {r['estimated_per_query']:.1f} | "
+                      f"{r.get('refined_per_query', 0):.1f} | "
+                      f"{r.get('exact_per_query', 0):.1f} | {r['graph_bytes_per_vector']:.0f} |")
+            print()
         for level in (0.95, 0.98):
             ref = best_at(algos.get("hnswlib", []), level)
             print(f"**Best QPS (cpu) at recall@10 >= {level}**, ratios vs hnswlib at the same "

@@ -1,6 +1,7 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
-// dreamdb index build NAME FIELD [--cells N] [--bits B] [--metric M] [--seed S]
+// dreamdb index build NAME FIELD [--algorithm A] [--cells N] [--bits B] [--metric M]
+//   [--quantizer Q] [--degree R] [--seed S]
 //   [--branch B] [-m M] [--progress]
 // dreamdb index status NAME FIELD [--at REF]
 #include "cli/dataset_util.h"
@@ -26,6 +27,11 @@ void PrintInfo(Invocation& inv, const std::string& name, const IndexInfo& info) 
     o.Add("bits", static_cast<uint64_t>(info.bits)).Add("dim", static_cast<uint64_t>(info.dim));
     o.Add("cells", static_cast<uint64_t>(info.cells));
     o.Add("nprobe", static_cast<uint64_t>(info.nprobe));
+    o.Add("quantizer", info.quantizer.empty() ? std::string("rabitq") : info.quantizer);
+    if (info.algorithm == "graph" && info.built) {
+      o.Add("nodes", info.nodes).Add("tail", info.tail);
+      o.Add("degree", static_cast<uint64_t>(info.degree));
+    }
     o.Add("entries", info.entries).Add("buckets", info.buckets);
     o.Add("live", info.live).Add("stale", info.stale);
     if (info.built) {
@@ -43,9 +49,16 @@ void PrintInfo(Invocation& inv, const std::string& name, const IndexInfo& info) 
                              " bits=" + std::to_string(info.bits)));
     return;
   }
+  const std::string shape = info.algorithm == "graph"
+                                ? " degree=" + std::to_string(info.degree) + "; " +
+                                      std::to_string(info.nodes) + " graph nodes + " +
+                                      std::to_string(info.tail) + " appended since the build"
+                                : " cells=" + std::to_string(info.cells);
+  const std::string quantizer =
+      info.quantizer.empty() || info.quantizer == "rabitq" ? "" : " quantizer=" + info.quantizer;
   inv.PrintLine("field " + info.field + ": " + info.algorithm + " " + info.metric +
-                " bits=" + std::to_string(info.bits) + " dim=" + std::to_string(info.dim) +
-                " cells=" + std::to_string(info.cells) + "; " + std::to_string(info.entries) +
+                " bits=" + std::to_string(info.bits) + quantizer +
+                " dim=" + std::to_string(info.dim) + shape + "; " + std::to_string(info.entries) +
                 " entries in " + std::to_string(info.buckets) + " buckets; " +
                 std::to_string(info.live) + " live values, " + std::to_string(info.stale) +
                 " stale entries; index " + info.index.ToString());
@@ -59,6 +72,8 @@ Status RunBuild(Invocation& inv) {
   ASSIGN_OR_RETURN(o.bits, U32Flag(inv, "--bits"));
   if (auto m = inv.FlagValue("--metric")) o.metric = std::string(*m);
   if (auto a = inv.FlagValue("--algorithm")) o.algorithm = std::string(*a);
+  if (auto q = inv.FlagValue("--quantizer")) o.quantizer = std::string(*q);
+  ASSIGN_OR_RETURN(o.degree, U32Flag(inv, "--degree"));
   if (auto s = inv.FlagValue("--seed")) {
     ASSIGN_OR_RETURN(o.seed, ParseU64("--seed", *s));
   }
@@ -80,7 +95,10 @@ Status RunBuild(Invocation& inv) {
     o2.Add("algorithm", st.algorithm).Add("nprobe", static_cast<uint64_t>(st.nprobe));
     o2.Add("cells", static_cast<uint64_t>(st.cells)).Add("entries", st.entries);
     o2.Add("buckets", st.buckets).Add("metric", st.metric);
-    o2.Add("bits", static_cast<uint64_t>(st.bits));
+    o2.Add("bits", static_cast<uint64_t>(st.bits)).Add("quantizer", st.quantizer);
+    if (st.algorithm == "graph") {
+      o2.Add("nodes", st.nodes).Add("degree", static_cast<uint64_t>(st.degree));
+    }
     o2.Add("index", st.index.ToString()).Add("head", info.manifest.ToString());
     std::string secs;
     AppendJsonDouble(progress.ElapsedSeconds(), &secs);
@@ -110,15 +128,25 @@ const Registrar kBuild({
         "record, and commits one manifest that points at the new index (spec/21). Later\n"
         "appends are assigned to it automatically. Algorithms (spec/20 §4): ivf (k-means\n"
         "cells), imi (inverted multi-index: pairs of half-vector codebooks), lsh (random\n"
-        "hyperplanes). Defaults come from the field's declared index in the schema, else ivf,\n"
+        "hyperplanes), graph (a Vamana graph built in memory, for moderate sizes: at most\n"
+        "4 GiB of vectors; --degree sets its out-degree, default 32). --quantizer pq4 stores\n"
+        "4-bit product-quantization codes instead of RaBitQ (ivf, imi, lsh). Defaults come from "
+        "the field's declared index in the schema, else ivf,\n"
         "cosine, 4 bits and the algorithm's cells (ivf round(sqrt(N)); imi s*s with\n"
         "s = round(2 N^(1/4)); lsh 2^round(log2(N)/2)). Progress goes to stderr when it is a\n"
         "terminal, or with --progress.\n"
         "JSON: {\"dataset\", \"branch\", \"field\", \"algorithm\", \"nprobe\", \"cells\",\n"
-        "\"entries\", \"buckets\", \"metric\", \"bits\", \"index\", \"head\", \"seconds\"}.",
+        "\"entries\", \"buckets\", \"metric\", \"bits\", \"quantizer\", \"nodes\"? (graph),\n"
+        "\"degree\"? (graph), \"index\", \"head\", \"seconds\"}.",
     .positionals = {{.name = "NAME", .help = "the dataset"},
                     {.name = "FIELD", .help = "the embedding field"}},
-    .flags = {{.name = "--algorithm", .value_name = "A", .help = "ivf (default), imi or lsh"},
+    .flags = {{.name = "--algorithm",
+               .value_name = "A",
+               .help = "ivf (default), imi, lsh or graph"},
+              {.name = "--quantizer", .value_name = "Q", .help = "rabitq (default) or pq4"},
+              {.name = "--degree",
+               .value_name = "R",
+               .help = "graph: maximum out-degree, 4..256 (default 32)"},
               {.name = "--cells",
                .value_name = "N",
                .help = "cells (default: the algorithm's, ivf round(sqrt(N)))"},
@@ -138,8 +166,9 @@ const Registrar kStatus({
         "Built or not (untrained), its algorithm, metric, bits, cells, entries, buckets,\n"
         "live values and stale entries (deleted or replaced records, skipped by search).\n"
         "JSON: {\"dataset\", \"field\", \"built\", \"algorithm\", \"metric\", \"bits\", \"dim\",\n"
-        "\"cells\", \"nprobe\", \"entries\", \"buckets\", \"live\", \"stale\", \"index\"?, "
-        "\"model\"?}.",
+        "\"cells\", \"nprobe\", \"quantizer\", \"entries\", \"buckets\", \"live\", \"stale\",\n"
+        "\"nodes\"?, \"tail\"?, \"degree\"? (graph: nodes in the graph and entries appended since\n"
+        "the build), \"index\"?, \"model\"?}.",
     .positionals = {{.name = "NAME", .help = "the dataset"},
                     {.name = "FIELD", .help = "the embedding field"}},
     .flags = {kAtFlag},

@@ -1,6 +1,7 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
 // dreamdb search NAME FIELD (--vector "0.1,0.2,..." | --like ANCHOR) [-k/--top N] [--nprobe N]
+//   [--ef N]
 //   [--where "label == 3"]... [--fields A,B] [--at REF] [--exact] [--no-rerank]
 #include "dreamdb/search.h"
 
@@ -72,6 +73,11 @@ Status Run(Invocation& inv) {
     ASSIGN_OR_RETURN(uint64_t v, ParseU64("--nprobe", *np));
     if (v == 0 || v > UINT32_MAX) return InvalidArgument("--nprobe must be at least 1");
     o.nprobe = static_cast<uint32_t>(v);
+  }
+  if (auto ef = inv.FlagValue("--ef")) {
+    ASSIGN_OR_RETURN(uint64_t v, ParseU64("--ef", *ef));
+    if (v == 0 || v > UINT32_MAX) return InvalidArgument("--ef must be at least 1");
+    o.ef = static_cast<uint32_t>(v);
   }
   if (auto w = inv.FlagValue("--where")) {
     ASSIGN_OR_RETURN(o.where, ParseWhere(*w));
@@ -146,6 +152,9 @@ const Registrar kRegistrar({
          {.name = "--nprobe",
           .value_name = "N",
           .help = "index cells probed (default: the index's)"},
+         {.name = "--ef",
+          .value_name = "N",
+          .help = "graph index: search beam width (default: from -k)"},
          {.name = "--where", .value_name = "PRED", .help = "filter predicates, ';'-separated"},
          kFieldsFlag,
          kAtFlag,

@@ -40,11 +40,12 @@ size_t DTypeSize(DType t);
 // A vector index declared on an embedding field (spec/21-spatial-index.md §2). It names
 // how `BuildIndex` trains the field's spatial index; absent = no declared index.
 struct IndexSpec {
-  std::string algorithm = "ivf";  // "ivf", "imi" or "lsh"; "graph" is reserved (unsupported)
+  std::string algorithm = "ivf";  // "ivf", "imi", "lsh" or "graph"
   std::string metric = "cosine";  // "cosine", "ip" or "l2"
   uint32_t bits = 4;              // RaBitQ bits per dimension, 1..8
-  uint32_t cells = 0;             // cells; 0 = the algorithm's default at build time
+  uint32_t cells = 0;             // cells; 0 = the algorithm's default (ignored for graph)
   bool keep_raw = true;           // raw vectors stay in the field's segments (false: unsupported)
+  std::string quantizer = "rabitq";  // "rabitq" or "pq4" (not with graph)
   bool operator==(const IndexSpec&) const = default;
 };
 

@@ -44,6 +44,7 @@ std::string_view PredicateOpName(Predicate::Op op);  // "==", "!=", "<", ...
 struct SearchOptions {
   uint32_t k = 10;      // results per query, >= 1
   uint32_t nprobe = 0;  // IVF cells probed per query; 0 = the index's default
+  uint32_t ef = 0;      // graph index: beam width; 0 = the default for k (spec/21 §7.8)
   bool rerank = true;   // re-rank IVF candidates with the exact stored vectors
   bool exact = false;   // brute force over the stored vectors (no index)
   uint64_t start = 0;   // anchor range: start <= anchor < end
@@ -65,15 +66,20 @@ struct SearchResults {
   std::vector<Column> columns;
   std::string metric;       // "cosine", "ip" or "l2"
   bool used_index = false;  // false: brute force (exact, or no index built)
-  uint32_t nprobe = 0;      // cells probed (used_index)
+  uint32_t nprobe = 0;      // cells probed (used_index; 0 for a graph)
+  uint32_t ef = 0;          // graph index: the first round's beam width (used_index)
   uint64_t candidates = 0;  // entries scanned, over all queries
 };
 
 struct BuildIndexOptions {
   // Each 0/empty value takes the schema's declared index (spec/21 §2), else the default.
-  std::string algorithm;  // ivf (default), imi, lsh (spec/20 §4)
+  std::string algorithm;  // ivf (default), imi, lsh (spec/20 §4), graph (spec/21 §8.4)
   std::string metric;     // cosine (default), ip, l2
   uint32_t bits = 0;      // default 4
+  std::string quantizer;  // rabitq (default) or pq4 (ivf, imi, lsh only)
+  // graph only: maximum out-degree (0 = 32) and build beam width (0 = 128).
+  uint32_t degree = 0;
+  uint32_t build_list = 0;
   // Default: ivf round(sqrt(N)) (at least 1); imi s * s with s = round(2 N^(1/4));
   // lsh 2^round(log2(N) / 2) (IvfParams, src/vector/ivf.h).
   uint32_t cells = 0;
@@ -91,7 +97,8 @@ struct IndexInfo {
   bool built = false;     // false: no index object ("untrained")
   ObjectId index;         // the spatial-index object (built)
   ObjectId model;         // the model object (built)
-  std::string algorithm;  // "ivf", "imi" or "lsh"
+  std::string algorithm;  // "ivf", "imi", "lsh" or "graph"
+  std::string quantizer;  // "rabitq" or "pq4"
   std::string metric;
   uint32_t bits = 0;
   uint32_t dim = 0;
@@ -101,6 +108,11 @@ struct IndexInfo {
   uint64_t live = 0;     // live records with a value for the field (the manifest's view)
   uint64_t stale = 0;    // entries - live (superseded or deleted entries), >= 0
   uint32_t nprobe = 0;   // default cells probed per query
+  // graph: nodes in the graph, and entries appended since the build (cell-0 buckets, not
+  // in the graph: scanned by every query until a rebuild); entries = nodes + tail.
+  uint64_t nodes = 0;
+  uint64_t tail = 0;
+  uint32_t degree = 0;  // graph: maximum out-degree
 };
 
 using BuildProgress = std::function<void(std::string_view phase, uint64_t done, uint64_t total)>;

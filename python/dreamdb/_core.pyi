@@ -104,12 +104,13 @@ class Schema:
     def add_image(self, name: str, mime: str = 'image/png', required: bool = True) -> Schema:
         """Adds a blob field holding encoded images (default image/png)."""
 
-    def add_embedding(self, name: str, dim: int, index: str | None = None, bits: int = 4, metric: str = 'cosine', cells: int = 0, required: bool = True) -> Schema:
+    def add_embedding(self, name: str, dim: int, index: str | None = None, bits: int = 4, metric: str = 'cosine', cells: int = 0, required: bool = True, quantizer: str = 'rabitq') -> Schema:
         """
         Adds an embedding field: dim float32 values per record. index: None (no declared
-        index), "ivf", "imi" or "lsh" declares the field's vector index (spec/21 section 2),
-        with bits (1..8), metric ("cosine", "ip", "l2") and cells (0 = the algorithm's
-        default); Dataset.build_index then builds it.
+        index), "ivf", "imi", "lsh" or "graph" declares the field's vector index (spec/21
+        section 2), with bits (1..8), metric ("cosine", "ip", "l2"), cells (0 = the
+        algorithm's default; ignored by graph) and quantizer ("rabitq" or "pq4"; pq4 not with
+        graph); Dataset.build_index then builds it.
         """
 
     def add_array(self, name: str, dtype: str | type | object, shape: int | Sequence[int], required: bool = True) -> Schema:
@@ -294,14 +295,14 @@ def compare_refs(store: Store, name: str, refs: Sequence[str], fields: Sequence[
     Starts comparing `fields` of dataset `name` across `refs` (the first is the baseline).
     """
 
-def search(store: Store, name: str, at: str, field: str, queries: Annotated[NDArray[numpy.float32], dict(shape=(None, None), order='C', device='cpu', writable=False)], k: int, nprobe: int, where: Sequence[str], fields: Sequence[str], exact: bool, rerank: bool, start: int, end: int) -> tuple:
+def search(store: Store, name: str, at: str, field: str, queries: Annotated[NDArray[numpy.float32], dict(shape=(None, None), order='C', device='cpu', writable=False)], k: int, nprobe: int, where: Sequence[str], fields: Sequence[str], exact: bool, rerank: bool, start: int, end: int, ef: int = 0) -> tuple:
     """
     Vector search of one version (spec/21-spatial-index.md); use Dataset.search.
     """
 
 def index_status(store: Store, name: str, at: str, field: str) -> dict: ...
 
-def build_index(store: Store, name: str, branch: str, field: str, cells: int, bits: int, metric: str, seed: int, message: str, algorithm: str = '') -> dict: ...
+def build_index(store: Store, name: str, branch: str, field: str, cells: int, bits: int, metric: str, seed: int, message: str, algorithm: str = '', quantizer: str = '', degree: int = 0) -> dict: ...
 
 def merge(store: Store, name: str, branch: str, sources: Sequence[str], policy: str, no_ff: bool, message: str, writer: str) -> dict:
     """

@@ -481,6 +481,7 @@ class Dataset:
         rerank: bool = True,
         start: Optional[int] = None,
         end: Optional[int] = None,
+        ef: Optional[int] = None,
     ) -> pa.Table:
         """The k records nearest to each query, as a pyarrow Table with columns "query"
         (the query's row in `q`), "anchor", "score" and the projected `fields`, best first
@@ -491,7 +492,9 @@ class Dataset:
         built (see build_index), else by brute force (`exact=True` forces it). Scores are
         cosine similarity, inner product or L2 distance (the index's metric). `where` holds
         predicates such as "label == 3" or "split in ('a', 'b')" (all must hold);
-        `start`/`end` bound the anchors. Bad inputs raise InvalidArgumentError.
+        `start`/`end` bound the anchors. `nprobe` (cells probed) applies to ivf, imi and
+        lsh indexes, `ef` (the beam width, default from k) to graph indexes. Bad inputs
+        raise InvalidArgumentError.
         """
         from ._core import search as _search
 
@@ -504,11 +507,13 @@ class Dataset:
             where = [where]
         if k is None or int(k) < 0:
             raise InvalidArgumentError(f"search: k must be at least 1, got {k}")
+        if ef is not None and int(ef) < 1:
+            raise InvalidArgumentError(f"search: ef must be at least 1, got {ef}")
         query, anchors, scores, stream, _info = _search(
             self._h.store, self._h.name, self._h.head, field, np.ascontiguousarray(arr),
             int(k), 0 if nprobe is None else int(nprobe), list(where or []), _fields(fields),
             bool(exact), bool(rerank), 0 if start is None else int(start),
-            _U64_MAX if end is None else int(end))
+            _U64_MAX if end is None else int(end), 0 if ef is None else int(ef))
         columns: Dict[str, Any] = {
             "query": pa.array(query.astype(np.int64)),
             "anchor": pa.array(anchors, type=pa.uint64()),
@@ -531,12 +536,17 @@ class Dataset:
         seed: int = 0,
         message: str = "",
         algorithm: Optional[str] = None,
+        quantizer: Optional[str] = None,
+        degree: Optional[int] = None,
     ) -> Dict[str, Any]:
         """Trains and builds the spatial index of embedding `field` (cells + RaBitQ codes) on
         this branch's head, in one commit; later appends are assigned to it. algorithm:
-        "ivf" (k-means cells), "imi" (inverted multi-index) or "lsh" (random hyperplanes).
-        Defaults come from the field's declared index, else ivf, cosine, 4 bits and the
-        algorithm's cells (ivf round(sqrt(N))). Returns index_status() plus "head"."""
+        "ivf" (k-means cells), "imi" (inverted multi-index), "lsh" (random hyperplanes) or
+        "graph" (a Vamana graph built in memory, at most 4 GiB of vectors; `degree` is its
+        out-degree, default 32). quantizer: "rabitq" (default) or "pq4" (4-bit product
+        quantization; ivf, imi, lsh). Defaults come from the field's declared index, else
+        ivf, cosine, 4 bits and the algorithm's cells (ivf round(sqrt(N))). Returns
+        index_status() plus "head"."""
         from ._core import build_index as _build
 
         if self.read_only:
@@ -545,13 +555,15 @@ class Dataset:
             raise PermissionDeniedError(f"dataset '{self.name}' is open read-only")
         out = _build(self._h.store, self._h.name, self._h.branch or "main", field,
                      int(cells or 0), int(bits or 0), metric or "", int(seed), message,
-                     algorithm or "")
+                     algorithm or "", quantizer or "", int(degree or 0))
         self._h.refresh()
         return out
 
     def index_status(self, field: str) -> Dict[str, Any]:
         """The spatial index of `field` at head: "built", "algorithm", "metric", "bits",
-        "dim", "cells", "nprobe", "entries", "buckets", "live", "stale", "index", "model"."""
+        "quantizer", "dim", "cells", "nprobe", "entries", "buckets", "live", "stale",
+        "nodes", "tail", "degree" (graph: nodes in the graph, entries appended since the
+        build, out-degree; 0 otherwise), "index", "model"."""
         from ._core import index_status as _status
 
         return _status(self._h.store, self._h.name, self._h.head, field)

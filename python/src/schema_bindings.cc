@@ -185,7 +185,7 @@ void RegisterSchema(nb::module_& m) {
   cls.def(
       "add_embedding",
       [](Schema& s, std::string name, int64_t dim, std::optional<std::string> index, int64_t bits,
-         std::string metric, int64_t cells, bool required) -> Schema& {
+         std::string metric, int64_t cells, bool required, std::string quantizer) -> Schema& {
         if (dim < 1 || dim > UINT32_MAX) {
           ThrowIfError(InvalidArgument("embedding " + Quote(name) + ": dim " + std::to_string(dim) +
                                        " must be at least 1"));
@@ -212,17 +212,19 @@ void RegisterSchema(nb::module_& m) {
         ix.metric = std::move(metric);
         ix.bits = static_cast<uint32_t>(bits);
         ix.cells = static_cast<uint32_t>(cells);
+        ix.quantizer = std::move(quantizer);
         f.index = ix;
         ThrowIfError(s.Add(std::move(f)));
         return s;
       },
       nb::arg("name"), nb::arg("dim"), nb::arg("index") = nb::none(), nb::arg("bits") = 4,
       nb::arg("metric") = "cosine", nb::arg("cells") = 0, nb::arg("required") = true,
-      nb::rv_policy::reference,
+      nb::arg("quantizer") = "rabitq", nb::rv_policy::reference,
       "Adds an embedding field: dim float32 values per record. index: None (no declared\n"
-      "index), \"ivf\", \"imi\" or \"lsh\" declares the field's vector index (spec/21 section 2),\n"
-      "with bits (1..8), metric (\"cosine\", \"ip\", \"l2\") and cells (0 = the algorithm's\n"
-      "default); Dataset.build_index then builds it.");
+      "index), \"ivf\", \"imi\", \"lsh\" or \"graph\" declares the field's vector index (spec/21\n"
+      "section 2), with bits (1..8), metric (\"cosine\", \"ip\", \"l2\"), cells (0 = the\n"
+      "algorithm's default; ignored by graph) and quantizer (\"rabitq\" or \"pq4\"; pq4 not with\n"
+      "graph); Dataset.build_index then builds it.");
   cls.def(
       "add_array",
       [](Schema& s, std::string name, nb::handle dtype, nb::handle shape,

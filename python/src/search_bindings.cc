@@ -78,6 +78,10 @@ nb::dict InfoDict(const IndexInfo& i) {
   d["dim"] = i.dim;
   d["cells"] = i.cells;
   d["nprobe"] = i.nprobe;
+  d["quantizer"] = i.quantizer.empty() ? std::string("rabitq") : i.quantizer;
+  d["nodes"] = i.nodes;
+  d["tail"] = i.tail;
+  d["degree"] = i.degree;
   d["entries"] = i.entries;
   d["buckets"] = i.buckets;
   d["live"] = i.live;
@@ -103,13 +107,14 @@ void RegisterSearch(nb::module_& m) {
       [](std::shared_ptr<Store> store, const std::string& name, const std::string& at,
          const std::string& field, const Queries& q, uint32_t k, uint32_t nprobe,
          const std::vector<std::string>& where, const std::vector<std::string>& fields, bool exact,
-         bool rerank, uint64_t start, uint64_t end) {
+         bool rerank, uint64_t start, uint64_t end, uint32_t ef) {
         SearchResults r;
         {
           nb::gil_scoped_release release;
           SearchOptions o;
           o.k = k;
           o.nprobe = nprobe;
+          o.ef = ef;
           o.exact = exact;
           o.rerank = rerank;
           o.start = start;
@@ -136,13 +141,14 @@ void RegisterSearch(nb::module_& m) {
         info["metric"] = r.metric;
         info["used_index"] = r.used_index;
         info["nprobe"] = r.nprobe;
+        info["ef"] = r.ef;
         info["candidates"] = r.candidates;
         return nb::make_tuple(ToNumpy(std::move(r.query)), ToNumpy(std::move(r.anchors)),
                               ToNumpy(std::move(r.scores)), stream, info);
       },
       nb::arg("store"), nb::arg("name"), nb::arg("at"), nb::arg("field"), nb::arg("queries"),
       nb::arg("k"), nb::arg("nprobe"), nb::arg("where"), nb::arg("fields"), nb::arg("exact"),
-      nb::arg("rerank"), nb::arg("start"), nb::arg("end"),
+      nb::arg("rerank"), nb::arg("start"), nb::arg("end"), nb::arg("ef") = 0,
       "Vector search of one version (spec/21-spatial-index.md); use Dataset.search.");
   m.def(
       "index_status",
@@ -160,7 +166,8 @@ void RegisterSearch(nb::module_& m) {
       "build_index",
       [](std::shared_ptr<Store> store, const std::string& name, const std::string& branch,
          const std::string& field, uint32_t cells, uint32_t bits, const std::string& metric,
-         uint64_t seed, const std::string& message, const std::string& algorithm) {
+         uint64_t seed, const std::string& message, const std::string& algorithm,
+         const std::string& quantizer, uint32_t degree) {
         IndexInfo info;
         std::string head;
         {
@@ -171,6 +178,8 @@ void RegisterSearch(nb::module_& m) {
           o.bits = bits;
           o.metric = metric;
           o.algorithm = algorithm;
+          o.quantizer = quantizer;
+          o.degree = degree;
           o.seed = seed;
           CommitOptions c;
           c.message = message.empty() ? "index build " + field : message;
@@ -184,7 +193,7 @@ void RegisterSearch(nb::module_& m) {
       },
       nb::arg("store"), nb::arg("name"), nb::arg("branch"), nb::arg("field"), nb::arg("cells"),
       nb::arg("bits"), nb::arg("metric"), nb::arg("seed"), nb::arg("message"),
-      nb::arg("algorithm") = "");
+      nb::arg("algorithm") = "", nb::arg("quantizer") = "", nb::arg("degree") = 0);
 }
 
 }  // namespace dreamdb::python

@@ -126,13 +126,19 @@ Status ValidateIndexSpec(const FieldSpec& f) {
                            std::string(FieldTypeName(f.type)));
   }
   const IndexSpec& ix = *f.index;
-  if (ix.algorithm != "ivf" && ix.algorithm != "imi" && ix.algorithm != "lsh") {
-    if (ix.algorithm == "graph") {
-      return InvalidArgument(prefix + "index algorithm " + Quote(ix.algorithm) +
-                             " is reserved and not built yet (use \"ivf\", \"imi\" or \"lsh\")");
-    }
+  if (ix.algorithm != "ivf" && ix.algorithm != "imi" && ix.algorithm != "lsh" &&
+      ix.algorithm != "graph") {
     return InvalidArgument(prefix + "unknown index algorithm " + Quote(ix.algorithm) +
-                           " (expected \"ivf\", \"imi\" or \"lsh\")");
+                           " (expected \"ivf\", \"imi\", \"lsh\" or \"graph\")");
+  }
+  if (ix.quantizer != "rabitq" && ix.quantizer != "pq4") {
+    return InvalidArgument(prefix + "unknown index quantizer " + Quote(ix.quantizer) +
+                           " (expected rabitq or pq4)");
+  }
+  if (ix.quantizer == "pq4" && ix.algorithm == "graph") {
+    return InvalidArgument(prefix +
+                           "index quantizer \"pq4\" does not apply to \"graph\" (graph nodes "
+                           "carry RaBitQ codes); use ivf, imi or lsh with pq4");
   }
   if (ix.metric != "cosine" && ix.metric != "ip" && ix.metric != "l2") {
     return InvalidArgument(prefix + "unknown index metric " + Quote(ix.metric) +
@@ -322,9 +328,10 @@ Result<FieldSpec> FieldFromJson(const Json& j, size_t index) {
       }
       IndexSpec ix;
       for (const auto& [ikey, ivalue] : value.items()) {
-        if (ikey == "algorithm" || ikey == "metric") {
+        if (ikey == "algorithm" || ikey == "metric" || ikey == "quantizer") {
           if (!ivalue.is_string()) return JsonError(prefix + "index." + ikey + " must be a string");
-          (ikey == "algorithm" ? ix.algorithm : ix.metric) = ivalue.get<std::string>();
+          (ikey == "algorithm" ? ix.algorithm : (ikey == "metric" ? ix.metric : ix.quantizer)) =
+              ivalue.get<std::string>();
         } else if (ikey == "bits") {
           ASSIGN_OR_RETURN(ix.bits, JsonU32(ivalue, prefix + "index.bits"));
         } else if (ikey == "cells") {
@@ -334,7 +341,7 @@ Result<FieldSpec> FieldFromJson(const Json& j, size_t index) {
           ix.keep_raw = ivalue.get<bool>();
         } else {
           return JsonError(prefix + "unknown index key " + Quote(ikey) +
-                           " (expected algorithm, metric, bits, cells, raw)");
+                           " (expected algorithm, metric, bits, cells, raw, quantizer)");
         }
       }
       f.index = ix;
@@ -620,6 +627,7 @@ std::string Schema::ToJson() const {
           ix["bits"] = f.index->bits;
           ix["cells"] = f.index->cells;
           if (!f.index->keep_raw) ix["raw"] = false;
+          if (f.index->quantizer != "rabitq") ix["quantizer"] = f.index->quantizer;
           jf["index"] = std::move(ix);
         }
         break;

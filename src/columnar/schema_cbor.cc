@@ -35,6 +35,9 @@ cbor::Value FieldToCbor(const FieldSpec& field) {
         ix.Set("bits", cbor::Value::UInt(field.index->bits));
         ix.Set("cells", cbor::Value::UInt(field.index->cells));
         if (!field.index->keep_raw) ix.Set("raw", cbor::Value::Bool(false));
+        if (field.index->quantizer != "rabitq") {
+          ix.Set("quantizer", cbor::Value::Text(field.index->quantizer));
+        }
         m.Set("index", cbor::Value::FromMap(std::move(ix)));
       }
       break;
@@ -107,7 +110,21 @@ Result<FieldSpec> FieldFromCbor(const cbor::Value& value) {
         if (const cbor::Value* r = im->Find("raw")) {
           ASSIGN_OR_RETURN(ix.keep_raw, r->AsBool(what + " index.raw"));
         }
-        if (ix.algorithm != "ivf" && ix.algorithm != "imi" && ix.algorithm != "lsh") {
+        if (const cbor::Value* qv = im->Find("quantizer")) {
+          ASSIGN_OR_RETURN(std::string_view qz, qv->AsText(what + " index.quantizer"));
+          if (qz != "pq4") {
+            if (qz == "rabitq") {
+              return SchemaCorrupt("field " + Quote(f.name) +
+                                   ": index.quantizer \"rabitq\" is the default and must be "
+                                   "omitted");
+            }
+            return Unsupported(what + ": index quantizer " + Quote(qz) +
+                               " is not supported by this reader (written by a newer DreamDB?)");
+          }
+          ix.quantizer = std::string(qz);
+        }
+        if (ix.algorithm != "ivf" && ix.algorithm != "imi" && ix.algorithm != "lsh" &&
+            ix.algorithm != "graph") {
           return Unsupported(what + ": index algorithm " + Quote(ix.algorithm) +
                              " is not supported by this reader (written by a newer DreamDB?)");
         }

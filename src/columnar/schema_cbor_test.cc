@@ -146,5 +146,46 @@ TEST(SchemaCbor, Errors) {
   }
 }
 
+// The index declaration's quantizer (spec/21-spatial-index.md §2.1): present only when not
+// "rabitq"; unknown values are unsupported, "rabitq" spelled out is corrupt. "graph" is an
+// algorithm readers accept.
+TEST(SchemaCbor, IndexQuantizerAndGraph) {
+  FieldSpec f;
+  f.name = "emb";
+  f.type = FieldType::kEmbedding;
+  f.dim = 8;
+  f.index = IndexSpec{};
+  auto plain = cbor::Encode(FieldToCbor(f));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->find("quantizer"), std::string::npos);
+  f.index->quantizer = "pq4";
+  cbor::Value with = FieldToCbor(f);
+  auto back = FieldFromCbor(with);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, f);
+  auto with_key = [&](const char* q) {
+    cbor::Map m = *FieldToCbor(f).AsMap("f").value();
+    cbor::Map ix = *m.Find("index")->AsMap("i").value();
+    ix.Set("quantizer", cbor::Value::Text(q));
+    m.Set("index", cbor::Value::FromMap(std::move(ix)));
+    return FieldFromCbor(cbor::Value::FromMap(std::move(m))).status().code();
+  };
+  EXPECT_EQ(with_key("pq9"), StatusCode::kUnsupported);
+  EXPECT_EQ(with_key("rabitq"), StatusCode::kCorrupt);
+  f.index->quantizer = "rabitq";
+  f.index->algorithm = "graph";
+  back = FieldFromCbor(FieldToCbor(f));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->index->algorithm, "graph");
+  Schema s;
+  EXPECT_TRUE(s.Add(f).ok());
+  f.name = "emb2";
+  f.index->quantizer = "pq4";
+  EXPECT_EQ(s.Add(f).code(), StatusCode::kInvalidArgument);
+  f.index->algorithm = "ivf";
+  f.index->quantizer = "opq";
+  EXPECT_EQ(s.Add(f).code(), StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace dreamdb::columnar

@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <deque>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -24,9 +26,28 @@ namespace {
 
 // ---- Layout rules (spec/12-segments.md §3, §4) ----
 
-enum BufId : int { kValidity, kValues, kOffsets, kData, kDictOffsets, kDictData, kNumBufIds };
+enum BufId : int {
+  kValidity,
+  kValues,
+  kOffsets,
+  kData,
+  kDictOffsets,
+  kDictData,
+  kScales,  // sq8: per row, float32 min and max
+  kCodes,   // sq8: per row, dim u8 codes
+  kNumBufIds
+};
 constexpr std::array<std::string_view, kNumBufIds> kBufNames = {
-    "validity", "values", "offsets", "data", "dict_offsets", "dict_data"};
+    "validity", "values", "offsets", "data", "dict_offsets", "dict_data", "scales", "codes"};
+
+// Format 1: values as stored (float32 for embeddings). Format 2: an embedding in the sq8
+// encoding (spec/12-segments.md §9); writers use it only for raw = false fields, so
+// format-1 bytes never change.
+constexpr uint64_t kFormatPlain = 1;
+constexpr uint64_t kFormatEncoded = 2;
+constexpr std::string_view kSq8 = "sq8";
+constexpr uint64_t kSq8ScaleBytes = 8;
+constexpr uint32_t kSq8MaxCode = 255;
 
 constexpr uint64_t kDataBlock = 65536;
 constexpr uint64_t kMinFixedBlock = 256;
@@ -89,7 +110,8 @@ std::string TypeDescription(FieldType type, uint32_t dim, DType dtype,
 }
 
 // Buffers of a type, in layout order, validity excluded.
-std::vector<BufId> TypeBuffers(FieldType type) {
+std::vector<BufId> TypeBuffers(FieldType type, bool sq8) {
+  if (sq8) return {kScales, kCodes};
   if (type == FieldType::kCategorical) return {kValues, kDictOffsets, kDictData};
   if (IsVariable(type)) return {kOffsets, kData};
   return {kValues};
@@ -100,12 +122,16 @@ uint64_t ValueWidth(const FieldSpec& f) {
   return f.type == FieldType::kCategorical ? 4 : f.FixedWidth();
 }
 
+// `value_width`: bytes per row of `values`, or of `codes` (the dim) for sq8.
 uint64_t BlockFor(BufId id, uint64_t value_width) {
   switch (id) {
     case kValidity:
       return FixedBlock(1);
     case kValues:
+    case kCodes:
       return FixedBlock(value_width);
+    case kScales:
+      return FixedBlock(kSq8ScaleBytes);
     case kOffsets:
     case kDictOffsets:
       return FixedBlock(8);
@@ -117,6 +143,86 @@ uint64_t BlockFor(BufId id, uint64_t value_width) {
 }
 
 Status SegCorrupt(const std::string& message) { return Corrupt("segment: " + message); }
+
+// ---- sq8 (spec/12-segments.md §9) ----
+
+// Reconstruction of code `c` of a row with float32 min `lo` and max `hi`: binary64
+// arithmetic, one rounding to float32. Code 0 gives lo and code 255 gives hi exactly.
+float Sq8Value(float lo, float hi, uint32_t c) {
+  const double v = (static_cast<double>(lo) * static_cast<double>(kSq8MaxCode - c) +
+                    static_cast<double>(hi) * static_cast<double>(c)) /
+                   static_cast<double>(kSq8MaxCode);
+  return static_cast<float>(v);
+}
+
+// Quantizes one row of finite values into 8 bytes of scales and dim codes.
+void Sq8EncodeRow(std::span<const float> x, char* scales, uint8_t* codes) {
+  float lo = x[0];
+  float hi = x[0];
+  for (float v : x) {
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  lo += 0.0F;  // -0 becomes +0: one encoding per row
+  hi += 0.0F;
+  std::memcpy(scales, &lo, 4);
+  std::memcpy(scales + 4, &hi, 4);
+  if (lo == hi) {
+    std::memset(codes, 0, x.size());
+    return;
+  }
+  const double range = static_cast<double>(hi) - static_cast<double>(lo);
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double q = (static_cast<double>(x[i]) - static_cast<double>(lo)) *
+                     static_cast<double>(kSq8MaxCode) / range;
+    const double c = std::floor(q + 0.5);
+    codes[i] = static_cast<uint8_t>(std::clamp(c, 0.0, static_cast<double>(kSq8MaxCode)));
+  }
+}
+
+bool IsNegativeZero(float v) { return v == 0.0F && std::signbit(v); }
+
+// Checks one row's scales and codes (spec/12-segments.md §9.3) and, for a valid row,
+// writes its dim reconstructed values to `out` as float32 LE bytes (4 x dim; may be null
+// to check only).
+Status Sq8DecodeRow(uint64_t row, bool valid, ByteView scales, ByteView codes, char* out) {
+  if (!valid) {
+    if (!std::all_of(scales.begin(), scales.end(), [](char c) { return c == 0; }) ||
+        !std::all_of(codes.begin(), codes.end(), [](char c) { return c == 0; })) {
+      return SegCorrupt("null row " + std::to_string(row) + " has non-zero sq8 scales or codes");
+    }
+    return Status::Ok();
+  }
+  float lo;
+  float hi;
+  std::memcpy(&lo, scales.data(), 4);
+  std::memcpy(&hi, scales.data() + 4, 4);
+  if (!std::isfinite(lo) || !std::isfinite(hi) || IsNegativeZero(lo) || IsNegativeZero(hi) ||
+      !(lo <= hi)) {
+    return SegCorrupt("row " + std::to_string(row) + " has sq8 min " + std::to_string(lo) +
+                      " and max " + std::to_string(hi) +
+                      " (expected finite values, min <= max, no negative zero)");
+  }
+  uint8_t min_code = 255;
+  uint8_t max_code = 0;
+  for (char ch : codes) {
+    const auto c = static_cast<uint8_t>(ch);
+    min_code = std::min(min_code, c);
+    max_code = std::max(max_code, c);
+  }
+  if (lo == hi ? max_code != 0 : (min_code != 0 || max_code != kSq8MaxCode)) {
+    return SegCorrupt("row " + std::to_string(row) + " has sq8 codes " + std::to_string(min_code) +
+                      ".." + std::to_string(max_code) +
+                      (lo == hi ? " but min == max (expected all 0)" : " (expected 0..255)"));
+  }
+  if (out != nullptr) {
+    for (size_t i = 0; i < codes.size(); ++i) {
+      const float v = Sq8Value(lo, hi, static_cast<uint8_t>(codes[i]));
+      std::memcpy(out + i * sizeof(float), &v, sizeof(float));
+    }
+  }
+  return Status::Ok();
+}
 
 // Validates the parts of a field spec that shape values, whatever its name.
 Status ValidateShape(const FieldSpec& f) {
@@ -147,7 +253,8 @@ struct SegmentReader::Layout {
   uint64_t rows = 0;
   uint64_t header_end = 0;
   uint64_t object_size = 0;
-  uint64_t width = 0;      // values buffer bytes per row (0 for string/blob)
+  uint64_t width = 0;      // values (sq8: codes) buffer bytes per row (0 for string/blob)
+  bool sq8 = false;        // format 2, encoding "sq8": scales + codes instead of values
   uint64_t dict_size = 0;  // categorical entries
   std::vector<BufferInfo> buffers;
   std::array<int, kNumBufIds> index{};  // into buffers, -1 if absent
@@ -229,8 +336,8 @@ Result<Layout> ParseLayout(ByteView bytes, const FieldSpec& field) {
   if (kind != "dreamdb.segment") return SegCorrupt("kind is " + Quote(kind));
   ASSIGN_OR_RETURN(const cbor::Value* format_v, cbor::Require(*m, "format"));
   ASSIGN_OR_RETURN(uint64_t format, format_v->AsUInt("segment format"));
-  if (format != 1) {
-    return Unsupported("segment format " + std::to_string(format) + " (this build reads 1)");
+  if (format != kFormatPlain && format != kFormatEncoded) {
+    return Unsupported("segment format " + std::to_string(format) + " (this build reads 1 and 2)");
   }
   ASSIGN_OR_RETURN(const cbor::Value* type_v, cbor::Require(*m, "type"));
   ASSIGN_OR_RETURN(std::string_view type_name, type_v->AsText("segment type"));
@@ -276,6 +383,20 @@ Result<Layout> ParseLayout(ByteView bytes, const FieldSpec& field) {
     }
   }
   if (Status s = ValidateShape(L.spec); !s.ok()) return SegCorrupt(s.message());
+  // Format 2 names its encoding; in format 1 `encoding` is an unknown key (ignored).
+  if (format == kFormatEncoded) {
+    ASSIGN_OR_RETURN(const cbor::Value* enc_v, cbor::Require(*m, "encoding"));
+    ASSIGN_OR_RETURN(std::string_view encoding, enc_v->AsText("segment encoding"));
+    if (encoding != kSq8) {
+      return Unsupported("segment encoding " + Quote(encoding) + " is unknown to this build " +
+                         "(it reads 'sq8')");
+    }
+    if (L.spec.type != FieldType::kEmbedding) {
+      return SegCorrupt("encoding 'sq8' applies to embeddings, not to type " +
+                        std::string(FieldTypeName(L.spec.type)));
+    }
+    L.sq8 = true;
+  }
 
   // The segment must hold what the field expects.
   if (L.spec.type != field.type ||
@@ -287,12 +408,12 @@ Result<Layout> ParseLayout(ByteView bytes, const FieldSpec& field) {
                            " values but field " + Quote(field.name) + " is " +
                            TypeDescription(field.type, field.dim, field.dtype, field.shape));
   }
-  L.width = ValueWidth(L.spec);
+  L.width = L.sq8 ? L.spec.dim : ValueWidth(L.spec);
 
   // Buffers.
   ASSIGN_OR_RETURN(const cbor::Value* buffers_v, cbor::Require(*m, "buffers"));
   ASSIGN_OR_RETURN(const cbor::Array* buffers, buffers_v->AsArray("segment buffers"));
-  std::vector<BufId> expected = TypeBuffers(L.spec.type);
+  std::vector<BufId> expected = TypeBuffers(L.spec.type, L.sq8);
   if (buffers->size() == expected.size() + 1) {
     expected.insert(expected.begin(), kValidity);
   } else if (buffers->size() != expected.size()) {
@@ -337,7 +458,11 @@ Result<Layout> ParseLayout(ByteView bytes, const FieldSpec& field) {
         if (L.rows == 0) return SegCorrupt("validity buffer in a segment of 0 rows");
         break;
       case kValues:
+      case kCodes:
         want_len = L.rows * L.width;  // < 2^32 * 2^24: no overflow
+        break;
+      case kScales:
+        want_len = L.rows * kSq8ScaleBytes;
         break;
       case kOffsets:
         want_len = (L.rows + 1) * 8;
@@ -431,6 +556,22 @@ Result<Column> AssembleWhole(const Layout& L, const FieldSpec& field, ByteView w
   }
   auto valid = [&](uint64_t r) { return validity.empty() || BitSet(validity, r); };
 
+  if (L.sq8) {
+    ByteView scales = view(kScales);
+    ByteView codes = view(kCodes);
+    const uint64_t dim = L.spec.dim;
+    std::string values(L.rows * dim * sizeof(float), '\0');
+    for (uint64_t r = 0; r < L.rows; ++r) {
+      RETURN_IF_ERROR(Sq8DecodeRow(r, valid(r), scales.substr(r * kSq8ScaleBytes, kSq8ScaleBytes),
+                                   codes.substr(r * dim, dim),
+                                   values.data() + r * dim * sizeof(float)));
+    }
+    Result<Column> c =
+        Column::FromBuffers(field, L.rows, std::string(validity), std::move(values), "", "");
+    if (!c.ok()) return SegCorrupt(c.status().message());
+    return c;
+  }
+
   switch (L.spec.type) {
     case FieldType::kString:
     case FieldType::kBlob: {
@@ -522,17 +663,31 @@ Result<Column> AssembleWhole(const Layout& L, const FieldSpec& field, ByteView w
 
 // ---- Encoding ----
 
-Result<Bytes> EncodeSegment(const Column& column) {
-  const FieldSpec& f = column.field();
+bool UsesSq8(const FieldSpec& field) {
+  return field.type == FieldType::kEmbedding && field.index.has_value() && !field.index->keep_raw;
+}
+
+Result<Bytes> EncodeSegment(const Column& column) { return EncodeSegment(column, column.field()); }
+
+Result<Bytes> EncodeSegment(const Column& column, const FieldSpec& f) {
   if (Status s = ValidateShape(f); !s.ok()) {
     return InvalidArgument("cannot encode column " + Quote(f.name) + ": " + s.message());
+  }
+  const FieldSpec& got = column.field();
+  if (got.type != f.type || (f.type == FieldType::kEmbedding && got.dim != f.dim) ||
+      (f.type == FieldType::kArray && (got.dtype != f.dtype || got.shape != f.shape))) {
+    return InvalidArgument("cannot encode column " + Quote(got.name) + " of " +
+                           TypeDescription(got.type, got.dim, got.dtype, got.shape) + " as field " +
+                           Quote(f.name) + " of " +
+                           TypeDescription(f.type, f.dim, f.dtype, f.shape));
   }
   const uint64_t rows = column.length();
   if (rows > kSegmentMaxRows) {
     return InvalidArgument("column " + Quote(f.name) + " has " + std::to_string(rows) +
                            " rows; a segment holds at most " + std::to_string(kSegmentMaxRows));
   }
-  const uint64_t width = ValueWidth(f);
+  const bool sq8 = UsesSq8(f);
+  const uint64_t width = sq8 ? f.dim : ValueWidth(f);
   const bool has_nulls = column.NullCount() > 0;
 
   // Canonical buffers (spec/12-segments.md §5): nulls hold zeros / empty values.
@@ -546,7 +701,27 @@ Result<Bytes> EncodeSegment(const Column& column) {
     }
     add_owned(kValidity, std::move(v));
   }
-  if (f.type == FieldType::kCategorical) {
+  if (sq8) {
+    // spec/12-segments.md §9: per row float32 min and max, then dim u8 codes.
+    Bytes scales(rows * kSq8ScaleBytes, '\0');
+    Bytes codes(rows * width, '\0');
+    for (uint64_t r = 0; r < rows; ++r) {
+      if (!column.IsValid(r)) continue;
+      std::span<const float> x = column.FloatsAt(r);
+      for (size_t i = 0; i < x.size(); ++i) {
+        if (!std::isfinite(x[i])) {
+          return InvalidArgument("column " + Quote(f.name) + ": row " + std::to_string(r) +
+                                 " has a non-finite value (" + std::to_string(x[i]) +
+                                 ") at index " + std::to_string(i) +
+                                 "; a field stored with raw = false holds finite values only");
+        }
+      }
+      Sq8EncodeRow(x, scales.data() + r * kSq8ScaleBytes,
+                   reinterpret_cast<uint8_t*>(codes.data() + r * width));
+    }
+    add_owned(kScales, std::move(scales));
+    add_owned(kCodes, std::move(codes));
+  } else if (f.type == FieldType::kCategorical) {
     Bytes codes;
     codes.reserve(rows * 4);
     Bytes dict_offsets;
@@ -624,7 +799,8 @@ Result<Bytes> EncodeSegment(const Column& column) {
   auto build_header = [&](uint64_t header_end) -> Result<Bytes> {
     cbor::Map m;
     m.Set("kind", cbor::Value::Text("dreamdb.segment"));
-    m.Set("format", cbor::Value::UInt(1));
+    m.Set("format", cbor::Value::UInt(sq8 ? kFormatEncoded : kFormatPlain));
+    if (sq8) m.Set("encoding", cbor::Value::Text(std::string(kSq8)));
     m.Set("type", cbor::Value::Text(std::string(FieldTypeName(f.type))));
     m.Set("rows", cbor::Value::UInt(rows));
     if (f.type == FieldType::kEmbedding) m.Set("dim", cbor::Value::UInt(f.dim));
@@ -900,8 +1076,48 @@ Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows)
     return Status::Ok();
   };
 
-  // Phase 1: validity and the fixed-width entries of every row (values, codes or offsets).
   const BufferInfo* validity = L.Find(kValidity);
+  if (L.sq8) {
+    // validity, scales and codes blocks of the rows, in one round of requests.
+    const BufferInfo* scales = L.Find(kScales);
+    const BufferInfo* codes = L.Find(kCodes);
+    const uint64_t dim = L.width;
+    std::vector<Need> needs;
+    if (validity != nullptr) {
+      Need n{validity, {}};
+      for (uint32_t r : sorted_rows) n.AddBytes(r / 8, r / 8 + 1);
+      needs.push_back(std::move(n));
+    }
+    Need ns{scales, {}};
+    Need nc{codes, {}};
+    for (uint32_t r : sorted_rows) {
+      ns.AddBytes(uint64_t{r} * kSq8ScaleBytes, (uint64_t{r} + 1) * kSq8ScaleBytes);
+      if (dim > 0) nc.AddBytes(uint64_t{r} * dim, (uint64_t{r} + 1) * dim);
+    }
+    needs.push_back(std::move(ns));
+    needs.push_back(std::move(nc));
+    RETURN_IF_ERROR(fetch_blocks(needs));
+    std::string row_values(dim * sizeof(float), '\0');
+    for (uint32_t r : sorted_rows) {
+      bool valid = true;
+      if (validity != nullptr) {
+        ASSIGN_OR_RETURN(ByteView byte, windows.Read(validity->offset + r / 8, 1));
+        valid = BitSet(byte, r % 8);
+      }
+      ASSIGN_OR_RETURN(ByteView sc,
+                       windows.Read(scales->offset + uint64_t{r} * kSq8ScaleBytes, kSq8ScaleBytes));
+      ASSIGN_OR_RETURN(ByteView cv, windows.Read(codes->offset + uint64_t{r} * dim, dim));
+      RETURN_IF_ERROR(Sq8DecodeRow(r, valid, sc, cv, row_values.data()));
+      if (valid) {
+        out.AppendFixedBytes(row_values);
+      } else {
+        out.AppendNull();
+      }
+    }
+    return out;
+  }
+
+  // Phase 1: validity and the fixed-width entries of every row (values, codes or offsets).
   const bool variable = IsVariable(L.spec.type);
   const BufferInfo* first = L.Find(variable ? kOffsets : kValues);
   const uint64_t entry = variable ? 8 : L.width;

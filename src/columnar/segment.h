@@ -9,6 +9,9 @@
 // header), so a reader can fetch any byte range widened to block boundaries and verify
 // every byte it uses without reading the whole object. The encoding is canonical: one
 // column has exactly one segment encoding, and the decoder accepts only that encoding.
+// Format 1 stores values as they are; format 2 (`encoding: "sq8"`, spec §9) stores an
+// embedding field declared raw = false as per-row min/max plus 8-bit codes, and readers
+// return the reconstructed float32 values.
 //
 // Thread safety: EncodeSegment/DecodeSegment are reentrant. A SegmentReader is not
 // thread-safe (it counts statistics); use one per thread. The FetchRange callback is
@@ -43,13 +46,26 @@ inline constexpr uint64_t kSegmentSumBytes = 16;
 inline constexpr uint64_t kSegmentFirstFetchBytes = 4096;
 
 // Encodes `column` as a segment. kInvalidArgument if the column cannot be stored (more
-// than kSegmentMaxRows rows, an invalid field spec, a header over the limit).
+// than kSegmentMaxRows rows, an invalid field spec, a header over the limit). The encoding
+// follows the column's field spec: an embedding field whose declared index says raw =
+// false (`index->keep_raw == false`) is stored as format 2, `encoding: "sq8"` (8-bit
+// scalar quantization per row, spec/12-segments.md §9; lossy, about 4x smaller; a
+// non-finite value is kInvalidArgument naming the row); every other field as format 1.
 Result<Bytes> EncodeSegment(const Column& column);
+// The same, with the type, shape and encoding taken from `field` (the schema's spec for
+// the column), not from the column's own spec. kInvalidArgument when the column's type
+// or shape differs from `field`'s.
+Result<Bytes> EncodeSegment(const Column& column, const FieldSpec& field);
+
+// True when segments of `field` are written with the lossy sq8 encoding.
+bool UsesSq8(const FieldSpec& field);
 
 // Decodes a whole segment object, verifying the magic, header sum, header, every block
 // sum, every size and offset, the padding and the canonical form. kCorrupt naming what is
 // wrong; kUnsupported for a newer segment format; kInvalidArgument when the segment's
 // type (or dim, dtype, shape) does not match `field`. The column is shaped for `field`.
+// Both encodings of an embedding (float32 and sq8) decode whatever `field` declares
+// about raw: an sq8 segment yields its reconstructed float32 values.
 Result<Column> DecodeSegment(ByteView whole_object, const FieldSpec& field);
 
 // Returns bytes [offset, offset+length) of the segment object, clipped to the object's

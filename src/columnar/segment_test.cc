@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <map>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -636,7 +639,9 @@ TEST(Segment, HeaderRules) {
   auto none = [](cbor::Map&) {};
   const Case cases[] = {
       {set("kind", cbor::Value::Text("dreamdb.other")), nullptr, StatusCode::kCorrupt, "kind"},
-      {set("format", cbor::Value::UInt(2)), nullptr, StatusCode::kUnsupported, "format 2"},
+      {set("format", cbor::Value::UInt(3)), nullptr, StatusCode::kUnsupported, "format 3"},
+      {set("format", cbor::Value::UInt(2)), nullptr, StatusCode::kCorrupt,
+       "missing required key 'encoding'"},
       {set("type", cbor::Value::Text("decimal")), nullptr, StatusCode::kUnsupported,
        "unknown type 'decimal'"},
       {set("rows", cbor::Value::UInt(51)), nullptr, StatusCode::kCorrupt, "length is"},
@@ -860,6 +865,430 @@ TEST(Segment, EverySingleByteCorruptionIsDetected) {
             auto one = ReadRowsRanged(bad, spec, {row});
             EXPECT_EQ(one.status().code(), StatusCode::kCorrupt) << one.status().ToString();
           }
+        }
+      }
+    }
+  }
+}
+
+// ---- sq8: embeddings of raw = false fields (spec/12-segments.md §9) ----
+
+FieldSpec Sq8Spec(uint32_t dim) {
+  FieldSpec f = Spec(FieldType::kEmbedding, dim);
+  f.optional = true;
+  IndexSpec ix;
+  ix.keep_raw = false;
+  f.index = ix;
+  return f;
+}
+
+// Gaussian-ish embeddings (sums of uniforms), nulls at `null_rate`.
+Column MakeVectors(const FieldSpec& spec, uint64_t rows, double null_rate, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::bernoulli_distribution null(null_rate);
+  std::uniform_real_distribution<float> u(-1.0F, 1.0F);
+  Column c(spec);
+  std::vector<float> v(spec.dim);
+  for (uint64_t r = 0; r < rows; ++r) {
+    if (null(rng)) {
+      c.AppendNull();
+      continue;
+    }
+    const float scale = static_cast<float>(r % 5 + 1);
+    for (float& x : v) x = scale * (u(rng) + u(rng) + u(rng));
+    c.AppendFloats(v);
+  }
+  return c;
+}
+
+cbor::Map HeaderOf(const Bytes& seg) {
+  uint32_t header_len;
+  std::memcpy(&header_len, seg.data() + 8, 4);
+  auto header = cbor::Decode(ByteView(seg).substr(28, header_len));
+  EXPECT_TRUE(header.ok());
+  return header->map();
+}
+
+// The normative bound of §9.2: |x - x^| <= (max - min) / 510 + 2^-22 x max(|min|, |max|).
+void ExpectWithinBound(const Column& got, const Column& want) {
+  ASSERT_EQ(got.length(), want.length());
+  for (uint64_t r = 0; r < want.length(); ++r) {
+    ASSERT_EQ(got.IsValid(r), want.IsValid(r)) << "row " << r;
+    if (!want.IsValid(r)) continue;
+    std::span<const float> x = want.FloatsAt(r);
+    std::span<const float> y = got.FloatsAt(r);
+    const float lo = *std::min_element(x.begin(), x.end());
+    const float hi = *std::max_element(x.begin(), x.end());
+    const double bound = (static_cast<double>(hi) - lo) / 510.0 +
+                         std::ldexp(std::max(std::fabs(lo), std::fabs(hi)), -22);
+    for (size_t i = 0; i < x.size(); ++i) {
+      ASSERT_LE(std::fabs(static_cast<double>(x[i]) - y[i]), bound)
+          << "row " << r << " index " << i << ": " << x[i] << " -> " << y[i];
+      ASSERT_GE(y[i], lo);
+      ASSERT_LE(y[i], hi);
+    }
+    // The row's min and max are exact.
+    EXPECT_EQ(*std::min_element(y.begin(), y.end()), lo);
+    EXPECT_EQ(*std::max_element(y.begin(), y.end()), hi);
+  }
+}
+
+TEST(Sq8, RoundTripWithinTheBound) {
+  for (uint32_t dim : {1u, 4u, 100u, 768u}) {
+    for (double null_rate : {0.0, 0.25, 1.0}) {
+      for (uint64_t rows : {0, 1, 9, 300}) {
+        SCOPED_TRACE("dim=" + std::to_string(dim) + " nulls=" + std::to_string(null_rate) +
+                     " rows=" + std::to_string(rows));
+        FieldSpec spec = Sq8Spec(dim);
+        Column col = MakeVectors(spec, rows, null_rate, rows * 7 + dim);
+        auto enc = EncodeSegment(col);
+        ASSERT_TRUE(enc.ok()) << enc.status().ToString();
+        EXPECT_EQ(enc->substr(0, 8), "DDBSEG01");
+        cbor::Map h = HeaderOf(*enc);
+        EXPECT_EQ(h.Find("format")->raw_uint(), 2u);
+        EXPECT_EQ(h.Find("encoding")->string_value(), "sq8");
+        auto dec = DecodeSegment(*enc, spec);
+        ASSERT_TRUE(dec.ok()) << dec.status().ToString();
+        EXPECT_EQ(dec->field(), spec);
+        ExpectWithinBound(*dec, col);
+        // The decoder reads either encoding whatever the field declares about raw.
+        FieldSpec plain = spec;
+        plain.index.reset();
+        auto dec_plain = DecodeSegment(*enc, plain);
+        ASSERT_TRUE(dec_plain.ok()) << dec_plain.status().ToString();
+        EXPECT_EQ(dec_plain->values(), dec->values());
+        // Deterministic, and stable under re-encoding of what it decodes.
+        EXPECT_EQ(*EncodeSegment(col), *enc);
+        auto again = EncodeSegment(*dec);
+        ASSERT_TRUE(again.ok());
+        EXPECT_EQ(*again, *enc);
+        auto ranged = ReadAllRanged(*enc, spec);
+        ASSERT_TRUE(ranged.ok()) << ranged.status().ToString();
+        EXPECT_EQ(ranged->values(), dec->values());
+        EXPECT_EQ(ranged->validity(), dec->validity());
+        auto rows_read = ReadRowsRanged(*enc, plain, AllRows(rows));
+        ASSERT_TRUE(rows_read.ok()) << rows_read.status().ToString();
+        EXPECT_EQ(rows_read->values(), dec->values());
+        EXPECT_EQ(rows_read->validity(), dec->validity());
+      }
+    }
+  }
+}
+
+TEST(Sq8, ExactByteLayout) {
+  FieldSpec spec = Sq8Spec(4);
+  Column col(spec);
+  const std::vector<float> r0 = {-0.0F, 1.0F, 2.0F, 3.0F};
+  const std::vector<float> r2 = {5.0F, 5.0F, 5.0F, 5.0F};
+  const std::vector<float> r3 = {-0.0F, -1.0F, 0.25F, -0.5F};
+  col.AppendFloats(r0);
+  col.AppendNull();
+  col.AppendFloats(r2);
+  col.AppendFloats(r3);
+  auto enc = EncodeSegment(col);
+  ASSERT_TRUE(enc.ok()) << enc.status().ToString();
+  cbor::Map h = HeaderOf(*enc);
+  EXPECT_EQ(h.Find("kind")->string_value(), "dreamdb.segment");
+  EXPECT_EQ(h.Find("type")->string_value(), "embedding");
+  EXPECT_EQ(h.Find("dim")->raw_uint(), 4u);
+  EXPECT_EQ(h.Find("rows")->raw_uint(), 4u);
+  EXPECT_EQ(h.size(), 7u);  // kind format encoding type rows dim buffers
+  const cbor::Array& buffers = h.Find("buffers")->array();
+  ASSERT_EQ(buffers.size(), 3u);
+  const char* names[] = {"validity", "scales", "codes"};
+  const uint64_t lengths[] = {1, 32, 16};
+  const uint64_t blocks[] = {256, 256, 256};
+  for (size_t i = 0; i < 3; ++i) {
+    const cbor::Map& b = buffers[i].map();
+    EXPECT_EQ(b.Find("name")->string_value(), names[i]);
+    EXPECT_EQ(b.Find("length")->raw_uint(), lengths[i]);
+    EXPECT_EQ(b.Find("block")->raw_uint(), blocks[i]);
+  }
+  EXPECT_EQ(enc->substr(BufferOffset(*enc, 0), 1), "\x0d");
+  auto f32 = [](float lo, float hi) {
+    Bytes b(8, '\0');
+    std::memcpy(b.data(), &lo, 4);
+    std::memcpy(b.data() + 4, &hi, 4);
+    return b;
+  };
+  // Row 1 is null: zero scales and codes. -0 is stored as +0.
+  EXPECT_EQ(enc->substr(BufferOffset(*enc, 1), 32),
+            f32(0, 3) + Bytes(8, '\0') + f32(5, 5) + f32(-1, 0.25F));
+  // Row 0: x * 255 / 3; row 3: (x + 1) * 255 / 1.25 = 204, 0, 255, 102.
+  EXPECT_EQ(enc->substr(BufferOffset(*enc, 2), 16), Bytes("\x00\x55\xaa\xff", 4) + Bytes(4, '\0') +
+                                                        Bytes(4, '\0') +
+                                                        Bytes("\xcc\x00\xff\x66", 4));
+  EXPECT_EQ(enc->size(), BufferOffset(*enc, 2) + 16);
+  auto dec = DecodeSegment(*enc, spec);
+  ASSERT_TRUE(dec.ok()) << dec.status().ToString();
+  auto row = [&](uint64_t r) {
+    std::span<const float> s = dec->FloatsAt(r);
+    return std::vector<float>(s.begin(), s.end());
+  };
+  EXPECT_EQ(row(0), r0);
+  EXPECT_FALSE(std::signbit(row(0)[0]));
+  EXPECT_FALSE(dec->IsValid(1));
+  EXPECT_EQ(row(2), r2);
+  EXPECT_EQ(row(3), (std::vector<float>{0.0F, -1.0F, 0.25F, -0.5F}));
+  EXPECT_FALSE(std::signbit(row(3)[0]));
+}
+
+TEST(Sq8, BlockSizesFollowTheFixedWidthRule) {
+  // codes: w = dim; scales: w = 8.
+  const std::pair<uint32_t, uint64_t> cases[] = {{4, 256},      {100, 1600},   {768, 12288},
+                                                 {1536, 24576}, {5000, 65000}, {65536, 65536}};
+  for (auto [dim, block] : cases) {
+    Column col = MakeVectors(Sq8Spec(dim), 2, 0.0, 3);
+    auto enc = EncodeSegment(col);
+    ASSERT_TRUE(enc.ok());
+    const cbor::Map h = HeaderOf(*enc);
+    const cbor::Array& buffers = h.Find("buffers")->array();
+    ASSERT_EQ(buffers.size(), 2u);
+    EXPECT_EQ(buffers[0].map().Find("block")->raw_uint(), 256u);
+    EXPECT_EQ(buffers[1].map().Find("block")->raw_uint(), block) << "dim " << dim;
+  }
+}
+
+TEST(Sq8, AboutFourTimesSmaller) {
+  FieldSpec spec = Sq8Spec(768);
+  FieldSpec raw = spec;
+  raw.index->keep_raw = true;
+  Column col = MakeVectors(spec, 1000, 0.0, 5);
+  Column raw_col(raw);
+  raw_col.AppendRange(col, 0, col.length());
+  auto sq8 = EncodeSegment(col);
+  auto f32 = EncodeSegment(raw_col);
+  ASSERT_TRUE(sq8.ok() && f32.ok());
+  // 776 vs 3072 bytes per row, plus headers.
+  EXPECT_LT(sq8->size() * 39, f32->size() * 10) << sq8->size() << " vs " << f32->size();
+  EXPECT_GT(sq8->size(), 776u * 1000);
+  // raw = true is format 1 and the same bytes as no declared index.
+  FieldSpec none = raw;
+  none.index.reset();
+  Column none_col(none);
+  none_col.AppendRange(col, 0, col.length());
+  EXPECT_EQ(*EncodeSegment(none_col), *f32);
+  const cbor::Map h = HeaderOf(*f32);
+  EXPECT_EQ(h.Find("format")->raw_uint(), 1u);
+  EXPECT_EQ(h.Find("encoding"), nullptr);
+  // The field given to EncodeSegment chooses the encoding, not the column's own spec.
+  EXPECT_EQ(*EncodeSegment(none_col, spec), *sq8);
+  EXPECT_EQ(*EncodeSegment(col, none), *f32);
+  FieldSpec other = Sq8Spec(4);
+  EXPECT_EQ(EncodeSegment(col, other).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(Sq8, RangedReadFetchesOnlyTheRowsBlocks) {
+  FieldSpec spec = Sq8Spec(768);
+  Column col = MakeVectors(spec, 8000, 0.1, 8);
+  auto enc = EncodeSegment(col);
+  ASSERT_TRUE(enc.ok());
+  ASSERT_GT(enc->size(), 6'000'000u);
+  auto whole = DecodeSegment(*enc, spec);
+  ASSERT_TRUE(whole.ok());
+  MemObject obj{*enc};
+  auto reader = SegmentReader::Open(obj.Fetcher(), spec);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  const SegmentReadStats opened = reader->stats();  // the header (block sums) is ~30 KB
+  const std::vector<uint32_t> rows = {3, 3, 4007, 7999};
+  auto got = reader->ReadRows(rows);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ExpectRows(*got, *whole, rows);
+  // Per distant row: its validity, scales and codes blocks (at most 3 requests). Codes
+  // blocks are 16 rows (12288 bytes), scales and validity blocks 256 bytes; coalescing
+  // may add gaps of at most 4 KiB.
+  EXPECT_LE(reader->stats().requests - opened.requests, 3u * 3);
+  EXPECT_LE(reader->stats().bytes_fetched - opened.bytes_fetched,
+            3u * (12288 + 256 + 256) + 3 * 4096);
+  // The whole segment is far larger.
+  EXPECT_GT(enc->size(), 50 * reader->stats().bytes_fetched);
+}
+
+TEST(Sq8, NonFiniteValuesAreRefusedNamingTheRow) {
+  FieldSpec spec = Sq8Spec(4);
+  for (float bad : {std::nanf(""), std::numeric_limits<float>::infinity(),
+                    -std::numeric_limits<float>::infinity()}) {
+    Column col(spec);
+    col.AppendFloats(std::vector<float>{1, 2, 3, 4});
+    col.AppendNull();
+    col.AppendFloats(std::vector<float>{1, 2, bad, 4});
+    auto enc = EncodeSegment(col);
+    EXPECT_EQ(enc.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(enc.status().message().find("row 2"), std::string::npos) << enc.status().ToString();
+    EXPECT_NE(enc.status().message().find("index 2"), std::string::npos);
+    EXPECT_NE(enc.status().message().find("'f_embedding'"), std::string::npos);
+  }
+  // The same values are fine with raw = true.
+  FieldSpec raw = spec;
+  raw.index->keep_raw = true;
+  Column col(raw);
+  col.AppendFloats(std::vector<float>{1, 2, std::nanf(""), 4});
+  EXPECT_TRUE(EncodeSegment(col).ok());
+}
+
+// Writes `bytes` over the segment at `at`, then reseals the sums.
+Bytes Patch(Bytes seg, uint64_t at, const Bytes& bytes) {
+  seg.replace(at, bytes.size(), bytes);
+  return Reseal(seg);
+}
+
+Bytes F32Pair(float lo, float hi) {
+  Bytes b(8, '\0');
+  std::memcpy(b.data(), &lo, 4);
+  std::memcpy(b.data() + 4, &hi, 4);
+  return b;
+}
+
+TEST(Sq8, NonCanonicalContentIsCorrupt) {
+  FieldSpec spec = Sq8Spec(4);
+  Column col(spec);
+  col.AppendFloats(std::vector<float>{0, 1, 2, 3});
+  col.AppendNull();
+  col.AppendFloats(std::vector<float>{5, 5, 5, 5});
+  const Bytes seg = *EncodeSegment(col);
+  const uint64_t scales = BufferOffset(seg, 1);
+  const uint64_t codes = BufferOffset(seg, 2);
+  struct Case {
+    Bytes bad;
+    const char* substr;
+    uint32_t row;
+  };
+  const float nan = std::nanf("");
+  const Case cases[] = {
+      {Patch(seg, scales, F32Pair(nan, 3)), "row 0 has sq8 min", 0},
+      {Patch(seg, scales, F32Pair(0, std::numeric_limits<float>::infinity())), "row 0", 0},
+      {Patch(seg, scales, F32Pair(3, 0)), "min <= max", 0},
+      {Patch(seg, scales, F32Pair(-0.0F, 3)), "negative zero", 0},
+      {Patch(seg, scales + 16, F32Pair(-0.0F, -0.0F)), "negative zero", 2},
+      {Patch(seg, codes, Bytes("\x01", 1)), "codes 1..255", 0},
+      {Patch(seg, codes + 3, Bytes("\xfe", 1)), "codes 0..254", 0},
+      {Patch(seg, codes + 9, Bytes("\x01", 1)), "min == max", 2},
+      {Patch(seg, scales + 8, Bytes("\x01", 1)), "null row 1", 1},
+      {Patch(seg, codes + 4, Bytes("\x01", 1)), "null row 1", 1},
+  };
+  for (size_t i = 0; i < std::size(cases); ++i) {
+    SCOPED_TRACE(i);
+    ExpectCorruptEverywhere(cases[i].bad, spec, cases[i].substr);
+    auto one = ReadRowsRanged(cases[i].bad, spec, {cases[i].row});
+    EXPECT_EQ(one.status().code(), StatusCode::kCorrupt) << one.status().ToString();
+  }
+  // Only the rows read are checked by a ranged read.
+  EXPECT_TRUE(ReadRowsRanged(cases[0].bad, spec, {2}).ok());
+}
+
+TEST(Sq8, HeaderRules) {
+  FieldSpec spec = Sq8Spec(4);
+  Column col = MakeVectors(spec, 50, 0.2, 4);
+  const Bytes seg = *EncodeSegment(col);
+  EXPECT_EQ(Rebuild(seg, [](cbor::Map&) {}), seg);
+  auto set = [](const char* key, const cbor::Value& v) -> std::function<void(cbor::Map&)> {
+    return [key, v](cbor::Map& m) { m.Set(key, v); };
+  };
+  struct Case {
+    std::function<void(cbor::Map&)> pre;
+    std::function<void(cbor::Array&)> post;
+    StatusCode code;
+    const char* substr;
+  };
+  auto none = [](cbor::Map&) {};
+  const Case cases[] = {
+      {set("encoding", cbor::Value::Text("sq4")), nullptr, StatusCode::kUnsupported,
+       "encoding 'sq4'"},
+      {set("encoding", cbor::Value::UInt(8)), nullptr, StatusCode::kCorrupt, "encoding"},
+      {[](cbor::Map& m) {
+         cbor::Map copy;
+         for (const auto& [k, v] : m.entries()) {
+           if (k != "encoding") copy.Set(k, v);
+         }
+         m = copy;
+       },
+       nullptr, StatusCode::kCorrupt, "missing required key 'encoding'"},
+      {set("format", cbor::Value::UInt(3)), nullptr, StatusCode::kUnsupported, "format 3"},
+      // Format 1 ignores `encoding` and expects a values buffer.
+      {set("format", cbor::Value::UInt(1)), nullptr, StatusCode::kCorrupt, "1 or 2 buffers, not 3"},
+      {none, [](cbor::Array& l) { l[2].mutable_map().Set("block", cbor::Value::UInt(260)); },
+       StatusCode::kCorrupt, "buffer 'codes' block size is 260, expected 256"},
+      {none, [](cbor::Array& l) { l[1].mutable_map().Set("block", cbor::Value::UInt(512)); },
+       StatusCode::kCorrupt, "buffer 'scales' block size is 512, expected 256"},
+      {none, [](cbor::Array& l) { l[2].mutable_map().Set("length", cbor::Value::UInt(196)); },
+       StatusCode::kCorrupt, "buffer 'codes' length is 196, expected 200"},
+      {none, [](cbor::Array& l) { l[1].mutable_map().Set("length", cbor::Value::UInt(392)); },
+       StatusCode::kCorrupt, "buffer 'scales' length is 392, expected 400"},
+      {[](cbor::Map& m) {
+         cbor::Array list = m.Find("buffers")->array();
+         std::swap(list[1], list[2]);
+         m.Set("buffers", cbor::Value::FromArray(list));
+       },
+       nullptr, StatusCode::kCorrupt, "buffer 1 is 'codes', expected 'scales'"},
+      {none,
+       [](cbor::Array& l) {
+         Bytes sums = l[2].map().Find("sums")->string_value();
+         sums[0] ^= 1;
+         l[2].mutable_map().Set("sums", cbor::Value::Bytes(sums));
+       },
+       StatusCode::kCorrupt, "checksum mismatch in buffer 'codes' block 0"},
+  };
+  for (size_t i = 0; i < std::size(cases); ++i) {
+    Bytes bad = Rebuild(seg, cases[i].pre, cases[i].post);
+    auto r = DecodeSegment(bad, spec);
+    EXPECT_EQ(r.status().code(), cases[i].code) << i << ": " << r.status().ToString();
+    EXPECT_NE(r.status().message().find(cases[i].substr), std::string::npos)
+        << i << ": " << r.status().ToString() << " (wanted " << cases[i].substr << ")";
+    auto all = ReadAllRanged(bad, spec);
+    EXPECT_EQ(all.status().code(), cases[i].code) << i << ": " << all.status().ToString();
+  }
+  // sq8 applies only to embeddings.
+  FieldSpec ints = Spec(FieldType::kInt64);
+  const Bytes int_seg = *EncodeSegment(MakeColumn(ints, 5, 0.0, 1));
+  Bytes bad = Rebuild(int_seg, [](cbor::Map& m) {
+    m.Set("format", cbor::Value::UInt(2));
+    m.Set("encoding", cbor::Value::Text("sq8"));
+  });
+  auto r = DecodeSegment(bad, ints);
+  EXPECT_EQ(r.status().code(), StatusCode::kCorrupt) << r.status().ToString();
+  EXPECT_NE(r.status().message().find("applies to embeddings"), std::string::npos);
+  // A format-1 embedding with an `encoding` key reads as format 1 (unknown keys are
+  // ignored, spec/08-versioning.md §4.2).
+  FieldSpec plain = Spec(FieldType::kEmbedding, 4);
+  Column pc = MakeColumn(plain, 5, 0.0, 2);
+  Bytes with_key = Rebuild(*EncodeSegment(pc),
+                           [](cbor::Map& m) { m.Set("encoding", cbor::Value::Text("sq8")); });
+  auto d = DecodeSegment(with_key, plain);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  ExpectSameColumn(*d, pc);
+  // Truncated objects.
+  for (size_t cut : {seg.size() - 1, seg.size() - 200, size_t{100}}) {
+    Bytes t = seg.substr(0, cut);
+    EXPECT_EQ(DecodeSegment(t, spec).status().code(), StatusCode::kCorrupt);
+    EXPECT_EQ(ReadAllRanged(t, spec).status().code(), StatusCode::kCorrupt);
+  }
+}
+
+TEST(Sq8, EverySingleByteCorruptionIsDetected) {
+  constexpr uint32_t kRows = 19;
+  for (double null_rate : {0.0, 0.3}) {
+    FieldSpec spec = Sq8Spec(4);
+    Column col = MakeVectors(spec, kRows, null_rate, 99);
+    const Bytes seg = *EncodeSegment(col);
+    const uint64_t first_buffer = BufferOffset(seg, 0);
+    for (size_t i = 0; i < seg.size(); ++i) {
+      Bytes bad = seg;
+      bad[i] = static_cast<char>(bad[i] ^ ((i % 2 == 0) ? 0x01 : 0x80));
+      SCOPED_TRACE("byte " + std::to_string(i) + " of " + std::to_string(seg.size()));
+      const bool framed_magic = i < 8 && LooksFramed(ByteView(bad).substr(0, 8));
+      auto code_ok = [&](StatusCode c) {
+        return c == StatusCode::kCorrupt || (framed_magic && c == StatusCode::kUnsupported);
+      };
+      auto whole = DecodeSegment(bad, spec);
+      ASSERT_FALSE(whole.ok());
+      EXPECT_TRUE(code_ok(whole.status().code())) << whole.status().ToString();
+      auto all = ReadAllRanged(bad, spec);
+      ASSERT_FALSE(all.ok());
+      EXPECT_TRUE(code_ok(all.status().code())) << all.status().ToString();
+      if (i >= first_buffer) {
+        auto rows = ReadRowsRanged(bad, spec, AllRows(kRows));
+        if (!rows.ok()) {
+          EXPECT_EQ(rows.status().code(), StatusCode::kCorrupt) << rows.status().ToString();
         }
       }
     }

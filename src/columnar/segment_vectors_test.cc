@@ -245,6 +245,7 @@ TEST(SegmentVectors, MatchTheFile) {
   Json doc = Json::parse(text.str());
   const Json& vectors = doc["vectors"];
   std::set<std::string> types;
+  int sq8_vectors = 0;
 
   for (const Json& v : vectors) {
     const std::string name = v["name"].get<std::string>();
@@ -256,11 +257,15 @@ TEST(SegmentVectors, MatchTheFile) {
     ASSERT_TRUE(bytes.has_value());
     EXPECT_EQ(bytes->size(), v["size"].get<uint64_t>());
 
-    // decode(hex) == values
+    // decode(hex) == values (sq8, format 2: == decoded, the reconstructions)
+    const bool sq8 = v.contains("decoded");
+    EXPECT_EQ(sq8, UsesSq8(*field));
+    const Json& want = sq8 ? v["decoded"] : v["values"];
+    if (sq8) sq8_vectors++;
     auto decoded = DecodeSegment(*bytes, *field);
     ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
     EXPECT_EQ(decoded->length(), v["rows"].get<uint64_t>());
-    EXPECT_EQ(ColumnToJson(*decoded), v["values"]);
+    EXPECT_EQ(ColumnToJson(*decoded), want);
     columnar::FetchRange fetch = [&](uint64_t offset, uint64_t length) -> Result<Bytes> {
       return bytes->substr(offset, length);
     };
@@ -270,7 +275,7 @@ TEST(SegmentVectors, MatchTheFile) {
     for (uint32_t i = 0; i < all_rows.size(); ++i) all_rows[i] = i;
     auto ranged = reader->ReadRows(all_rows);
     ASSERT_TRUE(ranged.ok()) << ranged.status().ToString();
-    EXPECT_EQ(ColumnToJson(*ranged), v["values"]);
+    EXPECT_EQ(ColumnToJson(*ranged), want);
 
     // encode(values) == hex
     auto column = ColumnFromJson(*field, v["values"]);
@@ -278,9 +283,22 @@ TEST(SegmentVectors, MatchTheFile) {
     auto encoded = EncodeSegment(*column);
     ASSERT_TRUE(encoded.ok());
     EXPECT_EQ(HexEncode(*encoded), v["hex"].get<std::string>());
+    if (sq8) {
+      // The reconstructions encode to the same bytes, and decode the same whatever the
+      // field declares about raw.
+      auto again = ColumnFromJson(*field, want);
+      ASSERT_TRUE(again.ok()) << again.status().ToString();
+      EXPECT_EQ(HexEncode(*EncodeSegment(*again)), v["hex"].get<std::string>());
+      FieldSpec plain = *field;
+      plain.index.reset();
+      auto as_plain = DecodeSegment(*bytes, plain);
+      ASSERT_TRUE(as_plain.ok()) << as_plain.status().ToString();
+      EXPECT_EQ(ColumnToJson(*as_plain), want);
+    }
   }
-  // Every type has a vector.
+  // Every type has a vector, and the sq8 encoding (format 2) has some.
   EXPECT_EQ(types.size(), 9u);
+  EXPECT_GE(sq8_vectors, 3);
 }
 
 }  // namespace

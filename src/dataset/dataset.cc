@@ -97,6 +97,8 @@ Result<WrittenColumn> WriteColumn(Store& store, const FieldSpec& spec, const Col
   out.spec = spec;
   const uint64_t n = col.length();
   uint64_t bytes_per_row = std::max<uint64_t>(1, col.ByteSize() / std::max<uint64_t>(1, n));
+  // An sq8 embedding stores dim + 8 bytes per row, not 4 dim (spec/14 §2.2).
+  if (columnar::UsesSq8(spec)) bytes_per_row = uint64_t{spec.dim} + 8;
   uint64_t rows_per_segment =
       std::clamp<uint64_t>(kSegmentTargetBytes / bytes_per_row, 1, columnar::kSegmentMaxRows);
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
@@ -114,7 +116,7 @@ Result<WrittenColumn> WriteColumn(Store& store, const FieldSpec& spec, const Col
         piece.AppendRange(col, b, e);
         src = &piece;
       }
-      ASSIGN_OR_RETURN(Bytes bytes, columnar::EncodeSegment(*src));
+      ASSIGN_OR_RETURN(Bytes bytes, columnar::EncodeSegment(*src, spec));
       return store.Put(bytes);
     };
     puts.push_back(std::async(ranges.size() > 1 ? std::launch::async : std::launch::deferred,

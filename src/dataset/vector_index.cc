@@ -21,6 +21,7 @@
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
 #include "src/vector/distance.h"
+#include "src/vector/graph.h"
 #include "src/vector/ivf.h"
 
 namespace dreamdb {
@@ -591,9 +592,12 @@ Status ExactSearch(const SearchContext& ctx, const float* queries, size_t nq, si
 
 // Live check (spec/21 §6): keeps the candidates whose entry location is the anchor's
 // current location for the field in this version; deduplicates anchors.
+// `location(handle)` gives the (segment tag, row) the candidate's entry or node was
+// written at.
+using LocationOf = std::function<std::pair<uint64_t, uint32_t>(uint64_t handle)>;
+
 Result<std::vector<Cand>> KeepLive(const SearchContext& ctx, const std::vector<Cand>& cands,
-                                   const std::vector<std::shared_ptr<const Bucket>>& buckets,
-                                   std::vector<uint64_t>* rejected) {
+                                   const LocationOf& location, std::vector<uint64_t>* rejected) {
   std::vector<uint64_t> sorted;
   for (const auto& c : cands) sorted.push_back(c.anchor);
   std::sort(sorted.begin(), sorted.end());
@@ -605,11 +609,9 @@ Result<std::vector<Cand>> KeepLive(const SearchContext& ctx, const std::vector<C
   for (const auto& c : cands) {
     size_t i = static_cast<size_t>(std::lower_bound(sorted.begin(), sorted.end(), c.anchor) -
                                    sorted.begin());
-    const Bucket& b = *buckets[c.handle >> 32];
-    const size_t e = c.handle & 0xffffffffu;
+    const auto [tag, row] = location(c.handle);
     const btree::FieldLoc* loc = entries[i] ? entries[i]->Find(ctx.spec->name) : nullptr;
-    bool live =
-        loc != nullptr && SegmentTag(loc->segment) == b.seg_tags[e] && loc->row == b.rows[e];
+    bool live = loc != nullptr && SegmentTag(loc->segment) == tag && loc->row == row;
     if (!live || !emitted.insert(c.anchor).second) {
       rejected->push_back(c.handle);
       continue;
@@ -698,7 +700,12 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
     }
     const bool exhausted = cands.size() < fetch;
     std::vector<uint64_t> rej;
-    ASSIGN_OR_RETURN(auto live, KeepLive(ctx, cands, buckets, &rej));
+    LocationOf location = [&](uint64_t h) {
+      const Bucket& b = *buckets[h >> 32];
+      const size_t e = h & 0xffffffffu;
+      return std::make_pair(b.seg_tags[e], b.rows[e]);
+    };
+    ASSIGN_OR_RETURN(auto live, KeepLive(ctx, cands, location, &rej));
     ASSIGN_OR_RETURN(result, ApplyFilters(ctx, live, o.k, &rej));
     if (result.size() >= o.k) break;
     if (exhausted || rej.empty()) {
@@ -717,6 +724,272 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
     fetch *= 4;
   }
   return result;
+}
+
+// ---------------------------------------------------------------------------------------
+// Graph indexes (spec/21 §4.5, §5.6, §7.8)
+
+// A decoded node page: its envelope (anchors, locations) and its node block.
+struct NodePageData {
+  NodePage page;
+  std::shared_ptr<const vector::GraphNodeBlock> block;
+};
+
+// Handles of graph candidates: the node number with the top bit set (bucket entries of
+// the tail use (bucket << 32) | entry, far below it).
+constexpr uint64_t kNodeHandle = uint64_t{1} << 63;
+
+Result<std::shared_ptr<const NodePageData>> LoadNodePage(const DatasetImpl& impl,
+                                                         const ObjectId& id,
+                                                         const vector::IvfModel& model) {
+  return Load<NodePageData>(
+      impl, id,
+      [&model](ByteView bytes) -> Result<NodePageData> {
+        NodePageData d;
+        ASSIGN_OR_RETURN(d.page, DecodeNodePage(bytes));
+        ASSIGN_OR_RETURN(d.block, vector::GraphNodeBlock::Decode(model, d.page.block));
+        if (d.block->first() != d.page.first || d.block->count() != d.page.anchors.size()) {
+          return Corrupt(
+              "graph node page: its node block holds nodes " + std::to_string(d.block->first()) +
+              " + " + std::to_string(d.block->count()) + ", the page says " +
+              std::to_string(d.page.first) + " + " + std::to_string(d.page.anchors.size()));
+        }
+        d.page.block.clear();
+        d.page.block.shrink_to_fit();
+        return d;
+      },
+      [](const NodePageData& d) { return 20 * d.page.anchors.size() + d.block->MemoryBytes(); },
+      "graph node page", true);
+}
+
+// Node pages of one index for one query, through the handle's spatial cache; Prefetch
+// fetches missing pages in parallel (up to 8 requests in flight).
+// Thread safety: one search at a time (GraphNodeSource contract); internally locked so
+// that the prefetch workers may fill it.
+class PagedNodeSource : public vector::GraphNodeSource {
+ public:
+  PagedNodeSource(const DatasetImpl& impl, const IndexObject& ix, const vector::IvfModel& model)
+      : impl_(impl), graph_(*ix.graph), model_(model) {}
+
+  Result<std::shared_ptr<const vector::GraphNodeBlock>> Block(uint32_t b) override {
+    ASSIGN_OR_RETURN(auto page, Page(b));
+    return page->block;
+  }
+
+  void Prefetch(const uint32_t* blocks, size_t n) override {
+    std::vector<uint32_t> missing;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (size_t i = 0; i < n; ++i) {
+        if (blocks[i] < graph_.pages.size() && pages_.count(blocks[i]) == 0 &&
+            std::find(missing.begin(), missing.end(), blocks[i]) == missing.end()) {
+          missing.push_back(blocks[i]);
+        }
+      }
+    }
+    // Pages already in the handle's cache are taken now, without threads.
+    std::vector<uint32_t> remote;
+    for (uint32_t b : missing) {
+      if (impl_.vectors()->Get(graph_.pages[b]) != nullptr) {
+        (void)Page(b);  // errors surface again from Block()
+      } else {
+        remote.push_back(b);
+      }
+    }
+    missing = std::move(remote);
+    if (missing.size() < 2) return;  // Block() fetches a single page when it is needed
+    std::atomic<size_t> next{0};
+    auto worker = [&] {
+      for (;;) {
+        size_t i = next.fetch_add(1);
+        if (i >= missing.size()) return;
+        (void)Page(missing[i]);  // errors surface again from Block()
+      }
+    };
+    std::vector<std::future<void>> futs;
+    for (size_t t = 1; t < std::min<size_t>(missing.size(), 8); ++t) {
+      futs.push_back(std::async(std::launch::async, worker));
+    }
+    worker();
+    for (auto& f : futs) f.get();
+  }
+
+  Result<std::shared_ptr<const NodePageData>> Page(uint32_t b) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = pages_.find(b);
+      if (it != pages_.end()) return it->second;
+    }
+    if (b >= graph_.pages.size()) {
+      return Corrupt("graph index: node block " + std::to_string(b) + " is beyond its " +
+                     std::to_string(graph_.pages.size()) + " node pages");
+    }
+    ASSIGN_OR_RETURN(auto page, LoadNodePage(impl_, graph_.pages[b], model_));
+    const uint64_t first = uint64_t{b} * graph_.block;
+    const uint64_t count = std::min<uint64_t>(graph_.block, graph_.nodes - first);
+    if (page->page.first != first || page->page.anchors.size() != count) {
+      return Corrupt("graph node page " + graph_.pages[b].ToString() + " holds nodes " +
+                     std::to_string(page->page.first) + " + " +
+                     std::to_string(page->page.anchors.size()) + ", expected " +
+                     std::to_string(first) + " + " + std::to_string(count));
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    pages_.emplace(b, page);
+    return page;
+  }
+
+  // The page holding `node` (loaded by the search that visited it).
+  Result<std::shared_ptr<const NodePageData>> PageOf(uint64_t node) {
+    return Page(static_cast<uint32_t>(node / graph_.block));
+  }
+  uint32_t block() const { return graph_.block; }
+
+ private:
+  const DatasetImpl& impl_;
+  const GraphInfo& graph_;
+  const vector::IvfModel& model_;
+  std::mutex mu_;
+  std::unordered_map<uint32_t, std::shared_ptr<const NodePageData>> pages_;  // guarded by mu_
+};
+
+// Exact distances of candidates given by anchor (rerank): one batched lookup and fetch.
+Status ExactDistances(const SearchContext& ctx, const vector::IvfModel& model, const float* q,
+                      const std::vector<uint64_t>& anchors, float* out) {
+  std::vector<uint64_t> sorted = anchors;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  btree::Tree tree(&ctx.impl->store(), ctx.impl->pages(), ctx.version->index);
+  ASSIGN_OR_RETURN(auto entries, tree.LookupMany(sorted));
+  ASSIGN_OR_RETURN(FieldValues fv, FetchField(*ctx.impl, entries, *ctx.spec));
+  for (size_t i = 0; i < anchors.size(); ++i) {
+    size_t j = static_cast<size_t>(std::lower_bound(sorted.begin(), sorted.end(), anchors[i]) -
+                                   sorted.begin());
+    out[i] = fv.Has(j) ? model.ExactDistance(q, fv.ColumnOf(j).FloatsAt(fv.row[j]).data())
+                       : std::numeric_limits<float>::infinity();
+  }
+  return Status::Ok();
+}
+
+// One query through a graph index (spec/21 §7.8): the graph's top k' and the cell-0 tail's,
+// merged; stale and filtered candidates dropped; ef widened x4 until k remain, else brute
+// force.
+Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector::IvfModel& model,
+                                         const IndexObject& ix, const float* q, uint64_t* scanned) {
+  const SearchOptions& o = *ctx.options;
+  const GraphInfo& g = *ix.graph;
+  PagedNodeSource source(*ctx.impl, ix, model);
+  std::unordered_set<uint64_t> rejected;
+  size_t fetch = o.where.empty() ? o.k : std::max<size_t>(o.k * 4, 64);
+  uint64_t ef = o.ef != 0 ? o.ef : vector::DefaultEf(static_cast<uint32_t>(fetch));
+  // The tail: buckets of cell 0 (vectors appended since the build).
+  ASSIGN_OR_RETURN(auto tail_ids, BucketsOf(*ctx.impl, ix, {0}));
+  ASSIGN_OR_RETURN(auto buckets, FetchBuckets(*ctx.impl, tail_ids[0]));
+  for (size_t b = 0; b < buckets.size(); ++b) {
+    if (buckets[b]->cell != 0) {
+      return Corrupt("spatial bucket " + tail_ids[0][b].ToString() + " holds cell " +
+                     std::to_string(buckets[b]->cell) + " in a graph index (one cell)");
+    }
+  }
+  auto anchor_of = [&](uint64_t h) -> Result<uint64_t> {
+    if ((h & kNodeHandle) != 0) {
+      const uint64_t node = h & ~kNodeHandle;
+      ASSIGN_OR_RETURN(auto page, source.PageOf(node));
+      return page->page.anchors[node - page->page.first];
+    }
+    return buckets[h >> 32]->anchors[h & 0xffffffffu];
+  };
+  for (int round = 0;; ++round) {
+    const auto k32 = static_cast<uint32_t>(std::min<size_t>(fetch, UINT32_MAX));
+    std::vector<Cand> cands;
+    // Graph.
+    vector::GraphSearchParams gp;
+    gp.k = k32;
+    gp.ef = static_cast<uint32_t>(std::min<uint64_t>(std::max<uint64_t>(ef, fetch), UINT32_MAX));
+    gp.rerank = o.rerank;
+    std::function<bool(uint32_t)> keep_node = [&](uint32_t node) {
+      if (rejected.count(kNodeHandle | node) != 0) return false;
+      auto a = anchor_of(kNodeHandle | node);
+      return a.ok() && *a >= o.start && *a < o.end;
+    };
+    std::function<Status(const uint64_t*, size_t, float*)> exact_nodes =
+        [&](const uint64_t* ids, size_t n, float* out) -> Status {
+      std::vector<uint64_t> anchors(n);
+      for (size_t i = 0; i < n; ++i) {
+        ASSIGN_OR_RETURN(anchors[i], anchor_of(kNodeHandle | ids[i]));
+      }
+      return ExactDistances(ctx, model, q, anchors, out);
+    };
+    ASSIGN_OR_RETURN(std::vector<vector::Neighbor> nn,
+                     vector::GraphSearch(model, g.block, g.entry, source, q, gp, &keep_node,
+                                         o.rerank ? &exact_nodes : nullptr));
+    const bool graph_exhausted = gp.ef >= g.nodes;
+    for (const auto& n : nn) {
+      ASSIGN_OR_RETURN(uint64_t a, anchor_of(kNodeHandle | n.id));
+      cands.push_back(Cand{kNodeHandle | n.id, a, n.distance, n.score});
+    }
+    *scanned += std::min<uint64_t>(gp.ef, g.nodes);
+    // Tail.
+    if (!buckets.empty()) {
+      vector::SearchParams sp;
+      sp.k = k32;
+      sp.nprobe = 1;
+      sp.rerank = o.rerank;
+      ASSIGN_OR_RETURN(auto query, model.NewQuery(q, sp));
+      std::vector<uint64_t> handles;
+      for (size_t b = 0; b < buckets.size(); ++b) {
+        const Bucket& bk = *buckets[b];
+        handles.resize(bk.anchors.size());
+        for (size_t i = 0; i < handles.size(); ++i) handles[i] = (uint64_t{b} << 32) | i;
+        std::function<bool(uint64_t)> keep = [&](uint64_t h) {
+          uint64_t a = buckets[h >> 32]->anchors[h & 0xffffffffu];
+          return a >= o.start && a < o.end && rejected.count(h) == 0;
+        };
+        RETURN_IF_ERROR(query->ScanCell(0, bk.codes, handles.data(), &keep));
+        *scanned += bk.anchors.size();
+      }
+      std::function<Status(const uint64_t*, size_t, float*)> exact =
+          [&](const uint64_t* ids, size_t n, float* out) -> Status {
+        std::vector<uint64_t> anchors(n);
+        for (size_t i = 0; i < n; ++i)
+          anchors[i] = buckets[ids[i] >> 32]->anchors[ids[i] & 0xffffffffu];
+        return ExactDistances(ctx, model, q, anchors, out);
+      };
+      ASSIGN_OR_RETURN(std::vector<vector::Neighbor> tn,
+                       query->Finish(o.rerank ? &exact : nullptr));
+      for (const auto& n : tn) {
+        cands.push_back(
+            Cand{n.id, buckets[n.id >> 32]->anchors[n.id & 0xffffffffu], n.distance, n.score});
+      }
+    }
+    std::stable_sort(cands.begin(), cands.end(),
+                     [](const Cand& a, const Cand& b) { return a.distance < b.distance; });
+    if (cands.size() > fetch) cands.resize(fetch);
+    LocationOf location = [&](uint64_t h) -> std::pair<uint64_t, uint32_t> {
+      if ((h & kNodeHandle) != 0) {
+        const uint64_t node = h & ~kNodeHandle;
+        auto page = source.PageOf(node);
+        if (!page.ok()) return {0, UINT32_MAX};
+        const size_t i = node - (*page)->page.first;
+        return {(*page)->page.seg_tags[i], (*page)->page.rows[i]};
+      }
+      const Bucket& b = *buckets[h >> 32];
+      const size_t e = h & 0xffffffffu;
+      return {b.seg_tags[e], b.rows[e]};
+    };
+    std::vector<uint64_t> rej;
+    ASSIGN_OR_RETURN(auto live, KeepLive(ctx, cands, location, &rej));
+    ASSIGN_OR_RETURN(auto result, ApplyFilters(ctx, live, o.k, &rej));
+    if (result.size() >= o.k) return result;
+    if (graph_exhausted || round >= 16) {
+      // The graph has been walked whole: brute force finds every match (spec/21 §7.8).
+      std::vector<std::vector<Cand>> exact_out;
+      RETURN_IF_ERROR(ExactSearch(ctx, q, 1, model.dim(), &exact_out, scanned));
+      return exact_out[0];
+    }
+    for (uint64_t h : rej) rejected.insert(h);
+    fetch *= 4;
+    ef = std::min<uint64_t>(std::max<uint64_t>(ef, fetch) * 4, g.nodes);
+  }
 }
 
 }  // namespace
@@ -848,7 +1121,48 @@ void VerifyIndexes(const dataset::Manifest& m,
     if (ix->field != field) {
       problem(what + " " + id.ToString() + " names field " + Quote(ix->field));
     }
-    check(ix->model, what + " model", nullptr);
+    Bytes model_bytes;
+    const int model_check = check(ix->model, what + " model", ix->graph ? &model_bytes : nullptr);
+    if (ix->graph) {
+      // Node pages (spec/21 §9): envelope, position and (with the model) the node block.
+      std::shared_ptr<const vector::IvfModel> model;
+      if (model_check > 0) {
+        auto decoded = vector::IvfModel::Deserialize(model_bytes);
+        if (decoded.ok()) {
+          model = *decoded;
+        } else {
+          problem(what + " model " + ix->model.ToString() + ": " + decoded.status().ToString());
+        }
+      }
+      const GraphInfo& g = *ix->graph;
+      for (size_t p = 0; p < g.pages.size(); ++p) {
+        Bytes nb;
+        if (check(g.pages[p], what + " node page", &nb) <= 0) continue;
+        auto page = DecodeNodePage(nb);
+        if (!page.ok()) {
+          problem(what + " node page " + g.pages[p].ToString() + ": " + page.status().ToString());
+          continue;
+        }
+        const uint64_t first = uint64_t{p} * g.block;
+        const uint64_t count = std::min<uint64_t>(g.block, g.nodes - first);
+        if (page->first != first || page->anchors.size() != count) {
+          problem(what + " node page " + g.pages[p].ToString() + " holds nodes " +
+                  std::to_string(page->first) + " + " + std::to_string(page->anchors.size()) +
+                  ", expected " + std::to_string(first) + " + " + std::to_string(count));
+        }
+        if (model) {
+          auto block = vector::GraphNodeBlock::Decode(*model, page->block);
+          if (!block.ok()) {
+            problem(what + " node page " + g.pages[p].ToString() + ": " +
+                    block.status().ToString());
+          } else if ((*block)->first() != page->first ||
+                     (*block)->count() != page->anchors.size()) {
+            problem(what + " node page " + g.pages[p].ToString() +
+                    ": its node block does not match the page's nodes");
+          }
+        }
+      }
+    }
     uint64_t entries = 0, buckets = 0;
     bool complete = true;
     for (size_t p = 0; p < ix->pages.size(); ++p) {
@@ -997,12 +1311,20 @@ Result<SearchResults> Dataset::Search(std::string_view field, const float* queri
     ASSIGN_OR_RETURN(vindex::ModelPtr model, vindex::LoadModel(*impl_, ix->model));
     out.metric = ix->metric;
     out.used_index = true;
+    const bool graph = ix->graph.has_value();
     uint32_t nprobe = options.nprobe != 0 ? options.nprobe : ix->nprobe;
     nprobe = std::min(nprobe, ix->cells);
     out.nprobe = nprobe != 0 ? nprobe : std::min(vector::DefaultNprobe(ix->cells), ix->cells);
+    if (graph) {
+      out.nprobe = 0;
+      const size_t fetch = options.where.empty() ? options.k : std::max<size_t>(options.k * 4, 64);
+      out.ef = options.ef != 0
+                   ? options.ef
+                   : vector::DefaultEf(static_cast<uint32_t>(std::min<size_t>(fetch, UINT32_MAX)));
+    }
     // imi and lsh leave many cells empty: skip them so they do not count toward nprobe.
     std::vector<uint32_t> cell_sizes;
-    if (model->algorithm() != vector::IvfParams::Algorithm::kIvf) {
+    if (!graph && model->algorithm() != vector::IvfParams::Algorithm::kIvf) {
       ASSIGN_OR_RETURN(cell_sizes, vindex::CellBucketCounts(*impl_, *ix));
     }
     const uint32_t* sizes = cell_sizes.empty() ? nullptr : cell_sizes.data();
@@ -1013,8 +1335,12 @@ Result<SearchResults> Dataset::Search(std::string_view field, const float* queri
         size_t q = next.fetch_add(1);
         if (q >= nq) return Status::Ok();
         uint64_t s = 0;
-        ASSIGN_OR_RETURN(
-            per[q], vindex::IvfSearchOne(ctx, *model, *ix, queries + q * dim, nprobe, sizes, &s));
+        if (graph) {
+          ASSIGN_OR_RETURN(per[q], vindex::GraphSearchOne(ctx, *model, *ix, queries + q * dim, &s));
+        } else {
+          ASSIGN_OR_RETURN(
+              per[q], vindex::IvfSearchOne(ctx, *model, *ix, queries + q * dim, nprobe, sizes, &s));
+        }
         total += s;
       }
     };
@@ -1077,6 +1403,7 @@ Result<IndexInfo> Dataset::IndexStatus(std::string_view field) const {
   info.dim = spec->dim;
   if (spec->index) {
     info.algorithm = spec->index->algorithm;
+    info.quantizer = spec->index->quantizer;
     info.metric = spec->index->metric;
     info.bits = spec->index->bits;
     info.cells = spec->index->cells;
@@ -1104,11 +1431,239 @@ Result<IndexInfo> Dataset::IndexStatus(std::string_view field) const {
   info.bits = ix->bits;
   info.cells = ix->cells;
   info.nprobe = ix->nprobe;
+  info.quantizer = ix->quantizer;
   info.entries = ix->entries;
   info.buckets = ix->buckets;
-  info.stale = ix->entries > info.live ? ix->entries - info.live : 0;
+  if (ix->graph) {
+    info.nodes = ix->graph->nodes;
+    info.tail = ix->entries;
+    info.entries = ix->graph->nodes + ix->entries;
+    info.degree = ix->graph->degree;
+  }
+  info.stale = info.entries > info.live ? info.entries - info.live : 0;
   return info;
 }
+
+namespace vindex {
+namespace {
+
+// Commits a built index (spec/21 §8.1 step 6), rebasing onto a moved branch (§8.2).
+Result<CommitInfo> CommitBuiltIndex(DatasetImpl& impl,
+                                    const std::shared_ptr<const Version>& version,
+                                    const FieldSpec& spec, const ObjectId& ix_id, uint64_t objects,
+                                    const BuildProgress& progress, const CommitOptions& commit) {
+  auto report = [&](std::string_view phase, uint64_t done, uint64_t total) {
+    if (progress) progress(phase, done, total);
+  };
+  const std::string_view field = spec.name;
+  report("commit", 0, 1);
+  const ObjectId built_from = version->id;
+  const std::string fname(field);
+  auto result = impl.Commit(
+      [&](const Version& base, uint32_t) -> Result<DatasetImpl::Built> {
+        DatasetImpl::Built out;
+        out.manifest = base.manifest;
+        out.manifest.delta = {};
+        if (base.id == built_from) {
+          out.manifest.indexes[fname] = ix_id;
+          return out;
+        }
+        // The branch moved while the index was built (spec/21 §8.2): assign the values
+        // written since, like an append would have (§6.1); deletes need nothing (§6.2).
+        const FieldSpec* now = base.manifest.schema.Find(fname);
+        if (now == nullptr || now->type != FieldType::kEmbedding || now->dim != spec.dim) {
+          return Conflict("index build: field " + Quote(fname) +
+                          " was dropped or changed while the index was built");
+        }
+        std::vector<uint64_t> moved;
+        RETURN_IF_ERROR(btree::Diff(
+            impl.store(), impl.pages(), version->index, base.index, [&](const btree::Change& c) {
+              if (c.kind != btree::ChangeKind::kRemoved &&
+                  std::find(c.fields.begin(), c.fields.end(), fname) != c.fields.end()) {
+                moved.push_back(c.anchor);
+              }
+              return true;
+            }));
+        Version with = base;
+        with.manifest.indexes[fname] = ix_id;
+        btree::Tree tree(&impl.store(), impl.pages(), base.index);
+        ASSIGN_OR_RETURN(auto entries, tree.LookupMany(moved));
+        ASSIGN_OR_RETURN(vindex::FieldValues fv, vindex::FetchField(impl, entries, *now));
+        Column col(*now);
+        std::vector<ObjectId> segs;
+        std::vector<uint32_t> seg, row;
+        std::vector<uint64_t> row_anchors;
+        std::map<ObjectId, uint32_t> seg_index;
+        for (size_t i = 0; i < moved.size(); ++i) {
+          if (!fv.Has(i)) continue;
+          const btree::FieldLoc* loc = entries[i]->Find(fname);
+          col.AppendRange(fv.ColumnOf(i), fv.row[i], fv.row[i] + 1);
+          auto [it, inserted] = seg_index.emplace(loc->segment, static_cast<uint32_t>(segs.size()));
+          if (inserted) segs.push_back(loc->segment);
+          seg.push_back(it->second);
+          row.push_back(loc->row);
+          row_anchors.push_back(moved[i]);
+        }
+        out.manifest.indexes = with.manifest.indexes;
+        if (!row_anchors.empty()) {
+          RETURN_IF_ERROR(vindex::IndexAppend(impl, with, row_anchors,
+                                              {{fname, &col, &segs, &seg, &row}}, &out.manifest,
+                                              &out.objects_written));
+        }
+        return out;
+      },
+      commit);
+  if (result.ok()) result->objects_written += objects;
+  report("commit", 1, 1);
+  return result;
+}
+
+// Vectors a graph build may hold in memory (spec/21 §8.4, §10).
+constexpr uint64_t kGraphBuildMaxBytes = uint64_t{4} << 30;
+
+// A graph index build (spec/21 §8.4): all live vectors in memory, GraphIndex::Build, node
+// pages, an empty one-cell directory, the index object, the commit.
+Result<CommitInfo> BuildGraphIndex(DatasetImpl& impl, const std::shared_ptr<const Version>& version,
+                                   const FieldSpec& spec, const BuildIndexOptions& options,
+                                   Metric metric, uint32_t bits, const BuildProgress& progress,
+                                   const CommitOptions& commit) {
+  auto report = [&](std::string_view phase, uint64_t done, uint64_t total) {
+    if (progress) progress(phase, done, total);
+  };
+  const std::string& field = spec.name;
+  const size_t dim = spec.dim;
+  vector::GraphParams gp;
+  gp.dim = static_cast<uint32_t>(dim);
+  gp.metric = metric;
+  gp.bits = bits;
+  gp.seed = options.seed;
+  if (options.degree != 0) gp.degree = options.degree;
+  if (gp.degree < 4 || gp.degree > 256) {
+    return InvalidArgument("index build: graph degree must be 4 to 256, got " +
+                           std::to_string(gp.degree));
+  }
+  gp.build_list =
+      options.build_list != 0 ? options.build_list : std::max<uint32_t>(gp.build_list, gp.degree);
+  if (gp.build_list < gp.degree) {
+    return InvalidArgument("index build: graph build_list (" + std::to_string(gp.build_list) +
+                           ") must be at least the degree (" + std::to_string(gp.degree) + ")");
+  }
+  const bool cosine = metric == Metric::kCosine;
+  const uint64_t n_est = version->manifest.count;
+  std::vector<uint64_t> anchors, tags;
+  std::vector<uint32_t> rows;
+  std::vector<float> data;
+  report("read", 0, n_est);
+  RETURN_IF_ERROR(WalkVectors(
+      impl, *version, spec, 0, UINT64_MAX,
+      [&](size_t n, const uint64_t* a, const ObjectId* const* segs, const uint32_t* r,
+          const float* const* vecs) -> Status {
+        for (size_t i = 0; i < n; ++i) {
+          for (size_t d = 0; d < dim; ++d) {
+            if (!std::isfinite(vecs[i][d])) {
+              return InvalidArgument("index build: field " + Quote(field) +
+                                     " holds a non-finite value; it cannot be indexed");
+            }
+          }
+          if (cosine && vector::NormSqr(vecs[i], dim) == 0) continue;  // spec/21 §6.3
+          if ((data.size() + dim) * sizeof(float) > kGraphBuildMaxBytes) {
+            return InvalidArgument(
+                "index build: field " + Quote(field) +
+                " holds more than 4 GiB of vectors, too many for a graph index (built in "
+                "memory); use --algorithm ivf, whose build memory is bounded");
+          }
+          anchors.push_back(a[i]);
+          tags.push_back(SegmentTag(*segs[i]));
+          rows.push_back(r[i]);
+          data.insert(data.end(), vecs[i], vecs[i] + dim);
+        }
+        report("read", anchors.size(), n_est);
+        return Status::Ok();
+      }));
+  const size_t n = anchors.size();
+  if (n == 0) {
+    return InvalidArgument("index build: field " + Quote(field) +
+                           " has no values to build a graph on; append records first");
+  }
+  std::vector<uint32_t> order;
+  std::function<void(uint64_t, uint64_t)> build_progress = [&](uint64_t done, uint64_t total) {
+    report("build", done, total);
+  };
+  ASSIGN_OR_RETURN(auto graph, vector::GraphIndex::Build(gp, data.data(), n, options.threads,
+                                                         &order, &build_progress));
+  data.clear();
+  data.shrink_to_fit();
+  if (order.size() != n) return Internal("graph build returned no node order");
+  std::shared_ptr<const vector::IvfModel> model = graph->shared_model();
+  Bytes model_bytes = model->Serialize();
+  ASSIGN_OR_RETURN(ObjectId model_id, impl.store().Put(model_bytes));
+  impl.vectors()->Insert(model_id, model, model_bytes.size() * 2);
+  uint64_t objects = 1;
+  const uint32_t block = graph->params().nodes_per_block;
+  const uint32_t num_blocks = graph->num_blocks();
+  std::vector<ObjectId> node_pages(num_blocks);
+  std::atomic<uint32_t> next{0};
+  std::atomic<uint64_t> written{0};
+  auto worker = [&]() -> Status {
+    for (;;) {
+      const uint32_t b = next.fetch_add(1);
+      if (b >= num_blocks) return Status::Ok();
+      NodePage page;
+      page.first = b * block;
+      const size_t end = std::min<size_t>(n, size_t{page.first} + block);
+      for (size_t i = page.first; i < end; ++i) {
+        const uint32_t row = order[i];
+        page.anchors.push_back(anchors[row]);
+        page.seg_tags.push_back(tags[row]);
+        page.rows.push_back(rows[row]);
+      }
+      ASSIGN_OR_RETURN(page.block, graph->EncodeBlock(b));
+      ASSIGN_OR_RETURN(node_pages[b], impl.store().Put(EncodeNodePage(page)));
+      report("assign", written.fetch_add(end - page.first) + (end - page.first), n);
+    }
+  };
+  {
+    auto helper = std::async(std::launch::async, worker);
+    Status s1 = worker();
+    Status s2 = helper.get();
+    RETURN_IF_ERROR(s1);
+    RETURN_IF_ERROR(s2);
+  }
+  objects += num_blocks;
+  DirPage dir;
+  dir.first = 0;
+  dir.buckets.resize(1);
+  ASSIGN_OR_RETURN(Bytes dir_bytes, EncodeDirPage(dir));
+  ASSIGN_OR_RETURN(ObjectId dir_id, impl.store().Put(dir_bytes));
+  ++objects;
+  IndexObject ix;
+  ix.field = field;
+  ix.algorithm = "graph";
+  ix.metric = std::string(vector::MetricName(metric));
+  ix.bits = bits;
+  ix.dim = static_cast<uint32_t>(dim);
+  ix.cells = 1;
+  ix.nprobe = 0;
+  ix.model = model_id;
+  if (auto old = version->manifest.indexes.find(field); old != version->manifest.indexes.end()) {
+    ix.parents = {old->second};
+  }
+  ix.pages = {dir_id};
+  GraphInfo g;
+  g.entry = graph->entry();
+  g.nodes = n;
+  g.degree = graph->params().degree;
+  g.block = block;
+  g.pages = std::move(node_pages);
+  ix.graph = std::move(g);
+  ASSIGN_OR_RETURN(Bytes ib, EncodeIndex(ix));
+  ASSIGN_OR_RETURN(ObjectId ix_id, impl.store().Put(ib));
+  ++objects;
+  return CommitBuiltIndex(impl, version, spec, ix_id, objects, progress, commit);
+}
+
+}  // namespace
+}  // namespace vindex
 
 Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexOptions& options,
                                        const BuildProgress& progress, const CommitOptions& commit) {
@@ -1118,10 +1673,8 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
                    EmbeddingField(version->manifest.schema, field, "index build"));
   const FieldSpec spec = *spec_ptr;
   IndexSpec declared = spec.index.value_or(IndexSpec{});
-  if (!declared.keep_raw) {
-    return Unsupported("index build: field " + Quote(field) +
-                       " declares raw = false; dropping raw vectors is not supported yet");
-  }
+  // raw = false: the field's segments hold 8-bit reconstructions (spec/12-segments.md §9);
+  // training and re-ranking read them through the same decoders.
   std::string metric_name = options.metric.empty() ? declared.metric : options.metric;
   auto metric = vindex::MetricOf(metric_name);
   if (!metric.ok()) return InvalidArgument("index build: " + metric.status().message());
@@ -1132,6 +1685,18 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
   if (options.chunk_rows == 0) return InvalidArgument("index build: chunk_rows must be >= 1");
   const std::string algorithm_name =
       options.algorithm.empty() ? declared.algorithm : options.algorithm;
+  const std::string quantizer_name =
+      options.quantizer.empty() ? declared.quantizer : options.quantizer;
+  auto quantizer = vector::ParseQuantizer(quantizer_name);
+  if (!quantizer.ok()) return InvalidArgument("index build: " + quantizer.status().message());
+  if (algorithm_name == "graph") {
+    if (*quantizer != vector::IvfParams::Quantizer::kRaBitQ) {
+      return InvalidArgument("index build: quantizer " + Quote(quantizer_name) +
+                             " does not apply to a graph index (its nodes carry RaBitQ codes); "
+                             "use --algorithm ivf with pq4");
+    }
+    return vindex::BuildGraphIndex(*impl_, version, spec, options, *metric, bits, progress, commit);
+  }
   auto algorithm = vector::ParseAlgorithm(algorithm_name);
   if (!algorithm.ok()) return InvalidArgument("index build: " + algorithm.status().message());
   const bool is_ivf = *algorithm == vector::IvfParams::Algorithm::kIvf;
@@ -1196,6 +1761,7 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
   params.metric = *metric;
   params.num_cells = cells;
   params.bits = bits;
+  params.quantizer = *quantizer;
   params.seed = options.seed;
   params.kmeans.seed = options.seed;
   params.kmeans.threads = options.threads;
@@ -1218,7 +1784,8 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
   ix.algorithm = std::string(vector::AlgorithmName(*algorithm));
   ix.nprobe = vindex::DefaultIndexNprobe(*algorithm, num_cells);
   ix.metric = std::string(vector::MetricName(*metric));
-  ix.bits = bits;
+  ix.bits = model->params().bits;
+  ix.quantizer = std::string(vector::QuantizerName(*quantizer));
   ix.dim = static_cast<uint32_t>(dim);
   ix.cells = num_cells;
   ix.model = model_id;
@@ -1354,67 +1921,7 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
   ASSIGN_OR_RETURN(Bytes ib, vindex::EncodeIndex(ix));
   ASSIGN_OR_RETURN(ObjectId ix_id, impl_->store().Put(ib));
   ++objects;
-  report("commit", 0, 1);
-  const ObjectId built_from = version->id;
-  const std::string fname(field);
-  auto result = impl_->Commit(
-      [&](const Version& base, uint32_t) -> Result<DatasetImpl::Built> {
-        DatasetImpl::Built out;
-        out.manifest = base.manifest;
-        out.manifest.delta = {};
-        if (base.id == built_from) {
-          out.manifest.indexes[fname] = ix_id;
-          return out;
-        }
-        // The branch moved while the index was built (spec/21 §8.2): assign the values
-        // written since, like an append would have (§6.1); deletes need nothing (§6.2).
-        const FieldSpec* now = base.manifest.schema.Find(fname);
-        if (now == nullptr || now->type != FieldType::kEmbedding || now->dim != spec.dim) {
-          return Conflict("index build: field " + Quote(fname) +
-                          " was dropped or changed while the index was built");
-        }
-        std::vector<uint64_t> moved;
-        RETURN_IF_ERROR(btree::Diff(impl_->store(), impl_->pages(), version->index, base.index,
-                                    [&](const btree::Change& c) {
-                                      if (c.kind != btree::ChangeKind::kRemoved &&
-                                          std::find(c.fields.begin(), c.fields.end(), fname) !=
-                                              c.fields.end()) {
-                                        moved.push_back(c.anchor);
-                                      }
-                                      return true;
-                                    }));
-        Version with = base;
-        with.manifest.indexes[fname] = ix_id;
-        btree::Tree tree(&impl_->store(), impl_->pages(), base.index);
-        ASSIGN_OR_RETURN(auto entries, tree.LookupMany(moved));
-        ASSIGN_OR_RETURN(vindex::FieldValues fv, vindex::FetchField(*impl_, entries, *now));
-        Column col(*now);
-        std::vector<ObjectId> segs;
-        std::vector<uint32_t> seg, row;
-        std::vector<uint64_t> row_anchors;
-        std::map<ObjectId, uint32_t> seg_index;
-        for (size_t i = 0; i < moved.size(); ++i) {
-          if (!fv.Has(i)) continue;
-          const btree::FieldLoc* loc = entries[i]->Find(fname);
-          col.AppendRange(fv.ColumnOf(i), fv.row[i], fv.row[i] + 1);
-          auto [it, inserted] = seg_index.emplace(loc->segment, static_cast<uint32_t>(segs.size()));
-          if (inserted) segs.push_back(loc->segment);
-          seg.push_back(it->second);
-          row.push_back(loc->row);
-          row_anchors.push_back(moved[i]);
-        }
-        out.manifest.indexes = with.manifest.indexes;
-        if (!row_anchors.empty()) {
-          RETURN_IF_ERROR(vindex::IndexAppend(*impl_, with, row_anchors,
-                                              {{fname, &col, &segs, &seg, &row}}, &out.manifest,
-                                              &out.objects_written));
-        }
-        return out;
-      },
-      commit);
-  if (result.ok()) result->objects_written += objects;
-  report("commit", 1, 1);
-  return result;
+  return vindex::CommitBuiltIndex(*impl_, version, spec, ix_id, objects, progress, commit);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -11,8 +11,12 @@
 //       pages  -> dreamdb.spatial_dir pages (CBOR): cell -> [bucket ids], 1024 cells a page
 //                 -> bucket objects (binary "DDBSPB01"): one cell's entries of one chunk or
 //                    one commit: anchors, location tags, the cell's codes block
+//       graph  -> (algorithm "graph" only, spec/21 §4.5) node pages (binary "DDBSPG01"):
+//                 nodes' anchors and locations + one spec/22 graph node block each; the
+//                 model is the graph's one-cell model and cell 0's buckets hold the vectors
+//                 appended since the build (the tail, scanned with FastScan)
 // A commit that appends n vectors touching c cells puts c buckets, the touched directory
-// pages and one index object: O(n + c) bytes, O(c + pages) objects.
+// pages and one index object: O(n + c) bytes, O(c + pages) objects (a graph: c = 1).
 //
 // Staleness (spec/21 §6): an entry carries the location (segment tag + row) its vector
 // was written at. It is live in a version iff that version's anchor index maps the
@@ -30,6 +34,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -53,6 +58,7 @@ namespace dreamdb::vindex {
 inline constexpr std::string_view kIndexKind = "dreamdb.spatial_index";
 inline constexpr std::string_view kDirKind = "dreamdb.spatial_dir";
 inline constexpr std::string_view kBucketMagic = "DDBSPB01";
+inline constexpr std::string_view kNodePageMagic = "DDBSPG01";
 inline constexpr uint64_t kIndexFormat = 1;
 inline constexpr uint32_t kCellsPerPage = 1024;
 // An append that would give a cell this many buckets merges them into one (spec/21 §5.5).
@@ -83,6 +89,31 @@ struct DirPage {
 Result<Bytes> EncodeDirPage(const DirPage& p);
 Result<DirPage> DecodeDirPage(ByteView bytes);
 
+// One graph node page (spec/21 §5.6): nodes first .. first + n - 1 with their anchors
+// and locations, and the spec/22 node block of those nodes (opaque here; decoded with the
+// model by vector::GraphNodeBlock::Decode).
+struct NodePage {
+  uint32_t first = 0;
+  std::vector<uint64_t> anchors;
+  std::vector<uint64_t> seg_tags;
+  std::vector<uint32_t> rows;
+  Bytes block;
+  bool operator==(const NodePage&) const = default;
+};
+Bytes EncodeNodePage(const NodePage& p);
+// kCorrupt for a bad magic, lengths or checksum; kUnsupported for a newer version.
+Result<NodePage> DecodeNodePage(ByteView bytes);
+
+// The `graph` map of a graph index object (spec/21 §4.5).
+struct GraphInfo {
+  uint32_t entry = 0;
+  uint64_t nodes = 0;
+  uint32_t degree = 0;
+  uint32_t block = 0;           // nodes per node page
+  std::vector<ObjectId> pages;  // node pages
+  bool operator==(const GraphInfo&) const = default;
+};
+
 struct IndexObject {
   std::string field;
   std::string algorithm = "ivf";
@@ -96,6 +127,8 @@ struct IndexObject {
   std::vector<ObjectId> pages;    // directory pages, page i covers cells [1024 i, 1024 (i+1))
   uint64_t entries = 0;
   uint64_t buckets = 0;
+  std::string quantizer = "rabitq";  // key present only for "pq4"
+  std::optional<GraphInfo> graph;    // present iff algorithm == "graph"
   bool operator==(const IndexObject&) const = default;
 };
 Result<Bytes> EncodeIndex(const IndexObject& ix);

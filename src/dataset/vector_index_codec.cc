@@ -92,55 +92,56 @@ cbor::Value Ids(const std::vector<ObjectId>& ids) {
   return cbor::Value::FromArray(std::move(a));
 }
 
-}  // namespace
-
-uint64_t SegmentTag(const ObjectId& segment) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | segment.digest()[static_cast<size_t>(i)];
-  return v;
-}
-
-// Layout (spec/21 §5.1), little-endian:
-//   magic "DDBSPB01" | cell u32 | n u32 | anchors u64 x n | seg_tags u64 x n | rows u32 x n
-//   | zero pad to a multiple of 8 | codes_len u64 | codes | sum: BLAKE3-16 of all before
-Bytes EncodeBucket(const Bucket& b) {
+// The framed entry layout shared by buckets (spec/21 §5.1) and node pages (§5.6),
+// little-endian:
+//   magic | head u32 (cell or first node) | n u32 | anchors u64 x n | seg_tags u64 x n
+//   | rows u32 x n | zero pad to a multiple of 8 | len u64 | payload | BLAKE3-16 of all before
+Bytes EncodeFramed(std::string_view magic, uint32_t head, const std::vector<uint64_t>& anchors,
+                   const std::vector<uint64_t>& seg_tags, const std::vector<uint32_t>& rows,
+                   ByteView payload) {
   Bytes out;
-  const size_t n = b.anchors.size();
-  out.reserve(8 + 8 + n * 20 + 8 + 8 + b.codes.size() + 16);
-  out.append(kBucketMagic);
-  PutU32(&out, b.cell);
+  const size_t n = anchors.size();
+  out.reserve(8 + 8 + n * 20 + 8 + 8 + payload.size() + 16);
+  out.append(magic);
+  PutU32(&out, head);
   PutU32(&out, static_cast<uint32_t>(n));
-  for (uint64_t a : b.anchors) PutU64(&out, a);
-  for (uint64_t t : b.seg_tags) PutU64(&out, t);
-  for (uint32_t r : b.rows) PutU32(&out, r);
+  for (uint64_t a : anchors) PutU64(&out, a);
+  for (uint64_t t : seg_tags) PutU64(&out, t);
+  for (uint32_t r : rows) PutU32(&out, r);
   while (out.size() % 8 != 0) out.push_back('\0');
-  PutU64(&out, b.codes.size());
-  out.append(b.codes);
+  PutU64(&out, payload.size());
+  out.append(payload);
   out.append(Sum16(out));
   return out;
 }
 
-Result<Bucket> DecodeBucket(ByteView bytes) {
-  if (bytes.size() < 8 + 8 + 8 + 16) return Corrupt("spatial bucket: too short");
-  if (bytes.substr(0, 6) != kBucketMagic.substr(0, 6)) {
-    return Corrupt("spatial bucket: bad magic");
-  }
-  if (bytes.substr(0, 8) != kBucketMagic) {
-    return Unsupported("spatial bucket version " + Quote(bytes.substr(6, 2)) +
+struct Framed {
+  uint32_t head = 0;
+  std::vector<uint64_t> anchors;
+  std::vector<uint64_t> seg_tags;
+  std::vector<uint32_t> rows;
+  Bytes payload;
+};
+
+Result<Framed> DecodeFramed(ByteView bytes, std::string_view magic, const std::string& what) {
+  if (bytes.size() < 8 + 8 + 8 + 16) return Corrupt(what + ": too short");
+  if (bytes.substr(0, 6) != magic.substr(0, 6)) return Corrupt(what + ": bad magic");
+  if (bytes.substr(0, 8) != magic) {
+    return Unsupported(what + " version " + Quote(bytes.substr(6, 2)) +
                        " is newer than this reader (knows 01); upgrade DreamDB");
   }
   ByteView body = bytes.substr(0, bytes.size() - 16);
   if (Sum16(body) != bytes.substr(bytes.size() - 16)) {
-    return Corrupt("spatial bucket: checksum mismatch");
+    return Corrupt(what + ": checksum mismatch");
   }
-  Bucket b;
+  Framed b;
   const char* p = bytes.data();
-  b.cell = GetU32(p + 8);
+  b.head = GetU32(p + 8);
   const uint64_t n = GetU32(p + 12);
   uint64_t off = 16;
   uint64_t fixed = n * 20;
   uint64_t padded = (off + fixed + 7) / 8 * 8;
-  if (padded + 8 > body.size()) return Corrupt("spatial bucket: entries overrun the object");
+  if (padded + 8 > body.size()) return Corrupt(what + ": entries overrun the object");
   b.anchors.resize(n);
   b.seg_tags.resize(n);
   b.rows.resize(n);
@@ -151,16 +152,58 @@ Result<Bucket> DecodeBucket(ByteView bytes) {
   for (uint64_t i = 0; i < n; ++i) b.rows[i] = GetU32(p + off + 4 * i);
   off += 4 * n;
   for (; off < padded; ++off) {
-    if (p[off] != 0) return Corrupt("spatial bucket: non-zero padding");
+    if (p[off] != 0) return Corrupt(what + ": non-zero padding");
   }
   uint64_t codes_len = GetU64(p + off);
   off += 8;
   if (codes_len != body.size() - off) {
-    return Corrupt("spatial bucket: codes length " + std::to_string(codes_len) + " but " +
+    return Corrupt(what + ": payload length " + std::to_string(codes_len) + " but " +
                    std::to_string(body.size() - off) + " bytes follow");
   }
-  b.codes = Bytes(body.substr(off));
+  b.payload = Bytes(body.substr(off));
   return b;
+}
+
+}  // namespace
+
+Bytes EncodeBucket(const Bucket& b) {
+  return EncodeFramed(kBucketMagic, b.cell, b.anchors, b.seg_tags, b.rows, b.codes);
+}
+
+Result<Bucket> DecodeBucket(ByteView bytes) {
+  ASSIGN_OR_RETURN(Framed f, DecodeFramed(bytes, kBucketMagic, "spatial bucket"));
+  Bucket b;
+  b.cell = f.head;
+  b.anchors = std::move(f.anchors);
+  b.seg_tags = std::move(f.seg_tags);
+  b.rows = std::move(f.rows);
+  b.codes = std::move(f.payload);
+  return b;
+}
+
+Bytes EncodeNodePage(const NodePage& p) {
+  return EncodeFramed(kNodePageMagic, p.first, p.anchors, p.seg_tags, p.rows, p.block);
+}
+
+Result<NodePage> DecodeNodePage(ByteView bytes) {
+  ASSIGN_OR_RETURN(Framed f, DecodeFramed(bytes, kNodePageMagic, "graph node page"));
+  if (f.anchors.empty()) return Corrupt("graph node page: holds no nodes");
+  if (uint64_t{f.head} + f.anchors.size() > uint64_t{UINT32_MAX} + 1) {
+    return Corrupt("graph node page: node numbers overflow");
+  }
+  NodePage p;
+  p.first = f.head;
+  p.anchors = std::move(f.anchors);
+  p.seg_tags = std::move(f.seg_tags);
+  p.rows = std::move(f.rows);
+  p.block = std::move(f.payload);
+  return p;
+}
+
+uint64_t SegmentTag(const ObjectId& segment) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | segment.digest()[static_cast<size_t>(i)];
+  return v;
 }
 
 Result<Bytes> EncodeDirPage(const DirPage& p) {
@@ -216,6 +259,18 @@ Result<Bytes> EncodeIndex(const IndexObject& ix) {
   m.Set("pages", Ids(ix.pages));
   m.Set("entries", cbor::Value::UInt(ix.entries));
   m.Set("buckets", cbor::Value::UInt(ix.buckets));
+  // Optional keys (spec/21 §4.1): absent for RaBitQ ivf/imi/lsh indexes, so their bytes
+  // are those of the first release.
+  if (ix.quantizer != "rabitq") m.Set("quantizer", cbor::Value::Text(ix.quantizer));
+  if (ix.graph) {
+    cbor::Map g;
+    g.Set("entry", cbor::Value::UInt(ix.graph->entry));
+    g.Set("nodes", cbor::Value::UInt(ix.graph->nodes));
+    g.Set("degree", cbor::Value::UInt(ix.graph->degree));
+    g.Set("block", cbor::Value::UInt(ix.graph->block));
+    g.Set("pages", Ids(ix.graph->pages));
+    m.Set("graph", cbor::Value::FromMap(std::move(g)));
+  }
   return cbor::Encode(cbor::Value::FromMap(std::move(m)));
 }
 
@@ -227,7 +282,8 @@ Result<IndexObject> DecodeIndex(ByteView bytes) {
   const std::string_view w = "spatial_index";
   ASSIGN_OR_RETURN(ix.field, TextKey(*m, "field", w));
   ASSIGN_OR_RETURN(ix.algorithm, TextKey(*m, "algorithm", w));
-  if (ix.algorithm != "ivf" && ix.algorithm != "imi" && ix.algorithm != "lsh") {
+  if (ix.algorithm != "ivf" && ix.algorithm != "imi" && ix.algorithm != "lsh" &&
+      ix.algorithm != "graph") {
     return Unsupported("spatial index algorithm " + Quote(ix.algorithm) +
                        " is not supported by this reader (written by a newer DreamDB?)");
   }
@@ -253,6 +309,57 @@ Result<IndexObject> DecodeIndex(ByteView bytes) {
   }
   ASSIGN_OR_RETURN(ix.entries, UIntKey(*m, "entries", w));
   ASSIGN_OR_RETURN(ix.buckets, UIntKey(*m, "buckets", w));
+  if (const cbor::Value* qv = m->Find("quantizer")) {
+    ASSIGN_OR_RETURN(std::string_view q, qv->AsText("spatial_index.quantizer"));
+    if (q == "rabitq") {
+      return Corrupt("spatial_index.quantizer \"rabitq\" is the default and must be omitted");
+    }
+    if (q != "pq4") {
+      return Unsupported("spatial index quantizer " + Quote(q) +
+                         " is not supported by this reader (written by a newer DreamDB?)");
+    }
+    if (ix.algorithm == "graph") return Corrupt("spatial_index: a graph index cannot use pq4");
+    ix.quantizer = std::string(q);
+  }
+  const cbor::Value* gv = m->Find("graph");
+  if ((gv != nullptr) != (ix.algorithm == "graph")) {
+    return Corrupt(gv != nullptr ? "spatial_index.graph on a " + Quote(ix.algorithm) + " index"
+                                 : std::string("spatial_index: a graph index lacks its graph map"));
+  }
+  if (gv != nullptr) {
+    ASSIGN_OR_RETURN(const cbor::Map* gm, gv->AsMap("spatial_index.graph"));
+    const std::string_view gw = "spatial_index.graph";
+    for (const auto& [key, value] : gm->entries()) {
+      (void)value;
+      if (key != "entry" && key != "nodes" && key != "degree" && key != "block" && key != "pages") {
+        return Corrupt("spatial_index.graph has an unknown key " + Quote(key));
+      }
+    }
+    GraphInfo g;
+    ASSIGN_OR_RETURN(g.entry, U32Key(*gm, "entry", gw));
+    ASSIGN_OR_RETURN(g.nodes, UIntKey(*gm, "nodes", gw));
+    ASSIGN_OR_RETURN(g.degree, U32Key(*gm, "degree", gw));
+    ASSIGN_OR_RETURN(g.block, U32Key(*gm, "block", gw));
+    ASSIGN_OR_RETURN(g.pages, IdsKey(*gm, "pages", gw));
+    if (ix.cells != 1) return Corrupt("spatial_index: a graph index must have 1 cell");
+    if (g.nodes == 0 || g.nodes > UINT32_MAX || g.entry >= g.nodes) {
+      return Corrupt("spatial_index.graph: entry " + std::to_string(g.entry) + " of " +
+                     std::to_string(g.nodes) + " nodes");
+    }
+    if (g.degree < 4 || g.degree > 256) {
+      return Corrupt("spatial_index.graph.degree " + std::to_string(g.degree) +
+                     " is outside 4..256");
+    }
+    if (g.block < 16 || g.block > 4096 || (g.block & (g.block - 1)) != 0) {
+      return Corrupt("spatial_index.graph.block " + std::to_string(g.block) +
+                     " is not a power of two in 16..4096");
+    }
+    if (g.pages.size() != (g.nodes + g.block - 1) / g.block) {
+      return Corrupt("spatial_index.graph: " + std::to_string(g.pages.size()) + " node pages for " +
+                     std::to_string(g.nodes) + " nodes of " + std::to_string(g.block) + " a page");
+    }
+    ix.graph = std::move(g);
+  }
   return ix;
 }
 

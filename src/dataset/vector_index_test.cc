@@ -606,7 +606,17 @@ TEST(VectorSearch, SchemaIndexOptionRoundTripsAndDrivesTheBuild) {
                 .code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(Schema::FromJson(R"({"fields": [{"name": "e", "type": "embedding", "dim": 4,
-                   "index": {"algorithm": "graph"}}]})")
+                   "index": {"algorithm": "hnsw"}}]})")
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Schema::FromJson(R"({"fields": [{"name": "e", "type": "embedding", "dim": 4,
+                   "index": {"algorithm": "graph", "quantizer": "pq4"}}]})")
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(Schema::FromJson(R"({"fields": [{"name": "e", "type": "embedding", "dim": 4,
+                   "index": {"quantizer": "pq8"}}]})")
                 .status()
                 .code(),
             StatusCode::kInvalidArgument);
@@ -778,10 +788,10 @@ TEST_P(PartitionSearch, SchemaOptionChoosesTheAlgorithm) {
   bo.algorithm = "ivf";
   ASSERT_TRUE((*ds)->BuildIndex("emb", bo).ok());
   EXPECT_EQ((*ds)->IndexStatus("emb")->algorithm, "ivf");
-  bo.algorithm = "graph";
+  bo.algorithm = "hnsw";
   auto bad = (*ds)->BuildIndex("emb", bo);
   EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(bad.status().message().find("'graph'"), std::string::npos);
+  EXPECT_NE(bad.status().message().find("'hnsw'"), std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(Algorithms, PartitionSearch, ::testing::Values("imi", "lsh"));
@@ -793,6 +803,373 @@ TEST(VectorSearch, DefaultIndexNprobePerAlgorithm) {
   EXPECT_EQ(vindex::DefaultIndexNprobe(A::kLsh, 4096), 80u);
   EXPECT_EQ(vindex::DefaultIndexNprobe(A::kImi, 9), 9u);
   EXPECT_EQ(vindex::DefaultIndexNprobe(A::kLsh, 64), 16u);
+}
+
+}  // namespace
+}  // namespace dreamdb
+
+namespace dreamdb {
+namespace {
+
+std::vector<float> Queries(const Dataset& ds, size_t nq, uint64_t stride) {
+  std::vector<float> qs;
+  for (size_t i = 0; i < nq; ++i) {
+    auto q = Query(ds, i * stride);
+    qs.insert(qs.end(), q.begin(), q.end());
+  }
+  return qs;
+}
+
+// Graph indexes through a dataset (spec/21 §4.5, §5.6, §7.8, §8.4).
+TEST(GraphSearch, BuildSearchAppendOpenAtDeleteReplace) {
+  auto store = MemStore();
+  auto ds = MakeDataset(store, 800, 5);
+  BuildIndexOptions bo;
+  bo.algorithm = "graph";
+  bo.degree = 16;
+  bo.seed = 3;
+  std::vector<std::string> phases;
+  auto c = ds->BuildIndex("emb", bo, [&](std::string_view phase, uint64_t, uint64_t) {
+    if (phases.empty() || phases.back() != phase) phases.emplace_back(phase);
+  });
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(phases, (std::vector<std::string>{"read", "build", "assign", "commit"}));
+  auto st = ds->IndexStatus("emb");
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_TRUE(st->built);
+  EXPECT_EQ(st->algorithm, "graph");
+  EXPECT_EQ(st->quantizer, "rabitq");
+  EXPECT_EQ(st->cells, 1u);
+  EXPECT_EQ(st->nodes, 800u);
+  EXPECT_EQ(st->tail, 0u);
+  EXPECT_EQ(st->entries, 800u);
+  EXPECT_EQ(st->degree, 16u);
+  EXPECT_EQ(st->stale, 0u);
+  const size_t nq = 30;
+  auto qs = Queries(*ds, nq, 26);
+  SearchOptions o;
+  o.k = 10;
+  o.exact = true;
+  auto truth = ds->Search("emb", qs.data(), nq, kDim, o);
+  ASSERT_TRUE(truth.ok());
+  o.exact = false;
+  auto def = ds->Search("emb", qs.data(), nq, kDim, o);
+  ASSERT_TRUE(def.ok()) << def.status().ToString();
+  EXPECT_TRUE(def->used_index);
+  EXPECT_EQ(def->nprobe, 0u);
+  EXPECT_GT(def->ef, 0u);
+  // Eight well-separated clusters are hard for a graph at the default beam; a wider beam
+  // reaches them.
+  EXPECT_GE(Recall(*def, *truth, nq), 0.5);
+  o.ef = 400;
+  auto wide = ds->Search("emb", qs.data(), nq, kDim, o);
+  ASSERT_TRUE(wide.ok());
+  EXPECT_GE(Recall(*wide, *truth, nq), 0.97);
+  EXPECT_EQ(wide->ef, 400u);
+  for (size_t q = 0; q < nq; ++q) EXPECT_EQ(wide->anchors[wide->offsets[q]], q * 26);
+  o.ef = 0;
+  o.rerank = false;
+  o.ef = 400;
+  auto est = ds->Search("emb", qs.data(), nq, kDim, o);
+  ASSERT_TRUE(est.ok());
+  EXPECT_GE(Recall(*est, *truth, nq), 0.7);
+  o.rerank = true;
+  // Appends after the build go to the cell-0 tail and are found.
+  ObjectId v1 = ds->head();
+  Schema s = ds->schema();
+  auto extra = MakeVectors(20, 77);
+  auto ac = ds->AppendMany(MakeBatch(s, extra, 9000));
+  ASSERT_TRUE(ac.ok()) << ac.status().ToString();
+  EXPECT_LE(ac->objects_written, 3u /*segments*/ + 1 /*bucket*/ + 8);
+  st = ds->IndexStatus("emb");
+  EXPECT_EQ(st->nodes, 800u);
+  EXPECT_EQ(st->tail, 20u);
+  EXPECT_EQ(st->entries, 820u);
+  EXPECT_EQ(st->buckets, 1u);
+  std::vector<float> q(extra.begin() + 4 * kDim, extra.begin() + 5 * kDim);
+  o.k = 1;
+  auto now = ds->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(now.ok()) << now.status().ToString();
+  EXPECT_TRUE(now->used_index);
+  EXPECT_EQ(now->anchors[0], 804u);
+  auto old = Dataset::OpenAt(store, "vecs", v1.ToString());
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  auto then = (*old)->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(then.ok()) << then.status().ToString();
+  EXPECT_TRUE(then->used_index);
+  ASSERT_EQ(then->anchors.size(), 1u);
+  EXPECT_LT(then->anchors[0], 800u);
+  EXPECT_EQ((*old)->IndexStatus("emb")->tail, 0u);
+  // Deleted and replaced anchors are never returned; the new value is found once.
+  auto q7 = Query(*ds, 7);
+  auto q20 = Query(*ds, 20);
+  ASSERT_TRUE(ds->Delete({7}).ok());
+  std::vector<float> far(q20.size());
+  for (size_t i = 0; i < far.size(); ++i) far[i] = -q20[i];
+  Batch b;
+  b.anchors = {20};
+  Column emb(*s.Find("emb"));
+  emb.AppendFloats(far);
+  b.columns.push_back(std::move(emb));
+  ASSERT_TRUE(ds->AppendMany(b).ok());
+  o.k = 10;
+  auto r7 = ds->Search("emb", q7.data(), 1, kDim, o);
+  ASSERT_TRUE(r7.ok());
+  EXPECT_EQ(r7->anchors.size(), 10u);
+  EXPECT_EQ(std::count(r7->anchors.begin(), r7->anchors.end(), 7u), 0);
+  auto r20 = ds->Search("emb", q20.data(), 1, kDim, o);
+  ASSERT_TRUE(r20.ok());
+  EXPECT_EQ(std::count(r20->anchors.begin(), r20->anchors.end(), 20u), 0);
+  auto rf = ds->Search("emb", far.data(), 1, kDim, o);
+  ASSERT_TRUE(rf.ok());
+  EXPECT_EQ(rf->anchors[0], 20u);
+  EXPECT_NEAR(rf->scores[0], 1.0f, 1e-4);
+  EXPECT_EQ(std::count(rf->anchors.begin(), rf->anchors.end(), 20u), 1);
+  st = ds->IndexStatus("emb");
+  EXPECT_EQ(st->entries, 821u);
+  EXPECT_EQ(st->live, 819u);
+  EXPECT_EQ(st->stale, 2u);
+  // A rebuild folds the tail into the graph and drops stale entries.
+  ASSERT_TRUE(ds->BuildIndex("emb", bo).ok());
+  st = ds->IndexStatus("emb");
+  EXPECT_EQ(st->nodes, 819u);
+  EXPECT_EQ(st->tail, 0u);
+  EXPECT_EQ(st->stale, 0u);
+}
+
+TEST(GraphSearch, FiltersRangesAndSelectiveFiltersFallBack) {
+  auto ds = MakeDataset(MemStore(), 1000, 11);
+  BuildIndexOptions bo;
+  bo.algorithm = "graph";
+  bo.degree = 16;
+  ASSERT_TRUE(ds->BuildIndex("emb", bo).ok());
+  auto q = Query(*ds, 33);
+  SearchOptions o;
+  o.k = 10;
+  o.where = {*ParsePredicate("label == 3")};
+  o.fields = {"label"};
+  auto r = ds->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->anchors.size(), 10u);
+  for (size_t i = 0; i < 10; ++i) EXPECT_EQ(r->columns[0].Int64At(i), 3);
+  o.exact = true;
+  auto truth = ds->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(truth.ok());
+  EXPECT_GE(Recall(*r, *truth, 1), 0.9);
+  // One matching record far from the query: ef widens, then brute force finds it.
+  o.exact = false;
+  o.fields.clear();
+  o.where = {*ParsePredicate("name == 'r734'")};
+  auto one = ds->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  ASSERT_EQ(one->anchors.size(), 1u);
+  EXPECT_EQ(one->anchors[0], 734u);
+  // Anchor range.
+  o.where.clear();
+  o.start = 100;
+  o.end = 200;
+  auto range = ds->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(range.ok());
+  ASSERT_EQ(range->anchors.size(), 10u);
+  for (uint64_t a : range->anchors) {
+    EXPECT_GE(a, 100u);
+    EXPECT_LT(a, 200u);
+  }
+}
+
+TEST(GraphSearch, DeterministicAndErrors) {
+  auto a = MakeDataset(MemStore(), 300, 4);
+  auto b = MakeDataset(MemStore(), 300, 4);
+  BuildIndexOptions bo;
+  bo.algorithm = "graph";
+  bo.degree = 16;
+  bo.seed = 9;
+  ASSERT_TRUE(a->BuildIndex("emb", bo).ok());
+  bo.threads = 1;
+  ASSERT_TRUE(b->BuildIndex("emb", bo).ok());
+  EXPECT_EQ(a->IndexStatus("emb")->index, b->IndexStatus("emb")->index);
+  bo.quantizer = "pq4";
+  auto pq = a->BuildIndex("emb", bo);
+  EXPECT_EQ(pq.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(pq.status().message().find("pq4"), std::string::npos);
+  bo.quantizer.clear();
+  bo.degree = 2;
+  auto deg = a->BuildIndex("emb", bo);
+  EXPECT_EQ(deg.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(deg.status().message().find("degree"), std::string::npos);
+  auto empty = Dataset::Create(MemStore(), "e", TestSchema());
+  ASSERT_TRUE(empty.ok());
+  bo.degree = 0;
+  EXPECT_EQ((*empty)->BuildIndex("emb", bo).status().code(), StatusCode::kInvalidArgument);
+  // A graph declared in the schema drives the build.
+  auto s = Schema::FromJson(R"({"fields": [{"name": "emb", "type": "embedding", "dim": 16,
+                   "index": {"algorithm": "graph", "metric": "l2", "bits": 3}},
+                  {"name": "label", "type": "int64"}, {"name": "name", "type": "string",
+                   "optional": true}]})");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  auto ds = Dataset::Create(MemStore(), "g", *s);
+  ASSERT_TRUE(ds.ok());
+  auto v = MakeVectors(400, 2);
+  ASSERT_TRUE((*ds)->AppendMany(MakeBatch(*s, v, 0)).ok());
+  ASSERT_TRUE((*ds)->BuildIndex("emb").ok());
+  auto st = (*ds)->IndexStatus("emb");
+  EXPECT_EQ(st->algorithm, "graph");
+  EXPECT_EQ(st->metric, "l2");
+  EXPECT_EQ(st->bits, 3u);
+  std::vector<float> q(v.begin() + 11 * kDim, v.begin() + 12 * kDim);
+  SearchOptions o;
+  o.k = 1;
+  auto r = (*ds)->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->anchors[0], 11u);
+}
+
+TEST(GraphSearch, FileStoreVerifyAndReadStats) {
+  auto dir =
+      std::filesystem::temp_directory_path() / ("dreamdb_vgraph_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::shared_ptr<Store> store(*Store::Open("file://" + dir.string()));
+  auto ds = MakeDataset(store, 1000);
+  BuildIndexOptions bo;
+  bo.algorithm = "graph";
+  bo.degree = 16;
+  ASSERT_TRUE(ds->BuildIndex("emb", bo).ok());
+  Schema s = ds->schema();
+  ASSERT_TRUE(ds->AppendMany(MakeBatch(s, MakeVectors(40, 5), 3000)).ok());
+  ASSERT_TRUE(ds->Delete({3, 4}).ok());
+  auto report = Verify(*store, "vecs");
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->problems.empty()) << report->problems[0];
+  auto cold = *Dataset::Open(store, "vecs");
+  auto q = Query(*cold, 100);
+  ReadStats before = cold->read_stats();
+  SearchOptions o;
+  o.k = 10;
+  o.rerank = false;
+  auto r = cold->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->anchors[0], 100u);
+  ReadStats after = cold->read_stats();
+  const uint64_t pages = (1000 + 255) / 256;
+  EXPECT_GE(after.requests - before.requests, 3u);  // model, directory page, tail bucket
+  EXPECT_LE(after.requests - before.requests, 3u + pages + 8);
+  before = cold->read_stats();
+  ASSERT_TRUE(cold->Search("emb", q.data(), 1, kDim, o).ok());
+  after = cold->read_stats();
+  EXPECT_EQ(after.requests, before.requests);
+  // A missing node page is reported by verify and fails the search that needs it.
+  size_t removed = 0;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir / "objects")) {
+    if (!e.is_regular_file()) continue;
+    std::string bytes(std::filesystem::file_size(e.path()), '\0');
+    FILE* f = fopen(e.path().c_str(), "rb");
+    ASSERT_EQ(fread(bytes.data(), 1, bytes.size(), f), bytes.size());
+    fclose(f);
+    if (bytes.starts_with("DDBSPG01") && removed == 0) {
+      std::filesystem::remove(e.path());
+      ++removed;
+    }
+  }
+  ASSERT_EQ(removed, 1u);
+  report = Verify(*store, "vecs");
+  ASSERT_TRUE(report.ok());
+  ASSERT_FALSE(report->problems.empty());
+  EXPECT_NE(report->problems[0].find("node page"), std::string::npos) << report->problems[0];
+  std::filesystem::remove_all(dir);
+}
+
+TEST(GraphSearch, BuildRebasesRecordsAppendedWhileItRan) {
+  auto store = MemStore();
+  auto ds = MakeDataset(store, 300);
+  auto other = *Dataset::Open(store, "vecs");
+  Schema s = ds->schema();
+  auto extra = MakeVectors(20, 77);
+  bool appended = false;
+  BuildIndexOptions bo;
+  bo.algorithm = "graph";
+  bo.degree = 8;
+  auto c = ds->BuildIndex("emb", bo, [&](std::string_view phase, uint64_t done, uint64_t) {
+    if (phase == "commit" && done == 0 && !appended) {
+      appended = true;
+      ASSERT_TRUE(other->AppendMany(MakeBatch(s, extra, 300)).ok());
+      ASSERT_TRUE(other->Delete({7}).ok());
+    }
+  });
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  auto st = ds->IndexStatus("emb");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->nodes, 300u);
+  EXPECT_EQ(st->tail, 20u);
+  EXPECT_EQ(st->live, 319u);
+  SearchOptions o;
+  o.k = 1;
+  std::vector<float> q(extra.begin() + 3 * kDim, extra.begin() + 4 * kDim);
+  auto r = ds->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->used_index);
+  EXPECT_EQ(r->anchors[0], 303u);
+}
+
+// PQ4 as a stored quantizer (spec/21 §2.1, §4.1).
+TEST(Pq4Index, BuildSearchAppendAndKeys) {
+  auto ds = MakeDataset(MemStore(), 2000, 6);
+  BuildIndexOptions bo;
+  bo.cells = 8;
+  bo.quantizer = "pq4";
+  auto c = ds->BuildIndex("emb", bo);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  auto st = ds->IndexStatus("emb");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->quantizer, "pq4");
+  EXPECT_EQ(st->entries, 2000u);
+  const size_t nq = 20;
+  auto qs = Queries(*ds, nq, 97);
+  SearchOptions o;
+  o.k = 10;
+  o.exact = true;
+  auto truth = ds->Search("emb", qs.data(), nq, kDim, o);
+  ASSERT_TRUE(truth.ok());
+  o.exact = false;
+  o.nprobe = 8;
+  auto r = ds->Search("emb", qs.data(), nq, kDim, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_GE(Recall(*r, *truth, nq), 0.9);
+  Schema s = ds->schema();
+  auto extra = MakeVectors(10, 12);
+  ASSERT_TRUE(ds->AppendMany(MakeBatch(s, extra, 7000)).ok());
+  EXPECT_EQ(ds->IndexStatus("emb")->entries, 2010u);
+  EXPECT_EQ(ds->IndexStatus("emb")->quantizer, "pq4");
+  std::vector<float> q(extra.begin() + 2 * kDim, extra.begin() + 3 * kDim);
+  o.k = 1;
+  auto found = ds->Search("emb", q.data(), 1, kDim, o);
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(found->anchors[0], 2002u);
+  // The optional key appears only for pq4.
+  vindex::IndexObject ix;
+  ix.field = "emb";
+  ix.metric = "cosine";
+  ix.bits = 4;
+  ix.dim = 16;
+  ix.cells = 1;
+  ix.model = ObjectId::Of("m");
+  ix.pages = {ObjectId::Of("p")};
+  auto plain = vindex::EncodeIndex(ix);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->find("quantizer"), std::string::npos);
+  EXPECT_EQ(plain->find("graph"), std::string::npos);
+  ix.quantizer = "pq4";
+  auto with = vindex::EncodeIndex(ix);
+  ASSERT_TRUE(with.ok());
+  EXPECT_NE(with->find("quantizer"), std::string::npos);
+  EXPECT_EQ(*vindex::DecodeIndex(*with), ix);
+  bo.quantizer = "pq8";
+  EXPECT_EQ(ds->BuildIndex("emb", bo).status().code(), StatusCode::kInvalidArgument);
+  // The schema declaration drives the quantizer.
+  auto sj = Schema::FromJson(R"({"fields": [{"name": "emb", "type": "embedding", "dim": 16,
+                   "index": {"quantizer": "pq4", "cells": 4}}]})");
+  ASSERT_TRUE(sj.ok()) << sj.status().ToString();
+  EXPECT_NE(sj->ToJson().find("\"quantizer\""), std::string::npos);
+  EXPECT_EQ(*Schema::FromJson(sj->ToJson()), *sj);
 }
 
 }  // namespace

@@ -24,6 +24,7 @@ constexpr char kModelMagic[4] = {'D', 'V', 'I', 'M'};
 constexpr char kCellMagic[4] = {'D', 'V', 'I', 'C'};
 constexpr uint16_t kModelVersion = 1;
 constexpr uint16_t kCellVersion = 1;
+constexpr uint16_t kCellVersionPq = 2;  // pq4 cell codes (spec/20 §8.3)
 constexpr size_t kModelHeaderBytes = 32;
 constexpr size_t kCellHeaderBytes = 16;
 constexpr size_t kFactorBytes = 3 * kFastScanBlock * sizeof(float);  // add, rescale, error
@@ -91,6 +92,8 @@ struct CellHeader {
 
 }  // namespace
 
+uint32_t PqRerankCandidates(uint32_t k) { return std::max<uint32_t>(200, 20 * k); }
+
 uint32_t DefaultNprobe(uint32_t num_cells) {
   const auto scaled = static_cast<uint32_t>(std::lround(0.6 * std::sqrt(num_cells)));
   return std::min(num_cells, std::max<uint32_t>(8, scaled));
@@ -115,10 +118,28 @@ Result<IvfParams::Algorithm> ParseAlgorithm(std::string_view name) {
   return Invalid("unknown index algorithm " + Quote(name) + " (expected ivf, imi or lsh)");
 }
 
+std::string_view QuantizerName(IvfParams::Quantizer quantizer) {
+  switch (quantizer) {
+    case IvfParams::Quantizer::kRaBitQ:
+      return "rabitq";
+    case IvfParams::Quantizer::kPq4:
+      return "pq4";
+  }
+  return "unknown";
+}
+
+Result<IvfParams::Quantizer> ParseQuantizer(std::string_view name) {
+  if (name == "rabitq") return IvfParams::Quantizer::kRaBitQ;
+  if (name == "pq4") return IvfParams::Quantizer::kPq4;
+  return Invalid("unknown quantizer " + Quote(name) + " (expected rabitq or pq4)");
+}
+
 namespace {
 
 using Algorithm = IvfParams::Algorithm;
 constexpr uint16_t kModelVersionAlgorithms = 2;  // imi and lsh models (spec/20 §4)
+constexpr uint16_t kModelVersionPq = 3;          // pq4 models, any algorithm (spec/20 §8.2)
+using Quantizer = IvfParams::Quantizer;
 constexpr uint32_t kMaxImiSize = 4096;
 constexpr uint32_t kMaxLshPlanes = 16;
 constexpr uint64_t kLshStream = 0x4c534850;      // "LSHP"
@@ -126,7 +147,10 @@ constexpr uint64_t kImiSecondSeed = 0x494d4932;  // "IMI2"
 
 Status CheckParams(const IvfParams& params) {
   if (params.dim == 0) return Invalid("IvfParams.dim must be > 0");
-  if (params.bits < 1 || params.bits > 8) {
+  if (params.quantizer != Quantizer::kRaBitQ && params.quantizer != Quantizer::kPq4) {
+    return Invalid("unknown quantizer " + std::to_string(static_cast<unsigned>(params.quantizer)));
+  }
+  if (params.quantizer == Quantizer::kRaBitQ && (params.bits < 1 || params.bits > 8)) {
     return Invalid("IvfParams.bits must be in 1..8, got " + std::to_string(params.bits));
   }
   if (params.rotation != RotationKind::kHadamard && params.rotation != RotationKind::kDense) {
@@ -180,12 +204,39 @@ Status IvfModel::Init() {
     lsh_plane_offset_[b] = Dot(&lsh_planes_[size_t{b} * dim], lsh_offset_.data(), dim);
   }
   centroid_norms_.resize(params_.num_cells);
-  rotated_.assign(size_t{params_.num_cells} * d, 0);
+  const bool rotate = pq_ == nullptr;  // pq4 codes do not use the rotation
+  rotated_.assign(rotate ? size_t{params_.num_cells} * d : 0, 0);
   for (uint32_t c = 0; c < params_.num_cells; ++c) {
     centroid_norms_[c] = NormSqr(centroid(c), dim);
-    rotation_->Apply(centroid(c), &rotated_[size_t{c} * d]);
+    if (rotate) rotation_->Apply(centroid(c), &rotated_[size_t{c} * d]);
   }
   return Status::Ok();
+}
+
+Result<std::shared_ptr<const IvfModel>> IvfModel::WithPq(PqCodec codec) const {
+  if (codec.dim() != params_.dim) {
+    return Invalid("pq codec dim " + std::to_string(codec.dim()) + " does not match the model's " +
+                   std::to_string(params_.dim));
+  }
+  std::shared_ptr<IvfModel> m(new IvfModel());
+  m->params_ = params_;
+  m->params_.quantizer = Quantizer::kPq4;
+  m->params_.bits = 4;
+  m->params_.rotation = RotationKind::kHadamard;
+  m->params_.pq_subspaces = codec.m();
+  m->centroids_ = centroids_;
+  m->imi_s_ = imi_s_;
+  m->imi_h1_ = imi_h1_;
+  m->imi_a_ = imi_a_;
+  m->imi_b_ = imi_b_;
+  m->lsh_bits_ = lsh_bits_;
+  m->lsh_planes_ = lsh_planes_;
+  m->lsh_offset_ = lsh_offset_;
+  m->pq_ = std::make_unique<const PqCodec>(std::move(codec));
+  ASSIGN_OR_RETURN(m->rotation_,
+                   Rotation::Create(RotationKind::kHadamard, params_.dim, params_.seed));
+  RETURN_IF_ERROR(m->Init());
+  return std::shared_ptr<const IvfModel>(std::move(m));
 }
 
 namespace {
@@ -293,11 +344,44 @@ Result<std::shared_ptr<const IvfModel>> TrainLsh(const IvfParams& params, const 
 
 Result<std::shared_ptr<const IvfModel>> IvfModel::Train(const IvfParams& params,
                                                         const float* sample, size_t n) {
-  if (params.dim == 0) return Invalid("IvfParams.dim must be > 0");
-  if (params.bits < 1 || params.bits > 8) {
-    return Invalid("IvfParams.bits must be in 1..8, got " + std::to_string(params.bits));
-  }
   RETURN_IF_ERROR(CheckParams(params));
+  if (params.quantizer == Quantizer::kPq4) {
+    const uint32_t m =
+        params.pq_subspaces == 0 ? DefaultPqSubspaces(params.dim) : params.pq_subspaces;
+    if (m > kPqMaxSubspaces || params.dim % m != 0) {
+      return Invalid("IvfParams.pq_subspaces " + std::to_string(m) + " must divide dim " +
+                     std::to_string(params.dim) + " and be at most " +
+                     std::to_string(kPqMaxSubspaces));
+    }
+    if (n < kPqCentroids) {
+      return Invalid("pq4 training needs at least 16 vectors, got " + std::to_string(n));
+    }
+    IvfParams coarse = params;
+    coarse.quantizer = Quantizer::kRaBitQ;
+    coarse.bits = 4;
+    coarse.rotation = RotationKind::kHadamard;
+    coarse.pq_subspaces = 0;
+    ASSIGN_OR_RETURN(std::shared_ptr<const IvfModel> model, Train(coarse, sample, n));
+    const uint32_t dim = params.dim;
+    std::vector<uint32_t> cell(n);
+    RETURN_IF_ERROR(model->Assign(sample, n, cell.data(), params.kmeans.threads));
+    // Residuals o - c (cosine: of the normalised vector), as EncodePqInto computes them.
+    std::vector<float> residual(n * dim);
+    for (size_t i = 0; i < n; ++i) {
+      float* r = &residual[i * dim];
+      if (params.metric == Metric::kCosine) {
+        Normalize(sample + i * dim, dim, r);
+      } else {
+        std::copy(sample + i * dim, sample + (i + 1) * dim, r);
+      }
+      const float* c = model->centroid(cell[i]);
+      for (uint32_t j = 0; j < dim; ++j) r[j] -= c[j];
+    }
+    ASSIGN_OR_RETURN(PqCodec codec,
+                     PqCodec::Train(dim, m, residual.data(), n, params.seed,
+                                    params.kmeans.iterations, params.kmeans.threads));
+    return model->WithPq(std::move(codec));
+  }
   if (n == 0) return Invalid("IVF training needs at least one vector, got 0");
   RETURN_IF_ERROR(CheckVectors(sample, n, params.dim, "training vector"));
   if (params.algorithm == Algorithm::kImi) return TrainImi(params, sample, n);
@@ -333,6 +417,9 @@ Result<std::shared_ptr<const IvfModel>> IvfModel::FromCentroids(const IvfParams&
   if (params.algorithm != Algorithm::kIvf) {
     return Invalid("FromCentroids builds ivf models; use FromImiCodebooks or FromLsh");
   }
+  if (params.quantizer != Quantizer::kRaBitQ) {
+    return Invalid("FromCentroids builds rabitq models; use WithPq for pq4");
+  }
   if (params.num_cells == 0 || centroids.size() != size_t{params.num_cells} * params.dim) {
     return Invalid("centroids must be num_cells x dim floats");
   }
@@ -359,6 +446,9 @@ Result<std::shared_ptr<const IvfModel>> IvfModel::FromImiCodebooks(const IvfPara
                                                                    std::vector<float> first,
                                                                    std::vector<float> second) {
   RETURN_IF_ERROR(CheckParams(params));
+  if (params.quantizer != Quantizer::kRaBitQ) {
+    return Invalid("FromImiCodebooks builds rabitq models; use WithPq for pq4");
+  }
   if (params.algorithm != Algorithm::kImi) return Invalid("FromImiCodebooks needs algorithm imi");
   if (s == 0 || s > kMaxImiSize) {
     return Invalid("imi codebook size must be in 1.." + std::to_string(kMaxImiSize) + ", got " +
@@ -397,6 +487,9 @@ Result<std::shared_ptr<const IvfModel>> IvfModel::FromLsh(const IvfParams& param
                                                           std::vector<float> offset,
                                                           std::vector<float> centres) {
   RETURN_IF_ERROR(CheckParams(params));
+  if (params.quantizer != Quantizer::kRaBitQ) {
+    return Invalid("FromLsh builds rabitq models; use WithPq for pq4");
+  }
   if (params.algorithm != Algorithm::kLsh) return Invalid("FromLsh needs algorithm lsh");
   const uint32_t dim = params.dim;
   const size_t b = planes.size() / dim;
@@ -440,13 +533,17 @@ Bytes IvfModel::Serialize() const {
   out.reserve(kModelHeaderBytes + centroids_.size() * 4 + rotation_->dense_matrix().size() * 4);
   const Algorithm algo = params_.algorithm;
   out.append(kModelMagic, 4);
-  // ivf models keep format version 1 (algorithm byte zero); imi and lsh use version 2.
-  Put<uint16_t>(&out, algo == Algorithm::kIvf ? kModelVersion : kModelVersionAlgorithms);
+  // rabitq: ivf models keep format version 1 (algorithm byte zero); imi and lsh use
+  // version 2. pq4 models (any algorithm) are version 3 with byte 10 = quantizer.
+  const bool pq = pq_ != nullptr;
+  Put<uint16_t>(&out, pq ? kModelVersionPq
+                         : (algo == Algorithm::kIvf ? kModelVersion : kModelVersionAlgorithms));
   Put<uint8_t>(&out, static_cast<uint8_t>(params_.metric));
   Put<uint8_t>(&out, static_cast<uint8_t>(params_.rotation));
   Put<uint8_t>(&out, static_cast<uint8_t>(params_.bits));
   Put<uint8_t>(&out, static_cast<uint8_t>(algo));
-  out.append(2, '\0');
+  Put<uint8_t>(&out, static_cast<uint8_t>(pq ? Quantizer::kPq4 : Quantizer::kRaBitQ));
+  out.append(1, '\0');
   Put<uint32_t>(&out, params_.dim);
   Put<uint32_t>(&out, d);
   Put<uint32_t>(&out, params_.num_cells);
@@ -465,6 +562,11 @@ Bytes IvfModel::Serialize() const {
   } else {
     for (float v : centroids_) Put<float>(&out, v);
   }
+  if (pq) {
+    Put<uint32_t>(&out, pq_->m());
+    Put<uint32_t>(&out, 0);
+    for (float v : pq_->codebooks()) Put<float>(&out, v);
+  }
   for (float v : rotation_->dense_matrix()) Put<float>(&out, v);
   return out;
 }
@@ -475,17 +577,34 @@ Result<std::shared_ptr<const IvfModel>> IvfModel::Deserialize(ByteView bytes) {
   }
   const char* p = bytes.data();
   const uint16_t version = Get<uint16_t>(p + 4);
-  if (version > kModelVersionAlgorithms) {
+  if (version > kModelVersionPq) {
     return Status(StatusCode::kUnsupported, "IVF model format version " + std::to_string(version) +
                                                 " is newer than " +
-                                                std::to_string(kModelVersionAlgorithms));
+                                                std::to_string(kModelVersionPq));
   }
   if (version == 0) return Corrupt("IVF model: version 0");
   const uint8_t metric = Get<uint8_t>(p + 6);
   const uint8_t rot = Get<uint8_t>(p + 7);
   const uint8_t bits = Get<uint8_t>(p + 8);
   const uint8_t algo = Get<uint8_t>(p + 9);
+  const uint8_t quant = Get<uint8_t>(p + 10);
   if (version == kModelVersion && algo != 0) {
+    return Corrupt("IVF model: reserved bytes not zero");
+  }
+  if (version == kModelVersionPq) {
+    if (algo > 2) {
+      return Status(StatusCode::kUnsupported,
+                    "IVF model: unknown index algorithm " + std::to_string(algo) +
+                        " (written by a newer version; this reader knows ivf, imi, lsh)");
+    }
+    if (quant == 0) return Corrupt("IVF model: version 3 with quantizer rabitq (versions 1, 2)");
+    if (quant > 1) {
+      return Status(StatusCode::kUnsupported,
+                    "IVF model: unknown quantizer " + std::to_string(quant) +
+                        " (written by a newer version; this reader knows rabitq, pq4)");
+    }
+    if (bits != 4 || rot != 0) return Corrupt("IVF model: pq4 model needs bits 4, rotation 0");
+  } else if (quant != 0) {
     return Corrupt("IVF model: reserved bytes not zero");
   }
   if (version == kModelVersionAlgorithms) {
@@ -496,7 +615,7 @@ Result<std::shared_ptr<const IvfModel>> IvfModel::Deserialize(ByteView bytes) {
                         " (written by a newer version; this reader knows ivf, imi, lsh)");
     }
   }
-  if (p[10] != 0 || p[11] != 0) return Corrupt("IVF model: reserved bytes not zero");
+  if (p[11] != 0) return Corrupt("IVF model: reserved bytes not zero");
   const uint32_t dim = Get<uint32_t>(p + 12);
   const uint32_t d = Get<uint32_t>(p + 16);
   const uint32_t cells = Get<uint32_t>(p + 20);
@@ -543,7 +662,20 @@ Result<std::shared_ptr<const IvfModel>> IvfModel::Deserialize(ByteView bytes) {
       floats = (size_t{b} + 1 + cells) * dim;
     }
   }
-  if (bytes.size() != kModelHeaderBytes + extra + (floats + nm) * 4) {
+  // pq4: u32 m, u32 0, then m x 16 x (dim / m) codebook floats after the algorithm body.
+  size_t pq_bytes = 0;
+  uint32_t pq_m = 0;
+  if (version == kModelVersionPq) {
+    const size_t at = kModelHeaderBytes + extra + floats * 4;
+    if (bytes.size() < at + 8) return Corrupt("IVF model: truncated pq4 section");
+    pq_m = Get<uint32_t>(p + at);
+    if (pq_m == 0 || pq_m > kPqMaxSubspaces || dim % pq_m != 0 || Get<uint32_t>(p + at + 4) != 0) {
+      return Corrupt("IVF model: pq4 sub-spaces " + std::to_string(pq_m) + " for dim " +
+                     std::to_string(dim));
+    }
+    pq_bytes = 8 + size_t{dim} * kPqCentroids * 4;
+  }
+  if (bytes.size() != kModelHeaderBytes + extra + (floats + nm) * 4 + pq_bytes) {
     return Corrupt("IVF model: size " + std::to_string(bytes.size()) + " does not match header");
   }
   const char* body = p + kModelHeaderBytes + extra;
@@ -580,9 +712,18 @@ Result<std::shared_ptr<const IvfModel>> IvfModel::Deserialize(ByteView bytes) {
   } else {
     m->centroids_ = std::move(values);
   }
+  if (version == kModelVersionPq) {
+    std::vector<float> books(size_t{dim} * kPqCentroids);
+    std::memcpy(books.data(), body + floats * 4 + 8, books.size() * 4);
+    Result<PqCodec> codec = PqCodec::FromCodebooks(dim, pq_m, std::move(books));
+    if (!codec.ok()) return Corrupt("IVF model: " + codec.status().message());
+    m->params_.quantizer = Quantizer::kPq4;
+    m->params_.pq_subspaces = pq_m;
+    m->pq_ = std::make_unique<const PqCodec>(std::move(*codec));
+  }
   if (rot == 1) {
     std::vector<float> matrix(nm);
-    std::memcpy(matrix.data(), body + floats * 4, nm * 4);
+    std::memcpy(matrix.data(), body + floats * 4 + pq_bytes, nm * 4);
     ASSIGN_OR_RETURN(m->rotation_, Rotation::FromDenseMatrix(dim, seed, std::move(matrix)));
   } else {
     ASSIGN_OR_RETURN(m->rotation_, Rotation::Create(RotationKind::kHadamard, dim, seed));
@@ -651,9 +792,14 @@ Status IvfModel::Assign(const float* vecs, size_t n, uint32_t* cells, uint32_t t
 
 // ---------------------------------------------------------------- cell codes
 
-size_t IvfModel::SignBlockBytes() const { return size_t{padded_dim()} / 4 * 16 + kFactorBytes; }
+// pq4: the FastScan blocks of PQ codes take the place of the sign blocks; no plane section.
+size_t IvfModel::SignBlockBytes() const {
+  if (pq_ != nullptr) return pq_->BlockBytes();
+  return size_t{padded_dim()} / 4 * 16 + kFactorBytes;
+}
 
 size_t IvfModel::PlaneBlockBytes() const {
+  if (pq_ != nullptr) return 0;
   // bits > 1: all `bits` planes of the full code (the top plane repeats the signs, so the
   // refined estimate is exact in the code, not limited by the 8-bit FastScan table).
   const size_t bits = params_.bits;
@@ -736,22 +882,52 @@ void IvfModel::EncodeInto(uint32_t cell, const float* v, const CellView& view, s
   PutFactors(view.Planes(pos / kFastScanBlock) + kFastScanBlock * lane_bytes, lane, fex);
 }
 
+void IvfModel::EncodePqInto(uint32_t cell, const float* v, const CellView& view, size_t pos,
+                            float* scratch) const {
+  const uint32_t dim = params_.dim;
+  const float* c = centroid(cell);
+  if (params_.metric == Metric::kCosine) {
+    Normalize(v, dim, scratch);
+  } else {
+    std::copy(v, v + dim, scratch);
+  }
+  for (uint32_t j = 0; j < dim; ++j) scratch[j] -= c[j];
+  pq_->EncodeInto(scratch, view.Signs(pos / kFastScanBlock),
+                  static_cast<uint32_t>(pos % kFastScanBlock));
+}
+
 namespace {
 
-Result<CellHeader> ParseCell(ByteView codes, uint32_t bits, uint32_t d, size_t sign_bytes,
-                             size_t plane_bytes) {
+uint32_t PqM(const IvfModel& m) { return m.pq() != nullptr ? m.pq()->m() : 0; }
+
+// pq_m: 0 for a rabitq model (version 1 blocks), else the model's sub-spaces (version 2).
+Result<CellHeader> ParseCell(ByteView codes, uint32_t pq_m, uint32_t bits, uint32_t d,
+                             size_t sign_bytes, size_t plane_bytes) {
   if (codes.size() < kCellHeaderBytes || std::memcmp(codes.data(), kCellMagic, 4) != 0) {
     return Corrupt("cell codes: missing 'DVIC' header");
   }
   const char* p = codes.data();
   const uint16_t version = Get<uint16_t>(p + 4);
-  if (version > kCellVersion) {
+  if (version > kCellVersionPq) {
     return Status(StatusCode::kUnsupported, "cell codes format version " + std::to_string(version) +
-                                                " is newer than " + std::to_string(kCellVersion));
+                                                " is newer than " + std::to_string(kCellVersionPq));
   }
   CellHeader h{Get<uint8_t>(p + 6), Get<uint32_t>(p + 8), Get<uint32_t>(p + 12)};
   if (version == 0 || p[7] != 0) return Corrupt("cell codes: bad version or reserved byte");
-  if (h.bits != bits || h.d != d) {
+  if (version == kCellVersionPq && pq_m == 0) {
+    return Corrupt("cell codes: a pq4 block (version 2) given to a rabitq model");
+  }
+  if (version == kCellVersion && pq_m != 0) {
+    return Corrupt("cell codes: a rabitq block (version 1) given to a pq4 model");
+  }
+  if (version == kCellVersionPq) {
+    // byte 6 = quantizer (1 = pq4), offset 8 = sub-spaces.
+    if (h.bits != 1 || h.d != pq_m) {
+      return Corrupt("cell codes: pq4 header (quantizer " + std::to_string(h.bits) +
+                     ", sub-spaces " + std::to_string(h.d) + ") does not match the model (1, " +
+                     std::to_string(pq_m) + ")");
+    }
+  } else if (h.bits != bits || h.d != d) {
     return Corrupt("cell codes: bits/dimension (" + std::to_string(h.bits) + ", " +
                    std::to_string(h.d) + ") do not match the model (" + std::to_string(bits) +
                    ", " + std::to_string(d) + ")");
@@ -774,18 +950,25 @@ IvfModel::CellView IvfModel::View(const char* data, uint32_t count) const {
 }
 
 Result<uint32_t> IvfModel::CellCount(ByteView codes) const {
-  ASSIGN_OR_RETURN(CellHeader h, ParseCell(codes, params_.bits, padded_dim(), SignBlockBytes(),
-                                           PlaneBlockBytes()));
+  ASSIGN_OR_RETURN(CellHeader h, ParseCell(codes, PqM(*this), params_.bits, padded_dim(),
+                                           SignBlockBytes(), PlaneBlockBytes()));
   return h.count;
 }
 
 Bytes IvfModel::EmptyCell(uint32_t count) const {
   Bytes out;
   out.append(kCellMagic, 4);
-  Put<uint16_t>(&out, kCellVersion);
-  Put<uint8_t>(&out, static_cast<uint8_t>(params_.bits));
-  Put<uint8_t>(&out, 0);
-  Put<uint32_t>(&out, padded_dim());
+  if (pq_ != nullptr) {
+    Put<uint16_t>(&out, kCellVersionPq);
+    Put<uint8_t>(&out, static_cast<uint8_t>(Quantizer::kPq4));
+    Put<uint8_t>(&out, 0);
+    Put<uint32_t>(&out, pq_->m());
+  } else {
+    Put<uint16_t>(&out, kCellVersion);
+    Put<uint8_t>(&out, static_cast<uint8_t>(params_.bits));
+    Put<uint8_t>(&out, 0);
+    Put<uint32_t>(&out, padded_dim());
+  }
   Put<uint32_t>(&out, count);
   out.resize(kCellHeaderBytes + NumBlocks(count) * (SignBlockBytes() + PlaneBlockBytes()), '\0');
   return out;
@@ -808,7 +991,7 @@ Status IvfModel::AppendToCell(uint32_t cell, Bytes* codes, const float* vecs, si
   }
   const size_t sb = SignBlockBytes();
   const size_t pb = PlaneBlockBytes();
-  ASSIGN_OR_RETURN(CellHeader h, ParseCell(*codes, params_.bits, padded_dim(), sb, pb));
+  ASSIGN_OR_RETURN(CellHeader h, ParseCell(*codes, PqM(*this), params_.bits, padded_dim(), sb, pb));
   if (size_t{h.count} + n > std::numeric_limits<uint32_t>::max()) {
     return Invalid("cell codes block would exceed 2^32 - 1 vectors");
   }
@@ -828,7 +1011,11 @@ Status IvfModel::AppendToCell(uint32_t cell, Bytes* codes, const float* vecs, si
   std::vector<float> scratch(size_t{2} * d);
   std::vector<uint8_t> code(d);
   for (size_t i = 0; i < n; ++i) {
-    EncodeInto(cell, vecs + i * params_.dim, view, h.count + i, scratch.data(), code.data());
+    if (pq_ != nullptr) {
+      EncodePqInto(cell, vecs + i * params_.dim, view, h.count + i, scratch.data());
+    } else {
+      EncodeInto(cell, vecs + i * params_.dim, view, h.count + i, scratch.data(), code.data());
+    }
   }
   return Status::Ok();
 }
@@ -840,6 +1027,12 @@ void IvfModel::CopyLane(const CellView& src, size_t from, const CellView& dst, s
   const auto dl = static_cast<uint32_t>(to % kFastScanBlock);
   const uint8_t* ss = src.Signs(from / kFastScanBlock);
   uint8_t* ds = dst.Signs(to / kFastScanBlock);
+  if (pq_ != nullptr) {
+    for (uint32_t s = 0; s < pq_->m(); ++s) {
+      SetFastScanNibble(ds, s, dl, GetFastScanNibble(ss, s, sl));
+    }
+    return;
+  }
   for (uint32_t g = 0; g < groups; ++g) SetFastScanNibble(ds, g, dl, GetFastScanNibble(ss, g, sl));
   PutFactors(ds + size_t{groups} * 16, dl, GetFactors(ss + size_t{groups} * 16, sl));
   if (params_.bits == 1) return;
@@ -853,8 +1046,8 @@ void IvfModel::CopyLane(const CellView& src, size_t from, const CellView& dst, s
 
 Result<Bytes> IvfModel::SelectFromCell(ByteView codes,
                                        const std::vector<uint32_t>& positions) const {
-  ASSIGN_OR_RETURN(CellHeader h, ParseCell(codes, params_.bits, padded_dim(), SignBlockBytes(),
-                                           PlaneBlockBytes()));
+  ASSIGN_OR_RETURN(CellHeader h, ParseCell(codes, PqM(*this), params_.bits, padded_dim(),
+                                           SignBlockBytes(), PlaneBlockBytes()));
   for (uint32_t p : positions) {
     if (p >= h.count) {
       return Invalid("position " + std::to_string(p) + " out of range (count " +
@@ -871,8 +1064,8 @@ Result<Bytes> IvfModel::SelectFromCell(ByteView codes,
 Status IvfModel::AppendCodes(Bytes* dst, ByteView src) const {
   const size_t sb = SignBlockBytes();
   const size_t pb = PlaneBlockBytes();
-  ASSIGN_OR_RETURN(CellHeader hs, ParseCell(src, params_.bits, padded_dim(), sb, pb));
-  ASSIGN_OR_RETURN(CellHeader hd, ParseCell(*dst, params_.bits, padded_dim(), sb, pb));
+  ASSIGN_OR_RETURN(CellHeader hs, ParseCell(src, PqM(*this), params_.bits, padded_dim(), sb, pb));
+  ASSIGN_OR_RETURN(CellHeader hd, ParseCell(*dst, PqM(*this), params_.bits, padded_dim(), sb, pb));
   if (size_t{hd.count} + hs.count > std::numeric_limits<uint32_t>::max()) {
     return Invalid("cell codes block would exceed 2^32 - 1 vectors");
   }
@@ -931,9 +1124,22 @@ Status IvfModel::Query::Reset(const float* q, const SearchParams& params) {
     std::copy(q, q + dim, qn_.begin());
   }
   q_norm2_ = NormSqr(qn_.data(), dim);
-  x_.resize(d);
-  m.rotation_->Apply(qn_.data(), x_.data());
-  BuildQueryLut(x_.data(), d, &lut_);
+  heap_limit_ = params.k;
+  if (const PqCodec* pq = m.pq_.get(); pq != nullptr) {
+    if (params.rerank) heap_limit_ = std::max<size_t>(params.k, PqRerankCandidates(params.k));
+    pq_table_.resize(size_t{pq->m()} * kPqCentroids);
+    pq_q8_.resize(pq->BlockBytes());
+    pq_x_.resize(dim);
+    if (m.params_.metric != Metric::kL2) {
+      // ip, cosine: -<q_s, C_s,j> does not depend on the cell; built once.
+      pq->Table(qn_.data(), false, pq_table_.data());
+      pq->QuantizeTable(pq_table_.data(), pq_q8_.data(), &pq_delta_, &pq_base_);
+    }
+  } else {
+    x_.resize(d);
+    m.rotation_->Apply(qn_.data(), x_.data());
+    BuildQueryLut(x_.data(), d, &lut_);
+  }
   heap_.clear();
   cands_.clear();
   scanned_ = 0;
@@ -1118,12 +1324,12 @@ void IvfModel::Query::ProbeLsh(const uint32_t* sizes) {
 }
 
 float IvfModel::Query::Threshold() const {
-  return heap_.size() < params_.k ? std::numeric_limits<float>::infinity() : heap_.front().first;
+  return heap_.size() < heap_limit_ ? std::numeric_limits<float>::infinity() : heap_.front().first;
 }
 
 void IvfModel::Query::Push(float dist, uint64_t id) {
   const std::pair<float, uint64_t> e(dist, id);
-  if (heap_.size() < params_.k) {
+  if (heap_.size() < heap_limit_) {
     heap_.push_back(e);
     std::push_heap(heap_.begin(), heap_.end());
   } else if (e < heap_.front()) {
@@ -1143,8 +1349,9 @@ Status IvfModel::Query::ScanCell(uint32_t cell, ByteView codes, const uint64_t* 
   const uint32_t d = m.padded_dim();
   const uint32_t bits = m.params_.bits;
   ASSIGN_OR_RETURN(CellHeader h,
-                   ParseCell(codes, bits, d, m.SignBlockBytes(), m.PlaneBlockBytes()));
+                   ParseCell(codes, PqM(m), bits, d, m.SignBlockBytes(), m.PlaneBlockBytes()));
   if (h.count > 0 && ids == nullptr) return Invalid("ids pointer is null");
+  if (m.pq_ != nullptr) return ScanPq(cell, codes, h.count, ids, keep);
   const CellView view = m.View(codes.data(), h.count);
   // Exact (f32) for the estimator; cell_dot_ may hold int8 values used for ranking.
   const float dot = Dot(qn_.data(), m.centroid(cell), m.params_.dim);
@@ -1212,6 +1419,100 @@ Status IvfModel::Query::ScanCell(uint32_t cell, ByteView codes, const uint64_t* 
   return Status::Ok();
 }
 
+// pq4 (spec/20 §8.4): FastScan over the 8-bit tables. Without rerank, a lane whose 8-bit
+// estimate minus the worst-case rounding of its m table entries (m * delta / 2, plus one
+// delta for the f32 arithmetic) beats the k-th best gets the f32 table sum, which is
+// pushed; with rerank the PqRerankCandidates(k) best 8-bit estimates are kept.
+Status IvfModel::Query::ScanPq(uint32_t cell, ByteView codes, uint32_t count, const uint64_t* ids,
+                               const std::function<bool(uint64_t)>* keep) {
+  const IvfModel& m = *model_;
+  const PqCodec& pq = *m.pq_;
+  const uint32_t dim = m.params_.dim;
+  if (count == 0) return Status::Ok();
+  scanned_ += count;
+  const float* centre = m.centroid(cell);
+  float offset = 0;
+  if (m.params_.metric == Metric::kL2) {
+    for (uint32_t j = 0; j < dim; ++j) pq_x_[j] = qn_[j] - centre[j];
+    pq.Table(pq_x_.data(), true, pq_table_.data());
+    pq.QuantizeTable(pq_table_.data(), pq_q8_.data(), &pq_delta_, &pq_base_);
+  } else {
+    offset = -Dot(qn_.data(), centre, dim);
+  }
+  const uint32_t sub = pq.m();
+  // With rerank the candidates are keyed by the 8-bit estimate itself (they are all
+  // re-scored exactly), so there is no slack and no f32 sum.
+  const bool rerank = params_.rerank;
+  const float slack = rerank ? 0.0f : pq_delta_ * (0.5f * static_cast<float>(sub) + 1.0f);
+  const float base = pq_base_ + offset;
+  const size_t bb = pq.BlockBytes();
+  const auto* blocks = reinterpret_cast<const uint8_t*>(codes.data()) + kCellHeaderBytes;
+  const float* table = pq_table_.data();
+  uint32_t acc[kFastScanBlock];
+  float threshold = Threshold();
+  for (size_t b = 0; b * kFastScanBlock < count; ++b) {
+    const uint8_t* block = blocks + b * bb;
+    FastScanBlock(block, pq_q8_.data(), pq.groups(), acc);
+    const auto lanes =
+        static_cast<uint32_t>(std::min<size_t>(kFastScanBlock, count - b * kFastScanBlock));
+    for (uint32_t lane = 0; lane < lanes; ++lane) {
+      const float approx = pq_delta_ * static_cast<float>(acc[lane]) + base;
+      if (approx - slack >= threshold) continue;
+      const uint64_t id = ids[b * kFastScanBlock + lane];
+      if (keep != nullptr && !(*keep)(id)) continue;
+      if (rerank) {
+        Push(approx, id);
+        threshold = Threshold();
+        continue;
+      }
+      // f32 table sum in increasing sub-space order (nibble s of the lane: byte 16 s + lane % 16,
+      // low half for lanes 0..15, high half for 16..31).
+      const uint8_t* col = block + (lane & 15u);
+      const uint32_t shift = lane < 16 ? 0 : 4;
+      float est = offset;
+      for (uint32_t s = 0; s < sub; ++s) {
+        est += table[size_t{s} * kPqCentroids + ((col[size_t{s} * 16] >> shift) & 15u)];
+      }
+      ++refined_;
+      Push(est, id);
+      threshold = Threshold();
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<Neighbor>> IvfModel::Query::FinishPq(
+    const std::function<Status(const uint64_t*, size_t, float*)>* exact) {
+  std::vector<Neighbor> out;
+  std::sort_heap(heap_.begin(), heap_.end());  // best estimate first, ties by id
+  if (!params_.rerank || exact == nullptr || !*exact) {
+    for (size_t i = 0; i < heap_.size() && i < params_.k; ++i) {
+      out.push_back(MakeNeighbor(heap_[i].second, heap_[i].first));
+    }
+    heap_.clear();
+    return out;
+  }
+  // Every kept candidate (up to PqRerankCandidates(k)) is re-scored: PQ has no error bound.
+  std::vector<std::pair<float, uint64_t>> cands;
+  cands.swap(heap_);
+  heap_limit_ = params_.k;
+  const float offset = model_->params_.metric == Metric::kCosine ? 1.0f : 0.0f;
+  const size_t batch = std::max<size_t>(16, params_.k);
+  std::vector<uint64_t> ids;
+  std::vector<float> dists;
+  for (size_t i = 0; i < cands.size();) {
+    ids.clear();
+    while (i < cands.size() && ids.size() < batch) ids.push_back(cands[i++].second);
+    dists.resize(ids.size());
+    RETURN_IF_ERROR((*exact)(ids.data(), ids.size(), dists.data()));
+    for (size_t j = 0; j < ids.size(); ++j) Push(dists[j] - offset, ids[j]);
+  }
+  std::sort_heap(heap_.begin(), heap_.end());
+  for (const auto& [dist, id] : heap_) out.push_back(MakeNeighbor(id, dist));
+  heap_.clear();
+  return out;
+}
+
 Neighbor IvfModel::Query::MakeNeighbor(uint64_t id, float dist) const {
   Neighbor n;
   n.id = id;
@@ -1234,6 +1535,7 @@ Neighbor IvfModel::Query::MakeNeighbor(uint64_t id, float dist) const {
 
 Result<std::vector<Neighbor>> IvfModel::Query::Finish(
     const std::function<Status(const uint64_t*, size_t, float*)>* exact) {
+  if (model_->pq_ != nullptr) return FinishPq(exact);
   std::vector<Neighbor> out;
   if (!params_.rerank) {
     std::sort_heap(heap_.begin(), heap_.end());
@@ -1351,7 +1653,13 @@ Status IvfIndex::Add(const float* data, size_t n, const uint64_t* ids, uint32_t 
   }
   if (keep_raw_) {
     raw_.insert(raw_.end(), data, data + n * dim);
-    for (size_t i = 0; i < n; ++i) raw_rows_[id_of[i]] = size_ + i;
+    if (model_->params().metric == Metric::kCosine) {
+      for (size_t i = 0; i < n; ++i) raw_norm2_.push_back(NormSqr(data + i * dim, dim));
+    }
+    for (size_t i = 0; i < n; ++i) {
+      raw_rows_[id_of[i]] = size_ + i;
+      raw_dense_ = raw_dense_ && id_of[i] == size_ + i;
+    }
   }
   size_ += n;
   return Status::Ok();
@@ -1378,12 +1686,25 @@ Result<std::vector<Neighbor>> IvfIndex::Search(const float* q, const SearchParam
   }
   if (!params.rerank) return query.Finish();
   const uint32_t dim = model_->dim();
+  // Cosine: ExactDistance's arithmetic with |q|^2 and the rows' |v|^2 computed once.
+  const bool cosine = model_->params().metric == Metric::kCosine;
+  const float nq = cosine ? NormSqr(q, dim) : 0.0f;
   const std::function<Status(const uint64_t*, size_t, float*)> exact =
       [&](const uint64_t* ids, size_t n, float* out) -> Status {
     for (size_t i = 0; i < n; ++i) {
-      auto it = raw_rows_.find(ids[i]);
-      if (it == raw_rows_.end()) return Status(StatusCode::kInternal, "rerank: unknown id");
-      out[i] = model_->ExactDistance(q, &raw_[it->second * dim]);
+      size_t row = ids[i];
+      if (!raw_dense_ || row >= size_) {
+        auto it = raw_rows_.find(ids[i]);
+        if (it == raw_rows_.end()) return Status(StatusCode::kInternal, "rerank: unknown id");
+        row = it->second;
+      }
+      const float* v = &raw_[row * dim];
+      if (cosine) {
+        const float nv = raw_norm2_[row];
+        out[i] = nq <= 0 || nv <= 0 ? 1.0f : 1.0f - Dot(q, v, dim) / std::sqrt(nq * nv);
+      } else {
+        out[i] = model_->ExactDistance(q, v);
+      }
     }
     return Status::Ok();
   };
@@ -1413,7 +1734,8 @@ Result<std::vector<std::vector<Neighbor>>> IvfIndex::SearchBatch(const float* qs
 size_t IvfIndex::MemoryBytes() const {
   const IvfModel& m = *model_;
   size_t bytes = sizeof(*this) + sizeof(IvfModel) + sizeof(Rotation);
-  bytes += m.params().num_cells * (size_t{m.dim()} + m.padded_dim() + 1) * sizeof(float);
+  bytes += m.params().num_cells * (size_t{m.dim()} + 1) * sizeof(float);  // centres, |c|^2
+  bytes += m.rotated_.capacity() * sizeof(float);
   bytes += m.centroids_i8_.capacity() + m.centroid_i8_sums_.capacity() * sizeof(int32_t);
   bytes += m.rotation().dense_matrix().capacity() * sizeof(float);
   bytes += 4 * size_t{m.padded_dim()} * sizeof(float);  // Hadamard signs
@@ -1424,7 +1746,8 @@ size_t IvfIndex::MemoryBytes() const {
   for (const Cell& c : cells_) {
     bytes += c.codes.capacity() + c.ids.capacity() * sizeof(uint64_t);
   }
-  bytes += raw_.capacity() * sizeof(float);
+  if (m.pq() != nullptr) bytes += m.pq()->MemoryBytes();
+  bytes += (raw_.capacity() + raw_norm2_.capacity()) * sizeof(float);
   bytes += raw_rows_.size() * (sizeof(std::pair<const uint64_t, size_t>) + 2 * sizeof(void*));
   bytes += raw_rows_.bucket_count() * sizeof(void*);
   return bytes;

@@ -1,6 +1,6 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
-// IVF index with RaBitQ codes (spec/20-vector-codes.md).
+// IVF index with RaBitQ or PQ4 codes (spec/20-vector-codes.md).
 //
 // Structure: cells from one of three partitioning algorithms (IvfParams::Algorithm: ivf =
 // k-means centroids, the default; imi = inverted multi-index, pairs of half-vector
@@ -15,6 +15,12 @@
 // are scanned with the FastScan 1-bit kernel, which gives an estimate and an error bound
 // per vector; only vectors whose lower bound beats the current k-th distance get their
 // extended-bit estimate (bits > 1) or are kept for exact re-ranking (rerank = true).
+//
+// With IvfParams::Quantizer::kPq4 the residuals are product-quantised instead (pq.h: 4-bit
+// codes, FastScan blocks of 32): the scan sums an 8-bit table per sub-space; vectors whose
+// 8-bit sum minus its worst-case rounding error beats the current threshold get the f32
+// table sum (the exact distance to their reconstruction c + r^). PQ has no error bound, so
+// rerank keeps a fixed number of candidates (SearchParams::rerank).
 //
 // Distances are "smaller is better": kL2 -> squared L2, kInnerProduct -> -<o, q>,
 // kCosine -> 1 - cos(o, q). Neighbor::score is the metric's natural score: L2 distance
@@ -37,6 +43,7 @@
 #include "src/vector/centroid_index.h"
 #include "src/vector/distance.h"
 #include "src/vector/kmeans.h"
+#include "src/vector/pq.h"
 #include "src/vector/rabitq.h"
 #include "src/vector/rotation.h"
 
@@ -70,17 +77,31 @@ struct IvfParams {
   uint64_t seed = 0;
   KMeansOptions kmeans;
   Algorithm algorithm = Algorithm::kIvf;
+  // How residuals are encoded (rabitq: spec/20 §3, §5; pq4: §8):
+  //  kRaBitQ: RaBitQ codes with `bits` bits per coordinate (error-bounded estimates).
+  //  kPq4: product quantization, pq_subspaces sub-vectors of the residual, 16 centroids
+  //        each (4-bit codes, FastScan layout of src/vector/pq.h). `bits` and `rotation`
+  //        are ignored: a pq4 model has bits == 4 and the Hadamard rotation (unused).
+  enum class Quantizer : uint8_t { kRaBitQ = 0, kPq4 = 1 };
+  Quantizer quantizer = Quantizer::kRaBitQ;
+  // kPq4: number of sub-vectors, 1..256 and dividing dim; 0 = DefaultPqSubspaces(dim).
+  uint32_t pq_subspaces = 0;
 };
 
 // "ivf", "imi", "lsh" (schema/CLI spelling).
 std::string_view AlgorithmName(IvfParams::Algorithm algorithm);
 Result<IvfParams::Algorithm> ParseAlgorithm(std::string_view name);
+// "rabitq", "pq4" (schema/CLI spelling). Unknown names: kInvalidArgument naming them.
+std::string_view QuantizerName(IvfParams::Quantizer quantizer);
+Result<IvfParams::Quantizer> ParseQuantizer(std::string_view name);
 
 struct SearchParams {
   uint32_t k = 10;
   // Cells probed; 0 = DefaultNprobe(num_cells). Values above num_cells are clamped.
   uint32_t nprobe = 0;
   // Exact re-rank through the `exact` callback of Query::Finish (IvfIndex: its raw vectors).
+  // RaBitQ: candidates by error bound (spec/20 §6.5). PQ4 (no error bound): the
+  // PqRerankCandidates(k) best estimates are re-scored.
   bool rerank = false;
   // Optional, num_cells entries: the number of vectors stored in each cell. When given,
   // empty cells are skipped and do not count toward nprobe (all algorithms; it matters for
@@ -99,6 +120,11 @@ struct Neighbor {
 // or 19 of 1000 (~0.97); spec/20 §6.4.
 uint32_t DefaultNprobe(uint32_t num_cells);
 
+// PQ4 with rerank: the number of best estimates re-scored exactly, max(20 k, 200) (PQ has
+// no error bound to stop earlier; spec/20 §8.4). A pool of 40 plateaued at recall@10 0.91
+// on SYN-768 200k, 200 reaches 0.97+ (bench/RESULTS.md "PQ4 FastScan vs RaBitQ").
+uint32_t PqRerankCandidates(uint32_t k);
+
 // Trained, immutable model: centroids + rotation + quantizer parameters.
 // Thread safety: immutable after construction; every const method may be called
 // concurrently. A Query is single-threaded.
@@ -107,11 +133,14 @@ class IvfModel {
   class Query;
 
   // Trains on n sample vectors (row-major n x params.dim). kInvalidArgument for dim == 0,
-  // n == 0, bits outside 1..8, NaN/inf, or (cosine) a zero vector.
+  // n == 0, bits outside 1..8 (rabitq), NaN/inf, or (cosine) a zero vector. pq4: the
+  // partition is trained as for rabitq, then the PqCodec on the residuals o - c of the
+  // sample (cosine: of the normalised vectors); needs n >= 16 and pq_subspaces dividing dim.
   static Result<std::shared_ptr<const IvfModel>> Train(const IvfParams& params, const float* sample,
                                                        size_t n);
   // Builds a model from given centroids (num_cells x dim, row-major; cosine centroids are
-  // normalised here).
+  // normalised here). These three builders make rabitq models (params.quantizer must be
+  // kRaBitQ); WithPq turns one into a pq4 model.
   static Result<std::shared_ptr<const IvfModel>> FromCentroids(const IvfParams& params,
                                                                std::vector<float> centroids);
   // An imi model from its two codebooks: s x ceil(dim/2) and s x floor(dim/2) floats,
@@ -126,6 +155,9 @@ class IvfModel {
                                                          std::vector<float> planes,
                                                          std::vector<float> offset,
                                                          std::vector<float> centres);
+  // A pq4 model with this model's partition and `codec` (codec.dim() == dim()).
+  Result<std::shared_ptr<const IvfModel>> WithPq(PqCodec codec) const;
+
   // spec/20 §model. Deserialize returns kCorrupt for malformed bytes and kUnsupported for
   // a newer format version. params().kmeans is not stored (defaults after Deserialize).
   Bytes Serialize() const;
@@ -143,6 +175,9 @@ class IvfModel {
   uint32_t imi_split() const { return imi_h1_; }
   uint32_t lsh_planes() const { return lsh_bits_; }
   const Rotation& rotation() const { return *rotation_; }
+  IvfParams::Quantizer quantizer() const { return params_.quantizer; }
+  // The pq4 codec (nullptr for rabitq models).
+  const PqCodec* pq() const { return pq_.get(); }
 
   // Nearest cell of each of n vectors (n x dim). kInvalidArgument for NaN/inf or (cosine)
   // zero vectors. Uses up to `threads` threads (0 = hardware).
@@ -181,6 +216,8 @@ class IvfModel {
   CellView View(const char* data, uint32_t count) const;
   Bytes EmptyCell(uint32_t count) const;
   // Encodes vector v (dim floats) of `cell` into position pos of a block.
+  void EncodePqInto(uint32_t cell, const float* v, const CellView& view, size_t pos,
+                    float* scratch) const;
   void EncodeInto(uint32_t cell, const float* v, const CellView& view, size_t pos, float* scratch,
                   uint8_t* code_scratch) const;
   void CopyLane(const CellView& src, size_t from, const CellView& dst, size_t to) const;
@@ -191,9 +228,10 @@ class IvfModel {
 
   IvfParams params_;
   std::unique_ptr<Rotation> rotation_;
+  std::unique_ptr<const PqCodec> pq_;  // pq4 only
   std::vector<float> centroids_;       // num_cells x dim
   std::vector<float> centroid_norms_;  // |c|^2
-  std::vector<float> rotated_;         // num_cells x D, P c
+  std::vector<float> rotated_;         // num_cells x D, P c (rabitq only)
   // Centroids as int8 (one global scale), rows padded to i8_stride_ (a multiple of 64):
   // with AVX-512 VNNI, probing ranks cells with them (4x fewer bytes and instructions than
   // f32); distances of the scanned cells always use the f32 centroids.
@@ -258,6 +296,10 @@ class IvfModel::Query {
     uint64_t id;
   };
   void Push(float dist, uint64_t id);
+  Status ScanPq(uint32_t cell, ByteView codes, uint32_t count, const uint64_t* ids,
+                const std::function<bool(uint64_t)>* keep);
+  Result<std::vector<Neighbor>> FinishPq(
+      const std::function<Status(const uint64_t*, size_t, float*)>* exact);
   float Threshold() const;
   Neighbor MakeNeighbor(uint64_t id, float internal_dist) const;
   void ProbeImi(const uint32_t* sizes);
@@ -282,6 +324,14 @@ class IvfModel::Query {
   std::vector<float> margins_;          // lsh: signed distance to each hyperplane
   std::vector<std::pair<float, uint64_t>> heap_;  // max-heap of (distance, id), size <= k
   std::vector<Candidate> cands_;                  // rerank candidates
+  size_t heap_limit_ = 0;  // heap_ size: k, or pq4 with rerank PqRerankCandidates(k)
+  // pq4: f32 table (m x 16) and its 8-bit copy (groups x 16); ip/cosine: built once per
+  // query, l2: per scanned cell (tables of q - c).
+  std::vector<float> pq_table_;
+  std::vector<uint8_t> pq_q8_;
+  std::vector<float> pq_x_;
+  float pq_delta_ = 0;
+  float pq_base_ = 0;
   uint64_t scanned_ = 0;
   uint64_t refined_ = 0;
 };
@@ -331,7 +381,9 @@ class IvfIndex {
   std::vector<uint32_t> cell_sizes_;  // passed as SearchParams::cell_sizes (imi, lsh)
   size_t size_ = 0;
   std::vector<float> raw_;                         // keep_raw: row per added vector
+  std::vector<float> raw_norm2_;                   // keep_raw, cosine: |row|^2 per row
   std::unordered_map<uint64_t, size_t> raw_rows_;  // id -> row
+  bool raw_dense_ = true;  // every id so far equals its row (then row = id, no lookup)
 };
 
 }  // namespace dreamdb::vector

@@ -303,8 +303,11 @@ TEST(PartitionTest, SerializationRoundTrip) {
       bad.pop_back();
       EXPECT_EQ(IvfModel::Deserialize(bad).status().code(), StatusCode::kCorrupt);
       bad = bytes;
-      bad[4] = 3;  // a newer version
+      bad[4] = 4;  // a newer version
       EXPECT_EQ(IvfModel::Deserialize(bad).status().code(), StatusCode::kUnsupported);
+      bad = bytes;
+      bad[4] = 3;  // version 3 is pq4 only (quantizer byte zero here)
+      EXPECT_EQ(IvfModel::Deserialize(bad).status().code(), StatusCode::kCorrupt);
       bad = bytes;
       bad[9] = 3;  // an algorithm this reader does not know
       EXPECT_EQ(IvfModel::Deserialize(bad).status().code(), StatusCode::kUnsupported);

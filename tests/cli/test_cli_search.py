@@ -162,8 +162,8 @@ def test_build_with_each_algorithm(cli: Cli, tmp_path: pathlib.Path) -> None:
     # Text output names the algorithm; --cells is honoured for imi (s = ceil(sqrt(cells))).
     out = cli.ok("index", "build", "vecs", "emb", "--algorithm", "imi", "--cells", "16").out
     assert out.startswith("built imi index on emb: 16 cells")
-    r = cli.fails("invalid_argument", "index", "build", "vecs", "emb", "--algorithm", "graph")
-    assert "'graph'" in r.err
+    r = cli.fails("invalid_argument", "index", "build", "vecs", "emb", "--algorithm", "hnsw")
+    assert "'hnsw'" in r.err
 
 
 def test_schema_declares_the_algorithm(cli: Cli, tmp_path: pathlib.Path) -> None:

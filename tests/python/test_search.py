@@ -190,8 +190,8 @@ def test_add_embedding_index_options() -> None:
     plain = dreamdb.Schema().add_embedding("e", 4)
     d2 = dreamdb.Dataset.create("o2", plain, store=f"memory://{uuid.uuid4().hex}")
     assert d2.index_status("e")["algorithm"] == ""
-    with pytest.raises(InvalidArgumentError, match="graph"):
-        dreamdb.Schema().add_embedding("e", 4, index="graph")
+    with pytest.raises(InvalidArgumentError, match="hnsw"):
+        dreamdb.Schema().add_embedding("e", 4, index="hnsw")
     with pytest.raises(InvalidArgumentError, match="bits"):
         dreamdb.Schema().add_embedding("e", 4, index="ivf", bits=9)
     with pytest.raises(InvalidArgumentError, match="metric"):
@@ -199,4 +199,4 @@ def test_add_embedding_index_options() -> None:
     with pytest.raises(InvalidArgumentError):
         ds_bad = dreamdb.Dataset.create("o3", plain, store=f"memory://{uuid.uuid4().hex}")
         ds_bad.append_many({"e": np.ones((3, 4), np.float32)})
-        ds_bad.build_index("e", algorithm="graph")
+        ds_bad.build_index("e", algorithm="hnsw")

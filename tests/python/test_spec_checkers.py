@@ -21,3 +21,8 @@ def test_vector_codes_checker(vectors_dir: pathlib.Path) -> None:
 
 def test_spatial_vectors_are_current(vectors_dir: pathlib.Path) -> None:
     _run(vectors_dir / "spatial" / "generate.py", "--check")
+
+
+def test_graph_vectors_checker(vectors_dir: pathlib.Path) -> None:
+    out = _run(vectors_dir / "graph" / "check.py")
+    assert out.count("ok ") == 2 and "FAIL" not in out

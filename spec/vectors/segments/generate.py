@@ -11,12 +11,17 @@ Usage:
     python3 spec/vectors/segments/generate.py           # rewrite segments.json
     python3 spec/vectors/segments/generate.py --check   # exit 1 if segments.json is stale
 
+The sq8 vectors (format 2, fields declaring "index": {"raw": false}) also carry
+`decoded`, the reconstructed float32 values: decode(hex) == decoded, and
+encode(values) == encode(decoded) == hex.
+
 Value forms in JSON: int64/timestamp integers; float64 numbers; bool true/false;
 string/categorical text; blob lowercase hex; embedding lists of numbers (float32); array
 nested lists, row-major; null for a null row.
 """
 
 import json
+import math
 import pathlib
 import re
 import struct
@@ -45,6 +50,18 @@ VECTORS = [
      [[0.5, -1.25, 3.0, 0.0], None, [1.0, 2.0, 4.0, 8.0]]),
     ("array u8 [2,3]", {"name": "px", "type": "array", "dtype": "u8", "shape": [2, 3]},
      [[[1, 2, 3], [4, 5, 6]], [[255, 0, 7], [8, 9, 10]]]),
+    # Format 2, sq8 (spec §9): fields declaring an index with "raw": false.
+    ("sq8 dim 4 with a null",
+     {"name": "emb", "type": "embedding", "dim": 4, "optional": True,
+      "index": {"raw": False}},
+     [[-0.0, 1.0, 2.0, 3.0], None, [5.0, 5.0, 5.0, 5.0], [-0.0, -1.0, 0.25, -0.5]]),
+    ("sq8 dim 3 rounding",
+     {"name": "v", "type": "embedding", "dim": 3, "index": {"raw": False}},
+     [[0.1, 0.2, 0.7], [-3.5, 1e-3, 12.25], [100.0, 100.5, 99.75], [0.0, -7.0, 0.0]]),
+    ("sq8 dim 20, 70 rows",
+     {"name": "v", "type": "embedding", "dim": 20, "index": {"algorithm": "ivf", "raw": False}},
+     [[round(((r * 37 + i * 11) % 97) / 8.0 - 6.0, 3) for i in range(20)]
+      for r in range(70)]),
 ]
 
 DTYPES = {"u8": "B", "i8": "b", "u16": "H", "i16": "h", "u32": "I", "i32": "i",
@@ -99,6 +116,43 @@ def fixed_block(width):
 
 def align8(x):
     return (x + 7) // 8 * 8
+
+
+# ---- sq8 (spec/12-segments.md §9) ----
+
+def f32(x):
+    """Rounds a binary64 value to binary32 (round-to-nearest-even)."""
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def is_sq8(field):
+    return field["type"] == "embedding" and field.get("index", {}).get("raw", True) is False
+
+
+def sq8_row(v):
+    """(lo, hi, codes) of one row."""
+    x = [f32(e) for e in v]
+    lo, hi = min(x), max(x)
+    lo, hi = lo + 0.0, hi + 0.0  # negative zero becomes +0
+    if lo == hi:
+        return lo, hi, [0] * len(x)
+    codes = [min(255, math.floor((e - lo) * 255 / (hi - lo) + 0.5)) for e in x]
+    return lo, hi, codes
+
+
+def sq8_value(lo, hi, c):
+    return f32((lo * (255 - c) + hi * c) / 255)
+
+
+def sq8_decoded(values):
+    out = []
+    for v in values:
+        if v is None:
+            out.append(None)
+            continue
+        lo, hi, codes = sq8_row(v)
+        out.append([sq8_value(lo, hi, c) for c in codes])
+    return out
 
 
 # ---- values ----
@@ -164,7 +218,19 @@ def buffers_of(field, values):
             if v is not None:
                 bits[i // 8] |= 1 << (i % 8)
         out.append(("validity", bytes(bits), fixed_block(1)))
-    if t in ("string", "blob"):
+    if is_sq8(field):
+        scales, codes = b"", b""
+        for v in values:
+            if v is None:
+                scales += bytes(8)
+                codes += bytes(field["dim"])
+                continue
+            lo, hi, c = sq8_row(v)
+            scales += struct.pack("<2f", lo, hi)
+            codes += bytes(c)
+        out.append(("scales", scales, fixed_block(8)))
+        out.append(("codes", codes, fixed_block(field["dim"])))
+    elif t in ("string", "blob"):
         items = [b"" if v is None else encode_value(field, v) for v in values]
         out.append(("offsets", offsets_of(items), fixed_block(8)))
         out.append(("data", b"".join(items), 65536))
@@ -202,6 +268,9 @@ def encode_segment(field, values):
             pos = offset + len(data)
         header = {"kind": "dreamdb.segment", "format": 1, "type": field["type"],
                   "rows": len(values), "buffers": entries}
+        if is_sq8(field):
+            header["format"] = 2
+            header["encoding"] = "sq8"
         if field["type"] == "embedding":
             header["dim"] = field["dim"]
         if field["type"] == "array":
@@ -223,14 +292,21 @@ def generate():
     vectors = []
     for name, field, values in VECTORS:
         seg = encode_segment(field, values)
-        vectors.append({"name": name, "field": field, "rows": len(values), "values": values,
-                        "size": len(seg), "hex": seg.hex()})
+        entry = {"name": name, "field": field, "rows": len(values), "values": values}
+        if is_sq8(field):
+            decoded = sq8_decoded(values)
+            assert encode_segment(field, decoded) == seg, name  # stable under re-encoding
+            entry["decoded"] = decoded
+        entry.update({"size": len(seg), "hex": seg.hex()})
+        vectors.append(entry)
     doc = {
         "spec": "spec/12-segments.md",
         "generator": "spec/vectors/segments/generate.py (checksums by Debian b3sum)",
         "value_forms": "int64/timestamp: integer; float64: number; bool: true/false; "
                        "string/categorical: text; blob: lowercase hex; embedding: list of "
-                       "numbers (float32); array: nested lists, row-major; null: a null row",
+                       "numbers (float32); array: nested lists, row-major; null: a null row; "
+                       "sq8 (format 2) vectors also list `decoded`, the values a reader "
+                       "returns",
         "vectors": vectors,
     }
     return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"

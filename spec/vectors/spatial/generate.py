@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 """Generates spec/vectors/spatial/spatial.json, the golden vectors of
-spec/21-spatial-index.md: a bucket object, a directory page, a spatial-index object, an
-embedding field that declares an index, and a manifest with an `indexes` map.
+spec/21-spatial-index.md: a bucket object, a directory page, a spatial-index object (ivf;
+pq4; graph with its `graph` map), a graph node page, embedding fields that declare an
+index (with a quantizer, a graph), and a manifest with an `indexes` map.
 
 Everything is encoded here from the spec text (a small canonical CBOR encoder written
 from spec/03-cbor.md, the bucket layout of spec/21 §5.1); checksums and ids come from
@@ -82,8 +83,8 @@ def seg_tag(segment_id):
     return int.from_bytes(segment_id[2:10], "little")
 
 
-def bucket(cell, anchors, segs, rows, codes):
-    out = b"DDBSPB01" + cell.to_bytes(4, "little") + len(anchors).to_bytes(4, "little")
+def bucket(cell, anchors, segs, rows, codes, magic=b"DDBSPB01"):
+    out = magic + cell.to_bytes(4, "little") + len(anchors).to_bytes(4, "little")
     out += b"".join(a.to_bytes(8, "little") for a in anchors)
     out += b"".join(seg_tag(s).to_bytes(8, "little") for s in segs)
     out += b"".join(r.to_bytes(4, "little") for r in rows)
@@ -123,6 +124,42 @@ def main():
                   "model": id_text(named("model")), "parents": [id_text(named("older index"))],
                   "pages": [id_text(object_id(pb))], "entries": 6, "buckets": 3,
                   "hex": ib.hex(), "id": id_text(object_id(ib))})
+    # pq4: the optional `quantizer` key (spec/21 §4.1).
+    index_pq4 = dict(index, quantizer="pq4", bits=4)
+    ipq = enc(index_pq4)
+    cases.append({"name": "spatial index, pq4", "field": "emb", "algorithm": "ivf",
+                  "metric": "cosine", "bits": 4, "dim": 768, "cells": 3, "nprobe": 0,
+                  "quantizer": "pq4",
+                  "model": id_text(named("model")), "parents": [id_text(named("older index"))],
+                  "pages": [id_text(object_id(pb))], "entries": 6, "buckets": 3,
+                  "hex": ipq.hex(), "id": id_text(object_id(ipq))})
+    # Graph node page (spec/21 §5.6): an envelope around an opaque spec/22 node block.
+    block = bytes(range(200, 217))
+    nsegs = [named("segment 0"), named("segment 1")]
+    npage = bucket(256, [9, 4], nsegs, [3, 1], block, magic=b"DDBSPG01")
+    cases.append({"name": "graph node page", "first": 256, "anchors": [9, 4],
+                  "seg_tags": [seg_tag(s) for s in nsegs], "rows": [3, 1],
+                  "segments": [id_text(s) for s in nsegs], "block_hex": block.hex(),
+                  "hex": npage.hex(), "id": id_text(object_id(npage))})
+    # Graph index object (spec/21 §4.5): one cell, one (empty-cell) directory page.
+    gdir = enc({"kind": "dreamdb.spatial_dir", "format": 1, "first": 0, "cells": [[]]})
+    cases.append({"name": "graph directory page", "first": 0, "cells": [[]],
+                  "hex": gdir.hex(), "id": id_text(object_id(gdir))})
+    gpages = [named("node page 0"), object_id(npage)]
+    gindex = {"kind": "dreamdb.spatial_index", "format": 1, "field": "emb",
+              "algorithm": "graph", "metric": "l2", "bits": 4, "dim": 768, "cells": 1,
+              "nprobe": 0, "model": named("graph model"), "parents": [],
+              "pages": [object_id(gdir)], "entries": 0, "buckets": 0,
+              "graph": {"entry": 17, "nodes": 300, "degree": 32, "block": 256,
+                        "pages": gpages}}
+    gb = enc(gindex)
+    cases.append({"name": "spatial index, graph", "field": "emb", "algorithm": "graph",
+                  "metric": "l2", "bits": 4, "dim": 768, "cells": 1, "nprobe": 0,
+                  "model": id_text(named("graph model")), "parents": [],
+                  "pages": [id_text(object_id(gdir))], "entries": 0, "buckets": 0,
+                  "graph": {"entry": 17, "nodes": 300, "degree": 32, "block": 256,
+                            "pages": [id_text(x) for x in gpages]},
+                  "hex": gb.hex(), "id": id_text(object_id(gb))})
     field = {"name": "emb", "type": "embedding", "optional": False, "dim": 768,
              "index": {"algorithm": "ivf", "metric": "l2", "bits": 5, "cells": 1000}}
     cases.append({"name": "schema field with index", "json": field, "hex": enc(field).hex()})
@@ -135,6 +172,15 @@ def main():
                  "index": {"algorithm": "imi", "metric": "cosine", "bits": 4, "cells": 4096}}
     cases.append({"name": "schema field with index, imi", "json": field_imi,
                   "hex": enc(field_imi).hex()})
+    field_pq4 = {"name": "emb", "type": "embedding", "optional": False, "dim": 96,
+                 "index": {"algorithm": "ivf", "metric": "l2", "bits": 4, "cells": 0,
+                           "quantizer": "pq4"}}
+    cases.append({"name": "schema field with index, pq4", "json": field_pq4,
+                  "hex": enc(field_pq4).hex()})
+    field_graph = {"name": "emb", "type": "embedding", "optional": False, "dim": 96,
+                   "index": {"algorithm": "graph", "metric": "cosine", "bits": 4, "cells": 0}}
+    cases.append({"name": "schema field with index, graph", "json": field_graph,
+                  "hex": enc(field_graph).hex()})
     manifest = {
         "kind": "dreamdb.manifest", "format": 1, "genesis": named("genesis"), "parents": [],
         "schema": {"version": 1, "fields": [{"name": "emb", "type": "embedding",

@@ -9,7 +9,11 @@ and recomputes the distance estimates for the query (§6). For partitions.txt (i
 lsh models, §4.2-§4.3) it also rebuilds the cell centres from the algorithm's arrays and
 recomputes each vector's cell and the query's probe order (§6.4). Sign bits must match exactly;
 magnitudes are the encoder's choice (§3.3), so the factors are recomputed from the stored
-codes and compared with a float tolerance, as are the estimates.
+codes and compared with a float tolerance, as are the estimates. For pq.txt (pq4, §8) it
+parses the version-3 model (partition arrays + codebooks) and the version-2 codes block,
+re-encodes every vector from the codebooks (nearest centroid per sub-space, f64; another
+choice is accepted only when its distance equals the best within rounding) and recomputes
+the estimates from the reconstruction.
 
 Usage: python3 spec/vectors/vector/check.py   (exit 1 on any mismatch)
 """
@@ -122,6 +126,9 @@ def parse(path):
             cur = {"name": rest, "centroid": [], "vector": [], "first": [], "second": [],
                    "plane": [], "centre": []}
             cases.append(cur)
+        elif key == "codebook":
+            cur.setdefault("codebook", []).append(
+                np.array([float(v) for v in rest.split()], dtype=np.float32))
         elif key in ("centroid", "vector", "first", "second", "plane", "centre"):
             cur[key].append(np.array([float(v) for v in rest.split()], dtype=np.float32))
         elif key in ("query", "estimates", "offset"):
@@ -320,6 +327,96 @@ def check_partition(case):
     return errors
 
 
+def check_pq(case):
+    """pq4 cases of pq.txt (§8.2 model, §8.3 codes block, §8.4 estimates)."""
+    errors = []
+    algo = {"ivf": 0, "imi": 1, "lsh": 2}[case["algorithm"]]
+    metric = {"l2": 0, "ip": 1, "cosine": 2}[case["metric"]]
+    seed, dim, m = int(case["seed"]), int(case["dim"]), int(case["m"])
+    cells, cell = int(case["cells"]), int(case["cell"])
+    model = bytes.fromhex(case["model"])
+    magic, ver, met, rot, bits, alg, quant, res, mdim, d, ncells, mseed = struct.unpack_from(
+        "<4sHBBBBBBIIIQ", model, 0)
+    if (magic, ver, met, rot, bits, alg, quant, res, mdim, d, ncells, mseed) != (
+            b"DVIM", 3, metric, 0, 4, algo, 1, 0, dim, padded(dim), cells, seed):
+        errors.append("model header")
+    f32 = lambda off, n: np.frombuffer(model, dtype="<f4", count=n, offset=off)
+    # Partition body (§4.1-§4.4) -> cell centres.
+    if algo == 0:
+        cents = f32(32, cells * dim).reshape(cells, dim)
+        at = 32 + 4 * cells * dim
+    else:
+        a0, a1 = struct.unpack_from("<II", model, 32)
+        if algo == 1:
+            s, h1 = a0, (dim + 1) // 2
+            if (s * s, a1) != (cells, h1):
+                errors.append("imi header")
+            first = f32(40, s * h1).reshape(s, h1)
+            second = f32(40 + 4 * s * h1, s * (dim - h1)).reshape(s, dim - h1)
+            cents = np.array([np.concatenate([first[i], second[j]])
+                              for i in range(s) for j in range(s)], dtype=np.float32)
+            at = 40 + 4 * s * dim
+        else:
+            b = a0
+            if (1 << b, a1) != (cells, 0):
+                errors.append("lsh header")
+            cents = f32(40 + 4 * (b + 1) * dim, cells * dim).reshape(cells, dim)
+            at = 40 + 4 * (b + 1 + cells) * dim
+    # pq section (§8.2).
+    pm, zero = struct.unpack_from("<II", model, at)
+    w = dim // m
+    if (pm, zero) != (m, 0) or dim % m or len(model) != at + 8 + 4 * 16 * dim:
+        errors.append("pq section header/size")
+    books = f32(at + 8, 16 * dim).reshape(m, 16, w)
+    want_books = np.stack(case["codebook"]).reshape(m, 16, w)
+    if not np.array_equal(books, want_books):
+        errors.append("codebooks")
+    # Codes block (§8.3).
+    codes = bytes.fromhex(case["codes"])
+    cmagic, cver, cq, cres, cm, count = struct.unpack_from("<4sHBBII", codes, 0)
+    if (cmagic, cver, cq, cres, cm, count) != (b"DVIC", 2, 1, 0, m, len(case["vector"])):
+        errors.append("codes header")
+    G = (m + 15) // 16 * 16
+    nb = (count + 31) // 32
+    if len(codes) != 16 + nb * 16 * G:
+        errors.append("codes size")
+
+    def nibble(blk, s, lane):
+        byte = codes[16 + blk * 16 * G + 16 * s + (lane % 16)]
+        return byte & 15 if lane < 16 else byte >> 4
+
+    for blk in range(nb):  # padding sub-spaces and unused lanes are zero
+        for lane in range(32):
+            used = blk * 32 + lane < count
+            for s in range(G):
+                if (not used or s >= m) and nibble(blk, s, lane) != 0:
+                    errors.append(f"block {blk} lane {lane} sub-space {s}: padding not zero")
+    c = cents[cell].astype(np.float32)
+    q = case["query"].astype(np.float64)
+    if metric == 2:
+        q = q / np.linalg.norm(q)
+    b64 = books.astype(np.float64)
+    for p, v in enumerate(case["vector"]):
+        blk, lane = divmod(p, 32)
+        o = v.astype(np.float32)
+        if metric == 2:
+            o = (v / np.float32(np.linalg.norm(v.astype(np.float64)))).astype(np.float32)
+        r = (o - c).astype(np.float32).astype(np.float64)
+        rec = np.zeros(dim)
+        for s in range(m):
+            dist = ((b64[s] - r[s * w:(s + 1) * w]) ** 2).sum(axis=1)
+            j = nibble(blk, s, lane)
+            best = int(np.argmin(dist))  # first minimum = lowest j on exact ties
+            if j != best and dist[j] > dist[best] + 1e-6 * max(1.0, dist[best]):
+                errors.append(f"vector {p} sub-space {s}: code {j}, nearest is {best}")
+            rec[s * w:(s + 1) * w] = b64[s, j]
+        o_hat = c.astype(np.float64) + rec
+        est = float(((q - o_hat) ** 2).sum()) if metric == 0 else -float(q @ o_hat)
+        if not close(est, float(case["estimates"][p]), 1e-4):
+            errors.append(f"vector {p}: estimate {est} vs {case['estimates'][p]}")
+    return errors
+
+
 def main():
     failed = 0
     for case in parse(HERE / "codes.txt"):
@@ -330,6 +427,12 @@ def main():
         failed += bool(errs)
     for case in parse(HERE / "partitions.txt"):
         errs = check_partition(case)
+        print(("ok    " if not errs else "FAIL  ") + case["name"])
+        for e in errs:
+            print("   ", e)
+        failed += bool(errs)
+    for case in parse(HERE / "pq.txt"):
+        errs = check_pq(case)
         print(("ok    " if not errs else "FAIL  ") + case["name"])
         for e in errs:
             print("   ", e)
