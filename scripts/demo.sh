@@ -155,7 +155,7 @@ demo_dataset_compare() {
 }
 
 demo_dataset_search() {
-  section "Search: an IVF index with RaBitQ codes on the embeddings, queried with filters"
+  section "Search: IVF and graph indexes with RaBitQ codes on the embeddings, queried with filters"
   dreamdb index build pets emb --branch experiment
   dreamdb index status pets emb --at experiment
   dreamdb search pets emb --at experiment --like 42 -k 5 --fields label,caption
@@ -168,6 +168,18 @@ assert len(rows) == 5 and all(r["label"] == 1 for r in rows), rows
 print(f"{len(rows)} nearest records with label 1 (record 42 itself has label 0)")
 PY
   dreamdb search pets emb --at v1 --like 42 -k 3 --exact
+  # The same records through a graph (Vamana) index, on a branch of its own: the exact
+  # search and the graph walk must agree on the nearest five.
+  dreamdb branch pets graph-trial --from experiment
+  dreamdb index build pets emb --algorithm graph --degree 16 --branch graph-trial
+  dreamdb search pets emb --at graph-trial --like 42 -k 5 --json >"$work/graph.json"
+  dreamdb search pets emb --at graph-trial --like 42 -k 5 --exact --json >"$work/exact.json"
+  "$PY" - "$work/graph.json" "$work/exact.json" <<'PY' || die "graph search disagrees with exact search"
+import json, sys
+graph, exact = ([json.loads(line)["anchor"] for line in open(p) if line.strip()] for p in sys.argv[1:])
+assert graph == exact, (graph, exact)
+print(f"graph index: the same nearest five as brute force: {graph}")
+PY
 }
 
 demo_dataset_merge() {
