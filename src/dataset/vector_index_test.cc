@@ -532,6 +532,21 @@ TEST(VectorSearch, BatchesOfQueriesMatchSingleQueries) {
   }
 }
 
+// Deletes the first object file under dir/objects whose bytes start with `magic`
+// (simulates a lost object); false if there is none.
+bool RemoveFirstObjectWithMagic(const std::filesystem::path& dir, std::string_view magic) {
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir / "objects")) {
+    if (!e.is_regular_file()) continue;
+    std::string head(magic.size(), '\0');
+    FILE* f = fopen(e.path().c_str(), "rb");
+    if (f == nullptr) return false;
+    const size_t got = fread(head.data(), 1, head.size(), f);
+    fclose(f);
+    if (got == head.size() && head == magic) return std::filesystem::remove(e.path());
+  }
+  return false;
+}
+
 TEST(VectorSearch, FileStoreVerifyAndReadStats) {
   auto dir =
       std::filesystem::temp_directory_path() / ("dreamdb_vindex_" + std::to_string(::getpid()));
@@ -569,19 +584,7 @@ TEST(VectorSearch, FileStoreVerifyAndReadStats) {
   // A damaged bucket is reported by verify.
   auto st = cold->IndexStatus("emb");
   ASSERT_TRUE(st.ok());
-  size_t removed = 0;
-  for (auto& e : std::filesystem::recursive_directory_iterator(dir / "objects")) {
-    if (!e.is_regular_file()) continue;
-    std::string bytes(std::filesystem::file_size(e.path()), '\0');
-    FILE* f = fopen(e.path().c_str(), "rb");
-    ASSERT_EQ(fread(bytes.data(), 1, bytes.size(), f), bytes.size());
-    fclose(f);
-    if (bytes.starts_with("DDBSPB01") && removed == 0) {
-      std::filesystem::remove(e.path());
-      ++removed;
-    }
-  }
-  ASSERT_EQ(removed, 1u);
+  ASSERT_TRUE(RemoveFirstObjectWithMagic(dir, "DDBSPB01"));
   report = Verify(*store, "vecs");
   ASSERT_TRUE(report.ok());
   ASSERT_FALSE(report->problems.empty());
@@ -1056,19 +1059,7 @@ TEST(GraphSearch, FileStoreVerifyAndReadStats) {
   after = cold->read_stats();
   EXPECT_EQ(after.requests, before.requests);
   // A missing node page is reported by verify and fails the search that needs it.
-  size_t removed = 0;
-  for (auto& e : std::filesystem::recursive_directory_iterator(dir / "objects")) {
-    if (!e.is_regular_file()) continue;
-    std::string bytes(std::filesystem::file_size(e.path()), '\0');
-    FILE* f = fopen(e.path().c_str(), "rb");
-    ASSERT_EQ(fread(bytes.data(), 1, bytes.size(), f), bytes.size());
-    fclose(f);
-    if (bytes.starts_with("DDBSPG01") && removed == 0) {
-      std::filesystem::remove(e.path());
-      ++removed;
-    }
-  }
-  ASSERT_EQ(removed, 1u);
+  ASSERT_TRUE(RemoveFirstObjectWithMagic(dir, "DDBSPG01"));
   report = Verify(*store, "vecs");
   ASSERT_TRUE(report.ok());
   ASSERT_FALSE(report->problems.empty());

@@ -29,6 +29,7 @@
 #include <utility>
 
 #include "src/base/encoding.h"
+#include "src/vector/byte_io.h"
 #include "src/vector/fastscan.h"
 #include "src/vector/parallel.h"
 #include "src/vector/rng.h"
@@ -59,19 +60,6 @@ constexpr uint64_t kOrderStream2 = 0x47525032;  // "GRP2"
 Status Invalid(std::string msg) { return Status(StatusCode::kInvalidArgument, std::move(msg)); }
 Status Corrupt(std::string msg) {
   return Status(StatusCode::kCorrupt, "graph node block: " + std::move(msg));
-}
-
-template <typename T>
-void Put(Bytes* out, T v) {
-  char buf[sizeof(T)];
-  std::memcpy(buf, &v, sizeof(T));
-  out->append(buf, sizeof(T));
-}
-template <typename T>
-T Get(const char* p) {
-  T v;
-  std::memcpy(&v, p, sizeof(T));
-  return v;
 }
 
 Bytes Sum16(ByteView data) {

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "src/base/encoding.h"
+#include "src/vector/byte_io.h"
 #include "src/vector/fastscan.h"
 #include "src/vector/parallel.h"
 #include "src/vector/rng.h"
@@ -31,19 +32,6 @@ constexpr size_t kFactorBytes = 3 * kFastScanBlock * sizeof(float);  // add, res
 
 Status Invalid(std::string msg) { return Status(StatusCode::kInvalidArgument, std::move(msg)); }
 Status Corrupt(std::string msg) { return Status(StatusCode::kCorrupt, std::move(msg)); }
-
-template <typename T>
-void Put(Bytes* out, T v) {
-  char buf[sizeof(T)];
-  std::memcpy(buf, &v, sizeof(T));
-  out->append(buf, sizeof(T));
-}
-template <typename T>
-T Get(const char* p) {
-  T v;
-  std::memcpy(&v, p, sizeof(T));
-  return v;
-}
 
 EstimatorMetric EstMetric(Metric m) {
   return m == Metric::kL2 ? EstimatorMetric::kL2 : EstimatorMetric::kInnerProduct;
