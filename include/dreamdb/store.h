@@ -110,17 +110,44 @@ bool IsSnapshotRef(std::string_view name);
 
 // ---- Store ----
 
+// Whether Store::Open may create the store it names (spec/05-backend.md §2.5).
+enum class StoreOpenMode {
+  // Create the store if it does not exist yet (file://: the directory, its missing
+  // ancestors and the layout). For callers about to write: creating a dataset, putting
+  // objects.
+  kCreateIfMissing,
+  // Open an existing store only; never create or change anything on disk. A missing
+  // store is kNotFound naming the location. For readers, so that a mistyped path is an
+  // error instead of a new, empty store that answers every question with "nothing".
+  kMustExist,
+};
+
 struct StoreOptions {
   // Verify the hash of every whole-object read (spec requires it; only benchmarks that
   // measure the raw backend turn it off).
   bool verify_reads = true;
+  // The default creates, as Open always has; read-only tools pass kMustExist.
+  StoreOpenMode open_mode = StoreOpenMode::kCreateIfMissing;
 };
+
+// A store URI made safe to print: the userinfo (anything between "://" and the last '@'
+// of the authority, e.g. "KEY:SECRET@") becomes "***@", and the value of every query
+// parameter whose name contains secret, token, passw, pwd, key, sig, credential or auth
+// (ASCII case-insensitive, after percent-decoding the name) becomes "***"
+// (spec/05-backend.md §2.6). Everything else is kept byte for byte, so the result still
+// names the store. Every message, log line, repr and canonical URI that shows a store URI
+// passes it through this function first. Pure; thread-safe.
+std::string RedactStoreUri(std::string_view uri);
 
 class Store {
  public:
   // Opens a store by URI: "memory://" (a fresh in-process store; "memory://NAME" shares
-  // one store per NAME within the process), "file:///abs/path" (created if absent).
-  // kInvalidArgument for malformed URIs and unknown schemes, naming the scheme.
+  // one store per NAME within the process), "file:///abs/path" or a plain local path.
+  // With options.open_mode == kCreateIfMissing (the default) a missing file:// store is
+  // created; with kMustExist it is kNotFound ("no DreamDB store at '/abs/path' ...") and
+  // nothing is created. memory:// stores have nothing to create: both modes open them.
+  // kInvalidArgument for malformed URIs and unknown schemes, naming the scheme. Messages
+  // quote the URI only through RedactStoreUri().
   static Result<std::unique_ptr<Store>> Open(std::string_view uri,
                                              const StoreOptions& options = {});
   // Wraps caller-provided backends (tests, fault injection). Takes ownership.
@@ -133,6 +160,7 @@ class Store {
   Store& operator=(const Store&) = delete;
   ~Store();
 
+  // The canonical URI (spec/05-backend.md §2.4), redacted by RedactStoreUri().
   const std::string& uri() const { return uri_; }
 
   // Objects. Put is visible at once and durable before this Store moves any ref (Create/

@@ -50,13 +50,21 @@ Status ValidateRefPrefix(std::string_view prefix) {
 // One FileBackend per root per process: each caches up to 259 directory descriptors, so
 // a process opening the same store many times must not multiply them. Entries expire
 // with the last Store using them.
-Result<std::shared_ptr<FileBackend>> SharedFileBackend(const std::string& root) {
+Result<std::shared_ptr<FileBackend>> SharedFileBackend(const std::string& root,
+                                                       StoreOpenMode mode) {
   static std::mutex mu;
   static auto* open_roots = new std::map<std::string, std::weak_ptr<FileBackend>>();  // mu
   std::lock_guard lock(mu);
   std::weak_ptr<FileBackend>& slot = (*open_roots)[root];
   if (auto backend = slot.lock()) return backend;
-  ASSIGN_OR_RETURN(std::shared_ptr<FileBackend> backend, FileBackend::Open(root));
+  FileBackendOptions file_options;
+  file_options.must_exist = mode == StoreOpenMode::kMustExist;
+  auto opened = FileBackend::Open(root, std::move(file_options));
+  if (!opened.ok()) {
+    open_roots->erase(root);  // a refused open leaves no entry behind
+    return opened.status();
+  }
+  std::shared_ptr<FileBackend> backend = std::move(opened).value();
   slot = backend;
   return backend;
 }
@@ -72,14 +80,19 @@ Result<std::unique_ptr<Store>> Store::Open(std::string_view uri, const StoreOpti
       return FromBackends(parsed.canonical, b.objects, b.refs, options);
     }
     case StoreUri::Scheme::kFile: {
-      auto backend = SharedFileBackend(parsed.path);
-      if (!backend.ok()) return backend.status().WithContext("store " + Quote(uri, 200));
+      auto backend = SharedFileBackend(parsed.path, options.open_mode);
+      if (!backend.ok()) {
+        // "no DreamDB store at '/abs/path'" names the location already.
+        if (backend.status().code() == StatusCode::kNotFound) return backend.status();
+        return backend.status().WithContext("store " + Quote(RedactStoreUri(uri), 200));
+      }
       return FromBackends(parsed.canonical, *backend, *backend, options);
     }
     case StoreUri::Scheme::kS3:
       break;
   }
-  return Unsupported("store URI " + Quote(uri, 200) + ": the S3 backend is not built yet");
+  return Unsupported("store URI " + Quote(RedactStoreUri(uri), 200) +
+                     ": the S3 backend is not built yet");
 }
 
 std::unique_ptr<Store> Store::FromBackends(std::string uri, std::shared_ptr<ObjectBackend> objects,
@@ -91,7 +104,7 @@ std::unique_ptr<Store> Store::FromBackends(std::string uri, std::shared_ptr<Obje
 
 Store::Store(std::string uri, std::shared_ptr<ObjectBackend> objects,
              std::shared_ptr<RefBackend> refs, const StoreOptions& options)
-    : uri_(std::move(uri)),
+    : uri_(RedactStoreUri(uri)),
       objects_(std::move(objects)),
       refs_(std::move(refs)),
       options_(options) {}

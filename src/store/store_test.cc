@@ -143,6 +143,50 @@ TEST(StoreUriTest, RejectsBadUrisNamingTheProblem) {
   }
 }
 
+// Credentials in a store URI are never printed (spec/05 §2.6).
+TEST(StoreUriTest, RedactStoreUriHidesCredentials) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"s3://AKIAEXAMPLE:wJalrXUtnFEMI@bucket/prefix", "s3://***@bucket/prefix"},
+      {"s3://KEY:SE/CR?ET#X@bucket/p", "s3://***@bucket/p"},  // unencoded '/', '?', '#'
+      {"s3://user@bucket", "s3://***@bucket"},
+      {"file://user:pw@host/x", "file://***@host/x"},
+      {"s3://bucket/prefix?region=eu&X-Amz-Signature=abc&X-Amz-Credential=AK%2F1",
+       "s3://bucket/prefix?region=eu&X-Amz-Signature=***&X-Amz-Credential=***"},
+      {"s3://b/p?endpoint=http://h:9000&secret_access_key=x;SESSION_TOKEN=y&Password=z",
+       "s3://b/p?endpoint=http://h:9000&secret_access_key=***;SESSION_TOKEN=***&Password=***"},
+      {"s3://b/p?access%4Bey=x", "s3://b/p?access%4Bey=***"},  // %4B = 'K'
+      {"s3://b/p#token=abc", "s3://b/p#token=***"},
+      {"s3://b/p?flag&api_key", "s3://b/p?flag&api_key"},  // no values to hide
+      {"file:///home/me@work/store", "file:///home/me@work/store"},
+      {"/plain/path@x", "/plain/path@x"},
+      {"memory://name", "memory://name"},
+      {"", ""},
+  };
+  for (const auto& [uri, redacted] : cases) EXPECT_EQ(RedactStoreUri(uri), redacted) << uri;
+}
+
+TEST(StoreUriTest, ErrorsNeverEchoCredentials) {
+  for (std::string uri :
+       {"s3://AKIA:TOPSECRET@bucket/x", "S3://AKIA:TOPSECRET@bucket",
+        "s3://bucket/x?X-Amz-Security-Token=TOPSECRET", "file://user:TOPSECRET@host/x",
+        "gs://u:TOPSECRET@bucket", "1s3://u:TOPSECRET@bucket", "memory://u:TOPSECRET@m"}) {
+    auto parsed = ParseStoreUri(uri);
+    ASSERT_FALSE(parsed.ok()) << uri;
+    EXPECT_EQ(parsed.status().message().find("TOPSECRET"), std::string::npos)
+        << parsed.status().message();
+    EXPECT_NE(parsed.status().message().find("***"), std::string::npos)
+        << parsed.status().message();
+    auto opened = Store::Open(uri);
+    ASSERT_FALSE(opened.ok()) << uri;
+    EXPECT_EQ(opened.status().message().find("TOPSECRET"), std::string::npos)
+        << opened.status().message();
+  }
+  // A URI a caller hands to FromBackends is redacted too: Store::uri() is safe to print.
+  MemoryBackends b = NewMemoryBackends();
+  auto store = Store::FromBackends("s3://K:TOPSECRET@bucket/p?sig=TOPSECRET", b.objects, b.refs);
+  EXPECT_EQ(store->uri(), "s3://***@bucket/p?sig=***");
+}
+
 // ---- Store rules over a counting backend ----
 
 class StoreRulesTest : public ::testing::Test {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "dreamdb/store.h"
 #include "src/base/encoding.h"
 
 namespace dreamdb {
@@ -16,8 +17,11 @@ namespace {
 
 constexpr size_t kMaxMemoryNameBytes = 255;
 
+// The URI as messages show it: redacted, then quoted.
+std::string Shown(std::string_view uri) { return Quote(RedactStoreUri(uri), 200); }
+
 Status Bad(std::string_view uri, const std::string& why) {
-  return InvalidArgument("store URI " + Quote(uri, 200) + ": " + why);
+  return InvalidArgument("store URI " + Shown(uri) + ": " + why);
 }
 
 bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
@@ -58,7 +62,7 @@ Result<std::string> CleanPath(std::string_view uri, std::string_view path) {
     std::vector<char> buf(4096);
     while (getcwd(buf.data(), buf.size()) == nullptr) {
       if (errno != ERANGE) {
-        return IoError("store URI " + Quote(uri, 200) +
+        return IoError("store URI " + Shown(uri) +
                        ": cannot resolve a relative path: getcwd: " + std::strerror(errno));
       }
       buf.resize(buf.size() * 2);
@@ -87,8 +91,9 @@ Result<StoreUri> ParseFile(std::string_view uri, std::string_view rest) {
   // rest is what follows "file://": an empty authority then an absolute path.
   if (rest.empty()) return Bad(uri, "missing path; use file:///absolute/path");
   if (rest.front() != '/') {
-    size_t slash = rest.find('/');
-    return Bad(uri, "file URIs take no host (found " + Quote(rest.substr(0, slash)) +
+    // The host may carry userinfo ("user:password@host"): show it redacted.
+    std::string host = RedactStoreUri("file://" + std::string(rest.substr(0, rest.find('/'))));
+    return Bad(uri, "file URIs take no host (found " + Quote(host.substr(7)) +
                         "); use file:///absolute/path or a plain path");
   }
   std::string path;
@@ -128,7 +133,8 @@ Result<StoreUri> ParseMemory(std::string_view uri, std::string_view name) {
   }
   for (char c : name) {
     if (!(IsAlpha(c) || IsDigit(c) || c == '.' || c == '_' || c == '-')) {
-      return Bad(uri, "memory store name " + Quote(name) + " may only use A-Z a-z 0-9 . _ -");
+      std::string shown = RedactStoreUri("memory://" + std::string(name)).substr(9);
+      return Bad(uri, "memory store name " + Quote(shown) + " may only use A-Z a-z 0-9 . _ -");
     }
   }
   out.memory_name = std::string(name);
@@ -136,7 +142,74 @@ Result<StoreUri> ParseMemory(std::string_view uri, std::string_view name) {
   return out;
 }
 
+// True for query parameter names that carry secrets (spec/05-backend.md §2.6).
+bool IsSecretParamName(std::string_view name) {
+  std::string lower;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    if (c == '%' && i + 2 < name.size() && HexValue(name[i + 1]) >= 0 &&
+        HexValue(name[i + 2]) >= 0) {
+      c = static_cast<char>(HexValue(name[i + 1]) * 16 + HexValue(name[i + 2]));
+      i += 2;
+    }
+    lower.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+  }
+  for (std::string_view word :
+       {"secret", "token", "passw", "pwd", "key", "sig", "credential", "auth"}) {
+    if (lower.find(word) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// Appends `params` ("a=1&b=2", the text after '?' or '#') with secret values replaced.
+void AppendRedactedParams(std::string_view params, std::string* out) {
+  size_t start = 0;
+  for (;;) {
+    size_t end = params.find_first_of("&;", start);
+    std::string_view param = params.substr(start, end - start);
+    size_t eq = param.find('=');
+    if (eq != std::string_view::npos && IsSecretParamName(param.substr(0, eq))) {
+      out->append(param.substr(0, eq + 1));
+      out->append("***");
+    } else {
+      out->append(param);
+    }
+    if (end == std::string_view::npos) return;
+    out->push_back(params[end]);
+    start = end + 1;
+  }
+}
+
 }  // namespace
+
+std::string RedactStoreUri(std::string_view uri) {
+  size_t sep = uri.find("://");
+  if (sep == std::string_view::npos) return std::string(uri);  // a local path
+  std::string out(uri.substr(0, sep + 3));
+  std::string_view rest = uri.substr(sep + 3);
+  // Userinfo ends at the last '@', wherever it is: a secret may hold '/', '?' or '#'
+  // unencoded, and hiding a little too much is better than showing any of it. An
+  // authority is empty when the path follows at once ("file:///a@b" has no userinfo).
+  if (!rest.empty() && rest.front() != '/') {
+    size_t at = rest.rfind('@');
+    if (at != std::string_view::npos) {
+      out += "***";
+      rest.remove_prefix(at);
+    }
+  }
+  size_t query = rest.find_first_of("?#");
+  out.append(rest.substr(0, query));
+  while (query != std::string_view::npos) {
+    out.push_back(rest[query]);
+    size_t next = rest.find('#', query + 1);  // a fragment ends the query
+    AppendRedactedParams(
+        rest.substr(query + 1,
+                    next == std::string_view::npos ? std::string_view::npos : next - query - 1),
+        &out);
+    query = next;
+  }
+  return out;
+}
 
 Result<StoreUri> ParseStoreUri(std::string_view uri) {
   if (uri.empty()) return InvalidArgument("store URI is empty");
@@ -165,7 +238,7 @@ Result<StoreUri> ParseStoreUri(std::string_view uri) {
   if (scheme == "memory") return ParseMemory(uri, rest);
   if (scheme == "file") return ParseFile(uri, rest);
   if (scheme == "s3") {
-    return Unsupported("store URI " + Quote(uri, 200) + ": the S3 backend is not built yet");
+    return Unsupported("store URI " + Shown(uri) + ": the S3 backend is not built yet");
   }
   return Bad(uri, "unknown scheme " + Quote(scheme) +
                       " (supported: memory://, file://, s3://; a string without '://' is a "

@@ -22,13 +22,14 @@ struct StoreUri {
   std::string path;
   // The URI Store::uri() reports: "memory://", "memory://NAME" or "file://<path>" with
   // bytes outside RFC 3986 pchar percent-encoded. Open(canonical) opens the same store.
+  // Never holds a credential (spec/05-backend.md §2.6): print it as is.
   std::string canonical;
 };
 
 // Parses a store URI. A string without "://" is a local path (relative paths resolve
 // against the current directory). kInvalidArgument (quoting the URI and naming the
 // problem) for malformed URIs and unknown schemes; kUnsupported for s3://, whose backend
-// is not built yet.
+// is not built yet. Messages show the URI only through RedactStoreUri().
 Result<StoreUri> ParseStoreUri(std::string_view uri);
 
 }  // namespace dreamdb

@@ -395,6 +395,20 @@ Result<std::shared_ptr<FileBackend>> FileBackend::Open(const std::string& root,
 }
 
 Status FileBackend::Init() {
+  if (options_.must_exist) {
+    // Nothing may be created: the root and its marker must be there already.
+    struct stat st;
+    if (SysStat(root_, &st) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) {
+        return NotFound("no DreamDB store at " + Quote(root_, 4096) +
+                        " (the directory does not exist)");
+      }
+      return OsError(errno, "stat", root_, false);
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      return InvalidArgument("store root: " + Quote(root_, 4096) + " is not a directory");
+    }
+  }
   // Create the root and its missing ancestors.
   for (size_t pos = 1; pos <= root_.size(); ++pos) {
     if (pos != root_.size() && root_[pos] != '/') continue;
@@ -450,8 +464,11 @@ Status FileBackend::Init() {
       break;
     }
     RETURN_IF_ERROR(st);
+    if (stranger && *stranger == kMarkerName) continue;  // another process just created it
+    if (!stranger && options_.must_exist) {
+      return NotFound("no DreamDB store at " + Quote(root_, 4096) + " (the directory is empty)");
+    }
     if (stranger) {
-      if (*stranger == kMarkerName) continue;  // another process just created it
       // Maybe another process created the marker after our open(): look again.
       struct stat mst;
       if (SysStat(marker, &mst) == 0) continue;

@@ -53,12 +53,16 @@ struct FileBackendOptions {
   // return is taken as the call's errno and the call is not made; EINTR is retried
   // (the hook is asked again), as a real EINTR would be.
   std::function<int(std::string_view syscall, const std::string& path)> fault_hook;
+  // Open an existing store only (StoreOpenMode::kMustExist): a missing root, or a root
+  // without the marker that is empty, is kNotFound and nothing is created.
+  bool must_exist = false;
 };
 
 class FileBackend final : public ObjectBackend, public RefBackend {
  public:
   // Opens the store rooted at `root` (absolute path), creating the directory and the
-  // layout if absent or empty. kInvalidArgument if `root` is not a directory or is a
+  // layout if absent or empty (unless options.must_exist: then kNotFound, "no DreamDB
+  // store at ..."). kInvalidArgument if `root` is not a directory or is a
   // non-empty directory without the marker; kUnsupported for a newer layout version;
   // kCorrupt for a malformed marker; kIoError for OS failures.
   static Result<std::shared_ptr<FileBackend>> Open(const std::string& root,

@@ -191,6 +191,38 @@ TEST_F(FileStoreTest, RefusesNonEmptyDirectoryWithoutMarker) {
   EXPECT_EQ(Entries(""), std::vector<std::string>{"holiday.jpg"}) << "nothing written";
 }
 
+// A reader must not turn a mistyped path into a new, empty store (spec/05 §2.5).
+TEST_F(FileStoreTest, MustExistOpenOfAMissingStoreCreatesNothing) {
+  StoreOptions must_exist;
+  must_exist.open_mode = StoreOpenMode::kMustExist;
+  auto missing = Store::Open("file://" + root_ + "/typo", must_exist);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(missing.status().message(),
+            "no DreamDB store at '" + root_ + "/typo' (the directory does not exist)");
+  EXPECT_FALSE(fs::exists(root_)) << "not even the parent was created";
+
+  ASSERT_TRUE(fs::create_directory(root_));
+  auto empty = Store::Open(root_, must_exist);
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(empty.status().message(),
+            "no DreamDB store at '" + root_ + "' (the directory is empty)");
+  EXPECT_TRUE(fs::is_empty(root_)) << "nothing written into the empty directory";
+
+  WriteFile(root_ + "/holiday.jpg", "jpeg");
+  auto stranger = Store::Open(root_, must_exist);
+  EXPECT_EQ(stranger.status().code(), StatusCode::kInvalidArgument);
+  fs::remove(root_ + "/holiday.jpg");
+
+  // Creating, then opening in either mode, works; memory:// has nothing to create.
+  ASSERT_TRUE(Store::Open(root_).ok());
+  auto existing = Store::Open(root_, must_exist);
+  ASSERT_TRUE(existing.ok()) << existing.status().ToString();
+  EXPECT_TRUE(Store::Open("memory://", must_exist).ok());
+  EXPECT_TRUE(Store::Open("memory://must-exist-test", must_exist).ok());
+}
+
 TEST_F(FileStoreTest, RefusesAFileAsRoot) {
   WriteFile(root_, "not a directory");
   auto backend = FileBackend::Open(root_);
