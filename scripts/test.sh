@@ -3,7 +3,9 @@
 #
 # The whole test suite, as CI runs it (.ci/run). Installs its own dependencies on
 # Debian 12 (scripts/bootstrap.sh), then, stopping at the first failure:
-#   1. format check   clang-format --dry-run -Werror on every *.cc/*.h we own
+#   1. format check   clang-format --dry-run -Werror on every *.cc/*.h we own;
+#      licenses       scripts/licenses.py: every dependency's license allows shipping
+#                     under Apache-2.0 (under a second)
 #   2. dev preset     Debug + ASan + UBSan build, clang-tidy over src/ (scripts/lint.sh),
 #                     `ctest --preset dev` (all labels)
 #   3. release preset build, install .venv/bin/dreamdb and the Python package,
@@ -185,6 +187,7 @@ case "$mode" in
     ;;
   full)
     step "format check" format_check
+    step "licenses" .venv/bin/python scripts/licenses.py
     step "build dev" configure_and_build dev
     step "clang-tidy (curated checks, src/)" bash scripts/lint.sh src
     step --junit "$logs/ctest-dev.xml" "ctest dev" \
