@@ -35,7 +35,7 @@ void PrintError(bool json, std::string_view code, int exit_code, std::string_vie
     WriteAll(stderr, outer.Finish() + "\n");
   } else {
     std::string line = std::string(kProgram) + ": error: ";
-    line += message.empty() ? code : message;
+    line += Printable(message.empty() ? code : message);
     line += "\n";
     WriteAll(stderr, line);
   }
@@ -287,29 +287,41 @@ int RunCommand(const Command& command, const std::vector<std::string>& args, siz
   return exit_code;
 }
 
-// Appends the code point at s[*i] if it is valid UTF-8 (advancing *i), else U+FFFD.
-void AppendUtf8(std::string_view s, size_t* i, std::string* out) {
+// The length of the UTF-8 sequence starting at s[i] (1..4), or 0 when it is not valid
+// UTF-8 (overlong, surrogate, above U+10FFFF, truncated).
+size_t Utf8Length(std::string_view s, size_t i) {
   auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = byte(*i);
+  unsigned char c = byte(i);
+  if (c < 0x80) return 1;
   size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
   if (c >= 0xf5) len = 0;
-  bool valid = len != 0 && *i + len <= s.size();
-  for (size_t k = 1; valid && k < len; ++k) valid = (byte(*i + k) & 0xc0) == 0x80;
+  bool valid = len != 0 && i + len <= s.size();
+  for (size_t k = 1; valid && k < len; ++k) valid = (byte(i + k) & 0xc0) == 0x80;
   if (valid && len == 3) {
-    unsigned char c1 = byte(*i + 1);
+    unsigned char c1 = byte(i + 1);
     valid = !(c == 0xe0 && c1 < 0xa0) && !(c == 0xed && c1 >= 0xa0);  // overlong, surrogate
   }
   if (valid && len == 4) {
-    unsigned char c1 = byte(*i + 1);
+    unsigned char c1 = byte(i + 1);
     valid = !(c == 0xf0 && c1 < 0x90) && !(c == 0xf4 && c1 >= 0x90);  // overlong, > U+10FFFF
   }
-  if (!valid) {
-    *out += "\\ufffd";
-    *i += 1;
-    return;
-  }
-  out->append(s.substr(*i, len));
-  *i += len;
+  return valid ? len : 0;
+}
+
+// The control character (C0, DEL, C1) at s[i] whose sequence is `len` bytes long, or -1.
+int ControlAt(std::string_view s, size_t i, size_t len) {
+  auto c = static_cast<unsigned char>(s[i]);
+  if (len == 1) return c < 0x20 || c == 0x7f ? c : -1;
+  auto c1 = static_cast<unsigned char>(s[i + 1]);
+  if (len == 2 && c == 0xc2 && c1 < 0xa0) return c1;  // U+0080..U+009F
+  return -1;
+}
+
+void AppendU00(int c, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  *out += "\\u00";
+  out->push_back(kHex[c >> 4]);
+  out->push_back(kHex[c & 15]);
 }
 
 }  // namespace
@@ -347,42 +359,72 @@ int ExitCodeFor(StatusCode code) {
 // ---- JSON ----
 
 void AppendJsonString(std::string_view s, std::string* out) {
-  static constexpr char kHex[] = "0123456789abcdef";
   out->push_back('"');
   for (size_t i = 0; i < s.size();) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      AppendUtf8(s, &i, out);
+    size_t len = Utf8Length(s, i);
+    if (len == 0) {
+      *out += "\\ufffd";
+      ++i;
       continue;
     }
-    switch (c) {
-      case '"':
-        *out += "\\\"";
-        break;
-      case '\\':
-        *out += "\\\\";
-        break;
-      case '\n':
-        *out += "\\n";
-        break;
-      case '\r':
-        *out += "\\r";
-        break;
-      case '\t':
-        *out += "\\t";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          *out += "\\u00";
-          out->push_back(kHex[c >> 4]);
-          out->push_back(kHex[c & 15]);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
+    int control = ControlAt(s, i, len);
+    char c = s[i];
+    if (c == '"' || c == '\\') {
+      out->push_back('\\');
+      out->push_back(c);
+    } else if (c == '\n') {
+      *out += "\\n";
+    } else if (c == '\r') {
+      *out += "\\r";
+    } else if (c == '\t') {
+      *out += "\\t";
+    } else if (control >= 0) {
+      AppendU00(control, out);
+    } else {
+      out->append(s.substr(i, len));
     }
-    ++i;
+    i += len;
   }
   out->push_back('"');
+}
+
+std::string Printable(std::string_view s) {
+  // Fast path: nothing to escape (the common case for every line of a listing).
+  bool clean = true;
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if ((c < 0x20 && c != '\t') || c >= 0x7f) {
+      clean = false;
+      break;
+    }
+  }
+  if (clean) return std::string(s);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size() + 16);
+  for (size_t i = 0; i < s.size();) {
+    size_t len = Utf8Length(s, i);
+    if (len == 0) {
+      auto c = static_cast<unsigned char>(s[i]);
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+      ++i;
+      continue;
+    }
+    int control = ControlAt(s, i, len);
+    if (control == '\n') {
+      out += "\\n";
+    } else if (control == '\r') {
+      out += "\\r";
+    } else if (control >= 0 && control != '\t') {
+      AppendU00(control, &out);
+    } else {
+      out.append(s.substr(i, len));
+    }
+    i += len;
+  }
+  return out;
 }
 
 void JsonObject::Key(std::string_view key) {
@@ -483,9 +525,19 @@ std::optional<std::string_view> Invocation::FlagValue(std::string_view name) con
 
 Result<Store*> Invocation::store() {
   if (store_ == nullptr) {
-    auto opened = Store::Open(global_.store_uri);
+    StoreOptions options;
+    options.open_mode =
+        command_.creates_store ? StoreOpenMode::kCreateIfMissing : StoreOpenMode::kMustExist;
+    auto opened = Store::Open(global_.store_uri, options);
     if (!opened.ok()) {
-      return opened.status().WithContext("opening store " + Quote(global_.store_uri));
+      Status st = opened.status().WithContext("opening store " +
+                                              Quote(RedactStoreUri(global_.store_uri), 200));
+      if (st.code() == StatusCode::kNotFound) {
+        st = Status(st.code(), st.message() +
+                                   "; only commands that write create a store ('dreamdb init', "
+                                   "'create', 'object put')");
+      }
+      return st;
     }
     store_ = std::move(opened).value();
   }
@@ -498,7 +550,7 @@ Status Invocation::Usage(std::string message) {
 }
 
 void Invocation::PrintLine(std::string_view line) {
-  WriteAll(stdout, line);
+  WriteAll(stdout, Printable(line));
   std::fputc('\n', stdout);
 }
 

@@ -65,8 +65,22 @@ class JsonObject {
   std::string body_ = "{";
 };
 
-// Appends `s` as a quoted JSON string to `out`.
+// Appends `s` as a quoted JSON string to `out`. Control characters (C0, DEL and C1,
+// U+0080..U+009F) become \uXXXX escapes and bytes that are not valid UTF-8 U+FFFD, so
+// the output is valid JSON that a terminal shows as plain text.
 void AppendJsonString(std::string_view s, std::string* out);
+
+// ---- Terminal safety ----
+
+// `s` made safe to show on a terminal (cli/README.md "Output safety"): C0 controls, DEL
+// and C1 controls (U+0080..U+009F) become \n, \r or \u00XX, bytes that are not valid
+// UTF-8 become \xNN, TAB and every other character (printable UTF-8 included) are kept.
+// ESC becomes \u001b, so no escape sequence (CSI, OSC, ...) reaches the terminal.
+// Valid JSON stays the same JSON (its strings never hold raw controls). The one escaping
+// function of the CLI: Invocation::PrintLine and the error printer apply it to every
+// line, so stored data (commit messages, metadata, names, field values) is shown, never
+// obeyed.
+std::string Printable(std::string_view s);
 
 // ---- Commands ----
 
@@ -98,6 +112,11 @@ struct Command {
   std::vector<Flag> flags = {};
   // Runs the command. Usage errors found while running go through Invocation::Usage().
   Status (*run)(Invocation& inv) = nullptr;
+  // Whether Invocation::store() may create a missing store. Only commands that write and
+  // can succeed on an empty store set it (init, create, object put); every other command
+  // reports a missing store as not_found instead of creating an empty one at a mistyped
+  // path.
+  bool creates_store = false;
 };
 
 // All commands, keyed by path. Commands register themselves before main() runs.
@@ -148,14 +167,16 @@ class Invocation {
   std::optional<std::string_view> FlagValue(std::string_view name) const;
   bool HasFlag(std::string_view name) const { return FlagValue(name).has_value(); }
 
-  // Opens the store named by --store / $DREAMDB_STORE / ./.dreamdb on first call.
+  // Opens the store named by --store / $DREAMDB_STORE / ./.dreamdb on first call,
+  // creating it only when the command declares `creates_store` (else a missing store is
+  // kNotFound naming it). Messages show the URI redacted (RedactStoreUri).
   Result<Store*> store();
 
   // Marks this run as a usage error (exit 2) and returns a status carrying `message`.
   Status Usage(std::string message);
   bool usage_error() const { return usage_error_; }
 
-  // Output. Each Print* writes one line to stdout.
+  // Output. Each Print* writes one line to stdout, through Printable().
   void PrintLine(std::string_view line);
   void PrintJson(const JsonObject& object);
   // Raw bytes to stdout (object get).

@@ -38,7 +38,8 @@ const Registrar kRegistrar({
         "  {\"fields\": [{\"name\": \"image\", \"type\": \"blob\", \"mime\": \"image/png\"},\n"
         "              {\"name\": \"emb\", \"type\": \"embedding\", \"dim\": 768},\n"
         "              {\"name\": \"label\", \"type\": \"categorical\", \"optional\": true}]}\n"
-        "Creates branch main. An existing dataset of that name is already_exists (exit 5).\n"
+        "Creates branch main (and the store, if it does not exist). An existing dataset of\n"
+        "that name is already_exists (exit 5).\n"
         "Text: '<name> <head manifest id>'. JSON: {\"dataset\", \"branch\", \"head\", \"schema\"}.",
     .positionals = {{.name = "NAME", .help = "the dataset name ([A-Za-z0-9._-], 1..100 chars)"}},
     .flags = {{.name = "--schema",
@@ -47,6 +48,7 @@ const Registrar kRegistrar({
                .required = true},
               kMessageFlag},
     .run = Run,
+    .creates_store = true,
 });
 
 }  // namespace

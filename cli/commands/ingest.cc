@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "cli/blob_files.h"
 #include "cli/dataset_util.h"
 #include "src/base/encoding.h"
 
@@ -29,6 +30,7 @@ namespace {
 using Json = nlohmann::json;
 
 constexpr uint64_t kDefaultBatchSize = 10000;
+constexpr uint64_t kMaxMaxBlobBytes = uint64_t{1} << 40;
 
 // A JSON value for an error message, cut to a readable length.
 std::string Describe(const Json& v) {
@@ -200,16 +202,16 @@ std::string ShapeText(const std::vector<uint32_t>& shape) {
 class Ingester {
  public:
   Ingester(Invocation& inv, Dataset& ds, std::string input, uint64_t batch_size,
-           std::string anchor_key)
+           std::string anchor_key, BlobFiles blob_files)
       : inv_(inv),
         ds_(ds),
         schema_(ds.schema()),
         input_(std::move(input)),
         batch_size_(batch_size),
         anchor_key_(std::move(anchor_key)),
+        blob_files_(std::move(blob_files)),
         progress_(inv.HasFlag("--progress")) {
     size_t slash = input_.rfind('/');
-    if (input_ != "-" && slash != std::string::npos) base_dir_ = input_.substr(0, slash + 1);
     input_label_ = input_ == "-" ? "standard input" : input_.substr(slash + 1);
     head_ = ds.head();
   }
@@ -244,9 +246,9 @@ class Ingester {
   const Schema schema_;
   std::string input_;
   std::string input_label_;
-  std::string base_dir_;  // blob paths are relative to the input file's directory
   const uint64_t batch_size_;
   const std::string anchor_key_;
+  const BlobFiles blob_files_;  // the files blob paths may name (--blob-root)
   Progress progress_;
 
   std::vector<const FieldSpec*> written_;
@@ -371,9 +373,7 @@ Result<uint64_t> Ingester::AnchorFromJson(const Json& v) const {
 }
 
 Status Ingester::AppendBlobPath(Column& col, const std::string& path) {
-  if (path.empty()) return InvalidArgument("empty blob path");
-  std::string full = path[0] == '/' ? path : base_dir_ + path;
-  ASSIGN_OR_RETURN(Bytes bytes, ReadInput(full));
+  ASSIGN_OR_RETURN(Bytes bytes, blob_files_.Read(path));
   col.AppendBytes(bytes);
   return Status::Ok();
 }
@@ -805,6 +805,30 @@ Status Ingester::RunCsv(FILE* f) {
   return Flush();
 }
 
+// The blob files this run may read: under --blob-root, else the input file's directory;
+// none for standard input without --blob-root (piped input is the least trusted).
+Result<BlobFiles> BlobFilesFor(const Invocation& inv, const std::string& input) {
+  uint64_t max_bytes = kDefaultMaxBlobBytes;
+  if (auto flag = inv.FlagValue("--max-blob-bytes")) {
+    ASSIGN_OR_RETURN(max_bytes, ParseU64("--max-blob-bytes", *flag));
+    if (max_bytes > kMaxMaxBlobBytes) {
+      return InvalidArgument("--max-blob-bytes " + std::string(*flag) + " is above 2^40");
+    }
+  }
+  if (auto root = inv.FlagValue("--blob-root")) {
+    if (root->empty()) return InvalidArgument("--blob-root: empty path");
+    return BlobFiles::Open(std::string(*root), "--blob-root", max_bytes);
+  }
+  if (input == "-") {
+    return BlobFiles::Disabled(
+        "blob files are not read from standard input without --blob-root DIR (give "
+        "--blob-root, or the bytes inline as {\"base64\": ...})");
+  }
+  size_t slash = input.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : input.substr(0, slash + 1);
+  return BlobFiles::Open(dir, "the input file's directory (the default --blob-root)", max_bytes);
+}
+
 Status Run(Invocation& inv) {
   const std::string& name = inv.Arg("NAME");
   std::string input = inv.Arg("FILE");
@@ -824,6 +848,7 @@ Status Run(Invocation& inv) {
   }
   std::string anchor_key(inv.FlagValue("--anchor-field").value_or("anchor"));
   if (anchor_key.empty()) return InvalidArgument("--anchor-field: empty name");
+  ASSIGN_OR_RETURN(BlobFiles blob_files, BlobFilesFor(inv, input));
 
   // Open the input before the dataset so a missing file costs no store access.
   FILE* f = stdin;
@@ -846,7 +871,7 @@ Status Run(Invocation& inv) {
                            std::string(FieldTypeName(spec->type)) +
                            " field; anchors come from integers");
   }
-  Ingester ingester(inv, *ds, input, batch_size, anchor_key);
+  Ingester ingester(inv, *ds, input, batch_size, anchor_key, std::move(blob_files));
   RETURN_IF_ERROR(format == "csv" ? ingester.RunCsv(f) : ingester.RunJsonl(f));
   std::string head = ingester.head().ToString();
   if (inv.json()) {
@@ -876,10 +901,15 @@ const Registrar kRegistrar({
         "string fields). Values by type:\n"
         "  int64 integers; float64 numbers (or \"nan\", \"inf\", \"-inf\"); bool true/false;\n"
         "  string, categorical strings; timestamp integer ns since the epoch or RFC 3339\n"
-        "  ('2024-05-01T12:00:00.5Z'); blob a file path (relative to the input file's\n"
-        "  directory) or, in JSON, {\"base64\": ...}; embedding a list of dim numbers; array\n"
-        "  nested lists (flattened, prod(shape) values). In CSV, embeddings and arrays are\n"
-        "  JSON lists in one cell: \"[0.5, 1.0]\".\n"
+        "  ('2024-05-01T12:00:00.5Z'); blob a file path or, in JSON, {\"base64\": ...};\n"
+        "  embedding a list of dim numbers; array nested lists (flattened, prod(shape)\n"
+        "  values). In CSV, embeddings and arrays are JSON lists in one cell: \"[0.5, 1.0]\".\n"
+        "Blob files: the input is untrusted, so a blob path may only name a regular file\n"
+        "inside the blob root: --blob-root DIR, by default the input file's directory. Paths\n"
+        "resolve against it; '..', absolute paths and symbolic links that lead outside it\n"
+        "are refused (exit 11), and so are devices, FIFOs and sockets (exit 3) and files\n"
+        "larger than --max-blob-bytes (default 64 MiB; exit 3). With standard input ('-')\n"
+        "blob paths are refused unless --blob-root is given; inline base64 always works.\n"
         "A bad record stops the run naming its line and field (exit 3, or 4 for a missing\n"
         "blob file); its batch is not committed, earlier batches are (the message says how\n"
         "many records). Progress goes to stderr when it is a terminal, or with --progress.\n"
@@ -895,6 +925,13 @@ const Registrar kRegistrar({
                .help = "records per commit (default 10000)"},
               kBranchFlag,
               kMessageFlag,
+              {.name = "--blob-root",
+               .value_name = "DIR",
+               .help = "blob paths resolve under DIR and may not leave it (default: the input "
+                       "file's directory; none for standard input)"},
+              {.name = "--max-blob-bytes",
+               .value_name = "N",
+               .help = "the largest blob file read, in bytes (default 67108864 = 64 MiB)"},
               {.name = "--anchor-field",
                .value_name = "FIELD",
                .help = "the key/column holding anchors (default \"anchor\"); may be an int64 "

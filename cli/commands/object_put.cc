@@ -38,11 +38,13 @@ const Registrar kRegistrar({
     .description =
         "Stores each FILE (or standard input for '-') as one object and prints its id, one\n"
         "per line, in argument order. Putting an object that is already stored succeeds.\n"
+        "Creates the store if it does not exist.\n"
         "JSON: one {\"id\": ..., \"size_bytes\": ...} line per FILE.",
     .positionals = {{.name = "FILE",
                      .help = "a file to store; '-' reads standard input",
                      .repeated = true}},
     .run = Run,
+    .creates_store = true,
 });
 
 }  // namespace

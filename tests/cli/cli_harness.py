@@ -35,6 +35,21 @@ EXIT = {
 }
 
 
+def write(path: pathlib.Path, data: str | bytes) -> pathlib.Path:
+    """Writes a test input file, creating its directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        path.write_text(data)
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def jsonl(*records: dict) -> str:
+    """Records as JSON Lines text."""
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
 def dreamdb_binary() -> pathlib.Path:
     return pathlib.Path(os.environ.get("DREAMDB_BIN", REPO / "build/dev/cli/dreamdb")).resolve()
 

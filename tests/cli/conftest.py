@@ -26,4 +26,8 @@ def store_dir(tmp_path: pathlib.Path) -> pathlib.Path:
 
 @pytest.fixture
 def cli(dreamdb_bin: pathlib.Path, store_dir: pathlib.Path, tmp_path: pathlib.Path) -> Cli:
-    return Cli(dreamdb_bin, "file://" + str(store_dir), tmp_path)
+    """A Cli on a new, empty store (made with `dreamdb init`: commands that only read never
+    create one)."""
+    c = Cli(dreamdb_bin, "file://" + str(store_dir), tmp_path)
+    c.ok("init")
+    return c

@@ -18,7 +18,7 @@ import re
 
 import pytest
 
-from cli_harness import EXIT, Cli
+from cli_harness import EXIT, Cli, jsonl, write
 
 ID_RE = re.compile(r"^b[a-z2-7]{55}$")
 ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
@@ -45,19 +45,6 @@ def shard_of(object_id: str) -> str:
     text = object_id[1:].upper()
     multihash = base64.b32decode(text + "=" * (-len(text) % 8))
     return multihash[2:3].hex()
-
-
-def write(path: pathlib.Path, data: str | bytes) -> pathlib.Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, str):
-        path.write_text(data)
-    else:
-        path.write_bytes(data)
-    return path
-
-
-def jsonl(*records: dict) -> str:
-    return "".join(json.dumps(r) + "\n" for r in records)
 
 
 def create(cli: Cli, tmp_path: pathlib.Path, name: str = "photos",
