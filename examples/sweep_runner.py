@@ -145,9 +145,9 @@ def main() -> None:
     started = time.monotonic()
     sweep = args.sweep or time.strftime("sweep-%Y%m%d-%H%M%S", time.gmtime())
 
-    if args.dataset in dreamdb.list_datasets(args.store):
+    try:
         source = dreamdb.Dataset.open(args.dataset, store=args.store)
-    else:
+    except dreamdb.NotFoundError:  # no such dataset, or no store yet: make both
         source = make_source(args.dataset, args.store, args.records, seed=1)
     dim = next(f for f in source.schema.fields if f.name == "emb").dim
     base = f"{sweep}/base"

@@ -167,14 +167,14 @@ class Store:
     """
 
     @staticmethod
-    def open(uri: str) -> Store:
+    def open(uri: str, *, create: bool = False) -> Store:
         """
-        Opens the store at `uri`: 'memory://' (a new private store), 'memory://NAME' (one per NAME per process), 'file:///abs/path' or a local path (created if absent). s3:// is UnsupportedError; other schemes are InvalidArgumentError.
+        Opens the store at `uri`: 'memory://' (a new private store), 'memory://NAME' (one per NAME per process), 'file:///abs/path' or a local path. A missing file:// store is NotFoundError unless `create` is true, which creates it (so a mistyped path is an error, not a new empty store). s3:// is UnsupportedError; other schemes are InvalidArgumentError. Messages and `uri` never show credentials.
         """
 
     @property
     def uri(self) -> str:
-        """The URI this store was opened with."""
+        """The canonical URI of this store, with any credential redacted."""
 
     def list_datasets(self) -> list[str]:
         """Names of the datasets in the store, sorted."""

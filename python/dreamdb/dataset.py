@@ -20,8 +20,12 @@ StoreLike = Union[str, "os.PathLike[str]", Store]
 _U64_MAX = (1 << 64) - 1
 
 
-def open_store(store: StoreLike) -> Store:
-    """A Store for a URI ("memory://NAME", "file:///abs/path", a local path) or a Store."""
+def open_store(store: StoreLike, *, create: bool = False) -> Store:
+    """A Store for a URI ("memory://NAME", "file:///abs/path", a local path) or a Store.
+
+    A missing store is NotFoundError unless `create` is true (only writers that can start
+    from an empty store, such as :meth:`Dataset.create`, pass it).
+    """
     if isinstance(store, Store):
         return store
     if isinstance(store, os.PathLike):
@@ -30,7 +34,7 @@ def open_store(store: StoreLike) -> Store:
         raise InvalidArgumentError(
             f"store must be a URI string, a path or a dreamdb.Store, not {type(store).__name__}"
         )
-    return Store.open(store)
+    return Store.open(store, create=create)
 
 
 def _fields(fields: Optional[Union[str, Sequence[str]]]) -> List[str]:
@@ -69,15 +73,17 @@ class Dataset:
     def create(
         cls, name: str, schema: Schema, *, store: StoreLike, message: str = ""
     ) -> "Dataset":
-        """Creates dataset `name` with branch "main". AlreadyExistsError if it exists."""
+        """Creates dataset `name` with branch "main" (and the store, if it does not exist).
+        AlreadyExistsError if the dataset exists."""
         if not isinstance(schema, Schema):
             raise InvalidArgumentError(
                 f"schema must be a dreamdb.Schema, not {type(schema).__name__}")
-        return cls(_CoreDataset.create(open_store(store), name, schema, message))
+        return cls(_CoreDataset.create(open_store(store, create=True), name, schema, message))
 
     @classmethod
     def open(cls, name: str, *, store: StoreLike, branch: str = "main") -> "Dataset":
-        """Opens `branch` of dataset `name` for reading and writing. NotFoundError if absent."""
+        """Opens `branch` of dataset `name` for reading and writing. NotFoundError if the
+        dataset or the store is absent (a missing store is never created)."""
         return cls(_CoreDataset.open(open_store(store), name, branch))
 
     @classmethod

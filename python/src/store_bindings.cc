@@ -24,19 +24,25 @@ void RegisterStore(nb::module_& m) {
                     "by every handle in the process that names NAME.")
       .def_static(
           "open",
-          [](const std::string& uri) {
+          [](const std::string& uri, bool create) {
+            StoreOptions options;
+            options.open_mode =
+                create ? StoreOpenMode::kCreateIfMissing : StoreOpenMode::kMustExist;
             std::unique_ptr<Store> s;
             {
               nb::gil_scoped_release release;
-              s = ValueOrThrow(Store::Open(uri));
+              s = ValueOrThrow(Store::Open(uri, options));
             }
             return std::shared_ptr<Store>(std::move(s));
           },
-          nb::arg("uri"),
+          nb::arg("uri"), nb::kw_only(), nb::arg("create") = false,
           "Opens the store at `uri`: 'memory://' (a new private store), 'memory://NAME' (one "
-          "per NAME per process), 'file:///abs/path' or a local path (created if absent). "
-          "s3:// is UnsupportedError; other schemes are InvalidArgumentError.")
-      .def_prop_ro("uri", &Store::uri, "The URI this store was opened with.")
+          "per NAME per process), 'file:///abs/path' or a local path. A missing file:// store "
+          "is NotFoundError unless `create` is true, which creates it (so a mistyped path is "
+          "an error, not a new empty store). s3:// is UnsupportedError; other schemes are "
+          "InvalidArgumentError. Messages and `uri` never show credentials.")
+      .def_prop_ro("uri", &Store::uri,
+                   "The canonical URI of this store, with any credential redacted.")
       .def(
           "list_datasets",
           [](Store& s) {
