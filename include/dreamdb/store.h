@@ -151,7 +151,7 @@ class Store {
   static Result<std::unique_ptr<Store>> Open(std::string_view uri,
                                              const StoreOptions& options = {});
   // Wraps caller-provided backends (tests, fault injection). Takes ownership.
-  static std::unique_ptr<Store> FromBackends(std::string uri,
+  static std::unique_ptr<Store> FromBackends(std::string_view uri,
                                              std::shared_ptr<ObjectBackend> objects,
                                              std::shared_ptr<RefBackend> refs,
                                              const StoreOptions& options = {});
@@ -194,8 +194,8 @@ class Store {
   RefBackend& ref_backend() { return *refs_; }
 
  private:
-  Store(std::string uri, std::shared_ptr<ObjectBackend> objects, std::shared_ptr<RefBackend> refs,
-        const StoreOptions& options);
+  Store(std::string_view uri, std::shared_ptr<ObjectBackend> objects,
+        std::shared_ptr<RefBackend> refs, const StoreOptions& options);
 
   const std::string uri_;
   const std::shared_ptr<ObjectBackend> objects_;

@@ -95,14 +95,14 @@ Result<std::unique_ptr<Store>> Store::Open(std::string_view uri, const StoreOpti
                      ": the S3 backend is not built yet");
 }
 
-std::unique_ptr<Store> Store::FromBackends(std::string uri, std::shared_ptr<ObjectBackend> objects,
+std::unique_ptr<Store> Store::FromBackends(std::string_view uri,
+                                           std::shared_ptr<ObjectBackend> objects,
                                            std::shared_ptr<RefBackend> refs,
                                            const StoreOptions& options) {
-  return std::unique_ptr<Store>(
-      new Store(std::move(uri), std::move(objects), std::move(refs), options));
+  return std::unique_ptr<Store>(new Store(uri, std::move(objects), std::move(refs), options));
 }
 
-Store::Store(std::string uri, std::shared_ptr<ObjectBackend> objects,
+Store::Store(std::string_view uri, std::shared_ptr<ObjectBackend> objects,
              std::shared_ptr<RefBackend> refs, const StoreOptions& options)
     : uri_(RedactStoreUri(uri)),
       objects_(std::move(objects)),
