@@ -317,6 +317,23 @@ int ControlAt(std::string_view s, size_t i, size_t len) {
   return -1;
 }
 
+// The index of the first byte Printable() changes, or npos: one pass, no copy, for the
+// common line that needs no escaping.
+size_t FirstUnprintable(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if ((c >= 0x20 && c < 0x7f) || c == '\t') {
+      ++i;
+      continue;
+    }
+    if (c < 0x80) return i;  // C0 or DEL
+    size_t len = Utf8Length(s, i);
+    if (len == 0 || ControlAt(s, i, len) >= 0) return i;
+    i += len;
+  }
+  return std::string_view::npos;
+}
+
 void AppendU00(int c, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   *out += "\\u00";
@@ -361,6 +378,16 @@ int ExitCodeFor(StatusCode code) {
 void AppendJsonString(std::string_view s, std::string* out) {
   out->push_back('"');
   for (size_t i = 0; i < s.size();) {
+    // Runs of printable ASCII other than '"' and '\\' are copied as they are.
+    size_t run = i;
+    while (run < s.size() && s[run] >= 0x20 && s[run] < 0x7f && s[run] != '"' && s[run] != '\\') {
+      ++run;
+    }
+    if (run > i) {
+      out->append(s.substr(i, run - i));
+      i = run;
+      continue;
+    }
     size_t len = Utf8Length(s, i);
     if (len == 0) {
       *out += "\\ufffd";
@@ -389,20 +416,12 @@ void AppendJsonString(std::string_view s, std::string* out) {
 }
 
 std::string Printable(std::string_view s) {
-  // Fast path: nothing to escape (the common case for every line of a listing).
-  bool clean = true;
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    if ((c < 0x20 && c != '\t') || c >= 0x7f) {
-      clean = false;
-      break;
-    }
-  }
-  if (clean) return std::string(s);
+  size_t i = FirstUnprintable(s);
+  if (i == std::string_view::npos) return std::string(s);
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
+  std::string out(s.substr(0, i));
   out.reserve(s.size() + 16);
-  for (size_t i = 0; i < s.size();) {
+  while (i < s.size()) {
     size_t len = Utf8Length(s, i);
     if (len == 0) {
       auto c = static_cast<unsigned char>(s[i]);
@@ -550,7 +569,11 @@ Status Invocation::Usage(std::string message) {
 }
 
 void Invocation::PrintLine(std::string_view line) {
-  WriteAll(stdout, Printable(line));
+  if (FirstUnprintable(line) == std::string_view::npos) {
+    WriteAll(stdout, line);
+  } else {
+    WriteAll(stdout, Printable(line));
+  }
   std::fputc('\n', stdout);
 }
 
