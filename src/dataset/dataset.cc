@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <future>
 #include <map>
@@ -75,6 +76,32 @@ Status CheckColumnMatches(const FieldSpec& want, const Column& col) {
   if (want.type == FieldType::kArray && (got.dtype != want.dtype || got.shape != want.shape)) {
     return InvalidArgument("field " + Quote(want.name) +
                            ": the column's array dtype or shape differs from the schema's");
+  }
+  return Status::Ok();
+}
+
+// Embedding values must be finite (spec/10-schema.md §1.6): a NaN or infinite component
+// has no distance to anything, so search could not rank the record. Checked before
+// anything is written. Names the record by its anchor when the batch gives anchors, else
+// by its row. The whole buffer is scanned at once; rows are looked at only on a find
+// (null rows may hold any bytes).
+Status CheckFiniteEmbeddings(std::string_view what, const Column& col,
+                             const std::vector<uint64_t>& anchors) {
+  if (col.type() != FieldType::kEmbedding) return Status::Ok();
+  const uint64_t dim = col.field().dim;
+  const float* all = reinterpret_cast<const float*>(col.values().data());
+  if (vindex::AllFinite(all, col.length() * dim)) return Status::Ok();
+  for (uint64_t r = 0; r < col.length(); ++r) {
+    if (!col.IsValid(r) || vindex::AllFinite(all + r * dim, dim)) continue;
+    uint64_t d = 0;
+    while (std::isfinite(all[r * dim + d])) ++d;
+    const float x = all[r * dim + d];
+    std::string record = anchors.empty() ? "row " + std::to_string(r) + " of the batch"
+                                         : "the record at anchor " + std::to_string(anchors[r]);
+    return InvalidArgument(std::string(what) + ": field " + Quote(col.field().name) + " of " +
+                           record + " has " + (std::isnan(x) ? "NaN" : (x > 0 ? "+inf" : "-inf")) +
+                           " at element " + std::to_string(d) +
+                           "; embedding values must be finite (nothing was committed)");
   }
   return Status::Ok();
 }
@@ -715,9 +742,7 @@ Result<CommitInfo> Dataset::AppendMany(const Batch& batch, const CommitOptions& 
       return InvalidArgument("append: required field " + Quote(fname) + " has " +
                              std::to_string(col.NullCount()) + " null values");
     }
-    if (spec->type == FieldType::kFloat64 || spec->type == FieldType::kEmbedding) {
-      // NaN is a legal float; nothing to check. Infinite embeddings would poison search.
-    }
+    RETURN_IF_ERROR(CheckFiniteEmbeddings("append", col, batch.anchors));
   }
   if (!batch.anchors.empty()) {
     ASSIGN_OR_RETURN(auto check, SortedUnique(batch.anchors, false));
@@ -831,6 +856,7 @@ Result<CommitInfo> Dataset::AddLayer(const FieldSpec& field, const std::vector<u
     RETURN_IF_ERROR(start.WithAddedField(spec).status());
   }
   RETURN_IF_ERROR(CheckColumnMatches(spec, values));
+  RETURN_IF_ERROR(CheckFiniteEmbeddings("layer", values, anchors));
   uint64_t objects = 0;
   ASSIGN_OR_RETURN(WrittenColumn w, WriteColumn(impl_->store(), spec, values, &objects));
   std::vector<WrittenColumn> written{std::move(w)};
