@@ -584,6 +584,42 @@ Status Dataset::Refresh() {
 
 namespace {
 
+// The first of `n` automatic anchors when `next_anchor` leaves no room for them (an
+// explicit anchor near 2^64 - 1 raised it there; spec/14-semantics.md §2.3): the start
+// of the highest run of n consecutive anchors below 2^64 - 1 that holds no live and no
+// deleted anchor of `base`, so one record at the top of the anchor space does not stop
+// automatic anchors, and no anchor is ever assigned twice.
+//
+// The highest run free in both the index I and the tombstone set T: take the highest
+// run of n free in I below h, [s1, e1), then the highest free in T below e1, [s2, e2).
+// Their overlap [max(s1, s2), e2) is free in both; if it is shorter than n, every run
+// free in both lies below max(s1, s2) (a run inside [s1, e1) would lie inside a
+// T-run below e1, which is [s2, e2), too short there, or one below s2), so h = that.
+Result<uint64_t> AnchorsBelowTop(DatasetImpl& impl, const Version& base, uint64_t n) {
+  constexpr int kMaxRounds = 64;
+  const btree::Tree index(&impl.store(), impl.pages(), base.index);
+  const btree::Tree tombs(&impl.store(), impl.pages(), base.tombstones);
+  uint64_t h = UINT64_MAX;  // automatic anchors stay below 2^64 - 1 (spec/14 §2.3)
+  auto exhausted = [&](std::string why) {
+    return InvalidArgument("cannot assign " + std::to_string(n) +
+                           " anchors: the anchor space is exhausted (" + why +
+                           "); give the records anchors explicitly");
+  };
+  for (int round = 0; round < kMaxRounds; ++round) {
+    auto g1 = index.HighestGapBelow(h, n);
+    if (!g1.ok()) return exhausted(g1.status().message());
+    if (!*g1) break;
+    auto g2 = tombs.HighestGapBelow((*g1)->limit, n);
+    if (!g2.ok()) return exhausted(g2.status().message());
+    if (!*g2) break;
+    const uint64_t s = std::max((*g1)->first, (*g2)->first);
+    if (s < (*g2)->limit && (*g2)->limit - s >= n) return s;
+    h = s;
+  }
+  return exhausted("no run of " + std::to_string(n) +
+                   " consecutive anchors is free of live and deleted records");
+}
+
 // Applies rows to `base`: the core of AppendMany and AddLayer.
 // `require_existing`: every anchor must already be live (layers).
 Result<DatasetImpl::Built> BuildAppend(DatasetImpl& impl, const Version& base, const Schema& schema,
@@ -608,12 +644,12 @@ Result<DatasetImpl::Built> BuildAppend(DatasetImpl& impl, const Version& base, c
   if (given != nullptr && !given->empty()) {
     anchors = *given;
   } else {
+    uint64_t first = bm.next_anchor;
     if (bm.next_anchor > UINT64_MAX - num_rows) {
-      return InvalidArgument("cannot assign " + std::to_string(num_rows) +
-                             " anchors: the anchor space is exhausted");
+      ASSIGN_OR_RETURN(first, AnchorsBelowTop(impl, base, num_rows));
     }
     anchors.resize(num_rows);
-    std::iota(anchors.begin(), anchors.end(), bm.next_anchor);
+    std::iota(anchors.begin(), anchors.end(), first);
   }
   std::vector<uint32_t> order(num_rows);
   std::iota(order.begin(), order.end(), 0u);
