@@ -600,7 +600,7 @@ Result<uint64_t> AnchorsBelowTop(DatasetImpl& impl, const Version& base, uint64_
   const btree::Tree index(&impl.store(), impl.pages(), base.index);
   const btree::Tree tombs(&impl.store(), impl.pages(), base.tombstones);
   uint64_t h = UINT64_MAX;  // automatic anchors stay below 2^64 - 1 (spec/14 §2.3)
-  auto exhausted = [&](std::string why) {
+  auto exhausted = [&](const std::string& why) {
     return InvalidArgument("cannot assign " + std::to_string(n) +
                            " anchors: the anchor space is exhausted (" + why +
                            "); give the records anchors explicitly");
