@@ -127,6 +127,13 @@ class DreamDBDataset(LoaderCore, torch.utils.data.IterableDataset):
             return dist.get_rank(), dist.get_world_size()
         return LoaderCore._rank_and_world(self)
 
+    def __getstate__(self) -> Dict[str, Any]:
+        state = LoaderCore.__getstate__(self)
+        # Spawned DataLoader workers have no torch.distributed: they get the shard of the
+        # process that pickled them.
+        state["_rank"], state["_world"] = self._rank_and_world()
+        return state
+
     def _worker_and_count(self) -> Tuple[int, int]:
         info = torch.utils.data.get_worker_info()
         return (info.id, info.num_workers) if info is not None else (0, 1)
