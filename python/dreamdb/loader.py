@@ -57,7 +57,7 @@ from . import _convert
 from .dataset import Dataset, StoreLike
 from .errors import InternalError, InvalidArgumentError
 
-__all__ = ["NumpyLoader", "STATE_FORMAT"]
+__all__ = ["LoaderCore", "NumpyLoader", "STATE_FORMAT"]
 
 STATE_FORMAT = "dreamdb.loader/2"
 _SMALL = 1 << 16  # below this many items a permutation is a sorted hash table
@@ -653,6 +653,7 @@ class NumpyLoader(LoaderCore):
         return -(-self.samples_per_rank() // self.loader_batch_size)
 
     def __iter__(self) -> Iterator[Dict[str, np.ndarray]]:
+        """One pass: this rank's batches of the epoch, from the loaded position if any."""
         p, skip = self._begin()
         return self._batches(p, skip)
 
