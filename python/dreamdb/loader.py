@@ -63,6 +63,7 @@ STATE_FORMAT = "dreamdb.loader/2"
 _SMALL = 1 << 16  # below this many items a permutation is a sorted hash table
 _ROUNDS = 6  # Feistel rounds (4 already make a strong pseudo-random permutation)
 _MODES = ("full", "blocks")
+_SCAN_MIN = 512  # shorter runs of consecutive records are read with take(), not a scan
 
 
 # ---- stable hashing and permutations ----
@@ -546,9 +547,9 @@ class LoaderCore:
         self._yielded = skip
         return p, skip
 
-    def _tables(self, p: _Pass, skip: int) -> Iterator[pa.Table]:
-        """This worker's samples of pass `p` after its first `skip`, as Arrow tables in
-        order (anchor column first, then the requested fields)."""
+    def _tables(self, p: _Pass, skip: int) -> Iterator[Any]:
+        """This worker's samples of pass `p` after its first `skip`, as Arrow record
+        batches or tables in order (anchor column first, then the requested fields)."""
         n = self._total
         share = rank_share(n, p.world_size, self.drop_last)
         remaining = share - p.start
@@ -562,23 +563,54 @@ class LoaderCore:
                                        f"yielded, but it has only {count}")
         order = self._order()
         base = p.rank * share + p.start
+        if not order.shuffled and (p.num_workers == 1 or unit >= _SCAN_MIN):
+            # Each worker unit (or, with one worker, the whole rest) is a range of
+            # consecutive global positions: one streaming scan per range and wrap.
+            whole = p.num_workers == 1
+            for first, last in self._position_ranges(p, unit, skip, count, whole):
+                g = base + first
+                while g < base + last:
+                    stop = min(base + last, (g // n + 1) * n)  # padding wraps at n
+                    yield from self._scan(g % n, (stop - 1) % n)
+                    g = stop
+            return
         for i in range(skip, count, self.batch_size):
             items = np.arange(i, min(count, i + self.batch_size), dtype=np.int64)
             seq = worker_items(items, p.num_workers, p.worker, unit)
             ordinals = order.ordinals((base + seq) % n)
-            yield from self._read(ordinals, order.shuffled)
+            if order.shuffled or len(ordinals) < _SCAN_MIN:
+                yield self._dataset().take(self._anchors_of(ordinals), self._field_names)
+                continue
+            cuts = np.flatnonzero(np.diff(ordinals) != 1) + 1
+            for run in np.split(ordinals, cuts):  # ascending runs (padding wraps)
+                if len(run) < _SCAN_MIN:
+                    yield self._dataset().take(self._anchors_of(run), self._field_names)
+                else:
+                    yield from self._scan(int(run[0]), int(run[-1]))
 
-    def _read(self, ordinals: np.ndarray, shuffled: bool) -> Iterator[pa.Table]:
-        ds = self._dataset()
-        cuts = np.flatnonzero(np.diff(ordinals) != 1) + 1
-        if shuffled or 8 * len(cuts) > len(ordinals):  # scattered: read by anchor
-            yield ds.take(self._anchors_of(ordinals), self._field_names)
+    @staticmethod
+    def _position_ranges(p: _Pass, unit: int, skip: int, count: int,
+                         whole: bool) -> Iterator[Tuple[int, int]]:
+        """[first, last) ranges of the rank's remaining sequence a worker reads, from
+        its item `skip` on: the whole rest with one worker, else its units."""
+        if whole:
+            if skip < count:
+                yield skip, count
             return
-        # Ascending runs of consecutive ordinals: range scans (sequential reads).
-        for run in np.split(ordinals, cuts):
-            ends = self._anchors_of(np.array([run[0], run[-1]], dtype=np.int64))
-            yield ds.iter_batches(self._field_names, start=int(ends[0]),
-                                  end=int(ends[1]) + 1, batch_size=self.batch_size).read_all()
+        t = skip // unit
+        while t * unit < count:
+            k = p.worker + t * p.num_workers
+            lo = k * unit + (skip - t * unit if t == skip // unit else 0)
+            hi = k * unit + min(unit, count - t * unit)
+            yield lo, hi
+            t += 1
+
+    def _scan(self, first: int, last: int) -> Iterator[Any]:
+        """Records with ordinals first..last (inclusive) by one streaming range scan."""
+        ends = self._anchors_of(np.array([first, last], dtype=np.int64))
+        yield from self._dataset().iter_batches(self._field_names, start=int(ends[0]),
+                                                end=int(ends[1]) + 1,
+                                                batch_size=self.batch_size)
 
 
 def _numpy_columns(table: pa.Table, specs: Sequence[_Spec]) -> Dict[str, np.ndarray]:
@@ -662,6 +694,8 @@ class NumpyLoader(LoaderCore):
         pending: List[pa.Table] = []
         held = 0
         for table in self._tables(p, skip):
+            if isinstance(table, pa.RecordBatch):
+                table = pa.Table.from_batches([table])
             pending.append(table)
             held += table.num_rows
             while held >= batch:

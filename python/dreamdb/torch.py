@@ -37,6 +37,7 @@ import os
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import pyarrow as pa
 import torch
 import torch.utils.data
 
@@ -164,7 +165,8 @@ class DreamDBDataset(LoaderCore, torch.utils.data.IterableDataset):
     def _run(self, p: Any, skip: int) -> Iterator[Any]:
         try:
             for table in self._tables(p, skip):
-                for batch in table.to_batches():
+                for batch in (table.to_batches() if isinstance(table, pa.Table)
+                              else (table,)):
                     for sample in _decode(batch, self._specs):
                         self._yielded += 1
                         yield self.transform(sample) if self.transform is not None else sample

@@ -342,3 +342,22 @@ def test_default_collate_batches(store):
     batch = next(iter(loader))
     assert batch["label"].shape == (8,) and batch["emb"].shape == (8, 3)
     assert batch["caption"][:2] == ["c0", "c1"]
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_unshuffled_workers_scan_whole_loader_batches_in_order(tmp_path, monkeypatch, workers):
+    path = str(tmp_path / "s")
+    ds = dreamdb.Dataset.create("big", dreamdb.Schema().add_int("label"), store=path)
+    ds.append_many({"label": np.arange(2999)})
+    batch = 512  # >= the scan threshold: each batch is one range scan
+    kw = dict(fields=["label"], loader_batch_size=batch, rank=1, world_size=2)
+    full = anchors(DreamDBDataset("big", path, **kw))
+    assert full == list(range(1500, 2999)) + [0]  # padded by the order's first record
+    got, _ = simulate_loader(DreamDBDataset("big", path, **kw), monkeypatch, workers, batch)
+    assert got == full
+    first = DreamDBDataset("big", path, **kw)
+    head, _ = simulate_loader(first, monkeypatch, workers, batch, stop_after=1)
+    resumed = DreamDBDataset("big", path, **kw)
+    resumed.load_state_dict(first.state_dict(consumed=len(head) - 100))  # mid-batch
+    rest, _ = simulate_loader(resumed, monkeypatch, workers, batch)
+    assert head[:-100] + rest == full
