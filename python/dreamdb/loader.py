@@ -407,7 +407,11 @@ class LoaderCore:
     def set_epoch(self, epoch: int) -> None:
         """Selects the epoch (its shuffle order) for the next pass, from its start, unless
         a state of this very epoch was loaded and not yet used (so the usual
-        ``load_state_dict(state)`` then ``for epoch ...: set_epoch(epoch)`` resumes)."""
+        ``load_state_dict(state)`` then ``for epoch ...: set_epoch(epoch)`` resumes).
+
+        DataLoader workers get a copy of this object when an epoch's iteration starts, so
+        call it before iterating the loader (with ``persistent_workers=True`` the workers
+        keep the epoch they started with)."""
         epoch = int(epoch)
         if self._pending_epoch is None or epoch != self._pending_epoch:
             self._pending = 0
@@ -484,7 +488,11 @@ class LoaderCore:
         seed, epoch, manifest and mode, taken from the state), with any number of workers
         and the same world size. A state that carries one worker's progress (written
         inside a DataLoader worker, as torchdata's StatefulDataLoader collects them) is
-        resumed by that worker."""
+        resumed by that worker.
+
+        The position applies to the next pass of the state's epoch; a pass that runs in
+        this process uses it up, while DataLoader workers iterate copies, so the main
+        object keeps it until set_epoch() selects another epoch."""
         fmt = state.get("format")
         if fmt != STATE_FORMAT:
             raise InvalidArgumentError(
