@@ -43,8 +43,11 @@ def main() -> None:
     print(f"training on {args.dataset}@{args.snapshot} = manifest {pinned.head} "
           f"({pinned.count()} records)")
 
+    # loader_batch_size = the DataLoader's batch_size: workers are dealt whole batches, so
+    # the loader yields one fixed order per epoch whatever the number of workers, and
+    # data.state_dict(consumed=samples) resumes it exactly.
     data = DreamDBDataset(args.dataset, args.store, at=args.snapshot,
-                          fields=["emb", "label"], shuffle_seed=7)
+                          fields=["emb", "label"], shuffle_seed=7, loader_batch_size=64)
     loader = DataLoader(data, batch_size=64, num_workers=args.workers)
     model = torch.nn.Linear(dim, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.5)

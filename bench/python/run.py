@@ -89,7 +89,13 @@ def main() -> None:
     ap.add_argument("--take-reps", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=1, help="timed epochs per loader process")
     ap.add_argument("--skip-old", action="store_true")
-    ap.add_argument("--only", default="ingest,scan,take,loader,old",
+    ap.add_argument("--loader-workers", default="0,2,4",
+                    help="DataLoader worker counts of the loaders workload")
+    ap.add_argument("--resume-rows", type=int, default=10_000_000,
+                    help="records of the dataset the resume workload seeks into")
+    ap.add_argument("--before-rev", default="05c505b",
+                    help="commit whose python/dreamdb/torch.py is the loader 'before'")
+    ap.add_argument("--only", default="ingest,scan,take,loader,loaders,resume,old",
                     help="comma list of workloads (scan/take ingest once, untimed, if needed)")
     ap.add_argument("--keep", action="store_true", help="keep the stores afterwards")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench-python"))
@@ -159,7 +165,7 @@ def main() -> None:
         for _ in range(a.reps):
             ingest("ingest")
         fresh(lance_app)
-    elif only & {"scan", "take"} and not (os.path.isdir(db) and os.path.isdir(lance_p)
+    elif only & {"scan", "take", "loaders"} and not (os.path.isdir(db) and os.path.isdir(lance_p)
                                           and os.path.exists(parquet)):
         phase("ingest (setup, untimed)")
         ingest(None)
@@ -197,7 +203,7 @@ def main() -> None:
     # (d) DataLoader over image blobs
     img_db = os.path.join(work, "dreamdb-images")
     wds_dir = os.path.join(work, "wds")
-    if "loader" in only or "old" in only:
+    if only & {"loader", "loaders", "old"}:
         phase("loader")
         r.run("dreamdb", "w_dreamdb.py", ["prep-images", "--data", data, "--count", a.images,
                                       "--store", fresh(img_db)], "prep/dreamdb-images")
@@ -208,9 +214,70 @@ def main() -> None:
                                           "--epochs", a.epochs], "loader/dreamdb")
         r.run("peers", "w_peers.py", ["loader", "--path", wds_dir, "--count", a.images,
                                       "--epochs", a.epochs], "loader/webdataset")
+
+    # (f) loaders: 0/2/4 workers, blobs and embeddings, this loader and the one before it,
+    # unshuffled and shuffled, WebDataset and Lance's torch loader on the same data.
+    if "loaders" in only:
+        phase("loaders")
+        before = os.path.join(work, "torch_before.py")
+        with open(before, "w") as f:
+            f.write(subprocess.run(["git", "-C", ROOT, "show",
+                                    f"{a.before_rev}:python/dreamdb/torch.py"],
+                                   capture_output=True, text=True, check=True).stdout)
+        wds_emb = os.path.join(work, "wds-emb")
+        lance_img = os.path.join(work, "lance-images.lance")
+        r.run("peers", "w_peers.py", ["prep-wds-emb", "--data", data, "--rows", n, "--out",
+                                      fresh(wds_emb)], "prep/wds-emb")
+        r.run("peers", "w_peers.py", ["prep-lance-images", "--data", data, "--count",
+                                      a.images, "--out", fresh(lance_img)],
+              "prep/lance-images")
+        paths = {"img": (img_db, wds_dir, lance_img, a.images), "emb": (db, wds_emb, lance_p, n)}
+        for _ in range(a.reps):
+            for kind, (store, wds_path, lance_path, count) in paths.items():
+                for w in a.loader_workers.split(","):
+                    key = f"loaders-{kind}-w{w}"
+                    shared = ["--store", store, "--kind", kind, "--count", count,
+                              "--workers", w, "--epochs", a.epochs, "--before-src", before]
+                    for impl in ("after", "before"):
+                        for seed in ("-1", "1"):
+                            tag = impl + ("-shuffled" if seed == "1" else "")
+                            r.run("dreamdb", "w_dreamdb.py",
+                                  ["loader-v2", "--impl", impl, "--shuffle", seed] + shared,
+                                  f"{key}/{tag}")
+                    for system, path in (("wds", wds_path), ("lance", lance_path)):
+                        r.run("peers", "w_peers.py",
+                              ["loader-v2", "--system", system, "--path", path, "--kind", kind,
+                               "--count", count, "--workers", w, "--epochs", a.epochs],
+                              f"{key}/{system}")
+        if not a.keep:
+            fresh(wds_emb)
+            fresh(lance_img)
     if not a.keep:
         for p in (lance_p, parquet, wds_dir):
             fresh(p)
+
+    # (g) resume at the middle of an epoch of --resume-rows records (one bool field).
+    if "resume" in only:
+        phase("resume")
+        before = os.path.join(work, "torch_before.py")
+        with open(before, "w") as f:
+            f.write(subprocess.run(["git", "-C", ROOT, "show",
+                                    f"{a.before_rev}:python/dreamdb/torch.py"],
+                                   capture_output=True, text=True, check=True).stdout)
+        rdb = os.path.join(work, "dreamdb-resume")
+        r.run("dreamdb", "w_dreamdb.py", ["prep-resume", "--rows", a.resume_rows, "--store",
+                                          fresh(rdb)], "prep/resume")
+        for _ in range(a.reps):
+            for impl in ("after", "before"):
+                for seed in ("-1", "1"):
+                    tag = impl + ("-shuffled" if seed == "1" else "")
+                    args = ["resume", "--impl", impl, "--store", rdb, "--rows", a.resume_rows,
+                            "--before-src", before]
+                    if seed == "1":
+                        args += ["--shuffle", seed]
+                    r.run("dreamdb", "w_dreamdb.py", args, f"resume/{tag}")
+        if not a.keep:
+            fresh(rdb)
 
     # (e) dreamdb 0.0.16, with this DreamDB on the same (smaller) rows
     if not a.skip_old:
@@ -341,6 +408,29 @@ def report(r: Runner, a: argparse.Namespace) -> str:
         "loader/dreamdb", disk("prep/dreamdb-images"))
     row(w, "loader/webdataset", "WebDataset tar shards", "samples_per_s", "samples/s",
         "loader/dreamdb", disk("prep/wds"))
+    labels = {"after": "DreamDBDataset", "before": f"DreamDBDataset before ({a.before_rev})",
+              "after-shuffled": "DreamDBDataset, shuffled",
+              "before-shuffled": f"DreamDBDataset before ({a.before_rev}), shuffled",
+              "wds": "WebDataset tar shards", "lance": "Lance LanceDataset"}
+    for kind, what in (("img", f"{a.images:,} × 50 KiB blobs"),
+                       ("emb", f"{a.rows:,} × 768-d embeddings")):
+        for w in a.loader_workers.split(","):
+            key = f"loaders-{kind}-w{w}"
+            for tag, label in labels.items():
+                row(f"loader, {w} workers, {what}", f"{key}/{tag}", label, "samples_per_s",
+                    "samples/s", f"{key}/after")
+    for tag, label in (("after", "DreamDBDataset"), ("after-shuffled", "DreamDBDataset, shuffled"),
+                       ("before", labels["before"]), ("before-shuffled",
+                                                      labels["before-shuffled"])):
+        key = f"resume/{tag}"
+        if key in r.samples:
+            rb = r.median(key, "read_bytes")
+            seek = r.median(key, "seek_first_s")
+            row(f"resume at {a.resume_rows // 2:,} of {a.resume_rows:,}", key, label,
+                "seconds", "s", "resume/after" if "shuffled" not in tag
+                else "resume/after-shuffled",
+                f"seek + first sample {fmt(seek, 's')} s, {fmt(rb / 1e6 if rb else 0, 'MB')} MB "
+                "read after the object was made", lower_better=True)
     if not a.skip_old and "old-ingest/old" in r.samples:
         n0 = f"{a.old_rows:,} rows"
         w = f"0.0.16: ingest ({n0})"

@@ -8,6 +8,7 @@
 #                                      #   10k images of 50 KiB, 3 reps (~10-15 min)
 #   bench/python/run.sh --smoke        # tiny data, 1 rep, < 3 min (CI): proves it all runs
 #   bench/python/run.sh --rows 100000  # other sizes; any run.py option passes through
+#   bench/python/run.sh --only loaders,resume   # the training-loader workloads (f), (g)
 #
 # Workloads: (a) ingest: DreamDB append_many in 10k batches vs Lance write_dataset (one
 # call over a reader of the batches, and one append per batch) vs Parquet write_table;
@@ -16,7 +17,11 @@
 # 1,000 random anchors, small fields and embeddings: DreamDB vs Lance, with bytes read
 # per byte returned; (d) torch DataLoader (2 workers) over 50 KiB blobs: DreamDBDataset vs
 # WebDataset tar shards holding the same bytes; (e) dreamdb 0.0.16 (PyPI) on what it
-# supports, beside this DreamDB on the same smaller data set.
+# supports, beside this DreamDB on the same smaller data set; (f) loaders: DataLoader
+# samples/s with 0, 2 and 4 workers over the 50 KiB blobs and the 768-d embeddings:
+# DreamDBDataset now and before the loader rewrite (--before-rev), unshuffled and shuffled,
+# WebDataset and Lance's LanceDataset; (g) resume: time for a restarted job to make the
+# dataset, seek to the middle of a --resume-rows epoch (default 10M) and yield a sample.
 #
 # Environments (created here when missing; the project's .venv is never modified):
 #   .venv                    this DreamDB (scripts/test.sh installs it with pip install ./python)
@@ -43,7 +48,7 @@ args=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --smoke) smoke=1 ;;
-    -h | --help) sed -n '2,34p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,39p' "$0"; exit 0 ;;
     *) args+=("$1") ;;
   esac
   shift
@@ -105,6 +110,7 @@ print(dreamdb.__version__, "_core sha256", hashlib.sha256(so.read_bytes()).hexdi
 if [[ $smoke == 1 ]]; then
   exec "$root/build/peer-venv/bin/python" "$here/run.py" --out "$out" --name smoke \
     --rows 4000 --batch 1000 --images 400 --old-rows 1000 --old-small-take 10 --reps 1 \
-    --take-k 100 --take-reps 2 "${work[@]}" "${args[@]}"
+    --take-k 100 --take-reps 2 --loader-workers 0,2 --resume-rows 200000 \
+    "${work[@]}" "${args[@]}"
 fi
 exec "$root/build/peer-venv/bin/python" "$here/run.py" --out "$out" "${work[@]}" "${args[@]}"

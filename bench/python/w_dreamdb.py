@@ -9,6 +9,11 @@ process; each prints RESULT lines (see common.py). Commands:
     take    --store DIR --anchors F --fields small|emb  fresh handle per call
     prep-images --data D --count M --store DIR          blob dataset for the loader
     loader  --store DIR --count M --epochs E            DataLoader over DreamDBDataset
+    loader-v2 --impl after|before --store DIR --kind img|emb --count M --workers W
+              [--shuffle S] --epochs E                  samples/s, 0/2/4 workers, this loader
+                                                        or the one before the loader rewrite
+    prep-resume --rows N --store DIR                    N records, one bool field
+    resume  --impl after|before --store DIR --rows N    time to resume at N/2
 """
 
 from __future__ import annotations
@@ -132,6 +137,76 @@ def cmd_loader(a: argparse.Namespace) -> None:
             common.emit("loader", seconds=dt, samples=n, samples_per_s=n / dt)
 
 
+# The loader before the rewrite (equal shares, global order): its source is given by
+# --before-src (run.py extracts it with git show), loaded as a module of this dreamdb.
+BEFORE_REV = "05c505b"
+
+
+def loader_class(a: argparse.Namespace):
+    if a.impl == "after":
+        from dreamdb.torch import DreamDBDataset
+        return DreamDBDataset
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("dreamdb._torch_before", a.before_src)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["dreamdb._torch_before"] = mod
+    spec.loader.exec_module(mod)
+    return mod.DreamDBDataset
+
+
+def cmd_loader_v2(a: argparse.Namespace) -> None:
+    import torch.utils.data
+
+    cls = loader_class(a)
+    name, field = ("imgs", "img") if a.kind == "img" else (NAME, "emb")
+    kw = {"shuffle_seed": a.shuffle if a.shuffle >= 0 else None}
+    if a.impl == "after":
+        kw["loader_batch_size"] = 64
+    tds = cls(name, store=a.store, fields=[field], batch_size=256, **kw)
+    for epoch in range(a.epochs + 1):  # epoch 0 warms the page cache, not reported
+        tds.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(tds, batch_size=64, num_workers=a.workers)
+        n = 0
+        t0 = common.now()
+        for batch in loader:
+            n += len(batch[field])
+        dt = common.now() - t0
+        assert n == a.count, (n, a.count)
+        if epoch:
+            common.emit("loader", seconds=dt, samples=n, samples_per_s=n / dt)
+
+
+def cmd_prep_resume(a: argparse.Namespace) -> None:
+    ds = dreamdb.Dataset.create("resume", dreamdb.Schema().add_bool("b"), store=a.store)
+    t0 = common.now()
+    step = 1_000_000
+    for s in range(0, a.rows, step):
+        e = min(a.rows, s + step)
+        ds.append_many({"b": np.zeros(e - s, dtype=bool)},
+                       anchors=np.arange(s, e, dtype=np.uint64))
+    common.emit("prep-resume", seconds=common.now() - t0, disk_bytes=common.du_bytes(a.store))
+
+
+def cmd_resume(a: argparse.Namespace) -> None:
+    """A restarted job: make the dataset, load a state at the middle of the epoch, take
+    the first sample. Reports each step and the bytes read."""
+    cls = loader_class(a)
+    half = a.rows // 2
+    t0 = common.now()
+    ds = cls("resume", store=a.store, fields=["b"], shuffle_seed=a.shuffle)
+    t1 = common.now()
+    state = ds.state_dict() if a.impl == "before" else ds.state_dict(consumed=0)
+    state["position"] = half
+    r0 = common.read_chars()
+    t2 = common.now()
+    ds.load_state_dict(state)
+    it = iter(ds)
+    first = next(it)
+    t3 = common.now()
+    common.emit("resume", seconds=t3 - t0, construct_s=t1 - t0, seek_first_s=t3 - t2,
+                read_bytes=common.read_chars() - r0, first_anchor=int(first["anchor"]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("cmd")
@@ -145,9 +220,14 @@ def main() -> None:
     ap.add_argument("--count", type=int)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--impl", default="after")
+    ap.add_argument("--before-src")
+    ap.add_argument("--kind", default="img")
+    ap.add_argument("--shuffle", type=int, default=-1, help="seed; -1: unshuffled")
     a = ap.parse_args()
     {"ingest": cmd_ingest, "scan": cmd_scan, "take": cmd_take,
-     "prep-images": cmd_prep_images, "loader": cmd_loader}[a.cmd](a)
+     "prep-images": cmd_prep_images, "loader": cmd_loader, "loader-v2": cmd_loader_v2,
+     "prep-resume": cmd_prep_resume, "resume": cmd_resume}[a.cmd](a)
 
 
 if __name__ == "__main__":

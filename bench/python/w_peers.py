@@ -13,6 +13,12 @@ each prints RESULT lines (see common.py). Commands:
     take --path PATH --anchors F --fields small|emb      lance take(), fresh handle per call
     prep-wds --data D --count M --out DIR                tar shards of 1,000 samples
     loader --path DIR --count M --epochs E               DataLoader over wds.WebDataset
+    prep-wds-emb --data D --rows N --out DIR             tar shards of raw float32 vectors
+    prep-lance-images --data D --count M --out PATH      the blobs as a Lance dataset
+    loader-v2 --system wds|lance --kind img|emb --path P --count M --workers W --epochs E
+        wds:   wds.WebDataset (split by worker), DataLoader(batch_size=64)
+        lance: lance.torch.data.LanceDataset(batch_size=64) with DataLoader(batch_size=None),
+               sharded per worker by batch (it does not split across workers itself)
 """
 
 from __future__ import annotations
@@ -146,6 +152,95 @@ def cmd_loader(a: argparse.Namespace) -> None:
             common.emit("loader", seconds=dt, samples=n, samples_per_s=n / dt)
 
 
+def cmd_prep_wds_emb(a: argparse.Namespace) -> None:
+    import webdataset as wds
+
+    emb = common.load_rows(a.data, a.rows)["emb"]
+    os.makedirs(a.out, exist_ok=True)
+    t0 = common.now()
+    with wds.ShardWriter(os.path.join(a.out, "shard-%06d.tar"), maxcount=10000,
+                         verbose=0) as sink:
+        for i in range(a.rows):
+            sink.write({"__key__": f"{i:08d}", "emb": emb[i].tobytes()})
+    common.emit("prep-wds-emb", seconds=common.now() - t0, disk_bytes=common.du_bytes(a.out))
+
+
+def cmd_prep_lance_images(a: argparse.Namespace) -> None:
+    import lance
+
+    images = common.load_images(a.data, a.count)
+    t0 = common.now()
+    table = pa.table({"img": pa.array([images[i].tobytes() for i in range(a.count)],
+                                      type=pa.large_binary())})
+    lance.write_dataset(table, a.out)
+    common.emit("prep-lance-images", seconds=common.now() - t0,
+                disk_bytes=common.du_bytes(a.out))
+
+
+def _blob_lists(batch, **_):
+    """Lance's to_tensor_fn for blobs: lists of bytes (as DreamDB and WebDataset give)."""
+    return {"img": batch["img"].to_pylist()}
+
+
+try:  # module level, so that spawned DataLoader workers can unpickle it
+    from lance.torch.data import LanceDataset as _LanceDataset
+except ImportError:  # pragma: no cover - only build/peer-venv runs this file
+    _LanceDataset = object
+
+
+class LancePerWorker(_LanceDataset):  # type: ignore[misc, valid-type]
+    """LanceDataset reads everything in every worker: shard it by worker."""
+
+    def __iter__(self):
+        import torch.utils.data
+
+        info = torch.utils.data.get_worker_info()
+        if info is not None:
+            self.rank, self.world_size = info.id, info.num_workers
+            self.shard_granularity = "batch"
+        return super().__iter__()
+
+
+def cmd_loader_v2(a: argparse.Namespace) -> None:
+    import torch
+    import torch.utils.data
+
+    field = "img" if a.kind == "img" else "emb"
+    if a.system == "wds":
+        import webdataset as wds
+
+        urls = sorted(glob.glob(os.path.join(a.path, "shard-*.tar")))
+        key = "png" if a.kind == "img" else "emb"
+        ds = wds.WebDataset(urls, shardshuffle=False, empty_check=False)
+        if a.kind == "emb":
+            ds = ds.map(lambda s: {"emb": torch.from_numpy(
+                np.frombuffer(s["emb"], dtype=np.float32).copy())})
+        make = lambda: torch.utils.data.DataLoader(ds, batch_size=64,  # noqa: E731
+                                                   num_workers=a.workers)
+    else:
+        kw = {"to_tensor_fn": _blob_lists} if a.kind == "img" else {}
+        ds = LancePerWorker(a.path, batch_size=64, columns=[field],
+                            auto_detect_rank=False, **kw)
+        key = field
+        # Lance is not fork-safe (its workers crash under fork): spawn, as its
+        # get_safe_loader does, with persistent workers so the spawn is paid once (in the
+        # untimed warm-up epoch).
+        loader = torch.utils.data.DataLoader(
+            ds, batch_size=None, num_workers=a.workers,
+            multiprocessing_context="spawn" if a.workers else None,
+            persistent_workers=a.workers > 0)
+        make = lambda: loader  # noqa: E731
+    for epoch in range(a.epochs + 1):  # epoch 0 warms the page cache, not reported
+        n = 0
+        t0 = common.now()
+        for batch in make():
+            n += len(batch[key] if isinstance(batch, dict) else batch)
+        dt = common.now() - t0
+        assert n == a.count, (n, a.count)
+        if epoch:
+            common.emit("loader", seconds=dt, samples=n, samples_per_s=n / dt)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("cmd")
@@ -160,9 +255,11 @@ def main() -> None:
     ap.add_argument("--count", type=int)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--kind", default="img")
     a = ap.parse_args()
     {"ingest": cmd_ingest, "scan": cmd_scan, "take": cmd_take, "prep-wds": cmd_prep_wds,
-     "loader": cmd_loader}[a.cmd](a)
+     "loader": cmd_loader, "prep-wds-emb": cmd_prep_wds_emb,
+     "prep-lance-images": cmd_prep_lance_images, "loader-v2": cmd_loader_v2}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -256,6 +256,7 @@ class Ingester {
   std::vector<uint64_t> anchors_;
   std::unordered_map<uint64_t, uint64_t> anchor_lines_;  // anchor -> line, this batch
   std::optional<bool> with_anchors_;                     // decided by the first record
+  std::optional<uint64_t> record_anchor_;                // of the record being read
   uint64_t rows_ = 0;
   uint64_t first_line_ = 0;
   uint64_t last_line_ = 0;
@@ -297,6 +298,7 @@ void Ingester::ResetBatch() {
 }
 
 Status Ingester::BeginRecord(uint64_t line, std::optional<uint64_t> anchor) {
+  record_anchor_ = anchor;
   if (!with_anchors_) with_anchors_ = anchor.has_value();
   if (*with_anchors_ && !anchor) {
     return InvalidArgument("no " + Quote(anchor_key_) +
@@ -447,6 +449,16 @@ Status Ingester::AppendJsonValue(Column& col, const FieldSpec& f, const Json& v)
       for (size_t i = 0; i < v.size(); ++i) {
         auto x = AsFloat32(v[i]);
         if (!x.ok()) return x.status().WithContext("element " + std::to_string(i));
+        if (!std::isfinite(*x)) {
+          // Embeddings must be finite (spec/10-schema.md §1.6); float64 fields and arrays
+          // may hold NaN and infinities.
+          return InvalidArgument(
+              "element " + std::to_string(i) + " is " +
+              (std::isnan(*x) ? "NaN" : (*x > 0 ? "+inf" : "-inf")) +
+              (record_anchor_ ? " in the record at anchor " + std::to_string(*record_anchor_)
+                              : std::string()) +
+              "; embedding values must be finite");
+        }
         floats.push_back(*x);
       }
       col.AppendFloats(floats);

@@ -211,6 +211,19 @@ class Tree {
   Result<std::vector<std::optional<Entry>>> LookupMany(std::span<const uint64_t> anchors) const;
   // Entries with start <= anchor < end.
   Cursor Scan(uint64_t start = 0, uint64_t end = UINT64_MAX, const ScanOptions& options = {}) const;
+  // The highest run of at least `n` consecutive anchors below `end` that holds no anchor
+  // of the tree: [first, limit) where first - 1 is an anchor of the tree (or first is 0),
+  // limit is `end` or the tree's next anchor, and limit - first >= n. nullopt when there
+  // is none. Subtrees too full to hold such a run (by their counts) are skipped unread,
+  // and at most `max_pages` pages are read: kInvalidArgument (the anchor space is too
+  // fragmented to search) beyond that.
+  // REQUIRES: n >= 1.
+  struct Gap {
+    uint64_t first = 0;
+    uint64_t limit = 0;
+  };
+  Result<std::optional<Gap>> HighestGapBelow(uint64_t end, uint64_t n,
+                                             uint64_t max_pages = 4096) const;
   // Checks every invariant of every page (P1-P9, T1-T4) and that count/height match.
   // Reads the whole tree. kCorrupt naming the first page that fails.
   Status Verify() const;

@@ -186,5 +186,83 @@ TEST(AnchorsOnlyScanTest, EmptyDatasetHasNoAnchors) {
   EXPECT_TRUE(ReadAnchors(**ds->Scan(o)).empty());
 }
 
+// Automatic anchors (spec/14-semantics.md §2.3) after a record at the top of the anchor
+// space: a careless or hostile row at 2^64 - 2 used to raise next_anchor to 2^64 - 1 and
+// refuse every later automatic anchor on the branch, even after the row was deleted.
+Result<CommitInfo> AppendAuto(Dataset& ds, std::vector<int64_t> xs) {
+  Batch b;
+  Column x(*ds.schema().Find("x"));
+  for (int64_t v : xs) x.AppendInt64(v);
+  b.columns.push_back(std::move(x));
+  return ds.AppendMany(b);
+}
+
+Status AppendAt(Dataset& ds, std::vector<uint64_t> anchors) {
+  Batch b;
+  Column x(*ds.schema().Find("x"));
+  for (size_t i = 0; i < anchors.size(); ++i) x.AppendInt64(-1);
+  b.columns.push_back(std::move(x));
+  b.anchors = std::move(anchors);
+  return ds.AppendMany(b).status();
+}
+Status AppendAt(Dataset& ds, uint64_t anchor) {
+  return AppendAt(ds, std::vector<uint64_t>{anchor});
+}
+
+TEST(AutomaticAnchorsTest, RecordAtTheTopOfTheAnchorSpaceDoesNotStopAutomaticAnchors) {
+  std::shared_ptr<Store> mem(*Store::Open("memory://"));
+  Schema s;
+  ASSERT_TRUE(s.AddInt64("x").ok());
+  auto ds = *Dataset::Create(mem, "d", s);
+  ASSERT_TRUE(AppendAuto(*ds, {0, 1, 2}).ok());
+  ASSERT_TRUE(AppendAt(*ds, UINT64_MAX - 1).ok());
+  // Automatic anchors continue above the highest record below the top one.
+  auto c = AppendAuto(*ds, {3, 4});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ScanOptions o;
+  o.anchors_only = true;
+  EXPECT_EQ(ReadAnchors(**ds->Scan(o)), (std::vector<uint64_t>{0, 1, 2, 3, 4, UINT64_MAX - 1}));
+  // Deleted anchors are never assigned again, whether or not the top record stays.
+  ASSERT_TRUE(ds->Delete({4}).ok());
+  ASSERT_TRUE(AppendAuto(*ds, {5}).ok());
+  ASSERT_TRUE(ds->Delete({UINT64_MAX - 1, 5}).ok());
+  ASSERT_TRUE(AppendAuto(*ds, {6, 7}).ok());
+  EXPECT_EQ(ReadAnchors(**ds->Scan(o)), (std::vector<uint64_t>{0, 1, 2, 3, 6, 7}));
+  auto t = ds->Take({6, 7}, {"x"});
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->columns[0].Int64At(0), 6);
+  // With records at the very last anchor and in a run near the top, automatic anchors
+  // fill the highest free run that holds the batch: above that run for one record, above
+  // 7 for a batch too large for it.
+  ASSERT_TRUE(AppendAt(*ds, UINT64_MAX).ok());
+  std::vector<uint64_t> run;
+  for (uint64_t a = UINT64_MAX - 5000; a < UINT64_MAX - 4990; ++a) run.push_back(a);
+  ASSERT_TRUE(AppendAt(*ds, run).ok());
+  ASSERT_TRUE(AppendAuto(*ds, {8}).ok());
+  ASSERT_TRUE(ds->Take({UINT64_MAX - 4990}, {"x"}).ok());
+  ASSERT_TRUE(AppendAuto(*ds, std::vector<int64_t>(5000, 9)).ok());
+  auto last = ds->Take({8, 5007}, {"x"});
+  ASSERT_TRUE(last.ok()) << last.status().ToString();
+  EXPECT_EQ(last->columns[0].Int64At(1), 9);
+  EXPECT_EQ(ds->Count(), 6u + 1 + 10 + 1 + 5000);
+}
+
+TEST(AutomaticAnchorsTest, TopRunFullOfDeletedAnchorsIsNotReused) {
+  // Anchors just below a top record that were deleted stay unused: automatic anchors go
+  // below them, never onto them.
+  std::shared_ptr<Store> mem(*Store::Open("memory://"));
+  Schema s;
+  ASSERT_TRUE(s.AddInt64("x").ok());
+  auto ds = *Dataset::Create(mem, "d", s);
+  std::vector<uint64_t> top;
+  for (uint64_t a = UINT64_MAX - 300; a < UINT64_MAX; ++a) top.push_back(a);
+  ASSERT_TRUE(AppendAt(*ds, top).ok());
+  ASSERT_TRUE(ds->Delete(std::vector<uint64_t>(top.begin(), top.end() - 1)).ok());
+  ASSERT_TRUE(AppendAuto(*ds, {1, 2}).ok());
+  ScanOptions o;
+  o.anchors_only = true;
+  EXPECT_EQ(ReadAnchors(**ds->Scan(o)), (std::vector<uint64_t>{0, 1, UINT64_MAX - 1}));
+}
+
 }  // namespace
 }  // namespace dreamdb

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <future>
 #include <map>
@@ -75,6 +76,32 @@ Status CheckColumnMatches(const FieldSpec& want, const Column& col) {
   if (want.type == FieldType::kArray && (got.dtype != want.dtype || got.shape != want.shape)) {
     return InvalidArgument("field " + Quote(want.name) +
                            ": the column's array dtype or shape differs from the schema's");
+  }
+  return Status::Ok();
+}
+
+// Embedding values must be finite (spec/10-schema.md §1.6): a NaN or infinite component
+// has no distance to anything, so search could not rank the record. Checked before
+// anything is written. Names the record by its anchor when the batch gives anchors, else
+// by its row. The whole buffer is scanned at once; rows are looked at only on a find
+// (null rows may hold any bytes).
+Status CheckFiniteEmbeddings(std::string_view what, const Column& col,
+                             const std::vector<uint64_t>& anchors) {
+  if (col.type() != FieldType::kEmbedding) return Status::Ok();
+  const uint64_t dim = col.field().dim;
+  const float* all = reinterpret_cast<const float*>(col.values().data());
+  if (vindex::AllFinite(all, col.length() * dim)) return Status::Ok();
+  for (uint64_t r = 0; r < col.length(); ++r) {
+    if (!col.IsValid(r) || vindex::AllFinite(all + r * dim, dim)) continue;
+    uint64_t d = 0;
+    while (std::isfinite(all[r * dim + d])) ++d;
+    const float x = all[r * dim + d];
+    std::string record = anchors.empty() ? "row " + std::to_string(r) + " of the batch"
+                                         : "the record at anchor " + std::to_string(anchors[r]);
+    return InvalidArgument(std::string(what) + ": field " + Quote(col.field().name) + " of " +
+                           record + " has " + (std::isnan(x) ? "NaN" : (x > 0 ? "+inf" : "-inf")) +
+                           " at element " + std::to_string(d) +
+                           "; embedding values must be finite (nothing was committed)");
   }
   return Status::Ok();
 }
@@ -557,6 +584,42 @@ Status Dataset::Refresh() {
 
 namespace {
 
+// The first of `n` automatic anchors when `next_anchor` leaves no room for them (an
+// explicit anchor near 2^64 - 1 raised it there; spec/14-semantics.md §2.3): the start
+// of the highest run of n consecutive anchors below 2^64 - 1 that holds no live and no
+// deleted anchor of `base`, so one record at the top of the anchor space does not stop
+// automatic anchors, and no anchor is ever assigned twice.
+//
+// The highest run free in both the index I and the tombstone set T: take the highest
+// run of n free in I below h, [s1, e1), then the highest free in T below e1, [s2, e2).
+// Their overlap [max(s1, s2), e2) is free in both; if it is shorter than n, every run
+// free in both lies below max(s1, s2) (a run inside [s1, e1) would lie inside a
+// T-run below e1, which is [s2, e2), too short there, or one below s2), so h = that.
+Result<uint64_t> AnchorsBelowTop(DatasetImpl& impl, const Version& base, uint64_t n) {
+  constexpr int kMaxRounds = 64;
+  const btree::Tree index(&impl.store(), impl.pages(), base.index);
+  const btree::Tree tombs(&impl.store(), impl.pages(), base.tombstones);
+  uint64_t h = UINT64_MAX;  // automatic anchors stay below 2^64 - 1 (spec/14 §2.3)
+  auto exhausted = [&](const std::string& why) {
+    return InvalidArgument("cannot assign " + std::to_string(n) +
+                           " anchors: the anchor space is exhausted (" + why +
+                           "); give the records anchors explicitly");
+  };
+  for (int round = 0; round < kMaxRounds; ++round) {
+    auto g1 = index.HighestGapBelow(h, n);
+    if (!g1.ok()) return exhausted(g1.status().message());
+    if (!*g1) break;
+    auto g2 = tombs.HighestGapBelow((*g1)->limit, n);
+    if (!g2.ok()) return exhausted(g2.status().message());
+    if (!*g2) break;
+    const uint64_t s = std::max((*g1)->first, (*g2)->first);
+    if (s < (*g2)->limit && (*g2)->limit - s >= n) return s;
+    h = s;
+  }
+  return exhausted("no run of " + std::to_string(n) +
+                   " consecutive anchors is free of live and deleted records");
+}
+
 // Applies rows to `base`: the core of AppendMany and AddLayer.
 // `require_existing`: every anchor must already be live (layers).
 Result<DatasetImpl::Built> BuildAppend(DatasetImpl& impl, const Version& base, const Schema& schema,
@@ -581,12 +644,12 @@ Result<DatasetImpl::Built> BuildAppend(DatasetImpl& impl, const Version& base, c
   if (given != nullptr && !given->empty()) {
     anchors = *given;
   } else {
+    uint64_t first = bm.next_anchor;
     if (bm.next_anchor > UINT64_MAX - num_rows) {
-      return InvalidArgument("cannot assign " + std::to_string(num_rows) +
-                             " anchors: the anchor space is exhausted");
+      ASSIGN_OR_RETURN(first, AnchorsBelowTop(impl, base, num_rows));
     }
     anchors.resize(num_rows);
-    std::iota(anchors.begin(), anchors.end(), bm.next_anchor);
+    std::iota(anchors.begin(), anchors.end(), first);
   }
   std::vector<uint32_t> order(num_rows);
   std::iota(order.begin(), order.end(), 0u);
@@ -715,9 +778,7 @@ Result<CommitInfo> Dataset::AppendMany(const Batch& batch, const CommitOptions& 
       return InvalidArgument("append: required field " + Quote(fname) + " has " +
                              std::to_string(col.NullCount()) + " null values");
     }
-    if (spec->type == FieldType::kFloat64 || spec->type == FieldType::kEmbedding) {
-      // NaN is a legal float; nothing to check. Infinite embeddings would poison search.
-    }
+    RETURN_IF_ERROR(CheckFiniteEmbeddings("append", col, batch.anchors));
   }
   if (!batch.anchors.empty()) {
     ASSIGN_OR_RETURN(auto check, SortedUnique(batch.anchors, false));
@@ -831,6 +892,7 @@ Result<CommitInfo> Dataset::AddLayer(const FieldSpec& field, const std::vector<u
     RETURN_IF_ERROR(start.WithAddedField(spec).status());
   }
   RETURN_IF_ERROR(CheckColumnMatches(spec, values));
+  RETURN_IF_ERROR(CheckFiniteEmbeddings("layer", values, anchors));
   uint64_t objects = 0;
   ASSIGN_OR_RETURN(WrittenColumn w, WriteColumn(impl_->store(), spec, values, &objects));
   std::vector<WrittenColumn> written{std::move(w)};

@@ -476,6 +476,12 @@ Result<std::vector<std::shared_ptr<const Bucket>>> FetchBuckets(const DatasetImp
 // ---------------------------------------------------------------------------------------
 // Search
 
+// A re-ranked distance that is not finite (a vector with a NaN or infinite component)
+// sorts last, like a missing value, so it never displaces a finite one (spec/21 §6.4).
+float FiniteOrWorst(float d) {
+  return std::isfinite(d) ? d : std::numeric_limits<float>::infinity();
+}
+
 struct Cand {
   uint64_t handle = 0;  // exact: the anchor; IVF: (bucket << 32) | entry
   uint64_t anchor = 0;
@@ -551,6 +557,11 @@ Status ExactSearch(const SearchContext& ctx, const float* queries, size_t nq, si
                                       for (size_t i = 0; i < n; ++i) {
                                         float d =
                                             Distance(ctx.metric, q, qnorm[todo[t]], vecs[i], dim);
+                                        // A vector with a NaN or infinite component (stored
+                                        // by an older version) has no distance: it is never
+                                        // a candidate, and a NaN in the heap would break its
+                                        // ordering (spec/21 §7.4).
+                                        if (!std::isfinite(d)) continue;
                                         if (h.size() < fetch) {
                                           h.emplace(d, anchors[i]);
                                         } else if (std::make_pair(d, anchors[i]) < h.top()) {
@@ -687,8 +698,10 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
       for (size_t i = 0; i < n; ++i) {
         size_t j = static_cast<size_t>(std::lower_bound(sorted.begin(), sorted.end(), anchors[i]) -
                                        sorted.begin());
-        out[i] = fv.Has(j) ? model.ExactDistance(q, fv.ColumnOf(j).FloatsAt(fv.row[j]).data())
-                           : std::numeric_limits<float>::infinity();
+        out[i] =
+            fv.Has(j)
+                ? FiniteOrWorst(model.ExactDistance(q, fv.ColumnOf(j).FloatsAt(fv.row[j]).data()))
+                : std::numeric_limits<float>::infinity();
       }
       return Status::Ok();
     };
@@ -864,8 +877,9 @@ Status ExactDistances(const SearchContext& ctx, const vector::IvfModel& model, c
   for (size_t i = 0; i < anchors.size(); ++i) {
     size_t j = static_cast<size_t>(std::lower_bound(sorted.begin(), sorted.end(), anchors[i]) -
                                    sorted.begin());
-    out[i] = fv.Has(j) ? model.ExactDistance(q, fv.ColumnOf(j).FloatsAt(fv.row[j]).data())
-                       : std::numeric_limits<float>::infinity();
+    out[i] = fv.Has(j)
+                 ? FiniteOrWorst(model.ExactDistance(q, fv.ColumnOf(j).FloatsAt(fv.row[j]).data()))
+                 : std::numeric_limits<float>::infinity();
   }
   return Status::Ok();
 }
@@ -1024,7 +1038,10 @@ Status IndexAppend(DatasetImpl& impl, const Version& base, const std::vector<uin
     const bool cosine = model->params().metric == vector::Metric::kCosine;
     for (uint64_t r = 0; r < col.length(); ++r) {
       // A zero vector has no direction: cosine indexes leave it out (spec/21 §6.3).
-      if (col.IsValid(r) && !(cosine && vector::NormSqr(col.FloatsAt(r).data(), dim) == 0)) {
+      // Non-finite values (older versions' data met by a build's rebase; appends refuse
+      // them) have no cell (spec/21 §6.4).
+      if (col.IsValid(r) && AllFinite(col.FloatsAt(r).data(), dim) &&
+          !(cosine && vector::NormSqr(col.FloatsAt(r).data(), dim) == 0)) {
         rows.push_back(r);
       }
     }
@@ -1559,12 +1576,7 @@ Result<CommitInfo> BuildGraphIndex(DatasetImpl& impl, const std::shared_ptr<cons
       [&](size_t n, const uint64_t* a, const ObjectId* const* segs, const uint32_t* r,
           const float* const* vecs) -> Status {
         for (size_t i = 0; i < n; ++i) {
-          for (size_t d = 0; d < dim; ++d) {
-            if (!std::isfinite(vecs[i][d])) {
-              return InvalidArgument("index build: field " + Quote(field) +
-                                     " holds a non-finite value; it cannot be indexed");
-            }
-          }
+          if (!AllFinite(vecs[i], dim)) continue;                      // left out (spec/21 §6.4)
           if (cosine && vector::NormSqr(vecs[i], dim) == 0) continue;  // spec/21 §6.3
           if ((data.size() + dim) * sizeof(float) > kGraphBuildMaxBytes) {
             return InvalidArgument(
@@ -1728,12 +1740,7 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
       [&](size_t n, const uint64_t*, const ObjectId* const*, const uint32_t*,
           const float* const* vecs) -> Status {
         for (size_t i = 0; i < n; ++i) {
-          for (size_t d = 0; d < dim; ++d) {
-            if (!std::isfinite(vecs[i][d])) {
-              return InvalidArgument("index build: field " + Quote(field) +
-                                     " holds a non-finite value; it cannot be indexed");
-            }
-          }
+          if (!vindex::AllFinite(vecs[i], dim)) continue;              // left out (spec/21 §6.4)
           if (cosine && vector::NormSqr(vecs[i], dim) == 0) continue;  // spec/21 §6.3
           if (sample.size() < sample_cap * dim) {
             sample.insert(sample.end(), vecs[i], vecs[i] + dim);
@@ -1897,6 +1904,7 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
                           [&](size_t n, const uint64_t* anchors, const ObjectId* const* segs,
                               const uint32_t* rows, const float* const* vecs) -> Status {
                             for (size_t i = 0; i < n; ++i) {
+                              if (!vindex::AllFinite(vecs[i], dim)) continue;  // §6.4
                               if (cosine && vector::NormSqr(vecs[i], dim) == 0) continue;
                               c_anchors.push_back(anchors[i]);
                               c_tags.push_back(vindex::SegmentTag(*segs[i]));

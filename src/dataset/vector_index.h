@@ -30,6 +30,7 @@
 #define DREAMDB_SRC_DATASET_VECTOR_INDEX_H_
 
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <list>
 #include <memory>
@@ -73,6 +74,19 @@ struct Bucket {
   Bytes codes;                     // IvfModel::EncodeCell of the entries' vectors, in order
   bool operator==(const Bucket&) const = default;
 };
+
+// True when none of x[0..n) is NaN or infinite. Embedding values must be finite
+// (spec/10-schema.md §1.6): appends refuse the others, and search and index builds leave
+// out the records that older versions stored with them (spec/21-spatial-index.md §6.4).
+inline bool AllFinite(const float* x, size_t n) {
+  uint32_t bad = 0;  // branch-free, so the compiler vectorizes the scan
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, x + i, sizeof(bits));
+    bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+  }
+  return bad == 0;
+}
 
 // The first 8 digest bytes of a segment id, little-endian (spec/21 §5.2).
 uint64_t SegmentTag(const ObjectId& segment);

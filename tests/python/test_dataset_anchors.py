@@ -55,3 +55,14 @@ def test_anchors_of_an_empty_dataset(tmp_path):
     a = d.anchors()
     assert a.dtype == np.uint64 and a.shape == (0,)
     assert list(d.iter_anchors()) == []
+
+
+def test_automatic_anchors_continue_after_a_record_at_the_top(tmp_path) -> None:
+    # spec/14-semantics.md §2.3: one record at 2^64 - 2 used to stop automatic anchors on
+    # its branch for good, even after it was deleted.
+    d = dreamdb.Dataset.create("d", dreamdb.Schema().add_int("x"), store=str(tmp_path / "s"))
+    d.append_many({"x": [0, 1]})
+    d.append({"x": -1}, anchor=2**64 - 2)
+    d.delete([2**64 - 2])
+    d.append_many({"x": [2, 3]})  # refused before: "the anchor space is exhausted"
+    assert list(d.anchors()) == [0, 1, 2, 3]

@@ -7,9 +7,11 @@ import pydoc
 import pytest
 
 import dreamdb
+from dreamdb.loader import LoaderCore, NumpyLoader
 from dreamdb.torch import DreamDBDataset, DreamDBMapDataset
 
-CLASSES = [dreamdb.Dataset, dreamdb.Schema, dreamdb.Store, DreamDBDataset, DreamDBMapDataset]
+CLASSES = [dreamdb.Dataset, dreamdb.Schema, dreamdb.Store, DreamDBDataset, DreamDBMapDataset,
+           LoaderCore, NumpyLoader]
 DUNDERS = {"__len__", "__getitem__", "__iter__", "__getitems__", "__contains__"}
 
 

@@ -126,3 +126,13 @@ def test_active_learning_loop(tmp_path: pathlib.Path) -> None:
                                                labels.column("label").to_pylist())
                            if lab is not None}
         assert labelled_splits == {"pool"}  # the test split is never labelled
+
+
+def test_numpy_loader(tmp_path: pathlib.Path) -> None:
+    store = str(tmp_path / "store")
+    p = run_example("numpy_loader.py", "--store", store, "--records", "1500", "--epochs", "2")
+    result = result_line(p.stdout, "NUMPY_LOADER_RESULT")
+    assert result["exact"] is True  # resumed mid-epoch: the same samples, the same model
+    assert result["per_rank"] == [1500, 1500]  # 750 per rank and epoch: equal shares
+    assert result["accuracy"] > 0.9, result
+    assert result["torch_imported"] is False

@@ -150,19 +150,165 @@ def test_resume_reads_little_more_than_the_remaining_records(store):
     assert len(rest) == N - 500
 
 
-def test_resume_in_a_sharded_setting(store, monkeypatch):
-    monkeypatch.setenv("RANK", "1")
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    ds = make(store, shuffle_seed=4)
-    full = anchors(ds)
-    it = iter(ds)
-    head = [next(it)["anchor"] for _ in range(40)]
-    state = ds.state_dict()
-    assert state["shard"] == {"rank": 1, "world_size": 2, "worker": 0, "num_workers": 1}
-    state["position"] = {"1/0": 40}  # the per-(rank/worker) form
-    resumed = make(store)
-    resumed.load_state_dict(state)
-    assert head + anchors(resumed) == full
+def test_ranks_get_equal_shares_not_whole_blocks_5000_records_world_4(tmp_path, monkeypatch):
+    """The bug: ranks got whole 4,096-record blocks (4096 / 904 / 0 / 0 samples), so a
+    DistributedDataParallel job hung at its first collective."""
+    path = str(tmp_path / "s")
+    ds = dreamdb.Dataset.create("big", dreamdb.Schema().add_int("label"), store=path)
+    ds.append_many({"label": np.arange(5000)})
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    seen = []
+    for rank in range(4):
+        monkeypatch.setenv("RANK", str(rank))
+        for seed in (None, 1):
+            d = DreamDBDataset("big", path, shuffle_seed=seed, fields=[])  # block_size 4096
+            got = anchors(d)
+            assert len(d) == len(got) == 1250
+            if seed is None:
+                seen += got
+    assert sorted(seen) == list(range(5000))
+
+
+def simulate_loader(ds, monkeypatch, workers, batch, stop_after=None):
+    """What DataLoader does with `workers` workers (0 = in process): each worker iterates
+    its own copy; batches of `batch` are collected round-robin. Returns (samples in
+    output order, the worker copies and their iterators) after `stop_after` batches."""
+    if workers == 0:
+        it = iter(ds)
+        out = []
+        for k, s in enumerate(it):
+            if stop_after is not None and len(out) == stop_after * batch:
+                break
+            out.append(s["anchor"])
+        return out, [(ds, it)]
+    copies = []
+    for w in range(workers):
+        info = type("Info", (), {"id": w, "num_workers": workers})()
+        monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda info=info: info)
+        copy = pickle.loads(pickle.dumps(ds))
+        copies.append((copy, iter(copy), info))
+    out, k, alive = [], 0, set(range(workers))
+    while alive and (stop_after is None or k < stop_after):
+        w = k % workers
+        k += 1
+        if w not in alive:
+            stop_after = None if stop_after is None else stop_after + 1
+            continue
+        copy, it, info = copies[w]
+        monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda info=info: info)
+        got = [s["anchor"] for _, s in zip(range(batch), it)]
+        if not got:
+            alive.discard(w)
+            stop_after = None if stop_after is None else stop_after + 1
+            continue
+        out += got
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: None)
+    return out, copies
+
+
+@pytest.mark.parametrize("seed", [None, 8])
+@pytest.mark.parametrize("before,after", [(0, 2), (2, 0), (2, 3), (3, 1)])
+def test_resume_by_consumed_count_with_a_different_worker_count(store, monkeypatch, seed,
+                                                                before, after):
+    batch = 16
+    kw = dict(shuffle_seed=seed, loader_batch_size=batch, rank=1, world_size=3)
+    ref = make(store, **kw)
+    ref.set_epoch(1)
+    full = anchors(ref)
+    assert len(full) == N // 3
+    assert simulate_loader(ref, monkeypatch, before, batch)[0] == full  # any worker count
+    for steps in (0, 1, 5, 12, N // 3 // batch + 1):
+        ds = make(store, **kw)
+        ds.set_epoch(1)
+        head, _ = simulate_loader(ds, monkeypatch, before, batch, stop_after=steps)
+        state = ds.state_dict(consumed=len(head))
+        assert head == full[:len(head)]
+        resumed = make(store, loader_batch_size=batch, rank=1, world_size=3)
+        resumed.load_state_dict(pickle.loads(pickle.dumps(state)))
+        resumed.set_epoch(1)
+        rest, _ = simulate_loader(resumed, monkeypatch, after, batch)
+        assert head + rest == full
+
+
+@pytest.mark.parametrize("workers,batch", [(2, 4), (3, 7)])
+def test_per_worker_states_round_trip_like_stateful_dataloader(store, monkeypatch, workers,
+                                                               batch):
+    """torchdata's StatefulDataLoader calls state_dict() in each worker and, on resume,
+    load_state_dict() in each new worker before iter(); it then continues the round-robin
+    after the last worker it read from."""
+    kw = dict(shuffle_seed=6, loader_batch_size=batch, rank=0, world_size=2)
+    full = anchors(make(store, **kw))
+    for steps in (0, 1, 4, 9):
+        ds = make(store, **kw)
+        head, copies = simulate_loader(ds, monkeypatch, workers, batch, stop_after=steps)
+        states = []
+        for copy, _, info in copies:
+            monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda info=info: info)
+            states.append(pickle.loads(pickle.dumps(copy.state_dict())))
+        fresh = make(store, **kw)  # the main process's object, pickled to new workers
+        rest_by_worker = []
+        for w, state in enumerate(states):
+            info = type("Info", (), {"id": w, "num_workers": workers})()
+            monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda info=info: info)
+            copy = pickle.loads(pickle.dumps(fresh))
+            copy.load_state_dict(state)
+            rest_by_worker.append([s["anchor"] for s in copy])
+        monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: None)
+        # Continue the round-robin at worker `steps % workers`.
+        order = [(steps + k) % workers for k in range(workers)]
+        chunks = {w: [r[i:i + batch] for i in range(0, len(r), batch)]
+                  for w, r in enumerate(rest_by_worker)}
+        rest = []
+        while any(chunks.values()):
+            for w in order:
+                if chunks[w]:
+                    rest += chunks[w].pop(0)
+        assert head + rest == full
+    # A worker state resumes only the same workers; the message says what to do.
+    info = type("Info", (), {"id": 0, "num_workers": workers + 1})()
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: info)
+    copy = make(store, **kw)
+    copy.load_state_dict(states[0])
+    with pytest.raises(dreamdb.InvalidArgumentError, match="consumed"):
+        iter(copy)
+
+
+@pytest.mark.filterwarnings("ignore:This DataLoader will create")
+def test_main_process_state_dict_with_workers_is_never_position_0(store):
+    """The bug: with num_workers=2, after 320 records the dataset's state_dict() in the
+    main process still said position 0, so resuming restarted the epoch."""
+    fields = ["label", "emb", "caption"]
+    ds = make(store, shuffle_seed=3, fields=fields, loader_batch_size=16)
+    full = anchors(make(store, shuffle_seed=3, fields=fields))
+    loader = torch.utils.data.DataLoader(ds, num_workers=2, batch_size=16)
+    head = []
+    for batch in loader:
+        head += batch["anchor"].tolist()
+        if len(head) == 320:
+            break
+    with pytest.raises(dreamdb.InvalidArgumentError, match="consumed="):
+        ds.state_dict()
+    state = ds.state_dict(consumed=len(head))
+    assert state["position"] == 320 and head == full[:320]
+    for workers in (0, 3):
+        resumed = make(store, fields=fields, loader_batch_size=16)
+        resumed.load_state_dict(state)
+        loader = torch.utils.data.DataLoader(resumed, num_workers=workers, batch_size=16)
+        rest = [a for b in loader for a in b["anchor"].tolist()]
+        assert head + rest == full
+
+
+def test_drop_last_and_padding_match_distributed_sampler(store):
+    for world in (7, 11):
+        shares = [len(anchors(make(store, rank=r, world_size=world, drop_last=drop)))
+                  for drop in (False, True) for r in range(world)]
+        sampler = [len(list(torch.utils.data.DistributedSampler(
+            range(N), num_replicas=world, rank=r, shuffle=False, drop_last=drop)))
+            for drop in (False, True) for r in range(world)]
+        assert shares == sampler
+    padded = [anchors(make(store, rank=r, world_size=7)) for r in range(7)]
+    flat = sum(padded, [])
+    assert flat[:N] == list(range(N)) and flat[N:] == list(range(len(flat) - N))
 
 
 def test_version_is_pinned_at_construction(store):
@@ -196,3 +342,22 @@ def test_default_collate_batches(store):
     batch = next(iter(loader))
     assert batch["label"].shape == (8,) and batch["emb"].shape == (8, 3)
     assert batch["caption"][:2] == ["c0", "c1"]
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_unshuffled_workers_scan_whole_loader_batches_in_order(tmp_path, monkeypatch, workers):
+    path = str(tmp_path / "s")
+    ds = dreamdb.Dataset.create("big", dreamdb.Schema().add_int("label"), store=path)
+    ds.append_many({"label": np.arange(2999)})
+    batch = 512  # >= the scan threshold: each batch is one range scan
+    kw = dict(fields=["label"], loader_batch_size=batch, rank=1, world_size=2)
+    full = anchors(DreamDBDataset("big", path, **kw))
+    assert full == list(range(1500, 2999)) + [0]  # padded by the order's first record
+    got, _ = simulate_loader(DreamDBDataset("big", path, **kw), monkeypatch, workers, batch)
+    assert got == full
+    first = DreamDBDataset("big", path, **kw)
+    head, _ = simulate_loader(first, monkeypatch, workers, batch, stop_after=1)
+    resumed = DreamDBDataset("big", path, **kw)
+    resumed.load_state_dict(first.state_dict(consumed=len(head) - 100))  # mid-batch
+    rest, _ = simulate_loader(resumed, monkeypatch, workers, batch)
+    assert head[:-100] + rest == full

@@ -226,3 +226,26 @@ def test_iterable_dataset_lists_anchors_without_reading_fields(store, monkeypatc
     ds = DreamDBDataset("train", store, block_size=64)  # lists anchors via iter_anchors
     monkeypatch.undo()
     assert len(ds) == N and [s["anchor"] for s in ds] == list(range(N))
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_distributed_sampler_gives_ranks_equal_shares(store, drop_last):
+    ds = DreamDBMapDataset(("train", store), fields=["label"])
+    world, seen, sizes = 7, [], []  # 300 records: padding or drop_last needed
+    for rank in range(world):
+        sampler = torch.utils.data.DistributedSampler(ds, num_replicas=world, rank=rank,
+                                                      shuffle=True, seed=3,
+                                                      drop_last=drop_last)
+        sampler.set_epoch(1)
+        loader = torch.utils.data.DataLoader(ds, sampler=sampler, batch_size=32)
+        got = [a for b in loader for a in b["anchor"].tolist()]
+        labels = [v for b in loader for v in b["label"].tolist()]
+        assert labels == [a * 10 for a in got]
+        assert got == [int(ds.anchors[i]) for i in sampler]  # the sampler's order
+        sizes.append(len(got))
+        seen += got
+    assert sizes == [N // world if drop_last else -(-N // world)] * world
+    if drop_last:
+        assert len(set(seen)) == len(seen)
+    else:
+        assert set(seen) == set(range(N))
