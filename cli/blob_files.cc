@@ -104,6 +104,14 @@ Result<Bytes> BlobFiles::Read(std::string_view path) const {
   };
   if (!Inside(*resolved)) return outside(*resolved);
 
+  // Refuse devices, FIFOs and sockets before opening them: opening some devices has
+  // effects of its own (a tape rewinds on close). The fstat below re-checks what opened.
+  auto not_regular = [&](mode_t mode) {
+    return InvalidArgument(shown + " is " + std::string(FileKind(mode)) +
+                           "; blob paths must name regular files");
+  };
+  struct stat st;
+  if (::stat(resolved->c_str(), &st) == 0 && !S_ISREG(st.st_mode)) return not_regular(st.st_mode);
   // Open without following a link that appeared since, and without blocking on a FIFO.
   int fd = ::open(resolved->c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
@@ -114,12 +122,8 @@ Result<Bytes> BlobFiles::Read(std::string_view path) const {
     return IoError("cannot open " + message);
   }
   FdCloser closer{fd};
-  struct stat st;
   if (::fstat(fd, &st) != 0) return IoError(shown + ": fstat: " + std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) {
-    return InvalidArgument(shown + " is " + std::string(FileKind(st.st_mode)) +
-                           "; blob paths must name regular files");
-  }
+  if (!S_ISREG(st.st_mode)) return not_regular(st.st_mode);
   // What was opened, not what was checked: a parent directory swapped for a link between
   // realpath() and open() shows here. Without /proc the realpath() check stands alone.
   std::string fd_link = "/proc/self/fd/" + std::to_string(fd);

@@ -9,11 +9,12 @@
 //   - the path is resolved with every symbolic link and ".." (realpath), and the result
 //     must be the root or below it, so "../../etc/shadow" and a link inside the root that
 //     points outside are refused;
-//   - the file is opened with O_NOFOLLOW | O_NONBLOCK (a FIFO cannot hang the open), and
-//     the opened descriptor is what is checked: fstat says it is a regular file (no
-//     devices such as /dev/zero, no FIFOs, sockets or directories), and its path in
-//     /proc/self/fd, when /proc is there, still lies inside the root (a directory swapped
-//     for a link after the check is caught);
+//   - only regular files: devices (/dev/zero), FIFOs, sockets and directories are refused
+//     before they are opened (opening some devices has effects of its own);
+//   - the file is opened with O_NOFOLLOW | O_NONBLOCK (a FIFO swapped in cannot hang the
+//     open), and the opened descriptor is checked again: fstat says it is a regular
+//     file, and its path in /proc/self/fd, when /proc is there, still lies inside the
+//     root (a directory swapped for a link after the check is caught);
 //   - at most `max_bytes` are read, whatever the file's size claims (files in /proc say
 //     0), so no file can grow memory without bound.
 //
