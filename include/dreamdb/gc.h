@@ -7,7 +7,7 @@
 // through `Store` (list, head, delete), so it works on every backend.
 //
 // Thread safety: the functions are reentrant. Several GCs (in one process or many) may run
-// on one store at once, and writers and readers may keep working (spec/06 §8.4).
+// on one store at once, and writers and readers may keep working (spec/06 §6.7, §8.4).
 
 #ifndef DREAMDB_GC_H_
 #define DREAMDB_GC_H_
@@ -57,7 +57,7 @@ struct GcReport {
   std::vector<std::string> problems;
 };
 
-// Runs one GC over the whole store (spec/06 §6.5). kInvalidArgument for a grace period that
+// Runs one GC over the whole store (spec/06 §6.6). kInvalidArgument for a grace period that
 // §6.2 forbids; kCorrupt (deleting nothing) if a reachable object is missing or corrupt.
 // `report` (optional) is filled even on kCorrupt, so callers can print the problems.
 Status CollectGarbage(Store& store, const GcOptions& options, GcReport* report);

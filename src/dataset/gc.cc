@@ -225,7 +225,7 @@ class Collector {
   Store& store_;
   const GcOptions& options_;
   GcReport& report_;
-  // The marked sets, in memory (32-byte ids; spec/06 §6.8 gives the partitioned design).
+  // The marked sets, in memory (spec/06 §6.8 gives the partitioned design).
   std::unordered_set<ObjectId> reachable_;
   std::unordered_set<ObjectId> leased_;
   std::unordered_set<std::string> seen_leases_;
