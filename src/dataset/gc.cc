@@ -115,7 +115,7 @@ class Collector {
                  r.name.find("/snapshots/") != std::string::npos) {
         roots->push_back(std::move(r));
       } else {
-        RETURN_IF_ERROR(OtherRef(std::move(r), roots));
+        RETURN_IF_ERROR(OtherRef(r, roots));
       }
     }
     return Status::Ok();
@@ -123,7 +123,7 @@ class Collector {
 
   // A ref outside the dataset name spaces (made with `ref create`): its target is kept, and
   // walked like a branch when it is a manifest.
-  Status OtherRef(RefValue r, std::vector<RefValue>* roots) {
+  Status OtherRef(const RefValue& r, std::vector<RefValue>* roots) {
     auto bytes = store_.Get(r.target);
     if (!bytes.ok()) {
       report_.problems.push_back("target of ref " + Quote(r.name) + " " + r.target.ToString() +
