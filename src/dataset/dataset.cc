@@ -19,6 +19,7 @@
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
 #include "src/dataset/vector_index.h"
+#include "src/store/put_journal.h"
 
 namespace dreamdb {
 
@@ -109,7 +110,9 @@ Result<WrittenColumn> WriteColumn(Store& store, const FieldSpec& spec, const Col
   std::vector<std::future<Result<ObjectId>>> puts;
   for (auto [b, e] : ranges) {
     if (puts.size() >= kMaxInFlight) puts[puts.size() - kMaxInFlight].wait();
-    auto work = [&store, &spec, &col, b = b, e = e]() -> Result<ObjectId> {
+    auto work = [&store, &spec, &col, b = b, e = e,
+                 journal = PutJournal::Current()]() -> Result<ObjectId> {
+      PutJournal::Scope journaled(journal);
       Column piece(spec);
       const Column* src = &col;
       if (b != 0 || e != col.length()) {
@@ -330,7 +333,55 @@ std::shared_ptr<std::mutex> BranchMutex(const void* backend, const std::string& 
 
 }  // namespace
 
+// Mutations in flight on this thread, and whether one may have published (a swap whose
+// outcome is unknown): the outermost Mutation decides about cleanup.
+static thread_local bool mutation_maybe_published = false;
+
+Result<CommitInfo> DatasetImpl::Mutation(const std::function<Result<CommitInfo>()>& work) {
+  if (PutJournal::Current() != nullptr) return work();
+  PutJournal journal;
+  mutation_maybe_published = false;
+  Result<CommitInfo> result = [&] {
+    PutJournal::Scope scope(&journal);
+    return work();
+  }();
+  const bool maybe_published = mutation_maybe_published;
+  mutation_maybe_published = false;
+  if (!result.ok() && !maybe_published) RemoveCreated(journal, result.status());
+  return result;
+}
+
+void DatasetImpl::RemoveCreated(const PutJournal& journal, const Status& failure) {
+  if (failure.code() != StatusCode::kIoError || branch_.empty()) return;
+  std::vector<PutJournal::Created> created = journal.created();
+  if (created.empty()) return;
+  // Unpublished: the branch does not point at anything this mutation created.
+  auto head = store_->ReadRef(dataset::BranchRef(name_, branch_));
+  if (!head.ok()) return;
+  for (const auto& c : created) {
+    if (c.id == head->target) return;
+  }
+  std::unordered_set<ObjectId> existing;
+  for (const ObjectId& id : journal.existing()) existing.insert(id);
+  for (auto it = created.rbegin(); it != created.rend(); ++it) {
+    if (existing.count(it->id) != 0 || it->modified_unix_ms == 0) continue;  // put again
+    auto now = store_->Head(it->id);
+    if (!now.ok() || now->modified_unix_ms != it->modified_unix_ms) continue;  // re-put since
+    (void)store_->DeleteObject(it->id);  // best effort: what stays is GC's
+  }
+}
+
 Result<CommitInfo> DatasetImpl::Commit(const BuildFn& build, const CommitOptions& options) {
+  return Mutation([&]() -> Result<CommitInfo> {
+    bool maybe_published = false;
+    auto result = CommitLoop(build, options, &maybe_published);
+    if (maybe_published) mutation_maybe_published = true;
+    return result;
+  });
+}
+
+Result<CommitInfo> DatasetImpl::CommitLoop(const BuildFn& build, const CommitOptions& options,
+                                           bool* maybe_published) {
   if (branch_.empty()) {
     return PermissionDenied(
         "dataset " + Quote(name_) +
@@ -379,6 +430,12 @@ Result<CommitInfo> DatasetImpl::Commit(const BuildFn& build, const CommitOptions
       ASSIGN_OR_RETURN(id, store_->Put(bytes));
     }
     Status s = store_->UpdateRef(ref, base->id, id);
+    // Refused before writing anything: the ref did not move. Anything else but success
+    // leaves the swap's outcome unknown to a caller that must not delete what it wrote.
+    if (!s.ok() && s.code() != StatusCode::kConflict && s.code() != StatusCode::kNotFound &&
+        s.code() != StatusCode::kInvalidArgument) {
+      *maybe_published = true;
+    }
     if (s.ok()) {
       auto v = std::make_shared<Version>();
       v->id = id;
@@ -730,24 +787,26 @@ Result<CommitInfo> Dataset::AppendMany(const Batch& batch, const CommitOptions& 
       }
     }
   }
-  // Segments once (invariant 2).
-  uint64_t objects = 0;
-  std::vector<WrittenColumn> written;
-  for (const auto& col : batch.columns) {
-    ASSIGN_OR_RETURN(WrittenColumn w,
-                     WriteColumn(impl_->store(), *schema.Find(col.field().name), col, &objects));
-    written.push_back(std::move(w));
-  }
-  const std::vector<uint64_t>* given = batch.anchors.empty() ? nullptr : &batch.anchors;
-  std::vector<const Column*> columns;
-  for (const auto& col : batch.columns) columns.push_back(&col);
-  auto result = impl_->Commit(
-      [&](const Version& base, uint32_t) -> Result<DatasetImpl::Built> {
-        return BuildAppend(*impl_, base, base.manifest.schema, given, n, written, false, columns);
-      },
-      options);
-  if (result.ok()) result->objects_written += objects;
-  return result;
+  // Segments once (invariant 2), in the same mutation as the commit (a failure removes them).
+  return impl_->Mutation([&]() -> Result<CommitInfo> {
+    uint64_t objects = 0;
+    std::vector<WrittenColumn> written;
+    for (const auto& col : batch.columns) {
+      ASSIGN_OR_RETURN(WrittenColumn w,
+                       WriteColumn(impl_->store(), *schema.Find(col.field().name), col, &objects));
+      written.push_back(std::move(w));
+    }
+    const std::vector<uint64_t>* given = batch.anchors.empty() ? nullptr : &batch.anchors;
+    std::vector<const Column*> columns;
+    for (const auto& col : batch.columns) columns.push_back(&col);
+    auto result = impl_->Commit(
+        [&](const Version& base, uint32_t) -> Result<DatasetImpl::Built> {
+          return BuildAppend(*impl_, base, base.manifest.schema, given, n, written, false, columns);
+        },
+        options);
+    if (result.ok()) result->objects_written += objects;
+    return result;
+  });
 }
 
 Result<CommitInfo> Dataset::Delete(const std::vector<uint64_t>& anchors,
@@ -831,27 +890,29 @@ Result<CommitInfo> Dataset::AddLayer(const FieldSpec& field, const std::vector<u
     RETURN_IF_ERROR(start.WithAddedField(spec).status());
   }
   RETURN_IF_ERROR(CheckColumnMatches(spec, values));
-  uint64_t objects = 0;
-  ASSIGN_OR_RETURN(WrittenColumn w, WriteColumn(impl_->store(), spec, values, &objects));
-  std::vector<WrittenColumn> written{std::move(w)};
-  auto result = impl_->Commit(
-      [&](const Version& base, uint32_t) -> Result<DatasetImpl::Built> {
-        Schema schema = base.manifest.schema;
-        RETURN_IF_ERROR(RefuseDropped(base.manifest, spec.name));
-        if (const FieldSpec* f = schema.Find(spec.name)) {
-          if (!SameType(*f, spec)) {
-            return Conflict("field " + Quote(spec.name) +
-                            " was added concurrently with another type");
+  return impl_->Mutation([&]() -> Result<CommitInfo> {
+    uint64_t objects = 0;
+    ASSIGN_OR_RETURN(WrittenColumn w, WriteColumn(impl_->store(), spec, values, &objects));
+    std::vector<WrittenColumn> written{std::move(w)};
+    auto result = impl_->Commit(
+        [&](const Version& base, uint32_t) -> Result<DatasetImpl::Built> {
+          Schema schema = base.manifest.schema;
+          RETURN_IF_ERROR(RefuseDropped(base.manifest, spec.name));
+          if (const FieldSpec* f = schema.Find(spec.name)) {
+            if (!SameType(*f, spec)) {
+              return Conflict("field " + Quote(spec.name) +
+                              " was added concurrently with another type");
+            }
+          } else {
+            ASSIGN_OR_RETURN(schema, schema.WithAddedField(spec));
           }
-        } else {
-          ASSIGN_OR_RETURN(schema, schema.WithAddedField(spec));
-        }
-        return BuildAppend(*impl_, base, schema, &anchors, anchors.size(), written, true,
-                           {&values});
-      },
-      options);
-  if (result.ok()) result->objects_written += objects;
-  return result;
+          return BuildAppend(*impl_, base, schema, &anchors, anchors.size(), written, true,
+                             {&values});
+        },
+        options);
+    if (result.ok()) result->objects_written += objects;
+    return result;
+  });
 }
 
 Result<CommitInfo> Dataset::EvolveSchema(const Schema& next, const CommitOptions& options) {

@@ -23,6 +23,40 @@
 // States: Build(B) -> Put(M) -> UpdateRef(B->M) --ok--> landed
 //                                 `--conflict--> Backoff -> ReadHead -> Build(B')
 //
+// Design notes — a failed commit removes its own new objects
+//
+// Definitions. A *mutation* runs under a PutJournal (src/store/put_journal.h): every object
+// it puts is checked for existence first, and the journal records the ones the put
+// *created* (absent just before) with the modified time the put gave them. A failure is
+// *unpublished* when no ref swap of the mutation may have succeeded: every UpdateRef it
+// made returned kConflict or was refused before writing (kNotFound, kInvalidArgument),
+// and the branch does not point at any object the mutation created.
+//
+// Rule. When a mutation fails with kIoError (the store refused a write: disk full, quota,
+// read-only file system, an I/O error) and the failure is unpublished, it deletes each
+// object it created whose modified time is still the one its own put set, newest first.
+// Deleting needs no free space, so a full disk gets back what the failed commit took.
+//
+// Why this is safe.
+//  1. Nothing references an object only this mutation created: the mutation's manifest was
+//     never published (swap refused, or never tried), and other writers cannot name an
+//     object they never put (content addressing: to reference X, a writer puts X first,
+//     spec/06-refs.md §6.3).
+//  2. A writer that puts the same bytes after this mutation's put refreshes the object's
+//     modified time (spec/05-backend.md §3.1), which makes 1.'s check keep it.
+//  3. Objects that existed before the mutation's put are never candidates (the journal
+//     records them as existing), so a commit never deletes another commit's object it
+//     deduplicated against.
+// What remains (why the rule is limited to kIoError, the case where the garbage cannot be
+// left for GC because the space is needed now): a second writer putting byte-identical
+// bytes in the same millisecond as this mutation's put, or between its existence check
+// and its put, or between the final modified-time check and the delete. Byte-identical
+// objects from independent writers need identical data written at the same moment; if
+// it happens and that writer publishes, verify reports the missing object and writing the
+// same data again restores it (the same bytes have the same id). Commits that fail for
+// other reasons, retries that lost a swap, and killed processes leave their objects to
+// GC, whose grace period (spec/06-refs.md §6) has no such window.
+//
 // Thread safety: all mutable members are guarded by mu_. Commits to one branch from all
 // handles of a process are serialized by a per-branch mutex (BranchMutex in dataset.cc),
 // held across the attempt loop; mu_ is only taken briefly inside it.
@@ -44,6 +78,7 @@
 #include "src/btree/btree.h"
 #include "src/dataset/manifest.h"
 #include "src/dataset/segment_cache.h"
+#include "src/store/put_journal.h"
 
 namespace dreamdb {
 
@@ -84,8 +119,12 @@ class DatasetImpl {
     std::optional<ObjectId> fast_forward;
   };
   using BuildFn = std::function<Result<Built>(const Version& base, uint32_t attempt)>;
-  // The commit loop (design notes above).
+  // The commit loop (design notes above). Runs as a Mutation of its own unless it is
+  // already inside one.
   Result<CommitInfo> Commit(const BuildFn& build, const CommitOptions& options);
+  // Runs `work` (puts, then a Commit) under a PutJournal; if it fails, removes the objects
+  // it created when the design notes' rule allows. Nested calls run `work` as is.
+  Result<CommitInfo> Mutation(const std::function<Result<CommitInfo>()>& work);
 
   Store& store() const { return *store_; }
   btree::PageCache* pages() const { return pages_.get(); }
@@ -122,6 +161,11 @@ class DatasetImpl {
   mutable std::atomic<uint64_t> requests_{0};
   mutable std::atomic<uint64_t> bytes_fetched_{0};
   mutable std::atomic<uint64_t> cache_hits_{0};
+
+  Result<CommitInfo> CommitLoop(const BuildFn& build, const CommitOptions& options,
+                                bool* maybe_published);
+  // The cleanup of a failed mutation (design notes).
+  void RemoveCreated(const PutJournal& journal, const Status& failure);
 };
 
 CommitInfo InfoFromManifest(const ObjectId& id, const dataset::Manifest& m);
