@@ -2,8 +2,9 @@
 //
 // A failed commit removes its own new objects when it can (dataset_impl.h, design notes
 // "a failed commit removes its own new objects"): on a store that refuses writes (disk
-// full), nothing the failed commit created stays behind; objects that existed before it,
-// and everything of a commit whose swap may have landed, stay.
+// full) or for input refused while the commit is built, nothing the failed commit created
+// stays behind; objects that existed before it, and everything of a commit whose swap may
+// have landed, stay.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -130,9 +131,24 @@ TEST(CommitCleanupTest, SwapWithUnknownOutcomeKeepsEverything) {
   ExpectIntact(*s.store, "d");
 }
 
-TEST(CommitCleanupTest, OtherFailuresLeaveTheirObjectsToGc) {
-  // Only a store that refuses writes triggers the cleanup (design notes): a transient
-  // failure leaves the objects for GC (and for the caller's retry to deduplicate against).
+TEST(CommitCleanupTest, CommitRefusedForBadInputLeavesTheStoreAsItWas) {
+  // A required field missing from a batch of new records is found while the commit is
+  // built, after its segments were put: they go again.
+  FaultyStore s = MakeFaultyStore();
+  auto ds = *Dataset::Create(s.store, "d", TestSchema());
+  ASSERT_TRUE(ds->AppendMany(Rows(ds->schema(), 10, 0)).ok());
+  const auto before = Objects(*s.store);
+  Batch b = Rows(ds->schema(), 3, 50);
+  b.columns.erase(b.columns.begin());  // no "label"
+  b.anchors = {100, 101, 102};
+  auto c = ds->AppendMany(b);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Objects(*s.store), before);
+  ExpectIntact(*s.store, "d");
+}
+
+TEST(CommitCleanupTest, TransientFailureLeavesNoNewObjects) {
   FaultyStore s = MakeFaultyStore();
   auto ds = *Dataset::Create(s.store, "d", TestSchema());
   const auto before = Objects(*s.store);
@@ -140,7 +156,7 @@ TEST(CommitCleanupTest, OtherFailuresLeaveTheirObjectsToGc) {
   auto c = ds->AppendMany(Rows(ds->schema(), 10, 0));
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), StatusCode::kUnavailable);
-  EXPECT_EQ(Objects(*s.store).size(), before.size() + 2);
+  EXPECT_EQ(Objects(*s.store), before);
 }
 
 }  // namespace

@@ -32,10 +32,10 @@
 // made returned kConflict or was refused before writing (kNotFound, kInvalidArgument),
 // and the branch does not point at any object the mutation created.
 //
-// Rule. When a mutation fails with kIoError (the store refused a write: disk full, quota,
-// read-only file system, an I/O error) and the failure is unpublished, it deletes each
-// object it created whose modified time is still the one its own put set, newest first.
-// Deleting needs no free space, so a full disk gets back what the failed commit took.
+// Rule. When a mutation fails and the failure is unpublished, it deletes each object it
+// created whose modified time is still the one its own put set, newest first. Deleting
+// needs no free space, so a full disk gets back what the failed commit took, and a commit
+// refused for bad input leaves the store as it was.
 //
 // Why this is safe.
 //  1. Nothing references an object only this mutation created: the mutation's manifest was
@@ -47,15 +47,13 @@
 //  3. Objects that existed before the mutation's put are never candidates (the journal
 //     records them as existing), so a commit never deletes another commit's object it
 //     deduplicated against.
-// What remains (why the rule is limited to kIoError, the case where the garbage cannot be
-// left for GC because the space is needed now): a second writer putting byte-identical
-// bytes in the same millisecond as this mutation's put, or between its existence check
-// and its put, or between the final modified-time check and the delete. Byte-identical
-// objects from independent writers need identical data written at the same moment; if
-// it happens and that writer publishes, verify reports the missing object and writing the
-// same data again restores it (the same bytes have the same id). Commits that fail for
-// other reasons, retries that lost a swap, and killed processes leave their objects to
-// GC, whose grace period (spec/06-refs.md §6) has no such window.
+// What remains: a second writer putting byte-identical bytes in the same millisecond as
+// this mutation's put, or between its existence check and its put, or between the final
+// modified-time check and the delete. Byte-identical objects from independent writers
+// need identical data written at the same moment; if it happens and that writer
+// publishes, verify reports the missing object and writing the same data again restores
+// it (the same bytes have the same id). Retries that lost a swap and killed processes
+// leave their objects to GC, whose grace period (spec/06-refs.md §6) has no such window.
 //
 // Thread safety: all mutable members are guarded by mu_. Commits to one branch from all
 // handles of a process are serialized by a per-branch mutex (BranchMutex in dataset.cc),
