@@ -362,10 +362,15 @@ void DatasetImpl::RemoveCreated(const PutJournal& journal, const Status& failure
   for (const auto& c : created) {
     if (c.id == head->target) return;
   }
-  std::unordered_set<ObjectId> existing;
-  for (const ObjectId& id : journal.existing()) existing.insert(id);
+  std::unordered_set<ObjectId> keep;
+  for (const ObjectId& id : journal.existing()) keep.insert(id);
+  DeleteIfUnchanged(created, keep);
+}
+
+void DatasetImpl::DeleteIfUnchanged(const std::vector<PutJournal::Created>& created,
+                                    const std::unordered_set<ObjectId>& keep) {
   for (auto it = created.rbegin(); it != created.rend(); ++it) {
-    if (existing.count(it->id) != 0 || it->modified_unix_ms == 0) continue;  // put again
+    if (keep.count(it->id) != 0 || it->modified_unix_ms == 0) continue;
     auto now = store_->Head(it->id);
     if (!now.ok() || now->modified_unix_ms != it->modified_unix_ms) continue;  // re-put since
     (void)store_->DeleteObject(it->id);  // best effort: what stays is GC's
@@ -407,7 +412,14 @@ Result<CommitInfo> DatasetImpl::CommitLoop(const BuildFn& build, const CommitOpt
         std::chrono::steady_clock::now() - started > kCommitRetryBudget) {
       break;
     }
-    ASSIGN_OR_RETURN(Built built, build(*base, attempt));
+    // Index pages are not journaled: another writer may build byte-identical pages (both
+    // splitting one leaf of the same base), so "created by this commit" does not make them
+    // its own (design notes). The manifest put below is journaled.
+    Result<Built> attempt_built = [&] {
+      PutJournal::Scope pages_unjournaled(nullptr);
+      return build(*base, attempt);
+    }();
+    ASSIGN_OR_RETURN(Built built, std::move(attempt_built));
     Manifest& m = built.manifest;
     ObjectId id;
     if (built.fast_forward) {
