@@ -16,13 +16,12 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from conftest import readonly_bind, tmpfs
+from mounts import readonly_bind, tmpfs
 from soak import NAME, SCHEMA, SoakStore, digest_dir, expected_row, jsonl, record
 
 
