@@ -119,6 +119,13 @@ class SegmentFetcher {
     };
     auto reader = columnar::SegmentReader::Open(fetch, spec);
     if (!reader.ok()) return reader.status().WithContext("segment " + id.ToString());
+    // An index entry past the segment's end is damage, not a bad request (the rows come
+    // from the index, not from the caller).
+    if (!need.rows.empty() && need.rows.back() >= reader->rows()) {
+      return Corrupt("the index points at row " + std::to_string(need.rows.back()) +
+                     " of segment " + id.ToString() + " which has " +
+                     std::to_string(reader->rows()) + " rows");
+    }
     // Dense reads: the rest of the object costs about the same; ReadAll verifies every
     // block the column is built from.
     if (need.rows.size() * 2 >= reader->rows()) {
