@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -107,25 +108,24 @@ const Base& TheBase() {
   return *base;
 }
 
-// A copy of the base store that a mutation may change.
-std::shared_ptr<Store> CopyOfBase() {
+// The store every mutation runs in: the base's, with the branch put back at the base
+// head. Mutations only add objects (new content, new ids) and move the branch, so one
+// does not see another's changes, and no store is copied.
+std::shared_ptr<Store> StoreAtBase() {
   const Base& base = TheBase();
-  std::shared_ptr<Store> copy(*Store::Open("memory://"));
-  EXPECT_TRUE(base.store
-                  ->ListObjects("",
-                                [&](const ObjectInfo& info) {
-                                  EXPECT_TRUE(copy->Put(*base.store->Get(info.id)).ok());
-                                  return true;
-                                })
-                  .ok());
-  EXPECT_TRUE(copy->CreateRef(kRef, base.head).ok());
-  return copy;
+  auto ref = base.store->ReadRef(kRef);
+  EXPECT_TRUE(ref.ok());
+  if (ref.ok() && ref->target != base.head) {
+    EXPECT_TRUE(base.store->UpdateRef(kRef, ref->target, base.head).ok());
+  }
+  return base.store;
 }
 
 // Reads every version of the dataset in full: each manifest reached from the branch
 // (history), every field scanned, every anchor taken, both embedding fields searched
-// through their indexes and by brute force. The first error, or OK.
-Status ReadEverything(const std::shared_ptr<Store>& store) {
+// through their indexes and by brute force. Versions in `skip` (the base's, read whole
+// once: a mutation cannot change an existing object) are left out. The first error, or OK.
+Status ReadEverything(const std::shared_ptr<Store>& store, const std::set<ObjectId>& skip = {}) {
   auto head = Dataset::Open(store, kName);
   if (!head.ok()) return head.status();
   std::vector<ObjectId> versions;
@@ -134,6 +134,7 @@ Status ReadEverything(const std::shared_ptr<Store>& store) {
     return true;
   }));
   for (const ObjectId& v : versions) {
+    if (skip.count(v) != 0) continue;
     ASSIGN_OR_RETURN(auto ds, Dataset::OpenAt(store, kName, v.ToString()));
     ASSIGN_OR_RETURN(auto reader, ds->Scan());
     std::vector<uint64_t> anchors;
@@ -155,31 +156,27 @@ Status ReadEverything(const std::shared_ptr<Store>& store) {
     if (query.empty()) query.assign(kDim, 1.0f);
     for (const auto& f : schema.fields()) {
       if (f.type != FieldType::kEmbedding || f.dim != query.size()) continue;
-      for (bool exact : {false, true}) {
-        SearchOptions o;
-        o.k = 20;
-        o.exact = exact;
-        o.fields = fields;
-        o.threads = 1;
-        RETURN_IF_ERROR(ds->Search(f.name, query.data(), 1, query.size(), o).status());
-        const FieldSpec* label = schema.Find("label");
-        if (label == nullptr || label->type != FieldType::kInt64) continue;
+      // Through the index with a filter and every field projected; then brute force.
+      SearchOptions o;
+      o.k = 20;
+      o.fields = fields;
+      o.threads = 1;
+      const FieldSpec* label = schema.Find("label");
+      if (label != nullptr && label->type == FieldType::kInt64) {
         o.where = {Predicate{"label", Predicate::Op::kGe, {int64_t{300}}}};
-        RETURN_IF_ERROR(ds->Search(f.name, query.data(), 1, query.size(), o).status());
       }
+      RETURN_IF_ERROR(ds->Search(f.name, query.data(), 1, query.size(), o).status());
+      SearchOptions exact;
+      exact.k = 20;
+      exact.exact = true;
+      exact.threads = 1;
+      RETURN_IF_ERROR(ds->Search(f.name, query.data(), 1, query.size(), exact).status());
     }
   }
   return Status::Ok();
 }
 
 // ---- Rewriting objects through the library's encoders ----
-
-ObjectId PutOrDie(Store& store, const Result<Bytes>& bytes) {
-  EXPECT_TRUE(bytes.ok()) << bytes.status().ToString();
-  auto id = store.Put(bytes.ok() ? *bytes : Bytes("x"));
-  EXPECT_TRUE(id.ok());
-  return *id;
-}
 
 dataset::Manifest HeadManifest(Store& store) {
   return *dataset::DecodeManifest(*store.Get(TheBase().head));
@@ -288,8 +285,8 @@ void AddLeafMutations(std::vector<Mutation>* out) {
       const std::string fname = leaf.fields[f].name;
       const FieldSpec* spec = m.schema.Find(fname);
       const uint64_t rows0 = SegmentRows(*base.store, leaf.fields[f].segments[0], *spec);
-      for (size_t i : {size_t{0}, leaf.size() / 2, leaf.size() - 1}) {
-        for (uint64_t past : {uint64_t{0}, uint64_t{1}, uint64_t{1000}}) {
+      for (size_t i : {size_t{0}, leaf.size() - 1}) {
+        for (uint64_t past : {uint64_t{0}, uint64_t{1000}}) {
           leaf_mutation(fname + " entry " + std::to_string(i) + " row past its segment's end +" +
                             std::to_string(past),
                         [f, i, past, rows0](btree::Leaf* l) {
@@ -322,8 +319,9 @@ void AddLeafMutations(std::vector<Mutation>* out) {
         l->fields[f].segments[0] = TheBase().head;
         return true;
       });
-      for (size_t g = 0; g < leaf.fields.size(); ++g) {
-        if (g == f) continue;
+      {
+        // Another field of another type (fields: emb, gemb, name, label in leaf order).
+        const size_t g = (f + 2) % leaf.fields.size();
         const ObjectId other = leaf.fields[g].segments[0];
         leaf_mutation(fname + " segment of field " + leaf.fields[g].name,
                       [f, other](btree::Leaf* l) {
@@ -346,8 +344,8 @@ void AddLeafMutations(std::vector<Mutation>* out) {
         return true;
       });
     }
-    for (size_t i : {size_t{0}, size_t{1}, leaf.size() - 1}) {
-      for (int64_t delta : {-1, 1, 1000}) {
+    for (size_t i : {size_t{0}, leaf.size() - 1}) {
+      for (int64_t delta : {-1, 1000}) {
         leaf_mutation("anchor " + std::to_string(i) + " moved by " + std::to_string(delta),
                       [i, delta](btree::Leaf* l) {
                         l->anchors[i] =
@@ -405,7 +403,9 @@ void AddNodeMutations(std::vector<Mutation>* out) {
 dataset::Manifest Without(dataset::Manifest m, std::string_view field, bool dropped) {
   Schema s;
   for (const auto& f : m.schema.fields()) {
-    if (f.name != field) EXPECT_TRUE(s.Add(f).ok());
+    if (f.name != field) {
+      EXPECT_TRUE(s.Add(f).ok());
+    }
   }
   s.set_version(m.schema.version());
   m.schema = s;
@@ -881,9 +881,26 @@ struct Outcome {
   Status read;
 };
 
-Outcome RunMutation(const Mutation& mutation) {
+// The manifests of the base dataset (all of them read in full by the first test).
+const std::set<ObjectId>& BaseVersions() {
+  static const std::set<ObjectId>* versions = [] {
+    auto* out = new std::set<ObjectId>;
+    auto ds = *Dataset::Open(StoreAtBase(), kName);
+    EXPECT_TRUE(ds->History([&](const CommitInfo& c) {
+                    out->insert(c.manifest);
+                    return true;
+                  }).ok());
+    return out;
+  }();
+  return *versions;
+}
+
+// Applies `mutation` and runs verify; reads every changed version when verify passes
+// (what the promise is about) or when `always_read`.
+Outcome RunMutation(const Mutation& mutation, bool always_read = false) {
   Outcome o;
-  auto store = CopyOfBase();
+  const std::set<ObjectId>& base_versions = BaseVersions();
+  auto store = StoreAtBase();
   Status s = mutation.apply(*store);
   if (!s.ok()) return o;
   o.applied = true;
@@ -891,16 +908,18 @@ Outcome RunMutation(const Mutation& mutation) {
   EXPECT_TRUE(report.ok()) << report.status().ToString();
   o.verify_ok = report.ok() && report->problems.empty();
   if (report.ok() && !report->problems.empty()) o.verify_problem = report->problems[0];
-  o.read = ReadEverything(store);
+  if (o.verify_ok || always_read) o.read = ReadEverything(store, base_versions);
   return o;
 }
 
 TEST(VerifyMutations, TheBaseDatasetIsIntactAndReadable) {
-  auto store = CopyOfBase();
+  auto store = StoreAtBase();
   auto report = Verify(*store, kName);
   ASSERT_TRUE(report.ok());
   EXPECT_TRUE(report->problems.empty()) << report->problems[0];
-  EXPECT_TRUE(ReadEverything(store).ok()) << ReadEverything(store).ToString();
+  Status read = ReadEverything(store);
+  EXPECT_TRUE(read.ok()) << read.ToString();
+  EXPECT_EQ(BaseVersions().size(), 7u);
   // The base has what the mutations need: a two-level index, a paged tombstone leaf and
   // both spatial indexes.
   dataset::Manifest m = HeadManifest(*store);
@@ -918,12 +937,14 @@ TEST(VerifyMutations, VerifyCatchesLeafEntryPastSegmentEnd) {
         mutation.name.find("half its rows") == std::string::npos) {
       continue;
     }
-    Outcome o = RunMutation(mutation);
+    Outcome o = RunMutation(mutation, /*always_read=*/true);
     if (!o.applied) continue;
     ++tried;
     EXPECT_FALSE(o.verify_ok) << mutation.name;
     EXPECT_FALSE(o.read.ok()) << mutation.name;
-    if (!o.read.ok()) EXPECT_EQ(o.read.code(), StatusCode::kCorrupt) << o.read.ToString();
+    if (!o.read.ok()) {
+      EXPECT_EQ(o.read.code(), StatusCode::kCorrupt) << o.read.ToString();
+    }
   }
   EXPECT_GE(tried, 20);
 }
@@ -931,7 +952,7 @@ TEST(VerifyMutations, VerifyCatchesLeafEntryPastSegmentEnd) {
 // "verify ok" means every read of every version succeeds, for every mutation of every
 // object kind; and verify finds what reads refuse.
 TEST(VerifyMutations, VerifyOkMeansEveryReadOfEveryVersionSucceeds) {
-  int applied = 0, flagged = 0, read_failed = 0;
+  int applied = 0, flagged = 0;
   std::map<std::string, int> kinds;
   for (const Mutation& mutation : AllMutations()) {
     Outcome o = RunMutation(mutation);
@@ -939,17 +960,17 @@ TEST(VerifyMutations, VerifyOkMeansEveryReadOfEveryVersionSucceeds) {
     ++applied;
     ++kinds[mutation.name.substr(0, mutation.name.find(':'))];
     if (!o.verify_ok) ++flagged;
-    if (!o.read.ok()) ++read_failed;
     if (o.verify_ok) {
       EXPECT_TRUE(o.read.ok()) << mutation.name
                                << ": verify passed but a read failed: " << o.read.ToString();
     }
   }
   std::printf(
-      "%d mutations applied (%zu object kinds), %d flagged by verify, %d refused by "
-      "reads\n",
-      applied, kinds.size(), flagged, read_failed);
+      "%d mutations applied (%zu object kinds), %d flagged by verify; every version "
+      "of the other %d read in full\n",
+      applied, kinds.size(), flagged, applied - flagged);
   EXPECT_GE(applied, 200);
+  EXPECT_GE(applied - flagged, 50);
   EXPECT_GE(kinds.size(), 8u);
 }
 
