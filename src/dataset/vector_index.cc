@@ -185,7 +185,7 @@ Result<std::shared_ptr<const Column>> FetchSegmentWhole(const DatasetImpl& impl,
   if (!bytes.ok()) return bytes.status().WithContext("segment for field " + Quote(spec.name));
   impl.CountFetch(bytes->size());
   auto col = columnar::DecodeSegment(*bytes, spec);
-  if (!col.ok()) return col.status().WithContext("segment " + id.ToString());
+  if (!col.ok()) return SegmentReadError(col.status(), id);
   auto shared = std::make_shared<const Column>(std::move(*col));
   impl.segments()->Insert(id, shared);
   return std::shared_ptr<const Column>(shared);
@@ -207,20 +207,20 @@ Result<std::pair<std::shared_ptr<const Column>, bool>> FetchSegmentRows(
     return r;
   };
   auto reader = columnar::SegmentReader::Open(fetch, spec);
-  if (!reader.ok()) return reader.status().WithContext("segment " + id.ToString());
+  if (!reader.ok()) return SegmentReadError(reader.status(), id);
   if (!rows.empty() && rows.back() >= reader->rows()) {
     return Corrupt("the index points at row " + std::to_string(rows.back()) + " of segment " +
                    id.ToString() + " which has " + std::to_string(reader->rows()) + " rows");
   }
   if (rows.size() * 2 >= reader->rows()) {
     auto col = reader->ReadAll();
-    if (!col.ok()) return col.status().WithContext("segment " + id.ToString());
+    if (!col.ok()) return SegmentReadError(col.status(), id);
     auto shared = std::make_shared<const Column>(std::move(*col));
     impl.segments()->Insert(id, shared);
     return std::make_pair(std::shared_ptr<const Column>(shared), true);
   }
   auto col = reader->ReadRows(rows);
-  if (!col.ok()) return col.status().WithContext("segment " + id.ToString());
+  if (!col.ok()) return SegmentReadError(col.status(), id);
   return std::make_pair(std::make_shared<const Column>(std::move(*col)), false);
 }
 

@@ -949,6 +949,25 @@ TEST(VerifyMutations, VerifyCatchesLeafEntryPastSegmentEnd) {
   EXPECT_GE(tried, 20);
 }
 
+// A segment that does not decode as the schema declares its field (an index entry naming
+// another field's segment, a segment of another type) is damage: verify finds it and
+// reads report corrupt, not invalid_argument.
+TEST(VerifyMutations, SegmentOfAnotherTypeIsCorruptOnRead) {
+  int tried = 0;
+  for (const Mutation& mutation : AllMutations()) {
+    if (mutation.name.find("segment of field") == std::string::npos &&
+        mutation.name.find("another type") == std::string::npos) {
+      continue;
+    }
+    Outcome o = RunMutation(mutation, /*always_read=*/true);
+    if (!o.applied) continue;
+    ++tried;
+    EXPECT_FALSE(o.verify_ok) << mutation.name;
+    EXPECT_EQ(o.read.code(), StatusCode::kCorrupt) << mutation.name << ": " << o.read.ToString();
+  }
+  EXPECT_GE(tried, 8);
+}
+
 // "verify ok" means every read of every version succeeds, for every mutation of every
 // object kind; and verify finds what reads refuse.
 TEST(VerifyMutations, VerifyOkMeansEveryReadOfEveryVersionSucceeds) {
