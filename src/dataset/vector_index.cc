@@ -347,9 +347,9 @@ Result<std::shared_ptr<const T>> Load(const DatasetImpl& impl, const ObjectId& i
                                       const std::function<Result<T>(ByteView)>& decode,
                                       const std::function<uint64_t(const T&)>& size,
                                       std::string_view what, bool count) {
-  if (auto hit = impl.vectors()->Get(id)) {
+  if (auto hit = impl.vectors()->Get<T>(id)) {
     if (count) impl.CountHit();
-    return std::static_pointer_cast<const T>(hit);
+    return hit;
   }
   auto bytes = impl.store().Get(id);
   if (!bytes.ok()) return bytes.status().WithContext(std::string(what) + " " + id.ToString());
@@ -391,9 +391,9 @@ Result<Metric> MetricOf(std::string_view name) { return vector::ParseMetric(name
 using ModelPtr = std::shared_ptr<const vector::IvfModel>;
 
 Result<ModelPtr> LoadModel(const DatasetImpl& impl, const ObjectId& id) {
-  if (auto hit = impl.vectors()->Get(id)) {
+  if (auto hit = impl.vectors()->Get<vector::IvfModel>(id)) {
     impl.CountHit();
-    return std::static_pointer_cast<const vector::IvfModel>(hit);
+    return hit;
   }
   auto bytes = impl.store().Get(id);
   if (!bytes.ok()) return bytes.status().WithContext("spatial model " + id.ToString());
@@ -807,7 +807,7 @@ class PagedNodeSource : public vector::GraphNodeSource {
     // Pages already in the handle's cache are taken now, without threads.
     std::vector<uint32_t> remote;
     for (uint32_t b : missing) {
-      if (impl_.vectors()->Get(graph_.pages[b]) != nullptr) {
+      if (impl_.vectors()->Get<NodePageData>(graph_.pages[b]) != nullptr) {
         (void)Page(b);  // errors surface again from Block()
       } else {
         remote.push_back(b);

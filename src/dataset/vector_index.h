@@ -36,6 +36,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <typeinfo>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -137,19 +138,32 @@ Result<Bytes> EncodeIndex(const IndexObject& ix);
 Result<IndexObject> DecodeIndex(ByteView bytes);
 
 // A byte-bounded LRU of decoded spatial objects (models, directory pages, buckets), one
-// per dataset handle, beside its segment and page caches. Thread-safe.
+// per dataset handle, beside its segment and page caches. Entries are typed: an id cached
+// as one kind is a miss when looked up as another (damaged data can name a model where a
+// bucket belongs; the lookup then decodes the bytes as a bucket and reports corrupt).
+// Thread-safe.
 class ObjectCache {
  public:
   explicit ObjectCache(uint64_t capacity_bytes) : capacity_(capacity_bytes) {}
-  std::shared_ptr<const void> Get(const ObjectId& id);
-  void Insert(const ObjectId& id, std::shared_ptr<const void> value, uint64_t bytes);
+  template <typename T>
+  std::shared_ptr<const T> Get(const ObjectId& id) {
+    return std::static_pointer_cast<const T>(GetAs(id, typeid(T)));
+  }
+  template <typename T>
+  void Insert(const ObjectId& id, std::shared_ptr<const T> value, uint64_t bytes) {
+    InsertAs(id, typeid(T), std::move(value), bytes);
+  }
 
  private:
   struct Item {
     ObjectId id;
+    const std::type_info* type;
     std::shared_ptr<const void> value;
     uint64_t bytes;
   };
+  std::shared_ptr<const void> GetAs(const ObjectId& id, const std::type_info& type);
+  void InsertAs(const ObjectId& id, const std::type_info& type, std::shared_ptr<const void> value,
+                uint64_t bytes);
   const uint64_t capacity_;
   std::mutex mu_;
   std::list<Item> lru_;                                          // guarded by mu_

@@ -962,6 +962,21 @@ TEST(VerifyMutations, SegmentOfAnotherTypeIsCorruptOnRead) {
   EXPECT_GE(ExpectFlaggedAndCorruptOnRead({"segment of field", "another type"}), 8);
 }
 
+// An id of one spatial kind listed where another belongs (a model as a bucket) must be
+// decoded as what the listing says, not served from the handle's cache as the object it
+// really is: search then reports the bytes as a malformed bucket.
+TEST(VerifyMutations, SpatialObjectInAnotherRoleIsNotServedFromTheCacheAsIt) {
+  for (const Mutation& mutation : AllMutations()) {
+    if (mutation.name.find("a bucket is the model") == std::string::npos) continue;
+    Outcome o = RunMutation(mutation, /*always_read=*/true);
+    ASSERT_TRUE(o.applied);
+    EXPECT_FALSE(o.verify_ok);
+    EXPECT_EQ(o.read.code(), StatusCode::kCorrupt) << o.read.ToString();
+    EXPECT_EQ(o.read.message().find("holds cell"), std::string::npos) << o.read.ToString();
+    EXPECT_NE(o.read.message().find("spatial bucket"), std::string::npos) << o.read.ToString();
+  }
+}
+
 // "verify ok" means every read of every version succeeds, for every mutation of every
 // object kind; and verify finds what reads refuse.
 TEST(VerifyMutations, VerifyOkMeansEveryReadOfEveryVersionSucceeds) {
