@@ -212,6 +212,11 @@ class ArrowStream:
     @property
     def consumed(self) -> bool: ...
 
+    def raise_error(self) -> None:
+        """
+        Raises the DreamDB error that ended the stream (its class follows its code, like every error of the package); returns None while the stream has not failed.
+        """
+
 class Dataset:
     """Low-level dataset handle; use dreamdb.Dataset instead."""
 

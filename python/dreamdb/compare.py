@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from . import _core
 from .dataset import Dataset, StoreLike, _fields, open_store
+from ._stream import read_table
 from .errors import InvalidArgumentError
 
 __all__ = ["CompareResult", "compare_refs"]
@@ -152,5 +153,5 @@ def compare_refs(
         st, name, ref_list, _fields(fields), bool(only_differing), int(start),
         _U64_MAX if end is None else int(end), int(batch_size),
         _U64_MAX if limit is None else int(limit), True, int(median_sample))
-    table = pa.RecordBatchReader.from_stream(handle.stream()).read_all()
+    table = read_table(handle.stream())
     return CompareResult(table, handle.summary())

@@ -13,6 +13,7 @@ from . import _convert
 from ._core import Dataset as _CoreDataset
 from ._core import Schema, Store
 from ._rng import _Rng
+from ._stream import read_stream, read_table
 from .errors import InvalidArgumentError
 
 StoreLike = Union[str, "os.PathLike[str]", Store]
@@ -338,9 +339,7 @@ class Dataset:
         at the call: later commits do not change what the reader returns.
         """
         if shuffle_seed is None:
-            return pa.RecordBatchReader.from_stream(
-                self.arrow_stream(fields, start, end, batch_size, limit)
-            )
+            return read_stream(self.arrow_stream(fields, start, end, batch_size, limit))
         if batch_size < 1:
             raise InvalidArgumentError(f"batch_size must be >= 1, got {batch_size}")
         block = max(int(batch_size), 4096) if block_size is None else int(block_size)
@@ -348,9 +347,7 @@ class Dataset:
             raise InvalidArgumentError(f"block_size must be >= 1, got {block_size}")
         pinned = Dataset(_CoreDataset.open_at(self.store, self.name, self.head))
         end_ = _U64_MAX if end is None else int(end)
-        schema = pa.RecordBatchReader.from_stream(
-            pinned.arrow_stream(fields, 0, 0, 1, 0)
-        ).schema
+        schema = read_stream(pinned.arrow_stream(fields, 0, 0, 1, 0)).schema
         # Block k is the anchor range [starts[k], starts[k + 1]) (the last ends at `end`).
         starts: List[int] = []
         seen = 0
@@ -425,7 +422,7 @@ class Dataset:
         stream = self._h.scan([], 0 if start is None else int(start),
                               _U64_MAX if end is None else int(end), int(batch_size),
                               _U64_MAX, True)
-        for batch in pa.RecordBatchReader.from_stream(stream):
+        for batch in read_stream(stream):
             yield batch.column(0).to_numpy()
 
     def take(
@@ -440,7 +437,7 @@ class Dataset:
         case its row is all null (the "anchor" column still holds it).
         """
         stream = self._h.take(_convert.anchor_array(anchors), _fields(fields), allow_missing)
-        return pa.RecordBatchReader.from_stream(stream).read_all()
+        return read_table(stream)
 
     def history(self, limit: Optional[int] = None) -> List[Dict[str, Any]]:
         """Commits from head backwards, newest first: dicts with "manifest", "parents",
@@ -526,7 +523,7 @@ class Dataset:
             "score": pa.array(scores, type=pa.float32()),
         }
         if stream is not None:
-            projected = pa.RecordBatchReader.from_stream(stream).read_all()
+            projected = read_table(stream)
             for name in projected.column_names:
                 if name != "anchor":
                     columns[name] = projected.column(name)

@@ -60,7 +60,15 @@ void RegisterArrow(nb::module_& m) {
           nb::arg("requested_schema") = nb::none(),
           "Exports the stream as a PyCapsule 'arrow_array_stream' (once). The requested "
           "schema is ignored, as the protocol allows: the stream has one fixed schema.")
-      .def_prop_ro("consumed", [](const ArrowStream& s) { return s.consumed(); });
+      .def_prop_ro("consumed", [](const ArrowStream& s) { return s.consumed(); })
+      .def(
+          "raise_error",
+          [](const ArrowStream& s) {
+            Status e = s.error();
+            if (!e.ok()) throw StatusError(std::move(e));
+          },
+          "Raises the DreamDB error that ended the stream (its class follows its code, "
+          "like every error of the package); returns None while the stream has not failed.");
 
   m.def(
       "_last_exported_buffers",

@@ -247,13 +247,6 @@ class Exporter {
 
 // ---- Stream ----
 
-struct StreamPrivate {
-  std::vector<FieldSpec> fields;
-  BatchSource source;
-  std::string last_error;
-  bool done = false;
-};
-
 int ErrnoFor(StatusCode code) {
   switch (code) {
     case StatusCode::kInvalidArgument:
@@ -264,6 +257,23 @@ int ErrnoFor(StatusCode code) {
       return EIO;
   }
 }
+
+struct StreamPrivate {
+  std::vector<FieldSpec> fields;
+  BatchSource source;
+  std::string last_error;
+  bool done = false;
+  std::shared_ptr<StreamErrorSlot> error;  // may be null
+
+  // Ends the stream with `s`: its text for get_last_error, the status itself for the
+  // stream's maker.
+  int Fail(const Status& s) {
+    last_error = s.ToString();
+    done = true;
+    if (error != nullptr) error->Set(s);
+    return ErrnoFor(s.code());
+  }
+};
 
 int StreamGetSchema(ArrowArrayStream* stream, ArrowSchema* out) {
   auto* priv = static_cast<StreamPrivate*>(stream->private_data);
@@ -282,31 +292,21 @@ int StreamGetNext(ArrowArrayStream* stream, ArrowArray* out) {
   if (priv->done) return 0;
   try {
     Result<std::optional<Batch>> next = priv->source();
-    if (!next.ok()) {
-      priv->last_error = next.status().ToString();
-      priv->done = true;
-      return ErrnoFor(next.status().code());
-    }
+    if (!next.ok()) return priv->Fail(next.status());
     if (!next->has_value()) {
       priv->done = true;
       priv->source = nullptr;  // free the reader (and what it pins) as soon as possible
       return 0;
     }
     Status s = ExportBatch(std::move(**next), priv->fields, out);
-    if (!s.ok()) {
-      priv->last_error = s.ToString();
-      priv->done = true;
-      return ErrnoFor(s.code());
-    }
+    if (!s.ok()) return priv->Fail(s);
     return 0;
   } catch (const std::bad_alloc&) {
     priv->last_error = "out of memory reading the next batch";
     priv->done = true;
     return ENOMEM;
   } catch (const std::exception& e) {
-    priv->last_error = std::string("internal: ") + e.what();
-    priv->done = true;
-    return EIO;
+    return priv->Fail(Internal(e.what()));
   }
 }
 
@@ -392,10 +392,26 @@ Status ExportBatch(Batch batch, const std::vector<FieldSpec>& fields, ArrowArray
   return Status::Ok();
 }
 
+void StreamErrorSlot::Set(const Status& status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (status_.ok()) status_ = status;
+}
+
+Status StreamErrorSlot::Get() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return status_;
+}
+
 void ExportStream(std::vector<FieldSpec> fields, BatchSource source, ArrowArrayStream* out) {
+  ExportStream(std::move(fields), std::move(source), out, nullptr);
+}
+
+void ExportStream(std::vector<FieldSpec> fields, BatchSource source, ArrowArrayStream* out,
+                  std::shared_ptr<StreamErrorSlot> error) {
   auto* priv = new StreamPrivate;
   priv->fields = std::move(fields);
   priv->source = std::move(source);
+  priv->error = std::move(error);
   out->get_schema = &StreamGetSchema;
   out->get_next = &StreamGetNext;
   out->get_last_error = &StreamGetLastError;

@@ -23,6 +23,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -55,6 +57,25 @@ Status ExportBatch(Batch batch, const std::vector<FieldSpec>& fields, ArrowArray
 // invalid_argument, ENOSYS for unsupported, EIO otherwise) with Status::ToString() as the
 // last error, e.g. "corrupt: segment ... does not match its id".
 void ExportStream(std::vector<FieldSpec> fields, BatchSource source, ArrowArrayStream* out);
+
+// The error that ended an exported stream, shared between the stream (which the consumer
+// owns and may release at any time) and whoever made it, so the maker can raise the error
+// with its DreamDB code after the consumer reports a failure (the C stream carries only an
+// errno and a message). Thread safety: one mutex.
+class StreamErrorSlot {
+ public:
+  void Set(const Status& status);
+  // OK until the stream failed.
+  Status Get() const;
+
+ private:
+  mutable std::mutex mu_;
+  Status status_;  // guarded by mu_
+};
+
+// ExportStream, recording the status that ends the stream (if any) in `*error`.
+void ExportStream(std::vector<FieldSpec> fields, BatchSource source, ArrowArrayStream* out,
+                  std::shared_ptr<StreamErrorSlot> error);
 
 // Where the exported buffers of the most recent ExportBatch call came from, for tests
 // that prove zero-copy: one entry per buffer handed to Arrow.

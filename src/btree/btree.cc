@@ -529,8 +529,10 @@ struct Walker {
   const PageVisitor* pages;
   const SegmentVisitor* segments;
   bool read_leaves;
+  const LeafVisitor* leaves = nullptr;
 
   Status VisitLeafSegments(const Leaf& leaf) {
+    if (leaves != nullptr) RETURN_IF_ERROR((*leaves)(leaf));
     if (segments == nullptr) return Status::Ok();
     for (const LeafField& f : leaf.fields) {
       for (const ObjectId& id : f.segments) RETURN_IF_ERROR((*segments)(f.name, id));
@@ -607,6 +609,12 @@ Status VisitPages(Store& store, PageCache* cache, const IndexRef& ref, const Pag
 Status VisitSegments(Store& store, PageCache* cache, const IndexRef& ref,
                      const SegmentVisitor& visit, const PageVisitor* filter) {
   Walker w{store, cache, filter, &visit, /*read_leaves=*/true};
+  return w.Run(ref);
+}
+
+Status VisitLeaves(Store& store, PageCache* cache, const IndexRef& ref, const LeafVisitor& visit,
+                   const PageVisitor* filter) {
+  Walker w{store, cache, filter, nullptr, /*read_leaves=*/true, &visit};
   return w.Run(ref);
 }
 

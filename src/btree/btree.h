@@ -336,6 +336,12 @@ Status VisitPages(Store& store, PageCache* cache, const IndexRef& ref, const Pag
 // be null) is consulted for every page like VisitPages' visitor.
 Status VisitSegments(Store& store, PageCache* cache, const IndexRef& ref,
                      const SegmentVisitor& visit, const PageVisitor* filter = nullptr);
+// Called once per leaf read (an inline leaf included), after the leaf has been checked
+// against its parent (T1-T3); an error stops the walk.
+using LeafVisitor = std::function<Status(const Leaf& leaf)>;
+// Visits every leaf of the tree like VisitSegments, reading (and checking) every page.
+Status VisitLeaves(Store& store, PageCache* cache, const IndexRef& ref, const LeafVisitor& visit,
+                   const PageVisitor* filter = nullptr);
 
 }  // namespace dreamdb::btree
 

@@ -900,6 +900,15 @@ uint64_t SegmentReader::object_size() const { return layout_->object_size; }
 Result<Bytes> SegmentReader::Fetch(uint64_t offset, uint64_t length) {
   ++stats_.requests;
   Result<Bytes> r = fetch_(offset, length);
+  // The reader asks only for ranges inside the object its header describes, so a range
+  // refused as starting past the stored object's end means the object is shorter than its
+  // header says: damage, not a bad request (ObjectBackend::GetRange's invalid_argument).
+  if (!r.ok() && r.status().code() == StatusCode::kInvalidArgument) {
+    return SegCorrupt("object truncated: bytes " + std::to_string(offset) + ".." +
+                      std::to_string(offset + length) +
+                      " its header describes are past the stored object's end (" +
+                      r.status().message() + ")");
+  }
   if (!r.ok()) return r.status();
   stats_.bytes_fetched += r->size();
   if (r->size() != length) {

@@ -493,6 +493,28 @@ TEST(SegmentReader, Errors) {
   EXPECT_EQ(ReadAllRanged(longer, spec).status().code(), StatusCode::kCorrupt);
 }
 
+// A stored segment shorter than its header says is damage: a ranged read of rows past the
+// stored end (the backend refuses the range as invalid_argument) reports corrupt.
+TEST(SegmentReader, TruncatedObjectOnRangedReadIsCorruptNotInvalidArgument) {
+  FieldSpec spec = Spec(FieldType::kFloat64);
+  Column col = MakeColumn(spec, 20000, 0.0, 2);
+  auto enc = EncodeSegment(col);
+  ASSERT_TRUE(enc.ok());
+  MemObject obj{*enc};
+  auto reader = SegmentReader::Open(obj.Fetcher(), spec);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  obj.bytes.resize(obj.bytes.size() / 2);  // the object is cut after Open read the header
+  auto rows = reader->ReadRows({19990});
+  ASSERT_FALSE(rows.ok());
+  EXPECT_EQ(rows.status().code(), StatusCode::kCorrupt) << rows.status().ToString();
+  EXPECT_NE(rows.status().message().find("truncated"), std::string::npos)
+      << rows.status().ToString();
+  EXPECT_EQ(reader->ReadAll().status().code(), StatusCode::kCorrupt);
+  // Cut inside a long header: Open itself reports corrupt.
+  MemObject cut{enc->substr(0, 5000)};
+  EXPECT_EQ(SegmentReader::Open(cut.Fetcher(), spec).status().code(), StatusCode::kCorrupt);
+}
+
 // Recomputes every block sum and the header sum from the bytes as they are, so tests can
 // make semantically wrong segments that pass the checksums.
 Bytes Reseal(Bytes seg) {

@@ -182,6 +182,14 @@ CommitInfo InfoFromManifest(const ObjectId& id, const dataset::Manifest& m);
 std::string DefaultWriter();
 uint64_t NowNs();
 
+// The error of reading segment `id` of a version: a segment the index names that does
+// not decode as the schema declares its field is damaged data, so the decoders'
+// invalid_argument (meant for callers passing the wrong declaration) becomes corrupt.
+inline Status SegmentReadError(const Status& s, const ObjectId& id) {
+  const Status out = s.code() == StatusCode::kInvalidArgument ? Corrupt(s.message()) : s;
+  return out.WithContext("segment " + id.ToString());
+}
+
 }  // namespace dreamdb
 
 #endif  // DREAMDB_SRC_DATASET_DATASET_IMPL_H_

@@ -118,18 +118,25 @@ class SegmentFetcher {
       return r;
     };
     auto reader = columnar::SegmentReader::Open(fetch, spec);
-    if (!reader.ok()) return reader.status().WithContext("segment " + id.ToString());
+    if (!reader.ok()) return SegmentReadError(reader.status(), id);
+    // An index entry past the segment's end is damage, not a bad request (the rows come
+    // from the index, not from the caller).
+    if (!need.rows.empty() && need.rows.back() >= reader->rows()) {
+      return Corrupt("the index points at row " + std::to_string(need.rows.back()) +
+                     " of segment " + id.ToString() + " which has " +
+                     std::to_string(reader->rows()) + " rows");
+    }
     // Dense reads: the rest of the object costs about the same; ReadAll verifies every
     // block the column is built from.
     if (need.rows.size() * 2 >= reader->rows()) {
       auto col = reader->ReadAll();
-      if (!col.ok()) return col.status().WithContext("segment " + id.ToString());
+      if (!col.ok()) return SegmentReadError(col.status(), id);
       auto shared = std::make_shared<const Column>(std::move(*col));
       impl_.segments()->Insert(id, shared);
       return Got{shared, true};
     }
     auto col = reader->ReadRows(need.rows);
-    if (!col.ok()) return col.status().WithContext("segment " + id.ToString());
+    if (!col.ok()) return SegmentReadError(col.status(), id);
     return Got{std::make_shared<const Column>(std::move(*col)), false};
   }
 
@@ -138,7 +145,7 @@ class SegmentFetcher {
     if (!bytes.ok()) return bytes.status().WithContext("segment for field " + Quote(spec.name));
     impl_.CountFetch(bytes->size());
     auto col = columnar::DecodeSegment(*bytes, spec);
-    if (!col.ok()) return col.status().WithContext("segment " + id.ToString());
+    if (!col.ok()) return SegmentReadError(col.status(), id);
     // Not cached: a scan reads each segment once and keeps the ones its next batch needs
     // pinned itself; caching them would only hold memory (up to the cache size) for nothing.
     return Got{std::make_shared<const Column>(std::move(*col)), true};

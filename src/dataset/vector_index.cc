@@ -185,7 +185,7 @@ Result<std::shared_ptr<const Column>> FetchSegmentWhole(const DatasetImpl& impl,
   if (!bytes.ok()) return bytes.status().WithContext("segment for field " + Quote(spec.name));
   impl.CountFetch(bytes->size());
   auto col = columnar::DecodeSegment(*bytes, spec);
-  if (!col.ok()) return col.status().WithContext("segment " + id.ToString());
+  if (!col.ok()) return SegmentReadError(col.status(), id);
   auto shared = std::make_shared<const Column>(std::move(*col));
   impl.segments()->Insert(id, shared);
   return std::shared_ptr<const Column>(shared);
@@ -207,16 +207,20 @@ Result<std::pair<std::shared_ptr<const Column>, bool>> FetchSegmentRows(
     return r;
   };
   auto reader = columnar::SegmentReader::Open(fetch, spec);
-  if (!reader.ok()) return reader.status().WithContext("segment " + id.ToString());
+  if (!reader.ok()) return SegmentReadError(reader.status(), id);
+  if (!rows.empty() && rows.back() >= reader->rows()) {
+    return Corrupt("the index points at row " + std::to_string(rows.back()) + " of segment " +
+                   id.ToString() + " which has " + std::to_string(reader->rows()) + " rows");
+  }
   if (rows.size() * 2 >= reader->rows()) {
     auto col = reader->ReadAll();
-    if (!col.ok()) return col.status().WithContext("segment " + id.ToString());
+    if (!col.ok()) return SegmentReadError(col.status(), id);
     auto shared = std::make_shared<const Column>(std::move(*col));
     impl.segments()->Insert(id, shared);
     return std::make_pair(std::shared_ptr<const Column>(shared), true);
   }
   auto col = reader->ReadRows(rows);
-  if (!col.ok()) return col.status().WithContext("segment " + id.ToString());
+  if (!col.ok()) return SegmentReadError(col.status(), id);
   return std::make_pair(std::make_shared<const Column>(std::move(*col)), false);
 }
 
@@ -343,9 +347,9 @@ Result<std::shared_ptr<const T>> Load(const DatasetImpl& impl, const ObjectId& i
                                       const std::function<Result<T>(ByteView)>& decode,
                                       const std::function<uint64_t(const T&)>& size,
                                       std::string_view what, bool count) {
-  if (auto hit = impl.vectors()->Get(id)) {
+  if (auto hit = impl.vectors()->Get<T>(id)) {
     if (count) impl.CountHit();
-    return std::static_pointer_cast<const T>(hit);
+    return hit;
   }
   auto bytes = impl.store().Get(id);
   if (!bytes.ok()) return bytes.status().WithContext(std::string(what) + " " + id.ToString());
@@ -387,9 +391,9 @@ Result<Metric> MetricOf(std::string_view name) { return vector::ParseMetric(name
 using ModelPtr = std::shared_ptr<const vector::IvfModel>;
 
 Result<ModelPtr> LoadModel(const DatasetImpl& impl, const ObjectId& id) {
-  if (auto hit = impl.vectors()->Get(id)) {
+  if (auto hit = impl.vectors()->Get<vector::IvfModel>(id)) {
     impl.CountHit();
-    return std::static_pointer_cast<const vector::IvfModel>(hit);
+    return hit;
   }
   auto bytes = impl.store().Get(id);
   if (!bytes.ok()) return bytes.status().WithContext("spatial model " + id.ToString());
@@ -447,6 +451,18 @@ Result<std::vector<uint32_t>> CellBucketCounts(const DatasetImpl& impl, const In
     }
   }
   return out;
+}
+
+// A bucket's codes hold one vector per entry (scans index the entries by code position).
+Status CheckBucketCodes(const vector::IvfModel& model, const Bucket& b, const ObjectId& id) {
+  auto count = model.CellCount(b.codes);
+  if (!count.ok()) return count.status().WithContext("spatial bucket " + id.ToString());
+  if (*count != b.anchors.size()) {
+    return Corrupt("spatial bucket " + id.ToString() + " holds " +
+                   std::to_string(b.anchors.size()) + " entries but codes for " +
+                   std::to_string(*count));
+  }
+  return Status::Ok();
 }
 
 // Fetches buckets in parallel (up to 8 in flight), through the cache.
@@ -667,6 +683,7 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
                          std::to_string(buckets[b]->cell) + " but the directory lists it under " +
                          std::to_string(bucket_cell[b]));
         }
+        RETURN_IF_ERROR(CheckBucketCodes(model, *buckets[b], flat[b]));
       }
       loaded = true;
     }
@@ -803,7 +820,7 @@ class PagedNodeSource : public vector::GraphNodeSource {
     // Pages already in the handle's cache are taken now, without threads.
     std::vector<uint32_t> remote;
     for (uint32_t b : missing) {
-      if (impl_.vectors()->Get(graph_.pages[b]) != nullptr) {
+      if (impl_.vectors()->Get<NodePageData>(graph_.pages[b]) != nullptr) {
         (void)Page(b);  // errors surface again from Block()
       } else {
         remote.push_back(b);
@@ -903,6 +920,7 @@ Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector:
       return Corrupt("spatial bucket " + tail_ids[0][b].ToString() + " holds cell " +
                      std::to_string(buckets[b]->cell) + " in a graph index (one cell)");
     }
+    RETURN_IF_ERROR(CheckBucketCodes(model, *buckets[b], tail_ids[0][b]));
   }
   auto anchor_of = [&](uint64_t h) -> Result<uint64_t> {
     if ((h & kNodeHandle) != 0) {
@@ -1123,110 +1141,288 @@ Status IndexAppend(DatasetImpl& impl, const Version& base, const std::vector<uin
 // ---------------------------------------------------------------------------------------
 // Verify (spec/21 §9)
 
-void VerifyIndexes(const dataset::Manifest& m,
-                   const std::function<int(const ObjectId&, const std::string&, Bytes*)>& check,
-                   const std::function<void(std::string)>& problem) {
-  for (const auto& [field, id] : m.indexes) {
-    const std::string what = "spatial index of field '" + field + "'";
+namespace {
+
+// Checks one manifest's spatial indexes; see VerifyIndexes.
+class IndexVerifier {
+ public:
+  IndexVerifier(VerifyMemo* memo,
+                const std::function<int(const ObjectId&, const std::string&, Bytes*)>& check,
+                const std::function<Result<Bytes>(const ObjectId&)>& load,
+                const std::function<void(std::string)>& problem)
+      : memo_(*memo), check_(check), load_(load), problem_(problem) {}
+
+  void Run(const dataset::Manifest& m) {
+    for (const auto& [field, id] : m.indexes) {
+      const std::string what = "spatial index of field '" + field + "'";
+      auto facts = memo_.indexes.find(id);
+      if (facts == memo_.indexes.end()) facts = memo_.indexes.emplace(id, First(id, what)).first;
+      if (!facts->second.intact) continue;
+      // Per manifest: the index must fit this manifest's schema (search reads the field's
+      // declaration and feeds queries of its dim to the model).
+      const FieldSpec* spec = m.schema.Find(field);
+      if (facts->second.field != field) {
+        problem_(what + " " + id.ToString() + " names field " + Quote(facts->second.field));
+      }
+      if (spec == nullptr || spec->type != FieldType::kEmbedding) {
+        problem_(what + " " + id.ToString() + ": the manifest's schema has no embedding field " +
+                 Quote(field));
+      } else if (spec->dim != facts->second.dim) {
+        problem_(what + " " + id.ToString() + " has dim " + std::to_string(facts->second.dim) +
+                 " but field " + Quote(field) + " has dim " + std::to_string(spec->dim));
+      }
+    }
+  }
+
+ private:
+  // The bytes of an object verify reads in a new role: fetched and hash-checked the first
+  // time, fetched again when it was checked before in another role (an id listed as a
+  // bucket that is really a model must still be decoded as a bucket). False (reported)
+  // when missing or damaged.
+  bool Fetch(const ObjectId& id, const std::string& what, Bytes* out) {
+    const int c = check_(id, what, out);
+    if (c > 0) return true;
+    if (c < 0) return false;
+    auto again = load_(id);
+    if (!again.ok()) {
+      problem_(what + " " + id.ToString() + ": " + again.status().ToString());
+      return false;
+    }
+    *out = std::move(again).value();
+    return true;
+  }
+
+  // The first visit of an index object: everything under it.
+  VerifyMemo::IndexFacts First(const ObjectId& id, const std::string& what) {
+    VerifyMemo::IndexFacts facts;
     Bytes bytes;
-    if (check(id, what, &bytes) <= 0) continue;
+    if (!Fetch(id, what, &bytes)) return facts;
     auto ix = DecodeIndex(bytes);
     if (!ix.ok()) {
-      problem(what + " " + id.ToString() + ": " + ix.status().ToString());
-      continue;
+      problem_(what + " " + id.ToString() + ": " + ix.status().ToString());
+      return facts;
     }
-    if (ix->field != field) {
-      problem(what + " " + id.ToString() + " names field " + Quote(ix->field));
-    }
-    Bytes model_bytes;
-    const int model_check = check(ix->model, what + " model", ix->graph ? &model_bytes : nullptr);
-    if (ix->graph) {
-      // Node pages (spec/21 §9): envelope, position and (with the model) the node block.
-      std::shared_ptr<const vector::IvfModel> model;
-      if (model_check > 0) {
-        auto decoded = vector::IvfModel::Deserialize(model_bytes);
-        if (decoded.ok()) {
-          model = *decoded;
-        } else {
-          problem(what + " model " + ix->model.ToString() + ": " + decoded.status().ToString());
-        }
-      }
-      const GraphInfo& g = *ix->graph;
-      for (size_t p = 0; p < g.pages.size(); ++p) {
-        Bytes nb;
-        if (check(g.pages[p], what + " node page", &nb) <= 0) continue;
-        auto page = DecodeNodePage(nb);
-        if (!page.ok()) {
-          problem(what + " node page " + g.pages[p].ToString() + ": " + page.status().ToString());
-          continue;
-        }
-        const uint64_t first = uint64_t{p} * g.block;
-        const uint64_t count = std::min<uint64_t>(g.block, g.nodes - first);
-        if (page->first != first || page->anchors.size() != count) {
-          problem(what + " node page " + g.pages[p].ToString() + " holds nodes " +
-                  std::to_string(page->first) + " + " + std::to_string(page->anchors.size()) +
-                  ", expected " + std::to_string(first) + " + " + std::to_string(count));
-        }
-        if (model) {
-          auto block = vector::GraphNodeBlock::Decode(*model, page->block);
-          if (!block.ok()) {
-            problem(what + " node page " + g.pages[p].ToString() + ": " +
-                    block.status().ToString());
-          } else if ((*block)->first() != page->first ||
-                     (*block)->count() != page->anchors.size()) {
-            problem(what + " node page " + g.pages[p].ToString() +
-                    ": its node block does not match the page's nodes");
-          }
-        }
-      }
-    }
+    facts = {true, ix->field, ix->dim};
+    const std::string here = what + " " + id.ToString();
+    std::shared_ptr<const vector::IvfModel> model = Model(ix->model, what + " model");
+    if (model != nullptr) CheckModel(*ix, *model, here);
+    if (ix->graph) Graph(*ix, model.get(), what);
     uint64_t entries = 0, buckets = 0;
     bool complete = true;
     for (size_t p = 0; p < ix->pages.size(); ++p) {
-      Bytes pb;
-      int pc = check(ix->pages[p], what + " directory page", &pb);
-      if (pc < 0) {
+      const VerifyMemo::DirFacts& d = DirPage(ix->pages[p], model.get(), what);
+      if (!d.intact) {
         complete = false;
         continue;
       }
-      if (pc == 0) {
-        complete = false;  // checked through an earlier version: counts not re-derived
-        continue;
+      const uint64_t first = uint64_t{p} * kCellsPerPage;
+      const uint64_t cells = std::min<uint64_t>(kCellsPerPage, ix->cells - first);
+      if (d.first != first || d.cells != cells) {
+        problem_(here + ": directory page " + ix->pages[p].ToString() + " holds cells " +
+                 std::to_string(d.first) + " + " + std::to_string(d.cells) + ", expected " +
+                 std::to_string(first) + " + " + std::to_string(cells));
       }
-      auto page = DecodeDirPage(pb);
-      if (!page.ok()) {
-        problem(what + " directory page " + ix->pages[p].ToString() + ": " +
-                page.status().ToString());
-        continue;
+      entries += d.entries;
+      buckets += d.buckets;
+      complete = complete && d.complete;
+    }
+    if (complete && (entries != ix->entries || buckets != ix->buckets)) {
+      problem_(here + " says " + std::to_string(ix->entries) + " entries in " +
+               std::to_string(ix->buckets) + " buckets, found " + std::to_string(entries) + " in " +
+               std::to_string(buckets));
+    }
+    return facts;
+  }
+
+  // The decoded model (from the memo, else fetched), or null when missing or damaged
+  // (reported once).
+  std::shared_ptr<const vector::IvfModel> Model(const ObjectId& id, const std::string& what) {
+    if (memo_.bad_models.count(id) != 0) return nullptr;
+    for (auto it = memo_.models.begin(); it != memo_.models.end(); ++it) {
+      if (it->first == id) {
+        memo_.models.splice(memo_.models.begin(), memo_.models, it);
+        return it->second;
       }
-      for (size_t c = 0; c < page->buckets.size(); ++c) {
-        for (const auto& bid : page->buckets[c]) {
-          ++buckets;
-          Bytes bb;
-          int bc = check(bid, what + " bucket", &bb);
-          if (bc <= 0) {
-            complete = false;
-            continue;
-          }
-          auto b = DecodeBucket(bb);
-          if (!b.ok()) {
-            problem(what + " bucket " + bid.ToString() + ": " + b.status().ToString());
-            continue;
-          }
-          entries += b->anchors.size();
-          if (b->cell != page->first + c) {
-            problem(what + " bucket " + bid.ToString() + " holds cell " + std::to_string(b->cell) +
-                    " but is listed under cell " + std::to_string(page->first + c));
-          }
+    }
+    Bytes bytes;
+    const int c = check_(id, what, &bytes);
+    if (c < 0) {
+      memo_.bad_models.insert(id);
+      return nullptr;
+    }
+    if (c == 0) {  // checked before, evicted from the memo since
+      auto again = load_(id);
+      if (!again.ok()) {
+        problem_(what + " " + id.ToString() + ": " + again.status().ToString());
+        memo_.bad_models.insert(id);
+        return nullptr;
+      }
+      bytes = std::move(again).value();
+    }
+    auto model = vector::IvfModel::Deserialize(bytes);
+    if (!model.ok()) {
+      problem_(what + " " + id.ToString() + ": " + model.status().ToString());
+      memo_.bad_models.insert(id);
+      return nullptr;
+    }
+    memo_.models.emplace_front(id, *model);
+    constexpr size_t kModelsKept = 4;
+    if (memo_.models.size() > kModelsKept) memo_.models.pop_back();
+    return *model;
+  }
+
+  void CheckModel(const IndexObject& ix, const vector::IvfModel& model, const std::string& here) {
+    const auto& params = model.params();
+    const bool pq = model.pq() != nullptr;
+    const auto algorithm =
+        ix.algorithm == "graph"
+            ? vector::IvfParams::Algorithm::kIvf
+            : vector::ParseAlgorithm(ix.algorithm).value_or(vector::IvfParams::Algorithm::kIvf);
+    std::string diff;
+    auto note = [&](const std::string& what, const std::string& index, const std::string& m) {
+      if (index != m) diff += (diff.empty() ? "" : ", ") + what + " " + index + " vs " + m;
+    };
+    note("dim", std::to_string(ix.dim), std::to_string(model.dim()));
+    note("cells", std::to_string(ix.cells), std::to_string(model.num_cells()));
+    note("metric", ix.metric, std::string(vector::MetricName(params.metric)));
+    note("bits", std::to_string(ix.bits), std::to_string(params.bits));
+    note("quantizer", ix.quantizer, pq ? "pq4" : "rabitq");
+    note("algorithm", std::string(vector::AlgorithmName(algorithm)),
+         std::string(vector::AlgorithmName(model.algorithm())));
+    if (!diff.empty())
+      problem_(here + " does not match its model " + ix.model.ToString() + ": " + diff);
+  }
+
+  // A directory page's facts; on its first visit, its buckets are fetched, decoded and
+  // checked against the cell that lists them and (with the model) their codes.
+  const VerifyMemo::DirFacts& DirPage(const ObjectId& id, const vector::IvfModel* model,
+                                      const std::string& what) {
+    auto it = memo_.dir_pages.find(id);
+    if (it != memo_.dir_pages.end()) return it->second;
+    VerifyMemo::DirFacts& d = memo_.dir_pages[id];
+    Bytes pb;
+    if (!Fetch(id, what + " directory page", &pb)) return d;
+    auto page = DecodeDirPage(pb);
+    if (!page.ok()) {
+      problem_(what + " directory page " + id.ToString() + ": " + page.status().ToString());
+      return d;
+    }
+    d.intact = true;
+    d.first = page->first;
+    d.cells = static_cast<uint32_t>(page->buckets.size());
+    for (size_t c = 0; c < page->buckets.size(); ++c) {
+      const uint32_t cell = page->first + static_cast<uint32_t>(c);
+      for (const auto& bid : page->buckets[c]) {
+        ++d.buckets;
+        const VerifyMemo::BucketFacts& b = Bucket(bid, model, what);
+        if (!b.intact) {
+          d.complete = false;
+          continue;
+        }
+        d.entries += b.entries;
+        if (b.cell != cell) {
+          problem_(what + " bucket " + bid.ToString() + " holds cell " + std::to_string(b.cell) +
+                   " but is listed under cell " + std::to_string(cell));
         }
       }
     }
-    if (complete && (entries != ix->entries || buckets != ix->buckets)) {
-      problem(what + " " + id.ToString() + " says " + std::to_string(ix->entries) + " entries in " +
-              std::to_string(ix->buckets) + " buckets, found " + std::to_string(entries) + " in " +
-              std::to_string(buckets));
+    return d;
+  }
+
+  // A bucket's facts; the first time, fetched, decoded and its codes checked against the
+  // model (one code per entry).
+  const VerifyMemo::BucketFacts& Bucket(const ObjectId& id, const vector::IvfModel* model,
+                                        const std::string& what) {
+    auto it = memo_.buckets.find(id);
+    if (it != memo_.buckets.end()) return it->second;
+    VerifyMemo::BucketFacts& f = memo_.buckets[id];
+    Bytes bytes;
+    if (!Fetch(id, what + " bucket", &bytes)) return f;
+    auto b = DecodeBucket(bytes);
+    if (!b.ok()) {
+      problem_(what + " bucket " + id.ToString() + ": " + b.status().ToString());
+      return f;
+    }
+    f = {true, b->cell, b->anchors.size()};
+    if (model == nullptr) return f;
+    auto count = model->CellCount(b->codes);
+    if (!count.ok()) {
+      problem_(what + " bucket " + id.ToString() + ": " + count.status().ToString());
+    } else if (*count != b->anchors.size()) {
+      problem_(what + " bucket " + id.ToString() + " holds " + std::to_string(b->anchors.size()) +
+               " entries but codes for " + std::to_string(*count));
+    }
+    return f;
+  }
+
+  // Node pages (spec/21 §9): each page's position in every index object that lists it;
+  // the first time, its envelope, its node block (with the model) and its neighbour ids
+  // against the graph's size.
+  void Graph(const IndexObject& ix, const vector::IvfModel* model, const std::string& what) {
+    const GraphInfo& g = *ix.graph;
+    for (size_t p = 0; p < g.pages.size(); ++p) {
+      const std::string here = what + " node page " + g.pages[p].ToString();
+      const VerifyMemo::NodePageFacts& f = NodePage(g.pages[p], model, here);
+      if (!f.intact) continue;
+      const uint64_t first = uint64_t{p} * g.block;
+      const uint64_t count = std::min<uint64_t>(g.block, g.nodes - first);
+      if (f.first != first || f.count != count) {
+        problem_(here + " holds nodes " + std::to_string(f.first) + " + " +
+                 std::to_string(f.count) + ", expected " + std::to_string(first) + " + " +
+                 std::to_string(count));
+      }
+      if (f.neighbours_below > g.nodes) {
+        problem_(here + " has a neighbour " + std::to_string(f.neighbours_below - 1) +
+                 " beyond the graph's " + std::to_string(g.nodes) + " nodes");
+      }
     }
   }
+
+  const VerifyMemo::NodePageFacts& NodePage(const ObjectId& id, const vector::IvfModel* model,
+                                            const std::string& here) {
+    auto it = memo_.node_pages.find(id);
+    if (it != memo_.node_pages.end()) return it->second;
+    VerifyMemo::NodePageFacts& f = memo_.node_pages[id];
+    Bytes nb;
+    if (!Fetch(id, here.substr(0, here.rfind(' ')), &nb)) return f;
+    auto page = DecodeNodePage(nb);
+    if (!page.ok()) {
+      problem_(here + ": " + page.status().ToString());
+      return f;
+    }
+    f = {true, page->first, page->anchors.size()};
+    if (model == nullptr) return f;
+    auto block = vector::GraphNodeBlock::Decode(*model, page->block);
+    if (!block.ok()) {
+      problem_(here + ": " + block.status().ToString());
+      return f;
+    }
+    if ((*block)->first() != page->first || (*block)->count() != page->anchors.size()) {
+      problem_(here + ": its node block does not match the page's nodes");
+      return f;
+    }
+    // Checked against the size of every graph that lists the page (Graph above).
+    for (uint32_t i = 0; i < (*block)->count(); ++i) {
+      for (uint32_t n : (*block)->neighbors(i)) {
+        f.neighbours_below = std::max<uint64_t>(f.neighbours_below, uint64_t{n} + 1);
+      }
+    }
+    return f;
+  }
+
+  VerifyMemo& memo_;
+  const std::function<int(const ObjectId&, const std::string&, Bytes*)>& check_;
+  const std::function<Result<Bytes>(const ObjectId&)>& load_;
+  const std::function<void(std::string)>& problem_;
+};
+
+}  // namespace
+
+void VerifyIndexes(const dataset::Manifest& m, VerifyMemo* memo,
+                   const std::function<int(const ObjectId&, const std::string&, Bytes*)>& check,
+                   const std::function<Result<Bytes>(const ObjectId&)>& load,
+                   const std::function<void(std::string)>& problem) {
+  IndexVerifier(memo, check, load, problem).Run(m);
 }
 
 uint32_t DefaultIndexNprobe(vector::IvfParams::Algorithm algorithm, uint32_t cells) {
@@ -1326,6 +1522,14 @@ Result<SearchResults> Dataset::Search(std::string_view field, const float* queri
     ASSIGN_OR_RETURN(auto ix, vindex::LoadIndex(*impl_, idx->second));
     ASSIGN_OR_RETURN(ctx.metric, vindex::MetricOf(ix->metric));
     ASSIGN_OR_RETURN(vindex::ModelPtr model, vindex::LoadModel(*impl_, ix->model));
+    // Queries have the field's dim and the model reads that many floats of each.
+    if (model->dim() != spec->dim || ix->dim != spec->dim || model->num_cells() != ix->cells) {
+      return Corrupt("spatial index " + idx->second.ToString() + " of field " + Quote(field) +
+                     " (dim " + std::to_string(ix->dim) + ", " + std::to_string(ix->cells) +
+                     " cells) does not match its model (dim " + std::to_string(model->dim()) +
+                     ", " + std::to_string(model->num_cells()) + " cells) or the field (dim " +
+                     std::to_string(spec->dim) + ")");
+    }
     out.metric = ix->metric;
     out.used_index = true;
     const bool graph = ix->graph.has_value();

@@ -37,7 +37,10 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <typeinfo>
 #include <unordered_map>
+#include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "dreamdb/column.h"
@@ -149,19 +152,32 @@ Result<Bytes> EncodeIndex(const IndexObject& ix);
 Result<IndexObject> DecodeIndex(ByteView bytes);
 
 // A byte-bounded LRU of decoded spatial objects (models, directory pages, buckets), one
-// per dataset handle, beside its segment and page caches. Thread-safe.
+// per dataset handle, beside its segment and page caches. Entries are typed: an id cached
+// as one kind is a miss when looked up as another (damaged data can name a model where a
+// bucket belongs; the lookup then decodes the bytes as a bucket and reports corrupt).
+// Thread-safe.
 class ObjectCache {
  public:
   explicit ObjectCache(uint64_t capacity_bytes) : capacity_(capacity_bytes) {}
-  std::shared_ptr<const void> Get(const ObjectId& id);
-  void Insert(const ObjectId& id, std::shared_ptr<const void> value, uint64_t bytes);
+  template <typename T>
+  std::shared_ptr<const T> Get(const ObjectId& id) {
+    return std::static_pointer_cast<const T>(GetAs(id, typeid(T)));
+  }
+  template <typename T>
+  void Insert(const ObjectId& id, std::shared_ptr<const T> value, uint64_t bytes) {
+    InsertAs(id, typeid(T), std::move(value), bytes);
+  }
 
  private:
   struct Item {
     ObjectId id;
+    const std::type_info* type;
     std::shared_ptr<const void> value;
     uint64_t bytes;
   };
+  std::shared_ptr<const void> GetAs(const ObjectId& id, const std::type_info& type);
+  void InsertAs(const ObjectId& id, const std::type_info& type, std::shared_ptr<const void> value,
+                uint64_t bytes);
   const uint64_t capacity_;
   std::mutex mu_;
   std::list<Item> lru_;                                          // guarded by mu_
@@ -195,13 +211,59 @@ Status IndexAppend(DatasetImpl& impl, const Version& base, const std::vector<uin
                    const std::vector<AppendedVectors>& vecs, dataset::Manifest* m,
                    uint64_t* objects_written);
 
+// What verify remembers about the spatial objects it has checked, so that it fetches each
+// object once per run yet still checks every index object against every manifest that
+// names it and every directory page against every index object that lists it.
+// Not thread-safe: one verify run uses one.
+struct VerifyMemo {
+  struct IndexFacts {
+    bool intact = false;  // fetched and decoded
+    std::string field;
+    uint32_t dim = 0;
+  };
+  struct DirFacts {
+    bool intact = false;  // fetched and decoded (its buckets checked the first time)
+    uint32_t first = 0;
+    uint32_t cells = 0;
+    uint64_t buckets = 0;
+    uint64_t entries = 0;  // of the buckets that were intact
+    bool complete = true;  // every bucket was intact
+  };
+  struct BucketFacts {
+    bool intact = false;  // fetched and decoded as a bucket
+    uint32_t cell = 0;
+    uint64_t entries = 0;
+  };
+  struct NodePageFacts {
+    bool intact = false;  // fetched and decoded as a node page
+    uint64_t first = 0;
+    uint64_t count = 0;
+    uint64_t neighbours_below = 0;  // one more than the largest neighbour id (0: none)
+  };
+  std::unordered_map<ObjectId, IndexFacts> indexes;
+  std::unordered_map<ObjectId, DirFacts> dir_pages;
+  std::unordered_map<ObjectId, BucketFacts> buckets;
+  std::unordered_map<ObjectId, NodePageFacts> node_pages;
+  // Decoded models, the most recently used first (a few: one per indexed field).
+  std::list<std::pair<ObjectId, std::shared_ptr<const vector::IvfModel>>> models;
+  std::unordered_set<ObjectId> bad_models;  // missing or damaged (reported once)
+};
+
 // Verify's walk of one manifest's spatial indexes (spec/21 §9): every index object,
-// model, directory page and bucket is fetched, hash-checked and decoded, once per run.
+// model, directory page, bucket and node page is fetched, hash-checked and decoded, once
+// per run, and checked against what refers to it: the index object against the manifest's
+// schema (an embedding field of the same dim) and against its model (dim, cells, metric,
+// bits, quantizer, algorithm), each directory page against its position and the index's
+// cell count, each bucket against the cell that lists it and its codes against the model,
+// each node page against its position and its neighbours against the graph's size, and
+// the index's entry and bucket counts against what it reaches.
 // `check(id, what, out)` returns 0 when the object was already checked (its subtree is
 // skipped), 1 when fetched and intact (bytes in *out when out is non-null), -1 when
-// missing or damaged (it records the problem); `problem` records other problems.
-void VerifyIndexes(const dataset::Manifest& m,
+// missing or damaged (it records the problem); `load(id)` fetches an object already
+// checked again (a model needed for new buckets); `problem` records other problems.
+void VerifyIndexes(const dataset::Manifest& m, VerifyMemo* memo,
                    const std::function<int(const ObjectId&, const std::string&, Bytes*)>& check,
+                   const std::function<Result<Bytes>(const ObjectId&)>& load,
                    const std::function<void(std::string)>& problem);
 
 }  // namespace dreamdb::vindex

@@ -363,19 +363,20 @@ Result<IndexObject> DecodeIndex(ByteView bytes) {
   return ix;
 }
 
-std::shared_ptr<const void> ObjectCache::Get(const ObjectId& id) {
+std::shared_ptr<const void> ObjectCache::GetAs(const ObjectId& id, const std::type_info& type) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = map_.find(id);
-  if (it == map_.end()) return nullptr;
+  if (it == map_.end() || *it->second->type != type) return nullptr;
   lru_.splice(lru_.begin(), lru_, it->second);
   return it->second->value;
 }
 
-void ObjectCache::Insert(const ObjectId& id, std::shared_ptr<const void> value, uint64_t bytes) {
+void ObjectCache::InsertAs(const ObjectId& id, const std::type_info& type,
+                           std::shared_ptr<const void> value, uint64_t bytes) {
   if (bytes > capacity_ / 2) return;
   std::lock_guard<std::mutex> lock(mu_);
-  if (map_.count(id) != 0) return;
-  lru_.push_front(Item{id, std::move(value), bytes});
+  if (map_.count(id) != 0) return;  // (the same id in another role stays uncached)
+  lru_.push_front(Item{id, &type, std::move(value), bytes});
   map_[id] = lru_.begin();
   size_ += bytes;
   while (size_ > capacity_ && !lru_.empty()) {

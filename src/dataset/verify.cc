@@ -1,5 +1,7 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 // `verify`: every object reachable from every ref is present and intact (spec/14 §6).
+#include <algorithm>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -38,37 +40,106 @@ class Verifier {
 
   void Problem(std::string p) { report_.problems.push_back(std::move(p)); }
 
-  void Tree(const btree::IndexRef& ref, const std::string& what, const Schema* schema) {
-    btree::PageVisitor pages = [&](const ObjectId& page, uint32_t) -> Result<bool> {
-      if (seen_pages_.count(page)) return false;
-      seen_pages_.insert(page);
-      Check(page, what + " page");
-      return true;
-    };
-    if (schema == nullptr) {
-      Status s = btree::VisitPages(store_, nullptr, ref, pages);
-      if (!s.ok()) Problem(what + ": " + s.ToString());
-      return;
-    }
-    // Pages already checked (shared with an earlier manifest) are skipped with everything
-    // under them, so verify reads each page and segment once however long the history.
-    Status s = btree::VisitSegments(
+  // The index of manifest `m` (spec/14 §12.3 step 3): every page read and checked against
+  // its parent, and every leaf entry's location checked against the segment it names: the
+  // segment is present, intact, decodes as the field's declaration, and has the row.
+  // Pages already checked through an earlier manifest are skipped with everything under
+  // them, so verify reads each page and segment once however long the history.
+  void Index(const btree::IndexRef& ref, const std::string& what, const dataset::Manifest& m) {
+    btree::PageVisitor pages = PageVisitor(what);
+    Status s = btree::VisitLeaves(
         store_, nullptr, ref,
-        [&](std::string_view field, const ObjectId& seg) -> Status {
-          if (seen_.count(seg)) return Status::Ok();
-          Bytes bytes;
-          if (!Check(seg, "segment of field '" + std::string(field) + "'", &bytes)) {
-            return Status::Ok();
-          }
-          const FieldSpec* spec = schema->Find(field);
-          if (spec != nullptr) {
-            auto col = columnar::DecodeSegment(bytes, *spec);
-            if (!col.ok()) Problem("segment " + seg.ToString() + ": " + col.status().ToString());
+        [&](const btree::Leaf& leaf) -> Status {
+          Leaf(leaf, what, m);
+          return Status::Ok();
+        },
+        &pages);
+    if (!s.ok()) Problem(what + ": " + s.ToString());
+  }
+
+  // The tombstone set (step 4): every page read and checked like the index's; its leaves
+  // name no fields (spec/11 §6.1).
+  void Tombstones(const btree::IndexRef& ref, const std::string& what) {
+    btree::PageVisitor pages = PageVisitor(what);
+    Status s = btree::VisitLeaves(
+        store_, nullptr, ref,
+        [&](const btree::Leaf& leaf) -> Status {
+          if (!leaf.fields.empty()) {
+            Problem(what + ": the leaf starting at anchor " + std::to_string(leaf.anchors[0]) +
+                    " names field " + Quote(leaf.fields[0].name) + " (tombstone leaves have none)");
           }
           return Status::Ok();
         },
         &pages);
     if (!s.ok()) Problem(what + ": " + s.ToString());
+  }
+
+  btree::PageVisitor PageVisitor(const std::string& what) {
+    return [this, what](const ObjectId& page, uint32_t) -> Result<bool> {
+      if (!seen_pages_.insert(page).second) return false;
+      Check(page, what + " page");
+      return true;
+    };
+  }
+
+  void Leaf(const btree::Leaf& leaf, const std::string& what, const dataset::Manifest& m) {
+    for (const btree::LeafField& f : leaf.fields) {
+      const FieldSpec* spec = m.schema.Find(f.name);
+      if (spec == nullptr) {
+        if (!std::binary_search(m.dropped.begin(), m.dropped.end(), f.name)) {
+          Problem(what + ": the leaf starting at anchor " + std::to_string(leaf.anchors[0]) +
+                  " holds field " + Quote(f.name) + ", which is neither in the schema nor dropped");
+        }
+        // A dropped field's segments stay reachable (spec/14 §5): present and intact.
+        for (const ObjectId& seg : f.segments) Check(seg, "segment of field '" + f.name + "'");
+        continue;
+      }
+      // The largest row each segment is asked for, and the first anchor asking for it.
+      std::vector<uint32_t> max_row(f.segments.size(), 0);
+      std::vector<size_t> at(f.segments.size(), SIZE_MAX);
+      for (size_t i = 0; i < leaf.size(); ++i) {
+        const uint32_t j = f.seg[i];
+        if (j == btree::kNoSegment) continue;
+        if (at[j] == SIZE_MAX || f.row[i] > max_row[j]) {
+          max_row[j] = f.row[i];
+          at[j] = i;
+        }
+      }
+      for (size_t j = 0; j < f.segments.size(); ++j) {
+        std::optional<uint64_t> rows = SegmentRows(f.segments[j], *spec);
+        if (!rows.has_value() || at[j] == SIZE_MAX || max_row[j] < *rows) continue;
+        Problem(what + ": the entry for anchor " + std::to_string(leaf.anchors[at[j]]) +
+                " points at row " + std::to_string(max_row[j]) + " of segment " +
+                f.segments[j].ToString() + " (field '" + f.name + "'), which has " +
+                std::to_string(*rows) + " rows");
+      }
+    }
+  }
+
+  // The rows of segment `id` decoded as `spec`: fetched whole and decoded the first time
+  // it is named with a declaration of that shape; nullopt (reported once) when missing,
+  // damaged or not of that shape.
+  std::optional<uint64_t> SegmentRows(const ObjectId& id, const FieldSpec& spec) {
+    std::vector<SegmentFacts>& all = segments_[id];
+    for (const SegmentFacts& f : all) {
+      if (f.SameShape(spec)) {
+        return f.intact ? std::optional<uint64_t>(f.rows) : std::nullopt;
+      }
+    }
+    SegmentFacts facts{spec.type, spec.dim, spec.dtype, spec.shape, false, 0};
+    Bytes bytes;
+    if (Check(id, "segment of field '" + spec.name + "'", &bytes)) {
+      auto col = columnar::DecodeSegment(bytes, spec);
+      if (col.ok()) {
+        facts.intact = true;
+        facts.rows = col->length();
+      } else {
+        Problem("segment " + id.ToString() + " (field '" + spec.name +
+                "'): " + col.status().ToString());
+      }
+    }
+    all.push_back(facts);
+    return facts.intact ? std::optional<uint64_t>(facts.rows) : std::nullopt;
   }
 
   void Manifests(const ObjectId& head, const std::string& ref) {
@@ -101,19 +172,20 @@ class Verifier {
         Problem("manifest " + id.ToString() + " (from ref '" + ref + "') belongs to dataset '" +
                 gname->second + "'");
       }
+      FieldShapes(*m, id);
       auto index = btree::IndexRefFromCbor(m->index, "manifest " + id.ToString() + " index");
       if (index.ok() && index->count != m->count) {
         Problem("manifest " + id.ToString() + " says count " + std::to_string(m->count) +
                 " but its index holds " + std::to_string(index->count) + " entries");
       }
       if (index.ok()) {
-        Tree(*index, "index of manifest " + id.ToString(), &m->schema);
+        Index(*index, "index of manifest " + id.ToString(), *m);
       } else {
         Problem(index.status().ToString());
       }
       auto tombs = btree::IndexRefFromCbor(m->tombstones, "manifest " + id.ToString());
       if (tombs.ok()) {
-        Tree(*tombs, "tombstones of manifest " + id.ToString(), nullptr);
+        Tombstones(*tombs, "tombstones of manifest " + id.ToString());
       } else {
         Problem(tombs.status().ToString());
       }
@@ -122,14 +194,33 @@ class Verifier {
     }
   }
 
+  // A field keeps its type, dim, dtype and shape in every version of a dataset (spec/10
+  // §4): leaves and segments shared between versions are checked under one version's
+  // schema only, so another version may not declare them differently.
+  void FieldShapes(const dataset::Manifest& m, const ObjectId& id) {
+    auto& shapes = field_shapes_[m.genesis];
+    for (const FieldSpec& f : m.schema.fields()) {
+      auto [it, inserted] =
+          shapes.emplace(f.name, SegmentFacts{f.type, f.dim, f.dtype, f.shape, false, 0});
+      if (!inserted && !it->second.SameShape(f)) {
+        Problem("manifest " + id.ToString() + " declares field " + Quote(f.name) + " as " +
+                std::string(FieldTypeName(f.type)) + " (dim " + std::to_string(f.dim) +
+                ") but another version of the dataset declares it as " +
+                std::string(FieldTypeName(it->second.type)) + " (dim " +
+                std::to_string(it->second.dim) + ")");
+      }
+    }
+  }
+
   // Spatial indexes (spec/21-spatial-index.md §9): each object once per run.
   void SpatialIndexes(const dataset::Manifest& m) {
     vindex::VerifyIndexes(
-        m,
+        m, &spatial_,
         [&](const ObjectId& id, const std::string& what, Bytes* out) -> int {
           if (seen_.count(id)) return 0;
           return Check(id, what, out) ? 1 : -1;
         },
+        [&](const ObjectId& id) { return store_.Get(id); },
         [&](std::string p) { Problem(std::move(p)); });
   }
 
@@ -146,6 +237,26 @@ class Verifier {
   std::unordered_set<ObjectId> counted_;
   std::unordered_set<ObjectId> genesis_seen_;
   std::unordered_map<ObjectId, std::string> genesis_name_;
+  // What decoding a segment as one shape of declaration found (the shape, not the whole
+  // FieldSpec, is kept: verify holds one of these per distinct segment).
+  struct SegmentFacts {
+    FieldType type = FieldType::kInt64;
+    uint32_t dim = 0;
+    DType dtype = DType::kF32;
+    std::vector<uint32_t> shape;
+    bool intact = false;
+    uint64_t rows = 0;
+    // Whether a segment decoded as this shape decodes the same as `spec` (spec/12 §5.2
+    // compares the type and its parameters, not the name or the declared index).
+    bool SameShape(const FieldSpec& spec) const {
+      return type == spec.type && dim == spec.dim && dtype == spec.dtype && shape == spec.shape;
+    }
+  };
+  // Per segment: one entry per shape it was decoded as (almost always one).
+  std::unordered_map<ObjectId, std::vector<SegmentFacts>> segments_;
+  // Per dataset (genesis): each field's shape as first declared.
+  std::unordered_map<ObjectId, std::unordered_map<std::string, SegmentFacts>> field_shapes_;
+  vindex::VerifyMemo spatial_;
 };
 
 }  // namespace

@@ -404,6 +404,14 @@ constexpr Kernels kAvx2Kernels{L2SqrAvx2, DotAvx2, DotTile4x4Avx2, DotRows4Avx2,
 constexpr Kernels kAvx512Kernels{L2SqrAvx512, DotAvx512, DotTile4x4Avx512, DotRows4Avx512,
                                  L2Rows4Avx512};
 
+// The most CpuSimdLevel() reports: tests lower it to run as on a CPU without AVX-512 or
+// AVX2 (CapCpuSimdLevelForTesting). A constant-initialized atomic, so it may be set from a
+// static initializer of another translation unit.
+std::atomic<int>& CpuCap() {
+  static constinit std::atomic<int> cap{static_cast<int>(SimdLevel::kAvx512)};
+  return cap;
+}
+
 SimdLevel DetectCpu() {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -482,8 +490,20 @@ void PairwiseDotImpl(const Kernels& kern, const float* a, size_t na, const float
 }  // namespace
 
 SimdLevel CpuSimdLevel() {
-  static const SimdLevel level = DetectCpu();
-  return level;
+  static const SimdLevel detected = DetectCpu();
+  return std::min(detected, static_cast<SimdLevel>(CpuCap().load(std::memory_order_relaxed)));
+}
+
+SimdLevel DetectedSimdLevel() {
+  static const SimdLevel detected = DetectCpu();
+  return detected;
+}
+
+SimdLevel CapCpuSimdLevelForTesting(SimdLevel max) {
+  CpuCap().store(static_cast<int>(max), std::memory_order_relaxed);
+  const SimdLevel cpu = CpuSimdLevel();
+  if (ActiveSimdLevel() > cpu) LevelSlot().store(static_cast<int>(cpu), std::memory_order_relaxed);
+  return cpu;
 }
 
 SimdLevel ActiveSimdLevel() {

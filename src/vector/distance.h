@@ -6,6 +6,8 @@
 // Each kernel has a scalar, an AVX2+FMA and an AVX-512 implementation, chosen once at run
 // time with __builtin_cpu_supports. The environment variable DREAMDB_SIMD=scalar|avx2|avx512
 // forces a level (capped by what the CPU supports); tests use it to check the levels agree.
+// Only these run-time-dispatched functions use AVX2 or AVX-512 instructions (per-function
+// target attributes), so the library runs on any x86-64-v2 CPU.
 //
 // Thread safety: all functions are pure and may be called concurrently.
 
@@ -31,10 +33,17 @@ enum class SimdLevel : uint8_t { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 std::string_view SimdLevelName(SimdLevel level);
 // The level in use: the best the CPU supports, or DREAMDB_SIMD if set (capped by the CPU).
 SimdLevel ActiveSimdLevel();
-// The best level the CPU supports (ignores DREAMDB_SIMD).
+// The best level the CPU supports (ignores DREAMDB_SIMD; lowered by
+// CapCpuSimdLevelForTesting).
 SimdLevel CpuSimdLevel();
+// The best level the CPU supports, as detected (ignores every override).
+SimdLevel DetectedSimdLevel();
 // Forces a level for this process (tests). Capped by CpuSimdLevel(); returns the level set.
 SimdLevel SetSimdLevelForTesting(SimdLevel level);
+// Makes this process act as on a CPU whose best level is `max` (tests: a machine without
+// AVX-512, or without AVX2): CpuSimdLevel() reports at most `max` and the active level is
+// lowered to it. Never raises anything above what the CPU has. Returns CpuSimdLevel().
+SimdLevel CapCpuSimdLevelForTesting(SimdLevel max);
 
 // Squared Euclidean distance.
 float L2Sqr(const float* a, const float* b, size_t dim);

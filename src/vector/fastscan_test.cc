@@ -9,16 +9,13 @@
 #include <vector>
 
 #include "src/vector/rng.h"
+#include "src/vector/simd_test_util.h"
 
 namespace dreamdb::vector {
 namespace {
 
-std::vector<SimdLevel> Levels() {
-  std::vector<SimdLevel> levels = {SimdLevel::kScalar};
-  if (CpuSimdLevel() >= SimdLevel::kAvx2) levels.push_back(SimdLevel::kAvx2);
-  if (CpuSimdLevel() >= SimdLevel::kAvx512) levels.push_back(SimdLevel::kAvx512);
-  return levels;
-}
+// Every level this CPU runs; the ones it lacks are named in the test log.
+std::vector<SimdLevel> Levels() { return testing::TestableLevels(); }
 
 TEST(FastScanTest, AllLevelsMatchTheDefinition) {
   for (size_t groups : {16, 64, 192, 256, 512, 640}) {

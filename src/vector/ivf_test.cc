@@ -14,6 +14,7 @@
 
 #include "src/vector/fastscan.h"
 #include "src/vector/rng.h"
+#include "src/vector/simd_test_util.h"
 #include "src/vector/test_util.h"
 
 namespace dreamdb::vector {
@@ -250,8 +251,7 @@ TEST(IvfTest, SimdLevelsGiveIdenticalResults) {
   sp.nprobe = 6;
   const SimdLevel original = ActiveSimdLevel();
   std::vector<std::vector<Neighbor>> base;
-  for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512}) {
-    if (level > CpuSimdLevel()) continue;
+  for (SimdLevel level : testing::TestableLevels()) {
     SetSimdLevelForTesting(level);
     auto got = index->SearchBatch(f.queries.data(), 40, sp, 1).value();
     if (base.empty()) {

@@ -16,6 +16,7 @@
 #include "src/vector/fastscan.h"
 #include "src/vector/ivf.h"
 #include "src/vector/rng.h"
+#include "src/vector/simd_test_util.h"
 
 namespace dreamdb::vector {
 namespace {
@@ -158,8 +159,7 @@ TEST(PqTest, DeterministicAndSimdLevelsAgree) {
   sp.nprobe = 4;
   const SimdLevel original = ActiveSimdLevel();
   std::vector<Neighbor> base;
-  for (SimdLevel level : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512}) {
-    if (level > CpuSimdLevel()) continue;
+  for (SimdLevel level : testing::TestableLevels()) {
     SetSimdLevelForTesting(level);
     const std::vector<Neighbor> got = a->Search(d.queries.data(), sp).value();
     if (base.empty()) {

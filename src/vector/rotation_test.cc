@@ -9,6 +9,7 @@
 
 #include "src/vector/distance.h"
 #include "src/vector/rng.h"
+#include "src/vector/simd_test_util.h"
 
 namespace dreamdb::vector {
 namespace {
@@ -74,10 +75,13 @@ TEST(RotationTest, FwhtIsIdenticalAtAllLevels) {
     SetSimdLevelForTesting(SimdLevel::kScalar);
     std::vector<float> want = x;
     Fwht(want.data(), n);
-    SetSimdLevelForTesting(CpuSimdLevel());
-    std::vector<float> got = x;
-    Fwht(got.data(), n);
-    EXPECT_EQ(got, want) << n;
+    std::vector<float> got;
+    for (SimdLevel level : testing::TestableLevels()) {
+      SetSimdLevelForTesting(level);
+      got = x;
+      Fwht(got.data(), n);
+      EXPECT_EQ(got, want) << n << " " << SimdLevelName(level);
+    }
     // H * H = n * I.
     Fwht(got.data(), n);
     for (size_t i = 0; i < n; ++i) EXPECT_NEAR(got[i] / n, x[i], 1e-4);

@@ -269,7 +269,7 @@ def test_import_accepts_other_arrow_widths(mem):
     assert t.column("t").cast(pa.int64()).to_pylist() == [1704067200 * 10**9, 1704153600 * 10**9]
 
 
-def test_read_errors_surface_from_pyarrow_with_the_code(tmp_path):
+def test_read_errors_surface_through_pyarrow_as_dreamdb_errors(tmp_path):
     store = tmp_path / "s"
     ds = dreamdb.Dataset.create("d", dreamdb.Schema().add_blob("x"), store=str(store))
     ds.append_many({"x": [os.urandom(200_000)]})
@@ -278,8 +278,15 @@ def test_read_errors_surface_from_pyarrow_with_the_code(tmp_path):
     raw[-10] ^= 1
     victim.write_bytes(bytes(raw))
     reader = dreamdb.Dataset.open("d", store=str(store)).iter_batches()
-    with pytest.raises((OSError, pa.ArrowException), match="corrupt"):
+    with pytest.raises(dreamdb.CorruptError, match="segment"):
         reader.read_all()
+    # A consumer of the raw stream gets its own exception class, with the code in the
+    # message; the stream object then raises the DreamDB error.
+    stream = dreamdb.Dataset.open("d", store=str(store)).arrow_stream()
+    with pytest.raises((OSError, pa.ArrowException), match="corrupt"):
+        pa.RecordBatchReader.from_stream(stream).read_all()
+    with pytest.raises(dreamdb.CorruptError):
+        stream.raise_error()
 
 
 def test_duckdb_reads_the_dataset_through_the_capsule_protocol(mem):
