@@ -189,7 +189,7 @@ TEST(AnchorsOnlyScanTest, EmptyDatasetHasNoAnchors) {
 // Automatic anchors (spec/14-semantics.md §2.3) after a record at the top of the anchor
 // space: a careless or hostile row at 2^64 - 2 used to raise next_anchor to 2^64 - 1 and
 // refuse every later automatic anchor on the branch, even after the row was deleted.
-Result<CommitInfo> AppendAuto(Dataset& ds, std::vector<int64_t> xs) {
+Result<CommitInfo> AppendAuto(Dataset& ds, const std::vector<int64_t>& xs) {
   Batch b;
   Column x(*ds.schema().Find("x"));
   for (int64_t v : xs) x.AppendInt64(v);

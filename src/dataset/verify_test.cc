@@ -271,7 +271,8 @@ void AddLeafMutations(std::vector<Mutation>* out) {
   for (size_t p = 0; p < pages.size(); ++p) {
     if (!pages[p].pages.back().is_leaf()) continue;
     const btree::Leaf& leaf = pages[p].pages.back().leaf();
-    auto leaf_mutation = [out, p](std::string name, std::function<bool(btree::Leaf*)> edit) {
+    auto leaf_mutation = [out, p](const std::string& name,
+                                  const std::function<bool(btree::Leaf*)>& edit) {
       out->push_back({"leaf " + std::to_string(p) + ": " + name, [p, edit](Store& store) {
                         dataset::Manifest m = HeadManifest(store);
                         auto path = AllPages(store, IndexOf(m))[p];
@@ -365,7 +366,8 @@ void AddLeafMutations(std::vector<Mutation>* out) {
 
 // Node mutations (the root of the head index).
 void AddNodeMutations(std::vector<Mutation>* out) {
-  auto node_mutation = [out](std::string name, std::function<bool(btree::Node*)> edit) {
+  auto node_mutation = [out](const std::string& name,
+                             const std::function<bool(btree::Node*)>& edit) {
     out->push_back({"root node: " + name, [edit](Store& store) {
                       dataset::Manifest m = HeadManifest(store);
                       auto path = AllPages(store, IndexOf(m))[0];
@@ -427,8 +429,8 @@ dataset::Manifest WithField(dataset::Manifest m, const FieldSpec& field) {
 }
 
 void AddManifestMutations(std::vector<Mutation>* out) {
-  auto manifest_mutation = [out](std::string name,
-                                 std::function<bool(Store&, dataset::Manifest*)> edit) {
+  auto manifest_mutation = [out](const std::string& name,
+                                 const std::function<bool(Store&, dataset::Manifest*)>& edit) {
     out->push_back({"manifest: " + name, [edit](Store& store) {
                       dataset::Manifest m = HeadManifest(store);
                       if (!edit(store, &m)) return Unsupported("not applicable");
@@ -598,7 +600,8 @@ void AddSegmentMutations(std::vector<Mutation>* out) {
 }
 
 void AddTombstoneMutations(std::vector<Mutation>* out) {
-  auto tomb_mutation = [out](std::string name, std::function<bool(btree::Leaf*)> edit) {
+  auto tomb_mutation = [out](const std::string& name,
+                             const std::function<bool(btree::Leaf*)>& edit) {
     out->push_back({"tombstone leaf: " + name, [edit](Store& store) {
                       dataset::Manifest m = HeadManifest(store);
                       auto t = TombstonesOf(m);
@@ -636,8 +639,8 @@ void AddTombstoneMutations(std::vector<Mutation>* out) {
 
 // Spatial mutations: the index object, its directory pages, buckets, model, node pages.
 void AddSpatialMutations(std::vector<Mutation>* out) {
-  auto index_mutation = [out](std::string field, std::string name,
-                              std::function<bool(Store&, vindex::IndexObject*)> edit) {
+  auto index_mutation = [out](const std::string& field, const std::string& name,
+                              const std::function<bool(Store&, vindex::IndexObject*)>& edit) {
     out->push_back({"index of " + field + ": " + name, [field, edit](Store& store) {
                       dataset::Manifest m = HeadManifest(store);
                       ASSIGN_OR_RETURN(auto ix, vindex::DecodeIndex(*store.Get(m.indexes[field])));
@@ -728,7 +731,8 @@ void AddSpatialMutations(std::vector<Mutation>* out) {
     });
   }
   // Graph: the node pages and the graph map.
-  auto graph_mutation = [&](std::string name, std::function<bool(Store&, vindex::IndexObject*)> e) {
+  auto graph_mutation = [&](const std::string& name,
+                            const std::function<bool(Store&, vindex::IndexObject*)>& e) {
     index_mutation("gemb", "graph " + name, e);
   };
   graph_mutation("entry 0 -> last", [](Store&, vindex::IndexObject* ix) {
@@ -791,7 +795,8 @@ void AddSpatialMutations(std::vector<Mutation>* out) {
                    });
   }
   // Directory pages and buckets of the IVF index.
-  auto dir_mutation = [&](std::string name, std::function<bool(Store&, vindex::DirPage*)> edit) {
+  auto dir_mutation = [&](const std::string& name,
+                          const std::function<bool(Store&, vindex::DirPage*)>& edit) {
     index_mutation("emb", "directory page: " + name, [edit](Store& store, vindex::IndexObject* ix) {
       auto page = *vindex::DecodeDirPage(*store.Get(ix->pages[0]));
       if (!edit(store, &page)) return false;
