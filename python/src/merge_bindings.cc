@@ -140,13 +140,14 @@ void RegisterMerge(nb::module_& m) {
          const std::string& from, uint32_t runs, const std::string& prefix,
          const std::vector<std::map<std::string, std::string>>& params, const std::string& metric,
          const std::string& goal, const std::string& message) {
-        SweepInitOptions o{.from = from,
-                           .runs = runs,
-                           .prefix = prefix,
-                           .params = params,
-                           .metric = metric,
-                           .goal = goal,
-                           .commit = {.message = message}};
+        SweepInitOptions o;
+        o.from = from;
+        o.runs = runs;
+        o.prefix = prefix;
+        o.params = params;
+        o.metric = metric;
+        o.goal = goal;
+        o.commit.message = message;
         SweepInfo info;
         {
           nb::gil_scoped_release release;

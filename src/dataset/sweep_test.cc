@@ -46,6 +46,14 @@ void WriteLosses(std::shared_ptr<Store> store, const std::string& branch,
   ASSERT_TRUE((*ds)->AppendMany(b).ok());
 }
 
+SweepInitOptions Runs(uint32_t runs, std::string metric = {}, std::string from = "main") {
+  SweepInitOptions o;
+  o.runs = runs;
+  o.metric = std::move(metric);
+  o.from = std::move(from);
+  return o;
+}
+
 class SweepTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(Dataset::Create(store_, "d", TestSchema()).ok()); }
@@ -56,7 +64,8 @@ class SweepTest : public ::testing::Test {
 };
 
 TEST_F(SweepTest, InitRecordsTheSweepAndRunsStartAtTheSource) {
-  SweepInitOptions o{.runs = 2, .params = {{{"lr", "0.1"}}, {{"lr", "0.2"}}}, .metric = "loss"};
+  SweepInitOptions o = Runs(2, "loss");
+  o.params = {{{"lr", "0.1"}}, {{"lr", "0.2"}}};
   auto info = SweepInit(store_, "d", "s", o);
   ASSERT_TRUE(info.ok()) << info.status().ToString();
   EXPECT_EQ(info->source_branch, "main");
@@ -75,7 +84,7 @@ TEST_F(SweepTest, InitRecordsTheSweepAndRunsStartAtTheSource) {
 }
 
 TEST_F(SweepTest, MeanLeavesNanAndNullOutAndUnrankedRunsHaveNoRank) {
-  ASSERT_TRUE(SweepInit(store_, "d", "s", {.runs = 3}).ok());
+  ASSERT_TRUE(SweepInit(store_, "d", "s", Runs(3)).ok());
   const double nan = std::numeric_limits<double>::quiet_NaN();
   WriteLosses(store_, "sweep/s/run-0", {1.0, 3.0, std::nullopt});
   WriteLosses(store_, "sweep/s/run-1", {0.5, nan});
@@ -97,7 +106,7 @@ TEST_F(SweepTest, MeanLeavesNanAndNullOutAndUnrankedRunsHaveNoRank) {
 }
 
 TEST_F(SweepTest, MetadataValueWhenTheMetricIsNoField) {
-  ASSERT_TRUE(SweepInit(store_, "d", "s", {.runs = 2}).ok());
+  ASSERT_TRUE(SweepInit(store_, "d", "s", Runs(2)).ok());
   auto run1 = Dataset::Open(store_, "d", "sweep/s/run-1");
   ASSERT_TRUE((*run1)->SetMeta({{"acc", "0.75"}}).ok());
   auto run0 = Dataset::Open(store_, "d", "sweep/s/run-0");
@@ -113,16 +122,15 @@ TEST_F(SweepTest, MetadataValueWhenTheMetricIsNoField) {
 TEST_F(SweepTest, TakenNameWritesNothing) {
   auto main = Dataset::Open(store_, "d");
   ASSERT_TRUE((*main)->Branch("sweep/s/run-1").ok());
-  EXPECT_EQ(SweepInit(store_, "d", "s", {.runs = 2}).status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(SweepInit(store_, "d", "s", Runs(2)).status().code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(Dataset::Open(store_, "d", "sweep/s/run-0").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(SweepShow(store_, "d", "s").status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(SweepInit(store_, "d", "a b", {.runs = 2}).status().code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(SweepInit(store_, "d", "a b", Runs(2)).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(SweepShow(store_, "nope", "s").status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(SweepTest, MergeBestFastForwardsTheSourceAndNeedsABranch) {
-  ASSERT_TRUE(SweepInit(store_, "d", "s", {.runs = 2, .metric = "loss"}).ok());
+  ASSERT_TRUE(SweepInit(store_, "d", "s", Runs(2, "loss")).ok());
   WriteLosses(store_, "sweep/s/run-0", {4.0});
   WriteLosses(store_, "sweep/s/run-1", {1.0});
   auto r = SweepMergeBest(store_, "d", "s");
@@ -131,7 +139,7 @@ TEST_F(SweepTest, MergeBestFastForwardsTheSourceAndNeedsABranch) {
   EXPECT_TRUE(r->report.fast_forward);
   EXPECT_EQ(Head("main"), Head("sweep/s/run-1"));
   // A sweep from a manifest id has no source branch: --into is required.
-  ASSERT_TRUE(SweepInit(store_, "d", "t", {.from = Head("main").ToString(), .runs = 1}).ok());
+  ASSERT_TRUE(SweepInit(store_, "d", "t", Runs(1, "", Head("main").ToString())).ok());
   WriteLosses(store_, "sweep/t/run-0", {1.0});
   EXPECT_EQ(SweepMergeBest(store_, "d", "t", "loss").status().code(), StatusCode::kInvalidArgument);
 }
