@@ -10,8 +10,11 @@
 #                     `ctest --preset dev` (all labels)
 #   3. release preset build, install .venv/bin/dreamdb and the Python package,
 #                     pytest tests/python tests/cli, then the README demo
-#   4. fuzz smoke     fuzz/smoke.sh (FUZZ_SECONDS, default 60)
-#   5. bench smoke    bench/run_foundation.sh, bench/run_dataset.sh, bench/python/run.sh
+#   4. soak, hostile  tests/soak (random kill -9 trials, many writers, disk-full tmpfs,
+#                     read-only mounts; DREAMDB_SOAK_TRIALS, default 36) and the hostile
+#                     input corpus tests/hostile, both through the release CLI and SDK
+#   5. fuzz smoke     fuzz/smoke.sh (FUZZ_SECONDS per target, default 40)
+#   6. bench smoke    bench/run_foundation.sh, bench/run_dataset.sh, bench/python/run.sh
 #                     and bench/ann/run.sh, each with --smoke
 # and prints a summary whose last line is "N passed, N failed" (ctest + pytest counts;
 # a failed step that is not a test run, such as a build, counts as one failure).
@@ -21,7 +24,8 @@
 #            compile_commands.json (the full run includes it; ~4 min on 2 cores)
 #
 # Environment: DREAMDB_JOBS (build parallelism, default nproc), DREAMDB_RACE_ROUNDS
-# (CLI race test rounds, default 1000), FUZZ_SECONDS (default 60).
+# (CLI race test rounds, default 1000), FUZZ_SECONDS (default 40), DREAMDB_SOAK_TRIALS
+# (default 36; 1000 on demand: see docs/reliability.md).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -44,7 +48,8 @@ esac
 
 jobs="${DREAMDB_JOBS:-$(nproc)}"
 export DREAMDB_RACE_ROUNDS="${DREAMDB_RACE_ROUNDS:-1000}"
-export FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
+export FUZZ_SECONDS="${FUZZ_SECONDS:-40}"
+export DREAMDB_SOAK_TRIALS="${DREAMDB_SOAK_TRIALS:-36}"
 logs="$root/build/test-logs"
 mkdir -p "$logs"
 
@@ -146,6 +151,13 @@ run_pytest() {
   return "$rc"
 }
 
+# The soak harness or the hostile corpus: pytest over DIR with the release CLI and SDK.
+run_pytest_dir() {
+  DREAMDB_BIN="$root/build/release/cli/dreamdb" DREAMDB_SOURCE_DIR="$root" DREAMDB_REQUIRE_PYTHON=1 \
+    nice -n 5 .venv/bin/python -m pytest -q -rfEsx -p no:cacheprovider --timeout=900 \
+    --junitxml="$2" "$1"
+}
+
 format_check() {
   local files=()
   mapfile -t files < <(find include src cli bench fuzz tests python -type f \( -name '*.cc' -o -name '*.h' \) \
@@ -198,6 +210,10 @@ case "$mode" in
       .venv/bin/python -m pip install -q --no-build-isolation ./python
     step --junit "$logs/pytest.xml" pytest run_pytest "$logs/pytest.xml"
     step "demo (README quick start)" env DEMO_SKIP_BUILD=1 bash scripts/demo.sh
+    step --junit "$logs/soak.xml" "soak (kill -9, writers, disk full, read-only; ${DREAMDB_SOAK_TRIALS} trials)" \
+      run_pytest_dir tests/soak "$logs/soak.xml"
+    step --junit "$logs/hostile.xml" "hostile input corpus" \
+      run_pytest_dir tests/hostile "$logs/hostile.xml"
     step "fuzz smoke FUZZ_SECONDS=${FUZZ_SECONDS}" bash fuzz/smoke.sh
     step "bench smoke (foundation)" bash bench/run_foundation.sh --smoke
     step "bench smoke (datasets)" bash bench/run_dataset.sh --smoke

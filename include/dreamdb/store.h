@@ -196,6 +196,7 @@ class Store {
  private:
   Store(std::string_view uri, std::shared_ptr<ObjectBackend> objects,
         std::shared_ptr<RefBackend> refs, const StoreOptions& options);
+  Status PutJournaled(const ObjectId& id, ByteView data);
 
   const std::string uri_;
   const std::shared_ptr<ObjectBackend> objects_;

@@ -47,6 +47,7 @@ __all__ = [
     "CompareResult",
     "list_datasets",
     "verify",
+    "gc",
     "Error",
     "InvalidArgumentError",
     "NotFoundError",
@@ -70,3 +71,9 @@ def list_datasets(store: StoreLike) -> List[str]:
 def verify(store: StoreLike, name: Optional[str] = None) -> Dict[str, Any]:
     """Checks the objects reachable from the refs of dataset `name` (all when None)."""
     return open_store(store).verify(name or "")
+
+
+def gc(store: StoreLike, grace: str = "24h", dry_run: bool = False,
+       no_writers_running: bool = False) -> Dict[str, Any]:
+    """Deletes what no ref or live reader lease reaches, past `grace`; returns the report."""
+    return open_store(store).gc(grace, dry_run, no_writers_running)

@@ -184,6 +184,19 @@ class Store:
         Checks that every object reachable from the refs of dataset `name` (all datasets when empty) is present and intact. Returns {'refs', 'objects', 'bytes', 'problems'}; 'problems' is empty when the data is healthy.
         """
 
+    def gc(self, grace: str = '24h', dry_run: bool = False, no_writers_running: bool = False) -> dict:
+        """
+        Deletes the objects no ref or live reader lease reaches and that are older than `grace` (e.g. '30m', '24h', '7d', '0'; under 1h only with no_writers_running=True) (spec/06-refs.md §6). Returns the report: {'dry_run', 'grace_s', 'refs', 'leases', 'expired_leases'} and '<found|reachable|leased|young|deleted>_<objects|bytes>'. CorruptError, deleting nothing, if a reachable object is missing or corrupt.
+        """
+
+    def take_lease(self, dataset: str, holder: str, manifest: str, expires_unix_s: int) -> str:
+        """
+        Takes a reader lease on a manifest id until `expires_unix_s` (spec/06-refs.md §8): GC keeps everything it reaches while it is live. Returns the lease ref name; renew by taking a later lease, then releasing this one.
+        """
+
+    def release_lease(self, lease_ref: str, manifest: str) -> None:
+        """Deletes a lease taken with take_lease."""
+
     def __repr__(self) -> str: ...
 
 class ArrowStream:

@@ -1,7 +1,7 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
 // dreamdb.Store: a handle on a store URI (memory://, memory://NAME, file:///path or a
-// local path), plus the store-wide operations: list datasets, verify.
+// local path), plus the store-wide operations: list datasets, verify, gc.
 
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dreamdb/dataset.h"
+#include "dreamdb/gc.h"
 #include "dreamdb/store.h"
 #include "python/src/bindings.h"
 
@@ -74,6 +75,63 @@ void RegisterStore(nb::module_& m) {
           "Checks that every object reachable from the refs of dataset `name` (all datasets "
           "when empty) is present and intact. Returns {'refs', 'objects', 'bytes', "
           "'problems'}; 'problems' is empty when the data is healthy.")
+      .def(
+          "gc",
+          [](Store& s, const std::string& grace, bool dry_run, bool no_writers_running) {
+            GcOptions options;
+            options.grace_ms = ValueOrThrow(ParseDurationMs(grace));
+            options.dry_run = dry_run;
+            options.no_writers_running = no_writers_running;
+            GcReport r;
+            {
+              nb::gil_scoped_release release;
+              ThrowIfError(CollectGarbage(s, options, &r));
+            }
+            nb::dict d;
+            d["dry_run"] = r.dry_run;
+            d["grace_s"] = r.grace_ms / 1000;
+            d["refs"] = r.refs;
+            d["leases"] = r.leases;
+            d["expired_leases"] = r.expired_leases;
+            d["found_objects"] = r.found_objects;
+            d["found_bytes"] = r.found_bytes;
+            d["reachable_objects"] = r.reachable_objects;
+            d["reachable_bytes"] = r.reachable_bytes;
+            d["leased_objects"] = r.leased_objects;
+            d["leased_bytes"] = r.leased_bytes;
+            d["young_objects"] = r.young_objects;
+            d["young_bytes"] = r.young_bytes;
+            d["deleted_objects"] = r.deleted_objects;
+            d["deleted_bytes"] = r.deleted_bytes;
+            return d;
+          },
+          nb::arg("grace") = "24h", nb::arg("dry_run") = false,
+          nb::arg("no_writers_running") = false,
+          "Deletes the objects no ref or live reader lease reaches and that are older than "
+          "`grace` (e.g. '30m', '24h', '7d', '0'; under 1h only with no_writers_running=True) "
+          "(spec/06-refs.md §6). Returns the report: {'dry_run', 'grace_s', 'refs', 'leases', "
+          "'expired_leases'} and '<found|reachable|leased|young|deleted>_<objects|bytes>'. "
+          "CorruptError, deleting nothing, if a reachable object is missing or corrupt.")
+      .def(
+          "take_lease",
+          [](Store& s, const std::string& dataset, const std::string& holder,
+             const std::string& manifest, int64_t expires_unix_s) {
+            ObjectId id = ValueOrThrow(ObjectId::Parse(manifest));
+            nb::gil_scoped_release release;
+            return ValueOrThrow(TakeLease(s, dataset, holder, id, expires_unix_s));
+          },
+          nb::arg("dataset"), nb::arg("holder"), nb::arg("manifest"), nb::arg("expires_unix_s"),
+          "Takes a reader lease on a manifest id until `expires_unix_s` (spec/06-refs.md §8): "
+          "GC keeps everything it reaches while it is live. Returns the lease ref name; renew "
+          "by taking a later lease, then releasing this one.")
+      .def(
+          "release_lease",
+          [](Store& s, const std::string& lease_ref, const std::string& manifest) {
+            ObjectId id = ValueOrThrow(ObjectId::Parse(manifest));
+            nb::gil_scoped_release release;
+            ThrowIfError(ReleaseLease(s, lease_ref, id));
+          },
+          nb::arg("lease_ref"), nb::arg("manifest"), "Deletes a lease taken with take_lease.")
       .def("__repr__", [](const Store& s) { return "Store(" + s.uri() + ")"; });
 }
 

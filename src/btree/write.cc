@@ -32,6 +32,7 @@
 #include "src/base/encoding.h"
 #include "src/btree/btree.h"
 #include "src/btree/internal.h"
+#include "src/store/put_journal.h"
 
 namespace dreamdb::btree {
 
@@ -57,7 +58,9 @@ class PageWriter {
     while (in_flight_.size() >= parallel_) DrainOne();
     if (!error_.ok()) return error_;
     Store* store = &store_;
-    in_flight_.push_back(std::async(std::launch::async, [store, id, bytes = std::move(bytes)]() {
+    in_flight_.push_back(std::async(std::launch::async, [store, id, bytes = std::move(bytes),
+                                                         journal = PutJournal::Current()]() {
+      PutJournal::Scope journaled(journal);  // the caller's journal, if any
       return store->PutWithId(id, bytes);
     }));
     return Status::Ok();

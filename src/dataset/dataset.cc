@@ -20,6 +20,7 @@
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
 #include "src/dataset/vector_index.h"
+#include "src/store/put_journal.h"
 
 namespace dreamdb {
 
@@ -136,7 +137,9 @@ Result<WrittenColumn> WriteColumn(Store& store, const FieldSpec& spec, const Col
   std::vector<std::future<Result<ObjectId>>> puts;
   for (auto [b, e] : ranges) {
     if (puts.size() >= kMaxInFlight) puts[puts.size() - kMaxInFlight].wait();
-    auto work = [&store, &spec, &col, b = b, e = e]() -> Result<ObjectId> {
+    auto work = [&store, &spec, &col, b = b, e = e,
+                 journal = PutJournal::Current()]() -> Result<ObjectId> {
+      PutJournal::Scope journaled(journal);
       Column piece(spec);
       const Column* src = &col;
       if (b != 0 || e != col.length()) {
@@ -357,7 +360,61 @@ std::shared_ptr<std::mutex> BranchMutex(const void* backend, const std::string& 
 
 }  // namespace
 
+// Mutations in flight on this thread, and whether one may have published (a swap whose
+// outcome is unknown): the outermost Mutation decides about cleanup.
+static thread_local bool mutation_maybe_published = false;
+
+Result<CommitInfo> DatasetImpl::Mutation(const std::function<Result<CommitInfo>()>& work) {
+  if (PutJournal::Current() != nullptr) return work();
+  PutJournal journal;
+  mutation_maybe_published = false;
+  Result<CommitInfo> result = [&] {
+    PutJournal::Scope scope(&journal);
+    return work();
+  }();
+  const bool maybe_published = mutation_maybe_published;
+  mutation_maybe_published = false;
+  if (!result.ok() && !maybe_published) RemoveCreated(journal, result.status());
+  return result;
+}
+
+void DatasetImpl::RemoveCreated(const PutJournal& journal, const Status& failure) {
+  (void)failure;  // every unpublished failure (design notes)
+  if (branch_.empty()) return;
+  std::vector<PutJournal::Created> created = journal.created();
+  if (created.empty()) return;
+  // Unpublished: the branch does not point at anything this mutation created.
+  auto head = store_->ReadRef(dataset::BranchRef(name_, branch_));
+  if (!head.ok()) return;
+  for (const auto& c : created) {
+    if (c.id == head->target) return;
+  }
+  std::unordered_set<ObjectId> keep;
+  for (const ObjectId& id : journal.existing()) keep.insert(id);
+  DeleteIfUnchanged(created, keep);
+}
+
+void DatasetImpl::DeleteIfUnchanged(const std::vector<PutJournal::Created>& created,
+                                    const std::unordered_set<ObjectId>& keep) {
+  for (auto it = created.rbegin(); it != created.rend(); ++it) {
+    if (keep.count(it->id) != 0 || it->modified_unix_ms == 0) continue;
+    auto now = store_->Head(it->id);
+    if (!now.ok() || now->modified_unix_ms != it->modified_unix_ms) continue;  // re-put since
+    (void)store_->DeleteObject(it->id);  // best effort: what stays is GC's
+  }
+}
+
 Result<CommitInfo> DatasetImpl::Commit(const BuildFn& build, const CommitOptions& options) {
+  return Mutation([&]() -> Result<CommitInfo> {
+    bool maybe_published = false;
+    auto result = CommitLoop(build, options, &maybe_published);
+    if (maybe_published) mutation_maybe_published = true;
+    return result;
+  });
+}
+
+Result<CommitInfo> DatasetImpl::CommitLoop(const BuildFn& build, const CommitOptions& options,
+                                           bool* maybe_published) {
   if (branch_.empty()) {
     return PermissionDenied(
         "dataset " + Quote(name_) +
@@ -382,7 +439,14 @@ Result<CommitInfo> DatasetImpl::Commit(const BuildFn& build, const CommitOptions
         std::chrono::steady_clock::now() - started > kCommitRetryBudget) {
       break;
     }
-    ASSIGN_OR_RETURN(Built built, build(*base, attempt));
+    // Index pages are not journaled: another writer may build byte-identical pages (both
+    // splitting one leaf of the same base), so "created by this commit" does not make them
+    // its own (design notes). The manifest put below is journaled.
+    Result<Built> attempt_built = [&] {
+      PutJournal::Scope pages_unjournaled(nullptr);
+      return build(*base, attempt);
+    }();
+    ASSIGN_OR_RETURN(Built built, std::move(attempt_built));
     Manifest& m = built.manifest;
     ObjectId id;
     if (built.fast_forward) {
@@ -406,6 +470,12 @@ Result<CommitInfo> DatasetImpl::Commit(const BuildFn& build, const CommitOptions
       ASSIGN_OR_RETURN(id, store_->Put(bytes));
     }
     Status s = store_->UpdateRef(ref, base->id, id);
+    // Refused before writing anything: the ref did not move. Anything else but success
+    // leaves the swap's outcome unknown to a caller that must not delete what it wrote.
+    if (!s.ok() && s.code() != StatusCode::kConflict && s.code() != StatusCode::kNotFound &&
+        s.code() != StatusCode::kInvalidArgument) {
+      *maybe_published = true;
+    }
     if (s.ok()) {
       auto v = std::make_shared<Version>();
       v->id = id;
@@ -791,24 +861,26 @@ Result<CommitInfo> Dataset::AppendMany(const Batch& batch, const CommitOptions& 
       }
     }
   }
-  // Segments once (invariant 2).
-  uint64_t objects = 0;
-  std::vector<WrittenColumn> written;
-  for (const auto& col : batch.columns) {
-    ASSIGN_OR_RETURN(WrittenColumn w,
-                     WriteColumn(impl_->store(), *schema.Find(col.field().name), col, &objects));
-    written.push_back(std::move(w));
-  }
-  const std::vector<uint64_t>* given = batch.anchors.empty() ? nullptr : &batch.anchors;
-  std::vector<const Column*> columns;
-  for (const auto& col : batch.columns) columns.push_back(&col);
-  auto result = impl_->Commit(
-      [&](const Version& base, uint32_t) -> Result<DatasetImpl::Built> {
-        return BuildAppend(*impl_, base, base.manifest.schema, given, n, written, false, columns);
-      },
-      options);
-  if (result.ok()) result->objects_written += objects;
-  return result;
+  // Segments once (invariant 2), in the same mutation as the commit (a failure removes them).
+  return impl_->Mutation([&]() -> Result<CommitInfo> {
+    uint64_t objects = 0;
+    std::vector<WrittenColumn> written;
+    for (const auto& col : batch.columns) {
+      ASSIGN_OR_RETURN(WrittenColumn w,
+                       WriteColumn(impl_->store(), *schema.Find(col.field().name), col, &objects));
+      written.push_back(std::move(w));
+    }
+    const std::vector<uint64_t>* given = batch.anchors.empty() ? nullptr : &batch.anchors;
+    std::vector<const Column*> columns;
+    for (const auto& col : batch.columns) columns.push_back(&col);
+    auto result = impl_->Commit(
+        [&](const Version& base, uint32_t) -> Result<DatasetImpl::Built> {
+          return BuildAppend(*impl_, base, base.manifest.schema, given, n, written, false, columns);
+        },
+        options);
+    if (result.ok()) result->objects_written += objects;
+    return result;
+  });
 }
 
 Result<CommitInfo> Dataset::Delete(const std::vector<uint64_t>& anchors,
@@ -893,27 +965,29 @@ Result<CommitInfo> Dataset::AddLayer(const FieldSpec& field, const std::vector<u
   }
   RETURN_IF_ERROR(CheckColumnMatches(spec, values));
   RETURN_IF_ERROR(CheckFiniteEmbeddings("layer", values, anchors));
-  uint64_t objects = 0;
-  ASSIGN_OR_RETURN(WrittenColumn w, WriteColumn(impl_->store(), spec, values, &objects));
-  std::vector<WrittenColumn> written{std::move(w)};
-  auto result = impl_->Commit(
-      [&](const Version& base, uint32_t) -> Result<DatasetImpl::Built> {
-        Schema schema = base.manifest.schema;
-        RETURN_IF_ERROR(RefuseDropped(base.manifest, spec.name));
-        if (const FieldSpec* f = schema.Find(spec.name)) {
-          if (!SameType(*f, spec)) {
-            return Conflict("field " + Quote(spec.name) +
-                            " was added concurrently with another type");
+  return impl_->Mutation([&]() -> Result<CommitInfo> {
+    uint64_t objects = 0;
+    ASSIGN_OR_RETURN(WrittenColumn w, WriteColumn(impl_->store(), spec, values, &objects));
+    std::vector<WrittenColumn> written{std::move(w)};
+    auto result = impl_->Commit(
+        [&](const Version& base, uint32_t) -> Result<DatasetImpl::Built> {
+          Schema schema = base.manifest.schema;
+          RETURN_IF_ERROR(RefuseDropped(base.manifest, spec.name));
+          if (const FieldSpec* f = schema.Find(spec.name)) {
+            if (!SameType(*f, spec)) {
+              return Conflict("field " + Quote(spec.name) +
+                              " was added concurrently with another type");
+            }
+          } else {
+            ASSIGN_OR_RETURN(schema, schema.WithAddedField(spec));
           }
-        } else {
-          ASSIGN_OR_RETURN(schema, schema.WithAddedField(spec));
-        }
-        return BuildAppend(*impl_, base, schema, &anchors, anchors.size(), written, true,
-                           {&values});
-      },
-      options);
-  if (result.ok()) result->objects_written += objects;
-  return result;
+          return BuildAppend(*impl_, base, schema, &anchors, anchors.size(), written, true,
+                             {&values});
+        },
+        options);
+    if (result.ok()) result->objects_written += objects;
+    return result;
+  });
 }
 
 Result<CommitInfo> Dataset::EvolveSchema(const Schema& next, const CommitOptions& options) {

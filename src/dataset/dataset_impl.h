@@ -23,6 +23,47 @@
 // States: Build(B) -> Put(M) -> UpdateRef(B->M) --ok--> landed
 //                                 `--conflict--> Backoff -> ReadHead -> Build(B')
 //
+// Design notes — a failed commit removes its own new objects
+//
+// Definitions. A *mutation* runs under a PutJournal (src/store/put_journal.h). Its
+// *own* objects are the segments it writes before committing (the values of its batch)
+// and the manifests its attempts put; their puts are journaled: each is checked for
+// existence first, and the journal records the ones the put *created* (absent just
+// before) with the modified time the put gave them. Index pages are not journaled (see
+// 4). A failure is *unpublished* when no ref swap of the mutation may have succeeded:
+// every UpdateRef it made returned kConflict or was refused before writing (kNotFound,
+// kInvalidArgument), and the branch does not point at any object the mutation created.
+//
+// Rule. When a mutation fails and the failure is unpublished, it deletes each own object
+// it created whose modified time is still the one its own put set, newest first.
+// Deleting needs no free space, so a full disk gets back what the failed commit's
+// segments took, and a commit refused for bad input after writing its segments leaves
+// them behind no more.
+//
+// Why this is safe.
+//  1. Nothing references an object only this mutation created: the mutation's manifest was
+//     never published (swap refused, or never tried), and other writers cannot name an
+//     object they never put (content addressing: to reference X, a writer puts X first,
+//     spec/06-refs.md §6.3).
+//  2. A writer that puts the same bytes after this mutation's put refreshes the object's
+//     modified time (spec/05-backend.md §3.1), which makes the check keep it.
+//  3. Objects that existed before the mutation's put are never candidates (the journal
+//     records them as existing), so a commit never deletes another commit's object it
+//     deduplicated against.
+//  4. Only objects no other writer is likely to produce are candidates. A segment holds
+//     the batch's own values; a manifest names its writer, time and parents. Index pages
+//     are different: two writers rebasing onto one head split the same leaf into
+//     byte-identical halves, so a page this commit "created" may be one another writer
+//     put a moment later and published (observed: deleting the pages of lost attempts
+//     broke concurrent writers' manifests). Pages, and everything of attempts whose swap
+//     lost before a later attempt landed, are left to GC.
+// What remains: a second writer putting byte-identical segments (identical data, written
+// at the same moment) in the same millisecond as this mutation's put, between its
+// existence check and its put, or between the final check and the delete. If that writer
+// publishes, verify reports the missing segment and writing the same data again restores
+// it (the same bytes have the same id). Killed processes, lost attempts and index pages
+// are GC's, whose grace period (spec/06-refs.md §6) has no such window.
+//
 // Thread safety: all mutable members are guarded by mu_. Commits to one branch from all
 // handles of a process are serialized by a per-branch mutex (BranchMutex in dataset.cc),
 // held across the attempt loop; mu_ is only taken briefly inside it.
@@ -38,12 +79,14 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "dreamdb/dataset.h"
 #include "src/btree/btree.h"
 #include "src/dataset/manifest.h"
 #include "src/dataset/segment_cache.h"
+#include "src/store/put_journal.h"
 
 namespace dreamdb {
 
@@ -84,8 +127,12 @@ class DatasetImpl {
     std::optional<ObjectId> fast_forward;
   };
   using BuildFn = std::function<Result<Built>(const Version& base, uint32_t attempt)>;
-  // The commit loop (design notes above).
+  // The commit loop (design notes above). Runs as a Mutation of its own unless it is
+  // already inside one.
   Result<CommitInfo> Commit(const BuildFn& build, const CommitOptions& options);
+  // Runs `work` (puts, then a Commit) under a PutJournal; if it fails, removes the objects
+  // it created when the design notes' rule allows. Nested calls run `work` as is.
+  Result<CommitInfo> Mutation(const std::function<Result<CommitInfo>()>& work);
 
   Store& store() const { return *store_; }
   btree::PageCache* pages() const { return pages_.get(); }
@@ -122,6 +169,13 @@ class DatasetImpl {
   mutable std::atomic<uint64_t> requests_{0};
   mutable std::atomic<uint64_t> bytes_fetched_{0};
   mutable std::atomic<uint64_t> cache_hits_{0};
+
+  Result<CommitInfo> CommitLoop(const BuildFn& build, const CommitOptions& options,
+                                bool* maybe_published);
+  // The cleanup of a failed mutation (design notes).
+  void RemoveCreated(const PutJournal& journal, const Status& failure);
+  void DeleteIfUnchanged(const std::vector<PutJournal::Created>& created,
+                         const std::unordered_set<ObjectId>& keep);
 };
 
 CommitInfo InfoFromManifest(const ObjectId& id, const dataset::Manifest& m);

@@ -6,6 +6,7 @@
 #include "src/base/encoding.h"
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
+#include "src/dataset/reach.h"
 #include "src/dataset/vector_index.h"
 
 namespace dreamdb {
@@ -13,8 +14,9 @@ namespace {
 
 class Verifier {
  public:
-  Verifier(Store& store, const std::function<void(uint64_t)>& progress)
-      : store_(store), progress_(progress) {}
+  Verifier(Store& store, const std::function<void(uint64_t)>& progress,
+           const ReachedVisitor* reached = nullptr)
+      : store_(store), progress_(progress), reached_(reached) {}
 
   // Fetches (and so hash-verifies) an object once. False if missing or corrupt.
   bool Check(const ObjectId& id, const std::string& what, Bytes* out = nullptr) {
@@ -27,6 +29,7 @@ class Verifier {
     if (counted_.insert(id).second) {
       ++report_.objects;
       report_.bytes += bytes->size();
+      if (reached_ != nullptr) (*reached_)(id, bytes->size());
     }
     if (progress_ && report_.objects % 1000 == 0) progress_(report_.objects);
     if (out != nullptr) *out = std::move(*bytes);
@@ -135,6 +138,7 @@ class Verifier {
  private:
   Store& store_;
   const std::function<void(uint64_t)>& progress_;
+  const ReachedVisitor* reached_;
   VerifyReport report_;
   std::unordered_set<ObjectId> seen_;
   std::unordered_set<ObjectId> seen_pages_;
@@ -145,6 +149,17 @@ class Verifier {
 };
 
 }  // namespace
+
+VerifyReport WalkReachable(Store& store, const std::vector<RefValue>& roots,
+                           const ReachedVisitor& reached,
+                           const std::function<void(uint64_t)>& progress) {
+  Verifier v(store, progress, &reached);
+  for (const auto& r : roots) {
+    ++v.report().refs;
+    v.Manifests(r.target, r.name);
+  }
+  return std::move(v.report());
+}
 
 Result<VerifyReport> Verify(Store& store, std::string_view name,
                             const std::function<void(uint64_t)>& progress) {

@@ -13,6 +13,7 @@
 #include "src/base/encoding.h"
 #include "src/store/local/file_backend.h"
 #include "src/store/memory/memory_backend.h"
+#include "src/store/put_journal.h"
 #include "src/store/uri.h"
 
 namespace dreamdb {
@@ -113,9 +114,27 @@ Store::~Store() = default;
 
 // ---- Objects ----
 
+// A put, recorded in the thread's PutJournal (src/store/put_journal.h) when one is
+// installed: created when the object was absent just before the put.
+Status Store::PutJournaled(const ObjectId& id, ByteView data) {
+  PutJournal* journal = PutJournal::Current();
+  if (journal == nullptr) return objects_->PutUnsynced(id, data);
+  auto before = objects_->Head(id);
+  if (!before.ok() && before.status().code() != StatusCode::kNotFound) return before.status();
+  RETURN_IF_ERROR(objects_->PutUnsynced(id, data));
+  if (before.ok()) {
+    journal->RecordExisting(id);
+    return Status::Ok();
+  }
+  auto after = objects_->Head(id);
+  // Unknown modified time: recorded as 0, which no cleanup will match (it keeps the object).
+  journal->RecordCreated({id, data.size(), after.ok() ? after->modified_unix_ms : 0});
+  return Status::Ok();
+}
+
 Result<ObjectId> Store::Put(ByteView data) {
   ObjectId id = ObjectId::Of(data);
-  RETURN_IF_ERROR(objects_->PutUnsynced(id, data));
+  RETURN_IF_ERROR(PutJournaled(id, data));
   return id;
 }
 
@@ -124,7 +143,7 @@ Status Store::PutWithId(const ObjectId& id, ByteView data) {
   if (actual != id) {
     return Corrupt("object " + id.ToString() + ": supplied bytes hash to " + actual.ToString());
   }
-  return objects_->PutUnsynced(id, data);
+  return PutJournaled(id, data);
 }
 
 Status Store::Sync() { return objects_->Sync(); }

@@ -1,0 +1,54 @@
+# Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+"""dreamdb.gc / Store.gc and reader leases from Python (spec/06-refs.md §6, §8)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+import dreamdb
+
+
+def make(store: str) -> dreamdb.Dataset:
+    ds = dreamdb.Dataset.create("d", dreamdb.Schema().add_int("x"), store=store)
+    ds.append_many([{"x": i} for i in range(20)])
+    return ds
+
+
+def test_gc_reclaims_a_deleted_branch_but_not_a_leased_one(tmp_path, dreamdb_bin):
+    store = dreamdb.Store.open(str(tmp_path / "s"))
+    main = make(store)
+    gone = main.create_branch("gone")
+    gone.append_many([{"x": 100 + i} for i in range(5)])
+    pinned = main.create_branch("pinned")
+    pinned.append_many([{"x": 200 + i} for i in range(5)])
+    pinned_head = pinned.head
+    lease = store.take_lease("d", "trainer", pinned_head, int(time.time()) + 3600)
+    assert lease.startswith("d/leases/trainer/")
+    for name, ds in (("gone", gone), ("pinned", pinned)):
+        subprocess.run([dreamdb_bin, "--store", store.uri, "ref", "delete", f"d/branches/{name}",
+                        "--expect", ds.head], check=True, capture_output=True)
+    time.sleep(0.05)
+
+    dry = dreamdb.gc(store, grace="0", no_writers_running=True, dry_run=True)
+    r = store.gc(grace="0", no_writers_running=True)
+    assert dry["dry_run"] and not r["dry_run"]
+    assert r["deleted_objects"] == dry["deleted_objects"] > 0
+    assert r["leases"] == 1 and r["leased_objects"] > 0
+    assert r["found_objects"] == (r["reachable_objects"] + r["leased_objects"] +
+                                  r["young_objects"] + r["deleted_objects"])
+    assert dreamdb.verify(store)["problems"] == []
+    at = dreamdb.Dataset.open_at("d", pinned_head, store=store)
+    assert sorted(at.to_table().column("x").to_pylist()) == list(range(20)) + list(range(200, 205))
+    store.release_lease(lease, pinned_head)
+    assert store.gc(grace="0", no_writers_running=True)["leased_objects"] == 0
+
+
+def test_gc_refuses_a_short_grace_without_no_writers_running(tmp_path):
+    make(str(tmp_path / "s"))
+    with pytest.raises(dreamdb.InvalidArgumentError, match="no writer is running"):
+        dreamdb.gc(str(tmp_path / "s"), grace="10m")
+    with pytest.raises(dreamdb.InvalidArgumentError, match="duration 'soon' is not valid"):
+        dreamdb.gc(str(tmp_path / "s"), grace="soon")
