@@ -5,18 +5,23 @@ The sweep workflow (spec/14-semantics.md, "Comparing refs"):
 1. open the source dataset (a small synthetic one is created if the store has none);
 2. pin it: snapshot the source head as ``<sweep>/base`` — every run trains on exactly
    these bytes;
-3. branch ``<sweep>/run-<i>`` N times from the snapshot, one per hyperparameter setting;
+3. ``Dataset.sweep_init``: branch ``<sweep>/run-<i>`` N times from the snapshot, one per
+   hyperparameter setting, and record the sweep (source, runs, hyperparameters) in the
+   metadata of branch ``sweeps/<sweep>`` (spec/14-semantics.md §17);
 4. per run, train a small PyTorch model through ``dreamdb.torch.DreamDBDataset`` (anchors
    with ``anchor % 5 == 0`` held out for validation), then write its outputs on its branch
    as layers — ``pred`` (probability, ``add_scalar_layer``) and ``feat`` (the hidden
    activations, ``add_embedding_layer``) — without re-ingesting anything, and record the
    hyperparameters and the validation metrics in the branch's metadata;
-5. ``dreamdb.compare_refs`` over the run branches (best run first, as the baseline) and
-   print the runs ranked by validation loss, with how far each run's predictions are from
-   the best one's.
+5. ``Dataset.sweep_summarize`` ranks the runs by the validation loss in their metadata;
+   ``dreamdb.compare_refs`` over the run branches (best run first, as the baseline)
+   prints how far each run's predictions are from the best one's;
+6. with ``--merge-best BRANCH``, ``Dataset.sweep_merge_best`` merges the best run into
+   that branch.
 
 Usage: python examples/sweep_runner.py --store file:///tmp/store [--dataset sweep-demo]
            [--runs 3] [--records 2000] [--epochs 3] [--sweep NAME] [--workers 0]
+           [--merge-best BRANCH]
 """
 
 from __future__ import annotations
@@ -139,6 +144,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--sweep", default=None, help="sweep name (default: sweep-<UTC time>)")
     ap.add_argument("--workers", type=int, default=0, help="DataLoader workers per run")
+    ap.add_argument("--merge-best", default=None, metavar="BRANCH",
+                    help="merge the best run into this branch at the end")
     args = ap.parse_args()
     if args.runs < 2:
         raise SystemExit("--runs must be at least 2 (a sweep compares runs)")
@@ -155,11 +162,14 @@ def main() -> None:
     print(f"sweep {sweep!r}: source {args.dataset}@{base} = manifest {manifest} "
           f"({source.count()} records)")
 
+    grid = [hyperparameters(i) for i in range(args.runs)]
+    record = source.sweep_init(sweep, args.runs, from_=base, prefix="", params=grid,
+                               metric="val_loss", goal="min",
+                               message=f"sweep {sweep}: {args.runs} runs")
     runs: List[Dict[str, Any]] = []
-    for i in range(args.runs):
-        hp = hyperparameters(i)
-        name = f"{sweep}/run-{i}"
-        source.create_branch(name)
+    for i, run in enumerate(record["runs"]):
+        hp = grid[i]
+        name = run["branch"]
         t0 = time.monotonic()
         model = train(args, base, dim, hp)
         branch = dreamdb.Dataset.open(args.dataset, store=args.store, branch=name)
@@ -173,12 +183,16 @@ def main() -> None:
               f"val_loss {metrics['val_loss']:.4f}, val_accuracy {metrics['val_accuracy']:.3f} "
               f"({time.monotonic() - t0:.1f} s) on branch {name!r}")
 
-    # Rank by validation loss (read back from each branch's metadata), then compare the
-    # runs' outputs record by record, the best run being the baseline.
-    for r in runs:
-        meta = dreamdb.Dataset.open_at(args.dataset, r["branch"], store=args.store).meta
-        r["val_loss"] = float(meta["val_loss"])
-    ranked = sorted(runs, key=lambda r: (r["val_loss"], r["branch"]))
+    # Rank by validation loss (the sweep reads it back from each run branch's metadata;
+    # a diverged run's NaN is left unranked), then compare the runs' outputs record by
+    # record, the best run being the baseline.
+    summary = source.sweep_summarize(sweep)
+    if any(r["rank"] is None for r in summary["runs"]):
+        raise SystemExit(f"a run has no usable val_loss: {summary['runs']}")
+    by_branch = {r["branch"]: r for r in runs}
+    ranked = [by_branch[r["branch"]] for r in sorted(summary["runs"], key=lambda r: r["rank"])]
+    for r, s in zip(ranked, sorted(summary["runs"], key=lambda r: r["rank"])):
+        r["val_loss"] = s["value"]
     refs = [r["branch"] for r in ranked]
     res = dreamdb.compare_refs(source, refs, ["pred", "feat"])
     assert res.summary["complete"] and res.table.num_rows == source.count()
@@ -211,8 +225,16 @@ def main() -> None:
     print(res)
     if any(math.isnan(r["val_loss"]) for r in runs):
         raise SystemExit("a run diverged (val_loss is NaN)")
+    merged = None
+    if args.merge_best:
+        out = source.sweep_merge_best(sweep, into=args.merge_best,
+                                      message=f"sweep {sweep}: best run")
+        merged = {"into": out["into"], "best": out["best"], "result": out["result"],
+                  "head": out["head"]}
+        print(f"\nmerged the best run {out['best']} into {out['into']!r} ({out['result']})")
     print("\nSWEEP_RESULT " + json.dumps({"sweep": sweep, "dataset": args.dataset,
                                           "base": manifest, "ranked": rows_out,
+                                          "best": summary["best"], "merged": merged,
                                           "seconds": round(time.monotonic() - started, 2)}))
 
 

@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
 
-DEMO_SECTIONS=(objects refs compare_and_swap snapshots listing dataset_ingest dataset_branch dataset_train dataset_compare dataset_search dataset_merge dataset_verify)
+DEMO_SECTIONS=(objects refs compare_and_swap snapshots listing dataset_ingest dataset_branch dataset_train dataset_compare dataset_search dataset_merge dataset_sweep dataset_verify)
 
 if [[ "${DEMO_SKIP_BUILD:-0}" != 1 ]]; then
   bash scripts/build.sh release
@@ -192,6 +192,30 @@ demo_dataset_merge() {
   [[ "$(dreamdb count pets)" == 2296 ]] || die "main should hold 2000 - 1 + 300 - 3 = 2296"
   dreamdb cat pets --fields label,pred --range 2000:2002
   dreamdb log pets --limit 2
+}
+
+demo_dataset_sweep() {
+  section "Sweep: three runs from snapshot v1, each records its metric; rank them, merge the best"
+  dreamdb sweep init pets tune --from v1 --runs 3 0=lr=0.1 1=lr=0.01 2=lr=0.001 \
+    --metric val_error --goal min
+  # Each run writes its result on its own branch (here a run-level value in its metadata;
+  # a numeric record field, such as a scalar layer, is averaged over the records instead).
+  local i errors=(0.31 0.24 0.42)
+  for i in 0 1 2; do
+    dreamdb meta pets --branch "sweep/tune/run-$i" "val_error=${errors[$i]}" >/dev/null
+  done
+  dreamdb sweep summarize pets tune
+  dreamdb --json sweep summarize pets tune >"$work/sweep.json"
+  "$PY" - "$work/sweep.json" <<'PY' || die "the sweep ranked the runs wrongly"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert [r["rank"] for r in s["runs"]] == [2, 1, 3], s
+assert s["best"]["branch"] == "sweep/tune/run-1" and s["worst"]["run"] == 2, s
+print(f"best run: {s['best']['branch']} (val_error {s['best']['value']})")
+PY
+  dreamdb sweep merge pets tune --best --into main
+  [[ "$(dreamdb meta pets | grep '^val_error=')" == "val_error=0.24" ]] ||
+    die "main should carry the best run's val_error"
 }
 
 demo_dataset_verify() {

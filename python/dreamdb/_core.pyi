@@ -326,3 +326,18 @@ def merge(store: Store, name: str, branch: str, sources: Sequence[str], policy: 
     """
     Merges sources into a branch (spec/14-semantics.md §16); use Dataset.merge.
     """
+
+def sweep_init(store: Store, name: str, sweep: str, from_: str, runs: int, prefix: str, params: Sequence[Mapping[str, str]], metric: str, goal: str, message: str) -> dict:
+    """Starts a sweep (spec/14-semantics.md §17); use Dataset.sweep_init."""
+
+def sweep_show(store: Store, name: str, sweep: str) -> dict:
+    """A sweep's record (spec/14-semantics.md §17); use Dataset.sweep."""
+
+def sweep_list(store: Store, name: str) -> list:
+    """A dataset's sweeps; use Dataset.sweeps."""
+
+def sweep_summarize(store: Store, name: str, sweep: str, metric: str, goal: str) -> dict:
+    """Ranks a sweep's runs by a metric; use Dataset.sweep_summarize."""
+
+def sweep_merge_best(store: Store, name: str, sweep: str, metric: str, goal: str, into: str, policy: str, message: str) -> dict:
+    """Merges a sweep's best run; use Dataset.sweep_merge_best."""

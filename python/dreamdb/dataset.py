@@ -311,6 +311,80 @@ class Dataset:
         self._h.refresh()
         return self._commit(info)
 
+    # ---- sweeps (spec/14-semantics.md §17) ----
+
+    def sweep_init(
+        self,
+        sweep: str,
+        runs: int,
+        from_: Optional[str] = None,
+        prefix: str = "sweep/",
+        params: Optional[Sequence[Mapping[str, Any]]] = None,
+        metric: str = "",
+        goal: str = "",
+        message: str = "",
+    ) -> Dict[str, Any]:
+        """Starts sweep `sweep`: creates branches "<prefix><sweep>/run-0" .. run-(runs-1)
+        at the version `from_` names (default: this handle's branch, or its version when
+        read-only) and records the sweep — source, runs, `params` (one mapping per run;
+        values are stored as text) and an optional default `metric`/`goal` ("min" or
+        "max") — in the metadata of branch "sweeps/<sweep>". Nothing is written unless
+        every name is valid and free (AlreadyExistsError, InvalidArgumentError). Returns
+        the record as `sweep` does."""
+        from ._core import sweep_init as _init
+
+        source = from_ if from_ is not None else (
+            f"branch:{self.branch}" if self.branch else self.head)
+        per_run = [{str(k): str(v) for k, v in p.items()} for p in (params or [])]
+        return _init(self._h.store, self.name, sweep, source, int(runs), prefix, per_run,
+                     metric, goal, message)
+
+    def sweep(self, sweep: str) -> Dict[str, Any]:
+        """The record of sweep `sweep`: {"sweep", "record_branch", "from",
+        "source_branch", "source_manifest", "prefix", "metric", "goal", "created_ns",
+        "runs": [{"run", "branch", "params"}]}. NotFoundError when there is none."""
+        from ._core import sweep_show as _show
+
+        return _show(self._h.store, self.name, sweep)
+
+    def sweeps(self) -> List[Dict[str, Any]]:
+        """Every sweep of this dataset, by name, each as `sweep` returns it."""
+        from ._core import sweep_list as _list
+
+        return list(_list(self._h.store, self.name))
+
+    def sweep_summarize(self, sweep: str, metric: str = "", goal: str = "") -> Dict[str, Any]:
+        """Ranks the runs of `sweep` by `metric` (default: the one recorded at init) with
+        `goal` "min" (default) or "max". A run's value is the mean of the numeric record
+        field `metric` over its branch (nulls and NaNs left out, NaNs counted in "nans"),
+        else the number in its branch metadata key `metric`. Runs without a value, or
+        whose value is NaN, are listed with rank None. Returns {"sweep", "metric", "goal",
+        "runs": [{"run", "branch", "value", "rank", "source", "values", "nulls", "nans",
+        "note"}], "best", "worst"} (best and worst are branch names or None)."""
+        from ._core import sweep_summarize as _summarize
+
+        return _summarize(self._h.store, self.name, sweep, metric, goal)
+
+    def sweep_merge_best(
+        self,
+        sweep: str,
+        metric: str = "",
+        goal: str = "",
+        into: str = "",
+        policy: str = "fail",
+        message: str = "",
+    ) -> Dict[str, Any]:
+        """Merges the best run of `sweep` (ranked as `sweep_summarize` does) into `into`
+        (default: the branch the sweep was made from) like `merge`, with conflict
+        `policy` "fail", "ours" or "theirs". Returns the summary plus "into", "head",
+        "count", "result" and "conflicts_resolved". Refreshes this handle."""
+        from ._core import sweep_merge_best as _merge_best
+
+        out = _merge_best(self._h.store, self.name, sweep, metric, goal, into, str(policy),
+                          message)
+        self._h.refresh()
+        return out
+
     # ---- reads ----
 
     def iter_batches(

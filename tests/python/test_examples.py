@@ -40,7 +40,7 @@ def result_line(stdout: str, tag: str) -> dict:
 def test_sweep_runner(tmp_path: pathlib.Path) -> None:
     store = f"file://{tmp_path / 'store'}"
     p = run_example("sweep_runner.py", "--store", store, "--runs", "3", "--records", "600",
-                    "--epochs", "2", "--sweep", "ci")
+                    "--epochs", "2", "--sweep", "ci", "--merge-best", "main")
     out = p.stdout
     assert "created dataset 'sweep-demo' with 600 synthetic records" in out
     assert "ranked runs of sweep 'ci'" in out
@@ -68,6 +68,16 @@ def test_sweep_runner(tmp_path: pathlib.Path) -> None:
         assert float(meta["val_loss"]) == r["val_loss"]
         assert float(meta["lr"]) == r["lr"]
         assert run.to_table(["pred"]).column("pred").null_count == 0
+
+    # The sweep is recorded (spec/14-semantics.md §17) and its best run merged into main.
+    src = dreamdb.Dataset.open("sweep-demo", store=store)
+    rec = src.sweep("ci")
+    assert rec["source_manifest"] == base.head and len(rec["runs"]) == 3
+    assert {r["branch"]: float(r["params"]["lr"]) for r in rec["runs"]} == {
+        r["branch"]: r["lr"] for r in ranked}
+    assert result["best"] == ranked[0]["branch"]
+    assert result["merged"]["best"] == ranked[0]["branch"]
+    assert src.head == result["merged"]["head"] and "pred" in [f.name for f in src.schema.fields]
 
     # Running the sweep again on the same store reuses the dataset; the name must be new.
     again = run_example("sweep_runner.py", "--store", store, "--runs", "2", "--epochs", "1",
