@@ -126,10 +126,13 @@ class Fixture:
         run("meta", "d", "note=" + ESC + "[5mblink")
         self.head = run("ref", "get", "d/branches/main").strip()
         self.v1 = run("ref", "get", "d/snapshots/v1").strip()
+        # Any object that is not a manifest (object ids sort by content, so the first
+        # one listed may be an older manifest, which `cat --at` would read).
+        manifests = {json.loads(line)["manifest"] for line in run("log", "d", "--json").splitlines()}
         self.segment = ""
         for line in run("object", "ls", "-l").splitlines():
             oid, size = line.split()
-            if oid not in (self.head, self.v1):
+            if oid not in manifests:
                 self.segment = oid
                 break
         shutil.copytree(self.store, self.pristine)
