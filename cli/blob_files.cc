@@ -43,7 +43,62 @@ struct FdCloser {
   }
 };
 
+// Reads at most max_bytes from `fd` (its size, from fstat, may lie: files in /proc say 0,
+// and a file can grow while being read). `too_large` makes the error.
+template <typename TooLarge>
+Result<Bytes> ReadBounded(int fd, uint64_t size_hint, uint64_t max_bytes, std::string_view shown,
+                          const TooLarge& too_large) {
+  Bytes data;
+  data.reserve(static_cast<size_t>(std::min(size_hint, max_bytes)));
+  char buf[1 << 16];
+  for (;;) {
+    uint64_t room = max_bytes + 1 - data.size();
+    ssize_t got = ::read(fd, buf, static_cast<size_t>(std::min<uint64_t>(sizeof(buf), room)));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return IoError("cannot read " + std::string(shown) + ": " + std::strerror(errno));
+    if (got == 0) break;
+    data.append(buf, static_cast<size_t>(got));
+    if (data.size() > max_bytes) return too_large("more than " + std::to_string(max_bytes));
+  }
+  return data;
+}
+
 }  // namespace
+
+Result<Bytes> ReadCommandLineFile(const std::string& path, std::string_view what,
+                                  uint64_t max_bytes) {
+  const bool stdin_input = path == "-";
+  std::string shown =
+      std::string(what) + " " + (stdin_input ? "(standard input)" : Quote(path, 200));
+  auto too_large = [&](const std::string& size) {
+    return InvalidArgument(shown + " is " + size + " bytes; the limit is " +
+                           std::to_string(max_bytes));
+  };
+  if (stdin_input) return ReadBounded(0, 0, max_bytes, shown, too_large);
+  if (path.find('\0') != std::string::npos) return InvalidArgument(shown + " contains a NUL byte");
+  auto not_regular = [&](mode_t mode) {
+    return InvalidArgument(shown + " is " + std::string(FileKind(mode)) +
+                           "; only regular files are read ('-' reads standard input)");
+  };
+  auto open_error = [&](int err) -> Status {
+    std::string message = "cannot open " + shown + ": " + std::strerror(err);
+    if (err == ENOENT || err == ENOTDIR) return NotFound(std::move(message));
+    if (err == ELOOP || err == ENAMETOOLONG) return InvalidArgument(std::move(message));
+    return IoError(std::move(message));
+  };
+  // Refuse devices, FIFOs and sockets before opening them (opening some devices has
+  // effects of its own); the fstat below re-checks what was opened.
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return open_error(errno);
+  if (!S_ISREG(st.st_mode)) return not_regular(st.st_mode);
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return open_error(errno);
+  FdCloser closer{fd};
+  if (::fstat(fd, &st) != 0) return IoError(shown + ": fstat: " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return not_regular(st.st_mode);
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) return too_large(std::to_string(st.st_size));
+  return ReadBounded(fd, static_cast<uint64_t>(st.st_size), max_bytes, shown, too_large);
+}
 
 Result<BlobFiles> BlobFiles::Open(const std::string& root, std::string_view what,
                                   uint64_t max_bytes) {
@@ -139,20 +194,7 @@ Result<Bytes> BlobFiles::Read(std::string_view path) const {
   };
   if (static_cast<uint64_t>(st.st_size) > max_bytes_) return too_large(std::to_string(st.st_size));
 
-  // Read at most max_bytes_ + 1 bytes: sizes can lie (/proc) or grow while being read.
-  Bytes data;
-  data.reserve(static_cast<size_t>(st.st_size));
-  char buf[1 << 16];
-  for (;;) {
-    uint64_t room = max_bytes_ + 1 - data.size();
-    ssize_t got = ::read(fd, buf, static_cast<size_t>(std::min<uint64_t>(sizeof(buf), room)));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return IoError("cannot read " + shown + ": " + std::strerror(errno));
-    if (got == 0) break;
-    data.append(buf, static_cast<size_t>(got));
-    if (data.size() > max_bytes_) return too_large("more than " + std::to_string(max_bytes_));
-  }
-  return data;
+  return ReadBounded(fd, static_cast<uint64_t>(st.st_size), max_bytes_, shown, too_large);
 }
 
 }  // namespace dreamdb::cli

@@ -18,6 +18,11 @@
 //   - at most `max_bytes` are read, whatever the file's size claims (files in /proc say
 //     0), so no file can grow memory without bound.
 //
+// Files named on the command line (a schema, an anchor list, an object to put) are the
+// user's own choice, so no root applies, but the same rules keep a mistyped or hostile
+// name from hanging or exhausting memory: ReadCommandLineFile reads only regular files
+// (or standard input for "-"), and at most a limit (cli/README.md "Input files").
+//
 // Thread safety: immutable after Open; Read may be called from any thread.
 
 #ifndef DREAMDB_CLI_BLOB_FILES_H_
@@ -34,6 +39,19 @@ namespace dreamdb::cli {
 
 // The default of --max-blob-bytes: 64 MiB.
 inline constexpr uint64_t kDefaultMaxBlobBytes = uint64_t{64} << 20;
+
+// The limits of ReadCommandLineFile's callers.
+inline constexpr uint64_t kMaxSchemaFileBytes = uint64_t{16} << 20;   // create --schema
+inline constexpr uint64_t kMaxAnchorFileBytes = uint64_t{256} << 20;  // delete --from-file
+inline constexpr uint64_t kMaxObjectPutBytes = uint64_t{4} << 30;     // object put
+
+// The bytes of the file `path` names ("-": standard input, which may be a pipe). `what`
+// names the input in messages ("--schema"). kNotFound when it does not exist;
+// kInvalidArgument when it is not a regular file (a directory, device, FIFO or socket)
+// or holds more than `max_bytes`; kIoError for other OS failures. Standard input is read
+// up to the same limit, whatever it is.
+Result<Bytes> ReadCommandLineFile(const std::string& path, std::string_view what,
+                                  uint64_t max_bytes);
 
 class BlobFiles {
  public:

@@ -608,38 +608,6 @@ Status ErrnoStatus(int err, std::string_view what, std::string_view path) {
   }
 }
 
-Result<Bytes> ReadInput(const std::string& path) {
-  int fd = 0;
-  std::string name = path == "-" ? "standard input" : path;
-  if (path != "-") {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ErrnoStatus(errno, "cannot open", path);
-  }
-  Bytes data;
-  struct stat st;
-  if (::fstat(fd, &st) == 0) {
-    if (S_ISDIR(st.st_mode)) {
-      if (fd != 0) ::close(fd);
-      return ErrnoStatus(EISDIR, "cannot read", path);
-    }
-    if (S_ISREG(st.st_mode)) data.reserve(static_cast<size_t>(st.st_size));
-  }
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      if (fd != 0) ::close(fd);
-      return ErrnoStatus(err, "cannot read", name);
-    }
-    if (n == 0) break;
-    data.append(buf, static_cast<size_t>(n));
-  }
-  if (fd != 0) ::close(fd);
-  return data;
-}
-
 Status WriteOutput(const std::string& path, ByteView bytes) {
   if (path == "-") {
     if (std::fwrite(bytes.data(), 1, bytes.size(), stdout) != bytes.size() ||

@@ -201,8 +201,6 @@ Result<ObjectId> ParseIdArg(std::string_view what, std::string_view text);
 // not_found, EISDIR -> invalid_argument, everything else -> io_error.
 Status ErrnoStatus(int err, std::string_view what, std::string_view path);
 
-// Reads a whole local file; "-" reads stdin.
-Result<Bytes> ReadInput(const std::string& path);
 // Writes `bytes` to a local file (created or truncated); "-" writes stdout.
 Status WriteOutput(const std::string& path, ByteView bytes);
 

@@ -134,5 +134,33 @@ TEST_F(BlobFilesTest, DisabledRefusesEveryPath) {
             StatusCode::kInvalidArgument);
 }
 
+// `create --schema /dev/zero` read without bound and aborted with std::bad_alloc.
+TEST_F(BlobFilesTest, CommandLineFileFromDevZeroIsRefusedNotRead) {
+  auto zero = ReadCommandLineFile("/dev/zero", "--schema", kMaxSchemaFileBytes);
+  EXPECT_EQ(zero.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(zero.status().message(),
+            "--schema '/dev/zero' is a character device; only regular files are read ('-' "
+            "reads standard input)");
+  ASSERT_EQ(::mkfifo((dir_ + "/fifo").c_str(), 0600), 0);
+  auto fifo = ReadCommandLineFile(dir_ + "/fifo", "FILE", 10);
+  EXPECT_EQ(fifo.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(fifo.status().message().find("is a FIFO"), std::string::npos);
+  EXPECT_EQ(ReadCommandLineFile(dir_ + "/root", "FILE", 10).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadCommandLineFile(dir_ + "/missing", "FILE", 10).status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(BlobFilesTest, CommandLineFileIsBoundedAndFollowsLinks) {
+  EXPECT_EQ(*ReadCommandLineFile(dir_ + "/outside.txt", "--schema", 6), "secret");
+  fs::create_symlink(dir_ + "/outside.txt", dir_ + "/link");
+  EXPECT_EQ(*ReadCommandLineFile(dir_ + "/link", "--schema", 6), "secret");
+  auto big = ReadCommandLineFile(dir_ + "/outside.txt", "--schema", 5);
+  EXPECT_EQ(big.status().message(),
+            "--schema '" + dir_ + "/outside.txt' is 6 bytes; the limit is 5");
+  auto proc = ReadCommandLineFile("/proc/self/status", "--schema", 3);  // its size says 0
+  EXPECT_EQ(proc.status().code(), StatusCode::kInvalidArgument) << proc.status().ToString();
+}
+
 }  // namespace
 }  // namespace dreamdb::cli

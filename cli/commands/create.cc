@@ -1,6 +1,7 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
 // dreamdb create NAME --schema FILE|- [--message M]
+#include "cli/blob_files.h"
 #include "cli/dataset_util.h"
 
 namespace dreamdb::cli {
@@ -9,7 +10,7 @@ namespace {
 Status Run(Invocation& inv) {
   const std::string& name = inv.Arg("NAME");
   std::string path(*inv.FlagValue("--schema"));
-  ASSIGN_OR_RETURN(Bytes text, ReadInput(path));
+  ASSIGN_OR_RETURN(Bytes text, ReadCommandLineFile(path, "--schema", kMaxSchemaFileBytes));
   auto schema = Schema::FromJson(text);
   if (!schema.ok()) {
     return schema.status().WithContext(path == "-" ? "--schema (standard input)"
@@ -44,7 +45,7 @@ const Registrar kRegistrar({
     .positionals = {{.name = "NAME", .help = "the dataset name ([A-Za-z0-9._-], 1..100 chars)"}},
     .flags = {{.name = "--schema",
                .value_name = "FILE",
-               .help = "the schema as JSON ('-' = standard input)",
+               .help = "the schema as JSON ('-' = standard input; a regular file, at most 16 MiB)",
                .required = true},
               kMessageFlag},
     .run = Run,

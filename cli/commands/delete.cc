@@ -1,6 +1,7 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
 // dreamdb delete NAME [ANCHOR...] [--from-file FILE] [--branch B] [--message M]
+#include "cli/blob_files.h"
 #include "cli/dataset_util.h"
 #include "src/base/encoding.h"
 
@@ -9,7 +10,7 @@ namespace {
 
 // One anchor per line; blank lines are skipped.
 Status ReadAnchorFile(const std::string& path, std::vector<uint64_t>* anchors) {
-  ASSIGN_OR_RETURN(Bytes text, ReadInput(path));
+  ASSIGN_OR_RETURN(Bytes text, ReadCommandLineFile(path, "--from-file", kMaxAnchorFileBytes));
   std::string_view rest = text;
   uint64_t line = 0;
   while (!rest.empty()) {
@@ -73,7 +74,8 @@ const Registrar kRegistrar({
                      .repeated = true}},
     .flags = {{.name = "--from-file",
                .value_name = "FILE",
-               .help = "also delete the anchors in FILE, one per line ('-' = stdin)"},
+               .help = "also delete the anchors in FILE, one per line ('-' = stdin; a regular "
+                       "file, at most 256 MiB)"},
               kBranchFlag,
               kMessageFlag},
     .run = Run,

@@ -32,6 +32,24 @@ using Json = nlohmann::json;
 constexpr uint64_t kDefaultBatchSize = 10000;
 constexpr uint64_t kMaxMaxBlobBytes = uint64_t{1} << 40;
 
+// Input JSON nested deeper than this is refused while it is parsed, before anything walks
+// it recursively (a record nested 100,000 deep would overflow the stack). An array field
+// nests one level per dimension, so this leaves plenty of room (cli/README.md).
+constexpr int kMaxJsonDepth = 64;
+
+// For a parse callback: true when `event` opens a container deeper than kMaxJsonDepth.
+// The callback then returns false, so the parser discards what is inside (it keeps no
+// stack of its own beyond a few bytes a level) and the caller refuses the input.
+bool TooDeep(int depth, Json::parse_event_t event) {
+  return (event == Json::parse_event_t::object_start ||
+          event == Json::parse_event_t::array_start) &&
+         depth >= kMaxJsonDepth;
+}
+
+std::string TooDeepMessage() {
+  return "JSON nested more than " + std::to_string(kMaxJsonDepth) + " levels deep";
+}
+
 // A JSON value for an error message, cut to a readable length.
 std::string Describe(const Json& v) {
   std::string s = v.dump(-1, ' ', false, Json::error_handler_t::replace);
@@ -544,11 +562,18 @@ Status Ingester::AppendCell(Column& col, const FieldSpec& f, const std::string& 
     case FieldType::kEmbedding:
     case FieldType::kArray: {
       Json v;
+      bool too_deep = false;
       try {
-        v = Json::parse(cell);
+        v = Json::parse(cell, [&](int depth, Json::parse_event_t event, Json& /*parsed*/) {
+          if (TooDeep(depth, event)) too_deep = true;
+          return !too_deep;
+        });
       } catch (const Json::exception&) {
-        return InvalidArgument("expected a JSON list such as [0.5, 1.0], got " + Quote(cell, 40));
+        if (!too_deep) {
+          return InvalidArgument("expected a JSON list such as [0.5, 1.0], got " + Quote(cell, 40));
+        }
       }
+      if (too_deep) return InvalidArgument(TooDeepMessage());
       return AppendJsonValue(col, f, v);
     }
   }
@@ -599,9 +624,12 @@ Status Ingester::RunJsonl(FILE* f) {
     keys.clear();
     std::string duplicate;
     Json record;
+    bool too_deep = false;
     try {
       record = Json::parse(
           text.begin(), text.end(), [&](int depth, Json::parse_event_t event, Json& parsed) {
+            if (TooDeep(depth, event)) too_deep = true;
+            if (too_deep) return false;
             if (event == Json::parse_event_t::key && depth == 1 &&
                 !keys.insert(parsed.get<std::string>()).second && duplicate.empty()) {
               duplicate = parsed.get<std::string>();
@@ -609,8 +637,11 @@ Status Ingester::RunJsonl(FILE* f) {
             return true;
           });
     } catch (const Json::exception& e) {
-      return Fail(line_, InvalidArgument("invalid JSON: " + JsonParseMessage(e.what())));
+      if (!too_deep) {
+        return Fail(line_, InvalidArgument("invalid JSON: " + JsonParseMessage(e.what())));
+      }
     }
+    if (too_deep) return Fail(line_, InvalidArgument("invalid JSON: " + TooDeepMessage()));
     if (!record.is_object()) {
       return Fail(line_, InvalidArgument("expected a JSON object, got " + Describe(record)));
     }

@@ -3,6 +3,7 @@
 // dreamdb object put FILE|-...
 #include <algorithm>
 
+#include "cli/blob_files.h"
 #include "cli/cli.h"
 
 namespace dreamdb::cli {
@@ -16,7 +17,7 @@ Status Run(Invocation& inv) {
   ASSIGN_OR_RETURN(Store * store, inv.store());
   std::vector<std::pair<ObjectId, uint64_t>> stored;
   for (const std::string& input : inputs) {
-    ASSIGN_OR_RETURN(Bytes data, ReadInput(input));
+    ASSIGN_OR_RETURN(Bytes data, ReadCommandLineFile(input, "FILE", kMaxObjectPutBytes));
     ASSIGN_OR_RETURN(ObjectId id, store->Put(data));
     stored.emplace_back(id, data.size());
   }
@@ -37,7 +38,8 @@ const Registrar kRegistrar({
     .summary = "Store files as objects and print their ids",
     .description =
         "Stores each FILE (or standard input for '-') as one object and prints its id, one\n"
-        "per line, in argument order. Putting an object that is already stored succeeds.\n"
+        "per line, in argument order. Putting an object that is already stored succeeds. FILE\n"
+        "must be a regular file (pipe other inputs through '-'); each input is at most 4 GiB.\n"
         "Creates the store if it does not exist.\n"
         "JSON: one {\"id\": ..., \"size_bytes\": ...} line per FILE.",
     .positionals = {{.name = "FILE",

@@ -110,7 +110,8 @@ class Schema:
         index), "ivf", "imi", "lsh" or "graph" declares the field's vector index (spec/21
         section 2), with bits (1..8), metric ("cosine", "ip", "l2"), cells (0 = the
         algorithm's default; ignored by graph) and quantizer ("rabitq" or "pq4"; pq4 not with
-        graph); Dataset.build_index then builds it.
+        graph); Dataset.build_index then builds it. The index arguments are checked even
+        without an index (InvalidArgumentError listing the valid values).
         """
 
     def add_array(self, name: str, dtype: str | type | object, shape: int | Sequence[int], required: bool = True) -> Schema:

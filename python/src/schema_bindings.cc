@@ -190,10 +190,6 @@ void RegisterSchema(nb::module_& m) {
           ThrowIfError(InvalidArgument("embedding " + Quote(name) + ": dim " + std::to_string(dim) +
                                        " must be at least 1"));
         }
-        if (!index) {
-          ThrowIfError(s.AddEmbedding(std::move(name), static_cast<uint32_t>(dim), !required));
-          return s;
-        }
         if (bits < 1 || bits > 8) {
           ThrowIfError(InvalidArgument("embedding " + Quote(name) + ": index bits " +
                                        std::to_string(bits) + " must be 1 to 8"));
@@ -208,12 +204,18 @@ void RegisterSchema(nb::module_& m) {
         f.dim = static_cast<uint32_t>(dim);
         f.optional = !required;
         IndexSpec ix;
-        ix.algorithm = *index;
+        ix.algorithm = index.value_or("ivf");
         ix.metric = std::move(metric);
         ix.bits = static_cast<uint32_t>(bits);
         ix.cells = static_cast<uint32_t>(cells);
         ix.quantizer = std::move(quantizer);
         f.index = ix;
+        if (!index) {
+          // No declared index, but the index arguments are still checked: a misspelt
+          // metric or quantizer is refused (naming the valid values), not ignored.
+          ThrowIfError(Schema().Add(f));
+          f.index.reset();
+        }
         ThrowIfError(s.Add(std::move(f)));
         return s;
       },
@@ -224,7 +226,8 @@ void RegisterSchema(nb::module_& m) {
       "index), \"ivf\", \"imi\", \"lsh\" or \"graph\" declares the field's vector index (spec/21\n"
       "section 2), with bits (1..8), metric (\"cosine\", \"ip\", \"l2\"), cells (0 = the\n"
       "algorithm's default; ignored by graph) and quantizer (\"rabitq\" or \"pq4\"; pq4 not with\n"
-      "graph); Dataset.build_index then builds it.");
+      "graph); Dataset.build_index then builds it. The index arguments are checked even\n"
+      "without an index (InvalidArgumentError listing the valid values).");
   cls.def(
       "add_array",
       [](Schema& s, std::string name, nb::handle dtype, nb::handle shape,

@@ -216,14 +216,30 @@ using OrderedJson = nlohmann::ordered_json;
 
 Status JsonError(const std::string& message) { return InvalidArgument("schema JSON: " + message); }
 
+// A schema is a few levels deep; deeper input is hostile or broken (spec/10-schema.md §5).
+constexpr int kMaxSchemaJsonDepth = 32;
+
+Status TooDeep() {
+  return JsonError("nested more than " + std::to_string(kMaxSchemaJsonDepth) + " levels deep");
+}
+
 // Parses `text`, refusing duplicate object keys (nlohmann keeps the last one silently).
 Result<Json> ParseJsonStrict(std::string_view text) {
   std::vector<std::set<std::string>> keys;
   std::string duplicate;
-  auto callback = [&](int /*depth*/, Json::parse_event_t event, Json& parsed) {
+  bool too_deep = false;
+  auto callback = [&](int depth, Json::parse_event_t event, Json& parsed) {
+    if (too_deep) return false;
     switch (event) {
       case Json::parse_event_t::object_start:
-        keys.emplace_back();
+      case Json::parse_event_t::array_start:
+        // Refused while parsing, before anything walks the document recursively; the
+        // parser discards what lies inside (spec/10-schema.md §5).
+        if (depth >= kMaxSchemaJsonDepth) {
+          too_deep = true;
+          return false;
+        }
+        if (event == Json::parse_event_t::object_start) keys.emplace_back();
         break;
       case Json::parse_event_t::object_end:
         if (!keys.empty()) keys.pop_back();
@@ -243,6 +259,7 @@ Result<Json> ParseJsonStrict(std::string_view text) {
   try {
     doc = Json::parse(text.begin(), text.end(), callback);
   } catch (const Json::exception& e) {
+    if (too_deep) return TooDeep();
     std::string what = e.what();
     // Drop nlohmann's "[json.exception.parse_error.101] " prefix.
     if (size_t close = what.find("] ");
@@ -251,6 +268,7 @@ Result<Json> ParseJsonStrict(std::string_view text) {
     }
     return JsonError(what);
   }
+  if (too_deep) return TooDeep();
   if (!duplicate.empty()) return JsonError("duplicate key " + Quote(duplicate));
   return doc;
 }

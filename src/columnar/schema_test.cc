@@ -263,6 +263,22 @@ TEST(Json, RoundTripAllTypes) {
   EXPECT_EQ(ts->fields()[0].type, FieldType::kTimestamp);
 }
 
+// A schema nested 100,000 levels deep must be refused while parsing, not walked
+// recursively (a recursive walk overflows the stack).
+TEST(Json, NestedTooDeepIsRefused) {
+  std::string deep = R"({"fields": )" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  Status s = JsonStatus(deep);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "schema JSON: nested more than 32 levels deep");
+  // Unclosed: refused for its depth too, not a parse error at the end.
+  EXPECT_EQ(JsonStatus(std::string(100000, '[')).message(),
+            "schema JSON: nested more than 32 levels deep");
+  // 32 levels are parsed (and refused for what they hold).
+  std::string ok = R"({"fields": )" + std::string(31, '[') + std::string(31, ']') + "}";
+  EXPECT_EQ(JsonStatus(ok).message().find("nested"), std::string::npos)
+      << JsonStatus(ok).ToString();
+}
+
 TEST(Json, Errors) {
   struct Case {
     const char* json;

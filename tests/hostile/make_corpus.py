@@ -74,8 +74,8 @@ def cases() -> list[dict]:
         "file_host": "file://host/path", "dev_null": "file:///dev/null",
         "proc": "file:///proc/self", "etc_passwd": "file:///etc/passwd",
         "empty": "", "space": " ", "esc": ESC + "[2Jx", "memory_dotdot": "memory://../x",
-        "unknown_scheme": "gopher://x", "query": "file:///tmp/x?y=1", "long": "file:///" + "a" * 5000,
-        "nul_escape": "file:///tmp/%00", "upper_scheme": "FILE:///tmp/x", "s3_no_bucket": "s3://",
+        "unknown_scheme": "gopher://x", "query": "file://{tmp}/x?y=1", "long": "file:///" + "a" * 5000,
+        "nul_escape": "file:///tmp/%00", "upper_scheme": "FILE://{tmp}/x", "s3_no_bucket": "s3://",
     }
     for k, v in uris.items():
         c.append(case(f"uri.count.{k}", ["--store", v, "count", "d"], store=False,

@@ -93,6 +93,23 @@ def test_schema_rejects_bad_fields(build):
     assert isinstance(e.value, ValueError) and e.value.code == "invalid_argument"
 
 
+# add_embedding(metric="hamming") without an index was accepted: the index arguments were
+# ignored unless index= was given. They are checked either way, listing the valid values.
+@pytest.mark.parametrize("kwargs, message", [
+    ({"metric": "hamming"}, "unknown index metric 'hamming' (expected cosine, ip or l2)"),
+    ({"quantizer": "pq8"}, "unknown index quantizer 'pq8' (expected rabitq or pq4)"),
+    ({"bits": 9}, "index bits 9 must be 1 to 8"),
+    ({"cells": -1}, "index cells -1 must be 0 to 2^32 - 1"),
+    ({"index": "hnsw"}, "(expected \"ivf\", \"imi\", \"lsh\" or \"graph\")"),
+])
+def test_schema_add_embedding_refuses_unknown_metric_without_index(kwargs, message):
+    with pytest.raises(dreamdb.InvalidArgumentError) as e:
+        dreamdb.Schema().add_embedding("e", 4, **kwargs)
+    assert message in str(e.value)
+    s = dreamdb.Schema().add_embedding("e", 4, metric="l2", quantizer="pq4")
+    assert "index" not in s.to_json()  # valid arguments without an index declare none
+
+
 def test_schema_missing_field_is_not_found_and_key_error(schema):
     with pytest.raises(KeyError) as e:
         schema["nope"]
