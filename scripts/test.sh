@@ -5,7 +5,8 @@
 # Debian 12 (scripts/bootstrap.sh), then, stopping at the first failure:
 #   1. format check   clang-format --dry-run -Werror on every *.cc/*.h we own
 #   2. dev preset     Debug + ASan + UBSan build, clang-tidy over src/ (scripts/lint.sh),
-#                     `ctest --preset dev` (all labels)
+#                     `ctest --preset dev` (all labels; the `s3` ones against a SeaweedFS
+#                     server on 127.0.0.1 that scripts/s3_server.sh starts and stops)
 #   3. release preset build, install .venv/bin/dreamdb and the Python package,
 #                     pytest tests/python tests/cli, then the README demo
 #   4. fuzz smoke     fuzz/smoke.sh (FUZZ_SECONDS, default 60)
@@ -73,6 +74,17 @@ finish() {
   fi
 }
 trap finish EXIT
+
+# The local S3 server for the `s3` tests (scripts/s3_server.sh); stopped on any exit.
+s3_state="$root/build/s3-server"
+stop_s3_server() {
+  if [[ -f "$s3_state/pid" ]]; then bash scripts/s3_server.sh stop "$s3_state" || true; fi
+}
+start_s3_server() {
+  stop_s3_server
+  bash scripts/s3_server.sh start "$s3_state"
+}
+trap 'stop_s3_server >/dev/null 2>&1; finish' EXIT
 
 # step [--junit FILE] NAME COMMAND...: runs COMMAND (with `set -e` in a subshell) with its
 # output shown and kept in build/test-logs/; adds the counts of the JUnit report FILE if
@@ -187,8 +199,13 @@ case "$mode" in
     step "format check" format_check
     step "build dev" configure_and_build dev
     step "clang-tidy (curated checks, src/)" bash scripts/lint.sh src
+    step "start S3 server (SeaweedFS)" start_s3_server
+    # shellcheck disable=SC1091
+    source "$s3_state/env"
+    export DREAMDB_REQUIRE_S3=1
     step --junit "$logs/ctest-dev.xml" "ctest dev" \
       ctest --preset dev --output-junit "$logs/ctest-dev.xml"
+    step "stop S3 server" stop_s3_server
     step "build release" configure_and_build release
     step "install cli" install_cli
     step "install python package" env CMAKE_BUILD_PARALLEL_LEVEL="$jobs" \

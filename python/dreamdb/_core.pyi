@@ -169,7 +169,7 @@ class Store:
     @staticmethod
     def open(uri: str) -> Store:
         """
-        Opens the store at `uri`: 'memory://' (a new private store), 'memory://NAME' (one per NAME per process), 'file:///abs/path' or a local path (created if absent). s3:// is UnsupportedError; other schemes are InvalidArgumentError.
+        Opens the store at `uri`: 'memory://' (a new private store), 'memory://NAME' (one per NAME per process), 'file:///abs/path' or a local path (created if absent). 's3://bucket/prefix?endpoint=...' (credentials from the AWS_* variables or ~/.aws/credentials); other schemes are InvalidArgumentError.
         """
 
     @property

@@ -35,7 +35,8 @@ void RegisterStore(nb::module_& m) {
           nb::arg("uri"),
           "Opens the store at `uri`: 'memory://' (a new private store), 'memory://NAME' (one "
           "per NAME per process), 'file:///abs/path' or a local path (created if absent). "
-          "s3:// is UnsupportedError; other schemes are InvalidArgumentError.")
+          "'s3://bucket/prefix?endpoint=...' (credentials from the AWS_* variables or "
+          "~/.aws/credentials); other schemes are InvalidArgumentError.")
       .def_prop_ro("uri", &Store::uri, "The URI this store was opened with.")
       .def(
           "list_datasets",
