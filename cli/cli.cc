@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "src/base/encoding.h"
+#include "src/store/uri.h"
 
 #ifndef DREAMDB_VERSION
 #define DREAMDB_VERSION "unknown"
@@ -485,7 +486,8 @@ Result<Store*> Invocation::store() {
   if (store_ == nullptr) {
     auto opened = Store::Open(global_.store_uri);
     if (!opened.ok()) {
-      return opened.status().WithContext("opening store " + Quote(global_.store_uri));
+      return opened.status().WithContext("opening store " +
+                                         Quote(RedactStoreUri(global_.store_uri)));
     }
     store_ = std::move(opened).value();
   }

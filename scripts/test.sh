@@ -8,7 +8,8 @@
 #                     `ctest --preset dev` (all labels; the `s3` ones against a SeaweedFS
 #                     server on 127.0.0.1 that scripts/s3_server.sh starts and stops)
 #   3. release preset build, install .venv/bin/dreamdb and the Python package,
-#                     pytest tests/python tests/cli, then the README demo
+#                     pytest tests/python tests/cli, then the README demo on file://
+#                     and again on s3:// (the same server)
 #   4. fuzz smoke     fuzz/smoke.sh (FUZZ_SECONDS, default 60)
 #   5. bench smoke    bench/run_foundation.sh, bench/run_dataset.sh, bench/python/run.sh
 #                     and bench/ann/run.sh, each with --smoke
@@ -205,13 +206,15 @@ case "$mode" in
     export DREAMDB_REQUIRE_S3=1
     step --junit "$logs/ctest-dev.xml" "ctest dev" \
       ctest --preset dev --output-junit "$logs/ctest-dev.xml"
-    step "stop S3 server" stop_s3_server
     step "build release" configure_and_build release
     step "install cli" install_cli
     step "install python package" env CMAKE_BUILD_PARALLEL_LEVEL="$jobs" \
       .venv/bin/python -m pip install -q --no-build-isolation ./python
     step --junit "$logs/pytest.xml" pytest run_pytest "$logs/pytest.xml"
     step "demo (README quick start)" env DEMO_SKIP_BUILD=1 bash scripts/demo.sh
+    step "demo on s3:// (SeaweedFS)" env DEMO_SKIP_BUILD=1 \
+      DEMO_STORE="s3://$DREAMDB_S3_BUCKET/demo?endpoint=$DREAMDB_S3_ENDPOINT" bash scripts/demo.sh
+    step "stop S3 server" stop_s3_server
     step "fuzz smoke FUZZ_SECONDS=${FUZZ_SECONDS}" bash fuzz/smoke.sh
     step "bench smoke (foundation)" bash bench/run_foundation.sh --smoke
     step "bench smoke (datasets)" bash bench/run_dataset.sh --smoke

@@ -79,7 +79,7 @@ Result<std::unique_ptr<Store>> Store::Open(std::string_view uri, const StoreOpti
     }
     case StoreUri::Scheme::kS3: {
       // Messages quote the URI without its query (spec/05-backend.md §9.1.3).
-      const std::string shown = "store " + Quote(uri.substr(0, uri.find('?')), 200);
+      const std::string shown = "store " + Quote(RedactStoreUri(uri), 200);
       auto s3_options = s3::OptionsFromUri(parsed);
       if (!s3_options.ok()) return s3_options.status().WithContext(shown);
       auto backend = s3::S3Backend::Open(*std::move(s3_options));

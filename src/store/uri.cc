@@ -176,7 +176,7 @@ std::optional<std::string> CleanEndpoint(std::string_view e) {
 
 Result<StoreUri> ParseS3(std::string_view uri, std::string_view rest) {
   // Errors quote the URI without its query: a secret pasted there must not be echoed.
-  std::string_view shown = uri.substr(0, uri.find('?'));
+  const std::string shown = RedactStoreUri(uri);
   auto bad = [&](const std::string& why) { return Bad(shown, why); };
   size_t q = rest.find('?');
   std::string_view query = q == std::string_view::npos ? "" : rest.substr(q + 1);
@@ -268,6 +268,12 @@ Result<StoreUri> ParseS3(std::string_view uri, std::string_view rest) {
 }
 
 }  // namespace
+
+std::string RedactStoreUri(std::string_view uri) {
+  size_t sep = uri.find("://");
+  bool s3 = sep == 2 && (uri[0] == 's' || uri[0] == 'S') && uri[1] == '3';
+  return std::string(s3 ? uri.substr(0, uri.find('?')) : uri);
+}
 
 Result<StoreUri> ParseStoreUri(std::string_view uri) {
   if (uri.empty()) return InvalidArgument("store URI is empty");

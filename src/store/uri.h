@@ -42,6 +42,10 @@ struct StoreUri {
 // AWS_DEFAULT_REGION, AWS_PROFILE); errors about an s3:// URI quote it without its query.
 Result<StoreUri> ParseStoreUri(std::string_view uri);
 
+// `uri` made safe to show in messages and logs: an s3:// URI loses its query (where a
+// user might have pasted a secret; spec/05-backend.md §9.1.3); others are unchanged.
+std::string RedactStoreUri(std::string_view uri);
+
 }  // namespace dreamdb
 
 #endif  // DREAMDB_SRC_STORE_URI_H_

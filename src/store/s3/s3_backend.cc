@@ -104,7 +104,7 @@ Result<Credentials> FromCredentialsFile(const std::string& path, const std::stri
   bool in_section = false;
   Credentials c;
   while (std::getline(in, line)) {
-    auto trim = [](std::string s) {
+    auto trim = [](const std::string& s) {
       size_t a = s.find_first_not_of(" \t\r");
       size_t b = s.find_last_not_of(" \t\r");
       return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);

@@ -170,6 +170,13 @@ TEST(S3UriTest, ParsesBucketPrefixAndOptions) {
   EXPECT_EQ(again->canonical, uri->canonical);
 }
 
+TEST(S3UriTest, RedactionDropsTheQueryOfS3UrisOnly) {
+  EXPECT_EQ(RedactStoreUri("s3://b/p?endpoint=http://h&secret=x"), "s3://b/p");
+  EXPECT_EQ(RedactStoreUri("S3://b?x"), "S3://b");
+  EXPECT_EQ(RedactStoreUri("file:///a?b"), "file:///a?b");
+  EXPECT_EQ(RedactStoreUri("memory://x"), "memory://x");
+}
+
 TEST(S3UriTest, AwsDefaultsUseVirtualHostsAndTheRegion) {
   unsetenv("AWS_ENDPOINT_URL");
   unsetenv("AWS_ENDPOINT_URL_S3");
