@@ -211,6 +211,23 @@ Result<HttpResponse> S3Backend::SendOnce(const std::string& method, const std::s
   SignedRequest signed_request = Sign(in, options_.credentials);
   HttpRequest request{method, base_url_ + signed_request.path_and_query,
                       std::move(signed_request.headers), body};
+  if (options_.fault_hook) {
+    bool conditional = false;
+    for (const auto& [k, v] : headers) conditional = conditional || k.rfind("If-", 0) == 0;
+    switch (options_.fault_hook(method, key, conditional)) {
+      case S3Options::Fault::kNone:
+        break;
+      case S3Options::Fault::kLoseAnswer:
+        (void)http_.Perform(request);
+        return Unavailable(method + " " + Describe(key) + ": no answer: injected loss");
+      case S3Options::Fault::kServerError: {
+        HttpResponse fake;
+        fake.status = 503;
+        fake.body = "<Error><Code>SlowDown</Code><Message>injected</Message></Error>";
+        return fake;
+      }
+    }
+  }
   return http_.Perform(request);
 }
 

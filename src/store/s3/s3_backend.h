@@ -25,6 +25,7 @@
 #ifndef DREAMDB_SRC_STORE_S3_S3_BACKEND_H_
 #define DREAMDB_SRC_STORE_S3_S3_BACKEND_H_
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -50,6 +51,12 @@ struct S3Options {
   uint64_t part_size = uint64_t{16} << 20;
   RetryPolicy retry;
   HttpOptions http;
+  // Test hook for fault injection, asked before each request with its method, key and
+  // whether it carries a condition: kLoseAnswer sends the request and then reports that
+  // no answer came (a lost response); kServerError answers 503 without sending.
+  enum class Fault { kNone, kLoseAnswer, kServerError };
+  std::function<Fault(const std::string& method, const std::string& key, bool conditional)>
+      fault_hook;
 };
 
 // Resolves credentials (spec/05-backend.md §9.1.2): AWS_ACCESS_KEY_ID and

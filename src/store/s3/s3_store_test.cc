@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <string>
 
 #include "dreamdb/store.h"
@@ -153,6 +154,72 @@ TEST(S3ServerTest, WrongSecretIsPermissionDeniedAndNeverEchoed) {
         << backend.status().ToString();
   }
   EXPECT_EQ(backend.status().message().find("wrong-secret-value-1234"), std::string::npos);
+}
+
+// Opens a backend on a fresh prefix whose requests pass through `hook`.
+std::shared_ptr<s3::S3Backend> FaultyBackend(
+    std::function<s3::S3Options::Fault(const std::string&, const std::string&, bool)> hook) {
+  auto uri = ParseStoreUri(FreshUri("faults"));
+  EXPECT_TRUE(uri.ok());
+  auto options = s3::OptionsFromUri(*uri);
+  EXPECT_TRUE(options.ok());
+  options->retry.base = std::chrono::milliseconds(1);
+  options->fault_hook = std::move(hook);
+  auto backend = s3::S3Backend::Open(*options);
+  EXPECT_TRUE(backend.ok()) << backend.status().ToString();
+  return backend.ok() ? *backend : nullptr;
+}
+
+TEST(S3FaultTest, LostAnswersToConditionalWritesAreResolvedByTheNonce) {
+  REQUIRE_S3_SERVER();
+  // The first answer to every conditional ref write is lost after the server applied it:
+  // the retry then meets 412 (create) or a moved ETag (swap), and only the nonce read
+  // back tells that the write landed.
+  std::atomic<bool> lose_next{false};
+  std::atomic<int> lost{0};
+  auto backend = FaultyBackend([&](const std::string&, const std::string& key, bool cond) {
+    if (cond && key.find("/refs/") != std::string::npos && lose_next.exchange(false)) {
+      ++lost;
+      return s3::S3Options::Fault::kLoseAnswer;
+    }
+    return s3::S3Options::Fault::kNone;
+  });
+  ASSERT_NE(backend, nullptr);
+  const ObjectId a = ObjectId::Of("a"), b = ObjectId::Of("b"), c = ObjectId::Of("c");
+  for (const ObjectId& id : {a, b, c})
+    ASSERT_TRUE(backend->Put(id, id == a ? "a" : id == b ? "b" : "c").ok());
+  lose_next = true;
+  ASSERT_TRUE(backend->Create("ds/branches/main", a).ok());
+  EXPECT_EQ(backend->Read("ds/branches/main")->target, a);
+  lose_next = true;
+  ASSERT_TRUE(backend->CompareAndSwap("ds/branches/main", a, b).ok());
+  EXPECT_EQ(backend->Read("ds/branches/main")->target, b);
+  // A real conflict is still a conflict, and a second create is still already_exists.
+  EXPECT_EQ(backend->CompareAndSwap("ds/branches/main", a, c).code(), StatusCode::kConflict);
+  EXPECT_EQ(backend->Create("ds/branches/main", c).code(), StatusCode::kAlreadyExists);
+  lose_next = true;
+  ASSERT_TRUE(backend->Delete("ds/branches/main", b).ok());
+  EXPECT_EQ(backend->Read("ds/branches/main").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(lost.load(), 3);
+}
+
+TEST(S3FaultTest, ServerErrorsAreRetriedThenUnavailable) {
+  REQUIRE_S3_SERVER();
+  std::atomic<int> errors{3};
+  auto backend = FaultyBackend([&](const std::string&, const std::string& key, bool) {
+    if (key.find("/objects/") != std::string::npos && errors.fetch_sub(1) > 0) {
+      return s3::S3Options::Fault::kServerError;
+    }
+    return s3::S3Options::Fault::kNone;
+  });
+  ASSERT_NE(backend, nullptr);
+  const ObjectId id = ObjectId::Of("retried");
+  ASSERT_TRUE(backend->Put(id, "retried").ok());  // three 503s, then success
+  EXPECT_EQ(*backend->Get(id), "retried");
+  errors = 1000;
+  auto got = backend->Get(id);
+  EXPECT_EQ(got.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(got.status().message().find("SlowDown"), std::string::npos) << got.status().message();
 }
 
 // ---- No server needed ----
