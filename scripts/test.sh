@@ -88,7 +88,8 @@ start_s3_server() {
   stop_s3_server
   bash scripts/s3_server.sh start "$s3_state"
 }
-trap 'stop_s3_server >/dev/null 2>&1; finish' EXIT
+# finish reads the exit status from $?: keep it across stopping the server.
+trap 'rc=$?; stop_s3_server >/dev/null 2>&1; (exit "$rc"); finish' EXIT
 
 # step [--junit FILE] NAME COMMAND...: runs COMMAND (with `set -e` in a subshell) with its
 # output shown and kept in build/test-logs/; adds the counts of the JUnit report FILE if
