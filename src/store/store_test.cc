@@ -88,10 +88,13 @@ TEST(StoreUriTest, RejectsBadUrisNamingTheProblem) {
       {"gs://bucket", kInvalid,
        "store URI 'gs://bucket': unknown scheme 'gs' (supported: memory://, file://, s3://; a "
        "string without '://' is a local path)"},
-      {"s3://bucket/prefix", StatusCode::kUnsupported,
-       "store URI 's3://bucket/prefix': the S3 backend is not built yet"},
-      {"S3://bucket", StatusCode::kUnsupported,
-       "store URI 'S3://bucket': the S3 backend is not built yet"},
+      {"s3://ab/prefix", kInvalid,
+       "store URI 's3://ab/prefix': bucket 'ab' must be 3 to 63 bytes of a-z 0-9 . - starting "
+       "and ending with a letter or digit"},
+      {"S3://bucket/p?token=hunter2", kInvalid,
+       "store URI 'S3://bucket/p?***': unknown option 'token' (supported: endpoint, region, "
+       "addressing, profile; credentials come from the environment or ~/.aws/credentials, never "
+       "from the URI)"},
       {"://x", kInvalid,
        "store URI '://x': malformed scheme '' (a scheme is a letter followed by letters, "
        "digits, '+', '-' or '.')"},
