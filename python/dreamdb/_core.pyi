@@ -167,14 +167,14 @@ class Store:
     """
 
     @staticmethod
-    def open(uri: str) -> Store:
+    def open(uri: str, *, create: bool = False) -> Store:
         """
-        Opens the store at `uri`: 'memory://' (a new private store), 'memory://NAME' (one per NAME per process), 'file:///abs/path' or a local path (created if absent). 's3://bucket/prefix?endpoint=...' (credentials from the AWS_* variables or ~/.aws/credentials); other schemes are InvalidArgumentError.
+        Opens the store at `uri`: 'memory://' (a new private store), 'memory://NAME' (one per NAME per process), 'file:///abs/path', a local path, or 's3://bucket/prefix?endpoint=...' (credentials from the AWS_* variables or ~/.aws/credentials). A missing store is NotFoundError unless `create` is true, which creates it (so a mistyped path or prefix is an error, not a new empty store); other schemes are InvalidArgumentError. Messages and `uri` never show credentials.
         """
 
     @property
     def uri(self) -> str:
-        """The URI this store was opened with."""
+        """The canonical URI of this store, with any credential redacted."""
 
     def list_datasets(self) -> list[str]:
         """Names of the datasets in the store, sorted."""
@@ -183,6 +183,19 @@ class Store:
         """
         Checks that every object reachable from the refs of dataset `name` (all datasets when empty) is present and intact. Returns {'refs', 'objects', 'bytes', 'problems'}; 'problems' is empty when the data is healthy.
         """
+
+    def gc(self, grace: str = '24h', dry_run: bool = False, no_writers_running: bool = False) -> dict:
+        """
+        Deletes the objects no ref or live reader lease reaches and that are older than `grace` (e.g. '30m', '24h', '7d', '0'; under 1h only with no_writers_running=True) (spec/06-refs.md §6). Returns the report: {'dry_run', 'grace_s', 'refs', 'leases', 'expired_leases'} and '<found|reachable|leased|young|deleted>_<objects|bytes>'. CorruptError, deleting nothing, if a reachable object is missing or corrupt.
+        """
+
+    def take_lease(self, dataset: str, holder: str, manifest: str, expires_unix_s: int) -> str:
+        """
+        Takes a reader lease on a manifest id until `expires_unix_s` (spec/06-refs.md §8): GC keeps everything it reaches while it is live. Returns the lease ref name; renew by taking a later lease, then releasing this one.
+        """
+
+    def release_lease(self, lease_ref: str, manifest: str) -> None:
+        """Deletes a lease taken with take_lease."""
 
     def __repr__(self) -> str: ...
 
@@ -198,6 +211,11 @@ class ArrowStream:
 
     @property
     def consumed(self) -> bool: ...
+
+    def raise_error(self) -> None:
+        """
+        Raises the DreamDB error that ended the stream (its class follows its code, like every error of the package); returns None while the stream has not failed.
+        """
 
 class Dataset:
     """Low-level dataset handle; use dreamdb.Dataset instead."""

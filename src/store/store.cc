@@ -97,7 +97,12 @@ Result<std::unique_ptr<Store>> Store::Open(std::string_view uri, const StoreOpti
       if (!s3_options.ok()) return s3_options.status().WithContext(shown);
       s3_options->must_exist = options.open_mode == StoreOpenMode::kMustExist;
       auto backend = s3::S3Backend::Open(*std::move(s3_options));
-      if (!backend.ok()) return backend.status().WithContext(shown);
+      if (!backend.ok()) {
+        // "no DreamDB store at 's3://bucket/prefix'" and "bucket 'b' does not exist" name
+        // the location already.
+        if (backend.status().code() == StatusCode::kNotFound) return backend.status();
+        return backend.status().WithContext(shown);
+      }
       return FromBackends(parsed.canonical, *backend, *backend, options);
     }
   }

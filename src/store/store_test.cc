@@ -159,7 +159,8 @@ TEST(StoreUriTest, RedactStoreUriHidesCredentials) {
        "s3://b/p?endpoint=http://h:9000&secret_access_key=***;SESSION_TOKEN=***&Password=***"},
       {"s3://b/p?access%4Bey=x", "s3://b/p?access%4Bey=***"},  // %4B = 'K'
       {"s3://b/p#token=abc", "s3://b/p#token=***"},
-      {"s3://b/p?flag&api_key", "s3://b/p?flag&api_key"},  // no values to hide
+      {"file:///b/p?flag&api_key", "file:///b/p?flag&api_key"},  // no values to hide
+      {"s3://b/p?flag&api_key", "s3://b/p?***&***"},  // s3://: bare parameters are hidden whole
       {"file:///home/me@work/store", "file:///home/me@work/store"},
       {"/plain/path@x", "/plain/path@x"},
       {"memory://name", "memory://name"},
