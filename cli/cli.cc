@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "src/base/encoding.h"
+#include "src/store/uri.h"
 
 #ifndef DREAMDB_VERSION
 #define DREAMDB_VERSION "unknown"

@@ -24,7 +24,8 @@ exec 2>&1
 
 work="$(mktemp -d -t dreamdb-demo.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
-STORE="file://$work/store"
+# DEMO_STORE runs the demo on another store (an s3:// prefix, for example).
+STORE="${DEMO_STORE:-file://$work/store}"
 
 # ---- helpers ----
 

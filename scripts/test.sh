@@ -7,9 +7,11 @@
 #      licenses       scripts/licenses.py: every dependency's license allows shipping
 #                     under Apache-2.0 (under a second)
 #   2. dev preset     Debug + ASan + UBSan build, clang-tidy over src/ (scripts/lint.sh),
-#                     `ctest --preset dev` (all labels)
+#                     `ctest --preset dev` (all labels; the `s3` ones against a SeaweedFS
+#                     server on 127.0.0.1 that scripts/s3_server.sh starts and stops)
 #   3. release preset build, install .venv/bin/dreamdb and the Python package,
-#                     pytest tests/python tests/cli, then the README demo
+#                     pytest tests/python tests/cli, then the README demo on file://
+#                     and again on s3:// (the same server)
 #   4. soak, hostile  tests/soak (random kill -9 trials, many writers, disk-full tmpfs,
 #                     read-only mounts; DREAMDB_SOAK_TRIALS, default 36) and the hostile
 #                     input corpus tests/hostile, both through the release CLI and SDK
@@ -80,6 +82,21 @@ finish() {
   fi
 }
 trap finish EXIT
+
+# The local S3 server for the `s3` tests (scripts/s3_server.sh); stopped on any exit.
+s3_state="$root/build/s3-server"
+stop_s3_server() {
+  local d
+  for d in "$s3_state" "$s3_state-moto"; do
+    if [[ -f "$d/pid" ]]; then bash scripts/s3_server.sh stop "$d" || true; fi
+  done
+}
+start_s3_server() {
+  stop_s3_server
+  bash scripts/s3_server.sh start "$s3_state"
+}
+# finish reads the exit status from $?: keep it across stopping the server.
+trap 'rc=$?; stop_s3_server >/dev/null 2>&1; (exit "$rc"); finish' EXIT
 
 # step [--junit FILE] NAME COMMAND...: runs COMMAND (with `set -e` in a subshell) with its
 # output shown and kept in build/test-logs/; adds the counts of the JUnit report FILE if
@@ -202,14 +219,26 @@ case "$mode" in
     step "licenses" .venv/bin/python scripts/licenses.py
     step "build dev" configure_and_build dev
     step "clang-tidy (curated checks, src/)" bash scripts/lint.sh src
+    step "start S3 server (SeaweedFS)" start_s3_server
+    # shellcheck disable=SC1091
+    source "$s3_state/env"
+    export DREAMDB_REQUIRE_S3=1
     step --junit "$logs/ctest-dev.xml" "ctest dev" \
       ctest --preset dev --output-junit "$logs/ctest-dev.xml"
+    # The s3 tests again on moto, the AWS-like second server.
+    step "start S3 server (moto)" bash scripts/s3_server.sh start "$s3_state-moto" moto
+    step --junit "$logs/ctest-dev-s3-moto.xml" "ctest dev -L s3 (moto)" \
+      bash -c "source '$s3_state-moto/env' && ctest --preset dev -L s3 --output-junit '$logs/ctest-dev-s3-moto.xml'"
+    step "stop S3 server (moto)" bash scripts/s3_server.sh stop "$s3_state-moto"
     step "build release" configure_and_build release
     step "install cli" install_cli
     step "install python package" env CMAKE_BUILD_PARALLEL_LEVEL="$jobs" \
       .venv/bin/python -m pip install -q --no-build-isolation ./python
     step --junit "$logs/pytest.xml" pytest run_pytest "$logs/pytest.xml"
     step "demo (README quick start)" env DEMO_SKIP_BUILD=1 bash scripts/demo.sh
+    step "demo on s3:// (SeaweedFS)" env DEMO_SKIP_BUILD=1 \
+      DEMO_STORE="s3://$DREAMDB_S3_BUCKET/demo?endpoint=$DREAMDB_S3_ENDPOINT" bash scripts/demo.sh
+    step "stop S3 server" stop_s3_server
     step --junit "$logs/soak.xml" "soak (kill -9, writers, disk full, read-only; ${DREAMDB_SOAK_TRIALS} trials)" \
       run_pytest_dir tests/soak "$logs/soak.xml"
     step --junit "$logs/hostile.xml" "hostile input corpus" \

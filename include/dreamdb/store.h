@@ -113,7 +113,8 @@ bool IsSnapshotRef(std::string_view name);
 // Whether Store::Open may create the store it names (spec/05-backend.md §2.5).
 enum class StoreOpenMode {
   // Create the store if it does not exist yet (file://: the directory, its missing
-  // ancestors and the layout). For callers about to write: creating a dataset, putting
+  // ancestors and the layout; s3://: the marker under an empty prefix). For callers about to write:
+  // creating a dataset, putting
   // objects.
   kCreateIfMissing,
   // Open an existing store only; never create or change anything on disk. A missing
@@ -134,7 +135,9 @@ struct StoreOptions {
 // of the authority, e.g. "KEY:SECRET@") becomes "***@", and the value of every query
 // parameter whose name contains secret, token, passw, pwd, key, sig, credential or auth
 // (ASCII case-insensitive, after percent-decoding the name) becomes "***"
-// (spec/05-backend.md §2.6). Everything else is kept byte for byte, so the result still
+// (spec/05-backend.md §2.6). In an s3:// URI every query value but those of the options
+// endpoint, region, addressing and profile becomes "***", and a parameter without '='
+// becomes "***" whole. Everything else is kept byte for byte, so the result still
 // names the store. Every message, log line, repr and canonical URI that shows a store URI
 // passes it through this function first. Pure; thread-safe.
 std::string RedactStoreUri(std::string_view uri);
@@ -142,10 +145,11 @@ std::string RedactStoreUri(std::string_view uri);
 class Store {
  public:
   // Opens a store by URI: "memory://" (a fresh in-process store; "memory://NAME" shares
-  // one store per NAME within the process), "file:///abs/path" or a plain local path.
-  // With options.open_mode == kCreateIfMissing (the default) a missing file:// store is
-  // created; with kMustExist it is kNotFound ("no DreamDB store at '/abs/path' ...") and
-  // nothing is created. memory:// stores have nothing to create: both modes open them.
+  // one store per NAME within the process), "file:///abs/path", a plain local path, or
+  // "s3://bucket/prefix?endpoint=..." (spec/05-backend.md §9). With options.open_mode ==
+  // kCreateIfMissing (the default) a missing file:// or s3:// store is created; with
+  // kMustExist it is kNotFound ("no DreamDB store at '/abs/path' ...") and nothing is
+  // created. memory:// stores have nothing to create: both modes open them.
   // kInvalidArgument for malformed URIs and unknown schemes, naming the scheme. Messages
   // quote the URI only through RedactStoreUri().
   static Result<std::unique_ptr<Store>> Open(std::string_view uri,

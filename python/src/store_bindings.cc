@@ -38,10 +38,11 @@ void RegisterStore(nb::module_& m) {
           },
           nb::arg("uri"), nb::kw_only(), nb::arg("create") = false,
           "Opens the store at `uri`: 'memory://' (a new private store), 'memory://NAME' (one "
-          "per NAME per process), 'file:///abs/path' or a local path. A missing file:// store "
-          "is NotFoundError unless `create` is true, which creates it (so a mistyped path is "
-          "an error, not a new empty store). s3:// is UnsupportedError; other schemes are "
-          "InvalidArgumentError. Messages and `uri` never show credentials.")
+          "per NAME per process), 'file:///abs/path', a local path, or "
+          "'s3://bucket/prefix?endpoint=...' (credentials from the AWS_* variables or "
+          "~/.aws/credentials). A missing store is NotFoundError unless `create` is true, "
+          "which creates it (so a mistyped path or prefix is an error, not a new empty store); "
+          "other schemes are InvalidArgumentError. Messages and `uri` never show credentials.")
       .def_prop_ro("uri", &Store::uri,
                    "The canonical URI of this store, with any credential redacted.")
       .def(

@@ -14,6 +14,7 @@
 #include "src/store/local/file_backend.h"
 #include "src/store/memory/memory_backend.h"
 #include "src/store/put_journal.h"
+#include "src/store/s3/s3_backend.h"
 #include "src/store/uri.h"
 
 namespace dreamdb {
@@ -89,11 +90,23 @@ Result<std::unique_ptr<Store>> Store::Open(std::string_view uri, const StoreOpti
       }
       return FromBackends(parsed.canonical, *backend, *backend, options);
     }
-    case StoreUri::Scheme::kS3:
-      break;
+    case StoreUri::Scheme::kS3: {
+      // Messages quote the URI without its query (spec/05-backend.md §9.1.3).
+      const std::string shown = "store " + Quote(S3UriForMessages(uri), 200);
+      auto s3_options = s3::OptionsFromUri(parsed);
+      if (!s3_options.ok()) return s3_options.status().WithContext(shown);
+      s3_options->must_exist = options.open_mode == StoreOpenMode::kMustExist;
+      auto backend = s3::S3Backend::Open(*std::move(s3_options));
+      if (!backend.ok()) {
+        // "no DreamDB store at 's3://bucket/prefix'" and "bucket 'b' does not exist" name
+        // the location already.
+        if (backend.status().code() == StatusCode::kNotFound) return backend.status();
+        return backend.status().WithContext(shown);
+      }
+      return FromBackends(parsed.canonical, *backend, *backend, options);
+    }
   }
-  return Unsupported("store URI " + Quote(RedactStoreUri(uri), 200) +
-                     ": the S3 backend is not built yet");
+  return Internal("store URI " + Quote(RedactStoreUri(uri), 200) + ": unknown scheme");
 }
 
 std::unique_ptr<Store> Store::FromBackends(std::string_view uri,

@@ -88,10 +88,13 @@ TEST(StoreUriTest, RejectsBadUrisNamingTheProblem) {
       {"gs://bucket", kInvalid,
        "store URI 'gs://bucket': unknown scheme 'gs' (supported: memory://, file://, s3://; a "
        "string without '://' is a local path)"},
-      {"s3://bucket/prefix", StatusCode::kUnsupported,
-       "store URI 's3://bucket/prefix': the S3 backend is not built yet"},
-      {"S3://bucket", StatusCode::kUnsupported,
-       "store URI 'S3://bucket': the S3 backend is not built yet"},
+      {"s3://ab/prefix", kInvalid,
+       "store URI 's3://ab/prefix': bucket 'ab' must be 3 to 63 bytes of a-z 0-9 . - starting "
+       "and ending with a letter or digit"},
+      {"S3://bucket/p?token=hunter2", kInvalid,
+       "store URI 'S3://bucket/p?***': unknown option 'token' (supported: endpoint, region, "
+       "addressing, profile; credentials come from the environment or ~/.aws/credentials, never "
+       "from the URI)"},
       {"://x", kInvalid,
        "store URI '://x': malformed scheme '' (a scheme is a letter followed by letters, "
        "digits, '+', '-' or '.')"},
@@ -156,7 +159,8 @@ TEST(StoreUriTest, RedactStoreUriHidesCredentials) {
        "s3://b/p?endpoint=http://h:9000&secret_access_key=***;SESSION_TOKEN=***&Password=***"},
       {"s3://b/p?access%4Bey=x", "s3://b/p?access%4Bey=***"},  // %4B = 'K'
       {"s3://b/p#token=abc", "s3://b/p#token=***"},
-      {"s3://b/p?flag&api_key", "s3://b/p?flag&api_key"},  // no values to hide
+      {"file:///b/p?flag&api_key", "file:///b/p?flag&api_key"},  // no values to hide
+      {"s3://b/p?flag&api_key", "s3://b/p?***&***"},  // s3://: bare parameters are hidden whole
       {"file:///home/me@work/store", "file:///home/me@work/store"},
       {"/plain/path@x", "/plain/path@x"},
       {"memory://name", "memory://name"},

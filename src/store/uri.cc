@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -161,15 +163,26 @@ bool IsSecretParamName(std::string_view name) {
   return false;
 }
 
+// Whether `name` is one of the s3:// options (spec/05-backend.md §9.1), none of which
+// holds a secret.
+bool IsS3OptionName(std::string_view name) {
+  return name == "endpoint" || name == "region" || name == "addressing" || name == "profile";
+}
+
 // Appends `params` ("a=1&b=2", the text after '?' or '#') with secret values replaced.
-void AppendRedactedParams(std::string_view params, std::string* out) {
+// For an s3:// URI (`s3`) every parameter but the s3:// options counts as secret, and a
+// parameter without '=' becomes "***" whole: those are never options, only pasted text.
+void AppendRedactedParams(std::string_view params, bool s3, std::string* out) {
   size_t start = 0;
   for (;;) {
     size_t end = params.find_first_of("&;", start);
     std::string_view param = params.substr(start, end - start);
     size_t eq = param.find('=');
-    if (eq != std::string_view::npos && IsSecretParamName(param.substr(0, eq))) {
+    if (eq != std::string_view::npos &&
+        (IsSecretParamName(param.substr(0, eq)) || (s3 && !IsS3OptionName(param.substr(0, eq))))) {
       out->append(param.substr(0, eq + 1));
+      out->append("***");
+    } else if (eq == std::string_view::npos && s3 && !param.empty()) {
       out->append("***");
     } else {
       out->append(param);
@@ -178,6 +191,142 @@ void AppendRedactedParams(std::string_view params, std::string* out) {
     out->push_back(params[end]);
     start = end + 1;
   }
+}
+
+std::string EnvOr(const char* name, std::string fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::string(v) : std::move(fallback);
+}
+
+// Percent-decodes `s`; nullopt for a malformed escape.
+std::optional<std::string> PercentDecode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out.push_back(s[i]);
+      continue;
+    }
+    if (i + 2 >= s.size() || HexValue(s[i + 1]) < 0 || HexValue(s[i + 2]) < 0) return std::nullopt;
+    out.push_back(static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2])));
+    i += 2;
+  }
+  return out;
+}
+
+// "http(s)://host[:port]" with an optional trailing '/'; nullopt otherwise.
+std::optional<std::string> CleanEndpoint(std::string_view e) {
+  while (!e.empty() && e.back() == '/') e.remove_suffix(1);
+  size_t sep = e.find("://");
+  if (sep == std::string_view::npos) return std::nullopt;
+  std::string_view scheme = e.substr(0, sep);
+  std::string_view host = e.substr(sep + 3);
+  if ((scheme != "http" && scheme != "https") || host.empty()) return std::nullopt;
+  for (char c : host) {
+    if (!(IsAlpha(c) || IsDigit(c) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']')) {
+      return std::nullopt;
+    }
+  }
+  return std::string(e);
+}
+
+Result<StoreUri> ParseS3(std::string_view uri, std::string_view rest) {
+  // Errors quote the URI without its query: a secret pasted there must not be echoed.
+  const std::string shown = S3UriForMessages(uri);
+  auto bad = [&](const std::string& why) { return Bad(shown, why); };
+  size_t q = rest.find('?');
+  std::string_view query = q == std::string_view::npos ? "" : rest.substr(q + 1);
+  std::string_view location = rest.substr(0, q);
+  if (location.find('#') != std::string_view::npos) return bad("'#' is not allowed");
+  if (location.find('@') != std::string_view::npos) {
+    return bad(
+        "'@' is not allowed (credentials never go in the URI: they come from the "
+        "environment or ~/.aws/credentials; write %40 for an '@' in the prefix)");
+  }
+  size_t slash = location.find('/');
+  std::string_view bucket = location.substr(0, slash);
+  bool bucket_ok = bucket.size() >= 3 && bucket.size() <= 63;
+  for (char c : bucket)
+    bucket_ok = bucket_ok && ((c >= 'a' && c <= 'z') || IsDigit(c) || c == '.' || c == '-');
+  bucket_ok = bucket_ok && (IsAlpha(bucket.front()) || IsDigit(bucket.front())) &&
+              (IsAlpha(bucket.back()) || IsDigit(bucket.back()));
+  if (!bucket_ok) {
+    return bad("bucket " + Quote(bucket) +
+               " must be 3 to 63 bytes of a-z 0-9 . - starting and ending with a letter or digit");
+  }
+  StoreUri out;
+  out.scheme = StoreUri::Scheme::kS3;
+  out.bucket = std::string(bucket);
+  if (slash != std::string_view::npos) {
+    auto decoded = PercentDecode(location.substr(slash + 1));
+    if (!decoded) return bad("malformed percent-escape in the prefix");
+    std::string_view p = *decoded;
+    size_t start = 0;
+    while (start <= p.size()) {
+      size_t end = p.find('/', start);
+      if (end == std::string_view::npos) end = p.size();
+      std::string_view seg = p.substr(start, end - start);
+      if (seg == "..") return bad("'..' is not allowed in an S3 prefix (keys are not paths)");
+      if (seg.find('\0') != std::string_view::npos) return bad("the prefix contains a NUL byte");
+      if (!seg.empty() && seg != ".") {
+        if (!out.prefix.empty()) out.prefix += '/';
+        out.prefix.append(seg);
+      }
+      start = end + 1;
+    }
+  }
+  std::string endpoint, region, addressing, profile;
+  size_t start = 0;
+  while (start < query.size()) {
+    size_t end = query.find('&', start);
+    if (end == std::string_view::npos) end = query.size();
+    std::string_view pair = query.substr(start, end - start);
+    start = end + 1;
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    std::string_view key = pair.substr(0, eq);
+    auto value = PercentDecode(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
+    std::string* slot = key == "endpoint"     ? &endpoint
+                        : key == "region"     ? &region
+                        : key == "addressing" ? &addressing
+                        : key == "profile"    ? &profile
+                                              : nullptr;
+    if (slot == nullptr) {
+      // A parameter without '=' is pasted text, not a misspelt option: never quote it.
+      return bad((eq == std::string_view::npos ? std::string("a query parameter without '='")
+                                               : "unknown option " + Quote(key, 40)) +
+                 " (supported: endpoint, region, addressing, profile; credentials come from "
+                 "the environment or ~/.aws/credentials, never from the URI)");
+    }
+    if (!value || value->empty()) return bad("option " + std::string(key) + " has no valid value");
+    *slot = *value;
+  }
+  bool endpoint_given = !endpoint.empty();
+  if (endpoint.empty()) endpoint = EnvOr("AWS_ENDPOINT_URL_S3", EnvOr("AWS_ENDPOINT_URL", ""));
+  endpoint_given = endpoint_given || !endpoint.empty();
+  if (region.empty()) region = EnvOr("AWS_REGION", EnvOr("AWS_DEFAULT_REGION", "us-east-1"));
+  for (char c : region) {
+    if (!(IsAlpha(c) || IsDigit(c) || c == '-'))
+      return bad("region " + Quote(region) + " is malformed");
+  }
+  if (endpoint.empty()) endpoint = "https://s3." + region + ".amazonaws.com";
+  auto clean = CleanEndpoint(endpoint);
+  if (!clean) {
+    return bad("endpoint " + Quote(RedactStoreUri(endpoint), 120) +
+               " must be http://host[:port] or https://host[:port]");
+  }
+  out.endpoint = *clean;
+  out.region = region;
+  if (addressing.empty()) addressing = endpoint_given ? "path" : "virtual";
+  if (addressing != "path" && addressing != "virtual") {
+    return bad("addressing must be 'path' or 'virtual', not " + Quote(addressing, 40));
+  }
+  out.path_style = addressing == "path";
+  out.profile = profile.empty() ? EnvOr("AWS_PROFILE", "default") : profile;
+  out.canonical = "s3://" + out.bucket +
+                  (out.prefix.empty() ? "" : "/" + PercentEncodePath(out.prefix)) +
+                  "?endpoint=" + PercentEncodePath(out.endpoint) + "&region=" + out.region +
+                  "&addressing=" + addressing;
+  return out;
 }
 
 }  // namespace
@@ -197,6 +346,7 @@ std::string RedactStoreUri(std::string_view uri) {
       rest.remove_prefix(at);
     }
   }
+  const bool s3 = sep == 2 && (uri[0] == 's' || uri[0] == 'S') && uri[1] == '3';
   size_t query = rest.find_first_of("?#");
   out.append(rest.substr(0, query));
   while (query != std::string_view::npos) {
@@ -205,10 +355,18 @@ std::string RedactStoreUri(std::string_view uri) {
     AppendRedactedParams(
         rest.substr(query + 1,
                     next == std::string_view::npos ? std::string_view::npos : next - query - 1),
-        &out);
+        s3, &out);
     query = next;
   }
   return out;
+}
+
+std::string S3UriForMessages(std::string_view uri) {
+  std::string shown = RedactStoreUri(uri);  // userinfo is "***" now: the first '?' starts the query
+  size_t sep = shown.find("://");
+  size_t cut = shown.find_first_of("?#", sep == std::string::npos ? 0 : sep + 3);
+  if (cut != std::string::npos) shown.replace(cut + 1, std::string::npos, "***");
+  return shown;
 }
 
 Result<StoreUri> ParseStoreUri(std::string_view uri) {
@@ -237,9 +395,7 @@ Result<StoreUri> ParseStoreUri(std::string_view uri) {
   std::string_view rest = uri.substr(sep + 3);
   if (scheme == "memory") return ParseMemory(uri, rest);
   if (scheme == "file") return ParseFile(uri, rest);
-  if (scheme == "s3") {
-    return Unsupported("store URI " + Shown(uri) + ": the S3 backend is not built yet");
-  }
+  if (scheme == "s3") return ParseS3(uri, rest);
   return Bad(uri, "unknown scheme " + Quote(scheme) +
                       " (supported: memory://, file://, s3://; a string without '://' is a "
                       "local path)");

@@ -411,9 +411,12 @@ def test_unknown_scheme(cli: Cli) -> None:
     assert r.code == 3 and r.error_json()["code"] == "invalid_argument"
 
 
-def test_s3_is_unsupported(cli: Cli) -> None:
-    r = cli.run("--store", "s3://bucket/prefix", "object", "ls", store=False)
-    assert r.code == EXIT["unsupported"], r
+def test_s3_uri_options_are_checked_and_never_echoed(cli: Cli) -> None:
+    r = cli.run("--store", "s3://bucket/prefix?aws_secret_access_key=hunter2", "object", "ls",
+                store=False)
+    assert r.code == EXIT["invalid_argument"], r
+    assert "unknown option 'aws_secret_access_key'" in r.err
+    assert "hunter2" not in r.err and "hunter2" not in r.out
 
 
 def test_store_in_non_empty_foreign_directory(cli: Cli, tmp_path: pathlib.Path) -> None:

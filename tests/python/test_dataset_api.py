@@ -434,9 +434,15 @@ def test_reachable_errors(schema, mem, tmp_path):
         dreamdb.Dataset.create("d", schema, store=mem)
     with pytest.raises(dreamdb.InvalidArgumentError, match="ftp"):
         dreamdb.Store.open("ftp://host/x")
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    (newer / "dreamdb-store").write_text("dreamdb-store 2\n")
     with pytest.raises(dreamdb.UnsupportedError) as e:
-        dreamdb.Store.open("s3://bucket/prefix")
+        dreamdb.Store.open(str(newer))
     assert isinstance(e.value, NotImplementedError)
+    with pytest.raises(dreamdb.InvalidArgumentError) as bad:
+        dreamdb.Store.open("s3://bucket/prefix?secret=hunter2")
+    assert "hunter2" not in str(bad.value)
     with pytest.raises(dreamdb.InvalidArgumentError):
         dreamdb.Dataset.create("e", dreamdb.Schema(), store=mem)  # no fields
     with pytest.raises(dreamdb.InvalidArgumentError):

@@ -18,7 +18,7 @@ def make(store: str) -> dreamdb.Dataset:
 
 
 def test_gc_reclaims_a_deleted_branch_but_not_a_leased_one(tmp_path, dreamdb_bin):
-    store = dreamdb.Store.open(str(tmp_path / "s"))
+    store = dreamdb.Store.open(str(tmp_path / "s"), create=True)
     main = make(store)
     gone = main.create_branch("gone")
     gone.append_many([{"x": 100 + i} for i in range(5)])

@@ -21,7 +21,7 @@ def test_vector_codes_checker(vectors_dir: pathlib.Path) -> None:
     assert "ok" in out and "FAIL" not in out.upper().replace("FAILS", "")
 
 
-@pytest.mark.parametrize("kind", ["btree", "cbor", "ids", "refs", "segments", "spatial"])
+@pytest.mark.parametrize("kind", ["btree", "cbor", "ids", "refs", "s3", "segments", "spatial"])
 def test_generated_vectors_are_current(vectors_dir: pathlib.Path, kind: str) -> None:
     """Each generator (an independent encoder written from the spec) reproduces the
     committed vectors byte for byte."""

@@ -103,6 +103,7 @@ std::vector<RefValue> ListRefsAll(Store& store, std::string_view prefix, Status*
 
 void StoreConformanceTest::SetUp() {
   store_ = GetParam().make();
+  if (IsSkipped()) return;  // the factory's environment is absent (a server not started)
   ASSERT_NE(store_, nullptr);
 }
 
@@ -272,11 +273,12 @@ TEST_P(StoreConformanceTest, ModifiedTimeIsReportedAndRefreshedByPut) {
   ASSERT_EQ(listed.size(), 1u);
   EXPECT_EQ(listed[0].modified_unix_ms, head->modified_unix_ms);
   // A Put of the same bytes refreshes the time (GC's grace period restarts).
-  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  const int64_t resolution = GetParam().modified_time_resolution_ms;
+  std::this_thread::sleep_for(std::chrono::milliseconds(60 + resolution));
   CONF_ASSERT_OK(store_->Put("aging object"));
   auto again = store_->Head(*id);
   CONF_ASSERT_OK(again);
-  EXPECT_GE(again->modified_unix_ms, head->modified_unix_ms + 40);
+  EXPECT_GE(again->modified_unix_ms, head->modified_unix_ms + std::max<int64_t>(40, resolution));
 }
 
 // ---- Verification (spec/05 §5) ----

@@ -30,7 +30,8 @@ namespace dreamdb {
 struct StoreFactory {
   // Names the instantiation in test names: letters, digits and '_' only.
   std::string name;
-  // Makes a fresh, empty store. May be called more than once per test.
+  // Makes a fresh, empty store. May be called more than once per test. It may call
+  // GTEST_SKIP() (and return nullptr) when the environment it needs is absent.
   std::function<std::unique_ptr<Store>()> make;
   // Optional: removes whatever `make` created (temp directories); called in TearDown.
   std::function<void()> cleanup;
@@ -41,6 +42,9 @@ struct StoreFactory {
   std::function<void(Store& store, const ObjectId& id, ByteView bytes)> corrupt;
   // True when ObjectInfo::modified_unix_ms is reported (checked against the clock).
   bool reports_modified_time = true;
+  // The granularity of modified times (S3 keeps whole seconds): a refresh is checked
+  // after this long.
+  int64_t modified_time_resolution_ms = 1;
   // Rounds of the 8-thread compare-and-swap race.
   int cas_rounds = 200;
 };
