@@ -54,9 +54,18 @@ def dreamdb_binary() -> pathlib.Path:
     return pathlib.Path(os.environ.get("DREAMDB_BIN", REPO / "build/dev/cli/dreamdb")).resolve()
 
 
+# A loopback port nothing listens on (discard): an s3:// URI in a test that names no
+# endpoint fails fast here instead of reaching for a public endpoint.
+LOCAL_CLOSED_ENDPOINT = "http://127.0.0.1:9"
+
+
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment for a dreamdb child: no inherited DREAMDB_STORE."""
-    env = {k: v for k, v in os.environ.items() if k != "DREAMDB_STORE"}
+    """The environment for a dreamdb child: no inherited DREAMDB_STORE or AWS settings, and
+    an s3:// URI without an endpoint goes to a closed port on 127.0.0.1 (tests never send
+    traffic off this machine)."""
+    env = {k: v for k, v in os.environ.items()
+           if k != "DREAMDB_STORE" and not k.startswith("AWS_")}
+    env["AWS_ENDPOINT_URL"] = LOCAL_CLOSED_ENDPOINT
     # Sanitizer builds: fail loudly, but leak checking at exit only slows the transcripts.
     env.setdefault("ASAN_OPTIONS", "detect_leaks=0")
     env.update(extra)

@@ -13,6 +13,12 @@ import shutil
 
 import pytest
 
+# An s3:// URI in a test that names no endpoint goes to a closed loopback port, never to a
+# public endpoint; inherited AWS settings do not leak into the tests.
+for _k in [k for k in os.environ if k.startswith("AWS_")]:
+    del os.environ[_k]
+os.environ["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"
+
 
 def _source_dir() -> pathlib.Path:
     env = os.environ.get("DREAMDB_SOURCE_DIR")
