@@ -18,15 +18,9 @@ Status Run(Invocation& inv) {
   std::vector<std::string> sources = inv.Args("SOURCE");
   MergeOptions options;
   if (auto p = inv.FlagValue("--policy")) {
-    if (*p == "fail") {
-      options.policy = MergePolicy::kFail;
-    } else if (*p == "ours") {
-      options.policy = MergePolicy::kOurs;
-    } else if (*p == "theirs") {
-      options.policy = MergePolicy::kTheirs;
-    } else {
-      return inv.Usage("--policy must be fail, ours or theirs, not " + Quote(*p));
-    }
+    Result<MergePolicy> policy = ParseMergePolicy(*p);
+    if (!policy.ok()) return inv.Usage("--" + policy.status().message());
+    options.policy = *policy;
   }
   options.no_ff = inv.HasFlag("--no-ff");
   if (auto m = inv.FlagValue("--message")) options.message = std::string(*m);

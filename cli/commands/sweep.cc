@@ -269,14 +269,9 @@ Status Merge(Invocation& inv) {
   RETURN_IF_ERROR(GoalFlag(inv, goal));
   MergeOptions options;
   if (auto p = inv.FlagValue("--policy")) {
-    if (*p == "fail")
-      options.policy = MergePolicy::kFail;
-    else if (*p == "ours")
-      options.policy = MergePolicy::kOurs;
-    else if (*p == "theirs")
-      options.policy = MergePolicy::kTheirs;
-    else
-      return inv.Usage("--policy must be fail, ours or theirs, not " + Quote(*p));
+    Result<MergePolicy> policy = ParseMergePolicy(*p);
+    if (!policy.ok()) return inv.Usage("--" + policy.status().message());
+    options.policy = *policy;
   }
   if (auto m = inv.FlagValue("--message")) options.message = std::string(*m);
   ASSIGN_OR_RETURN(auto store, SharedStore(inv));

@@ -63,6 +63,10 @@ enum class MergePolicy : uint8_t {
   kTheirs,  // take the source's side (with several sources, the later one)
 };
 
+// Parses a policy's name ("fail", "ours", "theirs"); kInvalidArgument naming the value
+// otherwise.
+Result<MergePolicy> ParseMergePolicy(std::string_view name);
+
 struct MergeOptions {
   MergePolicy policy = MergePolicy::kFail;
   bool no_ff = false;   // write a merge manifest even when a fast-forward is possible

@@ -24,11 +24,9 @@ namespace dreamdb::python {
 namespace {
 
 MergePolicy ParsePolicy(const std::string& policy) {
-  if (policy == "fail") return MergePolicy::kFail;
-  if (policy == "ours") return MergePolicy::kOurs;
-  if (policy == "theirs") return MergePolicy::kTheirs;
-  throw StatusError(
-      InvalidArgument("merge: policy must be 'fail', 'ours' or 'theirs', not " + Quote(policy)));
+  Result<MergePolicy> parsed = ParseMergePolicy(policy);
+  if (!parsed.ok()) throw StatusError(InvalidArgument("merge: " + parsed.status().message()));
+  return *parsed;
 }
 
 nb::list Ids(const std::vector<ObjectId>& ids) {

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "src/base/encoding.h"
+#include "src/testing/golden.h"
 
 namespace dreamdb::cbor {
 namespace {
@@ -781,134 +782,8 @@ TEST(CborRoundTrip, EveryAcceptedMutationReencodesIdentically) {
 // ---------------------------------------------------------------------------------------
 // Golden vectors (spec/vectors/cbor, generated with cbor2 as the oracle).
 
-// A JSON reader just big enough for the vector files: an array of objects whose values
-// are strings.
-class VectorReader {
- public:
-  explicit VectorReader(std::string text) : s_(std::move(text)) {}
-
-  bool Parse(std::vector<std::map<std::string, std::string>>* out) {
-    if (!Expect('[')) return false;
-    if (Peek() == ']') return Expect(']');
-    for (;;) {
-      std::map<std::string, std::string> obj;
-      if (!Expect('{')) return false;
-      for (;;) {
-        std::string k, v;
-        if (!String(&k) || !Expect(':') || !String(&v)) return false;
-        obj[k] = v;
-        if (Peek() == ',') {
-          ++i_;
-          continue;
-        }
-        if (!Expect('}')) return false;
-        break;
-      }
-      out->push_back(std::move(obj));
-      if (Peek() == ',') {
-        ++i_;
-        continue;
-      }
-      return Expect(']');
-    }
-  }
-
- private:
-  char Peek() {
-    while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_;
-    return i_ < s_.size() ? s_[i_] : '\0';
-  }
-  bool Expect(char c) {
-    if (Peek() != c) return false;
-    ++i_;
-    return true;
-  }
-  bool Hex4(uint32_t* v) {
-    if (i_ + 4 > s_.size()) return false;
-    *v = static_cast<uint32_t>(std::stoul(s_.substr(i_, 4), nullptr, 16));
-    i_ += 4;
-    return true;
-  }
-  bool String(std::string* out) {
-    if (!Expect('"')) return false;
-    while (i_ < s_.size() && s_[i_] != '"') {
-      char c = s_[i_++];
-      if (c != '\\') {
-        out->push_back(c);
-        continue;
-      }
-      char e = s_[i_++];
-      switch (e) {
-        case 'n':
-          out->push_back('\n');
-          break;
-        case 't':
-          out->push_back('\t');
-          break;
-        case 'r':
-          out->push_back('\r');
-          break;
-        case 'b':
-          out->push_back('\b');
-          break;
-        case 'f':
-          out->push_back('\f');
-          break;
-        case 'u': {
-          uint32_t cp;
-          if (!Hex4(&cp)) return false;
-          if (cp >= 0xd800 && cp < 0xdc00) {
-            uint32_t lo;
-            if (s_.compare(i_, 2, "\\u") != 0) return false;
-            i_ += 2;
-            if (!Hex4(&lo)) return false;
-            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-          }
-          AppendUtf8(cp, out);
-          break;
-        }
-        default:
-          out->push_back(e);  // \" \\ \/
-      }
-    }
-    return Expect('"');
-  }
-  static void AppendUtf8(uint32_t cp, std::string* s) {
-    if (cp < 0x80) {
-      s->push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      s->push_back(static_cast<char>(0xc0 | cp >> 6));
-      s->push_back(static_cast<char>(0x80 | (cp & 63)));
-    } else if (cp < 0x10000) {
-      s->push_back(static_cast<char>(0xe0 | cp >> 12));
-      s->push_back(static_cast<char>(0x80 | ((cp >> 6) & 63)));
-      s->push_back(static_cast<char>(0x80 | (cp & 63)));
-    } else {
-      s->push_back(static_cast<char>(0xf0 | cp >> 18));
-      s->push_back(static_cast<char>(0x80 | ((cp >> 12) & 63)));
-      s->push_back(static_cast<char>(0x80 | ((cp >> 6) & 63)));
-      s->push_back(static_cast<char>(0x80 | (cp & 63)));
-    }
-  }
-
-  std::string s_;
-  size_t i_ = 0;
-};
-
-std::vector<std::map<std::string, std::string>> LoadVectors(const std::string& file) {
-  std::filesystem::path dir;
-  if (const char* src = std::getenv("DREAMDB_SOURCE_DIR"); src != nullptr && *src) {
-    dir = std::filesystem::path(src) / "spec/vectors/cbor";
-  } else {
-    dir = std::filesystem::path(__FILE__).parent_path() / "../../spec/vectors/cbor";
-  }
-  std::ifstream in(dir / file);
-  EXPECT_TRUE(in.good()) << "cannot open " << (dir / file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::vector<std::map<std::string, std::string>> out;
-  EXPECT_TRUE(VectorReader(ss.str()).Parse(&out)) << "malformed " << file;
-  return out;
+std::vector<testing::GoldenRecord> LoadVectors(const std::string& file) {
+  return testing::LoadGoldenRecords("spec/vectors/cbor/" + file);
 }
 
 TEST(CborGoldenVectors, Valid) {

@@ -708,4 +708,11 @@ Result<CommitInfo> Dataset::Merge(std::string_view source, const MergeOptions& o
   return MergeMany({std::string(source)}, options, report);
 }
 
+Result<MergePolicy> ParseMergePolicy(std::string_view name) {
+  if (name == "fail") return MergePolicy::kFail;
+  if (name == "ours") return MergePolicy::kOurs;
+  if (name == "theirs") return MergePolicy::kTheirs;
+  return InvalidArgument("policy must be fail, ours or theirs, not " + Quote(name));
+}
+
 }  // namespace dreamdb

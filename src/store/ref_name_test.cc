@@ -11,15 +11,10 @@
 
 #include "dreamdb/store.h"
 #include "src/base/encoding.h"
-#include "src/store/testing/vector_reader.h"
+#include "src/testing/golden.h"
 
 namespace dreamdb {
 namespace {
-
-std::string SourceDir() {
-  const char* dir = std::getenv("DREAMDB_SOURCE_DIR");
-  return dir != nullptr ? dir : DREAMDB_SOURCE_DIR_FALLBACK;
-}
 
 // The phrase each rule's message contains (spec/06-refs.md §2).
 const std::map<std::string, std::string>& RulePhrases() {
@@ -32,14 +27,8 @@ const std::map<std::string, std::string>& RulePhrases() {
 }
 
 TEST(RefNameVectorsTest, MatchGoldenVectors) {
-  const std::string path = SourceDir() + "/spec/vectors/refs/names.json";
-  std::ifstream in(path);
-  ASSERT_TRUE(in) << "cannot open " << path;
-  std::stringstream buf;
-  buf << in.rdbuf();
-  VectorReader reader(buf.str());
-  std::vector<VectorReader::Record> records;
-  ASSERT_TRUE(reader.ReadArray(&records)) << reader.error();
+  const std::vector<testing::GoldenRecord> records =
+      testing::LoadGoldenRecords("spec/vectors/refs/names.json");
   ASSERT_GE(records.size(), 40u);
   std::map<std::string, int> rules_seen;
   for (const auto& rec : records) {

@@ -420,6 +420,24 @@ Result<ObjectInfo> S3Backend::Head(const ObjectId& id) {
 Status S3Backend::List(std::string_view shard_prefix, const ObjectVisitor& visit) {
   const std::string objects = Key("objects/");
   const std::string list_prefix = objects + std::string(shard_prefix);
+  return ListKeys(list_prefix, [&](const XmlNode& c) {
+    std::string key = c.ChildText("Key");
+    if (key.rfind(objects, 0) != 0) return true;
+    std::string_view rel = std::string_view(key).substr(objects.size());  // "xx/<id>"
+    if (rel.size() != 3 + ObjectId::kTextSize || rel[2] != '/') return true;
+    auto id = ObjectId::Parse(rel.substr(3));
+    if (!id.ok() || id->ShardPrefix() != rel.substr(0, 2) || id->ToString() != rel.substr(3))
+      return true;
+    ObjectInfo info;
+    info.id = *id;
+    info.size_bytes = std::strtoull(c.ChildText("Size").c_str(), nullptr, 10);
+    info.modified_unix_ms = ParseIsoDateMs(c.ChildText("LastModified"));
+    return visit(info);
+  });
+}
+
+Status S3Backend::ListKeys(const std::string& list_prefix,
+                           const std::function<bool(const XmlNode& contents)>& visit) {
   std::string token;
   while (true) {
     HeaderList query{{"list-type", "2"}, {"max-keys", "1000"}, {"prefix", list_prefix}};
@@ -428,19 +446,7 @@ Status S3Backend::List(std::string_view shard_prefix, const ObjectVisitor& visit
     if (!Is2xx(r.status)) return ErrorFor("LIST", list_prefix, r);
     ASSIGN_OR_RETURN(XmlNode doc, ParseXml(r.body));
     for (const XmlNode& c : doc.children) {
-      if (c.name != "Contents") continue;
-      std::string key = c.ChildText("Key");
-      if (key.rfind(objects, 0) != 0) continue;
-      std::string_view rel = std::string_view(key).substr(objects.size());  // "xx/<id>"
-      if (rel.size() != 3 + ObjectId::kTextSize || rel[2] != '/') continue;
-      auto id = ObjectId::Parse(rel.substr(3));
-      if (!id.ok() || id->ShardPrefix() != rel.substr(0, 2) || id->ToString() != rel.substr(3))
-        continue;
-      ObjectInfo info;
-      info.id = *id;
-      info.size_bytes = std::strtoull(c.ChildText("Size").c_str(), nullptr, 10);
-      info.modified_unix_ms = ParseIsoDateMs(c.ChildText("LastModified"));
-      if (!visit(info)) return Status::Ok();
+      if (c.name == "Contents" && !visit(c)) return Status::Ok();
     }
     token = doc.ChildText("NextContinuationToken");
     if (doc.ChildText("IsTruncated") != "true" || token.empty()) return Status::Ok();
@@ -616,23 +622,13 @@ Status S3Backend::List(std::string_view prefix, const RefVisitor& visit) {
   const std::string refs = Key("refs/");
   const std::string list_prefix = refs + FileBackend::EncodeRefName(prefix);
   std::vector<std::string> names;
-  std::string token;
-  while (true) {
-    HeaderList query{{"list-type", "2"}, {"max-keys", "1000"}, {"prefix", list_prefix}};
-    if (!token.empty()) query.emplace_back("continuation-token", token);
-    ASSIGN_OR_RETURN(HttpResponse r, Send("GET", "", query, {}, ""));
-    if (!Is2xx(r.status)) return ErrorFor("LIST", list_prefix, r);
-    ASSIGN_OR_RETURN(XmlNode doc, ParseXml(r.body));
-    for (const XmlNode& c : doc.children) {
-      if (c.name != "Contents") continue;
-      std::string key = c.ChildText("Key");
-      if (key.rfind(refs, 0) != 0) continue;
-      auto name = FileBackend::DecodeRefName(std::string_view(key).substr(refs.size()));
-      if (name && name->rfind(prefix, 0) == 0) names.push_back(std::move(*name));
-    }
-    token = doc.ChildText("NextContinuationToken");
-    if (doc.ChildText("IsTruncated") != "true" || token.empty()) break;
-  }
+  RETURN_IF_ERROR(ListKeys(list_prefix, [&](const XmlNode& c) {
+    std::string key = c.ChildText("Key");
+    if (key.rfind(refs, 0) != 0) return true;
+    auto name = FileBackend::DecodeRefName(std::string_view(key).substr(refs.size()));
+    if (name && name->rfind(prefix, 0) == 0) names.push_back(std::move(*name));
+    return true;
+  }));
   std::sort(names.begin(), names.end());
   for (const std::string& name : names) {
     ASSIGN_OR_RETURN(std::optional<RefState> state, ReadRefState(name));

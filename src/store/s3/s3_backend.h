@@ -130,6 +130,10 @@ class S3Backend final : public ObjectBackend, public RefBackend {
   // The status for an unexpected answer (spec/05 §9.6.4).
   Status ErrorFor(const std::string& op, const std::string& key, const HttpResponse& r) const;
   Status PutMultipart(const std::string& key, ByteView data);
+  // Pages through ListObjectsV2 for keys under `list_prefix` (already prefixed), calling
+  // `visit` with each <Contents> element; stops early when it returns false.
+  Status ListKeys(const std::string& list_prefix,
+                  const std::function<bool(const XmlNode& contents)>& visit);
 
   Result<std::optional<RefState>> ReadRefState(std::string_view name);
   Result<Probe> ProbeOnce();

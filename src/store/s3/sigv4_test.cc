@@ -6,21 +6,15 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include "src/store/testing/vector_reader.h"
+#include "src/testing/golden.h"
 
 namespace dreamdb::s3 {
 namespace {
-
-std::string SourceDir() {
-  const char* dir = std::getenv("DREAMDB_SOURCE_DIR");
-  return dir != nullptr ? dir : DREAMDB_SOURCE_DIR_FALLBACK;
-}
 
 std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> out;
@@ -38,14 +32,8 @@ std::string HeaderValue(const HeaderList& headers, std::string_view name) {
 }
 
 TEST(SigV4Test, MatchesBotocoreSignatures) {
-  const std::string path = SourceDir() + "/spec/vectors/s3/sigv4.json";
-  std::ifstream file(path);
-  ASSERT_TRUE(file) << "cannot open " << path;
-  std::stringstream buf;
-  buf << file.rdbuf();
-  VectorReader reader(buf.str());
-  std::vector<VectorReader::Record> records;
-  ASSERT_TRUE(reader.ReadArray(&records)) << reader.error();
+  const std::vector<testing::GoldenRecord> records =
+      testing::LoadGoldenRecords("spec/vectors/s3/sigv4.json");
   ASSERT_GE(records.size(), 10u);
   std::set<std::string> seen;
   for (const auto& rec : records) {
