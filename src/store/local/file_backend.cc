@@ -585,7 +585,10 @@ Status FileBackend::SyncPending(const std::vector<std::pair<size_t, std::string>
     if (t < pending.size()) {
       const std::string& path = pending[t].second;
       int fd = SysOpen(path, O_RDONLY);
-      if (fd < 0) {
+      if (fd < 0 && errno == ENOENT) {
+        // Deleted since the put (a failed commit's cleanup, or GC): nothing to make
+        // durable, and no ref may reach it (the ref checks run after this Sync).
+      } else if (fd < 0) {
         st = OsError(errno, "open for fsync", path, false);
       } else {
         if (SysFsync(fd, path) != 0) st = OsError(errno, "fsync", path, false);

@@ -739,5 +739,23 @@ TEST(FileStoreSyncTest, FailedFsyncKeepsTheObjectPendingAndTheRefUnmoved) {
   EXPECT_EQ(fsyncs_of_object, 2);
 }
 
+// A failed commit removes the objects it created; the handle must not keep failing every
+// later Sync (and so every later commit) on the files that are gone.
+TEST(FileStoreSyncTest, ObjectDeletedBeforeSyncDoesNotFailLaterSyncs) {
+  std::string root = ::testing::TempDir() + "/sync_deleted_" + std::to_string(getpid());
+  auto backend = FileBackend::Open(root);
+  ASSERT_TRUE(backend.ok());
+  std::string data = "removed by a failed commit's cleanup";
+  ObjectId id = ObjectId::Of(data);
+  ASSERT_TRUE((*backend)->PutUnsynced(id, data).ok());
+  ASSERT_TRUE(static_cast<ObjectBackend&>(**backend).Delete(id).ok());
+  Status st = (*backend)->Sync();
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  std::string next = "the next commit";
+  ASSERT_TRUE((*backend)->PutUnsynced(ObjectId::Of(next), next).ok());
+  st = (*backend)->Sync();
+  EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
 }  // namespace
 }  // namespace dreamdb
