@@ -9,6 +9,7 @@
 
 #include "src/dataset/manifest.h"
 #include "src/dataset/test_util.h"
+#include "src/dataset/vector_index.h"
 #include "src/store/testing/fault_injecting_backend.h"
 
 namespace dreamdb {
@@ -183,6 +184,22 @@ TEST(DatasetTest, RepeatedTakeOnAHandleDoesNotRefetchSegmentHeaders) {
   for (uint64_t i = 0; i < kSegments; ++i) {
     EXPECT_EQ(second->columns[0].Int64At(i), int64_t(i * kRows + 1500));
   }
+}
+
+// The spatial-object cache holds several kinds of objects; a lookup as another kind than
+// the one cached is a miss (never an object of the wrong type).
+TEST(ObjectCacheTest, LookupAsAnotherKindIsAMiss) {
+  vindex::ObjectCache cache(1000);
+  ObjectId id = ObjectId::Of("model");
+  cache.Insert(id, std::make_shared<const std::string>("a model"), 100);
+  EXPECT_EQ(cache.Get<int>(id), nullptr);
+  ASSERT_NE(cache.Get<std::string>(id), nullptr);
+  EXPECT_EQ(*cache.Get<std::string>(id), "a model");
+  cache.Insert(id, std::make_shared<const int>(7), 10);  // same id, another role: unchanged
+  EXPECT_EQ(cache.Get<int>(id), nullptr);
+  ObjectId big = ObjectId::Of("big");
+  cache.Insert(big, std::make_shared<const int>(1), 501);  // over half the capacity
+  EXPECT_EQ(cache.Get<int>(big), nullptr);
 }
 
 TEST(DatasetTest, ReplaceKeepsOtherFieldsAndNewestWins) {
