@@ -16,8 +16,9 @@
 #                     read-only mounts; DREAMDB_SOAK_TRIALS, default 36) and the hostile
 #                     input corpus tests/hostile, both through the release CLI and SDK
 #   5. fuzz smoke     fuzz/smoke.sh (FUZZ_SECONDS per target, default 40)
-#   6. bench smoke    bench/run_foundation.sh, bench/run_dataset.sh, bench/python/run.sh
-#                     and bench/ann/run.sh, each with --smoke
+#   6. bench smoke    bench/run_foundation.sh, bench/run_dataset.sh,
+#                     bench/commit_beside_ingest.sh, bench/python/run.sh and
+#                     bench/ann/run.sh, each with --smoke
 # and prints a summary whose last line is "N passed, N failed" (ctest + pytest counts;
 # a failed step that is not a test run, such as a build, counts as one failure).
 #
@@ -246,6 +247,7 @@ case "$mode" in
     step "fuzz smoke FUZZ_SECONDS=${FUZZ_SECONDS}" bash fuzz/smoke.sh
     step "bench smoke (foundation)" bash bench/run_foundation.sh --smoke
     step "bench smoke (datasets)" bash bench/run_dataset.sh --smoke
+    step "bench smoke (commits beside a bulk ingest)" bash bench/commit_beside_ingest.sh --smoke
     step "bench smoke (python SDK vs peers)" bash bench/python/run.sh --smoke
     step "bench smoke (vector search vs hnswlib, faiss)" bash bench/ann/run.sh --smoke
     ;;

@@ -194,11 +194,15 @@ def main() -> None:
     # (c) take
     if "take" in only:
         phase("take")
-    for fields in (("small", "emb") if "take" in only else ()):
+    # Fresh handle per call, and one handle for every call (a training job's case).
+    for fields, same in ([(f, s) for f in ("small", "emb") for s in ("", "-same")]
+                         if "take" in only else ()):
+        flag = ["--same-handle"] if same else []
         r.run("dreamdb", "w_dreamdb.py", ["take", "--store", db, "--anchors", anchors,
-                                          "--fields", fields], f"take-{fields}/dreamdb")
+                                          "--fields", fields] + flag,
+              f"take-{fields}{same}/dreamdb")
         r.run("peers", "w_peers.py", ["take", "--path", lance_p, "--anchors", anchors,
-                                      "--fields", fields], f"take-{fields}/lance")
+                                      "--fields", fields] + flag, f"take-{fields}{same}/lance")
 
     # (d) DataLoader over image blobs
     img_db = os.path.join(work, "dreamdb-images")
@@ -393,16 +397,21 @@ def report(r: Runner, a: argparse.Namespace) -> str:
         base = r.median(key, "base_rss_mib")
         row(w, key, label, "gb_per_s", "GB/s", "scan/dreamdb-iter_batches",
             f"peak RSS {fmt(rss, 'MiB')} MiB ({fmt(base, 'MiB')} before the scan)")
-    for fields, what in (("small", "id+score"), ("emb", "emb")):
+    for fields, what, same in (("small", "id+score", ""), ("emb", "emb", ""),
+                               ("small", "id+score, one handle", "-same"),
+                               ("emb", "emb, one handle", "-same")):
         w = f"take {a.take_k:,} random of {n}, {what}"
-        for key, label in ((f"take-{fields}/dreamdb", "DreamDB take"),
-                           (f"take-{fields}/lance", "Lance take")):
+        for key, label in ((f"take-{fields}{same}/dreamdb", "DreamDB take"),
+                           (f"take-{fields}{same}/lance", "Lance take")):
             rr = r.median(key, "read_ratio")
             other = f"read/returned {fmt(rr, 'x')}×" if rr else ""
+            pa_ = r.median(key, "read_per_anchor")
+            if pa_ is not None:
+                other += f", {pa_:,.0f} B read/anchor"
             fr = r.median(key, "fetched_ratio")
             if fr:
                 other += f" (segment bytes {fmt(fr, 'x')}×)"
-            row(w, key, label, "rows_per_s", "rows/s", f"take-{fields}/dreamdb", other)
+            row(w, key, label, "rows_per_s", "rows/s", f"take-{fields}{same}/dreamdb", other)
     w = f"DataLoader, 2 workers, {a.images:,} × 50 KiB blobs"
     row(w, "loader/dreamdb", "DreamDB DreamDBDataset", "samples_per_s", "samples/s",
         "loader/dreamdb", disk("prep/dreamdb-images"))

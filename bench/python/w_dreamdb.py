@@ -7,6 +7,7 @@ process; each prints RESULT lines (see common.py). Commands:
     ingest  --data D --rows N --batch B --store DIR     append_many of B-row batches
     scan    --store DIR --rows N --mode iter|capsule    warm pass, then timed pass
     take    --store DIR --anchors F --fields small|emb  fresh handle per call
+            [--same-handle]                              one handle for every call
     prep-images --data D --count M --store DIR          blob dataset for the loader
     loader  --store DIR --count M --epochs E            DataLoader over DreamDBDataset
     loader-v2 --impl after|before --store DIR --kind img|emb --count M --workers W
@@ -89,9 +90,11 @@ def cmd_take(a: argparse.Namespace) -> None:
     fields = ["id", "score"] if a.fields == "small" else ["emb"]
     per_row = 16 if a.fields == "small" else common.DIM * 4
     # One untimed call first (one-time costs of the process: lazy imports, thread pools).
-    dreamdb.Dataset.open(NAME, store=a.store).take(sets[-1].astype(np.uint64), fields=fields)
+    first = dreamdb.Dataset.open(NAME, store=a.store)
+    first.take(sets[-1].astype(np.uint64), fields=fields)
     for anchors in sets:
-        ds = dreamdb.Dataset.open(NAME, store=a.store)
+        ds = first if a.same_handle else dreamdb.Dataset.open(NAME, store=a.store)
+        f0 = ds.read_stats()["bytes_fetched"]
         r0 = common.read_chars()
         t0 = common.now()
         t = ds.take(anchors.astype(np.uint64), fields=fields)
@@ -102,7 +105,8 @@ def cmd_take(a: argparse.Namespace) -> None:
         returned = len(anchors) * per_row
         common.emit("take", seconds=dt, rows=len(anchors), rows_per_s=len(anchors) / dt,
                     read_bytes=read, read_ratio=read / returned,
-                    fetched_ratio=ds.read_stats()["bytes_fetched"] / returned)
+                    fetched_ratio=(ds.read_stats()["bytes_fetched"] - f0) / returned,
+                    read_per_anchor=read / len(anchors))
 
 
 def cmd_prep_images(a: argparse.Namespace) -> None:
@@ -224,6 +228,7 @@ def main() -> None:
     ap.add_argument("--before-src")
     ap.add_argument("--kind", default="img")
     ap.add_argument("--shuffle", type=int, default=-1, help="seed; -1: unshuffled")
+    ap.add_argument("--same-handle", action="store_true", help="take: one handle for all calls")
     a = ap.parse_args()
     {"ingest": cmd_ingest, "scan": cmd_scan, "take": cmd_take,
      "prep-images": cmd_prep_images, "loader": cmd_loader, "loader-v2": cmd_loader_v2,

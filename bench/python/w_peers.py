@@ -104,9 +104,10 @@ def cmd_take(a: argparse.Namespace) -> None:
     sets = np.load(a.anchors)
     fields = ["id", "score"] if a.fields == "small" else ["emb"]
     per_row = 16 if a.fields == "small" else common.DIM * 4
-    lance.dataset(a.path).take(sets[-1].tolist(), columns=fields)  # untimed warm-up call
+    first = lance.dataset(a.path)
+    first.take(sets[-1].tolist(), columns=fields)  # untimed warm-up call
     for anchors in sets:
-        ds = lance.dataset(a.path)
+        ds = first if a.same_handle else lance.dataset(a.path)
         r0 = common.read_chars()
         t0 = common.now()
         t = ds.take(pa.array(anchors.astype(np.uint64)), columns=fields)
@@ -116,7 +117,8 @@ def cmd_take(a: argparse.Namespace) -> None:
             assert t.column("id").to_numpy().tolist() == anchors.tolist()
         returned = len(anchors) * per_row
         common.emit("take", seconds=dt, rows=len(anchors), rows_per_s=len(anchors) / dt,
-                    read_bytes=read, read_ratio=read / returned)
+                    read_bytes=read, read_ratio=read / returned,
+                    read_per_anchor=read / len(anchors))
 
 
 def cmd_prep_wds(a: argparse.Namespace) -> None:
@@ -256,6 +258,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--kind", default="img")
+    ap.add_argument("--same-handle", action="store_true", help="take: one handle for all calls")
     a = ap.parse_args()
     {"ingest": cmd_ingest, "scan": cmd_scan, "take": cmd_take, "prep-wds": cmd_prep_wds,
      "loader": cmd_loader, "prep-wds-emb": cmd_prep_wds_emb,

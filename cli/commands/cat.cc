@@ -1,7 +1,7 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
-// dreamdb cat NAME [--at REF] [--fields A,B] [--range START:END] [--limit N]
-//                  [--format jsonl|table] [--blobs-base64]
+// dreamdb cat NAME [--at REF] [--fields A,B] [--range START:END | --since T --until T]
+//                  [--limit N] [--format jsonl|table] [--blobs-base64]
 #include "cli/dataset_util.h"
 #include "src/base/encoding.h"
 
@@ -29,10 +29,41 @@ Status ParseRange(std::string_view text, ScanOptions* options) {
   return Status::Ok();
 }
 
+// --since/--until: RFC 3339 times; the anchors are ns since the epoch (time anchors,
+// Dataset::TimeAnchorIter), so the window is an anchor range and only it is read.
+Status ParseTimeWindow(Invocation& inv, ScanOptions* options) {
+  auto bound = [](const char* flag, std::string_view text) -> Result<uint64_t> {
+    auto ns = ParseRfc3339(text);
+    if (!ns.ok()) return InvalidArgument(std::string(flag) + ": " + ns.status().message());
+    if (*ns < 0) {
+      return InvalidArgument(std::string(flag) + " " + Quote(text) +
+                             " is before 1970-01-01T00:00:00Z; time anchors start there");
+    }
+    return static_cast<uint64_t>(*ns);
+  };
+  auto since = inv.FlagValue("--since");
+  auto until = inv.FlagValue("--until");
+  if (since) {
+    ASSIGN_OR_RETURN(options->start, bound("--since", *since));
+  }
+  if (until) {
+    ASSIGN_OR_RETURN(options->end, bound("--until", *until));
+  }
+  if (options->start > options->end) {
+    return InvalidArgument("--since " + Quote(*since) + " is after --until " + Quote(*until));
+  }
+  return Status::Ok();
+}
+
 Status Run(Invocation& inv) {
   ScanOptions options;
   ASSIGN_OR_RETURN(options.fields, FieldsFlag(inv));
-  if (auto range = inv.FlagValue("--range")) RETURN_IF_ERROR(ParseRange(*range, &options));
+  const bool window = inv.FlagValue("--since") || inv.FlagValue("--until");
+  if (auto range = inv.FlagValue("--range")) {
+    if (window) return inv.Usage("--range cannot be combined with --since/--until");
+    RETURN_IF_ERROR(ParseRange(*range, &options));
+  }
+  if (window) RETURN_IF_ERROR(ParseTimeWindow(inv, &options));
   if (auto limit = inv.FlagValue("--limit")) {
     ASSIGN_OR_RETURN(options.limit, ParseU64("--limit", *limit));
   }
@@ -65,13 +96,20 @@ const Registrar kRegistrar({
         "timestamps as integer ns; floats as numbers or \"nan\"/\"inf\"/\"-inf\"; blobs as\n"
         "{\"size\", \"mime\"} (+ \"base64\" with --blobs-base64); embeddings as lists; arrays\n"
         "as nested lists. --format table prints an aligned table instead (timestamps in\n"
-        "RFC 3339, long cells cut).",
+        "RFC 3339, long cells cut). --since/--until read the window [since, until) of a\n"
+        "dataset whose anchors are times (ns since the epoch), and only that window.",
     .positionals = {{.name = "NAME", .help = "the dataset"}},
     .flags = {kAtFlag,
               kFieldsFlag,
               {.name = "--range",
                .value_name = "START:END",
                .help = "only anchors START <= anchor < END (either may be empty)"},
+              {.name = "--since",
+               .value_name = "TIME",
+               .help = "time anchors: only records at or after TIME (RFC 3339)"},
+              {.name = "--until",
+               .value_name = "TIME",
+               .help = "time anchors: only records before TIME (RFC 3339)"},
               {.name = "--limit", .value_name = "N", .help = "stop after N records"},
               {.name = "--format", .value_name = "F", .help = "jsonl (default) or table"},
               kBlobsBase64Flag},

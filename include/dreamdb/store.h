@@ -59,11 +59,12 @@ class ObjectBackend {
   // (survives a crash of this process and, for file://, of the machine).
   virtual Status Put(const ObjectId& id, ByteView data) = 0;
   // Like Put, but the object need only be durable once a later Sync() returns OK: lets a
-  // writer that puts several objects pay for durability once (one syncfs instead of two
-  // fsyncs per object on file://). Readers in any process see it as soon as this returns.
+  // writer that puts several objects pay for durability once (on file://, one fsync per
+  // object and per directory, run together, instead of a directory fsync per object).
+  // Readers in any process see it as soon as this returns.
   // Default: Put.
   virtual Status PutUnsynced(const ObjectId& id, ByteView data) { return Put(id, data); }
-  // Makes every object this process put with PutUnsynced before the call durable.
+  // Makes every object put with PutUnsynced through this backend before the call durable.
   virtual Status Sync() { return Status::Ok(); }
   // The whole object, unverified (Store verifies). kNotFound if absent.
   virtual Result<Bytes> Get(const ObjectId& id) = 0;

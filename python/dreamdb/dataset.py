@@ -21,6 +21,41 @@ StoreLike = Union[str, "os.PathLike[str]", Store]
 _U64_MAX = (1 << 64) - 1
 
 
+def _time_ns(name: str, value: Any) -> int:
+    """A time bound for time anchors (ns since the Unix epoch): a timezone-aware
+    datetime, an RFC 3339 / ISO 8601 string with an offset, a numpy datetime64, or
+    integer nanoseconds."""
+    import datetime as _dt
+
+    if isinstance(value, str):
+        try:
+            value = _dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidArgumentError(
+                f"{name}: expected an RFC 3339 time such as '2024-05-01T12:00:00Z', got {value!r}"
+            ) from None
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            raise InvalidArgumentError(
+                f"{name}: {value.isoformat()} has no timezone; give one (e.g. ...Z or +02:00)"
+            )
+        delta = value - _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+        ns = (delta.days * 86400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    elif isinstance(value, np.datetime64):
+        ns = int(value.astype("datetime64[ns]").astype(np.int64))
+    elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        ns = int(value)
+    else:
+        raise InvalidArgumentError(
+            f"{name}: expected a datetime, an RFC 3339 string or integer ns, got "
+            f"{type(value).__name__}"
+        )
+    if ns < 0 or ns > _U64_MAX:
+        raise InvalidArgumentError(f"{name}: {value!r} is outside the time anchors' range "
+                                   "(1970-01-01T00:00:00Z onwards)")
+    return ns
+
+
 def open_store(store: StoreLike, *, create: bool = False) -> Store:
     """A Store for a URI ("memory://NAME", "file:///abs/path", a local path) or a Store.
 
@@ -396,6 +431,8 @@ class Dataset:
         limit: Optional[int] = None,
         shuffle_seed: Optional[int] = None,
         block_size: Optional[int] = None,
+        since: Any = None,
+        until: Any = None,
     ) -> pa.RecordBatchReader:
         """Streams records as Arrow record batches.
 
@@ -411,7 +448,20 @@ class Dataset:
         same version always gives the same order on every machine. Memory holds one
         block plus the block boundaries (one integer per block). The version is pinned
         at the call: later commits do not change what the reader returns.
+
+        `since`/`until` read a time window [since, until) of a dataset whose anchors are
+        times (ns since the Unix epoch): each a timezone-aware datetime, an RFC 3339
+        string ("2024-05-01T12:00:00Z"), a numpy datetime64 or integer ns. Only the
+        window is read (an anchor range; the C++ API's TimeAnchorIter). They replace
+        `start`/`end`, which cannot be given with them.
         """
+        if since is not None or until is not None:
+            if start != 0 or end is not None:
+                raise InvalidArgumentError("give either since/until or start/end, not both")
+            start = 0 if since is None else _time_ns("since", since)
+            end = None if until is None else _time_ns("until", until)
+            if end is not None and start > end:
+                raise InvalidArgumentError(f"since {since!r} is after until {until!r}")
         if shuffle_seed is None:
             return read_stream(self.arrow_stream(fields, start, end, batch_size, limit))
         if batch_size < 1:

@@ -115,51 +115,21 @@ Result<IndexRef> IndexRefFromCbor(const cbor::Value& value, std::string_view con
 
 // ---- PageCache ----
 
-PageCache::PageCache(size_t capacity_bytes) : capacity_bytes_(capacity_bytes) {}
+PageCache::PageCache(size_t capacity_bytes) : lru_(capacity_bytes) {}
 
-std::shared_ptr<const Page> PageCache::Get(const ObjectId& id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = index_.find(id);
-  if (it == index_.end()) {
-    ++misses_;
-    return nullptr;
-  }
-  ++hits_;
-  lru_.splice(lru_.begin(), lru_, it->second);
-  return it->second->second;
-}
+std::shared_ptr<const Page> PageCache::Get(const ObjectId& id) { return lru_.Get(id); }
 
 void PageCache::Insert(const ObjectId& id, std::shared_ptr<const Page> page) {
   if (page == nullptr) return;
   const size_t bytes = page->memory_bytes;
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = index_.find(id);
-  if (it != index_.end()) {
-    lru_.splice(lru_.begin(), lru_, it->second);
-    return;  // same id = same page
-  }
-  if (bytes > capacity_bytes_) return;
-  lru_.emplace_front(id, std::move(page));
-  index_.emplace(id, lru_.begin());
-  size_bytes_ += bytes;
-  while (size_bytes_ > capacity_bytes_) {
-    auto& [old_id, old_page] = lru_.back();
-    size_bytes_ -= old_page->memory_bytes;
-    index_.erase(old_id);
-    lru_.pop_back();
-  }
+  lru_.Insert(id, std::move(page), bytes);
 }
 
-void PageCache::Clear() {
-  std::lock_guard<std::mutex> lock(mu_);
-  lru_.clear();
-  index_.clear();
-  size_bytes_ = 0;
-}
+void PageCache::Clear() { lru_.Clear(); }
 
 PageCache::Stats PageCache::stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return Stats{hits_, misses_, index_.size(), size_bytes_};
+  auto s = lru_.stats();
+  return Stats{s.hits, s.misses, s.entries, static_cast<size_t>(s.size_bytes)};
 }
 
 // ---- Fetching and checks ----

@@ -41,6 +41,7 @@
 #include "dreamdb/object_id.h"
 #include "dreamdb/status.h"
 #include "dreamdb/store.h"
+#include "src/base/lru_cache.h"
 #include "src/btree/page.h"
 #include "src/cbor/cbor.h"
 
@@ -79,8 +80,8 @@ Result<IndexRef> IndexRefFromCbor(const cbor::Value& value, std::string_view con
 
 // ---- PageCache ----
 
-// A byte-bounded LRU cache of decoded pages keyed by page id, shared by the trees of one
-// dataset. Pages are immutable, so a cached page never goes stale.
+// A byte-bounded LRU cache (ByteLruCache) of decoded pages keyed by page id, shared by the
+// trees of one dataset. Pages are immutable, so a cached page never goes stale.
 // Thread safety: all methods may be called concurrently (one mutex).
 class PageCache {
  public:
@@ -104,14 +105,7 @@ class PageCache {
   Stats stats() const;
 
  private:
-  using Lru = std::list<std::pair<ObjectId, std::shared_ptr<const Page>>>;
-  const size_t capacity_bytes_;
-  mutable std::mutex mu_;
-  Lru lru_;                                            // guarded by mu_; front = newest
-  std::unordered_map<ObjectId, Lru::iterator> index_;  // guarded by mu_
-  size_t size_bytes_ = 0;                              // guarded by mu_
-  uint64_t hits_ = 0;                                  // guarded by mu_
-  uint64_t misses_ = 0;                                // guarded by mu_
+  ByteLruCache<ObjectId, Page> lru_;  // charged page->memory_bytes per page
 };
 
 // Reads one page: from `cache` if present, else from the store (hash-verified by Store),

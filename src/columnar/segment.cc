@@ -265,6 +265,12 @@ struct SegmentReader::Layout {
 };
 using Layout = SegmentReader::Layout;
 
+struct SegmentReader::Header {
+  Bytes prefix;     // object bytes [0, prefix.size()), at least the whole header
+  FieldSpec field;  // the field the layout was parsed for
+  Layout layout;
+};
+
 namespace {
 
 // "DDB" + three uppercase letters (the framed type) + two digits (its version):
@@ -894,8 +900,14 @@ SegmentReader::SegmentReader(SegmentReader&&) noexcept = default;
 SegmentReader& SegmentReader::operator=(SegmentReader&&) noexcept = default;
 SegmentReader::~SegmentReader() = default;
 
-uint64_t SegmentReader::rows() const { return layout_->rows; }
-uint64_t SegmentReader::object_size() const { return layout_->object_size; }
+uint64_t SegmentReader::rows() const { return header_->layout.rows; }
+uint64_t SegmentReader::object_size() const { return header_->layout.object_size; }
+
+uint64_t SegmentReader::HeaderBytes(const Header& header) {
+  uint64_t bytes = sizeof(Header) + header.prefix.capacity();
+  for (const BufferInfo& b : header.layout.buffers) bytes += sizeof(BufferInfo) + b.sums.size();
+  return bytes;
+}
 
 Result<Bytes> SegmentReader::Fetch(uint64_t offset, uint64_t length) {
   ++stats_.requests;
@@ -928,33 +940,44 @@ Result<SegmentReader> SegmentReader::Open(FetchRange fetch, const FieldSpec& fie
     return SegCorrupt("storage returned " + std::to_string(first->size()) +
                       " bytes for a range of " + std::to_string(kSegmentFirstFetchBytes));
   }
-  reader.prefix_ = std::move(first).value();
-  const bool clipped = reader.prefix_.size() < kSegmentFirstFetchBytes;
-  ASSIGN_OR_RETURN(uint64_t header_end, ParsePrefix(reader.prefix_));
-  if (reader.prefix_.size() < header_end) {
+  Bytes prefix = std::move(first).value();
+  const bool clipped = prefix.size() < kSegmentFirstFetchBytes;
+  ASSIGN_OR_RETURN(uint64_t header_end, ParsePrefix(prefix));
+  if (prefix.size() < header_end) {
     if (clipped) {
-      return SegCorrupt("truncated: object has " + std::to_string(reader.prefix_.size()) +
+      return SegCorrupt("truncated: object has " + std::to_string(prefix.size()) +
                         " bytes, the header ends at " + std::to_string(header_end));
     }
-    ASSIGN_OR_RETURN(Bytes rest,
-                     reader.Fetch(reader.prefix_.size(), header_end - reader.prefix_.size()));
-    reader.prefix_ += rest;
+    ASSIGN_OR_RETURN(Bytes rest, reader.Fetch(prefix.size(), header_end - prefix.size()));
+    prefix += rest;
   }
-  ASSIGN_OR_RETURN(Layout L, ParseLayout(reader.prefix_, field));
-  if (reader.prefix_.size() > L.object_size ||
-      (clipped && reader.prefix_.size() != L.object_size)) {
-    return SegCorrupt("object has " + std::to_string(reader.prefix_.size()) +
-                      (clipped ? "" : " or more") + " bytes, the header describes " +
-                      std::to_string(L.object_size));
+  ASSIGN_OR_RETURN(Layout L, ParseLayout(prefix, field));
+  if (prefix.size() > L.object_size || (clipped && prefix.size() != L.object_size)) {
+    return SegCorrupt("object has " + std::to_string(prefix.size()) + (clipped ? "" : " or more") +
+                      " bytes, the header describes " + std::to_string(L.object_size));
   }
-  reader.layout_ = std::make_unique<Layout>(std::move(L));
+  reader.header_ = std::make_shared<const Header>(Header{std::move(prefix), field, std::move(L)});
+  return reader;
+}
+
+Result<SegmentReader> SegmentReader::Reopen(FetchRange fetch, const FieldSpec& field,
+                                            std::shared_ptr<const Header> header) {
+  SegmentReader reader(std::move(fetch), field);
+  if (header->field == field) {
+    reader.header_ = std::move(header);
+    return reader;
+  }
+  // Another declaration of the field: its checks run again on the kept bytes (the size
+  // checks of Open held for these bytes and do not depend on the field).
+  ASSIGN_OR_RETURN(Layout L, ParseLayout(header->prefix, field));
+  reader.header_ = std::make_shared<const Header>(Header{header->prefix, field, std::move(L)});
   return reader;
 }
 
 Result<Column> SegmentReader::ReadAll() {
-  Bytes whole = prefix_;
-  if (whole.size() < layout_->object_size) {
-    ASSIGN_OR_RETURN(Bytes rest, Fetch(whole.size(), layout_->object_size - whole.size()));
+  Bytes whole = header_->prefix;
+  if (whole.size() < header_->layout.object_size) {
+    ASSIGN_OR_RETURN(Bytes rest, Fetch(whole.size(), header_->layout.object_size - whole.size()));
     whole += rest;
   }
   return DecodeSegment(whole, field_);
@@ -1017,7 +1040,7 @@ struct Need {
 }  // namespace
 
 Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows) {
-  const Layout& L = *layout_;
+  const Layout& L = header_->layout;
   for (size_t i = 0; i < sorted_rows.size(); ++i) {
     if (sorted_rows[i] >= L.rows) {
       return InvalidArgument("row " + std::to_string(sorted_rows[i]) + " is out of range (" +
@@ -1032,7 +1055,7 @@ Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows)
   if (sorted_rows.empty()) return out;
 
   Windows windows;
-  windows.Add(0, prefix_);
+  windows.Add(0, header_->prefix);
 
   // Fetches the needed blocks (runs of adjacent blocks, coalesced) and verifies them.
   auto fetch_blocks = [&](std::vector<Need>& needs) -> Status {

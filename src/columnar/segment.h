@@ -85,8 +85,22 @@ struct SegmentReadStats {
 // every block it uses. Movable, not copyable.
 class SegmentReader {
  public:
+  struct Layout;  // parsed header (segment.cc)
+  // What Open fetched and checked: the object's first bytes (the whole header, and
+  // whatever followed it in the first request) and the parsed layout. Immutable, so a
+  // handle may keep it (keyed by the segment's id) and reopen the segment without I/O.
+  struct Header;
+
   // Fetches and verifies the header; see DecodeSegment for the error codes.
   static Result<SegmentReader> Open(FetchRange fetch, const FieldSpec& field);
+  // A reader over a header an earlier Open of the same object returned (header()); no
+  // request is made. The layout is parsed again (from the kept bytes) when `field`
+  // differs from the one it was opened with, with Open's checks and error codes.
+  static Result<SegmentReader> Reopen(FetchRange fetch, const FieldSpec& field,
+                                      std::shared_ptr<const Header> header);
+  std::shared_ptr<const Header> header() const { return header_; }
+  // Memory a kept header holds, for byte-bounded caches.
+  static uint64_t HeaderBytes(const Header& header);
 
   SegmentReader(SegmentReader&&) noexcept;
   SegmentReader& operator=(SegmentReader&&) noexcept;
@@ -107,16 +121,13 @@ class SegmentReader {
   // Cumulative over Open and every read.
   const SegmentReadStats& stats() const { return stats_; }
 
-  struct Layout;  // parsed header (segment.cc)
-
  private:
   SegmentReader(FetchRange fetch, FieldSpec field);
   Result<Bytes> Fetch(uint64_t offset, uint64_t length);
 
   FetchRange fetch_;
   FieldSpec field_;
-  std::unique_ptr<Layout> layout_;
-  Bytes prefix_;  // object bytes [0, prefix_.size()) fetched by Open
+  std::shared_ptr<const Header> header_;
   SegmentReadStats stats_;
 };
 

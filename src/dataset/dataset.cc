@@ -36,6 +36,8 @@ constexpr auto kCommitRetryBudget = std::chrono::seconds(120);
 constexpr uint64_t kSegmentTargetBytes = uint64_t{64} << 20;
 constexpr uint64_t kDefaultSegmentCacheBytes = uint64_t{128} << 20;
 constexpr size_t kDefaultPageCacheBytes = size_t{32} << 20;
+// ~4 KiB a segment: a handle reopens its last ~4,000 segments without a request.
+constexpr uint64_t kDefaultHeaderCacheBytes = uint64_t{16} << 20;
 
 std::mt19937_64& Rng() {
   thread_local std::mt19937_64 rng(std::random_device{}() ^
@@ -257,17 +259,11 @@ DatasetImpl::DatasetImpl(std::shared_ptr<Store> store, std::string name, std::st
       branch_(std::move(branch)),
       pages_(std::make_shared<btree::PageCache>(kDefaultPageCacheBytes)),
       segments_(std::make_shared<dataset::SegmentCache>(kDefaultSegmentCacheBytes)),
+      headers_(std::make_shared<dataset::SegmentHeaderCache>(kDefaultHeaderCacheBytes)),
       vectors_(vindex::NewObjectCache()) {}
 
 Result<std::shared_ptr<const Version>> DatasetImpl::LoadVersion(const ObjectId& id) const {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = version_index_.find(id);
-    if (it != version_index_.end()) {
-      version_lru_.splice(version_lru_.begin(), version_lru_, it->second);
-      return it->second->second.first;
-    }
-  }
+  if (auto hit = versions_.Get(id)) return hit;
   auto bytes = store_->Get(id);
   if (!bytes.ok()) {
     return bytes.status().WithContext("manifest " + id.ToString() + " of dataset " + Quote(name_));
@@ -283,18 +279,7 @@ Result<std::shared_ptr<const Version>> DatasetImpl::LoadVersion(const ObjectId& 
       v->tombstones,
       btree::IndexRefFromCbor(v->manifest.tombstones, "manifest " + id.ToString() + " tombstones"));
   std::shared_ptr<const Version> shared = std::move(v);
-  const uint64_t size = bytes->size();
-  std::lock_guard<std::mutex> lock(mu_);
-  if (version_index_.count(id) == 0) {
-    version_lru_.emplace_front(id, std::make_pair(shared, size));
-    version_index_[id] = version_lru_.begin();
-    version_bytes_ += size;
-    while (version_bytes_ > kVersionCacheBytes && version_lru_.size() > 1) {
-      version_bytes_ -= version_lru_.back().second.second;
-      version_index_.erase(version_lru_.back().first);
-      version_lru_.pop_back();
-    }
-  }
+  versions_.Insert(id, shared, bytes->size());
   return shared;
 }
 

@@ -64,9 +64,9 @@
 // it (the same bytes have the same id). Killed processes, lost attempts and index pages
 // are GC's, whose grace period (spec/06-refs.md §6) has no such window.
 //
-// Thread safety: all mutable members are guarded by mu_. Commits to one branch from all
-// handles of a process are serialized by a per-branch mutex (BranchMutex in dataset.cc),
-// held across the attempt loop; mu_ is only taken briefly inside it.
+// Thread safety: all mutable members are guarded by mu_ (the caches by their own locks). Commits to
+// one branch from all handles of a process are serialized by a per-branch mutex (BranchMutex in
+// dataset.cc), held across the attempt loop; mu_ is only taken briefly inside it.
 
 #ifndef DREAMDB_SRC_DATASET_DATASET_IMPL_H_
 #define DREAMDB_SRC_DATASET_DATASET_IMPL_H_
@@ -137,6 +137,7 @@ class DatasetImpl {
   Store& store() const { return *store_; }
   btree::PageCache* pages() const { return pages_.get(); }
   dataset::SegmentCache* segments() const { return segments_.get(); }
+  dataset::SegmentHeaderCache* headers() const { return headers_.get(); }
   // Spatial-index objects (models, directory pages, buckets): spec/21-spatial-index.md.
   vindex::ObjectCache* vectors() const { return vectors_.get(); }
 
@@ -157,15 +158,13 @@ class DatasetImpl {
  private:
   std::shared_ptr<btree::PageCache> pages_;
   std::shared_ptr<dataset::SegmentCache> segments_;
+  std::shared_ptr<dataset::SegmentHeaderCache> headers_;
   std::shared_ptr<vindex::ObjectCache> vectors_;
   mutable std::mutex mu_;
   std::shared_ptr<const Version> current_;  // guarded by mu_
   // Recently loaded versions (manifests are immutable), bounded by encoded bytes.
   static constexpr uint64_t kVersionCacheBytes = uint64_t{4} << 20;
-  mutable std::list<std::pair<ObjectId, std::pair<std::shared_ptr<const Version>, uint64_t>>>
-      version_lru_;  // guarded by mu_
-  mutable std::unordered_map<ObjectId, decltype(version_lru_)::iterator> version_index_;  // mu_
-  mutable uint64_t version_bytes_ = 0;  // guarded by mu_
+  mutable ByteLruCache<ObjectId, Version> versions_{kVersionCacheBytes};
   mutable std::atomic<uint64_t> requests_{0};
   mutable std::atomic<uint64_t> bytes_fetched_{0};
   mutable std::atomic<uint64_t> cache_hits_{0};

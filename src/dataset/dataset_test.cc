@@ -9,6 +9,7 @@
 
 #include "src/dataset/manifest.h"
 #include "src/dataset/test_util.h"
+#include "src/dataset/vector_index.h"
 #include "src/store/testing/fault_injecting_backend.h"
 
 namespace dreamdb {
@@ -155,6 +156,50 @@ TEST(DatasetTest, TakeSmallFieldsFetchesLittleMoreThanReturned) {
   ReadStats st = reopened->read_stats();
   double returned = 8.0 * anchors.size();
   EXPECT_LE(st.bytes_fetched, 1.5 * returned) << st.bytes_fetched << " fetched for " << returned;
+}
+
+// A random take used to fetch every segment's header again on each call; the handle now
+// keeps the headers it opened (byte-bounded), so a repeated take makes only the data
+// requests.
+TEST(DatasetTest, RepeatedTakeOnAHandleDoesNotRefetchSegmentHeaders) {
+  auto store = MemStore();
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  constexpr uint64_t kSegments = 5, kRows = 2000;
+  for (uint64_t s = 0; s < kSegments; ++s) {
+    ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), kRows, int64_t(s * kRows))).ok());
+  }
+  auto reopened = *Dataset::Open(store, "d");
+  // One anchor deep inside each segment: its block lies past the header's first request.
+  std::vector<uint64_t> anchors;
+  for (uint64_t s = 0; s < kSegments; ++s) anchors.push_back(s * kRows + 1500);
+  auto first = reopened->Take(anchors, {"label"});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ReadStats a = reopened->read_stats();
+  auto second = reopened->Take(anchors, {"label"});
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  ReadStats b = reopened->read_stats();
+  // First take: a header and a data request per segment; second: the data requests only.
+  EXPECT_EQ(a.requests, 2 * kSegments);
+  EXPECT_EQ(b.requests - a.requests, kSegments);
+  for (uint64_t i = 0; i < kSegments; ++i) {
+    EXPECT_EQ(second->columns[0].Int64At(i), int64_t(i * kRows + 1500));
+  }
+}
+
+// The spatial-object cache holds several kinds of objects; a lookup as another kind than
+// the one cached is a miss (never an object of the wrong type).
+TEST(ObjectCacheTest, LookupAsAnotherKindIsAMiss) {
+  vindex::ObjectCache cache(1000);
+  ObjectId id = ObjectId::Of("model");
+  cache.Insert(id, std::make_shared<const std::string>("a model"), 100);
+  EXPECT_EQ(cache.Get<int>(id), nullptr);
+  ASSERT_NE(cache.Get<std::string>(id), nullptr);
+  EXPECT_EQ(*cache.Get<std::string>(id), "a model");
+  cache.Insert(id, std::make_shared<const int>(7), 10);  // same id, another role: unchanged
+  EXPECT_EQ(cache.Get<int>(id), nullptr);
+  ObjectId big = ObjectId::Of("big");
+  cache.Insert(big, std::make_shared<const int>(1), 501);  // over half the capacity
+  EXPECT_EQ(cache.Get<int>(big), nullptr);
 }
 
 TEST(DatasetTest, ReplaceKeepsOtherFieldsAndNewestWins) {

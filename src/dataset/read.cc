@@ -117,7 +117,18 @@ class SegmentFetcher {
       if (r.ok()) impl_.CountFetch(r->size());
       return r;
     };
-    auto reader = columnar::SegmentReader::Open(fetch, spec);
+    // The handle keeps the headers it opened: a later take reopens the segment without a
+    // request (the header was verified when first read; segments are immutable).
+    auto open = [&]() -> Result<columnar::SegmentReader> {
+      if (auto header = impl_.headers()->Get(id)) {
+        return columnar::SegmentReader::Reopen(fetch, spec, std::move(header));
+      }
+      ASSIGN_OR_RETURN(auto opened, columnar::SegmentReader::Open(fetch, spec));
+      auto header = opened.header();
+      impl_.headers()->Insert(id, header, columnar::SegmentReader::HeaderBytes(*header));
+      return opened;
+    };
+    auto reader = open();
     if (!reader.ok()) return SegmentReadError(reader.status(), id);
     // An index entry past the segment's end is damage, not a bad request (the rows come
     // from the index, not from the caller).

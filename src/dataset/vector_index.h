@@ -29,6 +29,7 @@
 #ifndef DREAMDB_SRC_DATASET_VECTOR_INDEX_H_
 #define DREAMDB_SRC_DATASET_VECTOR_INDEX_H_
 
+#include <any>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -37,7 +38,6 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <typeinfo>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -47,6 +47,7 @@
 #include "dreamdb/object_id.h"
 #include "dreamdb/search.h"
 #include "dreamdb/status.h"
+#include "src/base/lru_cache.h"
 #include "src/vector/ivf.h"
 
 namespace dreamdb {
@@ -158,31 +159,27 @@ Result<IndexObject> DecodeIndex(ByteView bytes);
 // Thread-safe.
 class ObjectCache {
  public:
-  explicit ObjectCache(uint64_t capacity_bytes) : capacity_(capacity_bytes) {}
+  explicit ObjectCache(uint64_t capacity_bytes) : lru_(capacity_bytes, capacity_bytes / 2) {}
   template <typename T>
   std::shared_ptr<const T> Get(const ObjectId& id) {
-    return std::static_pointer_cast<const T>(GetAs(id, typeid(T)));
+    std::shared_ptr<const Entry> entry = lru_.Get(id);
+    if (entry == nullptr) return nullptr;
+    // A checked lookup, not a cast: null when the entry holds another kind.
+    const auto* held = std::any_cast<std::shared_ptr<const T>>(&entry->value);
+    return held == nullptr ? nullptr : *held;
   }
+  // An id already cached (in any role) stays as it is.
   template <typename T>
   void Insert(const ObjectId& id, std::shared_ptr<const T> value, uint64_t bytes) {
-    InsertAs(id, typeid(T), std::move(value), bytes);
+    lru_.Insert(id, std::make_shared<const Entry>(Entry{std::any(std::move(value))}), bytes);
   }
 
  private:
-  struct Item {
-    ObjectId id;
-    const std::type_info* type;
-    std::shared_ptr<const void> value;
-    uint64_t bytes;
+  struct Entry {
+    std::any value;  // a std::shared_ptr<const T> for the T it was inserted as
   };
-  std::shared_ptr<const void> GetAs(const ObjectId& id, const std::type_info& type);
-  void InsertAs(const ObjectId& id, const std::type_info& type, std::shared_ptr<const void> value,
-                uint64_t bytes);
-  const uint64_t capacity_;
-  std::mutex mu_;
-  std::list<Item> lru_;                                          // guarded by mu_
-  std::unordered_map<ObjectId, std::list<Item>::iterator> map_;  // guarded by mu_
-  uint64_t size_ = 0;                                            // guarded by mu_
+  // Entries over half the capacity are not kept.
+  ByteLruCache<ObjectId, Entry> lru_;
 };
 std::shared_ptr<ObjectCache> NewObjectCache();
 

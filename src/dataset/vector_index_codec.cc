@@ -363,29 +363,6 @@ Result<IndexObject> DecodeIndex(ByteView bytes) {
   return ix;
 }
 
-std::shared_ptr<const void> ObjectCache::GetAs(const ObjectId& id, const std::type_info& type) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = map_.find(id);
-  if (it == map_.end() || *it->second->type != type) return nullptr;
-  lru_.splice(lru_.begin(), lru_, it->second);
-  return it->second->value;
-}
-
-void ObjectCache::InsertAs(const ObjectId& id, const std::type_info& type,
-                           std::shared_ptr<const void> value, uint64_t bytes) {
-  if (bytes > capacity_ / 2) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  if (map_.count(id) != 0) return;  // (the same id in another role stays uncached)
-  lru_.push_front(Item{id, &type, std::move(value), bytes});
-  map_[id] = lru_.begin();
-  size_ += bytes;
-  while (size_ > capacity_ && !lru_.empty()) {
-    size_ -= lru_.back().bytes;
-    map_.erase(lru_.back().id);
-    lru_.pop_back();
-  }
-}
-
 std::shared_ptr<ObjectCache> NewObjectCache() {
   return std::make_shared<ObjectCache>(uint64_t{256} << 20);
 }

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -542,21 +543,93 @@ Result<int> FileBackend::ShardDirFd(const std::string& shard) {
 Status FileBackend::Put(const ObjectId& id, ByteView data) { return PutImpl(id, data, true); }
 
 Status FileBackend::PutUnsynced(const ObjectId& id, ByteView data) {
-  // Mark first: a Sync that starts after this point covers the object.
-  unsynced_.store(true, std::memory_order_release);
   return PutImpl(id, data, false);
 }
 
 Status FileBackend::Sync() {
-  if (!unsynced_.exchange(false, std::memory_order_acq_rel)) return Status::Ok();
-  // syncfs flushes every file and directory of the file system written before the call,
-  // including objects another process wrote that our Put found already present.
-  if (::syncfs(root_fd_) != 0) {
-    int err = errno;
-    unsynced_.store(true, std::memory_order_release);
-    return OsError(err, "syncfs", root_, false);
+  std::lock_guard<std::mutex> sync_lock(sync_mu_);
+  std::vector<std::pair<size_t, std::string>> pending;
+  {
+    std::lock_guard<std::mutex> lock(pending_mu_);
+    pending.swap(pending_);
   }
-  return Status::Ok();
+  if (pending.empty()) return Status::Ok();
+  std::sort(pending.begin(), pending.end());
+  pending.erase(std::unique(pending.begin(), pending.end()), pending.end());
+  std::vector<std::pair<size_t, std::string>> failed;
+  Status st = SyncPending(pending, &failed);
+  if (!st.ok()) {
+    // Not known durable: the next Sync tries them again (a ref must not move before).
+    std::lock_guard<std::mutex> lock(pending_mu_);
+    pending_.insert(pending_.end(), failed.begin(), failed.end());
+  }
+  return st;
+}
+
+Status FileBackend::SyncPending(const std::vector<std::pair<size_t, std::string>>& pending,
+                                std::vector<std::pair<size_t, std::string>>* failed) {
+  // Tasks: each object file, then each shard directory once (its entries for the renames).
+  // fsync of one file flushes that file only, so a commit never waits for the dirty pages
+  // of an unrelated writer, as syncfs(2) would make it.
+  std::vector<size_t> dirs;
+  for (const auto& p : pending) {
+    if (dirs.empty() || dirs.back() != p.first) dirs.push_back(p.first);
+  }
+  const size_t tasks = pending.size() + dirs.size();
+  std::mutex mu;
+  Status first;
+  std::vector<char> ok(pending.size(), 0);  // char, not bool: written by several threads
+  bool dirs_ok = true;
+  auto run = [&](size_t t) {
+    Status st;
+    if (t < pending.size()) {
+      const std::string& path = pending[t].second;
+      int fd = SysOpen(path, O_RDONLY);
+      if (fd < 0 && errno == ENOENT) {
+        // Deleted since the put (a failed commit's cleanup, or GC): nothing to make
+        // durable, and no ref may reach it (the ref checks run after this Sync).
+      } else if (fd < 0) {
+        st = OsError(errno, "open for fsync", path, false);
+      } else {
+        if (SysFsync(fd, path) != 0) st = OsError(errno, "fsync", path, false);
+        ::close(fd);
+      }
+      if (st.ok()) ok[t] = 1;  // distinct elements: no lock needed
+    } else {
+      size_t shard = dirs[t - pending.size()];
+      static constexpr char kHex[] = "0123456789abcdef";
+      std::string path = root_ + "/objects/" + kHex[shard >> 4] + kHex[shard & 15];
+      st = FsyncDir(shard_fds_[shard].load(std::memory_order_acquire), path);
+    }
+    if (!st.ok()) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (t >= pending.size()) dirs_ok = false;
+      if (first.ok()) first = st;
+    }
+  };
+  // fsyncs wait on the device, not the CPU: a few in flight let the file system commit
+  // them together. Small commits run inline (a thread costs more than it saves).
+  constexpr size_t kMaxThreads = 8;
+  const size_t threads = tasks < 4 ? 0 : std::min(kMaxThreads, tasks / 2);
+  if (threads == 0) {
+    for (size_t t = 0; t < tasks; ++t) run(t);
+  } else {
+    std::atomic<size_t> next{0};
+    auto worker = [&] {
+      for (size_t t; (t = next.fetch_add(1)) < tasks;) run(t);
+    };
+    std::vector<std::thread> pool;
+    pool.reserve(threads - 1);
+    for (size_t i = 1; i < threads; ++i) pool.emplace_back(worker);
+    worker();
+    for (auto& th : pool) th.join();
+  }
+  if (!first.ok()) {
+    for (size_t i = 0; i < pending.size(); ++i) {
+      if (!ok[i] || !dirs_ok) failed->push_back(pending[i]);
+    }
+  }
+  return first;
 }
 
 Status FileBackend::PutImpl(const ObjectId& id, ByteView data, bool sync) {
@@ -569,8 +642,9 @@ Status FileBackend::PutImpl(const ObjectId& id, ByteView data, bool sync) {
     // grace period protects it again (spec/06-refs.md §6). Not permitted on another
     // user's file: then fall through and store our own copy.
     if (SysUtimeNow(path) == 0) {
-      // Its writer may not have synced the directory yet: sync before acknowledging.
-      return sync ? FsyncDir(dir_fd, root_ + "/objects/" + shard) : Status::Ok();
+      // Its writer may not have synced it yet: sync (now or at Sync) before acknowledging.
+      if (!sync) return RecordUnsynced(shard, path);
+      return FsyncDir(dir_fd, root_ + "/objects/" + shard);
     }
     if (errno == ENOENT) {
       // Deleted meanwhile: store it below.
@@ -585,7 +659,15 @@ Status FileBackend::PutImpl(const ObjectId& id, ByteView data, bool sync) {
     ::unlink(tmp.c_str());
     return st2;
   }
-  return sync ? FsyncDir(dir_fd, root_ + "/objects/" + shard) : Status::Ok();
+  if (!sync) return RecordUnsynced(shard, path);
+  return FsyncDir(dir_fd, root_ + "/objects/" + shard);
+}
+
+Status FileBackend::RecordUnsynced(const std::string& shard, const std::string& path) {
+  size_t index = static_cast<size_t>(std::stoi(shard, nullptr, 16));
+  std::lock_guard<std::mutex> lock(pending_mu_);
+  pending_.emplace_back(index, path);
+  return Status::Ok();
 }
 
 // A whole-object read is the range [0, size): one open/fstat/pread path for both.

@@ -38,9 +38,12 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "dreamdb/store.h"
 
@@ -73,8 +76,10 @@ class FileBackend final : public ObjectBackend, public RefBackend {
 
   // ObjectBackend.
   Status Put(const ObjectId& id, ByteView data) override;
-  // Writes and renames without fsync; Sync() then makes all of them durable with one
-  // syncfs(2) of the store's file system (spec/05-backend.md §7.3).
+  // Writes and renames without fsync and records the object; Sync() then fsyncs every
+  // recorded object file and the shard directories holding them (spec/05-backend.md
+  // §8.3.5), several at a time. Only this handle's objects are flushed, never the whole
+  // file system, so a commit does not wait for another writer's dirty pages.
   Status PutUnsynced(const ObjectId& id, ByteView data) override;
   Status Sync() override;
   Result<Bytes> Get(const ObjectId& id) override;
@@ -139,6 +144,12 @@ class FileBackend final : public ObjectBackend, public RefBackend {
   // Writes a temp file; fsyncs it when `sync`.
   Result<std::string> WriteTemp(std::string_view kind, ByteView data, bool sync = true) const;
   Status PutImpl(const ObjectId& id, ByteView data, bool sync);
+  // Adds an object put unsynced (shard "xx", its path) to pending_.
+  Status RecordUnsynced(const std::string& shard, const std::string& path);
+  // fsyncs the files and directories of `pending` (sorted, unique), a few threads at once.
+  // On failure returns the first error; `failed` gets the entries not known durable.
+  Status SyncPending(const std::vector<std::pair<size_t, std::string>>& pending,
+                     std::vector<std::pair<size_t, std::string>>* failed);
   // An fd of objects/<xx>, creating the directory if needed. Cached; never closed early.
   Result<int> ShardDirFd(const std::string& shard);
   Status FsyncDir(int fd, const std::string& path) const;
@@ -149,8 +160,12 @@ class FileBackend final : public ObjectBackend, public RefBackend {
   const std::string root_;
   const FileBackendOptions options_;
   int root_fd_ = -1;
-  // Set by PutUnsynced, cleared (before syncing) by Sync.
-  std::atomic<bool> unsynced_{false};
+  // Objects put unsynced since the last Sync took them (shard index, object path).
+  std::mutex pending_mu_;
+  std::vector<std::pair<size_t, std::string>> pending_;  // guarded by pending_mu_
+  // Held for a whole Sync, so a Sync returns only after every earlier one finished: an
+  // object another Sync took from pending_ is durable before a later Sync returns OK.
+  std::mutex sync_mu_;
   int objects_fd_ = -1;
   int refs_fd_ = -1;
   // objects/<xx> directory fds, -1 until first used; set once with compare-exchange.

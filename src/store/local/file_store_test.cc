@@ -648,3 +648,114 @@ TEST(FileStoreSyncTest, UnsyncedPutsAreVisibleAndSyncedBeforeARefMoves) {
 
 }  // namespace
 }  // namespace dreamdb
+
+namespace dreamdb {
+namespace {
+
+// Sync used to call syncfs(2), which flushes the whole file system: a small commit waited
+// for every dirty page of a bulk writer beside it. Now it fsyncs exactly the objects this
+// handle put unsynced (and their shard directories), nothing else.
+TEST(FileStoreSyncTest, SyncFsyncsOnlyTheObjectsItPutNotTheFileSystem) {
+  std::string root = ::testing::TempDir() + "/sync_files_" + std::to_string(getpid());
+  std::mutex mu;
+  std::set<std::string> fsynced;
+  FileBackendOptions options;
+  options.fault_hook = [&](std::string_view call, const std::string& path) {
+    if (call == "fsync") {
+      std::lock_guard<std::mutex> lock(mu);
+      fsynced.insert(path);
+    }
+    return 0;
+  };
+  auto backend = FileBackend::Open(root, options);
+  ASSERT_TRUE(backend.ok()) << backend.status().ToString();
+  // Enough objects for the parallel path, spread over several shards.
+  std::set<std::string> want;
+  for (int i = 0; i < 40; ++i) {
+    std::string data = "object " + std::to_string(i);
+    ObjectId id = ObjectId::Of(data);
+    ASSERT_TRUE((*backend)->PutUnsynced(id, data).ok());
+    want.insert((*backend)->ObjectPath(id));
+    want.insert(root + "/objects/" + id.ShardPrefix());
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& p : fsynced) EXPECT_EQ(want.count(p), 0u) << "fsynced before Sync: " << p;
+    fsynced.clear();
+  }
+  ASSERT_TRUE((*backend)->Sync().ok());
+  EXPECT_EQ(fsynced, want);
+  fsynced.clear();
+  ASSERT_TRUE((*backend)->Sync().ok());  // nothing pending
+  EXPECT_TRUE(fsynced.empty());
+}
+
+// An object another handle wrote (and has not synced) that this handle's Put finds present
+// is still made durable by this handle's Sync before its ref moves.
+TEST(FileStoreSyncTest, SyncFsyncsAnObjectFoundPresentFromAnotherWriter) {
+  std::string root = ::testing::TempDir() + "/sync_present_" + std::to_string(getpid());
+  std::set<std::string> fsynced;
+  FileBackendOptions options;
+  options.fault_hook = [&](std::string_view call, const std::string& path) {
+    if (call == "fsync") fsynced.insert(path);
+    return 0;
+  };
+  auto writer = FileBackend::Open(root);
+  auto second = FileBackend::Open(root, options);
+  ASSERT_TRUE(writer.ok() && second.ok());
+  std::string data = "shared object";
+  ObjectId id = ObjectId::Of(data);
+  ASSERT_TRUE((*writer)->PutUnsynced(id, data).ok());
+  ASSERT_TRUE((*second)->PutUnsynced(id, data).ok());
+  ASSERT_TRUE((*second)->Sync().ok());
+  EXPECT_EQ(fsynced.count((*second)->ObjectPath(id)), 1u);
+  EXPECT_EQ(fsynced.count(root + "/objects/" + id.ShardPrefix()), 1u);
+}
+
+// A failed fsync fails the Sync (naming the file), so the ref does not move, and the
+// object stays pending: the next Sync flushes it again before it reports OK.
+TEST(FileStoreSyncTest, FailedFsyncKeepsTheObjectPendingAndTheRefUnmoved) {
+  std::string root = ::testing::TempDir() + "/sync_fail_" + std::to_string(getpid());
+  std::string fail_path;
+  int fsyncs_of_object = 0;
+  FileBackendOptions options;
+  options.fault_hook = [&](std::string_view call, const std::string& path) {
+    if (call != "fsync" || path != fail_path) return 0;
+    ++fsyncs_of_object;
+    return fsyncs_of_object == 1 ? EIO : 0;
+  };
+  auto backend = FileBackend::Open(root, options);
+  ASSERT_TRUE(backend.ok());
+  std::string data = "will fail once";
+  ObjectId id = ObjectId::Of(data);
+  fail_path = (*backend)->ObjectPath(id);
+  ASSERT_TRUE((*backend)->PutUnsynced(id, data).ok());
+  Status st = (*backend)->Sync();
+  EXPECT_EQ(st.code(), StatusCode::kIoError) << st.ToString();
+  EXPECT_NE(st.message().find(fail_path), std::string::npos) << st.message();
+  EXPECT_TRUE((*backend)->Sync().ok());
+  EXPECT_EQ(fsyncs_of_object, 2);
+  EXPECT_TRUE((*backend)->Sync().ok());
+  EXPECT_EQ(fsyncs_of_object, 2);
+}
+
+// A failed commit removes the objects it created; the handle must not keep failing every
+// later Sync (and so every later commit) on the files that are gone.
+TEST(FileStoreSyncTest, ObjectDeletedBeforeSyncDoesNotFailLaterSyncs) {
+  std::string root = ::testing::TempDir() + "/sync_deleted_" + std::to_string(getpid());
+  auto backend = FileBackend::Open(root);
+  ASSERT_TRUE(backend.ok());
+  std::string data = "removed by a failed commit's cleanup";
+  ObjectId id = ObjectId::Of(data);
+  ASSERT_TRUE((*backend)->PutUnsynced(id, data).ok());
+  ASSERT_TRUE(static_cast<ObjectBackend&>(**backend).Delete(id).ok());
+  Status st = (*backend)->Sync();
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  std::string next = "the next commit";
+  ASSERT_TRUE((*backend)->PutUnsynced(ObjectId::Of(next), next).ok());
+  st = (*backend)->Sync();
+  EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
+}  // namespace
+}  // namespace dreamdb
