@@ -19,6 +19,7 @@
 #include "src/base/encoding.h"
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
+#include "src/dataset/reach.h"
 #include "src/dataset/vector_index.h"
 #include "src/store/put_journal.h"
 
@@ -1091,13 +1092,19 @@ Status Dataset::History(const std::function<bool(const CommitInfo&)>& visit, uin
   auto cur = impl_->current();
   heap.emplace(cur->manifest.time_ns, cur->id);
   seen.insert(cur->id);
+  // Versions whose older history GC's retention cut (spec/06-refs.md §6.10).
+  std::unordered_set<ObjectId> pruned;
+  RETURN_IF_ERROR(ListPruned(impl_->store(), impl_->name_, &pruned));
   uint64_t emitted = 0;
   while (!heap.empty()) {
     ObjectId id = heap.top().second;
     heap.pop();
     ASSIGN_OR_RETURN(auto v, impl_->LoadVersion(id));
-    if (!visit(InfoFromManifest(id, v->manifest))) return Status::Ok();
+    CommitInfo info = InfoFromManifest(id, v->manifest);
+    info.history_pruned = pruned.count(id) != 0;
+    if (!visit(info)) return Status::Ok();
     if (limit != 0 && ++emitted >= limit) return Status::Ok();
+    if (info.history_pruned) continue;
     for (const auto& p : v->manifest.parents) {
       if (!seen.insert(p).second) continue;
       auto pv = impl_->LoadVersion(p);
