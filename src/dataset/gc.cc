@@ -137,12 +137,24 @@ class Collector {
         }
       } else if (r.name.find("/branches/") != std::string::npos ||
                  r.name.find("/snapshots/") != std::string::npos) {
-        roots->push_back(std::move(r));
+        if (RawTarget(r)) {
+          reachable_.insert(r.target);
+        } else {
+          roots->push_back(std::move(r));
+        }
       } else {
         RETURN_IF_ERROR(OtherRef(r, roots));
       }
     }
     return Status::Ok();
+  }
+
+  // A branch or snapshot ref whose target is intact but not a structured object (a ref
+  // made with `ref create` in those name spaces, spec/06 §6.5): it names nothing else, so
+  // its target is kept alone. A damaged or missing target stays a root: the walk reports it.
+  bool RawTarget(const RefValue& r) {
+    auto bytes = store_.Get(r.target);
+    return bytes.ok() && dataset::PeekKind(*bytes).empty();
   }
 
   // A ref outside the dataset name spaces (made with `ref create`): its target is kept, and

@@ -236,5 +236,19 @@ TEST_F(Retention, DeleteCompactAndGcLeaveNoneOfADeletedRecordsBytes) {
   EXPECT_EQ(t.status().code(), StatusCode::kNotFound);
 }
 
+TEST_F(Retention, BranchRefsAtRawObjectsAreKeptAloneNotProblems) {
+  // `ref create demo/branches/main <raw object>`, as the README demo does.
+  auto raw = store_->Put(std::string_view("hello, dreamdb\n"));
+  ASSERT_TRUE(raw.ok());
+  ASSERT_TRUE(store_->CreateRef("demo/branches/main", *raw).ok());
+  ASSERT_TRUE(store_->CreateRef("demo/snapshots/v1", *raw).ok());
+  auto orphan = store_->Put(std::string_view("nothing names this"));
+  ASSERT_TRUE(orphan.ok());
+  GcReport r = Collect(-1, 0);
+  EXPECT_TRUE(r.problems.empty());
+  EXPECT_TRUE(store_->Head(*raw).ok());
+  EXPECT_EQ(store_->Head(*orphan).status().code(), StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace dreamdb
