@@ -27,11 +27,16 @@
 //     itself. If the branch moved (a concurrent commit landed), the attempt fails and the
 //     whole compaction starts again from the new head (bounded by max_attempts).
 //
+// Cost: each source segment is fetched once per field run of anchors that use it; the 16
+// most recently used (at most 512 MiB decoded) are kept, so the interleaving that replaced
+// records cause does not fetch a segment again per switch.
+//
 // Thread safety: Dataset::Compact may run concurrently with any other handle's commits
 // (invariant 4); the handle's own commits are serialized with it by the commit lock.
 
 #include <algorithm>
 #include <array>
+#include <list>
 #include <map>
 #include <memory>
 #include <set>
@@ -159,19 +164,32 @@ class FieldWriter {
   }
 
  private:
+  // The decoded source segment `id`. Replaced records interleave their batch's segment
+  // with the older ones in anchor order, so the last few segments are kept (bounded by
+  // count and bytes) and each is fetched once, not once per switch.
   Result<const Column*> Load(const ObjectId& id) {
-    if (loaded_id_ == id && loaded_ != nullptr) return loaded_.get();
-    if (auto hit = impl_.segments()->Get(id)) {
-      loaded_ = std::move(hit);
-    } else {
+    for (auto it = recent_.begin(); it != recent_.end(); ++it) {
+      if (it->first == id) {
+        recent_.splice(recent_.begin(), recent_, it);
+        return recent_.front().second.get();
+      }
+    }
+    std::shared_ptr<const Column> col = impl_.segments()->Get(id);
+    if (col == nullptr) {
       auto bytes = impl_.store().Get(id);
       if (!bytes.ok()) return bytes.status().WithContext("segment for field " + Quote(f_.name));
-      auto col = columnar::DecodeSegment(*bytes, *f_.spec);
-      if (!col.ok()) return SegmentReadError(col.status(), id);
-      loaded_ = std::make_shared<const Column>(std::move(*col));
+      auto decoded = columnar::DecodeSegment(*bytes, *f_.spec);
+      if (!decoded.ok()) return SegmentReadError(decoded.status(), id);
+      col = std::make_shared<const Column>(std::move(*decoded));
     }
-    loaded_id_ = id;
-    return loaded_.get();
+    recent_bytes_ += col->ByteSize();
+    recent_.emplace_front(id, std::move(col));
+    while (recent_.size() > 1 &&
+           (recent_.size() > kRecentSegments || recent_bytes_ > kRecentBytes)) {
+      recent_bytes_ -= recent_.back().second->ByteSize();
+      recent_.pop_back();
+    }
+    return recent_.front().second.get();
   }
 
   Status Flush() {
@@ -190,8 +208,10 @@ class FieldWriter {
   uint64_t* written_;
   Column piece_;
   Rewritten out_;
-  ObjectId loaded_id_;
-  std::shared_ptr<const Column> loaded_;
+  static constexpr size_t kRecentSegments = 16;
+  static constexpr uint64_t kRecentBytes = uint64_t{512} << 20;
+  std::list<std::pair<ObjectId, std::shared_ptr<const Column>>> recent_;  // most recent first
+  uint64_t recent_bytes_ = 0;
 };
 
 // Old and new location of one anchor's value of an indexed field (tags per spec/21 §5.2).
