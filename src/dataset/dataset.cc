@@ -271,7 +271,16 @@ Result<std::shared_ptr<const Version>> DatasetImpl::LoadVersion(const ObjectId& 
   }
   auto bytes = store_->Get(id);
   if (!bytes.ok()) {
-    return bytes.status().WithContext("manifest " + id.ToString() + " of dataset " + Quote(name_));
+    std::string what = "manifest " + id.ToString() + " of dataset " + Quote(name_);
+    if (bytes.status().code() == StatusCode::kNotFound) {
+      // Say so when GC's retention has cut this dataset's history (spec/06-refs.md §6.10):
+      // an old version or a merge base that is gone is pruned history, not damage.
+      std::unordered_set<ObjectId> pruned;
+      if (ListPruned(*store_, name_, &pruned).ok() && !pruned.empty()) {
+        what += " (gc retention pruned older history of this dataset; spec/06 §6.10)";
+      }
+    }
+    return bytes.status().WithContext(what);
   }
   auto m = dataset::DecodeManifest(*bytes);
   if (!m.ok()) return m.status().WithContext("manifest " + id.ToString());
