@@ -248,6 +248,8 @@ case "$mode" in
     step "bench smoke (foundation)" bash bench/run_foundation.sh --smoke
     step "bench smoke (datasets)" bash bench/run_dataset.sh --smoke
     step "bench smoke (commits beside a bulk ingest)" bash bench/commit_beside_ingest.sh --smoke
+    step "bench smoke (gc + compaction)" env DREAMDB_BIN="$root/build/release/cli/dreamdb" \
+      .venv/bin/python bench/gc_bench.py --smoke
     step "bench smoke (python SDK vs peers)" bash bench/python/run.sh --smoke
     step "bench smoke (vector search vs hnswlib, faiss)" bash bench/ann/run.sh --smoke
     ;;

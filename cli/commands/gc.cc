@@ -1,6 +1,7 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
-// dreamdb gc [--grace DURATION] [--no-writers-running] [--dry-run] [--progress]
+// dreamdb gc [NAME...] [--keep-since DURATION] [--keep-last N] [--grace DURATION]
+//            [--no-writers-running] [--dry-run] [--progress]
 #include "dreamdb/gc.h"
 
 #include "cli/dataset_util.h"
@@ -17,6 +18,17 @@ Status Run(Invocation& inv) {
   GcOptions options;
   if (auto grace = inv.FlagValue("--grace")) {
     ASSIGN_OR_RETURN(options.grace_ms, ParseDurationMs(*grace));
+  }
+  if (auto keep = inv.FlagValue("--keep-since")) {
+    ASSIGN_OR_RETURN(options.keep_since_ms, ParseDurationMs(*keep));
+  }
+  if (auto keep = inv.FlagValue("--keep-last")) {
+    ASSIGN_OR_RETURN(options.keep_last, ParseU64("--keep-last", *keep));
+    if (options.keep_last == 0) return InvalidArgument("--keep-last must be at least 1");
+  }
+  for (const std::string& name : inv.Args("NAME")) {
+    RETURN_IF_ERROR(ValidateDatasetNameArg(name));
+    options.datasets.push_back(name);
   }
   options.no_writers_running = inv.HasFlag("--no-writers-running");
   options.dry_run = inv.HasFlag("--dry-run");
@@ -43,6 +55,8 @@ Status Run(Invocation& inv) {
                       .Add("refs", r.refs)
                       .Add("leases", r.leases)
                       .Add("expired_leases", r.expired_leases)
+                      .Add("pruned_versions", r.pruned_versions)
+                      .Add("obsolete_markers", r.obsolete_markers)
                       .Add("found_objects", r.found_objects)
                       .Add("found_bytes", r.found_bytes)
                       .Add("reachable_objects", r.reachable_objects)
@@ -60,6 +74,11 @@ Status Run(Invocation& inv) {
   inv.PrintLine("kept " + Figure(r.reachable_objects, r.reachable_bytes) + " reachable, " +
                 Figure(r.leased_objects, r.leased_bytes) + " leased, " +
                 Figure(r.young_objects, r.young_bytes) + " younger than the grace period");
+  if (r.pruned_versions != 0 || r.obsolete_markers != 0) {
+    inv.PrintLine("retention: history cut before " + std::to_string(r.pruned_versions) +
+                  " versions (" + std::to_string(r.obsolete_markers) +
+                  " older cut markers dropped)");
+  }
   inv.PrintLine(std::string(r.dry_run ? "would delete " : "deleted ") +
                 Figure(r.deleted_objects, r.deleted_bytes) +
                 (r.expired_leases == 0
@@ -77,11 +96,28 @@ const Registrar kRegistrar({
         "the unmarked objects modified longer ago than the grace period (default 24h; under\n"
         "1h only with --no-writers-running). A missing or corrupt reachable object is\n"
         "printed ('problem: ...') and nothing is deleted (exit 7). --dry-run deletes nothing\n"
-        "and reports the same figures. JSON: {\"dry_run\", \"grace_s\", \"refs\", \"leases\",\n"
-        "\"expired_leases\", \"found_*\", \"reachable_*\", \"leased_*\", \"young_*\",\n"
+        "and reports the same figures.\n"
+        "Retention: with --keep-since and/or --keep-last, a branch's (snapshot's, lease's)\n"
+        "history is kept back to the last version within N versions of it or not older\n"
+        "than DURATION; older history survives only where another ref pins it. GC marks\n"
+        "where it cut with a ref <dataset>/pruned/<manifest>, and `log` stops there with a\n"
+        "note. NAME... limits retention to those datasets (marking always covers every\n"
+        "ref). JSON: {\"dry_run\", \"grace_s\", \"refs\", \"leases\", \"expired_leases\",\n"
+        "\"pruned_versions\", \"obsolete_markers\", \"found_*\", \"reachable_*\",\n"
+        "\"leased_*\", \"young_*\",\n"
         "\"deleted_*\"} with _objects and _bytes each. Progress goes to stderr when it is a\n"
         "terminal, or with --progress.",
-    .flags = {{.name = "--grace",
+    .positionals = {{.name = "NAME",
+                     .help = "datasets whose history retention prunes (default: all)",
+                     .optional = true,
+                     .repeated = true}},
+    .flags = {{.name = "--keep-since",
+               .value_name = "DURATION",
+               .help = "retention: keep history not older than this (e.g. 30d; 0 = head only)"},
+              {.name = "--keep-last",
+               .value_name = "N",
+               .help = "retention: keep at least the last N versions of each ref's history"},
+              {.name = "--grace",
                .value_name = "DURATION",
                .help = "keep unreachable objects younger than this (e.g. 30m, 24h, 7d; 0)"},
               {.name = "--no-writers-running",

@@ -16,19 +16,22 @@ void Print(Invocation& inv, const CommitInfo& c) {
   if (inv.json()) {
     std::vector<std::string> parents;
     for (const ObjectId& p : c.parents) parents.push_back(p.ToString());
-    inv.PrintJson(JsonObject()
-                      .Add("manifest", c.manifest.ToString())
-                      .AddRaw("parents", JsonStringList(parents))
-                      .Add("time", IsoTime(static_cast<int64_t>(c.time_ns)))
-                      .Add("time_ns", c.time_ns)
-                      .Add("writer", c.writer)
-                      .Add("message", c.message)
-                      .Add("count", c.count)
-                      .Add("added", c.added)
-                      .Add("replaced", c.replaced)
-                      .Add("deleted", c.deleted)
-                      .AddRaw("fields", JsonStringList(c.fields))
-                      .Add("schema_version", uint64_t{c.schema_version}));
+    JsonObject j;
+    j.Add("manifest", c.manifest.ToString())
+        .AddRaw("parents", JsonStringList(parents))
+        .Add("time", IsoTime(static_cast<int64_t>(c.time_ns)))
+        .Add("time_ns", c.time_ns)
+        .Add("writer", c.writer)
+        .Add("message", c.message)
+        .Add("count", c.count)
+        .Add("added", c.added)
+        .Add("replaced", c.replaced)
+        .Add("deleted", c.deleted)
+        .AddRaw("fields", JsonStringList(c.fields))
+        .Add("schema_version", uint64_t{c.schema_version});
+    // Only when true, so the lines of unpruned history keep their keys.
+    if (c.history_pruned) j.Add("history_pruned", true);
+    inv.PrintJson(j);
     return;
   }
   inv.PrintLine("manifest " + c.manifest.ToString());
@@ -40,6 +43,9 @@ void Print(Invocation& inv, const CommitInfo& c) {
   if (!c.fields.empty()) delta += "; fields " + Join(c.fields);
   inv.PrintLine("delta    " + delta);
   inv.PrintLine("message  " + c.message);
+  if (c.history_pruned) {
+    inv.PrintLine("note     older history was pruned by gc retention (spec/06 §6.10)");
+  }
   inv.PrintLine("");
 }
 

@@ -54,6 +54,9 @@ struct CommitInfo {
   uint32_t schema_version = 0;
   uint32_t attempts = 1;  // compare-and-swap attempts this commit took (1 = no rebase)
   uint64_t objects_written = 0;
+  // History(): GC's retention cut the history before this version (spec/06-refs.md §6.10):
+  // its parents are not visited (they may be gone).
+  bool history_pruned = false;
 };
 
 // How a merge resolves a conflict (spec/14-semantics.md §16.6).
@@ -84,6 +87,33 @@ struct MergeReport {
   std::vector<std::vector<ObjectId>> merge_bases;
   uint64_t conflicts = 0;  // conflicts found (resolved by the policy, or failed)
   std::vector<std::string> conflict_descriptions;  // the first few, for people
+};
+
+// Compaction (spec/14-semantics.md §18).
+struct CompactOptions {
+  std::string message;  // default: "compact"
+  std::string writer;   // default: "<user>@<host>:<pid>"
+  // Whole compactions tried: a concurrent commit that moves the branch while one runs makes
+  // it start again from the new head (the segments already written are reused when their
+  // bytes come out equal); after the last attempt kConflict.
+  uint32_t max_attempts = 3;
+  // Called now and then with a phase ("read", "write", "index", "commit") and a count
+  // (records, or segments and pages written). Called last with "commit" just before the
+  // compare-and-swap.
+  std::function<void(std::string_view phase, uint64_t done)> progress;
+};
+
+// What a compaction did (optional output of Dataset::Compact).
+struct CompactReport {
+  bool changed = false;  // false: the head was already compact; nothing landed
+  uint64_t records = 0;
+  uint32_t attempts = 0;
+  // Distinct segments and anchor-index pages the head reaches, and the segments' bytes,
+  // before and after.
+  uint64_t segments_before = 0, segments_after = 0;
+  uint64_t segment_bytes_before = 0, segment_bytes_after = 0;
+  uint64_t pages_before = 0, pages_after = 0;
+  uint64_t spatial_indexes = 0;  // spatial indexes whose entries were carried over
 };
 
 struct ScanOptions {
@@ -178,6 +208,15 @@ class Dataset {
   // with an earlier one.
   Result<CommitInfo> MergeMany(const std::vector<std::string>& sources,
                                const MergeOptions& options = {}, MergeReport* report = nullptr);
+
+  // Rewrites the head's records into few large segments and a fresh, full anchor index
+  // in one commit whose content is the head's (same anchors, values, order, tombstones,
+  // schema, meta and counters; spec/14-semantics.md §18): values of deleted and replaced
+  // records and of dropped fields are no longer reached, spatial indexes carry their codes
+  // over to the new locations. Older versions stay readable until GC removes what only
+  // they reach. A head that is already compact lands nothing (report->changed false, the
+  // result names the head, attempts 0). A branch handle only.
+  Result<CommitInfo> Compact(const CompactOptions& options = {}, CompactReport* report = nullptr);
 
   // Refs.
   Status Snapshot(std::string_view label);     // of head(); kAlreadyExists if taken

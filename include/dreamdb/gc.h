@@ -34,6 +34,15 @@ struct GcOptions {
   bool no_writers_running = false;
   // Count what would be deleted, delete nothing (not even expired leases).
   bool dry_run = false;
+  // Retention (spec/06-refs.md §6.10). History is kept in full unless one of these is set:
+  // then a version is retained when it is within keep_last versions of a root (the root
+  // is the first) or not older than keep_since_ms, and every version between it and the
+  // root is retained too. The older history of the datasets in `datasets` (all when
+  // empty) is cut: GC marks the retained versions whose parents it no longer keeps with a
+  // ref `<dataset>/pruned/<manifest>` and deletes what only the cut history reaches.
+  int64_t keep_since_ms = -1;  // -1: no age rule
+  uint64_t keep_last = 0;      // 0: no count rule
+  std::vector<std::string> datasets;
   // The clock, Unix milliseconds; 0 = the system clock. For tests.
   int64_t now_unix_ms = 0;
   // Called now and then with a phase ("mark", "sweep") and the objects done so far.
@@ -46,6 +55,10 @@ struct GcReport {
   uint64_t refs = 0;            // branch, snapshot and other refs used as roots
   uint64_t leases = 0;          // live leases used as roots
   uint64_t expired_leases = 0;  // expired lease refs found (deleted unless dry_run)
+  // Retention: versions whose history this run cut (new pruned markers), and markers of
+  // earlier runs whose version is no longer reachable (deleted unless dry_run).
+  uint64_t pruned_versions = 0;
+  uint64_t obsolete_markers = 0;
   // Every object listed by the sweep, and how it was classified (each object exactly once).
   uint64_t found_objects = 0, found_bytes = 0;
   uint64_t reachable_objects = 0, reachable_bytes = 0;  // kept: reachable from a ref

@@ -14,7 +14,7 @@ Errors: ``dreamdb.Error`` and its subclasses (``dreamdb.errors``).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from . import errors
 from ._core import Field, Schema, Store
@@ -74,6 +74,10 @@ def verify(store: StoreLike, name: Optional[str] = None) -> Dict[str, Any]:
 
 
 def gc(store: StoreLike, grace: str = "24h", dry_run: bool = False,
-       no_writers_running: bool = False) -> Dict[str, Any]:
-    """Deletes what no ref or live reader lease reaches, past `grace`; returns the report."""
-    return open_store(store).gc(grace, dry_run, no_writers_running)
+       no_writers_running: bool = False, keep_since: Optional[str] = None,
+       keep_last: int = 0, datasets: Sequence[str] = ()) -> Dict[str, Any]:
+    """Deletes what no ref or live reader lease reaches, past `grace`; returns the report.
+    With `keep_since` (e.g. "30d") and/or `keep_last` (versions), history older than that
+    is pruned (for `datasets`, default all): see Store.gc."""
+    return open_store(store).gc(grace, dry_run, no_writers_running, keep_since, keep_last,
+                                list(datasets))

@@ -185,9 +185,9 @@ class Store:
         Checks that every object reachable from the refs of dataset `name` (all datasets when empty) is present and intact. Returns {'refs', 'objects', 'bytes', 'problems'}; 'problems' is empty when the data is healthy.
         """
 
-    def gc(self, grace: str = '24h', dry_run: bool = False, no_writers_running: bool = False) -> dict:
+    def gc(self, grace: str = '24h', dry_run: bool = False, no_writers_running: bool = False, keep_since: str | None = None, keep_last: int = 0, datasets: Sequence[str] = []) -> dict:
         """
-        Deletes the objects no ref or live reader lease reaches and that are older than `grace` (e.g. '30m', '24h', '7d', '0'; under 1h only with no_writers_running=True) (spec/06-refs.md §6). Returns the report: {'dry_run', 'grace_s', 'refs', 'leases', 'expired_leases'} and '<found|reachable|leased|young|deleted>_<objects|bytes>'. CorruptError, deleting nothing, if a reachable object is missing or corrupt.
+        Deletes the objects no ref or live reader lease reaches and that are older than `grace` (e.g. '30m', '24h', '7d', '0'; under 1h only with no_writers_running=True) (spec/06-refs.md §6). Returns the report: {'dry_run', 'grace_s', 'refs', 'leases', 'expired_leases', 'pruned_versions', 'obsolete_markers'} and '<found|reachable|leased|young|deleted>_<objects|bytes>'. CorruptError, deleting nothing, if a reachable object is missing or corrupt. Retention (spec/06-refs.md §6.10): with `keep_since` (a duration) and/or `keep_last` (versions), each ref's history older than that is pruned, for the datasets named in `datasets` (all when empty).
         """
 
     def take_lease(self, dataset: str, holder: str, manifest: str, expires_unix_s: int) -> str:
@@ -327,6 +327,9 @@ def merge(store: Store, name: str, branch: str, sources: Sequence[str], policy: 
     """
     Merges sources into a branch (spec/14-semantics.md §16); use Dataset.merge.
     """
+
+def compact(store: Store, name: str, branch: str, message: str) -> dict:
+    """Compacts a branch (spec/14-semantics.md §18); use Dataset.compact."""
 
 def sweep_init(store: Store, name: str, sweep: str, from_: str, runs: int, prefix: str, params: Sequence[Mapping[str, str]], metric: str, goal: str, message: str) -> dict:
     """Starts a sweep (spec/14-semantics.md §17); use Dataset.sweep_init."""

@@ -346,6 +346,29 @@ class Dataset:
         self._h.refresh()
         return self._commit(info)
 
+    def compact(self, message: str = "") -> str:
+        """Rewrites this branch's records into few large segments and a fresh anchor index
+        in one commit whose content equals the head's (spec/14-semantics.md §18): same
+        anchors, values, order, tombstones, schema and metadata. Values of deleted and
+        replaced records are no longer reached by the new head; older versions keep them
+        until GC drops those versions. Spatial indexes keep their codes (no rebuild).
+        Returns the new head (the unchanged head when it was already compact).
+        `last_commit` has the figures: "changed", "records", "segments_before",
+        "segments_after", "segment_bytes_before", "segment_bytes_after", "pages_before",
+        "pages_after", "spatial_indexes", "attempts". A commit landing on the branch
+        meanwhile restarts it (three attempts, then ConflictError; nothing changed)."""
+        from ._core import compact as _compact
+
+        if self.read_only:
+            from .errors import PermissionDeniedError
+
+            raise PermissionDeniedError(
+                f"dataset '{self.name}' is open read-only (at a snapshot or manifest); "
+                "open a branch to compact it")
+        info = _compact(self._h.store, self._h.name, self._h.branch, message)
+        self._h.refresh()
+        return self._commit(info)
+
     # ---- sweeps (spec/14-semantics.md §17) ----
 
     def sweep_init(

@@ -57,6 +57,7 @@ nb::dict CommitDict(const CommitInfo& c) {
   d["schema_version"] = c.schema_version;
   d["attempts"] = c.attempts;
   d["objects_written"] = c.objects_written;
+  if (c.history_pruned) d["history_pruned"] = true;  // spec/06-refs.md §6.10
   return d;
 }
 

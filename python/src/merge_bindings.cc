@@ -133,6 +133,40 @@ void RegisterMerge(nb::module_& m) {
       "Merges sources into a branch (spec/14-semantics.md §16); use Dataset.merge.");
 
   m.def(
+      "compact",
+      [](std::shared_ptr<Store> store, const std::string& name, const std::string& branch,
+         const std::string& message) {
+        CompactOptions options;
+        options.message = message;
+        CommitInfo info;
+        CompactReport r;
+        {
+          nb::gil_scoped_release release;
+          auto ds = ValueOrThrow(Dataset::Open(store, name, branch));
+          info = ValueOrThrow(ds->Compact(options, &r));
+        }
+        nb::dict d;
+        d["manifest"] = info.manifest.ToString();
+        d["parents"] = Ids(info.parents);
+        d["message"] = info.message;
+        d["count"] = info.count;
+        d["attempts"] = info.attempts;
+        d["objects_written"] = info.objects_written;
+        d["changed"] = r.changed;
+        d["records"] = r.records;
+        d["segments_before"] = r.segments_before;
+        d["segments_after"] = r.segments_after;
+        d["segment_bytes_before"] = r.segment_bytes_before;
+        d["segment_bytes_after"] = r.segment_bytes_after;
+        d["pages_before"] = r.pages_before;
+        d["pages_after"] = r.pages_after;
+        d["spatial_indexes"] = r.spatial_indexes;
+        return d;
+      },
+      nb::arg("store"), nb::arg("name"), nb::arg("branch"), nb::arg("message"),
+      "Compacts a branch (spec/14-semantics.md §18); use Dataset.compact.");
+
+  m.def(
       "sweep_init",
       [](std::shared_ptr<Store> store, const std::string& name, const std::string& sweep,
          const std::string& from, uint32_t runs, const std::string& prefix,

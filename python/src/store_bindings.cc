@@ -3,6 +3,7 @@
 // dreamdb.Store: a handle on a store URI (memory://, memory://NAME, file:///path or a
 // local path), plus the store-wide operations: list datasets, verify, gc.
 
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
@@ -78,11 +79,16 @@ void RegisterStore(nb::module_& m) {
           "'problems'}; 'problems' is empty when the data is healthy.")
       .def(
           "gc",
-          [](Store& s, const std::string& grace, bool dry_run, bool no_writers_running) {
+          [](Store& s, const std::string& grace, bool dry_run, bool no_writers_running,
+             const std::optional<std::string>& keep_since, uint64_t keep_last,
+             const std::vector<std::string>& datasets) {
             GcOptions options;
             options.grace_ms = ValueOrThrow(ParseDurationMs(grace));
             options.dry_run = dry_run;
             options.no_writers_running = no_writers_running;
+            if (keep_since) options.keep_since_ms = ValueOrThrow(ParseDurationMs(*keep_since));
+            options.keep_last = keep_last;
+            options.datasets = datasets;
             GcReport r;
             {
               nb::gil_scoped_release release;
@@ -94,6 +100,8 @@ void RegisterStore(nb::module_& m) {
             d["refs"] = r.refs;
             d["leases"] = r.leases;
             d["expired_leases"] = r.expired_leases;
+            d["pruned_versions"] = r.pruned_versions;
+            d["obsolete_markers"] = r.obsolete_markers;
             d["found_objects"] = r.found_objects;
             d["found_bytes"] = r.found_bytes;
             d["reachable_objects"] = r.reachable_objects;
@@ -107,12 +115,17 @@ void RegisterStore(nb::module_& m) {
             return d;
           },
           nb::arg("grace") = "24h", nb::arg("dry_run") = false,
-          nb::arg("no_writers_running") = false,
+          nb::arg("no_writers_running") = false, nb::arg("keep_since") = nb::none(),
+          nb::arg("keep_last") = 0, nb::arg("datasets") = std::vector<std::string>(),
           "Deletes the objects no ref or live reader lease reaches and that are older than "
           "`grace` (e.g. '30m', '24h', '7d', '0'; under 1h only with no_writers_running=True) "
           "(spec/06-refs.md §6). Returns the report: {'dry_run', 'grace_s', 'refs', 'leases', "
-          "'expired_leases'} and '<found|reachable|leased|young|deleted>_<objects|bytes>'. "
-          "CorruptError, deleting nothing, if a reachable object is missing or corrupt.")
+          "'expired_leases', 'pruned_versions', 'obsolete_markers'} and "
+          "'<found|reachable|leased|young|deleted>_<objects|bytes>'. CorruptError, deleting "
+          "nothing, if a reachable object is missing or corrupt. Retention (spec/06-refs.md "
+          "§6.10): with `keep_since` (a duration) and/or `keep_last` (versions), each ref's "
+          "history older than that is pruned, for the datasets named in `datasets` (all "
+          "when empty).")
       .def(
           "take_lease",
           [](Store& s, const std::string& dataset, const std::string& holder,

@@ -19,6 +19,7 @@
 #include "src/base/encoding.h"
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
+#include "src/dataset/reach.h"
 #include "src/dataset/vector_index.h"
 #include "src/store/put_journal.h"
 
@@ -266,7 +267,16 @@ Result<std::shared_ptr<const Version>> DatasetImpl::LoadVersion(const ObjectId& 
   if (auto hit = versions_.Get(id)) return hit;
   auto bytes = store_->Get(id);
   if (!bytes.ok()) {
-    return bytes.status().WithContext("manifest " + id.ToString() + " of dataset " + Quote(name_));
+    std::string what = "manifest " + id.ToString() + " of dataset " + Quote(name_);
+    if (bytes.status().code() == StatusCode::kNotFound) {
+      // Say so when GC's retention has cut this dataset's history (spec/06-refs.md §6.10):
+      // an old version or a merge base that is gone is pruned history, not damage.
+      std::unordered_set<ObjectId> pruned;
+      if (ListPruned(*store_, name_, &pruned).ok() && !pruned.empty()) {
+        what += " (gc retention pruned older history of this dataset; spec/06 §6.10)";
+      }
+    }
+    return bytes.status().WithContext(what);
   }
   auto m = dataset::DecodeManifest(*bytes);
   if (!m.ok()) return m.status().WithContext("manifest " + id.ToString());
@@ -1076,13 +1086,19 @@ Status Dataset::History(const std::function<bool(const CommitInfo&)>& visit, uin
   auto cur = impl_->current();
   heap.emplace(cur->manifest.time_ns, cur->id);
   seen.insert(cur->id);
+  // Versions whose older history GC's retention cut (spec/06-refs.md §6.10).
+  std::unordered_set<ObjectId> pruned;
+  RETURN_IF_ERROR(ListPruned(impl_->store(), impl_->name_, &pruned));
   uint64_t emitted = 0;
   while (!heap.empty()) {
     ObjectId id = heap.top().second;
     heap.pop();
     ASSIGN_OR_RETURN(auto v, impl_->LoadVersion(id));
-    if (!visit(InfoFromManifest(id, v->manifest))) return Status::Ok();
+    CommitInfo info = InfoFromManifest(id, v->manifest);
+    info.history_pruned = pruned.count(id) != 0;
+    if (!visit(info)) return Status::Ok();
     if (limit != 0 && ++emitted >= limit) return Status::Ok();
+    if (info.history_pruned) continue;
     for (const auto& p : v->manifest.parents) {
       if (!seen.insert(p).second) continue;
       auto pv = impl_->LoadVersion(p);

@@ -2,9 +2,12 @@
 // Garbage collection and reader leases (spec/06-refs.md §6, §8).
 #include "dreamdb/gc.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <deque>
 #include <optional>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "src/base/encoding.h"
@@ -66,6 +69,12 @@ class Collector {
     std::vector<RefValue> expired;
     RETURN_IF_ERROR(ListRoots(now, &roots, &live, &expired));
     report_.refs = roots.size();
+    for (const RefValue& m : markers_) pruned_.insert(m.target);
+    if (options_.keep_since_ms >= 0 || options_.keep_last > 0) {
+      std::vector<RefValue> all = roots;
+      for (const Lease& l : live) all.push_back(l.ref);
+      RETURN_IF_ERROR(Retain(all, now));
+    }
     Mark(roots, &reachable_);
     MarkLeases(live);
     // Leases taken while the refs were walked (spec/06 §8.4): list them again.
@@ -81,6 +90,17 @@ class Collector {
       return Corrupt("gc found " + std::to_string(report_.problems.size()) +
                      (report_.problems.size() == 1 ? " problem" : " problems") +
                      " among the objects the refs reach; nothing was deleted (run verify)");
+    }
+    // Markers whose version nothing reaches any more go before their version does
+    // (a ref never points at a missing object).
+    for (const RefValue& m : markers_) {
+      if (reachable_.count(m.target) != 0 || leased_.count(m.target) != 0) continue;
+      ++report_.obsolete_markers;
+      if (options_.dry_run) continue;
+      Status s = store_.DeleteRef(m.name, m.target);
+      if (!s.ok() && s.code() != StatusCode::kNotFound && s.code() != StatusCode::kConflict) {
+        return s;
+      }
     }
     RETURN_IF_ERROR(Sweep(cutoff));
     report_.expired_leases = expired.size();
@@ -105,6 +125,10 @@ class Collector {
       return true;
     }));
     for (auto& r : refs) {
+      if (IsPrunedMarker(r)) {
+        if (markers_seen_.insert(r.name).second) markers_.push_back(std::move(r));
+        continue;
+      }
       if (auto expires = LeaseExpiry(r.name)) {
         if (*expires * 1000 > now) {
           live->push_back({std::move(r), *expires});
@@ -113,12 +137,24 @@ class Collector {
         }
       } else if (r.name.find("/branches/") != std::string::npos ||
                  r.name.find("/snapshots/") != std::string::npos) {
-        roots->push_back(std::move(r));
+        if (RawTarget(r)) {
+          reachable_.insert(r.target);
+        } else {
+          roots->push_back(std::move(r));
+        }
       } else {
         RETURN_IF_ERROR(OtherRef(r, roots));
       }
     }
     return Status::Ok();
+  }
+
+  // A branch or snapshot ref whose target is intact but not a structured object (a ref
+  // made with `ref create` in those name spaces, spec/06 §6.5): it names nothing else, so
+  // its target is kept alone. A damaged or missing target stays a root: the walk reports it.
+  bool RawTarget(const RefValue& r) {
+    auto bytes = store_.Get(r.target);
+    return bytes.ok() && dataset::PeekKind(*bytes).empty();
   }
 
   // A ref outside the dataset name spaces (made with `ref create`): its target is kept, and
@@ -144,6 +180,74 @@ class Collector {
     return Status::Ok();
   }
 
+  bool InScope(std::string_view ref) const {
+    if (options_.datasets.empty()) return true;
+    const std::string_view dataset = ref.substr(0, ref.find('/'));
+    return std::find(options_.datasets.begin(), options_.datasets.end(), dataset) !=
+           options_.datasets.end();
+  }
+
+  // Retention (spec/06 §6.10): breadth-first from the roots in scope, a parent is retained
+  // when it is within keep_last of a root or not older than keep_since; a retained version
+  // with a parent that is not becomes a boundary: its pruned marker is put (before anything
+  // is deleted) and the walk does not go past it.
+  Status Retain(const std::vector<RefValue>& roots, int64_t now_ms) {
+    const bool by_age = options_.keep_since_ms >= 0;
+    const int64_t oldest_ms = now_ms - (by_age ? options_.keep_since_ms : 0);
+    const uint64_t oldest_ns = oldest_ms <= 0 ? 0 : static_cast<uint64_t>(oldest_ms) * 1000000;
+    std::unordered_map<ObjectId, uint64_t> depth;
+    std::unordered_map<ObjectId, std::string> dataset_of;
+    std::deque<ObjectId> queue;
+    for (const RefValue& r : roots) {
+      if (!InScope(r.name)) continue;
+      if (depth.emplace(r.target, 1).second) {
+        dataset_of.emplace(r.target, r.name.substr(0, r.name.find('/')));
+        queue.push_back(r.target);
+      }
+    }
+    auto load = [&](const ObjectId& id) -> std::optional<dataset::Manifest> {
+      auto bytes = store_.Get(id);
+      if (!bytes.ok()) return std::nullopt;  // the walk reports it
+      auto m = dataset::DecodeManifest(*bytes);
+      if (!m.ok()) return std::nullopt;
+      return std::move(*m);
+    };
+    std::vector<ObjectId> boundaries;
+    while (!queue.empty()) {
+      const ObjectId id = queue.front();
+      queue.pop_front();
+      if (pruned_.count(id) != 0) continue;  // cut by an earlier run
+      const uint64_t d = depth[id];
+      auto m = load(id);
+      if (!m) continue;
+      bool boundary = false;
+      for (const ObjectId& p : m->parents) {
+        if (depth.count(p) != 0) continue;
+        bool keep = d + 1 <= options_.keep_last;
+        if (!keep && by_age) {
+          auto pm = load(p);
+          keep = !pm || pm->time_ns >= oldest_ns;  // unreadable: kept, the walk reports it
+        }
+        if (keep) {
+          depth.emplace(p, d + 1);
+          dataset_of.emplace(p, dataset_of[id]);
+          queue.push_back(p);
+        } else {
+          boundary = true;
+        }
+      }
+      if (boundary) boundaries.push_back(id);
+    }
+    for (const ObjectId& b : boundaries) {
+      ++report_.pruned_versions;
+      pruned_.insert(b);
+      if (options_.dry_run) continue;
+      Status s = store_.CreateRef(dataset::PrunedRef(dataset_of[b], b), b);
+      if (!s.ok() && s.code() != StatusCode::kAlreadyExists) return s;
+    }
+    return Status::Ok();
+  }
+
   void Mark(const std::vector<RefValue>& roots, std::unordered_set<ObjectId>* into) {
     VerifyReport walk = WalkReachable(
         store_, roots,
@@ -152,7 +256,8 @@ class Collector {
         },
         [&](uint64_t objects) {
           if (options_.progress) options_.progress("mark", objects);
-        });
+        },
+        &pruned_);
     for (auto& p : walk.problems) report_.problems.push_back(std::move(p));
   }
 
@@ -229,6 +334,10 @@ class Collector {
   std::unordered_set<ObjectId> reachable_;
   std::unordered_set<ObjectId> leased_;
   std::unordered_set<std::string> seen_leases_;
+  // Pruned-history markers (spec/06 §6.10) and the versions whose parents are not walked.
+  std::vector<RefValue> markers_;
+  std::unordered_set<std::string> markers_seen_;
+  std::unordered_set<ObjectId> pruned_;
 };
 
 }  // namespace
@@ -239,6 +348,15 @@ Status CollectGarbage(Store& store, const GcOptions& options, GcReport* report) 
     return InvalidArgument("gc: a grace period of " + std::to_string(options.grace_ms / 1000) +
                            "s is under one hour; state that no writer is running to use it "
                            "(a writer's new objects could be deleted before its ref moves)");
+  }
+  if (options.keep_since_ms < -1) return InvalidArgument("gc: keep-since is negative");
+  for (const std::string& name : options.datasets) {
+    RETURN_IF_ERROR(dataset::ValidateDatasetName(name));
+  }
+  if (!options.datasets.empty() && options.keep_since_ms < 0 && options.keep_last == 0) {
+    return InvalidArgument(
+        "gc: dataset names choose whose history retention prunes; give --keep-since or "
+        "--keep-last with them (GC always marks from every ref of the store)");
   }
   GcReport local;
   GcReport& r = report != nullptr ? *report : local;

@@ -108,6 +108,10 @@ std::string BranchPrefix(std::string_view dataset) { return std::string(dataset)
 std::string SnapshotPrefix(std::string_view dataset) {
   return std::string(dataset) + "/snapshots/";
 }
+std::string PrunedRef(std::string_view dataset, const ObjectId& manifest) {
+  return PrunedPrefix(dataset) + manifest.ToString();
+}
+std::string PrunedPrefix(std::string_view dataset) { return std::string(dataset) + "/pruned/"; }
 
 Result<Bytes> EncodeGenesis(const Genesis& g) {
   cbor::Map m;

@@ -32,6 +32,10 @@ std::string BranchRef(std::string_view dataset, std::string_view branch);
 std::string SnapshotRef(std::string_view dataset, std::string_view label);
 std::string BranchPrefix(std::string_view dataset);
 std::string SnapshotPrefix(std::string_view dataset);
+// The pruned-history marker of `manifest` (spec/06-refs.md §6.10):
+// `<dataset>/pruned/<manifest id>`, targeting the manifest itself.
+std::string PrunedRef(std::string_view dataset, const ObjectId& manifest);
+std::string PrunedPrefix(std::string_view dataset);
 
 struct Genesis {
   std::string name;

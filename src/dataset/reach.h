@@ -11,6 +11,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "dreamdb/dataset.h"
@@ -27,9 +29,20 @@ using ReachedVisitor = std::function<void(const ObjectId& id, uint64_t size)>;
 // their parents, genesis, index and tombstone B-tree pages, segments, and spatial index
 // objects (index, model, directory pages, buckets, cells, node pages). Missing, corrupt or
 // undecodable objects are listed in the report's problems; the walk goes on past them.
+//
+// `pruned` (optional): manifests whose history was pruned by retention (spec/06-refs.md
+// §6.10): they are walked, their parents are not.
 VerifyReport WalkReachable(Store& store, const std::vector<RefValue>& roots,
                            const ReachedVisitor& reached,
-                           const std::function<void(uint64_t)>& progress = {});
+                           const std::function<void(uint64_t)>& progress = {},
+                           const std::unordered_set<ObjectId>* pruned = nullptr);
+
+// True when `r` is a pruned-history marker `<dataset>/pruned/<id>` targeting manifest <id>.
+bool IsPrunedMarker(const RefValue& r);
+
+// The targets of the pruned-history markers `<dataset>/pruned/...` of dataset `name`
+// (every dataset when empty), added to `out`.
+Status ListPruned(Store& store, std::string_view name, std::unordered_set<ObjectId>* out);
 
 }  // namespace dreamdb
 

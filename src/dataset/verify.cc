@@ -17,8 +17,9 @@ namespace {
 class Verifier {
  public:
   Verifier(Store& store, const std::function<void(uint64_t)>& progress,
-           const ReachedVisitor* reached = nullptr)
-      : store_(store), progress_(progress), reached_(reached) {}
+           const ReachedVisitor* reached = nullptr,
+           const std::unordered_set<ObjectId>* pruned = nullptr)
+      : store_(store), progress_(progress), reached_(reached), pruned_(pruned) {}
 
   // Fetches (and so hash-verifies) an object once. False if missing or corrupt.
   bool Check(const ObjectId& id, const std::string& what, Bytes* out = nullptr) {
@@ -190,6 +191,7 @@ class Verifier {
         Problem(tombs.status().ToString());
       }
       if (!m->indexes.empty()) SpatialIndexes(*m);
+      if (pruned_ != nullptr && pruned_->count(id) != 0) continue;  // history pruned (§6.10)
       for (const auto& p : m->parents) stack.push_back(p);
     }
   }
@@ -230,6 +232,7 @@ class Verifier {
   Store& store_;
   const std::function<void(uint64_t)>& progress_;
   const ReachedVisitor* reached_;
+  const std::unordered_set<ObjectId>* pruned_;
   VerifyReport report_;
   std::unordered_set<ObjectId> seen_;
   std::unordered_set<ObjectId> seen_pages_;
@@ -263,8 +266,9 @@ class Verifier {
 
 VerifyReport WalkReachable(Store& store, const std::vector<RefValue>& roots,
                            const ReachedVisitor& reached,
-                           const std::function<void(uint64_t)>& progress) {
-  Verifier v(store, progress, &reached);
+                           const std::function<void(uint64_t)>& progress,
+                           const std::unordered_set<ObjectId>* pruned) {
+  Verifier v(store, progress, &reached, pruned);
   for (const auto& r : roots) {
     ++v.report().refs;
     v.Manifests(r.target, r.name);
@@ -272,11 +276,30 @@ VerifyReport WalkReachable(Store& store, const std::vector<RefValue>& roots,
   return std::move(v.report());
 }
 
+bool IsPrunedMarker(const RefValue& r) {
+  constexpr std::string_view kPruned = "/pruned/";
+  const size_t at = r.name.find(kPruned);
+  // `<dataset>/pruned/<id>`: the dataset is the first name segment (a branch or lease
+  // name containing "pruned/" is not a marker).
+  return at != std::string::npos && at == r.name.find('/') &&
+         std::string_view(r.name).substr(at + kPruned.size()) == r.target.ToString();
+}
+
+Status ListPruned(Store& store, std::string_view name, std::unordered_set<ObjectId>* out) {
+  const std::string prefix = name.empty() ? "" : std::string(name) + "/";
+  return store.ListRefs(prefix, [&](const RefValue& r) {
+    if (IsPrunedMarker(r)) out->insert(r.target);
+    return true;
+  });
+}
+
 Result<VerifyReport> Verify(Store& store, std::string_view name,
                             const std::function<void(uint64_t)>& progress) {
-  Verifier v(store, progress);
   std::string prefix = name.empty() ? "" : std::string(name) + "/";
   if (!name.empty()) RETURN_IF_ERROR(dataset::ValidateDatasetName(name));
+  std::unordered_set<ObjectId> pruned;
+  RETURN_IF_ERROR(ListPruned(store, name, &pruned));
+  Verifier v(store, progress, nullptr, &pruned);
   std::vector<RefValue> refs;
   // Refs are few compared with objects; collect them so the walk does not hold a listing open.
   RETURN_IF_ERROR(store.ListRefs(prefix, [&](const RefValue& r) {

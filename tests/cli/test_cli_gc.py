@@ -135,3 +135,27 @@ def test_gc_killed_at_random_points_leaves_a_store_that_verifies(
     assert r["young_objects"] == 0
     assert len(files(store_dir)) == r["reachable_objects"]
     cli.ok("verify")
+
+
+def test_gc_retention_cuts_history_and_log_stops_with_a_note(cli: Cli, store_dir: pathlib.Path,
+                                                            tmp_path: pathlib.Path) -> None:
+    """--keep-last keeps each ref's last versions; the snapshot pins v1; `log` ends at the
+    cut with a note, verify passes, and a NAME filter without a rule is refused."""
+    make_store(cli, tmp_path)
+    for i in range(3):
+        cli.ok("delete", "d", str(i))
+    assert len(cli.ok("--json", "log", "d").jsonl()) == 5  # create, ingest, 3 deletes
+    cli.fails("invalid_argument", "gc", "d", "--grace", "0", "--no-writers-running")
+    compacted = cli.ok("--json", "compact", "d").json()
+    assert compacted["changed"] is True and compacted["records"] == 47
+    time.sleep(0.05)
+    r = gc(cli, "d", "--keep-last", "2", "--grace", "0", "--no-writers-running")
+    # main keeps compact + the last delete; v1 (the ingest) keeps itself and its parent.
+    assert r["pruned_versions"] == 1 and r["deleted_objects"] > 0, r
+    log = cli.ok("--json", "log", "d").jsonl()
+    assert len(log) == 2 and log[-1].get("history_pruned") is True
+    assert "history_pruned" not in log[0]
+    assert "older history was pruned" in cli.ok("log", "d").out
+    cli.ok("verify")
+    assert len(cli.ok("cat", "d", "--at", "v1").out.splitlines()) == 50
+    assert cli.ok("gc", "--grace", "0", "--no-writers-running").out.count("deleted 0 objects") == 1

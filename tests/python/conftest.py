@@ -15,6 +15,10 @@ import pytest
 
 # An s3:// URI in a test that names no endpoint goes to a closed loopback port, never to a
 # public endpoint; inherited AWS settings do not leak into the tests.
+# The credentials of the local test server (scripts/s3_server.sh) are kept aside for the
+# tests that use it (the `s3_test_credentials` fixture).
+_S3_TEST_CREDENTIALS = {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+                        if os.environ.get("DREAMDB_S3_ENDPOINT") and k in os.environ}
 for _k in [k for k in os.environ if k.startswith("AWS_")]:
     del os.environ[_k]
 os.environ["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"
@@ -81,3 +85,11 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+@pytest.fixture
+def s3_test_credentials(monkeypatch):
+    """Sets the local S3 test server's credentials (scripts/s3_server.sh) for one test."""
+    for k, v in _S3_TEST_CREDENTIALS.items():
+        monkeypatch.setenv(k, v)
+    return dict(_S3_TEST_CREDENTIALS)

@@ -52,3 +52,23 @@ def test_gc_refuses_a_short_grace_without_no_writers_running(tmp_path):
         dreamdb.gc(str(tmp_path / "s"), grace="10m")
     with pytest.raises(dreamdb.InvalidArgumentError, match="duration 'soon' is not valid"):
         dreamdb.gc(str(tmp_path / "s"), grace="soon")
+
+
+def test_gc_keep_since_prunes_old_history_and_history_stops_there(tmp_path):
+    store = dreamdb.Store.open(str(tmp_path / "s"), create=True)
+    ds = make(store)
+    for i in range(4):
+        ds.append_many([{"x": 100 + i}])
+    assert len(ds.history()) == 6
+    rows = sorted(ds.to_table().column("x").to_pylist())
+    time.sleep(0.05)
+    kept = store.gc(grace="0", no_writers_running=True, keep_since="1h")
+    assert kept["pruned_versions"] == 0 and kept["deleted_objects"] == 0
+    cut = dreamdb.gc(store, grace="0", no_writers_running=True, keep_since="0", datasets=["d"])
+    assert cut["pruned_versions"] == 1 and cut["deleted_objects"] > 0
+    log = ds.history()
+    assert len(log) == 1 and log[0]["history_pruned"] is True
+    assert sorted(ds.to_table().column("x").to_pylist()) == rows
+    assert dreamdb.verify(store)["problems"] == []
+    with pytest.raises(dreamdb.InvalidArgumentError, match="keep-since or --keep-last"):
+        store.gc(grace="0", no_writers_running=True, datasets=["d"])

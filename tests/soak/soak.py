@@ -395,6 +395,32 @@ def _index_settle(t: Trial) -> None:
             raise t.fail(f"search returned anchors that are not live: {anchors}")
 
 
+# compact: a killed `compact` of main: main is the old head or one compaction commit whose
+# records equal the old head's, field by field; an exit 0 landed one commit or found main
+# already compact (no commit).
+def _compact_launch(t: Trial) -> list[str]:
+    t.state.update(before=t.store.records(t.prev_head))
+    return t.store.argv("--json", "compact", NAME, "-m", f"soak compact {t.number}")
+
+
+def _compact_settle(t: Trial) -> None:
+    new = _new_commits(t)
+    if len(new) > 1:
+        raise t.fail(f"compact landed {len(new)} commits")
+    if t.exit_code == 0:
+        report = json.loads(t.stdout.splitlines()[-1])
+        if report["changed"] != bool(new) or report["head"] != (new[0]["manifest"] if new
+                                                                 else t.prev_head):
+            raise t.fail(f"compact reported {report} but the branch has {len(new)} new commits")
+    if new:
+        if new[0]["parents"] != [t.prev_head] or new[0]["count"] != len(t.model.records["main"]):
+            raise t.fail(f"compaction commit {new[0]}")
+        if t.store.records(new[0]["manifest"]) != t.state["before"]:
+            raise t.fail("compaction changed the records")
+        if t.exit_code == 0:
+            _acknowledge(t, new[0]["manifest"], new[0]["count"])
+
+
 OPERATIONS: list[Operation] = [
     Operation("ingest", _ingest_launch, _ingest_settle,
               ack=lambda line: line.startswith("ingest: ") and "committed in" in line, weight=4),
@@ -403,6 +429,7 @@ OPERATIONS: list[Operation] = [
     Operation("delete", _delete_launch, _delete_settle, weight=1),
     Operation("merge", _merge_launch, _merge_settle, weight=2),
     Operation("index_build", _index_launch, _index_settle, weight=2),
+    Operation("compact", _compact_launch, _compact_settle, weight=2),
     # GC and compaction: add their entries here once `dreamdb gc` / `compact` exist.
 ]
 
