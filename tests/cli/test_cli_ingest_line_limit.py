@@ -29,7 +29,8 @@ def make(cli: Cli, tmp_path: pathlib.Path) -> Cli:
     return cli
 
 
-def peak_rss_kib(cli: Cli, *args: str, stdin_path: str, timeout: float = 60) -> tuple[int, str, int]:
+def peak_rss_kib(cli: Cli, *args: str, stdin_path: str,
+                 timeout: float = 60) -> tuple[int, str, int]:
     """Runs dreamdb with stdin from `stdin_path`; (exit code, stderr, peak RSS KiB)."""
     argv = [str(cli.binary), "--store", cli.store_uri, *args]
     with open(stdin_path, "rb") as stdin, open(os.devnull, "wb") as null:
