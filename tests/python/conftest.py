@@ -10,8 +10,14 @@ Environment (all optional, scripts/test.sh sets them):
 import os
 import pathlib
 import shutil
+import uuid
 
 import pytest
+
+# The local S3 server's test credentials (scripts/s3_server.sh's env file), kept for the
+# `s3_store` fixture before the AWS settings are cleared below.
+S3_CREDENTIALS = {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+                  if k in os.environ and os.environ.get("DREAMDB_S3_ENDPOINT")}
 
 # An s3:// URI in a test that names no endpoint goes to a closed loopback port, never to a
 # public endpoint; inherited AWS settings do not leak into the tests.
@@ -81,3 +87,21 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+@pytest.fixture
+def s3_store(monkeypatch) -> str:
+    """A fresh s3:// store URI (a new prefix) on the local S3 server that scripts/test.sh
+    runs (DREAMDB_S3_ENDPOINT, DREAMDB_S3_BUCKET and its credentials, which this fixture
+    puts back into the environment for the test and its child processes). Without a
+    server the test is skipped when run by hand, and fails under CI or
+    DREAMDB_REQUIRE_S3=1."""
+    endpoint = os.environ.get("DREAMDB_S3_ENDPOINT")
+    bucket = os.environ.get("DREAMDB_S3_BUCKET")
+    if not endpoint or not bucket:
+        if os.environ.get("DREAMDB_REQUIRE_S3") == "1" or os.environ.get("CI"):
+            pytest.fail("DREAMDB_S3_ENDPOINT/DREAMDB_S3_BUCKET unset (scripts/s3_server.sh)")
+        pytest.skip("no local S3 server (scripts/s3_server.sh start DIR; source DIR/env)")
+    for k, v in S3_CREDENTIALS.items():
+        monkeypatch.setenv(k, v)
+    return f"s3://{bucket}/py-{uuid.uuid4().hex}?endpoint={endpoint}"
