@@ -437,6 +437,9 @@ pathlib.Path(out).write_text(json.dumps({"reads": reads, "failures": failures[:1
 
 GC_REPORTS: list[dict] = []  # the JSON reports of GC runs that completed
 S3_ERRORS: list[str] = []  # the clear errors ingests through the fault proxy failed with
+# s3_fault checks: acknowledged s3 commits read back, reads through the proxy that returned
+# the stored bytes, and those that failed with a clear error.
+S3_CHECKS = {"acked_reads": 0, "proxied_reads_ok": 0, "proxied_reads_failed": 0}
 
 
 def _gc_launch(t: Trial) -> list[str]:
@@ -633,6 +636,7 @@ def _s3_settle(t: Trial) -> None:
         if r.code != 0 or r.json()["count"] != count:
             raise t.fail(f"s3: acknowledged manifest {manifest} (trial {trial}, count {count}) "
                          f"reads back as {r}")
+    S3_CHECKS["acked_reads"] += len(side.model.acked)
     got = clean.records("main")
     if got != {a: expected_row(r) for a, r in model.items()}:
         raise t.fail("s3: main's records differ from the model")
@@ -646,6 +650,7 @@ def _s3_settle(t: Trial) -> None:
                          "holds")
         if r.code != 0 and (r.code not in (8, 9) or not r.err.startswith("dreamdb: error: ")):
             raise t.fail(f"a read through the fault proxy failed without a clear error: {r}")
+        S3_CHECKS["proxied_reads_ok" if r.code == 0 else "proxied_reads_failed"] += 1
 
 
 OPERATIONS: list[Operation] = [
@@ -715,7 +720,18 @@ def run_child(argv: list[str], ack: Callable[[str], bool], kill_after: Optional[
     code = p.wait()
     seconds = time.monotonic() - started
     if killed and code != -signal.SIGKILL:
-        killed = False  # it finished just before the signal
+        # It finished just before the signal: what it printed last is still in the pipes
+        # (its head, its acknowledgements), read it before judging the outcome.
+        killed = False
+        for f in bufs:
+            os.set_blocking(f.fileno(), True)
+            rest = f.read()
+            if f is p.stdout:
+                out += rest
+            else:
+                err += rest
+            lines = (bufs[f] + rest).split(b"\n")
+            acks += [x.decode() for x in lines if ack(x.decode())]
     for f in bufs:
         f.close()
     if killed:
@@ -758,6 +774,7 @@ class Soak:
         self.model = Model()
         GC_REPORTS.clear()
         S3_ERRORS.clear()
+        S3_CHECKS.update({k: 0 for k in S3_CHECKS})
         S3Side.proxy_stats = None
 
     def new_store(self) -> None:
@@ -875,6 +892,7 @@ class Soak:
         if S3Side.proxy_stats is not None:
             self.stats["s3_proxy"] = S3Side.proxy_stats
         self.stats["s3_failed_clearly"] = len(S3_ERRORS)
+        self.stats["s3_checks"] = dict(S3_CHECKS)
         self.stats["gc_runs"] = len(GC_REPORTS)
         self.stats["gc_deleted_objects"] = sum(r.get("deleted_objects", 0) for r in GC_REPORTS)
         self.stats["seconds"] = round(time.monotonic() - started, 1)
@@ -893,8 +911,12 @@ def summarize(stats: dict) -> str:
     if stats.get("s3_proxy"):
         proxy = stats["s3_proxy"]
         faults = ", ".join(f"{k} {v}" for k, v in proxy["by_fault"].items() if v)
+        checks = stats["s3_checks"]
         extra += (f"; s3 proxy: {proxy['requests']} requests, faults injected: {faults}; "
-                  f"{stats['s3_failed_clearly']} s3 ingests failed with a clear error")
+                  f"{stats['s3_failed_clearly']} s3 ingests failed with a clear error; "
+                  f"{checks['acked_reads']} acknowledged s3 commits read back; reads through "
+                  f"the proxy: {checks['proxied_reads_ok']} exact, "
+                  f"{checks['proxied_reads_failed']} failed clearly, 0 wrong")
     return (f"{stats['trials']} trials in {stats['seconds']}s on {stats['stores']} stores: "
             f"{stats['killed']} killed, {stats['completed']} completed ({by_op}); "
             f"verify ok {stats['verify_ok']}/{stats['trials']}; "
