@@ -309,13 +309,22 @@ size_t Utf8Length(std::string_view s, size_t i) {
   return valid ? len : 0;
 }
 
-// The control character (C0, DEL, C1) at s[i] whose sequence is `len` bytes long, or -1.
+// The code point at s[i] (a sequence `len` bytes long) that must never reach a terminal
+// raw, or -1: C0 controls, DEL, C1 controls (U+0080..U+009F), and the invisible format
+// characters that reorder or split what is shown: ARABIC LETTER MARK U+061C, LRM/RLM
+// U+200E/U+200F, LINE/PARAGRAPH SEPARATOR U+2028/U+2029, the bidi embeddings and
+// overrides U+202A..U+202E and the bidi isolates U+2066..U+2069 ("Trojan Source").
 int ControlAt(std::string_view s, size_t i, size_t len) {
   auto c = static_cast<unsigned char>(s[i]);
   if (len == 1) return c < 0x20 || c == 0x7f ? c : -1;
   auto c1 = static_cast<unsigned char>(s[i + 1]);
-  if (len == 2 && c == 0xc2 && c1 < 0xa0) return c1;  // U+0080..U+009F
-  return -1;
+  if (len == 2 && c == 0xc2 && c1 < 0xa0) return c1;       // U+0080..U+009F
+  if (len == 2 && c == 0xd8 && c1 == 0x9c) return 0x061c;  // ARABIC LETTER MARK
+  if (len != 3 || c != 0xe2) return -1;
+  int cp = 0x2000 | ((c1 & 0x3f) << 6) | (static_cast<unsigned char>(s[i + 2]) & 0x3f);
+  bool format = cp == 0x200e || cp == 0x200f || cp == 0x2028 || cp == 0x2029 ||
+                (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+  return format ? cp : -1;
 }
 
 // The index of the first byte Printable() changes, or npos: one pass, no copy, for the
@@ -335,11 +344,11 @@ size_t FirstUnprintable(std::string_view s) {
   return std::string_view::npos;
 }
 
-void AppendU00(int c, std::string* out) {
+// `c` (at most U+FFFF) as \uXXXX, lower-case hex.
+void AppendU(int c, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
-  *out += "\\u00";
-  out->push_back(kHex[c >> 4]);
-  out->push_back(kHex[c & 15]);
+  *out += "\\u";
+  for (int shift = 12; shift >= 0; shift -= 4) out->push_back(kHex[(c >> shift) & 15]);
 }
 
 }  // namespace
@@ -407,7 +416,7 @@ void AppendJsonString(std::string_view s, std::string* out) {
     } else if (c == '\t') {
       *out += "\\t";
     } else if (control >= 0) {
-      AppendU00(control, out);
+      AppendU(control, out);
     } else {
       out->append(s.substr(i, len));
     }
@@ -438,7 +447,7 @@ std::string Printable(std::string_view s) {
     } else if (control == '\r') {
       out += "\\r";
     } else if (control >= 0 && control != '\t') {
-      AppendU00(control, &out);
+      AppendU(control, &out);
     } else {
       out.append(s.substr(i, len));
     }

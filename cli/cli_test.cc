@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -40,6 +41,32 @@ TEST(PrintableTest, EscapesControlsKeepsPrintableUtf8) {
   std::string json;
   AppendJsonString("\x1b[2J\xc2\x9b\n\"\\é", &json);
   EXPECT_EQ(Printable(json), json);
+}
+
+// log printed a commit message holding U+202E (RIGHT-TO-LEFT OVERRIDE) raw, so stored text
+// could reorder what the reader sees ("Trojan Source"): every invisible bidi or line
+// format character is escaped as \uXXXX, in Printable and in JSON strings alike.
+TEST(PrintableTest, EscapesBidiAndInvisibleFormatCharacters) {
+  EXPECT_EQ(Printable("log \u202etxt.exe"), "log \\u202etxt.exe");
+  for (int cp : {0x061c, 0x200e, 0x200f, 0x2028, 0x2029, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e,
+                 0x2066, 0x2067, 0x2068, 0x2069}) {
+    std::string raw = cp < 0x800 ? std::string{static_cast<char>(0xc0 | (cp >> 6)),
+                                               static_cast<char>(0x80 | (cp & 0x3f))}
+                                 : std::string{static_cast<char>(0xe0 | (cp >> 12)),
+                                               static_cast<char>(0x80 | ((cp >> 6) & 0x3f)),
+                                               static_cast<char>(0x80 | (cp & 0x3f))};
+    char want[8];
+    std::snprintf(want, sizeof want, "\\u%04x", cp);
+    EXPECT_EQ(Printable("a" + raw + "b"), std::string("a") + want + "b") << cp;
+    std::string json;
+    AppendJsonString(raw, &json);
+    EXPECT_EQ(json, std::string("\"") + want + "\"") << cp;
+    EXPECT_EQ(Printable(json), json);
+  }
+  // Neighbours that are ordinary text stay: ZWJ (emoji sequences), U+2030, U+2065, U+061B.
+  for (std::string_view kept : {"\u200d", "\u2030", "\u2065", "\u061b", "\u2027"}) {
+    EXPECT_EQ(Printable(kept), kept);
+  }
 }
 
 TEST(JsonStringTest, EscapesC0DelAndC1AndReplacesInvalidUtf8) {

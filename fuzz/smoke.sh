@@ -9,7 +9,7 @@
 #   --long  the on-demand run: each target to FUZZ_RUNS executions (default 10^7) with no
 #           time limit, one after another, at nice 19; the figures (executions, seconds,
 #           findings) are summarised in build/fuzz/long-summary.txt
-# Env:   FUZZ_SECONDS   run time per target in seconds (default 60; smoke mode)
+# Env:   FUZZ_SECONDS   run time per target in seconds (default 20; smoke mode)
 #        FUZZ_RUNS      executions per target in --long mode (default 10000000)
 #        FUZZ_MAX_LEN   largest input libFuzzer generates (default 4096)
 #        FUZZ_SKIP_BUILD=1  use the targets already in build/fuzz
@@ -22,7 +22,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-seconds=${FUZZ_SECONDS:-60}
+seconds=${FUZZ_SECONDS:-20}
 max_len=${FUZZ_MAX_LEN:-4096}
 long=0
 if [[ "${1:-}" == --long ]]; then

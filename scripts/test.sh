@@ -12,13 +12,14 @@
 #   3. release preset build, install .venv/bin/dreamdb and the Python package,
 #                     pytest tests/python tests/cli, then the README demo on file://
 #                     and again on s3:// (the same server)
-#   4. soak, hostile  tests/soak (random kill -9 trials, many writers, disk-full tmpfs,
-#                     read-only mounts; DREAMDB_SOAK_TRIALS, default 36) and the hostile
+#   4. soak, hostile  tests/soak (random kill -9 trials, many writers, GC beside writers,
+#                     s3:// through a fault-injecting proxy (the same server), disk-full
+#                     tmpfs, read-only mounts; DREAMDB_SOAK_TRIALS, default 36) and the hostile
 #                     input corpus tests/hostile, both through the release CLI and SDK
-#   5. fuzz smoke     fuzz/smoke.sh (FUZZ_SECONDS per target, default 40)
+#   5. fuzz smoke     fuzz/smoke.sh (FUZZ_SECONDS per target, default 20)
 #   6. bench smoke    bench/run_foundation.sh, bench/run_dataset.sh,
-#                     bench/commit_beside_ingest.sh, bench/python/run.sh and
-#                     bench/ann/run.sh, each with --smoke
+#                     bench/commit_beside_ingest.sh, bench/gc_bench.py, bench/python/run.sh
+#                     and bench/ann/run.sh, each with --smoke
 # and prints a summary whose last line is "N passed, N failed" (ctest + pytest counts;
 # a failed step that is not a test run, such as a build, counts as one failure).
 #
@@ -27,7 +28,7 @@
 #            compile_commands.json (the full run includes it; ~4 min on 2 cores)
 #
 # Environment: DREAMDB_JOBS (build parallelism, default nproc), DREAMDB_RACE_ROUNDS
-# (CLI race test rounds, default 1000), FUZZ_SECONDS (default 40), DREAMDB_SOAK_TRIALS
+# (CLI race test rounds, default 1000), FUZZ_SECONDS (default 20), DREAMDB_SOAK_TRIALS
 # (default 36; 1000 on demand: see docs/reliability.md).
 set -euo pipefail
 
@@ -51,7 +52,7 @@ esac
 
 jobs="${DREAMDB_JOBS:-$(nproc)}"
 export DREAMDB_RACE_ROUNDS="${DREAMDB_RACE_ROUNDS:-1000}"
-export FUZZ_SECONDS="${FUZZ_SECONDS:-40}"
+export FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 export DREAMDB_SOAK_TRIALS="${DREAMDB_SOAK_TRIALS:-36}"
 logs="$root/build/test-logs"
 mkdir -p "$logs"
@@ -239,9 +240,10 @@ case "$mode" in
     step "demo (README quick start)" env DEMO_SKIP_BUILD=1 bash scripts/demo.sh
     step "demo on s3:// (SeaweedFS)" env DEMO_SKIP_BUILD=1 \
       DEMO_STORE="s3://$DREAMDB_S3_BUCKET/demo?endpoint=$DREAMDB_S3_ENDPOINT" bash scripts/demo.sh
-    step "stop S3 server" stop_s3_server
-    step --junit "$logs/soak.xml" "soak (kill -9, writers, disk full, read-only; ${DREAMDB_SOAK_TRIALS} trials)" \
+    # The soak's s3_fault operation and tests/soak/test_s3_faults.py use the same server.
+    step --junit "$logs/soak.xml" "soak (kill -9, writers, GC, s3 faults, disk full, read-only; ${DREAMDB_SOAK_TRIALS} trials)" \
       run_pytest_dir tests/soak "$logs/soak.xml"
+    step "stop S3 server" stop_s3_server
     step --junit "$logs/hostile.xml" "hostile input corpus" \
       run_pytest_dir tests/hostile "$logs/hostile.xml"
     step "fuzz smoke FUZZ_SECONDS=${FUZZ_SECONDS}" bash fuzz/smoke.sh

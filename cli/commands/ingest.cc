@@ -31,6 +31,74 @@ using Json = nlohmann::json;
 
 constexpr uint64_t kDefaultBatchSize = 10000;
 constexpr uint64_t kMaxMaxBlobBytes = uint64_t{1} << 40;
+// --max-line-bytes: at most 2^42 (room for an inline base64 blob of 2^40 bytes).
+constexpr uint64_t kMaxMaxLineBytes = uint64_t{1} << 42;
+// The default line limit beyond one inline base64 blob of --max-blob-bytes: 1 MiB for the
+// other fields of the record.
+constexpr uint64_t kLineSlackBytes = uint64_t{1} << 20;
+
+// The default of --max-line-bytes: one inline {"base64": ...} blob of `max_blob_bytes`
+// (4 characters per 3 bytes) plus kLineSlackBytes. 90527064 for the default 64 MiB.
+constexpr uint64_t DefaultMaxLineBytes(uint64_t max_blob_bytes) {
+  return (max_blob_bytes + 2) / 3 * 4 + kLineSlackBytes;
+}
+static_assert(DefaultMaxLineBytes(uint64_t{64} << 20) == 90527064);
+
+// The message of a line (or CSV record) longer than the limit; `what` names the input.
+std::string LineTooLong(std::string_view what, uint64_t line, uint64_t max_bytes) {
+  return "line " + std::to_string(line) + " of " + std::string(what) + " is longer than " +
+         std::to_string(max_bytes) + " bytes, the limit (raise it with --max-line-bytes)";
+}
+
+// Reads the lines of a file, each at most `max_bytes` long (without its newline): the
+// input is untrusted, and a line with no end (/dev/zero, a corrupt file) must be refused
+// after reading little more than the limit, not grow memory until the process dies. Not
+// thread-safe (one reader per FILE).
+class LineReader {
+ public:
+  LineReader(FILE* f, uint64_t max_bytes) : f_(f), max_bytes_(max_bytes) {}
+
+  // The next line into *line, without its '\n'. False at the end of the input;
+  // kInvalidArgument (with `too_long` set) when the line is longer than the limit;
+  // kIoError when reading fails.
+  Result<bool> Next(std::string* line, bool* too_long) {
+    line->clear();
+    *too_long = false;
+    bool any = false;
+    for (;;) {
+      if (pos_ == end_) {
+        errno = 0;
+        end_ = std::fread(buf_, 1, sizeof buf_, f_);
+        pos_ = 0;
+        if (end_ == 0) {
+          if (std::ferror(f_)) return IoError(std::strerror(errno));
+          return any;
+        }
+      }
+      any = true;
+      const char* start = buf_ + pos_;
+      const auto* nl = static_cast<const char*>(std::memchr(start, '\n', end_ - pos_));
+      size_t take = nl != nullptr ? static_cast<size_t>(nl - start) : end_ - pos_;
+      if (line->size() + take > max_bytes_) {
+        *too_long = true;
+        return InvalidArgument("line too long");
+      }
+      line->append(start, take);
+      pos_ += take;
+      if (nl != nullptr) {
+        ++pos_;
+        return true;
+      }
+    }
+  }
+
+ private:
+  FILE* f_;
+  const uint64_t max_bytes_;
+  char buf_[1 << 16];
+  size_t pos_ = 0;
+  size_t end_ = 0;
+};
 
 // Input JSON nested deeper than this is refused while it is parsed, before anything walks
 // it recursively (a record nested 100,000 deep would overflow the stack). An array field
@@ -220,7 +288,7 @@ std::string ShapeText(const std::vector<uint32_t>& shape) {
 class Ingester {
  public:
   Ingester(Invocation& inv, Dataset& ds, std::string input, uint64_t batch_size,
-           std::string anchor_key, BlobFiles blob_files)
+           std::string anchor_key, BlobFiles blob_files, uint64_t max_line_bytes)
       : inv_(inv),
         ds_(ds),
         schema_(ds.schema()),
@@ -228,6 +296,7 @@ class Ingester {
         batch_size_(batch_size),
         anchor_key_(std::move(anchor_key)),
         blob_files_(std::move(blob_files)),
+        max_line_bytes_(max_line_bytes),
         progress_(inv.HasFlag("--progress")) {
     size_t slash = input_.rfind('/');
     input_label_ = input_ == "-" ? "standard input" : input_.substr(slash + 1);
@@ -242,6 +311,8 @@ class Ingester {
   const ObjectId& head() const { return head_; }
 
  private:
+  // How messages name the input: 'path' as given, or standard input.
+  std::string InputName() const { return input_ == "-" ? input_label_ : Quote(input_); }
   // The error of line `line` (0: no line), with what was committed so far.
   Status Fail(uint64_t line, const Status& s) const;
   std::string CommittedNote() const;
@@ -266,7 +337,8 @@ class Ingester {
   std::string input_label_;
   const uint64_t batch_size_;
   const std::string anchor_key_;
-  const BlobFiles blob_files_;  // the files blob paths may name (--blob-root)
+  const BlobFiles blob_files_;     // the files blob paths may name (--blob-root)
+  const uint64_t max_line_bytes_;  // --max-line-bytes
   Progress progress_;
 
   std::vector<const FieldSpec*> written_;
@@ -601,22 +673,21 @@ Status Ingester::RunJsonl(FILE* f) {
   std::string known;
   for (const FieldSpec& spec : schema_.fields()) known += (known.empty() ? "" : ", ") + spec.name;
 
-  char* buf = nullptr;
-  size_t cap = 0;
-  std::unique_ptr<char, decltype(&std::free)> owner(nullptr, &std::free);
+  LineReader reader(f, max_line_bytes_);
+  std::string buf;
   std::vector<const Json*> values(fields.size());
   std::unordered_set<std::string> keys;
   for (;;) {
-    errno = 0;
-    ssize_t n = ::getline(&buf, &cap, f);
-    owner.release();
-    owner.reset(buf);
-    if (n < 0) {
-      if (std::ferror(f)) return Fail(0, ErrnoStatus(errno, "cannot read", input_));
-      break;
+    bool too_long = false;
+    auto more = reader.Next(&buf, &too_long);
+    if (too_long) {
+      return Fail(0, InvalidArgument(LineTooLong(InputName(), line_ + 1, max_line_bytes_)));
     }
+    if (!more.ok())
+      return Fail(0, IoError("cannot read " + InputName() + ": " + more.status().message()));
+    if (!*more) break;
     ++line_;
-    std::string_view text(buf, static_cast<size_t>(n));
+    std::string_view text(buf);
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
     if (text.find_first_not_of(" \t") == std::string_view::npos) continue;
     if (line_ == 1 && text.starts_with("\xef\xbb\xbf")) text.remove_prefix(3);  // UTF-8 BOM
@@ -686,6 +757,8 @@ Status Ingester::RunJsonl(FILE* f) {
 }
 
 // A streaming RFC 4180 reader: quoted cells may hold commas, doubled quotes and newlines.
+// A record (its cells, separators and the newlines inside quoted cells) is at most
+// `max_bytes` long, like a JSON Lines line. Not thread-safe (one reader per FILE).
 class CsvReader {
  public:
   struct Cell {
@@ -693,13 +766,16 @@ class CsvReader {
     bool quoted = false;
   };
 
-  explicit CsvReader(FILE* f) : f_(f) {}
+  CsvReader(FILE* f, uint64_t max_bytes, std::string what)
+      : f_(f), max_bytes_(max_bytes), what_(std::move(what)) {}
 
   // Reads the next record into *cells and the line it starts on into *line. False at the
   // end of the input.
   Result<bool> Next(std::vector<Cell>* cells, uint64_t* line) {
     cells->clear();
-    int c = getc_unlocked(f_);
+    bytes_ = 0;
+    too_long_ = false;
+    int c = Get();
     if (c == EOF) {
       RETURN_IF_ERROR(ReadError());
       return false;
@@ -712,13 +788,14 @@ class CsvReader {
         cell.quoted = true;
         uint64_t opened = line_;
         for (;;) {
-          c = getc_unlocked(f_);
+          c = Get();
           if (c == EOF) {
             RETURN_IF_ERROR(ReadError());
+            if (too_long_) return InvalidArgument(LineTooLong(what_, *line, max_bytes_));
             return InvalidArgument("line " + std::to_string(opened) + ": unterminated quoted cell");
           }
           if (c == '"') {
-            c = getc_unlocked(f_);
+            c = Get();
             if (c != '"') break;  // the closing quote; c is the character after it
           }
           if (c == '\n') ++line_;
@@ -736,7 +813,7 @@ class CsvReader {
         cell = Cell{};
         if (c == ',') {
           at_start = true;
-          c = getc_unlocked(f_);
+          c = Get();
           continue;
         }
         if (c == '\r') {
@@ -744,26 +821,44 @@ class CsvReader {
           if (next != '\n' && next != EOF) ungetc(next, f_);
         }
         if (c != EOF) ++line_;
-        if (c == EOF) RETURN_IF_ERROR(ReadError());
+        if (c == EOF) {
+          if (too_long_) return InvalidArgument(LineTooLong(what_, *line, max_bytes_));
+          RETURN_IF_ERROR(ReadError());
+        }
         return true;
       }
       cell.text.push_back(static_cast<char>(c));
-      c = getc_unlocked(f_);
+      c = Get();
     }
   }
 
  private:
+  // The next byte of the record, or EOF at the end of the input or past the limit
+  // (too_long_ then says which).
+  int Get() {
+    if (bytes_ >= max_bytes_ + 2) {  // the limit, and a CRLF
+      too_long_ = true;
+      return EOF;
+    }
+    ++bytes_;
+    return getc_unlocked(f_);
+  }
+
   Status ReadError() {
     if (std::ferror(f_)) return IoError(std::string("reading input: ") + std::strerror(errno));
     return Status::Ok();
   }
 
   FILE* f_;
+  const uint64_t max_bytes_;
+  const std::string what_;  // the input, for messages
   uint64_t line_ = 1;
+  uint64_t bytes_ = 0;  // read of the current record
+  bool too_long_ = false;
 };
 
 Status Ingester::RunCsv(FILE* f) {
-  CsvReader reader(f);
+  CsvReader reader(f, max_line_bytes_, InputName());
   std::vector<CsvReader::Cell> cells;
   uint64_t line = 0;
   // The header: each column is a field, the anchor column, or both.
@@ -848,16 +943,24 @@ Status Ingester::RunCsv(FILE* f) {
   return Flush();
 }
 
+// The value of the byte-count flag `name`, `fallback` without it; at most `max` (named
+// `max_text` in the message).
+Result<uint64_t> ByteLimitFlag(const Invocation& inv, std::string_view name, uint64_t fallback,
+                               uint64_t max, std::string_view max_text) {
+  auto flag = inv.FlagValue(name);
+  if (!flag) return fallback;
+  ASSIGN_OR_RETURN(uint64_t value, ParseU64(name, *flag));
+  if (value > max) {
+    return InvalidArgument(std::string(name) + " " + std::string(*flag) + " is above " +
+                           std::string(max_text));
+  }
+  return value;
+}
+
 // The blob files this run may read: under --blob-root, else the input file's directory;
 // none for standard input without --blob-root (piped input is the least trusted).
-Result<BlobFiles> BlobFilesFor(const Invocation& inv, const std::string& input) {
-  uint64_t max_bytes = kDefaultMaxBlobBytes;
-  if (auto flag = inv.FlagValue("--max-blob-bytes")) {
-    ASSIGN_OR_RETURN(max_bytes, ParseU64("--max-blob-bytes", *flag));
-    if (max_bytes > kMaxMaxBlobBytes) {
-      return InvalidArgument("--max-blob-bytes " + std::string(*flag) + " is above 2^40");
-    }
-  }
+Result<BlobFiles> BlobFilesFor(const Invocation& inv, const std::string& input,
+                               uint64_t max_bytes) {
   if (auto root = inv.FlagValue("--blob-root")) {
     if (root->empty()) return InvalidArgument("--blob-root: empty path");
     return BlobFiles::Open(std::string(*root), "--blob-root", max_bytes);
@@ -891,7 +994,13 @@ Status Run(Invocation& inv) {
   }
   std::string anchor_key(inv.FlagValue("--anchor-field").value_or("anchor"));
   if (anchor_key.empty()) return InvalidArgument("--anchor-field: empty name");
-  ASSIGN_OR_RETURN(BlobFiles blob_files, BlobFilesFor(inv, input));
+  ASSIGN_OR_RETURN(
+      uint64_t max_blob_bytes,
+      ByteLimitFlag(inv, "--max-blob-bytes", kDefaultMaxBlobBytes, kMaxMaxBlobBytes, "2^40"));
+  ASSIGN_OR_RETURN(uint64_t max_line_bytes,
+                   ByteLimitFlag(inv, "--max-line-bytes", DefaultMaxLineBytes(max_blob_bytes),
+                                 kMaxMaxLineBytes, "2^42"));
+  ASSIGN_OR_RETURN(BlobFiles blob_files, BlobFilesFor(inv, input, max_blob_bytes));
 
   // Open the input before the dataset so a missing file costs no store access.
   FILE* f = stdin;
@@ -914,7 +1023,7 @@ Status Run(Invocation& inv) {
                            std::string(FieldTypeName(spec->type)) +
                            " field; anchors come from integers");
   }
-  Ingester ingester(inv, *ds, input, batch_size, anchor_key, std::move(blob_files));
+  Ingester ingester(inv, *ds, input, batch_size, anchor_key, std::move(blob_files), max_line_bytes);
   RETURN_IF_ERROR(format == "csv" ? ingester.RunCsv(f) : ingester.RunJsonl(f));
   std::string head = ingester.head().ToString();
   if (inv.json()) {
@@ -953,6 +1062,10 @@ const Registrar kRegistrar({
         "are refused (exit 11), and so are devices, FIFOs and sockets (exit 3) and files\n"
         "larger than --max-blob-bytes (default 64 MiB; exit 3). With standard input ('-')\n"
         "blob paths are refused unless --blob-root is given; inline base64 always works.\n"
+        "A JSON Lines line (a CSV record) may be at most --max-line-bytes long: by default\n"
+        "room for one inline base64 blob of --max-blob-bytes plus 1 MiB (90527064 bytes\n"
+        "with the default 64 MiB); a longer one stops the run before it is read further,\n"
+        "naming the file and the line (exit 3).\n"
         "A bad record stops the run naming its line and field (exit 3, or 4 for a missing\n"
         "blob file); its batch is not committed, earlier batches are (the message says how\n"
         "many records). Progress goes to stderr when it is a terminal, or with --progress.\n"
@@ -975,6 +1088,10 @@ const Registrar kRegistrar({
               {.name = "--max-blob-bytes",
                .value_name = "N",
                .help = "the largest blob file read, in bytes (default 67108864 = 64 MiB)"},
+              {.name = "--max-line-bytes",
+               .value_name = "N",
+               .help = "the longest line (CSV record) read, in bytes (default: base64 of "
+                       "--max-blob-bytes + 1 MiB = 90527064)"},
               {.name = "--anchor-field",
                .value_name = "FIELD",
                .help = "the key/column holding anchors (default \"anchor\"); may be an int64 "

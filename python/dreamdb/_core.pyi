@@ -102,7 +102,12 @@ class Schema:
         """Adds a blob field (any bytes) with a MIME type."""
 
     def add_image(self, name: str, mime: str = 'image/png', required: bool = True) -> Schema:
-        """Adds a blob field holding encoded images (default image/png)."""
+        """
+        Adds a blob field holding encoded images (default image/png). mime must be an image
+        type: image/png, jpeg, gif, webp, bmp, tiff, avif, heic, heif, jxl, jp2, x-exr or
+        x-portable-{anymap,bitmap,graymap,pixmap} (case-insensitive, parameters allowed);
+        anything else raises InvalidArgumentError (use add_blob for other bytes).
+        """
 
     def add_embedding(self, name: str, dim: int, index: str | None = None, bits: int = 4, metric: str = 'cosine', cells: int = 0, required: bool = True, quantizer: str = 'rabitq') -> Schema:
         """

@@ -8,8 +8,10 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <cctype>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dreamdb/schema.h"
@@ -55,6 +57,46 @@ std::vector<uint32_t> ShapeFromPython(const nb::handle& obj) {
     shape.push_back(static_cast<uint32_t>(v));
   }
   return shape;
+}
+
+// The MIME types add_image accepts (python/README.md "Image fields"): raster formats an
+// image decoder reads. image/svg+xml is left out on purpose (SVG is a document that can
+// hold scripts); a blob of any other type is add_blob(name, mime).
+constexpr std::string_view kImageMimeTypes[] = {"image/png",
+                                                "image/jpeg",
+                                                "image/gif",
+                                                "image/webp",
+                                                "image/bmp",
+                                                "image/tiff",
+                                                "image/avif",
+                                                "image/heic",
+                                                "image/heif",
+                                                "image/jxl",
+                                                "image/jp2",
+                                                "image/x-exr",
+                                                "image/x-portable-anymap",
+                                                "image/x-portable-bitmap",
+                                                "image/x-portable-graymap",
+                                                "image/x-portable-pixmap"};
+
+// `mime` if it names an image type of kImageMimeTypes (case-insensitive, parameters
+// allowed: "image/JPEG; q=1"); otherwise kInvalidArgument naming the field, the type and
+// the accepted list.
+Status ValidateImageMime(std::string_view name, std::string_view mime) {
+  std::string_view essence = mime.substr(0, mime.find(';'));
+  while (!essence.empty() && (essence.back() == ' ' || essence.back() == '\t')) {
+    essence.remove_suffix(1);
+  }
+  std::string lower(essence);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string accepted;
+  for (std::string_view t : kImageMimeTypes) {
+    if (lower == t) return Status::Ok();
+    accepted += (accepted.empty() ? "" : ", ") + std::string(t);
+  }
+  return InvalidArgument("image field " + Quote(name) + ": mime " + Quote(mime) +
+                         " is not an image type (add_image accepts " + accepted +
+                         "; use add_blob(name, mime) for other bytes)");
 }
 
 std::string FieldRepr(const FieldSpec& f) {
@@ -177,11 +219,16 @@ void RegisterSchema(nb::module_& m) {
   cls.def(
       "add_image",
       [](Schema& s, std::string name, std::string mime, bool required) -> Schema& {
+        ThrowIfError(ValidateImageMime(name, mime));
         ThrowIfError(s.AddBlob(std::move(name), std::move(mime), !required));
         return s;
       },
       nb::arg("name"), nb::arg("mime") = "image/png", nb::arg("required") = true,
-      nb::rv_policy::reference, "Adds a blob field holding encoded images (default image/png).");
+      nb::rv_policy::reference,
+      "Adds a blob field holding encoded images (default image/png). mime must be an image\n"
+      "type: image/png, jpeg, gif, webp, bmp, tiff, avif, heic, heif, jxl, jp2, x-exr or\n"
+      "x-portable-{anymap,bitmap,graymap,pixmap} (case-insensitive, parameters allowed);\n"
+      "anything else raises InvalidArgumentError (use add_blob for other bytes).");
   cls.def(
       "add_embedding",
       [](Schema& s, std::string name, int64_t dim, std::optional<std::string> index, int64_t bits,

@@ -91,3 +91,25 @@ def test_error_messages_quoting_stored_data_are_escaped(ds: Cli):
     r = ds.run("--json", "cat", "d", "--fields", "no\x1b[31mpe")
     assert_no_raw_controls(r.stderr)
     assert "no" in r.error_json()["message"]
+
+
+# U+202E RIGHT-TO-LEFT OVERRIDE and the other invisible bidi/line format characters.
+BIDI = ["\u202e", "\u202a", "\u202b", "\u202c", "\u202d", "\u2066", "\u2067", "\u2068",
+        "\u2069", "\u200e", "\u200f", "\u061c", "\u2028", "\u2029"]
+
+
+def test_log_escapes_bidi_override_in_commit_messages(ds: Cli):
+    # `log` printed U+202E raw: "invoice\u202efdp.exe" shows as "invoiceexe.pdf".
+    message = "invoice\u202efdp.exe " + "".join(BIDI)
+    ds.ok("meta", "d", "k=v", "--message", message)
+    out = ds.ok("log", "d", "--limit", "1").stdout
+    for ch in BIDI:
+        assert ch.encode() not in out, (ch, out)
+    text = out.decode()
+    assert "invoice\\u202efdp.exe \\u202e\\u202a" in text
+    assert "\\u2066\\u2067\\u2068\\u2069\\u200e\\u200f\\u061c\\u2028\\u2029" in text
+    # JSON output escapes them too and parses back to the stored message.
+    out = ds.ok("--json", "log", "d", "--limit", "1").stdout
+    for ch in BIDI:
+        assert ch.encode() not in out, (ch, out)
+    assert json.loads(out)["message"] == message

@@ -263,6 +263,8 @@ PYTHON_CASES: dict[str, str] = {
     "schema.array_bad_shape": "dreamdb.Schema().add_array('a', 'i32', [0])",
     "schema.array_bad_dtype": "dreamdb.Schema().add_array('a', 'complex', [2])",
     "schema.metric": "dreamdb.Schema().add_embedding('e', 4, metric='hamming')",
+    "schema.image_mime_html": "dreamdb.Schema().add_image('i', mime='text/html')",
+    "schema.image_mime_svg": "dreamdb.Schema().add_image('i', mime='image/svg+xml')",
     "append.wrong_type": "ds.append_many([{'n': 'x', 's': 'a', 'e': E4}])",
     "append.unknown_field": "ds.append_many([{'n': 1, 's': 'a', 'e': E4, 'zz': 1}])",
     "append.short_embedding": "ds.append_many([{'n': 1, 's': 'a', 'e': [1.0]}])",

@@ -10,15 +10,17 @@ Environment (all optional, scripts/test.sh sets them):
 import os
 import pathlib
 import shutil
+import uuid
 
 import pytest
 
+# The local S3 server's test credentials (scripts/s3_server.sh's env file), kept for the
+# `s3_store` and `s3_test_credentials` fixtures before the AWS settings are cleared below.
+S3_CREDENTIALS = {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+                  if k in os.environ and os.environ.get("DREAMDB_S3_ENDPOINT")}
+
 # An s3:// URI in a test that names no endpoint goes to a closed loopback port, never to a
 # public endpoint; inherited AWS settings do not leak into the tests.
-# The credentials of the local test server (scripts/s3_server.sh) are kept aside for the
-# tests that use it (the `s3_test_credentials` fixture).
-_S3_TEST_CREDENTIALS = {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-                        if os.environ.get("DREAMDB_S3_ENDPOINT") and k in os.environ}
 for _k in [k for k in os.environ if k.startswith("AWS_")]:
     del os.environ[_k]
 os.environ["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"
@@ -90,6 +92,21 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def s3_test_credentials(monkeypatch):
     """Sets the local S3 test server's credentials (scripts/s3_server.sh) for one test."""
-    for k, v in _S3_TEST_CREDENTIALS.items():
+    for k, v in S3_CREDENTIALS.items():
         monkeypatch.setenv(k, v)
-    return dict(_S3_TEST_CREDENTIALS)
+    return dict(S3_CREDENTIALS)
+def s3_store(monkeypatch) -> str:
+    """A fresh s3:// store URI (a new prefix) on the local S3 server that scripts/test.sh
+    runs (DREAMDB_S3_ENDPOINT, DREAMDB_S3_BUCKET and its credentials, which this fixture
+    puts back into the environment for the test and its child processes). Without a
+    server the test is skipped when run by hand, and fails under CI or
+    DREAMDB_REQUIRE_S3=1."""
+    endpoint = os.environ.get("DREAMDB_S3_ENDPOINT")
+    bucket = os.environ.get("DREAMDB_S3_BUCKET")
+    if not endpoint or not bucket:
+        if os.environ.get("DREAMDB_REQUIRE_S3") == "1" or os.environ.get("CI"):
+            pytest.fail("DREAMDB_S3_ENDPOINT/DREAMDB_S3_BUCKET unset (scripts/s3_server.sh)")
+        pytest.skip("no local S3 server (scripts/s3_server.sh start DIR; source DIR/env)")
+    for k, v in S3_CREDENTIALS.items():
+        monkeypatch.setenv(k, v)
+    return f"s3://{bucket}/py-{uuid.uuid4().hex}?endpoint={endpoint}"

@@ -85,19 +85,23 @@ def jsonl(records: list[dict]) -> bytes:
 # ---- the store under test ----
 
 class SoakStore:
-    """A file:// store and the CLI that drives it."""
+    """A store (file:// at `path` unless `uri` names another) and the CLI that drives it;
+    `env` is the children's environment (default clean_env())."""
 
-    def __init__(self, binary: pathlib.Path, path: pathlib.Path, workdir: pathlib.Path):
+    def __init__(self, binary: pathlib.Path, path: pathlib.Path, workdir: pathlib.Path,
+                 uri: str = "", env: Optional[dict[str, str]] = None):
         self.path = path
         self.workdir = workdir
-        self.cli = Cli(binary, "file://" + str(path), workdir)
+        self.cli = Cli(binary, uri or "file://" + str(path), workdir)
         self.binary = binary
+        self.env = env
 
     def run(self, *args: str, **kw) -> Run:
+        kw.setdefault("env", self.env)
         return self.cli.run(*args, **kw)
 
     def ok(self, *args: str, **kw) -> Run:
-        r = self.cli.run(*args, **kw)
+        r = self.run(*args, **kw)
         if r.code != 0:
             raise SoakFailure(f"dreamdb {' '.join(args)} failed: {r}")
         return r
@@ -170,6 +174,7 @@ class Model:
     # Every acknowledged manifest with the count it had: (manifest, count, trial).
     acked: list[tuple[str, int, int]] = field(default_factory=list)
     next_anchor: int = 0
+    s3: Optional["S3Side"] = None  # the s3_fault operation's store and model
 
     def take_anchors(self, n: int) -> list[int]:
         a = list(range(self.next_anchor, self.next_anchor + n))
@@ -189,6 +194,7 @@ class Trial:
     exit_code: Optional[int] = None
     killed: bool = False
     stdout: bytes = b""
+    stderr: bytes = b""
 
     def fail(self, what: str) -> SoakFailure:
         return SoakFailure(f"trial {self.number} ({self.state.get('op')}): {what}")
@@ -205,6 +211,13 @@ class Operation:
     ack: Callable[[str], bool] = lambda line: False
     weight: int = 1
     needs_python: bool = False
+    # Needs the local S3 server (DREAMDB_S3_ENDPOINT, scripts/s3_server.sh).
+    needs_s3: bool = False
+    # The child may exit non-zero without being killed (injected faults); settle checks
+    # that the error is a clear one.
+    may_fail: bool = False
+    # Called once when the run ends (stops what the operation started).
+    close: Optional[Callable[[], None]] = None
 
 
 def _new_commits(t: Trial, branch: str = "main") -> list[dict]:
@@ -419,6 +432,249 @@ def _compact_settle(t: Trial) -> None:
             raise t.fail("compaction changed the records")
         if t.exit_code == 0:
             _acknowledge(t, new[0]["manifest"], new[0]["count"])
+# gc: `dreamdb gc` killed at random while a writer commits and merges on main and a reader
+# reads pinned (acknowledged) versions. Before the run, every stored object is made two
+# hours old (what a long-lived store looks like to the grace period) and a few orphans are
+# planted; the writer's new objects are young, and an object it deduplicates is Put again
+# (spec/06 §6.3), so GC must delete only garbage. Checked: the writer and the reader never
+# fail, the writer's commits all land, a completed GC deleted the planted orphans, and
+# (as after every trial) verify passes and every acknowledged commit reads back.
+GC_READER = r"""
+import hashlib, json, pathlib, subprocess, sys
+base, stop, out, pinned = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+reads, failures = 0, []
+while True:
+    for manifest, count, digest in pinned:
+        c = subprocess.run(base + ["--json", "count", "soak", "--at", manifest],
+                           capture_output=True)
+        r = subprocess.run(base + ["cat", "soak", "--at", manifest, "--blobs-base64"],
+                           capture_output=True)
+        reads += 1
+        if c.returncode != 0 or json.loads(c.stdout)["count"] != count:
+            failures.append(f"count --at {manifest}: {c.returncode} {c.stdout!r} {c.stderr!r}")
+        if r.returncode != 0 or hashlib.sha256(r.stdout).hexdigest() != digest:
+            failures.append(f"cat --at {manifest}: exit {r.returncode} {r.stderr[-500:]!r}")
+    if pathlib.Path(stop).exists():
+        break
+pathlib.Path(out).write_text(json.dumps({"reads": reads, "failures": failures[:10]}))
+"""
+
+GC_REPORTS: list[dict] = []  # the JSON reports of GC runs that completed
+S3_ERRORS: list[str] = []  # the clear errors ingests through the fault proxy failed with
+# s3_fault checks: acknowledged s3 commits read back, reads through the proxy that returned
+# the stored bytes, and those that failed with a clear error.
+S3_CHECKS = {"acked_reads": 0, "proxied_reads_ok": 0, "proxied_reads_failed": 0}
+
+
+def _gc_launch(t: Trial) -> list[str]:
+    s = t.store
+    # Orphans: objects no ref reaches, which a completed GC must delete.
+    planted = [s.ok("object", "put", "-", input=f"orphan {t.number} {i} {t.rng.random()}"
+                    .encode()).out.strip() for i in range(3)]
+    old = time.time() - 2 * 3600
+    for p in (s.path / "objects").rglob("*"):
+        if p.is_file():
+            os.utime(p, (old, old))
+    branch = f"g{t.number}"
+    s.ok("branch", NAME, branch)
+    side = [record(a, t.number) for a in t.model.take_anchors(t.rng.randint(1, 20))]
+    ours = [record(a, t.number) for a in t.model.take_anchors(t.rng.randint(5, 60))]
+    batch = t.rng.randint(5, 30)
+    (s.workdir / f"gc-side-{t.number}.jsonl").write_bytes(jsonl(side))
+    (s.workdir / f"gc-main-{t.number}.jsonl").write_bytes(jsonl(ours))
+    cli = " ".join(f"'{a}'" for a in s.argv())
+    script = (f"set -e; cd '{s.workdir}'; "
+              f"{cli} ingest {NAME} gc-side-{t.number}.jsonl --branch {branch}; "
+              f"{cli} ingest {NAME} gc-main-{t.number}.jsonl --batch-size {batch}; "
+              f"{cli} --json merge {NAME} {branch} -m 'soak gc merge {t.number}'")
+    writer_log = s.workdir / f"gc-writer-{t.number}.log"
+    with open(writer_log, "wb") as log:
+        writer = subprocess.Popen(["bash", "-c", script], stdout=log, stderr=subprocess.STDOUT,
+                                  env=clean_env())
+    # Readers: up to three acknowledged versions, each read whole again and again.
+    pinned = []
+    for manifest, count, _ in t.rng.sample(t.model.acked, min(3, len(t.model.acked))):
+        out = s.ok("cat", NAME, "--at", manifest, "--blobs-base64").stdout
+        pinned.append((manifest, count, hashlib.sha256(out).hexdigest()))
+    stop = s.workdir / f"gc-stop-{t.number}"
+    result = s.workdir / f"gc-reader-{t.number}.json"
+    reader = subprocess.Popen([sys.executable, "-c", GC_READER, json.dumps(s.argv()), str(stop),
+                               str(result), json.dumps(pinned)], env=clean_env())
+    t.state.update(planted=planted, side=side, ours=ours, batch=batch, writer=writer,
+                   writer_log=writer_log, reader=reader, stop=stop, result=result)
+    return s.argv("--json", "gc", "--grace", "1h")
+
+
+def _gc_settle(t: Trial) -> None:
+    st = t.state
+    try:
+        code = st["writer"].wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        st["writer"].kill()
+        raise t.fail("the writer beside GC did not finish in 300 s")
+    st["stop"].touch()
+    try:
+        st["reader"].wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        st["reader"].kill()
+        raise t.fail("the reader beside GC did not finish in 300 s")
+    if code != 0:
+        raise t.fail(f"the writer beside GC failed: {st['writer_log'].read_text()[-3000:]}")
+    reader = json.loads(st["result"].read_text())
+    if reader["failures"]:
+        raise t.fail(f"a reader of a pinned version failed beside GC: {reader['failures']}")
+    if t.exit_code == 0:
+        report = json.loads(t.stdout.splitlines()[-1])
+        GC_REPORTS.append(report)
+        left = set(t.store.ok("object", "ls").out.split()) & set(st["planted"])
+        if left:
+            raise t.fail(f"GC completed but kept the planted orphans {sorted(left)}: {report}")
+    # The writer's commits: the main batches, then the merge of the side branch (the first
+    # parents from main's head back to the old head; `log` lists the side commit too).
+    entries = {e["manifest"]: e for e in t.store.ok("--json", "log", NAME).jsonl()}
+    new, at = [], t.store.head()
+    while at != t.prev_head:
+        if at not in entries:
+            raise t.fail(f"{t.prev_head} is not a first parent of main's head")
+        new.append(entries[at])
+        at = entries[at]["parents"][0]
+    new.reverse()
+    batches = [st["ours"][i:i + st["batch"]] for i in range(0, len(st["ours"]), st["batch"])]
+    if len(new) != len(batches) + 1:
+        raise t.fail(f"the writer made {len(batches) + 1} commits but {len(new)} landed: "
+                     f"{[c.get('message') for c in new]}")
+    model = t.model.records["main"]
+    for i, commit in enumerate(new):
+        for r in batches[i] if i < len(batches) else st["side"]:
+            model[r["anchor"]] = r
+        if commit["count"] != len(model):
+            raise t.fail(f"commit {i} beside GC has count {commit['count']}, "
+                         f"expected {len(model)}")
+        _acknowledge(t, commit["manifest"], commit["count"])
+
+
+# s3_fault: an ingest into an s3:// store through the fault-injecting proxy
+# (s3_fault_proxy.py), killed at random like the others. Resets before and after the
+# server applied a request (a lost answer to a conditional write included), truncated
+# bodies, delays, 500s, 503 SlowDown and 409/412 to conditional writes. The ingest either
+# lands its acknowledged batches or fails with a clear error (exit 6, 8 or 9); then,
+# through a clean connection, verify passes, every ref reaches a stored object, every
+# acknowledged commit reads back and main holds exactly the model's records; a read
+# through the proxy returns exactly those bytes or a clear error, never other bytes.
+class S3Side:
+    """The s3:// store of one soak store's epoch, its model, and the shared proxy."""
+
+    proxy = None  # one FaultProxy per process, started on first use
+    proxy_stats: Optional[dict] = None  # its figures, kept when it stops
+
+    def __init__(self, binary: pathlib.Path, workdir: pathlib.Path, seed: int):
+        from s3_fault_proxy import FaultConfig, FaultProxy
+        endpoint = os.environ["DREAMDB_S3_ENDPOINT"]
+        bucket = os.environ["DREAMDB_S3_BUCKET"]
+        if S3Side.proxy is None:
+            rate = float(os.environ.get("DREAMDB_SOAK_S3_FAULT_RATE", "0.2"))
+            S3Side.proxy = FaultProxy(endpoint, FaultConfig.uniform(rate, delay_ms=(20, 200)),
+                                      seed=seed).start()
+        self.env = clean_env(**{k: os.environ[k] for k in
+                                ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if k in os.environ})
+        prefix = f"soak-{os.getpid()}-{seed}-{workdir.name}"
+        self.clean = SoakStore(binary, workdir, workdir,
+                               uri=f"s3://{bucket}/{prefix}?endpoint={endpoint}", env=self.env)
+        self.proxied_uri = f"s3://{bucket}/{prefix}?endpoint={S3Side.proxy.endpoint}"
+        schema = workdir / "schema-s3.json"
+        schema.write_text(json.dumps(SCHEMA))
+        self.clean.ok("create", NAME, "--schema", str(schema))
+        self.model = Model()
+        recs = [record(a) for a in self.model.take_anchors(20)]
+        self.clean.ok("ingest", NAME, "-", input=jsonl(recs))
+        self.model.records["main"] = {r["anchor"]: r for r in recs}
+        self.model.acked.append((self.clean.head(), 20, -1))
+
+    @staticmethod
+    def close() -> None:
+        if S3Side.proxy is not None:
+            S3Side.proxy.stop()
+            S3Side.proxy_stats = S3Side.proxy.snapshot()
+            S3Side.proxy = None
+
+
+def s3_available() -> bool:
+    return bool(os.environ.get("DREAMDB_S3_ENDPOINT") and os.environ.get("DREAMDB_S3_BUCKET"))
+
+
+def _s3_side(t: Trial) -> S3Side:
+    if t.model.s3 is None:
+        t.model.s3 = S3Side(t.store.binary, t.store.workdir, t.number)
+    return t.model.s3
+
+
+def _s3_launch(t: Trial) -> list[str]:
+    side = _s3_side(t)
+    n = t.rng.randint(5, 60)
+    batch = t.rng.randint(3, 20)
+    recs = [record(a, t.number) for a in side.model.take_anchors(n)]
+    path = t.store.workdir / f"s3-ingest-{t.number}.jsonl"
+    path.write_bytes(jsonl(recs))
+    t.state.update(recs=recs, batch=batch, env=side.env, s3_prev=side.clean.head())
+    return [str(t.store.binary), "--store", side.proxied_uri, "ingest", NAME, str(path),
+            "--batch-size", str(batch), "--progress", "-m", f"soak s3 {t.number}"]
+
+
+def _s3_settle(t: Trial) -> None:
+    side = _s3_side(t)
+    clean = side.clean
+    if not t.killed and t.exit_code != 0:
+        err = t.stderr.decode(errors="replace").strip()
+        last = err.splitlines()[-1] if err else ""
+        if t.exit_code not in (6, 8, 9) or not last.startswith("dreamdb: error: "):
+            raise t.fail(f"an ingest through the fault proxy failed without a clear error: "
+                         f"exit {t.exit_code}, {err[-2000:]!r}")
+        S3_ERRORS.append(last[:300])
+    recs, batch = t.state["recs"], t.state["batch"]
+    batches = [recs[i:i + batch] for i in range(0, len(recs), batch)]
+    acked = len(t.acks)
+    new = clean.history(t.state["s3_prev"], at="branch:main")
+    if t.exit_code == 0 and len(new) != len(batches):
+        raise t.fail(f"s3 ingest exited 0 with {len(new)} commits for {len(batches)} batches")
+    if not acked <= len(new) <= min(acked + 1, len(batches)):
+        raise t.fail(f"s3: {acked} batches acknowledged but {len(new)} commits landed")
+    model = side.model.records["main"]
+    for i, commit in enumerate(new):
+        for r in batches[i]:
+            model[r["anchor"]] = r
+        if commit["count"] != len(model):
+            raise t.fail(f"s3 commit {i}: count {commit['count']}, expected {len(model)}")
+        if i < acked or t.exit_code == 0:
+            side.model.acked.append((commit["manifest"], commit["count"], t.number))
+    # Through a clean connection: verify, refs, acknowledged commits, the records.
+    v = clean.run("--json", "verify")
+    if v.code != 0:
+        raise t.fail(f"s3 verify failed: {v}")
+    objects = set(clean.ok("object", "ls").out.split())
+    for line in clean.ok("ref", "ls").out.splitlines():
+        target, name = line.split(" ", 1)
+        if target not in objects:
+            raise t.fail(f"s3 ref {name} points at a missing object {target}")
+    for manifest, count, trial in side.model.acked:
+        r = clean.run("--json", "count", NAME, "--at", manifest)
+        if r.code != 0 or r.json()["count"] != count:
+            raise t.fail(f"s3: acknowledged manifest {manifest} (trial {trial}, count {count}) "
+                         f"reads back as {r}")
+    S3_CHECKS["acked_reads"] += len(side.model.acked)
+    got = clean.records("main")
+    if got != {a: expected_row(r) for a, r in model.items()}:
+        raise t.fail("s3: main's records differ from the model")
+    # Through the proxy: the same bytes, or a clear error.
+    proxied = Cli(t.store.binary, side.proxied_uri, t.store.workdir)
+    want = clean.ok("cat", NAME, "--blobs-base64").stdout
+    for _ in range(2):
+        r = proxied.run("cat", NAME, "--blobs-base64", env=side.env)
+        if r.code == 0 and r.stdout != want:
+            raise t.fail("a read through the fault proxy returned other bytes than the store "
+                         "holds")
+        if r.code != 0 and (r.code not in (8, 9) or not r.err.startswith("dreamdb: error: ")):
+            raise t.fail(f"a read through the fault proxy failed without a clear error: {r}")
+        S3_CHECKS["proxied_reads_ok" if r.code == 0 else "proxied_reads_failed"] += 1
 
 
 OPERATIONS: list[Operation] = [
@@ -430,7 +686,10 @@ OPERATIONS: list[Operation] = [
     Operation("merge", _merge_launch, _merge_settle, weight=2),
     Operation("index_build", _index_launch, _index_settle, weight=2),
     Operation("compact", _compact_launch, _compact_settle, weight=2),
-    # GC and compaction: add their entries here once `dreamdb gc` / `compact` exist.
+    Operation("gc", _gc_launch, _gc_settle, weight=1),
+    Operation("s3_fault", _s3_launch, _s3_settle,
+              ack=lambda line: line.startswith("ingest: ") and "committed in" in line,
+              weight=1, needs_s3=True, may_fail=True, close=S3Side.close),
 ]
 
 
@@ -442,16 +701,19 @@ def python_sdk_available() -> bool:
 # ---- running a trial ----
 
 def run_child(argv: list[str], ack: Callable[[str], bool], kill_after: Optional[float],
-              timeout: float = 120) -> tuple[Optional[int], list[str], bytes, bool, float]:
+              timeout: float = 120, env: Optional[dict[str, str]] = None
+              ) -> tuple[Optional[int], list[str], bytes, bool, float, bytes]:
     """Runs the child, collecting acknowledgement lines from stdout and stderr as they
     come; SIGKILLs it after `kill_after` seconds (None: never). Returns (exit code or None
-    when killed, ack lines, stdout, killed, seconds)."""
+    when killed, ack lines, stdout, killed, seconds, stderr)."""
     import selectors
     started = time.monotonic()
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=env if env is not None else clean_env())
     sel = selectors.DefaultSelector()
     bufs = {p.stdout: b"", p.stderr: b""}
     out = b""
+    err = b""
     acks: list[str] = []
     for f in bufs:
         os.set_blocking(f.fileno(), False)
@@ -474,18 +736,31 @@ def run_child(argv: list[str], ack: Callable[[str], bool], kill_after: Optional[
                 continue
             if key.fileobj is p.stdout:
                 out += chunk
+            else:
+                err += chunk
             bufs[key.fileobj] += chunk
             *lines, bufs[key.fileobj] = bufs[key.fileobj].split(b"\n")
             acks += [x.decode() for x in lines if ack(x.decode())]
     code = p.wait()
     seconds = time.monotonic() - started
     if killed and code != -signal.SIGKILL:
-        killed = False  # it finished just before the signal
+        # It finished just before the signal: what it printed last is still in the pipes
+        # (its head, its acknowledgements), read it before judging the outcome.
+        killed = False
+        for f in bufs:
+            os.set_blocking(f.fileno(), True)
+            rest = f.read()
+            if f is p.stdout:
+                out += rest
+            else:
+                err += rest
+            lines = (bufs[f] + rest).split(b"\n")
+            acks += [x.decode() for x in lines if ack(x.decode())]
     for f in bufs:
         f.close()
     if killed:
-        return None, acks, out, True, seconds
-    return code, acks, out, False, seconds
+        return None, acks, out, True, seconds, err
+    return code, acks, out, False, seconds, err
 
 
 class Soak:
@@ -507,6 +782,11 @@ class Soak:
             if os.environ.get("DREAMDB_REQUIRE_PYTHON") == "1":
                 raise SoakFailure("the dreamdb Python package is not importable")
             ops = [o for o in ops if not o.needs_python]
+        if not s3_available():
+            if os.environ.get("DREAMDB_REQUIRE_S3") == "1" and any(o.needs_s3 for o in ops):
+                raise SoakFailure("DREAMDB_REQUIRE_S3=1 but DREAMDB_S3_ENDPOINT/_BUCKET are "
+                                  "unset (scripts/s3_server.sh)")
+            ops = [o for o in ops if not o.needs_s3]
         self.ops = ops
         # Seconds an uninterrupted run of each operation takes (None until one finished:
         # the first trial of each operation runs to completion and calibrates the delays).
@@ -516,6 +796,10 @@ class Soak:
                       "by_op": {o.name: [0, 0] for o in ops}, "orphans": []}
         self.store: Optional[SoakStore] = None
         self.model = Model()
+        GC_REPORTS.clear()
+        S3_ERRORS.clear()
+        S3_CHECKS.update({k: 0 for k in S3_CHECKS})
+        S3Side.proxy_stats = None
 
     def new_store(self) -> None:
         if self.store is not None:
@@ -600,11 +884,12 @@ class Soak:
         known = self.duration[op.name]
         kill = known is not None and self.rng.random() < self.kill_ratio
         delay = self.rng.uniform(0, 1.1 * known) if kill and known is not None else None
-        code, acks, out, killed, seconds = run_child(argv, op.ack, delay)
-        t.exit_code, t.acks, t.stdout, t.killed = code, acks, out, killed
+        code, acks, out, killed, seconds, err = run_child(argv, op.ack, delay,
+                                                          env=t.state.get("env"))
+        t.exit_code, t.acks, t.stdout, t.killed, t.stderr = code, acks, out, killed, err
         if not killed:
             self.duration[op.name] = seconds if known is None else 0.7 * known + 0.3 * seconds
-            if code != 0:
+            if code != 0 and not op.may_fail:
                 raise t.fail(f"exit {code} without a kill: {argv}, stdout {out[-2000:]!r}")
         op.settle(t)
         self.model.records = {k: v for k, v in self.model.records.items() if v is not None}
@@ -616,13 +901,24 @@ class Soak:
 
     def run(self, trials: int) -> dict:
         started = time.monotonic()
-        for i in range(trials):
-            self.trial(i)
-            if (i + 1) % 50 == 0:
-                self.log(f"{i + 1}/{trials} trials, {time.monotonic() - started:.0f}s, "
-                         f"{self.stats['killed']} killed")
-        if self.store is not None:
-            self.finish_store()
+        try:
+            for i in range(trials):
+                self.trial(i)
+                if (i + 1) % 50 == 0:
+                    self.log(f"{i + 1}/{trials} trials, {time.monotonic() - started:.0f}s, "
+                             f"{self.stats['killed']} killed")
+            if self.store is not None:
+                self.finish_store()
+        finally:
+            for op in self.ops:
+                if op.close is not None:
+                    op.close()
+        if S3Side.proxy_stats is not None:
+            self.stats["s3_proxy"] = S3Side.proxy_stats
+        self.stats["s3_failed_clearly"] = len(S3_ERRORS)
+        self.stats["s3_checks"] = dict(S3_CHECKS)
+        self.stats["gc_runs"] = len(GC_REPORTS)
+        self.stats["gc_deleted_objects"] = sum(r.get("deleted_objects", 0) for r in GC_REPORTS)
         self.stats["seconds"] = round(time.monotonic() - started, 1)
         return self.stats
 
@@ -632,13 +928,26 @@ def summarize(stats: dict) -> str:
     total = sum(o["bytes"] for o in orphans)
     orphan = sum(o["orphan_bytes"] for o in orphans)
     by_op = ", ".join(f"{k} {v[0]} killed/{v[1]} completed" for k, v in stats["by_op"].items())
+    extra = ""
+    if stats.get("gc_runs"):
+        extra += (f"; {stats['gc_runs']} GC runs completed, {stats['gc_deleted_objects']} "
+                  "objects deleted")
+    if stats.get("s3_proxy"):
+        proxy = stats["s3_proxy"]
+        faults = ", ".join(f"{k} {v}" for k, v in proxy["by_fault"].items() if v)
+        checks = stats["s3_checks"]
+        extra += (f"; s3 proxy: {proxy['requests']} requests, faults injected: {faults}; "
+                  f"{stats['s3_failed_clearly']} s3 ingests failed with a clear error; "
+                  f"{checks['acked_reads']} acknowledged s3 commits read back; reads through "
+                  f"the proxy: {checks['proxied_reads_ok']} exact, "
+                  f"{checks['proxied_reads_failed']} failed clearly, 0 wrong")
     return (f"{stats['trials']} trials in {stats['seconds']}s on {stats['stores']} stores: "
             f"{stats['killed']} killed, {stats['completed']} completed ({by_op}); "
             f"verify ok {stats['verify_ok']}/{stats['trials']}; "
             f"{stats['acked_checked']} acknowledged-manifest reads; {stats['full_checks']} full "
             f"content checks; orphaned bytes {orphan}/{total} "
             f"({100.0 * orphan / total if total else 0:.1f}%), per store "
-            + ", ".join(f"{o['orphan_pct']:.1f}%" for o in orphans))
+            + ", ".join(f"{o['orphan_pct']:.1f}%" for o in orphans) + extra)
 
 
 def main() -> int:

@@ -277,7 +277,10 @@ Status S3Backend::ErrorFor(const std::string& op, const std::string& key,
 
 Status S3Backend::Init() {
   const std::string marker_key = Key("dreamdb-store");
-  for (int round = 0; round < 2; ++round) {
+  // Round k+1 reads the marker that round k's create-only PUT found (412: another opener,
+  // or an earlier attempt of ours whose answer was lost) or met a conflict over (409).
+  for (int round = 0; round < kMaxRounds; ++round) {
+    if (round > 0) std::this_thread::sleep_for(options_.retry.Backoff(round));
     ASSIGN_OR_RETURN(HttpResponse r, Send("GET", marker_key, {}, {}, ""));
     if (Is2xx(r.status)) {
       if (r.body == kMarker) return Status::Ok();
@@ -297,7 +300,6 @@ Status S3Backend::Init() {
     if (r.status != 404) return ErrorFor("GET", marker_key, r);
     Status missing = ErrorFor("GET", marker_key, r);
     if (missing.message().rfind("bucket ", 0) == 0) return missing;
-    if (round == 1) break;
     // Absent: the prefix must be empty (never write into an arbitrary prefix).
     std::string list_prefix = options_.prefix.empty() ? "" : options_.prefix + "/";
     ASSIGN_OR_RETURN(
@@ -320,7 +322,7 @@ Status S3Backend::Init() {
                      Send("PUT", marker_key, {}, {{"If-None-Match", "*"}}, kMarker));
     if (Is2xx(put.status)) return Status::Ok();
     if (put.status != 412 && put.status != 409) return ErrorFor("PUT", marker_key, put);
-    // Another opener won: read its marker.
+    // Another opener won (412), or a conflicting write is in flight (409): read again.
   }
   return Unavailable("store " + Describe(marker_key) + ": the marker could not be read back");
 }
@@ -477,13 +479,27 @@ Result<S3Backend::Probe> S3Backend::ProbeOnce() {
   std::lock_guard lock(probe_mu_);
   if (probe_) return *probe_;
   const std::string key = Key("probe/" + FreshNonce());
+  // One probe request, sent again (after a backoff) while the server answers 409
+  // ConditionalRequestConflict: a transient answer that says nothing about the server.
+  auto send = [&](const std::string& method, const HeaderList& condition,
+                  const std::string& body) -> Result<HttpResponse> {
+    for (int round = 0;; ++round) {
+      if (round > 0) std::this_thread::sleep_for(options_.retry.Backoff(round));
+      ASSIGN_OR_RETURN(HttpResponse r, Send(method, key, {}, condition, body));
+      if (r.status != 409 || round + 1 == kMaxRounds) return r;
+    }
+  };
   Probe probe;
-  ASSIGN_OR_RETURN(HttpResponse first, Send("PUT", key, {}, {{"If-None-Match", "*"}}, "probe"));
-  if (!Is2xx(first.status)) return ErrorFor("PUT (conditional-write probe)", key, first);
-  ASSIGN_OR_RETURN(HttpResponse second, Send("PUT", key, {}, {{"If-None-Match", "*"}}, "probe"));
+  ASSIGN_OR_RETURN(HttpResponse first, send("PUT", {{"If-None-Match", "*"}}, "probe"));
+  // The key is fresh (a nonce), so a 412 here is an earlier attempt of this PUT that
+  // landed and whose answer was lost (Send retried it): the key exists, as wanted.
+  if (!Is2xx(first.status) && first.status != 412) {
+    return ErrorFor("PUT (conditional-write probe)", key, first);
+  }
+  ASSIGN_OR_RETURN(HttpResponse second, send("PUT", {{"If-None-Match", "*"}}, "probe"));
   probe.create_only = second.status == 412;
   ASSIGN_OR_RETURN(HttpResponse del,
-                   Send("DELETE", key, {}, {{"If-Match", "\"dreamdb-probe-mismatch\""}}, ""));
+                   send("DELETE", {{"If-Match", "\"dreamdb-probe-mismatch\""}}, ""));
   probe.conditional_delete = del.status == 412;
   if (!Is2xx(del.status)) (void)Send("DELETE", key, {}, {}, "");
   if (!probe.create_only && !Is2xx(second.status))
