@@ -19,7 +19,7 @@ Then, in fresh processes:
      exactly; every trial in CI, every CHECK_EVERY trials and at the end of an epoch on
      long runs).
 
-Adding an operation (GC and compaction, when they exist) is one entry in OPERATIONS: an
+Adding an operation is one entry in OPERATIONS: an
 `Operation` with a `launch` (prepare the store, return the child's argv) and a `settle`
 (after the child exited or was killed: check what landed, update the model).
 
