@@ -13,7 +13,8 @@
 #                     pytest tests/python tests/cli, then the README demo on file://
 #                     and again on s3:// (the same server); tests/slurm/run.sh (a
 #                     sharded ingest through a single-node Slurm on 127.0.0.1, file://
-#                     and s3://)
+#                     and s3://) and tests/k8s/validate.sh (deploy/k8s/ templates,
+#                     kubeconform against offline schemas)
 #   4. soak, hostile  tests/soak (random kill -9 trials, many writers, disk-full tmpfs,
 #                     read-only mounts; DREAMDB_SOAK_TRIALS, default 36) and the hostile
 #                     input corpus tests/hostile, both through the release CLI and SDK
@@ -243,6 +244,7 @@ case "$mode" in
     step "slurm: sharded ingest via sbatch --array + afterok commit (file://, s3://)" \
       env DREAMDB_BIN="$root/build/release/cli/dreamdb" bash tests/slurm/run.sh 4
     step "stop S3 server" stop_s3_server
+    step "k8s templates: kubeconform strict, offline schemas" bash tests/k8s/validate.sh
     step --junit "$logs/soak.xml" "soak (kill -9, writers, disk full, read-only; ${DREAMDB_SOAK_TRIALS} trials)" \
       run_pytest_dir tests/soak "$logs/soak.xml"
     step --junit "$logs/hostile.xml" "hostile input corpus" \
