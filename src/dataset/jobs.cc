@@ -482,6 +482,9 @@ Result<JobCommitReport> CommitJob(std::shared_ptr<Store> store, std::string_view
   ASSIGN_OR_RETURN(auto ds, Dataset::Open(store, dataset, status.branch));
   MergeOptions merge;
   merge.policy = MergePolicy::kFail;
+  // Always one manifest for the job, even for one shard (no fast-forward): the history
+  // names the job, and its delta counts what the whole job added.
+  merge.no_ff = true;
   merge.message = options.message.empty()
                       ? "commit job " + std::string(job) + " (" + std::to_string(status.of) +
                             (status.of == 1 ? " shard)" : " shards)")

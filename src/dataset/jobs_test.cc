@@ -363,7 +363,11 @@ TEST_F(JobTest, CrashedShardRestartsFromTheBase) {
     // Dies here: no Finish.
   }
   RunShard(0, 1, 4);
-  ASSERT_TRUE(CommitJob(store_, "d", "j1").ok());
+  auto r = CommitJob(store_, "d", "j1");
+  ASSERT_TRUE(r.ok());
+  // One shard: still one job manifest (no fast-forward) whose delta counts the job.
+  EXPECT_EQ(r->info.added, 4u);
+  EXPECT_EQ(r->info.parents.size(), 2u);
   auto v = Values();
   EXPECT_EQ(v.size(), 14u);
   EXPECT_EQ(v.count(777), 0u);

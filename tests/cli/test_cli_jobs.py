@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import signal
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -227,3 +229,28 @@ def test_a_bad_record_names_its_shard_and_commits_nothing_of_it(file_cli: Cli,
     assert r.code == 3, r
     assert "shard 0 of 1 of job 'b'" in r.err and "line 3" in r.err, r.err
     assert cli.run("commit", "d", "--job", "b").code == 4
+
+
+def test_shard_killed_mid_way_runs_again_and_every_record_is_there_once(
+        file_cli: Cli, tmp_path: pathlib.Path) -> None:
+    """kill -9 after the shard's first batch landed on its work branch; the re-run starts
+    from the job's base again (the dropped batch's reserved anchors stay unused)."""
+    cli = file_cli
+    want = write_input(tmp_path / "big.jsonl", 20000)
+    p = subprocess.Popen(shard_argv(cli, "ingest", "d", "big.jsonl", "--job", "k", "--shard",
+                                    "0", "--of", "1", "--batch-size", "50"),
+                         cwd=cli.cwd, env=clean_env(), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and p.poll() is None:
+        r = cli.run("--json", "count", "d", "--at", "jobs/k/shard-0")
+        if r.code == 0 and r.json()["count"] > 0:
+            break
+        time.sleep(0.005)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    cli.ok("ingest", "d", "big.jsonl", "--job", "k", "--shard", "0", "--of", "1",
+           "--batch-size", "5000")
+    assert cli.ok("--json", "commit", "d", "--job", "k").json()["added"] == 20000
+    assert sorted(r["id"] for r in cli.ok("cat", "d").jsonl()) == want
+    cli.ok("verify")
