@@ -27,7 +27,7 @@ Status Run(Invocation& inv) {
                       .Add("branch", r.branch)
                       .Add("shards", uint64_t{r.shards})
                       .Add("already_committed", r.already_committed)
-                      .Add("added", r.info.added)
+                      .Add("added", r.added)
                       .Add("count", r.info.count)
                       .Add("manifest", manifest));
   } else if (r.already_committed) {
@@ -35,7 +35,7 @@ Status Run(Invocation& inv) {
                   " (branch " + r.branch + ", " + manifest + "); nothing written");
   } else {
     inv.PrintLine("committed job " + Quote(job_id) + " (" + std::to_string(r.shards) +
-                  (r.shards == 1 ? " shard, " : " shards, ") + std::to_string(r.info.added) +
+                  (r.shards == 1 ? " shard, " : " shards, ") + std::to_string(r.added) +
                   " records added) to " + Quote(name) + " (branch " + r.branch + "); head " +
                   manifest);
   }

@@ -123,7 +123,10 @@ struct JobCommitReport {
   std::string branch;
   uint32_t shards = 0;
   ObjectId manifest;  // the branch head holding the job
-  CommitInfo info;    // of the merge (attempts 0 when nothing landed)
+  // Records the shards added: the sum over shards of (result count - base count). Zero
+  // when the job was committed before.
+  uint64_t added = 0;
+  CommitInfo info;  // of the merge (attempts 0 when nothing landed)
 };
 // Publishes every shard of the job in one commit on its branch (spec/14 §18.6).
 Result<JobCommitReport> CommitJob(std::shared_ptr<Store> store, std::string_view dataset,

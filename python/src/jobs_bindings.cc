@@ -89,7 +89,7 @@ void RegisterJobs(nb::module_& m) {
         d["branch"] = r.branch;
         d["shards"] = r.shards;
         d["already_committed"] = r.already_committed;
-        d["added"] = r.info.added;
+        d["added"] = r.added;
         d["count"] = r.info.count;
         d["manifest"] = r.manifest.ToString();
         return d;

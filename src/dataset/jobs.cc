@@ -111,10 +111,17 @@ Result<std::optional<ObjectId>> ReadOptionalRef(Store& store, const std::string&
   return r.status();
 }
 
-Result<uint64_t> NextAnchorOf(Store& store, const ObjectId& manifest) {
+Result<dataset::Manifest> ManifestOf(Store& store, const ObjectId& manifest) {
   ASSIGN_OR_RETURN(Bytes bytes, store.Get(manifest));
-  ASSIGN_OR_RETURN(dataset::Manifest m, dataset::DecodeManifest(bytes));
+  return dataset::DecodeManifest(bytes);
+}
+Result<uint64_t> NextAnchorOf(Store& store, const ObjectId& manifest) {
+  ASSIGN_OR_RETURN(dataset::Manifest m, ManifestOf(store, manifest));
   return m.next_anchor;
+}
+Result<uint64_t> CountOf(Store& store, const ObjectId& manifest) {
+  ASSIGN_OR_RETURN(dataset::Manifest m, ManifestOf(store, manifest));
+  return m.count;
 }
 
 }  // namespace
@@ -475,16 +482,16 @@ Result<JobCommitReport> CommitJob(std::shared_ptr<Store> store, std::string_view
   }
   std::vector<std::string> sources;
   const std::string prefix = ShardPrefix(dataset, job);
+  ASSIGN_OR_RETURN(uint64_t base_count, CountOf(*store, status.base));
   for (uint32_t n = 0; n < status.of; ++n) {
     ASSIGN_OR_RETURN(RefValue r, store->ReadRef(prefix + std::to_string(n)));
     sources.push_back(r.target.ToString());
+    ASSIGN_OR_RETURN(uint64_t count, CountOf(*store, r.target));
+    report.added += count > base_count ? count - base_count : 0;
   }
   ASSIGN_OR_RETURN(auto ds, Dataset::Open(store, dataset, status.branch));
   MergeOptions merge;
   merge.policy = MergePolicy::kFail;
-  // Always one manifest for the job, even for one shard (no fast-forward): the history
-  // names the job, and its delta counts what the whole job added.
-  merge.no_ff = true;
   merge.message = options.message.empty()
                       ? "commit job " + std::string(job) + " (" + std::to_string(status.of) +
                             (status.of == 1 ? " shard)" : " shards)")
