@@ -47,8 +47,9 @@ const Registrar kRegistrar({
     .summary = "Publish the shards of a sharded job in one commit",
     .description =
         "Merges the results of shards 0..M-1 of job J (written by `dreamdb ingest --job J`)\n"
-        "into the job's branch in one octopus commit (spec/14 §18.6). A shard that has not\n"
-        "finished is not_found naming it (exit 4); nothing is written then. Run again after\n"
+        "into the job's branch in one compare-and-swap (spec/14 §18.6): an octopus merge, or\n"
+        "a fast-forward for one shard. A shard that has not finished is not_found naming it\n"
+        "(exit 4); nothing is written then. Run again after\n"
         "success, it writes nothing and says so. JSON: {\"dataset\", \"job\", \"branch\",\n"
         "\"shards\", \"already_committed\", \"added\", \"count\", \"manifest\"}.",
     .positionals = {{.name = "NAME", .help = "the dataset"}},
