@@ -1,11 +1,14 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
 // dreamdb ingest NAME FILE [--format jsonl|csv] [--batch-size N] [--branch B] [--message M]
-//                [--anchor-field FIELD] [--progress]
+//                [--anchor-field FIELD] [--progress] [--job J [--shard N --of M]]
 //
 // Reads records from JSON Lines or CSV and appends them, one commit per batch. Input is
 // streamed: memory holds one batch. A bad record ends the run naming its line and field;
 // its batch is not committed, earlier batches stay committed (the message says how many).
+// With --job, one shard of a sharded job (spec/14-semantics.md §19): the shard's byte
+// range of the file, on the job's work branch, with anchors reserved through the store;
+// `dreamdb commit` publishes the job.
 #include <sys/stat.h>
 
 #include <cctype>
@@ -17,11 +20,13 @@
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "cli/blob_files.h"
 #include "cli/dataset_util.h"
+#include "dreamdb/jobs.h"
 #include "src/base/encoding.h"
 
 namespace dreamdb::cli {
@@ -85,16 +90,22 @@ class LineReader {
       }
       line->append(start, take);
       pos_ += take;
+      consumed_ += take;
       if (nl != nullptr) {
         ++pos_;
+        ++consumed_;
         return true;
       }
     }
   }
 
+  // The bytes of the input consumed by the lines read so far, newlines included.
+  uint64_t consumed() const { return consumed_; }
+
  private:
   FILE* f_;
   const uint64_t max_bytes_;
+  uint64_t consumed_ = 0;
   char buf_[1 << 16];
   size_t pos_ = 0;
   size_t end_ = 0;
@@ -306,6 +317,16 @@ class Ingester {
   Status RunJsonl(FILE* f);
   Status RunCsv(FILE* f);
 
+  // One shard of a job: reads the lines starting in [offset, end) of the file (already
+  // positioned at `offset`) and appends with anchors reserved through `run`.
+  void SetShard(ShardRun* run, uint64_t offset, uint64_t end, std::string label) {
+    shard_ = run;
+    offset_ = offset;
+    slice_end_ = end;
+    shard_label_ = std::move(label);
+    from_file_start_ = offset == 0;
+  }
+
   uint64_t records() const { return committed_; }
   uint64_t commits() const { return commits_; }
   const ObjectId& head() const { return head_; }
@@ -352,6 +373,12 @@ class Ingester {
   uint64_t last_line_ = 0;
   uint64_t line_ = 0;  // line of the record being read
 
+  ShardRun* shard_ = nullptr;
+  uint64_t offset_ = 0;              // byte offset in the file where reading started
+  uint64_t slice_end_ = UINT64_MAX;  // lines starting here or later are not ours
+  std::string shard_label_;          // "shard N of M, bytes [B, E)" when sharded
+  bool from_file_start_ = true;      // line 1 is the file's first line (may have a BOM)
+
   uint64_t read_ = 0;
   uint64_t committed_ = 0;
   uint64_t commits_ = 0;
@@ -370,6 +397,7 @@ std::string Ingester::CommittedNote() const {
 Status Ingester::Fail(uint64_t line, const Status& s) const {
   std::string message =
       line != 0 ? "line " + std::to_string(line) + ": " + s.message() : s.message();
+  if (shard_ != nullptr) message = shard_label_ + ", " + message + " (lines count from the slice)";
   return Status(s.code(), message + " (" + CommittedNote() + ")");
 }
 
@@ -432,7 +460,18 @@ Status Ingester::Flush() {
                                                 : "lines " + std::to_string(first_line_) + "-" +
                                                       std::to_string(last_line_);
   Batch batch;
-  if (*with_anchors_) batch.anchors = std::move(anchors_);
+  if (*with_anchors_) {
+    batch.anchors = std::move(anchors_);
+  } else if (shard_ != nullptr) {
+    // Sharded: anchors come from a range reserved through the store (spec/14 §19.4).
+    auto first = shard_->Reserve(rows_);
+    if (!first.ok()) {
+      return Status(first.status().code(),
+                    lines + ": " + first.status().message() + " (" + CommittedNote() + ")");
+    }
+    batch.anchors.resize(rows_);
+    std::iota(batch.anchors.begin(), batch.anchors.end(), *first);
+  }
   batch.columns = std::move(columns_);
   auto info =
       ds_.AppendMany(batch, CommitOptionsFrom(inv_, "ingest " + input_label_ + " " + lines));
@@ -678,6 +717,7 @@ Status Ingester::RunJsonl(FILE* f) {
   std::vector<const Json*> values(fields.size());
   std::unordered_set<std::string> keys;
   for (;;) {
+    if (offset_ + reader.consumed() >= slice_end_) break;  // the next line is the next shard's
     bool too_long = false;
     auto more = reader.Next(&buf, &too_long);
     if (too_long) {
@@ -690,7 +730,9 @@ Status Ingester::RunJsonl(FILE* f) {
     std::string_view text(buf);
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
     if (text.find_first_not_of(" \t") == std::string_view::npos) continue;
-    if (line_ == 1 && text.starts_with("\xef\xbb\xbf")) text.remove_prefix(3);  // UTF-8 BOM
+    if (line_ == 1 && from_file_start_ && text.starts_with("\xef\xbb\xbf")) {
+      text.remove_prefix(3);  // UTF-8 BOM
+    }
 
     keys.clear();
     std::string duplicate;
@@ -975,6 +1017,95 @@ Result<BlobFiles> BlobFilesFor(const Invocation& inv, const std::string& input,
   return BlobFiles::Open(dir, "the input file's directory (the default --blob-root)", max_bytes);
 }
 
+Status CheckAnchorField(const Dataset& ds, const std::string& anchor_key) {
+  const Schema schema = ds.schema();
+  if (const FieldSpec* spec = schema.Find(anchor_key);
+      spec != nullptr && spec->type != FieldType::kInt64) {
+    return InvalidArgument("--anchor-field " + Quote(anchor_key) + " is a " +
+                           std::string(FieldTypeName(spec->type)) +
+                           " field; anchors come from integers");
+  }
+  return Status::Ok();
+}
+
+// Positions `f` at the first line that starts in [range.begin, range.end) and returns its
+// offset: the byte after the first newline at or after begin - 1 (spec/14 §19.7).
+Result<uint64_t> SeekToSlice(FILE* f, const std::string& input, ByteRange range) {
+  if (range.begin == 0) return uint64_t{0};
+  if (::fseeko(f, static_cast<off_t>(range.begin - 1), SEEK_SET) != 0) {
+    return ErrnoStatus(errno, "cannot seek in", input);
+  }
+  uint64_t offset = range.begin - 1;
+  for (;;) {
+    int c = std::fgetc(f);
+    if (c == EOF) {
+      if (std::ferror(f)) return ErrnoStatus(errno, "cannot read", input);
+      return offset;
+    }
+    ++offset;
+    if (c == '\n') return offset;
+    if (offset >= range.end) return offset;  // no line starts in the slice
+  }
+}
+
+// One shard of a sharded ingest (spec/14-semantics.md §19.5).
+Status RunShard(Invocation& inv, const std::string& name, const std::string& input, FILE* f,
+                uint64_t batch_size, const std::string& anchor_key, BlobFiles blob_files,
+                const std::string& job, const std::optional<std::string>& shard_flag,
+                const std::optional<std::string>& of_flag, uint64_t max_line_bytes) {
+  ASSIGN_OR_RETURN(ShardIndex index, ResolveShardIndex(shard_flag, of_flag));
+  struct stat st;
+  if (::fstat(fileno(f), &st) != 0) return ErrnoStatus(errno, "cannot stat", input);
+  if (!S_ISREG(st.st_mode)) {
+    return InvalidArgument("a sharded ingest (--job) needs a regular file: " + Quote(input) +
+                           " is not one");
+  }
+  const ByteRange range = ShardByteRange(static_cast<uint64_t>(st.st_size), index.shard, index.of);
+  ASSIGN_OR_RETURN(std::shared_ptr<Store> store, SharedStore(inv));
+  ASSIGN_OR_RETURN(auto run, ShardRun::Begin(store, name, job, BranchFlag(inv), index));
+  const std::string who = "shard " + std::to_string(index.shard) + " of " +
+                          std::to_string(index.of) + " of job " + Quote(job);
+  const bool already = run->done();
+  uint64_t records = 0;
+  uint64_t commits = 0;
+  if (!already) {
+    RETURN_IF_ERROR(CheckAnchorField(*run->dataset(), anchor_key));
+    ASSIGN_OR_RETURN(uint64_t offset, SeekToSlice(f, input, range));
+    Ingester ingester(inv, *run->dataset(), input, batch_size, anchor_key, std::move(blob_files),
+                      max_line_bytes);
+    ingester.SetShard(
+        run.get(), offset, range.end,
+        who + ", bytes [" + std::to_string(range.begin) + ", " + std::to_string(range.end) + ")");
+    RETURN_IF_ERROR(ingester.RunJsonl(f));
+    RETURN_IF_ERROR(run->Finish());
+    records = ingester.records();
+    commits = ingester.commits();
+  }
+  if (inv.json()) {
+    inv.PrintJson(JsonObject()
+                      .Add("dataset", name)
+                      .Add("job", job)
+                      .Add("shard", uint64_t{index.shard})
+                      .Add("of", uint64_t{index.of})
+                      .Add("already_done", already)
+                      .Add("records", records)
+                      .Add("commits", commits)
+                      .Add("bytes_begin", range.begin)
+                      .Add("bytes_end", range.end)
+                      .Add("result", run->result().ToString()));
+  } else if (already) {
+    inv.PrintLine(who + " was already done (result " + run->result().ToString() +
+                  "); nothing written");
+  } else {
+    inv.PrintLine("ingested " + std::to_string(records) + " records as " + who + " (bytes " +
+                  std::to_string(range.begin) + ".." + std::to_string(range.end) + ", " +
+                  std::to_string(commits) + (commits == 1 ? " commit" : " commits") + "); result " +
+                  run->result().ToString() + "; publish with `dreamdb commit " + name + " --job " +
+                  job + "`");
+  }
+  return Status::Ok();
+}
+
 Status Run(Invocation& inv) {
   const std::string& name = inv.Arg("NAME");
   std::string input = inv.Arg("FILE");
@@ -1015,14 +1146,31 @@ Status Run(Invocation& inv) {
   }
   std::unique_ptr<FILE, int (*)(FILE*)> closer(f == stdin ? nullptr : f, &std::fclose);
 
-  ASSIGN_OR_RETURN(auto ds, OpenForWrite(inv, name));
-  const Schema schema = ds->schema();
-  if (const FieldSpec* spec = schema.Find(anchor_key);
-      spec != nullptr && spec->type != FieldType::kInt64) {
-    return InvalidArgument("--anchor-field " + Quote(anchor_key) + " is a " +
-                           std::string(FieldTypeName(spec->type)) +
-                           " field; anchors come from integers");
+  std::optional<std::string> job(inv.FlagValue("--job"));
+  std::optional<std::string> shard_flag(inv.FlagValue("--shard"));
+  std::optional<std::string> of_flag(inv.FlagValue("--of"));
+  if (!job) {
+    if (shard_flag || of_flag) {
+      return inv.Usage("--shard/--of need --job J (the job the shards belong to)");
+    }
+  } else {
+    RETURN_IF_ERROR(ValidateJobId(*job));
+    if (input == "-") {
+      return InvalidArgument(
+          "a sharded ingest (--job) reads byte ranges of a file; standard input cannot be split");
+    }
+    if (format == "csv") {
+      return InvalidArgument(
+          "a sharded ingest (--job) reads JSON Lines; a CSV record may span lines, so byte "
+          "ranges cannot split it (convert to JSON Lines)");
+    }
   }
+  if (job)
+    return RunShard(inv, name, input, f, batch_size, anchor_key, std::move(blob_files), *job,
+                    shard_flag, of_flag, max_line_bytes);
+
+  ASSIGN_OR_RETURN(auto ds, OpenForWrite(inv, name));
+  RETURN_IF_ERROR(CheckAnchorField(*ds, anchor_key));
   Ingester ingester(inv, *ds, input, batch_size, anchor_key, std::move(blob_files), max_line_bytes);
   RETURN_IF_ERROR(format == "csv" ? ingester.RunCsv(f) : ingester.RunJsonl(f));
   std::string head = ingester.head().ToString();
@@ -1070,7 +1218,16 @@ const Registrar kRegistrar({
         "blob file); its batch is not committed, earlier batches are (the message says how\n"
         "many records). Progress goes to stderr when it is a terminal, or with --progress.\n"
         "Text: a summary line. JSON: {\"dataset\", \"branch\", \"records\", \"commits\", "
-        "\"head\"}.",
+        "\"head\"}.\n"
+        "Sharded (--job J): shard N of M reads the lines that start in bytes\n"
+        "[N*S/M, (N+1)*S/M) of FILE (S its size; JSON Lines only), commits them on branch\n"
+        "jobs/J/shard-N with anchors reserved through the store, and records its result in\n"
+        "ref NAME/jobs/J/shards/N. Run again, a finished shard writes nothing. N and M come\n"
+        "from --shard/--of, a Slurm array (SLURM_ARRAY_TASK_ID/_MIN/_STEP/_COUNT) or a\n"
+        "Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with --of or DREAMDB_SHARD_COUNT).\n"
+        "`dreamdb commit NAME --job J` publishes every shard in one commit. JSON: {\"dataset\",\n"
+        "\"job\", \"shard\", \"of\", \"already_done\", \"records\", \"commits\",\n"
+        "\"bytes_begin\", \"bytes_end\", \"result\"}.",
     .positionals = {{.name = "NAME", .help = "the dataset"},
                     {.name = "FILE", .help = "the input ('-' = standard input)"}},
     .flags = {{.name = "--format",
@@ -1096,7 +1253,20 @@ const Registrar kRegistrar({
                .value_name = "FIELD",
                .help = "the key/column holding anchors (default \"anchor\"); may be an int64 "
                        "field, which is then also stored"},
-              kProgressFlag},
+              kProgressFlag,
+              {.name = "--job",
+               .value_name = "J",
+               .help = "run as one shard of sharded job J (spec/14 §19): the shard's byte "
+                       "range of FILE (JSON Lines), anchors reserved through the store; "
+                       "publish with `dreamdb commit NAME --job J`"},
+              {.name = "--shard",
+               .value_name = "N",
+               .help = "this shard's index, 0..M-1 (default: from SLURM_ARRAY_TASK_ID or "
+                       "JOB_COMPLETION_INDEX)"},
+              {.name = "--of",
+               .value_name = "M",
+               .help = "the number of shards (default: SLURM_ARRAY_TASK_COUNT or "
+                       "DREAMDB_SHARD_COUNT)"}},
     .run = Run,
 });
 

@@ -350,3 +350,45 @@ def sweep_summarize(store: Store, name: str, sweep: str, metric: str, goal: str)
 
 def sweep_merge_best(store: Store, name: str, sweep: str, metric: str, goal: str, into: str, policy: str, message: str) -> dict:
     """Merges a sweep's best run; use Dataset.sweep_merge_best."""
+
+def job_shard_index(shard: str | None, of: str | None) -> tuple:
+    """
+    (shard, of, source) from the given values, else from Slurm array or Kubernetes Indexed Job variables (spec/14-semantics.md §19.8); use dreamdb.jobs.shard_index.
+    """
+
+class ShardRun:
+    """
+    One run of one shard of a sharded job (spec/14-semantics.md §19.5); use dreamdb.jobs.ShardWriter.
+    """
+
+    @staticmethod
+    def begin(store: Store, name: str, job: str, branch: str, shard: int, of: int) -> ShardRun:
+        """Steps 1-3: the plan, the work branch at the job's base."""
+
+    @property
+    def done(self) -> bool:
+        """True when the shard had finished already (nothing to write)."""
+
+    @property
+    def result(self) -> str:
+        """The shard's result manifest (when done)."""
+
+    @property
+    def base(self) -> str:
+        """The job's base manifest."""
+
+    @property
+    def work_branch(self) -> str:
+        """The branch this shard writes to (empty when done)."""
+
+    def reserve(self, n: int) -> int:
+        """Reserves n anchors; returns the first of [first, first + n)."""
+
+    def finish(self) -> None:
+        """Publishes the shard's result ref and deletes its work branch."""
+
+def job_commit(store: Store, name: str, job: str, message: str) -> dict:
+    """Publishes every shard of a job in one commit; use dreamdb.jobs.commit."""
+
+def job_status(store: Store, name: str, job: str) -> dict:
+    """The job's plan, finished shards and commit; use dreamdb.jobs.status."""

@@ -67,6 +67,7 @@ void RegisterDataset(nb::module_& m);
 void RegisterCompare(nb::module_& m);
 void RegisterSearch(nb::module_& m);  // search_bindings.cc (vector search)
 void RegisterMerge(nb::module_& m);   // merge_bindings.cc (branch merges)
+void RegisterJobs(nb::module_& m);    // jobs_bindings.cc (sharded jobs)
 
 }  // namespace dreamdb::python
 

@@ -16,4 +16,5 @@ NB_MODULE(_core, m) {
   dreamdb::python::RegisterCompare(m);
   dreamdb::python::RegisterSearch(m);
   dreamdb::python::RegisterMerge(m);
+  dreamdb::python::RegisterJobs(m);
 }

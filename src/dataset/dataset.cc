@@ -16,6 +16,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "dreamdb/jobs.h"
 #include "src/base/encoding.h"
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
@@ -856,6 +857,19 @@ Result<CommitInfo> Dataset::AppendMany(const Batch& batch, const CommitOptions& 
       }
     }
   }
+  // A dataset with an anchor allocator (a sharded job reserved anchors) takes automatic
+  // anchors from it too, so no writer's anchors collide with another's (spec/14 §19.4).
+  // Outside the mutation: the allocator object must survive a failed commit.
+  std::vector<uint64_t> reserved;
+  if (batch.anchors.empty()) {
+    ASSIGN_OR_RETURN(std::optional<uint64_t> first,
+                     ReserveAnchorsIfAllocated(impl_->store(), name(), n,
+                                               impl_->current()->manifest.next_anchor));
+    if (first) {
+      reserved.resize(n);
+      std::iota(reserved.begin(), reserved.end(), *first);
+    }
+  }
   // Segments once (invariant 2), in the same mutation as the commit (a failure removes them).
   return impl_->Mutation([&]() -> Result<CommitInfo> {
     uint64_t objects = 0;
@@ -866,6 +880,7 @@ Result<CommitInfo> Dataset::AppendMany(const Batch& batch, const CommitOptions& 
       written.push_back(std::move(w));
     }
     const std::vector<uint64_t>* given = batch.anchors.empty() ? nullptr : &batch.anchors;
+    if (given == nullptr && !reserved.empty()) given = &reserved;
     std::vector<const Column*> columns;
     for (const auto& col : batch.columns) columns.push_back(&col);
     auto result = impl_->Commit(
