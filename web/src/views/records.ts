@@ -1,0 +1,104 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+import { h, fmtNum, shortId } from "../dom";
+import { api, isBlob, type RecordRow } from "../api";
+import { href, setCrumbs, datasetTabs } from "../main";
+import { compact, imageField, blobImage } from "../render";
+
+/** A <select> of the dataset's branches and snapshots (plus the current value if it is neither). */
+export async function refPicker(ds: string, current: string, onPick: (ref: string) => void, label = "Version"): Promise<HTMLElement> {
+  const refs = await api.refs(ds);
+  const names = [...refs.branches.map((b) => b.name), ...refs.snapshots.map((s) => s.name)];
+  const sel = h(
+    "select",
+    { "aria-label": label },
+    h("optgroup", { label: "Branches" }, refs.branches.map((b) => h("option", { value: b.name, selected: b.name === current }, b.name))),
+    h("optgroup", { label: "Snapshots" }, refs.snapshots.map((s) => h("option", { value: s.name, selected: s.name === current }, s.name))),
+    names.includes(current) ? null : h("option", { value: current, selected: true }, shortId(current, 16)),
+  );
+  sel.addEventListener("change", () => onPick(sel.value));
+  return h("label", null, label, sel);
+}
+
+/** One card of the record grid: thumbnail (first image field) and the projected fields. */
+export function recordCard(ds: string, at: string, rec: RecordRow, fields: string[], img: string | undefined, extra?: Node): HTMLElement {
+  const image = img ? rec[img] : undefined;
+  return h(
+    "a.card",
+    { href: href(["d", ds, "record", rec.anchor_str], { at }), "data-nav": "", "data-anchor": rec.anchor_str },
+    isBlob(image) ? blobImage(image.url, `record ${rec.anchor_str}`, "thumb") : null,
+    h(
+      "dl",
+      null,
+      h("dt", null, "anchor"),
+      h("dd", null, rec.anchor_str),
+      extra,
+      fields.filter((f) => f !== img).map((f) => [h("dt", null, f), h("dd", null, compact(rec[f]))]),
+    ),
+  );
+}
+
+/** The record grid of one version: thumbnails and fields, a filter (where) and a projection. */
+export async function recordsView(ds: string, q: URLSearchParams): Promise<HTMLElement> {
+  const at = q.get("at") ?? "main";
+  const where = q.getAll("where").filter(Boolean);
+  const fieldsParam = q.get("fields") ?? "";
+  const after = q.get("after") ?? undefined;
+  const trail = (q.get("trail") ?? "").split(",").filter(Boolean);
+  // Later pages read the manifest the first page read (spec/30 §2.3).
+  const pinned = q.get("m") ?? undefined;
+  setCrumbs(["Datasets", "#/"], ds, "records");
+
+  const t0 = performance.now();
+  const [info, page] = await Promise.all([
+    api.dataset(ds, pinned ?? at),
+    api.records(ds, { ref: pinned ?? at, fields: fieldsParam || undefined, where, after, limit: 60 }),
+  ]);
+  const loadMs = performance.now() - t0;
+  const img = imageField(info.schema.filter((f) => page.fields.includes(f.name)));
+  const go = (patch: Record<string, string | undefined>) => {
+    const cur: Record<string, string | undefined> = { at, fields: fieldsParam, where: where[0], after, trail: trail.join(","), m: pinned };
+    location.hash = href(["d", ds, "records"], { ...cur, ...patch });
+  };
+
+  const whereBox = h("input", { type: "text", name: "where", value: where.join(" AND "), placeholder: "label == 1", "data-slash": "", "aria-label": "Filter (where)" });
+  const fieldsBox = h("input", { type: "text", name: "fields", value: fieldsParam, placeholder: info.schema.map((f) => f.name).join(","), "aria-label": "Fields (projection)" });
+  const form = h(
+    "form.query",
+    { role: "search" },
+    await refPicker(ds, at, (r) => go({ at: r, after: undefined, trail: undefined, m: undefined })),
+    h("label", null, "Filter (where)", whereBox),
+    h("label", null, "Fields", fieldsBox),
+    h("button", { type: "submit" }, "Apply"),
+  );
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    go({ where: whereBox.value.trim() || undefined, fields: fieldsBox.value.replace(/\s+/g, "") || undefined, after: undefined, trail: undefined, m: undefined });
+  });
+
+  const prev = trail.length || after !== undefined;
+  const pager = h(
+    "div.pager",
+    null,
+    h("button", { type: "button", disabled: !prev, "data-prev": "", title: "p" }, "← Previous"),
+    h("button", { type: "button", disabled: !page.next, "data-next": "", title: "n" }, "Next →"),
+    h("span.muted", null, `${page.records.length} records on this page of ${fmtNum(info.count)}`, where.length ? `; ${fmtNum(page.scanned)} scanned` : "", ` · read ${shortId(page.manifest, 14)} in ${loadMs.toFixed(0)} ms`),
+  );
+  const [prevBtn, nextBtn] = pager.querySelectorAll("button");
+  prevBtn.addEventListener("click", () => {
+    const t = trail.slice();
+    const back = t.pop();
+    go({ after: back === "-" ? undefined : back, trail: t.join(",") || undefined, m: t.length || back !== "-" ? page.manifest : undefined });
+  });
+  nextBtn.addEventListener("click", () => go({ after: page.next ?? undefined, trail: [...trail, after ?? "-"].join(","), m: page.manifest }));
+
+  return h(
+    "section",
+    null,
+    h("h1", null, ds, " ", h("span.muted", null, `@ ${at}`)),
+    datasetTabs(ds, "records", at),
+    form,
+    page.records.length === 0 ? h("p.muted", null, "No record matches.") : null,
+    h("div.grid", { id: "record-grid", "aria-label": "Records" }, page.records.map((r) => recordCard(ds, page.manifest, r, page.fields, img))),
+    pager,
+  );
+}
