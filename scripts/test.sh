@@ -12,6 +12,10 @@
 #   3. release preset build, install .venv/bin/dreamdb and the Python package,
 #                     pytest tests/python tests/cli, then the README demo on file://
 #                     and again on s3:// (the same server)
+#      web            scripts/build_web.sh (npm ci + Vite build of web/), then the
+#                     dashboard's browser tests (web/tests/e2e.mjs: playwright-core
+#                     drives Debian's chromium headless against `dreamdb serve` on
+#                     127.0.0.1; screenshots in build/test-logs/screenshots)
 #   4. soak, hostile  tests/soak (random kill -9 trials, many writers, disk-full tmpfs,
 #                     read-only mounts; DREAMDB_SOAK_TRIALS, default 36) and the hostile
 #                     input corpus tests/hostile, both through the release CLI and SDK
@@ -239,6 +243,10 @@ case "$mode" in
     step "demo on s3:// (SeaweedFS)" env DEMO_SKIP_BUILD=1 \
       DEMO_STORE="s3://$DREAMDB_S3_BUCKET/demo?endpoint=$DREAMDB_S3_ENDPOINT" bash scripts/demo.sh
     step "stop S3 server" stop_s3_server
+    step "build web dashboard" bash scripts/build_web.sh
+    step --junit "$logs/web-e2e.xml" "browser tests (dashboard, headless chromium)" \
+      env DREAMDB_BIN="$root/build/release/cli/dreamdb" PYTHON="$root/.venv/bin/python" \
+      node web/tests/e2e.mjs --junit "$logs/web-e2e.xml" --screenshots "$logs/screenshots"
     step --junit "$logs/soak.xml" "soak (kill -9, writers, disk full, read-only; ${DREAMDB_SOAK_TRIALS} trials)" \
       run_pytest_dir tests/soak "$logs/soak.xml"
     step --junit "$logs/hostile.xml" "hostile input corpus" \
