@@ -7,15 +7,15 @@
 // CHROMIUM (default: the first of chromium, chromium-browser on PATH), DREAMDB_E2E_STORE
 // (a store URI to use instead of building one; the checks expect make_store.py's content).
 // A missing chromium is a failure, never a skip. Prints "N passed, N failed" last.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { root, webRoot, dreamdbBin as bin, findChromium, startServer as start, CHROMIUM_ARGS } from "./harness.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, "..", "..");
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
   const i = args.indexOf(name);
@@ -23,19 +23,8 @@ const opt = (name, dflt) => {
 };
 const shots = resolve(opt("--screenshots", join(root, "build", "test-logs", "screenshots")));
 const junit = opt("--junit", null);
-const bin = process.env.DREAMDB_BIN || join(root, ".venv", "bin", "dreamdb");
 const python = process.env.PYTHON || join(root, ".venv", "bin", "python");
-const webRoot = join(root, "web", "dist");
 mkdirSync(shots, { recursive: true });
-
-function findChromium() {
-  if (process.env.CHROMIUM) return process.env.CHROMIUM;
-  for (const name of ["chromium", "chromium-browser"]) {
-    const r = spawnSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" });
-    if (r.status === 0 && r.stdout.trim()) return r.stdout.trim();
-  }
-  return null;
-}
 
 const results = [];
 const t0 = Date.now();
@@ -87,22 +76,9 @@ function check(cond, msg) {
 }
 
 async function startServer(storeUri) {
-  server = spawn(bin, ["serve", "--store", storeUri, "--port", "0", "--web-root", webRoot], { stdio: ["ignore", "pipe", "pipe"] });
-  let err = "";
-  server.stderr.on("data", (d) => (err += d));
-  return await new Promise((ok, ko) => {
-    let out = "";
-    const timer = setTimeout(() => ko(new Error(`dreamdb serve printed no address in 20 s: ${out} ${err}`)), 20000);
-    server.stdout.on("data", (d) => {
-      out += d;
-      const m = out.match(/listening on (http:\/\/[^\s]+)/);
-      if (m) {
-        clearTimeout(timer);
-        ok(m[1].replace(/\/$/, ""));
-      }
-    });
-    server.on("exit", (code) => ko(new Error(`dreamdb serve exited ${code}: ${err}`)));
-  });
+  const s = await start(storeUri);
+  server = s.proc;
+  return s.url;
 }
 
 let page;
@@ -162,7 +138,7 @@ try {
   base = await startServer(storeUri);
   check(/^http:\/\/127\.0\.0\.1:\d+$/.test(base), `the server must listen on 127.0.0.1, got ${base}`);
 
-  browser = await chromium.launch({ executablePath: exe, headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+  browser = await chromium.launch({ executablePath: exe, headless: true, args: CHROMIUM_ARGS });
   const context = await browser.newContext({ viewport: { width: 1366, height: 768 } });
   page = await context.newPage();
   page.setDefaultTimeout(15000);
