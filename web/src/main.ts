@@ -25,9 +25,12 @@ export function parseHash(hash: string): Route {
 }
 
 /** "#/d/pets/records?at=v1": a hash for path parts and query values (empty values left out). */
-export function href(parts: (string | number)[], query: Record<string, string | number | undefined | null> = {}): string {
+export function href(parts: (string | number)[], query: Record<string, string | number | undefined | null | string[]> = {}): string {
   const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null && v !== "") q.set(k, String(v));
+  for (const [k, v] of Object.entries(query)) {
+    if (Array.isArray(v)) v.filter(Boolean).forEach((x) => q.append(k, x));
+    else if (v !== undefined && v !== null && v !== "") q.set(k, String(v));
+  }
   const qs = q.toString();
   return "#/" + parts.map((p) => encodeURIComponent(String(p))).join("/") + (qs ? "?" + qs : "");
 }
@@ -111,11 +114,13 @@ async function render(): Promise<void> {
     mount(main, view);
     document.body.dataset.renderMs = (performance.now() - t0).toFixed(1);
     document.body.dataset.route = parts.join("/");
+    document.body.dataset.rendered = String(gen);
   } catch (e) {
     if (!isCurrent(gen)) return;
     const msg = e instanceof ApiError ? `${e.code}: ${e.message}` : String(e);
     mount(main, h("h1", null, "Something went wrong"), h("p.error", { role: "alert" }, msg), link("#/", "Back to the datasets"));
     document.body.dataset.route = "error";
+    document.body.dataset.rendered = String(gen);
   }
   // A new page moves focus to its content, so keyboard and screen reader users start there.
   if (document.activeElement === document.body || !main.contains(document.activeElement)) main.focus({ preventScroll: true });

@@ -104,20 +104,24 @@ async function shot(name) {
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: false });
 }
 
-/** Navigates by hash and waits until the view for `route` has rendered. */
-async function go(hash, routePrefix) {
-  await page.evaluate((h) => (location.hash = h), hash);
-  await waitRoute(routePrefix);
-}
+const rendered = () => page.evaluate(() => Number(document.body.dataset.rendered ?? 0));
 
-async function waitRoute(routePrefix) {
+/** Runs `action` (a click, a key, a hash change) and waits until the next view has rendered. */
+async function nav(action, routePrefix) {
+  const before = await rendered();
+  await action();
   await page.waitForFunction(
-    (p) => document.body.dataset.route !== undefined && (document.body.dataset.route === "error" || document.body.dataset.route.startsWith(p)) && !document.querySelector("main > p.loading"),
-    routePrefix,
+    ([b, p]) => Number(document.body.dataset.rendered ?? 0) > b && (document.body.dataset.route === "error" || document.body.dataset.route.startsWith(p)),
+    [before, routePrefix],
     { timeout: 15000 },
   );
   const route = await page.evaluate(() => document.body.dataset.route);
   if (route === "error") throw new Error(`the page shows an error: ${await page.textContent("main")}`);
+}
+
+/** Navigates by hash. */
+async function go(hash, routePrefix) {
+  await nav(() => page.evaluate((h) => (location.hash = h), hash), routePrefix);
 }
 
 async function imagesDecoded(selector) {
@@ -155,20 +159,16 @@ try {
   });
 
   await test("dashboard opens on the datasets", async () => {
-    await page.goto(base + "/");
-    await waitRoute("");
+    await nav(() => page.goto(base + "/"), "");
     const names = await page.$$eval("main table tbody tr td:first-child a", (as) => as.map((a) => a.textContent));
     check(names.includes("pets"), `datasets listed: ${names}`);
     await shot("01-datasets");
   });
 
   await test("sweep comparison: runs ranked, best and worst marked, chart, run details", async () => {
-    await page.click("text=pets");
-    await waitRoute("d/pets/records");
-    await page.click("nav.tabs >> text=Sweeps");
-    await waitRoute("d/pets/sweeps");
-    await page.click("main table >> text=tune");
-    await waitRoute("d/pets/sweep/tune");
+    await nav(() => page.click("text=pets"), "d/pets/records");
+    await nav(() => page.click("nav.tabs >> text=Sweeps"), "d/pets/sweeps");
+    await nav(() => page.click("main table >> text=tune"), "d/pets/sweep/tune");
     const rows = await page.$$eval("#runs tbody tr", (trs) => trs.map((tr) => ({ run: tr.dataset.run, cls: tr.className, text: tr.textContent })));
     check(rows.length === 3, `3 runs expected, got ${rows.length}`);
     check(rows.find((r) => r.run === "1").cls.includes("best"), "run 1 (val_error 0.24) must be marked best");
@@ -187,8 +187,7 @@ try {
   });
 
   await test("a record across the runs: fields and image in every run", async () => {
-    await page.click("#sweep-records a.card >> nth=0");
-    await waitRoute("d/pets/sweep/tune/record");
+    await nav(() => page.click("#sweep-records a.card >> nth=0"), "d/pets/sweep/tune/record");
     const runs = await page.$$eval("#across .run", (ds) => ds.map((d) => d.dataset.label));
     check(runs.length === 4, `source + 3 runs expected, got ${runs}`);
     const widths = await imagesDecoded("#across img");
@@ -200,8 +199,7 @@ try {
 
   await test("record page: image decoded, every field rendered", async () => {
     await go("#/d/pets/records", "d/pets/records");
-    await page.click("#record-grid a.card >> nth=3");
-    await waitRoute("d/pets/record/");
+    await nav(() => page.click("#record-grid a.card >> nth=3"), "d/pets/record/");
     const widths = await imagesDecoded("#record-fields img");
     check(widths[0] > 0, "the image must decode (naturalWidth > 0)");
     const fields = await page.$$eval("#record-fields dd[data-field]", (dds) => dds.map((d) => d.dataset.field));
@@ -213,8 +211,7 @@ try {
 
   await test("search by example: nearest neighbours with scores", async () => {
     const anchor = (await page.evaluate(() => document.body.dataset.route)).split("/")[3];
-    await page.click("#similar-emb");
-    await waitRoute(`d/pets/search/${anchor}`);
+    await nav(() => page.click("#similar-emb"), `d/pets/search/${anchor}`);
     const hits = await page.$$eval("#hits tbody tr", (trs) => trs.map((tr) => ({ a: tr.dataset.anchor, s: Number(tr.querySelector(".score").textContent) })));
     check(hits.length >= 5, `at least 5 hits, got ${hits.length}`);
     check(!hits.some((h) => h.a === anchor), "the query record itself is not a hit");
@@ -225,9 +222,10 @@ try {
   });
 
   await test("history graph: snapshot, merge, follow to an older version", async () => {
-    await page.keyboard.press("g");
-    await page.keyboard.press("h");
-    await waitRoute("d/pets/history");
+    await nav(async () => {
+      await page.keyboard.press("g");
+      await page.keyboard.press("h");
+    }, "d/pets/history");
     const n = await page.$$eval("#commits a.commit", (as) => as.length);
     check(n >= 8, `commits listed: ${n}`);
     check((await page.$$("svg.dag circle")).length === n, "one graph node per commit");
@@ -239,8 +237,7 @@ try {
     check((await row.count()) === 1, "one commit carries the snapshot v1");
     const manifest = await row.getAttribute("data-manifest");
     await row.focus();
-    await page.keyboard.press("Enter");
-    await waitRoute("d/pets/records");
+    await nav(() => page.keyboard.press("Enter"), "d/pets/records");
     const text = await page.textContent("main .pager");
     check(text.includes("of 240") && text.includes(manifest.slice(0, 14)), `the older version (240 records at ${manifest}): ${text}`);
   });
@@ -250,15 +247,13 @@ try {
     await page.keyboard.press("/");
     await page.keyboard.type("label == 1");
     await page.fill('input[name="fields"]', "label,caption");
-    await page.keyboard.press("Enter");
-    await page.waitForFunction(() => location.hash.includes("where="));
-    await waitRoute("d/pets/records");
+    await nav(() => page.keyboard.press("Enter"), "d/pets/records");
+    check((await page.evaluate(() => location.hash)).includes("where="), "the filter is in the address");
     const cards = await page.$$eval("#record-grid a.card", (cs) => cs.map((c) => c.textContent));
     check(cards.length > 0 && cards.every((t) => t.includes("label1") && t.includes("red square") && !t.includes("score")), `filtered cards: ${cards.slice(0, 3)}`);
     // Next page keeps the filter and the version.
-    await page.keyboard.press("n");
-    await page.waitForFunction(() => location.hash.includes("after="));
-    await waitRoute("d/pets/records");
+    await nav(() => page.keyboard.press("n"), "d/pets/records");
+    check((await page.evaluate(() => location.hash)).includes("after="), "the next page is by anchor cursor");
     const more = await page.$$eval("#record-grid a.card", (cs) => cs.map((c) => c.textContent));
     check(more.length > 0 && more.every((t) => t.includes("label1")), "second page filtered too");
     await shot("07-filter");

@@ -55,8 +55,8 @@ export async function recordsView(ds: string, q: URLSearchParams): Promise<HTMLE
   ]);
   const loadMs = performance.now() - t0;
   const img = imageField(info.schema.filter((f) => page.fields.includes(f.name)));
-  const go = (patch: Record<string, string | undefined>) => {
-    const cur: Record<string, string | undefined> = { at, fields: fieldsParam, where: where[0], after, trail: trail.join(","), m: pinned };
+  const go = (patch: Record<string, string | string[] | undefined>) => {
+    const cur: Record<string, string | string[] | undefined> = { at, fields: fieldsParam, where, after, trail: trail.join(","), m: pinned };
     location.hash = href(["d", ds, "records"], { ...cur, ...patch });
   };
 
@@ -72,7 +72,8 @@ export async function recordsView(ds: string, q: URLSearchParams): Promise<HTMLE
   );
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
-    go({ where: whereBox.value.trim() || undefined, fields: fieldsBox.value.replace(/\s+/g, "") || undefined, after: undefined, trail: undefined, m: undefined });
+    // "a AND b" is two predicates, all of which must hold (spec/30 §3.6).
+    go({ where: whereBox.value.split(/\s+and\s+/i).map((w) => w.trim()).filter(Boolean), fields: fieldsBox.value.replace(/\s+/g, "") || undefined, after: undefined, trail: undefined, m: undefined });
   });
 
   const prev = trail.length || after !== undefined;
