@@ -14,7 +14,10 @@ export async function searchView(ds: string, anchor: string, q: URLSearchParams)
   if (!embs.length) throw new Error(`${ds} has no embedding field to search by`);
   const field = q.get("field") ?? embs[0].name;
   const img = imageField(info.schema);
-  const shown = info.schema.filter((f) => f.type !== "embedding" && f.type !== "array").map((f) => f.name);
+  // A field named like a key of the hit itself (score, anchor) would collide with it in the
+  // hit object (spec/30 §3.10): it is shown on the record's page, not here.
+  const HIT_KEYS = new Set(["score", "anchor", "anchor_str"]);
+  const shown = info.schema.filter((f) => f.type !== "embedding" && f.type !== "array" && !HIT_KEYS.has(f.name)).map((f) => f.name);
   const t0 = performance.now();
   const [query, res] = await Promise.all([
     api.record(ds, anchor, info.manifest, shown.join(",") || undefined),
