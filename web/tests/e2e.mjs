@@ -238,6 +238,7 @@ try {
     const manifest = await row.getAttribute("data-manifest");
     await row.focus();
     await nav(() => page.keyboard.press("Enter"), "d/pets/records");
+    await page.waitForFunction(() => document.getElementById("record-count")?.textContent !== "…");
     const text = await page.textContent("main .pager");
     check(text.includes("of 240") && text.includes(manifest.slice(0, 14)), `the older version (240 records at ${manifest}): ${text}`);
   });

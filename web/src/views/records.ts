@@ -2,7 +2,7 @@
 import { h, fmtNum, shortId } from "../dom";
 import { api, isBlob, type RecordRow } from "../api";
 import { href, setCrumbs, datasetTabs } from "../main";
-import { compact, imageField, blobImage } from "../render";
+import { compact, blobImage } from "../render";
 
 /** A <select> of the dataset's branches and snapshots (plus the current value if it is neither). */
 export async function refPicker(ds: string, current: string, onPick: (ref: string) => void, label = "Version"): Promise<HTMLElement> {
@@ -47,25 +47,29 @@ export async function recordsView(ds: string, q: URLSearchParams): Promise<HTMLE
   // Later pages read the manifest the first page read (spec/30 §2.3).
   const pinned = q.get("m") ?? undefined;
   setCrumbs(["Datasets", "#/"], ds, "records");
-
-  const t0 = performance.now();
-  const [info, page] = await Promise.all([
-    api.dataset(ds, pinned ?? at),
-    api.records(ds, { ref: pinned ?? at, fields: fieldsParam || undefined, where, after, limit: 60 }),
-  ]);
-  const loadMs = performance.now() - t0;
-  const img = imageField(info.schema.filter((f) => page.fields.includes(f.name)));
   const go = (patch: Record<string, string | string[] | undefined>) => {
     const cur: Record<string, string | string[] | undefined> = { at, fields: fieldsParam, where, after, trail: trail.join(","), m: pinned };
     location.hash = href(["d", ds, "records"], { ...cur, ...patch });
   };
 
+  const t0 = performance.now();
+  // The first page must show fast on a large dataset: the grid needs only the records
+  // request (and the refs for the picker); the dataset's description (count, schema) fills
+  // in when it arrives.
+  const infoP = api.dataset(ds, pinned ?? at);
+  infoP.catch(() => undefined);
+  const [page, picker] = await Promise.all([
+    api.records(ds, { ref: pinned ?? at, fields: fieldsParam || undefined, where, after, limit: 60 }),
+    refPicker(ds, at, (r) => go({ at: r, after: undefined, trail: undefined, m: undefined })),
+  ]);
+  const loadMs = performance.now() - t0;
+  const img = page.fields.find((f) => page.records.some((r) => isBlob(r[f]) && (r[f] as { mime: string }).mime.startsWith("image/")));
   const whereBox = h("input", { type: "text", name: "where", value: where.join(" AND "), placeholder: "label == 1", "data-slash": "", "aria-label": "Filter (where)" });
-  const fieldsBox = h("input", { type: "text", name: "fields", value: fieldsParam, placeholder: info.schema.map((f) => f.name).join(","), "aria-label": "Fields (projection)" });
+  const fieldsBox = h("input", { type: "text", name: "fields", value: fieldsParam, placeholder: page.fields.join(","), "aria-label": "Fields (projection)" });
   const form = h(
     "form.query",
     { role: "search" },
-    await refPicker(ds, at, (r) => go({ at: r, after: undefined, trail: undefined, m: undefined })),
+    picker,
     h("label", null, "Filter (where)", whereBox),
     h("label", null, "Fields", fieldsBox),
     h("button", { type: "submit" }, "Apply"),
@@ -76,13 +80,18 @@ export async function recordsView(ds: string, q: URLSearchParams): Promise<HTMLE
     go({ where: whereBox.value.split(/\s+and\s+/i).map((w) => w.trim()).filter(Boolean), fields: fieldsBox.value.replace(/\s+/g, "") || undefined, after: undefined, trail: undefined, m: undefined });
   });
 
+  const countEl = h("span", { id: "record-count" }, "…");
+  infoP.then(
+    (info) => (countEl.textContent = fmtNum(info.count)),
+    () => (countEl.textContent = "?"),
+  );
   const prev = trail.length || after !== undefined;
   const pager = h(
     "div.pager",
     null,
     h("button", { type: "button", disabled: !prev, "data-prev": "", title: "p" }, "← Previous"),
     h("button", { type: "button", disabled: !page.next, "data-next": "", title: "n" }, "Next →"),
-    h("span.muted", null, `${page.records.length} records on this page of ${fmtNum(info.count)}`, where.length ? `; ${fmtNum(page.scanned)} scanned` : "", ` · read ${shortId(page.manifest, 14)} in ${loadMs.toFixed(0)} ms`),
+    h("span.muted", null, `${page.records.length} records on this page of `, countEl, where.length ? `; ${fmtNum(page.scanned)} scanned` : "", ` · read ${shortId(page.manifest, 14)} in ${loadMs.toFixed(0)} ms`),
   );
   const [prevBtn, nextBtn] = pager.querySelectorAll("button");
   prevBtn.addEventListener("click", () => {
