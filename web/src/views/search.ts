@@ -40,7 +40,7 @@ export async function searchView(ds: string, anchor: string, q: URLSearchParams)
       null,
       `${res.hits.length} nearest by ${res.metric} (${higherBetter ? "higher" : "lower"} is closer), `,
       res.used_index ? `through the ${idx?.algorithm ?? ""} index` : "by brute force (no index built)",
-      `, in ${ms.toFixed(0)} ms, at ${shortId(res.manifest, 14)}. `,
+      `, in ${ms.toFixed(0)} ms, at ${shortId(res.manifest, 14)} `,
       embs.length > 1 ? embs.map((f) => (f.name === field ? null : h("a", { href: href(["d", ds, "search", anchor], { at, field: f.name }) }, `by ${f.name}`))) : null,
     ),
     h("div.split", null,
