@@ -282,6 +282,26 @@ try {
     check(outline !== "none", `the focused control is outlined (${outline})`);
   });
 
+  await test("bad input shows the server's error, named, and the app stays usable", async () => {
+    const n0 = consoleErrors.length;
+    for (const [hash, want] of [
+      ["#/d/nope/records", "not_found"],
+      ["#/d/pets/records?where=" + encodeURIComponent("label === 1"), "invalid_argument"],
+      ["#/d/pets/record/99999", "not_found"],
+    ]) {
+      const before = await rendered();
+      await page.evaluate((h) => (location.hash = h), hash);
+      await page.waitForFunction((b) => Number(document.body.dataset.rendered ?? 0) > b, before);
+      const route = await page.evaluate(() => document.body.dataset.route);
+      const text = await page.textContent("main");
+      check(route === "error" && text.includes(want), `${hash}: expected an error naming ${want}, got ${route}: ${text}`);
+    }
+    await nav(() => page.click("main >> text=Back to the datasets"), "");
+    // The browser logs the 400/404 answers asked for here; only those are expected.
+    const mine = consoleErrors.splice(n0);
+    consoleErrors.push(...mine.filter((e) => !/status of (400|404)/.test(e)));
+  });
+
   await test("no console errors, nothing fetched from outside the server", async () => {
     check(consoleErrors.length === 0, `console errors: ${consoleErrors.join(" | ")}`);
     check(offsite.length === 0, `offsite requests: ${offsite.join(" ")}`);
