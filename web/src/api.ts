@@ -45,10 +45,24 @@ function qs(params: Record<string, string | number | boolean | undefined | null 
   return s ? "?" + s : "";
 }
 
+let asking: Promise<string | null> | null = null;
+
+/** Asks for the token once, however many requests were refused at the same time. */
+function askToken(message: string): Promise<string | null> {
+  if (!asking) {
+    asking = new Promise<string | null>((resolve) => {
+      const entered = window.prompt(`${message}. Token:`)?.trim() || null;
+      if (entered) sessionStorage.setItem(TOKEN_KEY, entered);
+      resolve(entered);
+    }).finally(() => setTimeout(() => (asking = null), 0));
+  }
+  return asking;
+}
+
 async function request<T>(path: string, init: RequestInit = {}): Promise<T> {
   const headers = new Headers(init.headers);
-  const t = token();
-  if (t) headers.set("Authorization", `Bearer ${t}`);
+  const used = token();
+  if (used) headers.set("Authorization", `Bearer ${used}`);
   let res: Response;
   try {
     res = await fetch(apiUrl(path), { ...init, headers });
@@ -57,12 +71,12 @@ async function request<T>(path: string, init: RequestInit = {}): Promise<T> {
   }
   if (res.status === 401) {
     const body = await res.json().catch(() => null);
-    const entered = window.prompt(`${body?.error?.message ?? "This server needs a token"}. Token:`);
-    if (entered) {
-      sessionStorage.setItem(TOKEN_KEY, entered.trim());
-      return request<T>(path, init);
-    }
-    throw new ApiError(401, "unauthorized", body?.error?.message ?? "a token is required");
+    const message = body?.error?.message ?? "This server needs a token";
+    // Another request may have got the token meanwhile: retry with it before asking.
+    const now = token();
+    if (now && now !== used) return request<T>(path, init);
+    if (await askToken(message)) return request<T>(path, init);
+    throw new ApiError(401, "unauthorized", message);
   }
   let body: unknown;
   try {

@@ -83,6 +83,7 @@ async function startServer(storeUri) {
 
 let page;
 let base;
+let storeUri;
 const consoleErrors = [];
 const offsite = [];
 
@@ -133,7 +134,7 @@ async function imagesDecoded(selector) {
 }
 
 try {
-  let storeUri = process.env.DREAMDB_E2E_STORE;
+  storeUri = process.env.DREAMDB_E2E_STORE;
   if (!storeUri) {
     const r = spawnSync(python, [join(here, "make_store.py"), join(work, "store")], { encoding: "utf8", env: { ...process.env, DREAMDB_BIN: bin } });
     if (r.status !== 0) throw new Error(`make_store.py failed: ${r.stderr}`);
@@ -300,6 +301,30 @@ try {
     // The browser logs the 400/404 answers asked for here; only those are expected.
     const mine = consoleErrors.splice(n0);
     consoleErrors.push(...mine.filter((e) => !/status of (400|404)/.test(e)));
+  });
+
+  await test("a server with a token: the dashboard asks for it once and sends it, blobs too", async () => {
+    const tokenFile = join(work, "token");
+    writeFileSync(tokenFile, "e2e-token-0123456789abcdef\n");
+    const s = await start(storeUri, ["--token-file", tokenFile]);
+    try {
+      const ctx = await browser.newContext({ viewport: { width: 1366, height: 768 } });
+      const p2 = await ctx.newPage();
+      let asked = 0;
+      p2.on("dialog", (d) => {
+        asked++;
+        d.accept("e2e-token-0123456789abcdef");
+      });
+      await p2.goto(`${s.url}/#/d/pets/record/3`);
+      await p2.waitForFunction(() => {
+        const img = document.querySelector("#record-fields img");
+        return img && img.complete && img.naturalWidth > 0;
+      });
+      check(asked === 1, `asked for the token ${asked} times`);
+      await ctx.close();
+    } finally {
+      s.proc.kill("SIGTERM");
+    }
   });
 
   await test("no console errors, nothing fetched from outside the server", async () => {
