@@ -210,6 +210,17 @@ try {
     await shot("04-record");
   });
 
+  await test("arrays as small plots: a heat map for 2-d, a sparkline for 1-d", async () => {
+    await go("#/d/arrays/record/1", "d/arrays/record/1");
+    const cells = await page.$$eval('#record-fields dd[data-field="grid"] svg.heat rect', (rs) => rs.length);
+    check(cells === 16, `4x4 heat map cells: ${cells}`);
+    check(await page.$('#record-fields dd[data-field="curve"] svg.spark path.line'), "1-d array drawn as a sparkline");
+    check((await page.textContent('#record-fields dd[data-field="grid"]')).includes("f32[4×4]"), "dtype and shape shown");
+    await shot("05-arrays");
+    await page.goBack();
+    await page.waitForFunction(() => document.body.dataset.route.startsWith("d/pets/record/"));
+  });
+
   await test("search by example: nearest neighbours with scores", async () => {
     const anchor = (await page.evaluate(() => document.body.dataset.route)).split("/")[3];
     await nav(() => page.click("#similar-emb"), `d/pets/search/${anchor}`);

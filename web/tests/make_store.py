@@ -17,6 +17,8 @@ Needs the release CLI (DREAMDB_BIN, default .venv/bin/dreamdb) and the dreamdb p
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import pathlib
 import subprocess
@@ -57,6 +59,21 @@ def main() -> None:
         run("branch", "pets", "experiment")
         run("ingest", "pets", str(more / "records.jsonl"), "--branch", "experiment", "--message", f"{MORE} more")
         run("delete", "pets", "5", "6", "7", "--branch", "experiment", "--message", "drop three blurry ones")
+        arrays = pathlib.Path(tmp, "arrays")
+        arrays.mkdir()
+        (arrays / "schema.json").write_text(json.dumps({"fields": [
+            {"name": "grid", "type": "array", "dtype": "f32", "shape": [4, 4]},
+            {"name": "curve", "type": "array", "dtype": "f64", "shape": [32]},
+            {"name": "note", "type": "string"}]}))
+        with open(arrays / "records.jsonl", "w") as f:
+            for i in range(3):
+                f.write(json.dumps({
+                    "anchor": i,
+                    "grid": [[(r * 4 + c) * (i + 1) for c in range(4)] for r in range(4)],
+                    "curve": [round(math.sin(x / 4 + i), 6) for x in range(32)],
+                    "note": f"array record {i}"}) + "\n")
+        run("create", "arrays", "--schema", str(arrays / "schema.json"))
+        run("ingest", "arrays", str(arrays / "records.jsonl"))
     v1 = dreamdb.Dataset.open_at("pets", "v1", store=store).head
     exp = dreamdb.Dataset.open("pets", store=store, branch="experiment")
     exp.set_meta({"trained_on": v1, "model": "5f3a9c0e1d2b4a6f"}, message="training run: model and data")
