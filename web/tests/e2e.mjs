@@ -216,7 +216,7 @@ try {
     check(cells === 16, `4x4 heat map cells: ${cells}`);
     check(await page.$('#record-fields dd[data-field="curve"] svg.spark path.line'), "1-d array drawn as a sparkline");
     check((await page.textContent('#record-fields dd[data-field="grid"]')).includes("f32[4×4]"), "dtype and shape shown");
-    await shot("05-arrays");
+    await shot("04b-arrays");
     await page.goBack();
     await page.waitForFunction(() => document.body.dataset.route.startsWith("d/pets/record/"));
   });
