@@ -15,7 +15,8 @@
 #      web            scripts/build_web.sh (npm ci + Vite build of web/), then the
 #                     dashboard's browser tests (web/tests/e2e.mjs: playwright-core
 #                     drives Debian's chromium headless against `dreamdb serve` on
-#                     127.0.0.1; screenshots in build/test-logs/screenshots)
+#                     127.0.0.1, on its own small store and on the demo's store;
+#                     screenshots in build/test-logs/screenshots)
 #   4. soak, hostile  tests/soak (random kill -9 trials, many writers, disk-full tmpfs,
 #                     read-only mounts; DREAMDB_SOAK_TRIALS, default 36) and the hostile
 #                     input corpus tests/hostile, both through the release CLI and SDK
@@ -246,7 +247,8 @@ case "$mode" in
     step "build web dashboard" bash scripts/build_web.sh
     step --junit "$logs/web-e2e.xml" "browser tests (dashboard, headless chromium)" \
       env DREAMDB_BIN="$root/build/release/cli/dreamdb" PYTHON="$root/.venv/bin/python" \
-      node web/tests/e2e.mjs --junit "$logs/web-e2e.xml" --screenshots "$logs/screenshots"
+      node web/tests/e2e.mjs --junit "$logs/web-e2e.xml" --screenshots "$logs/screenshots" \
+      --demo-store "file://$root/build/demo-store"
     step --junit "$logs/soak.xml" "soak (kill -9, writers, disk full, read-only; ${DREAMDB_SOAK_TRIALS} trials)" \
       run_pytest_dir tests/soak "$logs/soak.xml"
     step --junit "$logs/hostile.xml" "hostile input corpus" \

@@ -2,7 +2,8 @@
 // End-to-end browser tests of the dashboard: playwright-core drives Debian's chromium
 // headless against `dreamdb serve` on 127.0.0.1, over the small store of make_store.py.
 //
-// Usage: node web/tests/e2e.mjs [--junit FILE] [--screenshots DIR]
+// Usage: node web/tests/e2e.mjs [--junit FILE] [--screenshots DIR] [--demo-store URI]
+// (--demo-store, or DREAMDB_E2E_DEMO_STORE: also walk the store scripts/demo.sh kept)
 // Environment: DREAMDB_BIN (default .venv/bin/dreamdb), PYTHON (default .venv/bin/python),
 // CHROMIUM (default: the first of chromium, chromium-browser on PATH), DREAMDB_E2E_STORE
 // (a store URI to use instead of building one; the checks expect make_store.py's content).
@@ -337,6 +338,34 @@ try {
       s.proc.kill("SIGTERM");
     }
   });
+
+  const demoStore = opt("--demo-store", process.env.DREAMDB_E2E_DEMO_STORE || null);
+  if (demoStore) {
+    await test("the README demo's store: every page renders on it", async () => {
+      const s = await start(demoStore);
+      const saved = base;
+      try {
+        base = s.url;
+        await page.goto("about:blank"); // a new document counts its renders from 0
+        await nav(() => page.goto(`${base}/#/d/pets/records`), "d/pets/records");
+        await imagesDecoded("#record-grid a.card:nth-child(-n+12) img"); // the rest load lazily
+        await go("#/d/pets/sweep/tune", "d/pets/sweep/tune");
+        check(await page.$$eval("#runs tbody tr.best", (trs) => trs.map((tr) => tr.dataset.run).join()) === "1", "the demo's best run is run 1");
+        await shot("10-demo-sweep");
+        await go("#/d/pets/history", "d/pets/history");
+        check((await page.$$("#commits a.commit")).length >= 8, "the demo's history");
+        await go("#/d/pets/record/42", "d/pets/record/42");
+        await imagesDecoded("#record-fields img");
+        await nav(() => page.click("#similar-emb"), "d/pets/search/42");
+        check((await page.$$("#hits tbody tr")).length > 0, "neighbours of record 42");
+        await go("#/d/pets/cost", "d/pets/cost");
+        check((await page.textContent("#lineage")).includes("experiment"), "the training run's snapshot");
+      } finally {
+        base = saved;
+        s.proc.kill("SIGTERM");
+      }
+    });
+  }
 
   await test("no console errors, nothing fetched from outside the server", async () => {
     check(consoleErrors.length === 0, `console errors: ${consoleErrors.join(" | ")}`);
