@@ -293,6 +293,13 @@ try {
     await page.keyboard.press("Tab");
     const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
     check(outline !== "none", `the focused control is outlined (${outline})`);
+    // j / k move through the grid, Enter opens the focused record.
+    await go("#/d/pets/records", "d/pets/records");
+    for (const key of ["j", "j", "j", "k"]) await page.keyboard.press(key);
+    const focused = await page.evaluate(() => document.activeElement?.dataset.anchor);
+    const second = await page.$eval("#record-grid a.card:nth-child(2)", (a) => a.dataset.anchor);
+    check(focused === second, `j j j k focuses the second card (${focused} vs ${second})`);
+    await nav(() => page.keyboard.press("Enter"), `d/pets/record/${second}`);
   });
 
   await test("bad input shows the server's error, named, and the app stays usable", async () => {
