@@ -304,6 +304,8 @@ bool TokenMatches(std::string_view presented, std::string_view expected) {
 
 thread_local std::chrono::steady_clock::time_point t_request_start;
 
+constexpr size_t kMaxHeaders = 128;
+
 }  // namespace
 
 bool IsLoopbackAddress(const std::string& address) {
@@ -354,6 +356,23 @@ struct Server::Impl {
                               "method " + cli::Printable(req.method) +
                                   " is not allowed: the server is read-only",
                               ""});
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    // cpp-httplib 0.11 bounds a body only by its Content-Length: a chunked body or one
+    // read until the connection closes could grow without limit, so neither is accepted
+    // (spec/30 §5.3). Checked here, before the library reads any body byte.
+    if (req.method == "POST" &&
+        (req.has_header("Transfer-Encoding") || !req.has_header("Content-Length"))) {
+      SendError(res,
+                ApiError{411, "length_required",
+                         "a POST body needs a Content-Length (chunked bodies are refused)", ""});
+      res.set_header("Connection", "close");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (req.headers.size() > kMaxHeaders) {
+      SendError(res, ApiError{431, "too_many_headers",
+                              "more than " + std::to_string(kMaxHeaders) + " header lines", ""});
+      res.set_header("Connection", "close");
       return httplib::Server::HandlerResponse::Handled;
     }
     if (HostilePath(req.target)) {
