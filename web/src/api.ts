@@ -45,6 +45,25 @@ function qs(params: Record<string, string | number | boolean | undefined | null 
   return s ? "?" + s : "";
 }
 
+// At most this many requests in flight. A browser keeps up to 6 connections per host, and
+// `dreamdb serve` holds one request thread per open connection while it is kept alive
+// (default 4 threads): more parallel requests than threads would wait for an idle
+// connection to time out (seconds). A page's thumbnails therefore queue here.
+const MAX_IN_FLIGHT = 3;
+let inFlight = 0;
+const waiting: (() => void)[] = [];
+
+async function limited<T>(run: () => Promise<T>): Promise<T> {
+  if (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((resolve) => waiting.push(resolve));
+  inFlight++;
+  try {
+    return await run();
+  } finally {
+    inFlight--;
+    waiting.shift()?.();
+  }
+}
+
 let asking: Promise<string | null> | null = null;
 
 /** Asks for the token once, however many requests were refused at the same time. */
@@ -65,7 +84,7 @@ async function request<T>(path: string, init: RequestInit = {}): Promise<T> {
   if (used) headers.set("Authorization", `Bearer ${used}`);
   let res: Response;
   try {
-    res = await fetch(apiUrl(path), { ...init, headers });
+    res = await limited(() => fetch(apiUrl(path), { ...init, headers }));
   } catch (e) {
     throw new ApiError(0, "unavailable", `the server did not answer (${String(e)})`);
   }
@@ -356,13 +375,16 @@ export const api = {
   cost: (name: string) => request<Cost>(ds(name) + "/cost"),
 };
 
-/** An <img> source for a blob: its URL, or an object URL when requests need a token. */
+/** An <img> source for a blob: an object URL of its bytes, fetched through the queue above
+ * (with the token when the server needs one). */
 export async function blobSrc(url: string): Promise<string> {
   const t = token();
-  if (!t) return apiUrl(url);
-  const res = await fetch(apiUrl(url), { headers: { Authorization: `Bearer ${t}` } });
-  if (!res.ok) throw new ApiError(res.status, "not_found", `blob ${url}: HTTP ${res.status}`);
-  return URL.createObjectURL(await res.blob());
+  const res = await limited(async () => {
+    const r = await fetch(apiUrl(url), t ? { headers: { Authorization: `Bearer ${t}` } } : {});
+    return { ok: r.ok, status: r.status, blob: r.ok ? await r.blob() : null };
+  });
+  if (!res.ok || !res.blob) throw new ApiError(res.status, "not_found", `blob ${url}: HTTP ${res.status}`);
+  return URL.createObjectURL(res.blob);
 }
 
 export function isBlob(v: unknown): v is BlobValue {

@@ -4,13 +4,33 @@ import { h, fmtNum, fmtBytes } from "./dom";
 import { blobSrc, isBlob, isEmbeddingSummary, isTruncatedArray, type FieldInfo, type Value } from "./api";
 import { sparkline, heatmap } from "./charts";
 
-/** An <img> for an image blob; its source is set once known (a token may need a fetch). */
-export function blobImage(url: string, alt: string, cls: string): HTMLImageElement {
-  const img = h(`img.${cls}` as "img", { alt, loading: "lazy", decoding: "async" });
-  blobSrc(url).then(
-    (src) => (img.src = src),
-    () => img.replaceWith(h("span.error", null, "image unavailable")),
+/** An <img> for an image blob, fetched when it comes near the viewport, or at once when
+ * `eager` (the first rows of a grid, so they do not wait for layout). */
+export function blobImage(url: string, alt: string, cls: string, eager = false): HTMLImageElement {
+  const img = h(`img.${cls}` as "img", { alt, decoding: "async" });
+  // Fetched only when the image comes near the viewport, like loading="lazy".
+  const load = () =>
+    blobSrc(url).then(
+      (src) => {
+        img.addEventListener("load", () => URL.revokeObjectURL(src), { once: true });
+        img.src = src;
+      },
+      () => img.replaceWith(h("span.error", null, "image unavailable")),
+    );
+  if (eager) {
+    load();
+    return img;
+  }
+  const seen = new IntersectionObserver(
+    (entries) => {
+      if (entries.some((e) => e.isIntersecting)) {
+        seen.disconnect();
+        load();
+      }
+    },
+    { rootMargin: "100px" },
   );
+  seen.observe(img);
   return img;
 }
 

@@ -20,18 +20,17 @@ export async function refPicker(ds: string, current: string, onPick: (ref: strin
 }
 
 /** One card of the record grid: thumbnail (first image field) and the projected fields. */
-export function recordCard(ds: string, at: string, rec: RecordRow, fields: string[], img: string | undefined, extra?: Node): HTMLElement {
+export function recordCard(ds: string, at: string, rec: RecordRow, fields: string[], img: string | undefined, eager = false): HTMLElement {
   const image = img ? rec[img] : undefined;
   return h(
     "a.card",
     { href: href(["d", ds, "record", rec.anchor_str], { at }), "data-nav": "", "data-anchor": rec.anchor_str },
-    isBlob(image) ? blobImage(image.url, `record ${rec.anchor_str}`, "thumb") : null,
+    isBlob(image) ? blobImage(image.url, `record ${rec.anchor_str}`, "thumb", eager) : null,
     h(
       "dl",
       null,
       h("dt", null, "anchor"),
       h("dd", null, rec.anchor_str),
-      extra,
       fields.filter((f) => f !== img).map((f) => [h("dt", null, f), h("dd", null, compact(rec[f]))]),
     ),
   );
@@ -108,7 +107,7 @@ export async function recordsView(ds: string, q: URLSearchParams): Promise<HTMLE
     datasetTabs(ds, "records", at),
     form,
     page.records.length === 0 ? h("p.muted", null, "No record matches.") : null,
-    h("div.grid", { id: "record-grid", "aria-label": "Records" }, page.records.map((r) => recordCard(ds, page.manifest, r, page.fields, img))),
+    h("div.grid", { id: "record-grid", "aria-label": "Records" }, page.records.map((r, i) => recordCard(ds, page.manifest, r, page.fields, img, i < 21))),
     pager,
   );
 }
