@@ -379,7 +379,8 @@ void AppendArrayNested(const FieldSpec& f, size_t dim, const char** p, std::stri
   *out += ']';
 }
 
-// The JSON value of one cell.
+}  // namespace
+
 void AppendValueJson(const Column& col, uint64_t row, const RenderOptions& options,
                      std::string* out) {
   if (!col.IsValid(row)) {
@@ -430,6 +431,8 @@ void AppendValueJson(const Column& col, uint64_t row, const RenderOptions& optio
     }
   }
 }
+
+namespace {
 
 // The text of one cell in a table.
 std::string CellText(const Column& col, uint64_t row) {

@@ -114,6 +114,10 @@ struct RenderOptions {
   bool blobs_base64 = false;
 };
 
+// The JSON value of one cell (row `row` of `col`), as described at the top.
+void AppendValueJson(const Column& col, uint64_t row, const RenderOptions& options,
+                     std::string* out);
+
 // Row `row` of `batch` as one JSON object (no newline).
 std::string RecordJson(const Batch& batch, uint64_t row, const RenderOptions& options);
 

@@ -10,13 +10,21 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PACKAGES=(
+  chromium
   build-essential cmake ninja-build clang clang-format clang-tidy libclang-rt-14-dev
   librust-blake3-dev b3sum libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
   libcurl4-openssl-dev libexpat1-dev nlohmann-json3-dev python3 python3-venv python3-pip
   python3-dev python3-numpy python3-torch git ca-certificates fortunes
   # A single-node Slurm for tests/slurm (8 s, ~45 MB; no daemon starts on install).
   slurm-wlm munge
+  libcpp-httplib-dev pkg-config
 )
+# The web dashboard (web/, scripts/build_web.sh) needs node >= 18 and npm: Debian's nodejs
+# and npm when no node is installed (a node from elsewhere, with its own npm, is kept).
+# chromium (above) runs the dashboard's browser tests headless (web/tests).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  PACKAGES+=(nodejs npm)
+fi
 
 log() { echo "bootstrap: $*"; }
 

@@ -24,8 +24,13 @@ exec 2>&1
 
 work="$(mktemp -d -t dreamdb-demo.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
-# DEMO_STORE runs the demo on another store (an s3:// prefix, for example).
-STORE="${DEMO_STORE:-file://$work/store}"
+# DEMO_STORE runs the demo on another store (an s3:// prefix, for example). The default
+# store, build/demo-store, is made anew each run and kept afterwards for the dashboard.
+if [[ -z "${DEMO_STORE:-}" ]]; then
+  rm -rf "$root/build/demo-store"
+  mkdir -p "$root/build"
+fi
+STORE="${DEMO_STORE:-file://$root/build/demo-store}"
 
 # ---- helpers ----
 
@@ -256,3 +261,5 @@ for s in "${DEMO_SECTIONS[@]}"; do
 done
 
 section "Demo finished: every step checked (store was $STORE)"
+echo "Open the dashboard on this store (then browse http://127.0.0.1:8470/; web/dist from scripts/build_web.sh):"
+echo "  $DREAMDB_BIN serve --store '$STORE'"

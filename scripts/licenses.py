@@ -9,6 +9,9 @@ DreamDB is Apache-2.0 (LICENSE). This script lists
   * the Python packages of requirements-dev.txt, requirements-nodeps.txt and
     python/pyproject.toml (build requirements, dependencies, extras), with the licenses
     their installed metadata declares (License-Expression, License, classifiers),
+  * the npm packages of web/package-lock.json (the dashboard's build and browser tests),
+    with the license each lock entry records (npm copies it from the package's
+    package.json); entries marked "dev" are tools, the others end up in web/dist (shipped),
 
 and fails, naming each offender, when a license is unknown or not allowed for the way the
 dependency is used:
@@ -29,7 +32,7 @@ appear in the file.
 
 Usage: .venv/bin/python scripts/licenses.py [-v] [--doc-root DIR]
            [--debian-package NAME:ROLE ...] [--python-package NAME:ROLE ...]
-           [--python-path DIR ...]
+           [--python-path DIR ...] [--npm-lock FILE ...]
 Run it with the interpreter of .venv so that the Python packages' metadata is found.
 Exit 0 when every dependency passes, 1 otherwise (stderr names each failure).
 """
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata as md
+import json
 import pathlib
 import re
 import sys
@@ -55,12 +59,17 @@ PERMISSIVE = {
     "isc", "zlib", "cc0-1.0", "bsl-1.0", "boost", "python", "psf-2.0", "public-domain",
     "solar-public-domain", "unlicense", "curl", "fsfap", "fsfullr", "gap", "oldap-2.8",
     "u-of-i-bsd-like", "ntp", "edl-1.0", "dlmalloc", "mingw-runtime",
+    # ICU's and Unicode's data licenses: permission notice only, like MIT.
+    "icu", "unicode", "unicode-dfs-2016", "unicode-3.0", "blueoak-1.0.0", "0bsd",
 }
 # Licenses fine for tools we run but never distribute.
 COPYLEFT_TOOL = {
     "gpl", "gpl-1+", "gpl-2", "gpl-2+", "gpl-2.0", "gpl-2.0+", "gpl-3", "gpl-3+", "gpl-3.0+",
     "lgpl-2+", "lgpl-2.1+", "lgpl-3.0+", "artistic", "artistic-1", "mpl-2", "mpl-2.0",
-    "cc-by-sa-4.0", "bsd-4-clause",
+    "cc-by-sa-4.0", "bsd-4-clause", "lgpl-2", "lgpl-2.0+", "lgpl-2.1", "mpl-1.1", "ms-pl",
+    # SPDX spellings (npm and PyPI metadata).
+    "gpl-2.0-only", "gpl-2.0-or-later", "gpl-3.0", "gpl-3.0-only", "gpl-3.0-or-later",
+    "lgpl-2.1-only", "lgpl-2.1-or-later", "lgpl-3.0", "lgpl-3.0-only", "lgpl-3.0-or-later",
 }
 
 # Debian packages whose code is compiled or linked into what we ship; every other package
@@ -85,6 +94,9 @@ REVIEWED = {
     ("libcurl4-openssl-dev", "gpl-3+ with autoconf-data exception"): "m4/ build macros",
     ("libcurl4-openssl-dev", "gpl-2+ with libtool exception"): "ltmain.sh, build only",
     ("ninja-build", "other"): "src/getopt.c: placed in the public domain",
+    # Chromium runs the browser tests headless and is never shipped.
+    ("chromium", "apple-license"): "Apple sample code in third_party; a test browser only",
+    ("chromium", "bsl-1"): "its text is the Boost Software License 1.0",
 }
 FREE_FORM = {
     # package: (license, a phrase the copyright file must contain)
@@ -155,6 +167,32 @@ def python_packages() -> dict[str, str]:
         if name in roles:
             roles[name] = "shipped"
     return roles
+
+
+def npm_packages(lock: pathlib.Path) -> dict[str, tuple[str, str]]:
+    """name@version -> (role, license) for every package of a package-lock.json (v2/v3)."""
+
+    data = json.loads(lock.read_text())
+    out: dict[str, tuple[str, str]] = {}
+    for path, entry in data.get("packages", {}).items():
+        if not path:  # the project itself
+            continue
+        name = entry.get("name") or path.rsplit("node_modules/", 1)[-1]
+        role = "tool" if entry.get("dev") or entry.get("devOptional") else "shipped"
+        lic = entry.get("license") or ""
+        if isinstance(lic, dict):  # the old {"type": ...} form
+            lic = lic.get("type", "")
+        out[f"{name}@{entry.get('version', '?')}"] = (role, lic)
+    return out
+
+
+def check_npm(name: str, role: str, lic: str) -> tuple[str, list[str]]:
+    if not lic:
+        return "?", ["its lock entry records no license: read the package and add it"]
+    # SPDX expressions: "(MIT OR Apache-2.0)", "MIT AND ISC".
+    expr = lic.strip().strip("()").replace(" OR ", " or ").replace(" AND ", " and ")
+    problem = check_expression(name.rsplit("@", 1)[0], expr, role)
+    return lic, [problem] if problem else []
 
 
 def split_expression(expr: str) -> list[list[str]]:
@@ -249,6 +287,9 @@ def main(argv: list[str]) -> int:
                         help="check one more Python distribution (role shipped or tool)")
     parser.add_argument("--python-path", action="append", default=[], metavar="DIR",
                         help="also look for Python distributions in DIR")
+    parser.add_argument("--npm-lock", action="append", default=None, type=pathlib.Path,
+                        metavar="FILE", help="package-lock.json to check (default: "
+                        "web/package-lock.json)")
     args = parser.parse_args(argv)
 
     def extra(items: list[str]) -> dict[str, str]:
@@ -270,6 +311,16 @@ def main(argv: list[str]) -> int:
     for name, role in sorted(python.items()):
         rows.append(("python", name, role, *check_python(name, role, args.python_path)))
 
+    locks = args.npm_lock if args.npm_lock is not None else [REPO / "web" / "package-lock.json"]
+    npm = {}
+    for lock in locks:
+        if lock.exists():
+            npm.update(npm_packages(lock))
+        else:
+            rows.append(("npm", str(lock), "tool", "?", [f"{lock} does not exist"]))
+    for name, (role, lic) in sorted(npm.items()):
+        rows.append(("npm", name, role, *check_npm(name, role, lic)))
+
     failures = [r for r in rows if r[4]]
     if args.verbose:
         for kind, name, role, licenses, _ in rows:
@@ -278,7 +329,7 @@ def main(argv: list[str]) -> int:
         for p in problems:
             print(f"licenses: FAIL {kind} package {name} ({role}): {p}", file=sys.stderr)
     print(f"licenses: {len(rows)} dependencies checked ({len(debian)} Debian, {len(python)} "
-          f"Python), {len(failures)} failed")
+          f"Python, {len(npm)} npm), {len(failures)} failed")
     return 1 if failures else 0
 
 

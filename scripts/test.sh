@@ -15,6 +15,11 @@
 #                     sharded ingest through a single-node Slurm on 127.0.0.1, file://
 #                     and s3://) and tests/k8s/validate.sh (deploy/k8s/ templates,
 #                     kubeconform against offline schemas)
+#      web            scripts/build_web.sh (npm ci + Vite build of web/), then the
+#                     dashboard's browser tests (web/tests/e2e.mjs: playwright-core
+#                     drives Debian's chromium headless against `dreamdb serve` on
+#                     127.0.0.1, on its own small store and on the demo's store;
+#                     screenshots in build/test-logs/screenshots)
 #   4. soak, hostile  tests/soak (random kill -9 trials, many writers, GC beside writers,
 #                     s3:// through a fault-injecting proxy (the same server), disk-full
 #                     tmpfs, read-only mounts; DREAMDB_SOAK_TRIALS, default 36) and the hostile
@@ -249,6 +254,12 @@ case "$mode" in
     step --junit "$logs/soak.xml" "soak (kill -9, writers, GC, s3 faults, disk full, read-only; ${DREAMDB_SOAK_TRIALS} trials)" \
       run_pytest_dir tests/soak "$logs/soak.xml"
     step "stop S3 server" stop_s3_server
+    step "k8s templates: kubeconform strict, offline schemas" bash tests/k8s/validate.sh
+    step "build web dashboard" bash scripts/build_web.sh
+    step --junit "$logs/web-e2e.xml" "browser tests (dashboard, headless chromium)" \
+      env DREAMDB_BIN="$root/build/release/cli/dreamdb" PYTHON="$root/.venv/bin/python" \
+      node web/tests/e2e.mjs --junit "$logs/web-e2e.xml" --screenshots "$logs/screenshots" \
+      --demo-store "file://$root/build/demo-store"
     step --junit "$logs/hostile.xml" "hostile input corpus" \
       run_pytest_dir tests/hostile "$logs/hostile.xml"
     step "fuzz smoke FUZZ_SECONDS=${FUZZ_SECONDS}" bash fuzz/smoke.sh

@@ -10,16 +10,11 @@
 #include <sstream>
 
 #include "cli/dataset_util.h"
+#include "cli/sweep_json.h"
 #include "src/base/encoding.h"
 
 namespace dreamdb::cli {
 namespace {
-
-std::string Num(double v) {
-  std::string out;
-  AppendJsonDouble(v, &out);
-  return out;
-}
 
 std::string Short(double v) {
   if (std::isnan(v)) return "nan";
@@ -32,67 +27,6 @@ std::string Short(double v) {
 std::string Pad(std::string s, size_t width) {
   if (s.size() < width) s.append(width - s.size(), ' ');
   return s;
-}
-
-std::string ParamsJson(const std::map<std::string, std::string>& params) {
-  std::vector<std::pair<std::string, std::string>> items(params.begin(), params.end());
-  return JsonStringMap(items);
-}
-
-std::string InfoJson(const SweepInfo& info) {
-  std::string runs = "[";
-  for (const SweepRun& r : info.runs) {
-    if (runs.size() > 1) runs += ",";
-    runs += JsonObject()
-                .Add("run", static_cast<uint64_t>(r.index))
-                .Add("branch", r.branch)
-                .AddRaw("params", ParamsJson(r.params))
-                .Finish();
-  }
-  runs += "]";
-  return JsonObject()
-      .Add("sweep", info.name)
-      .Add("record_branch", info.record_branch)
-      .Add("from", info.source_ref)
-      .Add("source_branch", info.source_branch)
-      .Add("source_manifest", info.source_manifest.ToString())
-      .Add("prefix", info.prefix)
-      .Add("metric", info.metric)
-      .Add("goal", info.goal)
-      .Add("created", IsoTime(static_cast<int64_t>(info.created_ns)))
-      .AddRaw("runs", runs)
-      .Finish();
-}
-
-std::string SummaryJson(const SweepSummary& s) {
-  std::string runs = "[";
-  for (const SweepRunResult& r : s.runs) {
-    if (runs.size() > 1) runs += ",";
-    JsonObject o;
-    o.Add("run", static_cast<uint64_t>(r.index)).Add("branch", r.branch);
-    o.AddRaw("value", r.value ? Num(*r.value) : "null");
-    o.AddRaw("rank", r.rank ? std::to_string(r.rank) : "null");
-    o.Add("source", r.source).Add("values", r.values).Add("nulls", r.nulls).Add("nans", r.nans);
-    o.Add("note", r.note);
-    runs += o.Finish();
-  }
-  runs += "]";
-  auto run = [&](const std::optional<uint32_t>& i) {
-    return i ? JsonObject()
-                   .Add("run", static_cast<uint64_t>(*i))
-                   .Add("branch", s.runs[*i].branch)
-                   .AddRaw("value", Num(*s.runs[*i].value))
-                   .Finish()
-             : std::string("null");
-  };
-  return JsonObject()
-      .Add("sweep", s.name)
-      .Add("metric", s.metric)
-      .Add("goal", s.goal)
-      .AddRaw("runs", runs)
-      .AddRaw("best", run(s.best))
-      .AddRaw("worst", run(s.worst))
-      .Finish();
 }
 
 void PrintSummary(Invocation& inv, const SweepSummary& s) {
@@ -195,7 +129,7 @@ Status Init(Invocation& inv) {
   ASSIGN_OR_RETURN(auto store, SharedStore(inv));
   ASSIGN_OR_RETURN(SweepInfo info, SweepInit(store, inv.Arg("NAME"), inv.Arg("SWEEP"), o));
   if (inv.json()) {
-    inv.PrintLine(InfoJson(info));
+    inv.PrintLine(SweepInfoJson(info));
   } else {
     inv.PrintLine("sweep " + info.name + ": " + std::to_string(info.runs.size()) + " runs from " +
                   info.source_ref + " (" + info.source_manifest.ToString() +
@@ -211,7 +145,7 @@ Status Ls(Invocation& inv) {
   ASSIGN_OR_RETURN(auto list, SweepList(store, inv.Arg("NAME")));
   for (const SweepInfo& info : list) {
     if (inv.json()) {
-      inv.PrintLine(InfoJson(info));
+      inv.PrintLine(SweepInfoJson(info));
     } else {
       inv.PrintLine(info.name + "  " + std::to_string(info.runs.size()) + " runs from " +
                     info.source_ref + "  " + IsoTime(static_cast<int64_t>(info.created_ns)));
@@ -224,7 +158,7 @@ Status Show(Invocation& inv) {
   ASSIGN_OR_RETURN(auto store, SharedStore(inv));
   ASSIGN_OR_RETURN(SweepInfo info, SweepShow(store, inv.Arg("NAME"), inv.Arg("SWEEP")));
   if (inv.json()) {
-    inv.PrintLine(InfoJson(info));
+    inv.PrintLine(SweepInfoJson(info));
     return Status::Ok();
   }
   inv.PrintLine("sweep " + info.name + " (record on branch " + info.record_branch + ")");
@@ -256,7 +190,7 @@ Status Summarize(Invocation& inv) {
   ASSIGN_OR_RETURN(SweepSummary s, SweepSummarize(store, inv.Arg("NAME"), inv.Arg("SWEEP"),
                                                   inv.FlagValue("--metric").value_or(""), goal));
   if (inv.json()) {
-    inv.PrintLine(SummaryJson(s));
+    inv.PrintLine(SweepSummaryJson(s));
   } else {
     PrintSummary(inv, s);
   }
@@ -289,7 +223,7 @@ Status Merge(Invocation& inv) {
                       .Add("metric", r.summary.metric)
                       .Add("goal", r.summary.goal)
                       .Add("best", best.branch)
-                      .AddRaw("value", Num(*best.value))
+                      .AddRaw("value", JsonNumber(*best.value))
                       .Add("into", r.into)
                       .Add("result", result)
                       .Add("head", r.commit.manifest.ToString())

@@ -18,6 +18,7 @@
 
 #include "dreamdb/column.h"
 #include "dreamdb/object_id.h"
+#include "dreamdb/schema.h"
 #include "dreamdb/status.h"
 
 namespace dreamdb {
@@ -40,6 +41,13 @@ struct Predicate {
 // quotes (or bare words). kInvalidArgument naming the problem.
 Result<Predicate> ParsePredicate(std::string_view text);
 std::string_view PredicateOpName(Predicate::Op op);  // "==", "!=", "<", ...
+// OK when `p` can be evaluated on `schema`: its field exists and is a scalar (int64,
+// float64, bool, string, categorical, timestamp) and its values fit the field's type and
+// the operator; else kInvalidArgument naming the field and the problem.
+Status CheckPredicate(const Schema& schema, const Predicate& p);
+// Whether row `row` of `column` (the predicate's field) satisfies `p`; a null never does.
+// REQUIRES: CheckPredicate(schema of column, p) is OK.
+bool PredicateMatches(const Predicate& p, const Column& column, uint64_t row);
 
 struct SearchOptions {
   uint32_t k = 10;      // results per query, >= 1

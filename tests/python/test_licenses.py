@@ -58,3 +58,30 @@ def test_an_incompatible_or_unknown_license_fails_naming_it(source_dir, tmp_path
     r = run(source_dir, "--doc-root", str(tmp_path / "doc"),
             "--debian-package", "libfake-gpl-dev:tool")
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_npm_packages_of_the_dashboard_lock_are_checked(source_dir, tmp_path: pathlib.Path):
+    # The web dashboard's npm packages (web/package-lock.json) are checked too.
+    r = run(source_dir, "-v")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "playwright-core@" in r.stdout and "vite@" in r.stdout
+    # A lock with a GPL package that ends up in the bundle, an unknown one and one with no
+    # license recorded: each named; the same GPL package as a dev tool passes.
+    import json
+    lock = {"lockfileVersion": 3, "packages": {
+        "": {"name": "app"},
+        "node_modules/gplthing": {"version": "1.0.0", "license": "GPL-3.0"},
+        "node_modules/oddthing": {"version": "2.0.0", "license": "Odd-1.0", "dev": True},
+        "node_modules/nolicense": {"version": "3.0.0", "dev": True},
+        "node_modules/dual": {"version": "4.0.0", "license": "(MIT OR Apache-2.0)"},
+        "node_modules/gpltool": {"version": "5.0.0", "license": "GPL-3.0", "dev": True},
+    }}
+    (tmp_path / "package-lock.json").write_text(json.dumps(lock))
+    r = run(source_dir, "--npm-lock", str(tmp_path / "package-lock.json"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "FAIL npm package gplthing@1.0.0 (shipped): gpl-3.0 is not allowed for shipped " \
+           "code" in r.stderr
+    assert "FAIL npm package oddthing@2.0.0 (tool): unknown license 'odd-1.0'" in r.stderr
+    assert "FAIL npm package nolicense@3.0.0 (tool): its lock entry records no license" in r.stderr
+    assert "dual@" not in r.stderr and "gpltool@" not in r.stderr
+    assert ", 3 failed" in r.stdout
