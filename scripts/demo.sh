@@ -24,8 +24,14 @@ exec 2>&1
 
 work="$(mktemp -d -t dreamdb-demo.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
-# DEMO_STORE runs the demo on another store (an s3:// prefix, for example).
-STORE="${DEMO_STORE:-file://$work/store}"
+# DEMO_STORE runs the demo on another store (an s3:// prefix, for example). The default
+# store outlives the demo (build/demo-store, emptied first) so that the dashboard can be
+# opened on it afterwards (the last line printed).
+if [[ -z "${DEMO_STORE:-}" ]]; then
+  rm -rf "$root/build/demo-store"
+  mkdir -p "$root/build"
+fi
+STORE="${DEMO_STORE:-file://$root/build/demo-store}"
 
 # ---- helpers ----
 
@@ -229,3 +235,5 @@ for s in "${DEMO_SECTIONS[@]}"; do
 done
 
 section "Demo finished: every step checked (store was $STORE)"
+# The dashboard on this store (spec/30-http-api.md); the demo itself starts no server.
+echo "Open the dashboard: $DREAMDB_BIN serve --store '$STORE'  then browse http://127.0.0.1:8470/"

@@ -78,7 +78,7 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> str:
+def store(tmp_path_factory, dreamdb_bin) -> str:
     """A file:// store: dataset "pets" (main with N records, snapshot v1 before the last
     commit, branch "exp" with changed scores, a 3-run sweep "lr"), and dataset "other"."""
     root = tmp_path_factory.mktemp("serve")
@@ -108,6 +108,13 @@ def store(tmp_path_factory) -> str:
         run.add_scalar_layer("score", [0, 1], [float(i), float(i)])
     other = dreamdb.Dataset.create("other", dreamdb.Schema().add_int("x"), store=uri)
     other.append_many([{"x": 1}])
+    # A branch made by hand that names a blob, not a manifest (as the plumbing demo does).
+    junk = root / "junk.bin"
+    junk.write_bytes(b"not a manifest")
+    oid = subprocess.run([dreamdb_bin, "--store", uri, "object", "put", str(junk)], check=True,
+                         capture_output=True, text=True).stdout.split()[0]
+    subprocess.run([dreamdb_bin, "--store", uri, "ref", "create", "junk/branches/main", oid],
+                   check=True, capture_output=True)
     return uri
 
 
@@ -129,7 +136,9 @@ def test_health(server, store):
 def test_datasets_lists_names_counts_and_refs(server):
     d = server.json("/api/v1/datasets")
     by = {x["name"]: x for x in d["datasets"]}
-    assert set(by) == {"pets", "other"} and d["truncated"] is False
+    assert set(by) == {"pets", "other", "junk"} and d["truncated"] is False
+    assert by["junk"]["count"] is None and by["junk"]["error"]["code"] == "corrupt"
+    assert "error" not in by["pets"]
     assert by["pets"]["count"] == N and by["pets"]["snapshots"] == 1
     assert by["pets"]["branches"] == 1 + 1 + 3 + 1  # main, exp, 3 runs, sweeps/lr
 
@@ -491,7 +500,7 @@ def test_token_is_required_and_checked(dreamdb_bin, store, tmp_path):
         st, _, _ = s.get("/metrics")
         assert st == 401
         ok = s.json("/api/v1/datasets", headers={"Authorization": f"Bearer {token}"})
-        assert {d["name"] for d in ok["datasets"]} == {"pets", "other"}
+        assert {d["name"] for d in ok["datasets"]} == {"pets", "other", "junk"}
         assert s.get("/")[0] == 200  # static files hold no data
     finally:
         s.stop()
