@@ -14,7 +14,7 @@ PACKAGES=(
   librust-blake3-dev b3sum libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
   libcurl4-openssl-dev libexpat1-dev nlohmann-json3-dev python3 python3-venv python3-pip
   python3-dev python3-numpy python3-torch git ca-certificates fortunes
-  libcpp-httplib-dev pkg-config
+  libcpp-httplib-dev
 )
 
 log() { echo "bootstrap: $*"; }
