@@ -73,8 +73,11 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        err = self.proc.stderr.read()
         self.proc.stdout.close()
         self.proc.stderr.close()
+        # A sanitizer build (the dev preset's CLI) reports here.
+        assert "Sanitizer" not in err and "runtime error" not in err, err
 
 
 @pytest.fixture(scope="module")
@@ -522,3 +525,27 @@ def test_cost_bound_refuses_large_walks(dreamdb_bin, store):
         assert e["code"] == "too_large" and "--cost-max-objects" in e["message"]
     finally:
         s.stop()
+
+
+def test_concurrent_requests_share_handles_safely(server):
+    """Many clients at once on the shared Dataset handle cache (spec/30 §1.4): every answer
+    equals the one a lone client gets."""
+    from concurrent.futures import ThreadPoolExecutor
+    paths = ["/api/v1/datasets/pets/records?limit=20&fields=label,score",
+             "/api/v1/datasets/pets/records?limit=20&ref=v1&fields=name",
+             "/api/v1/datasets/pets/search?anchor=5&k=4&exact=1",
+             "/api/v1/datasets/pets/compare?refs=main,exp&fields=score&limit=5",
+             "/api/v1/datasets/pets/history", "/api/v1/datasets/pets/sweeps/lr",
+             "/api/v1/datasets/pets/cost"]
+    expected = {p: server.json(p) for p in paths}
+    for p in expected:  # drop what legitimately varies between calls
+        expected[p].pop("cached", None), expected[p].pop("elapsed_ms", None)
+
+    def fetch(p):
+        got = server.json(p)
+        got.pop("cached", None), got.pop("elapsed_ms", None)
+        return p, got
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        for p, got in pool.map(fetch, paths * 8):
+            assert got == expected[p], p
