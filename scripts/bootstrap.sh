@@ -17,7 +17,7 @@ PACKAGES=(
   python3-dev python3-numpy python3-torch git ca-certificates fortunes
   # A single-node Slurm for tests/slurm (8 s, ~45 MB; no daemon starts on install).
   slurm-wlm munge
-  libcpp-httplib-dev pkg-config
+  libcpp-httplib-dev
 )
 # The web dashboard (web/, scripts/build_web.sh) needs node >= 18 and npm: Debian's nodejs
 # and npm when no node is installed (a node from elsewhere, with its own npm, is kept).

@@ -25,7 +25,8 @@ exec 2>&1
 work="$(mktemp -d -t dreamdb-demo.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 # DEMO_STORE runs the demo on another store (an s3:// prefix, for example). The default
-# store, build/demo-store, is made anew each run and kept afterwards for the dashboard.
+# store outlives the demo (build/demo-store, emptied first) so that the dashboard can be
+# opened on it afterwards (the last line printed).
 if [[ -z "${DEMO_STORE:-}" ]]; then
   rm -rf "$root/build/demo-store"
   mkdir -p "$root/build"

@@ -355,10 +355,16 @@ Reply Datasets(Context& ctx, httplib::Response& res) {
     auto ds = ctx.datasets.Open(name, "branch:main");
     if (ds.ok()) {
       o.Add("count", (*ds)->Count()).Add("head", (*ds)->head().ToString());
-    } else if (ds.status().code() == StatusCode::kNotFound) {
-      o.AddRaw("count", "null").AddRaw("head", "null");
     } else {
-      return ErrorFromStatus(ds.status());
+      // One unreadable dataset (say, a ref made by hand that names no manifest) must not
+      // hide the others: it is listed with its error (spec/30 §3.2).
+      o.AddRaw("count", "null").AddRaw("head", "null");
+      if (ds.status().code() != StatusCode::kNotFound) {
+        o.AddRaw("error", JsonObject()
+                              .Add("code", StatusCodeName(ds.status().code()))
+                              .Add("message", ds.status().message())
+                              .Finish());
+      }
     }
     o.Add("branches", branches).Add("snapshots", snapshots);
     list += (list.size() > 1 ? ", " : "") + o.Finish();

@@ -482,7 +482,8 @@ struct Server::Impl {
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Server::~Server() = default;
 
-Result<std::unique_ptr<Server>> Server::Create(std::shared_ptr<Store> store, ServeOptions options) {
+Result<std::unique_ptr<Server>> Server::Create(std::shared_ptr<Store> store,
+                                               const ServeOptions& options) {
   if (options.threads < 1 || options.threads > 64) {
     return InvalidArgument("--threads must be 1..64");
   }
@@ -533,7 +534,7 @@ Result<std::unique_ptr<Server>> Server::Create(std::shared_ptr<Store> store, Ser
     SendError(res, ApiError{s, code, message, ""});
   });
   impl->http.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+      [](const httplib::Request&, httplib::Response& res, const std::exception_ptr&) {
         SendError(res, ApiError{500, "internal", "unexpected exception in a handler", ""});
       });
   impl->http.set_logger(

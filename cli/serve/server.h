@@ -43,7 +43,8 @@ Status ValidateToken(const std::string& token);
 class Server {
  public:
   // `store` is wrapped so that its backend requests are counted for /metrics.
-  static Result<std::unique_ptr<Server>> Create(std::shared_ptr<Store> store, ServeOptions options);
+  static Result<std::unique_ptr<Server>> Create(std::shared_ptr<Store> store,
+                                                const ServeOptions& options);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

@@ -45,11 +45,26 @@ def raw(port: int, data: bytes, half_close: bool = False, timeout: float = 10) -
             pass
         out = b""
         try:
-            while chunk := s.recv(65536):
+            while not complete(out) and (chunk := s.recv(65536)):
                 out += chunk
         except (ConnectionResetError, socket.timeout):
             pass
         return out
+
+
+def complete(reply: bytes) -> bool:
+    """Whether `reply` holds one whole response (so a kept-alive connection need not be
+    waited out)."""
+    head, sep, body = reply.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    lower = head.lower()
+    if b"transfer-encoding: chunked" in lower:
+        return body.endswith(b"0\r\n\r\n")
+    for line in lower.split(b"\r\n"):
+        if line.startswith(b"content-length:"):
+            return len(body) >= int(line.split(b":", 1)[1])
+    return False
 
 
 def get(path: str, extra: str = "") -> bytes:

@@ -73,12 +73,15 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        err = self.proc.stderr.read()
         self.proc.stdout.close()
         self.proc.stderr.close()
+        # A sanitizer build (the dev preset's CLI) reports here.
+        assert "Sanitizer" not in err and "runtime error" not in err, err
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> str:
+def store(tmp_path_factory, dreamdb_bin) -> str:
     """A file:// store: dataset "pets" (main with N records, snapshot v1 before the last
     commit, branch "exp" with changed scores, a 3-run sweep "lr"), and dataset "other"."""
     root = tmp_path_factory.mktemp("serve")
@@ -108,6 +111,13 @@ def store(tmp_path_factory) -> str:
         run.add_scalar_layer("score", [0, 1], [float(i), float(i)])
     other = dreamdb.Dataset.create("other", dreamdb.Schema().add_int("x"), store=uri)
     other.append_many([{"x": 1}])
+    # A branch made by hand that names a blob, not a manifest (as the plumbing demo does).
+    junk = root / "junk.bin"
+    junk.write_bytes(b"not a manifest")
+    oid = subprocess.run([dreamdb_bin, "--store", uri, "object", "put", str(junk)], check=True,
+                         capture_output=True, text=True).stdout.split()[0]
+    subprocess.run([dreamdb_bin, "--store", uri, "ref", "create", "junk/branches/main", oid],
+                   check=True, capture_output=True)
     return uri
 
 
@@ -129,7 +139,9 @@ def test_health(server, store):
 def test_datasets_lists_names_counts_and_refs(server):
     d = server.json("/api/v1/datasets")
     by = {x["name"]: x for x in d["datasets"]}
-    assert set(by) == {"pets", "other"} and d["truncated"] is False
+    assert set(by) == {"pets", "other", "junk"} and d["truncated"] is False
+    assert by["junk"]["count"] is None and by["junk"]["error"]["code"] == "corrupt"
+    assert "error" not in by["pets"]
     assert by["pets"]["count"] == N and by["pets"]["snapshots"] == 1
     assert by["pets"]["branches"] == 1 + 1 + 3 + 1  # main, exp, 3 runs, sweeps/lr
 
@@ -491,7 +503,7 @@ def test_token_is_required_and_checked(dreamdb_bin, store, tmp_path):
         st, _, _ = s.get("/metrics")
         assert st == 401
         ok = s.json("/api/v1/datasets", headers={"Authorization": f"Bearer {token}"})
-        assert {d["name"] for d in ok["datasets"]} == {"pets", "other"}
+        assert {d["name"] for d in ok["datasets"]} == {"pets", "other", "junk"}
         assert s.get("/")[0] == 200  # static files hold no data
     finally:
         s.stop()
@@ -513,3 +525,27 @@ def test_cost_bound_refuses_large_walks(dreamdb_bin, store):
         assert e["code"] == "too_large" and "--cost-max-objects" in e["message"]
     finally:
         s.stop()
+
+
+def test_concurrent_requests_share_handles_safely(server):
+    """Many clients at once on the shared Dataset handle cache (spec/30 §1.4): every answer
+    equals the one a lone client gets."""
+    from concurrent.futures import ThreadPoolExecutor
+    paths = ["/api/v1/datasets/pets/records?limit=20&fields=label,score",
+             "/api/v1/datasets/pets/records?limit=20&ref=v1&fields=name",
+             "/api/v1/datasets/pets/search?anchor=5&k=4&exact=1",
+             "/api/v1/datasets/pets/compare?refs=main,exp&fields=score&limit=5",
+             "/api/v1/datasets/pets/history", "/api/v1/datasets/pets/sweeps/lr",
+             "/api/v1/datasets/pets/cost"]
+    expected = {p: server.json(p) for p in paths}
+    for p in expected:  # drop what legitimately varies between calls
+        expected[p].pop("cached", None), expected[p].pop("elapsed_ms", None)
+
+    def fetch(p):
+        got = server.json(p)
+        got.pop("cached", None), got.pop("elapsed_ms", None)
+        return p, got
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        for p, got in pool.map(fetch, paths * 8):
+            assert got == expected[p], p
