@@ -9,13 +9,14 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# slurm-wlm and munge: a single-node Slurm for tests/slurm (8 s, ~45 MB; no daemon
+# starts on install). chromium: the dashboard's browser tests (web/tests).
 PACKAGES=(
   chromium
   build-essential cmake ninja-build clang clang-format clang-tidy libclang-rt-14-dev
   librust-blake3-dev b3sum libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
   libcurl4-openssl-dev libexpat1-dev nlohmann-json3-dev python3 python3-venv python3-pip
   python3-dev python3-numpy python3-torch git ca-certificates fortunes
-  # A single-node Slurm for tests/slurm (8 s, ~45 MB; no daemon starts on install).
   slurm-wlm munge
   libcpp-httplib-dev
 )

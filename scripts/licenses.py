@@ -80,6 +80,7 @@ SHIPPED_DEBIAN = {
     "libssl-dev": "OpenSSL, linked by the build",
     "libcurl4-openssl-dev": "HTTP client for the S3 backend",
     "libexpat1-dev": "XML parser for the S3 backend",
+    "libcpp-httplib-dev": "header-only HTTP server compiled into the CLI (dreamdb serve)",
 }
 # Python packages compiled into the extension (the wheel's runtime dependencies are
 # shipped too; they come from python/pyproject.toml).
@@ -97,6 +98,16 @@ REVIEWED = {
     # Chromium runs the browser tests headless and is never shipped.
     ("chromium", "apple-license"): "Apple sample code in third_party; a test browser only",
     ("chromium", "bsl-1"): "its text is the Boost Software License 1.0",
+    # A single-node Slurm runs tests/slurm and is never shipped.
+    ("slurm-wlm", "none"): "test files under the package's main GPL-2+ (its copyright says so)",
+    ("slurm-wlm", "perl"): "contribs/perlapi Perl bindings; a test scheduler only",
+    ("slurm-wlm", "mit/x11"): "the MIT/X11 license (install-sh); a test scheduler only",
+    ("slurm-wlm", "anl"): "Argonne's permissive notice on contributed files; test only",
+    ("slurm-wlm", "bsd-like"): "BSD-style notices on contributed files; test only",
+    ("slurm-wlm", "fsf-all-permissive"): "autotools files; build of a test tool only",
+    ("slurm-wlm", "fsf-unlimited"): "autotools files; build of a test tool only",
+    ("slurm-wlm", "postgresql"): "a permissive notice on one contributed file; test only",
+    ("munge", "gpl-3+-and-lgpl-3+"): "GPL-3+ daemon and LGPL-3+ library; a test service only",
 }
 FREE_FORM = {
     # package: (license, a phrase the copyright file must contain)

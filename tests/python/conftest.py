@@ -95,6 +95,9 @@ def s3_test_credentials(monkeypatch):
     for k, v in S3_CREDENTIALS.items():
         monkeypatch.setenv(k, v)
     return dict(S3_CREDENTIALS)
+
+
+@pytest.fixture
 def s3_store(monkeypatch) -> str:
     """A fresh s3:// store URI (a new prefix) on the local S3 server that scripts/test.sh
     runs (DREAMDB_S3_ENDPOINT, DREAMDB_S3_BUCKET and its credentials, which this fixture
