@@ -1902,7 +1902,7 @@ Status Calibrate(const DatasetImpl& impl, const Version& version, const FieldSpe
   Calibration c;
   c.k = kCalibrationK;
   c.queries = static_cast<uint32_t>(nq);
-  c.target = static_cast<uint32_t>(kCalibrationTarget * 10000 + 0.5);
+  c.target = static_cast<uint32_t>(std::lround(kCalibrationTarget * 10000));
   // Hits of queries [b, e) at one setting.
   auto hits_of = [&](uint32_t setting, size_t b, size_t e) -> Result<uint64_t> {
     uint64_t hits = 0, s = 0;
