@@ -72,6 +72,7 @@ class SearchAfterChanges : public ::testing::TestWithParam<Config> {
     bo.algorithm = GetParam().algorithm;
     bo.quantizer = GetParam().quantizer;
     bo.seed = 11;
+    bo.calibrate = false;  // searches here give their settings
     auto built = ds_->BuildIndex("emb", bo);
     ASSERT_TRUE(built.ok()) << built.status().ToString();
     auto st = ds_->IndexStatus("emb");
@@ -96,7 +97,7 @@ class SearchAfterChanges : public ::testing::TestWithParam<Config> {
     SearchOptions o;
     o.k = k;
     o.nprobe = cells_;
-    o.ef = static_cast<uint32_t>(kRows);
+    o.ef = 1000;  // a third of the graph: walks reach every neighbour here
     auto got = ds.Search("emb", queries_.data(), query_rows_.size(), kDim, o);
     EXPECT_TRUE(got.ok()) << got.status().ToString();
     if (!got.ok()) return 0;
