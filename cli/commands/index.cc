@@ -4,6 +4,8 @@
 //   [--quantizer Q] [--degree R] [--seed S]
 //   [--branch B] [-m M] [--progress]
 // dreamdb index status NAME FIELD [--at REF]
+#include <cstdio>
+
 #include "cli/dataset_util.h"
 #include "dreamdb/search.h"
 
@@ -19,6 +21,13 @@ Result<uint32_t> U32Flag(const Invocation& inv, std::string_view name) {
   return static_cast<uint32_t>(n);
 }
 
+// A recall with 4 decimals (the calibration's resolution).
+std::string FormatRecall(double r) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.4f", r);
+  return buf;
+}
+
 void PrintInfo(Invocation& inv, const std::string& name, const IndexInfo& info) {
   if (inv.json()) {
     JsonObject o;
@@ -27,6 +36,19 @@ void PrintInfo(Invocation& inv, const std::string& name, const IndexInfo& info) 
     o.Add("bits", static_cast<uint64_t>(info.bits)).Add("dim", static_cast<uint64_t>(info.dim));
     o.Add("cells", static_cast<uint64_t>(info.cells));
     o.Add("nprobe", static_cast<uint64_t>(info.nprobe));
+    if (info.algorithm == "graph" && info.built) o.Add("ef", static_cast<uint64_t>(info.ef));
+    if (info.calibration_queries != 0) {
+      std::string curve = "[";
+      for (size_t i = 0; i < info.calibration_curve.size(); ++i) {
+        curve += (i ? ",[" : "[") + std::to_string(info.calibration_curve[i].first) + "," +
+                 FormatRecall(info.calibration_curve[i].second) + "]";
+      }
+      curve += "]";
+      o.AddRaw("calibration", "{\"queries\":" + std::to_string(info.calibration_queries) +
+                                  ",\"k\":" + std::to_string(info.calibration_k) +
+                                  ",\"recall\":" + FormatRecall(info.calibration_recall) +
+                                  ",\"curve\":" + curve + "}");
+    }
     o.Add("quantizer", info.quantizer.empty() ? std::string("rabitq") : info.quantizer);
     if (info.algorithm == "graph" && info.built) {
       o.Add("nodes", info.nodes).Add("tail", info.tail);
@@ -62,6 +84,21 @@ void PrintInfo(Invocation& inv, const std::string& name, const IndexInfo& info) 
                 " entries in " + std::to_string(info.buckets) + " buckets; " +
                 std::to_string(info.live) + " live values, " + std::to_string(info.stale) +
                 " stale entries; index " + info.index.ToString());
+  const std::string setting = info.algorithm == "graph" ? "ef=" + std::to_string(info.ef)
+                                                        : "nprobe=" + std::to_string(info.nprobe);
+  if (info.calibration_queries == 0) {
+    inv.PrintLine("default search: " + setting + " (built-in default; not calibrated)");
+  } else {
+    std::string curve;
+    for (const auto& [s, r] : info.calibration_curve) {
+      curve += (curve.empty() ? "" : " ") + std::to_string(s) + ":" + FormatRecall(r);
+    }
+    inv.PrintLine("default search: " + setting + ", recall@" + std::to_string(info.calibration_k) +
+                  " " + FormatRecall(info.calibration_recall) + " on a sample of " +
+                  std::to_string(info.calibration_queries) + " indexed vectors");
+    inv.PrintLine("calibration (" + std::string(info.algorithm == "graph" ? "ef" : "nprobe") +
+                  ":recall@" + std::to_string(info.calibration_k) + "): " + curve);
+  }
 }
 
 Status RunBuild(Invocation& inv) {
@@ -168,7 +205,10 @@ const Registrar kStatus({
         "JSON: {\"dataset\", \"field\", \"built\", \"algorithm\", \"metric\", \"bits\", \"dim\",\n"
         "\"cells\", \"nprobe\", \"quantizer\", \"entries\", \"buckets\", \"live\", \"stale\",\n"
         "\"nodes\"?, \"tail\"?, \"degree\"? (graph: nodes in the graph and entries appended since\n"
-        "the build), \"index\"?, \"model\"?}.",
+        "the build), \"index\"?, \"model\"?, \"ef\"? (graph),\n"
+        "\"calibration\"? ({\"queries\", \"k\", \"recall\", \"curve\": [[setting, recall]...]}).\n"
+        "nprobe/ef are what a search without --nprobe/--ef uses: the calibrated setting\n"
+        "reaching recall@10 0.95 on a sample of the indexed vectors, or the built-in default.",
     .positionals = {{.name = "NAME", .help = "the dataset"},
                     {.name = "FIELD", .help = "the embedding field"}},
     .flags = {kAtFlag},

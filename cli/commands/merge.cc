@@ -51,7 +51,9 @@ Status Run(Invocation& inv) {
                       .Add("replaced", info.replaced)
                       .Add("deleted", info.deleted)
                       .Add("count", info.count)
-                      .Add("conflicts_resolved", report.conflicts));
+                      .Add("conflicts_resolved", report.conflicts)
+                      .AddRaw("indexes_updated", JsonStringList(report.indexes_updated))
+                      .AddRaw("indexes_dropped", JsonStringList(report.indexes_dropped)));
   } else if (report.up_to_date) {
     inv.PrintLine("already up to date: branch " + Quote(into) + " of " + Quote(name) + " at " +
                   head);
@@ -70,6 +72,14 @@ Status Run(Invocation& inv) {
               std::string(inv.FlagValue("--policy").value_or("fail")) + ")";
     }
     inv.PrintLine(line);
+    for (const std::string& f : report.indexes_updated) {
+      inv.PrintLine("spatial index of field " + Quote(f) +
+                    ": merged vectors assigned to its cells");
+    }
+    for (const std::string& f : report.indexes_dropped) {
+      inv.PrintLine("spatial index of field " + Quote(f) +
+                    " dropped: the merged schema no longer has it as an embedding");
+    }
   }
   return Status::Ok();
 }

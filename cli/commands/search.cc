@@ -1,7 +1,7 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
 // dreamdb search NAME FIELD (--vector "0.1,0.2,..." | --like ANCHOR) [-k/--top N] [--nprobe N]
-//   [--ef N]
+//   [--ef N] [--recall R]
 //   [--where "label == 3"]... [--fields A,B] [--at REF] [--exact] [--no-rerank]
 #include "dreamdb/search.h"
 
@@ -79,6 +79,13 @@ Status Run(Invocation& inv) {
     if (v == 0 || v > UINT32_MAX) return InvalidArgument("--ef must be at least 1");
     o.ef = static_cast<uint32_t>(v);
   }
+  if (auto r = inv.FlagValue("--recall")) {
+    ASSIGN_OR_RETURN(std::vector<float> v, ParseVector(*r));
+    if (v.size() != 1 || !(v[0] > 0 && v[0] <= 1)) {
+      return InvalidArgument("--recall must be a number in (0, 1], got " + Quote(*r));
+    }
+    o.recall = v[0];
+  }
   if (auto w = inv.FlagValue("--where")) {
     ASSIGN_OR_RETURN(o.where, ParseWhere(*w));
   }
@@ -154,7 +161,10 @@ const Registrar kRegistrar({
           .help = "index cells probed (default: the index's)"},
          {.name = "--ef",
           .value_name = "N",
-          .help = "graph index: search beam width (default: from -k)"},
+          .help = "graph index: search beam width (default: the index's)"},
+         {.name = "--recall",
+          .value_name = "R",
+          .help = "aim for recall@10 R, e.g. 0.99: the index's calibrated setting for it"},
          {.name = "--where", .value_name = "PRED", .help = "filter predicates, ';'-separated"},
          kFieldsFlag,
          kAtFlag,

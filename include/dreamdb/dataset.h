@@ -87,6 +87,11 @@ struct MergeReport {
   std::vector<std::vector<ObjectId>> merge_bases;
   uint64_t conflicts = 0;  // conflicts found (resolved by the policy, or failed)
   std::vector<std::string> conflict_descriptions;  // the first few, for people
+  // Spatial indexes (spec/14 §16.8): fields whose index took the vectors the merge added
+  // or replaced, and fields whose index was left out because the merged schema no longer
+  // has them as embeddings.
+  std::vector<std::string> indexes_updated;
+  std::vector<std::string> indexes_dropped;
 };
 
 // Compaction (spec/14-semantics.md §18).

@@ -53,9 +53,12 @@ struct SearchOptions {
   uint32_t k = 10;      // results per query, >= 1
   uint32_t nprobe = 0;  // IVF cells probed per query; 0 = the index's default
   uint32_t ef = 0;      // graph index: beam width; 0 = the default for k (spec/21 §7.8)
-  bool rerank = true;   // re-rank IVF candidates with the exact stored vectors
-  bool exact = false;   // brute force over the stored vectors (no index)
-  uint64_t start = 0;   // anchor range: start <= anchor < end
+  // With nprobe and ef 0: the recall@10 to aim for, in (0, 1]; the setting comes from the
+  // index's calibration curve (spec/21 §7.9). 0 = the stored setting (chosen for 0.95).
+  double recall = 0;
+  bool rerank = true;  // re-rank IVF candidates with the exact stored vectors
+  bool exact = false;  // brute force over the stored vectors (no index)
+  uint64_t start = 0;  // anchor range: start <= anchor < end
   uint64_t end = UINT64_MAX;
   std::vector<Predicate> where;     // all must hold
   std::vector<std::string> fields;  // fields to project into the results (none by default)
@@ -98,6 +101,11 @@ struct BuildIndexOptions {
   // Encoded entries held per cell before they are written as buckets (bounds the codes in
   // memory); 0 = 256 MiB. Below it, a build writes one bucket per cell.
   uint64_t flush_bytes = 0;
+  // Calibration (spec/21 §8.5): recall@10 against brute force on a sample of the indexed
+  // vectors, per setting, stored in the index; default searches use the setting reaching
+  // 0.95. calibration_queries: the sample size (0 = 200).
+  bool calibrate = true;
+  uint32_t calibration_queries = 0;
 };
 
 struct IndexInfo {
@@ -115,7 +123,16 @@ struct IndexInfo {
   uint64_t buckets = 0;  // bucket objects
   uint64_t live = 0;     // live records with a value for the field (the manifest's view)
   uint64_t stale = 0;    // entries - live (superseded or deleted entries), >= 0
-  uint32_t nprobe = 0;   // default cells probed per query
+  // The cells a default search probes (ivf/imi/lsh; the calibrated setting when the index
+  // has one), and the beam width a default search with k = 10 uses (graph).
+  uint32_t nprobe = 0;
+  uint32_t ef = 0;
+  // Calibration (spec/21 §4.6); calibration_queries 0: none stored (an index built before
+  // calibration existed, or with it off), and the defaults are the built-in ones.
+  uint32_t calibration_queries = 0;
+  uint32_t calibration_k = 0;
+  double calibration_recall = 0;  // recall@k on the sample at the default setting
+  std::vector<std::pair<uint32_t, double>> calibration_curve;  // (nprobe or ef, recall@k)
   // graph: nodes in the graph, and entries appended since the build (cell-0 buckets, not
   // in the graph: scanned by every query until a rebuild); entries = nodes + tail.
   uint64_t nodes = 0;

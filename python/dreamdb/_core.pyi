@@ -319,14 +319,14 @@ def compare_refs(store: Store, name: str, refs: Sequence[str], fields: Sequence[
     Starts comparing `fields` of dataset `name` across `refs` (the first is the baseline).
     """
 
-def search(store: Store, name: str, at: str, field: str, queries: Annotated[NDArray[numpy.float32], dict(shape=(None, None), order='C', device='cpu', writable=False)], k: int, nprobe: int, where: Sequence[str], fields: Sequence[str], exact: bool, rerank: bool, start: int, end: int, ef: int = 0) -> tuple:
+def search(store: Store, name: str, at: str, field: str, queries: Annotated[NDArray[numpy.float32], dict(shape=(None, None), order='C', device='cpu', writable=False)], k: int, nprobe: int, where: Sequence[str], fields: Sequence[str], exact: bool, rerank: bool, start: int, end: int, ef: int = 0, recall: float = 0.0) -> tuple:
     """
     Vector search of one version (spec/21-spatial-index.md); use Dataset.search.
     """
 
 def index_status(store: Store, name: str, at: str, field: str) -> dict: ...
 
-def build_index(store: Store, name: str, branch: str, field: str, cells: int, bits: int, metric: str, seed: int, message: str, algorithm: str = '', quantizer: str = '', degree: int = 0) -> dict: ...
+def build_index(store: Store, name: str, branch: str, field: str, cells: int, bits: int, metric: str, seed: int, message: str, algorithm: str = '', quantizer: str = '', degree: int = 0, calibrate: bool = True) -> dict: ...
 
 def merge(store: Store, name: str, branch: str, sources: Sequence[str], policy: str, no_ff: bool, message: str, writer: str) -> dict:
     """

@@ -305,7 +305,10 @@ class Dataset:
         `policy`: "fail" (ConflictError naming the conflicting anchors and fields, nothing
         committed), "ours" or "theirs". A field added on both sides with different types
         is a ConflictError under every policy. Details in `last_commit` ("result":
-        "merged" / "fast-forward" / "up-to-date", "merge_bases", "conflicts_resolved").
+        "merged" / "fast-forward" / "up-to-date", "merge_bases", "conflicts_resolved",
+        "indexes_updated": fields whose spatial index took the merged vectors,
+        "indexes_dropped": fields whose index was left out because the merged schema no
+        longer has them as embeddings).
         """
         return self.merge_many([source], policy=policy, no_ff=no_ff, message=message)
 
@@ -632,6 +635,7 @@ class Dataset:
         start: Optional[int] = None,
         end: Optional[int] = None,
         ef: Optional[int] = None,
+        recall: Optional[float] = None,
     ) -> pa.Table:
         """The k records nearest to each query, as a pyarrow Table with columns "query"
         (the query's row in `q`), "anchor", "score" and the projected `fields`, best first
@@ -643,8 +647,9 @@ class Dataset:
         cosine similarity, inner product or L2 distance (the index's metric). `where` holds
         predicates such as "label == 3" or "split in ('a', 'b')" (all must hold);
         `start`/`end` bound the anchors. `nprobe` (cells probed) applies to ivf, imi and
-        lsh indexes, `ef` (the beam width, default from k) to graph indexes. Bad inputs
-        raise InvalidArgumentError.
+        lsh indexes, `ef` (the beam width) to graph indexes; without them a search uses
+        the setting the index build calibrated for recall@10 0.95 (see index_status), or,
+        with `recall` (e.g. 0.9 or 0.99), the calibrated setting for that recall. Bad inputs raise InvalidArgumentError.
         """
         from ._core import search as _search
 
@@ -659,11 +664,14 @@ class Dataset:
             raise InvalidArgumentError(f"search: k must be at least 1, got {k}")
         if ef is not None and int(ef) < 1:
             raise InvalidArgumentError(f"search: ef must be at least 1, got {ef}")
+        if recall is not None and not 0 < float(recall) <= 1:
+            raise InvalidArgumentError(f"search: recall must be in (0, 1], got {recall}")
         query, anchors, scores, stream, _info = _search(
             self._h.store, self._h.name, self._h.head, field, np.ascontiguousarray(arr),
             int(k), 0 if nprobe is None else int(nprobe), list(where or []), _fields(fields),
             bool(exact), bool(rerank), 0 if start is None else int(start),
-            _U64_MAX if end is None else int(end), 0 if ef is None else int(ef))
+            _U64_MAX if end is None else int(end), 0 if ef is None else int(ef),
+            0.0 if recall is None else float(recall))
         columns: Dict[str, Any] = {
             "query": pa.array(query.astype(np.int64)),
             "anchor": pa.array(anchors, type=pa.uint64()),
@@ -688,6 +696,7 @@ class Dataset:
         algorithm: Optional[str] = None,
         quantizer: Optional[str] = None,
         degree: Optional[int] = None,
+        calibrate: bool = True,
     ) -> Dict[str, Any]:
         """Trains and builds the spatial index of embedding `field` (cells + RaBitQ codes) on
         this branch's head, in one commit; later appends are assigned to it. algorithm:
@@ -695,8 +704,10 @@ class Dataset:
         "graph" (a Vamana graph built in memory, at most 4 GiB of vectors; `degree` is its
         out-degree, default 32). quantizer: "rabitq" (default) or "pq4" (4-bit product
         quantization; ivf, imi, lsh). Defaults come from the field's declared index, else
-        ivf, cosine, 4 bits and the algorithm's cells (ivf round(sqrt(N))). Returns
-        index_status() plus "head"."""
+        ivf, cosine, 4 bits and the algorithm's cells (ivf round(sqrt(N))). With
+        `calibrate` (default) the build measures recall@10 against brute force on a sample
+        of the indexed vectors and stores the setting (nprobe or ef) that reaches 0.95,
+        which default searches then use. Returns index_status() plus "head"."""
         from ._core import build_index as _build
 
         if self.read_only:
@@ -705,15 +716,18 @@ class Dataset:
             raise PermissionDeniedError(f"dataset '{self.name}' is open read-only")
         out = _build(self._h.store, self._h.name, self._h.branch or "main", field,
                      int(cells or 0), int(bits or 0), metric or "", int(seed), message,
-                     algorithm or "", quantizer or "", int(degree or 0))
+                     algorithm or "", quantizer or "", int(degree or 0), bool(calibrate))
         self._h.refresh()
         return out
 
     def index_status(self, field: str) -> Dict[str, Any]:
         """The spatial index of `field` at head: "built", "algorithm", "metric", "bits",
-        "quantizer", "dim", "cells", "nprobe", "entries", "buckets", "live", "stale",
-        "nodes", "tail", "degree" (graph: nodes in the graph, entries appended since the
-        build, out-degree; 0 otherwise), "index", "model"."""
+        "quantizer", "dim", "cells", "nprobe" (cells a default search probes), "ef" (graph:
+        the beam width a default search with k=10 uses), "calibration" (None, or "queries",
+        "k", "recall" at the default setting and "curve": (nprobe or ef, recall@k) pairs),
+        "entries", "buckets", "live", "stale", "nodes", "tail", "degree" (graph: nodes in
+        the graph, entries appended since the build, out-degree; 0 otherwise), "index",
+        "model"."""
         from ._core import index_status as _status
 
         return _status(self._h.store, self._h.name, self._h.head, field)

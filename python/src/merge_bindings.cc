@@ -126,6 +126,8 @@ void RegisterMerge(nb::module_& m) {
         d["merge_bases"] = bases;
         d["conflicts_resolved"] = report.conflicts;
         d["conflict_descriptions"] = report.conflict_descriptions;
+        d["indexes_updated"] = report.indexes_updated;
+        d["indexes_dropped"] = report.indexes_dropped;
         return d;
       },
       nb::arg("store"), nb::arg("name"), nb::arg("branch"), nb::arg("sources"), nb::arg("policy"),

@@ -78,6 +78,21 @@ nb::dict InfoDict(const IndexInfo& i) {
   d["dim"] = i.dim;
   d["cells"] = i.cells;
   d["nprobe"] = i.nprobe;
+  d["ef"] = i.ef;
+  if (i.calibration_queries != 0) {
+    nb::dict c;
+    c["queries"] = i.calibration_queries;
+    c["k"] = i.calibration_k;
+    c["recall"] = i.calibration_recall;
+    nb::list curve;
+    for (const auto& [setting, recall] : i.calibration_curve) {
+      curve.append(nb::make_tuple(setting, recall));
+    }
+    c["curve"] = curve;
+    d["calibration"] = c;
+  } else {
+    d["calibration"] = nb::none();
+  }
   d["quantizer"] = i.quantizer.empty() ? std::string("rabitq") : i.quantizer;
   d["nodes"] = i.nodes;
   d["tail"] = i.tail;
@@ -107,7 +122,7 @@ void RegisterSearch(nb::module_& m) {
       [](std::shared_ptr<Store> store, const std::string& name, const std::string& at,
          const std::string& field, const Queries& q, uint32_t k, uint32_t nprobe,
          const std::vector<std::string>& where, const std::vector<std::string>& fields, bool exact,
-         bool rerank, uint64_t start, uint64_t end, uint32_t ef) {
+         bool rerank, uint64_t start, uint64_t end, uint32_t ef, double recall) {
         SearchResults r;
         {
           nb::gil_scoped_release release;
@@ -115,6 +130,7 @@ void RegisterSearch(nb::module_& m) {
           o.k = k;
           o.nprobe = nprobe;
           o.ef = ef;
+          o.recall = recall;
           o.exact = exact;
           o.rerank = rerank;
           o.start = start;
@@ -149,6 +165,7 @@ void RegisterSearch(nb::module_& m) {
       nb::arg("store"), nb::arg("name"), nb::arg("at"), nb::arg("field"), nb::arg("queries"),
       nb::arg("k"), nb::arg("nprobe"), nb::arg("where"), nb::arg("fields"), nb::arg("exact"),
       nb::arg("rerank"), nb::arg("start"), nb::arg("end"), nb::arg("ef") = 0,
+      nb::arg("recall") = 0.0,
       "Vector search of one version (spec/21-spatial-index.md); use Dataset.search.");
   m.def(
       "index_status",
@@ -167,7 +184,7 @@ void RegisterSearch(nb::module_& m) {
       [](std::shared_ptr<Store> store, const std::string& name, const std::string& branch,
          const std::string& field, uint32_t cells, uint32_t bits, const std::string& metric,
          uint64_t seed, const std::string& message, const std::string& algorithm,
-         const std::string& quantizer, uint32_t degree) {
+         const std::string& quantizer, uint32_t degree, bool calibrate) {
         IndexInfo info;
         std::string head;
         {
@@ -181,6 +198,7 @@ void RegisterSearch(nb::module_& m) {
           o.quantizer = quantizer;
           o.degree = degree;
           o.seed = seed;
+          o.calibrate = calibrate;
           CommitOptions c;
           c.message = message.empty() ? "index build " + field : message;
           CommitInfo ci = ValueOrThrow(ds->BuildIndex(field, o, {}, c));
@@ -193,7 +211,8 @@ void RegisterSearch(nb::module_& m) {
       },
       nb::arg("store"), nb::arg("name"), nb::arg("branch"), nb::arg("field"), nb::arg("cells"),
       nb::arg("bits"), nb::arg("metric"), nb::arg("seed"), nb::arg("message"),
-      nb::arg("algorithm") = "", nb::arg("quantizer") = "", nb::arg("degree") = 0);
+      nb::arg("algorithm") = "", nb::arg("quantizer") = "", nb::arg("degree") = 0,
+      nb::arg("calibrate") = true);
 }
 
 }  // namespace dreamdb::python

@@ -47,6 +47,7 @@
 #include "src/base/encoding.h"
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
+#include "src/dataset/vector_index.h"
 
 namespace dreamdb {
 
@@ -669,6 +670,9 @@ Result<CommitInfo> Dataset::MergeMany(const std::vector<std::string>& sources,
         // The delta against the first parent (§16.8): a diff of ours and the merge.
         m.delta = {};
         std::set<std::string> fields;
+        // Per indexed field: the anchors whose value the merge adds or replaces.
+        std::map<std::string, std::vector<uint64_t>> changed;
+        for (const auto& [f, id] : m.indexes) changed[f];
         RETURN_IF_ERROR(btree::Diff(impl_->store(), impl_->pages(), ours.index, st.index,
                                     [&](const btree::Change& c) {
                                       if (c.kind == btree::ChangeKind::kAdded) {
@@ -680,18 +684,30 @@ Result<CommitInfo> Dataset::MergeMany(const std::vector<std::string>& sources,
                                         ++m.delta.replaced;
                                       }
                                       fields.insert(c.fields.begin(), c.fields.end());
+                                      for (const std::string& f : c.fields) {
+                                        auto it = changed.find(f);
+                                        if (it != changed.end()) it->second.push_back(c.anchor);
+                                      }
                                       return true;
                                     }));
         for (const FieldSpec& f : st.schema.fields()) {
           if (ours.manifest.schema.Find(f.name) == nullptr) fields.insert(f.name);
         }
         m.delta.fields.assign(fields.begin(), fields.end());
-        // A spatial index of ours does not hold the vectors merged in: drop it rather than
-        // let searches miss them (search falls back to exact; rebuild it) (§16.8).
-        for (const std::string& f : fields) m.indexes.erase(f);
+        // Spatial indexes (§16.8): an index of a field the merged schema no longer has as
+        // an embedding is left out (reported); the vectors the merge adds or replaces are
+        // assigned to the cells of ours as an append's are, so searches see them.
         for (auto it = m.indexes.begin(); it != m.indexes.end();) {
-          it = st.schema.Find(it->first) == nullptr ? m.indexes.erase(it) : std::next(it);
+          const FieldSpec* f = st.schema.Find(it->first);
+          if (f == nullptr || f->type != FieldType::kEmbedding) {
+            last.indexes_dropped.push_back(it->first);
+            it = m.indexes.erase(it);
+          } else {
+            it = std::next(it);
+          }
         }
+        RETURN_IF_ERROR(vindex::IndexMerged(*impl_, st.index, changed, &m, &st.objects_written,
+                                            &last.indexes_updated));
         out.manifest = std::move(m);
         out.min_time_ns = min_time;
         out.objects_written = st.objects_written;

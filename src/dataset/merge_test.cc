@@ -589,7 +589,7 @@ TEST(MergeTest, MergeManyConflictBetweenSourcesAndReduction) {
   ExpectVerified(*f.store, "d");
 }
 
-TEST(MergeTest, SpatialIndexOfAMergedFieldIsDroppedSoSearchFindsMergedRecords) {
+TEST(MergeTest, SpatialIndexOfAMergedFieldKeepsTheMergedVectors) {
   std::shared_ptr<Store> store = MemStore();
   Schema s;
   ASSERT_TRUE(s.AddEmbedding("emb", 4, /*optional=*/true).ok());
@@ -620,14 +620,21 @@ TEST(MergeTest, SpatialIndexOfAMergedFieldIsDroppedSoSearchFindsMergedRecords) {
   no_ff.no_ff = true;
   ASSERT_TRUE(main->Merge("labels", no_ff).ok());
   EXPECT_TRUE(main->IndexStatus("emb")->built);
-  // Merged vectors: the index (which lacks them) is left out, and search finds them.
-  ASSERT_TRUE(main->Merge("dev").ok());
-  EXPECT_FALSE(main->IndexStatus("emb")->built);
+  // Merged vectors are assigned to the index's cells (spec/14 §16.8): the index is kept,
+  // reported, and search through it finds them.
+  MergeReport report;
+  ASSERT_TRUE(main->Merge("dev", {}, &report).ok());
+  EXPECT_EQ(report.indexes_updated, std::vector<std::string>{"emb"});
+  auto st = main->IndexStatus("emb");
+  ASSERT_TRUE(st->built);
+  EXPECT_EQ(st->entries, 201u);
   const float q[4] = {float(5000 % 7), float(5000 % 5) + 1, float(5000 % 3), 5000};
   SearchOptions so;
   so.k = 1;
+  so.nprobe = st->cells;
   auto r = main->Search("emb", q, 1, 4, so);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->used_index);
   ASSERT_EQ(r->anchors.size(), 1u);
   EXPECT_EQ(r->anchors[0], 5000u);
   ExpectVerified(*store, "d");

@@ -516,29 +516,40 @@ Status ExactSearch(const SearchContext& ctx, const float* queries, size_t nq, si
   return Status::Ok();
 }
 
-// Live check (spec/21 §6): keeps the candidates whose entry location is the anchor's
-// current location for the field in this version; deduplicates anchors.
-// `location(handle)` gives the (segment tag, row) the candidate's entry or node was
-// written at.
+// Live check (spec/21 §6): where each candidate's entry is live, i.e. its location (the
+// segment tag + row `location(handle)` gives) is the anchor's current location for the
+// field in this version. One batched lookup.
 using LocationOf = std::function<std::pair<uint64_t, uint32_t>(uint64_t handle)>;
 
-Result<std::vector<Cand>> KeepLive(const SearchContext& ctx, const std::vector<Cand>& cands,
-                                   const LocationOf& location, std::vector<uint64_t>* rejected) {
+Result<std::vector<uint8_t>> LiveFlags(const SearchContext& ctx, const std::vector<Cand>& cands,
+                                       const LocationOf& location) {
   std::vector<uint64_t> sorted;
   for (const auto& c : cands) sorted.push_back(c.anchor);
   std::sort(sorted.begin(), sorted.end());
   sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
   btree::Tree tree(&ctx.impl->store(), ctx.impl->pages(), ctx.version->index);
   ASSIGN_OR_RETURN(auto entries, tree.LookupMany(sorted));
+  std::vector<uint8_t> live(cands.size(), 0);
+  for (size_t k = 0; k < cands.size(); ++k) {
+    size_t i = static_cast<size_t>(std::lower_bound(sorted.begin(), sorted.end(), cands[k].anchor) -
+                                   sorted.begin());
+    const auto [tag, row] = location(cands[k].handle);
+    const btree::FieldLoc* loc = entries[i] ? entries[i]->Find(ctx.spec->name) : nullptr;
+    live[k] = loc != nullptr && SegmentTag(loc->segment) == tag && loc->row == row;
+  }
+  return live;
+}
+
+// Keeps the live candidates (best first) and deduplicates anchors; the others' handles go
+// to *rejected.
+Result<std::vector<Cand>> KeepLive(const SearchContext& ctx, const std::vector<Cand>& cands,
+                                   const LocationOf& location, std::vector<uint64_t>* rejected) {
+  ASSIGN_OR_RETURN(auto live, LiveFlags(ctx, cands, location));
   std::vector<Cand> out;
   std::unordered_set<uint64_t> emitted;
-  for (const auto& c : cands) {
-    size_t i = static_cast<size_t>(std::lower_bound(sorted.begin(), sorted.end(), c.anchor) -
-                                   sorted.begin());
-    const auto [tag, row] = location(c.handle);
-    const btree::FieldLoc* loc = entries[i] ? entries[i]->Find(ctx.spec->name) : nullptr;
-    bool live = loc != nullptr && SegmentTag(loc->segment) == tag && loc->row == row;
-    if (!live || !emitted.insert(c.anchor).second) {
+  for (size_t k = 0; k < cands.size(); ++k) {
+    const Cand& c = cands[k];
+    if (!live[k] || !emitted.insert(c.anchor).second) {
       rejected->push_back(c.handle);
       continue;
     }
@@ -546,6 +557,66 @@ Result<std::vector<Cand>> KeepLive(const SearchContext& ctx, const std::vector<C
   }
   return out;
 }
+
+// Exact distances (rerank) of n candidates given by handle: one batched lookup and fetch.
+// A candidate whose entry is not live (its record deleted, or its value replaced since the
+// entry was written) gets +inf, so it never takes a live candidate's place.
+Status ExactLiveDistances(const SearchContext& ctx, const vector::IvfModel& model, const float* q,
+                          const uint64_t* handles, size_t n,
+                          const std::function<uint64_t(uint64_t)>& anchor_of,
+                          const LocationOf& location, float* out) {
+  std::vector<uint64_t> anchors(n);
+  for (size_t i = 0; i < n; ++i) anchors[i] = anchor_of(handles[i]);
+  std::vector<uint64_t> sorted = anchors;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  btree::Tree tree(&ctx.impl->store(), ctx.impl->pages(), ctx.version->index);
+  ASSIGN_OR_RETURN(auto entries, tree.LookupMany(sorted));
+  ASSIGN_OR_RETURN(FieldValues fv, FetchField(*ctx.impl, entries, *ctx.spec));
+  for (size_t i = 0; i < n; ++i) {
+    size_t j = static_cast<size_t>(std::lower_bound(sorted.begin(), sorted.end(), anchors[i]) -
+                                   sorted.begin());
+    const btree::FieldLoc* loc = entries[j] ? entries[j]->Find(ctx.spec->name) : nullptr;
+    const auto [tag, row] = location(handles[i]);
+    const bool live = loc != nullptr && SegmentTag(loc->segment) == tag && loc->row == row;
+    out[i] = live && fv.Has(j)
+                 ? FiniteOrWorst(model.ExactDistance(q, fv.ColumnOf(j).FloatsAt(fv.row[j]).data()))
+                 : std::numeric_limits<float>::infinity();
+  }
+  return Status::Ok();
+}
+
+// The candidates among `handles` that are not live join *rejected; returns how many did.
+// Used on the running top-k of a scan or walk (IvfModel::Query::ScanHeapIds,
+// GraphSearchParams::bound_ids): those entries set the pruning bound, so a scan that had
+// a stale one must be repeated without it, or a live candidate it pruned could be missing
+// from the answer (§6.2).
+Result<size_t> RejectDead(const SearchContext& ctx, const std::vector<uint64_t>& handles,
+                          const std::function<uint64_t(uint64_t)>& anchor_of,
+                          const LocationOf& location, std::unordered_set<uint64_t>* rejected) {
+  std::vector<Cand> cands;
+  cands.reserve(handles.size());
+  for (uint64_t h : handles) cands.push_back(Cand{h, anchor_of(h), 0, 0});
+  ASSIGN_OR_RETURN(auto live, LiveFlags(ctx, cands, location));
+  size_t dead = 0;
+  for (size_t k = 0; k < cands.size(); ++k) {
+    if (!live[k] && rejected->insert(cands[k].handle).second) ++dead;
+  }
+  return dead;
+}
+
+Result<size_t> RejectDeadInHeap(const SearchContext& ctx, const vector::IvfModel::Query& query,
+                                const std::function<uint64_t(uint64_t)>& anchor_of,
+                                const LocationOf& location,
+                                std::unordered_set<uint64_t>* rejected) {
+  std::vector<uint64_t> ids;
+  query.ScanHeapIds(&ids);
+  return RejectDead(ctx, ids, anchor_of, location, rejected);
+}
+
+// Scans beyond this many repeats (each after finding non-live entries in the running
+// top-k) accept the bound as it is; the live check after Finish still drops them.
+constexpr int kMaxLiveRescans = 8;
 
 // One query through the IVF index (spec/21 §7.2).
 Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::IvfModel& model,
@@ -558,6 +629,14 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
   std::vector<uint32_t> bucket_cell;
   bool loaded = false;
   std::vector<Cand> result;
+  const std::function<uint64_t(uint64_t)> anchor_of = [&](uint64_t h) {
+    return buckets[h >> 32]->anchors[h & 0xffffffffu];
+  };
+  const LocationOf location = [&](uint64_t h) {
+    const Bucket& b = *buckets[h >> 32];
+    const size_t e = h & 0xffffffffu;
+    return std::make_pair(b.seg_tags[e], b.rows[e]);
+  };
   for (int round = 0; round < 12; ++round) {
     vector::SearchParams sp;
     sp.k = static_cast<uint32_t>(std::min<size_t>(fetch, UINT32_MAX));
@@ -588,38 +667,27 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
     }
     std::vector<uint64_t> handles;
     uint64_t total = 0;
-    for (size_t b = 0; b < buckets.size(); ++b) {
-      const Bucket& bk = *buckets[b];
-      handles.resize(bk.anchors.size());
-      for (size_t i = 0; i < handles.size(); ++i) handles[i] = (uint64_t{b} << 32) | i;
-      std::function<bool(uint64_t)> keep = [&](uint64_t h) {
-        uint64_t a = buckets[h >> 32]->anchors[h & 0xffffffffu];
-        return a >= o.start && a < o.end && rejected.count(h) == 0;
-      };
-      RETURN_IF_ERROR(query->ScanCell(bk.cell, bk.codes, handles.data(), &keep));
-      total += bk.anchors.size();
+    std::function<bool(uint64_t)> keep = [&](uint64_t h) {
+      uint64_t a = buckets[h >> 32]->anchors[h & 0xffffffffu];
+      return a >= o.start && a < o.end && rejected.count(h) == 0;
+    };
+    for (int pass = 0;; ++pass) {
+      for (size_t b = 0; b < buckets.size(); ++b) {
+        const Bucket& bk = *buckets[b];
+        handles.resize(bk.anchors.size());
+        for (size_t i = 0; i < handles.size(); ++i) handles[i] = (uint64_t{b} << 32) | i;
+        RETURN_IF_ERROR(query->ScanCell(bk.cell, bk.codes, handles.data(), &keep));
+        total += bk.anchors.size();
+      }
+      if (pass >= kMaxLiveRescans) break;
+      ASSIGN_OR_RETURN(size_t dead, RejectDeadInHeap(ctx, *query, anchor_of, location, &rejected));
+      if (dead == 0) break;
+      RETURN_IF_ERROR(query->Reset(q, sp));
     }
     *scanned += total;
     std::function<Status(const uint64_t*, size_t, float*)> exact =
         [&](const uint64_t* ids, size_t n, float* out) -> Status {
-      std::vector<uint64_t> anchors(n);
-      for (size_t i = 0; i < n; ++i)
-        anchors[i] = buckets[ids[i] >> 32]->anchors[ids[i] & 0xffffffffu];
-      std::vector<uint64_t> sorted = anchors;
-      std::sort(sorted.begin(), sorted.end());
-      sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
-      btree::Tree tree(&ctx.impl->store(), ctx.impl->pages(), ctx.version->index);
-      ASSIGN_OR_RETURN(auto entries, tree.LookupMany(sorted));
-      ASSIGN_OR_RETURN(FieldValues fv, FetchField(*ctx.impl, entries, *ctx.spec));
-      for (size_t i = 0; i < n; ++i) {
-        size_t j = static_cast<size_t>(std::lower_bound(sorted.begin(), sorted.end(), anchors[i]) -
-                                       sorted.begin());
-        out[i] =
-            fv.Has(j)
-                ? FiniteOrWorst(model.ExactDistance(q, fv.ColumnOf(j).FloatsAt(fv.row[j]).data()))
-                : std::numeric_limits<float>::infinity();
-      }
-      return Status::Ok();
+      return ExactLiveDistances(ctx, model, q, ids, n, anchor_of, location, out);
     };
     ASSIGN_OR_RETURN(std::vector<vector::Neighbor> nn, query->Finish(o.rerank ? &exact : nullptr));
     std::vector<Cand> cands;
@@ -629,11 +697,6 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
     }
     const bool exhausted = cands.size() < fetch;
     std::vector<uint64_t> rej;
-    LocationOf location = [&](uint64_t h) {
-      const Bucket& b = *buckets[h >> 32];
-      const size_t e = h & 0xffffffffu;
-      return std::make_pair(b.seg_tags[e], b.rows[e]);
-    };
     ASSIGN_OR_RETURN(auto live, KeepLive(ctx, cands, location, &rej));
     ASSIGN_OR_RETURN(result, ApplyFilters(ctx, live, o.k, &rej));
     if (result.size() >= o.k) break;
@@ -781,25 +844,6 @@ class PagedNodeSource : public vector::GraphNodeSource {
   std::unordered_map<uint32_t, std::shared_ptr<const NodePageData>> pages_;  // guarded by mu_
 };
 
-// Exact distances of candidates given by anchor (rerank): one batched lookup and fetch.
-Status ExactDistances(const SearchContext& ctx, const vector::IvfModel& model, const float* q,
-                      const std::vector<uint64_t>& anchors, float* out) {
-  std::vector<uint64_t> sorted = anchors;
-  std::sort(sorted.begin(), sorted.end());
-  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
-  btree::Tree tree(&ctx.impl->store(), ctx.impl->pages(), ctx.version->index);
-  ASSIGN_OR_RETURN(auto entries, tree.LookupMany(sorted));
-  ASSIGN_OR_RETURN(FieldValues fv, FetchField(*ctx.impl, entries, *ctx.spec));
-  for (size_t i = 0; i < anchors.size(); ++i) {
-    size_t j = static_cast<size_t>(std::lower_bound(sorted.begin(), sorted.end(), anchors[i]) -
-                                   sorted.begin());
-    out[i] = fv.Has(j)
-                 ? FiniteOrWorst(model.ExactDistance(q, fv.ColumnOf(j).FloatsAt(fv.row[j]).data()))
-                 : std::numeric_limits<float>::infinity();
-  }
-  return Status::Ok();
-}
-
 // One query through a graph index (spec/21 §7.8): the graph's top k' and the cell-0 tail's,
 // merged; stale and filtered candidates dropped; ef widened x4 until k remain, else brute
 // force.
@@ -829,6 +873,23 @@ Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector:
     }
     return buckets[h >> 32]->anchors[h & 0xffffffffu];
   };
+  const LocationOf location = [&](uint64_t h) -> std::pair<uint64_t, uint32_t> {
+    if ((h & kNodeHandle) != 0) {
+      const uint64_t node = h & ~kNodeHandle;
+      auto page = source.PageOf(node);
+      if (!page.ok()) return {0, UINT32_MAX};
+      const size_t i = node - (*page)->page.first;
+      return {(*page)->page.seg_tags[i], (*page)->page.rows[i]};
+    }
+    const Bucket& b = *buckets[h >> 32];
+    const size_t e = h & 0xffffffffu;
+    return {b.seg_tags[e], b.rows[e]};
+  };
+  // Anchors of handles already resolved once (their node pages are held by `source`).
+  const std::function<uint64_t(uint64_t)> known_anchor = [&](uint64_t h) {
+    auto a = anchor_of(h);
+    return a.ok() ? *a : 0;
+  };
   for (int round = 0;; ++round) {
     const auto k32 = static_cast<uint32_t>(std::min<size_t>(fetch, UINT32_MAX));
     std::vector<Cand> cands;
@@ -844,15 +905,26 @@ Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector:
     };
     std::function<Status(const uint64_t*, size_t, float*)> exact_nodes =
         [&](const uint64_t* ids, size_t n, float* out) -> Status {
-      std::vector<uint64_t> anchors(n);
+      std::vector<uint64_t> handles(n);
       for (size_t i = 0; i < n; ++i) {
-        ASSIGN_OR_RETURN(anchors[i], anchor_of(kNodeHandle | ids[i]));
+        handles[i] = kNodeHandle | ids[i];
+        RETURN_IF_ERROR(anchor_of(handles[i]).status());
       }
-      return ExactDistances(ctx, model, q, anchors, out);
+      return ExactLiveDistances(ctx, model, q, handles.data(), n, known_anchor, location, out);
     };
-    ASSIGN_OR_RETURN(std::vector<vector::Neighbor> nn,
-                     vector::GraphSearch(model, g.block, g.entry, source, q, gp, &keep_node,
-                                         o.rerank ? &exact_nodes : nullptr));
+    std::vector<uint32_t> bound_nodes;
+    gp.bound_ids = &bound_nodes;
+    std::vector<vector::Neighbor> nn;
+    for (int pass = 0;; ++pass) {
+      ASSIGN_OR_RETURN(nn, vector::GraphSearch(model, g.block, g.entry, source, q, gp, &keep_node,
+                                               o.rerank ? &exact_nodes : nullptr));
+      if (pass >= kMaxLiveRescans) break;
+      // Stale nodes among the bound's: exclude them and walk again (§6.2).
+      std::vector<uint64_t> handles;
+      for (uint32_t node : bound_nodes) handles.push_back(kNodeHandle | node);
+      ASSIGN_OR_RETURN(size_t dead, RejectDead(ctx, handles, known_anchor, location, &rejected));
+      if (dead == 0) break;
+    }
     const bool graph_exhausted = gp.ef >= g.nodes;
     for (const auto& n : nn) {
       ASSIGN_OR_RETURN(uint64_t a, anchor_of(kNodeHandle | n.id));
@@ -867,23 +939,27 @@ Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector:
       sp.rerank = o.rerank;
       ASSIGN_OR_RETURN(auto query, model.NewQuery(q, sp));
       std::vector<uint64_t> handles;
-      for (size_t b = 0; b < buckets.size(); ++b) {
-        const Bucket& bk = *buckets[b];
-        handles.resize(bk.anchors.size());
-        for (size_t i = 0; i < handles.size(); ++i) handles[i] = (uint64_t{b} << 32) | i;
-        std::function<bool(uint64_t)> keep = [&](uint64_t h) {
-          uint64_t a = buckets[h >> 32]->anchors[h & 0xffffffffu];
-          return a >= o.start && a < o.end && rejected.count(h) == 0;
-        };
-        RETURN_IF_ERROR(query->ScanCell(0, bk.codes, handles.data(), &keep));
-        *scanned += bk.anchors.size();
+      std::function<bool(uint64_t)> keep = [&](uint64_t h) {
+        uint64_t a = buckets[h >> 32]->anchors[h & 0xffffffffu];
+        return a >= o.start && a < o.end && rejected.count(h) == 0;
+      };
+      for (int pass = 0;; ++pass) {
+        for (size_t b = 0; b < buckets.size(); ++b) {
+          const Bucket& bk = *buckets[b];
+          handles.resize(bk.anchors.size());
+          for (size_t i = 0; i < handles.size(); ++i) handles[i] = (uint64_t{b} << 32) | i;
+          RETURN_IF_ERROR(query->ScanCell(0, bk.codes, handles.data(), &keep));
+          *scanned += bk.anchors.size();
+        }
+        if (pass >= kMaxLiveRescans) break;
+        ASSIGN_OR_RETURN(size_t dead,
+                         RejectDeadInHeap(ctx, *query, known_anchor, location, &rejected));
+        if (dead == 0) break;
+        RETURN_IF_ERROR(query->Reset(q, sp));
       }
       std::function<Status(const uint64_t*, size_t, float*)> exact =
           [&](const uint64_t* ids, size_t n, float* out) -> Status {
-        std::vector<uint64_t> anchors(n);
-        for (size_t i = 0; i < n; ++i)
-          anchors[i] = buckets[ids[i] >> 32]->anchors[ids[i] & 0xffffffffu];
-        return ExactDistances(ctx, model, q, anchors, out);
+        return ExactLiveDistances(ctx, model, q, ids, n, known_anchor, location, out);
       };
       ASSIGN_OR_RETURN(std::vector<vector::Neighbor> tn,
                        query->Finish(o.rerank ? &exact : nullptr));
@@ -895,18 +971,6 @@ Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector:
     std::stable_sort(cands.begin(), cands.end(),
                      [](const Cand& a, const Cand& b) { return a.distance < b.distance; });
     if (cands.size() > fetch) cands.resize(fetch);
-    LocationOf location = [&](uint64_t h) -> std::pair<uint64_t, uint32_t> {
-      if ((h & kNodeHandle) != 0) {
-        const uint64_t node = h & ~kNodeHandle;
-        auto page = source.PageOf(node);
-        if (!page.ok()) return {0, UINT32_MAX};
-        const size_t i = node - (*page)->page.first;
-        return {(*page)->page.seg_tags[i], (*page)->page.rows[i]};
-      }
-      const Bucket& b = *buckets[h >> 32];
-      const size_t e = h & 0xffffffffu;
-      return {b.seg_tags[e], b.rows[e]};
-    };
     std::vector<uint64_t> rej;
     ASSIGN_OR_RETURN(auto live, KeepLive(ctx, cands, location, &rej));
     ASSIGN_OR_RETURN(auto result, ApplyFilters(ctx, live, o.k, &rej));
@@ -924,6 +988,21 @@ Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector:
 }
 
 }  // namespace
+
+DefaultSetting DefaultSettingOf(const IndexObject& ix, double recall) {
+  DefaultSetting d;
+  if (ix.calibration) {
+    d.calibrated = true;
+    const uint32_t s = recall > 0 ? PickSetting(*ix.calibration, recall) : ix.calibration->setting;
+    (ix.graph ? d.ef : d.nprobe) = s;
+  } else if (ix.graph) {
+    d.ef = vector::DefaultEf(10);
+  } else {
+    d.nprobe = ix.nprobe != 0 ? ix.nprobe : vector::DefaultNprobe(ix.cells);
+  }
+  d.nprobe = std::min(d.nprobe, ix.cells);
+  return d;
+}
 
 // ---------------------------------------------------------------------------------------
 // Append assignment (spec/21 §6.1)
@@ -1033,6 +1112,50 @@ Status IndexAppend(DatasetImpl& impl, const Version& base, const std::vector<uin
     ASSIGN_OR_RETURN(ObjectId nid, impl.store().Put(ib));
     ++*objects_written;
     found->second = nid;
+  }
+  return Status::Ok();
+}
+
+Status IndexMerged(DatasetImpl& impl, const btree::IndexRef& merged,
+                   const std::map<std::string, std::vector<uint64_t>>& changed,
+                   dataset::Manifest* m, uint64_t* objects_written,
+                   std::vector<std::string>* updated) {
+  constexpr size_t kChunk = 65536;
+  btree::Tree tree(&impl.store(), impl.pages(), merged);
+  for (const auto& [field, anchors] : changed) {
+    if (anchors.empty() || m->indexes.count(field) == 0) continue;
+    const FieldSpec* spec = m->schema.Find(field);
+    if (spec == nullptr || spec->type != FieldType::kEmbedding) continue;
+    for (size_t first = 0; first < anchors.size(); first += kChunk) {
+      const size_t n = std::min(kChunk, anchors.size() - first);
+      std::vector<uint64_t> chunk(anchors.begin() + static_cast<ptrdiff_t>(first),
+                                  anchors.begin() + static_cast<ptrdiff_t>(first + n));
+      ASSIGN_OR_RETURN(auto entries, tree.LookupMany(chunk));
+      ASSIGN_OR_RETURN(FieldValues fv, FetchField(impl, entries, *spec));
+      Column values(*spec);
+      std::vector<ObjectId> segments;
+      std::unordered_map<ObjectId, uint32_t> seg_of;
+      std::vector<uint64_t> row_anchors;
+      std::vector<uint32_t> seg, row;
+      for (size_t i = 0; i < n; ++i) {
+        const btree::FieldLoc* loc = entries[i] ? entries[i]->Find(field) : nullptr;
+        if (loc == nullptr || !fv.Has(i)) continue;  // the value was removed
+        auto [it, fresh] = seg_of.emplace(loc->segment, static_cast<uint32_t>(segments.size()));
+        if (fresh) segments.push_back(loc->segment);
+        values.AppendRange(fv.ColumnOf(i), fv.row[i], fv.row[i] + 1);
+        row_anchors.push_back(chunk[i]);
+        seg.push_back(it->second);
+        row.push_back(loc->row);
+      }
+      if (row_anchors.empty()) continue;
+      AppendedVectors vecs{field, &values, &segments, &seg, &row};
+      Version base;  // IndexAppend starts from base.manifest.indexes
+      base.manifest.indexes = m->indexes;
+      RETURN_IF_ERROR(IndexAppend(impl, base, row_anchors, {vecs}, m, objects_written)
+                          .WithContext("assigning merged vectors of field " + Quote(field) +
+                                       " to its spatial index"));
+    }
+    updated->push_back(field);
   }
   return Status::Ok();
 }
@@ -1377,11 +1500,16 @@ Result<SearchResults> Dataset::Search(std::string_view field, const float* queri
     return InvalidArgument("search: start anchor " + std::to_string(options.start) +
                            " is after end anchor " + std::to_string(options.end));
   }
+  if (!(options.recall >= 0 && options.recall <= 1)) {
+    return InvalidArgument("search: recall must be in (0, 1], not " +
+                           std::to_string(options.recall));
+  }
+  SearchOptions eff = options;  // with the setting resolved (graph: ef)
   vindex::SearchContext ctx;
   ctx.impl = impl_.get();
   ctx.version = version.get();
   ctx.spec = spec;
-  ctx.options = &options;
+  ctx.options = &eff;
   for (const auto& p : options.where) {
     RETURN_IF_ERROR(CheckPredicate(schema, p));
     ctx.filter_specs.push_back(schema.Find(p.field));
@@ -1432,15 +1560,20 @@ Result<SearchResults> Dataset::Search(std::string_view field, const float* queri
     out.metric = ix->metric;
     out.used_index = true;
     const bool graph = ix->graph.has_value();
-    uint32_t nprobe = options.nprobe != 0 ? options.nprobe : ix->nprobe;
-    nprobe = std::min(nprobe, ix->cells);
-    out.nprobe = nprobe != 0 ? nprobe : std::min(vector::DefaultNprobe(ix->cells), ix->cells);
+    // The setting (spec/21 §7.9): the request's; else from the calibration (the stored
+    // setting, or the one for the requested recall); else the built-in defaults.
+    const vindex::DefaultSetting d = vindex::DefaultSettingOf(*ix, options.recall);
+    uint32_t nprobe = std::min(options.nprobe != 0 ? options.nprobe : d.nprobe, ix->cells);
+    out.nprobe = nprobe;
     if (graph) {
       out.nprobe = 0;
       const size_t fetch = options.where.empty() ? options.k : std::max<size_t>(options.k * 4, 64);
-      out.ef = options.ef != 0
-                   ? options.ef
-                   : vector::DefaultEf(static_cast<uint32_t>(std::min<size_t>(fetch, UINT32_MAX)));
+      const uint32_t ef_default =
+          d.calibrated
+              ? d.ef
+              : vector::DefaultEf(static_cast<uint32_t>(std::min<size_t>(fetch, UINT32_MAX)));
+      eff.ef = options.ef != 0 ? options.ef : ef_default;
+      out.ef = eff.ef;
     }
     // imi and lsh leave many cells empty: skip them so they do not count toward nprobe.
     std::vector<uint32_t> cell_sizes;
@@ -1561,11 +1694,147 @@ Result<IndexInfo> Dataset::IndexStatus(std::string_view field) const {
     info.degree = ix->graph->degree;
   }
   info.stale = info.entries > info.live ? info.entries - info.live : 0;
+  const vindex::DefaultSetting d = vindex::DefaultSettingOf(*ix, 0);
+  info.nprobe = d.nprobe;
+  info.ef = d.ef;
+  if (ix->calibration) {
+    const vindex::Calibration& c = *ix->calibration;
+    info.calibration_queries = c.queries;
+    info.calibration_k = c.k;
+    for (const auto& [setting, recall] : c.curve) {
+      info.calibration_curve.emplace_back(setting, recall / 10000.0);
+      if (setting == c.setting) info.calibration_recall = recall / 10000.0;
+    }
+  }
   return info;
 }
 
 namespace vindex {
 namespace {
+
+// The next setting a calibration measures: +1 up to 8, then +25% (8, 10, 12, 15, 18, ...).
+uint32_t NextSetting(uint32_t s) { return s < 8 ? s + 1 : s + std::max<uint32_t>(1, s / 4); }
+
+// Calibration (spec/21 §8.5): recall@k of `ix` (its objects already put) against brute
+// force over `version`, on a sample of the vectors it indexes, per setting; stores the
+// curve and the setting reaching kCalibrationTarget in ix->calibration. Each sample vector
+// is a query whose own record is left out of both answers (it would match itself), so
+// the sample measures how well the index finds a vector's neighbours among the others.
+constexpr uint32_t kCalibrationK = 10;
+constexpr double kCalibrationTarget = 0.95;
+constexpr uint32_t kCalibrationQueries = 200;
+// Brute force over the sample costs queries x values x dim multiply-adds; above this
+// budget the sample shrinks (to no fewer than 50 queries).
+constexpr uint64_t kCalibrationBudget = uint64_t{1} << 34;
+
+Status Calibrate(const DatasetImpl& impl, const Version& version, const FieldSpec& spec,
+                 const BuildIndexOptions& options, IndexObject* ix) {
+  // A graph is not calibrated: each sample vector is a node whose own edges lead the walk
+  // to its neighbours, so the sample overstates recall (12k Gaussian 32-d: ef 15 reaches
+  // 0.95 on the sample, fresh queries need 48); it keeps the built-in ef (spec/21 §8.5).
+  if (!options.calibrate || ix->graph.has_value()) return Status::Ok();
+  const uint64_t values = ix->entries;
+  const size_t dim = ix->dim;
+  uint64_t nq =
+      options.calibration_queries != 0 ? options.calibration_queries : kCalibrationQueries;
+  if (options.calibration_queries == 0) {
+    nq = std::clamp<uint64_t>(kCalibrationBudget / std::max<uint64_t>(1, values * dim), 50, nq);
+  }
+  nq = std::min<uint64_t>(nq, values / 2);
+  if (nq == 0) return Status::Ok();
+  ASSIGN_OR_RETURN(ModelPtr model, LoadModel(impl, ix->model));
+  ASSIGN_OR_RETURN(const Metric metric, MetricOf(ix->metric));
+  const bool cosine = metric == Metric::kCosine;
+  // The sample: every stride-th indexed value in anchor order.
+  const uint64_t stride = values / nq;
+  std::vector<uint64_t> self;
+  std::vector<float> queries;
+  uint64_t seen = 0;
+  RETURN_IF_ERROR(WalkVectors(impl, version, spec, 0, UINT64_MAX,
+                              [&](size_t n, const uint64_t* anchors, const ObjectId* const*,
+                                  const uint32_t*, const float* const* vecs) -> Status {
+                                for (size_t i = 0; i < n && self.size() < nq; ++i) {
+                                  if (!AllFinite(vecs[i], dim)) continue;
+                                  if (cosine && vector::NormSqr(vecs[i], dim) == 0) continue;
+                                  if (seen++ % stride != stride / 2) continue;
+                                  self.push_back(anchors[i]);
+                                  queries.insert(queries.end(), vecs[i], vecs[i] + dim);
+                                }
+                                return Status::Ok();
+                              }));
+  nq = self.size();
+  if (nq == 0) return Status::Ok();
+  SearchOptions so;
+  so.k = kCalibrationK + 1;
+  so.threads = options.threads == 1 ? 1 : 2;
+  SearchContext ctx;
+  ctx.impl = &impl;
+  ctx.version = &version;
+  ctx.spec = &spec;
+  ctx.metric = metric;
+  ctx.options = &so;
+  // The k nearest others of each sample vector.
+  auto others = [&](const std::vector<Cand>& cands, size_t q) {
+    std::vector<uint64_t> out;
+    for (const Cand& c : cands) {
+      if (c.anchor != self[q] && out.size() < kCalibrationK) out.push_back(c.anchor);
+    }
+    return out;
+  };
+  std::vector<std::vector<Cand>> exact;
+  uint64_t scanned = 0;
+  RETURN_IF_ERROR(ExactSearch(ctx, queries.data(), nq, dim, &exact, &scanned));
+  std::vector<std::vector<uint64_t>> truth(nq);
+  uint64_t relevant = 0;
+  for (size_t q = 0; q < nq; ++q) {
+    truth[q] = others(exact[q], q);
+    std::sort(truth[q].begin(), truth[q].end());
+    relevant += truth[q].size();
+  }
+  if (relevant == 0) return Status::Ok();
+  std::vector<uint32_t> sizes;
+  if (model->algorithm() != vector::IvfParams::Algorithm::kIvf) {
+    ASSIGN_OR_RETURN(sizes, CellBucketCounts(impl, *ix));
+  }
+  const uint32_t* cell_sizes = sizes.empty() ? nullptr : sizes.data();
+  const uint32_t max_setting = ix->cells;
+  Calibration c;
+  c.k = kCalibrationK;
+  c.queries = static_cast<uint32_t>(nq);
+  c.target = static_cast<uint32_t>(std::lround(kCalibrationTarget * 10000));
+  // Hits of queries [b, e) at one setting.
+  auto hits_of = [&](uint32_t setting, size_t b, size_t e) -> Result<uint64_t> {
+    uint64_t hits = 0, s = 0;
+    for (size_t q = b; q < e; ++q) {
+      const float* qv = queries.data() + q * dim;
+      ASSIGN_OR_RETURN(std::vector<Cand> got,
+                       IvfSearchOne(ctx, *model, *ix, qv, setting, cell_sizes, &s));
+      for (uint64_t a : others(got, q)) {
+        hits += std::binary_search(truth[q].begin(), truth[q].end(), a) ? 1 : 0;
+      }
+    }
+    return hits;
+  };
+  for (uint32_t setting = 1;; setting = NextSetting(setting)) {
+    setting = std::min(setting, max_setting);
+    uint64_t hits = 0;
+    if (so.threads > 1 && nq > 1) {
+      auto half = std::async(std::launch::async, hits_of, setting, nq / 2, nq);
+      ASSIGN_OR_RETURN(uint64_t first, hits_of(setting, 0, nq / 2));
+      ASSIGN_OR_RETURN(uint64_t second, half.get());
+      hits = first + second;
+    } else {
+      ASSIGN_OR_RETURN(hits, hits_of(setting, 0, nq));
+    }
+    const auto recall = static_cast<uint32_t>(hits * 10000 / relevant);
+    c.curve.emplace_back(setting, recall);
+    // Enough points to pick a setting for recall 0.99 (with its margin) too.
+    if (recall >= 9950 || setting >= max_setting) break;
+  }
+  c.setting = PickSetting(c, kCalibrationTarget);
+  ix->calibration = std::move(c);
+  return Status::Ok();
+}
 
 // Commits a built index (spec/21 §8.1 step 6), rebasing onto a moved branch (§8.2).
 Result<CommitInfo> CommitBuiltIndex(DatasetImpl& impl,
@@ -1604,32 +1873,11 @@ Result<CommitInfo> CommitBuiltIndex(DatasetImpl& impl,
               }
               return true;
             }));
-        Version with = base;
-        with.manifest.indexes[fname] = ix_id;
-        btree::Tree tree(&impl.store(), impl.pages(), base.index);
-        ASSIGN_OR_RETURN(auto entries, tree.LookupMany(moved));
-        ASSIGN_OR_RETURN(vindex::FieldValues fv, vindex::FetchField(impl, entries, *now));
-        Column col(*now);
-        std::vector<ObjectId> segs;
-        std::vector<uint32_t> seg, row;
-        std::vector<uint64_t> row_anchors;
-        std::map<ObjectId, uint32_t> seg_index;
-        for (size_t i = 0; i < moved.size(); ++i) {
-          if (!fv.Has(i)) continue;
-          const btree::FieldLoc* loc = entries[i]->Find(fname);
-          col.AppendRange(fv.ColumnOf(i), fv.row[i], fv.row[i] + 1);
-          auto [it, inserted] = seg_index.emplace(loc->segment, static_cast<uint32_t>(segs.size()));
-          if (inserted) segs.push_back(loc->segment);
-          seg.push_back(it->second);
-          row.push_back(loc->row);
-          row_anchors.push_back(moved[i]);
-        }
-        out.manifest.indexes = with.manifest.indexes;
-        if (!row_anchors.empty()) {
-          RETURN_IF_ERROR(vindex::IndexAppend(impl, with, row_anchors,
-                                              {{fname, &col, &segs, &seg, &row}}, &out.manifest,
-                                              &out.objects_written));
-        }
+        out.manifest.indexes[fname] = ix_id;
+        std::map<std::string, std::vector<uint64_t>> changed{{fname, std::move(moved)}};
+        std::vector<std::string> updated;
+        RETURN_IF_ERROR(vindex::IndexMerged(impl, base.index, changed, &out.manifest,
+                                            &out.objects_written, &updated));
         return out;
       },
       commit);
@@ -1771,6 +2019,9 @@ Result<CommitInfo> BuildGraphIndex(DatasetImpl& impl, const std::shared_ptr<cons
   g.block = block;
   g.pages = std::move(node_pages);
   ix.graph = std::move(g);
+  report("calibrate", 0, 1);
+  RETURN_IF_ERROR(Calibrate(impl, *version, spec, options, &ix));
+  report("calibrate", 1, 1);
   ASSIGN_OR_RETURN(Bytes ib, EncodeIndex(ix));
   ASSIGN_OR_RETURN(ObjectId ix_id, impl.store().Put(ib));
   ++objects;
@@ -2029,6 +2280,9 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
     ix.pages.push_back(pid);
     ++objects;
   }
+  report("calibrate", 0, 1);
+  RETURN_IF_ERROR(vindex::Calibrate(*impl_, *version, spec, options, &ix));
+  report("calibrate", 1, 1);
   ASSIGN_OR_RETURN(Bytes ib, vindex::EncodeIndex(ix));
   ASSIGN_OR_RETURN(ObjectId ix_id, impl_->store().Put(ib));
   ++objects;

@@ -34,6 +34,7 @@
 #include <cstring>
 #include <functional>
 #include <list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -55,6 +56,9 @@ class DatasetImpl;
 struct Version;
 namespace dataset {
 struct Manifest;
+}
+namespace btree {
+struct IndexRef;
 }
 }  // namespace dreamdb
 
@@ -132,6 +136,23 @@ struct GraphInfo {
   bool operator==(const GraphInfo&) const = default;
 };
 
+// What an index build measured (spec/21 §4.6): recall@k of the index against brute force
+// on a sample of the indexed vectors, per setting (ivf/imi/lsh: cells probed; graph: beam
+// width), and the setting a search uses by default. Recalls are in units of 10^-4.
+struct Calibration {
+  uint32_t k = 10;
+  uint32_t queries = 0;  // sample size
+  uint32_t target = 0;   // the recall the stored setting was chosen for (9500)
+  uint32_t setting = 0;  // nprobe or ef of a default search
+  std::vector<std::pair<uint32_t, uint32_t>> curve;  // (setting, recall), settings ascending
+  bool operator==(const Calibration&) const = default;
+};
+
+// The smallest setting of the curve whose measured recall is at least `target` plus a
+// margin for the sample's error (min(0.01, (1 - target) / 2)); the largest setting when
+// none is. `target` in 0..1.
+uint32_t PickSetting(const Calibration& c, double target);
+
 struct IndexObject {
   std::string field;
   std::string algorithm = "ivf";
@@ -145,8 +166,9 @@ struct IndexObject {
   std::vector<ObjectId> pages;    // directory pages, page i covers cells [1024 i, 1024 (i+1))
   uint64_t entries = 0;
   uint64_t buckets = 0;
-  std::string quantizer = "rabitq";  // key present only for "pq4"
-  std::optional<GraphInfo> graph;    // present iff algorithm == "graph"
+  std::string quantizer = "rabitq";        // key present only for "pq4"
+  std::optional<GraphInfo> graph;          // present iff algorithm == "graph"
+  std::optional<Calibration> calibration;  // absent: written before calibration, or skipped
   bool operator==(const IndexObject&) const = default;
 };
 Result<Bytes> EncodeIndex(const IndexObject& ix);
@@ -190,6 +212,16 @@ std::shared_ptr<ObjectCache> NewObjectCache();
 // measurement on SYN-768 200k needed ~80 of 4096 for recall@10 ~0.95, twice DefaultNprobe.
 uint32_t DefaultIndexNprobe(vector::IvfParams::Algorithm algorithm, uint32_t cells);
 
+// What a search uses when the request gives no nprobe/ef (spec/21 §7.9): the
+// calibration's stored setting, or its setting for `recall` when recall > 0; without a
+// calibration, the index object's nprobe (else DefaultNprobe) or DefaultEf(10).
+struct DefaultSetting {
+  uint32_t nprobe = 0;  // ivf/imi/lsh
+  uint32_t ef = 0;      // graph
+  bool calibrated = false;
+};
+DefaultSetting DefaultSettingOf(const IndexObject& ix, double recall);
+
 // The vectors a commit writes for one field: per batch row, its value and location.
 struct AppendedVectors {
   std::string field;
@@ -207,6 +239,18 @@ struct AppendedVectors {
 Status IndexAppend(DatasetImpl& impl, const Version& base, const std::vector<uint64_t>& row_anchors,
                    const std::vector<AppendedVectors>& vecs, dataset::Manifest* m,
                    uint64_t* objects_written);
+
+// Assignment during a merge (spec/14 §16.8, spec/21 §6.5): `m` is the merge manifest,
+// whose indexes are still the target's; `changed[field]` lists (ascending) the anchors
+// whose value of `field` the merge adds or replaces against the target. For each field
+// with an index in m->indexes, those records' vectors (read at their locations in
+// `merged`, the merged anchor index) are assigned to cells as an append's are, and
+// m->indexes points at the new index object; the fields so updated are added to
+// *updated. A chunk of 65,536 anchors at a time bounds the vectors held in memory.
+Status IndexMerged(DatasetImpl& impl, const btree::IndexRef& merged,
+                   const std::map<std::string, std::vector<uint64_t>>& changed,
+                   dataset::Manifest* m, uint64_t* objects_written,
+                   std::vector<std::string>* updated);
 
 // What verify remembers about the spatial objects it has checked, so that it fetches each
 // object once per run yet still checks every index object against every manifest that

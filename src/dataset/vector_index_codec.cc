@@ -1,6 +1,7 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 // Spatial-index objects: buckets, directory pages, index objects (spec/21-spatial-index.md
 // §3-§5), and the per-handle object cache.
+#include <algorithm>
 #include <cstring>
 
 #include "src/base/encoding.h"
@@ -271,8 +272,71 @@ Result<Bytes> EncodeIndex(const IndexObject& ix) {
     g.Set("pages", Ids(ix.graph->pages));
     m.Set("graph", cbor::Value::FromMap(std::move(g)));
   }
+  if (ix.calibration) {
+    const Calibration& c = *ix.calibration;
+    cbor::Map cm;
+    cm.Set("k", cbor::Value::UInt(c.k));
+    cm.Set("queries", cbor::Value::UInt(c.queries));
+    cm.Set("target", cbor::Value::UInt(c.target));
+    cm.Set("setting", cbor::Value::UInt(c.setting));
+    cbor::Array curve;
+    for (const auto& [setting, recall] : c.curve) {
+      cbor::Array point;
+      point.push_back(cbor::Value::UInt(setting));
+      point.push_back(cbor::Value::UInt(recall));
+      curve.push_back(cbor::Value::FromArray(std::move(point)));
+    }
+    cm.Set("curve", cbor::Value::FromArray(std::move(curve)));
+    m.Set("calibration", cbor::Value::FromMap(std::move(cm)));
+  }
   return cbor::Encode(cbor::Value::FromMap(std::move(m)));
 }
+
+namespace {
+
+// The `calibration` map of an index object (spec/21 §4.6).
+Result<Calibration> DecodeCalibration(const cbor::Value& v) {
+  const std::string_view w = "spatial_index.calibration";
+  ASSIGN_OR_RETURN(const cbor::Map* m, v.AsMap(w));
+  for (const auto& [key, value] : m->entries()) {
+    (void)value;
+    if (key != "k" && key != "queries" && key != "target" && key != "setting" && key != "curve") {
+      return Corrupt("spatial_index.calibration has an unknown key " + Quote(key));
+    }
+  }
+  Calibration c;
+  ASSIGN_OR_RETURN(c.k, U32Key(*m, "k", w));
+  ASSIGN_OR_RETURN(c.queries, U32Key(*m, "queries", w));
+  ASSIGN_OR_RETURN(c.target, U32Key(*m, "target", w));
+  ASSIGN_OR_RETURN(c.setting, U32Key(*m, "setting", w));
+  ASSIGN_OR_RETURN(const cbor::Value* cv, cbor::Require(*m, "curve"));
+  ASSIGN_OR_RETURN(const cbor::Array* curve, cv->AsArray("spatial_index.calibration.curve"));
+  for (const auto& pv : *curve) {
+    ASSIGN_OR_RETURN(const cbor::Array* point, pv.AsArray("spatial_index.calibration.curve[]"));
+    if (point->size() != 2) {
+      return Corrupt("spatial_index.calibration.curve: a point must be [setting, recall]");
+    }
+    ASSIGN_OR_RETURN(uint64_t setting, (*point)[0].AsUInt("spatial_index.calibration.curve[0]"));
+    ASSIGN_OR_RETURN(uint64_t recall, (*point)[1].AsUInt("spatial_index.calibration.curve[1]"));
+    if (setting == 0 || setting > UINT32_MAX || recall > 10000 ||
+        (!c.curve.empty() && setting <= c.curve.back().first)) {
+      return Corrupt(
+          "spatial_index.calibration.curve: settings must ascend from 1 and recalls be at most "
+          "10000");
+    }
+    c.curve.emplace_back(static_cast<uint32_t>(setting), static_cast<uint32_t>(recall));
+  }
+  if (c.k == 0 || c.queries == 0 || c.target > 10000 || c.curve.empty() ||
+      std::none_of(c.curve.begin(), c.curve.end(),
+                   [&](const auto& p) { return p.first == c.setting; })) {
+    return Corrupt(
+        "spatial_index.calibration: k and queries must be at least 1, target at most 10000, and "
+        "the setting a point of a non-empty curve");
+  }
+  return c;
+}
+
+}  // namespace
 
 Result<IndexObject> DecodeIndex(ByteView bytes) {
   ASSIGN_OR_RETURN(cbor::Value v, cbor::Decode(bytes));
@@ -360,7 +424,20 @@ Result<IndexObject> DecodeIndex(ByteView bytes) {
     }
     ix.graph = std::move(g);
   }
+  if (const cbor::Value* cv = m->Find("calibration")) {
+    ASSIGN_OR_RETURN(Calibration c, DecodeCalibration(*cv));
+    ix.calibration = std::move(c);
+  }
   return ix;
+}
+
+uint32_t PickSetting(const Calibration& c, double target) {
+  const double margin = std::min(0.01, (1.0 - target) / 2);
+  const double need = std::min(1.0, target + margin) * 10000.0;
+  for (const auto& [setting, recall] : c.curve) {
+    if (recall >= need - 1e-9) return setting;
+  }
+  return c.curve.empty() ? 0 : c.curve.back().first;
 }
 
 std::shared_ptr<ObjectCache> NewObjectCache() {

@@ -208,7 +208,8 @@ class IndexedSearch : public ::testing::Test {
       if (phases.empty() || phases.back() != phase) phases.emplace_back(phase);
     });
     ASSERT_TRUE(c.ok()) << c.status().ToString();
-    EXPECT_EQ(phases, (std::vector<std::string>{"sample", "train", "assign", "commit"}));
+    EXPECT_EQ(phases,
+              (std::vector<std::string>{"sample", "train", "assign", "calibrate", "commit"}));
   }
   std::unique_ptr<Dataset> ds_;
 };
@@ -696,7 +697,11 @@ TEST_P(PartitionSearch, BuildSearchAppendOpenAtAndTombstones) {
   EXPECT_EQ(st->algorithm, alg);
   EXPECT_EQ(st->entries, 3000u);
   EXPECT_GT(st->cells, 1u);
-  EXPECT_EQ(st->nprobe, vindex::DefaultIndexNprobe(*vector::ParseAlgorithm(alg), st->cells));
+  // A default search probes the calibrated setting (spec/21 §7.9), one of the curve's.
+  ASSERT_TRUE(st->calibration_queries > 0);
+  EXPECT_TRUE(std::any_of(st->calibration_curve.begin(), st->calibration_curve.end(),
+                          [&](const auto& p) { return p.first == st->nprobe; }));
+  EXPECT_GE(st->calibration_recall, 0.96);
   const size_t nq = 30;
   std::vector<float> qs;
   for (size_t i = 0; i < nq; ++i) {
@@ -836,7 +841,7 @@ TEST(GraphSearch, BuildSearchAppendOpenAtDeleteReplace) {
     if (phases.empty() || phases.back() != phase) phases.emplace_back(phase);
   });
   ASSERT_TRUE(c.ok()) << c.status().ToString();
-  EXPECT_EQ(phases, (std::vector<std::string>{"read", "build", "assign", "commit"}));
+  EXPECT_EQ(phases, (std::vector<std::string>{"read", "build", "assign", "calibrate", "commit"}));
   auto st = ds->IndexStatus("emb");
   ASSERT_TRUE(st.ok()) << st.status().ToString();
   EXPECT_TRUE(st->built);

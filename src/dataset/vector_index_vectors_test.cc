@@ -96,6 +96,16 @@ IndexObject IndexFromCase(const Json& c) {
   ix.entries = c["entries"];
   ix.buckets = c["buckets"];
   if (c.contains("quantizer")) ix.quantizer = c["quantizer"];
+  if (c.contains("calibration")) {
+    const Json& j = c["calibration"];
+    Calibration cal;
+    cal.k = j["k"];
+    cal.queries = j["queries"];
+    cal.target = j["target"];
+    cal.setting = j["setting"];
+    for (const auto& point : j["curve"]) cal.curve.emplace_back(point[0], point[1]);
+    ix.calibration = cal;
+  }
   if (c.contains("graph")) {
     GraphInfo g;
     g.entry = c["graph"]["entry"];
@@ -181,6 +191,51 @@ TEST(SpatialVectors, OptionalIndexKeys) {
   cbor::Value v = *cbor::Decode(*EncodeIndex(pq));
   cbor::Map m = *v.AsMap("x").value();
   m.Set("quantizer", cbor::Value::Text("rabitq"));
+  EXPECT_EQ(DecodeIndex(*cbor::Encode(cbor::Value::FromMap(std::move(m)))).status().code(),
+            StatusCode::kCorrupt);
+}
+
+// The calibration map (spec/21 §4.6): golden bytes, the setting a recall target picks,
+// each constraint, and an index object without it still read (today's defaults).
+TEST(SpatialVectors, CalibrationMap) {
+  Json all = Load();
+  IndexObject ix = IndexFromCase(Case(all, "spatial index, calibrated"));
+  ASSERT_TRUE(ix.calibration.has_value());
+  EXPECT_EQ(ix.calibration->setting, PickSetting(*ix.calibration, 0.95));
+  EXPECT_EQ(PickSetting(*ix.calibration, 0.9), 3u);   // needs 0.91: 9611
+  EXPECT_EQ(PickSetting(*ix.calibration, 0.85), 2u);  // needs 0.86: 9033
+  EXPECT_EQ(PickSetting(*ix.calibration, 0.99), 5u);  // needs 0.995: none; the largest
+  IndexObject g = IndexFromCase(Case(all, "spatial index, graph, calibrated"));
+  ASSERT_TRUE(g.calibration.has_value());
+  EXPECT_EQ(g.calibration->setting, PickSetting(*g.calibration, 0.95));
+  // The uncalibrated case is the same object without the key: the key is optional.
+  IndexObject plain = IndexFromCase(Case(all, "spatial index"));
+  EXPECT_FALSE(plain.calibration.has_value());
+  IndexObject stripped = ix;
+  stripped.calibration.reset();
+  EXPECT_EQ(stripped, plain);
+  auto code = [](const IndexObject& x) { return DecodeIndex(*EncodeIndex(x)).status().code(); };
+  IndexObject bad = ix;
+  bad.calibration->setting = 4000;  // not a point of the curve
+  EXPECT_EQ(code(bad), StatusCode::kCorrupt);
+  bad = ix;
+  bad.calibration->curve[2].first = 1;  // not ascending
+  bad.calibration->setting = 1;
+  EXPECT_EQ(code(bad), StatusCode::kCorrupt);
+  bad = ix;
+  bad.calibration->curve[0].second = 10001;
+  EXPECT_EQ(code(bad), StatusCode::kCorrupt);
+  bad = ix;
+  bad.calibration->curve.clear();
+  EXPECT_EQ(code(bad), StatusCode::kCorrupt);
+  bad = ix;
+  bad.calibration->queries = 0;
+  EXPECT_EQ(code(bad), StatusCode::kCorrupt);
+  cbor::Value v = *cbor::Decode(*EncodeIndex(ix));
+  cbor::Map m = *v.AsMap("x").value();
+  cbor::Map cm = *m.Find("calibration")->AsMap("c").value();
+  cm.Set("extra", cbor::Value::UInt(1));
+  m.Set("calibration", cbor::Value::FromMap(std::move(cm)));
   EXPECT_EQ(DecodeIndex(*cbor::Encode(cbor::Value::FromMap(std::move(m)))).status().code(),
             StatusCode::kCorrupt);
 }

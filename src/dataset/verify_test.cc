@@ -158,9 +158,11 @@ Status ReadEverything(const std::shared_ptr<Store>& store, const std::set<Object
     if (query.empty()) query.assign(kDim, 1.0f);
     for (const auto& f : schema.fields()) {
       if (f.type != FieldType::kEmbedding || f.dim != query.size()) continue;
-      // Through the index with a filter and every field projected; then brute force.
+      // Through the index (every cell probed) with a filter and every field projected;
+      // then brute force.
       SearchOptions o;
       o.k = 20;
+      o.nprobe = UINT32_MAX;
       o.fields = fields;
       o.threads = 1;
       const FieldSpec* label = schema.Find("label");

@@ -883,6 +883,10 @@ Result<std::vector<Neighbor>> GraphSearch(
 
   std::vector<Neighbor> out;
   const Metric metric = mp.metric;
+  if (params.bound_ids != nullptr) {
+    params.bound_ids->clear();
+    for (const auto& e : s.heap) params.bound_ids->push_back(e.second);
+  }
   if (!rerank) {
     std::sort_heap(s.heap.begin(), s.heap.end());
     out.reserve(s.heap.size());

@@ -74,6 +74,11 @@ struct GraphSearchParams {
   bool rerank = false;  // exact re-rank through the `exact` callback
   // Optional: receives the counters of the search (borrowed; written before returning).
   GraphSearchStats* stats = nullptr;
+  // Optional: receives the nodes of the running top-k after the walk (with rerank, the k
+  // best upper bounds, which set the re-rank bound), in no order. A caller that finds some
+  // are not results (deleted records) excludes them with `keep` and searches again: they
+  // tightened the bound, so a node they pruned may belong in the answer.
+  std::vector<uint32_t>* bound_ids = nullptr;
 };
 
 // ef used when GraphSearchParams::ef == 0: max(64, 2 k).

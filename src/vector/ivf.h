@@ -282,6 +282,16 @@ class IvfModel::Query {
   Result<std::vector<Neighbor>> Finish(
       const std::function<Status(const uint64_t*, size_t, float*)>* exact = nullptr);
 
+  // The ids of the running top-k after scanning (with rerank, the k best upper bounds,
+  // which set the pruning bound; pq4 with rerank, the re-rank pool), in no order. A caller
+  // that finds some of them are not results (deleted or superseded records) must exclude
+  // them with ScanCell's `keep` and scan again after Reset: they tightened the bound, so
+  // candidates they pruned may belong in the answer.
+  void ScanHeapIds(std::vector<uint64_t>* out) const {
+    out->clear();
+    for (const auto& e : heap_) out->push_back(e.second);
+  }
+
   // Counters for tuning: vectors scanned, extended estimates computed.
   uint64_t scanned() const { return scanned_; }
   uint64_t refined() const { return refined_; }

@@ -146,8 +146,11 @@ def test_build_with_each_algorithm(cli: Cli, tmp_path: pathlib.Path) -> None:
         st = cli.ok("--json", "index", "status", "vecs", "emb").json()
         assert st["built"] is True and st["algorithm"] == alg and st["index"] == b["index"]
         assert st["nprobe"] == b["nprobe"]
-        if alg != "ivf":
-            assert st["nprobe"] == min(st["cells"], max(16, round(1.25 * math.sqrt(st["cells"]))))
+        # The calibrated setting a default search uses (spec/21 §7.9): a point of the curve.
+        assert st["nprobe"] in [s for s, _ in st["calibration"]["curve"]]
+        assert st["calibration"]["recall"] >= 0.96
+        text = cli.ok("index", "status", "vecs", "emb").out
+        assert f"default search: nprobe={st['nprobe']}, recall@10" in text
         assert cli.ok("index", "status", "vecs", "emb").out.startswith(f"field emb: {alg} ")
         hits = total = 0
         for a in queries:

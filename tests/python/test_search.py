@@ -176,8 +176,7 @@ def test_each_algorithm_via_the_schema_option(algorithm: str) -> None:
 def test_each_algorithm_via_build_index(ds, algorithm: str) -> None:
     st = ds.build_index("emb", algorithm=algorithm, bits=4, seed=1)
     assert st["algorithm"] == algorithm and st["entries"] == 600
-    if algorithm != "ivf":
-        assert st["nprobe"] == min(st["cells"], max(16, round(1.25 * np.sqrt(st["cells"]))))
+    assert st["nprobe"] in [s for s, _ in st["calibration"]["curve"]]
     assert recall(ds, ds.vecs, [3, 77, 150, 300, 451, 599]) >= 0.9
 
 

@@ -160,6 +160,26 @@ def main():
                   "graph": {"entry": 17, "nodes": 300, "degree": 32, "block": 256,
                             "pages": [id_text(x) for x in gpages]},
                   "hex": gb.hex(), "id": id_text(object_id(gb))})
+    # The optional `calibration` map (spec/21 §4.6): an ivf index and a graph index.
+    calib = {"k": 10, "queries": 200, "target": 9500, "setting": 3,
+             "curve": [[1, 7012], [2, 9033], [3, 9611], [4, 9874], [5, 9961]]}
+    icb = enc(dict(index, calibration=calib))
+    cases.append({"name": "spatial index, calibrated", "field": "emb", "algorithm": "ivf",
+                  "metric": "cosine", "bits": 4, "dim": 768, "cells": 3, "nprobe": 0,
+                  "model": id_text(named("model")), "parents": [id_text(named("older index"))],
+                  "pages": [id_text(object_id(pb))], "entries": 6, "buckets": 3,
+                  "calibration": calib, "hex": icb.hex(), "id": id_text(object_id(icb))})
+    gcalib = {"k": 10, "queries": 111, "target": 9500, "setting": 24,
+              "curve": [[10, 8800], [12, 9210], [15, 9430], [18, 9520], [22, 9590],
+                        [24, 9650], [27, 9960]]}
+    gcb = enc(dict(gindex, calibration=gcalib))
+    cases.append({"name": "spatial index, graph, calibrated", "field": "emb",
+                  "algorithm": "graph", "metric": "l2", "bits": 4, "dim": 768, "cells": 1,
+                  "nprobe": 0, "model": id_text(named("graph model")), "parents": [],
+                  "pages": [id_text(object_id(gdir))], "entries": 0, "buckets": 0,
+                  "graph": {"entry": 17, "nodes": 300, "degree": 32, "block": 256,
+                            "pages": [id_text(x) for x in gpages]},
+                  "calibration": gcalib, "hex": gcb.hex(), "id": id_text(object_id(gcb))})
     field = {"name": "emb", "type": "embedding", "optional": False, "dim": 768,
              "index": {"algorithm": "ivf", "metric": "l2", "bits": 5, "cells": 1000}}
     cases.append({"name": "schema field with index", "json": field, "hex": enc(field).hex()})
