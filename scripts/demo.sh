@@ -3,8 +3,9 @@
 #   DEMO_SKIP_BUILD=1 DREAMDB_BIN=path/to/dreamdb scripts/demo.sh   # demo an existing build
 #
 # The end-to-end demo, from nothing: installs dependencies (Debian 12), builds the release
-# preset, installs .venv/bin/dreamdb, then walks through DreamDB on a fresh file:// store
-# in a temporary directory, checking every result. Exits non-zero on any failure.
+# preset and the web dashboard, installs .venv/bin/dreamdb, then walks through DreamDB on a
+# fresh file:// store (build/demo-store, kept for the dashboard), checking every result.
+# Exits non-zero on any failure.
 #
 # Each part of the demo is one function `demo_<name>` listed in DEMO_SECTIONS; a new
 # workflow (create, ingest, snapshot, branch, query, PyTorch) is one more function.
@@ -17,6 +18,7 @@ DEMO_SECTIONS=(objects refs compare_and_swap snapshots listing dataset_ingest da
 
 if [[ "${DEMO_SKIP_BUILD:-0}" != 1 ]]; then
   bash scripts/build.sh release
+  bash scripts/build_web.sh  # the dashboard that the last line's `dreamdb serve` opens
 fi
 DREAMDB_BIN="${DREAMDB_BIN:-$root/.venv/bin/dreamdb}"
 # One ordered stream: commands are echoed on stderr while results are captured from stdout.
@@ -262,5 +264,5 @@ for s in "${DEMO_SECTIONS[@]}"; do
 done
 
 section "Demo finished: every step checked (store was $STORE)"
-echo "Open the dashboard on this store (then browse http://127.0.0.1:8470/; web/dist from scripts/build_web.sh):"
+echo "Open the dashboard on this store (then browse http://127.0.0.1:8470/):"
 echo "  $DREAMDB_BIN serve --store '$STORE'"
