@@ -70,7 +70,7 @@ Status Run(Invocation& inv) {
   o.version = std::string(Version());
   if (auto b = inv.FlagValue("--bind")) o.bind = std::string(*b);
   ASSIGN_OR_RETURN(o.port, IntFlag(inv, "--port", 8470, 0, 65535));
-  ASSIGN_OR_RETURN(o.threads, IntFlag(inv, "--threads", 4, 1, 64));
+  ASSIGN_OR_RETURN(o.threads, IntFlag(inv, "--threads", 16, 1, 64));
   ASSIGN_OR_RETURN(int max_page, IntFlag(inv, "--max-page", 1000, 1, 100000));
   o.max_page = static_cast<uint64_t>(max_page);
   if (auto c = inv.FlagValue("--cost-max-objects")) {
@@ -151,7 +151,9 @@ const Registrar kRegistrar({
             {.name = "--web-root",
              .value_name = "DIR",
              .help = "the built dashboard (default: the installed one, else web/dist)"},
-            {.name = "--threads", .value_name = "N", .help = "request threads (default 4)"},
+            {.name = "--threads",
+             .value_name = "N",
+             .help = "request threads (default 16; a browser keeps up to 6 connections open)"},
             {.name = "--max-page",
              .value_name = "N",
              .help = "largest page size a request may ask for (default 1000)"},
