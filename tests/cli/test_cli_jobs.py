@@ -30,8 +30,12 @@ def s3_settings() -> dict[str, str] | None:
     if not endpoint:
         return None
     return {"endpoint": endpoint, "bucket": os.environ["DREAMDB_S3_BUCKET"],
-            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", ""),
-            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "")}
+            # tests/python/conftest.py clears AWS_* for the whole pytest session and keeps
+            # the local server's test credentials as DREAMDB_TEST_AWS_*.
+            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID")
+            or os.environ.get("DREAMDB_TEST_AWS_ACCESS_KEY_ID", ""),
+            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY")
+            or os.environ.get("DREAMDB_TEST_AWS_SECRET_ACCESS_KEY", "")}
 
 
 @pytest.fixture(params=["file", "s3"])

@@ -18,6 +18,10 @@ import pytest
 # `s3_store` and `s3_test_credentials` fixtures before the AWS settings are cleared below.
 S3_CREDENTIALS = {k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
                   if k in os.environ and os.environ.get("DREAMDB_S3_ENDPOINT")}
+# Kept under other names too, for tests outside this directory that run in the same
+# pytest session (tests/cli/test_cli_jobs.py) after the clearing below.
+for _k, _v in S3_CREDENTIALS.items():
+    os.environ["DREAMDB_TEST_" + _k] = _v
 
 # An s3:// URI in a test that names no endpoint goes to a closed loopback port, never to a
 # public endpoint; inherited AWS settings do not leak into the tests.
