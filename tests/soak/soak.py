@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -577,7 +578,9 @@ class S3Side:
                                       seed=seed).start()
         self.env = clean_env(**{k: os.environ[k] for k in
                                 ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if k in os.environ})
-        prefix = f"soak-{os.getpid()}-{seed}-{workdir.name}"
+        # Unique per store: two soak runs in one process (pytest) may share pid, seed
+        # and work directory name.
+        prefix = f"soak-{os.getpid()}-{seed}-{workdir.name}-{uuid.uuid4().hex[:12]}"
         self.clean = SoakStore(binary, workdir, workdir,
                                uri=f"s3://{bucket}/{prefix}?endpoint={endpoint}", env=self.env)
         self.proxied_uri = f"s3://{bucket}/{prefix}?endpoint={S3Side.proxy.endpoint}"
