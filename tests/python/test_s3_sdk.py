@@ -92,7 +92,7 @@ def test_s3_search_and_index_build(s3_store: str):
 
 
 def test_s3_torch_loader_with_workers(s3_store: str):
-    torch = pytest.importorskip("torch")
+    import torch  # Debian python3-torch, installed by scripts/bootstrap.sh
     from dreamdb.torch import DreamDBDataset
 
     ds = dreamdb.Dataset.create("d", schema(), store=s3_store)
