@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "cli/serve/internal.h"
+#include "src/store/stats.h"
 
 namespace dreamdb::serve {
 
@@ -332,6 +333,7 @@ Status ValidateToken(const std::string& token) {
 
 struct Server::Impl {
   StoreCounters counters;
+  std::shared_ptr<Store> store;  // the store served, for its storage requests on /metrics
   std::unique_ptr<Context> ctx;
   HttpMetrics metrics;
   httplib::Server http;
@@ -415,7 +417,8 @@ struct Server::Impl {
         return ApiError{405, "method_not_allowed", "POST is only accepted by search", ""};
       }
       res.status = 200;
-      res.set_content(metrics.Render(counters), "text/plain; version=0.0.4; charset=utf-8");
+      res.set_content(metrics.Render(counters) + StoreStatsPrometheus(store->stats()),
+                      "text/plain; version=0.0.4; charset=utf-8");
       return std::nullopt;
     }
     std::vector<std::string> segs = Segments(req.path);
@@ -505,6 +508,7 @@ Result<std::unique_ptr<Server>> Server::Create(std::shared_ptr<Store> store,
     }
   }
   const std::string uri = store->uri();
+  impl->store = store;
   std::shared_ptr<Store> counted =
       Store::FromBackends(uri, std::make_shared<CountingObjects>(store, &impl->counters),
                           std::make_shared<CountingRefs>(store, &impl->counters));

@@ -48,6 +48,7 @@ __all__ = [
     "list_datasets",
     "verify",
     "gc",
+    "clone",
     "Error",
     "InvalidArgumentError",
     "NotFoundError",
@@ -81,3 +82,19 @@ def gc(store: StoreLike, grace: str = "24h", dry_run: bool = False,
     is pruned (for `datasets`, default all): see Store.gc."""
     return open_store(store).gc(grace, dry_run, no_writers_running, keep_since, keep_last,
                                 list(datasets))
+
+
+def clone(src: StoreLike, dst: StoreLike, refs: Optional[Sequence[str]] = None, *,
+          parallelism: int = 8, progress: Optional[Any] = None) -> Dict[str, Any]:
+    """Copies the closure of `src`'s refs (or of `refs`: ref or dataset names) to `dst`
+    (created if missing), as ``dreamdb clone``: objects `dst` has are skipped, objects go
+    first and refs last, so an interrupted clone resumes when run again. `progress`, if
+    given, is called as progress(phase, done, total, bytes_copied). Returns {"refs",
+    "refs_created", "refs_updated", "refs_unchanged", "objects", "objects_copied",
+    "objects_present", "bytes_copied", "conflicts"}. ConflictError when a ref diverged in
+    `dst` (everything else is copied); CorruptError, moving no ref, when `src`'s refs reach
+    a missing or damaged object."""
+    source = open_store(src)
+    target = open_store(dst, create=True)
+    return source.clone_to(target, refs=list(refs or []), parallelism=parallelism,
+                           progress=progress)

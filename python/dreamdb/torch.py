@@ -229,6 +229,9 @@ class DreamDBMapDataset(torch.utils.data.Dataset):
                 f"{type(source).__name__}")
         self.name = ds.name
         self.store = ds.store.uri
+        # Workers reopen the store by URI with the same object cache (a remote store's
+        # cache is shared by every worker process).
+        self._cache = (ds.store.cache, ds.store.cache_size)
         self._manifest = ds.head
         self.fields = list(fields) if fields is not None else None
         self.transform = transform
@@ -265,7 +268,8 @@ class DreamDBMapDataset(torch.utils.data.Dataset):
 
     def _dataset(self) -> Dataset:
         if self._ds is None or self._pid != os.getpid():
-            self._ds = Dataset.open_at(self.name, self._manifest, store=self.store)
+            self._ds = Dataset.open_at(self.name, self._manifest, store=self.store,
+                                       cache=self._cache[0], cache_size=self._cache[1])
             self._pid = os.getpid()
         return self._ds
 

@@ -244,6 +244,57 @@ TEST(S3FaultTest, ServerErrorsAreRetriedThenUnavailable) {
   EXPECT_NE(got.status().message().find("SlowDown"), std::string::npos) << got.status().message();
 }
 
+TEST(S3StatsTest, RetriesAndStatusClassesAreCounted) {
+  REQUIRE_S3_SERVER();
+  std::atomic<int> errors{2};
+  auto backend = FaultyBackend([&](const std::string&, const std::string& key, bool) {
+    if (key.find("/objects/") != std::string::npos && errors.fetch_sub(1) > 0) {
+      return s3::S3Options::Fault::kServerError;
+    }
+    return s3::S3Options::Fault::kNone;
+  });
+  ASSERT_NE(backend, nullptr);
+  const StoreStats opened = *backend->Stats();
+  const ObjectId id = ObjectId::Of("counted");
+  ASSERT_TRUE(backend->Put(id, "counted").ok());  // two 503s, then success
+  ASSERT_EQ(*backend->Get(id), "counted");
+  EXPECT_EQ(backend->Head(ObjectId::Of("absent")).status().code(), StatusCode::kNotFound);
+  const StoreStats s = *backend->Stats();
+  EXPECT_EQ(s.requests[StoreStats::kPut][StoreStats::k5xx] -
+                opened.requests[StoreStats::kPut][StoreStats::k5xx],
+            2u);
+  EXPECT_EQ(s.requests[StoreStats::kPut][StoreStats::k2xx] -
+                opened.requests[StoreStats::kPut][StoreStats::k2xx],
+            1u);
+  EXPECT_EQ(s.requests[StoreStats::kGet][StoreStats::k2xx] -
+                opened.requests[StoreStats::kGet][StoreStats::k2xx],
+            1u);
+  EXPECT_EQ(s.requests[StoreStats::kHead][StoreStats::k4xx] -
+                opened.requests[StoreStats::kHead][StoreStats::k4xx],
+            1u);
+  EXPECT_EQ(s.retries - opened.retries, 2u);
+  EXPECT_EQ(s.bytes_out - opened.bytes_out, 3 * std::string("counted").size());
+  EXPECT_GE(s.bytes_in - opened.bytes_in, std::string("counted").size());
+  EXPECT_GT(s.in_flight_ns, opened.in_flight_ns);
+}
+
+TEST(S3StatsTest, StoreStatsCountHttpRequestsIncludingListsAndRefs) {
+  auto store = OpenFresh("stats");
+  if (store == nullptr) return;
+  const StoreStats before = store->stats();
+  EXPECT_GE(before.TotalRequests(), 2u);  // opening: the marker's GET, a LIST, a PUT
+  auto id = store->Put("x");
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(store->CreateRef("ds/branches/main", *id).ok());
+  ASSERT_TRUE(store->ListRefs("", [](const RefValue&) { return true; }).ok());
+  const StoreStats after = store->stats();
+  EXPECT_GE(after.requests[StoreStats::kList][StoreStats::k2xx],
+            before.requests[StoreStats::kList][StoreStats::k2xx] + 1);
+  // The ref's create-only PUT, after the probe's PUTs.
+  EXPECT_GE(after.requests[StoreStats::kPut][StoreStats::k2xx],
+            before.requests[StoreStats::kPut][StoreStats::k2xx] + 2);
+}
+
 // ---- No server needed ----
 
 TEST(S3UriTest, ParsesBucketPrefixAndOptions) {
