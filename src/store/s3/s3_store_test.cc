@@ -112,6 +112,78 @@ TEST(S3ServerTest, MultipartUploadRoundTrips) {
   EXPECT_EQ(*range, data.substr((5 << 20) - 3, 6));
 }
 
+TEST(S3FaultTest, FailedMultipartUploadIsAborted) {
+  REQUIRE_S3_SERVER();
+  // Every attempt at the second part fails (503): the upload gives up and must abort.
+  std::atomic<int> puts{0};
+  auto uri = ParseStoreUri(FreshUri("multipart-abort"));
+  ASSERT_TRUE(uri.ok());
+  auto options = s3::OptionsFromUri(*uri);
+  ASSERT_TRUE(options.ok());
+  options->multipart_threshold = 5 << 20;
+  options->part_size = 5 << 20;
+  options->retry.base = std::chrono::milliseconds(1);
+  options->retry.max_attempts = 3;
+  std::string data(11 << 20, 'm');
+  const ObjectId id = ObjectId::Of(data);
+  const std::string object_key_part = "/objects/" + id.ShardPrefix() + "/" + id.ToString();
+  options->fault_hook = [&](const std::string& method, const std::string& key, bool) {
+    if (method == "PUT" && key.find(object_key_part) != std::string::npos && ++puts > 1) {
+      return s3::S3Options::Fault::kServerError;
+    }
+    return s3::S3Options::Fault::kNone;
+  };
+  auto backend = s3::S3Backend::Open(*options);
+  ASSERT_TRUE(backend.ok()) << backend.status().ToString();
+  const StoreStats before = *(*backend)->Stats();
+  Status st = (*backend)->Put(id, data);
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+  const StoreStats after = *(*backend)->Stats();
+  // CreateMultipartUpload (POST), part 1 (PUT 2xx), part 2 (three 503s), then the abort:
+  // a DELETE with the upload id that the server accepted.
+  EXPECT_EQ(after.requests[StoreStats::kPost][StoreStats::k2xx] -
+                before.requests[StoreStats::kPost][StoreStats::k2xx],
+            1u);
+  EXPECT_EQ(after.requests[StoreStats::kPut][StoreStats::k5xx] -
+                before.requests[StoreStats::kPut][StoreStats::k5xx],
+            3u);
+  EXPECT_EQ(after.requests[StoreStats::kDelete][StoreStats::k2xx] -
+                before.requests[StoreStats::kDelete][StoreStats::k2xx],
+            1u);
+  EXPECT_EQ((*backend)->Head(id).status().code(), StatusCode::kNotFound);
+}
+
+TEST(S3ServerTest, VirtualHostAddressingReachesTheSameKeys) {
+  REQUIRE_S3_SERVER();
+  // bucket.localhost resolves to the loopback address inside libcurl (no DNS, no hosts
+  // file), and both test servers serve buckets by Host (scripts/s3_server.sh gives
+  // SeaweedFS -s3.domainName=localhost): the request carries "Host: bucket.localhost:PORT"
+  // and a path without the bucket, signed as such.
+  const std::string path_uri = FreshUri("virtual");
+  std::string virtual_uri = path_uri;
+  const size_t host = virtual_uri.find("127.0.0.1");
+  ASSERT_NE(host, std::string::npos) << "the test server's endpoint is not on 127.0.0.1";
+  virtual_uri.replace(host, 9, "localhost");
+  virtual_uri += "&addressing=virtual";
+  auto parsed = ParseStoreUri(virtual_uri);
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_FALSE(parsed->path_style);
+  auto virt = Store::Open(virtual_uri);
+  ASSERT_TRUE(virt.ok()) << virt.status().ToString();
+  auto id = (*virt)->Put("virtually hosted");
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  ASSERT_TRUE((*virt)->CreateRef("ds/branches/main", *id).ok());
+  EXPECT_EQ(*(*virt)->GetRange(*id, 10, 6), "hosted");
+  // The same prefix through path-style requests sees the same objects and refs.
+  auto path = Store::Open(path_uri, {.open_mode = StoreOpenMode::kMustExist});
+  ASSERT_TRUE(path.ok()) << path.status().ToString();
+  EXPECT_EQ(*(*path)->Get(*id), "virtually hosted");
+  EXPECT_EQ((*path)->ReadRef("ds/branches/main")->target, *id);
+  int listed = 0;
+  ASSERT_TRUE((*virt)->ListObjects("", [&](const ObjectInfo&) { return ++listed, true; }).ok());
+  EXPECT_EQ(listed, 1);
+}
+
 TEST(S3ServerTest, OpeningANonEmptyPrefixWithoutMarkerIsRefused) {
   REQUIRE_S3_SERVER();
   const std::string uri = FreshUri("foreign");
