@@ -64,11 +64,17 @@ class Counter:
 
     def __init__(self, proxy: FaultProxy):
         self.proxy = proxy
-        self.mark = proxy.stats.requests
+        self.mark = (0, 0, 0)
+        self.take()
+        self.last_bytes = 0
 
     def take(self) -> int:
-        now = self.proxy.stats.requests
-        n = now - self.mark
+        """Requests since the last call; their response bytes are left in last_bytes."""
+        s = self.proxy.stats
+        now = (s.requests, s.bytes_down, s.bytes_up)
+        n = now[0] - self.mark[0]
+        self.last_bytes = now[1] - self.mark[1]
+        self.last_bytes_up = now[2] - self.mark[2]
         self.mark = now
         return n
 
@@ -91,6 +97,7 @@ def bench_dreamdb(uri: str, t: pa.Table, queries: np.ndarray, picks: np.ndarray,
                     "emb": np.stack(t.column("emb").to_numpy(zero_copy_only=False))})
     out["ingest_rows_per_s"] = t.num_rows / (time.perf_counter() - t0)
     out["ingest_requests"] = c.take()
+    out["ingest_bytes_up"] = c.last_bytes_up
     ds.build_index("emb", algorithm="ivf", metric="l2")
     c.take()
 
@@ -104,6 +111,7 @@ def bench_dreamdb(uri: str, t: pa.Table, queries: np.ndarray, picks: np.ndarray,
     dt = time.perf_counter() - t0
     out["scan_gb_per_s"] = scanned.nbytes / dt / 1e9
     out["scan_requests"] = c.take()
+    out["scan_bytes"] = c.last_bytes
     out["scan_bytes_in"] = d.store.stats()["bytes_in"] - s0["bytes_in"]
 
     for name, fields in (("take_small", ["label", "tag"]), ("take_emb", ["label", "tag", "emb"])):
@@ -115,9 +123,10 @@ def bench_dreamdb(uri: str, t: pa.Table, queries: np.ndarray, picks: np.ndarray,
         out[f"{name}_ms"] = (time.perf_counter() - t0) * 1000
         assert got.num_rows == len(picks)
         out[f"{name}_requests"] = c.take()
+        out[f"{name}_bytes"] = c.last_bytes
         out[f"{name}_bytes_in"] = d.store.stats()["bytes_in"] - s0["bytes_in"]
 
-    cold, cold_req = [], []
+    cold, cold_req, cold_bytes = [], [], []
     for q in queries:
         d = fresh()
         c.take()
@@ -125,8 +134,10 @@ def bench_dreamdb(uri: str, t: pa.Table, queries: np.ndarray, picks: np.ndarray,
         d.search("emb", q, k=10)
         cold.append((time.perf_counter() - t0) * 1000)
         cold_req.append(c.take())
+        cold_bytes.append(c.last_bytes)
     out["query_cold_p50_ms"], out["query_cold_p95_ms"] = pct(cold, 50), pct(cold, 95)
     out["query_cold_requests_p50"] = pct(cold_req, 50)
+    out["query_cold_bytes_p50"] = pct(cold_bytes, 50)
 
     d = fresh(cache_dir)
     for q in queries:  # fill the cache and the handle
@@ -170,6 +181,7 @@ def bench_lance(url: str, endpoint: str, t: pa.Table, queries: np.ndarray, picks
     lance.write_dataset(t, url, storage_options=opts)
     out["ingest_rows_per_s"] = t.num_rows / (time.perf_counter() - t0)
     out["ingest_requests"] = c.take()
+    out["ingest_bytes_up"] = c.last_bytes_up
     ds = lance.dataset(url, storage_options=opts)
     ds.create_index("emb", index_type="IVF_PQ", num_partitions=int(np.sqrt(t.num_rows)),
                     num_sub_vectors=DIM // 8, metric="l2")
@@ -184,6 +196,7 @@ def bench_lance(url: str, endpoint: str, t: pa.Table, queries: np.ndarray, picks
     dt = time.perf_counter() - t0
     out["scan_gb_per_s"] = scanned.nbytes / dt / 1e9
     out["scan_requests"] = c.take()
+    out["scan_bytes"] = c.last_bytes
     for name, cols in (("take_small", ["label", "tag"]), ("take_emb", ["label", "tag", "emb"])):
         d = fresh()
         c.take()
@@ -192,7 +205,8 @@ def bench_lance(url: str, endpoint: str, t: pa.Table, queries: np.ndarray, picks
         out[f"{name}_ms"] = (time.perf_counter() - t0) * 1000
         assert got.num_rows == len(picks)
         out[f"{name}_requests"] = c.take()
-    cold, cold_req = [], []
+        out[f"{name}_bytes"] = c.last_bytes
+    cold, cold_req, cold_bytes = [], [], []
     for q in queries:
         d = fresh()
         c.take()
@@ -200,8 +214,10 @@ def bench_lance(url: str, endpoint: str, t: pa.Table, queries: np.ndarray, picks
         d.to_table(nearest={"column": "emb", "q": q, "k": 10})
         cold.append((time.perf_counter() - t0) * 1000)
         cold_req.append(c.take())
+        cold_bytes.append(c.last_bytes)
     out["query_cold_p50_ms"], out["query_cold_p95_ms"] = pct(cold, 50), pct(cold, 95)
     out["query_cold_requests_p50"] = pct(cold_req, 50)
+    out["query_cold_bytes_p50"] = pct(cold_bytes, 50)
     d = fresh()
     for q in queries:
         d.to_table(nearest={"column": "emb", "q": q, "k": 10})
