@@ -318,12 +318,13 @@ class DreamDBMapDataset(torch.utils.data.Dataset):
     def __getstate__(self) -> Dict[str, Any]:
         return {"name": self.name, "store": self.store, "manifest": self._manifest,
                 "fields": self.fields, "transform": self.transform, "specs": self._specs,
-                "count": self._count}
+                "count": self._count, "cache": self._cache}
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         self.name = state["name"]
         self.store = state["store"]
         self._manifest = state["manifest"]
+        self._cache = tuple(state.get("cache", (None, None)))
         self.fields = state["fields"]
         self.transform = state["transform"]
         self._specs = [_Spec(*s) for s in state["specs"]]

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <deque>
+#include <future>
 #include <map>
 #include <span>
 #include <string>
@@ -910,8 +911,11 @@ uint64_t SegmentReader::HeaderBytes(const Header& header) {
 }
 
 Result<Bytes> SegmentReader::Fetch(uint64_t offset, uint64_t length) {
+  return Checked(offset, length, fetch_(offset, length));
+}
+
+Result<Bytes> SegmentReader::Checked(uint64_t offset, uint64_t length, Result<Bytes> r) {
   ++stats_.requests;
-  Result<Bytes> r = fetch_(offset, length);
   // The reader asks only for ranges inside the object its header describes, so a range
   // refused as starting past the stored object's end means the object is shorter than its
   // header says: damage, not a bad request (ObjectBackend::GetRange's invalid_argument).
@@ -1094,8 +1098,24 @@ Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows)
       }
       merged.push_back(r);
     }
-    for (const Run& r : merged) {
-      ASSIGN_OR_RETURN(Bytes bytes, Fetch(r.start, r.end - r.start));
+    // The runs are independent: fetched at once, so a remote store pays one round trip
+    // for all of them (up to kMaxRunsInFlight at a time), then checked in order.
+    std::vector<Result<Bytes>> fetched;
+    fetched.reserve(merged.size());
+    for (size_t first = 0; first < merged.size(); first += kMaxRunsInFlight) {
+      const size_t last = std::min(merged.size(), first + kMaxRunsInFlight);
+      std::vector<std::future<Result<Bytes>>> futs;
+      for (size_t i = first + 1; i < last; ++i) {
+        futs.push_back(std::async(std::launch::async, [this, r = merged[i]] {
+          return fetch_(r.start, r.end - r.start);
+        }));
+      }
+      fetched.push_back(fetch_(merged[first].start, merged[first].end - merged[first].start));
+      for (auto& f : futs) fetched.push_back(f.get());
+    }
+    for (size_t i = 0; i < merged.size(); ++i) {
+      const Run& r = merged[i];
+      ASSIGN_OR_RETURN(Bytes bytes, Checked(r.start, r.end - r.start, std::move(fetched[i])));
       windows.AddOwned(r.start, std::move(bytes));
     }
     for (const Need& n : needs) {

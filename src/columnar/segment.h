@@ -70,6 +70,8 @@ Result<Column> DecodeSegment(ByteView whole_object, const FieldSpec& field);
 
 // Returns bytes [offset, offset+length) of the segment object, clipped to the object's
 // end (like ObjectBackend::GetRange); errors are passed through to the reader's caller.
+// ReadRows may call it from several threads at once (independent ranges are fetched in
+// parallel, one round trip on a remote store): it must be thread-safe.
 using FetchRange = std::function<Result<Bytes>(uint64_t offset, uint64_t length)>;
 
 struct SegmentReadStats {
@@ -124,6 +126,10 @@ class SegmentReader {
  private:
   SegmentReader(FetchRange fetch, FieldSpec field);
   Result<Bytes> Fetch(uint64_t offset, uint64_t length);
+  // Counts a fetch of [offset, offset+length) that returned `r` and checks its length.
+  Result<Bytes> Checked(uint64_t offset, uint64_t length, Result<Bytes> r);
+  // Ranges ReadRows fetches at once.
+  static constexpr size_t kMaxRunsInFlight = 16;
 
   FetchRange fetch_;
   FieldSpec field_;

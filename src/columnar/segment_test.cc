@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -119,8 +120,9 @@ void ExpectSameColumn(const Column& got, const Column& want) {
 // An in-memory object behind a FetchRange that counts what it serves.
 struct MemObject {
   Bytes bytes;
-  uint64_t requests = 0;
-  uint64_t served = 0;
+  // Atomic: ReadRows fetches independent ranges from several threads.
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> served{0};
   FetchRange Fetcher() {
     return [this](uint64_t offset, uint64_t length) -> Result<Bytes> {
       ++requests;

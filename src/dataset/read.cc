@@ -1,6 +1,7 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 // Dataset reads: Scan (streaming, projected) and Take (random access) — spec/14-semantics.md §4.
 #include <algorithm>
+#include <atomic>
 #include <future>
 #include <map>
 #include <numeric>
@@ -77,22 +78,20 @@ class SegmentFetcher {
   Result<std::vector<Got>> FetchAll(const FieldSpec& spec, const std::vector<Need>& needs,
                                     bool prefer_whole) {
     std::vector<Got> out(needs.size());
-    std::vector<std::future<Status>> futures;
-    for (size_t i = 0; i < needs.size(); ++i) {
-      auto work = [this, &spec, &needs, &out, i, prefer_whole]() -> Status {
-        auto r = FetchOne(spec, needs[i], prefer_whole);
-        if (!r.ok()) return r.status();
-        out[i] = std::move(*r);
-        return Status::Ok();
-      };
-      // Up to 8 in flight; the last ones run on this thread.
-      if (needs.size() > 1 && futures.size() < 8) {
-        futures.push_back(std::async(std::launch::async, std::move(work)));
-      } else {
-        RETURN_IF_ERROR(work());
+    // Up to 16 workers (this thread one of them) take the segments in turn, so a remote
+    // store pays about needs/16 round trips, not one per segment past the first few.
+    std::atomic<size_t> next{0};
+    auto worker = [&]() -> Status {
+      for (;;) {
+        const size_t i = next.fetch_add(1);
+        if (i >= needs.size()) return Status::Ok();
+        ASSIGN_OR_RETURN(out[i], FetchOne(spec, needs[i], prefer_whole));
       }
-    }
-    Status first;
+    };
+    std::vector<std::future<Status>> futures;
+    const size_t extra = std::min<size_t>(needs.empty() ? 0 : needs.size() - 1, 15);
+    for (size_t t = 0; t < extra; ++t) futures.push_back(std::async(std::launch::async, worker));
+    Status first = worker();
     for (auto& f : futures) {
       Status s = f.get();
       if (first.ok() && !s.ok()) first = s;

@@ -134,26 +134,31 @@ Result<FieldValues> FetchField(const DatasetImpl& impl,
     if (const btree::FieldLoc* loc = e->Find(spec.name)) need[loc->segment].push_back(loc->row);
   }
   std::vector<ObjectId> ids;
-  std::vector<std::future<Result<std::pair<std::shared_ptr<const Column>, bool>>>> futs;
   for (auto& [id, rows] : need) {
     std::sort(rows.begin(), rows.end());
     rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
     ids.push_back(id);
   }
   std::vector<std::pair<std::shared_ptr<const Column>, bool>> got(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i) {
-    auto work = [&impl, &spec, &ids, &need, i] {
-      return FetchSegmentRows(impl, spec, ids[i], need.at(ids[i]));
-    };
-    if (ids.size() > 1 && futs.size() < 8) {
-      futs.push_back(std::async(std::launch::async, work));
-    } else {
-      ASSIGN_OR_RETURN(got[i], work());
+  // Up to 16 workers (this thread one of them) take the segments in turn: about
+  // segments/16 round trips on a remote store.
+  std::atomic<size_t> next{0};
+  auto worker = [&]() -> Status {
+    for (;;) {
+      const size_t i = next.fetch_add(1);
+      if (i >= ids.size()) return Status::Ok();
+      ASSIGN_OR_RETURN(got[i], FetchSegmentRows(impl, spec, ids[i], need.at(ids[i])));
     }
+  };
+  std::vector<std::future<Status>> workers;
+  const size_t extra = std::min<size_t>(ids.empty() ? 0 : ids.size() - 1, 15);
+  for (size_t t = 0; t < extra; ++t) workers.push_back(std::async(std::launch::async, worker));
+  Status first = worker();
+  for (auto& f : workers) {
+    Status st = f.get();
+    if (first.ok() && !st.ok()) first = st;
   }
-  for (size_t i = 0; i < futs.size(); ++i) {
-    ASSIGN_OR_RETURN(got[i], futs[i].get());
-  }
+  RETURN_IF_ERROR(first);
   std::unordered_map<ObjectId, size_t> slot;
   for (size_t i = 0; i < ids.size(); ++i) {
     slot[ids[i]] = out.columns.size();
@@ -363,7 +368,8 @@ Status CheckBucketCodes(const vector::IvfModel& model, const Bucket& b, const Ob
   return Status::Ok();
 }
 
-// Fetches buckets in parallel (up to 8 in flight), through the cache.
+// Fetches buckets in parallel (up to 32 in flight: a cold search on a remote store pays
+// about buckets/32 round trips), through the cache.
 Result<std::vector<std::shared_ptr<const Bucket>>> FetchBuckets(const DatasetImpl& impl,
                                                                 const std::vector<ObjectId>& ids) {
   std::vector<std::shared_ptr<const Bucket>> out(ids.size());
@@ -376,7 +382,7 @@ Result<std::vector<std::shared_ptr<const Bucket>>> FetchBuckets(const DatasetImp
     }
   };
   std::vector<std::future<Status>> futs;
-  size_t extra = std::min<size_t>(ids.size() > 1 ? ids.size() - 1 : 0, 7);
+  size_t extra = std::min<size_t>(ids.size() > 1 ? ids.size() - 1 : 0, 31);
   for (size_t t = 0; t < extra; ++t) futs.push_back(std::async(std::launch::async, worker));
   Status first = worker();
   for (auto& f : futs) {

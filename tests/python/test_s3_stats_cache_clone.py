@@ -136,7 +136,7 @@ def test_dataloader_workers_share_one_cache(s3_store: str, tmp_path):
         ds.append_many(rows(k * 50, 50))
     opened = dreamdb.Dataset.open("d", store=s3_store, cache=cache, cache_size="8M")
     loader = torch.utils.data.DataLoader(DreamDBMapDataset(opened, fields=["tag"]),
-                                         batch_size=16, num_workers=3)
+                                         batch_size=16, num_workers=2)
     tags = sorted(t for batch in loader for t in batch["tag"])
     assert tags == sorted(f"t{i}" for i in range(200))
     assert cache_files(cache)  # the workers filled the shared cache
