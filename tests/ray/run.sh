@@ -29,4 +29,6 @@ echo "$site" >"$ray_site/dreamdb-checkout.pth"
   exit 1
 }
 cd "$root"
+# Ray's license, read from its metadata (scripts/licenses.py records it for .venv).
+"$root/.venv/bin/python" scripts/licenses.py --python-path "$ray_site" >/dev/null
 exec "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/ray/test_ray.py "$@"
