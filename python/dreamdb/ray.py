@@ -130,6 +130,8 @@ class RayExecutor:
 def _store_uri(store: StoreLike, executor: Any) -> str:
     uri = store if isinstance(store, str) else (
         os.fspath(store) if isinstance(store, os.PathLike) else open_store(store).uri)
+    if "://" not in uri:  # a local path: workers may run in another directory
+        uri = "file://" + os.path.abspath(uri)
     if uri.startswith("memory://") and not isinstance(executor, LocalExecutor):
         raise InvalidArgumentError(
             f"store {uri!r} lives in this process only; Ray tasks run in other processes: "

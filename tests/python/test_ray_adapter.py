@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import multiprocessing
+import os
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
@@ -105,13 +106,17 @@ class ProcessExecutor:
 
     def map(self, fn, items):
         with concurrent.futures.ProcessPoolExecutor(
-                max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
+                max_workers=2, mp_context=multiprocessing.get_context("spawn"),
+                initializer=os.chdir, initargs=("/",)) as pool:  # workers elsewhere, as Ray's
             return list(pool.map(fn, *zip(*items)))
 
 
-def test_ingest_with_shards_in_separate_processes_commits_once_in_the_driver(store, tmp_path):
+def test_ingest_with_shards_in_separate_processes_commits_once_in_the_driver(store, tmp_path,
+                                                                            monkeypatch):
     files = write_files(tmp_path, 4, 40)
-    r = dray.ingest(store, "d", files, num_shards=4, executor=ProcessExecutor())
+    # A relative store path reaches the workers as an absolute file:// URI.
+    monkeypatch.chdir(tmp_path)
+    r = dray.ingest("store", "d", files, num_shards=4, executor=ProcessExecutor())
     assert r["records"] == 160 and r["commit"]["shards"] == 4
     assert values(store) == list(range(160))
 
