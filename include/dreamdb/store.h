@@ -168,7 +168,7 @@ struct StoreOptions {
   // A local cache of immutable objects for a remote store (s3://; ignored for file:// and
   // memory://, which are local already): a directory shared by any number of processes,
   // bounded to cache_size_bytes (spec/05-backend.md §12). Empty: no cache.
-  std::string cache_dir;
+  std::string cache_dir = {};
   uint64_t cache_size_bytes = uint64_t{1} << 30;
 };
 
