@@ -209,8 +209,7 @@ Status Store::CreateRef(std::string_view name, const ObjectId& target) {
   auto info = objects_->Head(target);
   if (info.status().code() == StatusCode::kNotFound) return MissingTarget(target);
   RETURN_IF_ERROR(info.status());
-  RETURN_IF_ERROR(objects_->Sync());
-  return refs_->Create(name, target);
+  return refs_->SyncThenCreate(*objects_, name, target);
 }
 
 Status Store::UpdateRef(std::string_view name, const ObjectId& expected, const ObjectId& desired) {
@@ -221,8 +220,7 @@ Status Store::UpdateRef(std::string_view name, const ObjectId& expected, const O
   auto info = objects_->Head(desired);
   if (info.status().code() == StatusCode::kNotFound) return MissingTarget(desired);
   RETURN_IF_ERROR(info.status());
-  RETURN_IF_ERROR(objects_->Sync());
-  return refs_->CompareAndSwap(name, expected, desired);
+  return refs_->SyncThenCompareAndSwap(*objects_, name, expected, desired);
 }
 
 Status Store::DeleteRef(std::string_view name, const ObjectId& expected, bool allow_snapshot) {
