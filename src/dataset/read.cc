@@ -1,12 +1,12 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 // Dataset reads: Scan (streaming, projected) and Take (random access) — spec/14-semantics.md §4.
 #include <algorithm>
-#include <future>
 #include <map>
 #include <numeric>
 #include <unordered_map>
 
 #include "src/base/encoding.h"
+#include "src/base/io_pool.h"
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
 
@@ -77,27 +77,21 @@ class SegmentFetcher {
   Result<std::vector<Got>> FetchAll(const FieldSpec& spec, const std::vector<Need>& needs,
                                     bool prefer_whole) {
     std::vector<Got> out(needs.size());
-    std::vector<std::future<Status>> futures;
-    for (size_t i = 0; i < needs.size(); ++i) {
-      auto work = [this, &spec, &needs, &out, i, prefer_whole]() -> Status {
-        auto r = FetchOne(spec, needs[i], prefer_whole);
-        if (!r.ok()) return r.status();
-        out[i] = std::move(*r);
-        return Status::Ok();
-      };
-      // Up to 8 in flight; the last ones run on this thread.
-      if (needs.size() > 1 && futures.size() < 8) {
-        futures.push_back(std::async(std::launch::async, std::move(work)));
-      } else {
-        RETURN_IF_ERROR(work());
-      }
-    }
-    Status first;
-    for (auto& f : futures) {
-      Status s = f.get();
-      if (first.ok() && !s.ok()) first = s;
-    }
-    RETURN_IF_ERROR(first);
+    std::vector<Status> status(needs.size());
+    // Up to 8 fetches in flight on the process's I/O pool (the caller runs some too): no
+    // thread is made per fetch.
+    IoPool::ParallelFor(
+        needs.size(),
+        [&](size_t i) {
+          auto r = FetchOne(spec, needs[i], prefer_whole);
+          if (!r.ok()) {
+            status[i] = r.status();
+          } else {
+            out[i] = std::move(*r);
+          }
+        },
+        8);
+    for (const Status& s : status) RETURN_IF_ERROR(s);
     return out;
   }
 
