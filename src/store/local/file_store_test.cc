@@ -938,3 +938,28 @@ TEST(FileStoreSyncTest, LosingOrFailedRefMoveRemovesItsTempFile) {
 
 }  // namespace
 }  // namespace dreamdb
+
+namespace dreamdb {
+namespace {
+
+// Reads keep open descriptors of recent objects. An object another handle (or process,
+// e.g. GC) deleted must read as absent, not from the cached descriptor of the unlinked
+// file; and one put again afterwards reads back.
+TEST(FileStoreFdCacheTest, ObjectDeletedByAnotherHandleReadsAsNotFound) {
+  std::string root = ::testing::TempDir() + "/fdcache_" + std::to_string(getpid());
+  auto reader = FileBackend::Open(root);
+  auto deleter = FileBackend::Open(root);
+  ASSERT_TRUE(reader.ok() && deleter.ok());
+  std::string data = "cached then deleted";
+  ObjectId id = ObjectId::Of(data);
+  ASSERT_TRUE((*reader)->Put(id, data).ok());
+  ASSERT_EQ(*(*reader)->Get(id), data);  // now cached
+  ASSERT_EQ(*(*reader)->GetRange(id, 7, 4), "then");
+  ASSERT_TRUE(static_cast<ObjectBackend&>(**deleter).Delete(id).ok());
+  EXPECT_EQ((*reader)->Get(id).status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE((*deleter)->Put(id, data).ok());
+  EXPECT_EQ(*(*reader)->Get(id), data);
+}
+
+}  // namespace
+}  // namespace dreamdb
