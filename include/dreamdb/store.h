@@ -133,6 +133,24 @@ class RefBackend {
   virtual Status Delete(std::string_view name, const ObjectId& expected) = 0;
   // Visits refs whose name starts with `prefix`, in ascending bytewise name order.
   virtual Status List(std::string_view prefix, const RefVisitor& visit) = 0;
+
+  // objects.Sync(), then CompareAndSwap / Create: the ref moves only once every object
+  // put through `objects` is durable (spec/05-backend.md §6.1a). A backend that is also
+  // `objects` may overlap the two, e.g. make the new ref file durable in the same round of
+  // fsyncs as the objects (file://, §8.4.4), as long as the ref itself changes only after
+  // the objects are durable.
+  virtual Status SyncThenCompareAndSwap(ObjectBackend& objects, std::string_view name,
+                                        const ObjectId& expected, const ObjectId& desired) {
+    Status st = objects.Sync();
+    if (!st.ok()) return st;
+    return CompareAndSwap(name, expected, desired);
+  }
+  virtual Status SyncThenCreate(ObjectBackend& objects, std::string_view name,
+                                const ObjectId& target) {
+    Status st = objects.Sync();
+    if (!st.ok()) return st;
+    return Create(name, target);
+  }
 };
 
 // ---- Ref names (spec/06-refs.md) ----

@@ -1,13 +1,12 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 // Dataset reads: Scan (streaming, projected) and Take (random access) — spec/14-semantics.md §4.
 #include <algorithm>
-#include <atomic>
-#include <future>
 #include <map>
 #include <numeric>
 #include <unordered_map>
 
 #include "src/base/encoding.h"
+#include "src/base/io_pool.h"
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
 
@@ -78,25 +77,21 @@ class SegmentFetcher {
   Result<std::vector<Got>> FetchAll(const FieldSpec& spec, const std::vector<Need>& needs,
                                     bool prefer_whole) {
     std::vector<Got> out(needs.size());
-    // Up to 16 workers (this thread one of them) take the segments in turn, so a remote
-    // store pays about needs/16 round trips, not one per segment past the first few.
-    std::atomic<size_t> next{0};
-    auto worker = [&]() -> Status {
-      for (;;) {
-        const size_t i = next.fetch_add(1);
-        if (i >= needs.size()) return Status::Ok();
-        ASSIGN_OR_RETURN(out[i], FetchOne(spec, needs[i], prefer_whole));
-      }
-    };
-    std::vector<std::future<Status>> futures;
-    const size_t extra = std::min<size_t>(needs.empty() ? 0 : needs.size() - 1, 15);
-    for (size_t t = 0; t < extra; ++t) futures.push_back(std::async(std::launch::async, worker));
-    Status first = worker();
-    for (auto& f : futures) {
-      Status s = f.get();
-      if (first.ok() && !s.ok()) first = s;
-    }
-    RETURN_IF_ERROR(first);
+    std::vector<Status> status(needs.size());
+    // Up to 16 fetches in flight on the process's I/O pool (the caller runs some too): no
+    // thread is made per fetch, and a remote store pays about needs/16 round trips.
+    IoPool::ParallelFor(
+        needs.size(),
+        [&](size_t i) {
+          auto r = FetchOne(spec, needs[i], prefer_whole);
+          if (!r.ok()) {
+            status[i] = r.status();
+          } else {
+            out[i] = std::move(*r);
+          }
+        },
+        16);
+    for (const Status& s : status) RETURN_IF_ERROR(s);
     return out;
   }
 

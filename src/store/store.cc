@@ -266,8 +266,7 @@ Status Store::CreateRef(std::string_view name, const ObjectId& target) {
   auto info = Head(target);
   if (info.status().code() == StatusCode::kNotFound) return MissingTarget(target);
   RETURN_IF_ERROR(info.status());
-  RETURN_IF_ERROR(objects_->Sync());
-  return Counted(StoreStats::kPut, [&] { return refs_->Create(name, target); });
+  return Counted(StoreStats::kPut, [&] { return refs_->SyncThenCreate(*objects_, name, target); });
 }
 
 Status Store::UpdateRef(std::string_view name, const ObjectId& expected, const ObjectId& desired) {
@@ -278,8 +277,8 @@ Status Store::UpdateRef(std::string_view name, const ObjectId& expected, const O
   auto info = Head(desired);
   if (info.status().code() == StatusCode::kNotFound) return MissingTarget(desired);
   RETURN_IF_ERROR(info.status());
-  RETURN_IF_ERROR(objects_->Sync());
-  return Counted(StoreStats::kPut, [&] { return refs_->CompareAndSwap(name, expected, desired); });
+  return Counted(StoreStats::kPut,
+                 [&] { return refs_->SyncThenCompareAndSwap(*objects_, name, expected, desired); });
 }
 
 Status Store::DeleteRef(std::string_view name, const ObjectId& expected, bool allow_snapshot) {
