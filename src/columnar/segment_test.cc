@@ -1114,8 +1114,9 @@ TEST(Sq8, AboutFourTimesSmaller) {
   auto sq8 = EncodeSegment(col);
   auto f32 = EncodeSegment(raw_col);
   ASSERT_TRUE(sq8.ok() && f32.ok());
-  // 776 vs 3072 bytes per row, plus headers.
-  EXPECT_LT(sq8->size() * 39, f32->size() * 10) << sq8->size() << " vs " << f32->size();
+  // 776 vs 3072 bytes per row, plus headers (16 bytes of block sum per row in both:
+  // format 3 makes each wide row its own block): 792 vs 3088, 3.9x.
+  EXPECT_LT(sq8->size() * 38, f32->size() * 10) << sq8->size() << " vs " << f32->size();
   EXPECT_GT(sq8->size(), 776u * 1000);
   // raw = true is format 3 without an encoding, the same bytes as no declared index.
   FieldSpec none = raw;
