@@ -57,6 +57,12 @@ Column Gather(const FieldSpec& spec, const std::vector<Src>& srcs) {
   return out;
 }
 
+// True for stores whose range reads are system calls on local files or memory.
+bool IsLocalStore(const Store& store) {
+  const std::string& uri = store.uri();
+  return uri.rfind("file://", 0) == 0 || uri.rfind("memory://", 0) == 0;
+}
+
 // Reads the requested rows of each segment. Small or mostly-needed segments are fetched
 // whole (verified by id, cached); otherwise only the needed checksum blocks are fetched.
 class SegmentFetcher {
@@ -124,6 +130,9 @@ class SegmentFetcher {
     };
     auto reader = open();
     if (!reader.ok()) return SegmentReadError(reader.status(), id);
+    // On a local store a request is a system call on cached pages: read no gap bytes (and
+    // hash none); on an object store fewer, larger requests win (spec/12 §5.3 item 4).
+    reader->set_coalesce_gaps(!IsLocalStore(store));
     // An index entry past the segment's end is damage, not a bad request (the rows come
     // from the index, not from the caller).
     if (!need.rows.empty() && need.rows.back() >= reader->rows()) {
