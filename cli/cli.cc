@@ -9,8 +9,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "src/base/encoding.h"
-#include "src/store/uri.h"
+#include "dreamdb/quote.h"
 
 #ifndef DREAMDB_VERSION
 #define DREAMDB_VERSION "unknown"
