@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <memory>
 #include <ostream>
 #include <set>
@@ -86,9 +87,15 @@ class IvfConformance : public ::testing::TestWithParam<Config> {
     params_.quantizer = GetParam().quantizer;
     params_.num_cells = GetParam().algorithm == IndexAlgorithm::kLsh ? 16 : 36;
     params_.seed = 3;
-    auto index = IvfIndex::Build(params_, data_.data(), kRows, nullptr, /*keep_raw=*/true, 2);
-    ASSERT_TRUE(index.ok()) << index.status().ToString();
-    index_ = std::move(*index);
+    // One build per configuration, shared by its tests (they only search it).
+    static std::map<std::string, std::shared_ptr<const IvfIndex>> built;
+    std::shared_ptr<const IvfIndex>& index = built[Name({GetParam(), 0})];
+    if (index == nullptr) {
+      auto b = IvfIndex::Build(params_, data_.data(), kRows, nullptr, /*keep_raw=*/true, 2);
+      ASSERT_TRUE(b.ok()) << b.status().ToString();
+      index = std::move(*b);
+    }
+    index_ = index;
   }
 
   // Every cell probed, re-ranked: the answer brute force gives (RaBitQ: within its error
@@ -119,7 +126,7 @@ class IvfConformance : public ::testing::TestWithParam<Config> {
   IvfParams params_;
   std::vector<float> data_;
   std::vector<float> queries_;
-  std::unique_ptr<IvfIndex> index_;
+  std::shared_ptr<const IvfIndex> index_;
 };
 
 TEST_P(IvfConformance, EverythingProbedIsExact) {
