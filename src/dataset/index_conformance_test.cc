@@ -24,7 +24,7 @@ namespace {
 
 constexpr uint32_t kDim = 16;
 constexpr size_t kRows = 1200;
-constexpr size_t kQueries = 30;
+constexpr size_t kQueries = 20;
 
 struct Config {
   IndexAlgorithm algorithm;

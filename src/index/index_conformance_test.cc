@@ -27,8 +27,8 @@ namespace dreamdb::vector {
 namespace {
 
 constexpr uint32_t kDim = 24;
-constexpr size_t kRows = 1500;
-constexpr size_t kQueries = 40;
+constexpr size_t kRows = 1000;
+constexpr size_t kQueries = 24;
 
 struct Config {
   IndexAlgorithm algorithm;
