@@ -10,9 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "src/base/encoding.h"
-#include "src/store/stats.h"
-#include "src/store/uri.h"
+#include "dreamdb/quote.h"
+#include "dreamdb/store_stats.h"
 
 #ifndef DREAMDB_VERSION
 #define DREAMDB_VERSION "unknown"

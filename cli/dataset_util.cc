@@ -11,7 +11,7 @@
 #include <limits>
 #include <span>
 
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 

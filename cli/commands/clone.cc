@@ -10,7 +10,7 @@
 #include <string>
 
 #include "cli/cli.h"
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {

@@ -8,7 +8,7 @@
 
 #include "cli/dataset_util.h"
 #include "dreamdb/compare.h"
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {

@@ -28,7 +28,7 @@
 #include "cli/blob_files.h"
 #include "cli/dataset_util.h"
 #include "dreamdb/jobs.h"
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {

@@ -6,7 +6,7 @@
 // The state of a sharded job, and the removal of its refs (spec/14-semantics.md §19).
 #include "cli/dataset_util.h"
 #include "dreamdb/jobs.h"
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {

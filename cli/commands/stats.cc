@@ -1,12 +1,10 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
 // dreamdb stats [--prometheus]
-#include "src/store/stats.h"
-
 #include <string>
 
 #include "cli/cli.h"
-#include "src/store/object_cache.h"
+#include "dreamdb/store_stats.h"
 
 namespace dreamdb::cli {
 namespace {
@@ -23,7 +21,7 @@ Status Run(Invocation& inv) {
   ObjectCacheUsage usage;
   const bool cached = !inv.global().cache_dir.empty();
   if (cached) {
-    ASSIGN_OR_RETURN(usage, CachingObjectBackend::Usage(inv.global().cache_dir));
+    ASSIGN_OR_RETURN(usage, ObjectCacheUsageOf(inv.global().cache_dir));
   }
   if (inv.HasFlag("--prometheus")) {
     std::string text = StoreStatsPrometheus(stats);

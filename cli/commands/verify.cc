@@ -16,7 +16,7 @@
 
 #include "cli/dataset_util.h"
 #include "dreamdb/jobs.h"
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {

@@ -18,7 +18,7 @@
 
 #include "cli/cli.h"
 #include "cli/serve/internal.h"
-#include "src/store/stats.h"
+#include "dreamdb/store_stats.h"
 
 namespace dreamdb::serve {
 

@@ -16,8 +16,8 @@
 #include "dreamdb/dataset.h"
 #include "dreamdb/gc.h"
 #include "dreamdb/store.h"
+#include "dreamdb/store_stats.h"
 #include "python/src/bindings.h"
-#include "src/store/stats.h"
 
 namespace dreamdb::python {
 namespace {

@@ -20,9 +20,10 @@
 #include "src/base/encoding.h"
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
-#include "src/vector/distance.h"
-#include "src/vector/graph.h"
-#include "src/vector/ivf.h"
+#include "src/index/graph/graph.h"
+#include "src/index/ivf.h"
+#include "src/index/kernels/distance.h"
+#include "src/index/metric.h"
 
 namespace dreamdb {
 namespace vindex {
@@ -31,34 +32,14 @@ namespace {
 using vector::Metric;
 
 // ---------------------------------------------------------------------------------------
-// Distances (spec/21 §7.1): smaller is better. l2: squared L2; ip: -dot; cosine: 1 - cos.
-// Scores: l2: sqrt(distance); ip: dot; cosine: cos.
+// Distances and scores (spec/21 §7.1): src/index/metric.h.
 
-float Distance(Metric metric, const float* q, float q_norm, const float* x, size_t dim) {
-  switch (metric) {
-    case Metric::kL2:
-      return vector::L2Sqr(q, x, dim);
-    case Metric::kInnerProduct:
-      return -vector::Dot(q, x, dim);
-    case Metric::kCosine: {
-      float xn = std::sqrt(vector::NormSqr(x, dim));
-      if (q_norm == 0 || xn == 0) return 1.0f;
-      return 1.0f - vector::Dot(q, x, dim) / (q_norm * xn);
-    }
-  }
-  return 0;
-}
+using vector::ScoreOf;
 
-float ScoreOf(Metric metric, float distance) {
-  switch (metric) {
-    case Metric::kL2:
-      return std::sqrt(std::max(0.0f, distance));
-    case Metric::kInnerProduct:
-      return -distance;
-    case Metric::kCosine:
-      return 1.0f - distance;
-  }
-  return 0;
+// q_norm2 = |q|^2 (computed once per query).
+float Distance(Metric metric, const float* q, float q_norm2, const float* x, size_t dim) {
+  if (metric != Metric::kCosine) return vector::ExactDistance(metric, q, x, dim);
+  return vector::CosineDistance(vector::Dot(q, x, dim), q_norm2, vector::NormSqr(x, dim));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -458,7 +439,7 @@ Status ExactSearch(const SearchContext& ctx, const float* queries, size_t nq, si
                    std::vector<std::vector<Cand>>* results, uint64_t* scanned) {
   const SearchOptions& o = *ctx.options;
   std::vector<float> qnorm(nq);
-  for (size_t q = 0; q < nq; ++q) qnorm[q] = std::sqrt(vector::NormSqr(queries + q * dim, dim));
+  for (size_t q = 0; q < nq; ++q) qnorm[q] = vector::NormSqr(queries + q * dim, dim);
   std::vector<size_t> todo(nq);
   for (size_t q = 0; q < nq; ++q) todo[q] = q;
   size_t fetch = o.where.empty() ? o.k : std::max<size_t>(o.k * 4, 64);

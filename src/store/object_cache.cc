@@ -297,4 +297,8 @@ Status CachingObjectBackend::Delete(const ObjectId& id) {
   return Status::Ok();
 }
 
+Result<ObjectCacheUsage> ObjectCacheUsageOf(const std::string& dir) {
+  return CachingObjectBackend::Usage(dir);
+}
+
 }  // namespace dreamdb

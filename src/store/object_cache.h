@@ -43,6 +43,7 @@
 #include <utility>
 
 #include "dreamdb/store.h"
+#include "dreamdb/store_stats.h"  // ObjectCacheUsage
 #include "src/store/stats.h"
 
 namespace dreamdb {
@@ -50,12 +51,6 @@ namespace dreamdb {
 struct ObjectCacheOptions {
   std::string dir;
   uint64_t max_bytes = uint64_t{1} << 30;
-};
-
-// What a scan of a cache directory found (dreamdb stats).
-struct ObjectCacheUsage {
-  uint64_t files = 0;
-  uint64_t bytes = 0;
 };
 
 class CachingObjectBackend final : public ObjectBackend {

@@ -18,6 +18,7 @@
 
 #include "dreamdb/status.h"
 #include "dreamdb/store.h"
+#include "dreamdb/store_stats.h"  // the renderings and ParseByteSize
 
 namespace dreamdb {
 
@@ -47,21 +48,6 @@ class RequestCounters {
 int ClassOfHttpStatus(long status);  // NOLINT(google-runtime-int): libcurl's type
 // The class a non-HTTP backend call's outcome counts as (StoreStats).
 int ClassOfStatus(const Status& status);
-
-// {"requests":N,"by_verb":{"GET":{"2xx":N,...},...},"retries":N,"bytes_in":N,
-//  "bytes_out":N,"in_flight_ms":N,"cache_hits":N,...}; by_verb lists non-zero counts only.
-std::string StoreStatsJson(const StoreStats& stats);
-// Prometheus text exposition (version 0.0.4) of `stats`: dreamdb_storage_requests_total
-// {verb,class}, dreamdb_storage_retries_total, dreamdb_storage_bytes_{in,out}_total,
-// dreamdb_storage_request_seconds_total and dreamdb_cache_*_total.
-std::string StoreStatsPrometheus(const StoreStats& stats);
-// Human-readable lines ("storage requests: 12 (GET 2xx 10, HEAD 4xx 2) ...") for stderr.
-std::string StoreStatsText(const StoreStats& stats);
-
-// Parses a byte count: digits with an optional suffix K, M, G, T (powers of 1024, an
-// optional trailing "B" or "iB"), e.g. "512M", "2GiB", "1000000". kInvalidArgument naming
-// `what` and the text otherwise.
-Result<uint64_t> ParseByteSize(std::string_view what, std::string_view text);
 
 }  // namespace dreamdb
 
