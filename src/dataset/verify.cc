@@ -18,8 +18,11 @@ class Verifier {
  public:
   Verifier(Store& store, const std::function<void(uint64_t)>& progress,
            const ReachedVisitor* reached = nullptr,
-           const std::unordered_set<ObjectId>* pruned = nullptr)
-      : store_(store), progress_(progress), reached_(reached), pruned_(pruned) {}
+           const std::unordered_set<ObjectId>* pruned = nullptr, const LeafFilter* leaves = nullptr)
+      : store_(store), progress_(progress), reached_(reached), pruned_(pruned), leaves_(leaves) {}
+
+  // Whether segment `id` is walked (fetched, checked, reported); all are without a filter.
+  bool WalkLeaf(const ObjectId& id) const { return leaves_ == nullptr || (*leaves_)(id); }
 
   // Fetches (and so hash-verifies) an object once. False if missing or corrupt.
   bool Check(const ObjectId& id, const std::string& what, Bytes* out = nullptr) {
@@ -92,7 +95,9 @@ class Verifier {
                   " holds field " + Quote(f.name) + ", which is neither in the schema nor dropped");
         }
         // A dropped field's segments stay reachable (spec/14 §5): present and intact.
-        for (const ObjectId& seg : f.segments) Check(seg, "segment of field '" + f.name + "'");
+        for (const ObjectId& seg : f.segments) {
+          if (WalkLeaf(seg)) Check(seg, "segment of field '" + f.name + "'");
+        }
         continue;
       }
       // The largest row each segment is asked for, and the first anchor asking for it.
@@ -107,6 +112,7 @@ class Verifier {
         }
       }
       for (size_t j = 0; j < f.segments.size(); ++j) {
+        if (!WalkLeaf(f.segments[j])) continue;
         std::optional<uint64_t> rows = SegmentRows(f.segments[j], *spec);
         if (!rows.has_value() || at[j] == SIZE_MAX || max_row[j] < *rows) continue;
         Problem(what + ": the entry for anchor " + std::to_string(leaf.anchors[at[j]]) +
@@ -233,6 +239,7 @@ class Verifier {
   const std::function<void(uint64_t)>& progress_;
   const ReachedVisitor* reached_;
   const std::unordered_set<ObjectId>* pruned_;
+  const LeafFilter* leaves_;
   VerifyReport report_;
   std::unordered_set<ObjectId> seen_;
   std::unordered_set<ObjectId> seen_pages_;
@@ -267,8 +274,8 @@ class Verifier {
 VerifyReport WalkReachable(Store& store, const std::vector<RefValue>& roots,
                            const ReachedVisitor& reached,
                            const std::function<void(uint64_t)>& progress,
-                           const std::unordered_set<ObjectId>* pruned) {
-  Verifier v(store, progress, &reached, pruned);
+                           const std::unordered_set<ObjectId>* pruned, const LeafFilter* leaves) {
+  Verifier v(store, progress, &reached, pruned, leaves);
   for (const auto& r : roots) {
     ++v.report().refs;
     v.Manifests(r.target, r.name);
