@@ -139,7 +139,7 @@ const Registrar kRegistrar({
         "\"pruned_versions\", \"obsolete_markers\", \"found_*\", \"reachable_*\",\n"
         "\"leased_*\", \"young_*\",\n"
         "\"deleted_*\"} with _objects and _bytes each, \"mark_passes\",\n"
-        "\"mark_peak_objects\". Memory: the mark holds about 224 bytes per live object;\n"
+        "\"mark_peak_objects\". Memory: the mark holds about 416 bytes per live object;\n"
         "past --mark-memory (default 1G) it runs in passes by object-id prefix, each\n"
         "marking and sweeping its share of the ids (spec/06 §6.8).\n"
         "Sharded: `gc --mark-only` marks and stores the result in the store (ref gc.mark);\n"

@@ -25,7 +25,7 @@ namespace dreamdb {
 
 inline constexpr int64_t kDefaultGcGraceMs = int64_t{24} * 3600 * 1000;  // spec/06 §6.2
 inline constexpr int64_t kMinGcGraceMs = int64_t{3600} * 1000;
-// The mark's memory budget when none is given (spec/06 §6.8): about 4.8 million live
+// The mark's memory budget when none is given (spec/06 §6.8): about 2.6 million live
 // objects marked in one pass.
 inline constexpr uint64_t kDefaultGcMarkMemory = uint64_t{1} << 30;
 // The ref naming the stored result of the last sharded mark (spec/06 §6.11).

@@ -21,8 +21,9 @@ namespace {
 constexpr std::string_view kLeases = "/leases/";
 
 // What one object a mark pass holds costs: its entry in the marked set plus the walk's own
-// seen sets (spec/06 §6.8: 220 bytes measured per live object).
-constexpr uint64_t kBytesPerMark = 224;
+// seen sets and per-segment facts (spec/06 §6.8: 412 bytes of peak RSS measured per live
+// object on a store of 515,591, bench/RESULTS.md).
+constexpr uint64_t kBytesPerMark = 416;
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -277,7 +277,7 @@ TEST_P(Gc, BoundedMarkMemorySweepsInPassesWithTheSameResult) {
   GcReport whole = Collect(0, 1000, /*dry_run=*/true);
   EXPECT_EQ(whole.mark_passes, 1u);
   // Below what one pass holds, above what every pass holds (pages, manifests, indexes).
-  const uint64_t budget = 224 * (whole.mark_peak_objects * 4 / 5);
+  const uint64_t budget = 416 * (whole.mark_peak_objects * 4 / 5);
   GcReport parted = Collect(0, 1000, /*dry_run=*/true, budget);
   EXPECT_GE(parted.mark_passes, 2u);
   EXPECT_LT(parted.mark_peak_objects, whole.mark_peak_objects);
