@@ -76,12 +76,15 @@ def verify(store: StoreLike, name: Optional[str] = None) -> Dict[str, Any]:
 
 def gc(store: StoreLike, grace: str = "24h", dry_run: bool = False,
        no_writers_running: bool = False, keep_since: Optional[str] = None,
-       keep_last: int = 0, datasets: Sequence[str] = ()) -> Dict[str, Any]:
+       keep_last: int = 0, datasets: Sequence[str] = (),
+       mark_memory: str = "1G", mark_only: bool = False, shard: int = 0,
+       of: int = 0) -> Dict[str, Any]:
     """Deletes what no ref or live reader lease reaches, past `grace`; returns the report.
     With `keep_since` (e.g. "30d") and/or `keep_last` (versions), history older than that
-    is pruned (for `datasets`, default all): see Store.gc."""
+    is pruned (for `datasets`, default all); `mark_memory` bounds the mark; `mark_only`
+    and `shard`/`of` run a sharded GC's two steps: see Store.gc."""
     return open_store(store).gc(grace, dry_run, no_writers_running, keep_since, keep_last,
-                                list(datasets))
+                                list(datasets), mark_memory, mark_only, shard, of)
 
 
 def clone(src: StoreLike, dst: StoreLike, refs: Optional[Sequence[str]] = None, *,

@@ -174,8 +174,13 @@ void RegisterStore(nb::module_& m) {
           "gc",
           [](Store& s, const std::string& grace, bool dry_run, bool no_writers_running,
              const std::optional<std::string>& keep_since, uint64_t keep_last,
-             const std::vector<std::string>& datasets) {
+             const std::vector<std::string>& datasets, const std::string& mark_memory,
+             bool mark_only, uint32_t shard, uint32_t of) {
             GcOptions options;
+            options.mark_only = mark_only;
+            options.shard = shard;
+            options.shard_of = of;
+            options.mark_memory_bytes = ValueOrThrow(ParseByteSize(mark_memory));
             options.grace_ms = ValueOrThrow(ParseDurationMs(grace));
             options.dry_run = dry_run;
             options.no_writers_running = no_writers_running;
@@ -205,11 +210,17 @@ void RegisterStore(nb::module_& m) {
             d["young_bytes"] = r.young_bytes;
             d["deleted_objects"] = r.deleted_objects;
             d["deleted_bytes"] = r.deleted_bytes;
+            d["mark_passes"] = r.mark_passes;
+            d["mark_peak_objects"] = r.mark_peak_objects;
+            d["mark"] = r.mark;
+            d["marked_objects"] = r.marked_objects;
             return d;
           },
           nb::arg("grace") = "24h", nb::arg("dry_run") = false,
           nb::arg("no_writers_running") = false, nb::arg("keep_since") = nb::none(),
           nb::arg("keep_last") = 0, nb::arg("datasets") = std::vector<std::string>(),
+          nb::arg("mark_memory") = "1G", nb::arg("mark_only") = false, nb::arg("shard") = 0,
+          nb::arg("of") = 0,
           "Deletes the objects no ref or live reader lease reaches and that are older than "
           "`grace` (e.g. '30m', '24h', '7d', '0'; under 1h only with no_writers_running=True) "
           "(spec/06-refs.md §6). Returns the report: {'dry_run', 'grace_s', 'refs', 'leases', "
@@ -218,7 +229,11 @@ void RegisterStore(nb::module_& m) {
           "nothing, if a reachable object is missing or corrupt. Retention (spec/06-refs.md "
           "§6.10): with `keep_since` (a duration) and/or `keep_last` (versions), each ref's "
           "history older than that is pruned, for the datasets named in `datasets` (all "
-          "when empty).")
+          "when empty). `mark_memory` (e.g. '512M', '4G') bounds the mark: past it GC marks "
+          "and sweeps in passes by object-id prefix ('mark_passes', 'mark_peak_objects'). "
+          "Sharded GC (spec/06-refs.md §6.11): `mark_only=True` stores the mark (ref "
+          "'gc.mark'; 'mark', 'marked_objects'); then `shard=N, of=M` sweeps shard N of M "
+          "against it.")
       .def(
           "take_lease",
           [](Store& s, const std::string& dataset, const std::string& holder,

@@ -18,8 +18,14 @@ class Verifier {
  public:
   Verifier(Store& store, const std::function<void(uint64_t)>& progress,
            const ReachedVisitor* reached = nullptr,
-           const std::unordered_set<ObjectId>* pruned = nullptr, VerifyShard shard = {})
-      : store_(store), progress_(progress), reached_(reached), pruned_(pruned), shard_(shard) {}
+           const std::unordered_set<ObjectId>* pruned = nullptr, VerifyShard shard = {},
+           const LeafFilter* leaves = nullptr)
+      : store_(store),
+        progress_(progress),
+        reached_(reached),
+        pruned_(pruned),
+        shard_(shard),
+        leaves_(leaves) {}
 
   // Whether this shard checks segment `id` (spec/14 §12.6); counts the others once.
   bool Mine(const ObjectId& id) {
@@ -31,6 +37,10 @@ class Verifier {
     if (skipped_.insert(id).second) ++report_.segments_skipped;
     return false;
   }
+
+  // Whether segment `id` is walked (fetched, checked, reported): in GC's pass (a filter) and
+  // in this verify shard.
+  bool WalkLeaf(const ObjectId& id) { return (leaves_ == nullptr || (*leaves_)(id)) && Mine(id); }
 
   // Fetches (and so hash-verifies) an object once. False if missing or corrupt.
   bool Check(const ObjectId& id, const std::string& what, Bytes* out = nullptr) {
@@ -104,7 +114,7 @@ class Verifier {
         }
         // A dropped field's segments stay reachable (spec/14 §5): present and intact.
         for (const ObjectId& seg : f.segments) {
-          if (Mine(seg)) Check(seg, "segment of field '" + f.name + "'");
+          if (WalkLeaf(seg)) Check(seg, "segment of field '" + f.name + "'");
         }
         continue;
       }
@@ -120,6 +130,7 @@ class Verifier {
         }
       }
       for (size_t j = 0; j < f.segments.size(); ++j) {
+        if (!WalkLeaf(f.segments[j])) continue;
         std::optional<uint64_t> rows = SegmentRows(f.segments[j], *spec);
         if (!rows.has_value() || at[j] == SIZE_MAX || max_row[j] < *rows) continue;
         Problem(what + ": the entry for anchor " + std::to_string(leaf.anchors[at[j]]) +
@@ -248,6 +259,7 @@ class Verifier {
   const ReachedVisitor* reached_;
   const std::unordered_set<ObjectId>* pruned_;
   const VerifyShard shard_;
+  const LeafFilter* leaves_;
   VerifyReport report_;
   std::unordered_set<ObjectId> skipped_;  // segments left to other shards
   std::unordered_set<ObjectId> seen_;
@@ -283,8 +295,8 @@ class Verifier {
 VerifyReport WalkReachable(Store& store, const std::vector<RefValue>& roots,
                            const ReachedVisitor& reached,
                            const std::function<void(uint64_t)>& progress,
-                           const std::unordered_set<ObjectId>* pruned) {
-  Verifier v(store, progress, &reached, pruned);
+                           const std::unordered_set<ObjectId>* pruned, const LeafFilter* leaves) {
+  Verifier v(store, progress, &reached, pruned, VerifyShard{}, leaves);
   for (const auto& r : roots) {
     ++v.report().refs;
     v.Manifests(r.target, r.name);
