@@ -127,7 +127,7 @@ def test_corrupt_cache_file_is_detected_and_refetched(s3_store: str, tmp_path):
 
 
 def test_dataloader_workers_share_one_cache(s3_store: str, tmp_path):
-    torch = pytest.importorskip("torch")  # bootstrap installs python3-torch
+    import torch  # a test dependency: bootstrap installs python3-torch
     from dreamdb.torch import DreamDBMapDataset
 
     cache = tmp_path / "cache"
