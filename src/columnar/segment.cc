@@ -9,8 +9,8 @@
 #include <cmath>
 #include <cstring>
 #include <deque>
-#include <future>
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "src/base/encoding.h"
+#include "src/base/io_pool.h"
 #include "src/cbor/cbor.h"
 
 namespace dreamdb::columnar {
@@ -1141,25 +1142,152 @@ struct Need {
   }
 };
 
-}  // namespace
+using Run = SegmentReader::Range;
 
-Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows) {
-  const Layout& L = header_->layout;
+// Format 3: adds to `offsets_need` the two entries bounding the by-values block of value
+// `v` of `data`.
+void AddBlockEntries(Need& offsets_need, const BufferInfo& data, uint64_t v) {
+  if (!data.by_values) return;
+  auto [lo, hi] = BlockEntries(data, v / data.block);
+  offsets_need.AddBytes(lo * 8, lo * 8 + 8);
+  offsets_need.AddBytes(hi * 8, hi * 8 + 8);
+}
+
+// The blocks of ReadRows' first round, which the header alone locates: validity and the
+// fixed-width entry of every row (values, codes or offsets, with the offsets entries
+// bounding each value's format 3 data block); for sq8, validity, scales and codes.
+std::vector<Need> FirstRoundNeeds(const Layout& L, const std::vector<uint32_t>& sorted_rows) {
+  std::vector<Need> needs;
+  if (const BufferInfo* validity = L.Find(kValidity)) {
+    Need n{validity, {}};
+    for (uint32_t r : sorted_rows) n.AddBytes(r / 8, r / 8 + 1);
+    needs.push_back(std::move(n));
+  }
+  if (L.sq8) {
+    const uint64_t dim = L.width;
+    Need ns{L.Find(kScales), {}};
+    Need nc{L.Find(kCodes), {}};
+    for (uint32_t r : sorted_rows) {
+      ns.AddBytes(uint64_t{r} * kSq8ScaleBytes, (uint64_t{r} + 1) * kSq8ScaleBytes);
+      if (dim > 0) nc.AddBytes(uint64_t{r} * dim, (uint64_t{r} + 1) * dim);
+    }
+    needs.push_back(std::move(ns));
+    needs.push_back(std::move(nc));
+    return needs;
+  }
+  const bool variable = IsVariable(L.spec.type);
+  const uint64_t entry = variable ? 8 : L.width;
+  Need n{L.Find(variable ? kOffsets : kValues), {}};
+  for (uint32_t r : sorted_rows) {
+    n.AddBytes(uint64_t{r} * entry, uint64_t{r} * entry + (variable ? 16 : entry));
+    if (variable) AddBlockEntries(n, *L.Find(kData), r);
+  }
+  needs.push_back(std::move(n));
+  return needs;
+}
+
+// The object ranges of the runs of adjacent needed blocks not already in `windows`,
+// sorted by start. `block_bytes(b, k)` is block k of b's object range.
+template <typename BlockBytes>
+Result<std::vector<Run>> NeededRuns(std::vector<Need>& needs, const Windows& windows,
+                                    BlockBytes&& block_bytes) {
+  std::vector<Run> runs;
+  for (Need& n : needs) {
+    n.Normalize();
+    const BufferInfo& b = *n.buffer;
+    for (size_t i = 0; i < n.blocks.size();) {
+      size_t j = i;
+      while (j + 1 < n.blocks.size() && n.blocks[j + 1] == n.blocks[j] + 1) ++j;
+      ASSIGN_OR_RETURN(auto first_block, block_bytes(b, n.blocks[i]));
+      ASSIGN_OR_RETURN(auto last_block, block_bytes(b, n.blocks[j]));
+      uint64_t start = first_block.first;
+      uint64_t end = std::max(first_block.second, last_block.second);
+      if (end > start && windows.Containing(start, end - start) == nullptr) {
+        runs.push_back({start, end});
+      }
+      i = j + 1;
+    }
+  }
+  std::sort(runs.begin(), runs.end(), [](const Run& a, const Run& b) { return a.start < b.start; });
+  return runs;
+}
+
+// Merges sorted runs that touch or overlap and, when `gaps`, runs whose gap is at most
+// max(4 KiB, 25% of the merged range) (spec/12-segments.md §5.3 item 4).
+std::vector<Run> Coalesce(const std::vector<Run>& runs, bool gaps) {
+  std::vector<Run> merged;
+  for (const Run& r : runs) {
+    if (!merged.empty()) {
+      Run& cur = merged.back();
+      if (r.start <= cur.end) {
+        cur.end = std::max(cur.end, r.end);
+        continue;
+      }
+      uint64_t gap = r.start - cur.end;
+      uint64_t merged_size = std::max(cur.end, r.end) - cur.start;
+      if (gaps && gap <= std::max<uint64_t>(4096, merged_size / 4)) {
+        cur.end = std::max(cur.end, r.end);
+        continue;
+      }
+    }
+    merged.push_back(r);
+  }
+  return merged;
+}
+
+Status CheckSortedRows(const std::vector<uint32_t>& sorted_rows, uint64_t rows) {
   for (size_t i = 0; i < sorted_rows.size(); ++i) {
-    if (sorted_rows[i] >= L.rows) {
+    if (sorted_rows[i] >= rows) {
       return InvalidArgument("row " + std::to_string(sorted_rows[i]) + " is out of range (" +
-                             std::to_string(L.rows) + " rows)");
+                             std::to_string(rows) + " rows)");
     }
     if (i > 0 && sorted_rows[i] < sorted_rows[i - 1]) {
       return InvalidArgument("rows must be sorted: " + std::to_string(sorted_rows[i]) +
                              " follows " + std::to_string(sorted_rows[i - 1]));
     }
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status SegmentReader::Supply(uint64_t start, uint64_t length, Result<Bytes> fetched) {
+  ASSIGN_OR_RETURN(Bytes bytes, Checked(start, length, std::move(fetched)));
+  supplied_.emplace_back(start, std::move(bytes));
+  return Status::Ok();
+}
+
+Result<std::vector<SegmentReader::Range>> SegmentReader::PlanRows(
+    const std::vector<uint32_t>& sorted_rows) const {
+  const Layout& L = header_->layout;
+  RETURN_IF_ERROR(CheckSortedRows(sorted_rows, L.rows));
+  if (sorted_rows.empty()) return std::vector<Range>();
+  std::vector<Need> needs = FirstRoundNeeds(L, sorted_rows);
+  Windows held;
+  held.Add(0, header_->prefix);
+  ASSIGN_OR_RETURN(
+      auto runs,
+      NeededRuns(needs, held,
+                 [](const BufferInfo& b, uint64_t k) -> Result<std::pair<uint64_t, uint64_t>> {
+                   // First-round buffers are never cut by values (FirstRoundNeeds).
+                   if (b.by_values)
+                     return Internal("segment reader: a first-round buffer is cut by values");
+                   return std::make_pair(b.block_start(k), b.block_start(k) + b.block_len(k));
+                 }));
+  return Coalesce(runs, /*gaps=*/false);
+}
+
+Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows) {
+  const Layout& L = header_->layout;
+  std::vector<std::pair<uint64_t, Bytes>> supplied = std::move(supplied_);
+  supplied_.clear();
+  RETURN_IF_ERROR(CheckSortedRows(sorted_rows, L.rows));
   Column out(field_);
   if (sorted_rows.empty()) return out;
 
   Windows windows;
   windows.Add(0, header_->prefix);
+  for (auto& [start, bytes] : supplied) windows.AddOwned(start, std::move(bytes));
 
   // Object bytes [start, end) of block k of b. A format 3 by-values block is bounded by two
   // offsets entries, which an earlier round fetched and verified.
@@ -1172,65 +1300,24 @@ Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows)
     return ValueBlockBytes(b, k, LoadU64(lo.data()), LoadU64(hi.data()));
   };
 
-  // Fetches the needed blocks (runs of adjacent blocks, coalesced) and verifies them.
+  // Fetches the needed blocks not yet held (runs of adjacent blocks, coalesced) and
+  // verifies every needed block, held or fetched.
   auto fetch_blocks = [&](std::vector<Need>& needs) -> Status {
-    struct Run {
-      uint64_t start, end;
-    };
-    std::vector<Run> runs;
-    for (Need& n : needs) {
-      n.Normalize();
-      const BufferInfo& b = *n.buffer;
-      for (size_t i = 0; i < n.blocks.size();) {
-        size_t j = i;
-        while (j + 1 < n.blocks.size() && n.blocks[j + 1] == n.blocks[j] + 1) ++j;
-        ASSIGN_OR_RETURN(auto first_block, block_bytes(b, n.blocks[i]));
-        ASSIGN_OR_RETURN(auto last_block, block_bytes(b, n.blocks[j]));
-        uint64_t start = first_block.first;
-        uint64_t end = std::max(first_block.second, last_block.second);
-        if (end > start && windows.Containing(start, end - start) == nullptr) {
-          runs.push_back({start, end});
-        }
-        i = j + 1;
-      }
-    }
-    std::sort(runs.begin(), runs.end(),
-              [](const Run& a, const Run& b) { return a.start < b.start; });
-    std::vector<Run> merged;
-    for (const Run& r : runs) {
-      if (!merged.empty()) {
-        Run& cur = merged.back();
-        if (r.start <= cur.end) {
-          cur.end = std::max(cur.end, r.end);
-          continue;
-        }
-        uint64_t gap = r.start - cur.end;
-        uint64_t merged_size = std::max(cur.end, r.end) - cur.start;
-        if (coalesce_ && gap <= std::max<uint64_t>(4096, merged_size / 4)) {
-          cur.end = std::max(cur.end, r.end);
-          continue;
-        }
-      }
-      merged.push_back(r);
-    }
-    // The runs are independent: fetched at once, so a remote store pays one round trip
-    // for all of them (up to kMaxRunsInFlight at a time), then checked in order.
-    std::vector<Result<Bytes>> fetched;
-    fetched.reserve(merged.size());
-    for (size_t first = 0; first < merged.size(); first += kMaxRunsInFlight) {
-      const size_t last = std::min(merged.size(), first + kMaxRunsInFlight);
-      std::vector<std::future<Result<Bytes>>> futs;
-      for (size_t i = first + 1; i < last; ++i) {
-        futs.push_back(std::async(std::launch::async, [this, r = merged[i]] {
-          return fetch_(r.start, r.end - r.start);
-        }));
-      }
-      fetched.push_back(fetch_(merged[first].start, merged[first].end - merged[first].start));
-      for (auto& f : futs) fetched.push_back(f.get());
-    }
+    ASSIGN_OR_RETURN(auto runs, NeededRuns(needs, windows, block_bytes));
+    std::vector<Run> merged = Coalesce(runs, coalesce_);
+    // The runs are independent: fetched at once on the process's I/O pool (up to
+    // kMaxRunsInFlight at a time: a remote store pays one round trip for them), then
+    // checked in order.
+    std::vector<std::optional<Result<Bytes>>> fetched(merged.size());
+    IoPool::ParallelFor(
+        merged.size(),
+        [&](size_t i) {
+          fetched[i].emplace(fetch_(merged[i].start, merged[i].end - merged[i].start));
+        },
+        kMaxRunsInFlight);
     for (size_t i = 0; i < merged.size(); ++i) {
       const Run& r = merged[i];
-      ASSIGN_OR_RETURN(Bytes bytes, Checked(r.start, r.end - r.start, std::move(fetched[i])));
+      ASSIGN_OR_RETURN(Bytes bytes, Checked(r.start, r.end - r.start, std::move(*fetched[i])));
       windows.AddOwned(r.start, std::move(bytes));
     }
     for (const Need& n : needs) {
@@ -1241,14 +1328,6 @@ Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows)
       }
     }
     return Status::Ok();
-  };
-  // Format 3: adds to `offsets_need` the two entries bounding the by-values block of
-  // value `v` of `data`.
-  auto add_block_entries = [](Need& offsets_need, const BufferInfo& data, uint64_t v) {
-    if (!data.by_values) return;
-    auto [lo, hi] = BlockEntries(data, v / data.block);
-    offsets_need.AddBytes(lo * 8, lo * 8 + 8);
-    offsets_need.AddBytes(hi * 8, hi * 8 + 8);
   };
   // Adds the block(s) holding value `v`, bytes [a, b) of `data` (b > a).
   auto add_value = [](Need& data_need, uint64_t v, uint64_t a, uint64_t b) {
@@ -1270,27 +1349,16 @@ Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows)
     return Status::Ok();
   };
 
+  // Round 1 (FirstRoundNeeds): for fixed-width fields and sq8 embeddings, the only one.
+  {
+    std::vector<Need> needs = FirstRoundNeeds(L, sorted_rows);
+    RETURN_IF_ERROR(fetch_blocks(needs));
+  }
   const BufferInfo* validity = L.Find(kValidity);
   if (L.sq8) {
-    // validity, scales and codes blocks of the rows, in one round of requests.
     const BufferInfo* scales = L.Find(kScales);
     const BufferInfo* codes = L.Find(kCodes);
     const uint64_t dim = L.width;
-    std::vector<Need> needs;
-    if (validity != nullptr) {
-      Need n{validity, {}};
-      for (uint32_t r : sorted_rows) n.AddBytes(r / 8, r / 8 + 1);
-      needs.push_back(std::move(n));
-    }
-    Need ns{scales, {}};
-    Need nc{codes, {}};
-    for (uint32_t r : sorted_rows) {
-      ns.AddBytes(uint64_t{r} * kSq8ScaleBytes, (uint64_t{r} + 1) * kSq8ScaleBytes);
-      if (dim > 0) nc.AddBytes(uint64_t{r} * dim, (uint64_t{r} + 1) * dim);
-    }
-    needs.push_back(std::move(ns));
-    needs.push_back(std::move(nc));
-    RETURN_IF_ERROR(fetch_blocks(needs));
     std::string row_values(dim * sizeof(float), '\0');
     for (uint32_t r : sorted_rows) {
       bool valid = true;
@@ -1311,25 +1379,9 @@ Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows)
     return out;
   }
 
-  // Phase 1: validity and the fixed-width entries of every row (values, codes or offsets).
   const bool variable = IsVariable(L.spec.type);
   const BufferInfo* first = L.Find(variable ? kOffsets : kValues);
   const uint64_t entry = variable ? 8 : L.width;
-  {
-    std::vector<Need> needs;
-    if (validity != nullptr) {
-      Need n{validity, {}};
-      for (uint32_t r : sorted_rows) n.AddBytes(r / 8, r / 8 + 1);
-      needs.push_back(std::move(n));
-    }
-    Need n{first, {}};
-    for (uint32_t r : sorted_rows) {
-      n.AddBytes(uint64_t{r} * entry, uint64_t{r} * entry + (variable ? 16 : entry));
-      if (variable) add_block_entries(n, *L.Find(kData), r);
-    }
-    needs.push_back(std::move(n));
-    RETURN_IF_ERROR(fetch_blocks(needs));
-  }
   std::vector<bool> valid(sorted_rows.size(), true);
   if (validity != nullptr) {
     for (size_t i = 0; i < sorted_rows.size(); ++i) {
@@ -1423,7 +1475,7 @@ Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows)
     Need n{dict_offsets, {}};
     for (uint32_t c : used) {
       n.AddBytes(uint64_t{c} * 8, uint64_t{c} * 8 + 16);
-      add_block_entries(n, *dict_data, c);
+      AddBlockEntries(n, *dict_data, c);
     }
     std::vector<Need> needs{std::move(n)};
     RETURN_IF_ERROR(fetch_blocks(needs));

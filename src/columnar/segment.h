@@ -16,8 +16,8 @@
 // reconstructed float32 values). Readers also read formats 1 and 2 (16-row blocks).
 //
 // Thread safety: EncodeSegment/DecodeSegment are reentrant. A SegmentReader is not
-// thread-safe (it counts statistics); use one per thread. The FetchRange callback is
-// only called from the thread calling the reader.
+// thread-safe (it counts statistics); use one per thread. ReadRows may call the FetchRange
+// callback from the process's I/O pool threads as well as the calling thread.
 
 #ifndef DREAMDB_SRC_COLUMNAR_SEGMENT_H_
 #define DREAMDB_SRC_COLUMNAR_SEGMENT_H_
@@ -117,8 +117,29 @@ class SegmentReader {
   const FieldSpec& field() const { return field_; }
 
   // The values of `sorted_rows` (ascending; repeats allowed), in that order.
-  // kInvalidArgument if a row is out of range or the list is not sorted.
+  // kInvalidArgument if a row is out of range or the list is not sorted. Ranges supplied
+  // by Supply() since the last ReadRows are used first and not fetched again.
   Result<Column> ReadRows(const std::vector<uint32_t>& sorted_rows);
+
+  // Object bytes [start, end).
+  struct Range {
+    uint64_t start = 0;
+    uint64_t end = 0;
+  };
+  // The ranges the first round of ReadRows(sorted_rows) reads (validity, and the values,
+  // offsets or codes of every row: for fixed-width fields and sq8 embeddings, all it
+  // reads), computed from the header alone: whole checksum blocks, ascending, ranges that
+  // touch merged, none already held by the header bytes. A caller planning many reads
+  // at once (a take) fetches these, or any ranges covering them, and hands them to
+  // Supply; ReadRows then makes no request for them. Same errors as ReadRows.
+  Result<std::vector<Range>> PlanRows(const std::vector<uint32_t>& sorted_rows) const;
+  // The caller's fetch of object bytes [start, start+length) (through the same kind of
+  // FetchRange), for the next ReadRows: it verifies every checksum block it uses from
+  // them exactly as from its own fetches (a covering range's gap bytes are never used,
+  // so never need verifying). Counted in stats() as one request. Returns the error
+  // ReadRows would have for that fetch: the fetch's own error, or kCorrupt when the
+  // stored object is shorter than its header says.
+  Status Supply(uint64_t start, uint64_t length, Result<Bytes> fetched);
   // Every row; fetches the rest of the object in one request and verifies it like
   // DecodeSegment (including padding).
   Result<Column> ReadAll();
@@ -146,6 +167,7 @@ class SegmentReader {
   std::shared_ptr<const Header> header_;
   SegmentReadStats stats_;
   bool coalesce_ = true;
+  std::vector<std::pair<uint64_t, Bytes>> supplied_;  // for the next ReadRows
 };
 
 }  // namespace dreamdb::columnar

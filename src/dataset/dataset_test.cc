@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <random>
@@ -256,6 +257,96 @@ TEST(DatasetTest, FreshHandleReusesIndexPagesAndSegmentHeadersOfItsStore) {
   EXPECT_EQ(count->gets.load(), gets);
   EXPECT_EQ(count->ranges.load(), kSegments);
   EXPECT_EQ(count->range_bytes.load(), kSegments * 256);
+}
+
+// Flips the last byte of every ranged read that does not start at offset 0 (every read a
+// take makes past a segment's header). A coalesced read ends with a block the take
+// uses, so the flip lands in bytes that must be verified. Thread-safe (atomic counter).
+class FlipLastByteBackend final : public ObjectBackend {
+ public:
+  explicit FlipLastByteBackend(std::shared_ptr<ObjectBackend> inner) : inner_(std::move(inner)) {}
+  Status Put(const ObjectId& id, ByteView data) override { return inner_->Put(id, data); }
+  Result<Bytes> Get(const ObjectId& id) override { return inner_->Get(id); }
+  Result<Bytes> GetRange(const ObjectId& id, uint64_t offset, uint64_t length) override {
+    auto r = inner_->GetRange(id, offset, length);
+    if (r.ok() && offset > 0 && !r->empty()) {
+      r->back() ^= 1;
+      ++flipped;
+    }
+    return r;
+  }
+  Result<ObjectInfo> Head(const ObjectId& id) override { return inner_->Head(id); }
+  Status List(std::string_view prefix, const ObjectVisitor& visit) override {
+    return inner_->List(prefix, visit);
+  }
+  Status Delete(const ObjectId& id) override { return inner_->Delete(id); }
+  std::atomic<uint64_t> flipped{0};
+
+ private:
+  std::shared_ptr<ObjectBackend> inner_;
+};
+
+// A random take made one ranged read per value and field (2,000 for 1,000 anchors of two
+// small fields), each a system call through the store and, until the I/O pool, a thread
+// of its own. It now plans every read of the call first and coalesces the ranges of one
+// segment whose gaps are small: the requests grow with segments x fields, not anchors.
+TEST(DatasetTest, TakeOfManyAnchorsMakesRequestsPerSegmentAndFieldNotPerAnchor) {
+  const std::string uri =
+      "file://" + ::testing::TempDir() + "/dataset_take_coalesced_" + std::to_string(getpid());
+  std::shared_ptr<Store> store(*Store::Open(uri));
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  constexpr uint64_t kSegments = 4, kRows = 4000, kStride = 64, kFields = 2;
+  for (uint64_t s = 0; s < kSegments; ++s) {
+    ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), kRows, int64_t(s * kRows))).ok());
+  }
+  // Every 64th row: 512 bytes apart in an int64 column, so every other 256-byte block.
+  std::vector<uint64_t> anchors;
+  for (uint64_t a = 3; a < kSegments * kRows; a += kStride) anchors.push_back(a);
+  std::reverse(anchors.begin(), anchors.end());  // output order is the caller's
+  // Headers and index pages, read through a handle of the store, are now shared.
+  ASSERT_TRUE((*Dataset::Open(store, "d"))->Take(anchors, {"label", "score"}).ok());
+
+  std::shared_ptr<Store> fresh_store(*Store::Open(uri));
+  auto counter = std::make_shared<CountingBackend>(
+      std::shared_ptr<ObjectBackend>(fresh_store, &fresh_store->object_backend()));
+  std::shared_ptr<Store> counted = Store::FromBackends(
+      store->uri(), counter, std::shared_ptr<RefBackend>(fresh_store, &fresh_store->ref_backend()));
+  auto fresh = *Dataset::Open(counted, "d");
+  const uint64_t open_gets = counter->gets.load();
+  auto t = fresh->Take(anchors, {"label", "score"});
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  ASSERT_EQ(t->columns[0].length(), anchors.size());
+  for (size_t i = 0; i < anchors.size(); ++i) {
+    EXPECT_EQ(t->columns[0].Int64At(i), int64_t(anchors[i]));
+    EXPECT_EQ(t->columns[1].Float64At(i), double(anchors[i] % kRows) / 2);
+  }
+  // At most validity and values apart per segment and field, against 250 values.
+  EXPECT_LE(counter->ranges.load(), 2 * kSegments * kFields) << anchors.size() << " anchors";
+  EXPECT_EQ(counter->gets.load(), open_gets);  // index pages shared, no whole segment
+}
+
+// The bytes of a coalesced read are verified like any other: damage inside a block the
+// take uses is reported as corrupt, never returned.
+TEST(DatasetTest, CorruptionInsideACoalescedTakeReadIsDetected) {
+  const std::string uri =
+      "file://" + ::testing::TempDir() + "/dataset_take_corrupt_" + std::to_string(getpid());
+  std::shared_ptr<Store> store(*Store::Open(uri));
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), 4000)).ok());
+  std::vector<uint64_t> anchors;
+  for (uint64_t a = 5; a < 4000; a += 64) anchors.push_back(a);
+  ASSERT_TRUE(ds->Take(anchors, {"label"}).ok());  // the header, read intact, now shared
+
+  std::shared_ptr<Store> fresh_store(*Store::Open(uri));
+  auto flipper = std::make_shared<FlipLastByteBackend>(
+      std::shared_ptr<ObjectBackend>(fresh_store, &fresh_store->object_backend()));
+  std::shared_ptr<Store> damaged = Store::FromBackends(
+      store->uri(), flipper, std::shared_ptr<RefBackend>(fresh_store, &fresh_store->ref_backend()));
+  auto fresh = *Dataset::Open(damaged, "d");
+  auto t = fresh->Take(anchors, {"label"});
+  EXPECT_EQ(flipper->flipped.load(), 1u);  // one coalesced read for the segment
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), StatusCode::kCorrupt) << t.status().ToString();
 }
 
 // The spatial-object cache holds several kinds of objects; a lookup as another kind than

@@ -1,8 +1,10 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 // Dataset reads: Scan (streaming, projected) and Take (random access) — spec/14-semantics.md §4.
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <unordered_map>
 
 #include "src/base/encoding.h"
@@ -63,15 +65,44 @@ bool IsLocalStore(const Store& store) {
   return uri.rfind("file://", 0) == 0 || uri.rfind("memory://", 0) == 0;
 }
 
-// Reads the requested rows of each segment. Small or mostly-needed segments are fetched
-// whole (verified by id, cached); otherwise only the needed checksum blocks are fetched.
+// Ranges of one segment at most this far apart are read as one request (the gap bytes
+// are read but never used, so never verified). On a local store a request is a system
+// call on cached pages: reading a gap under about a page costs less than another call,
+// and keeps the bytes read per random value below a page. On an object store a request
+// costs a round trip, worth far more bytes. DREAMDB_TAKE_GAP_BYTES (0..2^30) overrides
+// both, for measurements (bench/RESULTS.md).
+constexpr uint64_t kLocalGapBytes = 1024;
+constexpr uint64_t kRemoteGapBytes = uint64_t{256} << 10;
+uint64_t GapBytes(bool local) {
+  static const int64_t configured = [] {
+    const char* env = std::getenv("DREAMDB_TAKE_GAP_BYTES");
+    if (env == nullptr || *env == '\0') return int64_t{-1};
+    char* end = nullptr;
+    long long v = std::strtoll(env, &end, 10);
+    if (end == nullptr || *end != '\0' || v < 0 || v > (int64_t{1} << 30)) return int64_t{-1};
+    return static_cast<int64_t>(v);
+  }();
+  if (configured >= 0) return static_cast<uint64_t>(configured);
+  return local ? kLocalGapBytes : kRemoteGapBytes;
+}
+
+// Requests of one read in flight at once: a local read is CPU work on cached pages (a few
+// threads suffice); a remote one waits on the network (as many as the S3 client keeps
+// connections).
+size_t InFlight(bool local) { return local ? 4 : 64; }
+
+// Reads the requested rows of segments. Small or mostly-needed segments are fetched whole
+// (verified by id, cached); otherwise only the needed checksum blocks are fetched, all
+// segments' ranges planned before any is read (FetchRows).
 class SegmentFetcher {
  public:
-  explicit SegmentFetcher(const DatasetImpl& impl) : impl_(impl) {}
+  explicit SegmentFetcher(const DatasetImpl& impl)
+      : impl_(impl), local_(IsLocalStore(impl.store())) {}
 
-  // rows: ascending, unique. Returns a column aligned with `rows` (whole: row i = segment
-  // row i; set *whole). Fetches are independent and run in parallel across segments.
+  // rows: ascending, unique. A Got holds a column aligned with `rows` (whole: row i =
+  // segment row i).
   struct Need {
+    const FieldSpec* spec = nullptr;
     ObjectId segment;
     std::vector<uint32_t> rows;
   };
@@ -80,78 +111,156 @@ class SegmentFetcher {
     bool whole = false;  // column holds every row of the segment
   };
 
-  Result<std::vector<Got>> FetchAll(const FieldSpec& spec, const std::vector<Need>& needs,
-                                    bool prefer_whole) {
-    std::vector<Got> out(needs.size());
+  // Fills every got[i] that has no column yet (got is aligned with needs).
+  Status FetchAll(const std::vector<Need>& needs, std::vector<Got>& got, bool prefer_whole) {
+    if (!prefer_whole) return FetchRows(needs, got);
     std::vector<Status> status(needs.size());
     // Up to 16 fetches in flight on the process's I/O pool (the caller runs some too): no
     // thread is made per fetch, and a remote store pays about needs/16 round trips.
     IoPool::ParallelFor(
         needs.size(),
         [&](size_t i) {
-          auto r = FetchOne(spec, needs[i], prefer_whole);
+          if (got[i].column != nullptr) return;
+          if (auto hit = impl_.segments()->Get(needs[i].segment)) {
+            impl_.CountHit();
+            got[i] = Got{hit, true};
+            return;
+          }
+          auto r = FetchWhole(*needs[i].spec, needs[i].segment);
           if (!r.ok()) {
             status[i] = r.status();
           } else {
-            out[i] = std::move(*r);
+            got[i] = std::move(*r);
           }
         },
         16);
     for (const Status& s : status) RETURN_IF_ERROR(s);
-    return out;
+    return Status::Ok();
   }
 
  private:
-  Result<Got> FetchOne(const FieldSpec& spec, const Need& need, bool prefer_whole) {
-    if (auto hit = impl_.segments()->Get(need.segment)) {
-      impl_.CountHit();
-      return Got{hit, true};
-    }
-    Store& store = impl_.store();
-    const ObjectId id = need.segment;
-    if (prefer_whole) {
-      return FetchWhole(spec, id);
-    }
-    columnar::FetchRange fetch = [&store, id, this](uint64_t off, uint64_t len) -> Result<Bytes> {
-      auto r = store.GetRange(id, off, len);
+  columnar::FetchRange Fetcher(const ObjectId& id) const {
+    return [this, id](uint64_t off, uint64_t len) -> Result<Bytes> {
+      auto r = impl_.store().GetRange(id, off, len);
       if (r.ok()) impl_.CountFetch(r->size());
       return r;
     };
-    // The handle keeps the headers it opened: a later take reopens the segment without a
-    // request (the header was verified when first read; segments are immutable).
-    auto open = [&]() -> Result<columnar::SegmentReader> {
-      if (auto header = impl_.headers()->Get(id)) {
-        return columnar::SegmentReader::Reopen(fetch, spec, std::move(header));
+  }
+
+  // Random rows: every segment's first-round ranges (spec/12 §5.3; for fixed-width fields
+  // all there is) are planned before any is read, sorted by (segment, offset), coalesced
+  // across gaps of at most GapBytes, and read at once on the I/O pool; the readers then
+  // verify and assemble (a variable-width field's values take one more round).
+  Status FetchRows(const std::vector<Need>& needs, std::vector<Got>& got) {
+    const size_t n = needs.size();
+    std::vector<std::optional<columnar::SegmentReader>> readers(n);
+    std::vector<Status> status(n);
+    // Cached columns and headers cost no request; a header not yet cached costs one.
+    std::vector<size_t> to_open;
+    for (size_t i = 0; i < n; ++i) {
+      if (got[i].column != nullptr) continue;
+      const ObjectId& id = needs[i].segment;
+      if (auto hit = impl_.segments()->Get(id)) {
+        impl_.CountHit();
+        got[i] = Got{hit, true};
+      } else if (auto header = impl_.headers()->Get(id)) {
+        // Verified when first read; segments are immutable.
+        auto r = columnar::SegmentReader::Reopen(Fetcher(id), *needs[i].spec, std::move(header));
+        if (!r.ok()) return SegmentReadError(r.status(), id);
+        readers[i].emplace(std::move(*r));
+      } else {
+        to_open.push_back(i);
       }
-      ASSIGN_OR_RETURN(auto opened, columnar::SegmentReader::Open(fetch, spec));
-      auto header = opened.header();
-      impl_.headers()->Insert(id, header, columnar::SegmentReader::HeaderBytes(*header));
-      return opened;
+    }
+    IoPool::ParallelFor(
+        to_open.size(),
+        [&](size_t k) {
+          const size_t i = to_open[k];
+          const ObjectId& id = needs[i].segment;
+          auto r = columnar::SegmentReader::Open(Fetcher(id), *needs[i].spec);
+          if (!r.ok()) {
+            status[i] = SegmentReadError(r.status(), id);
+            return;
+          }
+          auto header = r->header();
+          impl_.headers()->Insert(id, header, columnar::SegmentReader::HeaderBytes(*header));
+          readers[i].emplace(std::move(*r));
+        },
+        InFlight(local_));
+    for (const Status& st : status) RETURN_IF_ERROR(st);
+
+    // Plan every request before issuing any.
+    struct Request {
+      size_t item;
+      uint64_t start, end;
     };
-    auto reader = open();
-    if (!reader.ok()) return SegmentReadError(reader.status(), id);
-    // On a local store a request is a system call on cached pages: read no gap bytes (and
-    // hash none); on an object store fewer, larger requests win (spec/12 §5.3 item 4).
-    reader->set_coalesce_gaps(!IsLocalStore(store));
-    // An index entry past the segment's end is damage, not a bad request (the rows come
-    // from the index, not from the caller).
-    if (!need.rows.empty() && need.rows.back() >= reader->rows()) {
-      return Corrupt("the index points at row " + std::to_string(need.rows.back()) +
-                     " of segment " + id.ToString() + " which has " +
-                     std::to_string(reader->rows()) + " rows");
+    std::vector<Request> requests;
+    std::vector<char> dense(n, 0);
+    const uint64_t gap = GapBytes(local_);
+    for (size_t i = 0; i < n; ++i) {
+      if (!readers[i]) continue;
+      columnar::SegmentReader& reader = *readers[i];
+      const ObjectId& id = needs[i].segment;
+      // Later rounds (variable-width values) read only what they use on a local store.
+      reader.set_coalesce_gaps(!local_);
+      // An index entry past the segment's end is damage, not a bad request (the rows
+      // come from the index, not from the caller).
+      const auto& rows = needs[i].rows;
+      if (!rows.empty() && rows.back() >= reader.rows()) {
+        return Corrupt("the index points at row " + std::to_string(rows.back()) + " of segment " +
+                       id.ToString() + " which has " + std::to_string(reader.rows()) + " rows");
+      }
+      // Dense reads: the rest of the object costs about the same; ReadAll verifies every
+      // block the column is built from.
+      if (rows.size() * 2 >= reader.rows()) {
+        dense[i] = 1;
+        continue;
+      }
+      auto ranges = reader.PlanRows(rows);
+      if (!ranges.ok()) return SegmentReadError(ranges.status(), id);
+      for (const auto& r : *ranges) {
+        if (!requests.empty() && requests.back().item == i &&
+            r.start - requests.back().end <= gap) {
+          requests.back().end = r.end;
+        } else {
+          requests.push_back({i, r.start, r.end});
+        }
+      }
     }
-    // Dense reads: the rest of the object costs about the same; ReadAll verifies every
-    // block the column is built from.
-    if (need.rows.size() * 2 >= reader->rows()) {
-      auto col = reader->ReadAll();
-      if (!col.ok()) return SegmentReadError(col.status(), id);
-      auto shared = std::make_shared<const Column>(std::move(*col));
-      impl_.segments()->Insert(id, shared);
-      return Got{shared, true};
+    std::vector<std::optional<Result<Bytes>>> fetched(requests.size());
+    IoPool::ParallelFor(
+        requests.size(),
+        [&](size_t k) {
+          const Request& q = requests[k];
+          auto r = impl_.store().GetRange(needs[q.item].segment, q.start, q.end - q.start);
+          if (r.ok()) impl_.CountFetch(r->size());
+          fetched[k].emplace(std::move(r));
+        },
+        InFlight(local_));
+    for (size_t k = 0; k < requests.size(); ++k) {
+      const Request& q = requests[k];
+      Status st = readers[q.item]->Supply(q.start, q.end - q.start, std::move(*fetched[k]));
+      if (!st.ok()) return SegmentReadError(st, needs[q.item].segment);
     }
-    auto col = reader->ReadRows(need.rows);
-    if (!col.ok()) return SegmentReadError(col.status(), id);
-    return Got{std::make_shared<const Column>(std::move(*col)), false};
+
+    // Verify and assemble (a dense segment is read whole here).
+    IoPool::ParallelFor(
+        n,
+        [&](size_t i) {
+          if (!readers[i]) return;
+          const ObjectId& id = needs[i].segment;
+          auto col = dense[i] ? readers[i]->ReadAll() : readers[i]->ReadRows(needs[i].rows);
+          if (!col.ok()) {
+            status[i] = SegmentReadError(col.status(), id);
+            return;
+          }
+          auto shared = std::make_shared<const Column>(std::move(*col));
+          if (dense[i]) impl_.segments()->Insert(id, shared);
+          got[i] = Got{std::move(shared), dense[i] != 0};
+        },
+        InFlight(local_));
+    for (const Status& st : status) RETURN_IF_ERROR(st);
+    return Status::Ok();
   }
 
   Result<Got> FetchWhole(const FieldSpec& spec, const ObjectId& id) {
@@ -166,6 +275,7 @@ class SegmentFetcher {
   }
 
   const DatasetImpl& impl_;
+  const bool local_;
 };
 
 // One output row: entry `index` of `leaf`, or a missing anchor (leaf == nullptr).
@@ -176,22 +286,22 @@ struct RowRef {
 
 using Pins = std::unordered_map<ObjectId, std::shared_ptr<const Column>>;
 
-// Materializes the projected fields for `rows` (in output order). Whole segments found
-// in `pins` are reused; on return `pins` (if given) holds the whole segments this call
-// used, so a scan does not refetch a segment that spans several batches.
+// Materializes the projected fields for `rows` (in output order). All fields' segment
+// reads are planned first and fetched together. Whole segments found in `pins` are
+// reused; on return `pins` (if given) holds the whole segments this call used, so a scan
+// does not refetch a segment that spans several batches.
 Result<std::vector<Column>> Materialize(const DatasetImpl& impl,
                                         const std::vector<FieldSpec>& fields,
                                         const std::vector<RowRef>& rows, bool prefer_whole,
                                         Pins* pins) {
-  std::vector<Column> out;
-  out.reserve(fields.size());
-  SegmentFetcher fetcher(impl);
-  Pins next_pins;
-  for (const auto& spec : fields) {
-    // Group output rows by segment.
+  // Group output rows by (field, segment). where[f][i]: the need and segment row of
+  // output row i of field f (need SIZE_MAX: null).
+  std::vector<SegmentFetcher::Need> needs;
+  std::vector<std::vector<std::pair<size_t, uint32_t>>> where(fields.size());
+  for (size_t f = 0; f < fields.size(); ++f) {
+    const FieldSpec& spec = fields[f];
     std::unordered_map<ObjectId, size_t> slot;
-    std::vector<SegmentFetcher::Need> needs;
-    std::vector<std::pair<size_t, uint32_t>> where(rows.size(), {SIZE_MAX, 0});
+    where[f].assign(rows.size(), {SIZE_MAX, 0});
     const btree::Leaf* last_leaf = nullptr;
     const btree::LeafField* lf = nullptr;
     for (size_t i = 0; i < rows.size(); ++i) {
@@ -205,33 +315,37 @@ Result<std::vector<Column>> Materialize(const DatasetImpl& impl,
       const ObjectId& seg = lf->segments[lf->seg[r.index]];
       uint32_t row = lf->row[r.index];
       auto [it, inserted] = slot.emplace(seg, needs.size());
-      if (inserted) needs.push_back({seg, {}});
+      if (inserted) needs.push_back({&spec, seg, {}});
       needs[it->second].rows.push_back(row);
-      where[i] = {it->second, row};
+      where[f][i] = {it->second, row};
     }
-    std::vector<SegmentFetcher::Got> got(needs.size());
-    std::vector<SegmentFetcher::Need> to_fetch;
-    std::vector<size_t> fetch_slot;
-    for (size_t s = 0; s < needs.size(); ++s) {
-      auto& n = needs[s];
-      if (pins != nullptr) {
-        auto p = pins->find(n.segment);
-        if (p != pins->end()) {
-          got[s] = {p->second, true};
-          continue;
-        }
+  }
+  std::vector<SegmentFetcher::Got> got(needs.size());
+  for (size_t s = 0; s < needs.size(); ++s) {
+    auto& n = needs[s];
+    if (pins != nullptr) {
+      auto p = pins->find(n.segment);
+      if (p != pins->end()) {
+        got[s] = {p->second, true};
+        continue;
       }
-      std::sort(n.rows.begin(), n.rows.end());
-      n.rows.erase(std::unique(n.rows.begin(), n.rows.end()), n.rows.end());
-      to_fetch.push_back(n);
-      fetch_slot.push_back(s);
     }
-    ASSIGN_OR_RETURN(auto fetched, fetcher.FetchAll(spec, to_fetch, prefer_whole));
-    for (size_t k = 0; k < fetched.size(); ++k) got[fetch_slot[k]] = std::move(fetched[k]);
-    std::vector<Src> srcs(rows.size());
+    std::sort(n.rows.begin(), n.rows.end());
+    n.rows.erase(std::unique(n.rows.begin(), n.rows.end()), n.rows.end());
+  }
+  SegmentFetcher fetcher(impl);
+  RETURN_IF_ERROR(fetcher.FetchAll(needs, got, prefer_whole));
+
+  std::vector<Column> out;
+  out.reserve(fields.size());
+  std::vector<Src> srcs(rows.size());
+  for (size_t f = 0; f < fields.size(); ++f) {
     for (size_t i = 0; i < rows.size(); ++i) {
-      auto [s, row] = where[i];
-      if (s == SIZE_MAX) continue;
+      auto [s, row] = where[f][i];
+      if (s == SIZE_MAX) {
+        srcs[i] = Src{};
+        continue;
+      }
       const auto& g = got[s];
       uint64_t r = row;
       if (!g.whole) {
@@ -245,14 +359,15 @@ Result<std::vector<Column>> Materialize(const DatasetImpl& impl,
       }
       srcs[i] = Src{g.column.get(), r};
     }
-    out.push_back(Gather(spec, srcs));
-    if (pins != nullptr) {
-      for (size_t s = 0; s < needs.size(); ++s) {
-        if (got[s].whole) next_pins[needs[s].segment] = got[s].column;
-      }
-    }
+    out.push_back(Gather(fields[f], srcs));
   }
-  if (pins != nullptr) *pins = std::move(next_pins);
+  if (pins != nullptr) {
+    Pins next_pins;
+    for (size_t s = 0; s < needs.size(); ++s) {
+      if (got[s].whole) next_pins[needs[s].segment] = got[s].column;
+    }
+    *pins = std::move(next_pins);
+  }
   return out;
 }
 
