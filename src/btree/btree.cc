@@ -308,18 +308,21 @@ Result<bool> Tree::Contains(uint64_t anchor) const {
 
 namespace {
 
-// Resolves anchors[lo, hi) under one page; each touched page is read once.
-Status LookupUnder(Store* store, PageCache* cache, const Page& page,
+// Resolves anchors[lo, hi) under one page; each touched page is read once. Calls
+// visit(j, leaf, i) for each anchors[j] found, at entry i of `leaf` (which the caller may
+// keep: it shares the page's ownership).
+using LeafVisit = Tree::LeafVisit;
+Status LookupUnder(Store* store, PageCache* cache, const PagePtr& page,
                    std::optional<uint64_t> hi_bound, std::span<const uint64_t> anchors, size_t lo,
-                   size_t hi, std::vector<std::optional<Entry>>* out) {
-  if (page.is_leaf()) {
-    const Leaf& leaf = page.leaf();
+                   size_t hi, const LeafVisit& visit) {
+  if (page->is_leaf()) {
+    const std::shared_ptr<const Leaf> leaf(page, &page->leaf());
     for (size_t j = lo; j < hi; ++j) {
-      if (auto i = leaf.Find(anchors[j])) (*out)[j] = leaf.EntryAt(*i);
+      if (auto i = leaf->Find(anchors[j])) visit(j, leaf, *i);
     }
     return Status::Ok();
   }
-  const Node& node = page.node();
+  const Node& node = page->node();
   std::vector<size_t> child_index;
   std::vector<std::pair<size_t, size_t>> ranges;
   std::vector<ObjectId> ids;
@@ -344,34 +347,45 @@ Status LookupUnder(Store* store, PageCache* cache, const Page& page,
   for (size_t k = 0; k < children.size(); ++k) {
     ChildBounds b = internal::ChildBoundsOf(node, child_index[k], hi_bound);
     RETURN_IF_ERROR(CheckChild(*children[k], ids[k], b));
-    RETURN_IF_ERROR(LookupUnder(store, cache, *children[k], b.hi, anchors, ranges[k].first,
-                                ranges[k].second, out));
+    RETURN_IF_ERROR(LookupUnder(store, cache, children[k], b.hi, anchors, ranges[k].first,
+                                ranges[k].second, visit));
   }
   return Status::Ok();
 }
 
 }  // namespace
 
-Result<std::vector<std::optional<Entry>>> Tree::LookupMany(
-    std::span<const uint64_t> anchors) const {
+Status Tree::LookupEach(std::span<const uint64_t> anchors, const LeafVisit& visit) const {
   for (size_t i = 1; i < anchors.size(); ++i) {
     if (anchors[i - 1] >= anchors[i]) {
       return InvalidArgument("btree LookupMany: anchors not strictly ascending at position " +
                              std::to_string(i));
     }
   }
-  std::vector<std::optional<Entry>> out(anchors.size());
-  if (anchors.empty() || ref_.empty()) return out;
+  if (anchors.empty() || ref_.empty()) return Status::Ok();
   if (ref_.is_inline()) {
-    Page page = MakePage(*ref_.inline_leaf);
-    RETURN_IF_ERROR(
-        LookupUnder(store_, cache_, page, std::nullopt, anchors, 0, anchors.size(), &out));
-    return out;
+    auto page = std::make_shared<const Page>(MakePage(*ref_.inline_leaf));
+    return LookupUnder(store_, cache_, page, std::nullopt, anchors, 0, anchors.size(), visit);
   }
   ASSIGN_OR_RETURN(PagePtr root, internal::Fetch(*store_, cache_, ref_.root, nullptr));
   RETURN_IF_ERROR(CheckChild(*root, ref_.root, internal::RootBounds(ref_)));
+  return LookupUnder(store_, cache_, root, std::nullopt, anchors, 0, anchors.size(), visit);
+}
+
+Result<std::vector<std::optional<Entry>>> Tree::LookupMany(
+    std::span<const uint64_t> anchors) const {
+  std::vector<std::optional<Entry>> out(anchors.size());
+  RETURN_IF_ERROR(LookupEach(anchors, [&](size_t j, const std::shared_ptr<const Leaf>& leaf,
+                                          size_t i) { out[j] = leaf->EntryAt(i); }));
+  return out;
+}
+
+Result<std::vector<Tree::LeafHit>> Tree::LookupLeaves(std::span<const uint64_t> anchors) const {
+  std::vector<LeafHit> out(anchors.size());
   RETURN_IF_ERROR(
-      LookupUnder(store_, cache_, *root, std::nullopt, anchors, 0, anchors.size(), &out));
+      LookupEach(anchors, [&](size_t j, const std::shared_ptr<const Leaf>& leaf, size_t i) {
+        out[j] = LeafHit{leaf, static_cast<uint32_t>(i)};
+      }));
   return out;
 }
 

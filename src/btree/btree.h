@@ -222,6 +222,19 @@ class Tree {
   // One result per anchor, in order. REQUIRES: `anchors` strictly ascending
   // (kInvalidArgument otherwise). Each page is read once, however many anchors it holds.
   Result<std::vector<std::optional<Entry>>> LookupMany(std::span<const uint64_t> anchors) const;
+  // As LookupMany, without building an Entry per anchor (a random take's lookups): per
+  // anchor the leaf holding it (sharing the page's ownership, so it stays valid while
+  // held) and its index there; leaf null when absent.
+  struct LeafHit {
+    std::shared_ptr<const Leaf> leaf;
+    uint32_t index = 0;
+  };
+  Result<std::vector<LeafHit>> LookupLeaves(std::span<const uint64_t> anchors) const;
+  // What LookupMany and LookupLeaves share: visit(j, leaf, i) for each anchors[j] found,
+  // at entry i of leaf. Same REQUIRES.
+  using LeafVisit =
+      std::function<void(size_t j, const std::shared_ptr<const Leaf>& leaf, size_t i)>;
+  Status LookupEach(std::span<const uint64_t> anchors, const LeafVisit& visit) const;
   // Entries with start <= anchor < end.
   Cursor Scan(uint64_t start = 0, uint64_t end = UINT64_MAX, const ScanOptions& options = {}) const;
   // The highest run of at least `n` consecutive anchors below `end` that holds no anchor

@@ -1495,7 +1495,9 @@ TEST(SegmentReader, SuppliedCoveringRangeIsVerifiedBlockByBlock) {
     // Fixed-width values come from the supplied range alone; strings and categoricals
     // read their values (or dictionary) in later rounds.
     const bool one_round = type != FieldType::kString && type != FieldType::kCategorical;
-    if (one_round) EXPECT_EQ(requests, 0u);
+    if (one_round) {
+      EXPECT_EQ(requests, 0u);
+    }
 
     // A byte in the first gap between planned ranges: unused, so harmless.
     MemObject probe{*enc};

@@ -695,33 +695,35 @@ Status FileBackend::RecordUnsynced(const std::string& shard, const std::string& 
 // A whole-object read is the range [0, size): one open/fstat/pread path for both.
 Result<Bytes> FileBackend::Get(const ObjectId& id) { return GetRange(id, 0, UINT64_MAX); }
 
-Result<std::shared_ptr<const FileBackend::OpenObject>> FileBackend::OpenForRead(
-    const ObjectId& id, const std::string& path, struct stat* st) {
+Result<std::shared_ptr<const FileBackend::OpenObject>> FileBackend::OpenForRead(const ObjectId& id,
+                                                                                struct stat* st) {
   if (auto cached = object_fds_.Get(id)) {
     // Deleted or replaced (a damaged copy renamed over) since it was opened: the cached
     // inode is no longer linked; read what is at the path now.
     if (fstat(cached->fd, st) == 0 && st->st_nlink > 0) return cached;
     object_fds_.Erase(id);
   }
+  std::string path = ObjectPath(id);
   int fd = SysOpen(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno == ENOENT ? ObjectNotFound(id) : OsError(errno, "open", path);
-  auto opened = std::make_shared<const OpenObject>(fd);
-  if (fstat(fd, st) != 0) return OsError(errno, "stat", path);
+  auto opened = std::make_shared<const OpenObject>(fd, std::move(path));
+  if (fstat(fd, st) != 0) return OsError(errno, "stat", opened->path);
   object_fds_.Insert(id, opened, 1);
   return opened;
 }
 
+// A random take reads many small ranges of one object: a cached descriptor and path make
+// each an fstat and a pread.
 Result<Bytes> FileBackend::GetRange(const ObjectId& id, uint64_t offset, uint64_t length) {
-  const std::string path = ObjectPath(id);
   struct stat st;
-  ASSIGN_OR_RETURN(auto file, OpenForRead(id, path, &st));
+  ASSIGN_OR_RETURN(auto file, OpenForRead(id, &st));
   auto size = static_cast<uint64_t>(st.st_size);
   if (offset > size) {
     return InvalidArgument("object " + id.ToString() + ": range offset " + std::to_string(offset) +
                            " is beyond its size " + std::to_string(size));
   }
   Bytes out;
-  Status status = ReadAll(file->fd, path, offset, std::min(length, size - offset), &out);
+  Status status = ReadAll(file->fd, file->path, offset, std::min(length, size - offset), &out);
   if (!status.ok()) {
     object_fds_.Erase(id);  // the next read opens the file afresh
     return status;

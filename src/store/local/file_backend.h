@@ -155,17 +155,17 @@ class FileBackend final : public ObjectBackend, public RefBackend {
 
   // An open read-only descriptor of an object file, closed when the last holder lets go.
   struct OpenObject {
-    explicit OpenObject(int f) : fd(f) {}
+    OpenObject(int f, std::string p) : fd(f), path(std::move(p)) {}
     ~OpenObject();
     OpenObject(const OpenObject&) = delete;
     OpenObject& operator=(const OpenObject&) = delete;
     const int fd;
+    const std::string path;  // ObjectPath(id), kept so a cached read builds no path
   };
-  // The object's descriptor and stat: from the cache when the cached file is still the
-  // one linked at its path (st_nlink > 0: not deleted or replaced), else opened (and
+  // The object's descriptor, path and stat: from the cache when the cached file is still
+  // the one linked at its path (st_nlink > 0: not deleted or replaced), else opened (and
   // cached). kNotFound if absent.
-  Result<std::shared_ptr<const OpenObject>> OpenForRead(const ObjectId& id, const std::string& path,
-                                                        struct stat* st);
+  Result<std::shared_ptr<const OpenObject>> OpenForRead(const ObjectId& id, struct stat* st);
 
   // Writes `data` to a fresh file under tmp/ and fsyncs it; returns its path.
   // Writes a temp file; fsyncs it when `sync`.
