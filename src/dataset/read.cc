@@ -68,10 +68,10 @@ bool IsLocalStore(const Store& store) {
 // Ranges of one segment at most this far apart are read as one request (the gap bytes
 // are read but never used, so never verified). On a local store a request is a system
 // call on cached pages: reading a gap of up to half a page costs less than another call
-// (about 2-3 us) and keeps the bytes read per random small value below Lance's (bench/
-// RESULTS.md: 4 KiB reads ~1.6x the bytes for ~1.2x the speed). On an object store a
-// request costs a round trip, worth far more bytes. DREAMDB_TAKE_GAP_BYTES (0..2^30)
-// overrides both, for measurements.
+// (a few us) and keeps the bytes read per random small value below Lance's (bench/
+// RESULTS.md, "Random take, planned and coalesced": 4 KiB reads 1.55x the bytes for at
+// most ~20% less time). On an object store a request costs a round trip, worth far more
+// bytes. DREAMDB_TAKE_GAP_BYTES (0..2^30) overrides both, for measurements.
 constexpr uint64_t kLocalGapBytes = 2048;
 constexpr uint64_t kRemoteGapBytes = uint64_t{256} << 10;
 uint64_t GapBytes(bool local) {
