@@ -20,6 +20,7 @@
 #include "src/base/encoding.h"
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
+#include "src/dataset/index/parallel.h"
 #include "src/vector/distance.h"
 #include "src/vector/graph.h"
 #include "src/vector/ivf.h"
@@ -134,26 +135,27 @@ Result<FieldValues> FetchField(const DatasetImpl& impl,
     if (const btree::FieldLoc* loc = e->Find(spec.name)) need[loc->segment].push_back(loc->row);
   }
   std::vector<ObjectId> ids;
-  std::vector<std::future<Result<std::pair<std::shared_ptr<const Column>, bool>>>> futs;
   for (auto& [id, rows] : need) {
     std::sort(rows.begin(), rows.end());
     rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
     ids.push_back(id);
   }
   std::vector<std::pair<std::shared_ptr<const Column>, bool>> got(ids.size());
+  std::vector<size_t> missing;  // segments not cached whole
   for (size_t i = 0; i < ids.size(); ++i) {
-    auto work = [&impl, &spec, &ids, &need, i] {
-      return FetchSegmentRows(impl, spec, ids[i], need.at(ids[i]));
-    };
-    if (ids.size() > 1 && futs.size() < 8) {
-      futs.push_back(std::async(std::launch::async, work));
+    if (auto hit = impl.segments()->Get(ids[i])) {
+      impl.CountHit();
+      got[i] = {std::move(hit), true};
     } else {
-      ASSIGN_OR_RETURN(got[i], work());
+      missing.push_back(i);
     }
   }
-  for (size_t i = 0; i < futs.size(); ++i) {
-    ASSIGN_OR_RETURN(got[i], futs[i].get());
-  }
+  const Status fetched = ParallelFor(missing.size(), 8, [&](size_t m) -> Status {
+    const size_t i = missing[m];
+    ASSIGN_OR_RETURN(got[i], FetchSegmentRows(impl, spec, ids[i], need.at(ids[i])));
+    return Status::Ok();
+  });
+  RETURN_IF_ERROR(fetched);
   std::unordered_map<ObjectId, size_t> slot;
   for (size_t i = 0; i < ids.size(); ++i) {
     slot[ids[i]] = out.columns.size();
@@ -363,27 +365,25 @@ Status CheckBucketCodes(const vector::IvfModel& model, const Bucket& b, const Ob
   return Status::Ok();
 }
 
-// Fetches buckets in parallel (up to 8 in flight), through the cache.
+// Buckets through the cache; the ones not cached are fetched in parallel (up to 8 in
+// flight). A warm search takes every bucket from the cache without starting a thread.
 Result<std::vector<std::shared_ptr<const Bucket>>> FetchBuckets(const DatasetImpl& impl,
                                                                 const std::vector<ObjectId>& ids) {
   std::vector<std::shared_ptr<const Bucket>> out(ids.size());
-  std::atomic<size_t> next{0};
-  auto worker = [&]() -> Status {
-    for (;;) {
-      size_t i = next.fetch_add(1);
-      if (i >= ids.size()) return Status::Ok();
-      ASSIGN_OR_RETURN(out[i], LoadBucket(impl, ids[i]));
+  std::vector<size_t> missing;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    out[i] = impl.vectors()->Get<Bucket>(ids[i]);
+    if (out[i] != nullptr) {
+      impl.CountHit();
+    } else {
+      missing.push_back(i);
     }
-  };
-  std::vector<std::future<Status>> futs;
-  size_t extra = std::min<size_t>(ids.size() > 1 ? ids.size() - 1 : 0, 7);
-  for (size_t t = 0; t < extra; ++t) futs.push_back(std::async(std::launch::async, worker));
-  Status first = worker();
-  for (auto& f : futs) {
-    Status s = f.get();
-    if (first.ok() && !s.ok()) first = s;
   }
-  RETURN_IF_ERROR(first);
+  const Status fetched = ParallelFor(missing.size(), 8, [&](size_t i) -> Status {
+    ASSIGN_OR_RETURN(out[missing[i]], LoadBucket(impl, ids[missing[i]]));
+    return Status::Ok();
+  });
+  RETURN_IF_ERROR(fetched);
   return out;
 }
 
@@ -486,15 +486,12 @@ Status ExactSearch(const SearchContext& ctx, const float* queries, size_t nq, si
                                       }
                                     }
                                   };
-                                  if (todo.size() > 1 && o.threads > 1) {
-                                    size_t mid = todo.size() / 2;
-                                    auto f = std::async(std::launch::async, work, mid, todo.size());
-                                    work(0, mid);
-                                    f.get();
-                                  } else {
-                                    work(0, todo.size());
-                                  }
-                                  return Status::Ok();
+                                  const size_t parts = todo.size() > 1 ? 2 : 1;
+                                  const size_t mid = parts == 2 ? todo.size() / 2 : todo.size();
+                                  return ParallelFor(parts, o.threads, [&](size_t h) {
+                                    work(h == 0 ? 0 : mid, h == 0 ? mid : todo.size());
+                                    return Status::Ok();
+                                  });
                                 }));
     *scanned += seen * todo.size();
     std::vector<size_t> again;
@@ -516,127 +513,127 @@ Status ExactSearch(const SearchContext& ctx, const float* queries, size_t nq, si
   return Status::Ok();
 }
 
-// Live check (spec/21 §6): where each candidate's entry is live, i.e. its location (the
-// segment tag + row `location(handle)` gives) is the anchor's current location for the
-// field in this version. One batched lookup.
-using LocationOf = std::function<std::pair<uint64_t, uint32_t>(uint64_t handle)>;
+// The entries of one bucket or node page (borrowed), named by its object id.
+struct EntryList {
+  ObjectId id;
+  const std::vector<uint64_t>* anchors = nullptr;
+  const std::vector<uint64_t>* seg_tags = nullptr;
+  const std::vector<uint32_t>* rows = nullptr;
+};
 
-Result<std::vector<uint8_t>> LiveFlags(const SearchContext& ctx, const std::vector<Cand>& cands,
-                                       const LocationOf& location) {
+// What decides the live entries of a version: its anchor index (the entries' anchors are
+// looked up in it, and the values they point to are immutable). Versions that share a
+// paged anchor index (an index build, a metadata commit) share their LiveEntries; an
+// inline anchor index has no id of its own, so the manifest's stands for it.
+ObjectId LiveVersionKey(const Version& v) {
+  return v.index.inline_leaf != nullptr ? v.id : v.index.root;
+}
+
+// The LiveEntries of each list in this version, from the handle's cache; the missing ones
+// computed together (one batched anchor lookup, one fetch of their vectors) and cached.
+Result<std::vector<std::shared_ptr<const LiveEntries>>> LoadLive(
+    const SearchContext& ctx, const std::vector<EntryList>& lists) {
+  std::vector<std::shared_ptr<const LiveEntries>> out(lists.size());
+  std::vector<size_t> missing;
+  const ObjectId version_key = LiveVersionKey(*ctx.version);
+  for (size_t i = 0; i < lists.size(); ++i) {
+    out[i] = ctx.impl->vectors()->GetLive(LiveKey{version_key, lists[i].id});
+    if (out[i] == nullptr) missing.push_back(i);
+  }
+  if (missing.empty()) return out;
   std::vector<uint64_t> sorted;
-  for (const auto& c : cands) sorted.push_back(c.anchor);
+  for (size_t i : missing) {
+    sorted.insert(sorted.end(), lists[i].anchors->begin(), lists[i].anchors->end());
+  }
   std::sort(sorted.begin(), sorted.end());
   sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
   btree::Tree tree(&ctx.impl->store(), ctx.impl->pages(), ctx.version->index);
   ASSIGN_OR_RETURN(auto entries, tree.LookupMany(sorted));
-  std::vector<uint8_t> live(cands.size(), 0);
-  for (size_t k = 0; k < cands.size(); ++k) {
-    size_t i = static_cast<size_t>(std::lower_bound(sorted.begin(), sorted.end(), cands[k].anchor) -
-                                   sorted.begin());
-    const auto [tag, row] = location(cands[k].handle);
-    const btree::FieldLoc* loc = entries[i] ? entries[i]->Find(ctx.spec->name) : nullptr;
-    live[k] = loc != nullptr && SegmentTag(loc->segment) == tag && loc->row == row;
-  }
-  return live;
-}
-
-// Keeps the live candidates (best first) and deduplicates anchors; the others' handles go
-// to *rejected.
-Result<std::vector<Cand>> KeepLive(const SearchContext& ctx, const std::vector<Cand>& cands,
-                                   const LocationOf& location, std::vector<uint64_t>* rejected) {
-  ASSIGN_OR_RETURN(auto live, LiveFlags(ctx, cands, location));
-  std::vector<Cand> out;
-  std::unordered_set<uint64_t> emitted;
-  for (size_t k = 0; k < cands.size(); ++k) {
-    const Cand& c = cands[k];
-    if (!live[k] || !emitted.insert(c.anchor).second) {
-      rejected->push_back(c.handle);
-      continue;
+  // Only the anchors whose current location is an entry's are fetched.
+  std::vector<uint8_t> wanted(sorted.size(), 0);
+  for (size_t i : missing) {
+    const EntryList& l = lists[i];
+    for (size_t e = 0; e < l.anchors->size(); ++e) {
+      const size_t j = static_cast<size_t>(
+          std::lower_bound(sorted.begin(), sorted.end(), (*l.anchors)[e]) - sorted.begin());
+      const btree::FieldLoc* loc = entries[j] ? entries[j]->Find(ctx.spec->name) : nullptr;
+      if (loc != nullptr && SegmentTag(loc->segment) == (*l.seg_tags)[e] &&
+          loc->row == (*l.rows)[e]) {
+        wanted[j] = 1;
+      }
     }
-    out.push_back(c);
+  }
+  for (size_t j = 0; j < entries.size(); ++j) {
+    if (!wanted[j]) entries[j].reset();
+  }
+  ASSIGN_OR_RETURN(FieldValues fv, FetchField(*ctx.impl, entries, *ctx.spec));
+  const size_t dim = ctx.spec->dim;
+  for (size_t i : missing) {
+    const EntryList& l = lists[i];
+    const size_t n = l.anchors->size();
+    auto state = std::make_shared<LiveEntries>();
+    state->live.assign(n, 0);
+    state->vectors.assign(n * dim, 0.0f);
+    size_t live = 0;
+    for (size_t e = 0; e < n; ++e) {
+      const size_t j = static_cast<size_t>(
+          std::lower_bound(sorted.begin(), sorted.end(), (*l.anchors)[e]) - sorted.begin());
+      const btree::FieldLoc* loc = entries[j] ? entries[j]->Find(ctx.spec->name) : nullptr;
+      if (loc == nullptr || SegmentTag(loc->segment) != (*l.seg_tags)[e] ||
+          loc->row != (*l.rows)[e] || !fv.Has(j)) {
+        continue;
+      }
+      auto v = fv.ColumnOf(j).FloatsAt(fv.row[j]);
+      if (v.size() != dim) {
+        return Corrupt("the stored vector of anchor " + std::to_string((*l.anchors)[e]) + " has " +
+                       std::to_string(v.size()) + " components, the field has " +
+                       std::to_string(dim));
+      }
+      std::memcpy(state->vectors.data() + e * dim, v.data(), dim * sizeof(float));
+      state->live[e] = 1;
+      ++live;
+    }
+    state->all_live = live == n;
+    ctx.impl->vectors()->InsertLive(LiveKey{version_key, l.id}, state);
+    out[i] = std::move(state);
   }
   return out;
 }
 
-// Exact distances (rerank) of n candidates given by handle: one batched lookup and fetch.
-// A candidate whose entry is not live (its record deleted, or its value replaced since the
-// entry was written) gets +inf, so it never takes a live candidate's place.
-Status ExactLiveDistances(const SearchContext& ctx, const vector::IvfModel& model, const float* q,
-                          const uint64_t* handles, size_t n,
-                          const std::function<uint64_t(uint64_t)>& anchor_of,
-                          const LocationOf& location, float* out) {
-  std::vector<uint64_t> anchors(n);
-  for (size_t i = 0; i < n; ++i) anchors[i] = anchor_of(handles[i]);
-  std::vector<uint64_t> sorted = anchors;
-  std::sort(sorted.begin(), sorted.end());
-  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
-  btree::Tree tree(&ctx.impl->store(), ctx.impl->pages(), ctx.version->index);
-  ASSIGN_OR_RETURN(auto entries, tree.LookupMany(sorted));
-  ASSIGN_OR_RETURN(FieldValues fv, FetchField(*ctx.impl, entries, *ctx.spec));
-  for (size_t i = 0; i < n; ++i) {
-    size_t j = static_cast<size_t>(std::lower_bound(sorted.begin(), sorted.end(), anchors[i]) -
-                                   sorted.begin());
-    const btree::FieldLoc* loc = entries[j] ? entries[j]->Find(ctx.spec->name) : nullptr;
-    const auto [tag, row] = location(handles[i]);
-    const bool live = loc != nullptr && SegmentTag(loc->segment) == tag && loc->row == row;
-    out[i] = live && fv.Has(j)
-                 ? FiniteOrWorst(model.ExactDistance(q, fv.ColumnOf(j).FloatsAt(fv.row[j]).data()))
-                 : std::numeric_limits<float>::infinity();
+// The exact distance of a live entry's stored vector (+inf when not live, or not finite).
+float LiveDistance(const vector::IvfModel& model, const float* q, const LiveEntries& s,
+                   size_t entry) {
+  if (!s.live[entry]) return std::numeric_limits<float>::infinity();
+  return FiniteOrWorst(model.ExactDistance(q, s.VectorOf(entry, model.dim())));
+}
+
+// Candidates (best first) without repeated anchors; every one is live (scans keep only
+// live entries).
+std::vector<Cand> Dedup(std::vector<Cand> cands) {
+  std::vector<Cand> out;
+  out.reserve(cands.size());
+  std::unordered_set<uint64_t> seen;
+  for (const Cand& c : cands) {
+    if (seen.insert(c.anchor).second) out.push_back(c);
   }
-  return Status::Ok();
+  return out;
 }
 
-// The candidates among `handles` that are not live join *rejected; returns how many did.
-// Used on the running top-k of a scan or walk (IvfModel::Query::ScanHeapIds,
-// GraphSearchParams::bound_ids): those entries set the pruning bound, so a scan that had
-// a stale one must be repeated without it, or a live candidate it pruned could be missing
-// from the answer (§6.2).
-Result<size_t> RejectDead(const SearchContext& ctx, const std::vector<uint64_t>& handles,
-                          const std::function<uint64_t(uint64_t)>& anchor_of,
-                          const LocationOf& location, std::unordered_set<uint64_t>* rejected) {
-  std::vector<Cand> cands;
-  cands.reserve(handles.size());
-  for (uint64_t h : handles) cands.push_back(Cand{h, anchor_of(h), 0, 0});
-  ASSIGN_OR_RETURN(auto live, LiveFlags(ctx, cands, location));
-  size_t dead = 0;
-  for (size_t k = 0; k < cands.size(); ++k) {
-    if (!live[k] && rejected->insert(cands[k].handle).second) ++dead;
-  }
-  return dead;
-}
-
-Result<size_t> RejectDeadInHeap(const SearchContext& ctx, const vector::IvfModel::Query& query,
-                                const std::function<uint64_t(uint64_t)>& anchor_of,
-                                const LocationOf& location,
-                                std::unordered_set<uint64_t>* rejected) {
-  std::vector<uint64_t> ids;
-  query.ScanHeapIds(&ids);
-  return RejectDead(ctx, ids, anchor_of, location, rejected);
-}
-
-// Scans beyond this many repeats (each after finding non-live entries in the running
-// top-k) accept the bound as it is; the live check after Finish still drops them.
-constexpr int kMaxLiveRescans = 8;
-
-// One query through the IVF index (spec/21 §7.2).
+// One query through the IVF index (spec/21 §7.2). Scans keep only the entries live in this
+// version (LiveEntries), so the running top-k never holds a stale entry and the re-rank
+// reads the cached vectors.
 Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::IvfModel& model,
                                        const IndexObject& ix, const float* q, uint32_t nprobe,
                                        const uint32_t* cell_sizes, uint64_t* scanned) {
   const SearchOptions& o = *ctx.options;
-  std::unordered_set<uint64_t> rejected;
+  std::unordered_set<uint64_t> rejected;  // handles the filters rejected
   size_t fetch = o.where.empty() ? o.k : std::max<size_t>(o.k * 4, 64);
   std::vector<std::shared_ptr<const Bucket>> buckets;
+  std::vector<std::shared_ptr<const LiveEntries>> states;
   std::vector<uint32_t> bucket_cell;
   bool loaded = false;
   std::vector<Cand> result;
-  const std::function<uint64_t(uint64_t)> anchor_of = [&](uint64_t h) {
-    return buckets[h >> 32]->anchors[h & 0xffffffffu];
-  };
-  const LocationOf location = [&](uint64_t h) {
-    const Bucket& b = *buckets[h >> 32];
-    const size_t e = h & 0xffffffffu;
-    return std::make_pair(b.seg_tags[e], b.rows[e]);
-  };
+  const bool ranged = o.start != 0 || o.end != UINT64_MAX;
   for (int round = 0; round < 12; ++round) {
     vector::SearchParams sp;
     sp.k = static_cast<uint32_t>(std::min<size_t>(fetch, UINT32_MAX));
@@ -655,6 +652,8 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
         }
       }
       ASSIGN_OR_RETURN(buckets, FetchBuckets(*ctx.impl, flat));
+      std::vector<EntryList> lists;
+      lists.reserve(buckets.size());
       for (size_t b = 0; b < buckets.size(); ++b) {
         if (buckets[b]->cell != bucket_cell[b]) {
           return Corrupt("spatial bucket " + flat[b].ToString() + " holds cell " +
@@ -662,43 +661,48 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
                          std::to_string(bucket_cell[b]));
         }
         RETURN_IF_ERROR(CheckBucketCodes(model, *buckets[b], flat[b]));
+        lists.push_back(
+            EntryList{flat[b], &buckets[b]->anchors, &buckets[b]->seg_tags, &buckets[b]->rows});
       }
+      ASSIGN_OR_RETURN(states, LoadLive(ctx, lists));
       loaded = true;
     }
     std::vector<uint64_t> handles;
     uint64_t total = 0;
-    std::function<bool(uint64_t)> keep = [&](uint64_t h) {
-      uint64_t a = buckets[h >> 32]->anchors[h & 0xffffffffu];
-      return a >= o.start && a < o.end && rejected.count(h) == 0;
+    const std::function<bool(uint64_t)> keep = [&](uint64_t h) {
+      const size_t b = h >> 32;
+      const size_t e = h & 0xffffffffu;
+      if (!states[b]->live[e]) return false;
+      const uint64_t a = buckets[b]->anchors[e];
+      return a >= o.start && a < o.end && (rejected.empty() || rejected.count(h) == 0);
     };
-    for (int pass = 0;; ++pass) {
-      for (size_t b = 0; b < buckets.size(); ++b) {
-        const Bucket& bk = *buckets[b];
-        handles.resize(bk.anchors.size());
-        for (size_t i = 0; i < handles.size(); ++i) handles[i] = (uint64_t{b} << 32) | i;
-        RETURN_IF_ERROR(query->ScanCell(bk.cell, bk.codes, handles.data(), &keep));
-        total += bk.anchors.size();
-      }
-      if (pass >= kMaxLiveRescans) break;
-      ASSIGN_OR_RETURN(size_t dead, RejectDeadInHeap(ctx, *query, anchor_of, location, &rejected));
-      if (dead == 0) break;
-      RETURN_IF_ERROR(query->Reset(q, sp));
+    for (size_t b = 0; b < buckets.size(); ++b) {
+      const Bucket& bk = *buckets[b];
+      handles.resize(bk.anchors.size());
+      for (size_t i = 0; i < handles.size(); ++i) handles[i] = (uint64_t{b} << 32) | i;
+      // Every entry of a bucket that is all live, with no range and nothing rejected, is kept.
+      const bool all = states[b]->all_live && !ranged && rejected.empty();
+      RETURN_IF_ERROR(query->ScanCell(bk.cell, bk.codes, handles.data(), all ? nullptr : &keep));
+      total += bk.anchors.size();
     }
     *scanned += total;
     std::function<Status(const uint64_t*, size_t, float*)> exact =
         [&](const uint64_t* ids, size_t n, float* out) -> Status {
-      return ExactLiveDistances(ctx, model, q, ids, n, anchor_of, location, out);
+      for (size_t i = 0; i < n; ++i) {
+        out[i] = LiveDistance(model, q, *states[ids[i] >> 32], ids[i] & 0xffffffffu);
+      }
+      return Status::Ok();
     };
     ASSIGN_OR_RETURN(std::vector<vector::Neighbor> nn, query->Finish(o.rerank ? &exact : nullptr));
     std::vector<Cand> cands;
+    cands.reserve(nn.size());
     for (const auto& n : nn) {
       uint64_t a = buckets[n.id >> 32]->anchors[n.id & 0xffffffffu];
       cands.push_back(Cand{n.id, a, n.distance, n.score});
     }
     const bool exhausted = cands.size() < fetch;
     std::vector<uint64_t> rej;
-    ASSIGN_OR_RETURN(auto live, KeepLive(ctx, cands, location, &rej));
-    ASSIGN_OR_RETURN(result, ApplyFilters(ctx, live, o.k, &rej));
+    ASSIGN_OR_RETURN(result, ApplyFilters(ctx, Dedup(std::move(cands)), o.k, &rej));
     if (result.size() >= o.k) break;
     if (exhausted || rej.empty()) {
       // The probed cells hold fewer than k matches: widen the probe (spec/21 §7.2 step 6).
@@ -708,6 +712,7 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
       nprobe = static_cast<uint32_t>(std::min<uint64_t>(ix.cells, uint64_t{current} * 4));
       loaded = false;
       buckets.clear();
+      states.clear();
       bucket_cell.clear();
       rejected.clear();
       continue;
@@ -790,20 +795,10 @@ class PagedNodeSource : public vector::GraphNodeSource {
     }
     missing = std::move(remote);
     if (missing.size() < 2) return;  // Block() fetches a single page when it is needed
-    std::atomic<size_t> next{0};
-    auto worker = [&] {
-      for (;;) {
-        size_t i = next.fetch_add(1);
-        if (i >= missing.size()) return;
-        (void)Page(missing[i]);  // errors surface again from Block()
-      }
-    };
-    std::vector<std::future<void>> futs;
-    for (size_t t = 1; t < std::min<size_t>(missing.size(), 8); ++t) {
-      futs.push_back(std::async(std::launch::async, worker));
-    }
-    worker();
-    for (auto& f : futs) f.get();
+    (void)ParallelFor(missing.size(), 8, [&](size_t i) {
+      (void)Page(missing[i]);  // errors surface again from Block()
+      return Status::Ok();
+    });
   }
 
   Result<std::shared_ptr<const NodePageData>> Page(uint32_t b) {
@@ -846,49 +841,49 @@ class PagedNodeSource : public vector::GraphNodeSource {
 
 // One query through a graph index (spec/21 §7.8): the graph's top k' and the cell-0 tail's,
 // merged; stale and filtered candidates dropped; ef widened x4 until k remain, else brute
-// force.
+// force. Walks and scans keep only entries live in this version (LiveEntries of the node
+// pages and tail buckets), and re-rank reads their cached vectors.
 Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector::IvfModel& model,
                                          const IndexObject& ix, const float* q, uint64_t* scanned) {
   const SearchOptions& o = *ctx.options;
   const GraphInfo& g = *ix.graph;
   PagedNodeSource source(*ctx.impl, ix, model);
-  std::unordered_set<uint64_t> rejected;
+  std::unordered_set<uint64_t> rejected;  // handles the filters rejected
   size_t fetch = o.where.empty() ? o.k : std::max<size_t>(o.k * 4, 64);
   uint64_t ef = o.ef != 0 ? o.ef : vector::DefaultEf(static_cast<uint32_t>(fetch));
   // The tail: buckets of cell 0 (vectors appended since the build).
   ASSIGN_OR_RETURN(auto tail_ids, BucketsOf(*ctx.impl, ix, {0}));
   ASSIGN_OR_RETURN(auto buckets, FetchBuckets(*ctx.impl, tail_ids[0]));
+  std::vector<EntryList> lists;
   for (size_t b = 0; b < buckets.size(); ++b) {
     if (buckets[b]->cell != 0) {
       return Corrupt("spatial bucket " + tail_ids[0][b].ToString() + " holds cell " +
                      std::to_string(buckets[b]->cell) + " in a graph index (one cell)");
     }
     RETURN_IF_ERROR(CheckBucketCodes(model, *buckets[b], tail_ids[0][b]));
+    lists.push_back(
+        EntryList{tail_ids[0][b], &buckets[b]->anchors, &buckets[b]->seg_tags, &buckets[b]->rows});
   }
-  auto anchor_of = [&](uint64_t h) -> Result<uint64_t> {
-    if ((h & kNodeHandle) != 0) {
-      const uint64_t node = h & ~kNodeHandle;
-      ASSIGN_OR_RETURN(auto page, source.PageOf(node));
-      return page->page.anchors[node - page->page.first];
-    }
-    return buckets[h >> 32]->anchors[h & 0xffffffffu];
+  ASSIGN_OR_RETURN(auto tail_states, LoadLive(ctx, lists));
+  // Per node page visited: its page and LiveEntries.
+  struct Visited {
+    std::shared_ptr<const NodePageData> page;
+    std::shared_ptr<const LiveEntries> live;
   };
-  const LocationOf location = [&](uint64_t h) -> std::pair<uint64_t, uint32_t> {
-    if ((h & kNodeHandle) != 0) {
-      const uint64_t node = h & ~kNodeHandle;
-      auto page = source.PageOf(node);
-      if (!page.ok()) return {0, UINT32_MAX};
-      const size_t i = node - (*page)->page.first;
-      return {(*page)->page.seg_tags[i], (*page)->page.rows[i]};
+  std::unordered_map<uint32_t, Visited> visited;
+  auto visit = [&](uint64_t node) -> Result<const Visited*> {
+    const auto b = static_cast<uint32_t>(node / g.block);
+    auto it = visited.find(b);
+    if (it == visited.end()) {
+      Visited v;
+      ASSIGN_OR_RETURN(v.page, source.PageOf(node));
+      ASSIGN_OR_RETURN(auto live,
+                       LoadLive(ctx, {EntryList{g.pages[b], &v.page->page.anchors,
+                                                &v.page->page.seg_tags, &v.page->page.rows}}));
+      v.live = std::move(live[0]);
+      it = visited.emplace(b, std::move(v)).first;
     }
-    const Bucket& b = *buckets[h >> 32];
-    const size_t e = h & 0xffffffffu;
-    return {b.seg_tags[e], b.rows[e]};
-  };
-  // Anchors of handles already resolved once (their node pages are held by `source`).
-  const std::function<uint64_t(uint64_t)> known_anchor = [&](uint64_t h) {
-    auto a = anchor_of(h);
-    return a.ok() ? *a : 0;
+    return &it->second;
   };
   for (int round = 0;; ++round) {
     const auto k32 = static_cast<uint32_t>(std::min<size_t>(fetch, UINT32_MAX));
@@ -898,37 +893,36 @@ Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector:
     gp.k = k32;
     gp.ef = static_cast<uint32_t>(std::min<uint64_t>(std::max<uint64_t>(ef, fetch), UINT32_MAX));
     gp.rerank = o.rerank;
+    Status walk_error;
     std::function<bool(uint32_t)> keep_node = [&](uint32_t node) {
-      if (rejected.count(kNodeHandle | node) != 0) return false;
-      auto a = anchor_of(kNodeHandle | node);
-      return a.ok() && *a >= o.start && *a < o.end;
+      auto v = visit(node);
+      if (!v.ok()) {
+        if (walk_error.ok()) walk_error = v.status();
+        return false;
+      }
+      const size_t i = node - (*v)->page->page.first;
+      if (!(*v)->live->live[i]) return false;
+      const uint64_t a = (*v)->page->page.anchors[i];
+      return a >= o.start && a < o.end &&
+             (rejected.empty() || rejected.count(kNodeHandle | node) == 0);
     };
     std::function<Status(const uint64_t*, size_t, float*)> exact_nodes =
         [&](const uint64_t* ids, size_t n, float* out) -> Status {
-      std::vector<uint64_t> handles(n);
       for (size_t i = 0; i < n; ++i) {
-        handles[i] = kNodeHandle | ids[i];
-        RETURN_IF_ERROR(anchor_of(handles[i]).status());
+        ASSIGN_OR_RETURN(const Visited* v, visit(ids[i]));
+        out[i] = LiveDistance(model, q, *v->live, ids[i] - v->page->page.first);
       }
-      return ExactLiveDistances(ctx, model, q, handles.data(), n, known_anchor, location, out);
+      return Status::Ok();
     };
-    std::vector<uint32_t> bound_nodes;
-    gp.bound_ids = &bound_nodes;
-    std::vector<vector::Neighbor> nn;
-    for (int pass = 0;; ++pass) {
-      ASSIGN_OR_RETURN(nn, vector::GraphSearch(model, g.block, g.entry, source, q, gp, &keep_node,
-                                               o.rerank ? &exact_nodes : nullptr));
-      if (pass >= kMaxLiveRescans) break;
-      // Stale nodes among the bound's: exclude them and walk again (§6.2).
-      std::vector<uint64_t> handles;
-      for (uint32_t node : bound_nodes) handles.push_back(kNodeHandle | node);
-      ASSIGN_OR_RETURN(size_t dead, RejectDead(ctx, handles, known_anchor, location, &rejected));
-      if (dead == 0) break;
-    }
+    ASSIGN_OR_RETURN(std::vector<vector::Neighbor> nn,
+                     vector::GraphSearch(model, g.block, g.entry, source, q, gp, &keep_node,
+                                         o.rerank ? &exact_nodes : nullptr));
+    RETURN_IF_ERROR(walk_error);
     const bool graph_exhausted = gp.ef >= g.nodes;
     for (const auto& n : nn) {
-      ASSIGN_OR_RETURN(uint64_t a, anchor_of(kNodeHandle | n.id));
-      cands.push_back(Cand{kNodeHandle | n.id, a, n.distance, n.score});
+      ASSIGN_OR_RETURN(const Visited* v, visit(n.id));
+      cands.push_back(Cand{kNodeHandle | n.id, v->page->page.anchors[n.id - v->page->page.first],
+                           n.distance, n.score});
     }
     *scanned += std::min<uint64_t>(gp.ef, g.nodes);
     // Tail.
@@ -940,26 +934,25 @@ Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector:
       ASSIGN_OR_RETURN(auto query, model.NewQuery(q, sp));
       std::vector<uint64_t> handles;
       std::function<bool(uint64_t)> keep = [&](uint64_t h) {
-        uint64_t a = buckets[h >> 32]->anchors[h & 0xffffffffu];
-        return a >= o.start && a < o.end && rejected.count(h) == 0;
+        const size_t b = h >> 32;
+        const size_t e = h & 0xffffffffu;
+        if (!tail_states[b]->live[e]) return false;
+        const uint64_t a = buckets[b]->anchors[e];
+        return a >= o.start && a < o.end && (rejected.empty() || rejected.count(h) == 0);
       };
-      for (int pass = 0;; ++pass) {
-        for (size_t b = 0; b < buckets.size(); ++b) {
-          const Bucket& bk = *buckets[b];
-          handles.resize(bk.anchors.size());
-          for (size_t i = 0; i < handles.size(); ++i) handles[i] = (uint64_t{b} << 32) | i;
-          RETURN_IF_ERROR(query->ScanCell(0, bk.codes, handles.data(), &keep));
-          *scanned += bk.anchors.size();
-        }
-        if (pass >= kMaxLiveRescans) break;
-        ASSIGN_OR_RETURN(size_t dead,
-                         RejectDeadInHeap(ctx, *query, known_anchor, location, &rejected));
-        if (dead == 0) break;
-        RETURN_IF_ERROR(query->Reset(q, sp));
+      for (size_t b = 0; b < buckets.size(); ++b) {
+        const Bucket& bk = *buckets[b];
+        handles.resize(bk.anchors.size());
+        for (size_t i = 0; i < handles.size(); ++i) handles[i] = (uint64_t{b} << 32) | i;
+        RETURN_IF_ERROR(query->ScanCell(0, bk.codes, handles.data(), &keep));
+        *scanned += bk.anchors.size();
       }
       std::function<Status(const uint64_t*, size_t, float*)> exact =
           [&](const uint64_t* ids, size_t n, float* out) -> Status {
-        return ExactLiveDistances(ctx, model, q, ids, n, known_anchor, location, out);
+        for (size_t i = 0; i < n; ++i) {
+          out[i] = LiveDistance(model, q, *tail_states[ids[i] >> 32], ids[i] & 0xffffffffu);
+        }
+        return Status::Ok();
       };
       ASSIGN_OR_RETURN(std::vector<vector::Neighbor> tn,
                        query->Finish(o.rerank ? &exact : nullptr));
@@ -972,8 +965,7 @@ Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector:
                      [](const Cand& a, const Cand& b) { return a.distance < b.distance; });
     if (cands.size() > fetch) cands.resize(fetch);
     std::vector<uint64_t> rej;
-    ASSIGN_OR_RETURN(auto live, KeepLive(ctx, cands, location, &rej));
-    ASSIGN_OR_RETURN(auto result, ApplyFilters(ctx, live, o.k, &rej));
+    ASSIGN_OR_RETURN(auto result, ApplyFilters(ctx, Dedup(std::move(cands)), o.k, &rej));
     if (result.size() >= o.k) return result;
     if (graph_exhausted || round >= 16) {
       // The graph has been walked whole: brute force finds every match (spec/21 §7.8).
@@ -1315,20 +1307,41 @@ class IndexVerifier {
       problem_(here + " does not match its model " + ix.model.ToString() + ": " + diff);
   }
 
+  // The memo's facts of object `id` when already checked (*fresh stays null). Otherwise
+  // new facts (not intact), then the object fetched (`fetch_what` names it to check_) and
+  // decoded; a fetch or decode failure is reported once (as `name`: the decode error) and
+  // leaves *fresh null; on success *fresh points at the new facts and *decoded holds the
+  // object, for the caller to fill the facts from.
+  template <typename Facts, typename T>
+  const Facts& FetchOnce(std::unordered_map<ObjectId, Facts>& memo, const ObjectId& id,
+                         const std::string& fetch_what, const std::string& name,
+                         Result<T> (*decode)(ByteView), Facts** fresh, std::optional<T>* decoded) {
+    auto it = memo.find(id);
+    if (it != memo.end()) return it->second;
+    Facts& f = memo[id];
+    Bytes bytes;
+    if (!Fetch(id, fetch_what, &bytes)) return f;
+    auto v = decode(bytes);
+    if (!v.ok()) {
+      problem_(name + ": " + v.status().ToString());
+      return f;
+    }
+    decoded->emplace(std::move(*v));
+    *fresh = &f;
+    return f;
+  }
+
   // A directory page's facts; on its first visit, its buckets are fetched, decoded and
   // checked against the cell that lists them and (with the model) their codes.
   const VerifyMemo::DirFacts& DirPage(const ObjectId& id, const vector::IvfModel* model,
                                       const std::string& what) {
-    auto it = memo_.dir_pages.find(id);
-    if (it != memo_.dir_pages.end()) return it->second;
-    VerifyMemo::DirFacts& d = memo_.dir_pages[id];
-    Bytes pb;
-    if (!Fetch(id, what + " directory page", &pb)) return d;
-    auto page = DecodeDirPage(pb);
-    if (!page.ok()) {
-      problem_(what + " directory page " + id.ToString() + ": " + page.status().ToString());
-      return d;
-    }
+    VerifyMemo::DirFacts* fresh = nullptr;
+    std::optional<vindex::DirPage> page;
+    const VerifyMemo::DirFacts& known =
+        FetchOnce(memo_.dir_pages, id, what + " directory page",
+                  what + " directory page " + id.ToString(), DecodeDirPage, &fresh, &page);
+    if (fresh == nullptr) return known;
+    VerifyMemo::DirFacts& d = *fresh;
     d.intact = true;
     d.first = page->first;
     d.cells = static_cast<uint32_t>(page->buckets.size());
@@ -1355,16 +1368,13 @@ class IndexVerifier {
   // model (one code per entry).
   const VerifyMemo::BucketFacts& Bucket(const ObjectId& id, const vector::IvfModel* model,
                                         const std::string& what) {
-    auto it = memo_.buckets.find(id);
-    if (it != memo_.buckets.end()) return it->second;
-    VerifyMemo::BucketFacts& f = memo_.buckets[id];
-    Bytes bytes;
-    if (!Fetch(id, what + " bucket", &bytes)) return f;
-    auto b = DecodeBucket(bytes);
-    if (!b.ok()) {
-      problem_(what + " bucket " + id.ToString() + ": " + b.status().ToString());
-      return f;
-    }
+    VerifyMemo::BucketFacts* fresh = nullptr;
+    std::optional<vindex::Bucket> b;
+    const VerifyMemo::BucketFacts& known =
+        FetchOnce(memo_.buckets, id, what + " bucket", what + " bucket " + id.ToString(),
+                  DecodeBucket, &fresh, &b);
+    if (fresh == nullptr) return known;
+    VerifyMemo::BucketFacts& f = *fresh;
     f = {true, b->cell, b->anchors.size()};
     if (model == nullptr) return f;
     auto count = model->CellCount(b->codes);
@@ -1402,16 +1412,12 @@ class IndexVerifier {
 
   const VerifyMemo::NodePageFacts& NodePage(const ObjectId& id, const vector::IvfModel* model,
                                             const std::string& here) {
-    auto it = memo_.node_pages.find(id);
-    if (it != memo_.node_pages.end()) return it->second;
-    VerifyMemo::NodePageFacts& f = memo_.node_pages[id];
-    Bytes nb;
-    if (!Fetch(id, here.substr(0, here.rfind(' ')), &nb)) return f;
-    auto page = DecodeNodePage(nb);
-    if (!page.ok()) {
-      problem_(here + ": " + page.status().ToString());
-      return f;
-    }
+    VerifyMemo::NodePageFacts* fresh = nullptr;
+    std::optional<vindex::NodePage> page;
+    const VerifyMemo::NodePageFacts& known = FetchOnce(
+        memo_.node_pages, id, here.substr(0, here.rfind(' ')), here, DecodeNodePage, &fresh, &page);
+    if (fresh == nullptr) return known;
+    VerifyMemo::NodePageFacts& f = *fresh;
     f = {true, page->first, page->anchors.size()};
     if (model == nullptr) return f;
     auto block = vector::GraphNodeBlock::Decode(*model, page->block);
@@ -1581,33 +1587,19 @@ Result<SearchResults> Dataset::Search(std::string_view field, const float* queri
       ASSIGN_OR_RETURN(cell_sizes, vindex::CellBucketCounts(*impl_, *ix));
     }
     const uint32_t* sizes = cell_sizes.empty() ? nullptr : cell_sizes.data();
-    std::atomic<size_t> next{0};
     std::atomic<uint64_t> total{0};
-    auto worker = [&]() -> Status {
-      for (;;) {
-        size_t q = next.fetch_add(1);
-        if (q >= nq) return Status::Ok();
-        uint64_t s = 0;
-        if (graph) {
-          ASSIGN_OR_RETURN(per[q], vindex::GraphSearchOne(ctx, *model, *ix, queries + q * dim, &s));
-        } else {
-          ASSIGN_OR_RETURN(
-              per[q], vindex::IvfSearchOne(ctx, *model, *ix, queries + q * dim, nprobe, sizes, &s));
-        }
-        total += s;
+    const Status searched = vindex::ParallelFor(nq, options.threads, [&](size_t q) -> Status {
+      uint64_t s = 0;
+      if (graph) {
+        ASSIGN_OR_RETURN(per[q], vindex::GraphSearchOne(ctx, *model, *ix, queries + q * dim, &s));
+      } else {
+        ASSIGN_OR_RETURN(
+            per[q], vindex::IvfSearchOne(ctx, *model, *ix, queries + q * dim, nprobe, sizes, &s));
       }
-    };
-    std::vector<std::future<Status>> futs;
-    uint32_t threads = std::max<uint32_t>(1, options.threads);
-    for (uint32_t t = 1; t < threads && t < nq; ++t) {
-      futs.push_back(std::async(std::launch::async, worker));
-    }
-    Status first = worker();
-    for (auto& f : futs) {
-      Status s = f.get();
-      if (first.ok() && !s.ok()) first = s;
-    }
-    RETURN_IF_ERROR(first);
+      total += s;
+      return Status::Ok();
+    });
+    RETURN_IF_ERROR(searched);
     scanned = total;
   }
   out.candidates = scanned;
@@ -1726,42 +1718,66 @@ constexpr uint32_t kCalibrationQueries = 200;
 // Brute force over the sample costs queries x values x dim multiply-adds; above this
 // budget the sample shrinks (to no fewer than 50 queries).
 constexpr uint64_t kCalibrationBudget = uint64_t{1} << 34;
+// The largest beam width a graph's calibration tries.
+constexpr uint32_t kMaxCalibratedEf = 2048;
+// Graphs of fewer values are not calibrated (and hold no sample out): their default beam
+// width, DefaultEf (64 for k = 10), covers a large part of them.
+constexpr uint64_t kGraphCalibrationMinNodes = 5000;
 
-Status Calibrate(const DatasetImpl& impl, const Version& version, const FieldSpec& spec,
-                 const BuildIndexOptions& options, IndexObject* ix) {
-  // A graph is not calibrated: each sample vector is a node whose own edges lead the walk
-  // to its neighbours, so the sample overstates recall (12k Gaussian 32-d: ef 15 reaches
-  // 0.95 on the sample, fresh queries need 48); it keeps the built-in ef (spec/21 §8.5).
-  if (!options.calibrate || ix->graph.has_value()) return Status::Ok();
-  const uint64_t values = ix->entries;
-  const size_t dim = ix->dim;
+// The calibration sample size for `values` indexed vectors of `dim` (0: none).
+uint64_t CalibrationQueries(const BuildIndexOptions& options, uint64_t values, size_t dim) {
   uint64_t nq =
       options.calibration_queries != 0 ? options.calibration_queries : kCalibrationQueries;
   if (options.calibration_queries == 0) {
     nq = std::clamp<uint64_t>(kCalibrationBudget / std::max<uint64_t>(1, values * dim), 50, nq);
   }
-  nq = std::min<uint64_t>(nq, values / 2);
+  return std::min<uint64_t>(nq, values / 2);
+}
+
+// A graph's sample (spec/21 §8.5) is held out of the graph and stored in its tail: a
+// sample vector that were a node would lead the walk to its neighbours along its own
+// edges and overstate recall (12k Gaussian 32-d: ef 15 reaches 0.95 on such a sample,
+// fresh queries need 48). Held out, the sample vectors are queries the graph has not seen.
+struct HeldOut {
+  std::vector<uint64_t> anchors;
+  std::vector<float> vectors;
+};
+
+// `held`: the graph's held-out sample (graph indexes; null otherwise).
+Status Calibrate(const DatasetImpl& impl, const Version& version, const FieldSpec& spec,
+                 const BuildIndexOptions& options, IndexObject* ix, const HeldOut* held) {
+  if (!options.calibrate) return Status::Ok();
+  const bool graph = ix->graph.has_value();
+  if (graph && (held == nullptr || held->anchors.empty())) return Status::Ok();
+  const uint64_t values = ix->entries;
+  const size_t dim = ix->dim;
+  uint64_t nq = graph ? held->anchors.size() : CalibrationQueries(options, values, dim);
   if (nq == 0) return Status::Ok();
   ASSIGN_OR_RETURN(ModelPtr model, LoadModel(impl, ix->model));
   ASSIGN_OR_RETURN(const Metric metric, MetricOf(ix->metric));
   const bool cosine = metric == Metric::kCosine;
-  // The sample: every stride-th indexed value in anchor order.
-  const uint64_t stride = values / nq;
   std::vector<uint64_t> self;
   std::vector<float> queries;
-  uint64_t seen = 0;
-  RETURN_IF_ERROR(WalkVectors(impl, version, spec, 0, UINT64_MAX,
-                              [&](size_t n, const uint64_t* anchors, const ObjectId* const*,
-                                  const uint32_t*, const float* const* vecs) -> Status {
-                                for (size_t i = 0; i < n && self.size() < nq; ++i) {
-                                  if (!AllFinite(vecs[i], dim)) continue;
-                                  if (cosine && vector::NormSqr(vecs[i], dim) == 0) continue;
-                                  if (seen++ % stride != stride / 2) continue;
-                                  self.push_back(anchors[i]);
-                                  queries.insert(queries.end(), vecs[i], vecs[i] + dim);
-                                }
-                                return Status::Ok();
-                              }));
+  if (graph) {
+    self = held->anchors;
+    queries = held->vectors;
+  } else {
+    // The sample: every stride-th indexed value in anchor order.
+    const uint64_t stride = values / nq;
+    uint64_t seen = 0;
+    RETURN_IF_ERROR(WalkVectors(impl, version, spec, 0, UINT64_MAX,
+                                [&](size_t n, const uint64_t* anchors, const ObjectId* const*,
+                                    const uint32_t*, const float* const* vecs) -> Status {
+                                  for (size_t i = 0; i < n && self.size() < nq; ++i) {
+                                    if (!AllFinite(vecs[i], dim)) continue;
+                                    if (cosine && vector::NormSqr(vecs[i], dim) == 0) continue;
+                                    if (seen++ % stride != stride / 2) continue;
+                                    self.push_back(anchors[i]);
+                                    queries.insert(queries.end(), vecs[i], vecs[i] + dim);
+                                  }
+                                  return Status::Ok();
+                                }));
+  }
   nq = self.size();
   if (nq == 0) return Status::Ok();
   SearchOptions so;
@@ -1793,11 +1809,15 @@ Status Calibrate(const DatasetImpl& impl, const Version& version, const FieldSpe
   }
   if (relevant == 0) return Status::Ok();
   std::vector<uint32_t> sizes;
-  if (model->algorithm() != vector::IvfParams::Algorithm::kIvf) {
+  if (!graph && model->algorithm() != vector::IvfParams::Algorithm::kIvf) {
     ASSIGN_OR_RETURN(sizes, CellBucketCounts(impl, *ix));
   }
   const uint32_t* cell_sizes = sizes.empty() ? nullptr : sizes.data();
-  const uint32_t max_setting = ix->cells;
+  // ivf/imi/lsh: cells probed, 1 .. cells; graph: beam width, k .. the graph's size
+  // (at most kMaxCalibratedEf).
+  const uint32_t max_setting = graph ? static_cast<uint32_t>(std::clamp<uint64_t>(
+                                           ix->graph->nodes, kCalibrationK, kMaxCalibratedEf))
+                                     : ix->cells;
   Calibration c;
   c.k = kCalibrationK;
   c.queries = static_cast<uint32_t>(nq);
@@ -1805,27 +1825,33 @@ Status Calibrate(const DatasetImpl& impl, const Version& version, const FieldSpe
   // Hits of queries [b, e) at one setting.
   auto hits_of = [&](uint32_t setting, size_t b, size_t e) -> Result<uint64_t> {
     uint64_t hits = 0, s = 0;
+    SearchOptions at = so;  // the graph's beam width travels in the options
+    at.ef = setting;
+    SearchContext here = ctx;
+    here.options = &at;
     for (size_t q = b; q < e; ++q) {
       const float* qv = queries.data() + q * dim;
-      ASSIGN_OR_RETURN(std::vector<Cand> got,
-                       IvfSearchOne(ctx, *model, *ix, qv, setting, cell_sizes, &s));
+      std::vector<Cand> got;
+      if (graph) {
+        ASSIGN_OR_RETURN(got, GraphSearchOne(here, *model, *ix, qv, &s));
+      } else {
+        ASSIGN_OR_RETURN(got, IvfSearchOne(here, *model, *ix, qv, setting, cell_sizes, &s));
+      }
       for (uint64_t a : others(got, q)) {
         hits += std::binary_search(truth[q].begin(), truth[q].end(), a) ? 1 : 0;
       }
     }
     return hits;
   };
-  for (uint32_t setting = 1;; setting = NextSetting(setting)) {
+  for (uint32_t setting = graph ? kCalibrationK : 1;; setting = NextSetting(setting)) {
     setting = std::min(setting, max_setting);
-    uint64_t hits = 0;
-    if (so.threads > 1 && nq > 1) {
-      auto half = std::async(std::launch::async, hits_of, setting, nq / 2, nq);
-      ASSIGN_OR_RETURN(uint64_t first, hits_of(setting, 0, nq / 2));
-      ASSIGN_OR_RETURN(uint64_t second, half.get());
-      hits = first + second;
-    } else {
-      ASSIGN_OR_RETURN(hits, hits_of(setting, 0, nq));
-    }
+    uint64_t half_hits[2] = {0, 0};
+    const Status measured = ParallelFor(2, so.threads, [&](size_t h) -> Status {
+      ASSIGN_OR_RETURN(half_hits[h], hits_of(setting, h == 0 ? 0 : nq / 2, h == 0 ? nq / 2 : nq));
+      return Status::Ok();
+    });
+    RETURN_IF_ERROR(measured);
+    const uint64_t hits = half_hits[0] + half_hits[1];
     const auto recall = static_cast<uint32_t>(hits * 10000 / relevant);
     c.curve.emplace_back(setting, recall);
     // Enough points to pick a setting for recall 0.99 (with its margin) too.
@@ -1948,15 +1974,48 @@ Result<CommitInfo> BuildGraphIndex(DatasetImpl& impl, const std::shared_ptr<cons
     return InvalidArgument("index build: field " + Quote(field) +
                            " has no values to build a graph on; append records first");
   }
+  // The calibration sample, held out of the graph (see HeldOut): every stride-th value in
+  // anchor order, moved to the end of the arrays so the graph is built on the others.
+  HeldOut held;
+  std::vector<uint64_t> held_tags;
+  std::vector<uint32_t> held_rows;
+  const uint64_t nq =
+      options.calibrate && n >= kGraphCalibrationMinNodes ? CalibrationQueries(options, n, dim) : 0;
+  if (nq != 0 && n - nq >= 2) {
+    const uint64_t stride = n / nq;
+    size_t kept = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (i % stride == stride / 2 && held.anchors.size() < nq) {
+        held.anchors.push_back(anchors[i]);
+        held_tags.push_back(tags[i]);
+        held_rows.push_back(rows[i]);
+        held.vectors.insert(held.vectors.end(), data.begin() + i * dim,
+                            data.begin() + (i + 1) * dim);
+        continue;
+      }
+      if (kept != i) {
+        anchors[kept] = anchors[i];
+        tags[kept] = tags[i];
+        rows[kept] = rows[i];
+        std::copy(data.begin() + i * dim, data.begin() + (i + 1) * dim, data.begin() + kept * dim);
+      }
+      ++kept;
+    }
+    anchors.resize(kept);
+    tags.resize(kept);
+    rows.resize(kept);
+    data.resize(kept * dim);
+  }
+  const size_t nodes = anchors.size();
   std::vector<uint32_t> order;
   std::function<void(uint64_t, uint64_t)> build_progress = [&](uint64_t done, uint64_t total) {
     report("build", done, total);
   };
-  ASSIGN_OR_RETURN(auto graph, vector::GraphIndex::Build(gp, data.data(), n, options.threads,
+  ASSIGN_OR_RETURN(auto graph, vector::GraphIndex::Build(gp, data.data(), nodes, options.threads,
                                                          &order, &build_progress));
   data.clear();
   data.shrink_to_fit();
-  if (order.size() != n) return Internal("graph build returned no node order");
+  if (order.size() != nodes) return Internal("graph build returned no node order");
   std::shared_ptr<const vector::IvfModel> model = graph->shared_model();
   Bytes model_bytes = model->Serialize();
   ASSIGN_OR_RETURN(ObjectId model_id, impl.store().Put(model_bytes));
@@ -1965,37 +2024,43 @@ Result<CommitInfo> BuildGraphIndex(DatasetImpl& impl, const std::shared_ptr<cons
   const uint32_t block = graph->params().nodes_per_block;
   const uint32_t num_blocks = graph->num_blocks();
   std::vector<ObjectId> node_pages(num_blocks);
-  std::atomic<uint32_t> next{0};
   std::atomic<uint64_t> written{0};
-  auto worker = [&]() -> Status {
-    for (;;) {
-      const uint32_t b = next.fetch_add(1);
-      if (b >= num_blocks) return Status::Ok();
-      NodePage page;
-      page.first = b * block;
-      const size_t end = std::min<size_t>(n, size_t{page.first} + block);
-      for (size_t i = page.first; i < end; ++i) {
-        const uint32_t row = order[i];
-        page.anchors.push_back(anchors[row]);
-        page.seg_tags.push_back(tags[row]);
-        page.rows.push_back(rows[row]);
-      }
-      ASSIGN_OR_RETURN(page.block, graph->EncodeBlock(b));
-      ASSIGN_OR_RETURN(node_pages[b], impl.store().Put(EncodeNodePage(page)));
-      report("assign", written.fetch_add(end - page.first) + (end - page.first), n);
+  const Status pages_put = ParallelFor(num_blocks, 2, [&](size_t bi) -> Status {
+    const auto b = static_cast<uint32_t>(bi);
+    NodePage page;
+    page.first = b * block;
+    const size_t end = std::min<size_t>(nodes, size_t{page.first} + block);
+    for (size_t i = page.first; i < end; ++i) {
+      const uint32_t row = order[i];
+      page.anchors.push_back(anchors[row]);
+      page.seg_tags.push_back(tags[row]);
+      page.rows.push_back(rows[row]);
     }
-  };
-  {
-    auto helper = std::async(std::launch::async, worker);
-    Status s1 = worker();
-    Status s2 = helper.get();
-    RETURN_IF_ERROR(s1);
-    RETURN_IF_ERROR(s2);
-  }
+    ASSIGN_OR_RETURN(page.block, graph->EncodeBlock(b));
+    ASSIGN_OR_RETURN(node_pages[b], impl.store().Put(EncodeNodePage(page)));
+    report("assign", written.fetch_add(end - page.first) + (end - page.first), nodes);
+    return Status::Ok();
+  });
+  RETURN_IF_ERROR(pages_put);
   objects += num_blocks;
   DirPage dir;
   dir.first = 0;
   dir.buckets.resize(1);
+  if (!held.anchors.empty()) {
+    // The held-out sample is the graph's tail: cell 0's one bucket (spec/21 §4.5, §8.5).
+    Bucket tail;
+    tail.cell = 0;
+    tail.anchors = held.anchors;
+    tail.seg_tags = held_tags;
+    tail.rows = held_rows;
+    ASSIGN_OR_RETURN(tail.codes, model->EncodeCell(0, held.vectors.data(), held.anchors.size()));
+    Bytes tail_bytes = EncodeBucket(tail);
+    ASSIGN_OR_RETURN(ObjectId tail_id, impl.store().Put(tail_bytes));
+    ++objects;
+    impl.vectors()->Insert(tail_id, std::make_shared<const Bucket>(std::move(tail)),
+                           tail_bytes.size() + 64);
+    dir.buckets[0].push_back(tail_id);
+  }
   ASSIGN_OR_RETURN(Bytes dir_bytes, EncodeDirPage(dir));
   ASSIGN_OR_RETURN(ObjectId dir_id, impl.store().Put(dir_bytes));
   ++objects;
@@ -2012,15 +2077,17 @@ Result<CommitInfo> BuildGraphIndex(DatasetImpl& impl, const std::shared_ptr<cons
     ix.parents = {old->second};
   }
   ix.pages = {dir_id};
+  ix.entries = held.anchors.size();
+  ix.buckets = held.anchors.empty() ? 0 : 1;
   GraphInfo g;
   g.entry = graph->entry();
-  g.nodes = n;
+  g.nodes = nodes;
   g.degree = graph->params().degree;
   g.block = block;
   g.pages = std::move(node_pages);
   ix.graph = std::move(g);
   report("calibrate", 0, 1);
-  RETURN_IF_ERROR(Calibrate(impl, *version, spec, options, &ix));
+  RETURN_IF_ERROR(Calibrate(impl, *version, spec, options, &ix, &held));
   report("calibrate", 1, 1);
   ASSIGN_OR_RETURN(Bytes ib, EncodeIndex(ix));
   ASSIGN_OR_RETURN(ObjectId ix_id, impl.store().Put(ib));
@@ -2174,20 +2241,11 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
       if (pending[c].any) cells_with.push_back(c);
     }
     std::vector<ObjectId> ids(cells_with.size());
-    std::atomic<size_t> next{0};
-    auto worker = [&]() -> Status {
-      for (;;) {
-        size_t g = next.fetch_add(1);
-        if (g >= cells_with.size()) return Status::Ok();
-        ASSIGN_OR_RETURN(ids[g],
-                         impl_->store().Put(vindex::EncodeBucket(pending[cells_with[g]].b)));
-      }
-    };
-    auto helper = std::async(std::launch::async, worker);
-    Status s1 = worker();
-    Status s2 = helper.get();
-    RETURN_IF_ERROR(s1);
-    RETURN_IF_ERROR(s2);
+    const Status buckets_put = vindex::ParallelFor(cells_with.size(), 2, [&](size_t g) -> Status {
+      ASSIGN_OR_RETURN(ids[g], impl_->store().Put(vindex::EncodeBucket(pending[cells_with[g]].b)));
+      return Status::Ok();
+    });
+    RETURN_IF_ERROR(buckets_put);
     for (size_t g = 0; g < cells_with.size(); ++g) {
       dir[cells_with[g]].push_back(ids[g]);
       pending[cells_with[g]] = PendingCell{};
@@ -2206,25 +2264,16 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
     for (size_t i = 0; i < n; ++i) by_cell[cell_of[i]].push_back(i);
     std::vector<std::pair<uint32_t, std::vector<size_t>>> groups(by_cell.begin(), by_cell.end());
     std::vector<Bytes> codes(groups.size());
-    std::atomic<size_t> next{0};
-    auto worker = [&]() -> Status {
-      std::vector<float> cv;
-      for (;;) {
-        size_t g = next.fetch_add(1);
-        if (g >= groups.size()) return Status::Ok();
-        const auto& [cell, members] = groups[g];
-        cv.resize(members.size() * dim);
-        for (size_t j = 0; j < members.size(); ++j) {
-          std::memcpy(cv.data() + j * dim, c_data.data() + members[j] * dim, dim * sizeof(float));
-        }
-        ASSIGN_OR_RETURN(codes[g], model->EncodeCell(cell, cv.data(), members.size()));
+    const Status encoded = vindex::ParallelFor(groups.size(), 2, [&](size_t g) -> Status {
+      const auto& [cell, members] = groups[g];
+      std::vector<float> cv(members.size() * dim);
+      for (size_t j = 0; j < members.size(); ++j) {
+        std::memcpy(cv.data() + j * dim, c_data.data() + members[j] * dim, dim * sizeof(float));
       }
-    };
-    auto helper = std::async(std::launch::async, worker);
-    Status s1 = worker();
-    Status s2 = helper.get();
-    RETURN_IF_ERROR(s1);
-    RETURN_IF_ERROR(s2);
+      ASSIGN_OR_RETURN(codes[g], model->EncodeCell(cell, cv.data(), members.size()));
+      return Status::Ok();
+    });
+    RETURN_IF_ERROR(encoded);
     for (size_t g = 0; g < groups.size(); ++g) {
       const auto& [cell, members] = groups[g];
       PendingCell& p = pending[cell];
@@ -2281,7 +2330,7 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
     ++objects;
   }
   report("calibrate", 0, 1);
-  RETURN_IF_ERROR(vindex::Calibrate(*impl_, *version, spec, options, &ix));
+  RETURN_IF_ERROR(vindex::Calibrate(*impl_, *version, spec, options, &ix, nullptr));
   report("calibrate", 1, 1);
   ASSIGN_OR_RETURN(Bytes ib, vindex::EncodeIndex(ix));
   ASSIGN_OR_RETURN(ObjectId ix_id, impl_->store().Put(ib));

@@ -174,14 +174,41 @@ struct IndexObject {
 Result<Bytes> EncodeIndex(const IndexObject& ix);
 Result<IndexObject> DecodeIndex(ByteView bytes);
 
+// The entries of one bucket or graph node page as one version sees them (spec/21 §6):
+// per entry, whether it is live in the version (its location is the anchor's current
+// location for the field) and, for the live ones, the stored vector a re-rank reads.
+// Computed once per (version, object) with one batched anchor lookup and one fetch, so a
+// repeated search of a warm handle does no storage I/O and no decoding.
+struct LiveEntries {
+  std::vector<uint8_t> live;   // per entry: 1 when live with a value
+  std::vector<float> vectors;  // entries x dim, row-major; zeros where not live
+  bool all_live = false;       // every entry is live
+  const float* VectorOf(size_t entry, size_t dim) const { return vectors.data() + entry * dim; }
+};
+// (the version's anchor-index root, or its manifest id when the anchor index is inline;
+// the id of the bucket or node page).
+struct LiveKey {
+  ObjectId version;
+  ObjectId object;
+  bool operator==(const LiveKey&) const = default;
+};
+struct LiveKeyHash {
+  size_t operator()(const LiveKey& k) const {
+    const size_t a = std::hash<ObjectId>()(k.version);
+    return a ^ (std::hash<ObjectId>()(k.object) + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
+  }
+};
+
 // A byte-bounded LRU of decoded spatial objects (models, directory pages, buckets), one
-// per dataset handle, beside its segment and page caches. Entries are typed: an id cached
+// per dataset handle, beside its segment and page caches; and, with its own byte budget,
+// the LiveEntries of the buckets and node pages searches touched. Entries are typed: an id cached
 // as one kind is a miss when looked up as another (damaged data can name a model where a
 // bucket belongs; the lookup then decodes the bytes as a bucket and reports corrupt).
 // Thread-safe.
 class ObjectCache {
  public:
-  explicit ObjectCache(uint64_t capacity_bytes) : lru_(capacity_bytes, capacity_bytes / 2) {}
+  explicit ObjectCache(uint64_t capacity_bytes, uint64_t live_bytes = 0)
+      : lru_(capacity_bytes, capacity_bytes / 2), live_(live_bytes, live_bytes / 4) {}
   template <typename T>
   std::shared_ptr<const T> Get(const ObjectId& id) {
     std::shared_ptr<const Entry> entry = lru_.Get(id);
@@ -195,6 +222,11 @@ class ObjectCache {
   void Insert(const ObjectId& id, std::shared_ptr<const T> value, uint64_t bytes) {
     lru_.Insert(id, std::make_shared<const Entry>(Entry{std::any(std::move(value))}), bytes);
   }
+  std::shared_ptr<const LiveEntries> GetLive(const LiveKey& key) { return live_.Get(key); }
+  void InsertLive(const LiveKey& key, std::shared_ptr<const LiveEntries> value) {
+    const uint64_t bytes = 64 + value->live.size() + value->vectors.size() * sizeof(float);
+    live_.Insert(key, std::move(value), bytes);
+  }
 
  private:
   struct Entry {
@@ -202,7 +234,11 @@ class ObjectCache {
   };
   // Entries over half the capacity are not kept.
   ByteLruCache<ObjectId, Entry> lru_;
+  // Entries over a quarter of the capacity are not kept.
+  ByteLruCache<LiveKey, LiveEntries, LiveKeyHash> live_;
 };
+// A handle's cache: 256 MiB of spatial objects and 512 MiB of LiveEntries (the re-rank
+// vectors of the cells recently searched, spec/21 §7.10).
 std::shared_ptr<ObjectCache> NewObjectCache();
 
 // The default cells probed per query that BuildIndex stores in a new index object
