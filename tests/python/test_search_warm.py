@@ -91,7 +91,7 @@ def test_warm_searches_after_deletes_appends_and_merges_match_brute_force() -> N
     side = ds.create_branch("side")
     side.append_many({"emb": queries[:20] * 1.0001, "label": np.ones(20, dtype=np.int64)})
     ds.append_many({"emb": queries[20:30] * 0.9999, "label": np.ones(10, dtype=np.int64)})
-    ds.merge(side)
+    ds.merge(side, policy="theirs")  # both sides appended: theirs replaces 10 values
     for q in queries:
         assert anchors_of(ds.search("emb", q, k=3, nprobe=16)) == brute_top(ds, q, 3)
         assert anchors_of(ds.search("emb", q, k=3, nprobe=16, where="label == 1")) == \
