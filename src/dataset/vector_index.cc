@@ -609,7 +609,7 @@ float LiveDistance(const vector::IvfModel& model, const float* q, const LiveEntr
 
 // Candidates (best first) without repeated anchors; every one is live (scans keep only
 // live entries).
-std::vector<Cand> Dedup(std::vector<Cand> cands) {
+std::vector<Cand> Dedup(const std::vector<Cand>& cands) {
   std::vector<Cand> out;
   out.reserve(cands.size());
   std::unordered_set<uint64_t> seen;
@@ -702,7 +702,7 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
     }
     const bool exhausted = cands.size() < fetch;
     std::vector<uint64_t> rej;
-    ASSIGN_OR_RETURN(result, ApplyFilters(ctx, Dedup(std::move(cands)), o.k, &rej));
+    ASSIGN_OR_RETURN(result, ApplyFilters(ctx, Dedup(cands), o.k, &rej));
     if (result.size() >= o.k) break;
     if (exhausted || rej.empty()) {
       // The probed cells hold fewer than k matches: widen the probe (spec/21 §7.2 step 6).
@@ -965,7 +965,7 @@ Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector:
                      [](const Cand& a, const Cand& b) { return a.distance < b.distance; });
     if (cands.size() > fetch) cands.resize(fetch);
     std::vector<uint64_t> rej;
-    ASSIGN_OR_RETURN(auto result, ApplyFilters(ctx, Dedup(std::move(cands)), o.k, &rej));
+    ASSIGN_OR_RETURN(auto result, ApplyFilters(ctx, Dedup(cands), o.k, &rej));
     if (result.size() >= o.k) return result;
     if (graph_exhausted || round >= 16) {
       // The graph has been walked whole: brute force finds every match (spec/21 §7.8).
