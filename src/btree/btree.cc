@@ -285,14 +285,16 @@ Result<bool> Tree::Contains(uint64_t anchor) const {
 
 namespace {
 
-// Resolves anchors[lo, hi) under one page; each touched page is read once.
+// Resolves anchors[lo, hi) under one page; each touched page is read once. `found(leaf,
+// i, j)`: anchors[j] is the leaf's entry i.
+using LeafHit = std::function<void(const Leaf& leaf, size_t i, size_t j)>;
 Status LookupUnder(Store* store, PageCache* cache, const Page& page,
                    std::optional<uint64_t> hi_bound, std::span<const uint64_t> anchors, size_t lo,
-                   size_t hi, std::vector<std::optional<Entry>>* out) {
+                   size_t hi, const LeafHit& found) {
   if (page.is_leaf()) {
     const Leaf& leaf = page.leaf();
     for (size_t j = lo; j < hi; ++j) {
-      if (auto i = leaf.Find(anchors[j])) (*out)[j] = leaf.EntryAt(*i);
+      if (auto i = leaf.Find(anchors[j])) found(leaf, *i, j);
     }
     return Status::Ok();
   }
@@ -322,33 +324,44 @@ Status LookupUnder(Store* store, PageCache* cache, const Page& page,
     ChildBounds b = internal::ChildBoundsOf(node, child_index[k], hi_bound);
     RETURN_IF_ERROR(CheckChild(*children[k], ids[k], b));
     RETURN_IF_ERROR(LookupUnder(store, cache, *children[k], b.hi, anchors, ranges[k].first,
-                                ranges[k].second, out));
+                                ranges[k].second, found));
   }
   return Status::Ok();
 }
 
 }  // namespace
 
-Result<std::vector<std::optional<Entry>>> Tree::LookupMany(
-    std::span<const uint64_t> anchors) const {
+Status Tree::LookupEach(std::span<const uint64_t> anchors, const LeafHit& found) const {
   for (size_t i = 1; i < anchors.size(); ++i) {
     if (anchors[i - 1] >= anchors[i]) {
       return InvalidArgument("btree LookupMany: anchors not strictly ascending at position " +
                              std::to_string(i));
     }
   }
-  std::vector<std::optional<Entry>> out(anchors.size());
-  if (anchors.empty() || ref_.empty()) return out;
+  if (anchors.empty() || ref_.empty()) return Status::Ok();
   if (ref_.is_inline()) {
     Page page = MakePage(*ref_.inline_leaf);
-    RETURN_IF_ERROR(
-        LookupUnder(store_, cache_, page, std::nullopt, anchors, 0, anchors.size(), &out));
-    return out;
+    return LookupUnder(store_, cache_, page, std::nullopt, anchors, 0, anchors.size(), found);
   }
   ASSIGN_OR_RETURN(PagePtr root, internal::Fetch(*store_, cache_, ref_.root, nullptr));
   RETURN_IF_ERROR(CheckChild(*root, ref_.root, internal::RootBounds(ref_)));
-  RETURN_IF_ERROR(
-      LookupUnder(store_, cache_, *root, std::nullopt, anchors, 0, anchors.size(), &out));
+  return LookupUnder(store_, cache_, *root, std::nullopt, anchors, 0, anchors.size(), found);
+}
+
+Result<std::vector<std::optional<Entry>>> Tree::LookupMany(
+    std::span<const uint64_t> anchors) const {
+  std::vector<std::optional<Entry>> out(anchors.size());
+  RETURN_IF_ERROR(LookupEach(
+      anchors, [&out](const Leaf& leaf, size_t i, size_t j) { out[j] = leaf.EntryAt(i); }));
+  return out;
+}
+
+Result<std::vector<std::optional<FieldLoc>>> Tree::LookupFieldMany(
+    std::span<const uint64_t> anchors, std::string_view field) const {
+  std::vector<std::optional<FieldLoc>> out(anchors.size());
+  RETURN_IF_ERROR(LookupEach(anchors, [&out, field](const Leaf& leaf, size_t i, size_t j) {
+    if (const LeafField* f = leaf.FindField(field)) out[j] = f->At(i);
+  }));
   return out;
 }
 

@@ -203,6 +203,10 @@ class Tree {
   // One result per anchor, in order. REQUIRES: `anchors` strictly ascending
   // (kInvalidArgument otherwise). Each page is read once, however many anchors it holds.
   Result<std::vector<std::optional<Entry>>> LookupMany(std::span<const uint64_t> anchors) const;
+  // As LookupMany, only the location of `field` per anchor (nullopt when the anchor is
+  // absent or has no value in the field), without building entries: for many anchors.
+  Result<std::vector<std::optional<FieldLoc>>> LookupFieldMany(std::span<const uint64_t> anchors,
+                                                               std::string_view field) const;
   // Entries with start <= anchor < end.
   Cursor Scan(uint64_t start = 0, uint64_t end = UINT64_MAX, const ScanOptions& options = {}) const;
   // The highest run of at least `n` consecutive anchors below `end` that holds no anchor
@@ -223,6 +227,10 @@ class Tree {
   Status Verify() const;
 
  private:
+  // Calls found(leaf, i, j) for each anchors[j] present (the leaf's entry i).
+  Status LookupEach(std::span<const uint64_t> anchors,
+                    const std::function<void(const Leaf&, size_t, size_t)>& found) const;
+
   Store* store_;
   PageCache* cache_;
   IndexRef ref_;

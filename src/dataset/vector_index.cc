@@ -105,7 +105,18 @@ Result<std::pair<std::shared_ptr<const Column>, bool>> FetchSegmentRows(
     if (r.ok()) impl.CountFetch(r->size());
     return r;
   };
-  auto reader = columnar::SegmentReader::Open(fetch, spec);
+  // The handle keeps the headers it opened (as a random take does): re-rank batches of
+  // one search, and later searches, reopen the segment without a request.
+  auto open = [&]() -> Result<columnar::SegmentReader> {
+    if (auto header = impl.headers()->Get(id)) {
+      return columnar::SegmentReader::Reopen(fetch, spec, std::move(header));
+    }
+    ASSIGN_OR_RETURN(auto opened, columnar::SegmentReader::Open(fetch, spec));
+    auto header = opened.header();
+    impl.headers()->Insert(id, header, columnar::SegmentReader::HeaderBytes(*header));
+    return opened;
+  };
+  auto reader = open();
   if (!reader.ok()) return SegmentReadError(reader.status(), id);
   if (!rows.empty() && rows.back() >= reader->rows()) {
     return Corrupt("the index points at row " + std::to_string(rows.back()) + " of segment " +
@@ -530,7 +541,7 @@ ObjectId LiveVersionKey(const Version& v) {
 }
 
 // The LiveEntries of each list in this version, from the handle's cache; the missing ones
-// computed together (one batched anchor lookup, one fetch of their vectors) and cached.
+// computed together from one batched anchor lookup (no segment is read) and cached.
 Result<std::vector<std::shared_ptr<const LiveEntries>>> LoadLive(
     const SearchContext& ctx, const std::vector<EntryList>& lists) {
   std::vector<std::shared_ptr<const LiveEntries>> out(lists.size());
@@ -548,48 +559,27 @@ Result<std::vector<std::shared_ptr<const LiveEntries>>> LoadLive(
   std::sort(sorted.begin(), sorted.end());
   sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
   btree::Tree tree(&ctx.impl->store(), ctx.impl->pages(), ctx.version->index);
-  ASSIGN_OR_RETURN(auto entries, tree.LookupMany(sorted));
-  // Only the anchors whose current location is an entry's are fetched.
-  std::vector<uint8_t> wanted(sorted.size(), 0);
-  for (size_t i : missing) {
-    const EntryList& l = lists[i];
-    for (size_t e = 0; e < l.anchors->size(); ++e) {
-      const size_t j = static_cast<size_t>(
-          std::lower_bound(sorted.begin(), sorted.end(), (*l.anchors)[e]) - sorted.begin());
-      const btree::FieldLoc* loc = entries[j] ? entries[j]->Find(ctx.spec->name) : nullptr;
-      if (loc != nullptr && SegmentTag(loc->segment) == (*l.seg_tags)[e] &&
-          loc->row == (*l.rows)[e]) {
-        wanted[j] = 1;
-      }
-    }
-  }
-  for (size_t j = 0; j < entries.size(); ++j) {
-    if (!wanted[j]) entries[j].reset();
-  }
-  ASSIGN_OR_RETURN(FieldValues fv, FetchField(*ctx.impl, entries, *ctx.spec));
-  const size_t dim = ctx.spec->dim;
+  ASSIGN_OR_RETURN(auto locs, tree.LookupFieldMany(sorted, ctx.spec->name));
   for (size_t i : missing) {
     const EntryList& l = lists[i];
     const size_t n = l.anchors->size();
     auto state = std::make_shared<LiveEntries>();
     state->live.assign(n, 0);
-    state->vectors.assign(n * dim, 0.0f);
+    state->segment.assign(n, 0);
+    state->row.assign(n, 0);
+    std::unordered_map<ObjectId, uint32_t> slot;
     size_t live = 0;
     for (size_t e = 0; e < n; ++e) {
       const size_t j = static_cast<size_t>(
           std::lower_bound(sorted.begin(), sorted.end(), (*l.anchors)[e]) - sorted.begin());
-      const btree::FieldLoc* loc = entries[j] ? entries[j]->Find(ctx.spec->name) : nullptr;
-      if (loc == nullptr || SegmentTag(loc->segment) != (*l.seg_tags)[e] ||
-          loc->row != (*l.rows)[e] || !fv.Has(j)) {
+      const std::optional<btree::FieldLoc>& loc = locs[j];
+      if (!loc || SegmentTag(loc->segment) != (*l.seg_tags)[e] || loc->row != (*l.rows)[e]) {
         continue;
       }
-      auto v = fv.ColumnOf(j).FloatsAt(fv.row[j]);
-      if (v.size() != dim) {
-        return Corrupt("the stored vector of anchor " + std::to_string((*l.anchors)[e]) + " has " +
-                       std::to_string(v.size()) + " components, the field has " +
-                       std::to_string(dim));
-      }
-      std::memcpy(state->vectors.data() + e * dim, v.data(), dim * sizeof(float));
+      auto [it, added] = slot.emplace(loc->segment, static_cast<uint32_t>(state->segments.size()));
+      if (added) state->segments.push_back(loc->segment);
+      state->segment[e] = it->second;
+      state->row[e] = loc->row;
       state->live[e] = 1;
       ++live;
     }
@@ -600,11 +590,88 @@ Result<std::vector<std::shared_ptr<const LiveEntries>>> LoadLive(
   return out;
 }
 
-// The exact distance of a live entry's stored vector (+inf when not live, or not finite).
-float LiveDistance(const vector::IvfModel& model, const float* q, const LiveEntries& s,
-                   size_t entry) {
-  if (!s.live[entry]) return std::numeric_limits<float>::infinity();
-  return FiniteOrWorst(model.ExactDistance(q, s.VectorOf(entry, model.dim())));
+// The stored vectors at `keys`, from the handle's row cache; the missing ones read
+// together, per segment the whole cached segment or verified ranged reads of just those
+// rows (FetchSegmentRows), and cached. Null where the stored value is null.
+Result<std::vector<std::shared_ptr<const std::vector<float>>>> LoadRows(
+    const SearchContext& ctx, const std::vector<RowKey>& keys) {
+  std::vector<std::shared_ptr<const std::vector<float>>> out(keys.size());
+  std::map<ObjectId, std::vector<uint32_t>> need;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    out[i] = ctx.impl->vectors()->GetRow(keys[i]);
+    if (out[i] == nullptr) need[keys[i].segment].push_back(keys[i].row);
+  }
+  if (need.empty()) return out;
+  std::vector<ObjectId> ids;
+  for (auto& [id, rows] : need) {
+    std::sort(rows.begin(), rows.end());
+    rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+    ids.push_back(id);
+  }
+  std::vector<std::pair<std::shared_ptr<const Column>, bool>> got(ids.size());
+  RETURN_IF_ERROR(ParallelFor(ids.size(), 8, [&](size_t i) -> Status {
+    ASSIGN_OR_RETURN(got[i], FetchSegmentRows(*ctx.impl, *ctx.spec, ids[i], need.at(ids[i])));
+    return Status::Ok();
+  }));
+  const size_t dim = ctx.spec->dim;
+  std::unordered_map<RowKey, std::shared_ptr<const std::vector<float>>, RowKeyHash> read;
+  for (size_t s = 0; s < ids.size(); ++s) {
+    const std::vector<uint32_t>& rows = need.at(ids[s]);
+    const Column& col = *got[s].first;
+    for (size_t p = 0; p < rows.size(); ++p) {
+      const uint64_t r = got[s].second ? rows[p] : p;  // whole segment, or just these rows
+      if (r >= col.length()) {
+        return Corrupt("the index points at row " + std::to_string(rows[p]) + " of segment " +
+                       ids[s].ToString() + " which has " + std::to_string(col.length()) + " rows");
+      }
+      if (!col.IsValid(r)) continue;
+      auto v = col.FloatsAt(r);
+      if (v.size() != dim) {
+        return Corrupt("the stored vector at row " + std::to_string(rows[p]) + " of segment " +
+                       ids[s].ToString() + " has " + std::to_string(v.size()) +
+                       " components, the field has " + std::to_string(dim));
+      }
+      auto vec = std::make_shared<const std::vector<float>>(v.begin(), v.end());
+      const RowKey key{ids[s], rows[p]};
+      ctx.impl->vectors()->InsertRow(key, vec);
+      read.emplace(key, std::move(vec));
+    }
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (out[i] != nullptr) continue;
+    auto it = read.find(keys[i]);
+    if (it != read.end()) out[i] = it->second;
+  }
+  return out;
+}
+
+// The exact distances of re-rank candidates, each an entry of a LiveEntries (+inf when not
+// live, null or not finite); their vectors are read in one LoadRows.
+Status LiveDistances(const SearchContext& ctx, const vector::IvfModel& model, const float* q,
+                     const std::vector<std::pair<const LiveEntries*, size_t>>& cands, float* out) {
+  std::vector<RowKey> keys;
+  std::vector<size_t> at;
+  for (size_t i = 0; i < cands.size(); ++i) {
+    out[i] = std::numeric_limits<float>::infinity();
+    const auto& [s, e] = cands[i];
+    if (!s->live[e]) continue;
+    keys.push_back(s->RowOf(e));
+    at.push_back(i);
+  }
+  ASSIGN_OR_RETURN(auto vecs, LoadRows(ctx, keys));
+  for (size_t j = 0; j < vecs.size(); ++j) {
+    if (vecs[j] != nullptr) out[at[j]] = FiniteOrWorst(model.ExactDistance(q, vecs[j]->data()));
+  }
+  return Status::Ok();
+}
+
+// Re-rank distances of bucket handles ((bucket << 32) | entry) through their LiveEntries.
+Status BucketDistances(const SearchContext& ctx, const vector::IvfModel& model, const float* q,
+                       const std::vector<std::shared_ptr<const LiveEntries>>& states,
+                       const uint64_t* ids, size_t n, float* out) {
+  std::vector<std::pair<const LiveEntries*, size_t>> cands(n);
+  for (size_t i = 0; i < n; ++i) cands[i] = {states[ids[i] >> 32].get(), ids[i] & 0xffffffffu};
+  return LiveDistances(ctx, model, q, cands, out);
 }
 
 // Candidates (best first) without repeated anchors; every one is live (scans keep only
@@ -620,8 +687,8 @@ std::vector<Cand> Dedup(const std::vector<Cand>& cands) {
 }
 
 // One query through the IVF index (spec/21 §7.2). Scans keep only the entries live in this
-// version (LiveEntries), so the running top-k never holds a stale entry and the re-rank
-// reads the cached vectors.
+// version (LiveEntries), so the running top-k never holds a stale entry; the re-rank reads
+// the vectors of its candidates only (LoadRows, cached per row).
 Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::IvfModel& model,
                                        const IndexObject& ix, const float* q, uint32_t nprobe,
                                        const uint32_t* cell_sizes, uint64_t* scanned) {
@@ -686,12 +753,9 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
       total += bk.anchors.size();
     }
     *scanned += total;
-    std::function<Status(const uint64_t*, size_t, float*)> exact =
-        [&](const uint64_t* ids, size_t n, float* out) -> Status {
-      for (size_t i = 0; i < n; ++i) {
-        out[i] = LiveDistance(model, q, *states[ids[i] >> 32], ids[i] & 0xffffffffu);
-      }
-      return Status::Ok();
+    std::function<Status(const uint64_t*, size_t, float*)> exact = [&](const uint64_t* ids,
+                                                                       size_t n, float* out) {
+      return BucketDistances(ctx, model, q, states, ids, n, out);
     };
     ASSIGN_OR_RETURN(std::vector<vector::Neighbor> nn, query->Finish(o.rerank ? &exact : nullptr));
     std::vector<Cand> cands;
@@ -842,7 +906,7 @@ class PagedNodeSource : public vector::GraphNodeSource {
 // One query through a graph index (spec/21 §7.8): the graph's top k' and the cell-0 tail's,
 // merged; stale and filtered candidates dropped; ef widened x4 until k remain, else brute
 // force. Walks and scans keep only entries live in this version (LiveEntries of the node
-// pages and tail buckets), and re-rank reads their cached vectors.
+// pages and tail buckets), and re-rank reads its candidates' vectors (LoadRows).
 Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector::IvfModel& model,
                                          const IndexObject& ix, const float* q, uint64_t* scanned) {
   const SearchOptions& o = *ctx.options;
@@ -908,11 +972,12 @@ Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector:
     };
     std::function<Status(const uint64_t*, size_t, float*)> exact_nodes =
         [&](const uint64_t* ids, size_t n, float* out) -> Status {
+      std::vector<std::pair<const LiveEntries*, size_t>> cands(n);
       for (size_t i = 0; i < n; ++i) {
         ASSIGN_OR_RETURN(const Visited* v, visit(ids[i]));
-        out[i] = LiveDistance(model, q, *v->live, ids[i] - v->page->page.first);
+        cands[i] = {v->live.get(), ids[i] - v->page->page.first};
       }
-      return Status::Ok();
+      return LiveDistances(ctx, model, q, cands, out);
     };
     ASSIGN_OR_RETURN(std::vector<vector::Neighbor> nn,
                      vector::GraphSearch(model, g.block, g.entry, source, q, gp, &keep_node,
@@ -947,12 +1012,9 @@ Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector:
         RETURN_IF_ERROR(query->ScanCell(0, bk.codes, handles.data(), &keep));
         *scanned += bk.anchors.size();
       }
-      std::function<Status(const uint64_t*, size_t, float*)> exact =
-          [&](const uint64_t* ids, size_t n, float* out) -> Status {
-        for (size_t i = 0; i < n; ++i) {
-          out[i] = LiveDistance(model, q, *tail_states[ids[i] >> 32], ids[i] & 0xffffffffu);
-        }
-        return Status::Ok();
+      std::function<Status(const uint64_t*, size_t, float*)> exact = [&](const uint64_t* ids,
+                                                                         size_t n, float* out) {
+        return BucketDistances(ctx, model, q, tail_states, ids, n, out);
       };
       ASSIGN_OR_RETURN(std::vector<vector::Neighbor> tn,
                        query->Finish(o.rerank ? &exact : nullptr));

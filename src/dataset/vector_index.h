@@ -174,16 +174,33 @@ struct IndexObject {
 Result<Bytes> EncodeIndex(const IndexObject& ix);
 Result<IndexObject> DecodeIndex(ByteView bytes);
 
+// Where a stored vector is: its segment and row (the key of the handle's row cache).
+struct RowKey {
+  ObjectId segment;
+  uint32_t row = 0;
+  bool operator==(const RowKey&) const = default;
+};
+struct RowKeyHash {
+  size_t operator()(const RowKey& k) const {
+    const size_t a = std::hash<ObjectId>()(k.segment);
+    return a ^ (uint64_t{k.row} + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
+  }
+};
+
 // The entries of one bucket or graph node page as one version sees them (spec/21 §6):
 // per entry, whether it is live in the version (its location is the anchor's current
-// location for the field) and, for the live ones, the stored vector a re-rank reads.
-// Computed once per (version, object) with one batched anchor lookup and one fetch, so a
-// repeated search of a warm handle does no storage I/O and no decoding.
+// location for the field) and, for the live ones, where its stored vector is. Computed
+// once per (version, object) from the anchor index alone (one batched lookup, no segment
+// read), so a search scans and walks only live entries; re-ranking reads the vectors of
+// its final candidates only, through the handle's row cache.
 struct LiveEntries {
-  std::vector<uint8_t> live;   // per entry: 1 when live with a value
-  std::vector<float> vectors;  // entries x dim, row-major; zeros where not live
-  bool all_live = false;       // every entry is live
-  const float* VectorOf(size_t entry, size_t dim) const { return vectors.data() + entry * dim; }
+  std::vector<uint8_t> live;       // per entry: 1 when live
+  std::vector<uint32_t> segment;   // per entry: index into segments (live entries only)
+  std::vector<uint32_t> row;       // per entry: row in that segment (live entries only)
+  std::vector<ObjectId> segments;  // the segments the live entries' vectors are in
+  bool all_live = false;           // every entry is live
+  RowKey RowOf(size_t entry) const { return RowKey{segments[segment[entry]], row[entry]}; }
+  uint64_t MemoryBytes() const { return 64 + live.size() * 9 + segments.size() * sizeof(ObjectId); }
 };
 // (the version's anchor-index root, or its manifest id when the anchor index is inline;
 // the id of the bucket or node page).
@@ -200,15 +217,17 @@ struct LiveKeyHash {
 };
 
 // A byte-bounded LRU of decoded spatial objects (models, directory pages, buckets), one
-// per dataset handle, beside its segment and page caches; and, with its own byte budget,
-// the LiveEntries of the buckets and node pages searches touched. Entries are typed: an id cached
-// as one kind is a miss when looked up as another (damaged data can name a model where a
-// bucket belongs; the lookup then decodes the bytes as a bucket and reports corrupt).
-// Thread-safe.
+// per dataset handle, beside its segment and page caches; with budgets of their own, the
+// LiveEntries of the buckets and node pages searches touched and the stored vectors that
+// re-ranks read, by (segment, row). Entries are typed: an id cached as one kind is a miss
+// when looked up as another (damaged data can name a model where a bucket belongs; the
+// lookup then decodes the bytes as a bucket and reports corrupt). Thread-safe.
 class ObjectCache {
  public:
-  explicit ObjectCache(uint64_t capacity_bytes, uint64_t live_bytes = 0)
-      : lru_(capacity_bytes, capacity_bytes / 2), live_(live_bytes, live_bytes / 4) {}
+  explicit ObjectCache(uint64_t capacity_bytes, uint64_t live_bytes = 0, uint64_t row_bytes = 0)
+      : lru_(capacity_bytes, capacity_bytes / 2),
+        live_(live_bytes, live_bytes / 4),
+        rows_(row_bytes, row_bytes / 4) {}
   template <typename T>
   std::shared_ptr<const T> Get(const ObjectId& id) {
     std::shared_ptr<const Entry> entry = lru_.Get(id);
@@ -224,8 +243,13 @@ class ObjectCache {
   }
   std::shared_ptr<const LiveEntries> GetLive(const LiveKey& key) { return live_.Get(key); }
   void InsertLive(const LiveKey& key, std::shared_ptr<const LiveEntries> value) {
-    const uint64_t bytes = 64 + value->live.size() + value->vectors.size() * sizeof(float);
+    const uint64_t bytes = value->MemoryBytes();
     live_.Insert(key, std::move(value), bytes);
+  }
+  std::shared_ptr<const std::vector<float>> GetRow(const RowKey& key) { return rows_.Get(key); }
+  void InsertRow(const RowKey& key, std::shared_ptr<const std::vector<float>> value) {
+    const uint64_t bytes = 96 + value->size() * sizeof(float);
+    rows_.Insert(key, std::move(value), bytes);
   }
 
  private:
@@ -234,11 +258,12 @@ class ObjectCache {
   };
   // Entries over half the capacity are not kept.
   ByteLruCache<ObjectId, Entry> lru_;
-  // Entries over a quarter of the capacity are not kept.
+  // Entries over a quarter of their capacity are not kept.
   ByteLruCache<LiveKey, LiveEntries, LiveKeyHash> live_;
+  ByteLruCache<RowKey, std::vector<float>, RowKeyHash> rows_;
 };
-// A handle's cache: 256 MiB of spatial objects and 512 MiB of LiveEntries (the re-rank
-// vectors of the cells recently searched, spec/21 §7.10).
+// A handle's cache: 256 MiB of spatial objects, 64 MiB of LiveEntries (live flags and
+// locations of the cells recently searched) and 256 MiB of re-rank vectors (spec/21 §7.10).
 std::shared_ptr<ObjectCache> NewObjectCache();
 
 // The default cells probed per query that BuildIndex stores in a new index object

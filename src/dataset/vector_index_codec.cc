@@ -441,7 +441,8 @@ uint32_t PickSetting(const Calibration& c, double target) {
 }
 
 std::shared_ptr<ObjectCache> NewObjectCache() {
-  return std::make_shared<ObjectCache>(uint64_t{256} << 20, uint64_t{512} << 20);
+  return std::make_shared<ObjectCache>(uint64_t{256} << 20, uint64_t{64} << 20,
+                                       uint64_t{256} << 20);
 }
 
 }  // namespace dreamdb::vindex
