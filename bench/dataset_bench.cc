@@ -262,6 +262,21 @@ class TimedBackend final : public dreamdb::ObjectBackend, public dreamdb::RefBac
   Status Delete(std::string_view name, const ObjectId& expected) override {
     return Time(kRefDelete, [&] { return refs_->Delete(name, expected); });
   }
+  // Forwarded so the file backend can overlap the objects' sync with the ref write; timed
+  // as a CAS (the sync inside it is counted as a sync call).
+  Status SyncThenCompareAndSwap(dreamdb::ObjectBackend& objects, std::string_view name,
+                                const ObjectId& expected, const ObjectId& desired) override {
+    dreamdb::ObjectBackend& inner = &objects == this ? *objects_ : objects;
+    c_->calls[kSync].fetch_add(1, std::memory_order_relaxed);
+    return Time(kRefCas,
+                [&] { return refs_->SyncThenCompareAndSwap(inner, name, expected, desired); });
+  }
+  Status SyncThenCreate(dreamdb::ObjectBackend& objects, std::string_view name,
+                        const ObjectId& target) override {
+    dreamdb::ObjectBackend& inner = &objects == this ? *objects_ : objects;
+    c_->calls[kSync].fetch_add(1, std::memory_order_relaxed);
+    return Time(kRefCreate, [&] { return refs_->SyncThenCreate(inner, name, target); });
+  }
   Status List(std::string_view prefix, const dreamdb::RefVisitor& visit) override {
     return Time(kRefList, [&] { return refs_->List(prefix, visit); });
   }

@@ -12,7 +12,14 @@ Two measurements on a file:// store, each step in its own process where memory m
    deleted, bytes reclaimed, peak RSS of the GC process (mark memory), and the time per
    million objects found.
 
+3. GC at scale (--scale-objects N, on demand): a dataset of 62 int64 fields written one
+   record per commit until about N objects are live, then `dreamdb gc` (nothing to delete:
+   the mark dominates) with the default mark budget (one pass) and with a budget of a
+   quarter of that pass's peak (passes by id prefix, spec/06 §6.8): wall time and time
+   per million objects, peak RSS, passes, the most objects a pass held.
+
     .venv/bin/python bench/gc_bench.py --commits 100000 --abandoned 100000  # on demand
+    .venv/bin/python bench/gc_bench.py --scale-objects 1000000              # on demand
     .venv/bin/python bench/gc_bench.py --smoke                              # CI: seconds
 """
 
@@ -77,11 +84,60 @@ def fresh_reader(store: str) -> dreamdb.Dataset:
     return dreamdb.Dataset.open("d", store=store)
 
 
+def run_gc(binary: str, store: str, *extra: str) -> dict:
+    """`dreamdb gc --grace 0` in a child process: its JSON report, wall time, peak RSS."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([binary, "--store", store, "--json", "gc", "--grace", "0",
+                             "--no-writers-running", *extra], stdout=subprocess.PIPE)
+    stdout = proc.stdout.read() if proc.stdout else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if status != 0:
+        raise SystemExit(f"gc failed: {stdout!r}")
+    r = json.loads(stdout.decode().splitlines()[-1])
+    r["wall_s"] = wall
+    r["peak_rss_mib"] = usage.ru_maxrss / 1024
+    return r
+
+
+def gc_at_scale(binary: str, work: pathlib.Path, objects: int) -> dict:
+    """GC of a store of about `objects` live objects, in one pass and in several."""
+    fields = 62  # + manifest + leaf page (+ inner pages): ~64 objects per commit
+    store = "file://" + str(work / "scale")
+    schema = dreamdb.Schema()
+    for f in range(fields):
+        schema = schema.add_int(f"f{f}")
+    ds = dreamdb.Dataset.create("w", schema, store=store)
+    commits = max(1, objects // (fields + 2))
+    t0 = time.perf_counter()
+    for i in range(commits):
+        ds.append_many({f"f{f}": [i * fields + f] for f in range(fields)})
+    write_s = time.perf_counter() - t0
+    time.sleep(1.1)
+    one = run_gc(binary, store)
+    budget_mib = max(1, int(one["peak_rss_mib"] / 4))
+    parted = run_gc(binary, store, "--mark-memory", f"{budget_mib}M")
+    assert parted["reachable_objects"] == one["reachable_objects"]
+    assert parted["deleted_objects"] == one["deleted_objects"] == 0
+    out = {"commits": commits, "write_s": write_s}
+    for key, r in (("one_pass", one), ("passes", parted)):
+        out[key] = {k: r[k] for k in ("wall_s", "peak_rss_mib", "found_objects",
+                                      "reachable_objects", "reachable_bytes", "mark_passes",
+                                      "mark_peak_objects")}
+        out[key]["s_per_million"] = r["wall_s"] / r["found_objects"] * 1e6
+        out[key]["rss_bytes_per_live_object"] = (
+            r["peak_rss_mib"] * 2**20 / max(1, r["reachable_objects"]))
+    out["passes"]["mark_memory"] = f"{budget_mib}M"
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--commits", type=int, default=10000)
     ap.add_argument("--abandoned", type=int, default=10000)
     ap.add_argument("--takes", type=int, default=2000)
+    ap.add_argument("--scale-objects", type=int, default=0,
+                    help="also measure GC of a store of about this many live objects")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
     ap.add_argument("--dir", default="", help="where the store goes (default: a temp dir)")
     ap.add_argument("--json", default="", help="also write the figures here")
@@ -113,16 +169,9 @@ def main() -> int:
         subprocess.run([binary, "--store", store, "ref", "delete", "d/branches/scratch",
                         "--expect", scratch.head], check=True, capture_output=True)
         time.sleep(1.1)
-        t0 = time.perf_counter()
-        proc = subprocess.Popen([binary, "--store", store, "--json", "gc", "--grace", "0",
-                                 "--no-writers-running"], stdout=subprocess.PIPE)
-        stdout = proc.stdout.read() if proc.stdout else b""
-        _, status, usage = os.wait4(proc.pid, 0)
-        gc_s = time.perf_counter() - t0
-        if status != 0:
-            raise SystemExit(f"gc failed: {stdout!r}")
-        r = json.loads(stdout.decode().splitlines()[-1])
-        out["gc"] = {"wall_s": gc_s, "peak_rss_mib": usage.ru_maxrss / 1024,
+        r = run_gc(binary, store)
+        gc_s = r["wall_s"]
+        out["gc"] = {"wall_s": gc_s, "peak_rss_mib": r["peak_rss_mib"],
                      "found_objects": r["found_objects"], "found_bytes": r["found_bytes"],
                      "reachable_objects": r["reachable_objects"],
                      "deleted_objects": r["deleted_objects"],
@@ -130,6 +179,8 @@ def main() -> int:
                      "s_per_million_found": gc_s / r["found_objects"] * 1e6}
         v = dreamdb.verify(store)
         assert v["problems"] == [], v["problems"][:3]
+        if args.scale_objects:
+            out["scale"] = gc_at_scale(binary, work, args.scale_objects)
     finally:
         if not args.dir:
             shutil.rmtree(work, ignore_errors=True)
@@ -145,6 +196,15 @@ def main() -> int:
           f"({g['s_per_million_found']:.1f} s per million), peak RSS {g['peak_rss_mib']:.1f} MiB, "
           f"kept {g['reachable_objects']}, deleted {g['deleted_objects']} objects "
           f"({g['deleted_bytes']} bytes)")
+    if "scale" in out:
+        sc = out["scale"]
+        for key in ("one_pass", "passes"):
+            r = sc[key]
+            print(f"gc at scale ({key}): {r['found_objects']} objects in {r['wall_s']:.1f} s "
+                  f"({r['s_per_million']:.0f} s per million), {r['mark_passes']} passes, "
+                  f"peak {r['mark_peak_objects']} objects held, peak RSS "
+                  f"{r['peak_rss_mib']:.0f} MiB ({r['rss_bytes_per_live_object']:.0f} B per "
+                  f"live object)")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(out, indent=2))
     return 0

@@ -26,7 +26,7 @@
 
 #include "dreamdb/dataset.h"
 #include "dreamdb/search.h"
-#include "src/vector/syn.h"
+#include "src/index/syn.h"
 
 namespace {
 

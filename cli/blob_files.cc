@@ -13,7 +13,7 @@
 #include <memory>
 #include <optional>
 
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {

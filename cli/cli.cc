@@ -7,10 +7,11 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
-#include "src/base/encoding.h"
-#include "src/store/uri.h"
+#include "dreamdb/quote.h"
+#include "dreamdb/store_stats.h"
 
 #ifndef DREAMDB_VERSION
 #define DREAMDB_VERSION "unknown"
@@ -78,6 +79,12 @@ constexpr std::string_view kGlobalFlagsHelp =
     "                        (default: $DREAMDB_STORE, else ./.dreamdb)\n"
     "  --json                print results as JSON (one object per line) and errors as\n"
     "                        a JSON object on stderr\n"
+    "  --stats               after the command, print the storage requests it made\n"
+    "                        (by verb and status, retries, bytes, time) to stderr\n"
+    "  --cache DIR           cache immutable objects of a remote (s3://) store in DIR,\n"
+    "                        shared by processes (default: $DREAMDB_CACHE)\n"
+    "  --cache-size BYTES    bound of the cache, e.g. 2G (default: $DREAMDB_CACHE_SIZE,\n"
+    "                        else 1G)\n"
     "  -h, --help            show help\n";
 
 constexpr std::string_view kExitCodesHelp =
@@ -163,6 +170,35 @@ const Flag* FindFlag(const Command& c, std::string_view name) {
   return nullptr;
 }
 
+// Applies --cache DIR or --cache-size BYTES; a usage message on error.
+std::optional<std::string> SetCacheFlag(std::string_view name, const std::string& value,
+                                        GlobalOptions* global) {
+  if (name == "--cache") {
+    if (value.empty()) return std::string("flag '--cache' needs a directory");
+    global->cache_dir = value;
+    return std::nullopt;
+  }
+  auto size = ParseByteSize("--cache-size", value);
+  if (!size.ok()) return size.status().message();
+  if (*size == 0) return std::string("--cache-size must be at least 1 byte");
+  global->cache_size_bytes = *size;
+  return std::nullopt;
+}
+
+// --stats: each store the run opened, on stderr (one JSON object per line with --json).
+void PrintStats(const Invocation& inv) {
+  for (const auto& [role, store] : inv.opened_stores()) {
+    StoreStats s = store->stats();
+    if (inv.json()) {
+      JsonObject o;
+      o.Add("stats", role).AddRaw("storage", StoreStatsJson(s));
+      WriteAll(stderr, o.Finish() + "\n");
+    } else {
+      WriteAll(stderr, "stats (" + role + ", " + store->uri() + "):\n" + StoreStatsText(s));
+    }
+  }
+}
+
 struct ParsedCommand {
   std::map<std::string, std::vector<std::string>, std::less<>> positionals;
   std::map<std::string, std::string, std::less<>> flags;
@@ -210,6 +246,17 @@ std::optional<std::string> ParseCommandArgs(const Command& c, const std::vector<
       auto value = take_value();
       if (!value) return "flag '--store' needs a value (URI)";
       global->store_uri = *value;
+      continue;
+    }
+    if (name == "--stats") {
+      if (inline_value) return "flag '--stats' takes no value";
+      global->stats = true;
+      continue;
+    }
+    if (name == "--cache" || name == "--cache-size") {
+      auto value = take_value();
+      if (!value) return "flag " + Quote(name) + " needs a value";
+      if (auto error = SetCacheFlag(name, *value, global)) return error;
       continue;
     }
     const Flag* flag = FindFlag(c, name);
@@ -281,6 +328,7 @@ int RunCommand(const Command& command, const std::vector<std::string>& args, siz
   if (status.ok() && (std::fflush(stdout) != 0 || std::ferror(stdout))) {
     status = IoError(std::string("writing standard output: ") + std::strerror(errno));
   }
+  if (global.stats) PrintStats(inv);
   if (status.ok()) return kExitOk;
   if (inv.usage_error()) return UsageExit(global.json, status.message(), &command);
   int exit_code = ExitCodeFor(status.code());
@@ -552,11 +600,25 @@ std::optional<std::string_view> Invocation::FlagValue(std::string_view name) con
   return std::string_view(it->second);
 }
 
+Result<std::shared_ptr<Store>> Invocation::OpenStore(std::string_view role, std::string_view uri,
+                                                     StoreOpenMode mode) {
+  StoreOptions options;
+  options.open_mode = mode;
+  options.cache_dir = global_.cache_dir;
+  options.cache_size_bytes = global_.cache_size_bytes;
+  ASSIGN_OR_RETURN(std::unique_ptr<Store> opened, Store::Open(uri, options));
+  std::shared_ptr<Store> shared = std::move(opened);
+  opened_.emplace_back(std::string(role), shared);
+  return shared;
+}
+
 Result<Store*> Invocation::store() {
   if (store_ == nullptr) {
     StoreOptions options;
     options.open_mode =
         command_.creates_store ? StoreOpenMode::kCreateIfMissing : StoreOpenMode::kMustExist;
+    options.cache_dir = global_.cache_dir;
+    options.cache_size_bytes = global_.cache_size_bytes;
     auto opened = Store::Open(global_.store_uri, options);
     if (!opened.ok()) {
       Status st = opened.status().WithContext("opening store " +
@@ -569,6 +631,7 @@ Result<Store*> Invocation::store() {
       return st;
     }
     store_ = std::move(opened).value();
+    opened_.emplace(opened_.begin(), "store", store_);
   }
   return store_.get();
 }
@@ -660,6 +723,14 @@ int Main(int argc, char** argv, const char* env_store) {
   GlobalOptions global;
   global.store_uri = env_store != nullptr && *env_store != '\0' ? env_store : kDefaultStore;
   global.json = WantsJson(args);
+  if (const char* dir = std::getenv("DREAMDB_CACHE"); dir != nullptr && *dir != '\0') {
+    global.cache_dir = dir;
+  }
+  if (const char* size = std::getenv("DREAMDB_CACHE_SIZE"); size != nullptr && *size != '\0') {
+    if (auto error = SetCacheFlag("--cache-size", size, &global)) {
+      return UsageExit(global.json, "$DREAMDB_CACHE_SIZE: " + *error, nullptr);
+    }
+  }
 
   // Global flags before the command.
   bool help = false;
@@ -679,6 +750,23 @@ int Main(int argc, char** argv, const char* env_store) {
       global.store_uri = args[++i];
     } else if (a.starts_with("--store=")) {
       global.store_uri = a.substr(8);
+    } else if (a == "--stats") {
+      global.stats = true;
+    } else if (a == "--cache" || a == "--cache-size" || a.starts_with("--cache=") ||
+               a.starts_with("--cache-size=")) {
+      size_t eq = a.find('=');
+      std::string name = a.substr(0, eq);
+      std::string value;
+      if (eq != std::string::npos) {
+        value = a.substr(eq + 1);
+      } else if (i + 1 < args.size()) {
+        value = args[++i];
+      } else {
+        return UsageExit(global.json, "flag " + Quote(name) + " needs a value", nullptr);
+      }
+      if (auto error = SetCacheFlag(name, value, &global)) {
+        return UsageExit(global.json, *error, nullptr);
+      }
     } else {
       return UsageExit(global.json, "unknown flag " + Quote(a), nullptr);
     }

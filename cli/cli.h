@@ -143,6 +143,11 @@ struct Registrar {
 struct GlobalOptions {
   std::string store_uri;  // --store, else $DREAMDB_STORE, else "./.dreamdb"
   bool json = false;      // --json
+  bool stats = false;     // --stats: storage requests on stderr after the command
+  // --cache DIR / --cache-size BYTES, else $DREAMDB_CACHE / $DREAMDB_CACHE_SIZE: the local
+  // object cache for remote (s3://) stores; empty: none.
+  std::string cache_dir;
+  uint64_t cache_size_bytes = uint64_t{1} << 30;
 };
 
 // One run of one command: its parsed arguments, the store (opened on first use) and the
@@ -172,6 +177,15 @@ class Invocation {
   // kNotFound naming it). Messages show the URI redacted (RedactStoreUri).
   Result<Store*> store();
 
+  // Opens another store (clone's source and destination) with the global cache options;
+  // --stats reports it under `role`. The Invocation keeps it alive.
+  Result<std::shared_ptr<Store>> OpenStore(std::string_view role, std::string_view uri,
+                                           StoreOpenMode mode);
+  // The stores this run opened, by role ("store" for store()), for --stats.
+  const std::vector<std::pair<std::string, std::shared_ptr<Store>>>& opened_stores() const {
+    return opened_;
+  }
+
   // Marks this run as a usage error (exit 2) and returns a status carrying `message`.
   Status Usage(std::string message);
   bool usage_error() const { return usage_error_; }
@@ -187,7 +201,8 @@ class Invocation {
   GlobalOptions global_;
   std::map<std::string, std::vector<std::string>, std::less<>> positionals_;
   std::map<std::string, std::string, std::less<>> flags_;
-  std::unique_ptr<Store> store_;
+  std::shared_ptr<Store> store_;
+  std::vector<std::pair<std::string, std::shared_ptr<Store>>> opened_;
   bool usage_error_ = false;
 };
 

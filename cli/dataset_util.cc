@@ -11,7 +11,7 @@
 #include <limits>
 #include <span>
 
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 
@@ -132,6 +132,39 @@ void AppendJsonReal(T v, std::string* out) {
 }  // namespace
 
 void AppendJsonDouble(double v, std::string* out) { AppendJsonReal(v, out); }
+
+std::string CompareFieldStatsJson(const CompareSummary& s, const CompareFieldStats& st) {
+  auto num = [](const std::optional<double>& v) {
+    std::string out = "null";
+    if (v) {
+      out.clear();
+      AppendJsonDouble(*v, &out);
+    }
+    return out;
+  };
+  JsonObject o;
+  o.Add("field", st.field)
+      .Add("type", FieldTypeName(st.type))
+      .Add("baseline", s.refs[st.a])
+      .Add("ref", s.refs[st.b])
+      .Add("both", st.both)
+      .Add("only_baseline", st.only_a)
+      .Add("only_ref", st.only_b)
+      .Add("differing", st.differing)
+      .AddRaw("agreement", num(st.agreement));
+  if (st.type == FieldType::kInt64 || st.type == FieldType::kFloat64 ||
+      st.type == FieldType::kTimestamp) {
+    o.Add("numeric_count", st.numeric_count)
+        .AddRaw("mean_diff", num(st.mean_diff))
+        .AddRaw("median_diff", num(st.median_diff))
+        .Add("median_approximate", st.median_approximate)
+        .AddRaw("mean_abs_diff", num(st.mean_abs_diff));
+  }
+  if (st.type == FieldType::kEmbedding) {
+    o.AddRaw("mean_cosine", num(st.mean_cosine)).AddRaw("min_cosine", num(st.min_cosine));
+  }
+  return o.Finish();
+}
 void AppendJsonFloat(float v, std::string* out) { AppendJsonReal(v, out); }
 
 std::string JsonStringList(const std::vector<std::string>& items) {

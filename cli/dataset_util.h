@@ -25,6 +25,7 @@
 
 #include "cli/cli.h"
 #include "dreamdb/column.h"
+#include "dreamdb/compare.h"
 #include "dreamdb/dataset.h"
 #include "dreamdb/schema.h"
 
@@ -90,6 +91,10 @@ void AppendJsonUint(uint64_t v, std::string* out);
 // Shortest text that reads back to the same value; non-finite values become the strings
 // "nan", "inf", "-inf" (JSON has no literal for them).
 void AppendJsonDouble(double v, std::string* out);
+
+// One field's statistics of a compare-refs summary as a JSON object (the "stats" entries
+// of `dreamdb compare-refs --json` and of the HTTP API's compare endpoint, spec/30).
+std::string CompareFieldStatsJson(const CompareSummary& s, const CompareFieldStats& st);
 void AppendJsonFloat(float v, std::string* out);
 std::string JsonStringList(const std::vector<std::string>& items);
 // A flat map of strings as a JSON object (keys in the map's order).

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "dreamdb/object_id.h"
-#include "src/vector/graph.h"
+#include "src/index/graph/graph.h"
 
 namespace {
 

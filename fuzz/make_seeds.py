@@ -3,7 +3,8 @@
 schemas: fuzz/corpus/manifest_decode (every valid and invalid manifest/genesis vector of
 spec/vectors/manifests), fuzz/corpus/object_id (the text ids of spec/vectors/ids) and
 fuzz/corpus/schema_json (schemas from the spec vectors and the CLI tests) and
-fuzz/corpus/btree_page (the pages, index refs and invalid pages of spec/vectors/btree).
+fuzz/corpus/btree_page (the pages, index refs and invalid pages of spec/vectors/btree) and
+the format 3 segments of spec/vectors/segments into fuzz/corpus/segment_decode.
 
 Usage: python3 fuzz/make_seeds.py   (from the repository root; rewrites those folders)"""
 
@@ -45,3 +46,9 @@ for i, s in enumerate([
 b = json.loads((root / "spec/vectors/btree/vectors.json").read_text())
 for i, v in enumerate(b["pages"] + b["index_refs"] + b["invalid"]):
     write("btree_page", f"{i:02d}-{v['name']}", bytes.fromhex(v["hex"]))
+# Segments: the format 3 vectors (what writers write); the format 1 and 2 seeds already in
+# fuzz/corpus/segment_decode stay, so the fuzzer sees every format a reader reads.
+seg = json.loads((root / "spec/vectors/segments/segments.json").read_text())
+for v in seg["vectors"]:
+    if v["format"] == 3:
+        write("segment_decode", f"f3-{v['name']}.seg", bytes.fromhex(v["hex"]))

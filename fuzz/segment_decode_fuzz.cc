@@ -5,9 +5,11 @@
 // and reach the structural checks), against several field specs, through DecodeSegment
 // and through a SegmentReader over an in-memory fetcher. Properties (abort otherwise):
 //   - errors are kCorrupt, kUnsupported or kInvalidArgument (type mismatch);
-//   - an accepted input is canonical: EncodeSegment(decoded) == input, unless its header
-//     carries keys this build does not know (which readers ignore, spec/08 §4.2);
-//   - an accepted sq8 segment (format 2, spec/12 §9, lossy) re-encodes as sq8 to a
+//   - an accepted format 3 input (what writers write) is canonical: EncodeSegment(decoded)
+//     == input, unless its header carries keys this build does not know (which readers
+//     ignore, spec/08 §4.2); an accepted format 1 input re-encodes (as format 3) to a
+//     segment that decodes to the same column;
+//   - an accepted sq8 segment (format 2 or 3, spec/12 §9, lossy) re-encodes as sq8 to a
 //     segment that decodes to values within the normative error bound of its own values
 //     (its codes cannot be recomputed exactly from the reconstructions, §9.3);
 //   - the ranged reader agrees with DecodeSegment: ReadAll succeeds on exactly the inputs
@@ -71,6 +73,30 @@ std::string Sum16(ByteView b) {
   return std::string(reinterpret_cast<const char*>(d.data()), 16);
 }
 
+uint64_t LoadU64At(const Bytes& in, uint64_t pos) {
+  uint64_t v;
+  std::memcpy(&v, in.data() + pos, 8);
+  return v;
+}
+
+// Format 3 `data`/`dict_data` sums (spec/12 §4.4): blocks of `per` whole values, cut by the
+// offsets buffer at [off_pos, off_pos + off_len) of the input. Empty when the offsets do
+// not describe blocks inside the buffer (the reader refuses those anyway).
+Bytes ValueBlockSums(const Bytes& in, uint64_t off_pos, uint64_t off_len, uint64_t data_pos,
+                     uint64_t data_len, uint64_t per) {
+  Bytes sums;
+  if (off_len < 8 || off_len % 8 != 0 || per == 0) return sums;
+  const uint64_t n = off_len / 8 - 1;
+  if (n / per >= 4096) return sums;
+  for (uint64_t k = 0; k * per < n; ++k) {
+    uint64_t lo = LoadU64At(in, off_pos + k * per * 8);
+    uint64_t hi = LoadU64At(in, off_pos + std::min(n, (k + 1) * per) * 8);
+    if (lo > hi || hi > data_len) return Bytes();
+    sums += Sum16(ByteView(in).substr(data_pos + lo, hi - lo));
+  }
+  return sums;
+}
+
 // Recomputes block sums (for buffers inside the input) and the header sum. Returns the
 // input unchanged when it has no parseable header.
 Bytes Reseal(const Bytes& in) {
@@ -81,9 +107,14 @@ Bytes Reseal(const Bytes& in) {
   Result<cbor::Value> header = cbor::Decode(ByteView(in).substr(28, header_len));
   if (!header.ok() || header->type() != cbor::Type::kMap) return in;
   cbor::Map top = header->map();
+  const cbor::Value* format = top.Find("format");
+  const bool format3 =
+      format != nullptr && format->type() == cbor::Type::kUnsigned && format->raw_uint() == 3;
   const cbor::Value* buffers = top.Find("buffers");
   if (buffers != nullptr && buffers->type() == cbor::Type::kArray) {
     cbor::Array fixed;
+    uint64_t last_off_pos = 0;
+    uint64_t last_off_len = 0;
     for (const cbor::Value& b : buffers->array()) {
       if (b.type() != cbor::Type::kMap) {
         fixed.push_back(b);
@@ -93,11 +124,27 @@ Bytes Reseal(const Bytes& in) {
       const cbor::Value* off = m.Find("offset");
       const cbor::Value* len = m.Find("length");
       const cbor::Value* blk = m.Find("block");
-      if (off && len && blk && off->type() == cbor::Type::kUnsigned &&
-          len->type() == cbor::Type::kUnsigned && blk->type() == cbor::Type::kUnsigned &&
-          blk->raw_uint() > 0 && off->raw_uint() <= in.size() &&
-          len->raw_uint() <= in.size() - off->raw_uint() &&
-          len->raw_uint() / blk->raw_uint() < 4096) {
+      const cbor::Value* name = m.Find("name");
+      const std::string_view bname = name != nullptr && name->type() == cbor::Type::kText
+                                         ? std::string_view(name->string_value())
+                                         : "";
+      const bool placed = off && len && off->type() == cbor::Type::kUnsigned &&
+                          len->type() == cbor::Type::kUnsigned && off->raw_uint() <= in.size() &&
+                          len->raw_uint() <= in.size() - off->raw_uint();
+      if (placed && (bname == "offsets" || bname == "dict_offsets")) {
+        last_off_pos = off->raw_uint();
+        last_off_len = len->raw_uint();
+      }
+      if (format3 && placed && blk && blk->type() == cbor::Type::kUnsigned &&
+          (bname == "data" || bname == "dict_data")) {
+        m.Set("sums",
+              cbor::Value::Bytes(ValueBlockSums(in, last_off_pos, last_off_len, off->raw_uint(),
+                                                len->raw_uint(), blk->raw_uint())));
+      } else if (off && len && blk && off->type() == cbor::Type::kUnsigned &&
+                 len->type() == cbor::Type::kUnsigned && blk->type() == cbor::Type::kUnsigned &&
+                 blk->raw_uint() > 0 && off->raw_uint() <= in.size() &&
+                 len->raw_uint() <= in.size() - off->raw_uint() &&
+                 len->raw_uint() / blk->raw_uint() < 4096) {
         Bytes sums;
         for (uint64_t o = 0; o < len->raw_uint(); o += blk->raw_uint()) {
           sums += Sum16(ByteView(in).substr(off->raw_uint() + o,
@@ -128,16 +175,22 @@ cbor::Map HeaderOf(const Bytes& in) {
   return header->map();
 }
 
-// True for an accepted segment in format 2 (sq8).
-bool IsSq8(const Bytes& in) { return HeaderOf(in).Find("format")->raw_uint() == 2; }
+uint64_t FormatOf(const Bytes& in) { return HeaderOf(in).Find("format")->raw_uint(); }
+
+// True for an accepted sq8 segment (format 2, or 3 with an encoding).
+bool IsSq8(const Bytes& in) {
+  const cbor::Map header = HeaderOf(in);
+  const uint64_t format = header.Find("format")->raw_uint();
+  return format == 2 || (format == 3 && header.Find("encoding") != nullptr);
+}
 
 // True when the header (or a buffer entry) has a key outside its format's set.
 bool HasUnknownKeys(const Bytes& in) {
   const cbor::Map header = HeaderOf(in);
-  const bool format2 = header.Find("format")->raw_uint() == 2;
+  const bool encoded = header.Find("format")->raw_uint() >= 2;
   for (const auto& [key, v] : header.entries()) {
     if (key != "kind" && key != "format" && key != "type" && key != "rows" && key != "dim" &&
-        key != "dtype" && key != "shape" && key != "buffers" && !(format2 && key == "encoding")) {
+        key != "dtype" && key != "shape" && key != "buffers" && !(encoded && key == "encoding")) {
       return true;
     }
   }
@@ -204,7 +257,16 @@ void RunOne(const Bytes& input, const FieldSpec& spec) {
     plain.index.reset();
     Result<Bytes> again = columnar::EncodeSegment(*whole, plain);
     if (!again.ok()) Fail("accepted segment does not re-encode", again.status().ToString());
-    if (*again != input && !HasUnknownKeys(input)) Fail("accepted segment is not canonical", "");
+    if (FormatOf(input) == 3) {
+      if (*again != input && !HasUnknownKeys(input)) Fail("accepted segment is not canonical", "");
+    } else {
+      // Format 1 is read only: today's writer rewrites it as format 3, same values.
+      Result<Column> back = columnar::DecodeSegment(*again, plain);
+      if (!back.ok()) Fail("re-encoded format 1 segment does not decode", back.status().ToString());
+      for (uint64_t r = 0; r < whole->length(); ++r) {
+        if (!SameRow(*whole, r, *back, r)) Fail("format 1 segment re-encodes to other values", "");
+      }
+    }
   }
 
   columnar::FetchRange fetch = [&input](uint64_t offset, uint64_t length) -> Result<Bytes> {

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "src/vector/ivf.h"
+#include "src/index/ivf.h"
 
 namespace {
 

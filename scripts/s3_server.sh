@@ -80,7 +80,7 @@ PY
     -s3.port.iceberg=0 -s3.port.lance=0 -s3.port="$s3" -master.port="$master" \
     -volume.port="$volume" -filer.port="$filer" -admin.port="$admin" \
     -filer.localSocket="$state/filer.sock" -s3.localSocket="$state/s3.sock" \
-    -bucket="$bucket" >"$state/weed.log" 2>&1 &
+    -s3.domainName=localhost -bucket="$bucket" >"$state/weed.log" 2>&1 &
   fi
   echo $! >"$state/pid"
   endpoint="http://127.0.0.1:$s3"

@@ -38,13 +38,13 @@
 #include <vector>
 
 #include "dreamdb/status.h"
-#include "src/vector/brute.h"
-#include "src/vector/distance.h"
-#include "src/vector/graph.h"
-#include "src/vector/io.h"
-#include "src/vector/ivf.h"
-#include "src/vector/pq.h"
-#include "src/vector/syn.h"
+#include "src/index/brute.h"
+#include "src/index/codec/pq.h"
+#include "src/index/graph/graph.h"
+#include "src/index/io.h"
+#include "src/index/ivf.h"
+#include "src/index/kernels/distance.h"
+#include "src/index/syn.h"
 
 namespace dreamdb::vector {
 namespace {

@@ -3,7 +3,7 @@
 // dreamdb cat NAME [--at REF] [--fields A,B] [--range START:END | --since T --until T]
 //                  [--limit N] [--format jsonl|table] [--blobs-base64]
 #include "cli/dataset_util.h"
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {

@@ -5,7 +5,7 @@
 // Publishes every shard of a sharded job in one commit (spec/14-semantics.md §19.6).
 #include "cli/dataset_util.h"
 #include "dreamdb/jobs.h"
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {

@@ -8,7 +8,7 @@
 
 #include "cli/dataset_util.h"
 #include "dreamdb/compare.h"
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {
@@ -19,42 +19,12 @@ std::string Num(double v) {
   return out;
 }
 
-std::string OptNum(const std::optional<double>& v) { return v ? Num(*v) : "null"; }
-
-bool IsNumeric(FieldType t) {
-  return t == FieldType::kInt64 || t == FieldType::kFloat64 || t == FieldType::kTimestamp;
-}
-
 // A number for people: up to 6 significant digits.
 std::string Short(double v) {
   if (!std::isfinite(v)) return Num(v);
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.6g", v);
   return buf;
-}
-
-std::string StatsJson(const CompareSummary& s, const CompareFieldStats& st) {
-  JsonObject o;
-  o.Add("field", st.field)
-      .Add("type", FieldTypeName(st.type))
-      .Add("baseline", s.refs[st.a])
-      .Add("ref", s.refs[st.b])
-      .Add("both", st.both)
-      .Add("only_baseline", st.only_a)
-      .Add("only_ref", st.only_b)
-      .Add("differing", st.differing)
-      .AddRaw("agreement", OptNum(st.agreement));
-  if (IsNumeric(st.type)) {
-    o.Add("numeric_count", st.numeric_count)
-        .AddRaw("mean_diff", OptNum(st.mean_diff))
-        .AddRaw("median_diff", OptNum(st.median_diff))
-        .Add("median_approximate", st.median_approximate)
-        .AddRaw("mean_abs_diff", OptNum(st.mean_abs_diff));
-  }
-  if (st.type == FieldType::kEmbedding) {
-    o.AddRaw("mean_cosine", OptNum(st.mean_cosine)).AddRaw("min_cosine", OptNum(st.min_cosine));
-  }
-  return o.Finish();
 }
 
 void PrintSummary(Invocation& inv, const std::string& name, const CompareSummary& s) {
@@ -68,7 +38,7 @@ void PrintSummary(Invocation& inv, const std::string& name, const CompareSummary
     }
     for (size_t i = 0; i < s.stats.size(); ++i) {
       if (i > 0) stats += ", ";
-      stats += StatsJson(s, s.stats[i]);
+      stats += CompareFieldStatsJson(s, s.stats[i]);
     }
     JsonObject body;
     body.Add("dataset", name)

@@ -3,7 +3,7 @@
 // dreamdb delete NAME [ANCHOR...] [--from-file FILE] [--branch B] [--message M]
 #include "cli/blob_files.h"
 #include "cli/dataset_util.h"
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {

@@ -1,10 +1,12 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
 // dreamdb gc [NAME...] [--keep-since DURATION] [--keep-last N] [--grace DURATION]
-//            [--no-writers-running] [--dry-run] [--progress]
+//            [--no-writers-running] [--mark-memory SIZE] [--dry-run] [--progress]
+// dreamdb gc --mark-only [...]; dreamdb gc --sweep [--shard N --of M] [--dry-run]
 #include "dreamdb/gc.h"
 
 #include "cli/dataset_util.h"
+#include "dreamdb/jobs.h"
 
 namespace dreamdb::cli {
 namespace {
@@ -29,6 +31,17 @@ Status Run(Invocation& inv) {
   for (const std::string& name : inv.Args("NAME")) {
     RETURN_IF_ERROR(ValidateDatasetNameArg(name));
     options.datasets.push_back(name);
+  }
+  if (auto size = inv.FlagValue("--mark-memory")) {
+    ASSIGN_OR_RETURN(options.mark_memory_bytes, ParseByteSize(*size));
+  }
+  options.mark_only = inv.HasFlag("--mark-only");
+  std::optional<std::string> shard_flag(inv.FlagValue("--shard"));
+  std::optional<std::string> of_flag(inv.FlagValue("--of"));
+  if (inv.HasFlag("--sweep") || shard_flag || of_flag) {
+    ASSIGN_OR_RETURN(ShardIndex index, ResolveShardIndex(shard_flag, of_flag));
+    options.shard = index.shard;
+    options.shard_of = index.of;
   }
   options.no_writers_running = inv.HasFlag("--no-writers-running");
   options.dry_run = inv.HasFlag("--dry-run");
@@ -66,14 +79,34 @@ Status Run(Invocation& inv) {
                       .Add("young_objects", r.young_objects)
                       .Add("young_bytes", r.young_bytes)
                       .Add("deleted_objects", r.deleted_objects)
-                      .Add("deleted_bytes", r.deleted_bytes));
+                      .Add("deleted_bytes", r.deleted_bytes)
+                      .Add("mark_passes", static_cast<uint64_t>(r.mark_passes))
+                      .Add("mark_peak_objects", r.mark_peak_objects)
+                      .Add("mark", r.mark)
+                      .Add("marked_objects", r.marked_objects));
     return Status::Ok();
+  }
+  if (options.mark_only) {
+    inv.PrintLine("marked " + std::to_string(r.marked_objects) + " objects from " +
+                  std::to_string(r.refs) + " refs and " + std::to_string(r.leases) +
+                  " live leases; stored as mark " + r.mark + " (ref " + std::string(kGcMarkRef) +
+                  "): sweep with `dreamdb gc --sweep --shard N --of M`");
+    return Status::Ok();
+  }
+  if (options.shard_of != 0) {
+    inv.PrintLine("shard " + std::to_string(options.shard) + " of " +
+                  std::to_string(options.shard_of) + " against mark " + r.mark);
   }
   inv.PrintLine("found " + Figure(r.found_objects, r.found_bytes) + " from " +
                 std::to_string(r.refs) + " refs and " + std::to_string(r.leases) + " live leases");
   inv.PrintLine("kept " + Figure(r.reachable_objects, r.reachable_bytes) + " reachable, " +
                 Figure(r.leased_objects, r.leased_bytes) + " leased, " +
                 Figure(r.young_objects, r.young_bytes) + " younger than the grace period");
+  if (r.mark_passes > 1) {
+    inv.PrintLine("marked in " + std::to_string(r.mark_passes) + " passes by id prefix (at most " +
+                  std::to_string(r.mark_peak_objects) +
+                  " objects held at once; --mark-memory sets the budget)");
+  }
   if (r.pruned_versions != 0 || r.obsolete_markers != 0) {
     inv.PrintLine("retention: history cut before " + std::to_string(r.pruned_versions) +
                   " versions (" + std::to_string(r.obsolete_markers) +
@@ -105,7 +138,14 @@ const Registrar kRegistrar({
         "ref). JSON: {\"dry_run\", \"grace_s\", \"refs\", \"leases\", \"expired_leases\",\n"
         "\"pruned_versions\", \"obsolete_markers\", \"found_*\", \"reachable_*\",\n"
         "\"leased_*\", \"young_*\",\n"
-        "\"deleted_*\"} with _objects and _bytes each. Progress goes to stderr when it is a\n"
+        "\"deleted_*\"} with _objects and _bytes each, \"mark_passes\",\n"
+        "\"mark_peak_objects\". Memory: the mark holds about 416 bytes per live object;\n"
+        "past --mark-memory (default 1G) it runs in passes by object-id prefix, each\n"
+        "marking and sweeping its share of the ids (spec/06 §6.8).\n"
+        "Sharded: `gc --mark-only` marks and stores the result in the store (ref gc.mark);\n"
+        "then `gc --sweep --shard N --of M` (or --sweep alone in a Slurm array or a\n"
+        "Kubernetes Indexed Job) sweeps shard N of M of the object-id space against it;\n"
+        "shards may run at once and again (spec/06 §6.11). Progress goes to stderr when it is a\n"
         "terminal, or with --progress.",
     .positionals = {{.name = "NAME",
                      .help = "datasets whose history retention prunes (default: all)",
@@ -122,6 +162,21 @@ const Registrar kRegistrar({
                .help = "keep unreachable objects younger than this (e.g. 30m, 24h, 7d; 0)"},
               {.name = "--no-writers-running",
                .help = "allow a grace period under one hour: no writer is running"},
+              {.name = "--mark-memory",
+               .value_name = "SIZE",
+               .help = "memory budget of the mark, e.g. 512M, 4G (default 1G)"},
+              {.name = "--mark-only",
+               .help = "sharded GC, step 1: mark and store the mark (ref gc.mark); no sweep"},
+              {.name = "--sweep",
+               .help = "sharded GC, step 2: sweep one shard against the stored mark"},
+              {.name = "--shard",
+               .value_name = "N",
+               .help = "the shard to sweep, 0..M-1 (default: from SLURM_ARRAY_TASK_ID or "
+                       "JOB_COMPLETION_INDEX)"},
+              {.name = "--of",
+               .value_name = "M",
+               .help = "the number of shards, at most 256 (default: SLURM_ARRAY_TASK_COUNT "
+                       "or DREAMDB_SHARD_COUNT)"},
               {.name = "--dry-run", .help = "delete nothing; report what would be deleted"},
               kProgressFlag},
     .run = Run,

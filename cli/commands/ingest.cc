@@ -1,14 +1,15 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
-// dreamdb ingest NAME FILE [--format jsonl|csv] [--batch-size N] [--branch B] [--message M]
-//                [--anchor-field FIELD] [--progress] [--job J [--shard N --of M]]
+// dreamdb ingest NAME FILE|--files-from LIST [--format jsonl|csv] [--batch-size N] [--branch B]
+//                [--message M] [--anchor-field FIELD] [--progress] [--job J [--shard N --of M]]
 //
 // Reads records from JSON Lines or CSV and appends them, one commit per batch. Input is
 // streamed: memory holds one batch. A bad record ends the run naming its line and field;
 // its batch is not committed, earlier batches stay committed (the message says how many).
 // With --job, one shard of a sharded job (spec/14-semantics.md §19): the shard's byte
 // range of the file, on the job's work branch, with anchors reserved through the store;
-// `dreamdb commit` publishes the job.
+// `dreamdb commit` publishes the job. With --files-from, the files a list names, each whole
+// (sharded: shard N of M takes its contiguous run of the list).
 #include <sys/stat.h>
 
 #include <cctype>
@@ -27,7 +28,7 @@
 #include "cli/blob_files.h"
 #include "cli/dataset_util.h"
 #include "dreamdb/jobs.h"
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {
@@ -1106,6 +1107,140 @@ Status RunShard(Invocation& inv, const std::string& name, const std::string& inp
   return Status::Ok();
 }
 
+// The paths of a --files-from list: one per line; blank lines and lines starting with '#'
+// are skipped; a relative path resolves against the list's directory.
+Result<std::vector<std::string>> ReadFileList(const std::string& list) {
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(list.c_str(), "rb"), &std::fclose);
+  if (!f) return ErrnoStatus(errno, "cannot open", list);
+  size_t slash = list.rfind('/');
+  const std::string dir = slash == std::string::npos ? "" : list.substr(0, slash + 1);
+  std::vector<std::string> files;
+  std::string line;
+  for (int c = 0; c != EOF;) {
+    c = std::fgetc(f.get());
+    if (c != '\n' && c != EOF) {
+      line.push_back(static_cast<char>(c));
+      continue;
+    }
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty() && line[0] != '#') files.push_back(line[0] == '/' ? line : dir + line);
+    line.clear();
+  }
+  if (std::ferror(f.get())) return ErrnoStatus(errno, "cannot read", list);
+  if (files.empty()) return InvalidArgument("--files-from " + Quote(list) + " names no file");
+  return files;
+}
+
+// What ingesting whole files adds up to.
+struct FilesRun {
+  uint64_t records = 0;
+  uint64_t commits = 0;
+  ObjectId head;
+};
+
+// Ingests `files` whole, one after another, into `ds`; with `run`, with anchors reserved
+// through it. A bad record stops the run naming its file and line; the files before it
+// stay committed.
+Status IngestFiles(Invocation& inv, Dataset& ds, const std::vector<std::string>& files,
+                   ShardRun* run, const std::string& who, uint64_t batch_size,
+                   const std::string& anchor_key, uint64_t max_blob_bytes, uint64_t max_line_bytes,
+                   FilesRun* out) {
+  RETURN_IF_ERROR(CheckAnchorField(ds, anchor_key));
+  out->head = ds.head();
+  for (const std::string& input : files) {
+    std::string format(inv.FlagValue("--format").value_or(""));
+    if (format.empty()) format = Lower(input).ends_with(".csv") ? "csv" : "jsonl";
+    std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(input.c_str(), "rb"), &std::fclose);
+    if (!f) return ErrnoStatus(errno, "cannot open", input);
+    struct stat st;
+    if (::fstat(fileno(f.get()), &st) == 0 && S_ISDIR(st.st_mode)) {
+      return ErrnoStatus(EISDIR, "cannot read", input);
+    }
+    ASSIGN_OR_RETURN(BlobFiles blob_files, BlobFilesFor(inv, input, max_blob_bytes));
+    Ingester ingester(inv, ds, input, batch_size, anchor_key, std::move(blob_files),
+                      max_line_bytes);
+    if (run != nullptr) ingester.SetShard(run, 0, UINT64_MAX, who + ", file " + Quote(input));
+    Status s = format == "csv" ? ingester.RunCsv(f.get()) : ingester.RunJsonl(f.get());
+    out->records += ingester.records();
+    out->commits += ingester.commits();
+    if (ingester.commits() > 0) out->head = ingester.head();
+    RETURN_IF_ERROR(s);
+  }
+  return Status::Ok();
+}
+
+// `ingest --files-from LIST`: every file of the list, or with --job the shard's files
+// [⌊N·F/M⌋, ⌊(N+1)·F/M⌋) of the F files (spec/14 §19.7), each whole.
+Status RunFileList(Invocation& inv, const std::string& name, const std::string& list,
+                   uint64_t batch_size, const std::string& anchor_key, uint64_t max_blob_bytes,
+                   uint64_t max_line_bytes, const std::optional<std::string>& job,
+                   const std::optional<std::string>& shard_flag,
+                   const std::optional<std::string>& of_flag) {
+  ASSIGN_OR_RETURN(std::vector<std::string> files, ReadFileList(list));
+  FilesRun total;
+  if (!job) {
+    ASSIGN_OR_RETURN(auto ds, OpenForWrite(inv, name));
+    RETURN_IF_ERROR(IngestFiles(inv, *ds, files, nullptr, "", batch_size, anchor_key,
+                                max_blob_bytes, max_line_bytes, &total));
+    if (inv.json()) {
+      inv.PrintJson(JsonObject()
+                        .Add("dataset", name)
+                        .Add("branch", ds->branch())
+                        .Add("files", static_cast<uint64_t>(files.size()))
+                        .Add("records", total.records)
+                        .Add("commits", total.commits)
+                        .Add("head", ds->head().ToString()));
+    } else {
+      inv.PrintLine("ingested " + std::to_string(total.records) + " records from " +
+                    std::to_string(files.size()) + " files into " + Quote(name) + " (branch " +
+                    ds->branch() + ") in " + std::to_string(total.commits) +
+                    (total.commits == 1 ? " commit" : " commits") + "; head " +
+                    ds->head().ToString());
+    }
+    return Status::Ok();
+  }
+  ASSIGN_OR_RETURN(ShardIndex index, ResolveShardIndex(shard_flag, of_flag));
+  const uint64_t n = files.size();
+  const uint64_t begin = n * index.shard / index.of;
+  const uint64_t end = n * (uint64_t{index.shard} + 1) / index.of;
+  const std::vector<std::string> mine(files.begin() + static_cast<ptrdiff_t>(begin),
+                                      files.begin() + static_cast<ptrdiff_t>(end));
+  ASSIGN_OR_RETURN(std::shared_ptr<Store> store, SharedStore(inv));
+  ASSIGN_OR_RETURN(auto run, ShardRun::Begin(store, name, *job, BranchFlag(inv), index));
+  const std::string who = "shard " + std::to_string(index.shard) + " of " +
+                          std::to_string(index.of) + " of job " + Quote(*job);
+  const bool already = run->done();
+  if (!already) {
+    RETURN_IF_ERROR(IngestFiles(inv, *run->dataset(), mine, run.get(), who, batch_size, anchor_key,
+                                max_blob_bytes, max_line_bytes, &total));
+    RETURN_IF_ERROR(run->Finish());
+  }
+  if (inv.json()) {
+    inv.PrintJson(JsonObject()
+                      .Add("dataset", name)
+                      .Add("job", *job)
+                      .Add("shard", uint64_t{index.shard})
+                      .Add("of", uint64_t{index.of})
+                      .Add("already_done", already)
+                      .Add("records", total.records)
+                      .Add("commits", total.commits)
+                      .Add("files_begin", begin)
+                      .Add("files_end", end)
+                      .Add("result", run->result().ToString()));
+  } else if (already) {
+    inv.PrintLine(who + " was already done (result " + run->result().ToString() +
+                  "); nothing written");
+  } else {
+    inv.PrintLine("ingested " + std::to_string(total.records) + " records as " + who + " (files " +
+                  std::to_string(begin) + ".." + std::to_string(end) + " of " + std::to_string(n) +
+                  ", " + std::to_string(total.commits) +
+                  (total.commits == 1 ? " commit" : " commits") + "); result " +
+                  run->result().ToString() + "; publish with `dreamdb commit " + name + " --job " +
+                  *job + "`");
+  }
+  return Status::Ok();
+}
+
 Status Run(Invocation& inv) {
   const std::string& name = inv.Arg("NAME");
   std::string input = inv.Arg("FILE");
@@ -1131,6 +1266,19 @@ Status Run(Invocation& inv) {
   ASSIGN_OR_RETURN(uint64_t max_line_bytes,
                    ByteLimitFlag(inv, "--max-line-bytes", DefaultMaxLineBytes(max_blob_bytes),
                                  kMaxMaxLineBytes, "2^42"));
+  std::optional<std::string> job(inv.FlagValue("--job"));
+  std::optional<std::string> shard_flag(inv.FlagValue("--shard"));
+  std::optional<std::string> of_flag(inv.FlagValue("--of"));
+  if (!job && (shard_flag || of_flag)) {
+    return inv.Usage("--shard/--of need --job J (the job the shards belong to)");
+  }
+  if (job) RETURN_IF_ERROR(ValidateJobId(*job));
+  if (auto list = inv.FlagValue("--files-from")) {
+    if (inv.HasArg("FILE")) return inv.Usage("give FILE or --files-from LIST, not both");
+    return RunFileList(inv, name, std::string(*list), batch_size, anchor_key, max_blob_bytes,
+                       max_line_bytes, job, shard_flag, of_flag);
+  }
+  if (!inv.HasArg("FILE")) return inv.Usage("FILE (or --files-from LIST) is required");
   ASSIGN_OR_RETURN(BlobFiles blob_files, BlobFilesFor(inv, input, max_blob_bytes));
 
   // Open the input before the dataset so a missing file costs no store access.
@@ -1146,15 +1294,7 @@ Status Run(Invocation& inv) {
   }
   std::unique_ptr<FILE, int (*)(FILE*)> closer(f == stdin ? nullptr : f, &std::fclose);
 
-  std::optional<std::string> job(inv.FlagValue("--job"));
-  std::optional<std::string> shard_flag(inv.FlagValue("--shard"));
-  std::optional<std::string> of_flag(inv.FlagValue("--of"));
-  if (!job) {
-    if (shard_flag || of_flag) {
-      return inv.Usage("--shard/--of need --job J (the job the shards belong to)");
-    }
-  } else {
-    RETURN_IF_ERROR(ValidateJobId(*job));
+  if (job) {
     if (input == "-") {
       return InvalidArgument(
           "a sharded ingest (--job) reads byte ranges of a file; standard input cannot be split");
@@ -1227,9 +1367,15 @@ const Registrar kRegistrar({
         "Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with --of or DREAMDB_SHARD_COUNT).\n"
         "`dreamdb commit NAME --job J` publishes every shard in one commit. JSON: {\"dataset\",\n"
         "\"job\", \"shard\", \"of\", \"already_done\", \"records\", \"commits\",\n"
-        "\"bytes_begin\", \"bytes_end\", \"result\"}.",
+        "\"bytes_begin\", \"bytes_end\", \"result\"}.\n"
+        "--files-from LIST instead of FILE ingests every file LIST names, whole, in order\n"
+        "(CSV or JSON Lines by extension); with --job, shard N of M takes files\n"
+        "[N*F/M, (N+1)*F/M) of the F listed (JSON: \"files_begin\", \"files_end\" in place\n"
+        "of the bytes). Without --job, JSON adds \"files\".",
     .positionals = {{.name = "NAME", .help = "the dataset"},
-                    {.name = "FILE", .help = "the input ('-' = standard input)"}},
+                    {.name = "FILE",
+                     .help = "the input ('-' = standard input); or --files-from",
+                     .optional = true}},
     .flags = {{.name = "--format",
                .value_name = "F",
                .help = "jsonl or csv (default: csv for *.csv, else jsonl)"},
@@ -1254,6 +1400,10 @@ const Registrar kRegistrar({
                .help = "the key/column holding anchors (default \"anchor\"); may be an int64 "
                        "field, which is then also stored"},
               kProgressFlag,
+              {.name = "--files-from",
+               .value_name = "LIST",
+               .help = "ingest the files LIST names (one path a line; '#' comments; "
+                       "relative to LIST's directory), each whole, in order"},
               {.name = "--job",
                .value_name = "J",
                .help = "run as one shard of sharded job J (spec/14 §19): the shard's byte "

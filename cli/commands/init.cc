@@ -5,7 +5,7 @@
 // Creates an empty store at --store (the explicit way to make one: every command that
 // only reads refuses a missing store instead of creating it).
 #include "cli/cli.h"
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {

@@ -2,7 +2,7 @@
 //
 // dreamdb merge NAME SOURCE... [--into B] [--policy fail|ours|theirs] [--no-ff] [-m M]
 #include "cli/dataset_util.h"
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {

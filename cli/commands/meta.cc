@@ -2,7 +2,7 @@
 //
 // dreamdb meta NAME [KEY=VALUE...] [--at REF] [--branch B] [--message M]
 #include "cli/dataset_util.h"
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {

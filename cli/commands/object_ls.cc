@@ -2,7 +2,7 @@
 //
 // dreamdb object ls [--shard PREFIX] [--long]
 #include "cli/cli.h"
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {

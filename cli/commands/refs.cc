@@ -2,7 +2,7 @@
 //
 // dreamdb refs NAME
 #include "cli/dataset_util.h"
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {

@@ -4,7 +4,7 @@
 // dreamdb schema NAME add-field --name N --type T [--dim D] [--mime M] [--dtype DT --shape 2,3]
 // dreamdb schema NAME drop-field FIELD
 #include "cli/dataset_util.h"
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {

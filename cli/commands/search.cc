@@ -9,7 +9,7 @@
 #include <cstdlib>
 
 #include "cli/dataset_util.h"
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {

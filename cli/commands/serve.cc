@@ -16,7 +16,7 @@
 
 #include "cli/dataset_util.h"
 #include "cli/serve/server.h"
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {

@@ -11,7 +11,7 @@
 
 #include "cli/dataset_util.h"
 #include "cli/sweep_json.h"
-#include "src/base/encoding.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {

@@ -872,31 +872,7 @@ Reply Compare(Context& ctx, const httplib::Request& req, httplib::Response& res,
     ASSIGN_OR_RETURN(CompareSummary s, st->reader->Finish());
     std::string stats = "[";
     for (const auto& fs : s.stats) {
-      JsonObject o;
-      o.Add("field", fs.field)
-          .Add("type", FieldTypeName(fs.type))
-          .Add("baseline", s.refs[fs.a])
-          .Add("ref", s.refs[fs.b])
-          .Add("both", fs.both)
-          .Add("only_baseline", fs.only_a)
-          .Add("only_ref", fs.only_b)
-          .Add("differing", fs.differing);
-      auto opt = [](const std::optional<double>& v) {
-        return v ? cli::JsonNumber(*v) : std::string("null");
-      };
-      o.AddRaw("agreement", opt(fs.agreement));
-      if (fs.type == FieldType::kInt64 || fs.type == FieldType::kFloat64 ||
-          fs.type == FieldType::kTimestamp) {
-        o.Add("numeric_count", fs.numeric_count)
-            .AddRaw("mean_diff", opt(fs.mean_diff))
-            .AddRaw("median_diff", opt(fs.median_diff))
-            .Add("median_approximate", fs.median_approximate)
-            .AddRaw("mean_abs_diff", opt(fs.mean_abs_diff));
-      }
-      if (fs.type == FieldType::kEmbedding) {
-        o.AddRaw("mean_cosine", opt(fs.mean_cosine)).AddRaw("min_cosine", opt(fs.min_cosine));
-      }
-      stats += (stats.size() > 1 ? ", " : "") + o.Finish();
+      stats += (stats.size() > 1 ? ", " : "") + cli::CompareFieldStatsJson(s, fs);
     }
     std::string present = "[";
     for (size_t i = 0; i < s.present.size(); ++i) {

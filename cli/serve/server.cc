@@ -14,9 +14,11 @@
 #include <fstream>
 #include <mutex>
 #include <sstream>
+#include <type_traits>
 
 #include "cli/cli.h"
 #include "cli/serve/internal.h"
+#include "dreamdb/store_stats.h"
 
 namespace dreamdb::serve {
 
@@ -75,6 +77,20 @@ struct StoreCounters {
       errors[op].fetch_add(1, std::memory_order_relaxed);
     }
   }
+  // Runs one backend call and counts it (and the bytes of a read).
+  template <typename F>
+  auto Call(Op op, F&& call) -> decltype(call()) {
+    auto r = call();
+    if constexpr (std::is_same_v<decltype(r), Status>) {
+      Count(op, r);
+    } else {
+      Count(op, r.status());
+      if constexpr (std::is_same_v<decltype(r), Result<Bytes>>) {
+        if (r.ok()) read_bytes.fetch_add(r->size(), std::memory_order_relaxed);
+      }
+    }
+    return r;
+  }
 };
 
 // Forwards every call to the real backend (owned by `owner`) and counts it.
@@ -83,36 +99,22 @@ class CountingObjects : public ObjectBackend {
   CountingObjects(std::shared_ptr<Store> owner, StoreCounters* c)
       : owner_(std::move(owner)), b_(owner_->object_backend()), c_(c) {}
   Status Put(const ObjectId& id, ByteView data) override {
-    Status s = b_.Put(id, data);
-    c_->Count(kPut, s);
-    return s;
+    return c_->Call(kPut, [&] { return b_.Put(id, data); });
   }
   Result<Bytes> Get(const ObjectId& id) override {
-    auto r = b_.Get(id);
-    c_->Count(kGet, r.status());
-    if (r.ok()) c_->read_bytes.fetch_add(r->size(), std::memory_order_relaxed);
-    return r;
+    return c_->Call(kGet, [&] { return b_.Get(id); });
   }
   Result<Bytes> GetRange(const ObjectId& id, uint64_t offset, uint64_t length) override {
-    auto r = b_.GetRange(id, offset, length);
-    c_->Count(kGetRange, r.status());
-    if (r.ok()) c_->read_bytes.fetch_add(r->size(), std::memory_order_relaxed);
-    return r;
+    return c_->Call(kGetRange, [&] { return b_.GetRange(id, offset, length); });
   }
   Result<ObjectInfo> Head(const ObjectId& id) override {
-    auto r = b_.Head(id);
-    c_->Count(kHead, r.status());
-    return r;
+    return c_->Call(kHead, [&] { return b_.Head(id); });
   }
   Status List(std::string_view shard_prefix, const ObjectVisitor& visit) override {
-    Status s = b_.List(shard_prefix, visit);
-    c_->Count(kList, s);
-    return s;
+    return c_->Call(kList, [&] { return b_.List(shard_prefix, visit); });
   }
   Status Delete(const ObjectId& id) override {
-    Status s = b_.Delete(id);
-    c_->Count(kDelete, s);
-    return s;
+    return c_->Call(kDelete, [&] { return b_.Delete(id); });
   }
 
  private:
@@ -126,30 +128,20 @@ class CountingRefs : public RefBackend {
   CountingRefs(std::shared_ptr<Store> owner, StoreCounters* c)
       : owner_(std::move(owner)), b_(owner_->ref_backend()), c_(c) {}
   Result<RefValue> Read(std::string_view name) override {
-    auto r = b_.Read(name);
-    c_->Count(kRefRead, r.status());
-    return r;
+    return c_->Call(kRefRead, [&] { return b_.Read(name); });
   }
   Status Create(std::string_view name, const ObjectId& target) override {
-    Status s = b_.Create(name, target);
-    c_->Count(kRefWrite, s);
-    return s;
+    return c_->Call(kRefWrite, [&] { return b_.Create(name, target); });
   }
   Status CompareAndSwap(std::string_view name, const ObjectId& expected,
                         const ObjectId& desired) override {
-    Status s = b_.CompareAndSwap(name, expected, desired);
-    c_->Count(kRefWrite, s);
-    return s;
+    return c_->Call(kRefWrite, [&] { return b_.CompareAndSwap(name, expected, desired); });
   }
   Status Delete(std::string_view name, const ObjectId& expected) override {
-    Status s = b_.Delete(name, expected);
-    c_->Count(kRefWrite, s);
-    return s;
+    return c_->Call(kRefWrite, [&] { return b_.Delete(name, expected); });
   }
   Status List(std::string_view prefix, const RefVisitor& visit) override {
-    Status s = b_.List(prefix, visit);
-    c_->Count(kRefList, s);
-    return s;
+    return c_->Call(kRefList, [&] { return b_.List(prefix, visit); });
   }
 
  private:
@@ -332,6 +324,7 @@ Status ValidateToken(const std::string& token) {
 
 struct Server::Impl {
   StoreCounters counters;
+  std::shared_ptr<Store> store;  // the store served, for its storage requests on /metrics
   std::unique_ptr<Context> ctx;
   HttpMetrics metrics;
   httplib::Server http;
@@ -415,7 +408,8 @@ struct Server::Impl {
         return ApiError{405, "method_not_allowed", "POST is only accepted by search", ""};
       }
       res.status = 200;
-      res.set_content(metrics.Render(counters), "text/plain; version=0.0.4; charset=utf-8");
+      res.set_content(metrics.Render(counters) + StoreStatsPrometheus(store->stats()),
+                      "text/plain; version=0.0.4; charset=utf-8");
       return std::nullopt;
     }
     std::vector<std::string> segs = Segments(req.path);
@@ -505,6 +499,7 @@ Result<std::unique_ptr<Server>> Server::Create(std::shared_ptr<Store> store,
     }
   }
   const std::string uri = store->uri();
+  impl->store = store;
   std::shared_ptr<Store> counted =
       Store::FromBackends(uri, std::make_shared<CountingObjects>(store, &impl->counters),
                           std::make_shared<CountingRefs>(store, &impl->counters));

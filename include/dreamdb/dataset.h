@@ -273,9 +273,24 @@ struct VerifyReport {
   uint64_t objects = 0;
   uint64_t bytes = 0;
   std::vector<std::string> problems;  // empty when healthy
+  // Sharded (VerifyShard.of > 1): the distinct segments left to other shards, and a
+  // digest of the refs walked with their targets (shards that agree on it checked the
+  // same state of the store).
+  uint64_t segments_skipped = 0;
+  ObjectId roots;
 };
 Result<VerifyReport> Verify(Store& store, std::string_view name = {},
                             const std::function<void(uint64_t)>& progress = {});
+// One shard of a verify (spec/14 §12.6): every shard walks every manifest and index page;
+// shard N of M fetches and decodes the segments whose id's first 4 digest bytes, as a
+// big-endian number x, have ⌊x·M / 2^32⌋ = N, and shard 0 checks the spatial indexes.
+struct VerifyShard {
+  uint32_t shard = 0;
+  uint32_t of = 1;
+};
+Result<VerifyReport> Verify(Store& store, std::string_view name,
+                            const std::function<void(uint64_t)>& progress,
+                            const VerifyShard& shard);
 
 }  // namespace dreamdb
 

@@ -25,6 +25,11 @@ namespace dreamdb {
 
 inline constexpr int64_t kDefaultGcGraceMs = int64_t{24} * 3600 * 1000;  // spec/06 §6.2
 inline constexpr int64_t kMinGcGraceMs = int64_t{3600} * 1000;
+// The mark's memory budget when none is given (spec/06 §6.8): about 2.6 million live
+// objects marked in one pass.
+inline constexpr uint64_t kDefaultGcMarkMemory = uint64_t{1} << 30;
+// The ref naming the stored result of the last sharded mark (spec/06 §6.11).
+inline constexpr std::string_view kGcMarkRef = "gc.mark";
 
 struct GcOptions {
   // Unreachable objects modified less than this long ago are kept (spec/06 §6.2).
@@ -43,6 +48,18 @@ struct GcOptions {
   int64_t keep_since_ms = -1;  // -1: no age rule
   uint64_t keep_last = 0;      // 0: no count rule
   std::vector<std::string> datasets;
+  // What the mark may hold in memory, in bytes (spec/06 §6.8). When the live set needs
+  // more, the mark and sweep run in passes by object-id prefix (2, 4, ... up to 256), each
+  // holding the marked ids of its share of the id space only.
+  uint64_t mark_memory_bytes = kDefaultGcMarkMemory;
+  // Sharded GC (spec/06 §6.11). `mark_only`: run the mark (with retention, leases and
+  // markers) and store its result as objects named by the ref kGcMarkRef, sweeping
+  // nothing. `shard_of` > 0: sweep only shard `shard` (0-based) of `shard_of` (at most
+  // 256) of the id space, against the stored mark and its cutoff (this run's grace,
+  // retention and memory options are not used); several such runs may go at once.
+  bool mark_only = false;
+  uint32_t shard = 0;
+  uint32_t shard_of = 0;
   // The clock, Unix milliseconds; 0 = the system clock. For tests.
   int64_t now_unix_ms = 0;
   // Called now and then with a phase ("mark", "sweep") and the objects done so far.
@@ -65,6 +82,16 @@ struct GcReport {
   uint64_t leased_objects = 0, leased_bytes = 0;        // kept: reachable only from a lease
   uint64_t young_objects = 0, young_bytes = 0;          // kept: unreachable but in grace
   uint64_t deleted_objects = 0, deleted_bytes = 0;      // deleted (or, dry_run, would be)
+  // The mark (spec/06 §6.8): the passes by id prefix it took (1 when the live set fit the
+  // budget) and the most objects a pass whose marks were used held (ids, not bytes; a
+  // pass that outgrew the budget and was run again held at most the budget plus the
+  // pages, manifests and index objects).
+  uint32_t mark_passes = 0;
+  uint64_t mark_peak_objects = 0;
+  // Sharded GC: the mark object used or written (its id), and, for mark_only, the objects
+  // it marked (reachable or leased).
+  std::string mark;
+  uint64_t marked_objects = 0;
   // Objects reachable from a root that are missing or corrupt. When non-empty GC deleted
   // nothing, and CollectGarbage returns kCorrupt with this report in its message.
   std::vector<std::string> problems;
@@ -91,6 +118,10 @@ Status ReleaseLease(Store& store, std::string_view lease_ref, const ObjectId& ta
 // Parses a duration: a non-negative integer with unit s, m, h or d ("0" alone allowed),
 // e.g. "90s", "30m", "24h", "7d". Milliseconds. kInvalidArgument naming the text otherwise.
 Result<int64_t> ParseDurationMs(std::string_view text);
+
+// Parses a size in bytes: a positive integer with an optional unit K, M or G (powers of
+// 1024), e.g. "4096", "64M", "2G". kInvalidArgument naming the text otherwise.
+Result<uint64_t> ParseByteSize(std::string_view text);
 
 }  // namespace dreamdb
 

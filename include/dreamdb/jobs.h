@@ -132,6 +132,18 @@ struct JobCommitReport {
 Result<JobCommitReport> CommitJob(std::shared_ptr<Store> store, std::string_view dataset,
                                   std::string_view job, const CommitOptions& options = {});
 
+struct JobRemoveReport {
+  bool committed = false;      // the job had been committed
+  uint64_t refs = 0;           // job refs deleted (plan, shard results, committed)
+  uint64_t work_branches = 0;  // work branches deleted (left by shards that did not finish)
+};
+// Deletes job `job`'s refs and work branches (spec/14 §19.9); GC then reclaims the objects
+// only they reached. A job not committed is kInvalidArgument unless `abandon` (its
+// shards' records are then dropped); kNotFound when the job has no refs. Deleting refs
+// only: what a commit published stays on its branch.
+Result<JobRemoveReport> RemoveJob(Store& store, std::string_view dataset, std::string_view job,
+                                  bool abandon);
+
 }  // namespace dreamdb
 
 #endif  // DREAMDB_JOBS_H_

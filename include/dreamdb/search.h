@@ -92,7 +92,7 @@ struct BuildIndexOptions {
   uint32_t degree = 0;
   uint32_t build_list = 0;
   // Default: ivf round(sqrt(N)) (at least 1); imi s * s with s = round(2 N^(1/4));
-  // lsh 2^round(log2(N) / 2) (IvfParams, src/vector/ivf.h).
+  // lsh 2^round(log2(N) / 2) (IvfParams, src/index/ivf.h).
   uint32_t cells = 0;
   uint64_t seed = 0;
   uint32_t sample = 0;          // training sample size bound; 0 = max(256 * cells, 20000)

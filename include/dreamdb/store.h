@@ -16,6 +16,7 @@
 #ifndef DREAMDB_STORE_H_
 #define DREAMDB_STORE_H_
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -41,6 +42,34 @@ struct ObjectInfo {
 struct RefValue {
   std::string name;
   ObjectId target;
+};
+
+// What a store asked of its storage (spec/05-backend.md §11). For s3:// a request is one
+// HTTP attempt (a retried request counts once per attempt, and once in `retries`); for
+// file:// and memory:// it is one call of a Store method that reaches the backend, with
+// its status mapped to a class (OK 2xx; not found, exists, conflict, bad input 4xx;
+// no answer (unavailable) kNoAnswer; other errors 5xx). A plain value.
+struct StoreStats {
+  enum Verb : int { kGet, kHead, kPut, kPost, kDelete, kList, kVerbCount };
+  enum Class : int { k2xx, k3xx, k4xx, k5xx, kNoAnswer, kClassCount };
+  // requests[verb][class]. A ListObjectsV2 page counts as kList, a multipart step as kPost
+  // or kPut.
+  std::array<std::array<uint64_t, kClassCount>, kVerbCount> requests{};
+  uint64_t retries = 0;       // attempts after the first (backoff, then resend)
+  uint64_t bytes_in = 0;      // body bytes received
+  uint64_t bytes_out = 0;     // body bytes sent
+  uint64_t in_flight_ns = 0;  // summed wall time of the requests (overlapping ones add up)
+  // The local object cache (StoreOptions::cache_dir); all 0 without one.
+  uint64_t cache_hits = 0;           // reads answered from the cache
+  uint64_t cache_misses = 0;         // reads that went to the store
+  uint64_t cache_bytes_read = 0;     // bytes answered from the cache
+  uint64_t cache_bytes_written = 0;  // bytes added to the cache
+  uint64_t cache_corrupt = 0;        // cache files that failed verification (refetched)
+  uint64_t cache_evictions = 0;      // files this process evicted
+
+  uint64_t TotalRequests() const;
+  static const char* VerbName(int verb);    // "GET", "HEAD", "PUT", "POST", "DELETE", "LIST"
+  static const char* ClassName(int klass);  // "2xx", "3xx", "4xx", "5xx", "none"
 };
 
 // Called once per listed entry, in ascending key order. Return false to stop early.
@@ -79,6 +108,10 @@ class ObjectBackend {
   virtual Status List(std::string_view shard_prefix, const ObjectVisitor& visit) = 0;
   // Removes the object. Deleting an absent object succeeds (idempotent).
   virtual Status Delete(const ObjectId& id) = 0;
+  // The requests this backend made to its storage so far, refs included when the same
+  // object serves both (s3://), or nullopt when it does not count them (Store then
+  // counts its own calls).
+  virtual std::optional<StoreStats> Stats() const { return std::nullopt; }
 };
 
 class RefBackend {
@@ -100,6 +133,24 @@ class RefBackend {
   virtual Status Delete(std::string_view name, const ObjectId& expected) = 0;
   // Visits refs whose name starts with `prefix`, in ascending bytewise name order.
   virtual Status List(std::string_view prefix, const RefVisitor& visit) = 0;
+
+  // objects.Sync(), then CompareAndSwap / Create: the ref moves only once every object
+  // put through `objects` is durable (spec/05-backend.md §6.1a). A backend that is also
+  // `objects` may overlap the two, e.g. make the new ref file durable in the same round of
+  // fsyncs as the objects (file://, §8.4.4), as long as the ref itself changes only after
+  // the objects are durable.
+  virtual Status SyncThenCompareAndSwap(ObjectBackend& objects, std::string_view name,
+                                        const ObjectId& expected, const ObjectId& desired) {
+    Status st = objects.Sync();
+    if (!st.ok()) return st;
+    return CompareAndSwap(name, expected, desired);
+  }
+  virtual Status SyncThenCreate(ObjectBackend& objects, std::string_view name,
+                                const ObjectId& target) {
+    Status st = objects.Sync();
+    if (!st.ok()) return st;
+    return Create(name, target);
+  }
 };
 
 // ---- Ref names (spec/06-refs.md) ----
@@ -110,6 +161,8 @@ Status ValidateRefName(std::string_view name);
 bool IsSnapshotRef(std::string_view name);
 
 // ---- Store ----
+
+class RequestCounters;  // src/store/stats.h
 
 // Whether Store::Open may create the store it names (spec/05-backend.md §2.5).
 enum class StoreOpenMode {
@@ -130,6 +183,11 @@ struct StoreOptions {
   bool verify_reads = true;
   // The default creates, as Open always has; read-only tools pass kMustExist.
   StoreOpenMode open_mode = StoreOpenMode::kCreateIfMissing;
+  // A local cache of immutable objects for a remote store (s3://; ignored for file:// and
+  // memory://, which are local already): a directory shared by any number of processes,
+  // bounded to cache_size_bytes (spec/05-backend.md §12). Empty: no cache.
+  std::string cache_dir = {};
+  uint64_t cache_size_bytes = uint64_t{1} << 30;
 };
 
 // A store URI made safe to print: the userinfo (anything between "://" and the last '@'
@@ -195,6 +253,11 @@ class Store {
   Status DeleteRef(std::string_view name, const ObjectId& expected, bool allow_snapshot = false);
   Status ListRefs(std::string_view prefix, const RefVisitor& visit);
 
+  // The requests this Store made to its storage so far (StoreStats); thread-safe.
+  StoreStats stats() const;
+  // The options it was opened with (the cache's directory and bound among them).
+  const StoreOptions& options() const { return options_; }
+
   ObjectBackend& object_backend() { return *objects_; }
   RefBackend& ref_backend() { return *refs_; }
 
@@ -202,11 +265,17 @@ class Store {
   Store(std::string_view uri, std::shared_ptr<ObjectBackend> objects,
         std::shared_ptr<RefBackend> refs, const StoreOptions& options);
   Status PutJournaled(const ObjectId& id, ByteView data);
+  // Runs `call` (a backend call of verb `verb`) and, when the backend does not count its
+  // own requests, records it in calls_.
+  template <typename F>
+  auto Counted(int verb, F&& call) -> decltype(call());
 
   const std::string uri_;
   const std::shared_ptr<ObjectBackend> objects_;
   const std::shared_ptr<RefBackend> refs_;
   const StoreOptions options_;
+  // This Store's own count of backend calls; null when the backend counts (objects_->Stats()).
+  const std::shared_ptr<RequestCounters> calls_;
 };
 
 }  // namespace dreamdb

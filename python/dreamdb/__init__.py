@@ -48,6 +48,7 @@ __all__ = [
     "list_datasets",
     "verify",
     "gc",
+    "clone",
     "Error",
     "InvalidArgumentError",
     "NotFoundError",
@@ -75,9 +76,28 @@ def verify(store: StoreLike, name: Optional[str] = None) -> Dict[str, Any]:
 
 def gc(store: StoreLike, grace: str = "24h", dry_run: bool = False,
        no_writers_running: bool = False, keep_since: Optional[str] = None,
-       keep_last: int = 0, datasets: Sequence[str] = ()) -> Dict[str, Any]:
+       keep_last: int = 0, datasets: Sequence[str] = (),
+       mark_memory: str = "1G", mark_only: bool = False, shard: int = 0,
+       of: int = 0) -> Dict[str, Any]:
     """Deletes what no ref or live reader lease reaches, past `grace`; returns the report.
     With `keep_since` (e.g. "30d") and/or `keep_last` (versions), history older than that
-    is pruned (for `datasets`, default all): see Store.gc."""
+    is pruned (for `datasets`, default all); `mark_memory` bounds the mark; `mark_only`
+    and `shard`/`of` run a sharded GC's two steps: see Store.gc."""
     return open_store(store).gc(grace, dry_run, no_writers_running, keep_since, keep_last,
-                                list(datasets))
+                                list(datasets), mark_memory, mark_only, shard, of)
+
+
+def clone(src: StoreLike, dst: StoreLike, refs: Optional[Sequence[str]] = None, *,
+          parallelism: int = 8, progress: Optional[Any] = None) -> Dict[str, Any]:
+    """Copies the closure of `src`'s refs (or of `refs`: ref or dataset names) to `dst`
+    (created if missing), as ``dreamdb clone``: objects `dst` has are skipped, objects go
+    first and refs last, so an interrupted clone resumes when run again. `progress`, if
+    given, is called as progress(phase, done, total, bytes_copied). Returns {"refs",
+    "refs_created", "refs_updated", "refs_unchanged", "objects", "objects_copied",
+    "objects_present", "bytes_copied", "conflicts"}. ConflictError when a ref diverged in
+    `dst` (everything else is copied); CorruptError, moving no ref, when `src`'s refs reach
+    a missing or damaged object."""
+    source = open_store(src)
+    target = open_store(dst, create=True)
+    return source.clone_to(target, refs=list(refs or []), parallelism=parallelism,
+                           progress=progress)

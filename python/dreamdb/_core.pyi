@@ -173,14 +173,32 @@ class Store:
     """
 
     @staticmethod
-    def open(uri: str, *, create: bool = False) -> Store:
+    def open(uri: str, *, create: bool = False, cache: str | None = None, cache_size: str | None = None) -> Store:
         """
-        Opens the store at `uri`: 'memory://' (a new private store), 'memory://NAME' (one per NAME per process), 'file:///abs/path', a local path, or 's3://bucket/prefix?endpoint=...' (credentials from the AWS_* variables or ~/.aws/credentials). A missing store is NotFoundError unless `create` is true, which creates it (so a mistyped path or prefix is an error, not a new empty store); other schemes are InvalidArgumentError. Messages and `uri` never show credentials.
+        Opens the store at `uri`: 'memory://' (a new private store), 'memory://NAME' (one per NAME per process), 'file:///abs/path', a local path, or 's3://bucket/prefix?endpoint=...' (credentials from the AWS_* variables or ~/.aws/credentials). A missing store is NotFoundError unless `create` is true, which creates it (so a mistyped path or prefix is an error, not a new empty store); other schemes are InvalidArgumentError. Messages and `uri` never show credentials. `cache` (a directory) caches immutable objects of a remote (s3://) store, shared by processes and bounded by `cache_size` (a byte count such as '2G'; default 1G).
         """
 
     @property
     def uri(self) -> str:
         """The canonical URI of this store, with any credential redacted."""
+
+    @property
+    def cache(self) -> str | None:
+        """The object cache's directory, or None."""
+
+    @property
+    def cache_size(self) -> int:
+        """The object cache's bound in bytes."""
+
+    def stats(self) -> dict:
+        """
+        The storage requests this handle made so far: {'requests', 'by_verb': {'GET': {'2xx': n, ...}, ...}, 'retries', 'bytes_in', 'bytes_out', 'in_flight_ms', 'cache_hits', 'cache_misses', 'cache_bytes_read', 'cache_bytes_written', 'cache_corrupt', 'cache_evictions'}. For s3:// a request is one HTTP attempt.
+        """
+
+    def clone_to(self, dst: Store, *, refs: Sequence[str] = [], parallelism: int = 8, progress: object | None = None) -> dict:
+        """
+        Copies the closure of this store's refs (or of `refs`: ref or dataset names) to `dst`, skipping objects it has, objects first and refs last (see dreamdb.clone).
+        """
 
     def list_datasets(self) -> list[str]:
         """Names of the datasets in the store, sorted."""
@@ -190,9 +208,9 @@ class Store:
         Checks that every object reachable from the refs of dataset `name` (all datasets when empty) is present and intact. Returns {'refs', 'objects', 'bytes', 'problems'}; 'problems' is empty when the data is healthy.
         """
 
-    def gc(self, grace: str = '24h', dry_run: bool = False, no_writers_running: bool = False, keep_since: str | None = None, keep_last: int = 0, datasets: Sequence[str] = []) -> dict:
+    def gc(self, grace: str = '24h', dry_run: bool = False, no_writers_running: bool = False, keep_since: str | None = None, keep_last: int = 0, datasets: Sequence[str] = [], mark_memory: str = '1G', mark_only: bool = False, shard: int = 0, of: int = 0) -> dict:
         """
-        Deletes the objects no ref or live reader lease reaches and that are older than `grace` (e.g. '30m', '24h', '7d', '0'; under 1h only with no_writers_running=True) (spec/06-refs.md §6). Returns the report: {'dry_run', 'grace_s', 'refs', 'leases', 'expired_leases', 'pruned_versions', 'obsolete_markers'} and '<found|reachable|leased|young|deleted>_<objects|bytes>'. CorruptError, deleting nothing, if a reachable object is missing or corrupt. Retention (spec/06-refs.md §6.10): with `keep_since` (a duration) and/or `keep_last` (versions), each ref's history older than that is pruned, for the datasets named in `datasets` (all when empty).
+        Deletes the objects no ref or live reader lease reaches and that are older than `grace` (e.g. '30m', '24h', '7d', '0'; under 1h only with no_writers_running=True) (spec/06-refs.md §6). Returns the report: {'dry_run', 'grace_s', 'refs', 'leases', 'expired_leases', 'pruned_versions', 'obsolete_markers'} and '<found|reachable|leased|young|deleted>_<objects|bytes>'. CorruptError, deleting nothing, if a reachable object is missing or corrupt. Retention (spec/06-refs.md §6.10): with `keep_since` (a duration) and/or `keep_last` (versions), each ref's history older than that is pruned, for the datasets named in `datasets` (all when empty). `mark_memory` (e.g. '512M', '4G') bounds the mark: past it GC marks and sweeps in passes by object-id prefix ('mark_passes', 'mark_peak_objects'). Sharded GC (spec/06-refs.md §6.11): `mark_only=True` stores the mark (ref 'gc.mark'; 'mark', 'marked_objects'); then `shard=N, of=M` sweeps shard N of M against it.
         """
 
     def take_lease(self, dataset: str, holder: str, manifest: str, expires_unix_s: int) -> str:

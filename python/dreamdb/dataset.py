@@ -56,11 +56,16 @@ def _time_ns(name: str, value: Any) -> int:
     return ns
 
 
-def open_store(store: StoreLike, *, create: bool = False) -> Store:
-    """A Store for a URI ("memory://NAME", "file:///abs/path", a local path) or a Store.
+def open_store(store: StoreLike, *, create: bool = False, cache: Optional[str] = None,
+               cache_size: Union[int, str, None] = None) -> Store:
+    """A Store for a URI ("memory://NAME", "file:///abs/path", a local path, "s3://...") or a
+    Store.
 
     A missing store is NotFoundError unless `create` is true (only writers that can start
-    from an empty store, such as :meth:`Dataset.create`, pass it).
+    from an empty store, such as :meth:`Dataset.create`, pass it). `cache` (a directory;
+    default $DREAMDB_CACHE) caches the immutable objects of a remote (s3://) store, shared
+    by processes, bounded by `cache_size` (bytes, or a string such as "2G"; default
+    $DREAMDB_CACHE_SIZE, else 1G). A Store passed in is returned as is.
     """
     if isinstance(store, Store):
         return store
@@ -70,7 +75,18 @@ def open_store(store: StoreLike, *, create: bool = False) -> Store:
         raise InvalidArgumentError(
             f"store must be a URI string, a path or a dreamdb.Store, not {type(store).__name__}"
         )
-    return Store.open(store, create=create)
+    if cache is None:
+        cache = os.environ.get("DREAMDB_CACHE") or None
+    if cache_size is None:
+        cache_size = os.environ.get("DREAMDB_CACHE_SIZE") or None
+    if isinstance(cache, os.PathLike):
+        cache = os.fspath(cache)
+    if cache_size is not None and not isinstance(cache_size, str):
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int):
+            raise InvalidArgumentError(
+                f"cache_size must be an int or a string such as '2G', not {cache_size!r}")
+        cache_size = str(cache_size)
+    return Store.open(store, create=create, cache=cache, cache_size=cache_size)
 
 
 def _fields(fields: Optional[Union[str, Sequence[str]]]) -> List[str]:
@@ -107,26 +123,37 @@ class Dataset:
 
     @classmethod
     def create(
-        cls, name: str, schema: Schema, *, store: StoreLike, message: str = ""
+        cls, name: str, schema: Schema, *, store: StoreLike, message: str = "",
+        cache: Optional[str] = None, cache_size: Union[int, str, None] = None,
     ) -> "Dataset":
         """Creates dataset `name` with branch "main" (and the store, if it does not exist).
-        AlreadyExistsError if the dataset exists."""
+        AlreadyExistsError if the dataset exists. `cache`, `cache_size`: see
+        :func:`open_store`."""
         if not isinstance(schema, Schema):
             raise InvalidArgumentError(
                 f"schema must be a dreamdb.Schema, not {type(schema).__name__}")
-        return cls(_CoreDataset.create(open_store(store, create=True), name, schema, message))
+        return cls(_CoreDataset.create(
+            open_store(store, create=True, cache=cache, cache_size=cache_size), name, schema,
+            message))
 
     @classmethod
-    def open(cls, name: str, *, store: StoreLike, branch: str = "main") -> "Dataset":
+    def open(cls, name: str, *, store: StoreLike, branch: str = "main",
+             cache: Optional[str] = None,
+             cache_size: Union[int, str, None] = None) -> "Dataset":
         """Opens `branch` of dataset `name` for reading and writing. NotFoundError if the
-        dataset or the store is absent (a missing store is never created)."""
-        return cls(_CoreDataset.open(open_store(store), name, branch))
+        dataset or the store is absent (a missing store is never created). `cache`,
+        `cache_size`: a local object cache for a remote store (see :func:`open_store`)."""
+        return cls(_CoreDataset.open(
+            open_store(store, cache=cache, cache_size=cache_size), name, branch))
 
     @classmethod
-    def open_at(cls, name: str, at: str, *, store: StoreLike) -> "Dataset":
+    def open_at(cls, name: str, at: str, *, store: StoreLike, cache: Optional[str] = None,
+                cache_size: Union[int, str, None] = None) -> "Dataset":
         """Opens dataset `name` read-only at a snapshot label, a branch ("branch:NAME" or a
-        plain name that is not a snapshot) or a manifest id."""
-        return cls(_CoreDataset.open_at(open_store(store), name, at))
+        plain name that is not a snapshot) or a manifest id. `cache`, `cache_size`: see
+        :func:`open_store`."""
+        return cls(_CoreDataset.open_at(
+            open_store(store, cache=cache, cache_size=cache_size), name, at))
 
     # ---- properties ----
 
@@ -601,9 +628,13 @@ class Dataset:
             other = other.head
         return self._h.diff(other)
 
-    def read_stats(self) -> Dict[str, int]:
-        """Storage reads by this handle so far: "requests", "bytes_fetched", "cache_hits"."""
-        return self._h.read_stats()
+    def read_stats(self) -> Dict[str, Any]:
+        """Storage reads by this handle so far: "requests", "bytes_fetched", "cache_hits"
+        (segment reads of this handle), and "store": the requests its store made, as
+        :meth:`dreamdb.Store.stats` (shared by every handle on that Store)."""
+        stats: Dict[str, Any] = dict(self._h.read_stats())
+        stats["store"] = self._h.store.stats()
+        return stats
 
     def verify(self) -> Dict[str, Any]:
         """Checks every object reachable from this dataset's refs; "problems" is empty when

@@ -27,6 +27,8 @@ from ._core import job_shard_index as _shard_index
 from ._core import job_status as _status
 from .dataset import Dataset, StoreLike, open_store
 
+MAX_SHARDS = 65536  # shards per job (spec/14-semantics.md §19)
+
 
 def shard_index(shard: Optional[int] = None, of: Optional[int] = None) -> Tuple[int, int]:
     """(shard, of): the given values, else from a Slurm array (SLURM_ARRAY_TASK_ID

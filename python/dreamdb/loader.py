@@ -250,6 +250,8 @@ class LoaderCore:
                  rank: Optional[int] = None, world_size: Optional[int] = None) -> None:
         self.name = name
         self.store = _store_uri(store)
+        # Reopened by URI in workers, with the same object cache (shared by the workers).
+        self._cache = (getattr(store, "cache", None), getattr(store, "cache_size", None))
         self.batch_size = _positive("batch_size", batch_size)
         self.block_size = _positive("block_size", block_size)
         self.shuffle_buffer = _positive("shuffle_buffer", shuffle_buffer)
@@ -271,8 +273,9 @@ class LoaderCore:
         self.epoch = 0
         self._ds: Optional[Dataset] = None
         self._pid = -1
-        ds = Dataset.open_at(name, at, store=self.store) if at else Dataset.open(
-            name, store=self.store)
+        cache, cache_size = self._cache
+        ds = (Dataset.open_at(name, at, store=self.store, cache=cache, cache_size=cache_size)
+              if at else Dataset.open(name, store=self.store, cache=cache, cache_size=cache_size))
         self._pin(ds.head, ds)
         self._pending = 0  # rank position the next pass starts at
         self._pending_epoch: Optional[int] = None  # epoch a loaded position belongs to
@@ -289,7 +292,8 @@ class LoaderCore:
 
     def _pin(self, manifest: str, ds: Optional[Dataset] = None) -> None:
         if ds is None or ds.head != manifest:
-            ds = Dataset.open_at(self.name, manifest, store=self.store)
+            ds = Dataset.open_at(self.name, manifest, store=self.store, cache=self._cache[0],
+                                 cache_size=self._cache[1])
         self._manifest = manifest
         schema = ds.schema
         names = self.fields if self.fields is not None else schema.names
@@ -317,7 +321,8 @@ class LoaderCore:
 
     def _dataset(self) -> Dataset:
         if self._ds is None or self._pid != os.getpid():
-            self._ds = Dataset.open_at(self.name, self._manifest, store=self.store)
+            self._ds = Dataset.open_at(self.name, self._manifest, store=self.store,
+                                       cache=self._cache[0], cache_size=self._cache[1])
             self._pid = os.getpid()
         return self._ds
 

@@ -164,7 +164,7 @@ class DreamDBDataset(LoaderCore, torch.utils.data.IterableDataset):
 
     def _run(self, p: Any, skip: int) -> Iterator[Any]:
         try:
-            for table in self._tables(p, skip):
+            for table in _read_ahead(self._tables(p, skip), depth=2):
                 for batch in (table.to_batches() if isinstance(table, pa.Table)
                               else (table,)):
                     for sample in _decode(batch, self._specs):
@@ -229,6 +229,9 @@ class DreamDBMapDataset(torch.utils.data.Dataset):
                 f"{type(source).__name__}")
         self.name = ds.name
         self.store = ds.store.uri
+        # Workers reopen the store by URI with the same object cache (a remote store's
+        # cache is shared by every worker process).
+        self._cache = (ds.store.cache, ds.store.cache_size)
         self._manifest = ds.head
         self.fields = list(fields) if fields is not None else None
         self.transform = transform
@@ -265,7 +268,8 @@ class DreamDBMapDataset(torch.utils.data.Dataset):
 
     def _dataset(self) -> Dataset:
         if self._ds is None or self._pid != os.getpid():
-            self._ds = Dataset.open_at(self.name, self._manifest, store=self.store)
+            self._ds = Dataset.open_at(self.name, self._manifest, store=self.store,
+                                       cache=self._cache[0], cache_size=self._cache[1])
             self._pid = os.getpid()
         return self._ds
 
@@ -314,12 +318,13 @@ class DreamDBMapDataset(torch.utils.data.Dataset):
     def __getstate__(self) -> Dict[str, Any]:
         return {"name": self.name, "store": self.store, "manifest": self._manifest,
                 "fields": self.fields, "transform": self.transform, "specs": self._specs,
-                "count": self._count}
+                "count": self._count, "cache": self._cache}
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         self.name = state["name"]
         self.store = state["store"]
         self._manifest = state["manifest"]
+        self._cache = tuple(state.get("cache", (None, None)))
         self.fields = state["fields"]
         self.transform = state["transform"]
         self._specs = [_Spec(*s) for s in state["specs"]]
@@ -333,6 +338,53 @@ class DreamDBMapDataset(torch.utils.data.Dataset):
         return (f"DreamDBMapDataset({self.name!r}, store={self.store!r}, "
                 f"manifest={self._manifest!r}, records={self._count}, "
                 f"fields={self._field_names})")
+
+
+def _read_ahead(tables: Iterator[Any], depth: int) -> Iterator[Any]:
+    """Yields what `tables` yields, reading up to `depth` items ahead on a thread: storage
+    reads (which release the GIL) overlap the decoding and the training step. Errors are
+    raised at the item where they happened; closing the iterator stops the thread."""
+    import queue
+    import threading
+
+    q: "queue.Queue[Tuple[int, Any]]" = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Tuple[int, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for t in tables:
+                if not put((0, t)):
+                    return
+            put((1, None))
+        except BaseException as e:  # handed to the consumer, raised there
+            put((2, e))
+        finally:
+            close = getattr(tables, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="dreamdb-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == 1:
+                return
+            if kind == 2:
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _decode(batch: Any, specs: Sequence[Any]) -> Iterator[Sample]:

@@ -9,8 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "dreamdb/quote.h"
 #include "python/src/arrow_export.h"
-#include "src/base/encoding.h"
 
 namespace dreamdb::python {
 namespace {

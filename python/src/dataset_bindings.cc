@@ -19,11 +19,11 @@
 #include <vector>
 
 #include "dreamdb/dataset.h"
+#include "dreamdb/quote.h"
 #include "dreamdb/store.h"
 #include "python/src/arrow_bindings.h"
 #include "python/src/arrow_import.h"
 #include "python/src/bindings.h"
-#include "src/base/encoding.h"
 
 namespace dreamdb::python {
 namespace {

@@ -17,10 +17,10 @@
 #include <vector>
 
 #include "dreamdb/dataset.h"
+#include "dreamdb/quote.h"
 #include "dreamdb/store.h"
 #include "dreamdb/sweep.h"
 #include "python/src/bindings.h"
-#include "src/base/encoding.h"
 
 namespace dreamdb::python {
 namespace {

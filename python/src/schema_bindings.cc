@@ -14,9 +14,9 @@
 #include <string_view>
 #include <vector>
 
+#include "dreamdb/quote.h"
 #include "dreamdb/schema.h"
 #include "python/src/bindings.h"
-#include "src/base/encoding.h"
 
 namespace dreamdb::python {
 namespace {

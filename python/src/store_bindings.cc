@@ -12,12 +12,42 @@
 #include <string>
 #include <vector>
 
+#include "dreamdb/clone.h"
 #include "dreamdb/dataset.h"
 #include "dreamdb/gc.h"
 #include "dreamdb/store.h"
+#include "dreamdb/store_stats.h"
 #include "python/src/bindings.h"
 
 namespace dreamdb::python {
+namespace {
+
+nb::dict StatsDict(const StoreStats& s) {
+  nb::dict by_verb;
+  for (int v = 0; v < StoreStats::kVerbCount; ++v) {
+    nb::dict by_class;
+    for (int c = 0; c < StoreStats::kClassCount; ++c) {
+      if (s.requests[v][c] != 0) by_class[StoreStats::ClassName(c)] = s.requests[v][c];
+    }
+    if (by_class.size() != 0) by_verb[StoreStats::VerbName(v)] = by_class;
+  }
+  nb::dict d;
+  d["requests"] = s.TotalRequests();
+  d["by_verb"] = by_verb;
+  d["retries"] = s.retries;
+  d["bytes_in"] = s.bytes_in;
+  d["bytes_out"] = s.bytes_out;
+  d["in_flight_ms"] = s.in_flight_ns / 1000000;
+  d["cache_hits"] = s.cache_hits;
+  d["cache_misses"] = s.cache_misses;
+  d["cache_bytes_read"] = s.cache_bytes_read;
+  d["cache_bytes_written"] = s.cache_bytes_written;
+  d["cache_corrupt"] = s.cache_corrupt;
+  d["cache_evictions"] = s.cache_evictions;
+  return d;
+}
+
+}  // namespace
 
 void RegisterStore(nb::module_& m) {
   nb::class_<Store>(m, "Store",
@@ -26,10 +56,18 @@ void RegisterStore(nb::module_& m) {
                     "by every handle in the process that names NAME.")
       .def_static(
           "open",
-          [](const std::string& uri, bool create) {
+          [](const std::string& uri, bool create, const std::optional<std::string>& cache,
+             const std::optional<std::string>& cache_size) {
             StoreOptions options;
             options.open_mode =
                 create ? StoreOpenMode::kCreateIfMissing : StoreOpenMode::kMustExist;
+            if (cache) options.cache_dir = *cache;
+            if (cache_size) {
+              options.cache_size_bytes = ValueOrThrow(ParseByteSize("cache_size", *cache_size));
+              if (options.cache_size_bytes == 0) {
+                ThrowIfError(InvalidArgument("cache_size must be at least 1 byte"));
+              }
+            }
             std::unique_ptr<Store> s;
             {
               nb::gil_scoped_release release;
@@ -37,15 +75,70 @@ void RegisterStore(nb::module_& m) {
             }
             return std::shared_ptr<Store>(std::move(s));
           },
-          nb::arg("uri"), nb::kw_only(), nb::arg("create") = false,
+          nb::arg("uri"), nb::kw_only(), nb::arg("create") = false, nb::arg("cache") = nb::none(),
+          nb::arg("cache_size") = nb::none(),
           "Opens the store at `uri`: 'memory://' (a new private store), 'memory://NAME' (one "
           "per NAME per process), 'file:///abs/path', a local path, or "
           "'s3://bucket/prefix?endpoint=...' (credentials from the AWS_* variables or "
           "~/.aws/credentials). A missing store is NotFoundError unless `create` is true, "
           "which creates it (so a mistyped path or prefix is an error, not a new empty store); "
-          "other schemes are InvalidArgumentError. Messages and `uri` never show credentials.")
+          "other schemes are InvalidArgumentError. Messages and `uri` never show credentials. "
+          "`cache` (a directory) caches immutable objects of a remote (s3://) store, shared "
+          "by processes and bounded by `cache_size` (a byte count such as '2G'; default 1G).")
       .def_prop_ro("uri", &Store::uri,
                    "The canonical URI of this store, with any credential redacted.")
+      .def_prop_ro(
+          "cache",
+          [](const Store& s) -> std::optional<std::string> {
+            if (s.options().cache_dir.empty()) return std::nullopt;
+            return s.options().cache_dir;
+          },
+          "The object cache's directory, or None.")
+      .def_prop_ro(
+          "cache_size", [](const Store& s) { return s.options().cache_size_bytes; },
+          "The object cache's bound in bytes.")
+      .def(
+          "stats", [](const Store& s) { return StatsDict(s.stats()); },
+          "The storage requests this handle made so far: {'requests', 'by_verb': {'GET': "
+          "{'2xx': n, ...}, ...}, 'retries', 'bytes_in', 'bytes_out', 'in_flight_ms', "
+          "'cache_hits', 'cache_misses', 'cache_bytes_read', 'cache_bytes_written', "
+          "'cache_corrupt', 'cache_evictions'}. For s3:// a request is one HTTP attempt.")
+      .def(
+          "clone_to",
+          [](Store& src, Store& dst, const std::vector<std::string>& refs, int parallelism,
+             nb::object progress) {
+            CloneOptions options;
+            options.refs = refs;
+            options.parallelism = parallelism;
+            if (!progress.is_none()) {
+              options.progress = [progress](const CloneProgress& p) {
+                nb::gil_scoped_acquire acquire;
+                progress(std::string(p.phase), p.done, p.total, p.bytes_copied);
+              };
+            }
+            CloneReport r;
+            Status st;
+            {
+              nb::gil_scoped_release release;
+              st = Clone(src, dst, options, &r);
+            }
+            ThrowIfError(st);
+            nb::dict d;
+            d["refs"] = r.refs;
+            d["refs_created"] = r.refs_created;
+            d["refs_updated"] = r.refs_updated;
+            d["refs_unchanged"] = r.refs_unchanged;
+            d["objects"] = r.objects;
+            d["objects_copied"] = r.objects_copied;
+            d["objects_present"] = r.objects_present;
+            d["bytes_copied"] = r.bytes_copied;
+            d["conflicts"] = r.conflicts;
+            return d;
+          },
+          nb::arg("dst"), nb::kw_only(), nb::arg("refs") = std::vector<std::string>(),
+          nb::arg("parallelism") = 8, nb::arg("progress") = nb::none(),
+          "Copies the closure of this store's refs (or of `refs`: ref or dataset names) to "
+          "`dst`, skipping objects it has, objects first and refs last (see dreamdb.clone).")
       .def(
           "list_datasets",
           [](Store& s) {
@@ -81,8 +174,13 @@ void RegisterStore(nb::module_& m) {
           "gc",
           [](Store& s, const std::string& grace, bool dry_run, bool no_writers_running,
              const std::optional<std::string>& keep_since, uint64_t keep_last,
-             const std::vector<std::string>& datasets) {
+             const std::vector<std::string>& datasets, const std::string& mark_memory,
+             bool mark_only, uint32_t shard, uint32_t of) {
             GcOptions options;
+            options.mark_only = mark_only;
+            options.shard = shard;
+            options.shard_of = of;
+            options.mark_memory_bytes = ValueOrThrow(ParseByteSize(mark_memory));
             options.grace_ms = ValueOrThrow(ParseDurationMs(grace));
             options.dry_run = dry_run;
             options.no_writers_running = no_writers_running;
@@ -112,11 +210,17 @@ void RegisterStore(nb::module_& m) {
             d["young_bytes"] = r.young_bytes;
             d["deleted_objects"] = r.deleted_objects;
             d["deleted_bytes"] = r.deleted_bytes;
+            d["mark_passes"] = r.mark_passes;
+            d["mark_peak_objects"] = r.mark_peak_objects;
+            d["mark"] = r.mark;
+            d["marked_objects"] = r.marked_objects;
             return d;
           },
           nb::arg("grace") = "24h", nb::arg("dry_run") = false,
           nb::arg("no_writers_running") = false, nb::arg("keep_since") = nb::none(),
           nb::arg("keep_last") = 0, nb::arg("datasets") = std::vector<std::string>(),
+          nb::arg("mark_memory") = "1G", nb::arg("mark_only") = false, nb::arg("shard") = 0,
+          nb::arg("of") = 0,
           "Deletes the objects no ref or live reader lease reaches and that are older than "
           "`grace` (e.g. '30m', '24h', '7d', '0'; under 1h only with no_writers_running=True) "
           "(spec/06-refs.md §6). Returns the report: {'dry_run', 'grace_s', 'refs', 'leases', "
@@ -125,7 +229,11 @@ void RegisterStore(nb::module_& m) {
           "nothing, if a reachable object is missing or corrupt. Retention (spec/06-refs.md "
           "§6.10): with `keep_since` (a duration) and/or `keep_last` (versions), each ref's "
           "history older than that is pruned, for the datasets named in `datasets` (all "
-          "when empty).")
+          "when empty). `mark_memory` (e.g. '512M', '4G') bounds the mark: past it GC marks "
+          "and sweeps in passes by object-id prefix ('mark_passes', 'mark_peak_objects'). "
+          "Sharded GC (spec/06-refs.md §6.11): `mark_only=True` stores the mark (ref "
+          "'gc.mark'; 'mark', 'marked_objects'); then `shard=N, of=M` sweeps shard N of M "
+          "against it.")
       .def(
           "take_lease",
           [](Store& s, const std::string& dataset, const std::string& holder,

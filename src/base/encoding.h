@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "dreamdb/quote.h"  // Quote(), public for the CLI and Python
+
 namespace dreamdb {
 
 std::string HexEncode(std::string_view bytes);
@@ -20,10 +22,6 @@ std::string Base32Encode(std::string_view bytes);
 // nullopt unless `text` is lowercase unpadded base32 whose unused trailing bits are zero
 // (so that every byte string has exactly one accepted text form).
 std::optional<std::string> Base32Decode(std::string_view text);
-
-// Quotes `s` for an error message: printable ASCII kept, everything else \xNN, and long
-// inputs cut to `max_chars` with "...".
-std::string Quote(std::string_view s, size_t max_chars = 80);
 
 }  // namespace dreamdb
 

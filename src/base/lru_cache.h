@@ -70,6 +70,16 @@ class ByteLruCache {
     }
   }
 
+  // Drops `key` if cached (its value lives on while callers hold it).
+  void Erase(const Key& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = index_.find(key);
+    if (it == index_.end()) return;
+    size_bytes_ -= it->second->bytes;
+    lru_.erase(it->second);
+    index_.erase(it);
+  }
+
   void Clear() {
     std::lock_guard<std::mutex> lock(mu_);
     lru_.clear();

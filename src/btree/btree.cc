@@ -117,14 +117,37 @@ Result<IndexRef> IndexRefFromCbor(const cbor::Value& value, std::string_view con
 
 PageCache::PageCache(size_t capacity_bytes) : lru_(capacity_bytes) {}
 
-std::shared_ptr<const Page> PageCache::Get(const ObjectId& id) { return lru_.Get(id); }
+std::shared_ptr<PageCache> PageCache::ForStore(std::string_view store_identity,
+                                               size_t capacity_bytes) {
+  static const auto shared = std::make_shared<Shared>(kSharedPageCacheBytes);
+  auto cache = std::make_shared<PageCache>(capacity_bytes);
+  cache->shared_ = shared;
+  cache->scope_ = StoreScope(store_identity);
+  return cache;
+}
+
+std::shared_ptr<const Page> PageCache::Get(const ObjectId& id) {
+  if (auto hit = lru_.Get(id)) return hit;
+  if (shared_ == nullptr) return nullptr;
+  auto hit = shared_->Get(ScopedId{scope_, id});
+  if (hit != nullptr) lru_.Insert(id, hit, hit->memory_bytes);
+  return hit;
+}
 
 void PageCache::Insert(const ObjectId& id, std::shared_ptr<const Page> page) {
+  if (page == nullptr) return;
+  const size_t bytes = page->memory_bytes;
+  if (shared_ != nullptr) shared_->Insert(ScopedId{scope_, id}, page, bytes);
+  lru_.Insert(id, std::move(page), bytes);
+}
+
+void PageCache::InsertWritten(const ObjectId& id, std::shared_ptr<const Page> page) {
   if (page == nullptr) return;
   const size_t bytes = page->memory_bytes;
   lru_.Insert(id, std::move(page), bytes);
 }
 
+// Clears this handle's cache (the shared one keeps what other handles use).
 void PageCache::Clear() { lru_.Clear(); }
 
 PageCache::Stats PageCache::stats() const {

@@ -42,6 +42,7 @@
 #include "dreamdb/status.h"
 #include "dreamdb/store.h"
 #include "src/base/lru_cache.h"
+#include "src/base/store_scope.h"
 #include "src/btree/page.h"
 #include "src/cbor/cbor.h"
 
@@ -80,20 +81,34 @@ Result<IndexRef> IndexRefFromCbor(const cbor::Value& value, std::string_view con
 
 // ---- PageCache ----
 
-// A byte-bounded LRU cache (ByteLruCache) of decoded pages keyed by page id, shared by the
-// trees of one dataset. Pages are immutable, so a cached page never goes stale.
-// Thread safety: all methods may be called concurrently (one mutex).
+// A byte-bounded LRU cache (ByteLruCache) of decoded pages keyed by page id, used by the
+// trees of one dataset handle. Pages are immutable, so a cached page never goes stale.
+// A cache made by ForStore also shares, process-wide, the pages it read from its store
+// (and verified): every handle of that store then finds the pages any of them read, so a
+// handle opened for one random take does not re-read the index leaves another handle
+// already read. Pages a writer inserts (InsertWritten) stay in the handle's own cache:
+// the shared cache holds only what was read back and verified from the store.
+// Thread safety: all methods may be called concurrently (one mutex per cache).
 class PageCache {
  public:
   explicit PageCache(size_t capacity_bytes = size_t{64} << 20);
   PageCache(const PageCache&) = delete;
   PageCache& operator=(const PageCache&) = delete;
 
+  // A handle's cache (capacity_bytes) backed by the process-wide page cache
+  // (kSharedPageCacheBytes in all) for the store whose identity (canonical URI) is
+  // `store_identity`.
+  static constexpr size_t kSharedPageCacheBytes = size_t{64} << 20;
+  static std::shared_ptr<PageCache> ForStore(std::string_view store_identity,
+                                             size_t capacity_bytes);
+
   // The page, or null if not cached. Marks it most recently used.
   std::shared_ptr<const Page> Get(const ObjectId& id);
-  // Inserts (or refreshes) a page and evicts least recently used pages beyond capacity.
-  // A page larger than the whole capacity is not kept.
+  // Inserts (or refreshes) a page read from the store, and evicts least recently used
+  // pages beyond capacity. A page larger than the whole capacity is not kept.
   void Insert(const ObjectId& id, std::shared_ptr<const Page> page);
+  // Inserts a page this process built and wrote: into this handle's cache only.
+  void InsertWritten(const ObjectId& id, std::shared_ptr<const Page> page);
   void Clear();
 
   struct Stats {
@@ -102,10 +117,14 @@ class PageCache {
     size_t entries = 0;
     size_t size_bytes = 0;
   };
+  // This handle's cache (a page found in the shared cache counts as a miss here).
   Stats stats() const;
 
  private:
+  using Shared = ByteLruCache<ScopedId, Page, ScopedIdHash>;
   ByteLruCache<ObjectId, Page> lru_;  // charged page->memory_bytes per page
+  std::shared_ptr<Shared> shared_;    // null unless made by ForStore
+  uint64_t scope_ = 0;                // StoreScope() of the store, with shared_
 };
 
 // Reads one page: from `cache` if present, else from the store (hash-verified by Store),

@@ -51,7 +51,7 @@ class PageWriter {
 
   Status Add(const ObjectId& id, Bytes bytes, PagePtr page) {
     if (!error_.ok()) return error_;
-    if (cache_ != nullptr && page != nullptr) cache_->Insert(id, std::move(page));
+    if (cache_ != nullptr && page != nullptr) cache_->InsertWritten(id, std::move(page));
     stats_->pages_written += 1;
     stats_->bytes_written += bytes.size();
     if (parallel_ == 1) return store_.PutWithId(id, bytes);

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "dreamdb/index_kinds.h"
 #include "src/base/encoding.h"
 #include "src/columnar/schema_limits.h"
 
@@ -126,21 +127,22 @@ Status ValidateIndexSpec(const FieldSpec& f) {
                            std::string(FieldTypeName(f.type)));
   }
   const IndexSpec& ix = *f.index;
-  if (ix.algorithm != "ivf" && ix.algorithm != "imi" && ix.algorithm != "lsh" &&
-      ix.algorithm != "graph") {
+  const Result<IndexAlgorithm> algorithm = ParseIndexAlgorithm(ix.algorithm);
+  if (!algorithm.ok()) {
     return InvalidArgument(prefix + "unknown index algorithm " + Quote(ix.algorithm) +
                            " (expected \"ivf\", \"imi\", \"lsh\" or \"graph\")");
   }
-  if (ix.quantizer != "rabitq" && ix.quantizer != "pq4") {
+  const Result<Quantizer> quantizer = ParseQuantizer(ix.quantizer);
+  if (!quantizer.ok()) {
     return InvalidArgument(prefix + "unknown index quantizer " + Quote(ix.quantizer) +
                            " (expected rabitq or pq4)");
   }
-  if (ix.quantizer == "pq4" && ix.algorithm == "graph") {
+  if (!SupportsQuantizer(*algorithm, *quantizer)) {
     return InvalidArgument(prefix +
                            "index quantizer \"pq4\" does not apply to \"graph\" (graph nodes "
                            "carry RaBitQ codes); use ivf, imi or lsh with pq4");
   }
-  if (ix.metric != "cosine" && ix.metric != "ip" && ix.metric != "l2") {
+  if (!IsCanonicalMetricName(ix.metric)) {
     return InvalidArgument(prefix + "unknown index metric " + Quote(ix.metric) +
                            " (expected cosine, ip or l2)");
   }

@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "dreamdb/index_kinds.h"
 #include "src/base/encoding.h"
 
 namespace dreamdb::columnar {
@@ -123,12 +124,11 @@ Result<FieldSpec> FieldFromCbor(const cbor::Value& value) {
           }
           ix.quantizer = std::string(qz);
         }
-        if (ix.algorithm != "ivf" && ix.algorithm != "imi" && ix.algorithm != "lsh" &&
-            ix.algorithm != "graph") {
+        if (!ParseIndexAlgorithm(ix.algorithm).ok()) {
           return Unsupported(what + ": index algorithm " + Quote(ix.algorithm) +
                              " is not supported by this reader (written by a newer DreamDB?)");
         }
-        if (ix.metric != "cosine" && ix.metric != "ip" && ix.metric != "l2") {
+        if (!IsCanonicalMetricName(ix.metric)) {
           return Unsupported(what + ": index metric " + Quote(ix.metric) + " is unknown");
         }
         f.index = ix;

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <deque>
+#include <future>
 #include <map>
 #include <span>
 #include <string>
@@ -41,10 +42,11 @@ constexpr std::array<std::string_view, kNumBufIds> kBufNames = {
     "validity", "values", "offsets", "data", "dict_offsets", "dict_data", "scales", "codes"};
 
 // Format 1: values as stored (float32 for embeddings). Format 2: an embedding in the sq8
-// encoding (spec/12-segments.md §9); writers use it only for raw = false fields, so
-// format-1 bytes never change.
+// encoding (spec/12-segments.md §9). Both are read only. Format 3 (what writers write):
+// either, `encoding` telling which, with checksum blocks sized for random reads (§4.4).
 constexpr uint64_t kFormatPlain = 1;
 constexpr uint64_t kFormatEncoded = 2;
+constexpr uint64_t kFormatBlocks = 3;
 constexpr std::string_view kSq8 = "sq8";
 constexpr uint64_t kSq8ScaleBytes = 8;
 constexpr uint32_t kSq8MaxCode = 255;
@@ -52,6 +54,9 @@ constexpr uint32_t kSq8MaxCode = 255;
 constexpr uint64_t kDataBlock = 65536;
 constexpr uint64_t kMinFixedBlock = 256;
 constexpr uint64_t kMaxFixedBlock = 65536;
+// Format 3: fixed-width blocks hold as many whole rows as fit here (at least one), and
+// variable-width values share a block up to about this many bytes.
+constexpr uint64_t kSmallBlock = 256;
 // Upper bound for any single buffer's length: far beyond any real segment (sums in a
 // 64 MiB header bound it anyway), low enough that offset arithmetic never overflows.
 constexpr uint64_t kMaxBufferBytes = uint64_t{1} << 56;
@@ -63,6 +68,17 @@ bool IsVariable(FieldType t) { return t == FieldType::kString || t == FieldType:
 uint64_t FixedBlock(uint64_t width) {
   uint64_t target = std::clamp<uint64_t>(width * 16, kMinFixedBlock, kMaxFixedBlock);
   return std::max<uint64_t>(1, target / width) * width;
+}
+
+// Format 3 (spec/12-segments.md §4.4): whole rows, as many as fit in 256 bytes, at least
+// one.
+uint64_t FixedBlock3(uint64_t width) { return std::max<uint64_t>(1, kSmallBlock / width) * width; }
+
+// Format 3 `data`/`dict_data`: values per block for `n` values of `length` bytes in all.
+uint64_t ValuesPerBlock(uint64_t n, uint64_t length) {
+  if (n == 0) return 1;
+  if (length == 0) return n;
+  return std::clamp<uint64_t>(kSmallBlock * n / length, 1, n);
 }
 
 uint64_t Align8(uint64_t x) { return (x + 7) & ~uint64_t{7}; }
@@ -122,8 +138,22 @@ uint64_t ValueWidth(const FieldSpec& f) {
   return f.type == FieldType::kCategorical ? 4 : f.FixedWidth();
 }
 
-// `value_width`: bytes per row of `values`, or of `codes` (the dim) for sq8.
-uint64_t BlockFor(BufId id, uint64_t value_width) {
+// `value_width`: bytes per row of `values`, or of `codes` (the dim) for sq8. For `data`
+// and `dict_data` in format 3 the block is counted in values: see ValuesPerBlock.
+uint64_t BlockFor(BufId id, uint64_t value_width, uint64_t format) {
+  if (format >= kFormatBlocks) {
+    switch (id) {
+      case kValidity:
+        return FixedBlock3(1);
+      case kValues:
+      case kCodes:
+        return FixedBlock3(value_width);
+      case kScales:
+        return FixedBlock3(kSq8ScaleBytes);
+      default:
+        return FixedBlock3(8);  // offsets, dict_offsets
+    }
+  }
   switch (id) {
     case kValidity:
       return FixedBlock(1);
@@ -242,8 +272,15 @@ struct BufferInfo {
   uint64_t length = 0;
   uint64_t block = 1;
   std::string sums;
+  // Format 3 `data`/`dict_data`: blocks of `block` whole values (of `values` in all), their
+  // bounds given by the offsets buffer (spec/12-segments.md §4.4). block_start/block_len
+  // do not apply to such a buffer.
+  bool by_values = false;
+  uint64_t values = 0;
 
-  uint64_t num_blocks() const { return (length + block - 1) / block; }
+  uint64_t num_blocks() const {
+    return by_values ? (values + block - 1) / block : (length + block - 1) / block;
+  }
   uint64_t block_start(uint64_t b) const { return offset + b * block; }
   uint64_t block_len(uint64_t b) const { return std::min(block, length - b * block); }
 };
@@ -254,7 +291,8 @@ struct SegmentReader::Layout {
   uint64_t header_end = 0;
   uint64_t object_size = 0;
   uint64_t width = 0;      // values (sq8: codes) buffer bytes per row (0 for string/blob)
-  bool sq8 = false;        // format 2, encoding "sq8": scales + codes instead of values
+  uint64_t format = 0;     // kFormatPlain, kFormatEncoded or kFormatBlocks
+  bool sq8 = false;        // encoding "sq8": scales + codes instead of values
   uint64_t dict_size = 0;  // categorical entries
   std::vector<BufferInfo> buffers;
   std::array<int, kNumBufIds> index{};  // into buffers, -1 if absent
@@ -342,9 +380,14 @@ Result<Layout> ParseLayout(ByteView bytes, const FieldSpec& field) {
   if (kind != "dreamdb.segment") return SegCorrupt("kind is " + Quote(kind));
   ASSIGN_OR_RETURN(const cbor::Value* format_v, cbor::Require(*m, "format"));
   ASSIGN_OR_RETURN(uint64_t format, format_v->AsUInt("segment format"));
-  if (format != kFormatPlain && format != kFormatEncoded) {
-    return Unsupported("segment format " + std::to_string(format) + " (this build reads 1 and 2)");
+  if (format != kFormatPlain && format != kFormatEncoded && format != kFormatBlocks) {
+    if (format > kFormatBlocks) {
+      return Unsupported("segment format " + std::to_string(format) +
+                         " is newer than this build reads (1, 2 and 3)");
+    }
+    return SegCorrupt("segment format " + std::to_string(format) + " does not exist");
   }
+  L.format = format;
   ASSIGN_OR_RETURN(const cbor::Value* type_v, cbor::Require(*m, "type"));
   ASSIGN_OR_RETURN(std::string_view type_name, type_v->AsText("segment type"));
   {
@@ -389,8 +432,10 @@ Result<Layout> ParseLayout(ByteView bytes, const FieldSpec& field) {
     }
   }
   if (Status s = ValidateShape(L.spec); !s.ok()) return SegCorrupt(s.message());
-  // Format 2 names its encoding; in format 1 `encoding` is an unknown key (ignored).
-  if (format == kFormatEncoded) {
+  // Format 2 names its encoding, format 3 when there is one; in format 1 `encoding` is an
+  // unknown key (ignored).
+  const bool has_encoding = m->Find("encoding") != nullptr;
+  if (format == kFormatEncoded || (format == kFormatBlocks && has_encoding)) {
     ASSIGN_OR_RETURN(const cbor::Value* enc_v, cbor::Require(*m, "encoding"));
     ASSIGN_OR_RETURN(std::string_view encoding, enc_v->AsText("segment encoding"));
     if (encoding != kSq8) {
@@ -490,10 +535,17 @@ Result<Layout> ParseLayout(ByteView bytes, const FieldSpec& field) {
       return SegCorrupt(bname + " length is " + std::to_string(b.length) + ", expected " +
                         std::to_string(want_len) + " for " + std::to_string(L.rows) + " rows");
     }
-    const uint64_t want_block = BlockFor(id, L.width);
+    uint64_t want_block = 0;
+    if (format == kFormatBlocks && (id == kData || id == kDictData)) {
+      b.by_values = true;
+      b.values = id == kData ? L.rows : L.dict_size;
+      want_block = ValuesPerBlock(b.values, b.length);
+    } else {
+      want_block = BlockFor(id, L.width, format);
+    }
     if (b.block != want_block) {
       return SegCorrupt(bname + " block size is " + std::to_string(b.block) + ", expected " +
-                        std::to_string(want_block));
+                        std::to_string(want_block) + (b.by_values ? " values" : ""));
     }
     if (b.sums.size() != b.num_blocks() * kSegmentSumBytes) {
       return SegCorrupt(bname + " has " + std::to_string(b.sums.size()) +
@@ -508,14 +560,34 @@ Result<Layout> ParseLayout(ByteView bytes, const FieldSpec& field) {
   return L;
 }
 
-Status VerifyBlock(const BufferInfo& b, uint64_t index, ByteView bytes) {
+// Block `index` of `b` holds object bytes [start, start + bytes.size()).
+Status VerifyBlock(const BufferInfo& b, uint64_t index, uint64_t start, ByteView bytes) {
   if (Sum16(bytes) != ByteView(b.sums).substr(index * kSegmentSumBytes, kSegmentSumBytes)) {
     return SegCorrupt("checksum mismatch in buffer " + Quote(kBufNames[b.id]) + " block " +
-                      std::to_string(index) + " (object bytes " +
-                      std::to_string(b.block_start(index)) + ".." +
-                      std::to_string(b.block_start(index) + b.block_len(index)) + ")");
+                      std::to_string(index) + " (object bytes " + std::to_string(start) + ".." +
+                      std::to_string(start + bytes.size()) + ")");
   }
   return Status::Ok();
+}
+
+// The offsets buffer that bounds the values of a variable-width buffer.
+BufId OffsetsOf(BufId data) { return data == kDictData ? kDictOffsets : kOffsets; }
+
+// Format 3: the offsets entries bounding block `k` of a by-values buffer.
+std::pair<uint64_t, uint64_t> BlockEntries(const BufferInfo& b, uint64_t k) {
+  return {k * b.block, std::min(b.values, (k + 1) * b.block)};
+}
+
+// Format 3: object bytes [start, end) of block `k` of a by-values buffer, given the two
+// bounding offsets entries (`lo`, `hi`) read from its verified offsets buffer.
+Result<std::pair<uint64_t, uint64_t>> ValueBlockBytes(const BufferInfo& b, uint64_t k, uint64_t lo,
+                                                      uint64_t hi) {
+  if (lo > hi || hi > b.length) {
+    return SegCorrupt("buffer " + Quote(kBufNames[b.id]) + " block " + std::to_string(k) +
+                      " spans " + std::to_string(lo) + ".." + std::to_string(hi) + " of a " +
+                      std::to_string(b.length) + "-byte buffer");
+  }
+  return std::make_pair(b.offset + lo, b.offset + hi);
 }
 
 // Offsets of a variable-width buffer pair: entries[0] == 0, non-decreasing, last == size.
@@ -789,13 +861,28 @@ Result<Bytes> EncodeSegment(const Column& column, const FieldSpec& f) {
             [](const auto& a, const auto& b) { return a.first < b.first; });
   // Layout order is BufId order (spec/12-segments.md §3).
 
-  // Sums do not depend on where the buffers land.
+  // Sums do not depend on where the buffers land. Format 3 (spec/12-segments.md §4.4):
+  // `data`/`dict_data` blocks are runs of whole values, cut by the offsets buffer that
+  // precedes them in layout order.
   std::vector<uint64_t> blocks;
   std::vector<Bytes> sums;
+  ByteView last_offsets;
   for (const auto& [id, b] : bufs) {
-    uint64_t block = BlockFor(id, width);
     Bytes s;
-    for (uint64_t off = 0; off < b.size(); off += block) s += Sum16(b.substr(off, block));
+    uint64_t block = 0;
+    if (id == kData || id == kDictData) {
+      const uint64_t n = last_offsets.size() / 8 - 1;
+      block = ValuesPerBlock(n, b.size());
+      for (uint64_t k = 0; k * block < n; ++k) {
+        uint64_t lo = LoadU64(last_offsets.data() + k * block * 8);
+        uint64_t hi = LoadU64(last_offsets.data() + std::min(n, (k + 1) * block) * 8);
+        s += Sum16(b.substr(lo, hi - lo));
+      }
+    } else {
+      block = BlockFor(id, width, kFormatBlocks);
+      for (uint64_t off = 0; off < b.size(); off += block) s += Sum16(b.substr(off, block));
+    }
+    if (id == kOffsets || id == kDictOffsets) last_offsets = b;
     blocks.push_back(block);
     sums.push_back(std::move(s));
   }
@@ -805,7 +892,7 @@ Result<Bytes> EncodeSegment(const Column& column, const FieldSpec& f) {
   auto build_header = [&](uint64_t header_end) -> Result<Bytes> {
     cbor::Map m;
     m.Set("kind", cbor::Value::Text("dreamdb.segment"));
-    m.Set("format", cbor::Value::UInt(sq8 ? kFormatEncoded : kFormatPlain));
+    m.Set("format", cbor::Value::UInt(kFormatBlocks));
     if (sq8) m.Set("encoding", cbor::Value::Text(std::string(kSq8)));
     m.Set("type", cbor::Value::Text(std::string(FieldTypeName(f.type))));
     m.Set("rows", cbor::Value::UInt(rows));
@@ -884,8 +971,22 @@ Result<Column> DecodeSegment(ByteView whole_object, const FieldSpec& field) {
     if (!AllZero(whole_object.substr(pos, b.offset - pos))) {
       return SegCorrupt("padding before buffer " + Quote(kBufNames[b.id]) + " is not zero");
     }
-    for (uint64_t i = 0; i < b.num_blocks(); ++i) {
-      RETURN_IF_ERROR(VerifyBlock(b, i, whole_object.substr(b.block_start(i), b.block_len(i))));
+    if (b.by_values) {
+      // The offsets buffer before it is verified: check it, then cut the blocks by it.
+      const BufferInfo* ob = L.Find(OffsetsOf(b.id));
+      ByteView offsets = whole_object.substr(ob->offset, ob->length);
+      RETURN_IF_ERROR(CheckOffsets(offsets, b.length, kBufNames[ob->id]));
+      for (uint64_t i = 0; i < b.num_blocks(); ++i) {
+        auto [lo, hi] = BlockEntries(b, i);
+        uint64_t start = b.offset + LoadU64(offsets.data() + lo * 8);
+        uint64_t end = b.offset + LoadU64(offsets.data() + hi * 8);
+        RETURN_IF_ERROR(VerifyBlock(b, i, start, whole_object.substr(start, end - start)));
+      }
+    } else {
+      for (uint64_t i = 0; i < b.num_blocks(); ++i) {
+        RETURN_IF_ERROR(VerifyBlock(b, i, b.block_start(i),
+                                    whole_object.substr(b.block_start(i), b.block_len(i))));
+      }
     }
     pos = b.offset + b.length;
   }
@@ -910,8 +1011,11 @@ uint64_t SegmentReader::HeaderBytes(const Header& header) {
 }
 
 Result<Bytes> SegmentReader::Fetch(uint64_t offset, uint64_t length) {
+  return Checked(offset, length, fetch_(offset, length));
+}
+
+Result<Bytes> SegmentReader::Checked(uint64_t offset, uint64_t length, Result<Bytes> r) {
   ++stats_.requests;
-  Result<Bytes> r = fetch_(offset, length);
   // The reader asks only for ranges inside the object its header describes, so a range
   // refused as starting past the stored object's end means the object is shorter than its
   // header says: damage, not a bad request (ObjectBackend::GetRange's invalid_argument).
@@ -1057,6 +1161,17 @@ Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows)
   Windows windows;
   windows.Add(0, header_->prefix);
 
+  // Object bytes [start, end) of block k of b. A format 3 by-values block is bounded by two
+  // offsets entries, which an earlier round fetched and verified.
+  auto block_bytes = [&](const BufferInfo& b, uint64_t k) -> Result<std::pair<uint64_t, uint64_t>> {
+    if (!b.by_values) return std::make_pair(b.block_start(k), b.block_start(k) + b.block_len(k));
+    const BufferInfo* ob = L.Find(OffsetsOf(b.id));
+    auto [lo_entry, hi_entry] = BlockEntries(b, k);
+    ASSIGN_OR_RETURN(ByteView lo, windows.Read(ob->offset + lo_entry * 8, 8));
+    ASSIGN_OR_RETURN(ByteView hi, windows.Read(ob->offset + hi_entry * 8, 8));
+    return ValueBlockBytes(b, k, LoadU64(lo.data()), LoadU64(hi.data()));
+  };
+
   // Fetches the needed blocks (runs of adjacent blocks, coalesced) and verifies them.
   auto fetch_blocks = [&](std::vector<Need>& needs) -> Status {
     struct Run {
@@ -1069,9 +1184,13 @@ Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows)
       for (size_t i = 0; i < n.blocks.size();) {
         size_t j = i;
         while (j + 1 < n.blocks.size() && n.blocks[j + 1] == n.blocks[j] + 1) ++j;
-        uint64_t start = b.block_start(n.blocks[i]);
-        uint64_t end = b.block_start(n.blocks[j]) + b.block_len(n.blocks[j]);
-        if (windows.Containing(start, end - start) == nullptr) runs.push_back({start, end});
+        ASSIGN_OR_RETURN(auto first_block, block_bytes(b, n.blocks[i]));
+        ASSIGN_OR_RETURN(auto last_block, block_bytes(b, n.blocks[j]));
+        uint64_t start = first_block.first;
+        uint64_t end = std::max(first_block.second, last_block.second);
+        if (end > start && windows.Containing(start, end - start) == nullptr) {
+          runs.push_back({start, end});
+        }
         i = j + 1;
       }
     }
@@ -1087,23 +1206,66 @@ Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows)
         }
         uint64_t gap = r.start - cur.end;
         uint64_t merged_size = std::max(cur.end, r.end) - cur.start;
-        if (gap <= std::max<uint64_t>(4096, merged_size / 4)) {
+        if (coalesce_ && gap <= std::max<uint64_t>(4096, merged_size / 4)) {
           cur.end = std::max(cur.end, r.end);
           continue;
         }
       }
       merged.push_back(r);
     }
-    for (const Run& r : merged) {
-      ASSIGN_OR_RETURN(Bytes bytes, Fetch(r.start, r.end - r.start));
+    // The runs are independent: fetched at once, so a remote store pays one round trip
+    // for all of them (up to kMaxRunsInFlight at a time), then checked in order.
+    std::vector<Result<Bytes>> fetched;
+    fetched.reserve(merged.size());
+    for (size_t first = 0; first < merged.size(); first += kMaxRunsInFlight) {
+      const size_t last = std::min(merged.size(), first + kMaxRunsInFlight);
+      std::vector<std::future<Result<Bytes>>> futs;
+      for (size_t i = first + 1; i < last; ++i) {
+        futs.push_back(std::async(std::launch::async, [this, r = merged[i]] {
+          return fetch_(r.start, r.end - r.start);
+        }));
+      }
+      fetched.push_back(fetch_(merged[first].start, merged[first].end - merged[first].start));
+      for (auto& f : futs) fetched.push_back(f.get());
+    }
+    for (size_t i = 0; i < merged.size(); ++i) {
+      const Run& r = merged[i];
+      ASSIGN_OR_RETURN(Bytes bytes, Checked(r.start, r.end - r.start, std::move(fetched[i])));
       windows.AddOwned(r.start, std::move(bytes));
     }
     for (const Need& n : needs) {
       for (uint64_t k : n.blocks) {
-        ASSIGN_OR_RETURN(ByteView block,
-                         windows.Read(n.buffer->block_start(k), n.buffer->block_len(k)));
-        RETURN_IF_ERROR(VerifyBlock(*n.buffer, k, block));
+        ASSIGN_OR_RETURN(auto range, block_bytes(*n.buffer, k));
+        ASSIGN_OR_RETURN(ByteView block, windows.Read(range.first, range.second - range.first));
+        RETURN_IF_ERROR(VerifyBlock(*n.buffer, k, range.first, block));
       }
+    }
+    return Status::Ok();
+  };
+  // Format 3: adds to `offsets_need` the two entries bounding the by-values block of
+  // value `v` of `data`.
+  auto add_block_entries = [](Need& offsets_need, const BufferInfo& data, uint64_t v) {
+    if (!data.by_values) return;
+    auto [lo, hi] = BlockEntries(data, v / data.block);
+    offsets_need.AddBytes(lo * 8, lo * 8 + 8);
+    offsets_need.AddBytes(hi * 8, hi * 8 + 8);
+  };
+  // Adds the block(s) holding value `v`, bytes [a, b) of `data` (b > a).
+  auto add_value = [](Need& data_need, uint64_t v, uint64_t a, uint64_t b) {
+    if (data_need.buffer->by_values) {
+      data_need.blocks.push_back(v / data_need.buffer->block);
+    } else {
+      data_need.AddBytes(a, b);
+    }
+  };
+  // Format 3: the value [a, b) must lie inside its verified block.
+  auto check_in_block = [&](const BufferInfo& data, uint64_t v, uint64_t a, uint64_t b) -> Status {
+    if (!data.by_values || b == a) return Status::Ok();
+    ASSIGN_OR_RETURN(auto range, block_bytes(data, v / data.block));
+    if (data.offset + a < range.first || data.offset + b > range.second) {
+      return SegCorrupt("value " + std::to_string(v) + " of buffer " + Quote(kBufNames[data.id]) +
+                        " (bytes " + std::to_string(a) + ".." + std::to_string(b) +
+                        ") lies outside its block");
     }
     return Status::Ok();
   };
@@ -1161,7 +1323,10 @@ Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows)
       needs.push_back(std::move(n));
     }
     Need n{first, {}};
-    for (uint32_t r : sorted_rows) n.AddBytes(r * entry, r * entry + (variable ? 16 : entry));
+    for (uint32_t r : sorted_rows) {
+      n.AddBytes(uint64_t{r} * entry, uint64_t{r} * entry + (variable ? 16 : entry));
+      if (variable) add_block_entries(n, *L.Find(kData), r);
+    }
     needs.push_back(std::move(n));
     RETURN_IF_ERROR(fetch_blocks(needs));
   }
@@ -1215,11 +1380,14 @@ Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows)
       if (!valid[i] && spans[i].first != spans[i].second) {
         return SegCorrupt("null row " + std::to_string(sorted_rows[i]) + " has a non-empty value");
       }
-      if (spans[i].second > spans[i].first) n.AddBytes(spans[i].first, spans[i].second);
+      if (spans[i].second > spans[i].first) {
+        add_value(n, sorted_rows[i], spans[i].first, spans[i].second);
+      }
     }
     std::vector<Need> needs{std::move(n)};
     RETURN_IF_ERROR(fetch_blocks(needs));
     for (size_t i = 0; i < sorted_rows.size(); ++i) {
+      RETURN_IF_ERROR(check_in_block(*data, sorted_rows[i], spans[i].first, spans[i].second));
       if (!valid[i]) {
         out.AppendNull();
         continue;
@@ -1253,7 +1421,10 @@ Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows)
   used.erase(std::unique(used.begin(), used.end()), used.end());
   {
     Need n{dict_offsets, {}};
-    for (uint32_t c : used) n.AddBytes(uint64_t{c} * 8, uint64_t{c} * 8 + 16);
+    for (uint32_t c : used) {
+      n.AddBytes(uint64_t{c} * 8, uint64_t{c} * 8 + 16);
+      add_block_entries(n, *dict_data, c);
+    }
     std::vector<Need> needs{std::move(n)};
     RETURN_IF_ERROR(fetch_blocks(needs));
   }
@@ -1262,11 +1433,14 @@ Result<Column> SegmentReader::ReadRows(const std::vector<uint32_t>& sorted_rows)
     Need n{dict_data, {}};
     for (uint32_t c : used) {
       ASSIGN_OR_RETURN(auto span, read_entry(dict_offsets, dict_data, c, "dict_offsets"));
-      if (span.second > span.first) n.AddBytes(span.first, span.second);
+      if (span.second > span.first) add_value(n, c, span.first, span.second);
       spans.emplace(c, span);
     }
     std::vector<Need> needs{std::move(n)};
     RETURN_IF_ERROR(fetch_blocks(needs));
+    for (uint32_t c : used) {
+      RETURN_IF_ERROR(check_in_block(*dict_data, c, spans[c].first, spans[c].second));
+    }
   }
   for (size_t i = 0; i < sorted_rows.size(); ++i) {
     if (!valid[i]) {

@@ -9,9 +9,11 @@
 // header), so a reader can fetch any byte range widened to block boundaries and verify
 // every byte it uses without reading the whole object. The encoding is canonical: one
 // column has exactly one segment encoding, and the decoder accepts only that encoding.
-// Format 1 stores values as they are; format 2 (`encoding: "sq8"`, spec §9) stores an
-// embedding field declared raw = false as per-row min/max plus 8-bit codes, and readers
-// return the reconstructed float32 values.
+// Writers write format 3: blocks sized for random reads (spec §4.4: a wide value is its
+// own block, narrow rows share 256-byte blocks, variable-width values are cut into blocks
+// of whole values), values as they are or, for an embedding field declared raw = false,
+// `encoding: "sq8"` (spec §9: per-row min/max plus 8-bit codes; readers return the
+// reconstructed float32 values). Readers also read formats 1 and 2 (16-row blocks).
 //
 // Thread safety: EncodeSegment/DecodeSegment are reentrant. A SegmentReader is not
 // thread-safe (it counts statistics); use one per thread. The FetchRange callback is
@@ -70,6 +72,8 @@ Result<Column> DecodeSegment(ByteView whole_object, const FieldSpec& field);
 
 // Returns bytes [offset, offset+length) of the segment object, clipped to the object's
 // end (like ObjectBackend::GetRange); errors are passed through to the reader's caller.
+// ReadRows may call it from several threads at once (independent ranges are fetched in
+// parallel, one round trip on a remote store): it must be thread-safe.
 using FetchRange = std::function<Result<Bytes>(uint64_t offset, uint64_t length)>;
 
 struct SegmentReadStats {
@@ -81,8 +85,9 @@ struct SegmentReadStats {
 // kSegmentFirstFetchBytes, a second one only for a longer header). ReadRows fetches only
 // the checksum blocks holding the requested rows (offsets first, then data, for
 // variable-width types; codes, then the dictionary entries they use, for categorical),
-// coalescing ranges whose gap is at most max(4 KiB, 25% of the merged range), and verifies
-// every block it uses. Movable, not copyable.
+// coalescing ranges that touch (and, unless set_coalesce_gaps(false), ranges whose gap is
+// at most max(4 KiB, 25% of the merged range)), and verifies every block it uses.
+// Movable, not copyable.
 class SegmentReader {
  public:
   struct Layout;  // parsed header (segment.cc)
@@ -121,14 +126,26 @@ class SegmentReader {
   // Cumulative over Open and every read.
   const SegmentReadStats& stats() const { return stats_; }
 
+  // Whether ReadRows also reads the gaps between nearby ranges to make fewer requests
+  // (spec/12-segments.md §5.3 item 4: gaps up to max(4 KiB, 25% of the merged range);
+  // right for object stores, where a request costs far more than its bytes). Off, only
+  // ranges that touch or overlap are merged, and no byte is read that is not verified
+  // (local files, where a request is a system call on cached pages). Default: on.
+  void set_coalesce_gaps(bool on) { coalesce_ = on; }
+
  private:
   SegmentReader(FetchRange fetch, FieldSpec field);
   Result<Bytes> Fetch(uint64_t offset, uint64_t length);
+  // Counts a fetch of [offset, offset+length) that returned `r` and checks its length.
+  Result<Bytes> Checked(uint64_t offset, uint64_t length, Result<Bytes> r);
+  // Ranges ReadRows fetches at once.
+  static constexpr size_t kMaxRunsInFlight = 16;
 
   FetchRange fetch_;
   FieldSpec field_;
   std::shared_ptr<const Header> header_;
   SegmentReadStats stats_;
+  bool coalesce_ = true;
 };
 
 }  // namespace dreamdb::columnar

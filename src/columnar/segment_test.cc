@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -119,8 +120,9 @@ void ExpectSameColumn(const Column& got, const Column& want) {
 // An in-memory object behind a FetchRange that counts what it serves.
 struct MemObject {
   Bytes bytes;
-  uint64_t requests = 0;
-  uint64_t served = 0;
+  // Atomic: ReadRows fetches independent ranges from several threads.
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> served{0};
   FetchRange Fetcher() {
     return [this](uint64_t offset, uint64_t length) -> Result<Bytes> {
       ++requests;
@@ -190,13 +192,16 @@ TEST(Segment, HeaderAndAlignment) {
   ASSERT_TRUE(header.ok());
   const cbor::Map& m = header->map();
   EXPECT_EQ(m.Find("kind")->string_value(), "dreamdb.segment");
-  EXPECT_EQ(m.Find("format")->raw_uint(), 1u);
+  EXPECT_EQ(m.Find("format")->raw_uint(), 3u);
   EXPECT_EQ(m.Find("type")->string_value(), "string");
   EXPECT_EQ(m.Find("rows")->raw_uint(), 10u);
   const cbor::Array& buffers = m.Find("buffers")->array();
   ASSERT_EQ(buffers.size(), 3u);
   const char* names[] = {"validity", "offsets", "data"};
-  uint64_t blocks[] = {256, 256, 65536};
+  // `data` blocks are counted in values (spec/12 §4.4): about 256 bytes of them.
+  const uint64_t data_len = buffers[2].map().Find("length")->raw_uint();
+  uint64_t blocks[] = {256, 256,
+                       std::clamp<uint64_t>(256 * 10 / std::max<uint64_t>(data_len, 1), 1, 10)};
   uint64_t end = 0;
   for (size_t i = 0; i < 3; ++i) {
     const cbor::Map& b = buffers[i].map();
@@ -213,17 +218,22 @@ TEST(Segment, BlockSizes) {
     FieldSpec spec;
     uint64_t values_block;
   };
-  FieldSpec big = Spec(FieldType::kEmbedding, 1536);    // 6144 bytes/row: 10 rows
+  // Format 3 (spec/12 §4.4): as many whole rows as fit in 256 bytes, at least one.
+  FieldSpec big = Spec(FieldType::kEmbedding, 1536);    // 6144 bytes/row: one row
   FieldSpec huge = Spec(FieldType::kEmbedding, 65536);  // 256 KiB/row: one row
-  FieldSpec mid = Spec(FieldType::kEmbedding, 768);     // 3072 bytes/row: 16 rows
+  FieldSpec mid = Spec(FieldType::kEmbedding, 768);     // 3072 bytes/row: one row
+  FieldSpec wide = Spec(FieldType::kEmbedding, 40);     // 160 bytes/row: one row
+  FieldSpec small = Spec(FieldType::kEmbedding, 4);     // 16 bytes/row: 16 rows
   FieldSpec odd = Spec(FieldType::kArray);
   odd.shape = {3};  // 3 bytes/row: 85 rows
   const Case cases[] = {{Spec(FieldType::kInt64), 256},
                         {Spec(FieldType::kBool), 256},
                         {Spec(FieldType::kCategorical), 256},
-                        {mid, 49152},
-                        {big, 61440},
+                        {mid, 3072},
+                        {big, 6144},
                         {huge, 262144},
+                        {wide, 160},
+                        {small, 256},
                         {odd, 255}};
   for (const Case& c : cases) {
     Column col = MakeColumn(c.spec, 2, 0.0, 3);
@@ -523,16 +533,39 @@ Bytes Reseal(Bytes seg) {
   auto header = cbor::Decode(ByteView(seg).substr(28, header_len));
   EXPECT_TRUE(header.ok());
   cbor::Map top = header->map();
+  const bool format3 = top.Find("format")->raw_uint() == 3;
   cbor::Array buffers;
+  uint64_t offsets_at = 0, offsets_len = 0;
   for (const cbor::Value& b : top.Find("buffers")->array()) {
     cbor::Map m = b.map();
+    const std::string& name = m.Find("name")->string_value();
     uint64_t offset = m.Find("offset")->raw_uint();
     uint64_t length = m.Find("length")->raw_uint();
     uint64_t block = m.Find("block")->raw_uint();
     Bytes sums;
-    for (uint64_t o = 0; o < length; o += block) {
-      auto d = ObjectId::Of(ByteView(seg).substr(offset + o, std::min(block, length - o))).digest();
+    auto add_sum = [&](uint64_t start, uint64_t len) {
+      auto d = ObjectId::Of(ByteView(seg).substr(start, len)).digest();
       sums.append(reinterpret_cast<const char*>(d.data()), 16);
+    };
+    if (name == "offsets" || name == "dict_offsets") {
+      offsets_at = offset;
+      offsets_len = length;
+    }
+    if (format3 && (name == "data" || name == "dict_data")) {
+      // Blocks of `block` whole values, cut by the offsets as they are (spec/12 §4.4);
+      // bounds outside the buffer are clamped (the reader refuses them anyway).
+      const uint64_t n = offsets_len / 8 - 1;
+      auto entry = [&](uint64_t e) {
+        uint64_t v;
+        std::memcpy(&v, seg.data() + offsets_at + e * 8, 8);
+        return std::min(v, length);
+      };
+      for (uint64_t k = 0; k * block < n; ++k) {
+        uint64_t lo = entry(k * block), hi = std::max(lo, entry(std::min(n, (k + 1) * block)));
+        add_sum(offset + lo, hi - lo);
+      }
+    } else {
+      for (uint64_t o = 0; o < length; o += block) add_sum(offset + o, std::min(block, length - o));
     }
     m.Set("sums", cbor::Value::Bytes(sums));
     buffers.push_back(cbor::Value::FromMap(std::move(m)));
@@ -661,7 +694,8 @@ TEST(Segment, HeaderRules) {
   auto none = [](cbor::Map&) {};
   const Case cases[] = {
       {set("kind", cbor::Value::Text("dreamdb.other")), nullptr, StatusCode::kCorrupt, "kind"},
-      {set("format", cbor::Value::UInt(3)), nullptr, StatusCode::kUnsupported, "format 3"},
+      {set("format", cbor::Value::UInt(4)), nullptr, StatusCode::kUnsupported,
+       "segment format 4 is newer than this build reads (1, 2 and 3)"},
       {set("format", cbor::Value::UInt(2)), nullptr, StatusCode::kCorrupt,
        "missing required key 'encoding'"},
       {set("type", cbor::Value::Text("decimal")), nullptr, StatusCode::kUnsupported,
@@ -967,7 +1001,7 @@ TEST(Sq8, RoundTripWithinTheBound) {
         ASSERT_TRUE(enc.ok()) << enc.status().ToString();
         EXPECT_EQ(enc->substr(0, 8), "DDBSEG01");
         cbor::Map h = HeaderOf(*enc);
-        EXPECT_EQ(h.Find("format")->raw_uint(), 2u);
+        EXPECT_EQ(h.Find("format")->raw_uint(), 3u);
         EXPECT_EQ(h.Find("encoding")->string_value(), "sq8");
         auto dec = DecodeSegment(*enc, spec);
         ASSERT_TRUE(dec.ok()) << dec.status().ToString();
@@ -1056,9 +1090,10 @@ TEST(Sq8, ExactByteLayout) {
 }
 
 TEST(Sq8, BlockSizesFollowTheFixedWidthRule) {
-  // codes: w = dim; scales: w = 8.
-  const std::pair<uint32_t, uint64_t> cases[] = {{4, 256},      {100, 1600},   {768, 12288},
-                                                 {1536, 24576}, {5000, 65000}, {65536, 65536}};
+  // codes: w = dim; scales: w = 8 (format 3, spec/12 §4.4: whole rows in 256 bytes, at
+  // least one).
+  const std::pair<uint32_t, uint64_t> cases[] = {{4, 256},     {100, 200},   {768, 768},
+                                                 {1536, 1536}, {5000, 5000}, {65536, 65536}};
   for (auto [dim, block] : cases) {
     Column col = MakeVectors(Sq8Spec(dim), 2, 0.0, 3);
     auto enc = EncodeSegment(col);
@@ -1081,17 +1116,18 @@ TEST(Sq8, AboutFourTimesSmaller) {
   auto sq8 = EncodeSegment(col);
   auto f32 = EncodeSegment(raw_col);
   ASSERT_TRUE(sq8.ok() && f32.ok());
-  // 776 vs 3072 bytes per row, plus headers.
-  EXPECT_LT(sq8->size() * 39, f32->size() * 10) << sq8->size() << " vs " << f32->size();
+  // 776 vs 3072 bytes per row, plus headers (16 bytes of block sum per row in both:
+  // format 3 makes each wide row its own block): 792 vs 3088, 3.9x.
+  EXPECT_LT(sq8->size() * 38, f32->size() * 10) << sq8->size() << " vs " << f32->size();
   EXPECT_GT(sq8->size(), 776u * 1000);
-  // raw = true is format 1 and the same bytes as no declared index.
+  // raw = true is format 3 without an encoding, the same bytes as no declared index.
   FieldSpec none = raw;
   none.index.reset();
   Column none_col(none);
   none_col.AppendRange(col, 0, col.length());
   EXPECT_EQ(*EncodeSegment(none_col), *f32);
   const cbor::Map h = HeaderOf(*f32);
-  EXPECT_EQ(h.Find("format")->raw_uint(), 1u);
+  EXPECT_EQ(h.Find("format")->raw_uint(), 3u);
   EXPECT_EQ(h.Find("encoding"), nullptr);
   // The field given to EncodeSegment chooses the encoding, not the column's own spec.
   EXPECT_EQ(*EncodeSegment(none_col, spec), *sq8);
@@ -1111,19 +1147,19 @@ TEST(Sq8, RangedReadFetchesOnlyTheRowsBlocks) {
   MemObject obj{*enc};
   auto reader = SegmentReader::Open(obj.Fetcher(), spec);
   ASSERT_TRUE(reader.ok()) << reader.status().ToString();
-  const SegmentReadStats opened = reader->stats();  // the header (block sums) is ~30 KB
+  const SegmentReadStats opened = reader->stats();  // the header (block sums) is ~130 KB
   const std::vector<uint32_t> rows = {3, 3, 4007, 7999};
   auto got = reader->ReadRows(rows);
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   ExpectRows(*got, *whole, rows);
   // Per distant row: its validity, scales and codes blocks (at most 3 requests). Codes
-  // blocks are 16 rows (12288 bytes), scales and validity blocks 256 bytes; coalescing
+  // blocks are one row (768 bytes), scales and validity blocks 256 bytes; coalescing
   // may add gaps of at most 4 KiB.
   EXPECT_LE(reader->stats().requests - opened.requests, 3u * 3);
   EXPECT_LE(reader->stats().bytes_fetched - opened.bytes_fetched,
-            3u * (12288 + 256 + 256) + 3 * 4096);
-  // The whole segment is far larger.
-  EXPECT_GT(enc->size(), 50 * reader->stats().bytes_fetched);
+            3u * (768 + 256 + 256) + 3 * 4096);
+  // The whole segment is far larger than the header and the blocks read.
+  EXPECT_GT(enc->size(), 40 * reader->stats().bytes_fetched);
 }
 
 TEST(Sq8, NonFiniteValuesAreRefusedNamingTheRow) {
@@ -1224,8 +1260,19 @@ TEST(Sq8, HeaderRules) {
          }
          m = copy;
        },
+       // Format 3 without an encoding holds values as stored: a values buffer.
+       nullptr, StatusCode::kCorrupt, "1 or 2 buffers, not 3"},
+      {[](cbor::Map& m) {
+         cbor::Map copy;
+         for (const auto& [k, v] : m.entries()) {
+           if (k != "encoding") copy.Set(k, v);
+         }
+         copy.Set("format", cbor::Value::UInt(2));
+         m = copy;
+       },
        nullptr, StatusCode::kCorrupt, "missing required key 'encoding'"},
-      {set("format", cbor::Value::UInt(3)), nullptr, StatusCode::kUnsupported, "format 3"},
+      {set("format", cbor::Value::UInt(4)), nullptr, StatusCode::kUnsupported,
+       "segment format 4 is newer than this build reads (1, 2 and 3)"},
       // Format 1 ignores `encoding` and expects a values buffer.
       {set("format", cbor::Value::UInt(1)), nullptr, StatusCode::kCorrupt, "1 or 2 buffers, not 3"},
       {none, [](cbor::Array& l) { l[2].mutable_map().Set("block", cbor::Value::UInt(260)); },
@@ -1270,11 +1317,14 @@ TEST(Sq8, HeaderRules) {
   EXPECT_EQ(r.status().code(), StatusCode::kCorrupt) << r.status().ToString();
   EXPECT_NE(r.status().message().find("applies to embeddings"), std::string::npos);
   // A format-1 embedding with an `encoding` key reads as format 1 (unknown keys are
-  // ignored, spec/08-versioning.md §4.2).
+  // ignored, spec/08-versioning.md §4.2); in format 3 the key means sq8.
   FieldSpec plain = Spec(FieldType::kEmbedding, 4);
   Column pc = MakeColumn(plain, 5, 0.0, 2);
-  Bytes with_key = Rebuild(*EncodeSegment(pc),
-                           [](cbor::Map& m) { m.Set("encoding", cbor::Value::Text("sq8")); });
+  // (dim 4: format 1 and 3 cut the same 256-byte blocks, so only the header differs.)
+  Bytes with_key = Rebuild(*EncodeSegment(pc), [](cbor::Map& m) {
+    m.Set("format", cbor::Value::UInt(1));
+    m.Set("encoding", cbor::Value::Text("sq8"));
+  });
   auto d = DecodeSegment(with_key, plain);
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   ExpectSameColumn(*d, pc);
@@ -1315,6 +1365,166 @@ TEST(Sq8, EverySingleByteCorruptionIsDetected) {
       }
     }
   }
+}
+
+// ---- Format 3: the verification unit (spec/12-segments.md §4.4) ----
+
+// Format 1 cut a 768-d embedding into 16-row blocks: a random read of one value fetched
+// and hashed 48 KiB for 3 KiB. Format 3 makes each wide value its own block.
+TEST(SegmentFormat3, RandomWideValueReadFetchesOnlyTheValue) {
+  FieldSpec spec = Spec(FieldType::kEmbedding, 768);
+  Column col = MakeColumn(spec, 200, 0.0, 11);
+  auto enc = EncodeSegment(col);
+  ASSERT_TRUE(enc.ok());
+  MemObject obj{*enc};
+  auto reader = SegmentReader::Open(obj.Fetcher(), spec);
+  ASSERT_TRUE(reader.ok());
+  for (uint32_t r : {0u, 37u, 199u}) {
+    const uint64_t b0 = obj.served;
+    auto got = reader->ReadRows({r});
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    ExpectRows(*got, col, {r});
+    EXPECT_EQ(obj.served - b0, 768u * 4) << "row " << r;
+  }
+}
+
+// Format 1 cut variable-width data into 64 KiB blocks: one 50 KiB blob cost up to
+// 128 KiB. Format 3 blocks are runs of whole values; a value of 256 bytes or more is its
+// own block, found through its offsets entries.
+TEST(SegmentFormat3, RandomBlobReadFetchesAtMostTheValueAndItsOffsets) {
+  FieldSpec spec = Spec(FieldType::kBlob);
+  Column col(spec);
+  for (int r = 0; r < 40; ++r) col.AppendBytes(std::string(50000 + r * 37, static_cast<char>(r)));
+  auto enc = EncodeSegment(col);
+  ASSERT_TRUE(enc.ok());
+  MemObject obj{*enc};
+  auto reader = SegmentReader::Open(obj.Fetcher(), spec);
+  ASSERT_TRUE(reader.ok());
+  reader->set_coalesce_gaps(false);
+  for (uint32_t r : {0u, 21u, 39u}) {
+    const uint64_t b0 = obj.served;
+    auto got = reader->ReadRows({r});
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    ExpectRows(*got, col, {r});
+    const uint64_t value = col.BytesAt(r).size();
+    EXPECT_LE(obj.served - b0, value + 2 * 256) << "row " << r;  // the value + its offsets
+    EXPECT_LE(obj.served - b0, value * 12 / 10) << "row " << r;
+  }
+}
+
+// Short strings share blocks of about 256 bytes; a value whose block bounds lie in
+// different offsets blocks still reads (every entry used is verified).
+TEST(SegmentFormat3, SmallStringsShareBlocksAndReadOneByOne) {
+  for (FieldType type : {FieldType::kString, FieldType::kCategorical}) {
+    FieldSpec spec = Spec(type);
+    spec.optional = true;
+    Column col = MakeColumn(spec, 3000, 0.1, 5);
+    auto enc = EncodeSegment(col);
+    ASSERT_TRUE(enc.ok());
+    auto whole = DecodeSegment(*enc, spec);
+    ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+    MemObject obj{*enc};
+    auto reader = SegmentReader::Open(obj.Fetcher(), spec);
+    ASSERT_TRUE(reader.ok());
+    reader->set_coalesce_gaps(false);
+    for (uint32_t r = 0; r < 3000; r += 97) {
+      const uint64_t b0 = obj.served;
+      auto got = reader->ReadRows({r});
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      ExpectRows(*got, *whole, {r});
+      // validity, up to 3 offsets blocks, one data block (~256 bytes, values <= 40 bytes)
+      // or, for categorical, codes and the dictionary's blocks.
+      EXPECT_LE(obj.served - b0, 6 * 256u + 2 * 40) << "row " << r;
+    }
+  }
+}
+
+// On a local store a ranged read reads no gap bytes: nearby rows cost their blocks only.
+TEST(SegmentFormat3, WithoutGapCoalescingOnlyVerifiedBytesAreRead) {
+  FieldSpec spec = Spec(FieldType::kInt64);
+  Column col = MakeColumn(spec, 10000, 0.0, 3);
+  auto enc = EncodeSegment(col);
+  ASSERT_TRUE(enc.ok());
+  MemObject obj{*enc};
+  auto reader = SegmentReader::Open(obj.Fetcher(), spec);
+  ASSERT_TRUE(reader.ok());
+  reader->set_coalesce_gaps(false);
+  std::vector<uint32_t> rows;
+  for (uint32_t r = 5; r < 10000; r += 200) rows.push_back(r);  // 1,600 bytes apart
+  const uint64_t b0 = obj.served;
+  auto got = reader->ReadRows(rows);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ExpectRows(*got, col, rows);
+  EXPECT_EQ(obj.served - b0, rows.size() * 256);
+}
+
+// Rewrites the header's `format` (and the header sum), keeping everything else.
+Bytes WithFormat(const Bytes& seg, uint64_t format) {
+  uint32_t header_len;
+  std::memcpy(&header_len, seg.data() + 8, 4);
+  auto header = cbor::Decode(ByteView(seg).substr(28, header_len));
+  EXPECT_TRUE(header.ok());
+  cbor::Map m = header->map();
+  m.Set("format", cbor::Value::UInt(format));
+  Bytes encoded = *cbor::Encode(cbor::Value::FromMap(std::move(m)));
+  Bytes out = seg.substr(0, 8);
+  uint32_t len = static_cast<uint32_t>(encoded.size());
+  out.append(reinterpret_cast<const char*>(&len), 4);
+  auto digest = ObjectId::Of(encoded).digest();
+  out.append(reinterpret_cast<const char*>(digest.data()), 16);
+  out += encoded;
+  out += seg.substr(28 + header_len);
+  return out;
+}
+
+// A segment of a format newer than this build is `unsupported`, and the message names
+// the format (a reader that predates format 3 says "segment format 3 (this build reads 1
+// and 2)").
+TEST(SegmentFormat3, NewerFormatIsUnsupportedNamingTheVersion) {
+  FieldSpec spec = Spec(FieldType::kInt64);
+  auto enc = EncodeSegment(MakeColumn(spec, 10, 0.0, 1));
+  ASSERT_TRUE(enc.ok());
+  Bytes newer = WithFormat(*enc, 4);
+  auto got = DecodeSegment(newer, spec);
+  ASSERT_EQ(got.status().code(), StatusCode::kUnsupported) << got.status().ToString();
+  EXPECT_NE(got.status().message().find("segment format 4 is newer than this build reads"),
+            std::string::npos)
+      << got.status().ToString();
+  MemObject obj{newer};
+  auto reader = SegmentReader::Open(obj.Fetcher(), spec);
+  EXPECT_EQ(reader.status().code(), StatusCode::kUnsupported);
+  // Format 0 never existed: damage, not a newer writer.
+  EXPECT_EQ(DecodeSegment(WithFormat(*enc, 0), spec).status().code(), StatusCode::kCorrupt);
+}
+
+// Format 3 block rules are checked: a format 3 header with format 1's block sizes (or the
+// reverse) is corrupt, and a flipped data byte is found by a single-row read.
+TEST(SegmentFormat3, BlockSizesOfAnotherFormatAreCorrupt) {
+  FieldSpec spec = Spec(FieldType::kEmbedding, 768);
+  auto enc = EncodeSegment(MakeColumn(spec, 40, 0.0, 2));
+  ASSERT_TRUE(enc.ok());
+  auto as_format1 = DecodeSegment(WithFormat(*enc, 1), spec);
+  EXPECT_EQ(as_format1.status().code(), StatusCode::kCorrupt);
+  EXPECT_NE(as_format1.status().message().find("block size is 3072, expected 49152"),
+            std::string::npos)
+      << as_format1.status().ToString();
+
+  FieldSpec blob = Spec(FieldType::kBlob);
+  Column col(blob);
+  for (int r = 0; r < 8; ++r) col.AppendBytes(std::string(1000, static_cast<char>('a' + r)));
+  auto seg = EncodeSegment(col);
+  ASSERT_TRUE(seg.ok());
+  Bytes damaged = *seg;
+  damaged[damaged.size() - 1000 * 3 - 5] ^= 1;  // inside row 4's value
+  MemObject obj{damaged};
+  auto reader = SegmentReader::Open(obj.Fetcher(), blob);
+  ASSERT_TRUE(reader.ok());
+  EXPECT_TRUE(reader->ReadRows({3}).ok());
+  auto bad = reader->ReadRows({4});
+  EXPECT_EQ(bad.status().code(), StatusCode::kCorrupt);
+  EXPECT_NE(bad.status().message().find("checksum mismatch in buffer 'data' block 4"),
+            std::string::npos)
+      << bad.status().ToString();
 }
 
 }  // namespace

@@ -37,9 +37,32 @@ constexpr auto kCommitRetryBudget = std::chrono::seconds(120);
 // Target size of one segment object; larger columns are cut into several.
 constexpr uint64_t kSegmentTargetBytes = uint64_t{64} << 20;
 constexpr uint64_t kDefaultSegmentCacheBytes = uint64_t{128} << 20;
-constexpr size_t kDefaultPageCacheBytes = size_t{32} << 20;
-// ~4 KiB a segment: a handle reopens its last ~4,000 segments without a request.
-constexpr uint64_t kDefaultHeaderCacheBytes = uint64_t{16} << 20;
+constexpr size_t kPrivatePageCacheBytes = size_t{32} << 20;
+constexpr uint64_t kPrivateHeaderCacheBytes = uint64_t{16} << 20;
+
+// Index pages and segment headers are immutable and content-addressed, so the handles of
+// one store share them process-wide, keyed by the store's canonical URI: file://, s3://
+// and named memory:// stores, which every Store::Open of that URI reaches. An anonymous
+// "memory://" store, or backends wrapped under a caller's URI (Store::FromBackends), has
+// no identity beyond its Store object: its handles keep their own caches.
+bool SharesCaches(const Store& store) {
+  const std::string& uri = store.uri();
+  auto starts = [&](std::string_view p) { return uri.rfind(p, 0) == 0; };
+  return starts("file://") || starts("s3://") || (starts("memory://") && uri != "memory://");
+}
+
+std::shared_ptr<btree::PageCache> PagesFor(const Store& store) {
+  if (!SharesCaches(store)) return std::make_shared<btree::PageCache>(kPrivatePageCacheBytes);
+  return btree::PageCache::ForStore(store.uri(), kPrivatePageCacheBytes);
+}
+
+std::shared_ptr<dataset::SegmentHeaderCache> HeadersFor(const Store& store) {
+  if (!SharesCaches(store)) {
+    return std::make_shared<dataset::SegmentHeaderCache>(
+        std::make_shared<dataset::SegmentHeaderCache::Lru>(kPrivateHeaderCacheBytes), 0);
+  }
+  return dataset::SegmentHeaderCache::ForStore(store.uri());
+}
 
 std::mt19937_64& Rng() {
   thread_local std::mt19937_64 rng(std::random_device{}() ^
@@ -259,9 +282,11 @@ DatasetImpl::DatasetImpl(std::shared_ptr<Store> store, std::string name, std::st
     : store_(std::move(store)),
       name_(std::move(name)),
       branch_(std::move(branch)),
-      pages_(std::make_shared<btree::PageCache>(kDefaultPageCacheBytes)),
+      // Index pages and segment headers are shared by every handle of this store in the
+      // process (immutable, content-addressed: always coherent).
+      pages_(PagesFor(*store_)),
       segments_(std::make_shared<dataset::SegmentCache>(kDefaultSegmentCacheBytes)),
-      headers_(std::make_shared<dataset::SegmentHeaderCache>(kDefaultHeaderCacheBytes)),
+      headers_(HeadersFor(*store_)),
       vectors_(vindex::NewObjectCache()) {}
 
 Result<std::shared_ptr<const Version>> DatasetImpl::LoadVersion(const ObjectId& id) const {

@@ -186,6 +186,78 @@ TEST(DatasetTest, RepeatedTakeOnAHandleDoesNotRefetchSegmentHeaders) {
   }
 }
 
+// Counts the object reads that reach a store's backend. Thread-safe (atomic counters).
+class CountingBackend final : public ObjectBackend {
+ public:
+  explicit CountingBackend(std::shared_ptr<ObjectBackend> inner) : inner_(std::move(inner)) {}
+  Status Put(const ObjectId& id, ByteView data) override { return inner_->Put(id, data); }
+  Result<Bytes> Get(const ObjectId& id) override {
+    ++gets;
+    return inner_->Get(id);
+  }
+  Result<Bytes> GetRange(const ObjectId& id, uint64_t offset, uint64_t length) override {
+    auto r = inner_->GetRange(id, offset, length);
+    ++ranges;
+    if (r.ok()) range_bytes += r->size();
+    return r;
+  }
+  Result<ObjectInfo> Head(const ObjectId& id) override { return inner_->Head(id); }
+  Status List(std::string_view prefix, const ObjectVisitor& visit) override {
+    return inner_->List(prefix, visit);
+  }
+  Status Delete(const ObjectId& id) override { return inner_->Delete(id); }
+  std::atomic<uint64_t> gets{0}, ranges{0}, range_bytes{0};
+
+ private:
+  std::shared_ptr<ObjectBackend> inner_;
+};
+
+// A training job that opens a new handle per random take used to re-read, on every take,
+// each anchor-index leaf (~16 KB per anchor looked up) and each segment header. Both are
+// immutable and content-addressed: the handles of one store now share what any of them
+// read and verified, process-wide, so a fresh handle's take makes only its data requests.
+TEST(DatasetTest, FreshHandleReusesIndexPagesAndSegmentHeadersOfItsStore) {
+  const std::string uri =
+      "file://" + ::testing::TempDir() + "/dataset_fresh_handle_" + std::to_string(getpid());
+  std::shared_ptr<Store> store(*Store::Open(uri));
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  constexpr uint64_t kSegments = 4, kRows = 3000;
+  for (uint64_t s = 0; s < kSegments; ++s) {
+    ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), kRows, int64_t(s * kRows))).ok());
+  }
+  std::vector<uint64_t> anchors;
+  for (uint64_t s = 0; s < kSegments; ++s) anchors.push_back(s * kRows + 2100);
+  // Handles on new Store objects for the same URI, counting what reaches the files.
+  auto open_counted = [&](std::shared_ptr<CountingBackend>* counter) {
+    std::shared_ptr<Store> fresh_store(*Store::Open(uri));
+    *counter = std::make_shared<CountingBackend>(
+        std::shared_ptr<ObjectBackend>(fresh_store, &fresh_store->object_backend()));
+    std::shared_ptr<Store> counted =
+        Store::FromBackends(store->uri(), *counter,
+                            std::shared_ptr<RefBackend>(fresh_store, &fresh_store->ref_backend()));
+    return *Dataset::Open(counted, "d");
+  };
+  std::shared_ptr<CountingBackend> first_count;
+  auto first = open_counted(&first_count);
+  const uint64_t open_gets = first_count->gets.load();
+  ASSERT_TRUE(first->Take(anchors, {"label"}).ok());
+  EXPECT_GT(first_count->gets.load(), open_gets);        // the index pages
+  EXPECT_EQ(first_count->ranges.load(), 2 * kSegments);  // a header and a block per segment
+
+  std::shared_ptr<CountingBackend> count;
+  auto fresh = open_counted(&count);
+  const uint64_t gets = count->gets.load();
+  auto t = fresh->Take(anchors, {"label"});
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  for (uint64_t i = 0; i < kSegments; ++i) {
+    EXPECT_EQ(t->columns[0].Int64At(i), int64_t(i * kRows + 2100));
+  }
+  // No index page read again, and per segment one request of one 256-byte block.
+  EXPECT_EQ(count->gets.load(), gets);
+  EXPECT_EQ(count->ranges.load(), kSegments);
+  EXPECT_EQ(count->range_bytes.load(), kSegments * 256);
+}
+
 // The spatial-object cache holds several kinds of objects; a lookup as another kind than
 // the one cached is a miss (never an object of the wrong type).
 TEST(ObjectCacheTest, LookupAsAnotherKindIsAMiss) {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <map>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -18,6 +19,11 @@ namespace dreamdb {
 namespace {
 
 constexpr std::string_view kLeases = "/leases/";
+
+// What one object a mark pass holds costs: its entry in the marked set plus the walk's own
+// seen sets and per-segment facts (spec/06 §6.8: 412 bytes of peak RSS measured per live
+// object on a store of 515,591, bench/RESULTS.md).
+constexpr uint64_t kBytesPerMark = 416;
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -54,55 +60,134 @@ struct Lease {
   int64_t expires_s;
 };
 
+// The stored result of a sharded mark (spec/06 §6.11): a raw object of text lines.
+constexpr std::string_view kMarkMagic = "dreamdb gc mark 1\n";
+constexpr std::string_view kChunkMagic = "dreamdb gc mark chunk 1\n";
+constexpr char kMarkReachable = 'r';
+constexpr char kMarkLeased = 'l';
+
+struct StoredMark {
+  int64_t now_ms = 0;
+  int64_t cutoff_ms = 0;
+  int64_t grace_ms = 0;
+  std::map<uint32_t, ObjectId> chunks;  // by first id byte
+};
+
+Bytes EncodeMark(const StoredMark& m) {
+  Bytes out(kMarkMagic);
+  out += "now_ms " + std::to_string(m.now_ms) + "\n";
+  out += "cutoff_ms " + std::to_string(m.cutoff_ms) + "\n";
+  out += "grace_ms " + std::to_string(m.grace_ms) + "\n";
+  char prefix[3];
+  for (const auto& [p, id] : m.chunks) {
+    std::snprintf(prefix, sizeof prefix, "%02x", p);
+    out += "chunk " + std::string(prefix) + " " + id.ToString() + "\n";
+  }
+  return out;
+}
+
+Result<StoredMark> DecodeMark(ByteView bytes) {
+  auto bad = [](const std::string& why) {
+    return Corrupt("gc: the stored mark (ref " + Quote(kGcMarkRef) + ") " + why +
+                   "; run `dreamdb gc --mark-only` again");
+  };
+  if (bytes.substr(0, kMarkMagic.size()) != kMarkMagic) return bad("has no header");
+  bytes.remove_prefix(kMarkMagic.size());
+  StoredMark m;
+  int have = 0;
+  while (!bytes.empty()) {
+    const size_t nl = bytes.find('\n');
+    if (nl == std::string_view::npos) return bad("ends mid-line");
+    std::string_view line = bytes.substr(0, nl);
+    bytes.remove_prefix(nl + 1);
+    const size_t sp = line.find(' ');
+    if (sp == std::string_view::npos) return bad("has a line without a value");
+    std::string_view key = line.substr(0, sp), value = line.substr(sp + 1);
+    auto number = [&](int64_t* out) -> bool {
+      const bool neg = !value.empty() && value[0] == '-';
+      if (!IsDecimal(neg ? value.substr(1) : value)) return false;
+      *out = std::stoll(std::string(value));
+      ++have;
+      return true;
+    };
+    if (key == "now_ms" || key == "cutoff_ms" || key == "grace_ms") {
+      int64_t* out = key == "now_ms" ? &m.now_ms : key == "cutoff_ms" ? &m.cutoff_ms : &m.grace_ms;
+      if (!number(out)) return bad("has a bad " + std::string(key));
+    } else if (key == "chunk") {
+      if (value.size() < 4 || value[2] != ' ') return bad("has a bad chunk line");
+      const std::string hex(value.substr(0, 2));
+      if (hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
+        return bad("has a bad chunk prefix");
+      }
+      auto id = ObjectId::Parse(value.substr(3));
+      if (!id.ok()) return bad("has a bad chunk id");
+      m.chunks.emplace(static_cast<uint32_t>(std::stoul(hex, nullptr, 16)), *id);
+    } else {
+      return bad("has an unknown line");
+    }
+  }
+  if (have != 3) return bad("lacks its times");
+  return m;
+}
+
 class Collector {
  public:
   Collector(Store& store, const GcOptions& options, GcReport& report)
       : store_(store), options_(options), report_(report) {}
 
   Status Run() {
+    if (options_.shard_of != 0) return SweepShard();
     const int64_t now = options_.now_unix_ms != 0 ? options_.now_unix_ms : NowMs();
     // The cutoff is fixed before any ref is read: an object put after it is young whatever
     // the walk finds (spec/06 §6.6).
     const int64_t cutoff = now - options_.grace_ms;
-    std::vector<RefValue> roots;
     std::vector<Lease> live;
     std::vector<RefValue> expired;
-    RETURN_IF_ERROR(ListRoots(now, &roots, &live, &expired));
-    report_.refs = roots.size();
+    RETURN_IF_ERROR(ListRoots(now, &roots_, &live, &expired));
+    report_.refs = roots_.size();
     for (const RefValue& m : markers_) pruned_.insert(m.target);
     if (options_.keep_since_ms >= 0 || options_.keep_last > 0) {
-      std::vector<RefValue> all = roots;
+      std::vector<RefValue> all = roots_;
       for (const Lease& l : live) all.push_back(l.ref);
       RETURN_IF_ERROR(Retain(all, now));
     }
-    Mark(roots, &reachable_);
-    MarkLeases(live);
-    // Leases taken while the refs were walked (spec/06 §8.4): list them again.
-    std::vector<RefValue> ignored_roots, ignored_expired;
-    std::vector<Lease> live_again;
-    RETURN_IF_ERROR(ListRoots(now, &ignored_roots, &live_again, &ignored_expired));
-    std::vector<Lease> fresh;
-    for (auto& l : live_again) {
-      if (seen_leases_.count(l.ref.name) == 0) fresh.push_back(std::move(l));
-    }
-    MarkLeases(fresh);
-    if (!report_.problems.empty()) {
-      return Corrupt("gc found " + std::to_string(report_.problems.size()) +
-                     (report_.problems.size() == 1 ? " problem" : " problems") +
-                     " among the objects the refs reach; nothing was deleted (run verify)");
-    }
-    // Markers whose version nothing reaches any more go before their version does
-    // (a ref never points at a missing object).
-    for (const RefValue& m : markers_) {
-      if (reachable_.count(m.target) != 0 || leased_.count(m.target) != 0) continue;
-      ++report_.obsolete_markers;
-      if (options_.dry_run) continue;
-      Status s = store_.DeleteRef(m.name, m.target);
-      if (!s.ok() && s.code() != StatusCode::kNotFound && s.code() != StatusCode::kConflict) {
-        return s;
+    for (Lease& l : live) leases_.push_back(std::move(l));
+    root_problems_ = report_.problems;  // damaged ref targets: every pass reports them
+    // Passes by id prefix (spec/06 §6.8): pass `p` of `passes` marks and sweeps the ids
+    // whose first digest byte is in [p * 256 / passes, (p + 1) * 256 / passes). A pass that
+    // outgrows the budget is run again as two, so what earlier passes swept stays done.
+    uint32_t passes = 1;
+    bool may_split = true;  // false once what every pass holds alone reaches the budget
+    for (uint32_t p = 0; p < passes;) {
+      const uint32_t lo = p * 256 / passes, hi = (p + 1) * 256 / passes;
+      report_.mark_passes = passes;
+      bool overflow = false;
+      RETURN_IF_ERROR(MarkPass(now, lo, hi, may_split && passes < 256, &overflow));
+      if (overflow) {
+        // The pass walked every page, manifest and index object but stopped taking
+        // segments: those objects every pass holds, whatever its share of the ids. When
+        // they alone reach the budget more passes cannot help; run this one whole.
+        if (held_ - leaves_held_ >= BudgetIds()) {
+          may_split = false;
+        } else {
+          passes *= 2;
+          p *= 2;
+        }
+        continue;
       }
+      report_.mark_peak_objects = std::max(report_.mark_peak_objects, held_);
+      if (!report_.problems.empty()) {
+        return Corrupt("gc found " + std::to_string(report_.problems.size()) +
+                       (report_.problems.size() == 1 ? " problem" : " problems") +
+                       " among the objects the refs reach; nothing " +
+                       (lo == 0 ? "was" : "more was") + " deleted (run verify)");
+      }
+      RETURN_IF_ERROR(DropObsoleteMarkers(lo, hi));
+      RETURN_IF_ERROR(options_.mark_only ? StoreMarks(lo, hi) : Sweep(cutoff, lo, hi));
+      ++p;
     }
-    RETURN_IF_ERROR(Sweep(cutoff));
+    if (options_.mark_only) RETURN_IF_ERROR(StoreMark(now, cutoff));
+    if (options_.progress) options_.progress("sweep", report_.found_objects);
     report_.expired_leases = expired.size();
     if (!options_.dry_run) {
       for (const auto& e : expired) {
@@ -138,7 +223,7 @@ class Collector {
       } else if (r.name.find("/branches/") != std::string::npos ||
                  r.name.find("/snapshots/") != std::string::npos) {
         if (RawTarget(r)) {
-          reachable_.insert(r.target);
+          pinned_.insert(r.target);
         } else {
           roots->push_back(std::move(r));
         }
@@ -161,6 +246,12 @@ class Collector {
   // walked like a branch when it is a manifest.
   Status OtherRef(const RefValue& r, std::vector<RefValue>* roots) {
     auto bytes = store_.Get(r.target);
+    if (r.name == kGcMarkRef && bytes.ok()) {
+      // The stored mark keeps its chunks (spec/06 §6.11).
+      if (auto mark = DecodeMark(*bytes); mark.ok()) {
+        for (const auto& [prefix, chunk] : mark->chunks) pinned_.insert(chunk);
+      }
+    }
     if (!bytes.ok()) {
       report_.problems.push_back("target of ref " + Quote(r.name) + " " + r.target.ToString() +
                                  ": " + bytes.status().ToString());
@@ -176,7 +267,7 @@ class Collector {
         return Status::Ok();
       }
     }
-    reachable_.insert(r.target);
+    pinned_.insert(r.target);
     return Status::Ok();
   }
 
@@ -248,40 +339,102 @@ class Collector {
     return Status::Ok();
   }
 
+  // Marks into reachable_ and leased_ the objects with first digest byte in [lo, hi) that
+  // the roots and the live leases reach (spec/06 §6.6 steps 2 and 3). Segments outside
+  // the range are not fetched; everything else is walked, so a damaged page, manifest or
+  // index object is found by every pass. With `may_overflow`, a pass whose held objects
+  // reach the budget stops taking segments and sets `overflow` (its marks are then
+  // incomplete: the caller runs it again, as more passes or whole).
+  Status MarkPass(int64_t now, uint32_t lo, uint32_t hi, bool may_overflow, bool* overflow) {
+    reachable_ = {};
+    leased_ = {};
+    report_.problems = root_problems_;
+    held_ = 0;
+    leaves_held_ = 0;
+    in_range_ = [lo, hi](const ObjectId& id) {
+      return id.digest()[0] >= lo && id.digest()[0] < hi;
+    };
+    const uint64_t budget_ids = BudgetIds();
+    leaf_filter_ = [this, may_overflow, budget_ids, overflow](const ObjectId& id) {
+      if (!in_range_(id)) return false;
+      if (may_overflow && held_ >= budget_ids) *overflow = true;
+      last_leaf_ = id;
+      return !*overflow;
+    };
+    Mark(roots_, &reachable_);
+    MarkLeases(leases_);
+    // Leases taken while the refs were walked (spec/06 §8.4): list them again.
+    std::vector<RefValue> ignored_roots, ignored_expired;
+    std::vector<Lease> live_again;
+    RETURN_IF_ERROR(ListRoots(now, &ignored_roots, &live_again, &ignored_expired));
+    std::vector<Lease> fresh;
+    for (auto& l : live_again) {
+      if (seen_leases_.count(l.ref.name) == 0) fresh.push_back(std::move(l));
+    }
+    MarkLeases(fresh);
+    for (Lease& l : fresh) leases_.push_back(std::move(l));
+    return Status::Ok();
+  }
+
+  uint64_t BudgetIds() const {
+    return std::max<uint64_t>(1, options_.mark_memory_bytes / kBytesPerMark);
+  }
+
   void Mark(const std::vector<RefValue>& roots, std::unordered_set<ObjectId>* into) {
     VerifyReport walk = WalkReachable(
         store_, roots,
         [&](const ObjectId& id, uint64_t) {
-          if (reachable_.count(id) == 0) into->insert(id);
+          ++held_;  // the walk remembers it until it returns
+          if (id == last_leaf_) ++leaves_held_;
+          if (in_range_(id) && reachable_.count(id) == 0) into->insert(id);
         },
         [&](uint64_t objects) {
           if (options_.progress) options_.progress("mark", objects);
         },
-        &pruned_);
+        &pruned_, &leaf_filter_);
     for (auto& p : walk.problems) report_.problems.push_back(std::move(p));
   }
 
   void MarkLeases(const std::vector<Lease>& leases) {
     std::vector<RefValue> roots;
     for (const auto& l : leases) {
-      seen_leases_.insert(l.ref.name);
+      if (seen_leases_.insert(l.ref.name).second) ++report_.leases;
       roots.push_back(l.ref);
     }
-    report_.leases += roots.size();
     if (!roots.empty()) Mark(roots, &leased_);
   }
 
-  Status Sweep(int64_t cutoff) {
+  // Markers whose version nothing reaches any more go before their version does (a ref
+  // never points at a missing object): those of versions in [lo, hi), before its sweep.
+  Status DropObsoleteMarkers(uint32_t lo, uint32_t hi) {
+    for (const RefValue& m : markers_) {
+      if (m.target.digest()[0] < lo || m.target.digest()[0] >= hi) continue;
+      if (Marked(m.target)) continue;
+      ++report_.obsolete_markers;
+      if (options_.dry_run) continue;
+      Status s = store_.DeleteRef(m.name, m.target);
+      if (!s.ok() && s.code() != StatusCode::kNotFound && s.code() != StatusCode::kConflict) {
+        return s;
+      }
+    }
+    return Status::Ok();
+  }
+
+  bool Marked(const ObjectId& id) const {
+    return reachable_.count(id) != 0 || leased_.count(id) != 0 || pinned_.count(id) != 0;
+  }
+
+  Status Sweep(int64_t cutoff, uint32_t lo, uint32_t hi) {
     // One shard (1/256 of the ids) at a time, so the candidates held are bounded and the
     // listing is never mutated while it is read.
     char prefix[3];
-    for (int shard = 0; shard < 256; ++shard) {
+    for (uint32_t shard = lo; shard < hi; ++shard) {
       std::snprintf(prefix, sizeof prefix, "%02x", shard);
       std::vector<ObjectInfo> garbage;
       RETURN_IF_ERROR(store_.ListObjects(prefix, [&](const ObjectInfo& o) {
         ++report_.found_objects;
         report_.found_bytes += o.size_bytes;
-        if (reachable_.count(o.id)) {
+        if (reachable_.count(o.id) || pinned_.count(o.id)) {
           Count(&report_.reachable_objects, &report_.reachable_bytes, o);
         } else if (leased_.count(o.id)) {
           Count(&report_.leased_objects, &report_.leased_bytes, o);
@@ -297,7 +450,118 @@ class Collector {
       }));
       for (const auto& o : garbage) RETURN_IF_ERROR(Delete(o, cutoff));
     }
+    return Status::Ok();
+  }
+
+  // ---- Sharded GC (spec/06 §6.11) ----
+
+  // The chunks of prefixes [lo, hi): each the sorted marked ids with that first byte.
+  Status StoreMarks(uint32_t lo, uint32_t hi) {
+    std::vector<std::vector<Bytes>> entries(hi - lo);
+    auto add = [&](const ObjectId& id, char tag) {
+      const uint32_t b = id.digest()[0];
+      if (b < lo || b >= hi) return;
+      entries[b - lo].push_back(std::string(1, tag) + id.ToBinary());
+    };
+    for (const ObjectId& id : reachable_) add(id, kMarkReachable);
+    for (const ObjectId& id : pinned_) {
+      if (reachable_.count(id) == 0) add(id, kMarkReachable);
+    }
+    for (const ObjectId& id : leased_) {
+      if (reachable_.count(id) == 0 && pinned_.count(id) == 0) add(id, kMarkLeased);
+    }
+    for (uint32_t i = 0; i < entries.size(); ++i) {
+      if (entries[i].empty()) continue;
+      std::sort(entries[i].begin(), entries[i].end(),
+                [](const Bytes& a, const Bytes& b) { return a.compare(1, Bytes::npos, b, 1) < 0; });
+      Bytes chunk = std::string(kChunkMagic);
+      for (const Bytes& e : entries[i]) chunk += e;
+      ASSIGN_OR_RETURN(ObjectId id, store_.Put(chunk));
+      chunks_.emplace(lo + i, id);
+      report_.marked_objects += entries[i].size();
+    }
+    return Status::Ok();
+  }
+
+  // The mark object and the ref naming it, put after every chunk.
+  Status StoreMark(int64_t now, int64_t cutoff) {
+    StoredMark m{now, cutoff, options_.grace_ms, chunks_};
+    ASSIGN_OR_RETURN(ObjectId id, store_.Put(EncodeMark(m)));
+    report_.mark = id.ToString();
+    for (int attempt = 0;; ++attempt) {
+      auto old = store_.ReadRef(kGcMarkRef);
+      Status s = old.ok() ? store_.UpdateRef(kGcMarkRef, old->target, id)
+                 : old.status().code() == StatusCode::kNotFound ? store_.CreateRef(kGcMarkRef, id)
+                                                                : old.status();
+      // Another mark moved the ref meanwhile: either is a valid mark; this one is newer.
+      if ((s.code() == StatusCode::kConflict || s.code() == StatusCode::kAlreadyExists ||
+           (old.ok() && s.code() == StatusCode::kNotFound)) &&
+          attempt < 8) {
+        continue;
+      }
+      return s;
+    }
+  }
+
+  // Sweeps shard `shard` of `shard_of` against the stored mark, one prefix at a time.
+  Status SweepShard() {
+    if (options_.shard_of > 256 || options_.shard >= options_.shard_of) {
+      return InvalidArgument("gc: shard " + std::to_string(options_.shard) + " of " +
+                             std::to_string(options_.shard_of) +
+                             " is out of range (shards are 0..M-1, M at most 256: the sweep "
+                             "is partitioned by the first byte of the object id)");
+    }
+    auto ref = store_.ReadRef(kGcMarkRef);
+    if (!ref.ok() && ref.status().code() == StatusCode::kNotFound) {
+      return NotFound("gc: the store has no mark (ref " + Quote(kGcMarkRef) +
+                      "): run `dreamdb gc --mark-only` before sweeping shards");
+    }
+    RETURN_IF_ERROR(ref.status());
+    ASSIGN_OR_RETURN(Bytes bytes, store_.Get(ref->target));
+    ASSIGN_OR_RETURN(StoredMark mark, DecodeMark(bytes));
+    report_.mark = ref->target.ToString();
+    report_.grace_ms = mark.grace_ms;
+    pinned_.insert(ref->target);
+    for (const auto& [prefix, chunk] : mark.chunks) pinned_.insert(chunk);
+    const uint32_t lo = options_.shard * 256 / options_.shard_of;
+    const uint32_t hi = (options_.shard + 1) * 256 / options_.shard_of;
+    for (uint32_t prefix = lo; prefix < hi; ++prefix) {
+      reachable_ = {};
+      leased_ = {};
+      if (auto it = mark.chunks.find(prefix); it != mark.chunks.end()) {
+        auto chunk = store_.Get(it->second);
+        if (!chunk.ok()) {
+          return Corrupt("gc: chunk " + it->second.ToString() + " of mark " +
+                         ref->target.ToString() + ": " + chunk.status().ToString() +
+                         "; nothing more was deleted (run `dreamdb gc --mark-only` again)");
+        }
+        RETURN_IF_ERROR(DecodeChunk(*chunk, prefix));
+      }
+      RETURN_IF_ERROR(Sweep(mark.cutoff_ms, prefix, prefix + 1));
+    }
     if (options_.progress) options_.progress("sweep", report_.found_objects);
+    return Status::Ok();
+  }
+
+  Status DecodeChunk(ByteView chunk, uint32_t prefix) {
+    auto bad = [&](const std::string& why) {
+      return Corrupt("gc: the mark's chunk for prefix " + std::to_string(prefix) + " " + why);
+    };
+    if (chunk.substr(0, kChunkMagic.size()) != kChunkMagic) return bad("has no header");
+    chunk.remove_prefix(kChunkMagic.size());
+    constexpr size_t kEntry = 1 + ObjectId::kBinarySize;
+    if (chunk.size() % kEntry != 0) return bad("is cut short");
+    for (size_t at = 0; at < chunk.size(); at += kEntry) {
+      auto id = ObjectId::FromBinary(chunk.substr(at + 1, ObjectId::kBinarySize));
+      if (!id.ok() || id->digest()[0] != prefix) return bad("holds an id of another prefix");
+      if (chunk[at] == kMarkReachable) {
+        reachable_.insert(*id);
+      } else if (chunk[at] == kMarkLeased) {
+        leased_.insert(*id);
+      } else {
+        return bad("holds an unknown tag");
+      }
+    }
     return Status::Ok();
   }
 
@@ -330,9 +594,23 @@ class Collector {
   Store& store_;
   const GcOptions& options_;
   GcReport& report_;
-  // The marked sets, in memory (spec/06 §6.8 gives the partitioned design).
+  // The roots and the live leases, read once (leases taken during the run are added).
+  std::vector<RefValue> roots_;
+  std::vector<Lease> leases_;
+  // The current pass's marked sets: ids in its share of the id space (spec/06 §6.8).
   std::unordered_set<ObjectId> reachable_;
   std::unordered_set<ObjectId> leased_;
+  // Targets of refs kept alone (raw bytes, not walked), whatever their prefix.
+  std::unordered_set<ObjectId> pinned_;
+  // Objects the current pass's walks reported (held in memory until the pass ends).
+  uint64_t held_ = 0;
+  uint64_t leaves_held_ = 0;  // of which segments
+  ObjectId last_leaf_;        // the segment the walk last asked to visit
+  std::function<bool(const ObjectId&)> in_range_;
+  LeafFilter leaf_filter_;
+  std::vector<std::string> root_problems_;
+  // Sharded GC: the chunks the mark stored so far, by prefix.
+  std::map<uint32_t, ObjectId> chunks_;
   std::unordered_set<std::string> seen_leases_;
   // Pruned-history markers (spec/06 §6.10) and the versions whose parents are not walked.
   std::vector<RefValue> markers_;
@@ -350,6 +628,13 @@ Status CollectGarbage(Store& store, const GcOptions& options, GcReport* report) 
                            "(a writer's new objects could be deleted before its ref moves)");
   }
   if (options.keep_since_ms < -1) return InvalidArgument("gc: keep-since is negative");
+  if (options.mark_memory_bytes == 0) return InvalidArgument("gc: the mark memory is zero");
+  if (options.mark_only && options.shard_of != 0) {
+    return InvalidArgument("gc: --mark-only and --shard are two steps of a sharded GC; give one");
+  }
+  if (options.mark_only && options.dry_run) {
+    return InvalidArgument("gc: --mark-only stores a mark; it has no dry run");
+  }
   for (const std::string& name : options.datasets) {
     RETURN_IF_ERROR(dataset::ValidateDatasetName(name));
   }
@@ -418,6 +703,36 @@ Result<int64_t> ParseDurationMs(std::string_view text) {
     default:
       return bad();
   }
+}
+
+Result<uint64_t> ParseByteSize(std::string_view text) {
+  auto bad = [&] {
+    return InvalidArgument("size " + Quote(text) +
+                           " is not valid: use a positive whole number of bytes, optionally "
+                           "with K, M or G (e.g. 512M, 2G)");
+  };
+  uint64_t unit = 1;
+  std::string_view digits = text;
+  if (!text.empty()) {
+    switch (text.back()) {
+      case 'K':
+        unit = uint64_t{1} << 10;
+        break;
+      case 'M':
+        unit = uint64_t{1} << 20;
+        break;
+      case 'G':
+        unit = uint64_t{1} << 30;
+        break;
+      default:
+        break;
+    }
+    if (unit != 1) digits.remove_suffix(1);
+  }
+  if (!IsDecimal(digits) || digits.size() > 12) return bad();
+  const uint64_t n = std::stoull(std::string(digits));
+  if (n == 0) return bad();
+  return n * unit;
 }
 
 }  // namespace dreamdb

@@ -16,101 +16,23 @@
 
 #include "dreamdb/dataset.h"
 #include "dreamdb/search.h"
+#include "src/dataset/store_fixture_test_util.h"
 
 namespace dreamdb {
 namespace {
 
-constexpr uint32_t kDim = 8;
 constexpr int64_t kHourMs = 3600 * 1000;
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-Schema TestSchema() {
-  Schema s;
-  EXPECT_TRUE(s.AddEmbedding("emb", kDim).ok());
-  EXPECT_TRUE(s.AddInt64("label").ok());
-  EXPECT_TRUE(s.AddString("name", true).ok());
-  return s;
-}
-
-Batch Rows(const Schema& s, size_t n, uint64_t seed, const std::vector<uint64_t>& anchors = {}) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> g(0, 1);
-  Batch b;
-  b.anchors = anchors;
-  Column emb(*s.Find("emb")), label(*s.Find("label")), name(*s.Find("name"));
-  std::vector<float> v(kDim);
-  for (size_t i = 0; i < n; ++i) {
-    for (auto& x : v) x = g(rng) + float(i % 4) * 3;
-    emb.AppendFloats(std::span<const float>(v));
-    label.AppendInt64(static_cast<int64_t>(seed * 1000 + i));
-    name.AppendBytes("r" + std::to_string(seed) + "-" + std::to_string(i));
-  }
-  b.columns.push_back(std::move(emb));
-  b.columns.push_back(std::move(label));
-  b.columns.push_back(std::move(name));
-  return b;
-}
-
-// Every field of every record of a version, as text: reading it fetches every segment.
-std::string ReadAll(const std::shared_ptr<Store>& store, const std::string& version) {
-  auto ds = Dataset::OpenAt(store, "d", version);
-  if (!ds.ok()) return "open: " + ds.status().ToString();
-  auto reader = (*ds)->Scan();
-  if (!reader.ok()) return "scan: " + reader.status().ToString();
-  std::string out;
-  while (true) {
-    auto b = (*reader)->Next();
-    if (!b.ok()) return "next: " + b.status().ToString();
-    if (!*b) break;
-    const Batch& batch = **b;
-    for (uint64_t r = 0; r < batch.num_rows(); ++r) {
-      out += std::to_string(batch.anchors[r]) + ":";
-      for (const auto& c : batch.columns) {
-        if (!c.IsValid(r)) {
-          out += "null,";
-        } else if (c.type() == FieldType::kEmbedding) {
-          for (float f : c.FloatsAt(r)) out += std::to_string(f) + " ";
-        } else if (c.type() == FieldType::kInt64) {
-          out += std::to_string(c.Int64At(r)) + ",";
-        } else {
-          out += std::string(c.BytesAt(r)) + ",";
-        }
-      }
-      out += "\n";
-    }
-  }
-  return out;
-}
-
-class Gc : public ::testing::TestWithParam<std::string> {
+class Gc : public StoreFixture<::testing::TestWithParam<std::string>> {
  protected:
-  void SetUp() override {
-    std::string uri = GetParam();
-    if (uri == "file") {
-      dir_ = std::filesystem::temp_directory_path() /
-             ("dreamdb_gc_test_" + std::to_string(::getpid()) + "_" +
-              ::testing::UnitTest::GetInstance()->current_test_info()->name());
-      std::filesystem::remove_all(dir_);
-      uri = "file://" + dir_.string();
-    }
-    auto s = Store::Open(uri);
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    store_ = std::shared_ptr<Store>(std::move(*s));
-  }
-  void TearDown() override {
-    store_.reset();
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
+  void SetUp() override { OpenStore(GetParam(), "gc"); }
 
   // GC as if run `later_ms` from now with the given grace (no writers are running). One
   // second on by default, so that with grace 0 everything written so far is past it.
-  GcReport Collect(int64_t grace_ms, int64_t later_ms = 1000, bool dry_run = false) {
+  GcReport Collect(int64_t grace_ms, int64_t later_ms = 1000, bool dry_run = false,
+                   uint64_t mark_memory = kDefaultGcMarkMemory) {
     GcOptions o;
+    o.mark_memory_bytes = mark_memory;
     o.grace_ms = grace_ms;
     o.no_writers_running = true;
     o.dry_run = dry_run;
@@ -124,33 +46,46 @@ class Gc : public ::testing::TestWithParam<std::string> {
     return r;
   }
 
-  std::set<ObjectId> Objects() {
-    std::set<ObjectId> out;
-    EXPECT_TRUE(store_
-                    ->ListObjects("",
-                                  [&](const ObjectInfo& o) {
-                                    out.insert(o.id);
-                                    return true;
-                                  })
-                    .ok());
-    return out;
-  }
-
   std::unique_ptr<Dataset> MakeDataset() {
-    auto ds = Dataset::Create(store_, "d", TestSchema());
+    auto ds = Dataset::Create(store_, "d", FixtureSchema(/*with_blob=*/false));
     EXPECT_TRUE(ds.ok()) << ds.status().ToString();
-    EXPECT_TRUE((*ds)->AppendMany(Rows((*ds)->schema(), 200, 1)).ok());
+    EXPECT_TRUE((*ds)->AppendMany(FixtureRows((*ds)->schema(), 200, 1)).ok());
     return std::move(*ds);
   }
 
-  void ExpectVerifies() {
-    auto v = Verify(*store_);
-    ASSERT_TRUE(v.ok()) << v.status().ToString();
-    EXPECT_TRUE(v->problems.empty()) << v->problems.front();
+  // A dataset with history, a spatial index and tombstones; a deleted branch, a branch
+  // deleted while a lease holds its head, and an abandoned object: garbage and live data
+  // of every kind. What the live refs and the lease read, to compare after a GC.
+  struct Garbage {
+    std::string main_text;
+    ObjectId leased;
+    std::string leased_text;
+  };
+  Garbage MakeGarbage() {
+    auto main = MakeDataset();
+    const Schema s = main->schema();
+    BuildIndexOptions ivf;
+    ivf.cells = 4;
+    EXPECT_TRUE(main->BuildIndex("emb", ivf).ok());
+    for (uint64_t i = 0; i < 12; ++i) EXPECT_TRUE(main->AppendMany(FixtureRows(s, 3, 10 + i)).ok());
+    EXPECT_TRUE(main->Delete({5, 6}).ok());
+    EXPECT_TRUE(main->Branch("tmp").ok());
+    auto tmp = *Dataset::Open(store_, "d", "tmp");
+    for (uint64_t i = 0; i < 6; ++i) EXPECT_TRUE(tmp->AppendMany(FixtureRows(s, 2, 40 + i)).ok());
+    EXPECT_TRUE(main->Branch("run").ok());
+    auto run = *Dataset::Open(store_, "d", "run");
+    EXPECT_TRUE(run->AppendMany(FixtureRows(s, 4, 60)).ok());
+    EXPECT_TRUE(TakeLease(*store_, "d", "trainer", run->head(), NowMs() / 1000 + 3600).ok());
+    EXPECT_TRUE(store_->DeleteRef("d/branches/run", run->head()).ok());
+    EXPECT_TRUE(store_->DeleteRef("d/branches/tmp", tmp->head()).ok());
+    EXPECT_TRUE(store_->Put(std::string_view("an abandoned object")).ok());
+    return {ReadAt(store_, "main"), run->head(), ReadAt(store_, run->head().ToString())};
   }
-
-  std::filesystem::path dir_;
-  std::shared_ptr<Store> store_;
+  void ExpectIntact(const Garbage& g) {
+    ExpectVerifies();
+    EXPECT_EQ(ReadAt(store_, "main"), g.main_text);
+    EXPECT_EQ(ReadAt(store_, g.leased.ToString()), g.leased_text);
+  }
 };
 
 TEST_P(Gc, NeverDeletesAnythingReachable) {
@@ -162,10 +97,10 @@ TEST_P(Gc, NeverDeletesAnythingReachable) {
   ASSERT_TRUE(main->Snapshot("v1").ok());
   ASSERT_TRUE(main->Branch("exp").ok());
   auto exp = *Dataset::Open(store_, "d", "exp");
-  ASSERT_TRUE(exp->AppendMany(Rows(s, 50, 2)).ok());
+  ASSERT_TRUE(exp->AppendMany(FixtureRows(s, 50, 2)).ok());
   ASSERT_TRUE(exp->Delete({100, 101, 102}).ok());  // tombstones
-  ASSERT_TRUE(main->AppendMany(Rows(s, 20, 3, {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,
-                                               10, 11, 12, 13, 14, 15, 16, 17, 18, 19}))
+  ASSERT_TRUE(main->AppendMany(FixtureRows(s, 20, 3, {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,
+                                                      10, 11, 12, 13, 14, 15, 16, 17, 18, 19}))
                   .ok());  // replaced values
   auto merged = main->Merge("exp");
   ASSERT_TRUE(merged.ok()) << merged.status().ToString();
@@ -182,13 +117,13 @@ TEST_P(Gc, NeverDeletesAnythingReachable) {
   BuildIndexOptions g;
   g.algorithm = "graph";
   ASSERT_TRUE(graph->BuildIndex("emb", g).ok());
-  ASSERT_TRUE(graph->AppendMany(Rows(s, 10, 4)).ok());
+  ASSERT_TRUE(graph->AppendMany(FixtureRows(s, 10, 4)).ok());
 
   // Every version of every branch, read back in full before GC.
   std::map<ObjectId, std::string> before;
   for (const auto* ds : {main.get(), exp.get(), graph.get()}) {
     ASSERT_TRUE(ds->History([&](const CommitInfo& c) {
-                    before.emplace(c.manifest, ReadAll(store_, c.manifest.ToString()));
+                    before.emplace(c.manifest, ReadAt(store_, c.manifest.ToString()));
                     return true;
                   }).ok());
   }
@@ -199,7 +134,7 @@ TEST_P(Gc, NeverDeletesAnythingReachable) {
   EXPECT_EQ(r.refs, 4u);  // main, exp, graph, v1
   ExpectVerifies();
   for (const auto& [id, text] : before) {
-    EXPECT_EQ(ReadAll(store_, id.ToString()), text) << "version " << id.ToString();
+    EXPECT_EQ(ReadAt(store_, id.ToString()), text) << "version " << id.ToString();
   }
   SearchOptions so;
   so.k = 5;
@@ -207,7 +142,7 @@ TEST_P(Gc, NeverDeletesAnythingReachable) {
   ASSERT_TRUE(q.ok());
   std::vector<float> query(q->columns[0].FloatsAt(0).begin(), q->columns[0].FloatsAt(0).end());
   for (const auto* ds : {main.get(), graph.get()}) {
-    auto res = ds->Search("emb", query.data(), 1, kDim, so);
+    auto res = ds->Search("emb", query.data(), 1, kFixtureDim, so);
     ASSERT_TRUE(res.ok()) << res.status().ToString();
     EXPECT_EQ(res->anchors.front(), 40u);
   }
@@ -217,7 +152,7 @@ TEST_P(Gc, ReclaimsAbandonedCommitAndDeletedBranch) {
   auto main = MakeDataset();
   ASSERT_TRUE(main->Branch("tmp").ok());
   auto tmp = *Dataset::Open(store_, "d", "tmp");
-  ASSERT_TRUE(tmp->AppendMany(Rows(main->schema(), 30, 9)).ok());
+  ASSERT_TRUE(tmp->AppendMany(FixtureRows(main->schema(), 30, 9)).ok());
   const std::set<ObjectId> with_tmp = Objects();
   ASSERT_TRUE(store_->DeleteRef("d/branches/tmp", tmp->head()).ok());
   // An abandoned commit: objects put, ref never moved.
@@ -236,7 +171,7 @@ TEST_P(Gc, ReclaimsAbandonedCommitAndDeletedBranch) {
   EXPECT_FALSE(*store_->Contains(tmp->head()));
   EXPECT_EQ(Objects().size(), with_tmp.size() + 1 - r.deleted_objects);
   ExpectVerifies();
-  EXPECT_EQ(ReadAll(store_, "main").size(), ReadAll(store_, main->head().ToString()).size());
+  EXPECT_EQ(ReadAt(store_, "main").size(), ReadAt(store_, main->head().ToString()).size());
 }
 
 TEST_P(Gc, KeepsYoungObjects) {
@@ -259,9 +194,9 @@ TEST_P(Gc, LeaseKeepsAManifestAfterItsBranchIsDeleted) {
   auto main = MakeDataset();
   ASSERT_TRUE(main->Branch("run").ok());
   auto run = *Dataset::Open(store_, "d", "run");
-  ASSERT_TRUE(run->AppendMany(Rows(main->schema(), 40, 5)).ok());
+  ASSERT_TRUE(run->AppendMany(FixtureRows(main->schema(), 40, 5)).ok());
   const ObjectId pinned = run->head();
-  const std::string text = ReadAll(store_, pinned.ToString());
+  const std::string text = ReadAt(store_, pinned.ToString());
   const int64_t expires = NowMs() / 1000 + 3600;
   auto lease = TakeLease(*store_, "d", "trainer-1", pinned, expires);
   ASSERT_TRUE(lease.ok()) << lease.status().ToString();
@@ -272,7 +207,7 @@ TEST_P(Gc, LeaseKeepsAManifestAfterItsBranchIsDeleted) {
   EXPECT_EQ(r.leases, 1u);
   EXPECT_GE(r.leased_objects, 3u);
   EXPECT_EQ(r.deleted_objects, 0u);
-  EXPECT_EQ(ReadAll(store_, pinned.ToString()), text);
+  EXPECT_EQ(ReadAt(store_, pinned.ToString()), text);
 
   // Two hours on the lease has expired: GC deletes the lease ref and what only it reached.
   r = Collect(/*grace_ms=*/0, /*later_ms=*/2 * kHourMs);
@@ -335,6 +270,126 @@ TEST_P(Gc, MissingReachableObjectDeletesNothing) {
   EXPECT_TRUE(*store_->Contains(*garbage));
 }
 
+// spec/06 §6.8: a mark budget smaller than the live set makes GC mark and sweep in passes
+// by id prefix, holding a share of the ids at a time, and classify every object the same.
+TEST_P(Gc, BoundedMarkMemorySweepsInPassesWithTheSameResult) {
+  const Garbage g = MakeGarbage();
+  GcReport whole = Collect(0, 1000, /*dry_run=*/true);
+  EXPECT_EQ(whole.mark_passes, 1u);
+  // Below what one pass holds, above what every pass holds (pages, manifests, indexes).
+  const uint64_t budget = 416 * (whole.mark_peak_objects * 4 / 5);
+  GcReport parted = Collect(0, 1000, /*dry_run=*/true, budget);
+  EXPECT_GE(parted.mark_passes, 2u);
+  EXPECT_LT(parted.mark_peak_objects, whole.mark_peak_objects);
+  for (const auto& [a, b] : {std::pair{whole.found_objects, parted.found_objects},
+                             {whole.reachable_objects, parted.reachable_objects},
+                             {whole.leased_objects, parted.leased_objects},
+                             {whole.young_objects, parted.young_objects},
+                             {whole.deleted_objects, parted.deleted_objects},
+                             {whole.deleted_bytes, parted.deleted_bytes},
+                             {whole.leases, parted.leases}}) {
+    EXPECT_EQ(a, b);
+  }
+  EXPECT_GT(whole.deleted_objects, 10u);
+  EXPECT_GT(whole.leased_objects, 2u);
+
+  GcReport real = Collect(0, 1000, /*dry_run=*/false, budget);
+  EXPECT_EQ(real.deleted_objects, whole.deleted_objects);
+  EXPECT_EQ(Objects().size(), whole.found_objects - whole.deleted_objects);
+  ExpectIntact(g);
+  EXPECT_EQ(Collect(0).deleted_objects, 0u);
+}
+
+// spec/06 §6.11: one stored mark, then shards sweeping their share of the ids, in sequence
+// or at once, delete what one GC deletes; a shard run again deletes nothing more.
+TEST_P(Gc, ShardedSweepDeletesWhatOneGcDoes) {
+  const Garbage g = MakeGarbage();
+  const GcReport whole = Collect(0, 1000, /*dry_run=*/true);
+  const int64_t now = NowMs() + 1000;
+  auto run = [&](GcOptions o) {
+    o.grace_ms = 0;
+    o.no_writers_running = true;
+    o.now_unix_ms = now;
+    GcReport r;
+    Status s = CollectGarbage(*store_, o, &r);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return r;
+  };
+  GcOptions mark;
+  mark.mark_only = true;
+  const GcReport marked = run(mark);
+  EXPECT_EQ(marked.found_objects, 0u);
+  EXPECT_EQ(marked.deleted_objects, 0u);
+  EXPECT_EQ(marked.marked_objects, whole.reachable_objects + whole.leased_objects);
+  EXPECT_EQ(store_->ReadRef(kGcMarkRef)->target.ToString(), marked.mark);
+  auto shard = [&](uint32_t n, uint32_t of) {
+    GcOptions o;
+    o.shard = n;
+    o.shard_of = of;
+    return run(o);
+  };
+  uint64_t deleted = 0, bytes = 0, found = 0;
+  for (uint32_t n = 0; n < 4; ++n) {
+    const GcReport r = shard(n, 4);
+    EXPECT_EQ(r.mark, marked.mark);
+    deleted += r.deleted_objects;
+    bytes += r.deleted_bytes;
+    found += r.found_objects;
+  }
+  EXPECT_EQ(deleted, whole.deleted_objects);
+  EXPECT_EQ(bytes, whole.deleted_bytes);
+  EXPECT_GT(found, whole.found_objects);  // the stored mark and its chunks, kept
+  for (uint32_t n = 0; n < 4; ++n) EXPECT_EQ(shard(n, 4).deleted_objects, 0u) << n;
+  ExpectIntact(g);
+  // The stored mark stays pinned by its ref: one GC after the shards has nothing to delete.
+  EXPECT_EQ(Collect(0).deleted_objects, 0u);
+}
+
+TEST_P(Gc, TwoShardsAtOnceDeleteWhatOneGcDoes) {
+  const Garbage g = MakeGarbage();
+  const GcReport whole = Collect(0, 1000, /*dry_run=*/true);
+  GcOptions o;
+  o.grace_ms = 0;
+  o.no_writers_running = true;
+  o.now_unix_ms = NowMs() + 1000;
+  o.mark_only = true;
+  ASSERT_TRUE(CollectGarbage(*store_, o, nullptr).ok());
+  o.mark_only = false;
+  o.shard_of = 2;
+  GcReport r0, r1;
+  Status s0, s1;
+  GcOptions o0 = o, o1 = o;
+  o1.shard = 1;
+  std::thread t0([&] { s0 = CollectGarbage(*store_, o0, &r0); });
+  std::thread t1([&] { s1 = CollectGarbage(*store_, o1, &r1); });
+  t0.join();
+  t1.join();
+  ASSERT_TRUE(s0.ok()) << s0.ToString();
+  ASSERT_TRUE(s1.ok()) << s1.ToString();
+  EXPECT_EQ(r0.deleted_objects + r1.deleted_objects, whole.deleted_objects);
+  EXPECT_GT(r0.deleted_objects, 0u);
+  EXPECT_GT(r1.deleted_objects, 0u);
+  ExpectIntact(g);
+  EXPECT_EQ(Collect(0).deleted_objects, 0u);
+}
+
+TEST_P(Gc, ShardedSweepNeedsAStoredMark) {
+  MakeDataset();
+  GcOptions o;
+  o.shard = 0;
+  o.shard_of = 2;
+  EXPECT_EQ(CollectGarbage(*store_, o, nullptr).code(), StatusCode::kNotFound);
+  o.shard = 2;
+  EXPECT_EQ(CollectGarbage(*store_, o, nullptr).code(), StatusCode::kInvalidArgument);
+  o.shard = 0;
+  o.shard_of = 257;
+  EXPECT_EQ(CollectGarbage(*store_, o, nullptr).code(), StatusCode::kInvalidArgument);
+  o.shard_of = 0;
+  o.mark_only = true;
+  o.dry_run = true;
+  EXPECT_EQ(CollectGarbage(*store_, o, nullptr).code(), StatusCode::kInvalidArgument);
+}
+
 TEST_P(Gc, KeepsTheTargetOfAPlainRef) {
   MakeDataset();
   auto raw = store_->Put(std::string_view("a raw object named by a plain ref"));
@@ -356,10 +411,10 @@ TEST_P(Gc, TwoGcsAtOnceBothFinishAndLoseNothing) {
   auto main = MakeDataset();
   ASSERT_TRUE(main->Branch("tmp").ok());
   auto tmp = *Dataset::Open(store_, "d", "tmp");
-  ASSERT_TRUE(tmp->AppendMany(Rows(main->schema(), 30, 9)).ok());
+  ASSERT_TRUE(tmp->AppendMany(FixtureRows(main->schema(), 30, 9)).ok());
   ASSERT_TRUE(store_->DeleteRef("d/branches/tmp", tmp->head()).ok());
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(store_->Put("garbage " + std::to_string(i)).ok());
-  const std::string text = ReadAll(store_, "main");
+  const std::string text = ReadAt(store_, "main");
   GcReport a, b;
   std::thread ta([&] { a = Collect(0); });
   std::thread tb([&] { b = Collect(0); });
@@ -368,7 +423,7 @@ TEST_P(Gc, TwoGcsAtOnceBothFinishAndLoseNothing) {
   EXPECT_EQ(a.reachable_objects, b.reachable_objects);
   EXPECT_EQ(Objects().size(), a.reachable_objects);
   ExpectVerifies();
-  EXPECT_EQ(ReadAll(store_, "main"), text);
+  EXPECT_EQ(ReadAt(store_, "main"), text);
 }
 
 TEST_P(Gc, WritersCommittingDuringGcLoseNothing) {
@@ -394,7 +449,7 @@ TEST_P(Gc, WritersCommittingDuringGcLoseNothing) {
     writers.emplace_back([&, branch] {
       auto ds = *Dataset::Open(store_, "d", branch);
       for (int i = 0; i < 15; ++i) {
-        auto c = ds->AppendMany(Rows(s, 5, 100 + i));
+        auto c = ds->AppendMany(FixtureRows(s, 5, 100 + i));
         EXPECT_TRUE(c.ok()) << c.status().ToString();
       }
     });
@@ -406,7 +461,7 @@ TEST_P(Gc, WritersCommittingDuringGcLoseNothing) {
   ExpectVerifies();
   EXPECT_EQ((*Dataset::Open(store_, "d", "main"))->Count(), 200u + 75u);
   EXPECT_EQ((*Dataset::Open(store_, "d", "b"))->Count(), 200u + 75u);
-  EXPECT_EQ(ReadAll(store_, "main").find("next:"), std::string::npos);
+  EXPECT_EQ(ReadAt(store_, "main").find("next:"), std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, Gc, ::testing::Values("memory://", "file"),
@@ -427,6 +482,13 @@ TEST(GcLease, NamesAndDurations) {
   EXPECT_EQ(*ParseDurationMs("7d"), 7 * 86400000LL);
   for (const char* bad : {"", "h", "10", "-1h", "1.5h", "1w", "01h", " 1h"}) {
     EXPECT_EQ(ParseDurationMs(bad).status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(*ParseByteSize("4096"), 4096u);
+  EXPECT_EQ(*ParseByteSize("64K"), 65536u);
+  EXPECT_EQ(*ParseByteSize("512M"), 512u << 20);
+  EXPECT_EQ(*ParseByteSize("2G"), uint64_t{2} << 30);
+  for (const char* bad : {"", "0", "0M", "M", "1.5G", "-1G", "1T", "1g", "01M"}) {
+    EXPECT_EQ(ParseByteSize(bad).status().code(), StatusCode::kInvalidArgument) << bad;
   }
 }
 

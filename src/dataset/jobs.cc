@@ -513,4 +513,50 @@ Result<JobCommitReport> CommitJob(std::shared_ptr<Store> store, std::string_view
   return report;
 }
 
+Result<JobRemoveReport> RemoveJob(Store& store, std::string_view dataset, std::string_view job,
+                                  bool abandon) {
+  RETURN_IF_ERROR(dataset::ValidateDatasetName(dataset));
+  RETURN_IF_ERROR(ValidateJobId(job));
+  // The job's refs, and the work branches shards left behind (crashed or running).
+  std::vector<RefValue> refs;
+  RETURN_IF_ERROR(store.ListRefs(JobPrefix(dataset, job), [&](const RefValue& r) {
+    refs.push_back(r);
+    return true;
+  }));
+  const std::string work_prefix = dataset::BranchRef(dataset, "jobs/" + std::string(job) + "/");
+  RETURN_IF_ERROR(store.ListRefs(work_prefix, [&](const RefValue& r) {
+    refs.push_back(r);
+    return true;
+  }));
+  if (refs.empty()) {
+    return NotFound("job " + Quote(job) + " of dataset " + Quote(dataset) +
+                    " has no refs: nothing to remove");
+  }
+  JobRemoveReport report;
+  const std::string committed = CommittedRef(dataset, job);
+  report.committed =
+      std::any_of(refs.begin(), refs.end(), [&](const RefValue& r) { return r.name == committed; });
+  if (!report.committed && !abandon) {
+    return InvalidArgument(
+        "job " + Quote(job) + " of dataset " + Quote(dataset) +
+        " was not committed: removing it drops what its shards wrote; commit it first, or "
+        "abandon it (`dreamdb job rm --abandon`), with no shard of it still running");
+  }
+  // The committed ref goes last: a removal cut short leaves a job that still says it was
+  // committed (so it is never committed twice), and running it again finishes.
+  std::stable_partition(refs.begin(), refs.end(),
+                        [&](const RefValue& r) { return r.name != committed; });
+  for (const RefValue& r : refs) {
+    Status s = store.DeleteRef(r.name, r.target);
+    if (s.code() == StatusCode::kNotFound) continue;  // removed concurrently
+    if (!s.ok()) return s.WithContext("remove job " + Quote(job));
+    if (r.name.starts_with(work_prefix)) {
+      ++report.work_branches;
+    } else {
+      ++report.refs;
+    }
+  }
+  return report;
+}
+
 }  // namespace dreamdb

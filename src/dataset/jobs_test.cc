@@ -2,8 +2,8 @@
 //
 // Sharded jobs (dreamdb/jobs.h, spec/14-semantics.md §19): the allocator object's bytes,
 // shard indices from flags and launcher variables, byte ranges that cover a file once,
-// disjoint anchor reservations under concurrency, and a job whose shards and commit are
-// idempotent and give every record exactly once.
+// disjoint anchor reservations under concurrency, a job whose shards and commit are
+// idempotent and give every record exactly once, job removal, and sharded verify.
 
 #include "dreamdb/jobs.h"
 
@@ -370,6 +370,125 @@ TEST_F(JobTest, CrashedShardRestartsFromTheBase) {
   auto v = Values();
   EXPECT_EQ(v.size(), 14u);
   EXPECT_EQ(v.count(777), 0u);
+}
+
+// The refs under `prefix`.
+std::vector<std::string> RefsUnder(Store& store, const std::string& prefix) {
+  std::vector<std::string> out;
+  EXPECT_TRUE(store
+                  .ListRefs(prefix,
+                            [&](const RefValue& r) {
+                              out.push_back(r.name);
+                              return true;
+                            })
+                  .ok());
+  return out;
+}
+
+TEST_F(JobTest, RemovingACommittedJobDeletesItsRefsAndKeepsWhatItPublished) {
+  RunShard(0, 2, 10);
+  RunShard(1, 2, 10);
+  ASSERT_TRUE(CommitJob(store_, "d", "j1").ok());
+  const ObjectId head = Head();
+  auto r = RemoveJob(*store_, "d", "j1", /*abandon=*/false);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->committed);
+  EXPECT_EQ(r->refs, 4u);  // plan, 2 shard results, committed
+  EXPECT_EQ(r->work_branches, 0u);
+  EXPECT_TRUE(RefsUnder(*store_, "d/jobs/").empty());
+  EXPECT_EQ(Head(), head);
+  EXPECT_EQ(Values().size(), 30u);
+  // The allocator stays: later appends still get fresh anchors.
+  EXPECT_TRUE(store_->ReadRef("d/anchors/allocator").ok());
+  EXPECT_EQ(RemoveJob(*store_, "d", "j1", false).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(JobTest, RemovingAnUncommittedJobNeedsAbandonAndDropsItsWorkBranches) {
+  RunShard(0, 3, 5);
+  {  // Shard 1 dies mid-way: its work branch is left behind.
+    auto run = ShardRun::Begin(store_, "d", "j1", "main", ShardIndex{1, 3, "test"});
+    ASSERT_TRUE(run.ok());
+    auto first = (*run)->Reserve(2);
+    ASSERT_TRUE(first.ok());
+    Append(*(*run)->dataset(), 900, 2, {*first, *first + 1});
+  }
+  const ObjectId head = Head();
+  auto refused = RemoveJob(*store_, "d", "j1", /*abandon=*/false);
+  ASSERT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("was not committed"), std::string::npos);
+  EXPECT_EQ(RefsUnder(*store_, "d/jobs/").size(), 2u);  // nothing deleted
+  auto r = RemoveJob(*store_, "d", "j1", /*abandon=*/true);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->committed);
+  EXPECT_EQ(r->refs, 2u);  // plan, shard 0's result
+  EXPECT_EQ(r->work_branches, 1u);
+  EXPECT_TRUE(RefsUnder(*store_, "d/jobs/").empty());
+  EXPECT_EQ(RefsUnder(*store_, "d/branches/").size(), 1u);  // main
+  EXPECT_EQ(Head(), head);
+  // The job id can be used again from scratch.
+  RunShard(0, 1, 4);
+  ASSERT_TRUE(CommitJob(store_, "d", "j1").ok());
+  EXPECT_EQ(Values().size(), 14u);
+  EXPECT_EQ(RemoveJob(*store_, "d", "bad/id", true).status().code(), StatusCode::kInvalidArgument);
+}
+
+// spec/14 §12.6: M verify shards together check exactly what one verify checks. With any
+// single object missing, the union of the shards' problems is the problems of an
+// unsharded verify; intact, every segment is fetched by exactly one shard.
+TEST_F(JobTest, ShardedVerifyChecksEverySegmentOnceAndFindsWhatOneVerifyFinds) {
+  for (int i = 0; i < 12; ++i) Append(*Dataset::Open(store_, "d").value(), 100 * i, 5);
+  RunShard(0, 2, 9);
+  RunShard(1, 2, 9);
+  ASSERT_TRUE(CommitJob(store_, "d", "j1").ok());
+  constexpr uint32_t kOf = 4;
+  auto whole = Verify(*store_, "d");
+  ASSERT_TRUE(whole.ok());
+  ASSERT_TRUE(whole->problems.empty()) << whole->problems[0];
+  uint64_t objects = 0;
+  uint64_t skipped = 0;
+  for (uint32_t k = 0; k < kOf; ++k) {
+    auto part = Verify(*store_, "d", {}, VerifyShard{k, kOf});
+    ASSERT_TRUE(part.ok()) << part.status().ToString();
+    EXPECT_TRUE(part->problems.empty());
+    EXPECT_EQ(part->roots, whole->roots);
+    objects += part->objects;
+    skipped += part->segments_skipped;
+  }
+  // Segments S: each shard skips the S it does not own and reads the rest once.
+  ASSERT_EQ(skipped % (kOf - 1), 0u);
+  const uint64_t segments = skipped / (kOf - 1);
+  EXPECT_GT(segments, 12u);
+  EXPECT_EQ(objects, kOf * whole->objects - skipped);
+  EXPECT_EQ(Verify(*store_, "d", {}, VerifyShard{4, 4}).status().code(),
+            StatusCode::kInvalidArgument);
+
+  std::vector<ObjectId> ids;
+  ASSERT_TRUE(store_
+                  ->ListObjects("",
+                                [&](const ObjectInfo& o) {
+                                  ids.push_back(o.id);
+                                  return true;
+                                })
+                  .ok());
+  ASSERT_GT(ids.size(), segments);
+  int found = 0;
+  for (const ObjectId& id : ids) {
+    Bytes bytes = *store_->Get(id);
+    ASSERT_TRUE(store_->DeleteObject(id).ok());
+    auto one = Verify(*store_, "d");
+    ASSERT_TRUE(one.ok());
+    std::set<std::string> want(one->problems.begin(), one->problems.end());
+    std::set<std::string> got;
+    for (uint32_t k = 0; k < kOf; ++k) {
+      auto part = Verify(*store_, "d", {}, VerifyShard{k, kOf});
+      ASSERT_TRUE(part.ok());
+      got.insert(part->problems.begin(), part->problems.end());
+    }
+    EXPECT_EQ(got, want) << "with " << id.ToString() << " missing";
+    found += want.empty() ? 0 : 1;
+    ASSERT_TRUE(store_->PutWithId(id, bytes).ok());
+  }
+  EXPECT_GT(found, 0);
 }
 
 TEST_F(JobTest, ShardsThatDisagreeWithThePlanAreRefused) {

@@ -23,6 +23,10 @@ namespace dreamdb {
 // Called once per distinct object reached, with its size in bytes.
 using ReachedVisitor = std::function<void(const ObjectId& id, uint64_t size)>;
 
+// Chooses the segments a walk visits (spec/06-refs.md §6.8): segments name nothing, so a
+// walk that skips one loses nothing under it.
+using LeafFilter = std::function<bool(const ObjectId& segment)>;
+
 // Walks every object reachable from each root (a manifest id; `name` is the ref it came
 // from, `<dataset>/...`, used in messages and to check the manifest's dataset), fetching
 // and hash-checking each object once however many versions share it: manifests through
@@ -32,10 +36,13 @@ using ReachedVisitor = std::function<void(const ObjectId& id, uint64_t size)>;
 //
 // `pruned` (optional): manifests whose history was pruned by retention (spec/06-refs.md
 // §6.10): they are walked, their parents are not.
+// `leaves` (optional): only the segments it accepts are fetched, checked, reported and
+// remembered; the others are skipped unfetched (a GC mark pass, spec/06-refs.md §6.8).
 VerifyReport WalkReachable(Store& store, const std::vector<RefValue>& roots,
                            const ReachedVisitor& reached,
                            const std::function<void(uint64_t)>& progress = {},
-                           const std::unordered_set<ObjectId>* pruned = nullptr);
+                           const std::unordered_set<ObjectId>* pruned = nullptr,
+                           const LeafFilter* leaves = nullptr);
 
 // True when `r` is a pruned-history marker `<dataset>/pruned/<id>` targeting manifest <id>.
 bool IsPrunedMarker(const RefValue& r);

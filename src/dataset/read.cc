@@ -1,12 +1,12 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 // Dataset reads: Scan (streaming, projected) and Take (random access) — spec/14-semantics.md §4.
 #include <algorithm>
-#include <future>
 #include <map>
 #include <numeric>
 #include <unordered_map>
 
 #include "src/base/encoding.h"
+#include "src/base/io_pool.h"
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
 
@@ -57,6 +57,12 @@ Column Gather(const FieldSpec& spec, const std::vector<Src>& srcs) {
   return out;
 }
 
+// True for stores whose range reads are system calls on local files or memory.
+bool IsLocalStore(const Store& store) {
+  const std::string& uri = store.uri();
+  return uri.rfind("file://", 0) == 0 || uri.rfind("memory://", 0) == 0;
+}
+
 // Reads the requested rows of each segment. Small or mostly-needed segments are fetched
 // whole (verified by id, cached); otherwise only the needed checksum blocks are fetched.
 class SegmentFetcher {
@@ -77,27 +83,21 @@ class SegmentFetcher {
   Result<std::vector<Got>> FetchAll(const FieldSpec& spec, const std::vector<Need>& needs,
                                     bool prefer_whole) {
     std::vector<Got> out(needs.size());
-    std::vector<std::future<Status>> futures;
-    for (size_t i = 0; i < needs.size(); ++i) {
-      auto work = [this, &spec, &needs, &out, i, prefer_whole]() -> Status {
-        auto r = FetchOne(spec, needs[i], prefer_whole);
-        if (!r.ok()) return r.status();
-        out[i] = std::move(*r);
-        return Status::Ok();
-      };
-      // Up to 8 in flight; the last ones run on this thread.
-      if (needs.size() > 1 && futures.size() < 8) {
-        futures.push_back(std::async(std::launch::async, std::move(work)));
-      } else {
-        RETURN_IF_ERROR(work());
-      }
-    }
-    Status first;
-    for (auto& f : futures) {
-      Status s = f.get();
-      if (first.ok() && !s.ok()) first = s;
-    }
-    RETURN_IF_ERROR(first);
+    std::vector<Status> status(needs.size());
+    // Up to 16 fetches in flight on the process's I/O pool (the caller runs some too): no
+    // thread is made per fetch, and a remote store pays about needs/16 round trips.
+    IoPool::ParallelFor(
+        needs.size(),
+        [&](size_t i) {
+          auto r = FetchOne(spec, needs[i], prefer_whole);
+          if (!r.ok()) {
+            status[i] = r.status();
+          } else {
+            out[i] = std::move(*r);
+          }
+        },
+        16);
+    for (const Status& s : status) RETURN_IF_ERROR(s);
     return out;
   }
 
@@ -130,6 +130,9 @@ class SegmentFetcher {
     };
     auto reader = open();
     if (!reader.ok()) return SegmentReadError(reader.status(), id);
+    // On a local store a request is a system call on cached pages: read no gap bytes (and
+    // hash none); on an object store fewer, larger requests win (spec/12 §5.3 item 4).
+    reader->set_coalesce_gaps(!IsLocalStore(store));
     // An index entry past the segment's end is damage, not a bad request (the rows come
     // from the index, not from the caller).
     if (!need.rows.empty() && need.rows.back() >= reader->rows()) {

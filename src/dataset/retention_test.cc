@@ -13,15 +13,10 @@
 
 #include "dreamdb/dataset.h"
 #include "dreamdb/gc.h"
+#include "src/dataset/store_fixture_test_util.h"
 
 namespace dreamdb {
 namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 Schema BlobSchema() {
   Schema s;
@@ -56,24 +51,17 @@ std::string Payloads(Dataset& ds) {
   return out;
 }
 
-class Retention : public ::testing::Test {
+class Retention : public StoreFixture<::testing::Test> {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("dreamdb_retention_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    auto s = Store::Open("file://" + dir_.string());
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    store_ = std::shared_ptr<Store>(std::move(*s));
+    OpenStore("file", "retention");
     auto ds = Dataset::Create(store_, "d", BlobSchema());
     ASSERT_TRUE(ds.ok());
     ds_ = std::move(*ds);
   }
   void TearDown() override {
     ds_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
+    StoreFixture::TearDown();
   }
 
   GcReport Collect(int64_t keep_since_ms, uint64_t keep_last,
@@ -91,12 +79,6 @@ class Retention : public ::testing::Test {
     EXPECT_EQ(r.found_objects,
               r.reachable_objects + r.leased_objects + r.young_objects + r.deleted_objects);
     return r;
-  }
-
-  void ExpectVerifies() {
-    auto v = Verify(*store_);
-    ASSERT_TRUE(v.ok()) << v.status().ToString();
-    EXPECT_TRUE(v->problems.empty()) << v->problems.front();
   }
 
   std::vector<CommitInfo> Log(Dataset& ds) {
@@ -121,8 +103,6 @@ class Retention : public ::testing::Test {
     return hits;
   }
 
-  std::filesystem::path dir_;
-  std::shared_ptr<Store> store_;
   std::unique_ptr<Dataset> ds_;
 };
 

@@ -1,8 +1,8 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
-// The per-handle caches of the read path, each a typed, byte-bounded ByteLruCache shared
-// by the readers of one dataset handle. Segments are immutable, so nothing cached goes
-// stale.
+// The caches of the read path, each a typed, byte-bounded ByteLruCache: decoded segments
+// per dataset handle, opened segment headers per process (shared by the handles of a
+// store). Segments are immutable, so nothing cached goes stale.
 //
 // Thread safety: all methods may be called concurrently.
 
@@ -11,11 +11,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <utility>
 
 #include "dreamdb/column.h"
 #include "dreamdb/object_id.h"
 #include "src/base/lru_cache.h"
+#include "src/base/store_scope.h"
 #include "src/columnar/segment.h"
 
 namespace dreamdb::dataset {
@@ -38,8 +40,34 @@ class SegmentCache {
 };
 
 // Opened segment headers (the verified first bytes and parsed layout of each segment a
-// ranged read opened), so a random take reopens a segment without a request.
-using SegmentHeaderCache = ByteLruCache<ObjectId, columnar::SegmentReader::Header>;
+// ranged read opened), so a random take reopens a segment without a request. A view,
+// scoped to one store, of one process-wide cache: every dataset handle of a store shares
+// the headers any of them verified (a handle opened per take reads no header twice).
+class SegmentHeaderCache {
+ public:
+  using Header = columnar::SegmentReader::Header;
+  static constexpr uint64_t kSharedBytes = uint64_t{64} << 20;
+
+  // The view for the store whose identity (canonical URI) is `store_identity`.
+  static std::shared_ptr<SegmentHeaderCache> ForStore(std::string_view store_identity) {
+    static const auto shared = std::make_shared<Lru>(kSharedBytes, kSharedBytes / 8);
+    return std::make_shared<SegmentHeaderCache>(shared, StoreScope(store_identity));
+  }
+
+  using Lru = ByteLruCache<ScopedId, Header, ScopedIdHash>;
+  SegmentHeaderCache(std::shared_ptr<Lru> lru, uint64_t scope)
+      : lru_(std::move(lru)), scope_(scope) {}
+
+  std::shared_ptr<const Header> Get(const ObjectId& id) { return lru_->Get(ScopedId{scope_, id}); }
+  void Insert(const ObjectId& id, std::shared_ptr<const Header> header, uint64_t bytes) {
+    lru_->Insert(ScopedId{scope_, id}, std::move(header), bytes);
+  }
+  Lru::Stats stats() const { return lru_->stats(); }
+
+ private:
+  std::shared_ptr<Lru> lru_;
+  uint64_t scope_;
+};
 
 }  // namespace dreamdb::dataset
 

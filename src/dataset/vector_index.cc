@@ -21,9 +21,10 @@
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
 #include "src/dataset/index/parallel.h"
-#include "src/vector/distance.h"
-#include "src/vector/graph.h"
-#include "src/vector/ivf.h"
+#include "src/index/graph/graph.h"
+#include "src/index/ivf.h"
+#include "src/index/kernels/distance.h"
+#include "src/index/metric.h"
 
 namespace dreamdb {
 namespace vindex {
@@ -32,34 +33,14 @@ namespace {
 using vector::Metric;
 
 // ---------------------------------------------------------------------------------------
-// Distances (spec/21 §7.1): smaller is better. l2: squared L2; ip: -dot; cosine: 1 - cos.
-// Scores: l2: sqrt(distance); ip: dot; cosine: cos.
+// Distances and scores (spec/21 §7.1): src/index/metric.h.
 
-float Distance(Metric metric, const float* q, float q_norm, const float* x, size_t dim) {
-  switch (metric) {
-    case Metric::kL2:
-      return vector::L2Sqr(q, x, dim);
-    case Metric::kInnerProduct:
-      return -vector::Dot(q, x, dim);
-    case Metric::kCosine: {
-      float xn = std::sqrt(vector::NormSqr(x, dim));
-      if (q_norm == 0 || xn == 0) return 1.0f;
-      return 1.0f - vector::Dot(q, x, dim) / (q_norm * xn);
-    }
-  }
-  return 0;
-}
+using vector::ScoreOf;
 
-float ScoreOf(Metric metric, float distance) {
-  switch (metric) {
-    case Metric::kL2:
-      return std::sqrt(std::max(0.0f, distance));
-    case Metric::kInnerProduct:
-      return -distance;
-    case Metric::kCosine:
-      return 1.0f - distance;
-  }
-  return 0;
+// q_norm2 = |q|^2 (computed once per query).
+float Distance(Metric metric, const float* q, float q_norm2, const float* x, size_t dim) {
+  if (metric != Metric::kCosine) return vector::ExactDistance(metric, q, x, dim);
+  return vector::CosineDistance(vector::Dot(q, x, dim), q_norm2, vector::NormSqr(x, dim));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -161,7 +142,7 @@ Result<FieldValues> FetchField(const DatasetImpl& impl,
       missing.push_back(i);
     }
   }
-  const Status fetched = ParallelFor(missing.size(), 8, [&](size_t m) -> Status {
+  const Status fetched = ParallelFor(missing.size(), 16, [&](size_t m) -> Status {
     const size_t i = missing[m];
     ASSIGN_OR_RETURN(got[i], FetchSegmentRows(impl, spec, ids[i], need.at(ids[i])));
     return Status::Ok();
@@ -376,8 +357,9 @@ Status CheckBucketCodes(const vector::IvfModel& model, const Bucket& b, const Ob
   return Status::Ok();
 }
 
-// Buckets through the cache; the ones not cached are fetched in parallel (up to 8 in
-// flight). A warm search takes every bucket from the cache without starting a thread.
+// Buckets through the cache; the ones not cached are fetched in parallel (up to 32 in
+// flight: a cold search on a remote store pays about buckets/32 round trips). A warm
+// search takes every bucket from the cache without a pool task.
 Result<std::vector<std::shared_ptr<const Bucket>>> FetchBuckets(const DatasetImpl& impl,
                                                                 const std::vector<ObjectId>& ids) {
   std::vector<std::shared_ptr<const Bucket>> out(ids.size());
@@ -390,7 +372,7 @@ Result<std::vector<std::shared_ptr<const Bucket>>> FetchBuckets(const DatasetImp
       missing.push_back(i);
     }
   }
-  const Status fetched = ParallelFor(missing.size(), 8, [&](size_t i) -> Status {
+  const Status fetched = ParallelFor(missing.size(), 32, [&](size_t i) -> Status {
     ASSIGN_OR_RETURN(out[missing[i]], LoadBucket(impl, ids[missing[i]]));
     return Status::Ok();
   });
@@ -463,7 +445,7 @@ Status ExactSearch(const SearchContext& ctx, const float* queries, size_t nq, si
                    std::vector<std::vector<Cand>>* results, uint64_t* scanned) {
   const SearchOptions& o = *ctx.options;
   std::vector<float> qnorm(nq);
-  for (size_t q = 0; q < nq; ++q) qnorm[q] = std::sqrt(vector::NormSqr(queries + q * dim, dim));
+  for (size_t q = 0; q < nq; ++q) qnorm[q] = vector::NormSqr(queries + q * dim, dim);
   std::vector<size_t> todo(nq);
   for (size_t q = 0; q < nq; ++q) todo[q] = q;
   size_t fetch = o.where.empty() ? o.k : std::max<size_t>(o.k * 4, 64);

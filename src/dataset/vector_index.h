@@ -49,7 +49,7 @@
 #include "dreamdb/search.h"
 #include "dreamdb/status.h"
 #include "src/base/lru_cache.h"
-#include "src/vector/ivf.h"
+#include "src/index/ivf.h"
 
 namespace dreamdb {
 class DatasetImpl;

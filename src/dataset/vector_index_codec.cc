@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "dreamdb/index_kinds.h"
 #include "src/base/encoding.h"
 #include "src/cbor/cbor.h"
 #include "src/dataset/vector_index.h"
@@ -346,13 +347,12 @@ Result<IndexObject> DecodeIndex(ByteView bytes) {
   const std::string_view w = "spatial_index";
   ASSIGN_OR_RETURN(ix.field, TextKey(*m, "field", w));
   ASSIGN_OR_RETURN(ix.algorithm, TextKey(*m, "algorithm", w));
-  if (ix.algorithm != "ivf" && ix.algorithm != "imi" && ix.algorithm != "lsh" &&
-      ix.algorithm != "graph") {
+  if (!ParseIndexAlgorithm(ix.algorithm).ok()) {
     return Unsupported("spatial index algorithm " + Quote(ix.algorithm) +
                        " is not supported by this reader (written by a newer DreamDB?)");
   }
   ASSIGN_OR_RETURN(ix.metric, TextKey(*m, "metric", w));
-  if (ix.metric != "cosine" && ix.metric != "ip" && ix.metric != "l2") {
+  if (!IsCanonicalMetricName(ix.metric)) {
     return Unsupported("spatial index metric " + Quote(ix.metric) + " is unknown");
   }
   ASSIGN_OR_RETURN(ix.bits, U32Key(*m, "bits", w));

@@ -18,8 +18,29 @@ class Verifier {
  public:
   Verifier(Store& store, const std::function<void(uint64_t)>& progress,
            const ReachedVisitor* reached = nullptr,
-           const std::unordered_set<ObjectId>* pruned = nullptr)
-      : store_(store), progress_(progress), reached_(reached), pruned_(pruned) {}
+           const std::unordered_set<ObjectId>* pruned = nullptr, VerifyShard shard = {},
+           const LeafFilter* leaves = nullptr)
+      : store_(store),
+        progress_(progress),
+        reached_(reached),
+        pruned_(pruned),
+        shard_(shard),
+        leaves_(leaves) {}
+
+  // Whether this shard checks segment `id` (spec/14 §12.6); counts the others once.
+  bool Mine(const ObjectId& id) {
+    if (shard_.of <= 1) return true;
+    const auto& d = id.digest();
+    const uint64_t x =
+        (uint64_t{d[0]} << 24) | (uint64_t{d[1]} << 16) | (uint64_t{d[2]} << 8) | d[3];
+    if (((x * shard_.of) >> 32) == shard_.shard) return true;
+    if (skipped_.insert(id).second) ++report_.segments_skipped;
+    return false;
+  }
+
+  // Whether segment `id` is walked (fetched, checked, reported): in GC's pass (a filter) and
+  // in this verify shard.
+  bool WalkLeaf(const ObjectId& id) { return (leaves_ == nullptr || (*leaves_)(id)) && Mine(id); }
 
   // Fetches (and so hash-verifies) an object once. False if missing or corrupt.
   bool Check(const ObjectId& id, const std::string& what, Bytes* out = nullptr) {
@@ -92,7 +113,9 @@ class Verifier {
                   " holds field " + Quote(f.name) + ", which is neither in the schema nor dropped");
         }
         // A dropped field's segments stay reachable (spec/14 §5): present and intact.
-        for (const ObjectId& seg : f.segments) Check(seg, "segment of field '" + f.name + "'");
+        for (const ObjectId& seg : f.segments) {
+          if (WalkLeaf(seg)) Check(seg, "segment of field '" + f.name + "'");
+        }
         continue;
       }
       // The largest row each segment is asked for, and the first anchor asking for it.
@@ -107,6 +130,7 @@ class Verifier {
         }
       }
       for (size_t j = 0; j < f.segments.size(); ++j) {
+        if (!WalkLeaf(f.segments[j])) continue;
         std::optional<uint64_t> rows = SegmentRows(f.segments[j], *spec);
         if (!rows.has_value() || at[j] == SIZE_MAX || max_row[j] < *rows) continue;
         Problem(what + ": the entry for anchor " + std::to_string(leaf.anchors[at[j]]) +
@@ -121,6 +145,7 @@ class Verifier {
   // it is named with a declaration of that shape; nullopt (reported once) when missing,
   // damaged or not of that shape.
   std::optional<uint64_t> SegmentRows(const ObjectId& id, const FieldSpec& spec) {
+    if (!Mine(id)) return std::nullopt;  // another shard's
     std::vector<SegmentFacts>& all = segments_[id];
     for (const SegmentFacts& f : all) {
       if (f.SameShape(spec)) {
@@ -190,7 +215,7 @@ class Verifier {
       } else {
         Problem(tombs.status().ToString());
       }
-      if (!m->indexes.empty()) SpatialIndexes(*m);
+      if (!m->indexes.empty() && shard_.shard == 0) SpatialIndexes(*m);
       if (pruned_ != nullptr && pruned_->count(id) != 0) continue;  // history pruned (§6.10)
       for (const auto& p : m->parents) stack.push_back(p);
     }
@@ -233,7 +258,10 @@ class Verifier {
   const std::function<void(uint64_t)>& progress_;
   const ReachedVisitor* reached_;
   const std::unordered_set<ObjectId>* pruned_;
+  const VerifyShard shard_;
+  const LeafFilter* leaves_;
   VerifyReport report_;
+  std::unordered_set<ObjectId> skipped_;  // segments left to other shards
   std::unordered_set<ObjectId> seen_;
   std::unordered_set<ObjectId> seen_pages_;
   std::unordered_set<ObjectId> seen_manifests_;
@@ -267,8 +295,8 @@ class Verifier {
 VerifyReport WalkReachable(Store& store, const std::vector<RefValue>& roots,
                            const ReachedVisitor& reached,
                            const std::function<void(uint64_t)>& progress,
-                           const std::unordered_set<ObjectId>* pruned) {
-  Verifier v(store, progress, &reached, pruned);
+                           const std::unordered_set<ObjectId>* pruned, const LeafFilter* leaves) {
+  Verifier v(store, progress, &reached, pruned, VerifyShard{}, leaves);
   for (const auto& r : roots) {
     ++v.report().refs;
     v.Manifests(r.target, r.name);
@@ -295,11 +323,21 @@ Status ListPruned(Store& store, std::string_view name, std::unordered_set<Object
 
 Result<VerifyReport> Verify(Store& store, std::string_view name,
                             const std::function<void(uint64_t)>& progress) {
+  return Verify(store, name, progress, VerifyShard{});
+}
+
+Result<VerifyReport> Verify(Store& store, std::string_view name,
+                            const std::function<void(uint64_t)>& progress,
+                            const VerifyShard& shard) {
+  if (shard.of == 0 || shard.shard >= shard.of) {
+    return InvalidArgument("verify shard " + std::to_string(shard.shard) + " of " +
+                           std::to_string(shard.of) + ": need 0 <= shard < of");
+  }
   std::string prefix = name.empty() ? "" : std::string(name) + "/";
   if (!name.empty()) RETURN_IF_ERROR(dataset::ValidateDatasetName(name));
   std::unordered_set<ObjectId> pruned;
   RETURN_IF_ERROR(ListPruned(store, name, &pruned));
-  Verifier v(store, progress, nullptr, &pruned);
+  Verifier v(store, progress, nullptr, &pruned, shard);
   std::vector<RefValue> refs;
   // Refs are few compared with objects; collect them so the walk does not hold a listing open.
   RETURN_IF_ERROR(store.ListRefs(prefix, [&](const RefValue& r) {
@@ -312,6 +350,12 @@ Result<VerifyReport> Verify(Store& store, std::string_view name,
   if (!name.empty() && refs.empty()) {
     return NotFound("dataset " + Quote(name) + " does not exist in " + store.uri());
   }
+  // The state walked: the refs, in name order, and their targets.
+  std::sort(refs.begin(), refs.end(),
+            [](const RefValue& a, const RefValue& b) { return a.name < b.name; });
+  Hasher roots;
+  for (const auto& r : refs) roots.Update(r.name + "=" + r.target.ToString() + "\n");
+  v.report().roots = roots.Finish();
   for (const auto& r : refs) {
     ++v.report().refs;
     v.Manifests(r.target, r.name);

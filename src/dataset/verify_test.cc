@@ -31,7 +31,7 @@
 #include "src/columnar/segment.h"
 #include "src/dataset/manifest.h"
 #include "src/dataset/vector_index.h"
-#include "src/vector/graph.h"
+#include "src/index/graph/graph.h"
 
 namespace dreamdb {
 namespace {

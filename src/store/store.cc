@@ -6,15 +6,19 @@
 
 #include "dreamdb/store.h"
 
+#include <chrono>
 #include <map>
 #include <mutex>
+#include <type_traits>
 #include <utility>
 
 #include "src/base/encoding.h"
 #include "src/store/local/file_backend.h"
 #include "src/store/memory/memory_backend.h"
+#include "src/store/object_cache.h"
 #include "src/store/put_journal.h"
 #include "src/store/s3/s3_backend.h"
+#include "src/store/stats.h"
 #include "src/store/uri.h"
 
 namespace dreamdb {
@@ -96,6 +100,8 @@ Result<std::unique_ptr<Store>> Store::Open(std::string_view uri, const StoreOpti
       auto s3_options = s3::OptionsFromUri(parsed);
       if (!s3_options.ok()) return s3_options.status().WithContext(shown);
       s3_options->must_exist = options.open_mode == StoreOpenMode::kMustExist;
+      auto counters = std::make_shared<RequestCounters>();
+      s3_options->counters = counters;
       auto backend = s3::S3Backend::Open(*std::move(s3_options));
       if (!backend.ok()) {
         // "no DreamDB store at 's3://bucket/prefix'" and "bucket 'b' does not exist" name
@@ -103,7 +109,16 @@ Result<std::unique_ptr<Store>> Store::Open(std::string_view uri, const StoreOpti
         if (backend.status().code() == StatusCode::kNotFound) return backend.status();
         return backend.status().WithContext(shown);
       }
-      return FromBackends(parsed.canonical, *backend, *backend, options);
+      std::shared_ptr<ObjectBackend> objects = *backend;
+      if (!options.cache_dir.empty()) {
+        ObjectCacheOptions cache;
+        cache.dir = options.cache_dir;
+        cache.max_bytes = options.cache_size_bytes;
+        auto cached = CachingObjectBackend::Open(*backend, std::move(cache), counters);
+        if (!cached.ok()) return cached.status().WithContext(shown);
+        objects = *std::move(cached);
+      }
+      return FromBackends(parsed.canonical, std::move(objects), *backend, options);
     }
   }
   return Internal("store URI " + Quote(RedactStoreUri(uri), 200) + ": unknown scheme");
@@ -121,9 +136,37 @@ Store::Store(std::string_view uri, std::shared_ptr<ObjectBackend> objects,
     : uri_(RedactStoreUri(uri)),
       objects_(std::move(objects)),
       refs_(std::move(refs)),
-      options_(options) {}
+      options_(options),
+      calls_(objects_->Stats() ? nullptr : std::make_shared<RequestCounters>()) {}
 
 Store::~Store() = default;
+
+StoreStats Store::stats() const {
+  if (calls_) return calls_->Snapshot();
+  return objects_->Stats().value_or(StoreStats{});
+}
+
+namespace {
+Status StatusOf(const Status& s) { return s; }
+template <typename T>
+Status StatusOf(const Result<T>& r) {
+  return r.status();
+}
+}  // namespace
+
+template <typename F>
+auto Store::Counted(int verb, F&& call) -> decltype(call()) {
+  if (!calls_) return call();
+  const auto start = std::chrono::steady_clock::now();
+  auto result = call();
+  uint64_t bytes_in = 0;
+  if constexpr (std::is_same_v<decltype(result), Result<Bytes>>) {
+    if (result.ok()) bytes_in = result->size();
+  }
+  calls_->Record(verb, ClassOfStatus(StatusOf(result)), bytes_in, 0,
+                 std::chrono::steady_clock::now() - start);
+  return result;
+}
 
 // ---- Objects ----
 
@@ -131,15 +174,25 @@ Store::~Store() = default;
 // installed: created when the object was absent just before the put.
 Status Store::PutJournaled(const ObjectId& id, ByteView data) {
   PutJournal* journal = PutJournal::Current();
-  if (journal == nullptr) return objects_->PutUnsynced(id, data);
-  auto before = objects_->Head(id);
+  auto put = [&] {
+    const auto start = std::chrono::steady_clock::now();
+    Status st = objects_->PutUnsynced(id, data);
+    if (calls_) {
+      calls_->Record(StoreStats::kPut, ClassOfStatus(st), 0, data.size(),
+                     std::chrono::steady_clock::now() - start);
+    }
+    return st;
+  };
+  auto head = [&] { return Counted(StoreStats::kHead, [&] { return objects_->Head(id); }); };
+  if (journal == nullptr) return put();
+  auto before = head();
   if (!before.ok() && before.status().code() != StatusCode::kNotFound) return before.status();
-  RETURN_IF_ERROR(objects_->PutUnsynced(id, data));
+  RETURN_IF_ERROR(put());
   if (before.ok()) {
     journal->RecordExisting(id);
     return Status::Ok();
   }
-  auto after = objects_->Head(id);
+  auto after = head();
   // Unknown modified time: recorded as 0, which no cleanup will match (it keeps the object).
   journal->RecordCreated({id, data.size(), after.ok() ? after->modified_unix_ms : 0});
   return Status::Ok();
@@ -162,7 +215,7 @@ Status Store::PutWithId(const ObjectId& id, ByteView data) {
 Status Store::Sync() { return objects_->Sync(); }
 
 Result<Bytes> Store::Get(const ObjectId& id) {
-  ASSIGN_OR_RETURN(Bytes data, objects_->Get(id));
+  ASSIGN_OR_RETURN(Bytes data, Counted(StoreStats::kGet, [&] { return objects_->Get(id); }));
   if (options_.verify_reads) {
     ObjectId actual = ObjectId::Of(data);
     if (actual != id) {
@@ -176,13 +229,15 @@ Result<Bytes> Store::Get(const ObjectId& id) {
 Result<Bytes> Store::GetRange(const ObjectId& id, uint64_t offset, uint64_t length) {
   // Unverified by design: formats read by range carry their own checksums (spec/05-backend.md
   // §5.3).
-  return objects_->GetRange(id, offset, length);
+  return Counted(StoreStats::kGet, [&] { return objects_->GetRange(id, offset, length); });
 }
 
-Result<ObjectInfo> Store::Head(const ObjectId& id) { return objects_->Head(id); }
+Result<ObjectInfo> Store::Head(const ObjectId& id) {
+  return Counted(StoreStats::kHead, [&] { return objects_->Head(id); });
+}
 
 Result<bool> Store::Contains(const ObjectId& id) {
-  auto info = objects_->Head(id);
+  auto info = Head(id);
   if (info.ok()) return true;
   if (info.status().code() == StatusCode::kNotFound) return false;
   return info.status();
@@ -190,27 +245,28 @@ Result<bool> Store::Contains(const ObjectId& id) {
 
 Status Store::ListObjects(std::string_view shard_prefix, const ObjectVisitor& visit) {
   RETURN_IF_ERROR(ValidateShardPrefix(shard_prefix));
-  return objects_->List(shard_prefix, visit);
+  return Counted(StoreStats::kList, [&] { return objects_->List(shard_prefix, visit); });
 }
 
-Status Store::DeleteObject(const ObjectId& id) { return objects_->Delete(id); }
+Status Store::DeleteObject(const ObjectId& id) {
+  return Counted(StoreStats::kDelete, [&] { return objects_->Delete(id); });
+}
 
 // ---- Refs ----
 
 Result<RefValue> Store::ReadRef(std::string_view name) {
   RETURN_IF_ERROR(ValidateRefName(name));
-  return refs_->Read(name);
+  return Counted(StoreStats::kGet, [&] { return refs_->Read(name); });
 }
 
 Status Store::CreateRef(std::string_view name, const ObjectId& target) {
   RETURN_IF_ERROR(ValidateRefName(name));
   // A ref never points at a missing object. GC's grace period (spec/06-refs.md §6) covers the
   // window between this check and the create.
-  auto info = objects_->Head(target);
+  auto info = Head(target);
   if (info.status().code() == StatusCode::kNotFound) return MissingTarget(target);
   RETURN_IF_ERROR(info.status());
-  RETURN_IF_ERROR(objects_->Sync());
-  return refs_->Create(name, target);
+  return Counted(StoreStats::kPut, [&] { return refs_->SyncThenCreate(*objects_, name, target); });
 }
 
 Status Store::UpdateRef(std::string_view name, const ObjectId& expected, const ObjectId& desired) {
@@ -218,11 +274,11 @@ Status Store::UpdateRef(std::string_view name, const ObjectId& expected, const O
   if (IsSnapshotRef(name)) {
     return InvalidArgument("ref " + Quote(name) + " is a snapshot; snapshots never move");
   }
-  auto info = objects_->Head(desired);
+  auto info = Head(desired);
   if (info.status().code() == StatusCode::kNotFound) return MissingTarget(desired);
   RETURN_IF_ERROR(info.status());
-  RETURN_IF_ERROR(objects_->Sync());
-  return refs_->CompareAndSwap(name, expected, desired);
+  return Counted(StoreStats::kPut,
+                 [&] { return refs_->SyncThenCompareAndSwap(*objects_, name, expected, desired); });
 }
 
 Status Store::DeleteRef(std::string_view name, const ObjectId& expected, bool allow_snapshot) {
@@ -231,12 +287,12 @@ Status Store::DeleteRef(std::string_view name, const ObjectId& expected, bool al
     return InvalidArgument("ref " + Quote(name) +
                            " is a snapshot; deleting it needs allow_snapshot");
   }
-  return refs_->Delete(name, expected);
+  return Counted(StoreStats::kDelete, [&] { return refs_->Delete(name, expected); });
 }
 
 Status Store::ListRefs(std::string_view prefix, const RefVisitor& visit) {
   RETURN_IF_ERROR(ValidateRefPrefix(prefix));
-  return refs_->List(prefix, visit);
+  return Counted(StoreStats::kList, [&] { return refs_->List(prefix, visit); });
 }
 
 }  // namespace dreamdb

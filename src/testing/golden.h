@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace dreamdb::testing {
@@ -76,6 +77,55 @@ inline std::vector<GoldenRecord> LoadGoldenRecords(const std::string& relative) 
       }
     }
     out.push_back(std::move(rec));
+  }
+  return out;
+}
+
+// A text golden file (spec/vectors/*/*.txt: "key value..." lines and # comments) against
+// the text a test generates: equal line by line, the first difference failing the calling
+// test with its line number. With DREAMDB_UPDATE_GOLDEN=1 the file is rewritten first (a
+// deliberate format change; see spec/08-versioning.md).
+inline void CompareGoldenText(const std::string& got, const std::string& relative) {
+  const std::filesystem::path path = SourceRoot() / relative;
+  if (const char* up = std::getenv("DREAMDB_UPDATE_GOLDEN"); up != nullptr && *up == '1') {
+    std::ofstream(path, std::ios::binary) << got;
+  }
+  std::ifstream in(path, std::ios::binary);
+  ASSERT_TRUE(in.good()) << "cannot open " << path << " (set DREAMDB_SOURCE_DIR)";
+  std::stringstream want;
+  want << in.rdbuf();
+  std::istringstream a(got);
+  std::istringstream b(want.str());
+  std::string la;
+  std::string lb;
+  for (int line = 1;; ++line) {
+    const bool ha = static_cast<bool>(std::getline(a, la));
+    const bool hb = static_cast<bool>(std::getline(b, lb));
+    if (!ha && !hb) break;
+    ASSERT_EQ(la, lb) << "line " << line << " of " << path;
+  }
+}
+
+// The values of the lines of a text golden file whose key is one of `keys` ("model" in
+// "model 44564..."), in file order, as (key, rest of the line). A missing file fails the
+// calling test and returns nothing.
+inline std::vector<std::pair<std::string, std::string>> LoadGoldenLines(
+    const std::string& relative, const std::vector<std::string>& keys) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const std::filesystem::path path = SourceRoot() / relative;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    ADD_FAILURE() << "cannot open " << path << " (set DREAMDB_SOURCE_DIR)";
+    return out;
+  }
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t space = line.find(' ');
+    if (space == std::string::npos) continue;
+    const std::string key = line.substr(0, space);
+    for (const std::string& k : keys) {
+      if (k == key) out.emplace_back(key, line.substr(space + 1));
+    }
   }
   return out;
 }

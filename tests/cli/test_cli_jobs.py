@@ -258,3 +258,145 @@ def test_shard_killed_mid_way_runs_again_and_every_record_is_there_once(
     assert cli.ok("--json", "commit", "d", "--job", "k").json()["added"] == 20000
     assert sorted(r["id"] for r in cli.ok("cat", "d").jsonl()) == want
     cli.ok("verify")
+
+
+def test_files_from_list_split_across_shards_gives_every_file_once(
+        store: tuple[Cli, dict[str, str]], tmp_path: pathlib.Path) -> None:
+    """`ingest --files-from LIST --shard N --of M`: shard N takes files [N*F/M, (N+1)*F/M)
+    of the list, each whole (CSV too); a rerun of a shard or the commit changes nothing."""
+    cli, env = store
+    (tmp_path / "parts").mkdir()
+    names = []
+    for i in range(7):
+        if i % 3 == 2:
+            name = f"p{i}.csv"
+            (tmp_path / "parts" / name).write_text(
+                "id,text\n" + "".join(f"{i * 100 + j},c{j}\n" for j in range(20)))
+        else:
+            name = f"p{i}.jsonl"
+            (tmp_path / "parts" / name).write_text(
+                "".join(json.dumps({"id": i * 100 + j}) + "\n" for j in range(20)))
+        names.append(name)
+    # Relative paths resolve against the list's directory; comments and blanks skipped.
+    (tmp_path / "parts" / "list.txt").write_text(
+        "# the parts\n" + "\n".join(names[:-1]) + "\n\n" + str(tmp_path / "parts" / names[-1]) + "\n")
+    want = sorted(i * 100 + j for i in range(7) for j in range(20))
+    spans = []
+    for k in range(3):
+        r = cli.ok("--json", "ingest", "d", "--files-from", str(tmp_path / "parts" / "list.txt"),
+                   "--job", "fl", "--shard", str(k), "--of", "3", "--batch-size", "15",
+                   env=env).json()
+        spans.append((r["files_begin"], r["files_end"]))
+        assert r["records"] == 20 * (r["files_end"] - r["files_begin"])
+    assert spans == [(0, 2), (2, 4), (4, 7)]
+    again = cli.ok("--json", "ingest", "d", "--files-from", str(tmp_path / "parts" / "list.txt"),
+                   "--job", "fl", "--shard", "1", "--of", "3", env=env).json()
+    assert again["already_done"] and again["records"] == 0
+    assert cli.ok("--json", "commit", "d", "--job", "fl", env=env).json()["added"] == 140
+    assert ids(cli, env) == want
+    # Unsharded: every file in order.
+    cli.ok("branch", "d", "plain", env=env)
+    r = cli.ok("--json", "ingest", "d", "--files-from", str(tmp_path / "parts" / "list.txt"),
+               "--branch", "plain", env=env).json()
+    assert r["files"] == 7 and r["records"] == 140
+
+
+def test_files_from_refuses_a_file_too_and_an_empty_list_and_names_a_missing_file(
+        file_cli: Cli, tmp_path: pathlib.Path) -> None:
+    cli = file_cli
+    (tmp_path / "list.txt").write_text("in.jsonl\nmissing.jsonl\n")
+    r = cli.run("ingest", "d", "in.jsonl", "--files-from", "list.txt")
+    assert r.code == 2 and "not both" in r.err, r
+    r = cli.run("ingest", "d")
+    assert r.code == 2 and "--files-from" in r.err, r
+    (tmp_path / "empty.txt").write_text("# nothing\n\n")
+    r = cli.run("ingest", "d", "--files-from", "empty.txt")
+    assert r.code == 3 and "names no file" in r.err, r
+    r = cli.run("ingest", "d", "--files-from", "list.txt", "--job", "m", "--shard", "0",
+                "--of", "1")
+    assert r.code == 4 and "missing.jsonl" in r.err, r
+    assert cli.run("commit", "d", "--job", "m").code == 4  # the shard did not finish
+
+
+def test_job_rm_removes_a_committed_job_and_an_abandoned_one_only_when_asked(
+        file_cli: Cli, tmp_path: pathlib.Path) -> None:
+    cli = file_cli
+    for k in range(2):
+        cli.ok("ingest", "d", "in.jsonl", "--job", "done", "--shard", str(k), "--of", "2")
+    cli.ok("commit", "d", "--job", "done")
+    st = cli.ok("--json", "job", "status", "d", "done").json()
+    assert st["finished"] == 2 and st["of"] == 2 and st["committed"]
+    published = head(cli, clean_env())
+    r = cli.ok("--json", "job", "rm", "d", "done").json()
+    assert r == {"dataset": "d", "job": "done", "committed": True, "refs": 4,
+                 "work_branches": 0}
+    assert "/jobs/done/" not in cli.ok("refs", "d").out
+    assert head(cli, clean_env()) == published and len(ids(cli, clean_env())) == 60
+    assert cli.run("job", "status", "d", "done").code == 4
+    assert cli.run("job", "rm", "d", "done").code == 4
+    # An abandoned job: one shard finished, never committed.
+    cli.ok("ingest", "d", "in.jsonl", "--job", "old", "--shard", "0", "--of", "2")
+    assert "not committed" in cli.ok("job", "status", "d", "old").out
+    r = cli.run("job", "rm", "d", "old")
+    assert r.code == 3 and "was not committed" in r.err and "--abandon" in r.err, r
+    r = cli.ok("--json", "job", "rm", "d", "old", "--abandon").json()
+    assert not r["committed"] and r["refs"] == 2
+    assert "/jobs/" not in cli.ok("refs", "d").out
+    # GC then reclaims what only the abandoned shard reached; the data stays intact.
+    cli.ok("gc", "--grace", "0", "--no-writers-running")
+    cli.ok("verify")
+    assert len(ids(cli, clean_env())) == 60
+
+
+def test_verify_shards_combined_find_what_one_verify_finds(file_cli: Cli,
+                                                           tmp_path: pathlib.Path) -> None:
+    cli = file_cli
+    for i in range(6):
+        cli.ok("ingest", "d", "in.jsonl", "--batch-size", "7")
+    whole = cli.ok("--json", "verify", "d").jsonl()[-1]
+    out = tmp_path / "verify"
+    out.mkdir()
+    objects = 0
+    for k in range(3):
+        r = cli.ok("--json", "verify", "d", "--shard", str(k), "--of", "3")
+        (out / f"{k}.json").write_text(r.out)
+        s = r.jsonl()[-1]
+        assert (s["shard"], s["of"], s["problems"]) == (k, 3, 0)
+        objects += s["objects"]
+    assert objects < 3 * whole["objects"]  # segments are read by one shard each
+    c = cli.ok("--json", "verify", "d", "--combine", str(out)).json()
+    assert c["of"] == 3 and c["problems"] == 0 and c["objects"] == objects
+    # A missing shard result is named.
+    (out / "1.json").rename(tmp_path / "1.json")
+    r = cli.run("verify", "d", "--combine", str(out))
+    assert r.code == 4 and "shards 1 of 3 have no result" in r.err, r
+    (tmp_path / "1.json").rename(out / "1.json")
+    # The refs moved between shards: their union checked no single state.
+    cli.ok("ingest", "d", "in.jsonl")
+    (out / "2.json").write_text(cli.ok("--json", "verify", "d", "--shard", "2", "--of",
+                                       "3").out)
+    r = cli.run("verify", "d", "--combine", str(out))
+    assert r.code == 6 and "different states" in r.err, r
+    # A damaged segment: found by exactly one shard, reported by the combination.
+    for k in range(3):
+        (out / f"{k}.json").write_text(
+            cli.run("--json", "verify", "d", "--shard", str(k), "--of", "3").out)
+    store_dir = pathlib.Path(cli.store_uri.removeprefix("file://"))
+    victim = max((p for p in store_dir.rglob("*") if p.is_file() and "objects" in p.parts),
+                 key=lambda p: p.stat().st_size)
+    victim.chmod(0o644)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    found = []
+    for k in range(3):
+        r = cli.run("--json", "verify", "d", "--shard", str(k), "--of", "3")
+        (out / f"{k}.json").write_text(r.out)
+        found.append(r.code)
+    assert 7 in found
+    one = cli.run("--json", "verify", "d")
+    assert one.code == 7
+    r = cli.run("--json", "verify", "d", "--combine", str(out))
+    assert r.code == 7, r
+    problems = sorted(x["problem"] for x in r.jsonl() if "problem" in x)
+    assert problems == sorted(x["problem"] for x in one.jsonl() if "problem" in x)

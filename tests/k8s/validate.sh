@@ -90,4 +90,27 @@ for name in ("DREAMDB_JOB", "DREAMDB_STORE", "DREAMDB_DATASET"):
         sys.exit(f"k8s validate: {name} differs between the ingest and the commit Job")
 print(f"k8s validate: Indexed Job of {completions} shards consistent with its commit Job")
 PY
+"$python" - deploy/k8s/verify-job.yaml deploy/k8s/verify-combine-job.yaml <<'PY'
+import re, sys
+verify, combine = (open(p).read() for p in sys.argv[1:3])
+def env(text, name):
+    m = re.search(r"- name: %s\n\s+value: (\S+)" % name, text)
+    if not m:
+        sys.exit(f"k8s validate: {name} not set")
+    return m.group(1).strip('"')
+completions = int(re.search(r"^\s+completions: (\d+)$", verify, re.M).group(1))
+if "completionMode: Indexed" not in verify:
+    sys.exit("k8s validate: the verify Job is not an Indexed Job")
+if int(env(verify, "DREAMDB_SHARD_COUNT")) != completions:
+    sys.exit("k8s validate: the verify Job's DREAMDB_SHARD_COUNT differs from completions")
+if '--of "$DREAMDB_SHARD_COUNT"' not in verify:
+    sys.exit("k8s validate: the verify shards do not pass --of (they would not shard)")
+for name in ("DREAMDB_STORE", "DREAMDB_DATASET"):
+    if env(verify, name) != env(combine, name):
+        sys.exit(f"k8s validate: {name} differs between the verify and the combine Job")
+claim = lambda t: re.findall(r"claimName: (\S+)", t)
+if claim(verify) != claim(combine):
+    sys.exit("k8s validate: the verify and combine Jobs mount different result volumes")
+print(f"k8s validate: verify Indexed Job of {completions} shards consistent with its combine Job")
+PY
 echo "k8s validate: passed"

@@ -361,3 +361,42 @@ def test_unshuffled_workers_scan_whole_loader_batches_in_order(tmp_path, monkeyp
     resumed.load_state_dict(first.state_dict(consumed=len(head) - 100))  # mid-batch
     rest, _ = simulate_loader(resumed, monkeypatch, workers, batch)
     assert head[:-100] + rest == full
+
+
+def test_read_ahead_yields_in_order_raises_in_place_and_stops_when_closed():
+    """The worker reads the next table on a thread while the current one is decoded: the
+    items come in order, an error surfaces at the item where it happened, and a consumer
+    that stops early stops the reader (its generator is closed, nothing keeps running)."""
+    import threading
+
+    from dreamdb.torch import _read_ahead
+
+    assert list(_read_ahead(iter(range(50)), depth=2)) == list(range(50))
+
+    def failing():
+        yield 0
+        yield 1
+        raise dreamdb.StorageIOError("disk gone")
+
+    got = []
+    with pytest.raises(dreamdb.StorageIOError, match="disk gone"):
+        for x in _read_ahead(failing(), depth=2):
+            got.append(x)
+    assert got == [0, 1]
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    it = _read_ahead(endless(), depth=2)
+    assert [next(it) for _ in range(5)] == [0, 1, 2, 3, 4]
+    it.close()
+    assert closed.wait(5), "the read-ahead thread kept the source open"
+    assert not any(t.name == "dreamdb-read-ahead" for t in threading.enumerate())

@@ -193,7 +193,10 @@ def test_projection_reads_only_requested_fields(store):
         pass
     small = ds.read_stats()["bytes_fetched"]
     blobs = N * BLOB
-    assert 0 < small < blobs / 20, small  # labels: ~8 bytes a record, blobs never read
+    # labels: ~8 bytes a record, blobs never read (0 when the label segments are small
+    # enough to sit in headers this process already read and verified: they are shared by
+    # every handle of the store)
+    assert small < blobs / 20, small
     full = DreamDBMapDataset(("train", store), fields=["raw"])
     for _ in torch.utils.data.DataLoader(full, batch_size=64):
         pass

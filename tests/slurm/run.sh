@@ -3,7 +3,8 @@
 # (tests/slurm/cluster.sh), submits deploy/slurm/submit-ingest.sh (an sbatch --array of
 # ingest shards and an afterok commit job) against a file:// store and against the local
 # S3 server, waits, checks the result record by record, re-submits the array and the
-# commit (nothing may change), and stops every daemon it started.
+# commit (nothing may change), runs a sharded verify through deploy/slurm/submit-verify.sh
+# (an array of verify shards and an afterany combination), and stops every daemon it started.
 #
 #   tests/slurm/run.sh [SHARDS]        (default 4; DREAMDB_BIN = the dreamdb executable)
 #
@@ -128,7 +129,14 @@ PY
     return 1
   fi
   "${d[@]}" verify >/dev/null
-  printf 'slurm test: %s: %d records in %d shards via sbatch --array + afterok commit: every record once (%.1f s); re-run changed nothing\n' \
+  # A sharded verify through sbatch: an array of verify shards, then the combination.
+  local vdir="$tmp/verify-$label"
+  read -r varray vcombine < <(DREAMDB="$dreamdb" bash deploy/slurm/submit-verify.sh "$store" d \
+    "$shards" "$vdir" -- --output="$tmp/out/%x-%A_%a.out")
+  wait_job "$vcombine"
+  array_completed "$varray"
+  grep -q "ok: dataset 'd' is intact ($shards shards" "$tmp/out/dreamdb-verify-combine-$vcombine"*.out
+  printf 'slurm test: %s: %d records in %d shards via sbatch --array + afterok commit: every record once (%.1f s); re-run changed nothing; sharded verify ok\n' \
     "$label" "$records" "$shards" "$(awk "BEGIN{print $s1 - $s0}")"
 }
 

@@ -81,6 +81,8 @@ class ProxyStats:
     by_fault: dict[str, int] = field(default_factory=lambda: {name: 0 for name in FAULTS})
     by_method: dict[str, int] = field(default_factory=dict)
     upstream_errors: int = 0
+    bytes_up: int = 0    # request bodies forwarded to the server
+    bytes_down: int = 0  # response bodies sent back to the client
 
 
 class _Closed(Exception):
@@ -327,6 +329,9 @@ class FaultProxy:
             else:
                 client.shutdown(socket.SHUT_RDWR)
             return False
+        with self._lock:
+            self.stats.bytes_up += len(body)
+            self.stats.bytes_down += len(resp_body)
         client.sendall(resp_head + resp_body)
         return framed
 

@@ -439,7 +439,8 @@ def _compact_settle(t: Trial) -> None:
 # planted; the writer's new objects are young, and an object it deduplicates is Put again
 # (spec/06 §6.3), so GC must delete only garbage. Checked: the writer and the reader never
 # fail, the writer's commits all land, a completed GC deleted the planted orphans, and
-# (as after every trial) verify passes and every acknowledged commit reads back.
+# (as after every trial) verify passes and every acknowledged commit reads back. The GC is
+# whole, in passes by id prefix (a tiny mark budget) or a sharded GC's sweep.
 GC_READER = r"""
 import hashlib, json, pathlib, subprocess, sys
 base, stop, out, pinned = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
@@ -503,6 +504,16 @@ def _gc_launch(t: Trial) -> list[str]:
                                str(result), json.dumps(pinned)], env=clean_env())
     t.state.update(planted=planted, side=side, ours=ours, batch=batch, writer=writer,
                    writer_log=writer_log, reader=reader, stop=stop, result=result)
+    # One of three ways: a whole GC; one whose mark budget forces passes by id prefix
+    # (spec/06 §6.8); or the sweep of a sharded GC (§6.11) against a mark stored just now,
+    # while the writer runs (one shard of one: the whole id space).
+    mode = t.rng.choice(["whole", "passes", "sharded"])
+    t.state["mode"] = mode
+    if mode == "passes":
+        return s.argv("--json", "gc", "--grace", "1h", "--mark-memory", "64K")
+    if mode == "sharded":
+        s.ok("gc", "--mark-only", "--grace", "1h")
+        return s.argv("--json", "gc", "--sweep", "--shard", "0", "--of", "1")
     return s.argv("--json", "gc", "--grace", "1h")
 
 
@@ -529,7 +540,8 @@ def _gc_settle(t: Trial) -> None:
         GC_REPORTS.append(report)
         left = set(t.store.ok("object", "ls").out.split()) & set(st["planted"])
         if left:
-            raise t.fail(f"GC completed but kept the planted orphans {sorted(left)}: {report}")
+            raise t.fail(f"GC ({st['mode']}) completed but kept the planted orphans "
+                         f"{sorted(left)}: {report}")
     # The writer's commits: the main batches, then the merge of the side branch (the first
     # parents from main's head back to the old head; `log` lists the side commit too).
     entries = {e["manifest"]: e for e in t.store.ok("--json", "log", NAME).jsonl()}

@@ -12,24 +12,16 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import struct
 import sys
 import time
-import zlib
 
 import numpy as np
 
 import dreamdb
 
-
-def png(width: int, height: int, rgb: tuple) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-    raw = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
-            + chunk(b"IEND", b""))
+# The demo data's solid-colour PNG writer (examples/make_demo_data.py).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "examples"))
+from make_demo_data import png  # noqa: E402
 
 
 def main() -> None:

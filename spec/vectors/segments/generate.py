@@ -11,8 +11,11 @@ Usage:
     python3 spec/vectors/segments/generate.py           # rewrite segments.json
     python3 spec/vectors/segments/generate.py --check   # exit 1 if segments.json is stale
 
-The sq8 vectors (format 2, fields declaring "index": {"raw": false}) also carry
-`decoded`, the reconstructed float32 values: decode(hex) == decoded, and
+Every vector names its `format`. The vectors of format 3 (what writers write, spec §4.4)
+check both directions; the format 1 and 2 vectors (16-row blocks, spec §4.2) are kept
+byte for byte so that readers prove they still read old segments (decode only). The sq8
+vectors (fields declaring "index": {"raw": false}) also carry `decoded`, the
+reconstructed float32 values: decode(hex) == decoded, and
 encode(values) == encode(decoded) == hex.
 
 Value forms in JSON: int64/timestamp integers; float64 numbers; bool true/false;
@@ -64,6 +67,28 @@ VECTORS = [
       for r in range(70)]),
 ]
 
+# Format 3 only (spec §4.4): block boundaries that formats 1 and 2 never exercise.
+VECTORS_3 = [
+    ("embedding dim 100, one row per block",
+     {"name": "e", "type": "embedding", "dim": 100, "optional": True},
+     [[round((r * 7 + i) / 16.0 - 3.0, 4) for i in range(100)] if r != 1 else None
+      for r in range(3)]),
+    ("sq8 dim 300, one row per block",
+     {"name": "v", "type": "embedding", "dim": 300, "index": {"raw": False}},
+     [[round(((r * 13 + i * 5) % 41) / 4.0 - 5.0, 3) for i in range(300)] for r in range(3)]),
+    ("blob, one value per block",
+     {"name": "img", "type": "blob", "optional": True},
+     ["ab" * 300, None, "", "cd" * 700, "0102"]),
+    ("string, 10 values per block",
+     {"name": "s", "type": "string"},
+     ["v%02d-" % r + "x" * (r % 60) for r in range(40)]),
+    ("categorical, shared dictionary blocks",
+     {"name": "label", "type": "categorical", "optional": True},
+     [None if r % 9 == 4 else "label-%d" % (r % 13) * (1 + r % 3) for r in range(50)]),
+    ("string, all empty",
+     {"name": "s", "type": "string"}, ["", "", ""]),
+]
+
 DTYPES = {"u8": "B", "i8": "b", "u16": "H", "i16": "h", "u32": "I", "i32": "i",
           "u64": "Q", "i64": "q", "f32": "f", "f64": "d"}
 
@@ -108,10 +133,21 @@ def sum16(data):
     return bytes.fromhex(out)[:16]
 
 
-def fixed_block(width):
-    """spec/12-segments.md §4.2."""
+def fixed_block(width, fmt):
+    """spec/12-segments.md §4.2 (formats 1, 2) and §4.4 (format 3)."""
+    if fmt >= 3:
+        return max(1, 256 // width) * width
     target = min(max(16 * width, 256), 65536)
     return max(1, target // width) * width
+
+
+def values_per_block(n, length):
+    """spec/12-segments.md §4.4: format 3 `data`/`dict_data` blocks, in values."""
+    if n == 0:
+        return 1
+    if length == 0:
+        return n
+    return min(max(256 * n // length, 1), n)
 
 
 def align8(x):
@@ -206,8 +242,9 @@ def offsets_of(items):
     return struct.pack(f"<{len(out)}Q", *out)
 
 
-def buffers_of(field, values):
-    """[(name, bytes, block)] in the order of spec/12-segments.md §3.3."""
+def buffers_of(field, values, fmt):
+    """[(name, bytes, block, items)] in the order of spec/12-segments.md §3.3; `items` is
+    the list of values of a variable-width buffer (format 3 cuts its blocks by them)."""
     rows = len(values)
     t = field["type"]
     width = value_width(field)
@@ -217,7 +254,7 @@ def buffers_of(field, values):
         for i, v in enumerate(values):
             if v is not None:
                 bits[i // 8] |= 1 << (i % 8)
-        out.append(("validity", bytes(bits), fixed_block(1)))
+        out.append(("validity", bytes(bits), fixed_block(1, fmt), None))
     if is_sq8(field):
         scales, codes = b"", b""
         for v in values:
@@ -228,12 +265,12 @@ def buffers_of(field, values):
             lo, hi, c = sq8_row(v)
             scales += struct.pack("<2f", lo, hi)
             codes += bytes(c)
-        out.append(("scales", scales, fixed_block(8)))
-        out.append(("codes", codes, fixed_block(field["dim"])))
+        out.append(("scales", scales, fixed_block(8, fmt), None))
+        out.append(("codes", codes, fixed_block(field["dim"], fmt), None))
     elif t in ("string", "blob"):
         items = [b"" if v is None else encode_value(field, v) for v in values]
-        out.append(("offsets", offsets_of(items), fixed_block(8)))
-        out.append(("data", b"".join(items), 65536))
+        out.append(("offsets", offsets_of(items), fixed_block(8, fmt), None))
+        out.append(("data", b"".join(items), data_block(items, fmt), items))
     elif t == "categorical":
         entries, codes = [], []
         for v in values:
@@ -244,32 +281,47 @@ def buffers_of(field, values):
             if b not in entries:
                 entries.append(b)
             codes.append(entries.index(b))
-        out.append(("values", struct.pack(f"<{rows}I", *codes), fixed_block(4)))
-        out.append(("dict_offsets", offsets_of(entries), fixed_block(8)))
-        out.append(("dict_data", b"".join(entries), 65536))
+        out.append(("values", struct.pack(f"<{rows}I", *codes), fixed_block(4, fmt), None))
+        out.append(("dict_offsets", offsets_of(entries), fixed_block(8, fmt), None))
+        out.append(("dict_data", b"".join(entries), data_block(entries, fmt), entries))
     else:
         vals = b"".join(bytes(width) if v is None else encode_value(field, v) for v in values)
-        out.append(("values", vals, fixed_block(width)))
+        out.append(("values", vals, fixed_block(width, fmt), None))
     return out
 
 
-def encode_segment(field, values):
-    buffers = buffers_of(field, values)
+def data_block(items, fmt):
+    if fmt >= 3:
+        return values_per_block(len(items), sum(len(b) for b in items))
+    return 65536
+
+
+def block_sums(data, block, items):
+    """The `sums` of one buffer (spec/12-segments.md §4.1, §4.4)."""
+    if items is None:  # fixed-size blocks of `block` bytes
+        return b"".join(sum16(data[i:i + block]) for i in range(0, len(data), block))
+    return b"".join(sum16(b"".join(items[i:i + block])) for i in range(0, len(items), block))
+
+
+def encode_segment(field, values, fmt):
+    buffers = buffers_of(field, values, fmt)
     sums = []
-    for _, data, block in buffers:
-        sums.append(b"".join(sum16(data[i:i + block]) for i in range(0, len(data), block)))
+    for _, data, block, items in buffers:
+        sums.append(block_sums(data, block if items is not None else block,
+                               items if fmt >= 3 else None))
     header_end = 28
     while True:  # offsets depend on the header's length (spec §1.1)
         pos, entries = header_end, []
-        for (name, data, block), s in zip(buffers, sums):
+        for (name, data, block, _), s in zip(buffers, sums):
             offset = align8(pos)
             entries.append({"name": name, "offset": offset, "length": len(data),
                             "block": block, "sums": s})
             pos = offset + len(data)
-        header = {"kind": "dreamdb.segment", "format": 1, "type": field["type"],
+        header = {"kind": "dreamdb.segment", "format": fmt, "type": field["type"],
                   "rows": len(values), "buffers": entries}
         if is_sq8(field):
-            header["format"] = 2
+            if fmt < 3:
+                header["format"] = 2
             header["encoding"] = "sq8"
         if field["type"] == "embedding":
             header["dim"] = field["dim"]
@@ -282,31 +334,39 @@ def encode_segment(field, values):
             break
         header_end = end
     out = bytearray(b"DDBSEG01" + struct.pack("<I", len(encoded)) + sum16(encoded) + encoded)
-    for entry, (_, data, _) in zip(entries, buffers):
+    for entry, (_, data, _, _) in zip(entries, buffers):
         out += bytes(entry["offset"] - len(out))
         out += data
     return bytes(out)
 
 
+def vector(name, field, values, fmt):
+    seg = encode_segment(field, values, fmt)
+    header_format = 2 if fmt < 3 and is_sq8(field) else fmt
+    entry = {"name": name, "format": header_format, "field": field, "rows": len(values),
+             "values": values}
+    if is_sq8(field):
+        decoded = sq8_decoded(values)
+        assert encode_segment(field, decoded, fmt) == seg, name  # stable under re-encoding
+        entry["decoded"] = decoded
+    entry.update({"size": len(seg), "hex": seg.hex()})
+    return entry
+
+
 def generate():
-    vectors = []
-    for name, field, values in VECTORS:
-        seg = encode_segment(field, values)
-        entry = {"name": name, "field": field, "rows": len(values), "values": values}
-        if is_sq8(field):
-            decoded = sq8_decoded(values)
-            assert encode_segment(field, decoded) == seg, name  # stable under re-encoding
-            entry["decoded"] = decoded
-        entry.update({"size": len(seg), "hex": seg.hex()})
-        vectors.append(entry)
+    # Formats 1 and 2 (read only, kept byte for byte), then format 3 (written today).
+    vectors = [vector(name, field, values, 1) for name, field, values in VECTORS]
+    vectors += [vector(name + ", format 3", field, values, 3) for name, field, values in VECTORS]
+    vectors += [vector(name, field, values, 3) for name, field, values in VECTORS_3]
     doc = {
         "spec": "spec/12-segments.md",
         "generator": "spec/vectors/segments/generate.py (checksums by Debian b3sum)",
         "value_forms": "int64/timestamp: integer; float64: number; bool: true/false; "
                        "string/categorical: text; blob: lowercase hex; embedding: list of "
                        "numbers (float32); array: nested lists, row-major; null: a null row; "
-                       "sq8 (format 2) vectors also list `decoded`, the values a reader "
-                       "returns",
+                       "sq8 vectors also list `decoded`, the values a reader returns; "
+                       "`format` 3 vectors are what writers write (encode and decode), "
+                       "format 1 and 2 vectors are read only",
         "vectors": vectors,
     }
     return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"

@@ -13,11 +13,11 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "src/base/encoding.h"
+#include "src/base/io_pool.h"
 
 namespace dreamdb {
 namespace {
@@ -28,6 +28,9 @@ constexpr std::string_view kMarkerInitPrefix = ".dreamdb-store.init.";
 constexpr int kLayoutVersion = 1;
 constexpr size_t kMaxRefFileBytes = 4096;
 constexpr size_t kMaxIoChunk = size_t{1} << 30;  // fits the int the Sys* wrappers return
+// Cached object read descriptors per handle: well under common RLIMIT_NOFILE soft limits
+// (1024) even with several handles open.
+constexpr uint64_t kObjectFdCacheSize = 128;
 
 std::string StrError(int err) {
   char buf[256];
@@ -267,6 +270,10 @@ int FileBackend::SysFsync(int fd, const std::string& path) const {
   return Retry("fsync", path, [&] { return ::fsync(fd); });
 }
 
+int FileBackend::SysFdatasync(int fd, const std::string& path) const {
+  return Retry("fsync", path, [&] { return ::fdatasync(fd); });
+}
+
 int FileBackend::SysClose(int fd, const std::string& path) const {
   if (int err = Fault("close", path)) {
     ::close(fd);
@@ -357,7 +364,7 @@ Result<std::string> FileBackend::WriteTemp(std::string_view kind, ByteView data,
     }
     rest.remove_prefix(static_cast<size_t>(n));
   }
-  if (st.ok() && sync && SysFsync(fd, path) != 0) st = OsError(errno, "fsync", path, false);
+  if (st.ok() && sync && SysFdatasync(fd, path) != 0) st = OsError(errno, "fsync", path, false);
   if (SysClose(fd, path) != 0 && st.ok()) st = OsError(errno, "close", path, false);
   if (!st.ok()) {
     ::unlink(path.c_str());
@@ -368,8 +375,10 @@ Result<std::string> FileBackend::WriteTemp(std::string_view kind, ByteView data,
 
 // ---- Open ----
 
+FileBackend::OpenObject::~OpenObject() { ::close(fd); }
+
 FileBackend::FileBackend(std::string root, FileBackendOptions options)
-    : root_(std::move(root)), options_(std::move(options)) {
+    : root_(std::move(root)), options_(std::move(options)), object_fds_(kObjectFdCacheSize) {
   for (auto& fd : shard_fds_) fd.store(-1, std::memory_order_relaxed);
 }
 
@@ -519,16 +528,20 @@ std::string FileBackend::ObjectPath(const ObjectId& id) const {
   return root_ + "/objects/" + id.ShardPrefix() + "/" + id.ToString();
 }
 
-Result<int> FileBackend::ShardDirFd(const std::string& shard) {
+Result<int> FileBackend::ShardDirFd(const std::string& shard, bool sync) {
   size_t index = static_cast<size_t>(std::stoi(shard, nullptr, 16));
   int fd = shard_fds_[index].load(std::memory_order_acquire);
   if (fd >= 0) return fd;
   std::string path = root_ + "/objects/" + shard;
+  // A shard directory's entry in objects/ must be durable when the objects inside it are.
+  // For an unsynced put the next Sync fsyncs objects/ in its parallel round; the flag is
+  // set before the directory is looked at, so whichever thread or process made the
+  // directory (maybe not durably yet), an object recorded after this is covered.
+  if (!sync) objects_dir_dirty_.store(true, std::memory_order_release);
   fd = SysOpen(path, O_RDONLY | O_DIRECTORY);
   if (fd < 0 && errno == ENOENT) {
     if (SysMkdir(path) != 0 && errno != EEXIST) return OsError(errno, "mkdir", path, false);
-    // The new directory entry must be durable before objects inside it are.
-    RETURN_IF_ERROR(FsyncDir(objects_fd_, root_ + "/objects"));
+    if (sync) RETURN_IF_ERROR(FsyncDir(objects_fd_, root_ + "/objects"));
     fd = SysOpen(path, O_RDONLY | O_DIRECTORY);
   }
   if (fd < 0) return OsError(errno, "open directory", path, false);
@@ -546,20 +559,27 @@ Status FileBackend::PutUnsynced(const ObjectId& id, ByteView data) {
   return PutImpl(id, data, false);
 }
 
-Status FileBackend::Sync() {
+Status FileBackend::Sync() { return SyncWith(nullptr); }
+
+Status FileBackend::SyncWith(const std::string* extra_file) {
   std::lock_guard<std::mutex> sync_lock(sync_mu_);
   std::vector<std::pair<size_t, std::string>> pending;
   {
     std::lock_guard<std::mutex> lock(pending_mu_);
     pending.swap(pending_);
   }
-  if (pending.empty()) return Status::Ok();
+  // Taken after pending_: a put that made a shard directory set the flag before it
+  // recorded its object, so an object taken here has its directory's flag taken too.
+  const bool objects_dir = objects_dir_dirty_.exchange(false, std::memory_order_acq_rel);
+  if (pending.empty() && extra_file == nullptr && !objects_dir) return Status::Ok();
   std::sort(pending.begin(), pending.end());
   pending.erase(std::unique(pending.begin(), pending.end()), pending.end());
   std::vector<std::pair<size_t, std::string>> failed;
-  Status st = SyncPending(pending, &failed);
+  bool objects_dir_failed = false;
+  Status st = SyncPending(pending, extra_file, objects_dir, &failed, &objects_dir_failed);
   if (!st.ok()) {
     // Not known durable: the next Sync tries them again (a ref must not move before).
+    if (objects_dir_failed) objects_dir_dirty_.store(true, std::memory_order_release);
     std::lock_guard<std::mutex> lock(pending_mu_);
     pending_.insert(pending_.end(), failed.begin(), failed.end());
   }
@@ -567,66 +587,68 @@ Status FileBackend::Sync() {
 }
 
 Status FileBackend::SyncPending(const std::vector<std::pair<size_t, std::string>>& pending,
-                                std::vector<std::pair<size_t, std::string>>* failed) {
-  // Tasks: each object file, then each shard directory once (its entries for the renames).
+                                const std::string* extra_file, bool objects_dir,
+                                std::vector<std::pair<size_t, std::string>>* failed,
+                                bool* objects_dir_failed) {
+  // Tasks: each object file, the extra file, then each shard directory once (its entries
+  // for the renames) and objects/ (for new shard directories). No order is needed among
+  // them: nothing may depend on any of them until all are durable (the ref moves after).
   // fsync of one file flushes that file only, so a commit never waits for the dirty pages
   // of an unrelated writer, as syncfs(2) would make it.
   std::vector<size_t> dirs;
   for (const auto& p : pending) {
     if (dirs.empty() || dirs.back() != p.first) dirs.push_back(p.first);
   }
-  const size_t tasks = pending.size() + dirs.size();
+  const size_t files = pending.size() + (extra_file != nullptr ? 1 : 0);
+  const size_t tasks = files + dirs.size() + (objects_dir ? 1 : 0);
   std::mutex mu;
   Status first;
   std::vector<char> ok(pending.size(), 0);  // char, not bool: written by several threads
   bool dirs_ok = true;
   auto run = [&](size_t t) {
     Status st;
-    if (t < pending.size()) {
-      const std::string& path = pending[t].second;
+    if (t < files) {
+      const std::string& path = t < pending.size() ? pending[t].second : *extra_file;
       int fd = SysOpen(path, O_RDONLY);
-      if (fd < 0 && errno == ENOENT) {
+      if (fd < 0 && errno == ENOENT && t < pending.size()) {
         // Deleted since the put (a failed commit's cleanup, or GC): nothing to make
         // durable, and no ref may reach it (the ref checks run after this Sync).
       } else if (fd < 0) {
         st = OsError(errno, "open for fsync", path, false);
       } else {
-        if (SysFsync(fd, path) != 0) st = OsError(errno, "fsync", path, false);
+        // Bytes and size, not times: fdatasync (an object's time only matters to GC's
+        // grace period for objects no ref reaches, and a crash ends every such writer).
+        if (SysFdatasync(fd, path) != 0) st = OsError(errno, "fsync", path, false);
         ::close(fd);
       }
-      if (st.ok()) ok[t] = 1;  // distinct elements: no lock needed
-    } else {
-      size_t shard = dirs[t - pending.size()];
+      if (st.ok() && t < pending.size()) ok[t] = 1;  // distinct elements: no lock needed
+    } else if (t < files + dirs.size()) {
+      size_t shard = dirs[t - files];
       static constexpr char kHex[] = "0123456789abcdef";
       std::string path = root_ + "/objects/" + kHex[shard >> 4] + kHex[shard & 15];
       st = FsyncDir(shard_fds_[shard].load(std::memory_order_acquire), path);
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        dirs_ok = false;
+      }
+    } else {
+      st = FsyncDir(objects_fd_, root_ + "/objects");
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        *objects_dir_failed = true;
+      }
     }
     if (!st.ok()) {
       std::lock_guard<std::mutex> lock(mu);
-      if (t >= pending.size()) dirs_ok = false;
       if (first.ok()) first = st;
     }
   };
-  // fsyncs wait on the device, not the CPU: a few in flight let the file system commit
-  // them together. Small commits run inline (a thread costs more than it saves).
-  constexpr size_t kMaxThreads = 8;
-  const size_t threads = tasks < 4 ? 0 : std::min(kMaxThreads, tasks / 2);
-  if (threads == 0) {
-    for (size_t t = 0; t < tasks; ++t) run(t);
-  } else {
-    std::atomic<size_t> next{0};
-    auto worker = [&] {
-      for (size_t t; (t = next.fetch_add(1)) < tasks;) run(t);
-    };
-    std::vector<std::thread> pool;
-    pool.reserve(threads - 1);
-    for (size_t i = 1; i < threads; ++i) pool.emplace_back(worker);
-    worker();
-    for (auto& th : pool) th.join();
-  }
+  // fsyncs wait on the device, not the CPU: all of one commit's in flight at once let the
+  // file system commit them together. The pool's threads are made once per process.
+  IoPool::ParallelFor(tasks, run);
   if (!first.ok()) {
     for (size_t i = 0; i < pending.size(); ++i) {
-      if (!ok[i] || !dirs_ok) failed->push_back(pending[i]);
+      if (!ok[i] || !dirs_ok || *objects_dir_failed) failed->push_back(pending[i]);
     }
   }
   return first;
@@ -635,7 +657,7 @@ Status FileBackend::SyncPending(const std::vector<std::pair<size_t, std::string>
 Status FileBackend::PutImpl(const ObjectId& id, ByteView data, bool sync) {
   const std::string shard = id.ShardPrefix();
   const std::string path = ObjectPath(id);
-  ASSIGN_OR_RETURN(int dir_fd, ShardDirFd(shard));
+  ASSIGN_OR_RETURN(int dir_fd, ShardDirFd(shard, sync));
   struct stat st;
   if (SysStat(path, &st) == 0 && static_cast<uint64_t>(st.st_size) == data.size()) {
     // Already stored (by invariant 1 it is complete). Refresh its modified time so GC's
@@ -673,27 +695,37 @@ Status FileBackend::RecordUnsynced(const std::string& shard, const std::string& 
 // A whole-object read is the range [0, size): one open/fstat/pread path for both.
 Result<Bytes> FileBackend::Get(const ObjectId& id) { return GetRange(id, 0, UINT64_MAX); }
 
+Result<std::shared_ptr<const FileBackend::OpenObject>> FileBackend::OpenForRead(
+    const ObjectId& id, const std::string& path, struct stat* st) {
+  if (auto cached = object_fds_.Get(id)) {
+    // Deleted or replaced (a damaged copy renamed over) since it was opened: the cached
+    // inode is no longer linked; read what is at the path now.
+    if (fstat(cached->fd, st) == 0 && st->st_nlink > 0) return cached;
+    object_fds_.Erase(id);
+  }
+  int fd = SysOpen(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? ObjectNotFound(id) : OsError(errno, "open", path);
+  auto opened = std::make_shared<const OpenObject>(fd);
+  if (fstat(fd, st) != 0) return OsError(errno, "stat", path);
+  object_fds_.Insert(id, opened, 1);
+  return opened;
+}
+
 Result<Bytes> FileBackend::GetRange(const ObjectId& id, uint64_t offset, uint64_t length) {
   const std::string path = ObjectPath(id);
-  int fd = SysOpen(path, O_RDONLY);
-  if (fd < 0) return errno == ENOENT ? ObjectNotFound(id) : OsError(errno, "open", path);
   struct stat st;
-  Status status;
-  Bytes out;
-  if (fstat(fd, &st) != 0) {
-    status = OsError(errno, "stat", path);
-  } else {
-    auto size = static_cast<uint64_t>(st.st_size);
-    if (offset > size) {
-      status =
-          InvalidArgument("object " + id.ToString() + ": range offset " + std::to_string(offset) +
-                          " is beyond its size " + std::to_string(size));
-    } else {
-      status = ReadAll(fd, path, offset, std::min(length, size - offset), &out);
-    }
+  ASSIGN_OR_RETURN(auto file, OpenForRead(id, path, &st));
+  auto size = static_cast<uint64_t>(st.st_size);
+  if (offset > size) {
+    return InvalidArgument("object " + id.ToString() + ": range offset " + std::to_string(offset) +
+                           " is beyond its size " + std::to_string(size));
   }
-  ::close(fd);
-  RETURN_IF_ERROR(status);
+  Bytes out;
+  Status status = ReadAll(file->fd, path, offset, std::min(length, size - offset), &out);
+  if (!status.ok()) {
+    object_fds_.Erase(id);  // the next read opens the file afresh
+    return status;
+  }
   return out;
 }
 
@@ -761,6 +793,7 @@ Status FileBackend::List(std::string_view shard_prefix, const ObjectVisitor& vis
 
 Status FileBackend::Delete(const ObjectId& id) {
   const std::string path = ObjectPath(id);
+  object_fds_.Erase(id);
   if (SysUnlink(path) != 0 && errno != ENOENT) return OsError(errno, "unlink", path);
   return Status::Ok();
 }
@@ -829,7 +862,7 @@ Status FileBackend::Create(std::string_view name, const ObjectId& target) {
     if (err == EEXIST) return AlreadyExists("ref " + Quote(name) + " already exists");
     return OsError(err, "link", path, false);
   }
-  return FsyncDir(refs_fd_, root_ + "/refs");
+  return FsyncRefsDir();
 }
 
 Status FileBackend::CompareAndSwap(std::string_view name, const ObjectId& expected,
@@ -846,7 +879,7 @@ Status FileBackend::CompareAndSwap(std::string_view name, const ObjectId& expect
     ::unlink(tmp.c_str());
     return st;
   }
-  return FsyncDir(refs_fd_, root_ + "/refs");
+  return FsyncRefsDir();
 }
 
 Status FileBackend::Delete(std::string_view name, const ObjectId& expected) {
@@ -857,10 +890,101 @@ Status FileBackend::Delete(std::string_view name, const ObjectId& expected) {
   ASSIGN_OR_RETURN(RefValue current, ReadRef(name));
   if (current.target != expected) return RefConflict(name, current.target, expected);
   if (SysUnlink(path) != 0) return OsError(errno, "unlink", path, false);
-  RETURN_IF_ERROR(FsyncDir(refs_fd_, root_ + "/refs"));
+  RETURN_IF_ERROR(FsyncRefsDir());
   // Drop the lock file while holding it; waiters notice the inode change (LockRef).
   ::unlink(lock.path_.c_str());
   return Status::Ok();
+}
+
+Status FileBackend::FsyncRefsDir() {
+  std::unique_lock<std::mutex> lock(refs_sync_mu_);
+  // Our change is in place; an fsync that starts from now on covers it.
+  const uint64_t need = refs_sync_started_ + 1;
+  while (refs_sync_done_ < need) {
+    if (refs_sync_running_) {
+      refs_sync_cv_.wait(lock);
+      continue;
+    }
+    refs_sync_running_ = true;
+    const uint64_t gen = ++refs_sync_started_;
+    lock.unlock();
+    Status st = FsyncDir(refs_fd_, root_ + "/refs");
+    lock.lock();
+    refs_sync_running_ = false;
+    refs_sync_done_ = gen;
+    if (!st.ok()) {
+      refs_sync_failed_gen_ = gen;
+      refs_sync_failure_ = st;
+    }
+    refs_sync_cv_.notify_all();
+  }
+  // Conservative: if the latest failed fsync could have been the one covering us, fail
+  // (the caller reports the outcome as unknown; the ref may or may not have moved).
+  if (refs_sync_failed_gen_ >= need) return refs_sync_failure_;
+  return Status::Ok();
+}
+
+Status FileBackend::SyncThenCompareAndSwap(ObjectBackend& objects, std::string_view name,
+                                           const ObjectId& expected, const ObjectId& desired) {
+  if (&objects != static_cast<ObjectBackend*>(this)) {
+    return RefBackend::SyncThenCompareAndSwap(objects, name, expected, desired);
+  }
+  // The new ref file does not depend on the ref's current value: write it before taking
+  // the lock and make it durable in the same round as the objects (spec/05 §8.4.4).
+  ASSIGN_OR_RETURN(std::string tmp,
+                   WriteTemp("ref", FormatRefFile(desired, WriterNonce()), /*sync=*/false));
+  auto drop_tmp = [&] { ::unlink(tmp.c_str()); };
+  if (Status st = SyncWith(&tmp); !st.ok()) {
+    drop_tmp();
+    return st;
+  }
+  const std::string encoded = EncodeRefName(name);
+  const std::string path = root_ + "/refs/" + encoded;
+  RefLock lock;
+  if (Status st = LockRef(encoded, &lock); !st.ok()) {
+    drop_tmp();
+    return st;
+  }
+  auto current = ReadRef(name);
+  if (!current.ok() || current->target != expected) {
+    drop_tmp();
+    if (!current.ok()) return current.status();
+    return RefConflict(name, current->target, expected);
+  }
+  if (SysRename(tmp, path) != 0) {
+    Status st = OsError(errno, "rename into", path, false);
+    drop_tmp();
+    return st;
+  }
+  return FsyncRefsDir();
+}
+
+Status FileBackend::SyncThenCreate(ObjectBackend& objects, std::string_view name,
+                                   const ObjectId& target) {
+  if (&objects != static_cast<ObjectBackend*>(this)) {
+    return RefBackend::SyncThenCreate(objects, name, target);
+  }
+  ASSIGN_OR_RETURN(std::string tmp,
+                   WriteTemp("ref", FormatRefFile(target, WriterNonce()), /*sync=*/false));
+  Status st = SyncWith(&tmp);
+  const std::string encoded = EncodeRefName(name);
+  const std::string path = root_ + "/refs/" + encoded;
+  RefLock lock;
+  if (st.ok()) st = LockRef(encoded, &lock);
+  struct stat ref_st;
+  if (st.ok() && SysStat(path, &ref_st) == 0) {
+    st = AlreadyExists("ref " + Quote(name) + " already exists");
+  } else if (st.ok() && errno != ENOENT) {
+    st = OsError(errno, "stat", path, false);
+  }
+  // link() never replaces an existing file: create-if-absent even without the lock.
+  if (st.ok() && SysLink(tmp, path) != 0) {
+    st = errno == EEXIST ? AlreadyExists("ref " + Quote(name) + " already exists")
+                         : OsError(errno, "link", path, false);
+  }
+  ::unlink(tmp.c_str());
+  RETURN_IF_ERROR(st);
+  return FsyncRefsDir();
 }
 
 Status FileBackend::List(std::string_view prefix, const RefVisitor& visit) {

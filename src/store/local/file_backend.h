@@ -36,6 +36,7 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -46,6 +47,7 @@
 #include <vector>
 
 #include "dreamdb/store.h"
+#include "src/base/lru_cache.h"
 
 namespace dreamdb {
 
@@ -95,6 +97,14 @@ class FileBackend final : public ObjectBackend, public RefBackend {
                         const ObjectId& desired) override;
   Status Delete(std::string_view name, const ObjectId& expected) override;
   Status List(std::string_view prefix, const RefVisitor& visit) override;
+  // When `objects` is this backend: the new ref file is written to tmp/ before the lock is
+  // taken and fsynced in the same parallel round as the pending objects, so a commit
+  // waits for two rounds of fsyncs (objects + ref file; then refs/) instead of three
+  // (spec/05-backend.md §8.4.4). Otherwise the default: objects.Sync(), then the change.
+  Status SyncThenCompareAndSwap(ObjectBackend& objects, std::string_view name,
+                                const ObjectId& expected, const ObjectId& desired) override;
+  Status SyncThenCreate(ObjectBackend& objects, std::string_view name,
+                        const ObjectId& target) override;
 
   const std::string& root() const { return root_; }
   std::string ObjectPath(const ObjectId& id) const;
@@ -125,6 +135,9 @@ class FileBackend final : public ObjectBackend, public RefBackend {
   int SysOpen(const std::string& path, int flags, mode_t mode = 0) const;
   int SysStat(const std::string& path, struct stat* st) const;
   int SysFsync(int fd, const std::string& path) const;
+  // fdatasync: for a file whose bytes and size matter, not its times (objects, ref temp
+  // files). The fault hook sees it as "fsync".
+  int SysFdatasync(int fd, const std::string& path) const;
   int SysClose(int fd, const std::string& path) const;
   int SysRename(const std::string& from, const std::string& to) const;
   int SysLink(const std::string& from, const std::string& to) const;
@@ -140,19 +153,43 @@ class FileBackend final : public ObjectBackend, public RefBackend {
   Status ReadAll(int fd, const std::string& path, uint64_t offset, uint64_t length,
                  Bytes* out) const;
 
+  // An open read-only descriptor of an object file, closed when the last holder lets go.
+  struct OpenObject {
+    explicit OpenObject(int f) : fd(f) {}
+    ~OpenObject();
+    OpenObject(const OpenObject&) = delete;
+    OpenObject& operator=(const OpenObject&) = delete;
+    const int fd;
+  };
+  // The object's descriptor and stat: from the cache when the cached file is still the
+  // one linked at its path (st_nlink > 0: not deleted or replaced), else opened (and
+  // cached). kNotFound if absent.
+  Result<std::shared_ptr<const OpenObject>> OpenForRead(const ObjectId& id, const std::string& path,
+                                                        struct stat* st);
+
   // Writes `data` to a fresh file under tmp/ and fsyncs it; returns its path.
   // Writes a temp file; fsyncs it when `sync`.
   Result<std::string> WriteTemp(std::string_view kind, ByteView data, bool sync = true) const;
   Status PutImpl(const ObjectId& id, ByteView data, bool sync);
   // Adds an object put unsynced (shard "xx", its path) to pending_.
   Status RecordUnsynced(const std::string& shard, const std::string& path);
-  // fsyncs the files and directories of `pending` (sorted, unique), a few threads at once.
-  // On failure returns the first error; `failed` gets the entries not known durable.
+  // Sync(), also fsyncing `extra_file` (a ref temp file) in the same round when given.
+  Status SyncWith(const std::string* extra_file);
+  // fsyncs the files and directories of `pending` (sorted, unique), `extra_file` and, when
+  // `objects_dir`, objects/, in parallel on the process's IoPool. On failure returns the
+  // first error; `failed` gets the entries not known durable, *objects_dir_failed whether
+  // objects/ is.
   Status SyncPending(const std::vector<std::pair<size_t, std::string>>& pending,
-                     std::vector<std::pair<size_t, std::string>>* failed);
+                     const std::string* extra_file, bool objects_dir,
+                     std::vector<std::pair<size_t, std::string>>* failed, bool* objects_dir_failed);
   // An fd of objects/<xx>, creating the directory if needed. Cached; never closed early.
-  Result<int> ShardDirFd(const std::string& shard);
+  // A directory it creates is made durable at once when `sync`, else by the next Sync.
+  Result<int> ShardDirFd(const std::string& shard, bool sync = true);
   Status FsyncDir(int fd, const std::string& path) const;
+  // fsync of refs/ shared by concurrent ref changes: one that starts after a caller's
+  // rename covers it, so threads moving different refs at once share fsyncs (group
+  // commit). Returns OK only after an fsync of refs/ that began after the call did.
+  Status FsyncRefsDir();
 
   Status LockRef(const std::string& encoded, RefLock* lock) const;
   Result<RefValue> ReadRef(std::string_view name) const;
@@ -166,10 +203,23 @@ class FileBackend final : public ObjectBackend, public RefBackend {
   // Held for a whole Sync, so a Sync returns only after every earlier one finished: an
   // object another Sync took from pending_ is durable before a later Sync returns OK.
   std::mutex sync_mu_;
+  // objects/ has an entry (a shard directory made by an unsynced put) not yet fsynced.
+  std::atomic<bool> objects_dir_dirty_{false};
   int objects_fd_ = -1;
   int refs_fd_ = -1;
+  // FsyncRefsDir's state: fsyncs of refs/ numbered from 1; one runs at a time.
+  std::mutex refs_sync_mu_;
+  std::condition_variable refs_sync_cv_;
+  uint64_t refs_sync_started_ = 0;     // guarded by refs_sync_mu_
+  uint64_t refs_sync_done_ = 0;        // guarded by refs_sync_mu_
+  bool refs_sync_running_ = false;     // guarded by refs_sync_mu_
+  uint64_t refs_sync_failed_gen_ = 0;  // the latest failed fsync; guarded by refs_sync_mu_
+  Status refs_sync_failure_;           // its error; guarded by refs_sync_mu_
   // objects/<xx> directory fds, -1 until first used; set once with compare-exchange.
   std::array<std::atomic<int>, 256> shard_fds_;
+  // Read descriptors of recently read objects (bounded: kObjectFdCacheSize entries), so a
+  // read of a hot segment is fstat + pread instead of open + fstat + pread + close.
+  ByteLruCache<ObjectId, OpenObject> object_fds_;
 };
 
 }  // namespace dreamdb

@@ -678,6 +678,7 @@ TEST(FileStoreSyncTest, SyncFsyncsOnlyTheObjectsItPutNotTheFileSystem) {
     want.insert((*backend)->ObjectPath(id));
     want.insert(root + "/objects/" + id.ShardPrefix());
   }
+  want.insert(root + "/objects");  // the new shard directories' entries
   {
     std::lock_guard<std::mutex> lock(mu);
     for (const auto& p : fsynced) EXPECT_EQ(want.count(p), 0u) << "fsynced before Sync: " << p;
@@ -755,6 +756,209 @@ TEST(FileStoreSyncTest, ObjectDeletedBeforeSyncDoesNotFailLaterSyncs) {
   ASSERT_TRUE((*backend)->PutUnsynced(ObjectId::Of(next), next).ok());
   st = (*backend)->Sync();
   EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
+}  // namespace
+}  // namespace dreamdb
+
+namespace dreamdb {
+namespace {
+
+// A ref move used to wait for three rounds of fsyncs one after another: the objects, then
+// the new ref file, then refs/. The ref file does not depend on the ref's current value,
+// so it is now written before the lock and fsynced in the objects' round: two rounds. The
+// order that makes a crash safe is kept: every object and the ref file are durable before
+// the rename into refs/, and refs/ is fsynced after it, before OK.
+TEST(FileStoreSyncTest, RefMoveFsyncsTheRefFileInTheObjectsRoundBeforeTheRename) {
+  std::string root = ::testing::TempDir() + "/sync_round_" + std::to_string(getpid());
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::string>> calls;
+  FileBackendOptions options;
+  options.fault_hook = [&](std::string_view call, const std::string& path) {
+    std::lock_guard<std::mutex> lock(mu);
+    calls.emplace_back(std::string(call), path);
+    return 0;
+  };
+  auto backend = FileBackend::Open(root, options);
+  ASSERT_TRUE(backend.ok());
+  std::shared_ptr<FileBackend> fb = *backend;
+  std::unique_ptr<Store> store = Store::FromBackends("file://" + root, fb, fb);
+  auto first = store->Put("first");
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(store->CreateRef("d/branches/main", *first).ok());
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < 6; ++i) ids.push_back(*store->Put("object " + std::to_string(i)));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    calls.clear();
+  }
+  ASSERT_TRUE(store->UpdateRef("d/branches/main", *first, ids.back()).ok());
+  const std::string ref_path = root + "/refs/d~branches~main";
+  size_t rename_at = calls.size(), lock_at = calls.size();
+  std::string tmp;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    if (calls[i].first == "rename" && rename_at == calls.size()) rename_at = i;
+    if (calls[i].first == "flock" && lock_at == calls.size()) lock_at = i;
+  }
+  ASSERT_LT(rename_at, calls.size());
+  // The temp ref file is the rename's source: it is found by what was fsynced before.
+  std::set<std::string> fsynced_before_lock, fsynced_before_rename;
+  for (size_t i = 0; i < rename_at; ++i) {
+    if (calls[i].first != "fsync") continue;
+    fsynced_before_rename.insert(calls[i].second);
+    if (i < lock_at) fsynced_before_lock.insert(calls[i].second);
+  }
+  for (const ObjectId& id : ids) {
+    EXPECT_EQ(fsynced_before_lock.count(fb->ObjectPath(id)), 1u) << id.ToString();
+  }
+  size_t tmp_refs = 0;
+  for (const auto& p : fsynced_before_lock) tmp_refs += p.find("/tmp/ref.") != std::string::npos;
+  EXPECT_EQ(tmp_refs, 1u) << "the new ref file is fsynced with the objects, before the lock";
+  // After the rename: exactly one fsync, of refs/.
+  std::vector<std::string> after;
+  for (size_t i = rename_at + 1; i < calls.size(); ++i) {
+    if (calls[i].first == "fsync") after.push_back(calls[i].second);
+  }
+  EXPECT_EQ(after, std::vector<std::string>{root + "/refs"});
+  EXPECT_EQ(store->ReadRef("d/branches/main")->target, ids.back());
+  // Nothing left in tmp/.
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(root + "/tmp"),
+                          std::filesystem::directory_iterator{}),
+            0);
+}
+
+// Group commit: threads moving different refs at once share fsyncs of refs/ and of the
+// objects; every move that returned OK is there, pointing at an object that reads back.
+TEST(FileStoreSyncTest, ConcurrentRefMovesShareFsyncsAndLoseNothing) {
+  std::string root = ::testing::TempDir() + "/sync_group_" + std::to_string(getpid());
+  std::atomic<int> refs_dir_fsyncs{0};
+  FileBackendOptions options;
+  options.fault_hook = [&](std::string_view call, const std::string& path) {
+    if (call == "fsync" && path == root + "/refs") refs_dir_fsyncs.fetch_add(1);
+    return 0;
+  };
+  auto backend = FileBackend::Open(root, options);
+  ASSERT_TRUE(backend.ok());
+  std::shared_ptr<FileBackend> fb = *backend;
+  std::unique_ptr<Store> store = Store::FromBackends("file://" + root, fb, fb);
+  constexpr int kThreads = 8, kMoves = 40;
+  std::vector<ObjectId> head(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    head[t] = *store->Put("start " + std::to_string(t));
+    ASSERT_TRUE(store->CreateRef("g/branches/b" + std::to_string(t), head[t]).ok());
+  }
+  refs_dir_fsyncs = 0;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int m = 0; m < kMoves; ++m) {
+        auto id = store->Put("thread " + std::to_string(t) + " move " + std::to_string(m));
+        if (!id.ok()) {
+          failures++;
+          continue;
+        }
+        Status st = store->UpdateRef("g/branches/b" + std::to_string(t), head[t], *id);
+        if (!st.ok()) {
+          failures++;
+          continue;
+        }
+        head[t] = *id;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_LE(refs_dir_fsyncs.load(), kThreads * kMoves);
+  // A fresh handle (as after a restart) sees every last move and its object.
+  auto reopened = FileBackend::Open(root);
+  ASSERT_TRUE(reopened.ok());
+  std::unique_ptr<Store> again = Store::FromBackends("file://" + root, *reopened, *reopened);
+  for (int t = 0; t < kThreads; ++t) {
+    auto ref = again->ReadRef("g/branches/b" + std::to_string(t));
+    ASSERT_TRUE(ref.ok()) << ref.status().ToString();
+    EXPECT_EQ(ref->target, head[t]);
+    auto got = again->Get(head[t]);
+    ASSERT_TRUE(got.ok());
+    EXPECT_EQ(*got, "thread " + std::to_string(t) + " move " + std::to_string(kMoves - 1));
+  }
+}
+
+// A failed fsync of refs/ fails the move it was to make durable (its outcome is unknown
+// to the caller), and a later move still works.
+TEST(FileStoreSyncTest, FailedRefsDirFsyncFailsTheMoveItCovered) {
+  std::string root = ::testing::TempDir() + "/sync_refsdir_" + std::to_string(getpid());
+  std::atomic<int> fail_next{0};
+  FileBackendOptions options;
+  options.fault_hook = [&](std::string_view call, const std::string& path) {
+    if (call == "fsync" && path == root + "/refs" && fail_next.exchange(0) != 0) return EIO;
+    return 0;
+  };
+  auto backend = FileBackend::Open(root, options);
+  ASSERT_TRUE(backend.ok());
+  std::shared_ptr<FileBackend> fb = *backend;
+  std::unique_ptr<Store> store = Store::FromBackends("file://" + root, fb, fb);
+  ObjectId a = *store->Put("a"), b = *store->Put("b"), c = *store->Put("c");
+  ASSERT_TRUE(store->CreateRef("f/branches/main", a).ok());
+  fail_next = 1;
+  Status st = store->UpdateRef("f/branches/main", a, b);
+  EXPECT_EQ(st.code(), StatusCode::kIoError) << st.ToString();
+  EXPECT_NE(st.message().find(root + "/refs"), std::string::npos) << st.message();
+  auto now = store->ReadRef("f/branches/main");
+  ASSERT_TRUE(now.ok());
+  EXPECT_TRUE(store->UpdateRef("f/branches/main", now->target, c).ok());
+  EXPECT_EQ(store->ReadRef("f/branches/main")->target, c);
+}
+
+// A swap that loses (conflict) or whose objects fail to sync leaves no temp file behind.
+TEST(FileStoreSyncTest, LosingOrFailedRefMoveRemovesItsTempFile) {
+  std::string root = ::testing::TempDir() + "/sync_tmp_" + std::to_string(getpid());
+  std::string fail_path;
+  FileBackendOptions options;
+  options.fault_hook = [&](std::string_view call, const std::string& path) {
+    return call == "fsync" && path == fail_path ? EIO : 0;
+  };
+  auto backend = FileBackend::Open(root, options);
+  ASSERT_TRUE(backend.ok());
+  std::shared_ptr<FileBackend> fb = *backend;
+  std::unique_ptr<Store> store = Store::FromBackends("file://" + root, fb, fb);
+  ObjectId a = *store->Put("a"), b = *store->Put("b");
+  ASSERT_TRUE(store->CreateRef("t/branches/main", a).ok());
+  EXPECT_EQ(store->UpdateRef("t/branches/main", b, b).code(), StatusCode::kConflict);
+  EXPECT_EQ(store->CreateRef("t/branches/main", b).code(), StatusCode::kAlreadyExists);
+  ObjectId d = ObjectId::Of(std::string("d"));
+  fail_path = fb->ObjectPath(d);
+  ASSERT_TRUE(store->Put("d").ok());
+  EXPECT_EQ(store->UpdateRef("t/branches/main", a, d).code(), StatusCode::kIoError);
+  EXPECT_EQ(store->ReadRef("t/branches/main")->target, a);
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(root + "/tmp"),
+                          std::filesystem::directory_iterator{}),
+            0);
+}
+
+}  // namespace
+}  // namespace dreamdb
+
+namespace dreamdb {
+namespace {
+
+// Reads keep open descriptors of recent objects. An object another handle (or process,
+// e.g. GC) deleted must read as absent, not from the cached descriptor of the unlinked
+// file; and one put again afterwards reads back.
+TEST(FileStoreFdCacheTest, ObjectDeletedByAnotherHandleReadsAsNotFound) {
+  std::string root = ::testing::TempDir() + "/fdcache_" + std::to_string(getpid());
+  auto reader = FileBackend::Open(root);
+  auto deleter = FileBackend::Open(root);
+  ASSERT_TRUE(reader.ok() && deleter.ok());
+  std::string data = "cached then deleted";
+  ObjectId id = ObjectId::Of(data);
+  ASSERT_TRUE((*reader)->Put(id, data).ok());
+  ASSERT_EQ(*(*reader)->Get(id), data);  // now cached
+  ASSERT_EQ(*(*reader)->GetRange(id, 7, 4), "then");
+  ASSERT_TRUE(static_cast<ObjectBackend&>(**deleter).Delete(id).ok());
+  EXPECT_EQ((*reader)->Get(id).status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE((*deleter)->Put(id, data).ok());
+  EXPECT_EQ(*(*reader)->Get(id), data);
 }
 
 }  // namespace

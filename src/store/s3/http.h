@@ -43,7 +43,7 @@ struct HttpOptions {
   std::chrono::milliseconds connect_timeout{10000};
   // A transfer slower than 1 byte/s for this long is a timeout.
   std::chrono::seconds stall_timeout{30};
-  size_t max_idle_handles = 16;
+  size_t max_idle_handles = 64;  // reads run up to 32 requests at once
 };
 
 class HttpClient {

@@ -164,7 +164,10 @@ Result<S3Options> OptionsFromUri(const StoreUri& uri) {
   return o;
 }
 
-S3Backend::S3Backend(S3Options options) : options_(std::move(options)), http_(options_.http) {
+S3Backend::S3Backend(S3Options options)
+    : options_(std::move(options)),
+      http_(options_.http),
+      counters_(options_.counters ? options_.counters : std::make_shared<RequestCounters>()) {
   size_t sep = options_.endpoint.find("://");
   std::string scheme = options_.endpoint.substr(0, sep);
   std::string host = options_.endpoint.substr(sep + 3);
@@ -211,24 +214,45 @@ Result<HttpResponse> S3Backend::SendOnce(const std::string& method, const std::s
   SignedRequest signed_request = Sign(in, options_.credentials);
   HttpRequest request{method, base_url_ + signed_request.path_and_query,
                       std::move(signed_request.headers), body};
+  int verb = method == "GET"      ? StoreStats::kGet
+             : method == "HEAD"   ? StoreStats::kHead
+             : method == "PUT"    ? StoreStats::kPut
+             : method == "POST"   ? StoreStats::kPost
+             : method == "DELETE" ? StoreStats::kDelete
+                                  : StoreStats::kGet;
+  if (method == "GET" && key.empty()) verb = StoreStats::kList;  // ListObjectsV2
+  const auto start = std::chrono::steady_clock::now();
+  auto count = [&](const Result<HttpResponse>& r) {
+    counters_->Record(verb, r.ok() ? ClassOfHttpStatus(r->status) : StoreStats::kNoAnswer,
+                      r.ok() ? r->body.size() : 0, body.size(),
+                      std::chrono::steady_clock::now() - start);
+  };
   if (options_.fault_hook) {
     bool conditional = false;
     for (const auto& [k, v] : headers) conditional = conditional || k.rfind("If-", 0) == 0;
     switch (options_.fault_hook(method, key, conditional)) {
       case S3Options::Fault::kNone:
         break;
-      case S3Options::Fault::kLoseAnswer:
+      case S3Options::Fault::kLoseAnswer: {
         (void)http_.Perform(request);
-        return Unavailable(method + " " + Describe(key) + ": no answer: injected loss");
+        Result<HttpResponse> lost =
+            Unavailable(method + " " + Describe(key) + ": no answer: injected loss");
+        count(lost);
+        return lost;
+      }
       case S3Options::Fault::kServerError: {
         HttpResponse fake;
         fake.status = 503;
         fake.body = "<Error><Code>SlowDown</Code><Message>injected</Message></Error>";
-        return fake;
+        Result<HttpResponse> r = std::move(fake);
+        count(r);
+        return r;
       }
     }
   }
-  return http_.Perform(request);
+  Result<HttpResponse> r = http_.Perform(request);
+  count(r);
+  return r;
 }
 
 Result<HttpResponse> S3Backend::Send(const std::string& method, const std::string& key,
@@ -240,6 +264,7 @@ Result<HttpResponse> S3Backend::Send(const std::string& method, const std::strin
     if (attempt > 0) {
       std::this_thread::sleep_for(options_.retry.Backoff(attempt));
       if (std::chrono::steady_clock::now() > deadline) break;
+      counters_->AddRetry();
     }
     auto r = SendOnce(method, key, query, headers, body);
     if (r.ok() && !IsRetryableStatus(r->status)) return r;
@@ -526,6 +551,7 @@ Result<S3Backend::Cond> S3Backend::ConditionalWrite(std::string_view name,
     if (attempt > 0) {
       std::this_thread::sleep_for(options_.retry.Backoff(attempt));
       if (std::chrono::steady_clock::now() > deadline) break;
+      counters_->AddRetry();
     }
     auto r = SendOnce(method, key, {}, condition, body);
     if (r.ok() && Is2xx(r->status)) return Cond::kApplied;

@@ -35,6 +35,7 @@
 #include "dreamdb/store.h"
 #include "src/store/s3/http.h"
 #include "src/store/s3/sigv4.h"
+#include "src/store/stats.h"
 #include "src/store/uri.h"
 
 namespace dreamdb::s3 {
@@ -54,6 +55,8 @@ struct S3Options {
   uint64_t part_size = uint64_t{16} << 20;
   RetryPolicy retry;
   HttpOptions http;
+  // Where every request is counted (spec/05-backend.md §11); a fresh one when null.
+  std::shared_ptr<RequestCounters> counters;
   // Test hook for fault injection, asked before each request with its method, key and
   // whether it carries a condition: kLoseAnswer sends the request and then reports that
   // no answer came (a lost response); kServerError answers 503 without sending.
@@ -88,6 +91,8 @@ class S3Backend final : public ObjectBackend, public RefBackend {
   Result<ObjectInfo> Head(const ObjectId& id) override;
   Status List(std::string_view shard_prefix, const ObjectVisitor& visit) override;
   Status Delete(const ObjectId& id) override;
+  // Every HTTP request made, ref requests included.
+  std::optional<StoreStats> Stats() const override { return counters_->Snapshot(); }
 
   // RefBackend.
   Result<RefValue> Read(std::string_view name) override;
@@ -147,6 +152,7 @@ class S3Backend final : public ObjectBackend, public RefBackend {
   std::string host_;      // the Host header
   std::string base_url_;  // scheme://host
   HttpClient http_;
+  const std::shared_ptr<RequestCounters> counters_;
 
   std::mutex probe_mu_;
   std::optional<Probe> probe_;  // guarded by probe_mu_

@@ -112,6 +112,78 @@ TEST(S3ServerTest, MultipartUploadRoundTrips) {
   EXPECT_EQ(*range, data.substr((5 << 20) - 3, 6));
 }
 
+TEST(S3FaultTest, FailedMultipartUploadIsAborted) {
+  REQUIRE_S3_SERVER();
+  // Every attempt at the second part fails (503): the upload gives up and must abort.
+  std::atomic<int> puts{0};
+  auto uri = ParseStoreUri(FreshUri("multipart-abort"));
+  ASSERT_TRUE(uri.ok());
+  auto options = s3::OptionsFromUri(*uri);
+  ASSERT_TRUE(options.ok());
+  options->multipart_threshold = 5 << 20;
+  options->part_size = 5 << 20;
+  options->retry.base = std::chrono::milliseconds(1);
+  options->retry.max_attempts = 3;
+  std::string data(11 << 20, 'm');
+  const ObjectId id = ObjectId::Of(data);
+  const std::string object_key_part = "/objects/" + id.ShardPrefix() + "/" + id.ToString();
+  options->fault_hook = [&](const std::string& method, const std::string& key, bool) {
+    if (method == "PUT" && key.find(object_key_part) != std::string::npos && ++puts > 1) {
+      return s3::S3Options::Fault::kServerError;
+    }
+    return s3::S3Options::Fault::kNone;
+  };
+  auto backend = s3::S3Backend::Open(*options);
+  ASSERT_TRUE(backend.ok()) << backend.status().ToString();
+  const StoreStats before = *(*backend)->Stats();
+  Status st = (*backend)->Put(id, data);
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.ToString();
+  const StoreStats after = *(*backend)->Stats();
+  // CreateMultipartUpload (POST), part 1 (PUT 2xx), part 2 (three 503s), then the abort:
+  // a DELETE with the upload id that the server accepted.
+  EXPECT_EQ(after.requests[StoreStats::kPost][StoreStats::k2xx] -
+                before.requests[StoreStats::kPost][StoreStats::k2xx],
+            1u);
+  EXPECT_EQ(after.requests[StoreStats::kPut][StoreStats::k5xx] -
+                before.requests[StoreStats::kPut][StoreStats::k5xx],
+            3u);
+  EXPECT_EQ(after.requests[StoreStats::kDelete][StoreStats::k2xx] -
+                before.requests[StoreStats::kDelete][StoreStats::k2xx],
+            1u);
+  EXPECT_EQ((*backend)->Head(id).status().code(), StatusCode::kNotFound);
+}
+
+TEST(S3ServerTest, VirtualHostAddressingReachesTheSameKeys) {
+  REQUIRE_S3_SERVER();
+  // bucket.localhost resolves to the loopback address inside libcurl (no DNS, no hosts
+  // file), and both test servers serve buckets by Host (scripts/s3_server.sh gives
+  // SeaweedFS -s3.domainName=localhost): the request carries "Host: bucket.localhost:PORT"
+  // and a path without the bucket, signed as such.
+  const std::string path_uri = FreshUri("virtual");
+  std::string virtual_uri = path_uri;
+  const size_t host = virtual_uri.find("127.0.0.1");
+  ASSERT_NE(host, std::string::npos) << "the test server's endpoint is not on 127.0.0.1";
+  virtual_uri.replace(host, 9, "localhost");
+  virtual_uri += "&addressing=virtual";
+  auto parsed = ParseStoreUri(virtual_uri);
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_FALSE(parsed->path_style);
+  auto virt = Store::Open(virtual_uri);
+  ASSERT_TRUE(virt.ok()) << virt.status().ToString();
+  auto id = (*virt)->Put("virtually hosted");
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  ASSERT_TRUE((*virt)->CreateRef("ds/branches/main", *id).ok());
+  EXPECT_EQ(*(*virt)->GetRange(*id, 10, 6), "hosted");
+  // The same prefix through path-style requests sees the same objects and refs.
+  auto path = Store::Open(path_uri, {.open_mode = StoreOpenMode::kMustExist});
+  ASSERT_TRUE(path.ok()) << path.status().ToString();
+  EXPECT_EQ(*(*path)->Get(*id), "virtually hosted");
+  EXPECT_EQ((*path)->ReadRef("ds/branches/main")->target, *id);
+  int listed = 0;
+  ASSERT_TRUE((*virt)->ListObjects("", [&](const ObjectInfo&) { return ++listed, true; }).ok());
+  EXPECT_EQ(listed, 1);
+}
+
 TEST(S3ServerTest, OpeningANonEmptyPrefixWithoutMarkerIsRefused) {
   REQUIRE_S3_SERVER();
   const std::string uri = FreshUri("foreign");
@@ -242,6 +314,57 @@ TEST(S3FaultTest, ServerErrorsAreRetriedThenUnavailable) {
   auto got = backend->Get(id);
   EXPECT_EQ(got.status().code(), StatusCode::kUnavailable);
   EXPECT_NE(got.status().message().find("SlowDown"), std::string::npos) << got.status().message();
+}
+
+TEST(S3StatsTest, RetriesAndStatusClassesAreCounted) {
+  REQUIRE_S3_SERVER();
+  std::atomic<int> errors{2};
+  auto backend = FaultyBackend([&](const std::string&, const std::string& key, bool) {
+    if (key.find("/objects/") != std::string::npos && errors.fetch_sub(1) > 0) {
+      return s3::S3Options::Fault::kServerError;
+    }
+    return s3::S3Options::Fault::kNone;
+  });
+  ASSERT_NE(backend, nullptr);
+  const StoreStats opened = *backend->Stats();
+  const ObjectId id = ObjectId::Of("counted");
+  ASSERT_TRUE(backend->Put(id, "counted").ok());  // two 503s, then success
+  ASSERT_EQ(*backend->Get(id), "counted");
+  EXPECT_EQ(backend->Head(ObjectId::Of("absent")).status().code(), StatusCode::kNotFound);
+  const StoreStats s = *backend->Stats();
+  EXPECT_EQ(s.requests[StoreStats::kPut][StoreStats::k5xx] -
+                opened.requests[StoreStats::kPut][StoreStats::k5xx],
+            2u);
+  EXPECT_EQ(s.requests[StoreStats::kPut][StoreStats::k2xx] -
+                opened.requests[StoreStats::kPut][StoreStats::k2xx],
+            1u);
+  EXPECT_EQ(s.requests[StoreStats::kGet][StoreStats::k2xx] -
+                opened.requests[StoreStats::kGet][StoreStats::k2xx],
+            1u);
+  EXPECT_EQ(s.requests[StoreStats::kHead][StoreStats::k4xx] -
+                opened.requests[StoreStats::kHead][StoreStats::k4xx],
+            1u);
+  EXPECT_EQ(s.retries - opened.retries, 2u);
+  EXPECT_EQ(s.bytes_out - opened.bytes_out, 3 * std::string("counted").size());
+  EXPECT_GE(s.bytes_in - opened.bytes_in, std::string("counted").size());
+  EXPECT_GT(s.in_flight_ns, opened.in_flight_ns);
+}
+
+TEST(S3StatsTest, StoreStatsCountHttpRequestsIncludingListsAndRefs) {
+  auto store = OpenFresh("stats");
+  if (store == nullptr) return;
+  const StoreStats before = store->stats();
+  EXPECT_GE(before.TotalRequests(), 2u);  // opening: the marker's GET, a LIST, a PUT
+  auto id = store->Put("x");
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(store->CreateRef("ds/branches/main", *id).ok());
+  ASSERT_TRUE(store->ListRefs("", [](const RefValue&) { return true; }).ok());
+  const StoreStats after = store->stats();
+  EXPECT_GE(after.requests[StoreStats::kList][StoreStats::k2xx],
+            before.requests[StoreStats::kList][StoreStats::k2xx] + 1);
+  // The ref's create-only PUT, after the probe's PUTs.
+  EXPECT_GE(after.requests[StoreStats::kPut][StoreStats::k2xx],
+            before.requests[StoreStats::kPut][StoreStats::k2xx] + 2);
 }
 
 // ---- No server needed ----

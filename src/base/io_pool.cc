@@ -1,0 +1,150 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+#include "src/base/io_pool.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace dreamdb {
+namespace {
+
+size_t ConfiguredThreads() {
+  if (const char* env = std::getenv("DREAMDB_IO_THREADS"); env != nullptr && *env != '\0') {
+    char* end = nullptr;
+    long v = std::strtol(env, &end, 10);
+    if (end != nullptr && *end == '\0' && v >= 1 && v <= 256) return static_cast<size_t>(v);
+  }
+  size_t hw = std::max(1u, std::thread::hardware_concurrency());
+  return std::clamp<size_t>(4 * hw, 16, 64);  // waits on I/O, so more than the cores
+}
+
+// The worker threads and their queue. Never destroyed: threads may still be running
+// tasks at exit, and an abandoned pool (after fork) must not be touched at all.
+class Pool {
+ public:
+  explicit Pool(size_t threads) : size_(threads) {
+    threads_.reserve(threads);
+    for (size_t i = 0; i < threads; ++i) {
+      threads_.emplace_back([this] { Work(); });
+      threads_.back().detach();
+    }
+  }
+  size_t size() const { return size_; }
+  void Submit(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(std::move(task));
+    }
+    cv_.notify_one();
+  }
+  Pool* abandoned_next = nullptr;  // the intrusive list of pools abandoned by fork
+
+ private:
+  void Work() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return !queue_.empty(); });
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      task();
+    }
+  }
+
+  const size_t size_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;  // guarded by mu_
+  std::vector<std::thread> threads_;
+};
+
+std::mutex g_create_mu;  // held while the pool is made, and across fork()
+std::atomic<Pool*> g_pool{nullptr};
+Pool* g_abandoned = nullptr;  // kept reachable: abandoned, not leaked
+
+void AtForkPrepare() { g_create_mu.lock(); }
+void AtForkParent() { g_create_mu.unlock(); }
+void AtForkChild() {
+  // Only the forking thread exists here: the pool's threads are gone. Forget the pool;
+  // the next call creates one. No allocation or locking of the old pool's state.
+  Pool* old = g_pool.exchange(nullptr);
+  if (old != nullptr) {
+    old->abandoned_next = g_abandoned;
+    g_abandoned = old;
+  }
+  g_create_mu.unlock();
+}
+
+Pool& GetPool() {
+  Pool* p = g_pool.load(std::memory_order_acquire);
+  if (p != nullptr) return *p;
+  std::lock_guard<std::mutex> lock(g_create_mu);
+  p = g_pool.load(std::memory_order_acquire);
+  if (p == nullptr) {
+    static const bool registered = [] {
+      pthread_atfork(AtForkPrepare, AtForkParent, AtForkChild);
+      return true;
+    }();
+    (void)registered;
+    p = new Pool(ConfiguredThreads());
+    g_pool.store(p, std::memory_order_release);
+  }
+  return *p;
+}
+
+// One ParallelFor call: shared with the helpers that may start after it returned.
+struct Job {
+  const std::function<void(size_t)>* fn = nullptr;  // valid while finished < n
+  size_t n = 0;
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t finished = 0;  // guarded by mu
+
+  void Drain() {
+    size_t done = 0;
+    for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n;) {
+      (*fn)(i);
+      ++done;
+    }
+    if (done == 0) return;
+    std::lock_guard<std::mutex> lock(mu);
+    finished += done;
+    if (finished == n) cv.notify_all();
+  }
+};
+
+}  // namespace
+
+size_t IoPool::Threads() { return GetPool().size(); }
+
+void IoPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn, size_t max_parallel) {
+  if (n == 0) return;
+  if (n == 1 || max_parallel == 1) {
+    for (size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  Pool& pool = GetPool();
+  size_t helpers = std::min(n - 1, pool.size());
+  if (max_parallel != 0) helpers = std::min(helpers, max_parallel - 1);
+  auto job = std::make_shared<Job>();
+  job->fn = &fn;
+  job->n = n;
+  for (size_t h = 0; h < helpers; ++h) pool.Submit([job] { job->Drain(); });
+  job->Drain();
+  std::unique_lock<std::mutex> lock(job->mu);
+  job->cv.wait(lock, [&] { return job->finished == n; });
+}
+
+}  // namespace dreamdb

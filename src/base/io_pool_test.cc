@@ -1,0 +1,98 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+#include "src/base/io_pool.h"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+namespace dreamdb {
+namespace {
+
+TEST(IoPoolTest, RunsEveryIndexExactlyOnce) {
+  for (size_t n : {0, 1, 2, 7, 100, 1000}) {
+    std::vector<std::atomic<int>> seen(n);
+    IoPool::ParallelFor(n, [&](size_t i) { seen[i].fetch_add(1); });
+    for (size_t i = 0; i < n; ++i) EXPECT_EQ(seen[i].load(), 1) << "n=" << n << " i=" << i;
+  }
+}
+
+TEST(IoPoolTest, OverlapsBlockingCalls) {
+  // 8 calls that each block 50 ms finish well under 8 x 50 ms: they ran concurrently.
+  ASSERT_GE(IoPool::Threads(), 2u);
+  auto t0 = std::chrono::steady_clock::now();
+  IoPool::ParallelFor(8,
+                      [](size_t) { std::this_thread::sleep_for(std::chrono::milliseconds(50)); });
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  EXPECT_LT(ms, 300);
+}
+
+TEST(IoPoolTest, MaxParallelBoundsConcurrency) {
+  std::atomic<int> running{0}, peak{0};
+  IoPool::ParallelFor(
+      40,
+      [&](size_t) {
+        int now = running.fetch_add(1) + 1;
+        int p = peak.load();
+        while (now > p && !peak.compare_exchange_weak(p, now)) {
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        running.fetch_sub(1);
+      },
+      3);
+  EXPECT_LE(peak.load(), 3);
+}
+
+TEST(IoPoolTest, NestedCallsFromEveryThreadDoNotDeadlock) {
+  // More outer tasks than pool threads, each running an inner ParallelFor: the callers
+  // drain their own work, so a saturated pool cannot wedge.
+  const size_t outer = IoPool::Threads() * 2;
+  std::atomic<size_t> total{0};
+  IoPool::ParallelFor(
+      outer, [&](size_t) { IoPool::ParallelFor(16, [&](size_t) { total.fetch_add(1); }); });
+  EXPECT_EQ(total.load(), outer * 16);
+}
+
+TEST(IoPoolTest, ConcurrentCallersEachSeeTheirOwnWork) {
+  std::vector<std::thread> callers;
+  std::atomic<size_t> bad{0};
+  for (int c = 0; c < 6; ++c) {
+    callers.emplace_back([&] {
+      for (int rep = 0; rep < 50; ++rep) {
+        std::vector<std::atomic<int>> seen(33);
+        IoPool::ParallelFor(33, [&](size_t i) { seen[i].fetch_add(1); });
+        for (auto& s : seen) bad += s.load() != 1;
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(bad.load(), 0u);
+}
+
+TEST(IoPoolTest, WorksInAForkedChild) {
+  // DataLoader workers fork a process whose pool threads do not survive the fork.
+  IoPool::ParallelFor(4, [](size_t) {});  // the parent's pool exists
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::atomic<int> sum{0};
+    IoPool::ParallelFor(64, [&](size_t i) { sum += static_cast<int>(i); });
+    _exit(sum.load() == 64 * 63 / 2 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  std::atomic<int> after{0};
+  IoPool::ParallelFor(10, [&](size_t) { after += 1; });  // and the parent's still works
+  EXPECT_EQ(after.load(), 10);
+}
+
+}  // namespace
+}  // namespace dreamdb
