@@ -647,13 +647,78 @@ Status LiveDistances(const SearchContext& ctx, const vector::IvfModel& model, co
   return Status::Ok();
 }
 
-// Re-rank distances of bucket handles ((bucket << 32) | entry) through their LiveEntries.
+// Where the vectors of bucket entries `handles` ((bucket << 32) | entry) are, for buckets
+// whose LiveEntries were not computed (a first touch, spec/21 §7.10): the row of each live
+// entry, nullopt for a stale one; one batched lookup of their anchors.
+Result<std::vector<std::optional<RowKey>>> LocateEntries(
+    const SearchContext& ctx, const std::vector<std::shared_ptr<const Bucket>>& buckets,
+    const std::vector<uint64_t>& handles) {
+  std::vector<uint64_t> sorted;
+  sorted.reserve(handles.size());
+  for (uint64_t h : handles) sorted.push_back(buckets[h >> 32]->anchors[h & 0xffffffffu]);
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  btree::Tree tree(&ctx.impl->store(), ctx.impl->pages(), ctx.version->index);
+  ASSIGN_OR_RETURN(auto locs, tree.LookupFieldMany(sorted, ctx.spec->name));
+  std::vector<std::optional<RowKey>> out(handles.size());
+  for (size_t i = 0; i < handles.size(); ++i) {
+    const Bucket& b = *buckets[handles[i] >> 32];
+    const size_t e = handles[i] & 0xffffffffu;
+    const size_t j = static_cast<size_t>(
+        std::lower_bound(sorted.begin(), sorted.end(), b.anchors[e]) - sorted.begin());
+    const std::optional<btree::FieldLoc>& loc = locs[j];
+    if (loc && SegmentTag(loc->segment) == b.seg_tags[e] && loc->row == b.rows[e]) {
+      out[i] = RowKey{loc->segment, loc->row};
+    }
+  }
+  return out;
+}
+
+// Re-rank distances of bucket handles ((bucket << 32) | entry): through the bucket's
+// LiveEntries when computed, else by locating the candidates themselves; a stale
+// candidate gets +inf and its handle is added to `stale`.
 Status BucketDistances(const SearchContext& ctx, const vector::IvfModel& model, const float* q,
+                       const std::vector<std::shared_ptr<const Bucket>>& buckets,
                        const std::vector<std::shared_ptr<const LiveEntries>>& states,
-                       const uint64_t* ids, size_t n, float* out) {
-  std::vector<std::pair<const LiveEntries*, size_t>> cands(n);
-  for (size_t i = 0; i < n; ++i) cands[i] = {states[ids[i] >> 32].get(), ids[i] & 0xffffffffu};
-  return LiveDistances(ctx, model, q, cands, out);
+                       const uint64_t* ids, size_t n, float* out,
+                       std::unordered_set<uint64_t>* stale) {
+  std::vector<std::pair<const LiveEntries*, size_t>> known;
+  std::vector<size_t> known_at;
+  std::vector<uint64_t> unknown;
+  std::vector<size_t> unknown_at;
+  for (size_t i = 0; i < n; ++i) {
+    out[i] = std::numeric_limits<float>::infinity();
+    const LiveEntries* s = states[ids[i] >> 32].get();
+    if (s != nullptr) {
+      known.emplace_back(s, ids[i] & 0xffffffffu);
+      known_at.push_back(i);
+    } else {
+      unknown.push_back(ids[i]);
+      unknown_at.push_back(i);
+    }
+  }
+  if (!known.empty()) {
+    std::vector<float> d(known.size());
+    RETURN_IF_ERROR(LiveDistances(ctx, model, q, known, d.data()));
+    for (size_t j = 0; j < known.size(); ++j) out[known_at[j]] = d[j];
+  }
+  if (unknown.empty()) return Status::Ok();
+  ASSIGN_OR_RETURN(auto where, LocateEntries(ctx, buckets, unknown));
+  std::vector<RowKey> keys;
+  std::vector<size_t> at;
+  for (size_t j = 0; j < unknown.size(); ++j) {
+    if (where[j]) {
+      keys.push_back(*where[j]);
+      at.push_back(unknown_at[j]);
+    } else {
+      stale->insert(unknown[j]);
+    }
+  }
+  ASSIGN_OR_RETURN(auto vecs, LoadRows(ctx, keys));
+  for (size_t j = 0; j < vecs.size(); ++j) {
+    if (vecs[j] != nullptr) out[at[j]] = FiniteOrWorst(model.ExactDistance(q, vecs[j]->data()));
+  }
+  return Status::Ok();
 }
 
 // Candidates (best first) without repeated anchors; every one is live (scans keep only
@@ -668,9 +733,26 @@ std::vector<Cand> Dedup(const std::vector<Cand>& cands) {
   return out;
 }
 
-// One query through the IVF index (spec/21 §7.2). Scans keep only the entries live in this
-// version (LiveEntries), so the running top-k never holds a stale entry; the re-rank reads
-// the vectors of its candidates only (LoadRows, cached per row).
+// The LiveEntries of buckets `which` (indices into `lists`) stored into `states`.
+Status ComputeLive(const SearchContext& ctx, const std::vector<EntryList>& lists,
+                   const std::vector<size_t>& which,
+                   std::vector<std::shared_ptr<const LiveEntries>>* states) {
+  if (which.empty()) return Status::Ok();
+  std::vector<EntryList> sub;
+  sub.reserve(which.size());
+  for (size_t b : which) sub.push_back(lists[b]);
+  ASSIGN_OR_RETURN(auto got, LoadLive(ctx, sub));
+  for (size_t i = 0; i < which.size(); ++i) (*states)[which[i]] = std::move(got[i]);
+  return Status::Ok();
+}
+
+// One query through the IVF index (spec/21 §7.2, §7.10). A bucket the handle's cache has
+// seen before is scanned through its LiveEntries (stale entries skipped, re-rank vectors
+// by location); a bucket touched for the first time is scanned whole and only the
+// candidates it yields are located (one batched lookup), which keeps a one-shot search
+// from looking up every probed entry. If any such candidate turns out stale, the live
+// entries of every probed bucket are computed and the scan repeated, so a stale entry
+// never displaces a live one from the answer.
 Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::IvfModel& model,
                                        const IndexObject& ix, const float* q, uint32_t nprobe,
                                        const uint32_t* cell_sizes, uint64_t* scanned) {
@@ -678,11 +760,13 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
   std::unordered_set<uint64_t> rejected;  // handles the filters rejected
   size_t fetch = o.where.empty() ? o.k : std::max<size_t>(o.k * 4, 64);
   std::vector<std::shared_ptr<const Bucket>> buckets;
-  std::vector<std::shared_ptr<const LiveEntries>> states;
+  std::vector<std::shared_ptr<const LiveEntries>> states;  // null: not computed (first touch)
+  std::vector<EntryList> lists;
   std::vector<uint32_t> bucket_cell;
   bool loaded = false;
   std::vector<Cand> result;
   const bool ranged = o.start != 0 || o.end != UINT64_MAX;
+  const ObjectId version_key = LiveVersionKey(*ctx.version);
   for (int round = 0; round < 12; ++round) {
     vector::SearchParams sp;
     sp.k = static_cast<uint32_t>(std::min<size_t>(fetch, UINT32_MAX));
@@ -701,8 +785,9 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
         }
       }
       ASSIGN_OR_RETURN(buckets, FetchBuckets(*ctx.impl, flat));
-      std::vector<EntryList> lists;
       lists.reserve(buckets.size());
+      states.assign(buckets.size(), nullptr);
+      std::vector<size_t> seen_before;
       for (size_t b = 0; b < buckets.size(); ++b) {
         if (buckets[b]->cell != bucket_cell[b]) {
           return Corrupt("spatial bucket " + flat[b].ToString() + " holds cell " +
@@ -712,8 +797,13 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
         RETURN_IF_ERROR(CheckBucketCodes(model, *buckets[b], flat[b]));
         lists.push_back(
             EntryList{flat[b], &buckets[b]->anchors, &buckets[b]->seg_tags, &buckets[b]->rows});
+        const LiveKey key{version_key, flat[b]};
+        states[b] = ctx.impl->vectors()->GetLive(key);
+        if (states[b] == nullptr && ctx.impl->vectors()->TouchedBefore(key)) {
+          seen_before.push_back(b);
+        }
       }
-      ASSIGN_OR_RETURN(states, LoadLive(ctx, lists));
+      RETURN_IF_ERROR(ComputeLive(ctx, lists, seen_before, &states));
       loaded = true;
     }
     std::vector<uint64_t> handles;
@@ -721,7 +811,7 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
     const std::function<bool(uint64_t)> keep = [&](uint64_t h) {
       const size_t b = h >> 32;
       const size_t e = h & 0xffffffffu;
-      if (!states[b]->live[e]) return false;
+      if (states[b] != nullptr && !states[b]->live[e]) return false;
       const uint64_t a = buckets[b]->anchors[e];
       return a >= o.start && a < o.end && (rejected.empty() || rejected.count(h) == 0);
     };
@@ -729,17 +819,41 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
       const Bucket& bk = *buckets[b];
       handles.resize(bk.anchors.size());
       for (size_t i = 0; i < handles.size(); ++i) handles[i] = (uint64_t{b} << 32) | i;
-      // Every entry of a bucket that is all live, with no range and nothing rejected, is kept.
-      const bool all = states[b]->all_live && !ranged && rejected.empty();
+      // Every entry of a bucket that is all live (or not yet known), with no range and
+      // nothing rejected, is kept.
+      const bool all = (states[b] == nullptr || states[b]->all_live) && !ranged && rejected.empty();
       RETURN_IF_ERROR(query->ScanCell(bk.cell, bk.codes, handles.data(), all ? nullptr : &keep));
       total += bk.anchors.size();
     }
     *scanned += total;
+    std::unordered_set<uint64_t> stale;  // candidates of first-touch buckets found stale
     std::function<Status(const uint64_t*, size_t, float*)> exact = [&](const uint64_t* ids,
                                                                        size_t n, float* out) {
-      return BucketDistances(ctx, model, q, states, ids, n, out);
+      return BucketDistances(ctx, model, q, buckets, states, ids, n, out, &stale);
     };
     ASSIGN_OR_RETURN(std::vector<vector::Neighbor> nn, query->Finish(o.rerank ? &exact : nullptr));
+    if (!o.rerank) {
+      std::vector<uint64_t> unknown;
+      for (const auto& n : nn) {
+        if (states[n.id >> 32] == nullptr) unknown.push_back(n.id);
+      }
+      if (!unknown.empty()) {
+        ASSIGN_OR_RETURN(auto where, LocateEntries(ctx, buckets, unknown));
+        for (size_t j = 0; j < unknown.size(); ++j) {
+          if (!where[j]) stale.insert(unknown[j]);
+        }
+      }
+    }
+    if (!stale.empty()) {
+      // Stale entries took places in the running top-k': compute every probed bucket's
+      // live entries and scan again without them (spec/21 §6.2).
+      std::vector<size_t> unknown;
+      for (size_t b = 0; b < buckets.size(); ++b) {
+        if (states[b] == nullptr) unknown.push_back(b);
+      }
+      RETURN_IF_ERROR(ComputeLive(ctx, lists, unknown, &states));
+      continue;
+    }
     std::vector<Cand> cands;
     cands.reserve(nn.size());
     for (const auto& n : nn) {
@@ -759,6 +873,7 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
       loaded = false;
       buckets.clear();
       states.clear();
+      lists.clear();
       bucket_cell.clear();
       rejected.clear();
       continue;
@@ -996,7 +1111,9 @@ Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector:
       }
       std::function<Status(const uint64_t*, size_t, float*)> exact = [&](const uint64_t* ids,
                                                                          size_t n, float* out) {
-        return BucketDistances(ctx, model, q, tail_states, ids, n, out);
+        // Tail buckets always have their LiveEntries: nothing is located, nothing stale.
+        std::unordered_set<uint64_t> none;
+        return BucketDistances(ctx, model, q, buckets, tail_states, ids, n, out, &none);
       };
       ASSIGN_OR_RETURN(std::vector<vector::Neighbor> tn,
                        query->Finish(o.rerank ? &exact : nullptr));
