@@ -26,8 +26,9 @@
 #                     input corpus tests/hostile, both through the release CLI and SDK
 #   5. fuzz smoke     fuzz/smoke.sh (FUZZ_SECONDS per target, default 20)
 #   6. bench smoke    bench/run_foundation.sh, bench/run_dataset.sh,
-#                     bench/commit_beside_ingest.sh, bench/gc_bench.py, bench/python/run.sh
-#                     bench/ann/run.sh and bench/scale/scale.py, each with --smoke
+#                     bench/commit_beside_ingest.sh, bench/gc_bench.py, bench/python/run.sh,
+#                     bench/python/search_bench.py (DreamDB side), bench/ann/run.sh and
+#                     bench/scale/scale.py, each with --smoke
 # and prints a summary whose last line is "N passed, N failed" (ctest + pytest counts;
 # a failed step that is not a test run, such as a build, counts as one failure).
 #
@@ -269,6 +270,8 @@ case "$mode" in
     step "bench smoke (gc + compaction)" env DREAMDB_BIN="$root/build/release/cli/dreamdb" \
       .venv/bin/python bench/gc_bench.py --smoke
     step "bench smoke (python SDK vs peers)" bash bench/python/run.sh --smoke
+    step "bench smoke (ds.search, DreamDB side)" \
+      .venv/bin/python bench/python/search_bench.py --smoke --systems dreamdb
     step "bench smoke (vector search vs hnswlib, faiss)" bash bench/ann/run.sh --smoke
     step "bench smoke (scale: sharded ingest, commit, open, scan, index, gc)" \
       env DREAMDB_BIN="$root/build/release/cli/dreamdb" .venv/bin/python bench/scale/scale.py --smoke

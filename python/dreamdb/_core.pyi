@@ -244,6 +244,25 @@ class ArrowStream:
 class Dataset:
     """Low-level dataset handle; use dreamdb.Dataset instead."""
 
+    def search(self, field: str, queries: Annotated[NDArray[numpy.float32], dict(shape=(None, None), order='C', device='cpu', writable=False)], k: int = 10, nprobe: int = 0, where: Sequence[str] = [], fields: Sequence[str] = [], exact: bool = False, rerank: bool = True, start: int = 0, end: int = 18446744073709551615, ef: int = 0, recall: float = 0.0) -> tuple:
+        """
+        Vector search of the handle's head (spec/21-spatial-index.md); use Dataset.search.
+        """
+
+    def index_status(self, field: str) -> dict: ...
+
+    def build_index(self, field: str, cells: int = 0, bits: int = 0, metric: str = '', seed: int = 0, message: str = '', algorithm: str = '', quantizer: str = '', degree: int = 0, calibrate: bool = True) -> dict: ...
+
+    def merge(self, sources: Sequence[str], policy: str = 'fail', no_ff: bool = False, message: str = '', writer: str = '') -> dict:
+        """
+        Merges sources into the handle's branch (spec/14-semantics.md §16); use Dataset.merge.
+        """
+
+    def compact(self, message: str = '') -> dict:
+        """
+        Compacts the handle's branch (spec/14-semantics.md §18); use Dataset.compact.
+        """
+
     @staticmethod
     def create(store: Store, name: str, schema: Schema, message: str = '') -> Dataset: ...
 
@@ -339,7 +358,7 @@ def compare_refs(store: Store, name: str, refs: Sequence[str], fields: Sequence[
 
 def search(store: Store, name: str, at: str, field: str, queries: Annotated[NDArray[numpy.float32], dict(shape=(None, None), order='C', device='cpu', writable=False)], k: int, nprobe: int, where: Sequence[str], fields: Sequence[str], exact: bool, rerank: bool, start: int, end: int, ef: int = 0, recall: float = 0.0) -> tuple:
     """
-    Vector search of one version (spec/21-spatial-index.md); use Dataset.search.
+    Vector search of one version, opened for the call; Dataset.search keeps it warm.
     """
 
 def index_status(store: Store, name: str, at: str, field: str) -> dict: ...

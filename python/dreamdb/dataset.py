@@ -349,8 +349,6 @@ class Dataset:
         """Merges several sources into this branch in one commit (an octopus merge whose
         parents are head and the sources; sources already merged are left out). Under
         "theirs" a later source wins over earlier ones. See `merge`."""
-        from ._core import merge as _merge
-
         if self.read_only:
             from .errors import PermissionDeniedError
 
@@ -371,8 +369,7 @@ class Dataset:
             else:
                 raise InvalidArgumentError(
                     f"merge source must be a str or a Dataset, not {type(src).__name__}")
-        info = _merge(self._h.store, self._h.name, self._h.branch, names, str(policy),
-                      bool(no_ff), message, "")
+        info = self._h.merge(names, str(policy), bool(no_ff), message, "")
         self._h.refresh()
         return self._commit(info)
 
@@ -387,15 +384,13 @@ class Dataset:
         "segments_after", "segment_bytes_before", "segment_bytes_after", "pages_before",
         "pages_after", "spatial_indexes", "attempts". A commit landing on the branch
         meanwhile restarts it (three attempts, then ConflictError; nothing changed)."""
-        from ._core import compact as _compact
-
         if self.read_only:
             from .errors import PermissionDeniedError
 
             raise PermissionDeniedError(
                 f"dataset '{self.name}' is open read-only (at a snapshot or manifest); "
                 "open a branch to compact it")
-        info = _compact(self._h.store, self._h.name, self._h.branch, message)
+        info = self._h.compact(message)
         self._h.refresh()
         return self._commit(info)
 
@@ -682,8 +677,6 @@ class Dataset:
         the setting the index build calibrated for recall@10 0.95 (see index_status), or,
         with `recall` (e.g. 0.9 or 0.99), the calibrated setting for that recall. Bad inputs raise InvalidArgumentError.
         """
-        from ._core import search as _search
-
         arr = np.asarray(q, dtype=np.float32)
         if arr.ndim == 1:
             arr = arr.reshape(1, -1)
@@ -697,23 +690,20 @@ class Dataset:
             raise InvalidArgumentError(f"search: ef must be at least 1, got {ef}")
         if recall is not None and not 0 < float(recall) <= 1:
             raise InvalidArgumentError(f"search: recall must be in (0, 1], got {recall}")
-        query, anchors, scores, stream, _info = _search(
-            self._h.store, self._h.name, self._h.head, field, np.ascontiguousarray(arr),
-            int(k), 0 if nprobe is None else int(nprobe), list(where or []), _fields(fields),
-            bool(exact), bool(rerank), 0 if start is None else int(start),
-            _U64_MAX if end is None else int(end), 0 if ef is None else int(ef),
-            0.0 if recall is None else float(recall))
-        columns: Dict[str, Any] = {
-            "query": pa.array(query.astype(np.int64)),
-            "anchor": pa.array(anchors, type=pa.uint64()),
-            "score": pa.array(scores, type=pa.float32()),
-        }
+        query, anchors, scores, stream, _info = self._h.search(
+            field, np.ascontiguousarray(arr), int(k), 0 if nprobe is None else int(nprobe),
+            list(where or ()), _fields(fields), bool(exact), bool(rerank),
+            0 if start is None else int(start), _U64_MAX if end is None else int(end),
+            0 if ef is None else int(ef), 0.0 if recall is None else float(recall))
+        arrays = [pa.array(query.astype(np.int64)), pa.array(anchors), pa.array(scores)]
+        names = ["query", "anchor", "score"]
         if stream is not None:
             projected = read_table(stream)
             for name in projected.column_names:
                 if name != "anchor":
-                    columns[name] = projected.column(name)
-        return pa.table(columns)
+                    arrays.append(projected.column(name))
+                    names.append(name)
+        return pa.Table.from_arrays(arrays, names=names)
 
     def build_index(
         self,
@@ -739,15 +729,13 @@ class Dataset:
         `calibrate` (default) the build measures recall@10 against brute force on a sample
         of the indexed vectors and stores the setting (nprobe or ef) that reaches 0.95,
         which default searches then use. Returns index_status() plus "head"."""
-        from ._core import build_index as _build
-
         if self.read_only:
             from .errors import PermissionDeniedError
 
             raise PermissionDeniedError(f"dataset '{self.name}' is open read-only")
-        out = _build(self._h.store, self._h.name, self._h.branch or "main", field,
-                     int(cells or 0), int(bits or 0), metric or "", int(seed), message,
-                     algorithm or "", quantizer or "", int(degree or 0), bool(calibrate))
+        out = self._h.build_index(field, int(cells or 0), int(bits or 0), metric or "",
+                                  int(seed), message, algorithm or "", quantizer or "",
+                                  int(degree or 0), bool(calibrate))
         self._h.refresh()
         return out
 
@@ -759,6 +747,4 @@ class Dataset:
         "entries", "buckets", "live", "stale", "nodes", "tail", "degree" (graph: nodes in
         the graph, entries appended since the build, out-degree; 0 otherwise), "index",
         "model"."""
-        from ._core import index_status as _status
-
-        return _status(self._h.store, self._h.name, self._h.head, field)
+        return self._h.index_status(field)

@@ -11,10 +11,13 @@
 #include <nanobind/nanobind.h>
 
 #include <exception>
+#include <memory>
 #include <string>
 #include <utility>
 
+#include "dreamdb/dataset.h"
 #include "dreamdb/status.h"
+#include "dreamdb/store.h"
 
 namespace dreamdb::python {
 
@@ -59,6 +62,18 @@ class ReleaseGilIfHeld {
   PyThreadState* state_ = nullptr;
 };
 
+// The Python object dreamdb._core.Dataset: the dataset plus the store it came from (to
+// resolve refs in diff). Its methods use the handle's warm caches (decoded index state,
+// segments, pages). Thread-safe (Dataset is).
+struct DatasetHandle {
+  std::shared_ptr<Store> store;
+  std::shared_ptr<Dataset> ds;
+};
+using DatasetClass = nb::class_<DatasetHandle>;
+
+// A commit's figures as a dict (dataset_bindings.cc).
+nb::dict CommitDict(const CommitInfo& c);
+
 void RegisterErrors(nb::module_& m);
 void RegisterSchema(nb::module_& m);
 void RegisterStore(nb::module_& m);
@@ -67,7 +82,11 @@ void RegisterDataset(nb::module_& m);
 void RegisterCompare(nb::module_& m);
 void RegisterSearch(nb::module_& m);  // search_bindings.cc (vector search)
 void RegisterMerge(nb::module_& m);   // merge_bindings.cc (branch merges)
-void RegisterJobs(nb::module_& m);    // jobs_bindings.cc (sharded jobs)
+// Dataset.search / build_index / index_status (search_bindings.cc) and merge / compact
+// (merge_bindings.cc), added to the handle class by RegisterDataset.
+void AddSearchMethods(DatasetClass& cls);
+void AddMergeMethods(DatasetClass& cls);
+void RegisterJobs(nb::module_& m);  // jobs_bindings.cc (sharded jobs)
 
 }  // namespace dreamdb::python
 

@@ -28,37 +28,10 @@
 namespace dreamdb::python {
 namespace {
 
-// The Python object: the dataset plus the store it came from (to resolve refs in diff).
-struct DatasetHandle {
-  std::shared_ptr<Store> store;
-  std::shared_ptr<Dataset> ds;
-};
-
 using Anchors = nb::ndarray<const uint64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 
 std::vector<uint64_t> ToVector(const Anchors& a) {
   return std::vector<uint64_t>(a.data(), a.data() + a.shape(0));
-}
-
-nb::dict CommitDict(const CommitInfo& c) {
-  nb::dict d;
-  d["manifest"] = c.manifest.ToString();
-  nb::list parents;
-  for (const auto& p : c.parents) parents.append(p.ToString());
-  d["parents"] = parents;
-  d["writer"] = c.writer;
-  d["message"] = c.message;
-  d["time_ns"] = c.time_ns;
-  d["count"] = c.count;
-  d["added"] = c.added;
-  d["replaced"] = c.replaced;
-  d["deleted"] = c.deleted;
-  d["fields"] = c.fields;
-  d["schema_version"] = c.schema_version;
-  d["attempts"] = c.attempts;
-  d["objects_written"] = c.objects_written;
-  if (c.history_pruned) d["history_pruned"] = true;  // spec/06-refs.md §6.10
-  return d;
 }
 
 DatasetHandle Wrap(std::shared_ptr<Store> store, std::unique_ptr<Dataset> ds) {
@@ -88,18 +61,41 @@ ArrowStream* OneBatchStream(Batch batch) {
 
 }  // namespace
 
+nb::dict CommitDict(const CommitInfo& c) {
+  nb::dict d;
+  d["manifest"] = c.manifest.ToString();
+  nb::list parents;
+  for (const auto& p : c.parents) parents.append(p.ToString());
+  d["parents"] = parents;
+  d["writer"] = c.writer;
+  d["message"] = c.message;
+  d["time_ns"] = c.time_ns;
+  d["count"] = c.count;
+  d["added"] = c.added;
+  d["replaced"] = c.replaced;
+  d["deleted"] = c.deleted;
+  d["fields"] = c.fields;
+  d["schema_version"] = c.schema_version;
+  d["attempts"] = c.attempts;
+  d["objects_written"] = c.objects_written;
+  if (c.history_pruned) d["history_pruned"] = true;  // spec/06-refs.md §6.10
+  return d;
+}
+
 void RegisterDataset(nb::module_& m) {
-  nb::class_<DatasetHandle>(m, "Dataset", "Low-level dataset handle; use dreamdb.Dataset instead.")
-      .def_static(
-          "create",
-          [](std::shared_ptr<Store> store, const std::string& name, const Schema& schema,
-             const std::string& message) {
-            nb::gil_scoped_release release;
-            CommitOptions o;
-            o.message = message;
-            return Wrap(store, ValueOrThrow(Dataset::Create(store, name, schema, o)));
-          },
-          nb::arg("store"), nb::arg("name"), nb::arg("schema"), nb::arg("message") = "")
+  DatasetClass cls(m, "Dataset", "Low-level dataset handle; use dreamdb.Dataset instead.");
+  AddSearchMethods(cls);
+  AddMergeMethods(cls);
+  cls.def_static(
+         "create",
+         [](std::shared_ptr<Store> store, const std::string& name, const Schema& schema,
+            const std::string& message) {
+           nb::gil_scoped_release release;
+           CommitOptions o;
+           o.message = message;
+           return Wrap(store, ValueOrThrow(Dataset::Create(store, name, schema, o)));
+         },
+         nb::arg("store"), nb::arg("name"), nb::arg("schema"), nb::arg("message") = "")
       .def_static(
           "open",
           [](std::shared_ptr<Store> store, const std::string& name, const std::string& branch) {

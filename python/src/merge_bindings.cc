@@ -1,9 +1,11 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
-// dreamdb._core.merge: merges sources into a branch (Dataset::MergeMany,
-// spec/14-semantics.md §16). The Python layer (dreamdb.Dataset.merge / merge_many)
-// passes the store, the dataset name and the branch to write, then refreshes its handle.
-// Runs with the GIL released; a conflict becomes dreamdb.ConflictError (errors.cc).
+// dreamdb._core.Dataset.merge / compact: merges sources into the handle's branch
+// (Dataset::MergeMany, spec/14-semantics.md §16) and compacts it (§18), through the
+// handle (dreamdb.Dataset.merge / merge_many / compact then refresh it); the module
+// functions merge and compact do the same on a branch opened by name, and the sweep
+// functions (§17). Runs with the GIL released; a conflict becomes dreamdb.ConflictError
+// (errors.cc).
 
 #include <nanobind/stl/map.h>
 #include <nanobind/stl/shared_ptr.h>
@@ -83,87 +85,100 @@ nb::dict SummaryDict(const SweepSummary& s) {
   return d;
 }
 
+// A merge's commit and report as a dict: the commit's figures (CommitDict) plus "result",
+// "sources", "merge_bases", "conflicts_resolved", "conflict_descriptions",
+// "indexes_updated" and "indexes_dropped".
+nb::dict MergeOn(Dataset& ds, const std::vector<std::string>& sources, const std::string& policy,
+                 bool no_ff, const std::string& message, const std::string& writer) {
+  MergeOptions options;
+  options.policy = ParsePolicy(policy);
+  options.no_ff = no_ff;
+  options.message = message;
+  options.writer = writer;
+  CommitInfo info;
+  MergeReport report;
+  {
+    nb::gil_scoped_release release;
+    info = ValueOrThrow(ds.MergeMany(sources, options, &report));
+  }
+  nb::dict d = CommitDict(info);
+  d["result"] = report.up_to_date ? "up-to-date" : report.fast_forward ? "fast-forward" : "merged";
+  d["sources"] = Ids(report.sources);
+  nb::list bases;
+  for (const auto& b : report.merge_bases) bases.append(Ids(b));
+  d["merge_bases"] = bases;
+  d["conflicts_resolved"] = report.conflicts;
+  d["conflict_descriptions"] = report.conflict_descriptions;
+  d["indexes_updated"] = report.indexes_updated;
+  d["indexes_dropped"] = report.indexes_dropped;
+  return d;
+}
+
+// A compaction's commit and report: CommitDict plus the before/after figures.
+nb::dict CompactOn(Dataset& ds, const std::string& message) {
+  CompactOptions options;
+  options.message = message;
+  CommitInfo info;
+  CompactReport r;
+  {
+    nb::gil_scoped_release release;
+    info = ValueOrThrow(ds.Compact(options, &r));
+  }
+  nb::dict d = CommitDict(info);
+  d["changed"] = r.changed;
+  d["records"] = r.records;
+  d["segments_before"] = r.segments_before;
+  d["segments_after"] = r.segments_after;
+  d["segment_bytes_before"] = r.segment_bytes_before;
+  d["segment_bytes_after"] = r.segment_bytes_after;
+  d["pages_before"] = r.pages_before;
+  d["pages_after"] = r.pages_after;
+  d["spatial_indexes"] = r.spatial_indexes;
+  return d;
+}
+
+std::shared_ptr<Dataset> OpenBranch(const std::shared_ptr<Store>& store, const std::string& name,
+                                    const std::string& branch) {
+  nb::gil_scoped_release release;
+  return std::shared_ptr<Dataset>(ValueOrThrow(Dataset::Open(store, name, branch)));
+}
+
 }  // namespace
 
+void AddMergeMethods(DatasetClass& cls) {
+  cls.def(
+      "merge",
+      [](DatasetHandle& h, const std::vector<std::string>& sources, const std::string& policy,
+         bool no_ff, const std::string& message, const std::string& writer) {
+        return MergeOn(*h.ds, sources, policy, no_ff, message, writer);
+      },
+      nb::arg("sources"), nb::arg("policy") = "fail", nb::arg("no_ff") = false,
+      nb::arg("message") = "", nb::arg("writer") = "",
+      "Merges sources into the handle's branch (spec/14-semantics.md §16); use Dataset.merge.");
+  cls.def(
+      "compact",
+      [](DatasetHandle& h, const std::string& message) { return CompactOn(*h.ds, message); },
+      nb::arg("message") = "",
+      "Compacts the handle's branch (spec/14-semantics.md §18); use Dataset.compact.");
+}
+
+// The module functions merge and compact: the same on a handle opened for the call.
 void RegisterMerge(nb::module_& m) {
   m.def(
       "merge",
       [](std::shared_ptr<Store> store, const std::string& name, const std::string& branch,
          const std::vector<std::string>& sources, const std::string& policy, bool no_ff,
          const std::string& message, const std::string& writer) {
-        MergeOptions options;
-        options.policy = ParsePolicy(policy);
-        options.no_ff = no_ff;
-        options.message = message;
-        options.writer = writer;
-        CommitInfo info;
-        MergeReport report;
-        {
-          nb::gil_scoped_release release;
-          auto ds = ValueOrThrow(Dataset::Open(store, name, branch));
-          info = ValueOrThrow(ds->MergeMany(sources, options, &report));
-        }
-        nb::dict d;
-        d["manifest"] = info.manifest.ToString();
-        d["parents"] = Ids(info.parents);
-        d["writer"] = info.writer;
-        d["message"] = info.message;
-        d["time_ns"] = info.time_ns;
-        d["count"] = info.count;
-        d["added"] = info.added;
-        d["replaced"] = info.replaced;
-        d["deleted"] = info.deleted;
-        d["fields"] = info.fields;
-        d["schema_version"] = info.schema_version;
-        d["attempts"] = info.attempts;
-        d["objects_written"] = info.objects_written;
-        d["result"] = report.up_to_date     ? "up-to-date"
-                      : report.fast_forward ? "fast-forward"
-                                            : "merged";
-        d["sources"] = Ids(report.sources);
-        nb::list bases;
-        for (const auto& b : report.merge_bases) bases.append(Ids(b));
-        d["merge_bases"] = bases;
-        d["conflicts_resolved"] = report.conflicts;
-        d["conflict_descriptions"] = report.conflict_descriptions;
-        d["indexes_updated"] = report.indexes_updated;
-        d["indexes_dropped"] = report.indexes_dropped;
-        return d;
+        return MergeOn(*OpenBranch(store, name, branch), sources, policy, no_ff, message, writer);
       },
       nb::arg("store"), nb::arg("name"), nb::arg("branch"), nb::arg("sources"), nb::arg("policy"),
       nb::arg("no_ff"), nb::arg("message"), nb::arg("writer"),
       "Merges sources into a branch (spec/14-semantics.md §16); use Dataset.merge.");
-
   m.def(
       "compact",
       [](std::shared_ptr<Store> store, const std::string& name, const std::string& branch,
          const std::string& message) {
-        CompactOptions options;
-        options.message = message;
-        CommitInfo info;
-        CompactReport r;
-        {
-          nb::gil_scoped_release release;
-          auto ds = ValueOrThrow(Dataset::Open(store, name, branch));
-          info = ValueOrThrow(ds->Compact(options, &r));
-        }
-        nb::dict d;
-        d["manifest"] = info.manifest.ToString();
-        d["parents"] = Ids(info.parents);
-        d["message"] = info.message;
-        d["count"] = info.count;
-        d["attempts"] = info.attempts;
-        d["objects_written"] = info.objects_written;
-        d["changed"] = r.changed;
-        d["records"] = r.records;
-        d["segments_before"] = r.segments_before;
-        d["segments_after"] = r.segments_after;
-        d["segment_bytes_before"] = r.segment_bytes_before;
-        d["segment_bytes_after"] = r.segment_bytes_after;
-        d["pages_before"] = r.pages_before;
-        d["pages_after"] = r.pages_after;
-        d["spatial_indexes"] = r.spatial_indexes;
-        return d;
+        return CompactOn(*OpenBranch(store, name, branch), message);
       },
       nb::arg("store"), nb::arg("name"), nb::arg("branch"), nb::arg("message"),
       "Compacts a branch (spec/14-semantics.md §18); use Dataset.compact.");

@@ -1,13 +1,11 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 //
-// dreamdb._core.search / build_index / index_status: vector search over a dataset
-// (include/dreamdb/search.h, spec/21-spatial-index.md). The Python layer
-// (dreamdb.Dataset.search, build_index, index_status) passes the store, the dataset name
-// and the version to read (the handle's head manifest) or the branch to write.
-//
-// Read handles are kept in a small per-process cache keyed by (store, name, manifest), so
-// repeated searches of one version reuse the handle's caches (models, directory pages,
-// buckets, segments) instead of starting cold. Every call runs with the GIL released.
+// Vector search over a dataset (include/dreamdb/search.h, spec/21-spatial-index.md):
+// the handle methods dreamdb._core.Dataset.search / build_index / index_status, which use
+// the handle's warm state (decoded index objects, directory pages, buckets and the live
+// entries' re-rank vectors, spec/21 §7.10), and the module functions of the same names,
+// thin wrappers that open the version by name first (cold). Every call runs with the GIL
+// released; results leave as NumPy arrays.
 
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/optional.h>
@@ -15,12 +13,11 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
-#include <list>
+#include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "dreamdb/dataset.h"
@@ -33,40 +30,6 @@ namespace dreamdb::python {
 namespace {
 
 using Queries = nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
-
-// Read-only handles on recently searched versions (immutable, so never stale). Cleared
-// at interpreter exit (the handles hold Python-owned stores).
-std::mutex cache_mu;
-std::list<std::tuple<const Store*, std::string, std::string, std::shared_ptr<Dataset>>>
-    handle_cache;  // guarded by cache_mu; front = newest
-
-void ClearHandles() {
-  std::list<std::tuple<const Store*, std::string, std::string, std::shared_ptr<Dataset>>> old;
-  {
-    std::lock_guard<std::mutex> lock(cache_mu);
-    old.swap(handle_cache);
-  }
-}
-
-std::shared_ptr<Dataset> ReadHandle(const std::shared_ptr<Store>& store, const std::string& name,
-                                    const std::string& at) {
-  auto& mu = cache_mu;
-  auto& cache = handle_cache;
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    for (auto it = cache.begin(); it != cache.end(); ++it) {
-      if (std::get<0>(*it) == store.get() && std::get<1>(*it) == name && std::get<2>(*it) == at) {
-        cache.splice(cache.begin(), cache, it);
-        return std::get<3>(cache.front());
-      }
-    }
-  }
-  std::shared_ptr<Dataset> ds = ValueOrThrow(Dataset::OpenAt(store, name, at));
-  std::lock_guard<std::mutex> lock(mu);
-  cache.emplace_front(store.get(), name, at, ds);
-  while (cache.size() > 4) cache.pop_back();
-  return ds;
-}
 
 nb::dict InfoDict(const IndexInfo& i) {
   nb::dict d;
@@ -113,70 +76,174 @@ nb::ndarray<nb::numpy, T, nb::ndim<1>> ToNumpy(std::vector<T> v) {
   return nb::ndarray<nb::numpy, T, nb::ndim<1>>(heap->data(), {heap->size()}, owner);
 }
 
+struct SearchArgs {
+  std::string field;
+  uint32_t k = 10;
+  uint32_t nprobe = 0;
+  std::vector<std::string> where;
+  std::vector<std::string> fields;
+  bool exact = false;
+  bool rerank = true;
+  uint64_t start = 0;
+  uint64_t end = UINT64_MAX;
+  uint32_t ef = 0;
+  double recall = 0;
+};
+
+// (query, anchors, scores, projected stream or None, info) of one search of `ds`'s head.
+nb::tuple SearchOn(const Dataset& ds, const Queries& q, const SearchArgs& a) {
+  SearchResults r;
+  {
+    nb::gil_scoped_release release;
+    SearchOptions o;
+    o.k = a.k;
+    o.nprobe = a.nprobe;
+    o.ef = a.ef;
+    o.recall = a.recall;
+    o.exact = a.exact;
+    o.rerank = a.rerank;
+    o.start = a.start;
+    o.end = a.end;
+    o.fields = a.fields;
+    for (const auto& w : a.where) o.where.push_back(ValueOrThrow(ParsePredicate(w)));
+    r = ValueOrThrow(ds.Search(a.field, q.data(), q.shape(0), q.shape(1), o));
+  }
+  nb::object stream = nb::none();
+  if (!r.columns.empty()) {
+    std::vector<FieldSpec> specs;
+    for (const auto& c : r.columns) specs.push_back(c.field());
+    auto holder = std::make_shared<std::optional<Batch>>(Batch{r.anchors, r.columns});
+    BatchSource source = [holder]() -> Result<std::optional<Batch>> {
+      std::optional<Batch> out = std::move(*holder);
+      holder->reset();
+      return out;
+    };
+    stream = nb::cast(new ArrowStream(std::move(specs), std::move(source)),
+                      nb::rv_policy::take_ownership);
+  }
+  nb::dict info;
+  info["metric"] = r.metric;
+  info["used_index"] = r.used_index;
+  info["nprobe"] = r.nprobe;
+  info["ef"] = r.ef;
+  info["candidates"] = r.candidates;
+  return nb::make_tuple(ToNumpy(std::move(r.query)), ToNumpy(std::move(r.anchors)),
+                        ToNumpy(std::move(r.scores)), stream, info);
+}
+
+nb::dict StatusOn(const Dataset& ds, const std::string& field) {
+  IndexInfo info;
+  {
+    nb::gil_scoped_release release;
+    info = ValueOrThrow(ds.IndexStatus(field));
+  }
+  return InfoDict(info);
+}
+
+struct BuildArgs {
+  std::string field;
+  uint32_t cells = 0;
+  uint32_t bits = 0;
+  std::string metric;
+  uint64_t seed = 0;
+  std::string message;
+  std::string algorithm;
+  std::string quantizer;
+  uint32_t degree = 0;
+  bool calibrate = true;
+};
+
+// Builds on the writable handle `ds` (its head moves to the build's commit).
+nb::dict BuildOn(Dataset& ds, const BuildArgs& a) {
+  IndexInfo info;
+  std::string head;
+  {
+    nb::gil_scoped_release release;
+    BuildIndexOptions o;
+    o.cells = a.cells;
+    o.bits = a.bits;
+    o.metric = a.metric;
+    o.algorithm = a.algorithm;
+    o.quantizer = a.quantizer;
+    o.degree = a.degree;
+    o.seed = a.seed;
+    o.calibrate = a.calibrate;
+    CommitOptions c;
+    c.message = a.message.empty() ? "index build " + a.field : a.message;
+    CommitInfo ci = ValueOrThrow(ds.BuildIndex(a.field, o, {}, c));
+    head = ci.manifest.ToString();
+    info = ValueOrThrow(ds.IndexStatus(a.field));
+  }
+  nb::dict d = InfoDict(info);
+  d["head"] = head;
+  return d;
+}
+
+std::shared_ptr<Dataset> OpenOrThrow(const std::shared_ptr<Store>& store, const std::string& name,
+                                     const std::string& at, bool branch) {
+  nb::gil_scoped_release release;
+  return branch ? std::shared_ptr<Dataset>(ValueOrThrow(Dataset::Open(store, name, at)))
+                : std::shared_ptr<Dataset>(ValueOrThrow(Dataset::OpenAt(store, name, at)));
+}
+
 }  // namespace
 
+void AddSearchMethods(DatasetClass& cls) {
+  cls.def(
+      "search",
+      [](const DatasetHandle& h, const std::string& field, const Queries& q, uint32_t k,
+         uint32_t nprobe, std::vector<std::string> where, std::vector<std::string> fields,
+         bool exact, bool rerank, uint64_t start, uint64_t end, uint32_t ef, double recall) {
+        return SearchOn(*h.ds, q,
+                        SearchArgs{field, k, nprobe, std::move(where), std::move(fields), exact,
+                                   rerank, start, end, ef, recall});
+      },
+      nb::arg("field"), nb::arg("queries"), nb::arg("k") = 10, nb::arg("nprobe") = 0,
+      nb::arg("where") = std::vector<std::string>{}, nb::arg("fields") = std::vector<std::string>{},
+      nb::arg("exact") = false, nb::arg("rerank") = true, nb::arg("start") = 0,
+      nb::arg("end") = UINT64_MAX, nb::arg("ef") = 0, nb::arg("recall") = 0.0,
+      "Vector search of the handle's head (spec/21-spatial-index.md); use Dataset.search.");
+  cls.def(
+      "index_status",
+      [](const DatasetHandle& h, const std::string& field) { return StatusOn(*h.ds, field); },
+      nb::arg("field"));
+  cls.def(
+      "build_index",
+      [](DatasetHandle& h, const std::string& field, uint32_t cells, uint32_t bits,
+         const std::string& metric, uint64_t seed, const std::string& message,
+         const std::string& algorithm, const std::string& quantizer, uint32_t degree,
+         bool calibrate) {
+        return BuildOn(*h.ds, BuildArgs{field, cells, bits, metric, seed, message, algorithm,
+                                        quantizer, degree, calibrate});
+      },
+      nb::arg("field"), nb::arg("cells") = 0, nb::arg("bits") = 0, nb::arg("metric") = "",
+      nb::arg("seed") = 0, nb::arg("message") = "", nb::arg("algorithm") = "",
+      nb::arg("quantizer") = "", nb::arg("degree") = 0, nb::arg("calibrate") = true);
+}
+
+// The module functions: the same operations on a handle opened for the call.
 void RegisterSearch(nb::module_& m) {
-  nb::module_::import_("atexit").attr("register")(nb::cpp_function([] { ClearHandles(); }));
   m.def(
       "search",
       [](std::shared_ptr<Store> store, const std::string& name, const std::string& at,
          const std::string& field, const Queries& q, uint32_t k, uint32_t nprobe,
-         const std::vector<std::string>& where, const std::vector<std::string>& fields, bool exact,
-         bool rerank, uint64_t start, uint64_t end, uint32_t ef, double recall) {
-        SearchResults r;
-        {
-          nb::gil_scoped_release release;
-          SearchOptions o;
-          o.k = k;
-          o.nprobe = nprobe;
-          o.ef = ef;
-          o.recall = recall;
-          o.exact = exact;
-          o.rerank = rerank;
-          o.start = start;
-          o.end = end;
-          o.fields = fields;
-          for (const auto& w : where) o.where.push_back(ValueOrThrow(ParsePredicate(w)));
-          std::shared_ptr<Dataset> ds = ReadHandle(store, name, at);
-          r = ValueOrThrow(ds->Search(field, q.data(), q.shape(0), q.shape(1), o));
-        }
-        nb::object stream = nb::none();
-        if (!r.columns.empty()) {
-          std::vector<FieldSpec> specs;
-          for (const auto& c : r.columns) specs.push_back(c.field());
-          auto holder = std::make_shared<std::optional<Batch>>(Batch{r.anchors, r.columns});
-          BatchSource source = [holder]() -> Result<std::optional<Batch>> {
-            std::optional<Batch> out = std::move(*holder);
-            holder->reset();
-            return out;
-          };
-          stream = nb::cast(new ArrowStream(std::move(specs), std::move(source)),
-                            nb::rv_policy::take_ownership);
-        }
-        nb::dict info;
-        info["metric"] = r.metric;
-        info["used_index"] = r.used_index;
-        info["nprobe"] = r.nprobe;
-        info["ef"] = r.ef;
-        info["candidates"] = r.candidates;
-        return nb::make_tuple(ToNumpy(std::move(r.query)), ToNumpy(std::move(r.anchors)),
-                              ToNumpy(std::move(r.scores)), stream, info);
+         std::vector<std::string> where, std::vector<std::string> fields, bool exact, bool rerank,
+         uint64_t start, uint64_t end, uint32_t ef, double recall) {
+        auto ds = OpenOrThrow(store, name, at, false);
+        return SearchOn(*ds, q,
+                        SearchArgs{field, k, nprobe, std::move(where), std::move(fields), exact,
+                                   rerank, start, end, ef, recall});
       },
       nb::arg("store"), nb::arg("name"), nb::arg("at"), nb::arg("field"), nb::arg("queries"),
       nb::arg("k"), nb::arg("nprobe"), nb::arg("where"), nb::arg("fields"), nb::arg("exact"),
       nb::arg("rerank"), nb::arg("start"), nb::arg("end"), nb::arg("ef") = 0,
       nb::arg("recall") = 0.0,
-      "Vector search of one version (spec/21-spatial-index.md); use Dataset.search.");
+      "Vector search of one version, opened for the call; Dataset.search keeps it warm.");
   m.def(
       "index_status",
       [](std::shared_ptr<Store> store, const std::string& name, const std::string& at,
          const std::string& field) {
-        IndexInfo info;
-        {
-          nb::gil_scoped_release release;
-          info = ValueOrThrow(ReadHandle(store, name, at)->IndexStatus(field));
-        }
-        return InfoDict(info);
+        return StatusOn(*OpenOrThrow(store, name, at, false), field);
       },
       nb::arg("store"), nb::arg("name"), nb::arg("at"), nb::arg("field"));
   m.def(
@@ -185,29 +252,9 @@ void RegisterSearch(nb::module_& m) {
          const std::string& field, uint32_t cells, uint32_t bits, const std::string& metric,
          uint64_t seed, const std::string& message, const std::string& algorithm,
          const std::string& quantizer, uint32_t degree, bool calibrate) {
-        IndexInfo info;
-        std::string head;
-        {
-          nb::gil_scoped_release release;
-          std::shared_ptr<Dataset> ds = ValueOrThrow(Dataset::Open(store, name, branch));
-          BuildIndexOptions o;
-          o.cells = cells;
-          o.bits = bits;
-          o.metric = metric;
-          o.algorithm = algorithm;
-          o.quantizer = quantizer;
-          o.degree = degree;
-          o.seed = seed;
-          o.calibrate = calibrate;
-          CommitOptions c;
-          c.message = message.empty() ? "index build " + field : message;
-          CommitInfo ci = ValueOrThrow(ds->BuildIndex(field, o, {}, c));
-          head = ci.manifest.ToString();
-          info = ValueOrThrow(ds->IndexStatus(field));
-        }
-        nb::dict d = InfoDict(info);
-        d["head"] = head;
-        return d;
+        auto ds = OpenOrThrow(store, name, branch, true);
+        return BuildOn(*ds, BuildArgs{field, cells, bits, metric, seed, message, algorithm,
+                                      quantizer, degree, calibrate});
       },
       nb::arg("store"), nb::arg("name"), nb::arg("branch"), nb::arg("field"), nb::arg("cells"),
       nb::arg("bits"), nb::arg("metric"), nb::arg("seed"), nb::arg("message"),

@@ -380,6 +380,17 @@ Result<std::vector<std::optional<Entry>>> Tree::LookupMany(
   return out;
 }
 
+Result<std::vector<std::optional<FieldLoc>>> Tree::LookupFieldMany(
+    std::span<const uint64_t> anchors, std::string_view field) const {
+  std::vector<std::optional<FieldLoc>> out(anchors.size());
+  RETURN_IF_ERROR(
+      LookupEach(anchors, [&out, field](size_t j, const std::shared_ptr<const Leaf>& leaf,
+                                        size_t i) {
+        if (const LeafField* f = leaf->FindField(field)) out[j] = f->At(i);
+      }));
+  return out;
+}
+
 Result<std::vector<Tree::LeafHit>> Tree::LookupLeaves(std::span<const uint64_t> anchors) const {
   std::vector<LeafHit> out(anchors.size());
   RETURN_IF_ERROR(

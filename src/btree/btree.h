@@ -235,6 +235,10 @@ class Tree {
   using LeafVisit =
       std::function<void(size_t j, const std::shared_ptr<const Leaf>& leaf, size_t i)>;
   Status LookupEach(std::span<const uint64_t> anchors, const LeafVisit& visit) const;
+  // As LookupMany, only the location of `field` per anchor (nullopt when the anchor is
+  // absent or has no value in the field), without building entries: for many anchors.
+  Result<std::vector<std::optional<FieldLoc>>> LookupFieldMany(std::span<const uint64_t> anchors,
+                                                               std::string_view field) const;
   // Entries with start <= anchor < end.
   Cursor Scan(uint64_t start = 0, uint64_t end = UINT64_MAX, const ScanOptions& options = {}) const;
   // The highest run of at least `n` consecutive anchors below `end` that holds no anchor

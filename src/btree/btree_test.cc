@@ -547,6 +547,32 @@ TEST(BtreeTest, LookupManyReadsEachPageOnce) {
   EXPECT_LE(t.gets() - before, 2 * ref.height);
 }
 
+// LookupFieldMany: one field's locations, as LookupMany's entries hold them.
+TEST(BtreeTest, LookupFieldManyMatchesLookupMany) {
+  TestStore t = MakeTestStore();
+  Store& store = *t.store;
+  BatchGen gen{std::mt19937_64(17)};
+  gen.fields = {"a", "b"};
+  Batch b = gen.MakeBatch(Range(0, 20000, 2));
+  IndexRef ref = Up(store, nullptr, IndexRef(), b);
+  Tree tree(&store, nullptr, ref);
+  std::vector<uint64_t> q = gen.DistinctAnchors(2000, 0, 20010);
+  auto entries = tree.LookupMany(q);
+  ASSERT_TRUE(entries.ok()) << entries.status().ToString();
+  for (const char* field : {"a", "b", "missing"}) {
+    auto locs = tree.LookupFieldMany(q, field);
+    ASSERT_TRUE(locs.ok()) << locs.status().ToString();
+    ASSERT_EQ(locs->size(), q.size());
+    for (size_t i = 0; i < q.size(); ++i) {
+      const FieldLoc* want = (*entries)[i] ? (*entries)[i]->Find(field) : nullptr;
+      ASSERT_EQ((*locs)[i].has_value(), want != nullptr) << field << " " << q[i];
+      if (want != nullptr) EXPECT_EQ(*(*locs)[i], *want);
+    }
+  }
+  EXPECT_EQ(tree.LookupFieldMany(std::vector<uint64_t>{3, 3}, "a").status().code(),
+            StatusCode::kInvalidArgument);
+}
+
 TEST(BtreeTest, TombstoneSet) {
   TestStore t = MakeTestStore();
   Store& store = *t.store;

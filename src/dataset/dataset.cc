@@ -287,7 +287,8 @@ DatasetImpl::DatasetImpl(std::shared_ptr<Store> store, std::string name, std::st
       pages_(PagesFor(*store_)),
       segments_(std::make_shared<dataset::SegmentCache>(kDefaultSegmentCacheBytes)),
       headers_(HeadersFor(*store_)),
-      vectors_(vindex::NewObjectCache()) {}
+      vectors_(SharesCaches(*store_) ? vindex::ObjectCache::ForStore(store_->uri())
+                                     : vindex::NewObjectCache()) {}
 
 Result<std::shared_ptr<const Version>> DatasetImpl::LoadVersion(const ObjectId& id) const {
   if (auto hit = versions_.Get(id)) return hit;

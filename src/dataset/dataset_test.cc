@@ -352,7 +352,7 @@ TEST(DatasetTest, CorruptionInsideACoalescedTakeReadIsDetected) {
 // The spatial-object cache holds several kinds of objects; a lookup as another kind than
 // the one cached is a miss (never an object of the wrong type).
 TEST(ObjectCacheTest, LookupAsAnotherKindIsAMiss) {
-  vindex::ObjectCache cache(1000);
+  vindex::ObjectCache cache(1000, 0, 0);
   ObjectId id = ObjectId::Of("model");
   cache.Insert(id, std::make_shared<const std::string>("a model"), 100);
   EXPECT_EQ(cache.Get<int>(id), nullptr);
@@ -363,6 +363,25 @@ TEST(ObjectCacheTest, LookupAsAnotherKindIsAMiss) {
   ObjectId big = ObjectId::Of("big");
   cache.Insert(big, std::make_shared<const int>(1), 501);  // over half the capacity
   EXPECT_EQ(cache.Get<int>(big), nullptr);
+}
+
+// Views made for one store identity share what they cache; another store's view does not
+// see it (spec/21 §7.10: a handle opened per query finds what earlier handles decoded).
+TEST(ObjectCacheTest, ViewsOfOneStoreShareAndOtherStoresDoNot) {
+  auto a1 = vindex::ObjectCache::ForStore("file:///tmp/object-cache-test-a");
+  auto a2 = vindex::ObjectCache::ForStore("file:///tmp/object-cache-test-a");
+  auto b = vindex::ObjectCache::ForStore("file:///tmp/object-cache-test-b");
+  auto private_cache = vindex::NewObjectCache();
+  ObjectId id = ObjectId::Of("a bucket of store a");
+  a1->Insert(id, std::make_shared<const int>(42), 64);
+  ASSERT_NE(a2->Get<int>(id), nullptr);
+  EXPECT_EQ(*a2->Get<int>(id), 42);
+  EXPECT_EQ(b->Get<int>(id), nullptr);
+  EXPECT_EQ(private_cache->Get<int>(id), nullptr);
+  const vindex::LiveKey key{ObjectId::Of("root"), id};
+  a2->InsertLive(key, std::make_shared<const vindex::LiveEntries>());
+  EXPECT_NE(a1->GetLive(key), nullptr);
+  EXPECT_EQ(b->GetLive(key), nullptr);
 }
 
 TEST(DatasetTest, ReplaceKeepsOtherFieldsAndNewestWins) {

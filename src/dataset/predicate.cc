@@ -4,6 +4,7 @@
 // evaluated on one cell. Used by vector search filters and by `dreamdb serve`'s record
 // pages, so both filter with the same rules.
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <variant>
 
@@ -113,6 +114,125 @@ bool PredicateMatches(const Predicate& p, const Column& col, uint64_t row) {
                        [&](const ScalarValue& v) { return MatchOne(p, col, row, v); });
   }
   return MatchOne(p, col, row, p.values[0]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Parsing predicates from text (the CLI's --where, Python's where=)
+
+std::string_view PredicateOpName(Predicate::Op op) {
+  switch (op) {
+    case Predicate::Op::kEq:
+      return "==";
+    case Predicate::Op::kNe:
+      return "!=";
+    case Predicate::Op::kLt:
+      return "<";
+    case Predicate::Op::kLe:
+      return "<=";
+    case Predicate::Op::kGt:
+      return ">";
+    case Predicate::Op::kGe:
+      return ">=";
+    case Predicate::Op::kIn:
+      return "in";
+  }
+  return "?";
+}
+
+namespace {
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+Result<ScalarValue> ParseValue(std::string_view t, std::string_view whole) {
+  t = Trim(t);
+  if (t.empty()) return InvalidArgument("filter " + Quote(whole) + ": a value is missing");
+  if (t.size() >= 2 && (t.front() == '\'' || t.front() == '"') && t.back() == t.front()) {
+    return ScalarValue(std::string(t.substr(1, t.size() - 2)));
+  }
+  if (t == "true") return ScalarValue(true);
+  if (t == "false") return ScalarValue(false);
+  std::string s(t);
+  char* end = nullptr;
+  errno = 0;
+  long long i = std::strtoll(s.c_str(), &end, 10);
+  if (errno == 0 && end == s.c_str() + s.size()) return ScalarValue(static_cast<int64_t>(i));
+  errno = 0;
+  double d = std::strtod(s.c_str(), &end);
+  if (errno == 0 && end == s.c_str() + s.size() && std::isfinite(d)) return ScalarValue(d);
+  for (char c : t) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' ||
+          c == '/' || c == ':')) {
+      return InvalidArgument("filter " + Quote(whole) + ": cannot read value " + Quote(t) +
+                             " (quote text values)");
+    }
+  }
+  return ScalarValue(std::string(t));
+}
+
+}  // namespace
+
+Result<Predicate> ParsePredicate(std::string_view text) {
+  std::string_view t = Trim(text);
+  size_t i = 0;
+  while (i < t.size() && (std::isalnum(static_cast<unsigned char>(t[i])) || t[i] == '_')) ++i;
+  Predicate p;
+  p.field = std::string(t.substr(0, i));
+  if (p.field.empty()) {
+    return InvalidArgument("filter " + Quote(text) +
+                           ": expected FIELD OP VALUE, e.g. \"label == 3\"");
+  }
+  std::string_view rest = Trim(t.substr(i));
+  static const std::pair<std::string_view, Predicate::Op> kOps[] = {
+      {"==", Predicate::Op::kEq}, {"!=", Predicate::Op::kNe}, {"<=", Predicate::Op::kLe},
+      {">=", Predicate::Op::kGe}, {"<", Predicate::Op::kLt},  {">", Predicate::Op::kGt},
+      {"=", Predicate::Op::kEq}};
+  bool found = false;
+  for (const auto& [name, op] : kOps) {
+    if (rest.starts_with(name)) {
+      p.op = op;
+      rest.remove_prefix(name.size());
+      found = true;
+      break;
+    }
+  }
+  if (!found && (rest.starts_with("in ") || rest.starts_with("in("))) {
+    p.op = Predicate::Op::kIn;
+    rest = Trim(rest.substr(2));
+    if (rest.size() < 2 || rest.front() != '(' || rest.back() != ')') {
+      return InvalidArgument("filter " + Quote(text) + ": 'in' needs a list like (1, 2, 3)");
+    }
+    rest = rest.substr(1, rest.size() - 2);
+    // Split on commas outside quotes.
+    size_t b = 0;
+    char quote = 0;
+    for (size_t k = 0; k <= rest.size(); ++k) {
+      char c = k < rest.size() ? rest[k] : ',';
+      if (quote != 0) {
+        if (c == quote) quote = 0;
+        continue;
+      }
+      if (c == '\'' || c == '"') {
+        quote = c;
+      } else if (c == ',') {
+        ASSIGN_OR_RETURN(ScalarValue v, ParseValue(rest.substr(b, k - b), text));
+        p.values.push_back(std::move(v));
+        b = k + 1;
+      }
+    }
+    return p;
+  }
+  if (!found) {
+    return InvalidArgument("filter " + Quote(text) +
+                           ": expected an operator (==, !=, <, <=, >, >=, in) after " +
+                           Quote(p.field));
+  }
+  ASSIGN_OR_RETURN(ScalarValue v, ParseValue(rest, text));
+  p.values.push_back(std::move(v));
+  return p;
 }
 
 }  // namespace dreamdb

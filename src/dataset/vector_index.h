@@ -39,6 +39,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -49,6 +50,7 @@
 #include "dreamdb/search.h"
 #include "dreamdb/status.h"
 #include "src/base/lru_cache.h"
+#include "src/base/store_scope.h"
 #include "src/index/ivf.h"
 
 namespace dreamdb {
@@ -174,17 +176,70 @@ struct IndexObject {
 Result<Bytes> EncodeIndex(const IndexObject& ix);
 Result<IndexObject> DecodeIndex(ByteView bytes);
 
-// A byte-bounded LRU of decoded spatial objects (models, directory pages, buckets), one
-// per dataset handle, beside its segment and page caches. Entries are typed: an id cached
+// Where a stored vector is: its segment and row (the key of the handle's row cache).
+struct RowKey {
+  ObjectId segment;
+  uint32_t row = 0;
+  bool operator==(const RowKey&) const = default;
+};
+struct RowKeyHash {
+  size_t operator()(const RowKey& k) const {
+    const size_t a = std::hash<ObjectId>()(k.segment);
+    return a ^ (uint64_t{k.row} + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
+  }
+};
+
+// The entries of one bucket or graph node page as one version sees them (spec/21 §6):
+// per entry, whether it is live in the version (its location is the anchor's current
+// location for the field) and, for the live ones, where its stored vector is. Computed
+// once per (version, object) from the anchor index alone (one batched lookup, no segment
+// read), so a search scans and walks only live entries; re-ranking reads the vectors of
+// its final candidates only, through the handle's row cache.
+struct LiveEntries {
+  std::vector<uint8_t> live;       // per entry: 1 when live
+  std::vector<uint32_t> segment;   // per entry: index into segments (live entries only)
+  std::vector<uint32_t> row;       // per entry: row in that segment (live entries only)
+  std::vector<ObjectId> segments;  // the segments the live entries' vectors are in
+  bool all_live = false;           // every entry is live
+  RowKey RowOf(size_t entry) const { return RowKey{segments[segment[entry]], row[entry]}; }
+  uint64_t MemoryBytes() const { return 64 + live.size() * 9 + segments.size() * sizeof(ObjectId); }
+};
+// (the version's anchor-index root, or its manifest id when the anchor index is inline;
+// the id of the bucket or node page).
+struct LiveKey {
+  ObjectId version;
+  ObjectId object;
+  bool operator==(const LiveKey&) const = default;
+};
+struct LiveKeyHash {
+  size_t operator()(const LiveKey& k) const {
+    const size_t a = std::hash<ObjectId>()(k.version);
+    return a ^ (std::hash<ObjectId>()(k.object) + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
+  }
+};
+
+// Byte-bounded LRUs of decoded spatial objects (models, directory pages, buckets, node
+// pages) and, with budgets of their own, the LiveEntries of the buckets and node pages
+// searches touched and the stored vectors that re-ranks read, by (segment, row). Every
+// key is content-addressed, so nothing cached goes stale. Entries are typed: an id cached
 // as one kind is a miss when looked up as another (damaged data can name a model where a
 // bucket belongs; the lookup then decodes the bytes as a bucket and reports corrupt).
+//
+// A cache made by ForStore is a view, scoped to one store identity (its canonical URI),
+// of LRUs shared by every handle of every store in the process (spec/21 §7.10): a handle
+// opened for one query finds what earlier handles of the same store decoded. A cache made
+// by NewObjectCache is private to its handle (stores without a process-wide identity).
 // Thread-safe.
 class ObjectCache {
  public:
-  explicit ObjectCache(uint64_t capacity_bytes) : lru_(capacity_bytes, capacity_bytes / 2) {}
+  ObjectCache(uint64_t capacity_bytes, uint64_t live_bytes, uint64_t row_bytes)
+      : lrus_(std::make_shared<Lrus>(capacity_bytes, live_bytes, row_bytes)) {}
+  // The view of the process-wide LRUs for the store whose identity is `store_identity`.
+  static std::shared_ptr<ObjectCache> ForStore(std::string_view store_identity);
+
   template <typename T>
   std::shared_ptr<const T> Get(const ObjectId& id) {
-    std::shared_ptr<const Entry> entry = lru_.Get(id);
+    std::shared_ptr<const Entry> entry = lrus_->objects.Get(ScopedId{scope_, id});
     if (entry == nullptr) return nullptr;
     // A checked lookup, not a cast: null when the entry holds another kind.
     const auto* held = std::any_cast<std::shared_ptr<const T>>(&entry->value);
@@ -193,16 +248,71 @@ class ObjectCache {
   // An id already cached (in any role) stays as it is.
   template <typename T>
   void Insert(const ObjectId& id, std::shared_ptr<const T> value, uint64_t bytes) {
-    lru_.Insert(id, std::make_shared<const Entry>(Entry{std::any(std::move(value))}), bytes);
+    lrus_->objects.Insert(ScopedId{scope_, id},
+                          std::make_shared<const Entry>(Entry{std::any(std::move(value))}), bytes);
+  }
+  std::shared_ptr<const LiveEntries> GetLive(const LiveKey& key) {
+    return lrus_->live.Get(Scoped<LiveKey>{scope_, key});
+  }
+  void InsertLive(const LiveKey& key, std::shared_ptr<const LiveEntries> value) {
+    const uint64_t bytes = value->MemoryBytes();
+    lrus_->live.Insert(Scoped<LiveKey>{scope_, key}, std::move(value), bytes);
+  }
+  // Whether a search touched `key` before (through any view of the same LRUs): the first
+  // touch of a bucket checks only its candidates' liveness; the second computes and keeps
+  // its LiveEntries (spec/21 §7.10). Remembers the key either way.
+  bool TouchedBefore(const LiveKey& key) {
+    const Scoped<LiveKey> k{scope_, key};
+    if (lrus_->touched.Get(k) != nullptr) return true;
+    static const auto kMark = std::make_shared<const uint8_t>(1);
+    lrus_->touched.Insert(k, kMark, sizeof(Scoped<LiveKey>) + 48);
+    return false;
+  }
+  std::shared_ptr<const std::vector<float>> GetRow(const RowKey& key) {
+    return lrus_->rows.Get(Scoped<RowKey>{scope_, key});
+  }
+  void InsertRow(const RowKey& key, std::shared_ptr<const std::vector<float>> value) {
+    const uint64_t bytes = 96 + value->size() * sizeof(float);
+    lrus_->rows.Insert(Scoped<RowKey>{scope_, key}, std::move(value), bytes);
   }
 
  private:
   struct Entry {
     std::any value;  // a std::shared_ptr<const T> for the T it was inserted as
   };
-  // Entries over half the capacity are not kept.
-  ByteLruCache<ObjectId, Entry> lru_;
+  template <typename K>
+  struct Scoped {
+    uint64_t scope = 0;
+    K key;
+    bool operator==(const Scoped&) const = default;
+  };
+  template <typename K, typename H>
+  struct ScopedHash {
+    size_t operator()(const Scoped<K>& k) const {
+      return H()(k.key) ^ (static_cast<size_t>(k.scope) * 0x9e3779b97f4a7c15ULL);
+    }
+  };
+  struct Lrus {
+    Lrus(uint64_t capacity_bytes, uint64_t live_bytes, uint64_t row_bytes)
+        : objects(capacity_bytes, capacity_bytes / 2),
+          live(live_bytes, live_bytes / 4),
+          rows(row_bytes, row_bytes / 4),
+          touched(live_bytes / 16) {}
+    // Entries over half (objects) or a quarter (the others) of the capacity are not kept.
+    ByteLruCache<ScopedId, Entry, ScopedIdHash> objects;
+    ByteLruCache<Scoped<LiveKey>, LiveEntries, ScopedHash<LiveKey, LiveKeyHash>> live;
+    ByteLruCache<Scoped<RowKey>, std::vector<float>, ScopedHash<RowKey, RowKeyHash>> rows;
+    ByteLruCache<Scoped<LiveKey>, uint8_t, ScopedHash<LiveKey, LiveKeyHash>> touched;
+  };
+  ObjectCache(std::shared_ptr<Lrus> lrus, uint64_t scope) : lrus_(std::move(lrus)), scope_(scope) {}
+
+  std::shared_ptr<Lrus> lrus_;
+  uint64_t scope_ = 0;  // StoreScope() of the store; 0 for a private cache
 };
+// A cache private to one handle: 256 MiB of spatial objects, 64 MiB of LiveEntries (live
+// flags and locations of the cells recently searched) and 256 MiB of re-rank vectors
+// (spec/21 §7.10). ObjectCache::ForStore views LRUs of the same sizes shared by the
+// process.
 std::shared_ptr<ObjectCache> NewObjectCache();
 
 // The default cells probed per query that BuildIndex stores in a new index object

@@ -440,8 +440,19 @@ uint32_t PickSetting(const Calibration& c, double target) {
   return c.curve.empty() ? 0 : c.curve.back().first;
 }
 
+namespace {
+constexpr uint64_t kObjectBytes = uint64_t{256} << 20;
+constexpr uint64_t kLiveBytes = uint64_t{64} << 20;
+constexpr uint64_t kRowBytes = uint64_t{256} << 20;
+}  // namespace
+
 std::shared_ptr<ObjectCache> NewObjectCache() {
-  return std::make_shared<ObjectCache>(uint64_t{256} << 20);
+  return std::make_shared<ObjectCache>(kObjectBytes, kLiveBytes, kRowBytes);
+}
+
+std::shared_ptr<ObjectCache> ObjectCache::ForStore(std::string_view store_identity) {
+  static const auto shared = std::make_shared<Lrus>(kObjectBytes, kLiveBytes, kRowBytes);
+  return std::shared_ptr<ObjectCache>(new ObjectCache(shared, StoreScope(store_identity)));
 }
 
 }  // namespace dreamdb::vindex

@@ -146,6 +146,43 @@ TEST(VectorSearch, BadInputsNameTheProblem) {
   EXPECT_EQ(ds->BuildIndex("emb", bo).status().code(), StatusCode::kInvalidArgument);
 }
 
+// spec/21 §7.10: a warm handle keeps the decoded index state and the live entries' vectors
+// of the cells it searched, so a repeated query makes no storage request; a handle that
+// moves to a new version (a delete) computes the live entries again and drops the deleted.
+TEST(VectorSearch, RepeatedSearchOnAWarmHandleMakesNoStorageRequest) {
+  for (const char* algorithm : {"ivf", "graph"}) {
+    auto ds = MakeDataset(MemStore(), 600);
+    BuildIndexOptions bo;
+    bo.algorithm = algorithm;
+    bo.cells = std::string(algorithm) == "ivf" ? 8 : 0;
+    bo.calibrate = false;
+    ASSERT_TRUE(ds->BuildIndex("emb", bo).ok()) << algorithm;
+    auto q = Query(*ds, 42);
+    SearchOptions o;
+    o.k = 5;
+    o.nprobe = 3;
+    auto first = ds->Search("emb", q.data(), 1, kDim, o);
+    ASSERT_TRUE(first.ok()) << first.status().ToString();
+    ASSERT_TRUE(first->used_index);
+    EXPECT_EQ(first->anchors[0], 42u) << algorithm;
+    const ReadStats before = ds->read_stats();
+    for (int i = 0; i < 3; ++i) {
+      auto again = ds->Search("emb", q.data(), 1, kDim, o);
+      ASSERT_TRUE(again.ok());
+      EXPECT_EQ(again->anchors, first->anchors) << algorithm;
+    }
+    const ReadStats after = ds->read_stats();
+    EXPECT_EQ(after.requests, before.requests) << algorithm;
+    EXPECT_EQ(after.bytes_fetched, before.bytes_fetched) << algorithm;
+    EXPECT_GT(after.cache_hits, before.cache_hits) << algorithm;
+    // The next version's live entries: the deleted record is gone from the answer.
+    ASSERT_TRUE(ds->Delete({42}).ok());
+    auto later = ds->Search("emb", q.data(), 1, kDim, o);
+    ASSERT_TRUE(later.ok());
+    for (uint64_t a : later->anchors) EXPECT_NE(a, 42u) << algorithm;
+  }
+}
+
 TEST(VectorSearch, ParsePredicate) {
   auto p = ParsePredicate("label == 3");
   ASSERT_TRUE(p.ok());

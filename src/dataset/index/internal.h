@@ -1,0 +1,187 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+//
+// What the files of the spatial-index operations (src/dataset/index/: field values,
+// search, graph search, append, verify, build) share: fetching a field's values, loading
+// spatial objects through the handle's cache, and the search context and candidates
+// (spec/21-spatial-index.md). Internal to src/dataset; the public API is dreamdb/search.h
+// and src/dataset/vector_index.h.
+//
+// Thread safety: functions are safe to call concurrently on one DatasetImpl (its caches
+// are thread-safe); the structs are plain values owned by one call.
+
+#ifndef DREAMDB_SRC_DATASET_INDEX_INTERNAL_H_
+#define DREAMDB_SRC_DATASET_INDEX_INTERNAL_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "dreamdb/column.h"
+#include "dreamdb/schema.h"
+#include "dreamdb/search.h"
+#include "dreamdb/status.h"
+#include "src/btree/btree.h"
+#include "src/dataset/dataset_impl.h"
+#include "src/dataset/vector_index.h"
+#include "src/index/ivf.h"
+#include "src/index/metric.h"
+
+namespace dreamdb::vindex {
+
+using vector::Metric;
+using vector::ScoreOf;
+
+// ---------------------------------------------------------------------------------------
+// Field values and spatial objects (field_values.cc)
+
+// Values of one field for sorted unique anchors: per anchor, a column and row (or none).
+struct FieldValues {
+  std::vector<std::shared_ptr<const Column>> columns;
+  std::vector<int32_t> col;  // per anchor: index into columns, -1 = no value
+  std::vector<uint64_t> row;
+  bool Has(size_t i) const { return col[i] >= 0 && columns[col[i]]->IsValid(row[i]); }
+  const Column& ColumnOf(size_t i) const { return *columns[col[i]]; }
+};
+
+template <typename T>
+Result<std::shared_ptr<const T>> Load(const DatasetImpl& impl, const ObjectId& id,
+                                      const std::function<Result<T>(ByteView)>& decode,
+                                      const std::function<uint64_t(const T&)>& size,
+                                      std::string_view what, bool count) {
+  if (auto hit = impl.vectors()->Get<T>(id)) {
+    if (count) impl.CountHit();
+    return hit;
+  }
+  auto bytes = impl.store().Get(id);
+  if (!bytes.ok()) return bytes.status().WithContext(std::string(what) + " " + id.ToString());
+  if (count) impl.CountFetch(bytes->size());
+  auto v = decode(*bytes);
+  if (!v.ok()) return v.status().WithContext(std::string(what) + " " + id.ToString());
+  auto shared = std::make_shared<const T>(std::move(*v));
+  impl.vectors()->Insert(id, shared, size(*shared) + 64);
+  return std::shared_ptr<const T>(shared);
+}
+
+// Visits every (anchor, location, vector) of `field` in [start, end) of a version, in
+// anchor order, a leaf at a time. Segments are fetched whole and kept while in use.
+using VectorVisitor =
+    std::function<Status(size_t n, const uint64_t* anchors, const ObjectId* const* segs,
+                         const uint32_t* rows, const float* const* vecs)>;
+
+using ModelPtr = std::shared_ptr<const vector::IvfModel>;
+
+// The exact distance of x to q under `metric` (q_norm2 = |q|^2; spec/21 §7.1).
+float Distance(Metric metric, const float* q, float q_norm2, const float* x, size_t dim);
+
+// Rows of one segment: whole (cached) when at least half its rows are needed, else the
+// checksum blocks of those rows; the bool says whether the column holds every row.
+Result<std::pair<std::shared_ptr<const Column>, bool>> FetchSegmentRows(
+    const DatasetImpl& impl, const FieldSpec& spec, const ObjectId& id,
+    const std::vector<uint32_t>& rows);
+
+// The values of `spec` at the entries' locations (entries of sorted unique anchors).
+Result<FieldValues> FetchField(const DatasetImpl& impl,
+                               const std::vector<std::optional<btree::Entry>>& entries,
+                               const FieldSpec& spec);
+
+Status WalkVectors(const DatasetImpl& impl, const Version& v, const FieldSpec& spec, uint64_t start,
+                   uint64_t end, const VectorVisitor& visit);
+
+Result<std::shared_ptr<const IndexObject>> LoadIndex(const DatasetImpl& impl, const ObjectId& id);
+Result<std::shared_ptr<const DirPage>> LoadPage(const DatasetImpl& impl, const ObjectId& id);
+Result<Metric> MetricOf(std::string_view name);
+Result<ModelPtr> LoadModel(const DatasetImpl& impl, const ObjectId& id);
+
+// The bucket ids of `cells` (any order) in an index: one directory page per page touched.
+Result<std::vector<std::vector<ObjectId>>> BucketsOf(const DatasetImpl& impl, const IndexObject& ix,
+                                                     const std::vector<uint32_t>& cells);
+// Per cell, how many buckets the directory lists (0: the cell is empty).
+Result<std::vector<uint32_t>> CellBucketCounts(const DatasetImpl& impl, const IndexObject& ix);
+// A bucket's codes hold one vector per entry (scans index the entries by code position).
+Status CheckBucketCodes(const vector::IvfModel& model, const Bucket& b, const ObjectId& id);
+// Buckets through the cache; the ones not cached fetched in parallel.
+Result<std::vector<std::shared_ptr<const Bucket>>> FetchBuckets(const DatasetImpl& impl,
+                                                                const std::vector<ObjectId>& ids);
+
+// ---------------------------------------------------------------------------------------
+// Search (search.cc, graph_search.cc)
+
+struct Cand {
+  uint64_t handle = 0;  // exact: the anchor; IVF: (bucket << 32) | entry
+  uint64_t anchor = 0;
+  float distance = 0;
+  float score = 0;
+};
+
+struct SearchContext {
+  const DatasetImpl* impl = nullptr;
+  const Version* version = nullptr;
+  const FieldSpec* spec = nullptr;
+  Metric metric = Metric::kCosine;
+  const SearchOptions* options = nullptr;
+  std::vector<const FieldSpec*> filter_specs;  // per options->where
+};
+
+// The entries of one bucket or node page (borrowed), named by its object id.
+struct EntryList {
+  ObjectId id;
+  const std::vector<uint64_t>* anchors = nullptr;
+  const std::vector<uint64_t>* seg_tags = nullptr;
+  const std::vector<uint32_t>* rows = nullptr;
+};
+
+// Keeps the candidates (best first) that pass the scalar filters; at most k.
+Result<std::vector<Cand>> ApplyFilters(const SearchContext& ctx, const std::vector<Cand>& cands,
+                                       size_t k, std::vector<uint64_t>* rejected_handles);
+// Brute force over every stored vector in the range, for all queries at once.
+Status ExactSearch(const SearchContext& ctx, const float* queries, size_t nq, size_t dim,
+                   std::vector<std::vector<Cand>>* results, uint64_t* scanned);
+// The LiveEntries of each list in this version (spec/21 §7.10), cached.
+Result<std::vector<std::shared_ptr<const LiveEntries>>> LoadLive(
+    const SearchContext& ctx, const std::vector<EntryList>& lists);
+// The stored vectors at `keys`, through the row cache; null where the value is null.
+Result<std::vector<std::shared_ptr<const std::vector<float>>>> LoadRows(
+    const SearchContext& ctx, const std::vector<RowKey>& keys);
+// Exact distances of re-rank candidates, each an entry of a LiveEntries (+inf when not
+// live, null or not finite).
+Status LiveDistances(const SearchContext& ctx, const vector::IvfModel& model, const float* q,
+                     const std::vector<std::pair<const LiveEntries*, size_t>>& cands, float* out);
+// Exact distances of bucket handles ((bucket << 32) | entry); candidates of buckets
+// without LiveEntries are located, and the stale ones added to `stale`.
+Status BucketDistances(const SearchContext& ctx, const vector::IvfModel& model, const float* q,
+                       const std::vector<std::shared_ptr<const Bucket>>& buckets,
+                       const std::vector<std::shared_ptr<const LiveEntries>>& states,
+                       const uint64_t* ids, size_t n, float* out,
+                       std::unordered_set<uint64_t>* stale);
+// Candidates (best first) without repeated anchors.
+std::vector<Cand> Dedup(const std::vector<Cand>& cands);
+// One query through an IVF/IMI/LSH index (spec/21 §7.2).
+Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::IvfModel& model,
+                                       const IndexObject& ix, const float* q, uint32_t nprobe,
+                                       const uint32_t* cell_sizes, uint64_t* scanned);
+// One query through a graph index (spec/21 §7.8).
+Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector::IvfModel& model,
+                                         const IndexObject& ix, const float* q, uint64_t* scanned);
+
+// ---------------------------------------------------------------------------------------
+// Append and merge (append.cc), build (build.cc)
+
+Status IndexMerged(DatasetImpl& impl, const btree::IndexRef& merged,
+                   const std::map<std::string, std::vector<uint64_t>>& changed,
+                   dataset::Manifest* m, uint64_t* objects_written,
+                   std::vector<std::string>* updated);
+
+// The embedding field `field` of a schema, or an error naming `op` and the field.
+Result<const FieldSpec*> EmbeddingField(const Schema& schema, std::string_view field,
+                                        std::string_view op);
+
+}  // namespace dreamdb::vindex
+
+#endif  // DREAMDB_SRC_DATASET_INDEX_INTERNAL_H_
