@@ -1,6 +1,7 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 // `verify`: every object reachable from every ref is present and intact (spec/14 §6).
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -19,13 +20,14 @@ class Verifier {
   Verifier(Store& store, const std::function<void(uint64_t)>& progress,
            const ReachedVisitor* reached = nullptr,
            const std::unordered_set<ObjectId>* pruned = nullptr, VerifyShard shard = {},
-           const LeafFilter* leaves = nullptr)
+           const LeafFilter* leaves = nullptr, const FieldRetentionPolicy* fields = nullptr)
       : store_(store),
         progress_(progress),
         reached_(reached),
         pruned_(pruned),
         shard_(shard),
-        leaves_(leaves) {}
+        leaves_(leaves),
+        fields_(fields) {}
 
   // Whether this shard checks segment `id` (spec/14 §12.6); counts the others once.
   bool Mine(const ObjectId& id) {
@@ -50,14 +52,57 @@ class Verifier {
       report_.problems.push_back(what + " " + id.ToString() + ": " + bytes.status().ToString());
       return false;
     }
-    if (counted_.insert(id).second) {
-      ++report_.objects;
-      report_.bytes += bytes->size();
-      if (reached_ != nullptr) (*reached_)(id, bytes->size());
-    }
-    if (progress_ && report_.objects % 1000 == 0) progress_(report_.objects);
+    Count(id, bytes->size());
     if (out != nullptr) *out = std::move(*bytes);
     return true;
+  }
+
+  void Count(const ObjectId& id, uint64_t size) {
+    if (counted_.insert(id).second) {
+      ++report_.objects;
+      report_.bytes += size;
+      if (reached_ != nullptr) (*reached_)(id, size);
+    }
+    if (progress_ && report_.objects % 1000 == 0) progress_(report_.objects);
+  }
+
+  // A segment of a field the version being walked was cut from (spec/06 §6.12). GC does
+  // not reach it through this version; verify checks it, and a missing one is the field's
+  // reclaimed value, not a problem.
+  void CutSegment(const ObjectId& id, const std::string& field) {
+    if (fields_->skip) {
+      if (fields_->skipped) fields_->skipped(id, current_dataset_, field);
+      return;
+    }
+    if (!WalkLeaf(id) || !seen_.insert(id).second) return;
+    auto bytes = store_.Get(id);
+    if (bytes.status().code() == StatusCode::kNotFound) {
+      if (retained_seen_.insert(current_manifest_.ToString() + "/" + field).second) {
+        report_.retained_without.push_back({current_manifest_, field});
+      }
+      return;
+    }
+    if (!bytes.ok()) {
+      Problem("segment of field '" + field + "' " + id.ToString() + ": " +
+              bytes.status().ToString());
+      return;
+    }
+    Count(id, bytes->size());
+  }
+
+  // The fields version `id` of `dataset` is walked without (sorted; empty: walked whole).
+  std::vector<std::string> CutFields(const dataset::Manifest& m, const ObjectId& id,
+                                     const std::string& dataset) const {
+    std::vector<std::string> out;
+    if (fields_ == nullptr || fields_->whole.count(id) != 0) return out;
+    auto it = fields_->cuts.find(dataset);
+    if (it == fields_->cuts.end()) return out;
+    for (const FieldCut& c : it->second) {
+      if (m.time_ns < c.cutoff_ns) out.push_back(c.field);
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
   }
 
   void Problem(std::string p) { report_.problems.push_back(std::move(p)); }
@@ -98,7 +143,13 @@ class Verifier {
 
   btree::PageVisitor PageVisitor(const std::string& what) {
     return [this, what](const ObjectId& page, uint32_t) -> Result<bool> {
-      if (!seen_pages_.insert(page).second) return false;
+      // A page walked whole covers every cut walk of it; a cut walk covers only walks
+      // with the same cut.
+      if (cut_ == nullptr
+              ? !seen_pages_.insert(page).second
+              : seen_pages_.count(page) != 0 || !seen_cut_pages_[cut_key_].insert(page).second) {
+        return false;
+      }
       Check(page, what + " page");
       return true;
     };
@@ -106,6 +157,10 @@ class Verifier {
 
   void Leaf(const btree::Leaf& leaf, const std::string& what, const dataset::Manifest& m) {
     for (const btree::LeafField& f : leaf.fields) {
+      if (cut_ != nullptr && std::binary_search(cut_->begin(), cut_->end(), f.name)) {
+        for (const ObjectId& seg : f.segments) CutSegment(seg, f.name);
+        continue;
+      }
       const FieldSpec* spec = m.schema.Find(f.name);
       if (spec == nullptr) {
         if (!std::binary_search(m.dropped.begin(), m.dropped.end(), f.name)) {
@@ -199,26 +254,74 @@ class Verifier {
                 gname->second + "'");
       }
       FieldShapes(*m, id);
-      auto index = btree::IndexRefFromCbor(m->index, "manifest " + id.ToString() + " index");
-      if (index.ok() && index->count != m->count) {
-        Problem("manifest " + id.ToString() + " says count " + std::to_string(m->count) +
-                " but its index holds " + std::to_string(index->count) + " entries");
-      }
-      if (index.ok()) {
-        Index(*index, "index of manifest " + id.ToString(), *m);
+      const std::string dataset = gname != genesis_name_.end() ? gname->second : std::string();
+      const std::vector<std::string> cut = CutFields(*m, id, dataset);
+      if (cut.empty()) {
+        Content(*m, id);
       } else {
-        Problem(index.status().ToString());
+        // Walked after every whole version (FinishCut), so what a whole version shares
+        // with it is reached whole first.
+        deferred_.push_back(id);
+        if (fields_->cut) {
+          for (const std::string& f : cut) fields_->cut(id, dataset, f);
+        }
       }
-      auto tombs = btree::IndexRefFromCbor(m->tombstones, "manifest " + id.ToString());
-      if (tombs.ok()) {
-        Tombstones(*tombs, "tombstones of manifest " + id.ToString());
-      } else {
-        Problem(tombs.status().ToString());
-      }
-      if (!m->indexes.empty() && shard_.shard == 0) SpatialIndexes(*m);
       if (pruned_ != nullptr && pruned_->count(id) != 0) continue;  // history pruned (§6.10)
       for (const auto& p : m->parents) stack.push_back(p);
     }
+  }
+
+  // The versions cut by per-field retention, each walked without its cut fields. Called
+  // once, after every root's Manifests.
+  void FinishCut() {
+    for (const ObjectId& id : deferred_) {
+      auto bytes = store_.Get(id);
+      auto m =
+          bytes.ok() ? dataset::DecodeManifest(*bytes) : Result<dataset::Manifest>(bytes.status());
+      if (!m.ok()) {
+        Problem("manifest " + id.ToString() + ": " + m.status().ToString());
+        continue;
+      }
+      auto gname = genesis_name_.find(m->genesis);
+      current_dataset_ = gname != genesis_name_.end() ? gname->second : std::string();
+      current_manifest_ = id;
+      const std::vector<std::string> cut = CutFields(*m, id, current_dataset_);
+      cut_ = &cut;
+      cut_key_.clear();
+      for (const std::string& f : cut) cut_key_ += current_dataset_ + "/" + f + "\n";
+      Content(*m, id);
+      cut_ = nullptr;
+    }
+    deferred_.clear();
+  }
+
+  // A version's index, tombstones and spatial indexes (the spatial index of a cut field
+  // is not walked: its buckets hold the field's values).
+  void Content(const dataset::Manifest& m, const ObjectId& id) {
+    auto index = btree::IndexRefFromCbor(m.index, "manifest " + id.ToString() + " index");
+    if (index.ok() && index->count != m.count) {
+      Problem("manifest " + id.ToString() + " says count " + std::to_string(m.count) +
+              " but its index holds " + std::to_string(index->count) + " entries");
+    }
+    if (index.ok()) {
+      Index(*index, "index of manifest " + id.ToString(), m);
+    } else {
+      Problem(index.status().ToString());
+    }
+    auto tombs = btree::IndexRefFromCbor(m.tombstones, "manifest " + id.ToString());
+    if (tombs.ok()) {
+      Tombstones(*tombs, "tombstones of manifest " + id.ToString());
+    } else {
+      Problem(tombs.status().ToString());
+    }
+    if (m.indexes.empty() || shard_.shard != 0) return;
+    if (cut_ == nullptr) {
+      SpatialIndexes(m);
+      return;
+    }
+    dataset::Manifest kept = m;
+    for (const std::string& f : *cut_) kept.indexes.erase(f);
+    if (!kept.indexes.empty()) SpatialIndexes(kept);
   }
 
   // A field keeps its type, dim, dtype and shape in every version of a dataset (spec/10
@@ -260,7 +363,17 @@ class Verifier {
   const std::unordered_set<ObjectId>* pruned_;
   const VerifyShard shard_;
   const LeafFilter* leaves_;
+  const FieldRetentionPolicy* fields_;
   VerifyReport report_;
+  // Per-field retention: the versions walked after the whole ones, the cut of the one
+  // being walked (null: whole) and the pages each distinct cut has walked.
+  std::vector<ObjectId> deferred_;
+  const std::vector<std::string>* cut_ = nullptr;
+  std::string cut_key_;
+  std::string current_dataset_;
+  ObjectId current_manifest_;
+  std::unordered_map<std::string, std::unordered_set<ObjectId>> seen_cut_pages_;
+  std::unordered_set<std::string> retained_seen_;
   std::unordered_set<ObjectId> skipped_;  // segments left to other shards
   std::unordered_set<ObjectId> seen_;
   std::unordered_set<ObjectId> seen_pages_;
@@ -295,12 +408,14 @@ class Verifier {
 VerifyReport WalkReachable(Store& store, const std::vector<RefValue>& roots,
                            const ReachedVisitor& reached,
                            const std::function<void(uint64_t)>& progress,
-                           const std::unordered_set<ObjectId>* pruned, const LeafFilter* leaves) {
-  Verifier v(store, progress, &reached, pruned, VerifyShard{}, leaves);
+                           const std::unordered_set<ObjectId>* pruned, const LeafFilter* leaves,
+                           const FieldRetentionPolicy* fields) {
+  Verifier v(store, progress, &reached, pruned, VerifyShard{}, leaves, fields);
   for (const auto& r : roots) {
     ++v.report().refs;
     v.Manifests(r.target, r.name);
   }
+  v.FinishCut();
   return std::move(v.report());
 }
 
@@ -337,16 +452,28 @@ Result<VerifyReport> Verify(Store& store, std::string_view name,
   if (!name.empty()) RETURN_IF_ERROR(dataset::ValidateDatasetName(name));
   std::unordered_set<ObjectId> pruned;
   RETURN_IF_ERROR(ListPruned(store, name, &pruned));
-  Verifier v(store, progress, nullptr, &pruned, shard);
   std::vector<RefValue> refs;
+  // Versions made before a field's pruned-fields marker may lack that field (spec/06
+  // §6.12): what is missing there is reported as reclaimed, not as a problem.
+  FieldRetentionPolicy fields;
+  fields.skip = false;
+  std::map<std::pair<std::string, std::string>, int64_t> cutoffs;
   // Refs are few compared with objects; collect them so the walk does not hold a listing open.
   RETURN_IF_ERROR(store.ListRefs(prefix, [&](const RefValue& r) {
     if (r.name.find("/branches/") != std::string::npos ||
         r.name.find("/snapshots/") != std::string::npos) {
       refs.push_back(r);
+      fields.whole.insert(r.target);
+    } else if (auto f = ParseFieldRetentionRef(r.name); f && f->marker) {
+      int64_t& c = cutoffs[{f->dataset, f->field}];
+      c = std::max(c, f->value);
     }
     return true;
   }));
+  for (const auto& [key, cutoff_ms] : cutoffs) {
+    fields.cuts[key.first].push_back({key.second, static_cast<uint64_t>(cutoff_ms) * 1000000});
+  }
+  Verifier v(store, progress, nullptr, &pruned, shard, nullptr, &fields);
   if (!name.empty() && refs.empty()) {
     return NotFound("dataset " + Quote(name) + " does not exist in " + store.uri());
   }
@@ -360,6 +487,7 @@ Result<VerifyReport> Verify(Store& store, std::string_view name,
     ++v.report().refs;
     v.Manifests(r.target, r.name);
   }
+  v.FinishCut();
   if (progress) progress(v.report().objects);
   return std::move(v.report());
 }
