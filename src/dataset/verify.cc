@@ -7,6 +7,8 @@
 #include <unordered_set>
 
 #include "src/base/encoding.h"
+#include "src/base/io_pool.h"
+#include "src/btree/page.h"
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
 #include "src/dataset/reach.h"
@@ -17,6 +19,22 @@ namespace {
 
 class Verifier {
  public:
+  // What decoding a segment as one shape of declaration found (the shape, not the whole
+  // FieldSpec, is kept: verify holds one of these per distinct segment).
+  struct SegmentFacts {
+    FieldType type = FieldType::kInt64;
+    uint32_t dim = 0;
+    DType dtype = DType::kF32;
+    std::vector<uint32_t> shape;
+    bool intact = false;
+    uint64_t rows = 0;
+    // Whether a segment decoded as this shape decodes the same as `spec` (spec/12 §5.2
+    // compares the type and its parameters, not the name or the declared index).
+    bool SameShape(const FieldSpec& spec) const {
+      return type == spec.type && dim == spec.dim && dtype == spec.dtype && shape == spec.shape;
+    }
+  };
+
   Verifier(Store& store, const std::function<void(uint64_t)>& progress,
            const ReachedVisitor* reached = nullptr,
            const std::unordered_set<ObjectId>* pruned = nullptr, VerifyShard shard = {},
@@ -114,10 +132,14 @@ class Verifier {
   // them, so verify reads each page and segment once however long the history.
   void Index(const btree::IndexRef& ref, const std::string& what, const dataset::Manifest& m) {
     btree::PageVisitor pages = PageVisitor(what);
+    // Leaves name every field of the version: look each up once per manifest, not by a
+    // scan of the schema per leaf field.
+    FieldsByName fields;
+    for (const FieldSpec& f : m.schema.fields()) fields.emplace(f.name, &f);
     Status s = btree::VisitLeaves(
-        store_, nullptr, ref,
+        store_, &page_cache_, ref,
         [&](const btree::Leaf& leaf) -> Status {
-          Leaf(leaf, what, m);
+          Leaf(leaf, what, m, fields);
           return Status::Ok();
         },
         &pages);
@@ -129,7 +151,7 @@ class Verifier {
   void Tombstones(const btree::IndexRef& ref, const std::string& what) {
     btree::PageVisitor pages = PageVisitor(what);
     Status s = btree::VisitLeaves(
-        store_, nullptr, ref,
+        store_, &page_cache_, ref,
         [&](const btree::Leaf& leaf) -> Status {
           if (!leaf.fields.empty()) {
             Problem(what + ": the leaf starting at anchor " + std::to_string(leaf.anchors[0]) +
@@ -150,18 +172,42 @@ class Verifier {
               : seen_pages_.count(page) != 0 || !seen_cut_pages_[cut_key_].insert(page).second) {
         return false;
       }
-      Check(page, what + " page");
+      // Fetched, hash-checked and decoded once: the walk below takes the decoded page
+      // from page_cache_ instead of reading it again (a page it cannot decode is not
+      // cached, so the walk reads it and reports why).
+      Bytes bytes;
+      if (Check(page, what + " page", &bytes)) {
+        auto decoded = btree::DecodePage(bytes, "btree page " + page.ToString());
+        if (decoded.ok()) {
+          page_cache_.Insert(page, std::make_shared<const btree::Page>(std::move(*decoded)));
+        }
+      }
       return true;
     };
   }
 
-  void Leaf(const btree::Leaf& leaf, const std::string& what, const dataset::Manifest& m) {
+  using FieldsByName = std::unordered_map<std::string_view, const FieldSpec*>;
+
+  // A segment of a leaf whose facts are not known yet: fetched and decoded together with
+  // the leaf's others (Resolve), then checked in leaf order.
+  struct Pending {
+    const btree::LeafField* field;
+    const FieldSpec* spec;
+    size_t j;
+    uint32_t max_row;
+    size_t at;
+  };
+
+  void Leaf(const btree::Leaf& leaf, const std::string& what, const dataset::Manifest& m,
+            const FieldsByName& fields) {
+    std::vector<Pending> pending;
     for (const btree::LeafField& f : leaf.fields) {
       if (cut_ != nullptr && std::binary_search(cut_->begin(), cut_->end(), f.name)) {
         for (const ObjectId& seg : f.segments) CutSegment(seg, f.name);
         continue;
       }
-      const FieldSpec* spec = m.schema.Find(f.name);
+      auto found = fields.find(f.name);
+      const FieldSpec* spec = found == fields.end() ? nullptr : found->second;
       if (spec == nullptr) {
         if (!std::binary_search(m.dropped.begin(), m.dropped.end(), f.name)) {
           Problem(what + ": the leaf starting at anchor " + std::to_string(leaf.anchors[0]) +
@@ -184,16 +230,122 @@ class Verifier {
           at[j] = i;
         }
       }
-      for (size_t j = 0; j < f.segments.size(); ++j) {
+      // Shared work across versions: a copy-on-write leaf keeps its field's segment list
+      // and appends to it, so the leaf of the version before (walked next) names a prefix
+      // of this list. The segments of the longest prefix this field's last leaf checked,
+      // asked for no higher row than then, were checked: they are skipped without a lookup.
+      FieldMemo& memo = memo_[f.name];
+      size_t j0 = 0;
+      if (memo.shape.SameShape(*spec)) {
+        const size_t n = std::min(f.segments.size(), memo.segments.size());
+        while (j0 < n && f.segments[j0] == memo.segments[j0] &&
+               (at[j0] == SIZE_MAX || max_row[j0] <= memo.max_row[j0])) {
+          ++j0;
+        }
+      }
+      for (size_t j = j0; j < f.segments.size(); ++j) {
         if (!WalkLeaf(f.segments[j])) continue;
-        std::optional<uint64_t> rows = SegmentRows(f.segments[j], *spec);
-        if (!rows.has_value() || at[j] == SIZE_MAX || max_row[j] < *rows) continue;
-        Problem(what + ": the entry for anchor " + std::to_string(leaf.anchors[at[j]]) +
-                " points at row " + std::to_string(max_row[j]) + " of segment " +
-                f.segments[j].ToString() + " (field '" + f.name + "'), which has " +
-                std::to_string(*rows) + " rows");
+        if (const SegmentFacts* known = Known(f.segments[j], *spec)) {
+          RowCheck(leaf, what, f, j, known, max_row[j], at[j]);
+        } else {
+          pending.push_back({&f, spec, j, max_row[j], at[j]});
+        }
+      }
+      if (j0 < f.segments.size()) {
+        memo.shape = SegmentFacts{spec->type, spec->dim, spec->dtype, spec->shape, true, 0};
+        memo.segments = f.segments;
+        memo.max_row = std::move(max_row);
       }
     }
+    Resolve(leaf, what, pending);
+  }
+
+  void RowCheck(const btree::Leaf& leaf, const std::string& what, const btree::LeafField& f,
+                size_t j, const SegmentFacts* facts, uint32_t max_row, size_t at) {
+    if (!facts->intact || at == SIZE_MAX || max_row < facts->rows) return;
+    Problem(what + ": the entry for anchor " + std::to_string(leaf.anchors[at]) +
+            " points at row " + std::to_string(max_row) + " of segment " +
+            f.segments[j].ToString() + " (field '" + f.name + "'), which has " +
+            std::to_string(facts->rows) + " rows");
+  }
+
+  // The facts of segment `id` decoded as `spec`'s shape, when known.
+  const SegmentFacts* Known(const ObjectId& id, const FieldSpec& spec) {
+    auto it = segments_.find(id);
+    if (it == segments_.end()) return nullptr;
+    for (const SegmentFacts& f : it->second) {
+      if (f.SameShape(spec)) return &f;
+    }
+    return nullptr;
+  }
+
+  // The pending segments of one leaf: fetched (hash-checked) and decoded on the I/O pool,
+  // up to kParallelSegments at once (each worker holds one segment's bytes), then checked
+  // in leaf order exactly as SegmentRows would.
+  static constexpr size_t kParallelSegments = 4;
+  struct Fetched {
+    Status status;
+    uint64_t size = 0;
+    Status decoded;
+    uint64_t rows = 0;
+  };
+  void Resolve(const btree::Leaf& leaf, const std::string& what,
+               const std::vector<Pending>& pending) {
+    if (pending.empty()) return;
+    std::vector<Fetched> fetched(pending.size());
+    if (pending.size() > 1) {
+      IoPool::ParallelFor(
+          pending.size(),
+          [&](size_t i) {
+            const Pending& p = pending[i];
+            auto bytes = store_.Get(p.field->segments[p.j]);
+            fetched[i].status = bytes.status();
+            if (!bytes.ok()) return;
+            fetched[i].size = bytes->size();
+            auto col = columnar::DecodeSegment(*bytes, *p.spec);
+            fetched[i].decoded = col.status();
+            if (col.ok()) fetched[i].rows = col->length();
+          },
+          kParallelSegments);
+    }
+    for (size_t i = 0; i < pending.size(); ++i) {
+      const Pending& p = pending[i];
+      const ObjectId& id = p.field->segments[p.j];
+      // Asked again now, as the one-at-a-time walk would (GC's budget may have run out).
+      if (!WalkLeaf(id)) continue;
+      const SegmentFacts* facts = Known(id, *p.spec);
+      if (facts == nullptr) {
+        facts = pending.size() > 1 ? Record(id, *p.spec, fetched[i]) : FactsOf(id, *p.spec);
+      }
+      RowCheck(leaf, what, *p.field, p.j, facts, p.max_row, p.at);
+    }
+  }
+
+  // What fetching and decoding `id` as `spec` found, recorded as SegmentRows records it.
+  const SegmentFacts* Record(const ObjectId& id, const FieldSpec& spec, const Fetched& got) {
+    seen_.insert(id);
+    SegmentFacts facts{spec.type, spec.dim, spec.dtype, spec.shape, false, 0};
+    if (!got.status.ok()) {
+      Problem("segment of field '" + spec.name + "' " + id.ToString() + ": " +
+              got.status.ToString());
+    } else {
+      Count(id, got.size);
+      if (got.decoded.ok()) {
+        facts.intact = true;
+        facts.rows = got.rows;
+      } else {
+        Problem("segment " + id.ToString() + " (field '" + spec.name +
+                "'): " + got.decoded.ToString());
+      }
+    }
+    std::vector<SegmentFacts>& all = segments_[id];
+    all.push_back(std::move(facts));
+    return &all.back();
+  }
+
+  const SegmentFacts* FactsOf(const ObjectId& id, const FieldSpec& spec) {
+    SegmentRows(id, spec);
+    return Known(id, spec);
   }
 
   // The rows of segment `id` decoded as `spec`: fetched whole and decoded the first time
@@ -381,26 +533,21 @@ class Verifier {
   std::unordered_set<ObjectId> counted_;
   std::unordered_set<ObjectId> genesis_seen_;
   std::unordered_map<ObjectId, std::string> genesis_name_;
-  // What decoding a segment as one shape of declaration found (the shape, not the whole
-  // FieldSpec, is kept: verify holds one of these per distinct segment).
-  struct SegmentFacts {
-    FieldType type = FieldType::kInt64;
-    uint32_t dim = 0;
-    DType dtype = DType::kF32;
-    std::vector<uint32_t> shape;
-    bool intact = false;
-    uint64_t rows = 0;
-    // Whether a segment decoded as this shape decodes the same as `spec` (spec/12 §5.2
-    // compares the type and its parameters, not the name or the declared index).
-    bool SameShape(const FieldSpec& spec) const {
-      return type == spec.type && dim == spec.dim && dtype == spec.dtype && shape == spec.shape;
-    }
-  };
   // Per segment: one entry per shape it was decoded as (almost always one).
   std::unordered_map<ObjectId, std::vector<SegmentFacts>> segments_;
   // Per dataset (genesis): each field's shape as first declared.
   std::unordered_map<ObjectId, std::unordered_map<std::string, SegmentFacts>> field_shapes_;
   vindex::VerifyMemo spatial_;
+  // Per field name: the segment list of the last leaf whose segments were checked, and the
+  // highest row checked in each (Leaf).
+  struct FieldMemo {
+    SegmentFacts shape{FieldType::kInt64, 0, DType::kF32, {}, false, 0};
+    std::vector<ObjectId> segments;
+    std::vector<uint32_t> max_row;
+  };
+  std::unordered_map<std::string, FieldMemo> memo_;
+  // Pages the visitor fetched and decoded, for the walk that follows it to take.
+  btree::PageCache page_cache_{size_t{32} << 20};
 };
 
 }  // namespace
