@@ -59,8 +59,10 @@ Status Report(Invocation& inv, const std::string& name, const VerifyReport& repo
     summary.Add("refs", report.refs)
         .Add("objects", report.objects)
         .Add("bytes", report.bytes)
-        .Add("problems", static_cast<uint64_t>(report.problems.size()))
-        .Add("retained_without", static_cast<uint64_t>(report.retained_without.size()));
+        .Add("problems", static_cast<uint64_t>(report.problems.size()));
+    if (!report.retained_without.empty()) {
+      summary.Add("retained_without", static_cast<uint64_t>(report.retained_without.size()));
+    }
     inv.PrintJson(summary);
   } else if (report.problems.empty()) {
     inv.PrintLine("ok: " + scope + " is intact (" + std::to_string(report.refs) + " refs, " +
