@@ -6,9 +6,6 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <thread>
 
@@ -91,16 +88,8 @@ class FieldRetention : public StoreFixture<::testing::Test> {
     return r;
   }
 
-  // Every file of the store that contains `needle` (the raw object files included).
   std::vector<std::string> FilesContaining(const std::string& needle) {
-    std::vector<std::string> hits;
-    for (const auto& e : std::filesystem::recursive_directory_iterator(dir_)) {
-      if (!e.is_regular_file()) continue;
-      std::ifstream in(e.path(), std::ios::binary);
-      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (bytes.find(needle) != std::string::npos) hits.push_back(e.path().string());
-    }
-    return hits;
+    return dreamdb::FilesContaining(dir_, needle);
   }
 
   std::string Commit(const Batch& b) {
