@@ -35,8 +35,8 @@ def test_field_retention_reclaims_old_values_but_snapshots_and_heads_keep_them(
     time.sleep(1.5)
     ds.append_many({"x": [13], "payload": [b"head"]}, anchors=[1])
 
-    store.set_field_retention("d", "payload", keep_since="1s")
-    assert [(r["field"], r["keep_since_s"]) for r in store.field_retention("d")] == [
+    dreamdb.set_field_retention(store, "d", "payload", keep_since="1s")
+    assert [(r["field"], r["keep_since_s"]) for r in dreamdb.field_retention(store, "d")] == [
         ("payload", 1)]
     # The CLI shows the same rule.
     shown = subprocess.run([dreamdb_bin, "--store", store.uri, "--json", "retention", "show",
@@ -77,7 +77,7 @@ def test_field_retention_reclaims_old_values_but_snapshots_and_heads_keep_them(
                           capture_output=True, text=True).stdout
     assert f"version {mid} is retained without field 'payload'" in text
 
-    store.clear_field_retention("d", "payload")
+    dreamdb.clear_field_retention(store, "d", "payload")
     with pytest.raises(dreamdb.NotFoundError):
         store.clear_field_retention("d", "payload")
     assert dreamdb.gc(store, grace="0", no_writers_running=True)["deleted_objects"] == 0
