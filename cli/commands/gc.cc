@@ -5,8 +5,11 @@
 // dreamdb gc --mark-only [...]; dreamdb gc --sweep [--shard N --of M] [--dry-run]
 #include "dreamdb/gc.h"
 
+#include <algorithm>
+
 #include "cli/dataset_util.h"
 #include "dreamdb/jobs.h"
+#include "dreamdb/quote.h"
 
 namespace dreamdb::cli {
 namespace {
@@ -62,6 +65,21 @@ Status Run(Invocation& inv) {
   }
   RETURN_IF_ERROR(status);
   if (inv.json()) {
+    std::string fields = "[";
+    for (const GcReport::FieldRetention& f : r.field_retention) {
+      if (fields.size() > 1) fields += ",";
+      fields += JsonObject()
+                    .Add("dataset", f.dataset)
+                    .Add("field", f.field)
+                    .Add("keep_since_s",
+                         static_cast<uint64_t>(std::max<int64_t>(f.keep_since_ms, 0) / 1000))
+                    .Add("cutoff_ms", static_cast<uint64_t>(f.cutoff_ms))
+                    .Add("versions", f.versions)
+                    .Add("objects", f.objects)
+                    .Add("bytes", f.bytes)
+                    .Finish();
+    }
+    fields += "]";
     inv.PrintJson(JsonObject()
                       .Add("dry_run", r.dry_run)
                       .Add("grace_s", static_cast<uint64_t>(r.grace_ms / 1000))
@@ -83,7 +101,8 @@ Status Run(Invocation& inv) {
                       .Add("mark_passes", static_cast<uint64_t>(r.mark_passes))
                       .Add("mark_peak_objects", r.mark_peak_objects)
                       .Add("mark", r.mark)
-                      .Add("marked_objects", r.marked_objects));
+                      .Add("marked_objects", r.marked_objects)
+                      .AddRaw("field_retention", fields));
     return Status::Ok();
   }
   if (options.mark_only) {
@@ -112,6 +131,12 @@ Status Run(Invocation& inv) {
                   " versions (" + std::to_string(r.obsolete_markers) +
                   " older cut markers dropped)");
   }
+  for (const GcReport::FieldRetention& f : r.field_retention) {
+    inv.PrintLine("retention of field " + Quote(f.field) + " of " + Quote(f.dataset) + ": " +
+                  std::to_string(f.versions) + " versions made before cutoff " +
+                  std::to_string(f.cutoff_ms) + " ms kept without it; " +
+                  (r.dry_run ? "would reclaim " : "reclaimed ") + Figure(f.objects, f.bytes));
+  }
   inv.PrintLine(std::string(r.dry_run ? "would delete " : "deleted ") +
                 Figure(r.deleted_objects, r.deleted_bytes) +
                 (r.expired_leases == 0
@@ -139,7 +164,10 @@ const Registrar kRegistrar({
         "\"pruned_versions\", \"obsolete_markers\", \"found_*\", \"reachable_*\",\n"
         "\"leased_*\", \"young_*\",\n"
         "\"deleted_*\"} with _objects and _bytes each, \"mark_passes\",\n"
-        "\"mark_peak_objects\". Memory: the mark holds about 416 bytes per live object;\n"
+        "\"mark_peak_objects\", \"field_retention\": [{\"dataset\", \"field\",\n"
+        "\"keep_since_s\", \"cutoff_ms\", \"versions\", \"objects\", \"bytes\"}] (per-field\n"
+        "rules, `dreamdb retention set`: objects and bytes that rule alone reclaims).\n"
+        "Memory: the mark holds about 416 bytes per live object;\n"
         "past --mark-memory (default 1G) it runs in passes by object-id prefix, each\n"
         "marking and sweeping its share of the ids (spec/06 §6.8).\n"
         "Sharded: `gc --mark-only` marks and stores the result in the store (ref gc.mark);\n"

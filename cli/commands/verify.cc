@@ -32,6 +32,16 @@ Status Report(Invocation& inv, const std::string& name, const VerifyReport& repo
       inv.PrintLine("problem: " + problem);
     }
   }
+  // Values reclaimed by per-field retention (spec/06 §6.12) are not problems.
+  for (const VerifyReport::RetainedWithout& r : report.retained_without) {
+    if (inv.json()) {
+      inv.PrintJson(
+          JsonObject().Add("retained_without", r.field).Add("manifest", r.manifest.ToString()));
+    } else {
+      inv.PrintLine("version " + r.manifest.ToString() + " is retained without field " +
+                    Quote(r.field) + " (per-field retention)");
+    }
+  }
   std::string scope = name.empty() ? "the store" : "dataset " + Quote(name);
   if (shard) {
     scope = "shard " + std::to_string(shard->shard) + " of " + std::to_string(shard->of) + " of " +
@@ -50,6 +60,9 @@ Status Report(Invocation& inv, const std::string& name, const VerifyReport& repo
         .Add("objects", report.objects)
         .Add("bytes", report.bytes)
         .Add("problems", static_cast<uint64_t>(report.problems.size()));
+    if (!report.retained_without.empty()) {
+      summary.Add("retained_without", static_cast<uint64_t>(report.retained_without.size()));
+    }
     inv.PrintJson(summary);
   } else if (report.problems.empty()) {
     inv.PrintLine("ok: " + scope + " is intact (" + std::to_string(report.refs) + " refs, " +
@@ -90,6 +103,11 @@ Result<ShardResult> ReadShardResult(const std::string& path) {
     }
     if (j.contains("problem") && j["problem"].is_string()) {
       out.report.problems.push_back(j["problem"].get<std::string>());
+      continue;
+    }
+    if (j.contains("retained_without") && j["retained_without"].is_string()) {
+      auto id = ObjectId::Parse(j.value("manifest", ""));
+      if (id.ok()) out.report.retained_without.push_back({*id, j["retained_without"]});
       continue;
     }
     auto u64 = [&](const char* key) -> std::optional<uint64_t> {

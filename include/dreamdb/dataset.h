@@ -278,6 +278,14 @@ struct VerifyReport {
   // same state of the store).
   uint64_t segments_skipped = 0;
   ObjectId roots;
+  // Versions whose values of a field were reclaimed by per-field retention (spec/06-refs.md
+  // §6.12): not problems. A version is listed when the walk found a segment of the field
+  // missing through it (a page several such versions share is walked under the first).
+  struct RetainedWithout {
+    ObjectId manifest;
+    std::string field;
+  };
+  std::vector<RetainedWithout> retained_without;
 };
 Result<VerifyReport> Verify(Store& store, std::string_view name = {},
                             const std::function<void(uint64_t)>& progress = {});

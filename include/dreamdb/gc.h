@@ -92,6 +92,20 @@ struct GcReport {
   // it marked (reachable or leased).
   std::string mark;
   uint64_t marked_objects = 0;
+  // Per-field retention (spec/06 §6.12), one entry per rule applied: the cutoff used
+  // (versions made before it, other than the roots' targets, keep the field only where a
+  // whole version shares it), the versions walked without the field, and the objects and
+  // bytes deleted (dry_run: that would be deleted) because of the rule alone (counted in
+  // deleted_* too). The sharded sweep does not attribute its deletions (empty).
+  struct FieldRetention {
+    std::string dataset;
+    std::string field;
+    int64_t keep_since_ms = 0;
+    int64_t cutoff_ms = 0;
+    uint64_t versions = 0;
+    uint64_t objects = 0, bytes = 0;
+  };
+  std::vector<FieldRetention> field_retention;
   // Objects reachable from a root that are missing or corrupt. When non-empty GC deleted
   // nothing, and CollectGarbage returns kCorrupt with this report in its message.
   std::vector<std::string> problems;
@@ -101,6 +115,32 @@ struct GcReport {
 // §6.2 forbids; kCorrupt (deleting nothing) if a reachable object is missing or corrupt.
 // `report` (optional) is filled even on kCorrupt, so callers can print the problems.
 Status CollectGarbage(Store& store, const GcOptions& options, GcReport* report);
+
+// ---- Per-field retention (spec/06 §6.12) ----
+
+// A rule: the values of `field` of `dataset` are kept in versions younger than
+// keep_since, and in older ones only where a branch, snapshot, lease or other ref targets
+// the version (or a kept version shares them). Stored as the ref
+// `<dataset>/retention/<field>/<keep_since_s>` at the dataset's genesis; GC applies every
+// rule of the store on every run.
+struct FieldRetentionRule {
+  std::string dataset;
+  std::string field;
+  int64_t keep_since_ms = 0;
+  std::string ref;
+};
+// Sets the rule of `field` (a field of the head of `main`, or a dropped one), replacing
+// any earlier rule of that field: the new ref is created before the old ones are deleted,
+// so a GC in between applies the longer window. keep_since is whole seconds, at least 1 s.
+// kNotFound for a missing dataset, kInvalidArgument for an unknown field or a bad window.
+Status SetFieldRetention(Store& store, std::string_view dataset, std::string_view field,
+                         int64_t keep_since_ms);
+// Removes the rules of `field` (kNotFound when it has none). Values GC already reclaimed
+// stay reclaimed: the markers of spec/06 §6.12 remain.
+Status ClearFieldRetention(Store& store, std::string_view dataset, std::string_view field);
+// The rules of `dataset` (every dataset when empty), by dataset and field.
+Result<std::vector<FieldRetentionRule>> ListFieldRetention(Store& store,
+                                                           std::string_view dataset = {});
 
 // ---- Reader leases (spec/06 §8) ----
 

@@ -48,6 +48,9 @@ __all__ = [
     "list_datasets",
     "verify",
     "gc",
+    "set_field_retention",
+    "clear_field_retention",
+    "field_retention",
     "clone",
     "Error",
     "InvalidArgumentError",
@@ -85,6 +88,24 @@ def gc(store: StoreLike, grace: str = "24h", dry_run: bool = False,
     and `shard`/`of` run a sharded GC's two steps: see Store.gc."""
     return open_store(store).gc(grace, dry_run, no_writers_running, keep_since, keep_last,
                                 list(datasets), mark_memory, mark_only, shard, of)
+
+
+def set_field_retention(store: StoreLike, dataset: str, field: str, keep_since: str) -> None:
+    """Keeps `field`'s values in versions of `dataset` older than `keep_since` (e.g. "30d")
+    only where a branch, snapshot or live lease targets the version, from the next gc on
+    (spec/06-refs.md §6.12; ``dreamdb retention set``). Reading the field in a version gc
+    reclaimed it from raises NotFoundError naming the field and the version."""
+    open_store(store).set_field_retention(dataset, field, keep_since=keep_since)
+
+
+def clear_field_retention(store: StoreLike, dataset: str, field: str) -> None:
+    """Removes `field`'s retention rule (NotFoundError when it has none)."""
+    open_store(store).clear_field_retention(dataset, field)
+
+
+def field_retention(store: StoreLike, dataset: Optional[str] = None) -> List[Dict[str, Any]]:
+    """The per-field retention rules of `dataset` (all datasets when None)."""
+    return open_store(store).field_retention(dataset or "")
 
 
 def clone(src: StoreLike, dst: StoreLike, refs: Optional[Sequence[str]] = None, *,

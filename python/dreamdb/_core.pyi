@@ -205,12 +205,27 @@ class Store:
 
     def verify(self, name: str = '') -> dict:
         """
-        Checks that every object reachable from the refs of dataset `name` (all datasets when empty) is present and intact. Returns {'refs', 'objects', 'bytes', 'problems'}; 'problems' is empty when the data is healthy.
+        Checks that every object reachable from the refs of dataset `name` (all datasets when empty) is present and intact. Returns {'refs', 'objects', 'bytes', 'problems', 'retained_without'}; 'problems' is empty when the data is healthy. 'retained_without' lists [{'manifest', 'field'}]: versions whose values of a field per-field retention reclaimed (spec/06-refs.md §6.12), which are not problems.
         """
 
     def gc(self, grace: str = '24h', dry_run: bool = False, no_writers_running: bool = False, keep_since: str | None = None, keep_last: int = 0, datasets: Sequence[str] = [], mark_memory: str = '1G', mark_only: bool = False, shard: int = 0, of: int = 0) -> dict:
         """
-        Deletes the objects no ref or live reader lease reaches and that are older than `grace` (e.g. '30m', '24h', '7d', '0'; under 1h only with no_writers_running=True) (spec/06-refs.md §6). Returns the report: {'dry_run', 'grace_s', 'refs', 'leases', 'expired_leases', 'pruned_versions', 'obsolete_markers'} and '<found|reachable|leased|young|deleted>_<objects|bytes>'. CorruptError, deleting nothing, if a reachable object is missing or corrupt. Retention (spec/06-refs.md §6.10): with `keep_since` (a duration) and/or `keep_last` (versions), each ref's history older than that is pruned, for the datasets named in `datasets` (all when empty). `mark_memory` (e.g. '512M', '4G') bounds the mark: past it GC marks and sweeps in passes by object-id prefix ('mark_passes', 'mark_peak_objects'). Sharded GC (spec/06-refs.md §6.11): `mark_only=True` stores the mark (ref 'gc.mark'; 'mark', 'marked_objects'); then `shard=N, of=M` sweeps shard N of M against it.
+        Deletes the objects no ref or live reader lease reaches and that are older than `grace` (e.g. '30m', '24h', '7d', '0'; under 1h only with no_writers_running=True) (spec/06-refs.md §6). Returns the report: {'dry_run', 'grace_s', 'refs', 'leases', 'expired_leases', 'pruned_versions', 'obsolete_markers'} and '<found|reachable|leased|young|deleted>_<objects|bytes>'. CorruptError, deleting nothing, if a reachable object is missing or corrupt. Retention (spec/06-refs.md §6.10): with `keep_since` (a duration) and/or `keep_last` (versions), each ref's history older than that is pruned, for the datasets named in `datasets` (all when empty). `mark_memory` (e.g. '512M', '4G') bounds the mark: past it GC marks and sweeps in passes by object-id prefix ('mark_passes', 'mark_peak_objects'). Sharded GC (spec/06-refs.md §6.11): `mark_only=True` stores the mark (ref 'gc.mark'; 'mark', 'marked_objects'); then `shard=N, of=M` sweeps shard N of M against it. Per-field retention rules (set_field_retention) are applied on every run: 'field_retention' lists [{'dataset', 'field', 'keep_since_s', 'cutoff_ms', 'versions', 'objects', 'bytes'}], the versions kept without the field and what that rule alone reclaims (or would, with dry_run).
+        """
+
+    def set_field_retention(self, dataset: str, field: str, *, keep_since: str) -> None:
+        """
+        Sets the per-field retention rule of `field` (spec/06-refs.md §6.12): from the next gc on, versions older than `keep_since` (e.g. '30d') keep the field's values only where a branch, snapshot or live lease targets the version. Replaces an earlier rule of the field.
+        """
+
+    def clear_field_retention(self, dataset: str, field: str) -> None:
+        """
+        Removes the retention rule of `field` (NotFoundError when it has none); values gc already reclaimed stay reclaimed.
+        """
+
+    def field_retention(self, dataset: str = '') -> list:
+        """
+        The per-field retention rules of `dataset` (every dataset when empty): [{'dataset', 'field', 'keep_since_s', 'ref'}].
         """
 
     def take_lease(self, dataset: str, holder: str, manifest: str, expires_unix_s: int) -> str:

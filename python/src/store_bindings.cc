@@ -164,12 +164,22 @@ void RegisterStore(nb::module_& m) {
             d["objects"] = report.objects;
             d["bytes"] = report.bytes;
             d["problems"] = report.problems;
+            nb::list retained;
+            for (const auto& r : report.retained_without) {
+              nb::dict e;
+              e["manifest"] = r.manifest.ToString();
+              e["field"] = r.field;
+              retained.append(e);
+            }
+            d["retained_without"] = retained;
             return d;
           },
           nb::arg("name") = "",
           "Checks that every object reachable from the refs of dataset `name` (all datasets "
           "when empty) is present and intact. Returns {'refs', 'objects', 'bytes', "
-          "'problems'}; 'problems' is empty when the data is healthy.")
+          "'problems', 'retained_without'}; 'problems' is empty when the data is healthy. "
+          "'retained_without' lists [{'manifest', 'field'}]: versions whose values of a field "
+          "per-field retention reclaimed (spec/06-refs.md §6.12), which are not problems.")
       .def(
           "gc",
           [](Store& s, const std::string& grace, bool dry_run, bool no_writers_running,
@@ -214,6 +224,19 @@ void RegisterStore(nb::module_& m) {
             d["mark_peak_objects"] = r.mark_peak_objects;
             d["mark"] = r.mark;
             d["marked_objects"] = r.marked_objects;
+            nb::list fields;
+            for (const auto& f : r.field_retention) {
+              nb::dict e;
+              e["dataset"] = f.dataset;
+              e["field"] = f.field;
+              e["keep_since_s"] = f.keep_since_ms < 0 ? -1 : f.keep_since_ms / 1000;
+              e["cutoff_ms"] = f.cutoff_ms;
+              e["versions"] = f.versions;
+              e["objects"] = f.objects;
+              e["bytes"] = f.bytes;
+              fields.append(e);
+            }
+            d["field_retention"] = fields;
             return d;
           },
           nb::arg("grace") = "24h", nb::arg("dry_run") = false,
@@ -233,7 +256,54 @@ void RegisterStore(nb::module_& m) {
           "and sweeps in passes by object-id prefix ('mark_passes', 'mark_peak_objects'). "
           "Sharded GC (spec/06-refs.md §6.11): `mark_only=True` stores the mark (ref "
           "'gc.mark'; 'mark', 'marked_objects'); then `shard=N, of=M` sweeps shard N of M "
-          "against it.")
+          "against it. Per-field retention rules (set_field_retention) are applied on every "
+          "run: 'field_retention' lists [{'dataset', 'field', 'keep_since_s', 'cutoff_ms', "
+          "'versions', 'objects', 'bytes'}], the versions kept without the field and what "
+          "that rule alone reclaims (or would, with dry_run).")
+      .def(
+          "set_field_retention",
+          [](Store& s, const std::string& dataset, const std::string& field,
+             const std::string& keep_since) {
+            const int64_t ms = ValueOrThrow(ParseDurationMs(keep_since));
+            nb::gil_scoped_release release;
+            ThrowIfError(SetFieldRetention(s, dataset, field, ms));
+          },
+          nb::arg("dataset"), nb::arg("field"), nb::kw_only(), nb::arg("keep_since"),
+          "Sets the per-field retention rule of `field` (spec/06-refs.md §6.12): from the next "
+          "gc on, versions older than `keep_since` (e.g. '30d') keep the field's values only "
+          "where a branch, snapshot or live lease targets the version. Replaces an earlier "
+          "rule of the field.")
+      .def(
+          "clear_field_retention",
+          [](Store& s, const std::string& dataset, const std::string& field) {
+            nb::gil_scoped_release release;
+            ThrowIfError(ClearFieldRetention(s, dataset, field));
+          },
+          nb::arg("dataset"), nb::arg("field"),
+          "Removes the retention rule of `field` (NotFoundError when it has none); values gc "
+          "already reclaimed stay reclaimed.")
+      .def(
+          "field_retention",
+          [](Store& s, const std::string& dataset) {
+            std::vector<FieldRetentionRule> rules;
+            {
+              nb::gil_scoped_release release;
+              rules = ValueOrThrow(ListFieldRetention(s, dataset));
+            }
+            nb::list out;
+            for (const auto& r : rules) {
+              nb::dict e;
+              e["dataset"] = r.dataset;
+              e["field"] = r.field;
+              e["keep_since_s"] = r.keep_since_ms / 1000;
+              e["ref"] = r.ref;
+              out.append(e);
+            }
+            return out;
+          },
+          nb::arg("dataset") = "",
+          "The per-field retention rules of `dataset` (every dataset when empty): "
+          "[{'dataset', 'field', 'keep_since_s', 'ref'}].")
       .def(
           "take_lease",
           [](Store& s, const std::string& dataset, const std::string& holder,

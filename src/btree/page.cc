@@ -114,13 +114,22 @@ const ObjectId* FindDuplicate(const std::vector<ObjectId>& ids) {
     }
     return nullptr;
   }
-  std::vector<const ObjectId*> sorted;
+  // Sorted by the first 8 digest bytes (integer compares: every decoded leaf pays for this
+  // check, so no 32-byte comparison per step); equal prefixes are compared whole.
+  std::vector<std::pair<uint64_t, const ObjectId*>> sorted;
   sorted.reserve(ids.size());
-  for (const ObjectId& id : ids) sorted.push_back(&id);
+  for (const ObjectId& id : ids) {
+    uint64_t prefix;
+    std::memcpy(&prefix, id.digest().data(), sizeof prefix);
+    sorted.emplace_back(prefix, &id);
+  }
   std::sort(sorted.begin(), sorted.end(),
-            [](const ObjectId* x, const ObjectId* y) { return *x < *y; });
+            [](const auto& x, const auto& y) { return x.first < y.first; });
   for (size_t i = 1; i < sorted.size(); ++i) {
-    if (*sorted[i - 1] == *sorted[i]) return sorted[i];
+    if (sorted[i - 1].first != sorted[i].first) continue;
+    for (size_t k = i; k < sorted.size() && sorted[k].first == sorted[i - 1].first; ++k) {
+      if (*sorted[i - 1].second == *sorted[k].second) return sorted[k].second;
+    }
   }
   return nullptr;
 }

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cstdio>
+#include <ctime>
 #include <deque>
 #include <map>
 #include <optional>
@@ -12,6 +14,7 @@
 #include <unordered_set>
 
 #include "src/base/encoding.h"
+#include "src/base/io_pool.h"
 #include "src/dataset/manifest.h"
 #include "src/dataset/reach.h"
 
@@ -59,6 +62,29 @@ struct Lease {
   RefValue ref;
   int64_t expires_s;
 };
+
+// Per-field retention refs (spec/06 §6.12).
+constexpr std::string_view kRetention = "retention";
+constexpr std::string_view kPrunedFields = "pruned-fields";
+
+std::string FieldRuleName(std::string_view dataset, std::string_view field, int64_t keep_s) {
+  return std::string(dataset) + "/" + std::string(kRetention) + "/" + std::string(field) + "/" +
+         std::to_string(keep_s);
+}
+
+std::string FieldMarkerName(std::string_view dataset, std::string_view field, int64_t cutoff_ms) {
+  return std::string(dataset) + "/" + std::string(kPrunedFields) + "/" + std::string(field) + "/" +
+         std::to_string(cutoff_ms);
+}
+
+std::string UtcTime(int64_t unix_ms) {
+  const std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
 
 // The stored result of a sharded mark (spec/06 §6.11): a raw object of text lines.
 constexpr std::string_view kMarkMagic = "dreamdb gc mark 1\n";
@@ -146,6 +172,7 @@ class Collector {
     RETURN_IF_ERROR(ListRoots(now, &roots_, &live, &expired));
     report_.refs = roots_.size();
     for (const RefValue& m : markers_) pruned_.insert(m.target);
+    RETURN_IF_ERROR(PlanFieldRetention(now, live));
     if (options_.keep_since_ms >= 0 || options_.keep_last > 0) {
       std::vector<RefValue> all = roots_;
       for (const Lease& l : live) all.push_back(l.ref);
@@ -188,6 +215,9 @@ class Collector {
     }
     if (options_.mark_only) RETURN_IF_ERROR(StoreMark(now, cutoff));
     if (options_.progress) options_.progress("sweep", report_.found_objects);
+    for (size_t i = 0; i < cut_versions_.size(); ++i) {
+      report_.field_retention[i].versions = cut_versions_[i].size();
+    }
     report_.expired_leases = expired.size();
     if (!options_.dry_run) {
       for (const auto& e : expired) {
@@ -210,6 +240,20 @@ class Collector {
       return true;
     }));
     for (auto& r : refs) {
+      if (auto f = ParseFieldRetentionRef(r.name)) {
+        // A per-field rule or marker (spec/06 §6.12): its target, the genesis, is kept.
+        pinned_.insert(r.target);
+        if (field_refs_seen_.insert(r.name).second) {
+          if (f->marker) {
+            field_markers_[{f->dataset, f->field}].push_back(r);
+          } else {
+            int64_t& keep = field_rules_[{f->dataset, f->field}];
+            keep = std::max(keep, f->value * 1000);  // the longest window wins
+            field_genesis_[{f->dataset, f->field}] = r.target;
+          }
+        }
+        continue;
+      }
       if (IsPrunedMarker(r)) {
         if (markers_seen_.insert(r.name).second) markers_.push_back(std::move(r));
         continue;
@@ -269,6 +313,65 @@ class Collector {
     }
     pinned_.insert(r.target);
     return Status::Ok();
+  }
+
+  // Per-field retention (spec/06 §6.12): the cutoff of each (dataset, field) with a rule or
+  // a marker is the later of now - keep_since and the newest marker; versions made before
+  // it, other than the roots' and live leases' targets, are walked without the field. The
+  // marker of the new cutoff is created before anything is deleted, then older ones go.
+  Status PlanFieldRetention(int64_t now, const std::vector<Lease>& live) {
+    std::map<std::pair<std::string, std::string>, bool> keys;
+    for (const auto& [key, keep] : field_rules_) keys[key] = true;
+    for (const auto& [key, markers] : field_markers_) keys.emplace(key, false);
+    if (keys.empty()) return Status::Ok();
+    for (const RefValue& r : roots_) fields_.whole.insert(r.target);
+    for (const Lease& l : live) fields_.whole.insert(l.ref.target);
+    for (const auto& [key, has_rule] : keys) {
+      int64_t newest_marker = INT64_MIN;
+      std::vector<RefValue>& markers = field_markers_[key];
+      for (const RefValue& m : markers) {
+        newest_marker = std::max(newest_marker, ParseFieldRetentionRef(m.name)->value);
+      }
+      GcReport::FieldRetention figures;
+      figures.dataset = key.first;
+      figures.field = key.second;
+      figures.keep_since_ms = has_rule ? field_rules_[key] : -1;
+      const int64_t rule_cutoff = has_rule ? now - field_rules_[key] : INT64_MIN;
+      figures.cutoff_ms = std::max(std::max(rule_cutoff, newest_marker), int64_t{0});
+      fields_.cuts[key.first].push_back(
+          {key.second, static_cast<uint64_t>(figures.cutoff_ms) * 1000000});
+      rule_index_[key] = static_cast<uint32_t>(report_.field_retention.size());
+      report_.field_retention.push_back(std::move(figures));
+      if (options_.dry_run || !has_rule || rule_cutoff <= newest_marker) continue;
+      Status s = store_.CreateRef(FieldMarkerName(key.first, key.second, rule_cutoff),
+                                  field_genesis_[key]);
+      if (!s.ok() && s.code() != StatusCode::kAlreadyExists) return s;
+      for (const RefValue& m : markers) {
+        s = store_.DeleteRef(m.name, m.target);
+        if (!s.ok() && s.code() != StatusCode::kNotFound && s.code() != StatusCode::kConflict) {
+          return s;
+        }
+      }
+    }
+    cut_versions_.resize(report_.field_retention.size());
+    fields_.skip = true;
+    fields_.skipped = [this](const ObjectId& segment, const std::string& dataset,
+                             const std::string& field) {
+      if (in_range_(segment)) field_skipped_.emplace(segment, RuleIndex(dataset, field));
+    };
+    fields_.cut = [this](const ObjectId& manifest, const std::string& dataset,
+                         const std::string& field) {
+      cut_versions_[RuleIndex(dataset, field)].insert(manifest);
+    };
+    return Status::Ok();
+  }
+
+  uint32_t RuleIndex(const std::string& dataset, const std::string& field) {
+    if (last_rule_ == nullptr || last_rule_->first.first != dataset ||
+        last_rule_->first.second != field) {
+      last_rule_ = &*rule_index_.find({dataset, field});
+    }
+    return last_rule_->second;
   }
 
   bool InScope(std::string_view ref) const {
@@ -348,6 +451,7 @@ class Collector {
   Status MarkPass(int64_t now, uint32_t lo, uint32_t hi, bool may_overflow, bool* overflow) {
     reachable_ = {};
     leased_ = {};
+    field_skipped_ = {};
     report_.problems = root_problems_;
     held_ = 0;
     leaves_held_ = 0;
@@ -369,10 +473,16 @@ class Collector {
     RETURN_IF_ERROR(ListRoots(now, &ignored_roots, &live_again, &ignored_expired));
     std::vector<Lease> fresh;
     for (auto& l : live_again) {
-      if (seen_leases_.count(l.ref.name) == 0) fresh.push_back(std::move(l));
+      if (seen_leases_.count(l.ref.name) == 0) {
+        fields_.whole.insert(l.ref.target);
+        fresh.push_back(std::move(l));
+      }
     }
     MarkLeases(fresh);
     for (Lease& l : fresh) leases_.push_back(std::move(l));
+    // The walk skips the segments a leaf shares with the one it walked before without asking
+    // the filter, so a pass can end over the budget without the filter having said so.
+    if (may_overflow && held_ > budget_ids) *overflow = true;
     return Status::Ok();
   }
 
@@ -391,7 +501,7 @@ class Collector {
         [&](uint64_t objects) {
           if (options_.progress) options_.progress("mark", objects);
         },
-        &pruned_, &leaf_filter_);
+        &pruned_, &leaf_filter_, fields_.cuts.empty() ? nullptr : &fields_);
     for (auto& p : walk.problems) report_.problems.push_back(std::move(p));
   }
 
@@ -448,7 +558,43 @@ class Collector {
         }
         return true;
       }));
-      for (const auto& o : garbage) RETURN_IF_ERROR(Delete(o, cutoff));
+      RETURN_IF_ERROR(DeleteAll(garbage, cutoff));
+    }
+    return Status::Ok();
+  }
+
+  // The garbage of one shard prefix: re-Headed and deleted on the I/O pool (each object on
+  // its own: a delete is one unlink or one request, nothing to batch it with safely), then
+  // counted in listing order. The first error is returned after every delete has finished.
+  static constexpr size_t kParallelDeletes = 16;
+  Status DeleteAll(const std::vector<ObjectInfo>& garbage, int64_t cutoff) {
+    enum Outcome : uint8_t { kDeleted, kYoung };
+    std::vector<Outcome> outcome(garbage.size(), kDeleted);
+    std::vector<Status> status(garbage.size());
+    if (!options_.dry_run) {
+      IoPool::ParallelFor(
+          garbage.size(),
+          [&](size_t i) {
+            auto young = DeleteOne(garbage[i], cutoff);
+            if (!young.ok()) {
+              status[i] = young.status();
+            } else if (*young) {
+              outcome[i] = kYoung;
+            }
+          },
+          kParallelDeletes);
+    }
+    for (size_t i = 0; i < garbage.size(); ++i) {
+      RETURN_IF_ERROR(status[i]);
+      if (outcome[i] == kYoung) {
+        Count(&report_.young_objects, &report_.young_bytes, garbage[i]);
+        continue;
+      }
+      Count(&report_.deleted_objects, &report_.deleted_bytes, garbage[i]);
+      if (auto it = field_skipped_.find(garbage[i].id); it != field_skipped_.end()) {
+        GcReport::FieldRetention& f = report_.field_retention[it->second];
+        Count(&f.objects, &f.bytes, garbage[i]);
+      }
     }
     return Status::Ok();
   }
@@ -575,20 +721,16 @@ class Collector {
     *bytes += o.size_bytes;
   }
 
-  Status Delete(const ObjectInfo& listed, int64_t cutoff) {
-    if (!options_.dry_run) {
-      // A writer may have put the object again since it was listed (a deduplicated write,
-      // spec/06 §6.3): look again just before deleting (§6.7 states the window left).
-      auto now = store_.Head(listed.id);
-      if (now.ok() && Young(*now, cutoff)) {
-        Count(&report_.young_objects, &report_.young_bytes, listed);
-        return Status::Ok();
-      }
-      if (!now.ok() && now.status().code() != StatusCode::kNotFound) return now.status();
-      if (now.ok()) RETURN_IF_ERROR(store_.DeleteObject(listed.id));
-    }
-    Count(&report_.deleted_objects, &report_.deleted_bytes, listed);
-    return Status::Ok();
+  // Deletes one listed garbage object; true when it had become young (kept). Safe on any
+  // thread: it touches only the store.
+  Result<bool> DeleteOne(const ObjectInfo& listed, int64_t cutoff) {
+    // A writer may have put the object again since it was listed (a deduplicated write,
+    // spec/06 §6.3): look again just before deleting (§6.7 states the window left).
+    auto now = store_.Head(listed.id);
+    if (now.ok() && Young(*now, cutoff)) return true;
+    if (!now.ok() && now.status().code() != StatusCode::kNotFound) return now.status();
+    if (now.ok()) RETURN_IF_ERROR(store_.DeleteObject(listed.id));
+    return false;
   }
 
   Store& store_;
@@ -616,6 +758,18 @@ class Collector {
   std::vector<RefValue> markers_;
   std::unordered_set<std::string> markers_seen_;
   std::unordered_set<ObjectId> pruned_;
+  // Per-field retention (spec/06 §6.12): the rules (longest keep_since, ms) and markers
+  // by (dataset, field), the walk's policy, each cut's index in the report, the segments
+  // of the current pass's range only cut versions named (by cut), and the cut versions.
+  std::map<std::pair<std::string, std::string>, int64_t> field_rules_;
+  std::map<std::pair<std::string, std::string>, ObjectId> field_genesis_;
+  std::map<std::pair<std::string, std::string>, std::vector<RefValue>> field_markers_;
+  std::unordered_set<std::string> field_refs_seen_;
+  FieldRetentionPolicy fields_;
+  std::map<std::pair<std::string, std::string>, uint32_t> rule_index_;
+  const std::pair<const std::pair<std::string, std::string>, uint32_t>* last_rule_ = nullptr;
+  std::unordered_map<ObjectId, uint32_t> field_skipped_;
+  std::vector<std::unordered_set<ObjectId>> cut_versions_;
 };
 
 }  // namespace
@@ -649,6 +803,131 @@ Status CollectGarbage(Store& store, const GcOptions& options, GcReport* report) 
   r.dry_run = options.dry_run;
   r.grace_ms = options.grace_ms;
   return Collector(store, options, r).Run();
+}
+
+std::optional<FieldRetentionRef> ParseFieldRetentionRef(std::string_view name) {
+  std::string_view parts[4];
+  for (int i = 0; i < 4; ++i) {
+    const size_t slash = name.find('/');
+    if ((slash == std::string_view::npos) != (i == 3)) return std::nullopt;
+    parts[i] = name.substr(0, slash);
+    name = i == 3 ? std::string_view() : name.substr(slash + 1);
+  }
+  FieldRetentionRef out;
+  if (parts[1] == kPrunedFields) {
+    out.marker = true;
+  } else if (parts[1] != kRetention) {
+    return std::nullopt;
+  }
+  if (!dataset::ValidateDatasetName(parts[0]).ok() || !ValidateFieldName(parts[2]).ok() ||
+      !IsDecimal(parts[3])) {
+    return std::nullopt;
+  }
+  out.dataset = std::string(parts[0]);
+  out.field = std::string(parts[2]);
+  out.value = std::stoll(std::string(parts[3]));
+  return out;
+}
+
+Status ExplainReclaimedField(Store& store, std::string_view dataset, const ObjectId& manifest,
+                             uint64_t time_ns, const std::vector<FieldSpec>& fields,
+                             Status failure) {
+  if (failure.code() != StatusCode::kNotFound) return failure;
+  std::map<std::string, int64_t> cut;  // field read -> the newest marker it is older than
+  Status listed = store.ListRefs(
+      std::string(dataset) + "/" + std::string(kPrunedFields) + "/", [&](const RefValue& r) {
+        auto f = ParseFieldRetentionRef(r.name);
+        if (!f || !f->marker || f->dataset != dataset) return true;
+        const bool read = std::any_of(fields.begin(), fields.end(),
+                                      [&](const FieldSpec& s) { return s.name == f->field; });
+        if (read && time_ns < static_cast<uint64_t>(f->value) * 1000000) {
+          int64_t& c = cut[f->field];
+          c = std::max(c, f->value);
+        }
+        return true;
+      });
+  if (!listed.ok() || cut.empty()) return failure;
+  std::string names, when;
+  for (const auto& [field, cutoff_ms] : cut) {
+    names += (names.empty() ? "" : ", ") + Quote(field);
+    when = UtcTime(cutoff_ms);
+  }
+  return NotFound("version " + manifest.ToString() + " of dataset " + Quote(dataset) +
+                  " is retained without field" + (cut.size() == 1 ? " " : "s ") + names +
+                  ": per-field retention reclaimed its values (versions made before " + when +
+                  " keep them only where a branch, snapshot or lease targets the version; "
+                  "read it without " +
+                  (cut.size() == 1 ? "that field" : "those fields") + ") [" + failure.message() +
+                  "]");
+}
+
+Status SetFieldRetention(Store& store, std::string_view dataset, std::string_view field,
+                         int64_t keep_since_ms) {
+  RETURN_IF_ERROR(dataset::ValidateDatasetName(dataset));
+  if (keep_since_ms < 1000 || keep_since_ms % 1000 != 0) {
+    return InvalidArgument("retention: keep-since must be a whole number of seconds, at least 1s");
+  }
+  auto head = store.ReadRef(dataset::BranchRef(dataset, "main"));
+  if (head.status().code() == StatusCode::kNotFound) {
+    return NotFound("dataset " + Quote(dataset) + " does not exist in " + store.uri());
+  }
+  RETURN_IF_ERROR(head.status());
+  ASSIGN_OR_RETURN(Bytes bytes, store.Get(head->target));
+  ASSIGN_OR_RETURN(dataset::Manifest m, dataset::DecodeManifest(bytes));
+  if (m.schema.Find(field) == nullptr &&
+      !std::binary_search(m.dropped.begin(), m.dropped.end(), std::string(field))) {
+    return InvalidArgument("retention: dataset " + Quote(dataset) + " has no field " +
+                           Quote(field));
+  }
+  const std::string name = FieldRuleName(dataset, field, keep_since_ms / 1000);
+  Status s = store.CreateRef(name, m.genesis);
+  if (!s.ok() && s.code() != StatusCode::kAlreadyExists) return s;
+  // The earlier rules of the field go after the new one exists (a GC between applies the
+  // longer window).
+  ASSIGN_OR_RETURN(auto rules, ListFieldRetention(store, dataset));
+  for (const FieldRetentionRule& r : rules) {
+    if (r.field != field || r.ref == name) continue;
+    auto old = store.ReadRef(r.ref);
+    if (!old.ok()) continue;
+    s = store.DeleteRef(r.ref, old->target);
+    if (!s.ok() && s.code() != StatusCode::kNotFound && s.code() != StatusCode::kConflict) return s;
+  }
+  return Status::Ok();
+}
+
+Status ClearFieldRetention(Store& store, std::string_view dataset, std::string_view field) {
+  RETURN_IF_ERROR(dataset::ValidateDatasetName(dataset));
+  std::vector<RefValue> rules;
+  RETURN_IF_ERROR(store.ListRefs(
+      std::string(dataset) + "/" + std::string(kRetention) + "/" + std::string(field) + "/",
+      [&](const RefValue& r) {
+        auto f = ParseFieldRetentionRef(r.name);
+        if (f && !f->marker && f->field == field) rules.push_back(r);
+        return true;
+      }));
+  if (rules.empty()) {
+    return NotFound("retention: dataset " + Quote(dataset) + " has no rule for field " +
+                    Quote(field));
+  }
+  for (const RefValue& r : rules) {
+    Status s = store.DeleteRef(r.name, r.target);
+    if (!s.ok() && s.code() != StatusCode::kNotFound) return s;
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<FieldRetentionRule>> ListFieldRetention(Store& store, std::string_view dataset) {
+  if (!dataset.empty()) RETURN_IF_ERROR(dataset::ValidateDatasetName(dataset));
+  std::vector<FieldRetentionRule> out;
+  RETURN_IF_ERROR(store.ListRefs(
+      dataset.empty() ? std::string() : std::string(dataset) + "/", [&](const RefValue& r) {
+        auto f = ParseFieldRetentionRef(r.name);
+        if (f && !f->marker && (dataset.empty() || f->dataset == dataset)) {
+          out.push_back({f->dataset, f->field, f->value * 1000, r.name});
+        }
+        return true;
+      }));
+  return out;
 }
 
 Result<std::string> LeaseRefName(std::string_view dataset, std::string_view holder,

@@ -11,7 +11,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -19,6 +22,32 @@
 #include "dreamdb/store.h"
 
 namespace dreamdb {
+
+// Per-field retention (spec/06-refs.md §6.12): the versions of a dataset made before a
+// field's cutoff, other than the versions a root targets, are walked without that field:
+// its segments (and its spatial index) are not reached through them. Versions walked
+// whole are walked first, so a segment or page one of them shares is reached whole.
+struct FieldCut {
+  std::string field;
+  uint64_t cutoff_ns = 0;  // versions with time_ns below this are walked without `field`
+};
+struct FieldRetentionPolicy {
+  // By dataset name.
+  std::unordered_map<std::string, std::vector<FieldCut>> cuts;
+  // Versions walked whole whatever their age: the targets of the roots (refs, leases).
+  std::unordered_set<ObjectId> whole;
+  // GC (true): the cut fields' segments are not fetched, only reported to `skipped`.
+  // Verify (false): they are fetched; a missing one is reported in the report's
+  // retained_without (that version's field was reclaimed), not as a problem.
+  bool skip = true;
+  // Called for each segment a cut version names under a cut field (GC only), and once
+  // per version and field cut.
+  std::function<void(const ObjectId& segment, const std::string& dataset, const std::string& field)>
+      skipped;
+  std::function<void(const ObjectId& manifest, const std::string& dataset,
+                     const std::string& field)>
+      cut;
+};
 
 // Called once per distinct object reached, with its size in bytes.
 using ReachedVisitor = std::function<void(const ObjectId& id, uint64_t size)>;
@@ -42,7 +71,10 @@ VerifyReport WalkReachable(Store& store, const std::vector<RefValue>& roots,
                            const ReachedVisitor& reached,
                            const std::function<void(uint64_t)>& progress = {},
                            const std::unordered_set<ObjectId>* pruned = nullptr,
-                           const LeafFilter* leaves = nullptr);
+                           const LeafFilter* leaves = nullptr,
+                           const FieldRetentionPolicy* fields = nullptr);
+
+// `fields` (optional): per-field retention (above).
 
 // True when `r` is a pruned-history marker `<dataset>/pruned/<id>` targeting manifest <id>.
 bool IsPrunedMarker(const RefValue& r);
@@ -50,6 +82,26 @@ bool IsPrunedMarker(const RefValue& r);
 // The targets of the pruned-history markers `<dataset>/pruned/...` of dataset `name`
 // (every dataset when empty), added to `out`.
 Status ListPruned(Store& store, std::string_view name, std::unordered_set<ObjectId>* out);
+
+// ---- Per-field retention refs (spec/06-refs.md §6.12) ----
+
+// `<dataset>/retention/<field>/<keep_since_s>` (a rule) or
+// `<dataset>/pruned-fields/<field>/<cutoff_ms>` (a marker: versions of the dataset made
+// before cutoff_ms may lack the field), parsed; nullopt for any other ref.
+struct FieldRetentionRef {
+  bool marker = false;
+  std::string dataset;
+  std::string field;
+  int64_t value = 0;  // keep_since seconds (rule) or cutoff milliseconds (marker)
+};
+std::optional<FieldRetentionRef> ParseFieldRetentionRef(std::string_view name);
+
+// Reading version `manifest` (made at `time_ns`) of `dataset` failed with `failure`: when
+// it is not_found and a marker says that version may lack one of `fields`, the error names
+// the field and the version and says retention reclaimed it; otherwise `failure` as is.
+Status ExplainReclaimedField(Store& store, std::string_view dataset, const ObjectId& manifest,
+                             uint64_t time_ns, const std::vector<FieldSpec>& fields,
+                             Status failure);
 
 }  // namespace dreamdb
 

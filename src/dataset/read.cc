@@ -11,6 +11,7 @@
 #include "src/base/io_pool.h"
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
+#include "src/dataset/reach.h"
 
 namespace dreamdb {
 namespace {
@@ -422,7 +423,13 @@ class ScanReader : public BatchReader {
       span_->begin += take;
     }
     if (rows.empty()) return std::optional<Batch>();
-    ASSIGN_OR_RETURN(b.columns, Materialize(impl_, fields_, rows, /*prefer_whole=*/true, &pins_));
+    auto columns = Materialize(impl_, fields_, rows, /*prefer_whole=*/true, &pins_);
+    if (!columns.ok()) {
+      // A value reclaimed by per-field retention is named as such (spec/06 §6.12).
+      return ExplainReclaimedField(impl_.store(), impl_.name_, version_->id,
+                                   version_->manifest.time_ns, fields_, columns.status());
+    }
+    b.columns = std::move(*columns);
     emitted_ += rows.size();
     return std::optional<Batch>(std::move(b));
   }
@@ -509,7 +516,12 @@ Result<Batch> Dataset::Take(const std::vector<uint64_t>& anchors,
   }
   Batch out;
   out.anchors = anchors;
-  ASSIGN_OR_RETURN(out.columns, Materialize(*impl_, specs, rows, /*prefer_whole=*/false, nullptr));
+  auto columns = Materialize(*impl_, specs, rows, /*prefer_whole=*/false, nullptr);
+  if (!columns.ok()) {
+    return ExplainReclaimedField(impl_->store(), impl_->name_, version->id,
+                                 version->manifest.time_ns, specs, columns.status());
+  }
+  out.columns = std::move(*columns);
   return out;
 }
 

@@ -91,16 +91,8 @@ class Retention : public StoreFixture<::testing::Test> {
     return out;
   }
 
-  // Every file of the store (objects, refs, tmp) that contains `needle`.
   std::vector<std::string> FilesContaining(const std::string& needle) {
-    std::vector<std::string> hits;
-    for (const auto& e : std::filesystem::recursive_directory_iterator(dir_)) {
-      if (!e.is_regular_file()) continue;
-      std::ifstream in(e.path(), std::ios::binary);
-      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (bytes.find(needle) != std::string::npos) hits.push_back(e.path().string());
-    }
-    return hits;
+    return dreamdb::FilesContaining(dir_, needle);
   }
 
   std::unique_ptr<Dataset> ds_;

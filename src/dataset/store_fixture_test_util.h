@@ -11,6 +11,8 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <random>
 #include <set>
@@ -112,6 +114,20 @@ inline std::string ReadAt(const std::shared_ptr<Store>& store, const std::string
   auto ds = Dataset::OpenAt(store, "d", version);
   if (!ds.ok()) return "open: " + ds.status().ToString();
   return ReadAll(**ds);
+}
+
+// Every file under `dir` (a file:// store: objects, refs, tmp) whose bytes contain
+// `needle`: the erasure tests' check that a value left the store.
+inline std::vector<std::string> FilesContaining(const std::filesystem::path& dir,
+                                                const std::string& needle) {
+  std::vector<std::string> hits;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file()) continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (bytes.find(needle) != std::string::npos) hits.push_back(e.path().string());
+  }
+  return hits;
 }
 
 // A test fixture with a store of its own: OpenStore in SetUp; TearDown closes it and

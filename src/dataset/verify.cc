@@ -1,11 +1,14 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 // `verify`: every object reachable from every ref is present and intact (spec/14 §6).
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "src/base/encoding.h"
+#include "src/base/io_pool.h"
+#include "src/btree/page.h"
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
 #include "src/dataset/reach.h"
@@ -16,16 +19,33 @@ namespace {
 
 class Verifier {
  public:
+  // What decoding a segment as one shape of declaration found (the shape, not the whole
+  // FieldSpec, is kept: verify holds one of these per distinct segment).
+  struct SegmentFacts {
+    FieldType type = FieldType::kInt64;
+    uint32_t dim = 0;
+    DType dtype = DType::kF32;
+    std::vector<uint32_t> shape;
+    bool intact = false;
+    uint64_t rows = 0;
+    // Whether a segment decoded as this shape decodes the same as `spec` (spec/12 §5.2
+    // compares the type and its parameters, not the name or the declared index).
+    bool SameShape(const FieldSpec& spec) const {
+      return type == spec.type && dim == spec.dim && dtype == spec.dtype && shape == spec.shape;
+    }
+  };
+
   Verifier(Store& store, const std::function<void(uint64_t)>& progress,
            const ReachedVisitor* reached = nullptr,
            const std::unordered_set<ObjectId>* pruned = nullptr, VerifyShard shard = {},
-           const LeafFilter* leaves = nullptr)
+           const LeafFilter* leaves = nullptr, const FieldRetentionPolicy* fields = nullptr)
       : store_(store),
         progress_(progress),
         reached_(reached),
         pruned_(pruned),
         shard_(shard),
-        leaves_(leaves) {}
+        leaves_(leaves),
+        fields_(fields) {}
 
   // Whether this shard checks segment `id` (spec/14 §12.6); counts the others once.
   bool Mine(const ObjectId& id) {
@@ -50,14 +70,57 @@ class Verifier {
       report_.problems.push_back(what + " " + id.ToString() + ": " + bytes.status().ToString());
       return false;
     }
-    if (counted_.insert(id).second) {
-      ++report_.objects;
-      report_.bytes += bytes->size();
-      if (reached_ != nullptr) (*reached_)(id, bytes->size());
-    }
-    if (progress_ && report_.objects % 1000 == 0) progress_(report_.objects);
+    Count(id, bytes->size());
     if (out != nullptr) *out = std::move(*bytes);
     return true;
+  }
+
+  void Count(const ObjectId& id, uint64_t size) {
+    if (counted_.insert(id).second) {
+      ++report_.objects;
+      report_.bytes += size;
+      if (reached_ != nullptr) (*reached_)(id, size);
+    }
+    if (progress_ && report_.objects % 1000 == 0) progress_(report_.objects);
+  }
+
+  // A segment of a field the version being walked was cut from (spec/06 §6.12). GC does
+  // not reach it through this version; verify checks it, and a missing one is the field's
+  // reclaimed value, not a problem.
+  void CutSegment(const ObjectId& id, const std::string& field) {
+    if (fields_->skip) {
+      if (fields_->skipped) fields_->skipped(id, current_dataset_, field);
+      return;
+    }
+    if (!WalkLeaf(id) || !seen_.insert(id).second) return;
+    auto bytes = store_.Get(id);
+    if (bytes.status().code() == StatusCode::kNotFound) {
+      if (retained_seen_.insert(current_manifest_.ToString() + "/" + field).second) {
+        report_.retained_without.push_back({current_manifest_, field});
+      }
+      return;
+    }
+    if (!bytes.ok()) {
+      Problem("segment of field '" + field + "' " + id.ToString() + ": " +
+              bytes.status().ToString());
+      return;
+    }
+    Count(id, bytes->size());
+  }
+
+  // The fields version `id` of `dataset` is walked without (sorted; empty: walked whole).
+  std::vector<std::string> CutFields(const dataset::Manifest& m, const ObjectId& id,
+                                     const std::string& dataset) const {
+    std::vector<std::string> out;
+    if (fields_ == nullptr || fields_->whole.count(id) != 0) return out;
+    auto it = fields_->cuts.find(dataset);
+    if (it == fields_->cuts.end()) return out;
+    for (const FieldCut& c : it->second) {
+      if (m.time_ns < c.cutoff_ns) out.push_back(c.field);
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
   }
 
   void Problem(std::string p) { report_.problems.push_back(std::move(p)); }
@@ -69,10 +132,14 @@ class Verifier {
   // them, so verify reads each page and segment once however long the history.
   void Index(const btree::IndexRef& ref, const std::string& what, const dataset::Manifest& m) {
     btree::PageVisitor pages = PageVisitor(what);
+    // Leaves name every field of the version: look each up once per manifest, not by a
+    // scan of the schema per leaf field.
+    FieldsByName fields;
+    for (const FieldSpec& f : m.schema.fields()) fields.emplace(f.name, &f);
     Status s = btree::VisitLeaves(
-        store_, nullptr, ref,
+        store_, &page_cache_, ref,
         [&](const btree::Leaf& leaf) -> Status {
-          Leaf(leaf, what, m);
+          Leaf(leaf, what, m, fields);
           return Status::Ok();
         },
         &pages);
@@ -84,7 +151,7 @@ class Verifier {
   void Tombstones(const btree::IndexRef& ref, const std::string& what) {
     btree::PageVisitor pages = PageVisitor(what);
     Status s = btree::VisitLeaves(
-        store_, nullptr, ref,
+        store_, &page_cache_, ref,
         [&](const btree::Leaf& leaf) -> Status {
           if (!leaf.fields.empty()) {
             Problem(what + ": the leaf starting at anchor " + std::to_string(leaf.anchors[0]) +
@@ -98,15 +165,49 @@ class Verifier {
 
   btree::PageVisitor PageVisitor(const std::string& what) {
     return [this, what](const ObjectId& page, uint32_t) -> Result<bool> {
-      if (!seen_pages_.insert(page).second) return false;
-      Check(page, what + " page");
+      // A page walked whole covers every cut walk of it; a cut walk covers only walks
+      // with the same cut.
+      if (cut_ == nullptr
+              ? !seen_pages_.insert(page).second
+              : seen_pages_.count(page) != 0 || !seen_cut_pages_[cut_key_].insert(page).second) {
+        return false;
+      }
+      // Fetched, hash-checked and decoded once: the walk below takes the decoded page
+      // from page_cache_ instead of reading it again (a page it cannot decode is not
+      // cached, so the walk reads it and reports why).
+      Bytes bytes;
+      if (Check(page, what + " page", &bytes)) {
+        auto decoded = btree::DecodePage(bytes, "btree page " + page.ToString());
+        if (decoded.ok()) {
+          page_cache_.Insert(page, std::make_shared<const btree::Page>(std::move(*decoded)));
+        }
+      }
       return true;
     };
   }
 
-  void Leaf(const btree::Leaf& leaf, const std::string& what, const dataset::Manifest& m) {
+  using FieldsByName = std::unordered_map<std::string_view, const FieldSpec*>;
+
+  // A segment of a leaf whose facts are not known yet: fetched and decoded together with
+  // the leaf's others (Resolve), then checked in leaf order.
+  struct Pending {
+    const btree::LeafField* field;
+    const FieldSpec* spec;
+    size_t j;
+    uint32_t max_row;
+    size_t at;
+  };
+
+  void Leaf(const btree::Leaf& leaf, const std::string& what, const dataset::Manifest& m,
+            const FieldsByName& fields) {
+    std::vector<Pending> pending;
     for (const btree::LeafField& f : leaf.fields) {
-      const FieldSpec* spec = m.schema.Find(f.name);
+      if (cut_ != nullptr && std::binary_search(cut_->begin(), cut_->end(), f.name)) {
+        for (const ObjectId& seg : f.segments) CutSegment(seg, f.name);
+        continue;
+      }
+      auto found = fields.find(f.name);
+      const FieldSpec* spec = found == fields.end() ? nullptr : found->second;
       if (spec == nullptr) {
         if (!std::binary_search(m.dropped.begin(), m.dropped.end(), f.name)) {
           Problem(what + ": the leaf starting at anchor " + std::to_string(leaf.anchors[0]) +
@@ -129,16 +230,122 @@ class Verifier {
           at[j] = i;
         }
       }
-      for (size_t j = 0; j < f.segments.size(); ++j) {
+      // Shared work across versions: a copy-on-write leaf keeps its field's segment list
+      // and appends to it, so the leaf of the version before (walked next) names a prefix
+      // of this list. The segments of the longest prefix this field's last leaf checked,
+      // asked for no higher row than then, were checked: they are skipped without a lookup.
+      FieldMemo& memo = memo_[f.name];
+      size_t j0 = 0;
+      if (memo.shape.SameShape(*spec)) {
+        const size_t n = std::min(f.segments.size(), memo.segments.size());
+        while (j0 < n && f.segments[j0] == memo.segments[j0] &&
+               (at[j0] == SIZE_MAX || max_row[j0] <= memo.max_row[j0])) {
+          ++j0;
+        }
+      }
+      for (size_t j = j0; j < f.segments.size(); ++j) {
         if (!WalkLeaf(f.segments[j])) continue;
-        std::optional<uint64_t> rows = SegmentRows(f.segments[j], *spec);
-        if (!rows.has_value() || at[j] == SIZE_MAX || max_row[j] < *rows) continue;
-        Problem(what + ": the entry for anchor " + std::to_string(leaf.anchors[at[j]]) +
-                " points at row " + std::to_string(max_row[j]) + " of segment " +
-                f.segments[j].ToString() + " (field '" + f.name + "'), which has " +
-                std::to_string(*rows) + " rows");
+        if (const SegmentFacts* known = Known(f.segments[j], *spec)) {
+          RowCheck(leaf, what, f, j, known, max_row[j], at[j]);
+        } else {
+          pending.push_back({&f, spec, j, max_row[j], at[j]});
+        }
+      }
+      if (j0 < f.segments.size()) {
+        memo.shape = SegmentFacts{spec->type, spec->dim, spec->dtype, spec->shape, true, 0};
+        memo.segments = f.segments;
+        memo.max_row = std::move(max_row);
       }
     }
+    Resolve(leaf, what, pending);
+  }
+
+  void RowCheck(const btree::Leaf& leaf, const std::string& what, const btree::LeafField& f,
+                size_t j, const SegmentFacts* facts, uint32_t max_row, size_t at) {
+    if (!facts->intact || at == SIZE_MAX || max_row < facts->rows) return;
+    Problem(what + ": the entry for anchor " + std::to_string(leaf.anchors[at]) +
+            " points at row " + std::to_string(max_row) + " of segment " +
+            f.segments[j].ToString() + " (field '" + f.name + "'), which has " +
+            std::to_string(facts->rows) + " rows");
+  }
+
+  // The facts of segment `id` decoded as `spec`'s shape, when known.
+  const SegmentFacts* Known(const ObjectId& id, const FieldSpec& spec) {
+    auto it = segments_.find(id);
+    if (it == segments_.end()) return nullptr;
+    for (const SegmentFacts& f : it->second) {
+      if (f.SameShape(spec)) return &f;
+    }
+    return nullptr;
+  }
+
+  // The pending segments of one leaf: fetched (hash-checked) and decoded on the I/O pool,
+  // up to kParallelSegments at once (each worker holds one segment's bytes), then checked
+  // in leaf order exactly as SegmentRows would.
+  static constexpr size_t kParallelSegments = 4;
+  struct Fetched {
+    Status status;
+    uint64_t size = 0;
+    Status decoded;
+    uint64_t rows = 0;
+  };
+  void Resolve(const btree::Leaf& leaf, const std::string& what,
+               const std::vector<Pending>& pending) {
+    if (pending.empty()) return;
+    std::vector<Fetched> fetched(pending.size());
+    if (pending.size() > 1) {
+      IoPool::ParallelFor(
+          pending.size(),
+          [&](size_t i) {
+            const Pending& p = pending[i];
+            auto bytes = store_.Get(p.field->segments[p.j]);
+            fetched[i].status = bytes.status();
+            if (!bytes.ok()) return;
+            fetched[i].size = bytes->size();
+            auto col = columnar::DecodeSegment(*bytes, *p.spec);
+            fetched[i].decoded = col.status();
+            if (col.ok()) fetched[i].rows = col->length();
+          },
+          kParallelSegments);
+    }
+    for (size_t i = 0; i < pending.size(); ++i) {
+      const Pending& p = pending[i];
+      const ObjectId& id = p.field->segments[p.j];
+      // Asked again now, as the one-at-a-time walk would (GC's budget may have run out).
+      if (!WalkLeaf(id)) continue;
+      const SegmentFacts* facts = Known(id, *p.spec);
+      if (facts == nullptr) {
+        facts = pending.size() > 1 ? Record(id, *p.spec, fetched[i]) : FactsOf(id, *p.spec);
+      }
+      RowCheck(leaf, what, *p.field, p.j, facts, p.max_row, p.at);
+    }
+  }
+
+  // What fetching and decoding `id` as `spec` found, recorded as SegmentRows records it.
+  const SegmentFacts* Record(const ObjectId& id, const FieldSpec& spec, const Fetched& got) {
+    seen_.insert(id);
+    SegmentFacts facts{spec.type, spec.dim, spec.dtype, spec.shape, false, 0};
+    if (!got.status.ok()) {
+      Problem("segment of field '" + spec.name + "' " + id.ToString() + ": " +
+              got.status.ToString());
+    } else {
+      Count(id, got.size);
+      if (got.decoded.ok()) {
+        facts.intact = true;
+        facts.rows = got.rows;
+      } else {
+        Problem("segment " + id.ToString() + " (field '" + spec.name +
+                "'): " + got.decoded.ToString());
+      }
+    }
+    std::vector<SegmentFacts>& all = segments_[id];
+    all.push_back(std::move(facts));
+    return &all.back();
+  }
+
+  const SegmentFacts* FactsOf(const ObjectId& id, const FieldSpec& spec) {
+    SegmentRows(id, spec);
+    return Known(id, spec);
   }
 
   // The rows of segment `id` decoded as `spec`: fetched whole and decoded the first time
@@ -199,26 +406,74 @@ class Verifier {
                 gname->second + "'");
       }
       FieldShapes(*m, id);
-      auto index = btree::IndexRefFromCbor(m->index, "manifest " + id.ToString() + " index");
-      if (index.ok() && index->count != m->count) {
-        Problem("manifest " + id.ToString() + " says count " + std::to_string(m->count) +
-                " but its index holds " + std::to_string(index->count) + " entries");
-      }
-      if (index.ok()) {
-        Index(*index, "index of manifest " + id.ToString(), *m);
+      const std::string dataset = gname != genesis_name_.end() ? gname->second : std::string();
+      const std::vector<std::string> cut = CutFields(*m, id, dataset);
+      if (cut.empty()) {
+        Content(*m, id);
       } else {
-        Problem(index.status().ToString());
+        // Walked after every whole version (FinishCut), so what a whole version shares
+        // with it is reached whole first.
+        deferred_.push_back(id);
+        if (fields_->cut) {
+          for (const std::string& f : cut) fields_->cut(id, dataset, f);
+        }
       }
-      auto tombs = btree::IndexRefFromCbor(m->tombstones, "manifest " + id.ToString());
-      if (tombs.ok()) {
-        Tombstones(*tombs, "tombstones of manifest " + id.ToString());
-      } else {
-        Problem(tombs.status().ToString());
-      }
-      if (!m->indexes.empty() && shard_.shard == 0) SpatialIndexes(*m);
       if (pruned_ != nullptr && pruned_->count(id) != 0) continue;  // history pruned (§6.10)
       for (const auto& p : m->parents) stack.push_back(p);
     }
+  }
+
+  // The versions cut by per-field retention, each walked without its cut fields. Called
+  // once, after every root's Manifests.
+  void FinishCut() {
+    for (const ObjectId& id : deferred_) {
+      auto bytes = store_.Get(id);
+      auto m =
+          bytes.ok() ? dataset::DecodeManifest(*bytes) : Result<dataset::Manifest>(bytes.status());
+      if (!m.ok()) {
+        Problem("manifest " + id.ToString() + ": " + m.status().ToString());
+        continue;
+      }
+      auto gname = genesis_name_.find(m->genesis);
+      current_dataset_ = gname != genesis_name_.end() ? gname->second : std::string();
+      current_manifest_ = id;
+      const std::vector<std::string> cut = CutFields(*m, id, current_dataset_);
+      cut_ = &cut;
+      cut_key_.clear();
+      for (const std::string& f : cut) cut_key_ += current_dataset_ + "/" + f + "\n";
+      Content(*m, id);
+      cut_ = nullptr;
+    }
+    deferred_.clear();
+  }
+
+  // A version's index, tombstones and spatial indexes (the spatial index of a cut field
+  // is not walked: its buckets hold the field's values).
+  void Content(const dataset::Manifest& m, const ObjectId& id) {
+    auto index = btree::IndexRefFromCbor(m.index, "manifest " + id.ToString() + " index");
+    if (index.ok() && index->count != m.count) {
+      Problem("manifest " + id.ToString() + " says count " + std::to_string(m.count) +
+              " but its index holds " + std::to_string(index->count) + " entries");
+    }
+    if (index.ok()) {
+      Index(*index, "index of manifest " + id.ToString(), m);
+    } else {
+      Problem(index.status().ToString());
+    }
+    auto tombs = btree::IndexRefFromCbor(m.tombstones, "manifest " + id.ToString());
+    if (tombs.ok()) {
+      Tombstones(*tombs, "tombstones of manifest " + id.ToString());
+    } else {
+      Problem(tombs.status().ToString());
+    }
+    if (m.indexes.empty() || shard_.shard != 0) return;
+    if (cut_ == nullptr) {
+      SpatialIndexes(m);
+      return;
+    }
+    dataset::Manifest kept = m;
+    for (const std::string& f : *cut_) kept.indexes.erase(f);
+    if (!kept.indexes.empty()) SpatialIndexes(kept);
   }
 
   // A field keeps its type, dim, dtype and shape in every version of a dataset (spec/10
@@ -260,7 +515,17 @@ class Verifier {
   const std::unordered_set<ObjectId>* pruned_;
   const VerifyShard shard_;
   const LeafFilter* leaves_;
+  const FieldRetentionPolicy* fields_;
   VerifyReport report_;
+  // Per-field retention: the versions walked after the whole ones, the cut of the one
+  // being walked (null: whole) and the pages each distinct cut has walked.
+  std::vector<ObjectId> deferred_;
+  const std::vector<std::string>* cut_ = nullptr;
+  std::string cut_key_;
+  std::string current_dataset_;
+  ObjectId current_manifest_;
+  std::unordered_map<std::string, std::unordered_set<ObjectId>> seen_cut_pages_;
+  std::unordered_set<std::string> retained_seen_;
   std::unordered_set<ObjectId> skipped_;  // segments left to other shards
   std::unordered_set<ObjectId> seen_;
   std::unordered_set<ObjectId> seen_pages_;
@@ -268,26 +533,21 @@ class Verifier {
   std::unordered_set<ObjectId> counted_;
   std::unordered_set<ObjectId> genesis_seen_;
   std::unordered_map<ObjectId, std::string> genesis_name_;
-  // What decoding a segment as one shape of declaration found (the shape, not the whole
-  // FieldSpec, is kept: verify holds one of these per distinct segment).
-  struct SegmentFacts {
-    FieldType type = FieldType::kInt64;
-    uint32_t dim = 0;
-    DType dtype = DType::kF32;
-    std::vector<uint32_t> shape;
-    bool intact = false;
-    uint64_t rows = 0;
-    // Whether a segment decoded as this shape decodes the same as `spec` (spec/12 §5.2
-    // compares the type and its parameters, not the name or the declared index).
-    bool SameShape(const FieldSpec& spec) const {
-      return type == spec.type && dim == spec.dim && dtype == spec.dtype && shape == spec.shape;
-    }
-  };
   // Per segment: one entry per shape it was decoded as (almost always one).
   std::unordered_map<ObjectId, std::vector<SegmentFacts>> segments_;
   // Per dataset (genesis): each field's shape as first declared.
   std::unordered_map<ObjectId, std::unordered_map<std::string, SegmentFacts>> field_shapes_;
   vindex::VerifyMemo spatial_;
+  // Per field name: the segment list of the last leaf whose segments were checked, and the
+  // highest row checked in each (Leaf).
+  struct FieldMemo {
+    SegmentFacts shape{FieldType::kInt64, 0, DType::kF32, {}, false, 0};
+    std::vector<ObjectId> segments;
+    std::vector<uint32_t> max_row;
+  };
+  std::unordered_map<std::string, FieldMemo> memo_;
+  // Pages the visitor fetched and decoded, for the walk that follows it to take.
+  btree::PageCache page_cache_{size_t{32} << 20};
 };
 
 }  // namespace
@@ -295,12 +555,14 @@ class Verifier {
 VerifyReport WalkReachable(Store& store, const std::vector<RefValue>& roots,
                            const ReachedVisitor& reached,
                            const std::function<void(uint64_t)>& progress,
-                           const std::unordered_set<ObjectId>* pruned, const LeafFilter* leaves) {
-  Verifier v(store, progress, &reached, pruned, VerifyShard{}, leaves);
+                           const std::unordered_set<ObjectId>* pruned, const LeafFilter* leaves,
+                           const FieldRetentionPolicy* fields) {
+  Verifier v(store, progress, &reached, pruned, VerifyShard{}, leaves, fields);
   for (const auto& r : roots) {
     ++v.report().refs;
     v.Manifests(r.target, r.name);
   }
+  v.FinishCut();
   return std::move(v.report());
 }
 
@@ -337,16 +599,28 @@ Result<VerifyReport> Verify(Store& store, std::string_view name,
   if (!name.empty()) RETURN_IF_ERROR(dataset::ValidateDatasetName(name));
   std::unordered_set<ObjectId> pruned;
   RETURN_IF_ERROR(ListPruned(store, name, &pruned));
-  Verifier v(store, progress, nullptr, &pruned, shard);
   std::vector<RefValue> refs;
+  // Versions made before a field's pruned-fields marker may lack that field (spec/06
+  // §6.12): what is missing there is reported as reclaimed, not as a problem.
+  FieldRetentionPolicy fields;
+  fields.skip = false;
+  std::map<std::pair<std::string, std::string>, int64_t> cutoffs;
   // Refs are few compared with objects; collect them so the walk does not hold a listing open.
   RETURN_IF_ERROR(store.ListRefs(prefix, [&](const RefValue& r) {
     if (r.name.find("/branches/") != std::string::npos ||
         r.name.find("/snapshots/") != std::string::npos) {
       refs.push_back(r);
+      fields.whole.insert(r.target);
+    } else if (auto f = ParseFieldRetentionRef(r.name); f && f->marker) {
+      int64_t& c = cutoffs[{f->dataset, f->field}];
+      c = std::max(c, f->value);
     }
     return true;
   }));
+  for (const auto& [key, cutoff_ms] : cutoffs) {
+    fields.cuts[key.first].push_back({key.second, static_cast<uint64_t>(cutoff_ms) * 1000000});
+  }
+  Verifier v(store, progress, nullptr, &pruned, shard, nullptr, &fields);
   if (!name.empty() && refs.empty()) {
     return NotFound("dataset " + Quote(name) + " does not exist in " + store.uri());
   }
@@ -360,6 +634,7 @@ Result<VerifyReport> Verify(Store& store, std::string_view name,
     ++v.report().refs;
     v.Manifests(r.target, r.name);
   }
+  v.FinishCut();
   if (progress) progress(v.report().objects);
   return std::move(v.report());
 }
