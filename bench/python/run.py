@@ -242,7 +242,7 @@ def main() -> None:
                     key = f"loaders-{kind}-w{w}"
                     shared = ["--store", store, "--kind", kind, "--count", count,
                               "--workers", w, "--epochs", a.epochs, "--before-src", before]
-                    for impl in ("after", "before"):
+                    for impl in ("batched", "after", "before"):
                         for seed in ("-1", "1"):
                             tag = impl + ("-shuffled" if seed == "1" else "")
                             r.run("dreamdb", "w_dreamdb.py",
@@ -417,7 +417,9 @@ def report(r: Runner, a: argparse.Namespace) -> str:
         "loader/dreamdb", disk("prep/dreamdb-images"))
     row(w, "loader/webdataset", "WebDataset tar shards", "samples_per_s", "samples/s",
         "loader/dreamdb", disk("prep/wds"))
-    labels = {"after": "DreamDBDataset", "before": f"DreamDBDataset before ({a.before_rev})",
+    labels = {"batched": "DreamDBDataset batched=True",
+              "batched-shuffled": "DreamDBDataset batched=True, shuffled",
+              "after": "DreamDBDataset", "before": f"DreamDBDataset before ({a.before_rev})",
               "after-shuffled": "DreamDBDataset, shuffled",
               "before-shuffled": f"DreamDBDataset before ({a.before_rev}), shuffled",
               "wds": "WebDataset tar shards", "lance": "Lance LanceDataset"}
@@ -427,7 +429,7 @@ def report(r: Runner, a: argparse.Namespace) -> str:
             key = f"loaders-{kind}-w{w}"
             for tag, label in labels.items():
                 row(f"loader, {w} workers, {what}", f"{key}/{tag}", label, "samples_per_s",
-                    "samples/s", f"{key}/after")
+                    "samples/s", f"{key}/batched")
     for tag, label in (("after", "DreamDBDataset"), ("after-shuffled", "DreamDBDataset, shuffled"),
                        ("before", labels["before"]), ("before-shuffled",
                                                       labels["before-shuffled"])):

@@ -19,7 +19,8 @@
 # WebDataset tar shards holding the same bytes; (e) dreamdb 0.0.16 (PyPI) on what it
 # supports, beside this DreamDB on the same smaller data set; (f) loaders: DataLoader
 # samples/s with 0, 2 and 4 workers over the 50 KiB blobs and the 768-d embeddings:
-# DreamDBDataset now and before the loader rewrite (--before-rev), unshuffled and shuffled,
+# DreamDBDataset now (per sample, and batched=True: whole batches as tensors) and before
+# the loader rewrite (--before-rev), unshuffled and shuffled,
 # WebDataset and Lance's LanceDataset; (g) resume: time for a restarted job to make the
 # dataset, seek to the middle of a --resume-rows epoch (default 10M) and yield a sample.
 #
@@ -48,7 +49,7 @@ args=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --smoke) smoke=1 ;;
-    -h | --help) sed -n '2,39p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,40p' "$0"; exit 0 ;;
     *) args+=("$1") ;;
   esac
   shift

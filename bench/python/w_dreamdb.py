@@ -10,9 +10,10 @@ process; each prints RESULT lines (see common.py). Commands:
             [--same-handle]                              one handle for every call
     prep-images --data D --count M --store DIR          blob dataset for the loader
     loader  --store DIR --count M --epochs E            DataLoader over DreamDBDataset
-    loader-v2 --impl after|before --store DIR --kind img|emb --count M --workers W
-              [--shuffle S] --epochs E                  samples/s, 0/2/4 workers, this loader
-                                                        or the one before the loader rewrite
+    loader-v2 --impl after|batched|before --store DIR --kind img|emb --count M
+              --workers W [--shuffle S] --epochs E      samples/s, 0/2/4 workers, this loader
+                                                        per sample or batched=True, or the
+                                                        one before the loader rewrite
     prep-resume --rows N --store DIR                    N records, one bool field
     resume  --impl after|before --store DIR --rows N    time to resume at N/2
 """
@@ -147,7 +148,7 @@ BEFORE_REV = "05c505b"
 
 
 def loader_class(a: argparse.Namespace):
-    if a.impl == "after":
+    if a.impl in ("after", "batched"):
         from dreamdb.torch import DreamDBDataset
         return DreamDBDataset
     import importlib.util
@@ -164,16 +165,19 @@ def cmd_loader_v2(a: argparse.Namespace) -> None:
     cls = loader_class(a)
     name, field = ("imgs", "img") if a.kind == "img" else (NAME, "emb")
     kw = {"shuffle_seed": a.shuffle if a.shuffle >= 0 else None}
-    if a.impl == "after":
+    if a.impl in ("after", "batched"):
         kw["loader_batch_size"] = 64
+    if a.impl == "batched":  # whole batches as tensors: the DataLoader does not collate
+        kw["batched"] = True
     tds = cls(name, store=a.store, fields=[field], batch_size=256, **kw)
     for epoch in range(a.epochs + 1):  # epoch 0 warms the page cache, not reported
         tds.set_epoch(epoch)
-        loader = torch.utils.data.DataLoader(tds, batch_size=64, num_workers=a.workers)
+        loader = torch.utils.data.DataLoader(tds, batch_size=None if a.impl == "batched" else 64,
+                                             num_workers=a.workers)
         n = 0
         t0 = common.now()
         for batch in loader:
-            n += len(batch[field])
+            n += len(batch["anchor"])
         dt = common.now() - t0
         assert n == a.count, (n, a.count)
         if epoch:

@@ -618,6 +618,26 @@ class LoaderCore:
             yield lo, hi
             t += 1
 
+    def _batch_tables(self, p: _Pass, skip: int, batch: int) -> Iterator[pa.Table]:
+        """This worker's samples of pass `p` after its first `skip`, as tables of
+        `batch` rows (the last may be short); counts them in ``_yielded``."""
+        pending: List[pa.Table] = []
+        held = 0
+        for table in self._tables(p, skip):
+            if isinstance(table, pa.RecordBatch):
+                table = pa.Table.from_batches([table])
+            pending.append(table)
+            held += table.num_rows
+            while held >= batch:
+                joined = pa.concat_tables(pending)
+                out, rest = joined.slice(0, batch), joined.slice(batch)
+                pending, held = [rest], rest.num_rows
+                self._yielded += batch
+                yield out
+        if held:
+            self._yielded += held
+            yield pa.concat_tables(pending)
+
     def _scan(self, first: int, last: int) -> Iterator[Any]:
         """Records with ordinals first..last (inclusive) by one streaming range scan."""
         ends = self._anchors_of(np.array([first, last], dtype=np.int64))
@@ -626,28 +646,41 @@ class LoaderCore:
                                                 batch_size=self.batch_size)
 
 
+def _numpy_column(col: Any, spec: _Spec, n: int) -> Tuple[np.ndarray, np.ndarray]:
+    """One Arrow column of a field -> (values, valid) as NumPy arrays (see NumpyLoader)."""
+    valid = np.asarray(col.is_valid()) if col.null_count else np.ones(n, dtype=bool)
+    t = spec.type
+    if t in ("int64", "timestamp", "float64", "bool"):
+        arr = col.cast("int64") if t == "timestamp" else col
+        fill = False if t == "bool" else (np.nan if t == "float64" else 0)
+        values = np.asarray(arr.fill_null(fill).to_numpy(zero_copy_only=False))
+    elif t in ("embedding", "array"):
+        shape = (int(spec.dim),) if t == "embedding" else tuple(int(d) for d in spec.shape)
+        dtype = _convert.element_dtype(spec)
+        flat = np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=dtype)
+        if col.null_count:
+            values = np.zeros((n,) + shape, dtype=dtype)
+            values[valid] = flat.reshape((-1,) + shape)  # flatten() drops null rows
+        else:
+            values = flat.reshape((n,) + shape)
+    else:  # string, categorical, blob: object arrays of str / bytes (None if null)
+        values = np.empty(n, dtype=object)
+        values[:] = col.to_pylist()
+    return values, valid
+
+
+def _combined(table: pa.Table, i: int) -> Any:
+    """Column i of `table` as one Arrow array."""
+    if table.num_rows:
+        return table.column(i).combine_chunks()
+    return pa.array([], type=table.schema.field(i).type)
+
+
 def _numpy_columns(table: pa.Table, specs: Sequence[_Spec]) -> Dict[str, np.ndarray]:
     """An Arrow table -> {"anchor": uint64, field: array} (see NumpyLoader)."""
     out: Dict[str, np.ndarray] = {"anchor": table.column(0).to_numpy()}
-    n = table.num_rows
     for i, spec in enumerate(specs):
-        col = table.column(i + 1).combine_chunks() if table.num_rows else pa.array(
-            [], type=table.schema.field(i + 1).type)
-        valid = np.asarray(col.is_valid()) if col.null_count else np.ones(n, dtype=bool)
-        t = spec.type
-        if t in ("int64", "timestamp", "float64", "bool"):
-            arr = col.cast("int64") if t == "timestamp" else col
-            fill = False if t == "bool" else (np.nan if t == "float64" else 0)
-            values = np.asarray(arr.fill_null(fill).to_numpy(zero_copy_only=False))
-        elif t in ("embedding", "array"):
-            shape = (int(spec.dim),) if t == "embedding" else tuple(int(d) for d in spec.shape)
-            dtype = _convert.element_dtype(spec)
-            values = np.zeros((n,) + shape, dtype=dtype)
-            flat = col.flatten().to_numpy(zero_copy_only=False)  # valid rows only
-            values[valid] = np.asarray(flat, dtype=dtype).reshape((-1,) + shape)
-        else:  # string, categorical, blob: object arrays of str / bytes (None if null)
-            values = np.empty(n, dtype=object)
-            values[:] = col.to_pylist()
+        values, valid = _numpy_column(_combined(table, i + 1), spec, table.num_rows)
         out[spec.name] = values
         if not spec.required:
             out[spec.name + ".valid"] = valid
@@ -704,19 +737,5 @@ class NumpyLoader(LoaderCore):
 
     def _batches(self, p: _Pass, skip: int) -> Iterator[Dict[str, np.ndarray]]:
         batch = int(self.loader_batch_size)  # type: ignore[arg-type]
-        pending: List[pa.Table] = []
-        held = 0
-        for table in self._tables(p, skip):
-            if isinstance(table, pa.RecordBatch):
-                table = pa.Table.from_batches([table])
-            pending.append(table)
-            held += table.num_rows
-            while held >= batch:
-                joined = pa.concat_tables(pending)
-                out, rest = joined.slice(0, batch), joined.slice(batch)
-                pending, held = [rest], rest.num_rows
-                self._yielded += batch
-                yield _numpy_columns(out, self._specs)
-        if held:
-            self._yielded += held
-            yield _numpy_columns(pa.concat_tables(pending), self._specs)
+        for table in self._batch_tables(p, skip, batch):
+            yield _numpy_columns(table, self._specs)

@@ -44,7 +44,7 @@ import torch.utils.data
 from . import _convert
 from .dataset import Dataset, StoreLike
 from .errors import InternalError, InvalidArgumentError
-from .loader import LoaderCore, _Spec
+from .loader import LoaderCore, _combined, _numpy_column, _Spec
 
 __all__ = ["DreamDBDataset", "DreamDBMapDataset"]
 
@@ -86,6 +86,18 @@ class DreamDBDataset(LoaderCore, torch.utils.data.IterableDataset):
             of ``shuffle_buffer`` records (see :mod:`dreamdb.loader` for its quality).
         rank, world_size: this process's shard; default from ``torch.distributed`` or
             the environment (see the module docstring).
+        batched: False (default): yield one sample dict at a time (below). True: yield
+            whole batches of ``loader_batch_size`` samples (default ``batch_size``), one
+            tensor per field per batch built from the Arrow buffers with no per-sample
+            Python work; use ``DataLoader(ds, batch_size=None)``. Sharding, shuffling
+            and resume are the same (``state_dict(consumed=...)`` counts samples).
+
+    Batches (``batched=True``): ``{"anchor": int64 [n], <field>: ...}`` with numeric
+    fields, embeddings and arrays as one tensor ``[n, ...]`` (dtypes as for samples; a
+    null is 0, or NaN for float64), a blob field as a uint8 tensor of its values end to
+    end plus ``"<field>.offsets"`` (int64 ``[n + 1]``: value i is
+    ``data[offsets[i]:offsets[i + 1]]``), string and categorical as a list of str, and
+    for an optional field ``"<field>.valid"`` (bool ``[n]``).
 
     Samples: ``{"anchor": int, <field>: value}`` with int64/timestamp -> int64 tensor,
     float64 -> float64 tensor, bool -> bool tensor, embedding -> float32 tensor [dim],
@@ -112,14 +124,18 @@ class DreamDBDataset(LoaderCore, torch.utils.data.IterableDataset):
         shuffle_mode: str = "full",
         rank: Optional[int] = None,
         world_size: Optional[int] = None,
+        batched: bool = False,
     ) -> None:
         """Pins the version and lists its anchors (see the class docstring for the args)."""
         torch.utils.data.IterableDataset.__init__(self)
+        if batched and loader_batch_size is None:
+            loader_batch_size = batch_size
         LoaderCore.__init__(self, name, store, at, fields, batch_size, shuffle_seed,
                             block_size, shuffle_buffer, loader_batch_size=loader_batch_size,
                             drop_last=drop_last, shuffle_mode=shuffle_mode, rank=rank,
                             world_size=world_size)
         self.transform = transform
+        self.batched = bool(batched)
 
     def _rank_and_world(self) -> Tuple[int, int]:
         dist = torch.distributed
@@ -143,7 +159,9 @@ class DreamDBDataset(LoaderCore, torch.utils.data.IterableDataset):
         return torch.utils.data.get_worker_info() is None  # the main process
 
     def __len__(self) -> int:
-        """Samples this rank yields per epoch (all its workers together)."""
+        """Samples (batched: batches) this rank yields per epoch, all workers together."""
+        if self.batched:
+            return -(-self.samples_per_rank() // int(self.loader_batch_size))
         return self.samples_per_rank()
 
     def state_dict(self, consumed: Optional[int] = None) -> Dict[str, Any]:
@@ -163,6 +181,20 @@ class DreamDBDataset(LoaderCore, torch.utils.data.IterableDataset):
         return self._run(p, skip)
 
     def _run(self, p: Any, skip: int) -> Iterator[Any]:
+        if self.batched:
+            return self._run_batched(p, skip)
+        return self._run_samples(p, skip)
+
+    def _run_batched(self, p: Any, skip: int) -> Iterator[Any]:
+        batch = int(self.loader_batch_size)  # type: ignore[arg-type]
+        try:
+            for table in _read_ahead(self._batch_tables(p, skip, batch), depth=2):
+                out = _tensors(table, self._specs)
+                yield self.transform(out) if self.transform is not None else out
+        finally:
+            self._ds = None
+
+    def _run_samples(self, p: Any, skip: int) -> Iterator[Any]:
         try:
             for table in _read_ahead(self._tables(p, skip), depth=2):
                 for batch in (table.to_batches() if isinstance(table, pa.Table)
@@ -385,6 +417,42 @@ def _read_ahead(tables: Iterator[Any], depth: int) -> Iterator[Any]:
     finally:
         stop.set()
         thread.join()
+
+
+def _tensor(values: np.ndarray) -> torch.Tensor:
+    """A tensor over `values` (copied only when read-only or of a type torch lacks)."""
+    values = values.astype(_TORCH_SAFE.get(values.dtype, values.dtype), copy=False)
+    return torch.from_numpy(np.require(values, requirements=["W", "C"]))
+
+
+def _blob_tensors(col: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A large_binary Arrow array -> (uint8 data, int64 offsets [n + 1] from 0), from its
+    buffers: one copy of the bytes, no Python object per value."""
+    n = len(col)
+    bufs = col.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int64)[col.offset:col.offset + n + 1]
+    lo, hi = (int(offsets[0]), int(offsets[-1])) if n else (0, 0)
+    data = (np.frombuffer(bufs[2], dtype=np.uint8)[lo:hi] if bufs[2] is not None and hi > lo
+            else np.zeros(0, dtype=np.uint8))
+    return (torch.from_numpy(data.copy()),
+            torch.from_numpy(offsets - np.int64(lo) if n else np.zeros(1, dtype=np.int64)))
+
+
+def _tensors(table: pa.Table, specs: Sequence[Any]) -> Dict[str, Any]:
+    """An Arrow table -> one batch dict (see DreamDBDataset, batched=True)."""
+    n = table.num_rows
+    out: Dict[str, Any] = {"anchor": _tensor(table.column(0).to_numpy().astype(np.int64))}
+    for i, spec in enumerate(specs):
+        col = _combined(table, i + 1)
+        if spec.type == "blob":
+            out[spec.name], out[spec.name + ".offsets"] = _blob_tensors(col)
+            valid = np.asarray(col.is_valid()) if col.null_count else np.ones(n, dtype=bool)
+        else:
+            values, valid = _numpy_column(col, spec, n)
+            out[spec.name] = values.tolist() if values.dtype == object else _tensor(values)
+        if not spec.required:
+            out[spec.name + ".valid"] = torch.from_numpy(np.array(valid, dtype=bool))
+    return out
 
 
 def _decode(batch: Any, specs: Sequence[Any]) -> Iterator[Sample]:

@@ -618,6 +618,62 @@ bool AllZero(ByteView bytes) {
   return std::all_of(bytes.begin(), bytes.end(), [](char c) { return c == 0; });
 }
 
+// A validity buffer is absent or has a null row, and no bit set past the last row.
+Status CheckValidity(const Layout& L, ByteView validity) {
+  if (validity.empty()) return Status::Ok();
+  if (L.rows % 8 != 0 && (static_cast<uint8_t>(validity.back()) >> (L.rows % 8)) != 0) {
+    return SegCorrupt("validity bits past the last row are not zero");
+  }
+  bool any_null = false;
+  for (uint64_t r = 0; r < L.rows && !any_null; ++r) any_null = !BitSet(validity, r);
+  if (!any_null) return SegCorrupt("validity buffer present but no row is null");
+  return Status::Ok();
+}
+
+// Checks the buffers of a plain layout (string or blob; fixed-width values stored as
+// they are, i.e. not sq8 and not categorical) for the canonical form and returns views of
+// them in Column's layout. The validity buffer was checked by the caller.
+Result<SegmentBuffers> CheckPlain(const Layout& L, ByteView whole, ByteView validity) {
+  auto view = [&](BufId id) -> ByteView {
+    const BufferInfo* b = L.Find(id);
+    return b == nullptr ? ByteView() : whole.substr(b->offset, b->length);
+  };
+  auto valid = [&](uint64_t r) { return validity.empty() || BitSet(validity, r); };
+  SegmentBuffers out;
+  out.rows = L.rows;
+  out.validity = validity;
+  if (L.spec.type == FieldType::kString || L.spec.type == FieldType::kBlob) {
+    out.offsets = view(kOffsets);
+    out.data = view(kData);
+    RETURN_IF_ERROR(CheckOffsets(out.offsets, out.data.size(), "offsets"));
+    if (!validity.empty()) {
+      for (uint64_t r = 0; r < L.rows; ++r) {
+        if (!valid(r) &&
+            LoadU64(out.offsets.data() + r * 8) != LoadU64(out.offsets.data() + r * 8 + 8)) {
+          return SegCorrupt("null row " + std::to_string(r) + " has a non-empty value");
+        }
+      }
+    }
+    return out;
+  }
+  out.values = view(kValues);
+  if (L.spec.type == FieldType::kBool) {
+    for (uint64_t r = 0; r < L.rows; ++r) {
+      if (static_cast<uint8_t>(out.values[r]) > 1) {
+        return SegCorrupt("bool value at row " + std::to_string(r) + " is not 0 or 1");
+      }
+    }
+  }
+  if (!validity.empty()) {
+    for (uint64_t r = 0; r < L.rows; ++r) {
+      if (!valid(r) && !AllZero(out.values.substr(r * L.width, L.width))) {
+        return SegCorrupt("null row " + std::to_string(r) + " has a non-zero value");
+      }
+    }
+  }
+  return out;
+}
+
 // Builds the column from fully verified buffers, checking the canonical form.
 Result<Column> AssembleWhole(const Layout& L, const FieldSpec& field, ByteView whole) {
   auto view = [&](BufId id) -> ByteView {
@@ -625,14 +681,7 @@ Result<Column> AssembleWhole(const Layout& L, const FieldSpec& field, ByteView w
     return b == nullptr ? ByteView() : whole.substr(b->offset, b->length);
   };
   ByteView validity = view(kValidity);
-  if (!validity.empty()) {
-    if (L.rows % 8 != 0 && (static_cast<uint8_t>(validity.back()) >> (L.rows % 8)) != 0) {
-      return SegCorrupt("validity bits past the last row are not zero");
-    }
-    bool any_null = false;
-    for (uint64_t r = 0; r < L.rows && !any_null; ++r) any_null = !BitSet(validity, r);
-    if (!any_null) return SegCorrupt("validity buffer present but no row is null");
-  }
+  RETURN_IF_ERROR(CheckValidity(L, validity));
   auto valid = [&](uint64_t r) { return validity.empty() || BitSet(validity, r); };
 
   if (L.sq8) {
@@ -652,21 +701,6 @@ Result<Column> AssembleWhole(const Layout& L, const FieldSpec& field, ByteView w
   }
 
   switch (L.spec.type) {
-    case FieldType::kString:
-    case FieldType::kBlob: {
-      ByteView offsets = view(kOffsets);
-      ByteView data = view(kData);
-      RETURN_IF_ERROR(CheckOffsets(offsets, data.size(), "offsets"));
-      for (uint64_t r = 0; r < L.rows; ++r) {
-        if (!valid(r) && LoadU64(offsets.data() + r * 8) != LoadU64(offsets.data() + r * 8 + 8)) {
-          return SegCorrupt("null row " + std::to_string(r) + " has a non-empty value");
-        }
-      }
-      Result<Column> c = Column::FromBuffers(field, L.rows, std::string(validity), "",
-                                             std::string(offsets), std::string(data));
-      if (!c.ok()) return SegCorrupt(c.status().message());
-      return c;
-    }
     case FieldType::kCategorical: {
       ByteView codes = view(kValues);
       ByteView dict_offsets = view(kDictOffsets);
@@ -714,24 +748,11 @@ Result<Column> AssembleWhole(const Layout& L, const FieldSpec& field, ByteView w
       if (!c.ok()) return SegCorrupt(c.status().message());
       return c;
     }
-    default: {
-      ByteView values = view(kValues);
-      if (L.spec.type == FieldType::kBool) {
-        for (uint64_t r = 0; r < L.rows; ++r) {
-          if (static_cast<uint8_t>(values[r]) > 1) {
-            return SegCorrupt("bool value at row " + std::to_string(r) + " is not 0 or 1");
-          }
-        }
-      }
-      if (!validity.empty()) {
-        for (uint64_t r = 0; r < L.rows; ++r) {
-          if (!valid(r) && !AllZero(values.substr(r * L.width, L.width))) {
-            return SegCorrupt("null row " + std::to_string(r) + " has a non-zero value");
-          }
-        }
-      }
+    default: {  // string, blob and fixed-width values: stored in Column's layout
+      ASSIGN_OR_RETURN(SegmentBuffers b, CheckPlain(L, whole, validity));
       Result<Column> c =
-          Column::FromBuffers(field, L.rows, std::string(validity), std::string(values), "", "");
+          Column::FromBuffers(field, L.rows, std::string(b.validity), std::string(b.values),
+                              std::string(b.offsets), std::string(b.data));
       if (!c.ok()) return SegCorrupt(c.status().message());
       return c;
     }
@@ -956,7 +977,12 @@ Result<Bytes> EncodeSegment(const Column& column, const FieldSpec& f) {
 
 // ---- Whole-object decoding ----
 
-Result<Column> DecodeSegment(ByteView whole_object, const FieldSpec& field) {
+namespace {
+
+// Parses a whole segment object and checks everything but the canonical form of its
+// buffers (AssembleWhole / CheckPlain check that); the per-block sums only when
+// `block_sums` (bytes verified against the object id need none: the id covers them).
+Result<Layout> CheckWhole(ByteView whole_object, const FieldSpec& field, bool block_sums) {
   ASSIGN_OR_RETURN(uint64_t header_end, ParsePrefix(whole_object));
   if (whole_object.size() < header_end) {
     return SegCorrupt("truncated: " + std::to_string(whole_object.size()) +
@@ -972,7 +998,9 @@ Result<Column> DecodeSegment(ByteView whole_object, const FieldSpec& field) {
     if (!AllZero(whole_object.substr(pos, b.offset - pos))) {
       return SegCorrupt("padding before buffer " + Quote(kBufNames[b.id]) + " is not zero");
     }
-    if (b.by_values) {
+    if (!block_sums) {
+      // Nothing to hash; the offsets of a by-values buffer are checked with the column.
+    } else if (b.by_values) {
       // The offsets buffer before it is verified: check it, then cut the blocks by it.
       const BufferInfo* ob = L.Find(OffsetsOf(b.id));
       ByteView offsets = whole_object.substr(ob->offset, ob->length);
@@ -991,7 +1019,36 @@ Result<Column> DecodeSegment(ByteView whole_object, const FieldSpec& field) {
     }
     pos = b.offset + b.length;
   }
+  return L;
+}
+
+}  // namespace
+
+Result<Column> DecodeSegment(ByteView whole_object, const FieldSpec& field) {
+  ASSIGN_OR_RETURN(Layout L, CheckWhole(whole_object, field, /*block_sums=*/true));
   return AssembleWhole(L, field, whole_object);
+}
+
+Result<SegmentBuffers> ViewSegment(ByteView whole_object, const FieldSpec& field,
+                                   bool id_verified) {
+  ASSIGN_OR_RETURN(Layout L, CheckWhole(whole_object, field, /*block_sums=*/!id_verified));
+  const BufferInfo* vb = L.Find(kValidity);
+  ByteView validity = vb == nullptr ? ByteView() : whole_object.substr(vb->offset, vb->length);
+  if (L.sq8 || L.spec.type == FieldType::kCategorical) {
+    // Stored differently from Column's layout: decode (the views point into the column).
+    ASSIGN_OR_RETURN(Column col, AssembleWhole(L, field, whole_object));
+    auto decoded = std::make_shared<const Column>(std::move(col));
+    SegmentBuffers out;
+    out.rows = decoded->length();
+    out.validity = decoded->validity();
+    out.values = decoded->values();
+    out.offsets = decoded->offsets();
+    out.data = decoded->data();
+    out.decoded = std::move(decoded);
+    return out;
+  }
+  RETURN_IF_ERROR(CheckValidity(L, validity));
+  return CheckPlain(L, whole_object, validity);
 }
 
 // ---- Ranged reads ----

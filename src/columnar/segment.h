@@ -70,6 +70,26 @@ bool UsesSq8(const FieldSpec& field);
 // about raw: an sq8 segment yields its reconstructed float32 values.
 Result<Column> DecodeSegment(ByteView whole_object, const FieldSpec& field);
 
+// The buffers of a whole segment in Column's layout: a validity bitmap (empty when no row
+// is null), fixed-width values, or uint64 offsets (rows + 1 entries from 0) and data for
+// strings and blobs. Plain layouts are views into the object's bytes (valid while those
+// live); layouts stored differently (sq8 embeddings, categorical) are decoded into
+// `decoded`, which the views then point into.
+struct SegmentBuffers {
+  uint64_t rows = 0;
+  ByteView validity;
+  ByteView values;
+  ByteView offsets;
+  ByteView data;
+  std::shared_ptr<const Column> decoded;
+};
+
+// Like DecodeSegment (same checks, same errors), but plain layouts are viewed in place, not
+// copied. `id_verified`: the bytes were already verified against the object's id (as
+// Store::Get does unless verify_reads is off); the id covers every byte, so the per-block
+// sums are not computed again and each byte is hashed once.
+Result<SegmentBuffers> ViewSegment(ByteView whole_object, const FieldSpec& field, bool id_verified);
+
 // Returns bytes [offset, offset+length) of the segment object, clipped to the object's
 // end (like ObjectBackend::GetRange); errors are passed through to the reader's caller.
 // ReadRows may call it from several threads at once (independent ranges are fetched in

@@ -182,6 +182,44 @@ TEST(Segment, RoundTripEveryType) {
   }
 }
 
+// The scan reads whole segments through ViewSegment: the same rows as DecodeSegment, with
+// plain layouts viewed inside the object's bytes (no copy).
+TEST(Segment, ViewSegmentMatchesDecodeForEveryType) {
+  for (FieldType type : kAllTypes) {
+    for (double null_rate : {0.0, 0.25, 1.0}) {
+      for (uint64_t rows : {0, 1, 9, 1000}) {
+        SCOPED_TRACE(std::string(FieldTypeName(type)) + " nulls=" + std::to_string(null_rate) +
+                     " rows=" + std::to_string(rows));
+        FieldSpec spec = Spec(type);
+        Column col = MakeColumn(spec, rows, null_rate, rows * 17 + 3);
+        auto enc = EncodeSegment(col);
+        ASSERT_TRUE(enc.ok()) << enc.status().ToString();
+        auto dec = DecodeSegment(*enc, spec);
+        ASSERT_TRUE(dec.ok()) << dec.status().ToString();
+        for (bool id_verified : {false, true}) {
+          auto view = ViewSegment(*enc, spec, id_verified);
+          ASSERT_TRUE(view.ok()) << view.status().ToString();
+          EXPECT_EQ(view->rows, rows);
+          EXPECT_EQ(view->validity, ByteView(dec->validity()));
+          EXPECT_EQ(view->values, ByteView(dec->values()));
+          EXPECT_EQ(view->offsets, ByteView(dec->offsets()));
+          EXPECT_EQ(view->data, ByteView(dec->data()));
+          const bool in_place = type != FieldType::kCategorical;
+          EXPECT_EQ(view->decoded == nullptr, in_place);
+          const ByteView buf = type == FieldType::kString || type == FieldType::kBlob ||
+                                       type == FieldType::kCategorical
+                                   ? view->offsets
+                                   : view->values;
+          if (in_place && !buf.empty()) {
+            EXPECT_GE(buf.data(), enc->data());
+            EXPECT_LE(buf.data() + buf.size(), enc->data() + enc->size());
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(Segment, HeaderAndAlignment) {
   Column col = MakeColumn(Spec(FieldType::kString), 10, 0.3, 1);
   auto enc = EncodeSegment(col);
@@ -776,6 +814,12 @@ void ExpectCorruptEverywhere(const Bytes& seg, const FieldSpec& spec, std::strin
   EXPECT_NE(whole.status().message().find(substr), std::string::npos) << whole.status().ToString();
   auto all = ReadAllRanged(seg, spec);
   EXPECT_EQ(all.status().code(), StatusCode::kCorrupt) << all.status().ToString();
+  // The scan's view checks the canonical form too, with or without the block sums.
+  for (bool id_verified : {false, true}) {
+    auto view = ViewSegment(seg, spec, id_verified);
+    EXPECT_EQ(view.status().code(), StatusCode::kCorrupt) << view.status().ToString();
+    EXPECT_NE(view.status().message().find(substr), std::string::npos) << view.status().ToString();
+  }
 }
 
 TEST(Segment, ResealIsIdentityOnValidSegments) {
@@ -860,6 +904,23 @@ TEST(Segment, NonCanonicalContentIsCorrupt) {
     dup = Reseal(dup);
     ExpectCorruptEverywhere(dup, spec, "repeats");
   }
+}
+
+// Bytes verified against the object id are hashed once: ViewSegment with id_verified skips
+// the block sums (a flipped value byte is caught by the id, before it), and checks them
+// when the id was not verified (a store with verify_reads off).
+TEST(Segment, ViewSegmentChecksBlockSumsOnlyWhenTheIdDidNot) {
+  FieldSpec spec = Spec(FieldType::kInt64);
+  Column col = MakeColumn(spec, 100, 0.0, 5);
+  Bytes seg = *EncodeSegment(col);
+  seg[BufferOffset(seg, 0)] ^= 1;  // the first value, sums not resealed
+  EXPECT_EQ(DecodeSegment(seg, spec).status().code(), StatusCode::kCorrupt);
+  auto unverified = ViewSegment(seg, spec, /*id_verified=*/false);
+  EXPECT_EQ(unverified.status().code(), StatusCode::kCorrupt);
+  EXPECT_NE(unverified.status().message().find("checksum mismatch"), std::string::npos);
+  auto verified = ViewSegment(seg, spec, /*id_verified=*/true);
+  ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+  EXPECT_EQ(verified->values.size(), 800u);
 }
 
 // Flips each byte of small segments: the whole-object decode, the ranged ReadAll and a

@@ -127,6 +127,71 @@ TEST(DatasetTest, ScanProjectionRangeAndLimit) {
   EXPECT_NE(bad.status().message().find("'nope'"), std::string::npos);
 }
 
+// A scan whose batches are smaller than its segments (and cross them) reads each segment
+// once, keeps values, nulls and order, and reads the next batch ahead without changing
+// what is returned.
+TEST(DatasetTest, ScanReadsEachSegmentOnceAcrossBatchesThatSplitSegments) {
+  auto store = MemStore();
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  for (int c = 0; c < 3; ++c) {  // three commits of 1,000 rows: three segments per field
+    Batch b = MakeRows(ds->schema(), 1000, c * 1000, true, static_cast<uint64_t>(c) * 1000);
+    // every 5th score is null
+    Column score(*ds->schema().Find("score"));
+    for (uint64_t i = 0; i < 1000; ++i) {
+      if (i % 5 == 0) {
+        score.AppendNull();
+      } else {
+        score.AppendFloat64(static_cast<double>(i) / 2);
+      }
+    }
+    b.columns[1] = std::move(score);
+    ASSERT_TRUE(ds->AppendMany(b).ok());
+  }
+  auto once = *Dataset::Open(store, "d");
+  ScanOptions whole;
+  whole.fields = {"label", "score", "caption", "emb"};
+  whole.batch_rows = 5000;
+  (void)ScanAll(*once, whole);
+  const uint64_t segment_bytes = once->read_stats().bytes_fetched;
+  ASSERT_GT(segment_bytes, 0u);
+
+  auto reopened = *Dataset::Open(store, "d");
+  ScanOptions opts = whole;
+  opts.batch_rows = 333;  // batches cross segment boundaries
+  auto batches = ScanAll(*reopened, opts);
+  EXPECT_EQ(reopened->read_stats().bytes_fetched, segment_bytes);  // each segment once
+  uint64_t n = 0;
+  for (const auto& b : batches) {
+    ASSERT_EQ(b.columns.size(), 4u);
+    for (uint64_t i = 0; i < b.num_rows(); ++i, ++n) {
+      ASSERT_EQ(b.anchors[i], n);
+      EXPECT_EQ(b.columns[0].Int64At(i), static_cast<int64_t>(n));
+      const uint64_t k = n % 1000;
+      EXPECT_EQ(b.columns[1].IsValid(i), k % 5 != 0) << n;
+      if (k % 5 != 0) EXPECT_EQ(b.columns[1].Float64At(i), static_cast<double>(k) / 2);
+      EXPECT_EQ(b.columns[2].BytesAt(i), "c" + std::to_string(n));
+      EXPECT_EQ(b.columns[3].FloatsAt(i)[3], static_cast<float>(k + 3));
+    }
+  }
+  EXPECT_EQ(n, 3000u);
+}
+
+// A reader dropped in the middle of a scan (its read-ahead still running) cleans up.
+TEST(DatasetTest, ScanReaderDroppedMidScanStopsItsReadAhead) {
+  auto store = MemStore();
+  auto ds = *Dataset::Create(store, "d", TestSchema());
+  ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), 2000)).ok());
+  for (int k = 0; k < 20; ++k) {
+    ScanOptions opts;
+    opts.batch_rows = 100;
+    auto reader = *ds->Scan(opts);
+    for (int i = 0; i <= k % 4; ++i) {
+      auto b = reader->Next();
+      ASSERT_TRUE(b.ok() && b->has_value());
+    }
+  }
+}
+
 TEST(DatasetTest, ProjectionFetchesOnlyRequestedFields) {
   auto store = MemStore();
   auto ds = *Dataset::Create(store, "d", TestSchema());

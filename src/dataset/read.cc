@@ -1,10 +1,16 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 // Dataset reads: Scan (streaming, projected) and Take (random access) — spec/14-semantics.md §4.
+#include <unistd.h>
+
 #include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <map>
+#include <mutex>
 #include <numeric>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 
 #include "src/base/encoding.h"
@@ -373,6 +379,140 @@ Result<std::vector<Column>> Materialize(const DatasetImpl& impl,
   return out;
 }
 
+// One whole segment a scan reads: its bytes, verified against the id by Store::Get (the
+// only hash over them unless the store's verify_reads is off, when the block sums are
+// checked instead), and their buffers viewed in Column's layout.
+struct ScanSegment {
+  Bytes bytes;
+  columnar::SegmentBuffers buffers;
+  std::shared_ptr<const Column> cached;  // a cached decoded segment the views point into
+};
+using ScanPins = std::unordered_map<ObjectId, std::shared_ptr<const ScanSegment>>;
+
+Result<std::shared_ptr<const ScanSegment>> FetchScanSegment(const DatasetImpl& impl,
+                                                            const FieldSpec& spec,
+                                                            const ObjectId& id) {
+  auto seg = std::make_shared<ScanSegment>();
+  if (auto hit = impl.segments()->Get(id)) {  // decoded by an earlier dense take
+    impl.CountHit();
+    seg->buffers = columnar::SegmentBuffers{hit->length(),  hit->validity(), hit->values(),
+                                            hit->offsets(), hit->data(),     nullptr};
+    seg->cached = std::move(hit);
+    return std::shared_ptr<const ScanSegment>(std::move(seg));
+  }
+  auto bytes = impl.store().Get(id);
+  if (!bytes.ok()) return bytes.status().WithContext("segment for field " + Quote(spec.name));
+  impl.CountFetch(bytes->size());
+  seg->bytes = std::move(*bytes);
+  auto buffers = columnar::ViewSegment(seg->bytes, spec, impl.store().options().verify_reads);
+  if (!buffers.ok()) return SegmentReadError(buffers.status(), id);
+  seg->buffers = std::move(*buffers);
+  return std::shared_ptr<const ScanSegment>(std::move(seg));
+}
+
+// Rows [begin, end) of `src`, or end - begin nulls when `src` is null.
+struct Run {
+  const columnar::SegmentBuffers* src = nullptr;
+  uint64_t begin = 0;
+  uint64_t end = 0;
+};
+
+bool Bit(ByteView bitmap, uint64_t i) {
+  return (static_cast<uint8_t>(bitmap[i / 8]) >> (i % 8)) & 1;
+}
+uint64_t LoadU64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+void AppendU64(std::string* out, uint64_t v) {
+  char b[8];
+  std::memcpy(b, &v, 8);
+  out->append(b, 8);
+}
+
+// Builds one column from runs of segment rows: each buffer is sized once and each value
+// copied once, straight from the segment bytes.
+Result<Column> GatherRuns(const FieldSpec& spec, const std::vector<Run>& runs, uint64_t rows) {
+  bool any_null = false;
+  uint64_t data_bytes = 0;
+  const bool variable = spec.type == FieldType::kString || spec.type == FieldType::kBlob ||
+                        spec.type == FieldType::kCategorical;
+  for (const Run& r : runs) {
+    if (r.src == nullptr) {
+      any_null = true;
+      continue;
+    }
+    if (r.end > r.src->rows) {
+      return Internal("scan: rows " + std::to_string(r.begin) + ".." + std::to_string(r.end) +
+                      " of a " + std::to_string(r.src->rows) + "-row segment");
+    }
+    if (!r.src->validity.empty()) {
+      for (uint64_t i = r.begin; i < r.end && !any_null; ++i) any_null = !Bit(r.src->validity, i);
+    }
+    if (variable) {
+      data_bytes +=
+          LoadU64(r.src->offsets.data() + r.end * 8) - LoadU64(r.src->offsets.data() + r.begin * 8);
+    }
+  }
+  std::string validity;
+  if (any_null) validity.assign((rows + 7) / 8, '\0');
+  std::string values, offsets, data;
+  const uint64_t width = variable ? 0 : spec.FixedWidth();
+  if (variable) {
+    offsets.reserve((rows + 1) * 8);
+    data.reserve(data_bytes);
+    AppendU64(&offsets, 0);
+  } else {
+    values.reserve(rows * width);
+  }
+  uint64_t out = 0;
+  for (const Run& r : runs) {
+    const uint64_t n = r.end - r.begin;
+    if (r.src == nullptr) {
+      if (variable) {
+        for (uint64_t i = 0; i < n; ++i) AppendU64(&offsets, data.size());
+      } else {
+        values.append(n * width, '\0');
+      }
+      out += n;
+      continue;
+    }
+    const columnar::SegmentBuffers& b = *r.src;
+    if (any_null) {
+      for (uint64_t i = 0; i < n; ++i) {
+        if (b.validity.empty() || Bit(b.validity, r.begin + i)) {
+          validity[(out + i) / 8] =
+              static_cast<char>(validity[(out + i) / 8] | (1u << ((out + i) % 8)));
+        }
+      }
+    }
+    if (variable) {
+      const uint64_t base = LoadU64(b.offsets.data() + r.begin * 8);
+      const uint64_t stop = LoadU64(b.offsets.data() + r.end * 8);
+      const uint64_t shift = data.size() - base;  // wraps as uint64, like the offsets
+      for (uint64_t i = r.begin + 1; i <= r.end; ++i) {
+        AppendU64(&offsets, LoadU64(b.offsets.data() + i * 8) + shift);
+      }
+      data.append(b.data.data() + base, stop - base);
+    } else {
+      values.append(b.values.data() + r.begin * width, n * width);
+    }
+    out += n;
+  }
+  auto col = Column::FromBuffers(spec, rows, std::move(validity), std::move(values),
+                                 std::move(offsets), std::move(data));
+  if (!col.ok()) return Internal("scan: " + col.status().message());
+  return col;
+}
+
+// A streaming scan. Each batch is built from whole segments, each read once (one request,
+// verified once against its id) and kept only while the batches that need it are built;
+// the next batch is built on a read-ahead thread while the caller consumes the current one.
+// Memory is bounded by the batch size and the segment size, not by the dataset.
+// Thread safety: one caller at a time (BatchReader); done_, the cursor and the pins are
+// touched by one thread at a time: the caller, or the read-ahead thread between a request
+// and the caller's wait for its result (ordered by mu_).
 class ScanReader : public BatchReader {
  public:
   ScanReader(std::shared_ptr<const Version> version, const DatasetImpl& impl,
@@ -382,17 +522,64 @@ class ScanReader : public BatchReader {
         fields_(std::move(fields)),
         options_(std::move(options)),
         tree_(&impl.store(), impl.pages(), version_->index),
-        cursor_(tree_.Scan(options_.start, options_.end)) {
+        cursor_(tree_.Scan(options_.start, options_.end)),
+        pins_(fields_.size()) {
     for (const auto& f : fields_) {
       Status s = schema_.Add(f);
       (void)s;  // fields come from a valid schema
     }
     schema_.set_version(version_->manifest.schema.version());
   }
+  ~ScanReader() override {
+    if (!worker_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (getpid() == pid_) {
+      worker_.join();
+    } else {
+      worker_.detach();  // a forked child: the thread exists only in the parent
+    }
+  }
 
   const Schema& schema() const override { return schema_; }
 
   Result<std::optional<Batch>> Next() override {
+    Result<std::optional<Batch>> out = std::optional<Batch>();
+    if (!requested_) {
+      out = Produce();
+    } else if (getpid() != pid_) {
+      return InvalidArgument(
+          "scan: this reader was made before a fork and reads ahead on a thread of the "
+          "parent; start a new scan in the child process");
+    } else {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return ready_.has_value(); });
+      out = std::move(*ready_);
+      ready_.reset();
+      requested_ = false;
+    }
+    // Read ahead: the next batch is built while the caller consumes this one.
+    if (out.ok() && out->has_value() && !done_) {
+      if (!worker_.joinable()) {
+        pid_ = getpid();
+        worker_ = std::thread([this] { ReadAhead(); });
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        wanted_ = true;
+      }
+      requested_ = true;
+      cv_.notify_all();
+    }
+    return out;
+  }
+
+ private:
+  // Builds the next batch (runs on the caller's thread or on the pool, never both).
+  Result<std::optional<Batch>> Produce() {
     if (done_) return std::optional<Batch>();
     uint64_t want = std::min<uint64_t>(options_.batch_rows, options_.limit - emitted_);
     if (want == 0) {
@@ -407,7 +594,12 @@ class ScanReader : public BatchReader {
     held_.clear();
     while (rows.size() < want) {
       if (!span_ || span_->begin == span_->end) {
-        ASSIGN_OR_RETURN(span_, cursor_.NextLeaf());
+        auto next = cursor_.NextLeaf();
+        if (!next.ok()) {
+          done_ = true;
+          return next.status();
+        }
+        span_ = std::move(*next);
         if (!span_) {
           done_ = true;
           break;
@@ -423,8 +615,9 @@ class ScanReader : public BatchReader {
       span_->begin += take;
     }
     if (rows.empty()) return std::optional<Batch>();
-    auto columns = Materialize(impl_, fields_, rows, /*prefer_whole=*/true, &pins_);
+    auto columns = Materialize(rows);
     if (!columns.ok()) {
+      done_ = true;
       // A value reclaimed by per-field retention is named as such (spec/06 §6.12).
       return ExplainReclaimedField(impl_.store(), impl_.name_, version_->id,
                                    version_->manifest.time_ns, fields_, columns.status());
@@ -434,7 +627,114 @@ class ScanReader : public BatchReader {
     return std::optional<Batch>(std::move(b));
   }
 
- private:
+  // The read-ahead thread: builds one batch per request. One thread per reader (not the
+  // I/O pool's): the large buffers of a scan are then allocated by one thread, so the
+  // allocator reuses them instead of growing one arena per pool thread.
+  void ReadAhead() {
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return wanted_ || stop_; });
+        if (stop_) return;
+        wanted_ = false;
+      }
+      Result<std::optional<Batch>> r = Produce();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ready_.emplace(std::move(r));
+      }
+      cv_.notify_all();
+    }
+  }
+
+  // The projected fields of `rows` (in anchor order) from whole segments.
+  Result<std::vector<Column>> Materialize(const std::vector<RowRef>& rows) {
+    struct Where {
+      const ObjectId* segment = nullptr;  // null: no value (null)
+      uint32_t row = 0;
+    };
+    std::vector<std::vector<Where>> where(fields_.size());
+    struct Fetch {
+      size_t field;
+      ObjectId segment;
+      std::shared_ptr<const ScanSegment> got;
+      Status status;
+    };
+    std::vector<Fetch> fetches;
+    for (size_t f = 0; f < fields_.size(); ++f) {
+      auto& w = where[f];
+      w.resize(rows.size());
+      const btree::Leaf* last_leaf = nullptr;
+      const btree::LeafField* lf = nullptr;
+      ScanPins keep;
+      for (size_t i = 0; i < rows.size(); ++i) {
+        const RowRef& r = rows[i];
+        if (r.leaf != last_leaf) {
+          last_leaf = r.leaf;
+          lf = r.leaf->FindField(fields_[f].name);
+        }
+        if (lf == nullptr || lf->seg[r.index] == btree::kNoSegment) continue;
+        w[i] = Where{&lf->segments[lf->seg[r.index]], lf->row[r.index]};
+        if (i > 0 && w[i - 1].segment != nullptr && *w[i - 1].segment == *w[i].segment) continue;
+        const ObjectId& id = *w[i].segment;
+        if (keep.count(id) != 0) continue;
+        auto pinned = pins_[f].find(id);
+        if (pinned != pins_[f].end()) {
+          keep.emplace(id, pinned->second);
+        } else if (std::none_of(fetches.begin(), fetches.end(),
+                                [&](const Fetch& x) { return x.field == f && x.segment == id; })) {
+          fetches.push_back(Fetch{f, id, nullptr, Status::Ok()});
+          keep.emplace(id, nullptr);
+        }
+      }
+      // Segments this batch does not need are released before new ones are read.
+      pins_[f] = std::move(keep);
+    }
+    // Every missing segment of every field at once, up to 16 requests in flight on a
+    // remote store; on a local one a read is a copy from cached pages, done here.
+    IoPool::ParallelFor(
+        fetches.size(),
+        [&](size_t k) {
+          auto got = FetchScanSegment(impl_, fields_[fetches[k].field], fetches[k].segment);
+          if (got.ok()) {
+            fetches[k].got = std::move(*got);
+          } else {
+            fetches[k].status = got.status();
+          }
+        },
+        IsLocalStore(impl_.store()) ? 1 : 16);
+    for (Fetch& x : fetches) {
+      RETURN_IF_ERROR(x.status);
+      pins_[x.field][x.segment] = std::move(x.got);
+    }
+    std::vector<Column> out;
+    out.reserve(fields_.size());
+    std::vector<Run> runs;
+    for (size_t f = 0; f < fields_.size(); ++f) {
+      runs.clear();
+      for (size_t i = 0; i < rows.size(); ++i) {
+        const Where& w = where[f][i];
+        const columnar::SegmentBuffers* src =
+            w.segment == nullptr ? nullptr : &pins_[f].at(*w.segment)->buffers;
+        if (src != nullptr && w.row >= src->rows) {
+          return Corrupt("index entry for anchor " +
+                         std::to_string(rows[i].leaf->anchors[rows[i].index]) + " points at row " +
+                         std::to_string(w.row) + " of segment " + w.segment->ToString() +
+                         " which has " + std::to_string(src->rows) + " rows");
+        }
+        if (!runs.empty() && runs.back().src == src &&
+            (src == nullptr || runs.back().end == w.row)) {
+          ++runs.back().end;
+        } else {
+          runs.push_back(src == nullptr ? Run{nullptr, 0, 1} : Run{src, w.row, w.row + 1u});
+        }
+      }
+      ASSIGN_OR_RETURN(Column c, GatherRuns(fields_[f], runs, rows.size()));
+      out.push_back(std::move(c));
+    }
+    return out;
+  }
+
   std::shared_ptr<const Version> version_;
   const DatasetImpl& impl_;
   std::vector<FieldSpec> fields_;
@@ -444,9 +744,18 @@ class ScanReader : public BatchReader {
   btree::Cursor cursor_;
   std::optional<btree::LeafSpan> span_;
   std::vector<std::shared_ptr<const btree::Leaf>> held_;
-  Pins pins_;
+  std::vector<ScanPins> pins_;  // per field: the segments the last batch used
   uint64_t emitted_ = 0;
   bool done_ = false;
+  // Read-ahead: Produce() runs on worker_ after the first batch, one call per request.
+  std::thread worker_;
+  pid_t pid_ = 0;           // the process worker_ runs in
+  bool requested_ = false;  // a batch was requested from worker_ and not yet returned
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool wanted_ = false;                                // guarded by mu_
+  bool stop_ = false;                                  // guarded by mu_
+  std::optional<Result<std::optional<Batch>>> ready_;  // guarded by mu_
 };
 
 }  // namespace

@@ -400,3 +400,118 @@ def test_read_ahead_yields_in_order_raises_in_place_and_stops_when_closed():
     it.close()
     assert closed.wait(5), "the read-ahead thread kept the source open"
     assert not any(t.name == "dreamdb-read-ahead" for t in threading.enumerate())
+
+
+# ---- batched=True: whole batches as tensors ----
+
+def batch_anchors(batches):
+    return [a for b in batches for a in b["anchor"].tolist()]
+
+
+def test_batched_mode_yields_one_tensor_per_field_per_batch(store):
+    ds = make(store, batched=True, loader_batch_size=64)
+    batches = list(ds)
+    assert len(batches) == len(ds) == -(-N // 64)
+    assert [len(b["anchor"]) for b in batches] == [64] * (N // 64) + [N % 64]
+    assert batch_anchors(batches) == list(range(N))
+    b = batches[1]  # records 64..127
+    assert b["anchor"].dtype == torch.int64
+    assert b["label"].dtype == torch.int64 and b["label"].tolist() == [i * 10 for i in range(64, 128)]
+    assert b["emb"].dtype == torch.float32 and b["emb"].shape == (64, 3)
+    assert b["emb"][0].tolist() == [192.0, 193.0, 194.0]
+    assert b["patch"].dtype == torch.uint8 and b["patch"].shape == (64, 2, 2)
+    assert b["caption"][:2] == ["c64", "c65"]
+    # an optional field: the value (0 / NaN when null) and its validity
+    w, valid = b["weight"], b["weight.valid"]
+    assert w.dtype == torch.float64 and valid.dtype == torch.bool
+    assert [bool(v) for v in valid] == [(64 + i) % 7 != 0 for i in range(64)]
+    assert w[1].item() == pytest.approx(6.5)
+    # the same values as the per-sample mode, stacked
+    samples = list(make(store, fields=["emb", "patch"]))
+    assert torch.equal(torch.cat([x["emb"] for x in batches]),
+                       torch.stack([s["emb"] for s in samples]))
+    assert torch.equal(torch.cat([x["patch"] for x in batches]),
+                       torch.stack([s["patch"] for s in samples]))
+
+
+def test_batched_mode_blobs_are_bytes_and_offsets_without_per_sample_objects(store):
+    ds = make(store, fields=["raw"], batched=True, loader_batch_size=100)
+    got = []
+    for b in ds:
+        data, offsets = b["raw"], b["raw.offsets"]
+        assert data.dtype == torch.uint8 and offsets.dtype == torch.int64
+        assert offsets[0].item() == 0 and offsets[-1].item() == len(data)
+        assert len(offsets) == len(b["anchor"]) + 1
+        raw = data.numpy().tobytes()
+        got += [raw[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+    assert got == [bytes([i % 256]) for i in range(N)]
+
+
+@pytest.mark.parametrize("seed", [None, 4])
+def test_batched_mode_dataloader_workers_yield_the_rank_sequence_in_order(store, seed):
+    per_sample = anchors(make(store, shuffle_seed=seed))
+    ds = make(store, shuffle_seed=seed, fields=["label", "emb"], batched=True,
+              loader_batch_size=32)
+    loader = torch.utils.data.DataLoader(ds, num_workers=2, batch_size=None,
+                                         multiprocessing_context="fork")
+    batches = list(loader)
+    assert batch_anchors(batches) == per_sample
+    assert all(torch.equal(b["label"], b["anchor"] * 10) for b in batches)
+
+
+def test_batched_mode_ranks_partition_the_records(store):
+    seen = []
+    for rank in range(3):
+        ds = make(store, shuffle_seed=2, batched=True, loader_batch_size=16, rank=rank,
+                  world_size=3, fields=["label"])
+        mine = batch_anchors(ds)
+        assert len(mine) == N // 3
+        seen += mine
+    assert sorted(seen) == list(range(N))
+
+
+@pytest.mark.parametrize("seed", [None, 6])
+@pytest.mark.parametrize("before,after", [(0, 2), (2, 3)])
+def test_batched_mode_resumes_from_the_consumed_count(store, monkeypatch, seed, before, after):
+    batch = 16
+    kw = dict(shuffle_seed=seed, loader_batch_size=batch, rank=1, world_size=3,
+              fields=["label"])
+    full = anchors(make(store, **kw))
+    for steps in (0, 1, 5, N // 3 // batch + 1):
+        ds = make(store, batched=True, **kw)
+        head = batch_anchors(simulate_batched(ds, monkeypatch, before, stop_after=steps))
+        state = ds.state_dict(consumed=len(head))
+        assert head == full[:len(head)]
+        resumed = make(store, batched=True, **kw)
+        resumed.load_state_dict(pickle.loads(pickle.dumps(state)))
+        rest = batch_anchors(simulate_batched(resumed, monkeypatch, after))
+        assert head + rest == full
+
+
+def simulate_batched(ds, monkeypatch, workers, stop_after=None):
+    """DataLoader(batch_size=None) with `workers` workers: each iterates its own copy;
+    batches are collected round-robin. Returns the batches up to `stop_after`."""
+    if workers == 0:
+        out = list(ds)
+        return out if stop_after is None else out[:stop_after]
+    its = []
+    for w in range(workers):
+        info = type("Info", (), {"id": w, "num_workers": workers})()
+        monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda info=info: info)
+        copy = pickle.loads(pickle.dumps(ds))
+        its.append((iter(copy), info))
+    out, k, alive = [], 0, set(range(workers))
+    while alive and (stop_after is None or len(out) < stop_after):
+        w = k % workers
+        k += 1
+        if w not in alive:
+            continue
+        it, info = its[w]
+        monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda info=info: info)
+        b = next(it, None)
+        if b is None:
+            alive.discard(w)
+            continue
+        out.append(b)
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: None)
+    return out
