@@ -18,7 +18,7 @@ namespace dreamdb::btree::internal {
 using PagePtr = std::shared_ptr<const Page>;
 
 // Page reads in flight at once when a traversal fetches several children.
-inline constexpr size_t kParallelReads = 8;
+inline constexpr size_t kParallelReads = 64;
 
 // FetchPage with a thread-safe read counter (may be null).
 Result<PagePtr> Fetch(Store& store, PageCache* cache, const ObjectId& id,

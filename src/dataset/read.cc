@@ -123,7 +123,14 @@ class SegmentFetcher {
       if (auto header = impl_.headers()->Get(id)) {
         return columnar::SegmentReader::Reopen(fetch, spec, std::move(header));
       }
-      ASSIGN_OR_RETURN(auto opened, columnar::SegmentReader::Open(fetch, spec));
+      // On an object store the first request also brings the rows' blocks when the
+      // segment is small, and the whole header when it is large: one round, not two or
+      // three (header, its rest, then the blocks). On a local store a request is cheap.
+      const uint64_t first =
+          IsLocalStore(store) || need.rows.empty()
+              ? columnar::kSegmentFirstFetchBytes
+              : columnar::SpeculativeFirstFetchBytes(spec, uint64_t{need.rows.back()} + 1);
+      ASSIGN_OR_RETURN(auto opened, columnar::SegmentReader::Open(fetch, spec, first));
       auto header = opened.header();
       impl_.headers()->Insert(id, header, columnar::SegmentReader::HeaderBytes(*header));
       return opened;
