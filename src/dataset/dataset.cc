@@ -327,7 +327,7 @@ std::shared_ptr<VersionCache> VersionCache::Private() {
 }
 
 Result<std::shared_ptr<const Version>> DatasetImpl::LoadVersion(const ObjectId& id) const {
-  if (auto hit = versions_->Get(id)) return hit;
+  if (auto hit = own_versions_.Get(id)) return hit;
   auto bytes = store_->Get(id);
   if (!bytes.ok()) {
     std::string what = "manifest " + id.ToString() + " of dataset " + Quote(name_);
@@ -352,8 +352,19 @@ Result<std::shared_ptr<const Version>> DatasetImpl::LoadVersion(const ObjectId& 
       v->tombstones,
       btree::IndexRefFromCbor(v->manifest.tombstones, "manifest " + id.ToString() + " tombstones"));
   std::shared_ptr<const Version> shared = std::move(v);
+  own_versions_.Insert(id, shared, bytes->size());
   versions_->Insert(id, shared, bytes->size());
   return shared;
+}
+
+Result<std::shared_ptr<const Version>> DatasetImpl::LoadVersionNamedByRef(
+    const ObjectId& id) const {
+  if (auto hit = own_versions_.Get(id)) return hit;
+  if (auto hit = versions_->Get(id)) {
+    own_versions_.Insert(id, hit, sizeof(Version));
+    return hit;
+  }
+  return LoadVersion(id);
 }
 
 Result<bool> DatasetImpl::IsAncestor(const ObjectId& id, uint64_t time_ns,
@@ -384,7 +395,7 @@ Result<std::shared_ptr<const Version>> DatasetImpl::ReadHead() const {
     }
     return ref.status();
   }
-  return LoadVersion(ref->target);
+  return LoadVersionNamedByRef(ref->target);
 }
 
 std::shared_ptr<const Version> DatasetImpl::current() const {
@@ -656,6 +667,7 @@ Result<std::unique_ptr<Dataset>> Dataset::OpenAt(std::shared_ptr<Store> store,
   if (at.empty()) return InvalidArgument("open-at: empty snapshot, branch or manifest id");
   auto impl = std::make_unique<DatasetImpl>(store, std::string(name), "");
   std::optional<ObjectId> target;
+  bool named_by_ref = false;  // read from a ref (so stored), not given as an id
   if (at.size() == ObjectId::kTextSize && at[0] == 'b') {
     auto id = ObjectId::Parse(at);
     if (id.ok()) target = *id;
@@ -670,6 +682,7 @@ Result<std::unique_ptr<Dataset>> Dataset::OpenAt(std::shared_ptr<Store> store,
     auto ref = store->ReadRef(dataset::SnapshotRef(name, label));
     if (ref.ok()) {
       target = ref->target;
+      named_by_ref = true;
     } else if (ref.status().code() != StatusCode::kNotFound) {
       return ref.status();
     }
@@ -678,6 +691,7 @@ Result<std::unique_ptr<Dataset>> Dataset::OpenAt(std::shared_ptr<Store> store,
     auto ref = store->ReadRef(dataset::BranchRef(name, label));
     if (ref.ok()) {
       target = ref->target;
+      named_by_ref = true;
     } else if (ref.status().code() != StatusCode::kNotFound) {
       return ref.status();
     }
@@ -685,7 +699,8 @@ Result<std::unique_ptr<Dataset>> Dataset::OpenAt(std::shared_ptr<Store> store,
   if (!target) {
     return NotFound("dataset " + Quote(name) + " has no snapshot, branch or manifest " + Quote(at));
   }
-  ASSIGN_OR_RETURN(auto v, impl->LoadVersion(*target));
+  ASSIGN_OR_RETURN(
+      auto v, named_by_ref ? impl->LoadVersionNamedByRef(*target) : impl->LoadVersion(*target));
   RETURN_IF_ERROR(CheckGenesisName(*impl, *v, name));
   impl->set_current(std::move(v));
   return std::unique_ptr<Dataset>(new Dataset(std::move(impl)));

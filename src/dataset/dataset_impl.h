@@ -107,9 +107,12 @@ struct Version {
 // Decoded manifests and the names their genesis objects give, both immutable and verified
 // when read. Like the page and header caches, a view (scoped to one store) of one
 // process-wide cache, so every handle of a store reuses what any of them read: a handle
-// opened at the head another handle already loaded (a search from Python, a DataLoader
-// worker) reads neither the manifest nor its genesis again. A store without an identity of
-// its own (see SharesCaches in dataset.cc) gets a private cache.
+// opened at a branch or snapshot another handle already loaded (a DataLoader worker, a
+// reopen) reads neither the manifest nor its genesis again. A manifest is looked up here
+// only when a ref names it (refs never name a missing object): a manifest asked for by id
+// may have been removed by GC since, and must then be not_found, not a cached copy. A
+// store without an identity of its own (see SharesCaches in dataset.cc) gets a private
+// cache.
 // Thread safety: all methods may be called concurrently.
 class VersionCache {
  public:
@@ -151,6 +154,9 @@ class DatasetImpl {
   DatasetImpl(std::shared_ptr<Store> store, std::string name, std::string branch);
 
   Result<std::shared_ptr<const Version>> LoadVersion(const ObjectId& id) const;
+  // LoadVersion of a manifest a ref was just read to name: may be answered by the
+  // process-wide cache (VersionCache), since the ref proves the manifest is stored.
+  Result<std::shared_ptr<const Version>> LoadVersionNamedByRef(const ObjectId& id) const;
   // True when `id` (a manifest made at `time_ns`) is `head` or one of its ancestors.
   Result<bool> IsAncestor(const ObjectId& id, uint64_t time_ns, const ObjectId& head) const;
   // Reads the branch ref and loads its manifest.
@@ -207,7 +213,10 @@ class DatasetImpl {
   std::shared_ptr<vindex::ObjectCache> vectors_;
   mutable std::mutex mu_;
   std::shared_ptr<const Version> current_;  // guarded by mu_
-  // Recently loaded versions (manifests are immutable), bounded by encoded bytes.
+  // Recently loaded versions (manifests are immutable), bounded by encoded bytes: this
+  // handle's, and the store's in this process (see VersionCache for when it is asked).
+  static constexpr uint64_t kVersionCacheBytes = uint64_t{4} << 20;
+  mutable ByteLruCache<ObjectId, Version> own_versions_{kVersionCacheBytes};
   std::shared_ptr<VersionCache> versions_;
   mutable std::atomic<uint64_t> requests_{0};
   mutable std::atomic<uint64_t> bytes_fetched_{0};
