@@ -34,6 +34,7 @@ import json
 import os
 import pathlib
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -64,19 +65,36 @@ class Counter:
 
     def __init__(self, proxy: FaultProxy):
         self.proxy = proxy
-        self.mark = (0, 0, 0)
+        self.mark = (0, 0, 0, 0, 0.0)
         self.take()
         self.last_bytes = 0
 
     def take(self) -> int:
-        """Requests since the last call; their response bytes are left in last_bytes."""
+        """Requests since the last call; their response bytes are left in last_bytes and
+        the rounds of dependent requests (the proxy's waves) in last_waves."""
         s = self.proxy.stats
-        now = (s.requests, s.bytes_down, s.bytes_up)
+        now = (s.requests, s.bytes_down, s.bytes_up, s.waves, s.busy_s)
         n = now[0] - self.mark[0]
         self.last_bytes = now[1] - self.mark[1]
         self.last_bytes_up = now[2] - self.mark[2]
+        self.last_waves = now[3] - self.mark[3]
+        self.last_busy_s = now[4] - self.mark[4]
         self.mark = now
         return n
+
+
+def traced(proxy, fn) -> list:
+    """The requests `fn()` makes, as (wave, method, key, range) rows."""
+    proxy.stats.trace.clear()
+    proxy.trace = True
+    try:
+        fn()
+    finally:
+        proxy.trace = False
+    rows = list(proxy.stats.trace)
+    first = rows[0][0] if rows else 0
+    return [(w - first + 1, m, k.rsplit("/", 1)[-1][:16] if "/objects/" in k else k, r)
+            for w, m, k, r in rows]
 
 
 def pct(xs, p):
@@ -84,7 +102,7 @@ def pct(xs, p):
 
 
 def bench_dreamdb(uri: str, t: pa.Table, queries: np.ndarray, picks: np.ndarray, proxy,
-                  cache_dir: str, file_uri: str) -> dict:
+                  cache_dir: str, file_uri: str, trace: bool = False) -> dict:
     import dreamdb
 
     out: dict = {}
@@ -103,6 +121,28 @@ def bench_dreamdb(uri: str, t: pa.Table, queries: np.ndarray, picks: np.ndarray,
 
     def fresh(cache=None):
         return dreamdb.Dataset.open("b", store=uri, cache=cache)
+
+    opens, open_waves = [], []
+    for _ in range(5):
+        c.take()
+        t0 = time.perf_counter()
+        fresh()
+        opens.append((time.perf_counter() - t0) * 1000)
+        out["open_requests"] = c.take()
+        open_waves.append(c.last_waves)
+        out["open_busy_ms"] = c.last_busy_s * 1000
+    out["open_p50_ms"], out["open_waves_p50"] = pct(opens, 50), pct(open_waves, 50)
+    if trace:
+        # In a new process each: nothing cached in memory (this one's caches are warm).
+        code = ("import sys, dreamdb, numpy as np; d = dreamdb.Dataset.open('b', store=sys.argv[1]);"
+                "d.take([int(x) for x in sys.argv[2].split(',')], fields=['label', 'tag'])"
+                " if sys.argv[3] == 'take' else d.search('emb', np.array("
+                "[float(x) for x in sys.argv[2].split(',')], dtype=np.float32), k=10)")
+        for what, arg in (("take", ",".join(map(str, picks.tolist()))),
+                          ("search", ",".join(map(str, queries[0].tolist())))):
+            out[f"trace_open_{what}"] = traced(proxy, lambda: subprocess.run(
+                [sys.executable, "-c", code, uri, arg, what], check=True))
+        c.take()
 
     d = fresh()
     s0 = d.store.stats()
@@ -124,9 +164,11 @@ def bench_dreamdb(uri: str, t: pa.Table, queries: np.ndarray, picks: np.ndarray,
         assert got.num_rows == len(picks)
         out[f"{name}_requests"] = c.take()
         out[f"{name}_bytes"] = c.last_bytes
+        out[f"{name}_waves"] = c.last_waves
+        out[f"{name}_busy_ms"] = c.last_busy_s * 1000
         out[f"{name}_bytes_in"] = d.store.stats()["bytes_in"] - s0["bytes_in"]
 
-    cold, cold_req, cold_bytes = [], [], []
+    cold, cold_req, cold_bytes, cold_waves, cold_busy = [], [], [], [], []
     for q in queries:
         d = fresh()
         c.take()
@@ -135,9 +177,13 @@ def bench_dreamdb(uri: str, t: pa.Table, queries: np.ndarray, picks: np.ndarray,
         cold.append((time.perf_counter() - t0) * 1000)
         cold_req.append(c.take())
         cold_bytes.append(c.last_bytes)
+        cold_waves.append(c.last_waves)
+        cold_busy.append(c.last_busy_s * 1000)
     out["query_cold_p50_ms"], out["query_cold_p95_ms"] = pct(cold, 50), pct(cold, 95)
     out["query_cold_requests_p50"] = pct(cold_req, 50)
     out["query_cold_bytes_p50"] = pct(cold_bytes, 50)
+    out["query_cold_waves_p50"] = pct(cold_waves, 50)
+    out["query_cold_busy_ms_p50"] = pct(cold_busy, 50)
 
     d = fresh(cache_dir)
     for q in queries:  # fill the cache and the handle
@@ -190,6 +236,16 @@ def bench_lance(url: str, endpoint: str, t: pa.Table, queries: np.ndarray, picks
     def fresh():
         return lance.dataset(url, storage_options=opts)
 
+    opens, open_waves = [], []
+    for _ in range(5):
+        c.take()
+        t0 = time.perf_counter()
+        fresh()
+        opens.append((time.perf_counter() - t0) * 1000)
+        out["open_requests"] = c.take()
+        open_waves.append(c.last_waves)
+        out["open_busy_ms"] = c.last_busy_s * 1000
+    out["open_p50_ms"], out["open_waves_p50"] = pct(opens, 50), pct(open_waves, 50)
     d = fresh()
     t0 = time.perf_counter()
     scanned = d.to_table()
@@ -206,7 +262,9 @@ def bench_lance(url: str, endpoint: str, t: pa.Table, queries: np.ndarray, picks
         assert got.num_rows == len(picks)
         out[f"{name}_requests"] = c.take()
         out[f"{name}_bytes"] = c.last_bytes
-    cold, cold_req, cold_bytes = [], [], []
+        out[f"{name}_waves"] = c.last_waves
+        out[f"{name}_busy_ms"] = c.last_busy_s * 1000
+    cold, cold_req, cold_bytes, cold_waves, cold_busy = [], [], [], [], []
     for q in queries:
         d = fresh()
         c.take()
@@ -215,9 +273,13 @@ def bench_lance(url: str, endpoint: str, t: pa.Table, queries: np.ndarray, picks
         cold.append((time.perf_counter() - t0) * 1000)
         cold_req.append(c.take())
         cold_bytes.append(c.last_bytes)
+        cold_waves.append(c.last_waves)
+        cold_busy.append(c.last_busy_s * 1000)
     out["query_cold_p50_ms"], out["query_cold_p95_ms"] = pct(cold, 50), pct(cold, 95)
     out["query_cold_requests_p50"] = pct(cold_req, 50)
     out["query_cold_bytes_p50"] = pct(cold_bytes, 50)
+    out["query_cold_waves_p50"] = pct(cold_waves, 50)
+    out["query_cold_busy_ms_p50"] = pct(cold_busy, 50)
     d = fresh()
     for q in queries:
         d.to_table(nearest={"column": "emb", "q": q, "k": 10})
@@ -239,6 +301,9 @@ def main() -> None:
     ap.add_argument("--latency-ms", type=float, default=0.0)
     ap.add_argument("--systems", default="dreamdb,lance")
     ap.add_argument("--json")
+    ap.add_argument("--trace", action="store_true",
+                    help="also list DreamDB's requests (with their round) of a cold open + take "
+                         "and a cold open + search, each in a new process")
     args = ap.parse_args()
     endpoint = os.environ["DREAMDB_S3_ENDPOINT"]
     bucket = os.environ["DREAMDB_S3_BUCKET"]
@@ -256,7 +321,8 @@ def main() -> None:
             try:
                 uri = f"s3://{bucket}/bench-{run}/dreamdb?endpoint={proxy.endpoint}"
                 result["dreamdb"] = bench_dreamdb(uri, t, queries, picks, proxy,
-                                                  str(tmp / "cache"), f"file://{tmp / 'file'}")
+                                                  str(tmp / "cache"), f"file://{tmp / 'file'}",
+                                                  args.trace)
             finally:
                 proxy.stop()
         if "lance" in args.systems:

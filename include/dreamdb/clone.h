@@ -15,6 +15,9 @@
 //        and a ref that diverged (or a snapshot that differs) is left alone and reported.
 //   Resuming: objects already in the destination are skipped (one listing of it), so a
 //   clone run again after an interruption copies only what is missing, then the refs.
+//   Reading once: the walk reads (and verifies) every object of the closure to find what
+//   it references; the bytes of the objects the destination lacks are kept from that read
+//   for the copy, up to CloneOptions::retain_bytes, so each is read from the source once.
 //
 // Thread safety: Clone is reentrant; it reads `src` and writes `dst` from several threads
 // (stores are thread-safe).
@@ -48,6 +51,10 @@ struct CloneOptions {
   int parallelism = 8;
   // Called now and then from the calling thread.
   std::function<void(const CloneProgress&)> progress;
+  // Bytes of source objects held in memory between the walk, which reads each object of
+  // the closure, and the copy, so that an object the destination lacks is read from the
+  // source once. Objects past this bound are read again when they are copied.
+  uint64_t retain_bytes = uint64_t{256} << 20;
 };
 
 struct CloneReport {

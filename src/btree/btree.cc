@@ -229,7 +229,7 @@ Result<std::vector<PagePtr>> FetchMany(Store& store, PageCache* cache,
     }
   };
   for (size_t i : misses) {
-    if (in_flight.size() >= kParallelReads) drain_one();
+    if (in_flight.size() >= kParallelFetches) drain_one();
     if (!first_error.ok()) break;
     const ObjectId id = ids[i];
     in_flight.emplace_back(i, std::async(std::launch::async, [&store, cache, id, pages_read]() {

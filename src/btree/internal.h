@@ -17,8 +17,11 @@ namespace dreamdb::btree::internal {
 
 using PagePtr = std::shared_ptr<const Page>;
 
-// Page reads in flight at once when a traversal fetches several children.
+// Children a full traversal (VisitLeaves) fetches per batch, bounding its memory.
 inline constexpr size_t kParallelReads = 8;
+// Page reads FetchMany keeps in flight: a lookup of many anchors (a random take) reads all
+// the leaves it needs in one round trip on an object store, not a window of 8 at a time.
+inline constexpr size_t kParallelFetches = 64;
 
 // FetchPage with a thread-safe read counter (may be null).
 Result<PagePtr> Fetch(Store& store, PageCache* cache, const ObjectId& id,

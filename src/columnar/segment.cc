@@ -1092,18 +1092,48 @@ Result<Bytes> SegmentReader::Checked(uint64_t offset, uint64_t length, Result<By
   return r;
 }
 
-Result<SegmentReader> SegmentReader::Open(FetchRange fetch, const FieldSpec& field) {
+uint64_t SpeculativeFirstFetchBytes(const FieldSpec& field, uint64_t min_rows) {
+  constexpr uint64_t kWholeBelow = uint64_t{1} << 20;
+  constexpr uint64_t kMaxFirst = uint64_t{16} << 20;
+  constexpr uint64_t kVariableGuess = 16;  // bytes per variable-width value
+  const uint64_t n = std::min<uint64_t>(min_rows, kSegmentMaxRows);
+  auto blocks = [](uint64_t bytes, uint64_t block) { return (bytes + block - 1) / block; };
+  uint64_t sums = blocks((n + 7) / 8, FixedBlock3(1));  // validity
+  uint64_t data = 0;
+  if (UsesSq8(field)) {
+    const uint64_t dim = std::max<uint64_t>(1, field.dim);
+    sums +=
+        blocks(n * kSq8ScaleBytes, FixedBlock3(kSq8ScaleBytes)) + blocks(n * dim, FixedBlock3(dim));
+    data = n * (kSq8ScaleBytes + dim);
+  } else if (IsVariable(field.type)) {
+    sums += blocks((n + 1) * 8, FixedBlock3(8)) + blocks(n * kVariableGuess, kSmallBlock);
+    data = n * (8 + kVariableGuess);
+  } else {
+    const uint64_t width = std::max<uint64_t>(1, ValueWidth(field));
+    sums += blocks(n * width, FixedBlock3(width));
+    data = n * width;
+  }
+  // The prefix, the header's map and buffer entries, and 16 bytes per block sum.
+  const uint64_t header = kSegmentPrefixBytes + 1024 + sums * kSegmentSumBytes;
+  const uint64_t whole = header + data;
+  const uint64_t want = whole <= kWholeBelow ? whole + whole / 4 : header + header / 4;
+  return std::clamp<uint64_t>(want + kSegmentFirstFetchBytes, kSegmentFirstFetchBytes, kMaxFirst);
+}
+
+Result<SegmentReader> SegmentReader::Open(FetchRange fetch, const FieldSpec& field,
+                                          uint64_t first_fetch_bytes) {
+  first_fetch_bytes = std::max(first_fetch_bytes, kSegmentPrefixBytes);
   SegmentReader reader(std::move(fetch), field);
   ++reader.stats_.requests;
-  Result<Bytes> first = reader.fetch_(0, kSegmentFirstFetchBytes);
+  Result<Bytes> first = reader.fetch_(0, first_fetch_bytes);
   if (!first.ok()) return first.status();
   reader.stats_.bytes_fetched += first->size();
-  if (first->size() > kSegmentFirstFetchBytes) {
+  if (first->size() > first_fetch_bytes) {
     return SegCorrupt("storage returned " + std::to_string(first->size()) +
-                      " bytes for a range of " + std::to_string(kSegmentFirstFetchBytes));
+                      " bytes for a range of " + std::to_string(first_fetch_bytes));
   }
   Bytes prefix = std::move(first).value();
-  const bool clipped = prefix.size() < kSegmentFirstFetchBytes;
+  const bool clipped = prefix.size() < first_fetch_bytes;
   ASSIGN_OR_RETURN(uint64_t header_end, ParsePrefix(prefix));
   if (prefix.size() < header_end) {
     if (clipped) {

@@ -47,6 +47,15 @@ inline constexpr uint64_t kSegmentSumBytes = 16;
 // takes one request.
 inline constexpr uint64_t kSegmentFirstFetchBytes = 4096;
 
+// How many bytes to ask for first when opening a segment of `field` holding at least
+// `min_rows` rows on an object store, where one more request costs a round trip and a few
+// hundred KiB cost about nothing: the whole object when it is likely to be at most 1 MiB
+// (header and every block in one request, so no further round), else the likely header
+// plus a margin. Estimated from the block rules of format 3 and the field's width
+// (variable-width values at 16 bytes); never below kSegmentFirstFetchBytes, at most 16 MiB.
+// A short estimate costs one more request, as a 4 KiB first fetch would.
+uint64_t SpeculativeFirstFetchBytes(const FieldSpec& field, uint64_t min_rows);
+
 // Encodes `column` as a segment. kInvalidArgument if the column cannot be stored (more
 // than kSegmentMaxRows rows, an invalid field spec, a header over the limit). The encoding
 // follows the column's field spec: an embedding field whose declared index says raw =
@@ -102,12 +111,11 @@ struct SegmentReadStats {
 };
 
 // Reads rows of a segment through ranged fetches. Open fetches the header (one request of
-// kSegmentFirstFetchBytes, a second one only for a longer header). ReadRows fetches only
-// the checksum blocks holding the requested rows (offsets first, then data, for
-// variable-width types; codes, then the dictionary entries they use, for categorical),
-// coalescing ranges that touch (and, unless set_coalesce_gaps(false), ranges whose gap is
-// at most max(4 KiB, 25% of the merged range)), and verifies every block it uses.
-// Movable, not copyable.
+// kSegmentFirstFetchBytes or as asked, a second one only for a longer header). ReadRows fetches
+// only the checksum blocks holding the requested rows (offsets first, then data, for variable-width
+// types; codes, then the dictionary entries they use, for categorical), coalescing ranges that
+// touch (and, unless set_coalesce_gaps(false), ranges whose gap is at most max(4 KiB, 25% of the
+// merged range)), and verifies every block it uses. Movable, not copyable.
 class SegmentReader {
  public:
   struct Layout;  // parsed header (segment.cc)
@@ -116,8 +124,11 @@ class SegmentReader {
   // handle may keep it (keyed by the segment's id) and reopen the segment without I/O.
   struct Header;
 
-  // Fetches and verifies the header; see DecodeSegment for the error codes.
-  static Result<SegmentReader> Open(FetchRange fetch, const FieldSpec& field);
+  // Fetches and verifies the header; see DecodeSegment for the error codes. The first
+  // request asks for `first_fetch_bytes` (at least kSegmentPrefixBytes); what it returns
+  // past the header is kept and serves later reads (verified block by block when used).
+  static Result<SegmentReader> Open(FetchRange fetch, const FieldSpec& field,
+                                    uint64_t first_fetch_bytes = kSegmentFirstFetchBytes);
   // A reader over a header an earlier Open of the same object returned (header()); no
   // request is made. The layout is parsed again (from the kept bytes) when `field`
   // differs from the one it was opened with, with Open's checks and error codes.

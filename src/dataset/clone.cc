@@ -6,7 +6,9 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -38,6 +40,59 @@ Result<bool> Descends(Store& store, const ObjectId& id, const ObjectId& ancestor
   }
   return false;
 }
+
+// The source as the closure walk sees it: every call goes to `src` (verified and counted
+// there), and the bytes of each object read whole are kept, up to `budget` bytes, so the
+// copy does not read them again. Thread-safe.
+class RetainingReads final : public ObjectBackend {
+ public:
+  RetainingReads(Store& src, uint64_t budget) : src_(src), budget_(budget) {}
+
+  Status Put(const ObjectId& id, ByteView data) override { return src_.PutWithId(id, data); }
+  Result<Bytes> Get(const ObjectId& id) override {
+    {
+      std::lock_guard lock(mu_);
+      auto it = kept_.find(id);
+      if (it != kept_.end()) return it->second;
+    }
+    ASSIGN_OR_RETURN(Bytes data, src_.Get(id));
+    std::lock_guard lock(mu_);
+    if (used_ + data.size() <= budget_ && kept_.emplace(id, data).second) used_ += data.size();
+    return data;
+  }
+  Result<Bytes> GetRange(const ObjectId& id, uint64_t offset, uint64_t length) override {
+    return src_.GetRange(id, offset, length);
+  }
+  Result<ObjectInfo> Head(const ObjectId& id) override { return src_.Head(id); }
+  Status List(std::string_view shard_prefix, const ObjectVisitor& visit) override {
+    return src_.ListObjects(shard_prefix, visit);
+  }
+  Status Delete(const ObjectId& id) override { return src_.DeleteObject(id); }
+  // The source counts every call itself, so the Store over this backend counts none.
+  std::optional<StoreStats> Stats() const override { return src_.stats(); }
+
+  // The kept bytes of `id` (handed over once), else nullopt.
+  std::optional<Bytes> Take(const ObjectId& id) {
+    std::lock_guard lock(mu_);
+    auto it = kept_.find(id);
+    if (it == kept_.end()) return std::nullopt;
+    std::optional<Bytes> out(std::move(it->second));
+    kept_.erase(it);
+    return out;
+  }
+  // Drops what the copy will not need.
+  void Forget(const ObjectId& id) {
+    std::lock_guard lock(mu_);
+    kept_.erase(id);
+  }
+
+ private:
+  Store& src_;
+  const uint64_t budget_;
+  std::mutex mu_;
+  std::unordered_map<ObjectId, Bytes> kept_;  // guarded by mu_
+  uint64_t used_ = 0;  // guarded by mu_ (never decreases: a bound on reads kept)
+};
 
 }  // namespace
 
@@ -76,7 +131,14 @@ Status Clone(Store& src, Store& dst, const CloneOptions& options, CloneReport* r
   }
   report.refs = refs.size();
 
-  // 2. Their closure, read (and verified) from the source.
+  // 2. Their closure, read (and verified) from the source. The walk reads every object of
+  // the closure whole; the copy reuses those reads (`reads` keeps them).
+  auto reads = std::make_shared<RetainingReads>(src, options.retain_bytes);
+  StoreOptions walk_options = src.options();
+  walk_options.verify_reads = false;  // src.Get verified them already
+  std::unique_ptr<Store> walked = Store::FromBackends(
+      src.uri(), reads, std::shared_ptr<RefBackend>(&src.ref_backend(), [](RefBackend*) {}),
+      walk_options);
   std::vector<RefValue> roots;
   std::unordered_map<ObjectId, uint64_t> closure;  // id -> size
   std::vector<ObjectId> order;
@@ -84,7 +146,7 @@ Status Clone(Store& src, Store& dst, const CloneOptions& options, CloneReport* r
     if (closure.emplace(id, size).second) order.push_back(id);
   };
   for (const RefValue& r : refs) {
-    ASSIGN_OR_RETURN(Bytes target, src.Get(r.target));
+    ASSIGN_OR_RETURN(Bytes target, walked->Get(r.target));
     if (dataset::PeekKind(target) != dataset::kManifestKind) {
       add(r.target, target.size());  // a raw ref target names nothing else
       continue;
@@ -93,7 +155,7 @@ Status Clone(Store& src, Store& dst, const CloneOptions& options, CloneReport* r
     std::string dataset_name = r.name.substr(0, r.name.find('/'));
     if (m.ok() && r.name.find('/') == std::string::npos) {
       // A ref outside the dataset name spaces: walked as its dataset's (as GC does).
-      auto g = src.Get(m->genesis);
+      auto g = walked->Get(m->genesis);
       auto gen = g.ok() ? dataset::DecodeGenesis(*g) : Result<dataset::Genesis>(g.status());
       if (gen.ok()) dataset_name = gen->name;
       roots.push_back({dataset_name + "/" + r.name, r.target});
@@ -104,7 +166,7 @@ Status Clone(Store& src, Store& dst, const CloneOptions& options, CloneReport* r
   std::unordered_set<ObjectId> pruned;
   RETURN_IF_ERROR(ListPruned(src, "", &pruned));
   VerifyReport walk = WalkReachable(
-      src, roots, add, [&](uint64_t n) { progress("walk", n, 0); }, &pruned);
+      *walked, roots, add, [&](uint64_t n) { progress("walk", n, 0); }, &pruned);
   if (!walk.problems.empty()) {
     std::string first = walk.problems.front();
     return Corrupt("the source's refs reach " + std::to_string(walk.problems.size()) +
@@ -120,7 +182,11 @@ Status Clone(Store& src, Store& dst, const CloneOptions& options, CloneReport* r
   }));
   std::vector<ObjectId> missing;
   for (const ObjectId& id : order) {
-    if (present.count(id) == 0) missing.push_back(id);
+    if (present.count(id) == 0) {
+      missing.push_back(id);
+    } else {
+      reads->Forget(id);
+    }
   }
   report.objects_present = order.size() - missing.size();
   std::atomic<size_t> next{0};
@@ -136,7 +202,11 @@ Status Clone(Store& src, Store& dst, const CloneOptions& options, CloneReport* r
       size_t i = next.fetch_add(1);
       if (i >= missing.size()) return;
       Status st = [&]() -> Status {
-        ASSIGN_OR_RETURN(Bytes data, src.Get(missing[i]));
+        std::optional<Bytes> kept = reads->Take(missing[i]);
+        if (!kept) {
+          ASSIGN_OR_RETURN(kept, src.Get(missing[i]));
+        }
+        const Bytes& data = *kept;
         RETURN_IF_ERROR(dst.PutWithId(missing[i], data));
         bytes.fetch_add(data.size());
         return Status::Ok();

@@ -144,6 +144,36 @@ TEST(CloneTest, BranchesMoveOnlyForwardAndDivergedRefsAreReported) {
   EXPECT_EQ(Refs(*dst)["a/branches/dev"], dst_dev);
 }
 
+uint64_t Gets(const Store& s) {
+  const StoreStats st = s.stats();
+  uint64_t n = 0;
+  for (uint64_t c : st.requests[StoreStats::kGet]) n += c;
+  return n;
+}
+
+// The walk reads every object of the closure to find what it references; the copy used to
+// read each one again. Now it reuses the walk's read (within retain_bytes).
+TEST(CloneTest, CloneReadsEachSourceObjectOnce) {
+  auto src = MemStore();
+  MakeDataset(src, "a", 6);
+  CloneReport r;
+  const uint64_t before = Gets(*src);
+  ASSERT_TRUE(Clone(*src, *MemStore(), {}, &r).ok());
+  EXPECT_GT(r.objects, 10u);
+  EXPECT_EQ(r.objects_copied, r.objects);
+  EXPECT_EQ(Gets(*src) - before, r.objects);  // one GET per object, ref reads aside
+
+  // With nothing kept, every copied object is read twice (the cost before).
+  CloneOptions none;
+  none.retain_bytes = 0;
+  auto dst = MemStore();
+  const uint64_t before_none = Gets(*src);
+  ASSERT_TRUE(Clone(*src, *dst, none, &r).ok());
+  EXPECT_GE(Gets(*src) - before_none, 2 * r.objects);
+  EXPECT_EQ(Refs(*dst), Refs(*src));
+  EXPECT_TRUE(Verify(*dst)->problems.empty());
+}
+
 TEST(CloneTest, DamagedSourceMovesNoRef) {
   auto src = MemStore();
   MakeDataset(src, "a", 2);

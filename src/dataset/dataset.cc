@@ -64,6 +64,11 @@ std::shared_ptr<dataset::SegmentHeaderCache> HeadersFor(const Store& store) {
   return dataset::SegmentHeaderCache::ForStore(store.uri());
 }
 
+std::shared_ptr<VersionCache> VersionsFor(const Store& store) {
+  if (!SharesCaches(store)) return VersionCache::Private();
+  return VersionCache::ForStore(store.uri());
+}
+
 std::mt19937_64& Rng() {
   thread_local std::mt19937_64 rng(std::random_device{}() ^
                                    (static_cast<uint64_t>(getpid()) << 32) ^
@@ -207,16 +212,36 @@ Result<std::vector<uint64_t>> SortedUnique(std::vector<uint64_t> anchors, bool a
   return anchors;
 }
 
-// A manifest must belong to the dataset it is opened as: its genesis names it.
-Status CheckGenesisName(Store& store, const ObjectId& genesis, const ObjectId& manifest,
-                        std::string_view name) {
-  auto gbytes = store.Get(genesis);
-  if (!gbytes.ok())
-    return gbytes.status().WithContext("genesis of manifest " + manifest.ToString());
-  ASSIGN_OR_RETURN(dataset::Genesis g, dataset::DecodeGenesis(*gbytes));
-  if (g.name != name) {
-    return InvalidArgument("manifest " + manifest.ToString() + " belongs to dataset " +
-                           Quote(g.name) + ", not " + Quote(name));
+// True for stores whose reads are system calls on local files or memory.
+bool IsLocal(const Store& store) {
+  const std::string& uri = store.uri();
+  return uri.rfind("file://", 0) == 0 || uri.rfind("memory://", 0) == 0;
+}
+
+// A manifest must belong to the dataset it is opened as: its genesis names it (read once
+// per store and process: the name a genesis gives never changes). On an object store the
+// root page of the anchor index, which every read of the version starts from, is fetched
+// at the same time: the two requests make one round trip instead of two, one now and one
+// at the first read. A failed prefetch is left for that read to report.
+Status CheckGenesisName(const DatasetImpl& impl, const Version& v, std::string_view name) {
+  std::future<void> root;
+  if (!IsLocal(impl.store()) && !v.index.empty() && !v.index.is_inline() &&
+      impl.pages()->Get(v.index.root) == nullptr) {
+    root = std::async(std::launch::async, [&impl, &v] {
+      (void)btree::FetchPage(impl.store(), impl.pages(), v.index.root);
+    });
+  }
+  std::shared_ptr<const std::string> known = impl.versions().GenesisName(v.manifest.genesis);
+  if (known == nullptr) {
+    auto gbytes = impl.store().Get(v.manifest.genesis);
+    if (!gbytes.ok()) return gbytes.status().WithContext("genesis of manifest " + v.id.ToString());
+    ASSIGN_OR_RETURN(dataset::Genesis g, dataset::DecodeGenesis(*gbytes));
+    impl.versions().InsertGenesisName(v.manifest.genesis, g.name);
+    known = std::make_shared<const std::string>(std::move(g.name));
+  }
+  if (*known != name) {
+    return InvalidArgument("manifest " + v.id.ToString() + " belongs to dataset " + Quote(*known) +
+                           ", not " + Quote(name));
   }
   return Status::Ok();
 }
@@ -288,10 +313,22 @@ DatasetImpl::DatasetImpl(std::shared_ptr<Store> store, std::string name, std::st
       segments_(std::make_shared<dataset::SegmentCache>(kDefaultSegmentCacheBytes)),
       headers_(HeadersFor(*store_)),
       vectors_(SharesCaches(*store_) ? vindex::ObjectCache::ForStore(store_->uri())
-                                     : vindex::NewObjectCache()) {}
+                                     : vindex::NewObjectCache()),
+      versions_(VersionsFor(*store_)) {}
+
+std::shared_ptr<VersionCache> VersionCache::ForStore(std::string_view store_identity) {
+  static const auto versions = std::make_shared<Versions>(kSharedBytes, kSharedBytes / 4);
+  static const auto names = std::make_shared<Names>(uint64_t{1} << 20);
+  return std::make_shared<VersionCache>(versions, names, StoreScope(store_identity));
+}
+
+std::shared_ptr<VersionCache> VersionCache::Private() {
+  return std::make_shared<VersionCache>(std::make_shared<Versions>(kPrivateBytes),
+                                        std::make_shared<Names>(uint64_t{64} << 10), 0);
+}
 
 Result<std::shared_ptr<const Version>> DatasetImpl::LoadVersion(const ObjectId& id) const {
-  if (auto hit = versions_.Get(id)) return hit;
+  if (auto hit = own_versions_.Get(id)) return hit;
   auto bytes = store_->Get(id);
   if (!bytes.ok()) {
     std::string what = "manifest " + id.ToString() + " of dataset " + Quote(name_);
@@ -316,8 +353,19 @@ Result<std::shared_ptr<const Version>> DatasetImpl::LoadVersion(const ObjectId& 
       v->tombstones,
       btree::IndexRefFromCbor(v->manifest.tombstones, "manifest " + id.ToString() + " tombstones"));
   std::shared_ptr<const Version> shared = std::move(v);
-  versions_.Insert(id, shared, bytes->size());
+  own_versions_.Insert(id, shared, bytes->size());
+  versions_->Insert(id, shared, bytes->size());
   return shared;
+}
+
+Result<std::shared_ptr<const Version>> DatasetImpl::LoadVersionNamedByRef(
+    const ObjectId& id) const {
+  if (auto hit = own_versions_.Get(id)) return hit;
+  if (auto hit = versions_->Get(id)) {
+    own_versions_.Insert(id, hit, sizeof(Version));
+    return hit;
+  }
+  return LoadVersion(id);
 }
 
 Result<bool> DatasetImpl::IsAncestor(const ObjectId& id, uint64_t time_ns,
@@ -348,7 +396,7 @@ Result<std::shared_ptr<const Version>> DatasetImpl::ReadHead() const {
     }
     return ref.status();
   }
-  return LoadVersion(ref->target);
+  return LoadVersionNamedByRef(ref->target);
 }
 
 std::shared_ptr<const Version> DatasetImpl::current() const {
@@ -609,7 +657,7 @@ Result<std::unique_ptr<Dataset>> Dataset::Open(std::shared_ptr<Store> store, std
     }
     return v.status();
   }
-  RETURN_IF_ERROR(CheckGenesisName(*store, (*v)->manifest.genesis, (*v)->id, name));
+  RETURN_IF_ERROR(CheckGenesisName(*impl, **v, name));
   impl->set_current(std::move(*v));
   return std::unique_ptr<Dataset>(new Dataset(std::move(impl)));
 }
@@ -620,6 +668,7 @@ Result<std::unique_ptr<Dataset>> Dataset::OpenAt(std::shared_ptr<Store> store,
   if (at.empty()) return InvalidArgument("open-at: empty snapshot, branch or manifest id");
   auto impl = std::make_unique<DatasetImpl>(store, std::string(name), "");
   std::optional<ObjectId> target;
+  bool named_by_ref = false;  // read from a ref (so stored), not given as an id
   if (at.size() == ObjectId::kTextSize && at[0] == 'b') {
     auto id = ObjectId::Parse(at);
     if (id.ok()) target = *id;
@@ -634,6 +683,7 @@ Result<std::unique_ptr<Dataset>> Dataset::OpenAt(std::shared_ptr<Store> store,
     auto ref = store->ReadRef(dataset::SnapshotRef(name, label));
     if (ref.ok()) {
       target = ref->target;
+      named_by_ref = true;
     } else if (ref.status().code() != StatusCode::kNotFound) {
       return ref.status();
     }
@@ -642,6 +692,7 @@ Result<std::unique_ptr<Dataset>> Dataset::OpenAt(std::shared_ptr<Store> store,
     auto ref = store->ReadRef(dataset::BranchRef(name, label));
     if (ref.ok()) {
       target = ref->target;
+      named_by_ref = true;
     } else if (ref.status().code() != StatusCode::kNotFound) {
       return ref.status();
     }
@@ -649,8 +700,9 @@ Result<std::unique_ptr<Dataset>> Dataset::OpenAt(std::shared_ptr<Store> store,
   if (!target) {
     return NotFound("dataset " + Quote(name) + " has no snapshot, branch or manifest " + Quote(at));
   }
-  ASSIGN_OR_RETURN(auto v, impl->LoadVersion(*target));
-  RETURN_IF_ERROR(CheckGenesisName(*store, v->manifest.genesis, *target, name));
+  ASSIGN_OR_RETURN(
+      auto v, named_by_ref ? impl->LoadVersionNamedByRef(*target) : impl->LoadVersion(*target));
+  RETURN_IF_ERROR(CheckGenesisName(*impl, *v, name));
   impl->set_current(std::move(v));
   return std::unique_ptr<Dataset>(new Dataset(std::move(impl)));
 }

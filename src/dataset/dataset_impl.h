@@ -83,6 +83,8 @@
 #include <vector>
 
 #include "dreamdb/dataset.h"
+#include "src/base/lru_cache.h"
+#include "src/base/store_scope.h"
 #include "src/btree/btree.h"
 #include "src/dataset/manifest.h"
 #include "src/dataset/segment_cache.h"
@@ -102,11 +104,66 @@ struct Version {
   btree::IndexRef tombstones;
 };
 
+// Decoded manifests and the names their genesis objects give, both immutable and verified
+// when read. Like the page and header caches, a view (scoped to one store) of one
+// process-wide cache, so every handle of a store reuses what any of them read: a handle
+// opened at a branch or snapshot another handle already loaded (a DataLoader worker, a
+// reopen) reads neither the manifest nor its genesis again. A manifest is looked up here
+// only when a ref names it (refs never name a missing object): a manifest asked for by id
+// may have been removed by GC since, and must then be not_found, not a cached copy. A
+// store without an identity of its own (see SharesCaches in dataset.cc) gets a private
+// cache.
+// Thread safety: all methods may be called concurrently.
+class VersionCache {
+ public:
+  static constexpr uint64_t kSharedBytes = uint64_t{16} << 20;
+  static constexpr uint64_t kPrivateBytes = uint64_t{4} << 20;
+  using Versions = ByteLruCache<ScopedId, Version, ScopedIdHash>;
+  using Names = ByteLruCache<ScopedId, std::string, ScopedIdHash>;
+
+  static std::shared_ptr<VersionCache> ForStore(std::string_view store_identity);
+  static std::shared_ptr<VersionCache> Private();
+
+  std::shared_ptr<const Version> Get(const ObjectId& manifest) {
+    return versions_->Get(ScopedId{scope_, manifest});
+  }
+  void Insert(const ObjectId& manifest, std::shared_ptr<const Version> v, uint64_t bytes) {
+    versions_->Insert(ScopedId{scope_, manifest}, std::move(v), bytes);
+  }
+  // The dataset name of a genesis object read and decoded before, or null.
+  std::shared_ptr<const std::string> GenesisName(const ObjectId& genesis) {
+    return names_->Get(ScopedId{scope_, genesis});
+  }
+  void InsertGenesisName(const ObjectId& genesis, std::string name) {
+    const uint64_t bytes = sizeof(std::string) + name.size() + 64;
+    names_->Insert(ScopedId{scope_, genesis}, std::make_shared<const std::string>(std::move(name)),
+                   bytes);
+  }
+
+  VersionCache(std::shared_ptr<Versions> versions, std::shared_ptr<Names> names, uint64_t scope)
+      : versions_(std::move(versions)), names_(std::move(names)), scope_(scope) {}
+
+ private:
+  std::shared_ptr<Versions> versions_;
+  std::shared_ptr<Names> names_;
+  uint64_t scope_;
+};
+
+// True for stores whose range reads are system calls on local files or memory (reads
+// are planned for few large requests only on the others).
+inline bool IsLocalStore(const Store& store) {
+  const std::string& uri = store.uri();
+  return uri.rfind("file://", 0) == 0 || uri.rfind("memory://", 0) == 0;
+}
+
 class DatasetImpl {
  public:
   DatasetImpl(std::shared_ptr<Store> store, std::string name, std::string branch);
 
   Result<std::shared_ptr<const Version>> LoadVersion(const ObjectId& id) const;
+  // LoadVersion of a manifest a ref was just read to name: may be answered by the
+  // process-wide cache (VersionCache), since the ref proves the manifest is stored.
+  Result<std::shared_ptr<const Version>> LoadVersionNamedByRef(const ObjectId& id) const;
   // True when `id` (a manifest made at `time_ns`) is `head` or one of its ancestors.
   Result<bool> IsAncestor(const ObjectId& id, uint64_t time_ns, const ObjectId& head) const;
   // Reads the branch ref and loads its manifest.
@@ -135,6 +192,7 @@ class DatasetImpl {
   Result<CommitInfo> Mutation(const std::function<Result<CommitInfo>()>& work);
 
   Store& store() const { return *store_; }
+  VersionCache& versions() const { return *versions_; }
   btree::PageCache* pages() const { return pages_.get(); }
   dataset::SegmentCache* segments() const { return segments_.get(); }
   dataset::SegmentHeaderCache* headers() const { return headers_.get(); }
@@ -162,9 +220,11 @@ class DatasetImpl {
   std::shared_ptr<vindex::ObjectCache> vectors_;
   mutable std::mutex mu_;
   std::shared_ptr<const Version> current_;  // guarded by mu_
-  // Recently loaded versions (manifests are immutable), bounded by encoded bytes.
+  // Recently loaded versions (manifests are immutable), bounded by encoded bytes: this
+  // handle's, and the store's in this process (see VersionCache for when it is asked).
   static constexpr uint64_t kVersionCacheBytes = uint64_t{4} << 20;
-  mutable ByteLruCache<ObjectId, Version> versions_{kVersionCacheBytes};
+  mutable ByteLruCache<ObjectId, Version> own_versions_{kVersionCacheBytes};
+  std::shared_ptr<VersionCache> versions_;
   mutable std::atomic<uint64_t> requests_{0};
   mutable std::atomic<uint64_t> bytes_fetched_{0};
   mutable std::atomic<uint64_t> cache_hits_{0};

@@ -66,12 +66,6 @@ Column Gather(const FieldSpec& spec, const std::vector<Src>& srcs) {
   return out;
 }
 
-// True for stores whose range reads are system calls on local files or memory.
-bool IsLocalStore(const Store& store) {
-  const std::string& uri = store.uri();
-  return uri.rfind("file://", 0) == 0 || uri.rfind("memory://", 0) == 0;
-}
-
 // Ranges of one segment at most this far apart are read as one request (the gap bytes
 // are read but never used, so never verified). On a local store a request is a system
 // call on cached pages: reading a gap of up to half a page costs less than another call
@@ -185,7 +179,18 @@ class SegmentFetcher {
         [&](size_t k) {
           const size_t i = to_open[k];
           const ObjectId& id = needs[i].segment;
-          auto r = columnar::SegmentReader::Open(Fetcher(id), *needs[i].spec);
+          // On an object store the first request also brings the rows' blocks when the
+          // segment is small, and the whole header when it is large: one round, not two
+          // or three (header, its rest, then the blocks). On a local store a request is
+          // cheap.
+          const FieldSpec& spec = *needs[i].spec;
+          const std::vector<uint32_t>& rows = needs[i].rows;
+          const uint64_t first =
+              local_ || rows.empty()
+                  ? columnar::kSegmentFirstFetchBytes
+                  : columnar::SpeculativeFirstFetchBytes(
+                        spec, uint64_t{*std::max_element(rows.begin(), rows.end())} + 1);
+          auto r = columnar::SegmentReader::Open(Fetcher(id), spec, first);
           if (!r.ok()) {
             status[i] = SegmentReadError(r.status(), id);
             return;

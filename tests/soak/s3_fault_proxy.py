@@ -83,6 +83,18 @@ class ProxyStats:
     upstream_errors: int = 0
     bytes_up: int = 0    # request bodies forwarded to the server
     bytes_down: int = 0  # response bodies sent back to the client
+    # Rounds of dependent requests: how often a request arrived while none was in flight.
+    # Requests sent together overlap (with latency_ms > 0 surely) and count once, so with
+    # a latency L this is about (wall time spent in requests) / L.
+    waves: int = 0
+    in_flight: int = 0
+    # Seconds during which at least one request was in flight: with latency_ms L, a
+    # window of N requests kept full (a sliding window) shows as one wave but busy_s / L
+    # of about the rounds it really cost.
+    busy_s: float = 0.0
+    busy_since: float = 0.0
+    # (wave, method, request target, Range header) of each request, when trace is on.
+    trace: list = field(default_factory=list)
 
 
 class _Closed(Exception):
@@ -164,6 +176,7 @@ class FaultProxy:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self.stats = ProxyStats()
+        self.trace = False  # set to record every request in stats.trace
         self._listener = socket.create_server(("127.0.0.1", port))
         self.port = self._listener.getsockname()[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -281,6 +294,25 @@ class FaultProxy:
     def _exchange(self, client: socket.socket, method: str, head: bytes,
                   headers: list[tuple[str, str]], body: bytes) -> bool:
         """One request: returns whether the client connection stays open."""
+        with self._lock:
+            if self.stats.in_flight == 0:
+                self.stats.waves += 1
+                self.stats.busy_since = time.monotonic()
+            self.stats.in_flight += 1
+            if self.trace and len(self.stats.trace) < 100_000:
+                target = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")[1]
+                self.stats.trace.append((self.stats.waves, method, target.split("?")[0],
+                                         _header(headers, "range") or ""))
+        try:
+            return self._exchange_counted(client, method, head, headers, body)
+        finally:
+            with self._lock:
+                self.stats.in_flight -= 1
+                if self.stats.in_flight == 0:
+                    self.stats.busy_s += time.monotonic() - self.stats.busy_since
+
+    def _exchange_counted(self, client: socket.socket, method: str, head: bytes,
+                          headers: list[tuple[str, str]], body: bytes) -> bool:
         fault, delay = self._choose(method, headers)
         if self.config.latency_ms > 0:
             time.sleep(self.config.latency_ms / 1000.0)

@@ -86,7 +86,12 @@ Result<std::pair<std::shared_ptr<const Column>, bool>> FetchSegmentRows(
     if (auto header = impl.headers()->Get(id)) {
       return columnar::SegmentReader::Reopen(fetch, spec, std::move(header));
     }
-    ASSIGN_OR_RETURN(auto opened, columnar::SegmentReader::Open(fetch, spec));
+    // On an object store the first request brings the whole header with the rows'
+    // blocks when the segment is small (one round, not two).
+    const uint64_t first = IsLocalStore(store) || rows.empty()
+                               ? columnar::kSegmentFirstFetchBytes
+                               : columnar::SpeculativeFirstFetchBytes(spec, rows.back() + 1);
+    ASSIGN_OR_RETURN(auto opened, columnar::SegmentReader::Open(fetch, spec, first));
     auto header = opened.header();
     impl.headers()->Insert(id, header, columnar::SegmentReader::HeaderBytes(*header));
     return opened;

@@ -10,6 +10,7 @@
 #include <ctime>
 #include <fstream>
 #include <thread>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -300,8 +301,45 @@ Status S3Backend::ErrorFor(const std::string& op, const std::string& key,
   return IoError(what);
 }
 
+namespace {
+
+// Stores whose marker this process has read or written (endpoint, bucket and prefix). The
+// marker never changes once written (spec/05-backend.md §9.2.2), so a later open of the
+// same store in this process (a handle per DataLoader worker, per search, per command)
+// skips one round trip.
+class VerifiedStores {
+ public:
+  bool Contains(const std::string& store) {
+    std::lock_guard lock(mu_);
+    return stores_.count(store) != 0;
+  }
+  void Add(const std::string& store) {
+    std::lock_guard lock(mu_);
+    stores_.insert(store);
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_set<std::string> stores_;  // guarded by mu_
+};
+
+VerifiedStores& Verified() {
+  static auto* verified = new VerifiedStores();
+  return *verified;
+}
+
+}  // namespace
+
 Status S3Backend::Init() {
   const std::string marker_key = Key("dreamdb-store");
+  const std::string identity = options_.endpoint + "\n" + options_.bucket + "\n" + marker_key;
+  if (Verified().Contains(identity)) return Status::Ok();
+  Status st = InitOnce(marker_key);
+  if (st.ok()) Verified().Add(identity);
+  return st;
+}
+
+Status S3Backend::InitOnce(const std::string& marker_key) {
   // Round k+1 reads the marker that round k's create-only PUT found (412: another opener,
   // or an earlier attempt of ours whose answer was lost) or met a conflict over (409).
   for (int round = 0; round < kMaxRounds; ++round) {

@@ -119,7 +119,10 @@ class S3Backend final : public ObjectBackend, public RefBackend {
   enum class Cond { kApplied, kPrecondition, kConcurrent, kMissing };
 
   explicit S3Backend(S3Options options);
+  // Checks the store's marker, or writes it into an empty prefix (spec/05 §9.2.2): once
+  // per store and process (InitOnce does it).
   Status Init();
+  Status InitOnce(const std::string& marker_key);
 
   std::string Key(std::string_view relative) const;
   std::string ObjectKey(const ObjectId& id) const;

@@ -222,6 +222,21 @@ TEST(S3ServerTest, MustExistOnAnEmptyPrefixIsNotFoundAndWritesNoMarker) {
   EXPECT_EQ((*reopened)->uri(), (*created)->uri());
 }
 
+// The marker never changes once written: a second open of a store in the same process
+// (a handle per worker, per search) does not read it again, a round trip saved.
+TEST(S3ServerTest, ReopeningAStoreInTheSameProcessSkipsTheMarkerRead) {
+  REQUIRE_S3_SERVER();
+  const std::string uri = FreshUri("reopen");
+  auto first = Store::Open(uri);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_GE((*first)->stats().TotalRequests(), 1u);
+  StoreOptions read_only;
+  read_only.open_mode = StoreOpenMode::kMustExist;
+  auto again = Store::Open(uri, read_only);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ((*again)->stats().TotalRequests(), 0u);
+}
+
 TEST(S3ServerTest, MissingBucketIsNotFoundNamingIt) {
   REQUIRE_S3_SERVER();
   auto opened =
