@@ -383,9 +383,8 @@ Result<std::vector<std::optional<Entry>>> Tree::LookupMany(
 Result<std::vector<std::optional<FieldLoc>>> Tree::LookupFieldMany(
     std::span<const uint64_t> anchors, std::string_view field) const {
   std::vector<std::optional<FieldLoc>> out(anchors.size());
-  RETURN_IF_ERROR(
-      LookupEach(anchors, [&out, field](size_t j, const std::shared_ptr<const Leaf>& leaf,
-                                        size_t i) {
+  RETURN_IF_ERROR(LookupEach(
+      anchors, [&out, field](size_t j, const std::shared_ptr<const Leaf>& leaf, size_t i) {
         if (const LeafField* f = leaf->FindField(field)) out[j] = f->At(i);
       }));
   return out;
