@@ -566,7 +566,9 @@ TEST(BtreeTest, LookupFieldManyMatchesLookupMany) {
     for (size_t i = 0; i < q.size(); ++i) {
       const FieldLoc* want = (*entries)[i] ? (*entries)[i]->Find(field) : nullptr;
       ASSERT_EQ((*locs)[i].has_value(), want != nullptr) << field << " " << q[i];
-      if (want != nullptr) EXPECT_EQ(*(*locs)[i], *want);
+      if (want != nullptr) {
+        EXPECT_EQ(*(*locs)[i], *want);
+      }
     }
   }
   EXPECT_EQ(tree.LookupFieldMany(std::vector<uint64_t>{3, 3}, "a").status().code(),

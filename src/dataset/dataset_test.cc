@@ -168,7 +168,9 @@ TEST(DatasetTest, ScanReadsEachSegmentOnceAcrossBatchesThatSplitSegments) {
       EXPECT_EQ(b.columns[0].Int64At(i), static_cast<int64_t>(n));
       const uint64_t k = n % 1000;
       EXPECT_EQ(b.columns[1].IsValid(i), k % 5 != 0) << n;
-      if (k % 5 != 0) EXPECT_EQ(b.columns[1].Float64At(i), static_cast<double>(k) / 2);
+      if (k % 5 != 0) {
+        EXPECT_EQ(b.columns[1].Float64At(i), static_cast<double>(k) / 2);
+      }
       EXPECT_EQ(b.columns[2].BytesAt(i), "c" + std::to_string(n));
       EXPECT_EQ(b.columns[3].FloatsAt(i)[3], static_cast<float>(k + 3));
     }
@@ -762,7 +764,9 @@ TEST(DatasetTest, CrashAnywhereInACommitLeavesAValidDataset) {
     auto reopened = *Dataset::Open(store, "d");
     uint64_t n = reopened->Count();
     EXPECT_TRUE(n == 100 || n == 800) << n;
-    if (c.ok()) EXPECT_EQ(n, 800u);
+    if (c.ok()) {
+      EXPECT_EQ(n, 800u);
+    }
   }
 }
 

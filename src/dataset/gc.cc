@@ -539,7 +539,7 @@ class Collector {
     // listing is never mutated while it is read.
     char prefix[3];
     for (uint32_t shard = lo; shard < hi; ++shard) {
-      std::snprintf(prefix, sizeof prefix, "%02x", shard);
+      std::snprintf(prefix, sizeof prefix, "%02x", shard & 0xffu);  // shard < 256
       std::vector<ObjectInfo> garbage;
       RETURN_IF_ERROR(store_.ListObjects(prefix, [&](const ObjectInfo& o) {
         ++report_.found_objects;

@@ -465,7 +465,9 @@ TEST(PqModelTest, RerankRescoresTheBestEstimates) {
   const std::set<uint64_t> truth = Truth(m, d.queries.data());
   for (size_t i = 0; i < got.size(); ++i) {
     EXPECT_FLOAT_EQ(got[i].distance, m.ExactDistance(d.queries.data(), &d.data[got[i].id * kDim]));
-    if (i > 0) EXPECT_LE(got[i - 1].distance, got[i].distance);
+    if (i > 0) {
+      EXPECT_LE(got[i - 1].distance, got[i].distance);
+    }
   }
   EXPECT_TRUE(truth.count(got[0].id));
 }
