@@ -113,46 +113,10 @@ class SegmentFetcher {
     bool whole = false;  // column holds every row of the segment
   };
 
-  // Fills every got[i] that has no column yet (got is aligned with needs).
-  Status FetchAll(const std::vector<Need>& needs, std::vector<Got>& got, bool prefer_whole) {
-    if (!prefer_whole) return FetchRows(needs, got);
-    std::vector<Status> status(needs.size());
-    // Up to 16 fetches in flight on the process's I/O pool (the caller runs some too): no
-    // thread is made per fetch, and a remote store pays about needs/16 round trips.
-    IoPool::ParallelFor(
-        needs.size(),
-        [&](size_t i) {
-          if (got[i].column != nullptr) return;
-          if (auto hit = impl_.segments()->Get(needs[i].segment)) {
-            impl_.CountHit();
-            got[i] = Got{hit, true};
-            return;
-          }
-          auto r = FetchWhole(*needs[i].spec, needs[i].segment);
-          if (!r.ok()) {
-            status[i] = r.status();
-          } else {
-            got[i] = std::move(*r);
-          }
-        },
-        16);
-    for (const Status& s : status) RETURN_IF_ERROR(s);
-    return Status::Ok();
-  }
-
- private:
-  columnar::FetchRange Fetcher(const ObjectId& id) const {
-    return [this, id](uint64_t off, uint64_t len) -> Result<Bytes> {
-      auto r = impl_.store().GetRange(id, off, len);
-      if (r.ok()) impl_.CountFetch(r->size());
-      return r;
-    };
-  }
-
-  // Random rows: every segment's first-round ranges (spec/12 §5.3; for fixed-width fields
-  // all there is) are planned before any is read, sorted by (segment, offset), coalesced
-  // across gaps of at most GapBytes, and read at once on the I/O pool; the readers then
-  // verify and assemble (a variable-width field's values take one more round).
+  // Fills got[i] (aligned with needs) for random rows: every segment's first-round ranges (spec/12
+  // §5.3; for fixed-width fields all there is) are planned before any is read, sorted by (segment,
+  // offset), coalesced across gaps of at most GapBytes, and read at once on the I/O pool; the
+  // readers then verify and assemble (a variable-width field's values take one more round).
   Status FetchRows(const std::vector<Need>& needs, std::vector<Got>& got) {
     const size_t n = needs.size();
     std::vector<std::optional<columnar::SegmentReader>> readers(n);
@@ -276,15 +240,13 @@ class SegmentFetcher {
     return Status::Ok();
   }
 
-  Result<Got> FetchWhole(const FieldSpec& spec, const ObjectId& id) {
-    auto bytes = impl_.store().Get(id);
-    if (!bytes.ok()) return bytes.status().WithContext("segment for field " + Quote(spec.name));
-    impl_.CountFetch(bytes->size());
-    auto col = columnar::DecodeSegment(*bytes, spec);
-    if (!col.ok()) return SegmentReadError(col.status(), id);
-    // Not cached: a scan reads each segment once and keeps the ones its next batch needs
-    // pinned itself; caching them would only hold memory (up to the cache size) for nothing.
-    return Got{std::make_shared<const Column>(std::move(*col)), true};
+ private:
+  columnar::FetchRange Fetcher(const ObjectId& id) const {
+    return [this, id](uint64_t off, uint64_t len) -> Result<Bytes> {
+      auto r = impl_.store().GetRange(id, off, len);
+      if (r.ok()) impl_.CountFetch(r->size());
+      return r;
+    };
   }
 
   const DatasetImpl& impl_;
@@ -297,16 +259,11 @@ struct RowRef {
   uint32_t index = 0;
 };
 
-using Pins = std::unordered_map<ObjectId, std::shared_ptr<const Column>>;
-
-// Materializes the projected fields for `rows` (in output order). All fields' segment
-// reads are planned first and fetched together. Whole segments found in `pins` are
-// reused; on return `pins` (if given) holds the whole segments this call used, so a scan
-// does not refetch a segment that spans several batches.
+// Materializes the projected fields for `rows` (in output order), as a random take
+// reads them: all fields' segment reads are planned first and fetched together.
 Result<std::vector<Column>> Materialize(const DatasetImpl& impl,
                                         const std::vector<FieldSpec>& fields,
-                                        const std::vector<RowRef>& rows, bool prefer_whole,
-                                        Pins* pins) {
+                                        const std::vector<RowRef>& rows) {
   // Group output rows by (field, segment). where[f][i]: the need and segment row of
   // output row i of field f (need SIZE_MAX: null).
   std::vector<SegmentFetcher::Need> needs;
@@ -336,18 +293,11 @@ Result<std::vector<Column>> Materialize(const DatasetImpl& impl,
   std::vector<SegmentFetcher::Got> got(needs.size());
   for (size_t s = 0; s < needs.size(); ++s) {
     auto& n = needs[s];
-    if (pins != nullptr) {
-      auto p = pins->find(n.segment);
-      if (p != pins->end()) {
-        got[s] = {p->second, true};
-        continue;
-      }
-    }
     std::sort(n.rows.begin(), n.rows.end());
     n.rows.erase(std::unique(n.rows.begin(), n.rows.end()), n.rows.end());
   }
   SegmentFetcher fetcher(impl);
-  RETURN_IF_ERROR(fetcher.FetchAll(needs, got, prefer_whole));
+  RETURN_IF_ERROR(fetcher.FetchRows(needs, got));
 
   std::vector<Column> out;
   out.reserve(fields.size());
@@ -373,13 +323,6 @@ Result<std::vector<Column>> Materialize(const DatasetImpl& impl,
       srcs[i] = Src{g.column.get(), r};
     }
     out.push_back(Gather(fields[f], srcs));
-  }
-  if (pins != nullptr) {
-    Pins next_pins;
-    for (size_t s = 0; s < needs.size(); ++s) {
-      if (got[s].whole) next_pins[needs[s].segment] = got[s].column;
-    }
-    *pins = std::move(next_pins);
   }
   return out;
 }
@@ -830,7 +773,7 @@ Result<Batch> Dataset::Take(const std::vector<uint64_t>& anchors,
   }
   Batch out;
   out.anchors = anchors;
-  auto columns = Materialize(*impl_, specs, rows, /*prefer_whole=*/false, nullptr);
+  auto columns = Materialize(*impl_, specs, rows);
   if (!columns.ok()) {
     return ExplainReclaimedField(impl_->store(), impl_->name_, version->id,
                                  version->manifest.time_ns, specs, columns.status());
