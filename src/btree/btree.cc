@@ -203,42 +203,53 @@ Result<PagePtr> Fetch(Store& store, PageCache* cache, const ObjectId& id,
   return ptr;
 }
 
-Result<std::vector<PagePtr>> FetchMany(Store& store, PageCache* cache,
-                                       const std::vector<ObjectId>& ids,
-                                       std::atomic<uint64_t>* pages_read) {
-  std::vector<PagePtr> out(ids.size());
+FetchedPages FetchEach(Store& store, PageCache* cache, const std::vector<ObjectId>& ids,
+                       std::atomic<uint64_t>* pages_read) {
+  FetchedPages out;
+  out.pages.resize(ids.size());
+  out.errors.resize(ids.size());
   std::vector<size_t> misses;
   for (size_t i = 0; i < ids.size(); ++i) {
-    if (cache != nullptr) out[i] = cache->Get(ids[i]);
-    if (out[i] == nullptr) misses.push_back(i);
+    if (cache != nullptr) out.pages[i] = cache->Get(ids[i]);
+    if (out.pages[i] == nullptr) misses.push_back(i);
   }
+  bool failed = false;
+  auto keep = [&](size_t i, Result<PagePtr> page) {
+    if (page.ok()) {
+      out.pages[i] = std::move(page).value();
+    } else {
+      out.errors[i] = page.status();
+      failed = true;
+    }
+  };
   if (misses.size() == 1) {
-    ASSIGN_OR_RETURN(out[misses[0]], Fetch(store, cache, ids[misses[0]], pages_read));
+    keep(misses[0], Fetch(store, cache, ids[misses[0]], pages_read));
     return out;
   }
   std::deque<std::pair<size_t, std::future<Result<PagePtr>>>> in_flight;
-  Status first_error;
   auto drain_one = [&]() {
     auto [i, future] = std::move(in_flight.front());
     in_flight.pop_front();
-    Result<PagePtr> page = future.get();
-    if (page.ok()) {
-      out[i] = std::move(page).value();
-    } else if (first_error.ok()) {
-      first_error = page.status();
-    }
+    keep(i, future.get());
   };
   for (size_t i : misses) {
     if (in_flight.size() >= kParallelFetches) drain_one();
-    if (!first_error.ok()) break;
+    if (failed) break;
     const ObjectId id = ids[i];
     in_flight.emplace_back(i, std::async(std::launch::async, [&store, cache, id, pages_read]() {
                              return Fetch(store, cache, id, pages_read);
                            }));
   }
   while (!in_flight.empty()) drain_one();
-  if (!first_error.ok()) return first_error;
   return out;
+}
+
+Result<std::vector<PagePtr>> FetchMany(Store& store, PageCache* cache,
+                                       const std::vector<ObjectId>& ids,
+                                       std::atomic<uint64_t>* pages_read) {
+  FetchedPages fetched = FetchEach(store, cache, ids, pages_read);
+  for (const Status& s : fetched.errors) RETURN_IF_ERROR(s);
+  return std::move(fetched.pages);
 }
 
 ChildBounds RootBounds(const IndexRef& ref) {
@@ -572,16 +583,19 @@ struct Walker {
       index.push_back(i);
       ids.push_back(node.children[i]);
     }
-    // Fetch a bounded batch of children at a time, so memory stays O(height * batch).
+    // Fetch a bounded batch of children at a time, so memory stays O(height * batch). A
+    // child whose read failed stops the walk when its turn comes, not before the children
+    // ahead of it in its batch are walked: what a walk visits before it meets an error does
+    // not depend on the batch size.
     for (size_t k0 = 0; k0 < ids.size(); k0 += internal::kParallelReads) {
       const size_t k1 = std::min(ids.size(), k0 + internal::kParallelReads);
       std::vector<ObjectId> chunk(ids.begin() + k0, ids.begin() + k1);
-      ASSIGN_OR_RETURN(std::vector<PagePtr> children,
-                       internal::FetchMany(store, cache, chunk, nullptr));
+      internal::FetchedPages children = internal::FetchEach(store, cache, chunk, nullptr);
       for (size_t k = k0; k < k1; ++k) {
+        RETURN_IF_ERROR(children.errors[k - k0]);
         ChildBounds b = internal::ChildBoundsOf(node, index[k], hi);
-        RETURN_IF_ERROR(CheckChild(*children[k - k0], ids[k], b));
-        RETURN_IF_ERROR(Below(*children[k - k0], b.hi));
+        RETURN_IF_ERROR(CheckChild(*children.pages[k - k0], ids[k], b));
+        RETURN_IF_ERROR(Below(*children.pages[k - k0], b.hi));
       }
     }
     return Status::Ok();

@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "src/btree/internal.h"
 #include "src/btree/test_util.h"
 
 namespace dreamdb::btree {
@@ -790,6 +791,41 @@ TEST_F(TraversalCheckTest, LookupChecksPath) {
   Batch batch;
   batch.Add(Entry{150, {}});
   EXPECT_EQ(Upsert(*t_.store, nullptr, tree.ref(), batch).status().code(), StatusCode::kCorrupt);
+}
+
+// A walk fetches the children of a node a batch (internal::kParallelReads) at a time; a
+// child that cannot be read stops it when its turn comes, after every leaf before it, as a
+// walk reading one page at a time would: what verify and GC's mark see of a damaged tree
+// does not depend on the batch size.
+TEST_F(TraversalCheckTest, MissingChildStopsTheWalkAtItsTurnWhateverTheBatchSize) {
+  const size_t n = internal::kParallelReads + 3;
+  const size_t missing = n - 2;  // in the second batch, not its first child
+  std::vector<uint64_t> keys, counts;
+  std::vector<ObjectId> children;
+  for (size_t i = 0; i < n; ++i) {
+    keys.push_back(i * 100);
+    counts.push_back(100);
+    children.push_back(PutLeaf(Seq(i * 100, 100)));
+  }
+  const ObjectId root = PutNode(1, keys, children, counts);
+  const IndexRef ref = IndexRef::Paged(root, 2, n * 100);
+  ASSERT_TRUE(t_.store->DeleteObject(children[missing]).ok());
+  PageCache warm(64 << 20);
+  for (size_t i = 0; i < n; ++i) {
+    if (i != missing) ASSERT_TRUE(FetchPage(*t_.store, &warm, children[i]).ok());
+  }
+  // Without a cache every child is read from the store; with a warm one the missing child
+  // is its batch's only read.
+  for (PageCache* cache : {static_cast<PageCache*>(nullptr), &warm}) {
+    std::vector<uint64_t> firsts;
+    Status s = VisitLeaves(*t_.store, cache, ref, [&](const Leaf& leaf) -> Status {
+      firsts.push_back(leaf.anchors[0]);
+      return Status::Ok();
+    });
+    EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.ToString();
+    ASSERT_EQ(firsts.size(), missing) << (cache ? "warm cache" : "no cache");
+    for (size_t i = 0; i < missing; ++i) EXPECT_EQ(firsts[i], i * 100);
+  }
 }
 
 TEST(BtreeFaultTest, StoreErrorsPropagate) {

@@ -27,11 +27,24 @@ inline constexpr size_t kParallelFetches = 64;
 Result<PagePtr> Fetch(Store& store, PageCache* cache, const ObjectId& id,
                       std::atomic<uint64_t>* pages_read);
 
-// Fetches `ids` with up to kParallelReads reads in flight; results in order. Cached pages
+// Fetches `ids` with up to kParallelFetches reads in flight; results in order. Cached pages
 // are taken synchronously; a single miss is read on the calling thread.
 Result<std::vector<PagePtr>> FetchMany(Store& store, PageCache* cache,
                                        const std::vector<ObjectId>& ids,
                                        std::atomic<uint64_t>* pages_read);
+
+// What FetchEach read: pages[i] is the page of ids[i], or null and errors[i] says why.
+// Every id before the first failed one has its page; ids after it may be left unread
+// (null page, OK error).
+struct FetchedPages {
+  std::vector<PagePtr> pages;
+  std::vector<Status> errors;
+};
+// Like FetchMany (reads are issued in order and stop after the first that fails), but each
+// read's outcome is kept on its own, so a walk can meet a failed read exactly where reading
+// the pages one at a time would: after walking everything before it.
+FetchedPages FetchEach(Store& store, PageCache* cache, const std::vector<ObjectId>& ids,
+                       std::atomic<uint64_t>* pages_read);
 
 // What the IndexRef says about its root page. REQUIRES: ref.is_paged().
 ChildBounds RootBounds(const IndexRef& ref);

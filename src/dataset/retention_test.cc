@@ -35,6 +35,20 @@ Batch Record(const Schema& s, int64_t x, const std::string& payload) {
   return b;
 }
 
+// Append number `i` of `n` records: x = i * n + k, payload "p<x>".
+Batch Records(const Schema& s, int i, size_t n) {
+  Batch b;
+  Column cx(*s.Find("x")), cp(*s.Find("payload"));
+  for (size_t k = 0; k < n; ++k) {
+    const int64_t x = static_cast<int64_t>(i * n + k);
+    cx.AppendInt64(x);
+    cp.AppendBytes("p" + std::to_string(x));
+  }
+  b.columns.push_back(std::move(cx));
+  b.columns.push_back(std::move(cp));
+  return b;
+}
+
 std::string Payloads(Dataset& ds) {
   auto reader = ds.Scan();
   if (!reader.ok()) return reader.status().ToString();
@@ -95,13 +109,16 @@ class Retention : public StoreFixture<::testing::Test> {
     return dreamdb::FilesContaining(dir_, needle);
   }
 
+  void KeepLastCutsHistoryCleanly(size_t per_append);
+
   std::unique_ptr<Dataset> ds_;
 };
 
-TEST_F(Retention, KeepLastCutsHistoryCleanlyAndLogStopsWithANote) {
+// Six appends of `per_append` records, a keep-last-3 cut, then three more appends and a
+// keep-last-2 cut: the history is cut cleanly each time.
+void Retention::KeepLastCutsHistoryCleanly(size_t per_append) {
   const Schema s = ds_->schema();
-  for (int i = 0; i < 6; ++i)
-    ASSERT_TRUE(ds_->AppendMany(Record(s, i, "p" + std::to_string(i))).ok());
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(ds_->AppendMany(Records(s, i, per_append)).ok());
   const std::vector<CommitInfo> full = Log(*ds_);
   ASSERT_EQ(full.size(), 7u);  // create + 6 appends
   const std::string content = Payloads(*ds_);
@@ -128,8 +145,7 @@ TEST_F(Retention, KeepLastCutsHistoryCleanlyAndLogStopsWithANote) {
   EXPECT_EQ(again.deleted_objects, 0u);
   ExpectVerifies();
   // Writing on moves the window: the next cut replaces the old marker.
-  for (int i = 6; i < 9; ++i)
-    ASSERT_TRUE(ds_->AppendMany(Record(s, i, "p" + std::to_string(i))).ok());
+  for (int i = 6; i < 9; ++i) ASSERT_TRUE(ds_->AppendMany(Records(s, i, per_append)).ok());
   GcReport moved = Collect(-1, 2);
   EXPECT_EQ(moved.pruned_versions, 1u);
   EXPECT_EQ(moved.obsolete_markers, 1u);
@@ -137,6 +153,16 @@ TEST_F(Retention, KeepLastCutsHistoryCleanlyAndLogStopsWithANote) {
             StatusCode::kNotFound);
   EXPECT_EQ(Log(*ds_).size(), 2u);
   ExpectVerifies();
+}
+
+TEST_F(Retention, KeepLastCutsHistoryCleanlyAndLogStopsWithANote) {
+  KeepLastCutsHistoryCleanly(1);  // indexes of a few entries: inline, no pages walked
+}
+
+// Paged indexes whose root has more children than a walk fetches at once
+// (btree::internal::kParallelReads): retention and GC's mark walk them in batches.
+TEST_F(Retention, KeepLastCutsPagedHistoryWhoseNodesHaveMoreChildrenThanAWalkBatch) {
+  KeepLastCutsHistoryCleanly(1000);
 }
 
 TEST_F(Retention, SnapshotsPinTheirVersionAndKeepSinceKeepsRecentHistory) {
