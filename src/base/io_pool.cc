@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
@@ -37,6 +38,10 @@ class Pool {
       threads_.emplace_back([this] { Work(); });
       threads_.back().detach();
     }
+    // Returns once every thread runs Work(): a thread still starting (allocating its
+    // runtime state) when the process forks could hold a lock the child needs.
+    std::unique_lock<std::mutex> lock(mu_);
+    started_cv_.wait(lock, [this] { return started_ == size_; });
   }
   size_t size() const { return size_; }
   void Submit(std::function<void()> task) {
@@ -50,11 +55,22 @@ class Pool {
 
  private:
   void Work() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (++started_ == size_) started_cv_.notify_all();
+    }
     for (;;) {
-      std::function<void()> task;
       {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [this] { return !queue_.empty(); });
+      }
+      // Everything a task does, its destruction included (which frees its captures), is
+      // inside the scope a fork waits out; only the idle wait above is outside.
+      BackgroundWork scope;
+      std::function<void()> task;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (queue_.empty()) continue;  // another thread took it
         task = std::move(queue_.front());
         queue_.pop_front();
       }
@@ -66,6 +82,8 @@ class Pool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> queue_;  // guarded by mu_
+  size_t started_ = 0;                       // threads in Work(), guarded by mu_
+  std::condition_variable started_cv_;
   std::vector<std::thread> threads_;
 };
 
@@ -73,8 +91,33 @@ std::mutex g_create_mu;  // held while the pool is made, and across fork()
 std::atomic<Pool*> g_pool{nullptr};
 Pool* g_abandoned = nullptr;  // kept reachable: abandoned, not leaked
 
-void AtForkPrepare() { g_create_mu.lock(); }
-void AtForkParent() { g_create_mu.unlock(); }
+// Open BackgroundWork scopes and the fork that waits for them. The fast path is two
+// atomic operations; the mutex and condition variable serve only a fork and the scopes
+// that start during one. seq_cst on both atomics: a scope that starts as a fork begins
+// either is counted by the fork or sees it and waits.
+std::atomic<int64_t> g_work{0};
+std::atomic<bool> g_forking{false};
+std::mutex g_work_mu;  // held from the fork's prepare handler until fork() returns
+std::condition_variable g_work_cv;
+thread_local int64_t t_work_depth = 0;  // this thread's open scopes
+
+void AtForkPrepare() {
+  g_create_mu.lock();
+  g_work_mu.lock();
+  g_forking.store(true);
+  std::unique_lock<std::mutex> lock(g_work_mu, std::adopt_lock);
+  // Bounded: a scope waiting on the forking thread (a callback into Python that needs the
+  // GIL a forking interpreter holds, say) must not wedge the fork; past the bound the fork
+  // goes ahead as it would without this wait.
+  g_work_cv.wait_for(lock, std::chrono::seconds(10), [] { return g_work.load() == t_work_depth; });
+  lock.release();  // g_work_mu stays held across the fork
+}
+void AtForkParent() {
+  g_forking.store(false);
+  g_work_mu.unlock();
+  g_work_cv.notify_all();
+  g_create_mu.unlock();
+}
 void AtForkChild() {
   // Only the forking thread exists here: the pool's threads are gone. Forget the pool;
   // the next call creates one. No allocation or locking of the old pool's state.
@@ -83,7 +126,18 @@ void AtForkChild() {
     old->abandoned_next = g_abandoned;
     g_abandoned = old;
   }
+  g_work.store(t_work_depth);  // no other thread, so no other scope, exists here
+  g_forking.store(false);
+  g_work_mu.unlock();
   g_create_mu.unlock();
+}
+
+void RegisterForkHandlers() {
+  static const bool registered = [] {
+    pthread_atfork(AtForkPrepare, AtForkParent, AtForkChild);
+    return true;
+  }();
+  (void)registered;
 }
 
 Pool& GetPool() {
@@ -92,11 +146,7 @@ Pool& GetPool() {
   std::lock_guard<std::mutex> lock(g_create_mu);
   p = g_pool.load(std::memory_order_acquire);
   if (p == nullptr) {
-    static const bool registered = [] {
-      pthread_atfork(AtForkPrepare, AtForkParent, AtForkChild);
-      return true;
-    }();
-    (void)registered;
+    RegisterForkHandlers();
     p = new Pool(ConfiguredThreads());
     g_pool.store(p, std::memory_order_release);
   }
@@ -126,6 +176,33 @@ struct Job {
 };
 
 }  // namespace
+
+BackgroundWork::BackgroundWork() {
+  RegisterForkHandlers();
+  ++t_work_depth;
+  if (t_work_depth > 1) {  // nested: the outer scope already holds a fork off
+    g_work.fetch_add(1);
+    return;
+  }
+  for (;;) {
+    g_work.fetch_add(1);
+    if (!g_forking.load()) return;
+    // A fork is waiting for the open scopes to end: step back and wait for it.
+    g_work.fetch_sub(1);
+    std::unique_lock<std::mutex> lock(g_work_mu);
+    g_work_cv.notify_all();
+    g_work_cv.wait(lock, [] { return !g_forking.load(); });
+  }
+}
+
+BackgroundWork::~BackgroundWork() {
+  --t_work_depth;
+  g_work.fetch_sub(1);
+  if (g_forking.load()) {
+    std::lock_guard<std::mutex> lock(g_work_mu);
+    g_work_cv.notify_all();
+  }
+}
 
 size_t IoPool::Threads() { return GetPool().size(); }
 

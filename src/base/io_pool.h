@@ -16,7 +16,11 @@
 // Fork: the pool's threads do not exist in a forked child (DataLoader workers fork). A
 // pthread_atfork handler abandons the parent's pool in the child (its memory is leaked on
 // purpose: its mutex may have been held by a thread that is gone) and the next call makes
-// a fresh one, so a child uses the pool as its parent did.
+// a fresh one, so a child uses the pool as its parent did. Before the fork, the handler
+// waits for every BackgroundWork scope (below) to end and holds new ones off until fork()
+// returns: a lock that a vanished thread held (a cache's, or the allocator's under a
+// sanitizer, which has no fork handlers of its own) would otherwise stay locked in the
+// child forever, and the child's first use of it would hang.
 //
 // Thread safety: every function may be called from any thread, concurrently.
 
@@ -27,6 +31,19 @@
 #include <functional>
 
 namespace dreamdb {
+
+// A scope of work on a thread the library started (the pool's, a scan's read-ahead, a
+// fetch's helper): fork() waits until no such scope is open, and a scope that starts
+// while a fork runs waits until it is done. A thread that forks from inside a scope of its
+// own does not wait for itself. A fork waits at most 10 s for the open scopes.
+// Thread safety: used on any thread.
+class BackgroundWork {
+ public:
+  BackgroundWork();
+  ~BackgroundWork();
+  BackgroundWork(const BackgroundWork&) = delete;
+  BackgroundWork& operator=(const BackgroundWork&) = delete;
+};
 
 class IoPool {
  public:

@@ -2,11 +2,14 @@
 #include "src/base/io_pool.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -92,6 +95,90 @@ TEST(IoPoolTest, WorksInAForkedChild) {
   std::atomic<int> after{0};
   IoPool::ParallelFor(10, [&](size_t) { after += 1; });  // and the parent's still works
   EXPECT_EQ(after.load(), 10);
+}
+
+// A fork right after ParallelFor returns, while pool threads may still be freeing their
+// tasks, must leave no lock held in the child: under a sanitizer's allocator (which has no
+// fork handlers of its own) a thread inside free() at the fork left the child's first
+// malloc waiting forever. The child allocates and exits; the parent waits at most 20 s.
+TEST(IoPoolTest, ForkRightAfterParallelForLeavesTheChildNoHeldLock) {
+  const int rounds = 100;
+  for (int r = 0; r < rounds; ++r) {
+    IoPool::ParallelFor(64, [](size_t i) {
+      std::vector<std::string> churn;
+      for (size_t k = 0; k < 8 + i % 8; ++k) churn.emplace_back(200, 'x');
+    });
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      std::vector<std::string> v;
+      for (int k = 0; k < 64; ++k) v.emplace_back(1000, 'y');
+      IoPool::ParallelFor(8, [](size_t) { std::string s(100, 'z'); });
+      _exit(v.size() == 64 ? 0 : 1);
+    }
+    int status = 0;
+    pid_t got = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while ((got = waitpid(pid, &status, WNOHANG)) == 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (got == 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      FAIL() << "round " << r << ": the child forked after ParallelFor hung";
+    }
+    ASSERT_EQ(got, pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "round " << r;
+  }
+}
+
+// A lock held inside a BackgroundWork scope (a cache's mutex in a pool task, say) is
+// never inherited held: fork() waits for the scope to end.
+TEST(IoPoolTest, ForkWaitsForAnOpenBackgroundScope) {
+  std::mutex mu;
+  std::atomic<bool> holding{false};
+  std::thread worker([&] {
+    BackgroundWork scope;
+    std::lock_guard<std::mutex> lock(mu);
+    holding = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  });
+  while (!holding) std::this_thread::yield();
+  const auto t0 = std::chrono::steady_clock::now();
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) _exit(mu.try_lock() ? 0 : 1);  // held at the fork: 1
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  worker.join();
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the child inherited the mutex held";
+  EXPECT_GT(waited, std::chrono::milliseconds(50)) << "fork did not wait for the scope";
+}
+
+// A thread may fork from inside its own scope (it does not wait for itself), and scopes
+// work as before in both processes afterwards.
+TEST(IoPoolTest, ForkFromInsideAScopeDoesNotWaitForItself) {
+  pid_t pid = 0;
+  {
+    BackgroundWork scope;
+    pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      std::atomic<int> n{0};
+      IoPool::ParallelFor(16, [&](size_t) { n += 1; });
+      _exit(n.load() == 16 ? 0 : 1);
+    }
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  std::atomic<int> n{0};
+  IoPool::ParallelFor(16, [&](size_t) { n += 1; });
+  EXPECT_EQ(n.load(), 16);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "src/base/encoding.h"
+#include "src/base/io_pool.h"
 #include "src/btree/internal.h"
 
 namespace dreamdb::btree {
@@ -237,6 +238,7 @@ FetchedPages FetchEach(Store& store, PageCache* cache, const std::vector<ObjectI
     if (failed) break;
     const ObjectId id = ids[i];
     in_flight.emplace_back(i, std::async(std::launch::async, [&store, cache, id, pages_read]() {
+                             BackgroundWork scope;  // a fork waits for it (io_pool.h)
                              return Fetch(store, cache, id, pages_read);
                            }));
   }
@@ -446,6 +448,7 @@ Result<bool> Cursor::PushNextLeaf() {
       PageCache* cache = cache_;
       auto policy = options_.prefetch > 1 ? std::launch::async : std::launch::deferred;
       pending_.push_back(Pending{id, b, std::async(policy, [store, cache, id]() {
+                                   BackgroundWork scope;  // a fork waits for it (io_pool.h)
                                    return internal::Fetch(*store, cache, id, nullptr);
                                  })});
       return true;

@@ -30,6 +30,7 @@
 #include <utility>
 
 #include "src/base/encoding.h"
+#include "src/base/io_pool.h"
 #include "src/btree/btree.h"
 #include "src/btree/internal.h"
 #include "src/store/put_journal.h"
@@ -60,6 +61,7 @@ class PageWriter {
     Store* store = &store_;
     in_flight_.push_back(std::async(std::launch::async, [store, id, bytes = std::move(bytes),
                                                          journal = PutJournal::Current()]() {
+      BackgroundWork scope;                  // a fork waits for it (io_pool.h)
       PutJournal::Scope journaled(journal);  // the caller's journal, if any
       return store->PutWithId(id, bytes);
     }));
