@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "src/base/encoding.h"
+#include "src/base/little_endian.h"
 
 namespace dreamdb {
 namespace {
@@ -37,18 +38,6 @@ bool IsVariable(FieldType t) {
   std::fprintf(stderr, "dreamdb::Column: %s (field '%s', type %s)\n", what, field.name.c_str(),
                std::string(FieldTypeName(field.type)).c_str());
   std::abort();
-}
-
-uint64_t LoadU64(const char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
-
-void AppendU64(std::string* out, uint64_t v) {
-  char b[8];
-  std::memcpy(b, &v, 8);
-  out->append(b, 8);
 }
 
 bool GetBit(const std::string& bitmap, uint64_t i) {

@@ -21,6 +21,7 @@
 
 #include "src/base/encoding.h"
 #include "src/base/io_pool.h"
+#include "src/base/little_endian.h"
 #include "src/cbor/cbor.h"
 
 namespace dreamdb::columnar {
@@ -83,27 +84,6 @@ uint64_t ValuesPerBlock(uint64_t n, uint64_t length) {
 }
 
 uint64_t Align8(uint64_t x) { return (x + 7) & ~uint64_t{7}; }
-
-uint64_t LoadU64(const char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
-uint32_t LoadU32(const char* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-void AppendU64(Bytes* out, uint64_t v) {
-  char b[8];
-  std::memcpy(b, &v, 8);
-  out->append(b, 8);
-}
-void AppendU32(Bytes* out, uint32_t v) {
-  char b[4];
-  std::memcpy(b, &v, 4);
-  out->append(b, 4);
-}
 
 std::string Sum16(ByteView bytes) {
   auto digest = ObjectId::Of(bytes).digest();

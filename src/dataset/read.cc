@@ -15,6 +15,7 @@
 
 #include "src/base/encoding.h"
 #include "src/base/io_pool.h"
+#include "src/base/little_endian.h"
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
 #include "src/dataset/reach.h"
@@ -368,16 +369,6 @@ struct Run {
 bool Bit(ByteView bitmap, uint64_t i) {
   return (static_cast<uint8_t>(bitmap[i / 8]) >> (i % 8)) & 1;
 }
-uint64_t LoadU64(const char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
-}
-void AppendU64(std::string* out, uint64_t v) {
-  char b[8];
-  std::memcpy(b, &v, 8);
-  out->append(b, 8);
-}
 
 // Builds one column from runs of segment rows: each buffer is sized once and each value
 // copied once, straight from the segment bytes.
@@ -586,8 +577,9 @@ class ScanReader : public BatchReader {
         if (stop_) return;
         wanted_ = false;
       }
-      Result<std::optional<Batch>> r = Produce();
       {
+        BackgroundWork scope;  // a fork waits for it (io_pool.h)
+        Result<std::optional<Batch>> r = Produce();
         std::lock_guard<std::mutex> lock(mu_);
         ready_.emplace(std::move(r));
       }
