@@ -262,10 +262,31 @@ Result<ModelPtr> LoadModel(const DatasetImpl& impl, const ObjectId& id) {
 }
 
 // The bucket ids of `cells` (any order) in an index: one directory page per page touched.
+Status PrefetchPages(const DatasetImpl& impl, const IndexObject& ix,
+                     const std::vector<uint32_t>& which) {
+  std::vector<uint32_t> missing;
+  for (uint32_t p : which) {
+    if (p < ix.pages.size() && impl.vectors()->Get<DirPage>(ix.pages[p]) == nullptr) {
+      missing.push_back(p);
+    }
+  }
+  return ParallelFor(missing.size(), 16, [&](size_t i) -> Status {
+    return LoadPage(impl, ix.pages[missing[i]]).status();
+  });
+}
+
 Result<std::vector<std::vector<ObjectId>>> BucketsOf(const DatasetImpl& impl, const IndexObject& ix,
                                                      const std::vector<uint32_t>& cells) {
   std::vector<std::vector<ObjectId>> out(cells.size());
   std::map<uint32_t, std::shared_ptr<const DirPage>> pages;
+  // The pages of all the cells at once (one round trip on a remote store, not one each).
+  std::vector<uint32_t> touched;
+  for (uint32_t c : cells) {
+    if (c < ix.cells) touched.push_back(c / kCellsPerPage);
+  }
+  std::sort(touched.begin(), touched.end());
+  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  if (touched.size() > 1) RETURN_IF_ERROR(PrefetchPages(impl, ix, touched));
   for (size_t i = 0; i < cells.size(); ++i) {
     uint32_t c = cells[i];
     if (c >= ix.cells) return Corrupt("cell " + std::to_string(c) + " is out of range");

@@ -99,7 +99,12 @@ Result<std::shared_ptr<const DirPage>> LoadPage(const DatasetImpl& impl, const O
 Result<Metric> MetricOf(std::string_view name);
 Result<ModelPtr> LoadModel(const DatasetImpl& impl, const ObjectId& id);
 
-// The bucket ids of `cells` (any order) in an index: one directory page per page touched.
+// Loads the directory pages `which` (indexes into ix.pages) into the handle's cache, the
+// ones not cached at once.
+Status PrefetchPages(const DatasetImpl& impl, const IndexObject& ix,
+                     const std::vector<uint32_t>& which);
+// The bucket ids of `cells` (any order) in an index: one directory page per page touched,
+// the missing ones fetched together.
 Result<std::vector<std::vector<ObjectId>>> BucketsOf(const DatasetImpl& impl, const IndexObject& ix,
                                                      const std::vector<uint32_t>& cells);
 // Per cell, how many buckets the directory lists (0: the cell is empty).

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <queue>
 #include <random>
 #include <set>
@@ -516,6 +517,13 @@ namespace dreamdb {
 
 using vindex::EmbeddingField;
 
+namespace {
+// A cold search fetches the whole directory with the model when it has at most this many
+// pages (1,024 cells each): small enough that fetching unprobed pages costs less than a
+// round trip.
+constexpr size_t kPrefetchedDirectoryPages = 4;
+}  // namespace
+
 Result<SearchResults> Dataset::Search(std::string_view field, const float* queries, size_t nq,
                                       size_t dim, const SearchOptions& options) const {
   auto version = impl_->current();
@@ -586,7 +594,21 @@ Result<SearchResults> Dataset::Search(std::string_view field, const float* queri
   } else {
     ASSIGN_OR_RETURN(auto ix, vindex::LoadIndex(*impl_, idx->second));
     ASSIGN_OR_RETURN(ctx.metric, vindex::MetricOf(ix->metric));
-    ASSIGN_OR_RETURN(vindex::ModelPtr model, vindex::LoadModel(*impl_, ix->model));
+    vindex::ModelPtr model = impl_->vectors()->Get<vector::IvfModel>(ix->model);
+    if (model == nullptr) {
+      // Cold: the model and a small directory are fetched together (one round trip on a
+      // remote store, not two); the probed cells' pages are then in the cache.
+      std::vector<uint32_t> pages;
+      if (ix->pages.size() <= kPrefetchedDirectoryPages) {
+        pages.resize(ix->pages.size());
+        std::iota(pages.begin(), pages.end(), 0u);
+      }
+      RETURN_IF_ERROR(vindex::ParallelFor(2, 2, [&](size_t h) -> Status {
+        if (h == 1) return vindex::PrefetchPages(*impl_, *ix, pages);
+        ASSIGN_OR_RETURN(model, vindex::LoadModel(*impl_, ix->model));
+        return Status::Ok();
+      }));
+    }
     // Queries have the field's dim and the model reads that many floats of each.
     if (model->dim() != spec->dim || ix->dim != spec->dim || model->num_cells() != ix->cells) {
       return Corrupt("spatial index " + idx->second.ToString() + " of field " + Quote(field) +
