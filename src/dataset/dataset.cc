@@ -18,8 +18,10 @@
 
 #include "dreamdb/jobs.h"
 #include "src/base/encoding.h"
+#include "src/base/io_pool.h"
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
+#include "src/dataset/index/internal.h"
 #include "src/dataset/reach.h"
 #include "src/dataset/vector_index.h"
 #include "src/store/put_journal.h"
@@ -219,26 +221,42 @@ bool IsLocal(const Store& store) {
 }
 
 // A manifest must belong to the dataset it is opened as: its genesis names it (read once
-// per store and process: the name a genesis gives never changes). On an object store the
-// root page of the anchor index, which every read of the version starts from, is fetched
-// at the same time: the two requests make one round trip instead of two, one now and one
-// at the first read. A failed prefetch is left for that read to report.
+// per store and process: the name a genesis gives never changes). On an object store what
+// the first read or search of the version starts from is fetched at the same time: the
+// root page of the anchor index and the spatial index objects (a few hundred bytes each),
+// so those requests share the genesis's round trip instead of costing one each later. A
+// failed prefetch is left for that read to report.
 Status CheckGenesisName(const DatasetImpl& impl, const Version& v, std::string_view name) {
-  std::future<void> root;
-  if (!IsLocal(impl.store()) && !v.index.empty() && !v.index.is_inline() &&
-      impl.pages()->Get(v.index.root) == nullptr) {
-    root = std::async(std::launch::async, [&impl, &v] {
-      (void)btree::FetchPage(impl.store(), impl.pages(), v.index.root);
-    });
+  constexpr size_t kMaxIndexPrefetches = 4;
+  std::vector<std::function<void()>> prefetch;
+  if (!IsLocal(impl.store())) {
+    if (!v.index.empty() && !v.index.is_inline() && impl.pages()->Get(v.index.root) == nullptr) {
+      prefetch.emplace_back(
+          [&impl, &v] { (void)btree::FetchPage(impl.store(), impl.pages(), v.index.root); });
+    }
+    for (const auto& [field, id] : v.manifest.indexes) {
+      if (prefetch.size() > kMaxIndexPrefetches) break;
+      prefetch.emplace_back([&impl, id = id] { (void)vindex::LoadIndex(impl, id); });
+    }
   }
   std::shared_ptr<const std::string> known = impl.versions().GenesisName(v.manifest.genesis);
-  if (known == nullptr) {
+  Status genesis;
+  auto read_genesis = [&]() -> Status {
     auto gbytes = impl.store().Get(v.manifest.genesis);
     if (!gbytes.ok()) return gbytes.status().WithContext("genesis of manifest " + v.id.ToString());
     ASSIGN_OR_RETURN(dataset::Genesis g, dataset::DecodeGenesis(*gbytes));
     impl.versions().InsertGenesisName(v.manifest.genesis, g.name);
     known = std::make_shared<const std::string>(std::move(g.name));
-  }
+    return Status::Ok();
+  };
+  IoPool::ParallelFor(prefetch.size() + 1, [&](size_t i) {
+    if (i < prefetch.size()) {
+      prefetch[i]();
+    } else if (known == nullptr) {
+      genesis = read_genesis();
+    }
+  });
+  RETURN_IF_ERROR(genesis);
   if (*known != name) {
     return InvalidArgument("manifest " + v.id.ToString() + " belongs to dataset " + Quote(*known) +
                            ", not " + Quote(name));

@@ -214,10 +214,11 @@ TEST(RoundTripsTest, ColdIvfQueryOnAnObjectStore) {
   std::cout << "cold ivf query: open " << opened.rounds << " rounds / " << opened.requests
             << " requests; query " << searched.rounds - opened.rounds << " rounds / "
             << searched.requests - opened.requests << " requests\n";
-  // Today: the index object; the model with the directory; the probed buckets; the
-  // candidates' anchor-index leaves; their segment's header; its rows. (Issue 10's target
-  // of 3 needs the locations of re-rank rows in the buckets: a format change.)
-  EXPECT_LE(searched.rounds - opened.rounds, 6u);
+  // The open brings the index object with the genesis. Then: the model with the
+  // directory; the probed buckets; the candidates' anchor-index leaves; their segment's
+  // header; its rows. (Three would need the re-rank rows' locations in the buckets.)
+  EXPECT_LE(opened.rounds, 3u);
+  EXPECT_LE(searched.rounds - opened.rounds, 5u);
   EXPECT_EQ(got->anchors.size(), 10u);
 }
 
