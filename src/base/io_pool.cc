@@ -204,6 +204,37 @@ BackgroundWork::~BackgroundWork() {
   }
 }
 
+std::shared_ptr<IoTask> IoTask::Start(std::function<void()> fn) {
+  auto task = std::make_shared<IoTask>(std::move(fn));
+  GetPool().Submit([task] { task->Run(true); });
+  return task;
+}
+
+std::shared_ptr<IoTask> IoTask::Deferred(std::function<void()> fn) {
+  return std::make_shared<IoTask>(std::move(fn));
+}
+
+void IoTask::Run(bool execute) {
+  if (claimed_.exchange(true)) return;  // another thread has it
+  if (execute) fn_();
+  fn_ = nullptr;  // its captures are released by the thread that ran it
+  std::lock_guard<std::mutex> lock(mu_);
+  done_ = true;
+  cv_.notify_all();
+}
+
+void IoTask::Wait() {
+  Run(true);
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return done_; });
+}
+
+void IoTask::Cancel() {
+  Run(false);
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return done_; });
+}
+
 size_t IoPool::Threads() { return GetPool().size(); }
 
 void IoPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn, size_t max_parallel) {

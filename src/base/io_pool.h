@@ -27,8 +27,12 @@
 #ifndef DREAMDB_SRC_BASE_IO_POOL_H_
 #define DREAMDB_SRC_BASE_IO_POOL_H_
 
+#include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <functional>
+#include <memory>
+#include <mutex>
 
 namespace dreamdb {
 
@@ -53,6 +57,31 @@ class IoPool {
   // the pool's size + the caller), and returns when every call has returned. Indices are
   // claimed in increasing order. n <= 1 or max_parallel == 1 runs inline.
   static void ParallelFor(size_t n, const std::function<void(size_t)>& fn, size_t max_parallel = 0);
+};
+
+// One task started on the I/O pool whose starter waits for it later (a cursor's leaf
+// read ahead, say). Wait() runs the task on the calling thread if no pool thread has
+// started it yet, so a wait never depends on a free pool thread (no deadlock when every
+// pool thread is itself waiting); Cancel() drops a task not yet started and waits for
+// one that is. Made with Start (on the pool) or Deferred (runs only in Wait).
+// Thread safety: Wait and Cancel may be called from any thread, concurrently.
+class IoTask {
+ public:
+  static std::shared_ptr<IoTask> Start(std::function<void()> fn);
+  static std::shared_ptr<IoTask> Deferred(std::function<void()> fn);
+  void Wait();
+  void Cancel();
+
+  explicit IoTask(std::function<void()> fn) : fn_(std::move(fn)) {}
+
+ private:
+  void Run(bool execute);
+
+  std::function<void()> fn_;  // used (then cleared) by the one thread that claims the task
+  std::atomic<bool> claimed_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;  // guarded by mu_
 };
 
 }  // namespace dreamdb

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -179,6 +180,45 @@ TEST(IoPoolTest, ForkFromInsideAScopeDoesNotWaitForItself) {
   std::atomic<int> n{0};
   IoPool::ParallelFor(16, [&](size_t) { n += 1; });
   EXPECT_EQ(n.load(), 16);
+}
+
+TEST(IoPoolTest, IoTaskRunsOnThePoolOrInTheWaiter) {
+  std::atomic<int> runs{0};
+  std::vector<std::shared_ptr<IoTask>> tasks;
+  for (int i = 0; i < 100; ++i) tasks.push_back(IoTask::Start([&] { runs += 1; }));
+  for (auto& t : tasks) t->Wait();
+  EXPECT_EQ(runs.load(), 100);
+  auto deferred = IoTask::Deferred([&] { runs += 1; });
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(runs.load(), 100);  // a deferred task runs only in Wait
+  deferred->Wait();
+  deferred->Wait();  // once
+  EXPECT_EQ(runs.load(), 101);
+}
+
+// Every pool thread waits for a task queued behind it: the waits run those tasks
+// themselves, so nothing wedges however few threads the pool has.
+TEST(IoPoolTest, IoTaskWaitsFromEveryPoolThreadDoNotDeadlock) {
+  const size_t outer = IoPool::Threads() * 2;
+  std::atomic<size_t> inner_runs{0};
+  IoPool::ParallelFor(outer, [&](size_t) {
+    std::vector<std::shared_ptr<IoTask>> inner;
+    for (int i = 0; i < 4; ++i) inner.push_back(IoTask::Start([&] { inner_runs += 1; }));
+    for (auto& t : inner) t->Wait();
+  });
+  EXPECT_EQ(inner_runs.load(), outer * 4);
+}
+
+TEST(IoPoolTest, IoTaskCancelDropsATaskNotYetStarted) {
+  std::atomic<int> runs{0};
+  auto deferred = IoTask::Deferred([&] { runs += 1; });
+  deferred->Cancel();
+  deferred->Wait();  // already settled: does not run it
+  EXPECT_EQ(runs.load(), 0);
+  auto started = IoTask::Start([&] { runs += 1; });
+  started->Wait();
+  started->Cancel();  // already ran: nothing to drop
+  EXPECT_EQ(runs.load(), 1);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "src/btree/btree.h"
 
 #include <algorithm>
+#include <future>
 #include <utility>
 
 #include "src/base/encoding.h"
@@ -429,7 +430,37 @@ Cursor::Cursor(Store* store, PageCache* cache, IndexRef ref, uint64_t start, uin
   if (options_.prefetch == 0) options_.prefetch = 1;
 }
 
-Cursor::~Cursor() = default;  // futures from std::async join in their destructors
+Cursor::~Cursor() = default;  // each Pending cancels or waits for its read
+
+Cursor::Pending::Pending(ObjectId id, ChildBounds bounds,
+                         std::function<Result<std::shared_ptr<const Page>>()> read, bool on_pool)
+    : id(id),
+      bounds(bounds),
+      result_(std::make_shared<std::optional<Result<std::shared_ptr<const Page>>>>()) {
+  auto run = [out = result_, read = std::move(read)] { out->emplace(read()); };
+  task_ = on_pool ? IoTask::Start(std::move(run)) : IoTask::Deferred(std::move(run));
+}
+
+Cursor::Pending& Cursor::Pending::operator=(Pending&& other) noexcept {
+  if (this != &other) {
+    if (task_) task_->Cancel();
+    id = other.id;
+    bounds = other.bounds;
+    result_ = std::move(other.result_);
+    task_ = std::move(other.task_);
+  }
+  return *this;
+}
+
+Cursor::Pending::~Pending() {
+  if (task_) task_->Cancel();
+}
+
+Result<std::shared_ptr<const Page>> Cursor::Pending::Get() {
+  task_->Wait();
+  task_ = nullptr;
+  return std::move(**result_);
+}
 
 Result<bool> Cursor::PushNextLeaf() {
   while (!stack_.empty()) {
@@ -446,11 +477,9 @@ Result<bool> Cursor::PushNextLeaf() {
     if (node.level == 1) {
       Store* store = store_;
       PageCache* cache = cache_;
-      auto policy = options_.prefetch > 1 ? std::launch::async : std::launch::deferred;
-      pending_.push_back(Pending{id, b, std::async(policy, [store, cache, id]() {
-                                   BackgroundWork scope;  // a fork waits for it (io_pool.h)
-                                   return internal::Fetch(*store, cache, id, nullptr);
-                                 })});
+      pending_.emplace_back(
+          id, b, [store, cache, id] { return internal::Fetch(*store, cache, id, nullptr); },
+          options_.prefetch > 1);
       return true;
     }
     ASSIGN_OR_RETURN(PagePtr child, internal::Fetch(*store_, cache_, id, nullptr));
@@ -492,9 +521,12 @@ Result<std::optional<LeafSpan>> Cursor::NextLeaf() {
       return std::optional<LeafSpan>(std::move(span));
     }
     if (ref_.height == 1) {
-      std::promise<Result<PagePtr>> ready;
-      ready.set_value(internal::Fetch(*store_, cache_, ref_.root, nullptr));
-      pending_.push_back(Pending{ref_.root, internal::RootBounds(ref_), ready.get_future()});
+      Store* store = store_;
+      PageCache* cache = cache_;
+      const ObjectId root = ref_.root;
+      pending_.emplace_back(
+          root, internal::RootBounds(ref_),
+          [store, cache, root] { return internal::Fetch(*store, cache, root, nullptr); }, false);
       exhausted_ = true;
     } else {
       auto root = internal::Fetch(*store_, cache_, ref_.root, nullptr);
@@ -525,7 +557,7 @@ Result<std::optional<LeafSpan>> Cursor::NextLeaf() {
     }
     Pending p = std::move(pending_.front());
     pending_.pop_front();
-    Result<PagePtr> page = p.page.get();
+    Result<PagePtr> page = p.Get();
     s = page.ok() ? CheckChild(**page, p.id, p.bounds) : page.status();
     if (!s.ok()) {
       error_ = s;

@@ -26,7 +26,6 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <future>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -41,6 +40,7 @@
 #include "dreamdb/object_id.h"
 #include "dreamdb/status.h"
 #include "dreamdb/store.h"
+#include "src/base/io_pool.h"
 #include "src/base/lru_cache.h"
 #include "src/base/store_scope.h"
 #include "src/btree/page.h"
@@ -159,7 +159,7 @@ struct ScanOptions {
 
 // Iterates the entries with anchors in [start, end) in ascending order. Memory is bounded
 // by `prefetch` leaves plus one node per level. Node pages are read on the calling thread;
-// leaf pages up to `prefetch` ahead on helper threads. Every page read is checked against
+// leaf pages up to `prefetch` ahead on the process's I/O pool. Every page read is checked against
 // its parent (T1-T3). After an error the cursor stays failed.
 // Thread safety: one thread at a time. Destroying a cursor waits for its prefetches.
 class Cursor {
@@ -181,10 +181,25 @@ class Cursor {
     size_t last = 0;                   // last child overlapping the range
     std::optional<uint64_t> hi;        // upper bound of the node's key range
   };
-  struct Pending {
+  // A leaf read started on the I/O pool (or deferred): Get() waits for it or runs it on
+  // the calling thread if no pool thread has started it. Dropping a read not yet taken
+  // cancels it if it has not started and otherwise waits for it, so no read outlives the
+  // cursor's store and cache.
+  class Pending {
+   public:
+    Pending(ObjectId id, ChildBounds bounds,
+            std::function<Result<std::shared_ptr<const Page>>()> read, bool on_pool);
+    Pending(Pending&&) = default;
+    Pending& operator=(Pending&& other) noexcept;
+    ~Pending();
+    Result<std::shared_ptr<const Page>> Get();
+
     ObjectId id;
     ChildBounds bounds;
-    std::future<Result<std::shared_ptr<const Page>>> page;
+
+   private:
+    std::shared_ptr<std::optional<Result<std::shared_ptr<const Page>>>> result_;
+    std::shared_ptr<IoTask> task_;
   };
   Cursor(Store* store, PageCache* cache, IndexRef ref, uint64_t start, uint64_t end,
          ScanOptions options);

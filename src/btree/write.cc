@@ -59,12 +59,14 @@ class PageWriter {
     while (in_flight_.size() >= parallel_) DrainOne();
     if (!error_.ok()) return error_;
     Store* store = &store_;
-    in_flight_.push_back(std::async(std::launch::async, [store, id, bytes = std::move(bytes),
-                                                         journal = PutJournal::Current()]() {
-      BackgroundWork scope;                  // a fork waits for it (io_pool.h)
-      PutJournal::Scope journaled(journal);  // the caller's journal, if any
-      return store->PutWithId(id, bytes);
-    }));
+    auto status = std::make_shared<Status>();
+    // On the I/O pool; a put no pool thread has started runs in DrainOne's Wait.
+    auto task = IoTask::Start(
+        [store, id, bytes = std::move(bytes), status, journal = PutJournal::Current()] {
+          PutJournal::Scope journaled(journal);  // the caller's journal, if any
+          *status = store->PutWithId(id, bytes);
+        });
+    in_flight_.emplace_back(std::move(task), std::move(status));
     return Status::Ok();
   }
 
@@ -76,7 +78,8 @@ class PageWriter {
 
  private:
   void DrainOne() {
-    Status s = in_flight_.front().get();
+    in_flight_.front().first->Wait();
+    Status s = std::move(*in_flight_.front().second);
     in_flight_.pop_front();
     if (!s.ok() && error_.ok()) error_ = s;
   }
@@ -85,7 +88,7 @@ class PageWriter {
   PageCache* cache_;
   WriteStats* stats_;
   const size_t parallel_;
-  std::deque<std::future<Status>> in_flight_;
+  std::deque<std::pair<std::shared_ptr<IoTask>, std::shared_ptr<Status>>> in_flight_;
   Status error_;
 };
 

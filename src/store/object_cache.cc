@@ -176,14 +176,22 @@ void CachingObjectBackend::Insert(const ObjectId& id, ByteView data) {
   }
   counters_->AddCacheWrite(data.size());
   const uint64_t added = added_since_scan_.fetch_add(data.size()) + data.size();
-  if (!scanned_.load() || added > options_.max_bytes / 8) (void)Evict();
+  // Past 1/8 of the bound since this process's last scan, evict unless another process
+  // is evicting (its scan may predate these files: they stay counted here); past 1/4,
+  // wait for that process and scan again, so no process leaves more than about 1/4 of
+  // the bound unaccounted, however the evictions of several processes interleave.
+  if (!scanned_.load() || added > options_.max_bytes / 8) {
+    (void)Evict(added > options_.max_bytes / 4);
+  }
 }
 
-Result<ObjectCacheUsage> CachingObjectBackend::Evict() {
+Result<ObjectCacheUsage> CachingObjectBackend::Evict(bool wait) {
   const std::string lock_path = root_ + "/evict.lock";
   Fd lock{::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)};
   if (lock.fd < 0) return IoError("cache " + Quote(lock_path, 200) + ": " + std::strerror(errno));
-  if (::flock(lock.fd, LOCK_EX | LOCK_NB) != 0) return ObjectCacheUsage{};  // another evicts
+  if (::flock(lock.fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0) {
+    return ObjectCacheUsage{};  // another evicts (or, waiting, the lock failed: next time)
+  }
   scanned_.store(true);
   added_since_scan_.store(0);
   ObjectCacheUsage usage;

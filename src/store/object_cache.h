@@ -78,8 +78,9 @@ class CachingObjectBackend final : public ObjectBackend {
   std::optional<StoreStats> Stats() const override { return counters_->Snapshot(); }
 
   // Scans the cache and evicts down to 7/8 of max_bytes (see the design notes); returns
-  // the usage left. Runs on its own after enough additions; public for tests.
-  Result<ObjectCacheUsage> Evict();
+  // the usage left. Runs on its own after enough additions; public for tests. While
+  // another process evicts, returns at once (empty usage) unless `wait`.
+  Result<ObjectCacheUsage> Evict(bool wait = false);
 
  private:
   struct FileIdentity {

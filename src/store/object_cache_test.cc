@@ -203,8 +203,9 @@ TEST(ObjectCacheTest, SeveralProcessesShareOneDirectoryWhileEvicting) {
   }
   auto usage = CachingObjectBackend::Usage(dir);
   ASSERT_TRUE(usage.ok());
-  // Each process may add up to 1/8 of the bound between scans.
-  EXPECT_LE(usage->bytes, 40u * 1024 + 6 * 40u * 1024 / 8 + 3100);
+  // Each process leaves at most 1/4 of the bound (plus one object) unaccounted when the
+  // evictions of several processes interleave (it waits for the lock past 1/4).
+  EXPECT_LE(usage->bytes, 40u * 1024 + 6 * (40u * 1024 / 4 + 3100));
   // No temp file is left behind.
   EXPECT_TRUE(std::filesystem::is_empty(dir + "/dreamdb-cache-1/tmp"));
 }
