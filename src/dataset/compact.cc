@@ -20,8 +20,13 @@
 //     order (a segment is cut after the row that brings it to 64 MiB), so compacting a
 //     compacted head writes the same ids and lands nothing.
 //  3. Spatial indexes: an entry that is live in the source (its anchor's source location
-//     for the field equals the entry's) gets the anchor's new location; stale entries
-//     stay stale. Codes, models and graph neighbour lists are copied unchanged.
+//     for the field equals the entry's) gets the anchor's new location. A bucket entry
+//     that is stale in the source is dropped with its code (a bucket left empty leaves its
+//     cell's list): it could never be live again, since the result and every version
+//     after it locate values in the new segments, and the source's segments it names go
+//     once GC no longer keeps the versions before (so do a deleted record's codes). Graph
+//     nodes are kept, stale ones too (they route searches); live codes, models and graph
+//     neighbour lists are copied unchanged.
 //  4. Commit: segments are put first (journaled: a failed compaction removes the ones it
 //     created); index pages, spatial objects and the manifest are built only on the source
 //     itself. If the branch moved (a concurrent commit landed), the attempt fails and the
@@ -39,6 +44,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -47,6 +53,7 @@
 #include "src/btree/btree.h"
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
+#include "src/dataset/index/internal.h"
 #include "src/dataset/vector_index.h"
 
 namespace dreamdb {
@@ -222,16 +229,19 @@ struct Moved {
   uint32_t new_row;
 };
 
-// Spatial index `ix_id` of `field` with every live entry moved to its new location
-// (invariant 3); returns the new index object's id.
-Result<ObjectId> MoveIndex(Store& store, const ObjectId& ix_id,
+// Spatial index `ix_id` with every live entry moved to its new location and the stale
+// bucket entries dropped (invariant 3); `moved` holds, per anchor with a value of the field
+// in the source, its old and new location. Returns the new index object's id.
+Result<ObjectId> MoveIndex(const DatasetImpl& impl, const ObjectId& ix_id,
                            const std::unordered_map<uint64_t, Moved>& moved, uint64_t* written) {
-  auto fix = [&](uint64_t anchor, uint64_t* tag, uint32_t* row) {
+  Store& store = impl.store();
+  // The new location of the entry at (anchor, tag, row) when it is live in the source.
+  auto live = [&](uint64_t anchor, uint64_t tag, uint32_t row) -> const Moved* {
     auto it = moved.find(anchor);
-    if (it != moved.end() && it->second.old_tag == *tag && it->second.old_row == *row) {
-      *tag = it->second.new_tag;
-      *row = it->second.new_row;
+    if (it == moved.end() || it->second.old_tag != tag || it->second.old_row != row) {
+      return nullptr;
     }
+    return &it->second;
   };
   auto put = [&](const Bytes& bytes) -> Result<ObjectId> {
     ++*written;
@@ -239,24 +249,55 @@ Result<ObjectId> MoveIndex(Store& store, const ObjectId& ix_id,
   };
   ASSIGN_OR_RETURN(Bytes ix_bytes, store.Get(ix_id));
   ASSIGN_OR_RETURN(vindex::IndexObject ix, vindex::DecodeIndex(ix_bytes));
-  std::unordered_map<ObjectId, ObjectId> buckets;
+  ASSIGN_OR_RETURN(vindex::ModelPtr model, vindex::LoadModel(impl, ix.model));
+  // Per source bucket: its rewrite (none when every entry was stale) and the entries dropped.
+  struct Rewrite {
+    std::optional<ObjectId> id;
+    uint64_t dropped = 0;
+  };
+  std::unordered_map<ObjectId, Rewrite> buckets;
   for (ObjectId& page_id : ix.pages) {
     ASSIGN_OR_RETURN(Bytes page_bytes, store.Get(page_id));
     ASSIGN_OR_RETURN(vindex::DirPage page, vindex::DecodeDirPage(page_bytes));
-    for (auto& cell : page.buckets) {
-      for (ObjectId& bucket_id : cell) {
+    for (std::vector<ObjectId>& cell : page.buckets) {
+      std::vector<ObjectId> kept;
+      for (const ObjectId& bucket_id : cell) {
         auto done = buckets.find(bucket_id);
-        if (done != buckets.end()) {
-          bucket_id = done->second;
-          continue;
+        if (done == buckets.end()) {
+          ASSIGN_OR_RETURN(Bytes b_bytes, store.Get(bucket_id));
+          ASSIGN_OR_RETURN(vindex::Bucket b, vindex::DecodeBucket(b_bytes));
+          RETURN_IF_ERROR(vindex::CheckBucketCodes(*model, b, bucket_id));
+          vindex::Bucket out;
+          out.cell = b.cell;
+          std::vector<uint32_t> positions;
+          for (size_t i = 0; i < b.anchors.size(); ++i) {
+            const Moved* m = live(b.anchors[i], b.seg_tags[i], b.rows[i]);
+            if (m == nullptr) continue;
+            out.anchors.push_back(b.anchors[i]);
+            out.seg_tags.push_back(m->new_tag);
+            out.rows.push_back(m->new_row);
+            positions.push_back(static_cast<uint32_t>(i));
+          }
+          Rewrite w;
+          w.dropped = b.anchors.size() - positions.size();
+          if (!positions.empty()) {
+            if (w.dropped == 0) {
+              out.codes = std::move(b.codes);
+            } else {
+              ASSIGN_OR_RETURN(out.codes, model->SelectFromCell(b.codes, positions));
+            }
+            ASSIGN_OR_RETURN(w.id, put(vindex::EncodeBucket(out)));
+          }
+          done = buckets.emplace(bucket_id, w).first;
         }
-        ASSIGN_OR_RETURN(Bytes b_bytes, store.Get(bucket_id));
-        ASSIGN_OR_RETURN(vindex::Bucket b, vindex::DecodeBucket(b_bytes));
-        for (size_t i = 0; i < b.anchors.size(); ++i) fix(b.anchors[i], &b.seg_tags[i], &b.rows[i]);
-        ASSIGN_OR_RETURN(ObjectId fresh, put(vindex::EncodeBucket(b)));
-        buckets.emplace(bucket_id, fresh);
-        bucket_id = fresh;
+        ix.entries -= done->second.dropped;
+        if (done->second.id) {
+          kept.push_back(*done->second.id);
+        } else {
+          --ix.buckets;
+        }
       }
+      cell = std::move(kept);
     }
     ASSIGN_OR_RETURN(Bytes encoded, vindex::EncodeDirPage(page));
     ASSIGN_OR_RETURN(page_id, put(encoded));
@@ -266,7 +307,10 @@ Result<ObjectId> MoveIndex(Store& store, const ObjectId& ix_id,
       ASSIGN_OR_RETURN(Bytes page_bytes, store.Get(page_id));
       ASSIGN_OR_RETURN(vindex::NodePage page, vindex::DecodeNodePage(page_bytes));
       for (size_t i = 0; i < page.anchors.size(); ++i) {
-        fix(page.anchors[i], &page.seg_tags[i], &page.rows[i]);
+        if (const Moved* m = live(page.anchors[i], page.seg_tags[i], page.rows[i])) {
+          page.seg_tags[i] = m->new_tag;
+          page.rows[i] = m->new_row;
+        }
       }
       ASSIGN_OR_RETURN(page_id, put(vindex::EncodeNodePage(page)));
     }
@@ -368,21 +412,30 @@ Result<CommitInfo> Dataset::Compact(const CompactOptions& options, CompactReport
               out.fast_forward = base.id;  // already compact: nothing lands
               return out;
             }
-            for (size_t k = 0; k < prep.rewritten.size(); ++k) {
-              const FieldLocs& f = src.fields[prep.rewritten[k]];
-              auto ix = m.indexes.find(f.name);
-              if (ix == m.indexes.end()) continue;
-              const Rewritten& w = prep.moves[k];
+            // Every index: rewritten fields' entries move; every field's stale bucket
+            // entries go (invariant 3). A field without a value in C (none in the source,
+            // or a dropped name's) keeps none.
+            for (auto& [field, ix_id] : m.indexes) {
               std::unordered_map<uint64_t, Moved> moved_locs;
-              moved_locs.reserve(src.anchors.size());
-              for (size_t i = 0; i < src.anchors.size(); ++i) {
-                if (f.seg[i] == btree::kNoSegment) continue;
-                moved_locs.emplace(src.anchors[i],
-                                   Moved{vindex::SegmentTag(f.segments[f.seg[i]]), f.row[i],
-                                         vindex::SegmentTag(w.segments[w.seg[i]]), w.row[i]});
+              for (size_t fi = 0; fi < src.fields.size(); ++fi) {
+                const FieldLocs& f = src.fields[fi];
+                if (f.name != field || f.spec == nullptr) continue;
+                auto k = std::find(prep.rewritten.begin(), prep.rewritten.end(), fi);
+                const Rewritten* w =
+                    k == prep.rewritten.end() ? nullptr : &prep.moves[k - prep.rewritten.begin()];
+                moved_locs.reserve(src.anchors.size());
+                for (size_t i = 0; i < src.anchors.size(); ++i) {
+                  if (f.seg[i] == btree::kNoSegment) continue;
+                  const uint64_t tag = vindex::SegmentTag(f.segments[f.seg[i]]);
+                  moved_locs.emplace(
+                      src.anchors[i],
+                      w == nullptr  // kept (sq8): the location stays
+                          ? Moved{tag, f.row[i], tag, f.row[i]}
+                          : Moved{tag, f.row[i], vindex::SegmentTag(w->segments[w->seg[i]]),
+                                  w->row[i]});
+                }
               }
-              ASSIGN_OR_RETURN(ix->second, MoveIndex(impl.store(), ix->second, moved_locs,
-                                                     &out.objects_written));
+              ASSIGN_OR_RETURN(ix_id, MoveIndex(impl, ix_id, moved_locs, &out.objects_written));
               ++r.spatial_indexes;
             }
             out.manifest = std::move(m);

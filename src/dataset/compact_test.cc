@@ -7,11 +7,15 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <random>
+#include <set>
 #include <span>
 #include <string>
 
 #include "dreamdb/dataset.h"
+#include "dreamdb/gc.h"
 #include "dreamdb/search.h"
 #include "src/dataset/store_fixture_test_util.h"
 
@@ -48,6 +52,42 @@ class Compact : public StoreFixture<::testing::TestWithParam<std::string>> {
     score.AppendInt64(7);
     score.AppendNull();
     ASSERT_TRUE(ds_->AddLayer(layer, {3, 4}, score).ok());
+  }
+
+  // 200 records; an ivf index (4 cells) on main and a graph index on branch "graph",
+  // whose handle goes to `*graph`.
+  void IndexedBranches(std::unique_ptr<Dataset>* graph) {
+    ASSERT_TRUE(ds_->AppendMany(FixtureRows(ds_->schema(), 200, 1)).ok());
+    ASSERT_TRUE(ds_->Branch("graph").ok());
+    *graph = *Dataset::Open(store_, "d", "graph");
+    BuildIndexOptions ivf;
+    ivf.cells = 4;
+    ASSERT_TRUE(ds_->BuildIndex("emb", ivf).ok());
+    BuildIndexOptions g;
+    g.algorithm = "graph";
+    ASSERT_TRUE((*graph)->BuildIndex("emb", g).ok());
+  }
+
+  // Ten one-record appends (anchors 200..209), new vectors for anchors 10 and 20, and the
+  // deletes of `deleted`: stale entries in an index of `d`.
+  void ChangeIndexed(Dataset& d, const std::vector<uint64_t>& deleted) {
+    const Schema s = d.schema();
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(d.AppendMany(FixtureRows(s, 1, 500 + i)).ok());
+    ASSERT_TRUE(d.AppendMany(FixtureRows(s, 2, 9, {10, 20})).ok());
+    ASSERT_TRUE(d.Delete(deleted).ok());
+  }
+
+  // The emb values of `anchors` in ds_, row-major: search queries.
+  std::vector<float> Vectors(const std::vector<uint64_t>& anchors) {
+    std::vector<float> out;
+    for (uint64_t a : anchors) {
+      auto t = ds_->Take({a}, {"emb"});
+      EXPECT_TRUE(t.ok()) << t.status().ToString();
+      if (!t.ok()) break;
+      auto f = t->columns[0].FloatsAt(0);
+      out.insert(out.end(), f.begin(), f.end());
+    }
+    return out;
   }
 
   void ExpectVerifies() { StoreFixture::ExpectVerifies("d"); }
@@ -111,28 +151,11 @@ TEST_P(Compact, CompactingACompactHeadLandsNothing) {
 }
 
 TEST_P(Compact, SpatialIndexesSurviveWithTheSameResults) {
-  const Schema s = ds_->schema();
-  ASSERT_TRUE(ds_->AppendMany(FixtureRows(s, 200, 1)).ok());
-  ASSERT_TRUE(ds_->Branch("graph").ok());
-  auto graph = *Dataset::Open(store_, "d", "graph");
-  BuildIndexOptions ivf;
-  ivf.cells = 4;
-  ASSERT_TRUE(ds_->BuildIndex("emb", ivf).ok());
-  BuildIndexOptions g;
-  g.algorithm = "graph";
-  ASSERT_TRUE(graph->BuildIndex("emb", g).ok());
-  for (Dataset* d : {ds_.get(), graph.get()}) {
-    for (int i = 0; i < 10; ++i) ASSERT_TRUE(d->AppendMany(FixtureRows(s, 1, 500 + i)).ok());
-    ASSERT_TRUE(d->AppendMany(FixtureRows(s, 2, 9, {10, 20})).ok());  // replaced vectors
-    ASSERT_TRUE(d->Delete({30, 31}).ok());
-  }
+  std::unique_ptr<Dataset> graph;
+  ASSERT_NO_FATAL_FAILURE(IndexedBranches(&graph));
+  for (Dataset* d : {ds_.get(), graph.get()}) ASSERT_NO_FATAL_FAILURE(ChangeIndexed(*d, {30, 31}));
   std::vector<float> queries;
-  for (uint64_t a : {0, 10, 40, 205}) {
-    auto t = ds_->Take({a}, {"emb"});
-    ASSERT_TRUE(t.ok());
-    auto f = t->columns[0].FloatsAt(0);
-    queries.insert(queries.end(), f.begin(), f.end());
-  }
+  ASSERT_NO_FATAL_FAILURE(queries = Vectors({0, 10, 40, 205}));
   const size_t nq = queries.size() / kFixtureDim;
   SearchOptions so;
   so.k = 10;
@@ -154,7 +177,10 @@ TEST_P(Compact, SpatialIndexesSurviveWithTheSameResults) {
     auto status_after = d->IndexStatus("emb");
     ASSERT_TRUE(status_after.ok());
     EXPECT_EQ(status_after->live, status_before->live);
-    EXPECT_EQ(status_after->entries, status_before->entries);
+    // The stale bucket entries go (the replaced and deleted records'); graph nodes stay.
+    const bool graph_index = d == graph.get();
+    EXPECT_EQ(status_after->entries, graph_index ? status_before->entries : status_before->live);
+    EXPECT_EQ(status_after->stale, graph_index ? status_before->stale : 0u);
     EXPECT_EQ(status_after->model, status_before->model);  // no retraining
     EXPECT_NE(status_after->index, status_before->index);
     // Exact search agrees with the index's top hit (the query records themselves).
@@ -167,6 +193,137 @@ TEST_P(Compact, SpatialIndexesSurviveWithTheSameResults) {
     }
   }
   ExpectVerifies();
+}
+
+// Forwards to an object backend and records the id of every object read (Get, GetRange,
+// Head). Thread-safe: searches fetch in parallel.
+class ReadRecorder final : public ObjectBackend {
+ public:
+  explicit ReadRecorder(std::shared_ptr<ObjectBackend> inner) : inner_(std::move(inner)) {}
+  Status Put(const ObjectId& id, ByteView data) override { return inner_->Put(id, data); }
+  Result<Bytes> Get(const ObjectId& id) override {
+    Note(id);
+    return inner_->Get(id);
+  }
+  Result<Bytes> GetRange(const ObjectId& id, uint64_t offset, uint64_t length) override {
+    Note(id);
+    return inner_->GetRange(id, offset, length);
+  }
+  Result<ObjectInfo> Head(const ObjectId& id) override {
+    Note(id);
+    return inner_->Head(id);
+  }
+  Status List(std::string_view shard_prefix, const ObjectVisitor& visit) override {
+    return inner_->List(shard_prefix, visit);
+  }
+  Status Delete(const ObjectId& id) override { return inner_->Delete(id); }
+  std::set<ObjectId> read() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return read_;
+  }
+
+ private:
+  void Note(const ObjectId& id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    read_.insert(id);
+  }
+  std::shared_ptr<ObjectBackend> inner_;
+  mutable std::mutex mu_;
+  std::set<ObjectId> read_;  // guarded by mu_
+};
+
+// Stale spatial-index entries (spec/21 §6.2) across compaction and GC. The entries of
+// deleted and replaced records name segments that GC reclaims once retention drops the
+// versions before the compaction: search on the compacted head must stay exact and never
+// read a reclaimed object, and compaction drops the bucket entries that are stale in its
+// source (the graph keeps its stale nodes, which route searches, until a rebuild).
+TEST_P(Compact, StaleIndexEntriesAreDroppedAndSearchStaysExactAfterGcOfTheOldSegments) {
+  std::unique_ptr<Dataset> graph;
+  ASSERT_NO_FATAL_FAILURE(IndexedBranches(&graph));
+  // Queries: the values that replaced and deleted records had, and two live records'.
+  std::vector<float> queries;
+  ASSERT_NO_FATAL_FAILURE(queries = Vectors({10, 20, 30, 31, 0, 150}));
+  const size_t nq = queries.size() / kFixtureDim;
+  for (Dataset* d : {ds_.get(), graph.get()}) {
+    // Two built records deleted, one appended.
+    ASSERT_NO_FATAL_FAILURE(ChangeIndexed(*d, {30, 31, 205}));
+    auto before = d->IndexStatus("emb");
+    ASSERT_TRUE(before.ok());
+    CompactReport r;
+    ASSERT_TRUE(d->Compact({}, &r).ok());
+    ASSERT_TRUE(r.changed);
+    auto after = d->IndexStatus("emb");
+    ASSERT_TRUE(after.ok());
+    EXPECT_EQ(after->live, before->live);
+    EXPECT_EQ(after->model, before->model);
+    if (d == ds_.get()) {
+      EXPECT_EQ(before->stale, 5u);  // 10, 20, 30, 31, 205
+      EXPECT_EQ(after->stale, 0u);
+      EXPECT_EQ(after->entries, after->live);
+    } else {
+      EXPECT_EQ(before->tail, 12u);  // 200..209 and the new values of 10 and 20
+      EXPECT_EQ(after->tail, 11u);   // less 205's entry
+      EXPECT_EQ(after->nodes, 200u);
+    }
+  }
+  ExpectVerifies();
+  // Retention keeps only the compacted heads: the segments before it are reclaimed.
+  const std::set<ObjectId> stored = Objects();
+  GcOptions o;
+  o.grace_ms = 0;
+  o.no_writers_running = true;
+  o.keep_last = 1;
+  o.now_unix_ms = NowMs() + 1000;
+  GcReport gr;
+  ASSERT_TRUE(CollectGarbage(*store_, o, &gr).ok());
+  ASSERT_EQ(gr.pruned_versions, 2u);
+  std::set<ObjectId> reclaimed = stored;
+  for (const ObjectId& id : Objects()) reclaimed.erase(id);
+  ASSERT_GT(reclaimed.size(), 50u);
+  ExpectVerifies();
+
+  // A fresh handle (no cache) that records what it reads.
+  auto recorder = std::make_shared<ReadRecorder>(
+      std::shared_ptr<ObjectBackend>(store_, &store_->object_backend()));
+  std::shared_ptr<Store> reading = Store::FromBackends(
+      "recorded://", recorder, std::shared_ptr<RefBackend>(store_, &store_->ref_backend()));
+  for (const char* branch : {"main", "graph"}) {
+    auto d = Dataset::Open(reading, "d", branch);
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    SearchOptions exact;
+    exact.exact = true;
+    exact.k = 1000;
+    auto brute = (*d)->Search("emb", queries.data(), nq, kFixtureDim, exact);
+    ASSERT_TRUE(brute.ok()) << brute.status().ToString();
+    SearchOptions so;
+    so.k = 20;
+    so.nprobe = 4;  // every cell: exact (spec/21 §6.2)
+    so.ef = 1000;   // the graph: a beam wider than the graph
+    auto got = (*d)->Search("emb", queries.data(), nq, kFixtureDim, so);
+    ASSERT_TRUE(got.ok()) << branch << ": " << got.status().ToString();
+    ASSERT_TRUE(got->used_index);
+    for (size_t q = 0; q < nq; ++q) {
+      std::map<uint64_t, float> score;  // every live record's exact score
+      for (uint64_t i = brute->offsets[q]; i < brute->offsets[q + 1]; ++i) {
+        score[brute->anchors[i]] = brute->scores[i];
+      }
+      ASSERT_EQ(score.size(), 207u);  // 210 records less 3 deleted
+      ASSERT_EQ(got->offsets[q + 1] - got->offsets[q], 20u);
+      for (uint64_t i = got->offsets[q]; i < got->offsets[q + 1]; ++i) {
+        const uint64_t hit = got->anchors[i];
+        ASSERT_EQ(score.count(hit), 1u) << branch << " query " << q << " returned " << hit;
+        EXPECT_NEAR(got->scores[i], score[hit], 1e-5) << branch << " query " << q << " " << hit;
+        // The ranks agree with brute force (ties aside).
+        EXPECT_NEAR(got->scores[i], brute->scores[brute->offsets[q] + i - got->offsets[q]], 1e-5)
+            << branch << " query " << q << " rank " << i - got->offsets[q];
+      }
+    }
+  }
+  std::vector<std::string> read_reclaimed;
+  for (const ObjectId& id : recorder->read()) {
+    if (reclaimed.count(id) != 0) read_reclaimed.push_back(id.ToString());
+  }
+  EXPECT_EQ(read_reclaimed, std::vector<std::string>{});
 }
 
 TEST_P(Compact, ConcurrentCommitRestartsCompactionAndKeepsTheCommit) {

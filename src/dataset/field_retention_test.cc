@@ -4,127 +4,43 @@
 // version shares them; the version keeps its other fields, reading the cut field fails
 // naming it, verify lists the version as retained without it, and the bytes leave the store.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
+#include <chrono>
+#include <set>
 #include <string>
 #include <thread>
 
 #include "dreamdb/dataset.h"
 #include "dreamdb/gc.h"
-#include "src/dataset/store_fixture_test_util.h"
+#include "src/dataset/retention_test_util.h"
 
 namespace dreamdb {
 namespace {
 
-Schema TwoFields() {
-  Schema s;
-  EXPECT_TRUE(s.AddInt64("x").ok());
-  EXPECT_TRUE(s.AddBlob("payload").ok());
-  return s;
-}
-
-// One record at `anchor` (replacing it when it exists).
-Batch One(const Schema& s, uint64_t anchor, int64_t x, const std::string& payload) {
-  Batch b;
-  b.anchors = {anchor};
-  Column cx(*s.Find("x")), cp(*s.Find("payload"));
-  cx.AppendInt64(x);
-  cp.AppendBytes(payload);
-  b.columns.push_back(std::move(cx));
-  b.columns.push_back(std::move(cp));
-  return b;
-}
-
-// "anchor=value;" for `field` of every record of `version` of dataset "d".
-std::string Read(const std::shared_ptr<Store>& store, const std::string& version,
-                 const std::string& field) {
-  auto ds = Dataset::OpenAt(store, "d", version);
-  if (!ds.ok()) return "open: " + ds.status().ToString();
-  ScanOptions o;
-  o.fields = {field};
-  auto reader = (*ds)->Scan(o);
-  if (!reader.ok()) return reader.status().ToString();
-  std::string out;
-  while (true) {
-    auto b = (*reader)->Next();
-    if (!b.ok()) return b.status().ToString();
-    if (!*b) break;
-    const Column& c = (*b)->columns[0];
-    for (uint64_t r = 0; r < (*b)->num_rows(); ++r) {
-      out += std::to_string((*b)->anchors[r]) + "=" +
-             (c.type() == FieldType::kInt64 ? std::to_string(c.Int64At(r))
-                                            : std::string(c.BytesAt(r))) +
-             ";";
-    }
-  }
-  return out;
-}
-
-class FieldRetention : public StoreFixture<::testing::Test> {
- protected:
-  void SetUp() override {
-    OpenStore("file", "field_retention");
-    auto ds = Dataset::Create(store_, "d", TwoFields());
-    ASSERT_TRUE(ds.ok());
-    ds_ = std::move(*ds);
-  }
-  void TearDown() override {
-    ds_.reset();
-    StoreFixture::TearDown();
-  }
-
-  GcReport Collect(int64_t now_ms, bool dry_run = false) {
-    GcOptions o;
-    o.grace_ms = 0;
-    o.no_writers_running = true;
-    o.dry_run = dry_run;
-    o.now_unix_ms = now_ms;
-    GcReport r;
-    Status s = CollectGarbage(*store_, o, &r);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    for (const auto& p : r.problems) ADD_FAILURE() << p;
-    EXPECT_EQ(r.found_objects,
-              r.reachable_objects + r.leased_objects + r.young_objects + r.deleted_objects);
-    return r;
-  }
-
-  std::vector<std::string> FilesContaining(const std::string& needle) {
-    return dreamdb::FilesContaining(dir_, needle);
-  }
-
-  std::string Commit(const Batch& b) {
-    auto c = ds_->AppendMany(b);
-    EXPECT_TRUE(c.ok()) << c.status().ToString();
-    return c.ok() ? c->manifest.ToString() : std::string();
-  }
-
-  std::unique_ptr<Dataset> ds_;
-};
-
-TEST_F(FieldRetention, OldVersionsLoseOnlyTheFieldWhileSnapshotsAndRecentHeadsKeepIt) {
+TEST_P(FieldRetention, OldVersionsLoseOnlyTheFieldWhileSnapshotsAndRecentHeadsKeepIt) {
   const Schema s = ds_->schema();
   const std::string secret = "RECLAIM-ME-5b1d0e-old-payload-of-record-1";
-  Commit(One(s, 0, 0, "zero"));
-  const std::string old = Commit(One(s, 1, 10, secret));
-  Commit(One(s, 1, 11, "pinned-by-snapshot"));
+  Commit(OneRecord(s, 0, "zero", 0));
+  const std::string old = Commit(OneRecord(s, 10, secret, 1));
+  Commit(OneRecord(s, 11, "pinned-by-snapshot", 1));
   ASSERT_TRUE(ds_->Snapshot("snap").ok());
-  const std::string mid = Commit(One(s, 1, 12, "mid-history"));
+  const std::string mid = Commit(OneRecord(s, 12, "mid-history", 1));
   // The window starts here: everything above is older than it.
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   const int64_t window_start_ms = NowMs();
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  const std::string recent = Commit(One(s, 1, 13, "recent-history"));
+  const std::string recent = Commit(OneRecord(s, 13, "recent-history", 1));
   ASSERT_TRUE(ds_->Branch("side").ok());
   auto side = *Dataset::Open(store_, "d", "side");
-  ASSERT_TRUE(side->AppendMany(One(s, 0, 1, "side-head")).ok());
-  Commit(One(s, 1, 14, "main-head"));
-  ASSERT_FALSE(FilesContaining(secret).empty());
+  ASSERT_TRUE(side->AppendMany(OneRecord(s, 1, "side-head", 0)).ok());
+  Commit(OneRecord(s, 14, "main-head", 1));
+  ASSERT_FALSE(StoredCopiesOf(secret).empty());
 
   ASSERT_TRUE(SetFieldRetention(*store_, "d", "payload", 1000).ok());
   // GC's clock one second after the window started: keep-since 1s cuts what came before.
   const int64_t now = window_start_ms + 1000;
 
-  GcReport dry = Collect(now, /*dry_run=*/true);
+  GcReport dry = CollectAt(now, /*dry_run=*/true);
   ASSERT_EQ(dry.field_retention.size(), 1u);
   EXPECT_EQ(dry.field_retention[0].field, "payload");
   EXPECT_EQ(dry.field_retention[0].cutoff_ms, window_start_ms);
@@ -135,24 +51,24 @@ TEST_F(FieldRetention, OldVersionsLoseOnlyTheFieldWhileSnapshotsAndRecentHeadsKe
   EXPECT_EQ(dry.deleted_objects, 2u);
   // The empty first version, `zero`, `old` and `mid` (the snapshot's version is a root).
   EXPECT_EQ(dry.field_retention[0].versions, 4u);
-  EXPECT_FALSE(FilesContaining(secret).empty());
+  EXPECT_FALSE(StoredCopiesOf(secret).empty());
 
-  GcReport r = Collect(now);
+  GcReport r = CollectAt(now);
   EXPECT_EQ(r.field_retention[0].objects, 2u);
   EXPECT_EQ(r.deleted_objects, 2u);
-  // Erasure: no file of the store holds the reclaimed value any more.
-  EXPECT_EQ(FilesContaining(secret), std::vector<std::string>{});
+  // Erasure: no object (no file, for file://) of the store holds the reclaimed value any more.
+  EXPECT_EQ(StoredCopiesOf(secret), std::vector<std::string>{});
 
   // The snapshot and the heads within the window read whole, recent history too.
-  EXPECT_EQ(Read(store_, "snap", "payload"), "0=zero;1=pinned-by-snapshot;");
-  EXPECT_EQ(Read(store_, "main", "payload"), "0=zero;1=main-head;");
-  EXPECT_EQ(Read(store_, "side", "payload"), "0=side-head;1=recent-history;");
-  EXPECT_EQ(Read(store_, recent, "payload"), "0=zero;1=recent-history;");
+  EXPECT_EQ(FieldValuesAt(store_, "snap", "payload"), "0=zero;1=pinned-by-snapshot;");
+  EXPECT_EQ(FieldValuesAt(store_, "main", "payload"), "0=zero;1=main-head;");
+  EXPECT_EQ(FieldValuesAt(store_, "side", "payload"), "0=side-head;1=recent-history;");
+  EXPECT_EQ(FieldValuesAt(store_, recent, "payload"), "0=zero;1=recent-history;");
   // A version outside the window keeps its other fields...
-  EXPECT_EQ(Read(store_, mid, "x"), "0=0;1=12;");
-  EXPECT_EQ(Read(store_, old, "x"), "0=0;1=10;");
+  EXPECT_EQ(FieldValuesAt(store_, mid, "x"), "0=0;1=12;");
+  EXPECT_EQ(FieldValuesAt(store_, old, "x"), "0=0;1=10;");
   // ...and reading the cut field fails naming the field and the version, never a bad read.
-  const std::string err = Read(store_, mid, "payload");
+  const std::string err = FieldValuesAt(store_, mid, "payload");
   EXPECT_NE(err.find("not_found"), std::string::npos) << err;
   EXPECT_NE(err.find("retained without field 'payload'"), std::string::npos) << err;
   EXPECT_NE(err.find(mid), std::string::npos) << err;
@@ -177,31 +93,32 @@ TEST_F(FieldRetention, OldVersionsLoseOnlyTheFieldWhileSnapshotsAndRecentHeadsKe
   // The marker outlives the rule: a GC without it deletes nothing and finds no problem.
   ASSERT_TRUE(ClearFieldRetention(*store_, "d", "payload").ok());
   EXPECT_EQ(ClearFieldRetention(*store_, "d", "payload").code(), StatusCode::kNotFound);
-  GcReport again = Collect(now + 1000);
+  GcReport again = CollectAt(now + 1000);
   EXPECT_EQ(again.deleted_objects, 0u);
-  EXPECT_EQ(Read(store_, "snap", "payload"), "0=zero;1=pinned-by-snapshot;");
+  EXPECT_EQ(FieldValuesAt(store_, "snap", "payload"), "0=zero;1=pinned-by-snapshot;");
 }
 
-TEST_F(FieldRetention, LeasesAndOldBranchHeadsKeepTheField) {
+TEST_P(FieldRetention, LeasesAndOldBranchHeadsKeepTheField) {
   const Schema s = ds_->schema();
-  Commit(One(s, 0, 0, "first"));
+  Commit(OneRecord(s, 0, "first", 0));
   ASSERT_TRUE(ds_->Branch("stale").ok());  // a branch head outside the window
-  const std::string leased = Commit(One(s, 0, 1, "leased"));
+  const std::string leased = Commit(OneRecord(s, 1, "leased", 0));
   auto lease =
       TakeLease(*store_, "d", "trainer", ObjectId::Parse(leased).value(), NowMs() / 1000 + 3600);
   ASSERT_TRUE(lease.ok()) << lease.status().ToString();
-  const std::string lost = Commit(One(s, 0, 2, "lost"));
-  Commit(One(s, 0, 3, "head"));
+  const std::string lost = Commit(OneRecord(s, 2, "lost", 0));
+  Commit(OneRecord(s, 3, "head", 0));
   ASSERT_TRUE(SetFieldRetention(*store_, "d", "payload", 1000).ok());
-  GcReport r = Collect(NowMs() + 3000);  // every version is older than the window
+  GcReport r = CollectAt(NowMs() + 3000);  // every version is older than the window
   EXPECT_EQ(r.field_retention[0].objects, 1u);
-  EXPECT_EQ(Read(store_, "stale", "payload"), "0=first;");
-  EXPECT_EQ(Read(store_, leased, "payload"), "0=leased;");
-  EXPECT_NE(Read(store_, lost, "payload").find("retained without field"), std::string::npos);
-  EXPECT_EQ(Read(store_, "main", "payload"), "0=head;");
+  EXPECT_EQ(FieldValuesAt(store_, "stale", "payload"), "0=first;");
+  EXPECT_EQ(FieldValuesAt(store_, leased, "payload"), "0=leased;");
+  EXPECT_NE(FieldValuesAt(store_, lost, "payload").find("retained without field"),
+            std::string::npos);
+  EXPECT_EQ(FieldValuesAt(store_, "main", "payload"), "0=head;");
 }
 
-TEST_F(FieldRetention, RulesAreValidatedListedAndReplaced) {
+TEST_P(FieldRetention, RulesAreValidatedListedAndReplaced) {
   EXPECT_EQ(SetFieldRetention(*store_, "d", "nope", 1000).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(SetFieldRetention(*store_, "missing", "x", 1000).code(), StatusCode::kNotFound);
   EXPECT_EQ(SetFieldRetention(*store_, "d", "x", 1500).code(), StatusCode::kInvalidArgument);
@@ -214,7 +131,7 @@ TEST_F(FieldRetention, RulesAreValidatedListedAndReplaced) {
   EXPECT_EQ((*rules)[0].keep_since_ms, 30 * 86400 * 1000LL);
   EXPECT_EQ((*rules)[0].ref, "d/retention/payload/2592000");
   // Nothing is old enough: GC cuts nothing and the dataset verifies.
-  GcReport r = Collect(NowMs() + 1000);
+  GcReport r = CollectAt(NowMs() + 1000);
   ASSERT_EQ(r.field_retention.size(), 1u);
   EXPECT_EQ(r.field_retention[0].versions, 0u);
   EXPECT_EQ(r.deleted_objects, 0u);

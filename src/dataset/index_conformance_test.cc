@@ -193,6 +193,27 @@ TEST_P(IndexConformance, BuildFilterAppendDeleteMergeAgainstBruteForce) {
   ASSERT_TRUE(st->built) << "the merge dropped the spatial index";
   EXPECT_EQ(st->live, kRows + 300 + 100 - dead_.size());
   EXPECT_GE(Check(*ds_, 10), Floor());
+  // Compaction (spec/14 §18.4): live entries follow their records, the stale bucket entries
+  // of the deleted records go (graph nodes stay), and every answer is the same.
+  const double before_compaction = Check(*ds_, 10);
+  const IndexInfo before = *st;
+  CompactReport compacted;
+  ASSERT_TRUE(ds_->Compact({}, &compacted).ok());
+  ASSERT_TRUE(compacted.changed);
+  st = ds_->IndexStatus("emb");
+  ASSERT_TRUE(st.ok() && st->built);
+  EXPECT_EQ(st->live, before.live);
+  if (GetParam().algorithm == IndexAlgorithm::kGraph) {
+    EXPECT_EQ(st->nodes, before.nodes);
+    EXPECT_LE(st->tail, before.tail);  // less the stale entries appended after the build
+  } else {
+    EXPECT_GT(before.stale, 0u);
+    EXPECT_EQ(st->entries, st->live);
+  }
+  EXPECT_EQ(Check(*ds_, 10), before_compaction);
+  auto v = Verify(*store_, "vecs");
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_TRUE(v->problems.empty()) << v->problems.front();
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIndexTypes, IndexConformance, ::testing::ValuesIn(AllConfigs()),

@@ -373,6 +373,49 @@ TEST(RawFalse, SchemaEvolutionKeepsOldSegmentsReadable) {
   EXPECT_TRUE(report->problems.empty()) << report->problems.front();
 }
 
+// Compaction keeps an sq8 field's locations (spec/14 §18.2) and still drops its index's
+// stale bucket entries (§18.4): those of deleted and replaced records.
+TEST(RawFalse, CompactionKeepsSq8LocationsAndDropsTheStaleIndexEntries) {
+  auto store = MemStore();
+  const Schema s = MakeSchema(/*raw=*/false);
+  auto ds = *Dataset::Create(store, "d", s);
+  ASSERT_TRUE(ds->AppendMany(MakeBatch(s, MakeVectors(300, 1), 0)).ok());
+  BuildIndexOptions bo;
+  bo.cells = 4;
+  ASSERT_TRUE(ds->BuildIndex("emb", bo).ok());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(ds->AppendMany(MakeBatch(s, MakeVectors(2, 10 + i), 1000 + 2 * i)).ok());
+  }
+  Batch replaced = MakeBatch(s, MakeVectors(2, 20), 2000);
+  replaced.anchors = {7, 8};
+  ASSERT_TRUE(ds->AppendMany(replaced).ok());
+  ASSERT_TRUE(ds->Delete({9, 301}).ok());
+  auto before = ds->IndexStatus("emb");
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(before->stale, 4u);  // 7 and 8's old values, 9, 301
+  const auto queries = MakeVectors(8, 30);
+  SearchOptions o;
+  o.k = 10;
+  o.nprobe = 4;
+  auto found_before = ds->Search("emb", queries.data(), 8, kDim, o);
+  ASSERT_TRUE(found_before.ok()) << found_before.status().ToString();
+  CompactReport r;
+  ASSERT_TRUE(ds->Compact({}, &r).ok());
+  ASSERT_TRUE(r.changed);
+  EXPECT_EQ(r.spatial_indexes, 1u);
+  auto after = ds->IndexStatus("emb");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->stale, 0u);
+  EXPECT_EQ(after->entries, before->live);
+  auto found_after = ds->Search("emb", queries.data(), 8, kDim, o);
+  ASSERT_TRUE(found_after.ok()) << found_after.status().ToString();
+  EXPECT_EQ(found_after->anchors, found_before->anchors);
+  EXPECT_EQ(found_after->scores, found_before->scores);
+  auto report = Verify(*store);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(report->problems.empty()) << report->problems.front();
+}
+
 TEST(RawFalse, AddLayerUsesTheFieldsEncoding) {
   auto store = MemStore();
   Schema s;

@@ -3,122 +3,26 @@
 // history is cut cleanly (verify passes, log stops with a note), snapshots pin their
 // versions, and a deleted record's bytes leave the store.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <chrono>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
+#include <vector>
 
 #include "dreamdb/dataset.h"
 #include "dreamdb/gc.h"
-#include "src/dataset/store_fixture_test_util.h"
+#include "src/dataset/retention_test_util.h"
 
 namespace dreamdb {
 namespace {
 
-Schema BlobSchema() {
-  Schema s;
-  EXPECT_TRUE(s.AddInt64("x").ok());
-  EXPECT_TRUE(s.AddBlob("payload").ok());
-  return s;
-}
+std::string Payloads(Dataset& ds) { return FieldValues(ds, "payload"); }
 
-Batch Record(const Schema& s, int64_t x, const std::string& payload) {
-  Batch b;
-  Column cx(*s.Find("x")), cp(*s.Find("payload"));
-  cx.AppendInt64(x);
-  cp.AppendBytes(payload);
-  b.columns.push_back(std::move(cx));
-  b.columns.push_back(std::move(cp));
-  return b;
-}
-
-// Append number `i` of `n` records: x = i * n + k, payload "p<x>".
-Batch Records(const Schema& s, int i, size_t n) {
-  Batch b;
-  Column cx(*s.Find("x")), cp(*s.Find("payload"));
-  for (size_t k = 0; k < n; ++k) {
-    const int64_t x = static_cast<int64_t>(i * n + k);
-    cx.AppendInt64(x);
-    cp.AppendBytes("p" + std::to_string(x));
-  }
-  b.columns.push_back(std::move(cx));
-  b.columns.push_back(std::move(cp));
-  return b;
-}
-
-std::string Payloads(Dataset& ds) {
-  auto reader = ds.Scan();
-  if (!reader.ok()) return reader.status().ToString();
-  std::string out;
-  while (true) {
-    auto b = (*reader)->Next();
-    if (!b.ok()) return b.status().ToString();
-    if (!*b) break;
-    for (uint64_t r = 0; r < (*b)->num_rows(); ++r) {
-      out +=
-          std::to_string((*b)->anchors[r]) + "=" + std::string((*b)->columns[1].BytesAt(r)) + ";";
-    }
-  }
-  return out;
-}
-
-class Retention : public StoreFixture<::testing::Test> {
- protected:
-  void SetUp() override {
-    OpenStore("file", "retention");
-    auto ds = Dataset::Create(store_, "d", BlobSchema());
-    ASSERT_TRUE(ds.ok());
-    ds_ = std::move(*ds);
-  }
-  void TearDown() override {
-    ds_.reset();
-    StoreFixture::TearDown();
-  }
-
-  GcReport Collect(int64_t keep_since_ms, uint64_t keep_last,
-                   std::vector<std::string> datasets = {}) {
-    GcOptions o;
-    o.grace_ms = 0;
-    o.no_writers_running = true;
-    o.keep_since_ms = keep_since_ms;
-    o.keep_last = keep_last;
-    o.datasets = std::move(datasets);
-    o.now_unix_ms = NowMs() + 1000;
-    GcReport r;
-    Status s = CollectGarbage(*store_, o, &r);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    EXPECT_EQ(r.found_objects,
-              r.reachable_objects + r.leased_objects + r.young_objects + r.deleted_objects);
-    return r;
-  }
-
-  std::vector<CommitInfo> Log(Dataset& ds) {
-    std::vector<CommitInfo> out;
-    Status s = ds.History([&](const CommitInfo& c) {
-      out.push_back(c);
-      return true;
-    });
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    return out;
-  }
-
-  std::vector<std::string> FilesContaining(const std::string& needle) {
-    return dreamdb::FilesContaining(dir_, needle);
-  }
-
-  void KeepLastCutsHistoryCleanly(size_t per_append);
-
-  std::unique_ptr<Dataset> ds_;
-};
+}  // namespace
 
 // Six appends of `per_append` records, a keep-last-3 cut, then three more appends and a
 // keep-last-2 cut: the history is cut cleanly each time.
 void Retention::KeepLastCutsHistoryCleanly(size_t per_append) {
   const Schema s = ds_->schema();
-  for (int i = 0; i < 6; ++i) ASSERT_TRUE(ds_->AppendMany(Records(s, i, per_append)).ok());
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(ds_->AppendMany(NumberedRecords(s, i, per_append)).ok());
   const std::vector<CommitInfo> full = Log(*ds_);
   ASSERT_EQ(full.size(), 7u);  // create + 6 appends
   const std::string content = Payloads(*ds_);
@@ -145,7 +49,7 @@ void Retention::KeepLastCutsHistoryCleanly(size_t per_append) {
   EXPECT_EQ(again.deleted_objects, 0u);
   ExpectVerifies();
   // Writing on moves the window: the next cut replaces the old marker.
-  for (int i = 6; i < 9; ++i) ASSERT_TRUE(ds_->AppendMany(Records(s, i, per_append)).ok());
+  for (int i = 6; i < 9; ++i) ASSERT_TRUE(ds_->AppendMany(NumberedRecords(s, i, per_append)).ok());
   GcReport moved = Collect(-1, 2);
   EXPECT_EQ(moved.pruned_versions, 1u);
   EXPECT_EQ(moved.obsolete_markers, 1u);
@@ -155,23 +59,25 @@ void Retention::KeepLastCutsHistoryCleanly(size_t per_append) {
   ExpectVerifies();
 }
 
-TEST_F(Retention, KeepLastCutsHistoryCleanlyAndLogStopsWithANote) {
+namespace {
+
+TEST_P(Retention, KeepLastCutsHistoryCleanlyAndLogStopsWithANote) {
   KeepLastCutsHistoryCleanly(1);  // indexes of a few entries: inline, no pages walked
 }
 
 // Paged indexes whose root has more children than a walk fetches at once
 // (btree::internal::kParallelReads): retention and GC's mark walk them in batches.
-TEST_F(Retention, KeepLastCutsPagedHistoryWhoseNodesHaveMoreChildrenThanAWalkBatch) {
+TEST_P(Retention, KeepLastCutsPagedHistoryWhoseNodesHaveMoreChildrenThanAWalkBatch) {
   KeepLastCutsHistoryCleanly(1000);
 }
 
-TEST_F(Retention, SnapshotsPinTheirVersionAndKeepSinceKeepsRecentHistory) {
+TEST_P(Retention, SnapshotsPinTheirVersionAndKeepSinceKeepsRecentHistory) {
   const Schema s = ds_->schema();
-  ASSERT_TRUE(ds_->AppendMany(Record(s, 1, "old-1")).ok());
+  ASSERT_TRUE(ds_->AppendMany(OneRecord(s, 1, "old-1")).ok());
   ASSERT_TRUE(ds_->Snapshot("v1").ok());
   const std::string v1 = Payloads(*ds_);
   for (int i = 2; i < 5; ++i)
-    ASSERT_TRUE(ds_->AppendMany(Record(s, i, "p" + std::to_string(i))).ok());
+    ASSERT_TRUE(ds_->AppendMany(OneRecord(s, i, "p" + std::to_string(i))).ok());
   // Everything is younger than an hour: --keep-since 1h keeps the whole history.
   GcReport keep = Collect(/*keep_since_ms=*/3600 * 1000, 0);
   EXPECT_EQ(keep.pruned_versions, 0u);
@@ -186,12 +92,12 @@ TEST_F(Retention, SnapshotsPinTheirVersionAndKeepSinceKeepsRecentHistory) {
   EXPECT_EQ(Log(*ds_).size(), 1u);
 }
 
-TEST_F(Retention, NamesLimitRetentionToThoseDatasets) {
+TEST_P(Retention, NamesLimitRetentionToThoseDatasets) {
   const Schema s = ds_->schema();
   auto other = *Dataset::Create(store_, "other", s);
   for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(ds_->AppendMany(Record(s, i, "d" + std::to_string(i))).ok());
-    ASSERT_TRUE(other->AppendMany(Record(s, i, "o" + std::to_string(i))).ok());
+    ASSERT_TRUE(ds_->AppendMany(OneRecord(s, i, "d" + std::to_string(i))).ok());
+    ASSERT_TRUE(other->AppendMany(OneRecord(s, i, "o" + std::to_string(i))).ok());
   }
   GcReport r = Collect(-1, 1, {"other"});
   EXPECT_EQ(r.pruned_versions, 1u);
@@ -203,7 +109,7 @@ TEST_F(Retention, NamesLimitRetentionToThoseDatasets) {
   EXPECT_EQ(CollectGarbage(*store_, names_alone, nullptr).code(), StatusCode::kInvalidArgument);
 }
 
-TEST_F(Retention, DeleteCompactAndGcLeaveNoneOfADeletedRecordsBytes) {
+TEST_P(Retention, DeleteCompactAndGcLeaveNoneOfADeletedRecordsBytes) {
   const Schema s = ds_->schema();
   const std::string secret = "ERASE-ME-7f3a9c1e-a-distinctive-personal-record";
   // The record shares its segments with others: deleting it must not keep them alive.
@@ -216,27 +122,27 @@ TEST_F(Retention, DeleteCompactAndGcLeaveNoneOfADeletedRecordsBytes) {
   batch.columns.push_back(std::move(cx));
   batch.columns.push_back(std::move(cp));
   ASSERT_TRUE(ds_->AppendMany(batch).ok());
-  ASSERT_TRUE(ds_->AppendMany(Record(s, 9, "later")).ok());
-  ASSERT_FALSE(FilesContaining(secret).empty());
+  ASSERT_TRUE(ds_->AppendMany(OneRecord(s, 9, "later")).ok());
+  ASSERT_FALSE(StoredCopiesOf(secret).empty());
 
   ASSERT_TRUE(ds_->Delete({2}).ok());
   // Delete alone: older versions still hold it.
   Collect(-1, 0);
-  EXPECT_FALSE(FilesContaining(secret).empty());
+  EXPECT_FALSE(StoredCopiesOf(secret).empty());
   // Compact: the head no longer reaches its segment; retention drops the older versions.
   CompactReport cr;
   ASSERT_TRUE(ds_->Compact({}, &cr).ok());
   ASSERT_TRUE(cr.changed);
   GcReport r = Collect(/*keep_since_ms=*/0, /*keep_last=*/1);
   EXPECT_GT(r.deleted_objects, 0u);
-  EXPECT_EQ(FilesContaining(secret), std::vector<std::string>{});
+  EXPECT_EQ(StoredCopiesOf(secret), std::vector<std::string>{});
   EXPECT_EQ(Payloads(*ds_), "0=keep-0;1=keep-1;3=keep-3;4=keep-4;5=later;");
   ExpectVerifies();
   auto t = ds_->Take({2}, {"payload"});
   EXPECT_EQ(t.status().code(), StatusCode::kNotFound);
 }
 
-TEST_F(Retention, BranchRefsAtRawObjectsAreKeptAloneNotProblems) {
+TEST_P(Retention, BranchRefsAtRawObjectsAreKeptAloneNotProblems) {
   // `ref create demo/branches/main <raw object>`, as the README demo does.
   auto raw = store_->Put(std::string_view("hello, dreamdb\n"));
   ASSERT_TRUE(raw.ok());

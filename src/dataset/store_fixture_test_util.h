@@ -1,7 +1,7 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 // Shared by the GC, retention and compaction tests: a store of its own per test
-// (memory:// or a fresh file:// directory), a test schema and records, and reading a
-// version back in full.
+// (memory://, a fresh file:// directory or a fresh s3:// prefix on the local test server),
+// a test schema and records, and reading a version back in full.
 #ifndef DREAMDB_SRC_DATASET_STORE_FIXTURE_TEST_UTIL_H_
 #define DREAMDB_SRC_DATASET_STORE_FIXTURE_TEST_UTIL_H_
 
@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -130,20 +131,45 @@ inline std::vector<std::string> FilesContaining(const std::filesystem::path& dir
   return hits;
 }
 
+// The value of environment variable `name`, or "".
+inline std::string EnvOr(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : "";
+}
+
 // A test fixture with a store of its own: OpenStore in SetUp; TearDown closes it and
 // removes its directory.
 template <class Base>
 class StoreFixture : public Base {
  protected:
-  // `kind`: "file" (a fresh directory under the temp dir, named after `tag` and the test)
-  // or a store URI such as "memory://".
+  // `kind`: "file" (a fresh directory under the temp dir, named after `tag` and the test),
+  // "s3" (a fresh prefix, named the same way, on the local S3 server that
+  // scripts/s3_server.sh starts: DREAMDB_S3_ENDPOINT, DREAMDB_S3_BUCKET and the AWS_*
+  // credentials), or a store URI such as "memory://". Without a configured server an "s3"
+  // test fails under CI or DREAMDB_REQUIRE_S3 and is skipped elsewhere; either way store_
+  // stays null, so SetUp returns when `!store_`.
   void OpenStore(std::string kind, std::string_view tag) {
+    std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    for (char& c : test) {
+      if (c == '/') c = '_';  // parameterised tests are named "Name/param"
+    }
+    const std::string unique =
+        "dreamdb_" + std::string(tag) + "_test_" + std::to_string(::getpid()) + "_" + test;
     if (kind == "file") {
-      dir_ = std::filesystem::temp_directory_path() /
-             ("dreamdb_" + std::string(tag) + "_test_" + std::to_string(::getpid()) + "_" +
-              ::testing::UnitTest::GetInstance()->current_test_info()->name());
+      dir_ = std::filesystem::temp_directory_path() / unique;
       std::filesystem::remove_all(dir_);
       kind = "file://" + dir_.string();
+    } else if (kind == "s3") {
+      const std::string endpoint = EnvOr("DREAMDB_S3_ENDPOINT");
+      const std::string bucket = EnvOr("DREAMDB_S3_BUCKET");
+      if (endpoint.empty() || bucket.empty()) {
+        if (!EnvOr("CI").empty() || !EnvOr("DREAMDB_REQUIRE_S3").empty()) {
+          FAIL() << "DREAMDB_S3_ENDPOINT/DREAMDB_S3_BUCKET unset (CI or DREAMDB_REQUIRE_S3)";
+        }
+        GTEST_SKIP() << "no S3 server: run scripts/s3_server.sh start DIR and source DIR/env";
+      }
+      kind = "s3://" + bucket + "/" + unique + "_" + std::to_string(NowMs()) +
+             "?endpoint=" + endpoint + "&region=us-east-1";
     }
     auto s = Store::Open(kind);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
@@ -164,6 +190,22 @@ class StoreFixture : public Base {
                                   })
                     .ok());
     return out;
+  }
+
+  // Where the store holds `needle`: for file://, every file of its directory (objects,
+  // refs, temporary files) whose bytes contain it; for other backends, every object
+  // (listed and read through the store). The erasure tests' check that a value left.
+  std::vector<std::string> StoredCopiesOf(const std::string& needle) {
+    if (!dir_.empty()) return FilesContaining(dir_, needle);
+    std::vector<std::string> hits;
+    for (const ObjectId& id : Objects()) {
+      auto bytes = store_->Get(id);
+      EXPECT_TRUE(bytes.ok()) << bytes.status().ToString();
+      if (bytes.ok() && bytes->find(needle) != std::string::npos) {
+        hits.push_back(id.ToString());
+      }
+    }
+    return hits;
   }
 
   void ExpectVerifies(std::string_view name = "") {

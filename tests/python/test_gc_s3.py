@@ -1,30 +1,16 @@
 # Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 """GC, compaction and retention on s3:// against the local S3 server that
-scripts/s3_server.sh starts (scripts/test.sh runs pytest with its settings exported).
-Without DREAMDB_S3_ENDPOINT/DREAMDB_S3_BUCKET these tests fail under CI or
-DREAMDB_REQUIRE_S3=1 and are skipped otherwise (a developer machine without a server)."""
+scripts/s3_server.sh starts (scripts/test.sh runs pytest with its settings exported), through
+conftest's s3_store fixture: without DREAMDB_S3_ENDPOINT/DREAMDB_S3_BUCKET these tests fail
+under CI or DREAMDB_REQUIRE_S3=1 and are skipped otherwise. Per-field retention on s3:// is in
+test_field_retention.py."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
-import uuid
-
-import pytest
 
 import dreamdb
-
-
-@pytest.fixture
-def s3_store(s3_test_credentials) -> str:
-    endpoint = os.environ.get("DREAMDB_S3_ENDPOINT", "")
-    bucket = os.environ.get("DREAMDB_S3_BUCKET", "")
-    if not endpoint or not bucket:
-        if os.environ.get("CI") or os.environ.get("DREAMDB_REQUIRE_S3"):
-            pytest.fail("DREAMDB_S3_ENDPOINT/DREAMDB_S3_BUCKET unset (CI or DREAMDB_REQUIRE_S3)")
-        pytest.skip("no S3 server: run scripts/s3_server.sh start and source its env file")
-    return f"s3://{bucket}/gc-{uuid.uuid4().hex}?endpoint={endpoint}&region=us-east-1"
 
 
 def test_gc_compact_and_retention_on_s3(s3_store, dreamdb_bin):
