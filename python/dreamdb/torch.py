@@ -83,7 +83,13 @@ class DreamDBDataset(LoaderCore, torch.utils.data.IterableDataset):
         shuffle_mode: "full" (default): a permutation of all records, holding the anchor
             list (8 bytes a record); "blocks": bounded memory (one anchor per
             ``block_size`` records), blocks permuted and records shuffled within windows
-            of ``shuffle_buffer`` records (see :mod:`dreamdb.loader` for its quality).
+            of ``shuffle_buffer`` records (see :mod:`dreamdb.loader` for its quality);
+            "units": the fastest with DataLoader workers: each worker scans contiguous
+            anchor ranges cut at segment boundaries (whole segments, read ahead) instead
+            of taking records; shuffled, the units' order is permuted and each worker
+            shuffles within windows of ``shuffle_buffer`` records (holding them: give a
+            small one, e.g. 1024, for large blobs). The DataLoader's order then depends
+            on ``num_workers``; resume with the same number (see :mod:`dreamdb.loader`).
         rank, world_size: this process's shard; default from ``torch.distributed`` or
             the environment (see the module docstring).
         batched: False (default): yield one sample dict at a time (below). True: yield
@@ -164,13 +170,15 @@ class DreamDBDataset(LoaderCore, torch.utils.data.IterableDataset):
             return -(-self.samples_per_rank() // int(self.loader_batch_size))
         return self.samples_per_rank()
 
-    def state_dict(self, consumed: Optional[int] = None) -> Dict[str, Any]:
+    def state_dict(self, consumed: Optional[int] = None,
+                   num_workers: Optional[int] = None) -> Dict[str, Any]:
         """Where this rank is: a small dict for load_state_dict() (see the module
         docstring). In the main process with DataLoader workers pass ``consumed`` (samples
-        the loop consumed this pass); inside a worker (StatefulDataLoader) the state holds
+        the loop consumed this pass), and with ``shuffle_mode="units"`` also the
+        DataLoader's ``num_workers``; inside a worker (StatefulDataLoader) the state holds
         that worker's own progress."""
         where = "the main process" if self._may_run_elsewhere() else "a DataLoader worker"
-        return self._state(consumed, where)
+        return self._state(consumed, where, num_workers)
 
     def __iter__(self) -> Iterator[Any]:
         """One pass over this rank's (or this worker's) share of the epoch, from the
@@ -188,8 +196,10 @@ class DreamDBDataset(LoaderCore, torch.utils.data.IterableDataset):
     def _run_batched(self, p: Any, skip: int) -> Iterator[Any]:
         batch = int(self.loader_batch_size)  # type: ignore[arg-type]
         try:
-            for table in _read_ahead(self._batch_tables(p, skip, batch), depth=2):
+            # Counted here, as received: the read-ahead thread runs ahead of the consumer.
+            for table in _read_ahead(self._batch_tables(p, skip, batch, count=False), depth=2):
                 out = _tensors(table, self._specs)
+                self._yielded += table.num_rows
                 yield self.transform(out) if self.transform is not None else out
         finally:
             self._ds = None
