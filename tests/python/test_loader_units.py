@@ -128,27 +128,40 @@ def test_order_is_fixed_by_seed_and_epoch(store, monkeypatch):
     assert order(7, 1) != sorted(order(7, 1))  # shuffled
 
 
-def test_workers_read_contiguous_ranges_by_scans_not_random_takes(store, monkeypatch):
-    scans = []
-    real = dreamdb.Dataset.iter_batches
+@pytest.mark.parametrize("fields", [["label"], ["label", "raw"]])
+def test_workers_read_contiguous_anchor_ranges_not_random_takes(store, monkeypatch, fields):
+    """The batched loader read each worker's 64-record units with random takes; now each
+    worker reads a contiguous part: fixed-width fields by range scans, blobs by takes of
+    consecutive anchors, one loader batch each."""
+    scans, takes = [], []
+    real_scan, real_take = dreamdb.Dataset.iter_batches, dreamdb.Dataset.take
 
     def scan(self, *args, **kw):
         scans.append((kw.get("start"), kw.get("limit")))
-        return real(self, *args, **kw)
+        return real_scan(self, *args, **kw)
 
-    def no_take(self, *args, **kw):
-        raise AssertionError("take() called: units are read by range scans")
+    def take(self, anchors, *args, **kw):
+        takes.append(np.asarray(anchors).copy())
+        return real_take(self, anchors, *args, **kw)
 
     monkeypatch.setattr(dreamdb.Dataset, "iter_batches", scan)
-    monkeypatch.setattr(dreamdb.Dataset, "take", no_take)
-    assert sorted(run(make(store), monkeypatch, 2)) == LIVE
-    # Unshuffled: each worker reads its contiguous half with one scan.
-    assert len(scans) == 2 and sum(n for _, n in scans) == len(LIVE)
-    scans.clear()
-    assert sorted(run(make(store, shuffle_seed=3), monkeypatch, 2)) == LIVE
-    # Shuffled: one scan per run of units (the workers' halves cut one more).
-    units = dreamdb.Dataset.open("d", store=store).read_units(["label", "raw"], 4, 64)
-    assert len(scans) <= len(units) + 1 and sum(n for _, n in scans) == len(LIVE)
+    monkeypatch.setattr(dreamdb.Dataset, "take", take)
+    listed = dreamdb.Dataset.open("d", store=store).anchors()
+    position = {int(a): i for i, a in enumerate(listed)}
+    units = dreamdb.Dataset.open("d", store=store).read_units(fields, 4, 64)
+    for seed in (None, 3):
+        scans.clear()
+        takes.clear()
+        assert sorted(run(make(store, fields=fields, shuffle_seed=seed), monkeypatch, 2)) == LIVE
+        if fields == ["label"]:
+            assert not takes and sum(n for _, n in scans) == len(LIVE)
+            # Unshuffled: one scan per worker; shuffled: one per run of units.
+            assert len(scans) == 2 if seed is None else len(scans) <= len(units) + 1
+        else:
+            assert not scans and sum(len(t) for t in takes) == len(LIVE)
+            for t in takes:  # consecutive live records, at most one loader batch
+                p = [position[int(a)] for a in t]
+                assert p == list(range(p[0], p[0] + len(p))) and len(p) <= 8
 
 
 @pytest.mark.parametrize("seed", [None, 9])
