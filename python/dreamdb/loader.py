@@ -38,15 +38,17 @@ record in anchor order):
    order then depends on the worker count.
 
 ``shuffle_mode="units"`` (the fastest with DataLoader workers; memory: one row per unit)
-reads every worker's share by range scans instead of takes, so that each segment is read
-once, whole, with read-ahead. The records are cut into *units*: runs of consecutive
+reads every worker's share as contiguous anchor ranges instead of scattered records:
+fixed-width fields by range scans (each segment read once, whole, with read-ahead), blobs
+by takes of consecutive anchors, one loader batch each (only those values' bytes, read in
+parallel). The records are cut into *units*: runs of consecutive
 records that end where a requested field's values move to another segment
 (:meth:`dreamdb.Dataset.read_units`; a unit holds at least ``block_size // 16`` records
 and at most ``block_size``). Global order: the units in a keyed pseudo-random order per
 (seed, epoch) (ascending when unshuffled), records ascending within a unit. Ranks: the
 contiguous slices of step 2 (the same padding rule). Workers: the rank's slice is cut into
 ``num_workers`` contiguous, near-equal parts, one per worker, so each worker scans a few
-long anchor ranges (neighbouring units are read by one scan). Shuffled, each worker passes
+long anchor ranges (neighbouring units are read as one range). Shuffled, each worker passes
 its part through a shuffle buffer: consecutive windows of ``shuffle_buffer`` records are
 each permuted (keyed by seed, epoch, rank, worker and window; memory: one window of
 records per worker). Every record is still yielded exactly once per epoch across ranks

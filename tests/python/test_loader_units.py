@@ -269,3 +269,23 @@ def test_workers_yield_len_batches_in_all(store, monkeypatch, workers):
         total += len(sizes)
     monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: None)
     assert total == len(ds)
+
+
+def test_a_worker_batch_is_one_shared_memory_buffer(store, monkeypatch):
+    """A DataLoader shares each tensor storage of a batch as its own segment; a worker's
+    batch is now views of one shared-memory buffer (one segment per batch)."""
+    info = type("Info", (), {"id": 1, "num_workers": 2})()
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: info)
+    b = next(iter(pickle.loads(pickle.dumps(make(store)))))
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: None)
+    tensors = [v for v in b.values() if isinstance(v, torch.Tensor)]
+    assert len(tensors) == 4 and all(t.is_shared() for t in tensors)
+    assert len({t.storage().data_ptr() for t in tensors}) == 1
+    labels = b["label"].tolist()
+    assert b["anchor"].tolist() == [2 * x + 1 for x in labels]
+    raw = b["raw"].numpy().tobytes()
+    offsets = b["raw.offsets"].tolist()
+    assert [raw[offsets[i]:offsets[i + 1]] for i in range(len(labels))] == [
+        bytes([x % 256]) * 3 for x in labels]
+    main = next(iter(make(store)))  # in the main process: no copy into shared memory
+    assert not main["label"].is_shared()
