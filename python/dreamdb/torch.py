@@ -197,10 +197,14 @@ class DreamDBDataset(LoaderCore, torch.utils.data.IterableDataset):
         batch = int(self.loader_batch_size)  # type: ignore[arg-type]
         try:
             # Counted here, as received: the read-ahead thread runs ahead of the consumer.
-            in_worker = not self._may_run_elsewhere()  # a DataLoader worker
+            # In a DataLoader worker, batches with a blob field (three tensor storages) as
+            # one shared buffer: 1.36x over shuffled 50 KiB blobs with 2 workers, no gain
+            # measured for fixed-width fields (bench/RESULTS.md).
+            pack = (not self._may_run_elsewhere()
+                    and any(spec.type == "blob" for spec in self._specs))
             for table in _read_ahead(self._batch_tables(p, skip, batch, count=False), depth=2):
                 out = _tensors(table, self._specs)
-                if in_worker:
+                if pack:
                     out = _one_shared_buffer(out)
                 self._yielded += table.num_rows
                 yield self.transform(out) if self.transform is not None else out
