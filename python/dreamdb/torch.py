@@ -86,8 +86,8 @@ class DreamDBDataset(LoaderCore, torch.utils.data.IterableDataset):
             of ``shuffle_buffer`` records (see :mod:`dreamdb.loader` for its quality);
             "units": the fastest with DataLoader workers: each worker reads contiguous
             anchor ranges cut at segment boundaries (range scans; blobs by takes of
-            consecutive anchors) instead of scattered records; shuffled, the units' order is permuted and each worker
-            shuffles within windows of ``shuffle_buffer`` records (holding them: give a
+            consecutive anchors) instead of scattered records; shuffled, the units'
+            order is permuted and each worker shuffles within windows of ``shuffle_buffer`` records (holding them: give a
             small one, e.g. 1024, for large blobs). The DataLoader's order then depends
             on ``num_workers``; resume with the same number (see :mod:`dreamdb.loader`).
         rank, world_size: this process's shard; default from ``torch.distributed`` or
