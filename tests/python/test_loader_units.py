@@ -206,8 +206,11 @@ def test_resume_needs_the_same_worker_count_and_says_so(store, monkeypatch):
         run(again, monkeypatch, 3)
 
 
-def test_worker_states_round_trip_like_stateful_dataloader(store, monkeypatch):
-    ds = make(store, shuffle_seed=4)
+@pytest.mark.parametrize("mode", ["units", "full"])
+def test_worker_states_round_trip_like_stateful_dataloader(store, monkeypatch, mode):
+    """Also batched_worker_state_counts_what_was_received: the batched loader counted
+    batches on its read-ahead thread, so a worker's state skipped batches never received."""
+    ds = make(store, shuffle_seed=4, shuffle_mode=mode)
     full = run(ds, monkeypatch, 2)
     states, head = [], []
     for w in range(2):
@@ -222,7 +225,7 @@ def test_worker_states_round_trip_like_stateful_dataloader(store, monkeypatch):
     for w in range(2):
         info = type("Info", (), {"id": w, "num_workers": 2})()
         monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda info=info: info)
-        copy = make(store)
+        copy = make(store, shuffle_mode=mode)
         copy.load_state_dict(states[w])
         rest += sum((b["label"].tolist() for b in copy), [])
     monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: None)
