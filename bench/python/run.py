@@ -93,6 +93,8 @@ def main() -> None:
                     help="DataLoader worker counts of the loaders workload")
     ap.add_argument("--resume-rows", type=int, default=10_000_000,
                     help="records of the dataset the resume workload seeks into")
+    ap.add_argument("--loader-impls", default="units,batched,after,before",
+                    help="DreamDBDataset variants of workload (f) (w_dreamdb.py loader-v2 --impl)")
     ap.add_argument("--before-rev", default="05c505b",
                     help="commit whose python/dreamdb/torch.py is the loader 'before'")
     ap.add_argument("--only", default="ingest,scan,take,loader,loaders,resume,old",
@@ -242,7 +244,7 @@ def main() -> None:
                     key = f"loaders-{kind}-w{w}"
                     shared = ["--store", store, "--kind", kind, "--count", count,
                               "--workers", w, "--epochs", a.epochs, "--before-src", before]
-                    for impl in ("batched", "after", "before"):
+                    for impl in a.loader_impls.split(","):
                         for seed in ("-1", "1"):
                             tag = impl + ("-shuffled" if seed == "1" else "")
                             r.run("dreamdb", "w_dreamdb.py",
@@ -417,7 +419,9 @@ def report(r: Runner, a: argparse.Namespace) -> str:
         "loader/dreamdb", disk("prep/dreamdb-images"))
     row(w, "loader/webdataset", "WebDataset tar shards", "samples_per_s", "samples/s",
         "loader/dreamdb", disk("prep/wds"))
-    labels = {"batched": "DreamDBDataset batched=True",
+    labels = {"units": "DreamDBDataset batched=True, shuffle_mode=units",
+              "units-shuffled": "DreamDBDataset batched=True, shuffle_mode=units, shuffled",
+              "batched": "DreamDBDataset batched=True",
               "batched-shuffled": "DreamDBDataset batched=True, shuffled",
               "after": "DreamDBDataset", "before": f"DreamDBDataset before ({a.before_rev})",
               "after-shuffled": "DreamDBDataset, shuffled",
@@ -429,7 +433,7 @@ def report(r: Runner, a: argparse.Namespace) -> str:
             key = f"loaders-{kind}-w{w}"
             for tag, label in labels.items():
                 row(f"loader, {w} workers, {what}", f"{key}/{tag}", label, "samples_per_s",
-                    "samples/s", f"{key}/batched")
+                    "samples/s", f"{key}/units")
     for tag, label in (("after", "DreamDBDataset"), ("after-shuffled", "DreamDBDataset, shuffled"),
                        ("before", labels["before"]), ("before-shuffled",
                                                       labels["before-shuffled"])):

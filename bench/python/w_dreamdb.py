@@ -10,7 +10,7 @@ process; each prints RESULT lines (see common.py). Commands:
             [--same-handle]                              one handle for every call
     prep-images --data D --count M --store DIR          blob dataset for the loader
     loader  --store DIR --count M --epochs E            DataLoader over DreamDBDataset
-    loader-v2 --impl after|batched|before --store DIR --kind img|emb --count M
+    loader-v2 --impl after|batched|units|before --store DIR --kind img|emb --count M
               --workers W [--shuffle S] --epochs E      samples/s, 0/2/4 workers, this loader
                                                         per sample or batched=True, or the
                                                         one before the loader rewrite
@@ -148,7 +148,7 @@ BEFORE_REV = "05c505b"
 
 
 def loader_class(a: argparse.Namespace):
-    if a.impl in ("after", "batched"):
+    if a.impl in ("after", "batched", "units"):
         from dreamdb.torch import DreamDBDataset
         return DreamDBDataset
     import importlib.util
@@ -165,14 +165,16 @@ def cmd_loader_v2(a: argparse.Namespace) -> None:
     cls = loader_class(a)
     name, field = ("imgs", "img") if a.kind == "img" else (NAME, "emb")
     kw = {"shuffle_seed": a.shuffle if a.shuffle >= 0 else None}
-    if a.impl in ("after", "batched"):
+    if a.impl in ("after", "batched", "units"):
         kw["loader_batch_size"] = 64
-    if a.impl == "batched":  # whole batches as tensors: the DataLoader does not collate
+    if a.impl in ("batched", "units"):  # whole batches as tensors, not collated
         kw["batched"] = True
+    if a.impl == "units":  # each worker scans contiguous ranges cut at segment boundaries
+        kw.update(shuffle_mode="units", shuffle_buffer=1024)
     tds = cls(name, store=a.store, fields=[field], batch_size=256, **kw)
     for epoch in range(a.epochs + 1):  # epoch 0 warms the page cache, not reported
         tds.set_epoch(epoch)
-        loader = torch.utils.data.DataLoader(tds, batch_size=None if a.impl == "batched" else 64,
+        loader = torch.utils.data.DataLoader(tds, batch_size=None if kw.get("batched") else 64,
                                              num_workers=a.workers)
         n = 0
         t0 = common.now()

@@ -143,6 +143,14 @@ class BatchReader {
   virtual const Schema& schema() const = 0;  // the projected schema
 };
 
+// Consecutive records (in anchor order) that one reader scans together: see
+// Dataset::ReadUnits.
+struct ReadUnit {
+  uint64_t first = 0;    // first anchor (inclusive)
+  uint64_t last = 0;     // last anchor (inclusive)
+  uint64_t records = 0;  // live records in [first, last]
+};
+
 struct ReadStats {
   uint64_t requests = 0;       // backend get/range calls
   uint64_t bytes_fetched = 0;  // bytes returned by the backend
@@ -235,6 +243,17 @@ class Dataset {
   Result<std::unique_ptr<BatchReader>> TimeAnchorIter(uint64_t since_ns, uint64_t until_ns,
                                                       const std::vector<std::string>& fields = {},
                                                       uint64_t batch_rows = 8192) const;
+  // Splits head()'s records into units of consecutive records for parallel readers
+  // (DataLoader workers, ranks) that each scan whole units. A unit ends where the values
+  // of one of `fields` (all when empty) move to another segment once the unit holds at
+  // least `min_records` records, and at `max_records` records at the latest. A scan
+  // reads whole segments, so readers that scan whole units read each segment once unless
+  // a segment holds more than `max_records` of them. Reads only anchor-index pages, never
+  // a segment; O(index pages) time and O(units) memory. kInvalidArgument for an unknown
+  // field, min_records 0 or max_records < min_records.
+  Result<std::vector<ReadUnit>> ReadUnits(const std::vector<std::string>& fields,
+                                          uint64_t min_records = 1,
+                                          uint64_t max_records = UINT64_MAX) const;
   // Values of `fields` for `anchors`, in the order given; a missing or deleted anchor is
   // kNotFound naming it unless `allow_missing` (then its row is all null and
   // `found[i]` is false).

@@ -337,6 +337,11 @@ class Dataset:
         The live anchors in [start, end), ascending, as a NumPy uint64 array. Reads only the anchor index pages (no field data).
         """
 
+    def read_units(self, fields: Sequence[str], min_records: int = 1, max_records: int = 18446744073709551615) -> Annotated[NDArray[numpy.uint64], dict(shape=(None, None))]:
+        """
+        Units of consecutive records for parallel readers that scan whole units, as a NumPy uint64 array of rows (first anchor, last anchor, records): a unit ends where a field's values move to another segment once it holds min_records, and at max_records at the latest. Reads only the anchor index pages.
+        """
+
     def take(self, anchors: Annotated[NDArray[numpy.uint64], dict(shape=(None,), order='C', device='cpu', writable=False)], fields: Sequence[str], allow_missing: bool = False) -> ArrowStream: ...
 
     def history(self, limit: int = 0) -> list: ...

@@ -597,6 +597,21 @@ class Dataset:
         for batch in read_stream(stream):
             yield batch.column(0).to_numpy()
 
+    def read_units(self, fields: Optional[Union[str, Sequence[str]]] = None,
+                   min_records: int = 1, max_records: Optional[int] = None) -> np.ndarray:
+        """Splits the records at head into *units* of consecutive records for parallel
+        readers that each scan whole units (DataLoader workers, ranks), as a NumPy
+        ``uint64`` array of rows ``(first anchor, last anchor, records)``, in anchor order.
+
+        A unit ends where the values of one of `fields` (all when None) move to another
+        segment once it holds at least `min_records` records, and at `max_records` at the
+        latest. A scan reads whole segments, so readers that scan whole units
+        (``iter_batches(start=first, end=last + 1)``) read each segment once, unless a
+        segment holds more than `max_records` records. Reads only the anchor index pages.
+        """
+        return self._h.read_units(_fields(fields), int(min_records),
+                                  _U64_MAX if max_records is None else int(max_records))
+
     def take(
         self,
         anchors: Any,

@@ -37,6 +37,27 @@ record in anchor order):
    the unit is one sample: every sample is still yielded once, but the DataLoader's batch
    order then depends on the worker count.
 
+``shuffle_mode="units"`` (the fastest with DataLoader workers; memory: one row per unit)
+reads every worker's share as contiguous anchor ranges instead of scattered records:
+fixed-width fields by range scans (each segment read once, whole, with read-ahead), blobs
+by takes of consecutive anchors, one loader batch each (only those values' bytes, read in
+parallel). The records are cut into *units*: runs of consecutive
+records that end where a requested field's values move to another segment
+(:meth:`dreamdb.Dataset.read_units`; a unit holds at least ``block_size // 16`` records
+and at most ``block_size``). Global order: the units in a keyed pseudo-random order per
+(seed, epoch) (ascending when unshuffled), records ascending within a unit. Ranks: the
+contiguous slices of step 2 (the same padding rule). Workers: the rank's slice is cut into
+``num_workers`` contiguous, near-equal parts, one per worker, so each worker scans a few
+long anchor ranges (neighbouring units are read as one range). Shuffled, each worker passes
+its part through a shuffle buffer: consecutive windows of ``shuffle_buffer`` records are
+each permuted (keyed by seed, epoch, rank, worker and window; memory: one window of
+records per worker). Every record is still yielded exactly once per epoch across ranks
+and workers (plus the padding), but the DataLoader interleaves the workers' batches, so
+the order it yields depends on ``num_workers``: a state records each worker's progress
+(``worker_split``) and resumes with the same ``num_workers``; in the main process give
+``state_dict(consumed=n, num_workers=W)`` (and ``loader_batch_size`` = the DataLoader's
+batch size when W > 1, so the interleaving is known).
+
 Resume: a state is a small dict (format ``"dreamdb.loader/2"``): the manifest, seed,
 epoch, mode and ``position`` = samples of this rank's epoch sequence consumed. Ranks
 advance in lockstep in data-parallel training, so every rank's position is the same.
@@ -62,7 +83,7 @@ __all__ = ["LoaderCore", "NumpyLoader", "STATE_FORMAT"]
 STATE_FORMAT = "dreamdb.loader/2"
 _SMALL = 1 << 16  # below this many items a permutation is a sorted hash table
 _ROUNDS = 6  # Feistel rounds (4 already make a strong pseudo-random permutation)
-_MODES = ("full", "blocks")
+_MODES = ("full", "blocks", "units")
 _SCAN_MIN = 512  # shorter runs of consecutive records are read with take(), not a scan
 
 
@@ -177,6 +198,35 @@ class _GlobalOrder:
         return out
 
 
+class _UnitOrder:
+    """The epoch's global order in ``shuffle_mode="units"``: the units (runs of consecutive
+    records that end at segment changes, from :meth:`dreamdb.Dataset.read_units`) in a
+    keyed pseudo-random order (ascending when unshuffled), records ascending within each."""
+
+    def __init__(self, counts: np.ndarray, seed: Optional[int], epoch: int) -> None:
+        self.n = int(counts.sum())
+        self.shuffled = seed is not None
+        self._counts = counts
+        units = np.arange(len(counts), dtype=np.int64)
+        if self.shuffled and len(units):
+            units = _Permutation(len(units), "units", seed, epoch, self.n)(units)
+        self.units = units
+        self.ends = np.cumsum(counts[units])  # position after each unit of this order
+
+    def pieces(self, g0: int, g1: int) -> List[Tuple[int, int, int]]:
+        """(unit, first offset, end offset) covering positions [g0, g1) of the order."""
+        out: List[Tuple[int, int, int]] = []
+        i = int(np.searchsorted(self.ends, g0, side="right"))
+        while g0 < g1:
+            u = int(self.units[i])
+            begin = int(self.ends[i]) - int(self._counts[u])
+            end = min(g1, int(self.ends[i]))
+            out.append((u, g0 - begin, end - begin))
+            g0 = end
+            i += 1
+        return out
+
+
 # ---- ranks and workers ----
 
 def rank_share(n: int, world_size: int, drop_last: bool) -> int:
@@ -192,6 +242,50 @@ def worker_count(remaining: int, num_workers: int, worker: int, unit: int) -> in
         return 0
     last = worker + (mine - 1) * num_workers
     return (mine - 1) * unit + min(unit, remaining - last * unit)
+
+
+def unit_portions(share: int, num_workers: int, unit: int = 1) -> Tuple[List[int], List[int]]:
+    """shuffle_mode="units": (first item, items) of each worker's contiguous part of a rank's
+    `share` samples: whole `unit`s (loader batches), dealt near-equally (counts differ by at
+    most one unit), so the workers yield ceil(share / unit) batches in all."""
+    q, extra = divmod(-(-share // unit), num_workers)
+    firsts: List[int] = []
+    counts: List[int] = []
+    b = 0
+    for w in range(num_workers):
+        lo, b = min(share, b * unit), b + q + (w < extra)
+        firsts.append(lo)
+        counts.append(min(share, b * unit) - lo)
+    return firsts, counts
+
+
+def round_robin_split(consumed: int, remaining: Sequence[int], unit: int) -> List[int]:
+    """Items each worker gave of the first `consumed` items a DataLoader yielded, when
+    worker w yields `remaining[w]` items in units (batches) of `unit` and the DataLoader
+    takes one unit from each worker with items left, in worker order, round after round
+    (what it does with an IterableDataset)."""
+    w_count = len(remaining)
+    full = min(remaining) // unit  # rounds in which every worker yields a whole unit
+    rounds = min(full, consumed // (unit * w_count))
+    got = [rounds * unit] * w_count
+    consumed -= rounds * unit * w_count
+    t = rounds
+    while consumed > 0:
+        progressed = False
+        for w in range(w_count):
+            size = min(unit, remaining[w] - t * unit)
+            if size <= 0:
+                continue
+            progressed = True
+            step = min(size, consumed)
+            got[w] += step
+            consumed -= step
+            if consumed == 0:
+                break
+        if not progressed:
+            raise InvalidArgumentError("consumed is more than the workers yield")
+        t += 1
+    return got
 
 
 def worker_items(items: np.ndarray, num_workers: int, worker: int, unit: int) -> np.ndarray:
@@ -232,6 +326,7 @@ class _Pass(NamedTuple):
     worker: int
     num_workers: int
     start: int  # rank position the pass started at
+    split: Tuple[int, ...] = ()  # shuffle_mode="units": each worker's items before `start`
 
 
 class LoaderCore:
@@ -280,6 +375,8 @@ class LoaderCore:
         self._pending = 0  # rank position the next pass starts at
         self._pending_epoch: Optional[int] = None  # epoch a loaded position belongs to
         self._pending_worker: Optional[Dict[str, int]] = None  # a worker's own progress
+        # shuffle_mode="units": items of each worker's part consumed at the loaded position.
+        self._pending_split: Optional[List[int]] = None
         self._pass: Optional[_Pass] = None  # the pass running (or run) in this process
         self._yielded = 0  # samples this process yielded in that pass
 
@@ -302,9 +399,17 @@ class LoaderCore:
         self._field_names = [f.name for f in self._specs]
         self._anchors: Optional[np.ndarray] = None
         self._block_cache: Dict[int, np.ndarray] = {}
+        self._units: Optional[np.ndarray] = None
         if self.shuffle_mode == "full":
             self._anchors = ds.anchors()  # index pages only, no field data
             self._total = len(self._anchors)
+            self._starts = np.zeros(0, dtype=np.uint64)
+        elif self.shuffle_mode == "units":
+            # Index pages only: rows (first anchor, last anchor, records), in anchor order.
+            self._units = ds.read_units(self._field_names,
+                                        min_records=max(1, self.block_size // 16),
+                                        max_records=self.block_size)
+            self._total = int(self._units[:, 2].sum()) if len(self._units) else 0
             self._starts = np.zeros(0, dtype=np.uint64)
         else:
             starts: List[np.ndarray] = []
@@ -317,7 +422,7 @@ class LoaderCore:
             self._total = seen
         self._ds = ds
         self._pid = os.getpid()
-        self._orders: Dict[int, _GlobalOrder] = {}
+        self._orders: Dict[int, Any] = {}
 
     def _dataset(self) -> Dataset:
         if self._ds is None or self._pid != os.getpid():
@@ -368,12 +473,16 @@ class LoaderCore:
             out[sel] = self._block_anchors(int(b))[ordinals[sel] - int(b) * self.block_size]
         return out
 
-    def _order(self) -> _GlobalOrder:
+    def _order(self) -> Any:
         order = self._orders.get(self.epoch)
         if order is None:
             self._orders = {}
-            order = _GlobalOrder(self._total, self.shuffle_seed, self.epoch, self.shuffle_mode,
-                                 self.block_size, self.shuffle_buffer)
+            if self._units is not None:
+                order = _UnitOrder(self._units[:, 2].astype(np.int64), self.shuffle_seed,
+                                   self.epoch)
+            else:
+                order = _GlobalOrder(self._total, self.shuffle_seed, self.epoch,
+                                     self.shuffle_mode, self.block_size, self.shuffle_buffer)
             self._orders[self.epoch] = order
         return order
 
@@ -422,6 +531,7 @@ class LoaderCore:
             self._pending = 0
             self._pending_epoch = None
             self._pending_worker = None
+            self._pending_split = None
         self.epoch = epoch
         self._pass = None
         self._yielded = 0
@@ -442,8 +552,11 @@ class LoaderCore:
             "samples_per_rank": rank_share(self._total, world, self.drop_last),
         }
 
-    def _state(self, consumed: Optional[int], where: str) -> Dict[str, Any]:
+    def _state(self, consumed: Optional[int], where: str,
+               num_workers: Optional[int] = None) -> Dict[str, Any]:
         state = self._settings()
+        if self._units is not None:
+            return self._units_state(state, consumed, where, num_workers)
         p = self._pass
         share = state["samples_per_rank"]
         if consumed is not None:
@@ -461,12 +574,7 @@ class LoaderCore:
             state["position"] = self._pending
             return state
         if p is None:
-            raise InvalidArgumentError(
-                f"state_dict() in {where} cannot know how far the loop got: no pass ran in "
-                "this process since the last set_epoch()/load_state_dict() (DataLoader "
-                "workers iterate their own copies). Pass state_dict(consumed=<samples the "
-                "loop consumed this pass>), or use torchdata's StatefulDataLoader, which "
-                "collects the workers' states.")
+            raise _unknown_progress(where)
         if p.num_workers == 1:
             state["position"] = p.start + self._yielded
         else:
@@ -476,7 +584,65 @@ class LoaderCore:
                                "loader_batch_size": self.loader_batch_size}
         return state
 
-    def state_dict(self, consumed: Optional[int] = None) -> Dict[str, Any]:
+    def _units_state(self, state: Dict[str, Any], consumed: Optional[int], where: str,
+                     num_workers: Optional[int]) -> Dict[str, Any]:
+        """state_dict() in shuffle_mode="units": the position plus each worker's consumed
+        items ("worker_split"), since the order depends on the number of workers."""
+        p = self._pass
+        share = state["samples_per_rank"]
+        if consumed is None and p is not None and p.num_workers > 1 and num_workers is None:
+            # Inside a DataLoader worker (torchdata's StatefulDataLoader): its own progress.
+            state["position"] = p.start
+            state["num_workers"] = p.num_workers
+            state["worker_split"] = list(p.split)
+            state["loader_batch_size"] = self.loader_batch_size
+            state["worker"] = {"id": p.worker, "num_workers": p.num_workers,
+                               "yielded": self._yielded,
+                               "loader_batch_size": self.loader_batch_size}
+            return state
+        if consumed is None and p is None and self._may_run_elsewhere():
+            raise _unknown_progress(where)
+        if num_workers is not None:
+            workers = max(1, int(num_workers))  # num_workers=0 reads in this process
+        elif p is not None:
+            workers = p.num_workers
+        elif not self._may_run_elsewhere():
+            workers = 1
+        else:
+            raise InvalidArgumentError(
+                f"state_dict() in {where} with shuffle_mode='units' needs num_workers= (the "
+                "DataLoader's num_workers): the sample order depends on it")
+        if p is not None and len(p.split) == workers:
+            base = list(p.split)
+        else:
+            base = self._split_at_pending(workers) if p is None else [0] * workers
+        if consumed is None:
+            split = [self._yielded] if p is not None else base
+        else:
+            if isinstance(consumed, bool) or not isinstance(consumed, (int, np.integer)):
+                raise InvalidArgumentError(f"consumed must be an int, got {consumed!r}")
+            _, counts = unit_portions(share, workers, self.loader_batch_size or 1)
+            remaining = [c - b for c, b in zip(counts, base)]
+            if not 0 <= int(consumed) <= sum(remaining):
+                raise InvalidArgumentError(
+                    f"consumed={consumed} from position {sum(base)} is outside this rank's "
+                    f"{share} samples of epoch {self.epoch}")
+            unit = 1 if workers == 1 else self.loader_batch_size
+            if unit is None:
+                raise InvalidArgumentError(
+                    "state_dict(consumed=...) with shuffle_mode='units' and DataLoader "
+                    "workers needs loader_batch_size (the DataLoader's batch size): the "
+                    "DataLoader interleaves its workers' batches")
+            got = round_robin_split(int(consumed), remaining, int(unit))
+            split = [b + g for b, g in zip(base, got)]
+        state["position"] = sum(split)
+        state["num_workers"] = len(split)
+        state["worker_split"] = split
+        state["loader_batch_size"] = self.loader_batch_size
+        return state
+
+    def state_dict(self, consumed: Optional[int] = None,
+                   num_workers: Optional[int] = None) -> Dict[str, Any]:
         """A small dict that resumes this rank exactly (see load_state_dict).
 
         consumed: samples of this rank the training loop consumed in the current pass
@@ -485,8 +651,10 @@ class LoaderCore:
             is then computed from it. Without it the state says how far this process's own
             iteration got, and if no pass ran here, InvalidArgumentError is raised rather
             than a wrong position.
+        num_workers: shuffle_mode="units" only: the DataLoader's ``num_workers`` (the
+            order depends on it there); needed when the pass ran in DataLoader workers.
         """
-        return self._state(consumed, "this process")
+        return self._state(consumed, "this process", num_workers)
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         """Makes the next pass yield exactly the samples after the state's position (same
@@ -513,11 +681,12 @@ class LoaderCore:
                 f"state was saved with world size {state['world_size']}, this job has "
                 f"{world}: resume with the same world size")
         self.shuffle_seed = state["seed"]
-        self.shuffle_mode = mode
+        mode_before, self.shuffle_mode = self.shuffle_mode, mode
         self.block_size = _positive("block_size", state["block_size"])
         self.shuffle_buffer = _positive("shuffle_buffer", state["shuffle_buffer"])
         self.drop_last = bool(state["drop_last"])
-        if state["manifest"] != self._manifest or mode == "blocks" or self._anchors is None:
+        if (state["manifest"] != self._manifest or mode != "full" or mode != mode_before
+                or self._anchors is None):
             self._pin(state["manifest"])
         self._orders = {}
         share = rank_share(self._total, world, self.drop_last)
@@ -525,6 +694,21 @@ class LoaderCore:
         if not 0 <= position <= share:
             raise InvalidArgumentError(f"state position {position} is outside this rank's "
                                        f"{share} samples")
+        self._pending_split = None
+        if mode == "units":
+            split = [int(x) for x in state.get("worker_split", [position])]
+            if state.get("loader_batch_size", self.loader_batch_size) != self.loader_batch_size:
+                raise InvalidArgumentError(
+                    f"state was saved with loader_batch_size {state['loader_batch_size']}, "
+                    f"this loader has {self.loader_batch_size}: with shuffle_mode='units' the "
+                    "workers' parts depend on it, so resume with the same one")
+            counts = unit_portions(share, max(1, len(split)), self.loader_batch_size or 1)[1]
+            if (sum(split) != position or len(split) != int(state.get("num_workers", 1))
+                    or any(not 0 <= x <= c for x, c in zip(split, counts))):
+                raise InvalidArgumentError(
+                    f"state's worker_split {split} does not match its position {position} "
+                    f"and num_workers {state.get('num_workers')}")
+            self._pending_split = split
         self.epoch = int(state["epoch"])
         self._pending = position
         self._pending_epoch = self.epoch
@@ -552,17 +736,38 @@ class LoaderCore:
                     "state_dict(consumed=...) instead")
             skip = int(pw["yielded"])
         start = self._pending
+        split: Tuple[int, ...] = ()
+        if self._units is not None:
+            split = tuple(self._split_at_pending(workers))
+            if pw is None:
+                skip = split[worker]
         # The pass consumes a loaded position: a later pass of this object (in this
         # process) starts the epoch again.
         self._pending, self._pending_epoch, self._pending_worker = 0, None, None
-        p = _Pass(rank, world, worker, workers, start)
+        self._pending_split = None
+        p = _Pass(rank, world, worker, workers, start, split)
         self._pass = p
         self._yielded = skip
         return p, skip
 
+    def _split_at_pending(self, workers: int) -> List[int]:
+        """shuffle_mode="units": each worker's consumed items at the loaded position."""
+        split = self._pending_split
+        if split is None or not any(split):
+            return [0] * workers
+        if len(split) != workers:
+            raise InvalidArgumentError(
+                f"state was saved with {len(split)} DataLoader worker(s), this pass runs "
+                f"{workers}: with shuffle_mode='units' the sample order depends on the "
+                "number of workers, so resume with the same num_workers")
+        return list(split)
+
     def _tables(self, p: _Pass, skip: int) -> Iterator[Any]:
         """This worker's samples of pass `p` after its first `skip`, as Arrow record
         batches or tables in order (anchor column first, then the requested fields)."""
+        if self._units is not None:
+            yield from self._unit_tables(p, skip)
+            return
         n = self._total
         share = rank_share(n, p.world_size, self.drop_last)
         remaining = share - p.start
@@ -618,25 +823,81 @@ class LoaderCore:
             yield lo, hi
             t += 1
 
-    def _batch_tables(self, p: _Pass, skip: int, batch: int) -> Iterator[pa.Table]:
+    def _unit_tables(self, p: _Pass, skip: int) -> Iterator[Any]:
+        """shuffle_mode="units": this worker's contiguous part of the rank's share (see
+        the module docstring) after its first `skip` items, read by range scans of whole
+        units; when shuffled, through a buffer of ``shuffle_buffer`` records."""
+        share = rank_share(self._total, p.world_size, self.drop_last)
+        firsts, counts = unit_portions(share, p.num_workers, self.loader_batch_size or 1)
+        count = counts[p.worker]
+        if skip > count:
+            raise InvalidArgumentError(f"worker {p.worker} state says {skip} samples were "
+                                       f"yielded, but it has only {count}")
+        base = p.rank * share + firsts[p.worker]
+        order = self._order()
+        if not order.shuffled:
+            yield from self._unit_stream(order, base + skip, base + count)
+            return
+        size = self.shuffle_buffer
+        first = skip // size
+        windows = _rechunk(self._unit_stream(order, base + first * size, base + count), size)
+        for j, window in enumerate(windows, start=first):
+            perm = _Permutation(window.num_rows, "buffer", self.shuffle_seed, self.epoch, p.rank,
+                                p.world_size, p.worker, p.num_workers, j)
+            window = window.take(perm(np.arange(window.num_rows, dtype=np.int64)))
+            yield window.slice(skip - j * size) if j == first else window
+
+    def _unit_stream(self, order: _UnitOrder, g0: int, g1: int) -> Iterator[Any]:
+        """Records at positions [g0, g1) of the rank-padded order (positions >= n wrap),
+        read run by run (a run = units that are neighbours in anchor order)."""
+        n = self._total
+        units = self._units
+        assert units is not None
+        runs: List[List[int]] = []  # [unit, first offset, records, last unit, its end offset]
+        g = g0
+        while g < g1:
+            stop = min(g1, (g // n + 1) * n)  # padding wraps at n
+            for u, o0, o1 in order.pieces(g % n, g % n + stop - g):
+                r = runs[-1] if runs else None
+                if r is not None and r[3] + 1 == u and o0 == 0 and r[4] == int(units[r[3], 2]):
+                    r[2], r[3], r[4] = r[2] + o1, u, o1
+                else:
+                    runs.append([u, o0, o1 - o0, u, o1])
+            g = stop
+        ds = self._dataset()
+        # Blobs: planned takes of consecutive anchors, one loader batch each (ranged reads
+        # of just those values, on the I/O pool); a scan would read and hash each whole
+        # segment on one thread into fresh buffers, 2.3x slower per worker over 50 KiB
+        # blobs. Fixed-width fields: the scan, which gathers them fastest.
+        blobs = any(spec.type == "blob" for spec in self._specs)
+        step = self.loader_batch_size or self.batch_size
+        for u, o0, records, last_u, o1 in runs:
+            if blobs:  # anchors from the index pages, one unit at a time (bounded memory)
+                pending = np.zeros(0, dtype=np.uint64)
+                for k in range(u, last_u + 1):
+                    got = ds.anchors(int(units[k, 0]), int(units[k, 1]) + 1)
+                    pending = np.concatenate([pending, got[o0 if k == u else 0:
+                                                           o1 if k == last_u else None]])
+                    cut = len(pending) - len(pending) % step if k < last_u else len(pending)
+                    for i in range(0, cut, step):
+                        yield ds.take(pending[i:min(cut, i + step)], self._field_names)
+                    pending = pending[cut:]
+                continue
+            start = int(units[u, 0])
+            if o0:  # starts inside a unit: its anchors come from the index pages
+                start = int(ds.anchors(start, int(units[u, 1]) + 1)[o0])
+            yield from ds.iter_batches(self._field_names, start=start,
+                                       batch_size=self.batch_size, limit=records)
+
+    def _batch_tables(self, p: _Pass, skip: int, batch: int,
+                      count: bool = True) -> Iterator[pa.Table]:
         """This worker's samples of pass `p` after its first `skip`, as tables of
-        `batch` rows (the last may be short); counts them in ``_yielded``."""
-        pending: List[pa.Table] = []
-        held = 0
-        for table in self._tables(p, skip):
-            if isinstance(table, pa.RecordBatch):
-                table = pa.Table.from_batches([table])
-            pending.append(table)
-            held += table.num_rows
-            while held >= batch:
-                joined = pa.concat_tables(pending)
-                out, rest = joined.slice(0, batch), joined.slice(batch)
-                pending, held = [rest], rest.num_rows
-                self._yielded += batch
-                yield out
-        if held:
-            self._yielded += held
-            yield pa.concat_tables(pending)
+        `batch` rows (the last may be short); counts them in ``_yielded`` if `count`
+        (else the consumer counts what it receives, when this runs ahead of it)."""
+        for out in _rechunk(self._tables(p, skip), batch):
+            if count:
+                self._yielded += out.num_rows
+            yield out
 
     def _scan(self, first: int, last: int) -> Iterator[Any]:
         """Records with ordinals first..last (inclusive) by one streaming range scan."""
@@ -644,6 +905,34 @@ class LoaderCore:
         yield from self._dataset().iter_batches(self._field_names, start=int(ends[0]),
                                                 end=int(ends[1]) + 1,
                                                 batch_size=self.batch_size)
+
+
+def _rechunk(tables: Iterator[Any], rows: int) -> Iterator[pa.Table]:
+    """The rows of `tables` (Arrow tables or record batches) as tables of `rows` rows (the
+    last may be shorter)."""
+    pending: List[pa.Table] = []
+    held = 0
+    for table in tables:
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        pending.append(table)
+        held += table.num_rows
+        while held >= rows:
+            joined = pa.concat_tables(pending)
+            out, rest = joined.slice(0, rows), joined.slice(rows)
+            pending, held = [rest], rest.num_rows
+            yield out
+    if held:
+        yield pa.concat_tables(pending)
+
+
+def _unknown_progress(where: str) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"state_dict() in {where} cannot know how far the loop got: no pass ran in "
+        "this process since the last set_epoch()/load_state_dict() (DataLoader "
+        "workers iterate their own copies). Pass state_dict(consumed=<samples the "
+        "loop consumed this pass>), or use torchdata's StatefulDataLoader, which "
+        "collects the workers' states.")
 
 
 def _numpy_column(col: Any, spec: _Spec, n: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -697,8 +986,10 @@ class NumpyLoader(LoaderCore):
         batch_size: samples per yielded batch (the last batch of an epoch may be short).
         shuffle_seed: None for ascending anchor order; an int for a seeded order per epoch.
         drop_last: ranks get floor(records / world) samples instead of ceil (padding).
-        shuffle_mode: "full" (a permutation of all records; holds 8 bytes a record) or
-            "blocks" (bounded memory; see the module docstring for its quality).
+        shuffle_mode: "full" (a permutation of all records; holds 8 bytes a record),
+            "blocks" (bounded memory; see the module docstring for its quality) or
+            "units" (range scans of segment-aligned units through a shuffle buffer of
+            ``shuffle_buffer`` records: the fastest read; see the module docstring).
         block_size, shuffle_buffer: the "blocks" mode's block and window sizes (records).
         rank, world_size: this process's shard (JAX: ``jax.process_index()``,
             ``jax.process_count()``); default the RANK / WORLD_SIZE environment variables,

@@ -83,7 +83,13 @@ class DreamDBDataset(LoaderCore, torch.utils.data.IterableDataset):
         shuffle_mode: "full" (default): a permutation of all records, holding the anchor
             list (8 bytes a record); "blocks": bounded memory (one anchor per
             ``block_size`` records), blocks permuted and records shuffled within windows
-            of ``shuffle_buffer`` records (see :mod:`dreamdb.loader` for its quality).
+            of ``shuffle_buffer`` records (see :mod:`dreamdb.loader` for its quality);
+            "units": the fastest with DataLoader workers: each worker reads contiguous
+            anchor ranges cut at segment boundaries (range scans; blobs by takes of
+            consecutive anchors) instead of scattered records; shuffled, the units'
+            order is permuted and each worker shuffles within windows of ``shuffle_buffer`` records (holding them: give a
+            small one, e.g. 1024, for large blobs). The DataLoader's order then depends
+            on ``num_workers``; resume with the same number (see :mod:`dreamdb.loader`).
         rank, world_size: this process's shard; default from ``torch.distributed`` or
             the environment (see the module docstring).
         batched: False (default): yield one sample dict at a time (below). True: yield
@@ -164,13 +170,15 @@ class DreamDBDataset(LoaderCore, torch.utils.data.IterableDataset):
             return -(-self.samples_per_rank() // int(self.loader_batch_size))
         return self.samples_per_rank()
 
-    def state_dict(self, consumed: Optional[int] = None) -> Dict[str, Any]:
+    def state_dict(self, consumed: Optional[int] = None,
+                   num_workers: Optional[int] = None) -> Dict[str, Any]:
         """Where this rank is: a small dict for load_state_dict() (see the module
         docstring). In the main process with DataLoader workers pass ``consumed`` (samples
-        the loop consumed this pass); inside a worker (StatefulDataLoader) the state holds
+        the loop consumed this pass), and with ``shuffle_mode="units"`` also the
+        DataLoader's ``num_workers``; inside a worker (StatefulDataLoader) the state holds
         that worker's own progress."""
         where = "the main process" if self._may_run_elsewhere() else "a DataLoader worker"
-        return self._state(consumed, where)
+        return self._state(consumed, where, num_workers)
 
     def __iter__(self) -> Iterator[Any]:
         """One pass over this rank's (or this worker's) share of the epoch, from the
@@ -188,8 +196,17 @@ class DreamDBDataset(LoaderCore, torch.utils.data.IterableDataset):
     def _run_batched(self, p: Any, skip: int) -> Iterator[Any]:
         batch = int(self.loader_batch_size)  # type: ignore[arg-type]
         try:
-            for table in _read_ahead(self._batch_tables(p, skip, batch), depth=2):
+            # Counted here, as received: the read-ahead thread runs ahead of the consumer.
+            # In a DataLoader worker, batches with a blob field (three tensor storages) as
+            # one shared buffer: 1.36x over shuffled 50 KiB blobs with 2 workers, no gain
+            # measured for fixed-width fields (bench/RESULTS.md).
+            pack = (not self._may_run_elsewhere()
+                    and any(spec.type == "blob" for spec in self._specs))
+            for table in _read_ahead(self._batch_tables(p, skip, batch, count=False), depth=2):
                 out = _tensors(table, self._specs)
+                if pack:
+                    out = _one_shared_buffer(out)
+                self._yielded += table.num_rows
                 yield self.transform(out) if self.transform is not None else out
         finally:
             self._ds = None
@@ -452,6 +469,31 @@ def _tensors(table: pa.Table, specs: Sequence[Any]) -> Dict[str, Any]:
             out[spec.name] = values.tolist() if values.dtype == object else _tensor(values)
         if not spec.required:
             out[spec.name + ".valid"] = torch.from_numpy(np.array(valid, dtype=bool))
+    return out
+
+
+def _one_shared_buffer(out: Dict[str, Any]) -> Dict[str, Any]:
+    """In a DataLoader worker: the batch's tensors as views of one shared-memory buffer.
+    The DataLoader hands each tensor storage to the main process as its own shared-memory
+    segment (one allocation, copy, file descriptor and mapping per tensor): a blob batch
+    (anchors, bytes, offsets) then costs one instead of three, and its bytes are copied to
+    shared memory once, here."""
+    tensors = [(k, v) for k, v in out.items() if isinstance(v, torch.Tensor)]
+    if len(tensors) < 2:
+        return out
+    offsets, total = [], 0
+    for _, v in tensors:
+        total = -(-total // 8) * 8  # every view 8-byte aligned
+        offsets.append(total)
+        total += v.numel() * v.element_size()
+    # Allocated in shared memory (as default_collate does), not copied there afterwards.
+    elem = torch.empty(0, dtype=torch.uint8)
+    storage = getattr(elem, "_typed_storage", elem.storage)()._new_shared(max(total, 8))
+    buf = elem.new(storage).resize_(max(total, 8))
+    for (k, v), off in zip(tensors, offsets):
+        view = buf[off:off + v.numel() * v.element_size()].view(v.dtype).view(v.shape)
+        view.copy_(v)
+        out[k] = view
     return out
 
 

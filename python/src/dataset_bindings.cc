@@ -278,6 +278,31 @@ void RegisterDataset(nb::module_& m) {
           "The live anchors in [start, end), ascending, as a NumPy uint64 array. Reads only "
           "the anchor index pages (no field data).")
       .def(
+          "read_units",
+          [](DatasetHandle& h, const std::vector<std::string>& fields, uint64_t min_records,
+             uint64_t max_records) {
+            auto* out = new std::vector<uint64_t>();
+            try {
+              nb::gil_scoped_release release;
+              std::vector<ReadUnit> units =
+                  ValueOrThrow(h.ds->ReadUnits(fields, min_records, max_records));
+              out->reserve(3 * units.size());
+              for (const ReadUnit& u : units) out->insert(out->end(), {u.first, u.last, u.records});
+            } catch (...) {
+              delete out;
+              throw;
+            }
+            nb::capsule owner(
+                out, [](void* p) noexcept { delete static_cast<std::vector<uint64_t>*>(p); });
+            return nb::ndarray<nb::numpy, uint64_t, nb::ndim<2>>(out->data(), {out->size() / 3, 3},
+                                                                 owner);
+          },
+          nb::arg("fields"), nb::arg("min_records") = 1, nb::arg("max_records") = UINT64_MAX,
+          "Units of consecutive records for parallel readers that scan whole units, as a NumPy "
+          "uint64 array of rows (first anchor, last anchor, records): a unit ends where a "
+          "field's values move to another segment once it holds min_records, and at "
+          "max_records at the latest. Reads only the anchor index pages.")
+      .def(
           "take",
           [](DatasetHandle& h, const Anchors& anchors, const std::vector<std::string>& fields,
              bool allow_missing) {

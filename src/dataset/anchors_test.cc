@@ -176,6 +176,43 @@ TEST(AnchorsOnlyScanTest, WithFieldsIsInvalidArgumentNamingThem) {
   EXPECT_NE(r.status().message().find("anchors-only"), std::string::npos);
 }
 
+// Dataset::ReadUnits: runs of consecutive records cut at segment changes (here one segment
+// per field per commit), counting live records only, from the index pages alone.
+TEST(ReadUnitsTest, EndAtSegmentChangesCountLiveRecordsAndReadNoSegment) {
+  Fixture f = MakeDataset();
+  std::shared_ptr<RecordingBackend> rec;
+  auto ds = *Dataset::OpenAt(Recorded(f, &rec), "d", "main");
+  auto units = ds->ReadUnits({"label", "image"});
+  ASSERT_TRUE(units.ok()) << units.status().ToString();
+  ASSERT_EQ(units->size(), 3u);
+  uint64_t total = 0;
+  for (size_t c = 0; c < 3; ++c) {
+    const ReadUnit& u = (*units)[c];
+    uint64_t live = 0;
+    for (uint64_t a : f.live) live += a >= c * 200 && a < (c + 1) * 200;
+    EXPECT_EQ(u.records, live) << c;
+    EXPECT_EQ(u.first, c == 0 ? 1u : c * 200 + (c * 200 % 7 == 0 ? 1 : 0)) << c;
+    EXPECT_LT(u.last, (c + 1) * 200) << c;
+    total += u.records;
+  }
+  EXPECT_EQ(total, f.live.size());
+  EXPECT_EQ(rec->segment_bytes(), 0u);
+
+  auto merged = *ds->ReadUnits({"label"}, /*min_records=*/200);  // 171 + 171 + 172 live
+  ASSERT_EQ(merged.size(), 2u);
+  EXPECT_EQ(merged[0].records, (*units)[0].records + (*units)[1].records);
+  auto capped = *ds->ReadUnits({}, 1, /*max_records=*/50);
+  uint64_t capped_total = 0;
+  for (const ReadUnit& u : capped) {
+    EXPECT_LE(u.records, 50u);
+    capped_total += u.records;
+  }
+  EXPECT_EQ(capped_total, f.live.size());
+  EXPECT_EQ(ds->ReadUnits({"label"}, 0).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ds->ReadUnits({"label"}, 5, 4).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(ds->ReadUnits({"nope"}).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(AnchorsOnlyScanTest, EmptyDatasetHasNoAnchors) {
   std::shared_ptr<Store> mem(*Store::Open("memory://"));
   Schema s;

@@ -736,6 +736,50 @@ Result<std::unique_ptr<BatchReader>> Dataset::TimeAnchorIter(uint64_t since_ns, 
   return Scan(options);
 }
 
+Result<std::vector<ReadUnit>> Dataset::ReadUnits(const std::vector<std::string>& fields,
+                                                 uint64_t min_records, uint64_t max_records) const {
+  if (min_records == 0 || max_records < min_records) {
+    return InvalidArgument("read units: need 1 <= min_records <= max_records, got " +
+                           std::to_string(min_records) + " and " + std::to_string(max_records));
+  }
+  auto version = impl_->current();
+  ASSIGN_OR_RETURN(std::vector<FieldSpec> specs, Project(version->manifest.schema, fields));
+  btree::Tree tree(&impl_->store(), impl_->pages(), version->index);
+  btree::Cursor cursor = tree.Scan(0, UINT64_MAX);
+  // Per field: the segment of the last record that had a value (a null moves nothing).
+  std::vector<std::optional<ObjectId>> last(specs.size());
+  std::vector<const btree::LeafField*> in_leaf(specs.size());
+  std::vector<ReadUnit> units;
+  ReadUnit unit;
+  for (;;) {
+    ASSIGN_OR_RETURN(std::optional<btree::LeafSpan> span, cursor.NextLeaf());
+    if (!span) break;
+    const btree::Leaf& leaf = *span->leaf;
+    for (size_t f = 0; f < specs.size(); ++f) in_leaf[f] = leaf.FindField(specs[f].name);
+    for (size_t i = span->begin; i < span->end; ++i) {
+      bool moved = false;
+      for (size_t f = 0; f < specs.size(); ++f) {
+        const btree::LeafField* lf = in_leaf[f];
+        if (lf == nullptr || lf->seg[i] == btree::kNoSegment) continue;
+        const ObjectId& seg = lf->segments[lf->seg[i]];
+        if (last[f] && *last[f] == seg) continue;
+        moved = moved || last[f].has_value();
+        last[f] = seg;
+      }
+      if (unit.records > 0 &&
+          (unit.records >= max_records || (moved && unit.records >= min_records))) {
+        units.push_back(unit);
+        unit = ReadUnit{};
+      }
+      if (unit.records == 0) unit.first = leaf.anchors[i];
+      unit.last = leaf.anchors[i];
+      ++unit.records;
+    }
+  }
+  if (unit.records > 0) units.push_back(unit);
+  return units;
+}
+
 Result<Batch> Dataset::Take(const std::vector<uint64_t>& anchors,
                             const std::vector<std::string>& fields, bool allow_missing,
                             std::vector<bool>* found) const {

@@ -135,7 +135,8 @@ def round_robin(per_worker, batch):
     return out
 
 
-@pytest.mark.parametrize("seed,mode", [(None, "full"), (3, "full"), (3, "blocks")])
+@pytest.mark.parametrize("seed,mode", [(None, "full"), (3, "full"), (3, "blocks"),
+                                       (None, "units"), (3, "units")])
 def test_numpy_loader_batches_shards_and_types(store, seed, mode):
     world = 3
     per_rank = []
@@ -174,7 +175,8 @@ def test_fewer_records_than_ranks(store, name, n, drop_last):
         assert set(sum(got, [])) == set(range(n))
 
 
-@pytest.mark.parametrize("seed,mode", [(None, "full"), (11, "full"), (11, "blocks")])
+@pytest.mark.parametrize("seed,mode", [(None, "full"), (11, "full"), (11, "blocks"),
+                                       (None, "units"), (11, "units")])
 def test_resume_at_any_point_yields_exactly_the_rest(store, seed, mode):
     kw = dict(batch_size=5, shuffle_seed=seed, shuffle_mode=mode, block_size=8,
               shuffle_buffer=24, rank=1, world_size=2)
