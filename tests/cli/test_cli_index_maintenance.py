@@ -52,7 +52,7 @@ def test_status_reports_balance_and_drift(cli: Cli, tmp_path: pathlib.Path) -> N
     assert "drift" not in cli.ok("--json", "index", "status", "vecs", "emb", "--sample", "0").json()
     text = cli.ok("index", "status", "vecs", "emb").out
     assert "cell balance: " in text and "recall drift: recall@10 " in text
-    cli.fails("usage", "index", "status", "vecs", "emb", "--sample", "x")
+    cli.fails("invalid_argument", "index", "status", "vecs", "emb", "--sample", "x")
 
 
 def test_step_splits_overfull_cells_and_rebuild_retrains(cli: Cli,
