@@ -230,7 +230,11 @@ TEST(IndexMaintenance, StepRewritesOnlyTheTouchedCellsAndReusesTheOthers) {
     if (phases.empty() || phases.back() != p) phases.emplace_back(p);
   });
   ASSERT_TRUE(c.ok()) << c.status().ToString();
-  EXPECT_EQ(phases, (std::vector<std::string>{"plan", "split", "assign", "calibrate", "commit"}));
+  ASSERT_GE(phases.size(), 5u);
+  EXPECT_EQ(std::vector<std::string>(phases.begin(), phases.begin() + 3),
+            (std::vector<std::string>{"plan", "split", "assign"}));
+  EXPECT_EQ(std::vector<std::string>(phases.end() - 2, phases.end()),
+            (std::vector<std::string>{"calibrate", "commit"}));
   ASSERT_TRUE(r.changed);
   EXPECT_GE(r.split, 1u);
   EXPECT_EQ(r.stale_dropped, 0u);
@@ -256,9 +260,10 @@ TEST(IndexMaintenance, StepRewritesOnlyTheTouchedCellsAndReusesTheOthers) {
   EXPECT_EQ(fresh, r.buckets_written);
   EXPECT_EQ(total, st->buckets);
   EXPECT_LT(r.buckets_written, total / 2) << "a step rewrites only the cells it touches";
-  // The objects written: the new buckets, the model, the changed directory page(s), the
-  // index object; nothing else.
-  EXPECT_LE(c->objects_written, r.buckets_written + 4);
+  // The objects written: per round, the new buckets, the model and the changed directory
+  // page; then the index object and the manifest. A second round may replace buckets the
+  // first wrote, so the count is bounded by the touched cells, not by the final buckets.
+  EXPECT_LE(c->objects_written, 2 * (r.buckets_written + 3));
   // Untouched cells keep their buckets at the same cell number (first in their list; a
   // cell that received reassigned entries has one new bucket after them).
   size_t same = 0;
@@ -351,9 +356,9 @@ TEST(IndexMaintenance, StepOnABalancedIndexLandsNothingAndBadInputsNameTheProble
 
 // The acceptance test of index maintenance: an index built on a skewed sample (8 of 64
 // clusters), then grown tenfold by appends from all clusters, lands new data unevenly;
-// after one StepIndex, recall@10 at the stored setting is near that of a fresh
+// after one StepIndex, recall@10 at the stored setting is within 2 points of a fresh
 // build of the same data. DREAMDB_LONG_TESTS=1 runs it on 10x the records.
-TEST(IndexMaintenance, StepAfterTenfoldGrowthRestoresRecallNearAFreshBuild) {
+TEST(IndexMaintenance, StepAfterTenfoldGrowthKeepsRecallWithinTwoPointsOfAFreshBuild) {
   const bool big = std::getenv("DREAMDB_LONG_TESTS") != nullptr;
   const size_t base = big ? 20000 : 2000;
   Mixture mix(64, 8);
@@ -399,14 +404,10 @@ TEST(IndexMaintenance, StepAfterTenfoldGrowthRestoresRecallNearAFreshBuild) {
       static_cast<unsigned long long>(cand_fresh), fresh_status->cells);
   EXPECT_GT(status->cells_over, 0u) << "the growth should have landed unevenly";
   EXPECT_GT(status->recall_drift, 0.02) << "status should see the drift";
-  // The step restores the stated recall at a cost near a fresh build's. Measured here
-  // (20,000 records): step 0.9655 at nprobe 4 (106,688 candidates) against a fresh build's
-  // 0.9895 at nprobe 3 (92,402): within 2.5 points, not yet the 2 the maintenance goal
-  // sets (the fresh build's calibration overshoots its 0.95 target by more).
   EXPECT_GE(stepped, 0.95);
   EXPECT_GT(stepped, grown + 0.05);
-  EXPECT_GE(stepped, rebuilt - 0.03);
-  EXPECT_LE(cand_step, cand_fresh * 3 / 2);
+  EXPECT_GE(stepped, rebuilt - 0.02);
+  EXPECT_LE(cand_step, cand_fresh * 3 / 2) << "at a cost near a fresh build's";
 }
 
 }  // namespace
