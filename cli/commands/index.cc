@@ -3,7 +3,9 @@
 // dreamdb index build NAME FIELD [--algorithm A] [--cells N] [--bits B] [--metric M]
 //   [--quantizer Q] [--degree R] [--seed S]
 //   [--branch B] [-m M] [--progress]
-// dreamdb index status NAME FIELD [--at REF]
+// dreamdb index status NAME FIELD [--at REF] [--sample N]
+// dreamdb index rebuild NAME FIELD [--branch B] [-m M] [--progress]
+// dreamdb index step NAME FIELD [--branch B] [-m M] [--progress]
 #include <cstdio>
 
 #include "cli/dataset_util.h"
@@ -19,6 +21,13 @@ Result<uint32_t> U32Flag(const Invocation& inv, std::string_view name) {
   if (n > UINT32_MAX)
     return InvalidArgument(std::string(name) + " is too large: " + std::string(*v));
   return static_cast<uint32_t>(n);
+}
+
+// a / b with 2 decimals (0 when b is 0).
+std::string FormatRatio(double a, double b) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.2f", b == 0 ? 0.0 : a / b);
+  return buf;
 }
 
 // A recall with 4 decimals (the calibration's resolution).
@@ -56,6 +65,24 @@ void PrintInfo(Invocation& inv, const std::string& name, const IndexInfo& info) 
     }
     o.Add("entries", info.entries).Add("buckets", info.buckets);
     o.Add("live", info.live).Add("stale", info.stale);
+    if (info.balance_measured) {
+      std::string mean, cv;
+      AppendJsonDouble(info.cell_mean, &mean);
+      AppendJsonDouble(info.cell_cv, &cv);
+      o.AddRaw("balance", "{\"nonempty\":" + std::to_string(info.cells_nonempty) +
+                              ",\"max\":" + std::to_string(info.cell_max) + ",\"mean\":" + mean +
+                              ",\"max_over_mean\":" + FormatRatio(info.cell_max, info.cell_mean) +
+                              ",\"cv\":" + cv + ",\"over_2x\":" + std::to_string(info.cells_over) +
+                              ",\"under_quarter\":" + std::to_string(info.cells_under) + "}");
+    }
+    if (info.sample_queries != 0) {
+      o.AddRaw("drift", "{\"queries\":" + std::to_string(info.sample_queries) +
+                            ",\"nprobe\":" + std::to_string(info.nprobe) + ",\"recall\":" +
+                            FormatRecall(info.sample_recall) + ",\"calibrated_recall\":" +
+                            (info.calibration_queries != 0 ? FormatRecall(info.calibration_recall)
+                                                           : std::string("null")) +
+                            ",\"drift\":" + FormatRecall(info.recall_drift) + "}");
+    }
     if (info.built) {
       o.Add("index", info.index.ToString()).Add("model", info.model.ToString());
     }
@@ -98,6 +125,24 @@ void PrintInfo(Invocation& inv, const std::string& name, const IndexInfo& info) 
                   std::to_string(info.calibration_queries) + " indexed vectors");
     inv.PrintLine("calibration (" + std::string(info.algorithm == "graph" ? "ef" : "nprobe") +
                   ":recall@" + std::to_string(info.calibration_k) + "): " + curve);
+  }
+  if (info.balance_measured) {
+    inv.PrintLine("cell balance: " + std::to_string(info.cells_nonempty) + " of " +
+                  std::to_string(info.cells) + " cells hold entries; largest " +
+                  std::to_string(info.cell_max) + " (" +
+                  FormatRatio(info.cell_max, info.cell_mean) + "x the mean " +
+                  FormatRatio(info.cell_mean, 1) + "), cv " + FormatRatio(info.cell_cv, 1) + "; " +
+                  std::to_string(info.cells_over) + " cells over 2x the mean, " +
+                  std::to_string(info.cells_under) + " under 1/4 of it");
+  }
+  if (info.sample_queries != 0) {
+    inv.PrintLine("recall drift: recall@10 " + FormatRecall(info.sample_recall) +
+                  " now at nprobe=" + std::to_string(info.nprobe) + " on " +
+                  std::to_string(info.sample_queries) + " sample queries" +
+                  (info.calibration_queries != 0
+                       ? " vs " + FormatRecall(info.calibration_recall) +
+                             " at calibration (drift " + FormatRecall(info.recall_drift) + ")"
+                       : std::string(" (not calibrated)")));
   }
 }
 
@@ -151,11 +196,84 @@ Status RunBuild(Invocation& inv) {
 
 Status RunStatus(Invocation& inv) {
   const std::string& name = inv.Arg("NAME");
+  IndexStatusOptions so;
+  so.balance = true;
+  so.sample = 64;
+  if (inv.HasFlag("--sample")) {
+    ASSIGN_OR_RETURN(so.sample, U32Flag(inv, "--sample"));
+  }
   ASSIGN_OR_RETURN(auto ds, OpenForRead(inv, name));
-  ASSIGN_OR_RETURN(IndexInfo info, ds->IndexStatus(inv.Arg("FIELD")));
+  ASSIGN_OR_RETURN(IndexInfo info, ds->IndexStatus(inv.Arg("FIELD"), so));
   PrintInfo(inv, name, info);
   return Status::Ok();
 }
+
+// index rebuild / index step: runs `op` with progress, then prints what it did.
+Status RunMaintenance(Invocation& inv, std::string_view what, bool step) {
+  const std::string& name = inv.Arg("NAME");
+  const std::string& field = inv.Arg("FIELD");
+  ASSIGN_OR_RETURN(auto ds, OpenForWrite(inv, name));
+  Progress progress(inv.HasFlag("--progress"));
+  auto report_progress = [&](std::string_view phase, uint64_t done, uint64_t total) {
+    progress.Report(std::string(what) + ": " + std::string(phase) + " " + std::to_string(done) +
+                    "/" + std::to_string(total));
+  };
+  const CommitOptions commit = CommitOptionsFrom(inv, std::string(what) + " " + field);
+  StepIndexReport r;
+  Result<CommitInfo> done = step ? ds->StepIndex(field, {}, &r, report_progress, commit)
+                                 : ds->RebuildIndex(field, report_progress, commit);
+  progress.Done();
+  if (!done.ok()) return done.status();
+  ASSIGN_OR_RETURN(IndexInfo st, ds->IndexStatus(field));
+  if (inv.json()) {
+    JsonObject o;
+    o.Add("dataset", name).Add("branch", ds->branch()).Add("field", field);
+    if (step) o.Add("changed", r.changed);
+    o.Add("algorithm", st.algorithm).Add("cells", static_cast<uint64_t>(st.cells));
+    o.Add("nprobe", static_cast<uint64_t>(st.nprobe)).Add("entries", st.entries);
+    o.Add("buckets", st.buckets);
+    if (step) {
+      o.Add("cells_before", static_cast<uint64_t>(r.cells_before));
+      o.Add("split", static_cast<uint64_t>(r.split)).Add("merged", static_cast<uint64_t>(r.merged));
+      o.Add("renumbered", static_cast<uint64_t>(r.renumbered));
+      o.Add("entries_moved", r.entries_moved).Add("stale_dropped", r.stale_dropped);
+      o.Add("buckets_written", r.buckets_written).Add("buckets_kept", r.buckets_kept);
+      o.Add("nprobe_before", static_cast<uint64_t>(r.nprobe_before));
+    }
+    if (st.calibration_queries != 0) o.AddRaw("recall", FormatRecall(st.calibration_recall));
+    o.Add("index", st.index.ToString()).Add("head", done->manifest.ToString());
+    std::string secs;
+    AppendJsonDouble(progress.ElapsedSeconds(), &secs);
+    o.AddRaw("seconds", secs);
+    inv.PrintJson(o);
+    return Status::Ok();
+  }
+  if (step && !r.changed) {
+    inv.PrintLine("index of " + field + " is balanced (" + std::to_string(st.cells) +
+                  " cells): nothing to do; head " + done->manifest.ToString());
+    return Status::Ok();
+  }
+  if (step) {
+    inv.PrintLine(
+        "stepped ivf index on " + field + ": " + std::to_string(r.cells_before) + " -> " +
+        std::to_string(r.cells_after) + " cells (" + std::to_string(r.split) + " split, " +
+        std::to_string(r.merged) + " merged, " + std::to_string(r.renumbered) + " renumbered); " +
+        std::to_string(r.entries_moved) + " entries re-encoded, " +
+        std::to_string(r.stale_dropped) + " stale dropped; " + std::to_string(r.buckets_written) +
+        " buckets written, " + std::to_string(r.buckets_kept) + " reused; nprobe " +
+        std::to_string(r.nprobe_before) + " -> " + std::to_string(st.nprobe) + "; head " +
+        done->manifest.ToString());
+  } else {
+    inv.PrintLine("rebuilt " + st.algorithm + " index on " + field + ": " +
+                  std::to_string(st.cells) + " cells, " + std::to_string(st.entries) +
+                  " entries, nprobe " + std::to_string(st.nprobe) + "; head " +
+                  done->manifest.ToString());
+  }
+  return Status::Ok();
+}
+
+Status RunRebuild(Invocation& inv) { return RunMaintenance(inv, "index rebuild", false); }
+Status RunStep(Invocation& inv) { return RunMaintenance(inv, "index step", true); }
 
 const Registrar kBuild({
     .path = "index build",
@@ -207,12 +325,68 @@ const Registrar kStatus({
         "\"nodes\"?, \"tail\"?, \"degree\"? (graph: nodes in the graph and entries appended since\n"
         "the build), \"index\"?, \"model\"?, \"ef\"? (graph),\n"
         "\"calibration\"? ({\"queries\", \"k\", \"recall\", \"curve\": [[setting, recall]...]}).\n"
+        "\"balance\"? (ivf/imi/lsh: entries per cell, live or stale: {\"nonempty\" cells,\n"
+        "\"max\", \"mean\" (ivf: over all cells; imi/lsh: over non-empty ones),\n"
+        "\"max_over_mean\", \"cv\" (standard deviation / mean), \"over_2x\", \"under_quarter\"\n"
+        "(cells above 2x / below 1/4 of the mean)}), \"drift\"? (ivf/imi/lsh with --sample > 0:\n"
+        "{\"queries\", \"nprobe\", \"recall\": recall@10 now at the stored nprobe against brute\n"
+        "force, \"calibrated_recall\": the recall measured at that nprobe when the index was\n"
+        "built or last stepped (null: not calibrated), \"drift\": calibrated - now}).\n"
         "nprobe/ef are what a search without --nprobe/--ef uses: the calibrated setting\n"
-        "reaching recall@10 0.95 on a sample of the indexed vectors, or the built-in default.",
+        "reaching recall@10 0.95 on a sample of the indexed vectors, or the built-in default.\n"
+        "The balance reads every bucket of the index; the drift searches --sample stored\n"
+        "vectors (every live/N-th, deterministic; each leaves its own record out) through\n"
+        "the index and by brute force. See index step and index rebuild to act on them.",
     .positionals = {{.name = "NAME", .help = "the dataset"},
                     {.name = "FIELD", .help = "the embedding field"}},
-    .flags = {kAtFlag},
+    .flags = {kAtFlag,
+              {.name = "--sample",
+               .value_name = "N",
+               .help = "queries of the recall-drift measurement (default 64; 0: skip it)"}},
     .run = RunStatus,
+});
+
+const Registrar kRebuild({
+    .path = "index rebuild",
+    .summary = "Retrain the spatial index of a field from scratch with its stored settings",
+    .description =
+        "Builds FIELD's index again as index build does, with the settings of the index it\n"
+        "replaces: algorithm, metric, bits, quantizer, training seed and (graph) degree; the\n"
+        "cells are the schema's declared count, else the algorithm's default for today's\n"
+        "size. Calibrates and commits the new index in one commit (spec/21 §8.7).\n"
+        "JSON: {\"dataset\", \"branch\", \"field\", \"algorithm\", \"cells\", \"nprobe\",\n"
+        "\"entries\", \"buckets\", \"recall\"? (calibrated recall@10 at nprobe), \"index\",\n"
+        "\"head\", \"seconds\"}.",
+    .positionals = {{.name = "NAME", .help = "the dataset"},
+                    {.name = "FIELD", .help = "the embedding field"}},
+    .flags = {kBranchFlag, kMessageFlag, kProgressFlag},
+    .run = RunRebuild,
+});
+
+const Registrar kStep({
+    .path = "index step",
+    .summary = "Split overfull and merge tiny cells of an ivf index, rewriting only those",
+    .description =
+        "One maintenance step of FIELD's ivf index (spec/21 §8.7). With T = entries / target\n"
+        "cells (the schema's declared cells, else round(sqrt(entries)), what a fresh build\n"
+        "would train): cells above 1.5T are split by k-means inside the cell into\n"
+        "round(size / T) cells, cells below T/4 are merged away, and only the live entries of\n"
+        "those cells are reassigned (to their nearest cell of the new centroid table) and\n"
+        "re-encoded; stale entries there are dropped. Other cells keep their centroids and\n"
+        "their bucket objects as they are. Two such rounds run (the second evens out the\n"
+        "parts of the first); the new model, buckets, directory pages and index object are\n"
+        "calibrated again (nprobe for recall@10 0.95) and published in one commit. A\n"
+        "balanced index commits nothing (\"changed\": false).\n"
+        "JSON: {\"dataset\", \"branch\", \"field\", \"changed\", \"algorithm\", \"cells\",\n"
+        "\"nprobe\", \"entries\", \"buckets\", \"cells_before\", \"split\", \"merged\",\n"
+        "\"renumbered\" (cells moved into a freed slot: bucket bytes rewritten), "
+        "\"entries_moved\",\n"
+        "\"stale_dropped\", \"buckets_written\", \"buckets_kept\" (reused unchanged),\n"
+        "\"nprobe_before\", \"recall\"?, \"index\", \"head\", \"seconds\"}.",
+    .positionals = {{.name = "NAME", .help = "the dataset"},
+                    {.name = "FIELD", .help = "the embedding field"}},
+    .flags = {kBranchFlag, kMessageFlag, kProgressFlag},
+    .run = RunStep,
 });
 
 }  // namespace

@@ -273,6 +273,21 @@ class Dataset {
                                 const CommitOptions& commit = {});
   // The state of `field`'s index in head(): built or not, cells, entries, stale entries.
   Result<IndexInfo> IndexStatus(std::string_view field) const;
+  // The same, plus cell balance and recall drift as `options` asks (spec/21 §8.6).
+  Result<IndexInfo> IndexStatus(std::string_view field, const IndexStatusOptions& options) const;
+  // Retrains `field`'s index from scratch with its stored settings (algorithm, metric, bits,
+  // quantizer, seed, graph degree; cells as the schema declares, else the default for the
+  // current size) and commits it as BuildIndex does. kNotFound when no index is built.
+  Result<CommitInfo> RebuildIndex(std::string_view field, const BuildProgress& progress = {},
+                                  const CommitOptions& commit = {});
+  // One maintenance step of `field`'s ivf index (spec/21 §8.7): splits overfull cells,
+  // merges tiny ones into their nearest neighbours, re-encodes the entries of the touched
+  // cells only (other cells' buckets are reused), recalibrates and commits. A balanced
+  // index lands nothing (report->changed false, the result names the head, attempts 0).
+  Result<CommitInfo> StepIndex(std::string_view field, const StepIndexOptions& options = {},
+                               StepIndexReport* report = nullptr,
+                               const BuildProgress& progress = {},
+                               const CommitOptions& commit = {});
   // The k nearest records of each of `nq` queries (row-major nq x dim) in head(): through
   // the field's index when built (and !options.exact), else by brute force.
   Result<SearchResults> Search(std::string_view field, const float* queries, size_t nq, size_t dim,

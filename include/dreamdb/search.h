@@ -138,6 +138,66 @@ struct IndexInfo {
   uint64_t nodes = 0;
   uint64_t tail = 0;
   uint32_t degree = 0;  // graph: maximum out-degree
+  // Cell balance (IndexStatusOptions::balance; ivf, imi, lsh): entries per cell, live or
+  // stale, from every bucket of the index. The mean is over all cells for ivf and over
+  // the non-empty ones for imi and lsh (whose partitions leave many cells empty by
+  // design); over and under count the cells above 2x and below 1/4 of that mean, and cv
+  // is the coefficient of variation (standard deviation / mean) of the same cells.
+  bool balance_measured = false;
+  uint32_t cells_nonempty = 0;
+  uint64_t cell_max = 0;
+  double cell_mean = 0;
+  double cell_cv = 0;
+  uint32_t cells_over = 0;   // > 2 x mean
+  uint32_t cells_under = 0;  // < mean / 4
+  // Recall drift (IndexStatusOptions::sample > 0; ivf, imi, lsh): recall@10 of a default
+  // search (the stored setting, `nprobe`) against brute force over head(), on every
+  // ⌊live / sample⌋-th stored value as a query (deterministic; each query's own record left
+  // out as in calibration, spec/21 §8.5), beside calibration_recall, the recall the build
+  // measured at the same setting. drift = calibration_recall - sample_recall (0 when not
+  // calibrated): positive when the index has got worse since its calibration.
+  uint32_t sample_queries = 0;
+  double sample_recall = 0;
+  double recall_drift = 0;
+};
+
+// What IndexStatus measures beyond the index object's counts (each reads more).
+struct IndexStatusOptions {
+  bool balance = false;  // cell sizes: reads every bucket of the index
+  uint32_t sample = 0;   // recall drift on this many queries (0: not measured)
+};
+
+// Index maintenance (Dataset::StepIndex, spec/21 §8.7). A cell's target size is
+// entries / target cells (the schema's declared cells, else round(sqrt(entries)), the
+// cells a fresh ivf build would train).
+struct StepIndexOptions {
+  // A cell above this x the target size is split. 1.5, not 2: after tenfold skewed growth
+  // (the maintenance test), 2 left cells spanning several clusters and a calibrated
+  // nprobe of 15-18 where 1.5 gave 5.
+  double split_above = 1.5;
+  double merge_below = 0.25;  // a cell below this x the target size is merged away
+  // Rounds of split and merge before the one commit, each on the previous round's result
+  // (k-means parts come out of uneven sizes; a second round evens them out: after tenfold
+  // skewed growth, recall at the calibrated setting 0.9655 after one round, 0.98 after
+  // two, 0.9895 for a fresh build). A round with nothing to do ends the step.
+  uint32_t rounds = 2;
+  uint32_t threads = 0;  // 0 = hardware
+};
+
+struct StepIndexReport {
+  bool changed = false;  // false: every cell within bounds, nothing committed
+  uint32_t cells_before = 0;
+  uint32_t cells_after = 0;
+  uint32_t split = 0;       // cells split (k-means inside the cell)
+  uint32_t merged = 0;      // cells whose entries went to their nearest other cells
+  uint32_t renumbered = 0;  // cells moved to a freed slot (bucket bytes rewritten)
+  // Live entries of touched cells reassigned and re-encoded, summed over the rounds.
+  uint64_t entries_moved = 0;
+  uint64_t stale_dropped = 0;    // stale entries of touched cells, dropped
+  uint64_t buckets_written = 0;  // bucket objects of the new index not in the old one
+  uint64_t buckets_kept = 0;     // bucket objects of the old index reused as they were
+  uint32_t nprobe_before = 0;    // the default setting before and after (recalibrated)
+  uint32_t nprobe_after = 0;
 };
 
 using BuildProgress = std::function<void(std::string_view phase, uint64_t done, uint64_t total)>;

@@ -754,12 +754,52 @@ class Dataset:
         self._h.refresh()
         return out
 
-    def index_status(self, field: str) -> Dict[str, Any]:
+    def _check_writable(self) -> None:
+        if self.read_only:
+            from .errors import PermissionDeniedError
+
+            raise PermissionDeniedError(f"dataset '{self.name}' is open read-only")
+
+    def index_status(self, field: str, *, balance: bool = False, sample: int = 0) -> Dict[str, Any]:
         """The spatial index of `field` at head: "built", "algorithm", "metric", "bits",
         "quantizer", "dim", "cells", "nprobe" (cells a default search probes), "ef" (graph:
         the beam width a default search with k=10 uses), "calibration" (None, or "queries",
         "k", "recall" at the default setting and "curve": (nprobe or ef, recall@k) pairs),
         "entries", "buckets", "live", "stale", "nodes", "tail", "degree" (graph: nodes in
         the graph, entries appended since the build, out-degree; 0 otherwise), "index",
-        "model"."""
-        return self._h.index_status(field)
+        "model".
+
+        With `balance` (ivf/imi/lsh; reads every bucket), "balance" holds the entries per
+        cell: "nonempty" cells, "max", "mean" (ivf: over all cells; imi/lsh: non-empty
+        ones), "max_over_mean", "cv" (standard deviation / mean), "over_2x" and
+        "under_quarter" (cells above 2x / below 1/4 of the mean); else None. With `sample`
+        > 0 (ivf/imi/lsh), "drift" holds recall@10 at the stored nprobe against brute force
+        on `sample` stored vectors ("queries", "nprobe", "recall", "calibrated_recall": the
+        recall calibration measured at that nprobe, or None, and "drift" = calibrated -
+        now); else None. The CLI's `index status` measures both (sample 64)."""
+        return self._h.index_status(field, bool(balance), int(sample))
+
+    def rebuild_index(self, field: str, *, message: str = "") -> Dict[str, Any]:
+        """Retrains the spatial index of `field` from scratch with its stored settings
+        (algorithm, metric, bits, quantizer, seed, graph degree; cells as the schema
+        declares, else the default for today's size), calibrates it and commits it on this
+        branch. Returns index_status() plus "head"."""
+        self._check_writable()
+        out = self._h.rebuild_index(field, message)
+        self._h.refresh()
+        return out
+
+    def step_index(self, field: str, *, message: str = "", split_above: float = 1.5,
+                   merge_below: float = 0.25) -> Dict[str, Any]:
+        """One maintenance step of the ivf index of `field`: cells above `split_above` x the
+        target size (entries / round(sqrt(entries)), or / the declared cells) are split by
+        k-means inside the cell, cells below `merge_below` x it are merged into their
+        nearest cells; only those cells' entries are re-encoded, other cells' buckets are
+        reused; the index is recalibrated and committed. Returns index_status() plus "head"
+        and "step": "changed" (False: balanced, nothing committed), "cells_before",
+        "cells_after", "split", "merged", "renumbered", "entries_moved", "stale_dropped",
+        "buckets_written", "buckets_kept", "nprobe_before", "nprobe_after"."""
+        self._check_writable()
+        out = self._h.step_index(field, message, float(split_above), float(merge_below))
+        self._h.refresh()
+        return out

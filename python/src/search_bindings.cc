@@ -66,6 +66,31 @@ nb::dict InfoDict(const IndexInfo& i) {
   d["stale"] = i.stale;
   d["index"] = i.built ? nb::object(nb::str(i.index.ToString().c_str())) : nb::none();
   d["model"] = i.built ? nb::object(nb::str(i.model.ToString().c_str())) : nb::none();
+  nb::object balance = nb::none();
+  if (i.balance_measured) {
+    nb::dict b;
+    b["nonempty"] = i.cells_nonempty;
+    b["max"] = i.cell_max;
+    b["mean"] = i.cell_mean;
+    b["max_over_mean"] = i.cell_mean > 0 ? double(i.cell_max) / i.cell_mean : 0.0;
+    b["cv"] = i.cell_cv;
+    b["over_2x"] = i.cells_over;
+    b["under_quarter"] = i.cells_under;
+    balance = b;
+  }
+  d["balance"] = balance;
+  nb::object drift = nb::none();
+  if (i.sample_queries != 0) {
+    nb::dict r;
+    r["queries"] = i.sample_queries;
+    r["nprobe"] = i.nprobe;
+    r["recall"] = i.sample_recall;
+    r["calibrated_recall"] =
+        i.calibration_queries != 0 ? nb::object(nb::float_(i.calibration_recall)) : nb::none();
+    r["drift"] = i.recall_drift;
+    drift = r;
+  }
+  d["drift"] = drift;
   return d;
 }
 
@@ -131,13 +156,56 @@ nb::tuple SearchOn(const Dataset& ds, const Queries& q, const SearchArgs& a) {
                         ToNumpy(std::move(r.scores)), stream, info);
 }
 
-nb::dict StatusOn(const Dataset& ds, const std::string& field) {
+nb::dict StatusOn(const Dataset& ds, const std::string& field, bool balance = false,
+                  uint32_t sample = 0) {
   IndexInfo info;
   {
     nb::gil_scoped_release release;
-    info = ValueOrThrow(ds.IndexStatus(field));
+    IndexStatusOptions o;
+    o.balance = balance;
+    o.sample = sample;
+    info = ValueOrThrow(ds.IndexStatus(field, o));
   }
   return InfoDict(info);
+}
+
+// index rebuild (step false) or index step on the writable handle `ds`.
+nb::dict MaintainOn(Dataset& ds, const std::string& field, bool step, const std::string& message,
+                    double split_above, double merge_below) {
+  IndexInfo info;
+  std::string head;
+  StepIndexReport r;
+  {
+    nb::gil_scoped_release release;
+    CommitOptions c;
+    c.message = !message.empty() ? message : (step ? "index step " : "index rebuild ") + field;
+    StepIndexOptions so;
+    so.split_above = split_above;
+    so.merge_below = merge_below;
+    CommitInfo ci =
+        ValueOrThrow(step ? ds.StepIndex(field, so, &r, {}, c) : ds.RebuildIndex(field, {}, c));
+    head = ci.manifest.ToString();
+    info = ValueOrThrow(ds.IndexStatus(field));
+  }
+  nb::dict d = InfoDict(info);
+  d["head"] = head;
+  if (step) {
+    nb::dict s;
+    s["changed"] = r.changed;
+    s["cells_before"] = r.cells_before;
+    s["cells_after"] = r.cells_after;
+    s["split"] = r.split;
+    s["merged"] = r.merged;
+    s["renumbered"] = r.renumbered;
+    s["entries_moved"] = r.entries_moved;
+    s["stale_dropped"] = r.stale_dropped;
+    s["buckets_written"] = r.buckets_written;
+    s["buckets_kept"] = r.buckets_kept;
+    s["nprobe_before"] = r.nprobe_before;
+    s["nprobe_after"] = r.nprobe_after;
+    d["step"] = s;
+  }
+  return d;
 }
 
 struct BuildArgs {
@@ -205,8 +273,24 @@ void AddSearchMethods(DatasetClass& cls) {
       "Vector search of the handle's head (spec/21-spatial-index.md); use Dataset.search.");
   cls.def(
       "index_status",
-      [](const DatasetHandle& h, const std::string& field) { return StatusOn(*h.ds, field); },
-      nb::arg("field"));
+      [](const DatasetHandle& h, const std::string& field, bool balance, uint32_t sample) {
+        return StatusOn(*h.ds, field, balance, sample);
+      },
+      nb::arg("field"), nb::arg("balance") = false, nb::arg("sample") = 0);
+  cls.def(
+      "rebuild_index",
+      [](DatasetHandle& h, const std::string& field, const std::string& message) {
+        return MaintainOn(*h.ds, field, false, message, 2.0, 0.25);
+      },
+      nb::arg("field"), nb::arg("message") = "");
+  cls.def(
+      "step_index",
+      [](DatasetHandle& h, const std::string& field, const std::string& message, double split_above,
+         double merge_below) {
+        return MaintainOn(*h.ds, field, true, message, split_above, merge_below);
+      },
+      nb::arg("field"), nb::arg("message") = "", nb::arg("split_above") = 1.5,
+      nb::arg("merge_below") = 0.25);
   cls.def(
       "build_index",
       [](DatasetHandle& h, const std::string& field, uint32_t cells, uint32_t bits,

@@ -310,6 +310,29 @@ Bytes IvfModel::Serialize() const {
   return out;
 }
 
+Result<std::shared_ptr<const IvfModel>> IvfModel::WithCentroids(
+    const std::vector<float>& centroids) const {
+  if (params_.algorithm != Algorithm::kIvf) {
+    return Invalid("WithCentroids needs an ivf model, not " +
+                   std::string(AlgorithmName(params_.algorithm)));
+  }
+  const size_t dim = params_.dim;
+  if (centroids.empty() || centroids.size() % dim != 0 || centroids.size() / dim > UINT32_MAX) {
+    return Invalid("centroids must be num_cells x dim floats");
+  }
+  // The serialized model with the table replaced: header (num_cells patched), the new
+  // centroids, then the codec's section unchanged, decoded as stored bytes are (no
+  // normalisation), so every kept centroid stays bit-identical.
+  const Bytes old = Serialize();
+  const size_t old_body = size_t{params_.num_cells} * dim * 4;
+  Bytes out(old.data(), kModelHeaderBytes);
+  const auto cells = static_cast<uint32_t>(centroids.size() / dim);
+  std::memcpy(out.data() + 20, &cells, 4);  // little-endian hosts only (spec/20 header)
+  for (float v : centroids) Put<float>(&out, v);
+  out.append(old.data() + kModelHeaderBytes + old_body, old.size() - kModelHeaderBytes - old_body);
+  return Deserialize(out);
+}
+
 Result<std::shared_ptr<const IvfModel>> IvfModel::Deserialize(ByteView bytes) {
   if (bytes.size() < kModelHeaderBytes || std::memcmp(bytes.data(), kModelMagic, 4) != 0) {
     return Corrupt("IVF model: missing 'DVIM' header");

@@ -133,6 +133,13 @@ class IvfModel {
                                                          std::vector<float> centres);
   // A pq4 model with this model's partition and `codec` (codec.dim() == dim()).
   Result<std::shared_ptr<const IvfModel>> WithPq(PqCodec codec) const;
+  // An ivf model equal to this one (metric, bits, rotation, seed, quantizer and pq4
+  // codebooks) but for its centroid table: `centroids` (num_cells' x dim, row-major, taken
+  // bit for bit; cosine centroids must already be unit length). A cell whose centroid is
+  // unchanged keeps its codes valid, since a cell's codes depend only on its centroid and
+  // the codec (index maintenance, spec/21 §8.7). kInvalidArgument for a non-ivf model, an
+  // empty table or one that is not a multiple of dim.
+  Result<std::shared_ptr<const IvfModel>> WithCentroids(const std::vector<float>& centroids) const;
 
   // spec/20 §model. Deserialize returns kCorrupt for malformed bytes and kUnsupported for
   // a newer format version. params().kmeans is not stored (defaults after Deserialize).

@@ -58,16 +58,109 @@ uint64_t CalibrationQueries(const BuildIndexOptions& options, uint64_t values, s
   return std::min<uint64_t>(nq, values / 2);
 }
 
-// A graph's sample (spec/21 §8.5) is held out of the graph and stored in its tail: a
-// sample vector that were a node would lead the walk to its neighbours along its own
-// edges and overstate recall (12k Gaussian 32-d: ef 15 reaches 0.95 on such a sample,
-// fresh queries need 48). Held out, the sample vectors are queries the graph has not seen.
-struct HeldOut {
-  std::vector<uint64_t> anchors;
-  std::vector<float> vectors;
-};
+}  // namespace
 
-// `held`: the graph's held-out sample (graph indexes; null otherwise).
+Result<RecallSample> SampleRecall(const DatasetImpl& impl, const Version& version,
+                                  const FieldSpec& spec, Metric metric, uint64_t values,
+                                  uint64_t nq, const HeldOut* held, uint32_t threads) {
+  RecallSample out;
+  const size_t dim = spec.dim;
+  const bool cosine = metric == Metric::kCosine;
+  if (held != nullptr) {
+    out.self = held->anchors;
+    out.queries = held->vectors;
+  } else if (nq != 0 && values != 0) {
+    // The sample: every stride-th indexed value in anchor order.
+    const uint64_t stride = std::max<uint64_t>(1, values / nq);
+    uint64_t seen = 0;
+    RETURN_IF_ERROR(WalkVectors(impl, version, spec, 0, UINT64_MAX,
+                                [&](size_t n, const uint64_t* anchors, const ObjectId* const*,
+                                    const uint32_t*, const float* const* vecs) -> Status {
+                                  for (size_t i = 0; i < n && out.self.size() < nq; ++i) {
+                                    if (!AllFinite(vecs[i], dim)) continue;
+                                    if (cosine && vector::NormSqr(vecs[i], dim) == 0) continue;
+                                    if (seen++ % stride != stride / 2) continue;
+                                    out.self.push_back(anchors[i]);
+                                    out.queries.insert(out.queries.end(), vecs[i], vecs[i] + dim);
+                                  }
+                                  return Status::Ok();
+                                }));
+  }
+  const size_t n = out.self.size();
+  if (n == 0) return out;
+  SearchOptions so;
+  so.k = kCalibrationK + 1;
+  so.threads = threads == 1 ? 1 : 2;
+  SearchContext ctx;
+  ctx.impl = &impl;
+  ctx.version = &version;
+  ctx.spec = &spec;
+  ctx.metric = metric;
+  ctx.options = &so;
+  std::vector<std::vector<Cand>> exact;
+  uint64_t scanned = 0;
+  RETURN_IF_ERROR(ExactSearch(ctx, out.queries.data(), n, dim, &exact, &scanned));
+  out.truth.resize(n);
+  for (size_t q = 0; q < n; ++q) {
+    out.truth[q] = out.Others(exact[q], q);
+    std::sort(out.truth[q].begin(), out.truth[q].end());
+    out.relevant += out.truth[q].size();
+  }
+  return out;
+}
+
+std::vector<uint64_t> RecallSample::Others(const std::vector<Cand>& cands, size_t q) const {
+  std::vector<uint64_t> out;
+  for (const Cand& c : cands) {
+    if (c.anchor != self[q] && out.size() < kCalibrationK) out.push_back(c.anchor);
+  }
+  return out;
+}
+
+Result<uint32_t> SampleRecallAt(const DatasetImpl& impl, const Version& version,
+                                const FieldSpec& spec, const vector::IvfModel& model,
+                                const IndexObject& ix, const RecallSample& sample, uint32_t setting,
+                                const uint32_t* cell_sizes, uint32_t threads) {
+  if (sample.relevant == 0) return 0u;
+  ASSIGN_OR_RETURN(const Metric metric, MetricOf(ix.metric));
+  const size_t dim = ix.dim;
+  const size_t nq = sample.self.size();
+  SearchOptions at;
+  at.k = kCalibrationK + 1;
+  at.threads = threads == 1 ? 1 : 2;
+  at.ef = setting;  // the graph's beam width travels in the options
+  SearchContext ctx;
+  ctx.impl = &impl;
+  ctx.version = &version;
+  ctx.spec = &spec;
+  ctx.metric = metric;
+  ctx.options = &at;
+  // Hits of queries [b, e).
+  auto hits_of = [&](size_t b, size_t e) -> Result<uint64_t> {
+    uint64_t hits = 0, s = 0;
+    for (size_t q = b; q < e; ++q) {
+      const float* qv = sample.queries.data() + q * dim;
+      std::vector<Cand> got;
+      if (ix.graph) {
+        ASSIGN_OR_RETURN(got, GraphSearchOne(ctx, model, ix, qv, &s));
+      } else {
+        ASSIGN_OR_RETURN(got, IvfSearchOne(ctx, model, ix, qv, setting, cell_sizes, &s));
+      }
+      for (uint64_t a : sample.Others(got, q)) {
+        hits += std::binary_search(sample.truth[q].begin(), sample.truth[q].end(), a) ? 1 : 0;
+      }
+    }
+    return hits;
+  };
+  uint64_t half_hits[2] = {0, 0};
+  const Status measured = ParallelFor(2, threads == 1 ? 1 : 2, [&](size_t h) -> Status {
+    ASSIGN_OR_RETURN(half_hits[h], hits_of(h == 0 ? 0 : nq / 2, h == 0 ? nq / 2 : nq));
+    return Status::Ok();
+  });
+  RETURN_IF_ERROR(measured);
+  return static_cast<uint32_t>((half_hits[0] + half_hits[1]) * 10000 / sample.relevant);
+}
+
 Status Calibrate(const DatasetImpl& impl, const Version& version, const FieldSpec& spec,
                  const BuildIndexOptions& options, IndexObject* ix, const HeldOut* held) {
   if (!options.calibrate) return Status::Ok();
@@ -75,63 +168,13 @@ Status Calibrate(const DatasetImpl& impl, const Version& version, const FieldSpe
   if (graph && (held == nullptr || held->anchors.empty())) return Status::Ok();
   const uint64_t values = ix->entries;
   const size_t dim = ix->dim;
-  uint64_t nq = graph ? held->anchors.size() : CalibrationQueries(options, values, dim);
+  const uint64_t nq = graph ? held->anchors.size() : CalibrationQueries(options, values, dim);
   if (nq == 0) return Status::Ok();
   ASSIGN_OR_RETURN(ModelPtr model, LoadModel(impl, ix->model));
   ASSIGN_OR_RETURN(const Metric metric, MetricOf(ix->metric));
-  const bool cosine = metric == Metric::kCosine;
-  std::vector<uint64_t> self;
-  std::vector<float> queries;
-  if (graph) {
-    self = held->anchors;
-    queries = held->vectors;
-  } else {
-    // The sample: every stride-th indexed value in anchor order.
-    const uint64_t stride = values / nq;
-    uint64_t seen = 0;
-    RETURN_IF_ERROR(WalkVectors(impl, version, spec, 0, UINT64_MAX,
-                                [&](size_t n, const uint64_t* anchors, const ObjectId* const*,
-                                    const uint32_t*, const float* const* vecs) -> Status {
-                                  for (size_t i = 0; i < n && self.size() < nq; ++i) {
-                                    if (!AllFinite(vecs[i], dim)) continue;
-                                    if (cosine && vector::NormSqr(vecs[i], dim) == 0) continue;
-                                    if (seen++ % stride != stride / 2) continue;
-                                    self.push_back(anchors[i]);
-                                    queries.insert(queries.end(), vecs[i], vecs[i] + dim);
-                                  }
-                                  return Status::Ok();
-                                }));
-  }
-  nq = self.size();
-  if (nq == 0) return Status::Ok();
-  SearchOptions so;
-  so.k = kCalibrationK + 1;
-  so.threads = options.threads == 1 ? 1 : 2;
-  SearchContext ctx;
-  ctx.impl = &impl;
-  ctx.version = &version;
-  ctx.spec = &spec;
-  ctx.metric = metric;
-  ctx.options = &so;
-  // The k nearest others of each sample vector.
-  auto others = [&](const std::vector<Cand>& cands, size_t q) {
-    std::vector<uint64_t> out;
-    for (const Cand& c : cands) {
-      if (c.anchor != self[q] && out.size() < kCalibrationK) out.push_back(c.anchor);
-    }
-    return out;
-  };
-  std::vector<std::vector<Cand>> exact;
-  uint64_t scanned = 0;
-  RETURN_IF_ERROR(ExactSearch(ctx, queries.data(), nq, dim, &exact, &scanned));
-  std::vector<std::vector<uint64_t>> truth(nq);
-  uint64_t relevant = 0;
-  for (size_t q = 0; q < nq; ++q) {
-    truth[q] = others(exact[q], q);
-    std::sort(truth[q].begin(), truth[q].end());
-    relevant += truth[q].size();
-  }
-  if (relevant == 0) return Status::Ok();
+  ASSIGN_OR_RETURN(RecallSample sample, SampleRecall(impl, version, spec, metric, values, nq,
+                                                     graph ? held : nullptr, options.threads));
+  if (sample.relevant == 0) return Status::Ok();
   std::vector<uint32_t> sizes;
   if (!graph && model->algorithm() != vector::IvfParams::Algorithm::kIvf) {
     ASSIGN_OR_RETURN(sizes, CellBucketCounts(impl, *ix));
@@ -144,39 +187,12 @@ Status Calibrate(const DatasetImpl& impl, const Version& version, const FieldSpe
                                      : ix->cells;
   Calibration c;
   c.k = kCalibrationK;
-  c.queries = static_cast<uint32_t>(nq);
+  c.queries = static_cast<uint32_t>(sample.self.size());
   c.target = static_cast<uint32_t>(std::lround(kCalibrationTarget * 10000));
-  // Hits of queries [b, e) at one setting.
-  auto hits_of = [&](uint32_t setting, size_t b, size_t e) -> Result<uint64_t> {
-    uint64_t hits = 0, s = 0;
-    SearchOptions at = so;  // the graph's beam width travels in the options
-    at.ef = setting;
-    SearchContext here = ctx;
-    here.options = &at;
-    for (size_t q = b; q < e; ++q) {
-      const float* qv = queries.data() + q * dim;
-      std::vector<Cand> got;
-      if (graph) {
-        ASSIGN_OR_RETURN(got, GraphSearchOne(here, *model, *ix, qv, &s));
-      } else {
-        ASSIGN_OR_RETURN(got, IvfSearchOne(here, *model, *ix, qv, setting, cell_sizes, &s));
-      }
-      for (uint64_t a : others(got, q)) {
-        hits += std::binary_search(truth[q].begin(), truth[q].end(), a) ? 1 : 0;
-      }
-    }
-    return hits;
-  };
   for (uint32_t setting = graph ? kCalibrationK : 1;; setting = NextSetting(setting)) {
     setting = std::min(setting, max_setting);
-    uint64_t half_hits[2] = {0, 0};
-    const Status measured = ParallelFor(2, so.threads, [&](size_t h) -> Status {
-      ASSIGN_OR_RETURN(half_hits[h], hits_of(setting, h == 0 ? 0 : nq / 2, h == 0 ? nq / 2 : nq));
-      return Status::Ok();
-    });
-    RETURN_IF_ERROR(measured);
-    const uint64_t hits = half_hits[0] + half_hits[1];
-    const auto recall = static_cast<uint32_t>(hits * 10000 / relevant);
+    ASSIGN_OR_RETURN(const uint32_t recall, SampleRecallAt(impl, version, spec, *model, *ix, sample,
+                                                           setting, cell_sizes, options.threads));
     c.curve.emplace_back(setting, recall);
     // Enough points to pick a setting for recall 0.99 (with its margin) too.
     if (recall >= 9950 || setting >= max_setting) break;
@@ -235,6 +251,8 @@ Result<CommitInfo> CommitBuiltIndex(DatasetImpl& impl,
   report("commit", 1, 1);
   return result;
 }
+
+namespace {
 
 // Vectors a graph build may hold in memory (spec/21 §8.4, §10).
 constexpr uint64_t kGraphBuildMaxBytes = uint64_t{4} << 30;

@@ -183,6 +183,69 @@ Status IndexMerged(DatasetImpl& impl, const btree::IndexRef& merged,
                    dataset::Manifest* m, uint64_t* objects_written,
                    std::vector<std::string>* updated);
 
+// ---------------------------------------------------------------------------------------
+// Calibration and recall measurement (build.cc; spec/21 §8.5)
+
+// A graph's calibration sample is held out of the graph and stored in its tail: a
+// sample vector that were a node would lead the walk to its neighbours along its own
+// edges and overstate recall (12k Gaussian 32-d: ef 15 reaches 0.95 on such a sample,
+// fresh queries need 48). Held out, the sample vectors are queries the graph has not seen.
+struct HeldOut {
+  std::vector<uint64_t> anchors;
+  std::vector<float> vectors;
+};
+
+// Query vectors taken from the indexed values, each with its exact 10 nearest other
+// records in the version (a vector's own record is left out of every answer: it would
+// match itself).
+struct RecallSample {
+  std::vector<uint64_t> self;                // per query: its own record
+  std::vector<float> queries;                // row-major, dim floats each
+  std::vector<std::vector<uint64_t>> truth;  // per query: the 10 nearest others, sorted
+  uint64_t relevant = 0;                     // sum of truth sizes
+  // The first 10 of `cands` (best first) other than query q's own record.
+  std::vector<uint64_t> Others(const std::vector<Cand>& cands, size_t q) const;
+};
+
+// The sample of spec/21 §8.5 step 1-2: every ⌊values / nq⌋-th finite (cosine: non-zero)
+// value of `spec` in anchor order, at most nq of them, or `held` when given; the truth by
+// brute force over `version`.
+Result<RecallSample> SampleRecall(const DatasetImpl& impl, const Version& version,
+                                  const FieldSpec& spec, Metric metric, uint64_t values,
+                                  uint64_t nq, const HeldOut* held, uint32_t threads);
+
+// recall@10 over the sample (units of 10^-4) of `ix` searched with `setting` (ivf, imi,
+// lsh: cells probed; graph: beam width). `cell_sizes`: as IvfSearchOne takes it.
+Result<uint32_t> SampleRecallAt(const DatasetImpl& impl, const Version& version,
+                                const FieldSpec& spec, const vector::IvfModel& model,
+                                const IndexObject& ix, const RecallSample& sample, uint32_t setting,
+                                const uint32_t* cell_sizes, uint32_t threads);
+
+// Calibration (spec/21 §8.5): recall@k of `ix` (its objects already put) against brute
+// force over `version`, on a sample of the vectors it indexes, per setting; stores the
+// curve and the setting reaching 0.95 in ix->calibration. `held`: the graph's held-out
+// sample (graph indexes; null otherwise).
+Status Calibrate(const DatasetImpl& impl, const Version& version, const FieldSpec& spec,
+                 const BuildIndexOptions& options, IndexObject* ix, const HeldOut* held);
+
+// Commits a built index object (spec/21 §8.1 step 6), rebasing onto a moved branch (§8.2).
+Result<CommitInfo> CommitBuiltIndex(DatasetImpl& impl,
+                                    const std::shared_ptr<const Version>& version,
+                                    const FieldSpec& spec, const ObjectId& ix_id, uint64_t objects,
+                                    const BuildProgress& progress, const CommitOptions& commit);
+
+// ---------------------------------------------------------------------------------------
+// Maintenance measurements (maintain.cc; spec/21 §8.6)
+
+// Entries per cell (live or stale) of an ivf/imi/lsh index, from its buckets (fetched a
+// directory page of cells at a time).
+Result<std::vector<uint64_t>> CellEntries(const DatasetImpl& impl, const IndexObject& ix);
+// Fills info's cell-balance fields.
+Status MeasureBalance(const DatasetImpl& impl, const IndexObject& ix, IndexInfo* info);
+// Fills info's recall-drift fields: `queries` sample queries at the default setting.
+Status MeasureDrift(const DatasetImpl& impl, const Version& version, const FieldSpec& spec,
+                    const IndexObject& ix, uint32_t queries, IndexInfo* info);
+
 // The embedding field `field` of a schema, or an error naming `op` and the field.
 Result<const FieldSpec*> EmbeddingField(const Schema& schema, std::string_view field,
                                         std::string_view op);

@@ -694,6 +694,11 @@ Result<SearchResults> Dataset::Search(std::string_view field, const float* queri
 }
 
 Result<IndexInfo> Dataset::IndexStatus(std::string_view field) const {
+  return IndexStatus(field, IndexStatusOptions{});
+}
+
+Result<IndexInfo> Dataset::IndexStatus(std::string_view field,
+                                       const IndexStatusOptions& options) const {
   auto version = impl_->current();
   ASSIGN_OR_RETURN(const FieldSpec* spec,
                    EmbeddingField(version->manifest.schema, field, "index status"));
@@ -750,6 +755,12 @@ Result<IndexInfo> Dataset::IndexStatus(std::string_view field) const {
     for (const auto& [setting, recall] : c.curve) {
       info.calibration_curve.emplace_back(setting, recall / 10000.0);
       if (setting == c.setting) info.calibration_recall = recall / 10000.0;
+    }
+  }
+  if (!ix->graph) {
+    if (options.balance) RETURN_IF_ERROR(vindex::MeasureBalance(*impl_, *ix, &info));
+    if (options.sample != 0) {
+      RETURN_IF_ERROR(vindex::MeasureDrift(*impl_, *version, *spec, *ix, options.sample, &info));
     }
   }
   return info;
