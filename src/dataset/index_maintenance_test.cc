@@ -398,7 +398,7 @@ TEST(IndexMaintenance, StepAfterTenfoldGrowthKeepsRecallWithinTwoPointsOfAFreshB
       base * 10, grown, nprobe_grown, static_cast<unsigned long long>(cand_grown), status->cells,
       status->cell_max / status->cell_mean, status->cells_over, status->recall_drift, stepped,
       nprobe_step, static_cast<unsigned long long>(cand_step), r.cells_after, r.split, r.merged,
-      static_cast<unsigned long long>(r.entries_moved), static_cast<unsigned long long>(base * 10),
+      static_cast<unsigned long long>(r.entries_moved), static_cast<unsigned long long>(base) * 10,
       static_cast<unsigned long long>(r.buckets_written),
       static_cast<unsigned long long>(r.buckets_kept), step_s, rebuilt, fresh_status->nprobe,
       static_cast<unsigned long long>(cand_fresh), fresh_status->cells);
