@@ -24,7 +24,9 @@
 namespace dreamdb {
 namespace {
 
-constexpr auto kDelay = std::chrono::milliseconds(40);
+// Long enough that scheduling delays (a busy CI machine, sanitizers) cannot split one batch
+// of parallel requests into two rounds.
+constexpr auto kDelay = std::chrono::milliseconds(100);
 
 // Reads (objects and refs) wait kDelay each and are counted in rounds. Thread-safe.
 class SlowReads final : public ObjectBackend, public RefBackend {
