@@ -695,10 +695,14 @@ TEST(FileStoreSyncTest, SyncFsyncsOnlyTheObjectsItPutNotTheFileSystem) {
 // is still made durable by this handle's Sync before its ref moves.
 TEST(FileStoreSyncTest, SyncFsyncsAnObjectFoundPresentFromAnotherWriter) {
   std::string root = ::testing::TempDir() + "/sync_present_" + std::to_string(getpid());
+  std::mutex mu;  // the hook runs on the I/O pool's threads, several at once
   std::set<std::string> fsynced;
   FileBackendOptions options;
   options.fault_hook = [&](std::string_view call, const std::string& path) {
-    if (call == "fsync") fsynced.insert(path);
+    if (call == "fsync") {
+      std::lock_guard<std::mutex> lock(mu);
+      fsynced.insert(path);
+    }
     return 0;
   };
   auto writer = FileBackend::Open(root);
@@ -718,12 +722,11 @@ TEST(FileStoreSyncTest, SyncFsyncsAnObjectFoundPresentFromAnotherWriter) {
 TEST(FileStoreSyncTest, FailedFsyncKeepsTheObjectPendingAndTheRefUnmoved) {
   std::string root = ::testing::TempDir() + "/sync_fail_" + std::to_string(getpid());
   std::string fail_path;
-  int fsyncs_of_object = 0;
+  std::atomic<int> fsyncs_of_object{0};  // the hook runs on the I/O pool's threads
   FileBackendOptions options;
   options.fault_hook = [&](std::string_view call, const std::string& path) {
     if (call != "fsync" || path != fail_path) return 0;
-    ++fsyncs_of_object;
-    return fsyncs_of_object == 1 ? EIO : 0;
+    return fsyncs_of_object.fetch_add(1) == 0 ? EIO : 0;
   };
   auto backend = FileBackend::Open(root, options);
   ASSERT_TRUE(backend.ok());
