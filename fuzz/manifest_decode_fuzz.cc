@@ -42,17 +42,42 @@ bool IsKnownKey(std::string_view key) {
   return false;
 }
 
+// Where a map sits: a schema field and a field's index spec have key sets of their own
+// (spec/10 §4); a key another level defines is unknown there, and readers ignore it.
+enum class Where { kOther, kFields, kField, kIndexSpec };
+
+constexpr std::string_view kFieldKeys[] = {"name",  "type", "optional", "dim",  "dtype",
+                                           "shape", "mime", "unit",     "index"};
+constexpr std::string_view kIndexSpecKeys[] = {"algorithm", "bits", "cells",
+                                               "metric",    "raw",  "quantizer"};
+
+template <size_t N>
+bool In(const std::string_view (&keys)[N], std::string_view key) {
+  for (std::string_view k : keys) {
+    if (k == key) return true;
+  }
+  return false;
+}
+
+bool KnownAt(Where where, std::string_view key) {
+  if (where == Where::kField) return In(kFieldKeys, key);
+  if (where == Where::kIndexSpec) return In(kIndexSpecKeys, key);
+  return IsKnownKey(key);
+}
+
 // True when `out` is `in` with zero or more unknown map keys removed, at any depth, and
 // nothing else changed.
-bool DropsOnlyUnknownKeys(const dreamdb::cbor::Value& in, const dreamdb::cbor::Value& out) {
+bool DropsOnlyUnknownKeys(const dreamdb::cbor::Value& in, const dreamdb::cbor::Value& out,
+                          Where where = Where::kOther) {
   using dreamdb::cbor::Type;
   if (in.type() != out.type()) return false;
   if (in.type() == Type::kArray) {
     const auto& a = in.array();
     const auto& b = out.array();
     if (a.size() != b.size()) return false;
+    const Where inner = where == Where::kFields ? Where::kField : Where::kOther;
     for (size_t i = 0; i < a.size(); ++i) {
-      if (!DropsOnlyUnknownKeys(a[i], b[i])) return false;
+      if (!DropsOnlyUnknownKeys(a[i], b[i], inner)) return false;
     }
     return true;
   }
@@ -61,10 +86,13 @@ bool DropsOnlyUnknownKeys(const dreamdb::cbor::Value& in, const dreamdb::cbor::V
     for (const auto& [key, v] : in.map().entries()) {
       const dreamdb::cbor::Value* o = out.map().Find(key);
       if (o == nullptr) {
-        if (IsKnownKey(key)) return false;
+        if (KnownAt(where, key)) return false;
         continue;
       }
-      if (!DropsOnlyUnknownKeys(v, *o)) return false;
+      Where inner = Where::kOther;
+      if (key == "fields") inner = Where::kFields;
+      if (key == "index" && where == Where::kField) inner = Where::kIndexSpec;
+      if (!DropsOnlyUnknownKeys(v, *o, inner)) return false;
       ++kept;
     }
     return kept == out.map().entries().size();
