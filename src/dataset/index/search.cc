@@ -595,7 +595,9 @@ Result<SearchResults> Dataset::Search(std::string_view field, const float* queri
     ASSIGN_OR_RETURN(auto ix, vindex::LoadIndex(*impl_, idx->second));
     ASSIGN_OR_RETURN(ctx.metric, vindex::MetricOf(ix->metric));
     vindex::ModelPtr model = impl_->vectors()->Get<vector::IvfModel>(ix->model);
-    if (model == nullptr) {
+    if (model != nullptr) {
+      impl_->CountHit();  // as LoadModel counts a cached model
+    } else {
       // Cold: the model and a small directory are fetched together (one round trip on a
       // remote store, not two); the probed cells' pages are then in the cache.
       std::vector<uint32_t> pages;
