@@ -133,7 +133,10 @@ def main() -> int:
             cells = int(st["cells"]) or 1
             sweep: List[Dict[str, Any]] = [{}, {"recall": 0.99}]
             if algo == "graph":
-                sweep += [{"ef": e} for e in (16, 32, 64, 128, 256, 512, 1024, 2048)]
+                # The beam widths hnswlib's sweep below tries, so both reach a recall
+                # target at comparable steps.
+                sweep += [{"ef": e} for e in (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024,
+                                              2048)]
             else:
                 sweep += [{"nprobe": p} for p in sorted({max(1, cells * f // 100)
                                                            for f in (1, 2, 4, 8, 16, 32, 64, 100)})]

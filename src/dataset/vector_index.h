@@ -236,6 +236,8 @@ class ObjectCache {
       : lrus_(std::make_shared<Lrus>(capacity_bytes, live_bytes, row_bytes)) {}
   // The view of the process-wide LRUs for the store whose identity is `store_identity`.
   static std::shared_ptr<ObjectCache> ForStore(std::string_view store_identity);
+  // The byte bound of the decoded objects' LRU.
+  uint64_t ObjectCapacity() const { return lrus_->objects.capacity_bytes(); }
 
   template <typename T>
   std::shared_ptr<const T> Get(const ObjectId& id) {

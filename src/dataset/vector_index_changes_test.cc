@@ -157,6 +157,39 @@ TEST_P(SearchAfterChanges, ExactWithEveryCellProbedAfterDeletes) {
   EXPECT_GE(Recall(*ds_, 10, dead), Floor());
 }
 
+// A handle keeps what its searches decoded (the spatial cache; a graph's warm state of node
+// pages and live flags) per version: after another handle deletes records, the first still
+// answers at its own version exactly as before, and once refreshed to the new head it
+// answers bit for bit as a freshly opened handle does, with no deleted record.
+TEST_P(SearchAfterChanges, WarmHandleAnswersAtItsVersionAndFollowsTheHead) {
+  SearchOptions o;
+  o.k = 10;
+  o.nprobe = cells_;
+  o.ef = 200;
+  const size_t nq = query_rows_.size();
+  auto before = ds_->Search("emb", queries_.data(), nq, kDim, o);
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  auto writer = Dataset::Open(store_, "vecs");
+  ASSERT_TRUE(writer.ok());
+  std::set<uint64_t> dead;
+  for (size_t q = 0; q < nq; q += 2) dead.insert(Nearest(*ds_, q, 1)[0]);
+  ASSERT_TRUE((*writer)->Delete({dead.begin(), dead.end()}).ok());
+  auto again = ds_->Search("emb", queries_.data(), nq, kDim, o);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->anchors, before->anchors);
+  EXPECT_EQ(again->scores, before->scores);
+  ASSERT_TRUE(ds_->Refresh().ok());
+  auto after = ds_->Search("emb", queries_.data(), nq, kDim, o);
+  ASSERT_TRUE(after.ok());
+  auto fresh = Dataset::Open(store_, "vecs");
+  ASSERT_TRUE(fresh.ok());
+  auto want = (*fresh)->Search("emb", queries_.data(), nq, kDim, o);
+  ASSERT_TRUE(want.ok());
+  EXPECT_EQ(after->anchors, want->anchors);
+  EXPECT_EQ(after->scores, want->scores);
+  for (uint64_t a : after->anchors) EXPECT_EQ(dead.count(a), 0u) << "deleted anchor " << a;
+}
+
 TEST_P(SearchAfterChanges, ExactAfterReplacedValuesAndDeletes) {
   // Replace each query's two nearest records: one with a vector far away, the other with
   // a vector nearer the query than any other. Their old entries stay in the index.

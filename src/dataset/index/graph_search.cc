@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <queue>
 #include <random>
 #include <set>
@@ -61,14 +62,61 @@ Result<std::shared_ptr<const NodePageData>> LoadNodePage(const DatasetImpl& impl
       "graph node page", true);
 }
 
-// Node pages of one index for one query, through the handle's spatial cache; Prefetch
-// fetches missing pages in parallel (up to 8 requests in flight).
+// The node pages of one graph index and their LiveEntries in one version, by block number,
+// as the searches of a warm handle met them: a walk reaches a block's page and live flags
+// by index under one lock instead of through the LRUs' hashes and locks for every block of
+// every query (spec/21 §7.10). Slots only go from empty to filled, so a pointer taken from
+// one stays valid while the GraphWarm is held. It lives in the spatial cache like a decoded
+// object, charged up front with what the whole graph's pages and live flags come to (the
+// most it can pin), so the cache stays within its bound even if the pages it holds are
+// evicted from the LRU; a graph too large for that gets no warm state and is searched
+// through the LRUs as before.
+// Thread safety: the slots are guarded by mu; any number of searches may share one.
+struct GraphWarm {
+  explicit GraphWarm(size_t blocks) : pages(blocks), live(blocks) {}
+  mutable std::mutex mu;
+  mutable std::vector<std::shared_ptr<const NodePageData>> pages;  // guarded by mu
+  mutable std::vector<std::shared_ptr<const LiveEntries>> live;    // guarded by mu
+};
+
+namespace {
+
+// The GraphWarm of index `index_id` in `ctx`'s version: from the cache, else new (and
+// cached); null for a graph whose pages could not all stay in the cache.
+std::shared_ptr<const GraphWarm> WarmOf(const SearchContext& ctx, const ObjectId& index_id,
+                                        const GraphInfo& g, const vector::IvfModel& model) {
+  const ObjectId version_key =
+      ctx.version->index.inline_leaf != nullptr ? ctx.version->id : ctx.version->index.root;
+  std::string key = "dreamdb graph warm state\n";
+  key += index_id.ToString();
+  key += '\n';
+  key += version_key.ToString();
+  const ObjectId id = ObjectId::Of(key);
+  if (auto hit = ctx.impl->vectors()->Get<GraphWarm>(id)) return hit;
+  // A node's share of its page: 20 bytes of envelope, its neighbour list and its code
+  // (GraphNodeBlock::MemoryBytes, LoadNodePage), 9 bytes of live flags and location; plus
+  // the slots.
+  const uint64_t code_bytes = uint64_t{model.params().bits} * model.padded_dim() / 8 + 24;
+  const uint64_t per_node = 20 + 4 * (uint64_t{g.degree} + 1) + code_bytes + 9;
+  const uint64_t bytes = uint64_t{g.nodes} * per_node + 32 * g.pages.size() + 256;
+  if (bytes > ctx.impl->vectors()->ObjectCapacity() / 4) return nullptr;
+  auto warm = std::make_shared<const GraphWarm>(g.pages.size());
+  ctx.impl->vectors()->Insert<GraphWarm>(id, warm, bytes);
+  return warm;
+}
+
+}  // namespace
+
+// Node pages of one index for one query, through the handle's GraphWarm when it has one,
+// else through the spatial cache; Prefetch fetches missing pages in parallel (up to 8
+// requests in flight).
 // Thread safety: one search at a time (GraphNodeSource contract); internally locked so
-// that the prefetch workers may fill it.
+// Prefetch's parallel loads may fill it concurrently.
 class PagedNodeSource : public vector::GraphNodeSource {
  public:
-  PagedNodeSource(const DatasetImpl& impl, const IndexObject& ix, const vector::IvfModel& model)
-      : impl_(impl), graph_(*ix.graph), model_(model) {}
+  PagedNodeSource(const DatasetImpl& impl, const IndexObject& ix, const vector::IvfModel& model,
+                  std::shared_ptr<const GraphWarm> warm)
+      : impl_(impl), graph_(*ix.graph), model_(model), warm_(std::move(warm)) {}
 
   Result<std::shared_ptr<const vector::GraphNodeBlock>> Block(uint32_t b) override {
     ASSIGN_OR_RETURN(auto page, Page(b));
@@ -78,9 +126,9 @@ class PagedNodeSource : public vector::GraphNodeSource {
   void Prefetch(const uint32_t* blocks, size_t n) override {
     std::vector<uint32_t> missing;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      std::unique_lock<std::mutex> lock(warm_ != nullptr ? warm_->mu : mu_);
       for (size_t i = 0; i < n; ++i) {
-        if (blocks[i] < graph_.pages.size() && pages_.count(blocks[i]) == 0 &&
+        if (blocks[i] < graph_.pages.size() && Held(blocks[i]) == nullptr &&
             std::find(missing.begin(), missing.end(), blocks[i]) == missing.end()) {
           missing.push_back(blocks[i]);
         }
@@ -105,9 +153,8 @@ class PagedNodeSource : public vector::GraphNodeSource {
 
   Result<std::shared_ptr<const NodePageData>> Page(uint32_t b) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = pages_.find(b);
-      if (it != pages_.end()) return it->second;
+      std::unique_lock<std::mutex> lock(warm_ != nullptr ? warm_->mu : mu_);
+      if (auto held = Held(b)) return held;
     }
     if (b >= graph_.pages.size()) {
       return Corrupt("graph index: node block " + std::to_string(b) + " is beyond its " +
@@ -122,6 +169,11 @@ class PagedNodeSource : public vector::GraphNodeSource {
                      std::to_string(page->page.anchors.size()) + ", expected " +
                      std::to_string(first) + " + " + std::to_string(count));
     }
+    if (warm_ != nullptr) {
+      std::lock_guard<std::mutex> lock(warm_->mu);
+      if (warm_->pages[b] == nullptr) warm_->pages[b] = page;
+      return warm_->pages[b];
+    }
     std::lock_guard<std::mutex> lock(mu_);
     pages_.emplace(b, page);
     return page;
@@ -134,9 +186,17 @@ class PagedNodeSource : public vector::GraphNodeSource {
   uint32_t block() const { return graph_.block; }
 
  private:
+  // The page of block b this source holds, or null. Called with the lock held.
+  std::shared_ptr<const NodePageData> Held(uint32_t b) const {
+    if (warm_ != nullptr) return b < warm_->pages.size() ? warm_->pages[b] : nullptr;
+    auto it = pages_.find(b);
+    return it == pages_.end() ? nullptr : it->second;
+  }
+
   const DatasetImpl& impl_;
   const GraphInfo& graph_;
   const vector::IvfModel& model_;
+  std::shared_ptr<const GraphWarm> warm_;  // null: no warm state (pages_ instead)
   std::mutex mu_;
   std::unordered_map<uint32_t, std::shared_ptr<const NodePageData>> pages_;  // guarded by mu_
 };
@@ -149,7 +209,9 @@ Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector:
                                          const IndexObject& ix, const float* q, uint64_t* scanned) {
   const SearchOptions& o = *ctx.options;
   const GraphInfo& g = *ix.graph;
-  PagedNodeSource source(*ctx.impl, ix, model);
+  std::shared_ptr<const GraphWarm> warm;
+  if (ctx.index_id != nullptr) warm = WarmOf(ctx, *ctx.index_id, g, model);
+  PagedNodeSource source(*ctx.impl, ix, model, warm);
   std::unordered_set<uint64_t> rejected;  // handles the filters rejected
   size_t fetch = o.where.empty() ? o.k : std::max<size_t>(o.k * 4, 64);
   uint64_t ef = o.ef != 0 ? o.ef : vector::DefaultEf(static_cast<uint32_t>(fetch));
@@ -167,25 +229,46 @@ Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector:
         EntryList{tail_ids[0][b], &buckets[b]->anchors, &buckets[b]->seg_tags, &buckets[b]->rows});
   }
   ASSIGN_OR_RETURN(auto tail_states, LoadLive(ctx, lists));
-  // Per node page visited: its page and LiveEntries.
+  // Per node page visited: its page and LiveEntries (held by the GraphWarm when there is
+  // one, else by `holders`), by block number.
   struct Visited {
-    std::shared_ptr<const NodePageData> page;
-    std::shared_ptr<const LiveEntries> live;
+    const NodePageData* page = nullptr;
+    const LiveEntries* live = nullptr;
   };
-  std::unordered_map<uint32_t, Visited> visited;
+  std::vector<Visited> visited(g.pages.size());
+  std::vector<std::shared_ptr<const void>> holders;
   auto visit = [&](uint64_t node) -> Result<const Visited*> {
-    const auto b = static_cast<uint32_t>(node / g.block);
-    auto it = visited.find(b);
-    if (it == visited.end()) {
-      Visited v;
-      ASSIGN_OR_RETURN(v.page, source.PageOf(node));
-      ASSIGN_OR_RETURN(auto live,
-                       LoadLive(ctx, {EntryList{g.pages[b], &v.page->page.anchors,
-                                                &v.page->page.seg_tags, &v.page->page.rows}}));
-      v.live = std::move(live[0]);
-      it = visited.emplace(b, std::move(v)).first;
+    const uint64_t b = node / g.block;
+    if (b >= visited.size()) {
+      return Corrupt("graph index: node " + std::to_string(node) + " is beyond its " +
+                     std::to_string(g.pages.size()) + " node pages");
     }
-    return &it->second;
+    Visited& v = visited[b];
+    if (v.live != nullptr) return &v;
+    ASSIGN_OR_RETURN(auto page, source.PageOf(node));
+    std::shared_ptr<const LiveEntries> live;
+    if (warm != nullptr) {
+      std::lock_guard<std::mutex> lock(warm->mu);
+      live = warm->live[b];
+    }
+    if (live == nullptr) {
+      ASSIGN_OR_RETURN(
+          auto got, LoadLive(ctx, {EntryList{g.pages[b], &page->page.anchors, &page->page.seg_tags,
+                                             &page->page.rows}}));
+      live = std::move(got[0]);
+      if (warm != nullptr) {
+        std::lock_guard<std::mutex> lock(warm->mu);
+        if (warm->live[b] == nullptr) warm->live[b] = live;
+        live = warm->live[b];
+      }
+    }
+    v.page = page.get();
+    v.live = live.get();
+    if (warm == nullptr) {
+      holders.push_back(std::move(page));
+      holders.push_back(std::move(live));
+    }
+    return &v;
   };
   for (int round = 0;; ++round) {
     const auto k32 = static_cast<uint32_t>(std::min<size_t>(fetch, UINT32_MAX));
@@ -213,7 +296,7 @@ Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector:
       std::vector<std::pair<const LiveEntries*, size_t>> cands(n);
       for (size_t i = 0; i < n; ++i) {
         ASSIGN_OR_RETURN(const Visited* v, visit(ids[i]));
-        cands[i] = {v->live.get(), ids[i] - v->page->page.first};
+        cands[i] = {v->live, ids[i] - v->page->page.first};
       }
       return LiveDistances(ctx, model, q, cands, out);
     };

@@ -132,6 +132,10 @@ struct SearchContext {
   Metric metric = Metric::kCosine;
   const SearchOptions* options = nullptr;
   std::vector<const FieldSpec*> filter_specs;  // per options->where
+  // The id of the spatial index object searched, when it is stored (a search through the
+  // dataset); null while a build calibrates an index not yet stored. Keys the warm state
+  // a graph search keeps between queries (GraphSearchOne).
+  const ObjectId* index_id = nullptr;
 };
 
 // The entries of one bucket or node page (borrowed), named by its object id.

@@ -373,6 +373,64 @@ std::vector<Cand> Dedup(const std::vector<Cand>& cands) {
   return out;
 }
 
+// The buckets of an IVF/IMI/LSH index and their live entries in one version, by cell, as
+// the searches of a warm handle met them (spec/21 §7.10): a query takes its probed cells'
+// buckets and live entries by position under one lock instead of through the directory
+// pages and the LRUs for every bucket of every query. Cells are filled whole (all their
+// buckets) and live entries only go from unknown to known, so nothing in it changes once
+// set. It is an entry of the spatial cache charged up front with what the whole index's
+// buckets and live entries come to; an index too large for a quarter of the cache has
+// none.
+// Thread safety: the cells are guarded by mu; any number of searches may share one.
+struct IvfWarm {
+  struct Cell {
+    bool filled = false;
+    std::vector<ObjectId> ids;
+    std::vector<std::shared_ptr<const Bucket>> buckets;
+    std::vector<std::shared_ptr<const LiveEntries>> live;  // null: not computed yet
+  };
+  explicit IvfWarm(size_t n) : cells(n) {}
+  mutable std::mutex mu;
+  mutable std::vector<Cell> cells;  // guarded by mu
+};
+
+namespace {
+
+std::shared_ptr<const IvfWarm> IvfWarmOf(const SearchContext& ctx, const IndexObject& ix,
+                                         const vector::IvfModel& model) {
+  if (ctx.index_id == nullptr) return nullptr;
+  std::string key = "dreamdb ivf warm state\n";
+  key += ctx.index_id->ToString();
+  key += '\n';
+  key += LiveVersionKey(*ctx.version).ToString();
+  const ObjectId id = ObjectId::Of(key);
+  if (auto hit = ctx.impl->vectors()->Get<IvfWarm>(id)) return hit;
+  // An entry's share: its code (at most bits x padded dim bits plus factors), its anchor,
+  // location tag and row (20 bytes) in the bucket, 9 bytes of live entries; per bucket and
+  // cell, their vectors and shared pointers.
+  const uint64_t per_entry = uint64_t{model.params().bits} * model.padded_dim() / 8 + 32 + 20 + 9;
+  const uint64_t bytes = ix.entries * per_entry + ix.buckets * 160 + uint64_t{ix.cells} * 96;
+  if (bytes > ctx.impl->vectors()->ObjectCapacity() / 4) return nullptr;
+  auto warm = std::make_shared<const IvfWarm>(ix.cells);
+  ctx.impl->vectors()->Insert<IvfWarm>(id, warm, bytes);
+  return warm;
+}
+
+// Records the live entries computed for buckets at `slot` (cell, position) in the warm
+// state, where it does not know them yet.
+void KeepLive(const IvfWarm* warm, const std::vector<std::pair<uint32_t, uint32_t>>& slot,
+              const std::vector<std::shared_ptr<const LiveEntries>>& states) {
+  if (warm == nullptr) return;
+  std::lock_guard<std::mutex> lock(warm->mu);
+  for (size_t b = 0; b < states.size(); ++b) {
+    if (states[b] == nullptr || slot[b].first >= warm->cells.size()) continue;
+    IvfWarm::Cell& c = warm->cells[slot[b].first];
+    if (c.filled && c.live[slot[b].second] == nullptr) c.live[slot[b].second] = states[b];
+  }
+}
+
+}  // namespace
+
 // One query through the IVF index (spec/21 §7.2, §7.10). A bucket the handle's cache has
 // seen before is scanned through its LiveEntries (stale entries skipped, re-rank vectors
 // by location); a bucket touched for the first time is scanned whole and only the
@@ -390,6 +448,8 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
   std::vector<std::shared_ptr<const LiveEntries>> states;  // null: not computed (first touch)
   std::vector<EntryList> lists;
   std::vector<uint32_t> bucket_cell;
+  std::vector<std::pair<uint32_t, uint32_t>> warm_slot;  // per bucket: (cell, position)
+  const std::shared_ptr<const IvfWarm> warm = IvfWarmOf(ctx, ix, model);
   bool loaded = false;
   std::vector<Cand> result;
   const bool ranged = o.start != 0 || o.end != UINT64_MAX;
@@ -403,34 +463,83 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
     ASSIGN_OR_RETURN(auto query, model.NewQuery(q, sp));
     if (!loaded) {
       const std::vector<uint32_t>& cells = query->probe_order();
-      ASSIGN_OR_RETURN(auto ids, BucketsOf(*ctx.impl, ix, cells));
-      std::vector<ObjectId> flat;
-      for (size_t i = 0; i < cells.size(); ++i) {
-        for (const auto& id : ids[i]) {
-          flat.push_back(id);
-          bucket_cell.push_back(cells[i]);
+      // Per probed cell: its buckets from the warm state, or fetched (and then kept there).
+      std::vector<IvfWarm::Cell> fetched(cells.size());  // the cells the warm state lacks
+      std::vector<uint32_t> missing;                     // positions in `cells`
+      if (warm != nullptr) {
+        std::lock_guard<std::mutex> lock(warm->mu);
+        for (size_t i = 0; i < cells.size(); ++i) {
+          if (cells[i] >= warm->cells.size() || !warm->cells[cells[i]].filled) {
+            missing.push_back(static_cast<uint32_t>(i));
+          }
+        }
+      } else {
+        missing.resize(cells.size());
+        std::iota(missing.begin(), missing.end(), 0u);
+      }
+      if (!missing.empty()) {
+        std::vector<uint32_t> which;
+        which.reserve(missing.size());
+        for (uint32_t i : missing) which.push_back(cells[i]);
+        ASSIGN_OR_RETURN(auto ids, BucketsOf(*ctx.impl, ix, which));
+        std::vector<ObjectId> all;
+        for (const auto& l : ids) all.insert(all.end(), l.begin(), l.end());
+        ASSIGN_OR_RETURN(auto got, FetchBuckets(*ctx.impl, all));
+        size_t at = 0;
+        for (size_t m = 0; m < missing.size(); ++m) {
+          IvfWarm::Cell& c = fetched[missing[m]];
+          c.ids = std::move(ids[m]);
+          for (const ObjectId& bid : c.ids) {
+            const std::shared_ptr<const Bucket>& bk = got[at++];
+            if (bk->cell != which[m]) {
+              return Corrupt("spatial bucket " + bid.ToString() + " holds cell " +
+                             std::to_string(bk->cell) + " but the directory lists it under " +
+                             std::to_string(which[m]));
+            }
+            RETURN_IF_ERROR(CheckBucketCodes(model, *bk, bid));
+            c.buckets.push_back(bk);
+          }
+          c.live.assign(c.buckets.size(), nullptr);
+          c.filled = true;
         }
       }
-      ASSIGN_OR_RETURN(buckets, FetchBuckets(*ctx.impl, flat));
-      lists.reserve(buckets.size());
-      states.assign(buckets.size(), nullptr);
+      // In probe order: every probed bucket, with its live entries when known.
+      std::vector<ObjectId> flat;
+      {
+        std::unique_lock<std::mutex> lock;
+        if (warm != nullptr) lock = std::unique_lock<std::mutex>(warm->mu);
+        for (size_t i = 0; i < cells.size(); ++i) {
+          const IvfWarm::Cell* c = &fetched[i];
+          if (warm != nullptr && cells[i] < warm->cells.size()) {
+            IvfWarm::Cell& w = warm->cells[cells[i]];
+            if (!w.filled && c->filled) w = *c;
+            if (w.filled) c = &w;
+          }
+          for (size_t j = 0; j < c->buckets.size(); ++j) {
+            flat.push_back(c->ids[j]);
+            bucket_cell.push_back(cells[i]);
+            buckets.push_back(c->buckets[j]);
+            warm_slot.emplace_back(cells[i], static_cast<uint32_t>(j));
+            states.push_back(c->live[j]);
+          }
+        }
+      }
       std::vector<size_t> seen_before;
       for (size_t b = 0; b < buckets.size(); ++b) {
-        if (buckets[b]->cell != bucket_cell[b]) {
-          return Corrupt("spatial bucket " + flat[b].ToString() + " holds cell " +
-                         std::to_string(buckets[b]->cell) + " but the directory lists it under " +
-                         std::to_string(bucket_cell[b]));
-        }
-        RETURN_IF_ERROR(CheckBucketCodes(model, *buckets[b], flat[b]));
-        lists.push_back(
-            EntryList{flat[b], &buckets[b]->anchors, &buckets[b]->seg_tags, &buckets[b]->rows});
+        if (states[b] != nullptr) continue;
         const LiveKey key{version_key, flat[b]};
         states[b] = ctx.impl->vectors()->GetLive(key);
         if (states[b] == nullptr && ctx.impl->vectors()->TouchedBefore(key)) {
           seen_before.push_back(b);
         }
       }
+      lists.reserve(buckets.size());
+      for (size_t b = 0; b < buckets.size(); ++b) {
+        lists.push_back(
+            EntryList{flat[b], &buckets[b]->anchors, &buckets[b]->seg_tags, &buckets[b]->rows});
+      }
       RETURN_IF_ERROR(ComputeLive(ctx, lists, seen_before, &states));
+      KeepLive(warm.get(), warm_slot, states);
       loaded = true;
     }
     std::vector<uint64_t> handles;
@@ -479,6 +588,7 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
         if (states[b] == nullptr) unknown.push_back(b);
       }
       RETURN_IF_ERROR(ComputeLive(ctx, lists, unknown, &states));
+      KeepLive(warm.get(), warm_slot, states);
       continue;
     }
     std::vector<Cand> cands;
@@ -502,6 +612,7 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
       states.clear();
       lists.clear();
       bucket_cell.clear();
+      warm_slot.clear();
       rejected.clear();
       continue;
     }
@@ -594,6 +705,7 @@ Result<SearchResults> Dataset::Search(std::string_view field, const float* queri
   } else {
     ASSIGN_OR_RETURN(auto ix, vindex::LoadIndex(*impl_, idx->second));
     ASSIGN_OR_RETURN(ctx.metric, vindex::MetricOf(ix->metric));
+    ctx.index_id = &idx->second;
     vindex::ModelPtr model = impl_->vectors()->Get<vector::IvfModel>(ix->model);
     if (model != nullptr) {
       impl_->CountHit();  // as LoadModel counts a cached model

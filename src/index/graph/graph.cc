@@ -711,8 +711,7 @@ Result<std::vector<Neighbor>> GraphSearch(
   };
   auto est1_of = [&](const GraphNodeBlock* blk, uint32_t local) -> float {
     const uint64_t* sg = blk->signs(local);
-    uint64_t ones = 0;
-    for (uint32_t w = 0; w < words; ++w) ones += std::popcount(sg[w]);
+    const uint64_t ones = PopcountWords(sg, words);
     const uint64_t pd = PopcountDot(sg, qplanes, words, kQueryBits);
     const float ip = pdelta * static_cast<float>(pd) + pvmin * static_cast<float>(ones);
     const CodeFactors f = blk->factors1(local);
@@ -720,12 +719,10 @@ Result<std::vector<Neighbor>> GraphSearch(
   };
   // The full-code estimate: <u, x> exactly in the code (ExPlanesDot).
   auto est_full = [&](const GraphNodeBlock* blk, uint32_t local) -> float {
-    float ipx = ExPlanesDot(reinterpret_cast<const uint8_t*>(blk->signs(local)), 1, s.x.data(), d);
-    if (bits > 1) {
-      ipx = ExPlanesDot(reinterpret_cast<const uint8_t*>(blk->lower_planes(local)), bits - 1,
-                        s.x.data(), d) +
-            static_cast<float>(1u << (bits - 1)) * ipx;
-    }
+    // The sign plane is the top plane (bits - 1); the lower planes follow the factors.
+    const float ipx =
+        ExPlanesDotSplit(reinterpret_cast<const uint8_t*>(blk->lower_planes(local)), bits - 1,
+                         reinterpret_cast<const uint8_t*>(blk->signs(local)), s.x.data(), d);
     return EstimateDistance(blk->factors_full(local), g_add, ipx, sum, bits);
   };
   s.table.Clear();
@@ -791,6 +788,15 @@ Result<std::vector<Neighbor>> GraphSearch(
         PushHeap(s.heap, k, est, u);
       }
     }
+    // The next node to expand (most likely): its neighbour list is fetched while this
+    // one's neighbours are screened.
+    for (size_t j = cur + 1; j < s.beam.size(); ++j) {
+      if (s.beam[j].expanded) continue;
+      if (const GraphNodeBlock** nb = s.table.Find(s.beam[j].id / nodes_per_block)) {
+        (*nb)->PrefetchNeighbors(s.beam[j].id - (*nb)->first());
+      }
+      break;
+    }
     const std::span<const uint32_t> nbrs = ublk->neighbors(ulocal);
     // Unseen neighbours; hint the source with the blocks it does not have yet. Ids are
     // validated (their block exists and holds them) before they index the seen array.
@@ -853,6 +859,7 @@ Result<std::vector<Neighbor>> GraphSearch(
                            });
       const auto pos = static_cast<size_t>(it - s.beam.begin());
       s.beam.insert(it, cand);
+      sv.blk->PrefetchOffsets(v - sv.blk->first());
       if (s.beam.size() > ef) s.beam.pop_back();
       next = std::min(next, pos);
     }

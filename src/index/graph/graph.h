@@ -104,6 +104,14 @@ class GraphNodeBlock {
     DCHECK(local < count_);
     return {nbrs_.data() + offsets_[local], offsets_[local + 1] - offsets_[local]};
   }
+  // Cache hints for a search that will soon expand node `local`: its entry in the offsets
+  // (when it joins the beam), then its neighbour list (just before it is expanded).
+  void PrefetchOffsets(uint32_t local) const { __builtin_prefetch(offsets_.data() + local); }
+  void PrefetchNeighbors(uint32_t local) const {
+    const uint32_t* p = nbrs_.data() + offsets_[local];
+    __builtin_prefetch(p);
+    __builtin_prefetch(p + 16);
+  }
   // The code's B bit planes (padded_dim / 64 words each; plane B-1 is the sign plane).
   // The code's sign plane (bit i of word i / 64 = s_i; padded_dim / 64 words) and its
   // other B - 1 bit planes (plane b = bit b of u_i, b < B - 1; none when B == 1), in the

@@ -57,11 +57,18 @@ inline uint8_t GetFastScanNibble(const uint8_t* block, uint32_t group, uint32_t 
 float ExPlanesDot(const uint8_t* planes, uint32_t num_planes, const float* x, uint32_t d);
 float ExPlanesDotAt(SimdLevel level, const uint8_t* planes, uint32_t num_planes, const float* x,
                     uint32_t d);
+// ExPlanesDot of `low_planes` planes at `low` (planes 0 .. low_planes - 1) and one more plane
+// at `top` (plane low_planes), which need not follow them in memory; bit for bit the value
+// of ExPlanesDot over the same planes laid out together.
+float ExPlanesDotSplit(const uint8_t* low, uint32_t low_planes, const uint8_t* top, const float* x,
+                       uint32_t d);
 
 // sum_j 2^j popcount(code AND qplanes[j]) over `words` 64-bit words, j < qbits.
 uint64_t PopcountDot(const uint64_t* code, const uint64_t* qplanes, size_t words, uint32_t qbits);
 uint64_t PopcountDotAt(SimdLevel level, const uint64_t* code, const uint64_t* qplanes, size_t words,
                        uint32_t qbits);
+// The number of set bits in n words (the POPCNT instruction where the CPU has it).
+uint64_t PopcountWords(const uint64_t* w, size_t n);
 
 // 1-bit estimates of one FastScan block (spec/20 §6.2): for lane l,
 //   ip = delta * acc[l] + base;  est[l] = (add[l] + g_add) + rescale[l] * (ip - half_sum);
@@ -103,6 +110,9 @@ uint64_t PopcountScalar(const uint64_t* code, const uint64_t* qplanes, size_t wo
                         uint32_t qbits);
 uint64_t PopcountAvx512(const uint64_t* code, const uint64_t* qplanes, size_t words,
                         uint32_t qbits);
+uint64_t PopcountHw(const uint64_t* code, const uint64_t* qplanes, size_t words, uint32_t qbits);
+uint64_t PopcountWordsHw(const uint64_t* w, size_t n);
+bool CpuHasPopcnt();
 bool CpuHasVpopcntdq();
 // Encoder helper (rabitq.cc): 8 f32 lane sums (lane = i % 8) of y_i * a_i and y_i^2 for
 // y_i = min(max_m, trunc(t * a_i)) + 0.5, mul and add rounded separately (no FMA), so the

@@ -65,22 +65,49 @@ __attribute__((target("avx512f,avx512bw"))) void FastScanAvx512(const uint8_t* c
   Decode4(a, b, out + 16);
 }
 
-__attribute__((target("avx512f"))) void PlaneLanesAvx512(const uint8_t* planes, uint32_t num_planes,
-                                                         const float* x, uint32_t d, float* lanes) {
-  // Up to 8 planes accumulate side by side (independent chains hide the add latency).
-  __m512 acc[8];
-  for (int b = 0; b < 8; ++b) acc[b] = _mm512_setzero_ps();
+namespace {
+
+// N planes accumulate side by side in registers (independent chains hide the add latency).
+template <uint32_t N>
+__attribute__((target("avx512f"))) inline void PlaneLanesN(const uint8_t* planes, const float* x,
+                                                           uint32_t d, float* lanes) {
+  __m512 acc[N];
+  for (uint32_t b = 0; b < N; ++b) acc[b] = _mm512_setzero_ps();
   const size_t stride = d / 8;
   for (uint32_t i = 0; i < d; i += 16) {
     const __m512 xv = _mm512_loadu_ps(x + i);
     const uint8_t* p = planes + i / 8;
-    for (uint32_t b = 0; b < num_planes; ++b) {
+    for (uint32_t b = 0; b < N; ++b) {
       uint16_t m;
       std::memcpy(&m, p + b * stride, 2);
       acc[b] = _mm512_mask_add_ps(acc[b], m, acc[b], xv);
     }
   }
-  for (uint32_t b = 0; b < num_planes; ++b) _mm512_storeu_ps(lanes + 16 * b, acc[b]);
+  for (uint32_t b = 0; b < N; ++b) _mm512_storeu_ps(lanes + 16 * b, acc[b]);
+}
+
+}  // namespace
+
+__attribute__((target("avx512f"))) void PlaneLanesAvx512(const uint8_t* planes, uint32_t num_planes,
+                                                         const float* x, uint32_t d, float* lanes) {
+  switch (num_planes) {
+    case 1:
+      return PlaneLanesN<1>(planes, x, d, lanes);
+    case 2:
+      return PlaneLanesN<2>(planes, x, d, lanes);
+    case 3:
+      return PlaneLanesN<3>(planes, x, d, lanes);
+    case 4:
+      return PlaneLanesN<4>(planes, x, d, lanes);
+    case 5:
+      return PlaneLanesN<5>(planes, x, d, lanes);
+    case 6:
+      return PlaneLanesN<6>(planes, x, d, lanes);
+    case 7:
+      return PlaneLanesN<7>(planes, x, d, lanes);
+    default:
+      return PlaneLanesN<8>(planes, x, d, lanes);
+  }
 }
 
 __attribute__((target("avx512f"))) uint32_t EstimateBlockAvx512(const uint32_t* acc,

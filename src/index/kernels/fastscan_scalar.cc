@@ -35,8 +35,13 @@ void PlaneLanesScalar(const uint8_t* planes, uint32_t num_planes, const float* x
   }
 }
 
-uint64_t PopcountScalar(const uint64_t* code, const uint64_t* qplanes, size_t words,
-                        uint32_t qbits) {
+namespace {
+
+// The popcount kernels' one body; inlined into each caller, so it compiles to the POPCNT
+// instruction inside PopcountHw and to whatever the baseline offers elsewhere.
+__attribute__((always_inline)) inline uint64_t PopcountSum(const uint64_t* code,
+                                                           const uint64_t* qplanes, size_t words,
+                                                           uint32_t qbits) {
   uint64_t total = 0;
   for (uint32_t j = 0; j < qbits; ++j) {
     uint64_t count = 0;
@@ -45,6 +50,19 @@ uint64_t PopcountScalar(const uint64_t* code, const uint64_t* qplanes, size_t wo
     total += count << j;
   }
   return total;
+}
+
+__attribute__((always_inline)) inline uint64_t CountBits(const uint64_t* w, size_t n) {
+  uint64_t total = 0;
+  for (size_t i = 0; i < n; ++i) total += std::popcount(w[i]);
+  return total;
+}
+
+}  // namespace
+
+uint64_t PopcountScalar(const uint64_t* code, const uint64_t* qplanes, size_t words,
+                        uint32_t qbits) {
+  return PopcountSum(code, qplanes, words, qbits);
 }
 
 void GridLanesScalar(const float* a, uint32_t d, float t, int max_m, float* ip8, float* sq8) {
@@ -92,6 +110,22 @@ uint32_t EstimateBlockScalar(const uint32_t* acc, const uint8_t* factors,
     mask |= static_cast<uint32_t>(lower[l] < p.threshold) << l;
   }
   return mask;
+}
+
+// The same sums with the POPCNT instruction (std::popcount compiles to a library call
+// where the build's baseline lacks it).
+__attribute__((target("popcnt"))) uint64_t PopcountHw(const uint64_t* code, const uint64_t* qplanes,
+                                                      size_t words, uint32_t qbits) {
+  return PopcountSum(code, qplanes, words, qbits);
+}
+
+__attribute__((target("popcnt"))) uint64_t PopcountWordsHw(const uint64_t* w, size_t n) {
+  return CountBits(w, n);
+}
+
+bool CpuHasPopcnt() {
+  static const bool has = __builtin_cpu_supports("popcnt");
+  return has;
 }
 
 bool CpuHasVpopcntdq() {
@@ -150,9 +184,10 @@ uint32_t EstimateBlock(const uint32_t* acc, const uint8_t* factors, const BlockE
   return EstimateBlockAt(ActiveSimdLevel(), acc, factors, p, est, lower);
 }
 
-float ExPlanesDotAt(SimdLevel level, const uint8_t* planes, uint32_t num_planes, const float* x,
-                    uint32_t d) {
-  float lanes[16 * 8];
+namespace {
+
+void PlaneLanesAt(SimdLevel level, const uint8_t* planes, uint32_t num_planes, const float* x,
+                  uint32_t d, float* lanes) {
   switch (level) {
     case SimdLevel::kAvx512:
       internal::PlaneLanesAvx512(planes, num_planes, x, d, lanes);
@@ -164,18 +199,67 @@ float ExPlanesDotAt(SimdLevel level, const uint8_t* planes, uint32_t num_planes,
       internal::PlaneLanesScalar(planes, num_planes, x, d, lanes);
       break;
   }
-  float total = 0;
-  for (uint32_t b = 0; b < num_planes; ++b) {
-    float s = 0;
-    for (int l = 0; l < 16; ++l) s += lanes[16 * b + l];
-    total += static_cast<float>(1u << b) * s;
+}
+
+// The planes' lane sums combined as ExPlanesDot specifies: per plane, lanes 0..15 added in
+// order, then sum_b 2^b * plane_sum_b in increasing b. The planes' chains are interleaved
+// (each plane's additions stay in the same order, so every sum is rounded as before), which
+// lets them run side by side instead of one long dependent chain.
+template <uint32_t N>
+float CombineLanes(const float* lanes) {
+  float s[N];
+  for (uint32_t b = 0; b < N; ++b) s[b] = 0;
+  for (int l = 0; l < 16; ++l) {
+    for (uint32_t b = 0; b < N; ++b) s[b] += lanes[16 * b + l];
   }
+  float total = 0;
+  for (uint32_t b = 0; b < N; ++b) total += static_cast<float>(1u << b) * s[b];
   return total;
+}
+
+float CombineLanes(const float* lanes, uint32_t num_planes) {
+  switch (num_planes) {
+    case 1:
+      return CombineLanes<1>(lanes);
+    case 2:
+      return CombineLanes<2>(lanes);
+    case 3:
+      return CombineLanes<3>(lanes);
+    case 4:
+      return CombineLanes<4>(lanes);
+    case 5:
+      return CombineLanes<5>(lanes);
+    case 6:
+      return CombineLanes<6>(lanes);
+    case 7:
+      return CombineLanes<7>(lanes);
+    default:
+      return CombineLanes<8>(lanes);
+  }
+}
+
+}  // namespace
+
+float ExPlanesDotAt(SimdLevel level, const uint8_t* planes, uint32_t num_planes, const float* x,
+                    uint32_t d) {
+  float lanes[16 * 8];
+  PlaneLanesAt(level, planes, num_planes, x, d, lanes);
+  return CombineLanes(lanes, num_planes);
 }
 
 float ExPlanesDot(const uint8_t* planes, uint32_t num_planes, const float* x, uint32_t d) {
   DCHECK(d % 64 == 0 && num_planes >= 1 && num_planes <= 8);
   return ExPlanesDotAt(ActiveSimdLevel(), planes, num_planes, x, d);
+}
+
+float ExPlanesDotSplit(const uint8_t* low, uint32_t low_planes, const uint8_t* top, const float* x,
+                       uint32_t d) {
+  DCHECK(d % 64 == 0 && low_planes <= 7);
+  float lanes[16 * 8];
+  const SimdLevel level = ActiveSimdLevel();
+  if (low_planes > 0) PlaneLanesAt(level, low, low_planes, x, d, lanes);
+  PlaneLanesAt(level, top, 1, x, d, lanes + 16 * low_planes);
+  return CombineLanes(lanes, low_planes + 1);
 }
 
 uint64_t PopcountDotAt(SimdLevel level, const uint64_t* code, const uint64_t* qplanes, size_t words,
@@ -184,11 +268,19 @@ uint64_t PopcountDotAt(SimdLevel level, const uint64_t* code, const uint64_t* qp
   if (level == SimdLevel::kAvx512 && has_vpopcnt && words % 8 == 0) {
     return internal::PopcountAvx512(code, qplanes, words, qbits);
   }
+  if (level != SimdLevel::kScalar && internal::CpuHasPopcnt()) {
+    return internal::PopcountHw(code, qplanes, words, qbits);
+  }
   return internal::PopcountScalar(code, qplanes, words, qbits);
 }
 
 uint64_t PopcountDot(const uint64_t* code, const uint64_t* qplanes, size_t words, uint32_t qbits) {
   return PopcountDotAt(ActiveSimdLevel(), code, qplanes, words, qbits);
+}
+
+uint64_t PopcountWords(const uint64_t* w, size_t n) {
+  if (internal::CpuHasPopcnt()) return internal::PopcountWordsHw(w, n);
+  return internal::CountBits(w, n);
 }
 
 }  // namespace dreamdb::vector

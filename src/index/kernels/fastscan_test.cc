@@ -85,6 +85,55 @@ TEST(FastScanTest, ExPlanesDotIsIdenticalAtAllLevels) {
   }
 }
 
+// The planes' lane sums are combined with their chains interleaved; the result must be bit
+// for bit the plane-by-plane order the spec states (search results and stored calibrations
+// depend on it), and the split form (the graph's sign plane apart from its lower planes)
+// must equal the planes laid out together.
+TEST(FastScanTest, ExPlanesDotKeepsThePlaneByPlaneOrderAndTheSplitFormAgrees) {
+  for (uint32_t d : {64u, 128u, 768u}) {
+    for (uint32_t ex = 1; ex <= 8; ++ex) {
+      Rng rng(d * 31 + ex);
+      std::vector<uint8_t> planes(ex * d / 8);
+      for (auto& p : planes) p = static_cast<uint8_t>(rng.Next());
+      std::vector<float> x(d);
+      for (auto& v : x) v = static_cast<float>(rng.Gaussian()) * 1e3f;
+      float lanes[16 * 8];
+      internal::PlaneLanesScalar(planes.data(), ex, x.data(), d, lanes);
+      float want = 0;
+      for (uint32_t b = 0; b < ex; ++b) {
+        float sum = 0;
+        for (int l = 0; l < 16; ++l) sum += lanes[16 * b + l];
+        want += static_cast<float>(1u << b) * sum;
+      }
+      // The lower planes apart from the top one, as a graph node block stores them.
+      std::vector<uint8_t> low(planes.begin(), planes.begin() + (ex - 1) * d / 8);
+      std::vector<uint8_t> top(planes.begin() + (ex - 1) * d / 8, planes.end());
+      for (SimdLevel level : Levels()) {
+        const SimdLevel before = ActiveSimdLevel();
+        SetSimdLevelForTesting(level);
+        EXPECT_EQ(ExPlanesDotAt(level, planes.data(), ex, x.data(), d), want)
+            << SimdLevelName(level) << " d " << d << " ex " << ex;
+        EXPECT_EQ(ExPlanesDotSplit(low.data(), ex - 1, top.data(), x.data(), d), want)
+            << SimdLevelName(level) << " d " << d << " ex " << ex;
+        SetSimdLevelForTesting(before);
+      }
+    }
+  }
+}
+
+TEST(FastScanTest, PopcountWordsCountsEverySetBit) {
+  Rng rng(9);
+  for (size_t n : {0u, 1u, 3u, 12u}) {
+    std::vector<uint64_t> w(n);
+    uint64_t want = 0;
+    for (auto& v : w) {
+      v = rng.Next();
+      for (int i = 0; i < 64; ++i) want += (v >> i) & 1;
+    }
+    EXPECT_EQ(PopcountWords(w.data(), n), want) << n << " words";
+  }
+}
+
 TEST(FastScanTest, PopcountDotMatchesDefinition) {
   for (size_t words : {1u, 8u, 12u, 16u}) {
     Rng rng(words);
