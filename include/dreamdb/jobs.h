@@ -115,8 +115,9 @@ struct JobStatus {
   ObjectId base;
   std::vector<uint32_t> finished;  // shards whose result exists, ascending
   std::optional<ObjectId> committed;
-  // Index-build jobs (§19.10): the trained index object; nullopt for other jobs.
-  std::optional<ObjectId> index;
+  // Index-build jobs (§19.10): the train stage's job-state manifest (naming the trained
+  // index object); nullopt for other jobs.
+  std::optional<ObjectId> trained;
 };
 // The job's plan, finished shards and commit; kNotFound when no shard has run.
 Result<JobStatus> ReadJobStatus(Store& store, std::string_view dataset, std::string_view job);

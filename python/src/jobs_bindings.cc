@@ -118,7 +118,7 @@ void RegisterJobs(nb::module_& m) {
         for (uint32_t n : s.finished) finished.append(n);
         d["finished"] = finished;
         d["committed"] = s.committed ? nb::cast(s.committed->ToString()) : nb::none();
-        if (s.index) d["index"] = s.index->ToString();
+        if (s.trained) d["trained"] = s.trained->ToString();
         return d;
       },
       nb::arg("store"), nb::arg("name"), nb::arg("job"),

@@ -8,12 +8,14 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <random>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "dreamdb/dataset.h"
+#include "dreamdb/gc.h"
 #include "dreamdb/jobs.h"
 #include "dreamdb/search.h"
 #include "dreamdb/store.h"
@@ -169,7 +171,7 @@ TEST_F(IndexJobTest, RerunsOfEveryStageChangeNothing) {
   // The job's state: trained, all shards finished, committed.
   auto st = ReadJobStatus(*store_, "d", "again");
   ASSERT_TRUE(st.ok());
-  EXPECT_TRUE(st->index.has_value());
+  EXPECT_TRUE(st->trained.has_value());
   EXPECT_EQ(st->finished.size(), 3u);
   EXPECT_TRUE(st->committed.has_value());
 }
@@ -235,6 +237,44 @@ TEST_F(IndexJobTest, AShardedRebuildEqualsRebuildIndex) {
   EXPECT_EQ(r.index, want->index);
   EXPECT_EQ(StoredIndexOptions(store_, "d", "main", "nope").status().code(),
             StatusCode::kInvalidArgument);
+}
+
+TEST_F(IndexJobTest, GcBetweenTheStagesKeepsTheJobsObjects) {
+  // The job's refs name job-state manifests, so GC walks the trained model, the shards'
+  // pages and buckets as it walks any version (a ref naming an index object directly
+  // would keep that object alone).
+  BuildIndexOptions o;
+  o.seed = 2;
+  ASSERT_TRUE(ds_->Branch("one").ok());
+  auto one = Dataset::Open(store_, "d", "one");
+  ASSERT_TRUE(one.ok());
+  ASSERT_TRUE((*one)->BuildIndex("emb", o).ok());
+  auto want = (*one)->IndexStatus("emb");
+  ASSERT_TRUE(want.ok());
+  ASSERT_TRUE(TrainIndexJob(store_, "d", "gc", "main", "emb", 2, o).ok());
+  auto collect = [&] {
+    GcOptions g;
+    g.grace_ms = 0;
+    g.no_writers_running = true;
+    g.now_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count() +
+                    1000;
+    GcReport r;
+    Status s = CollectGarbage(*store_, g, &r);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    EXPECT_TRUE(r.problems.empty());
+  };
+  collect();
+  ASSERT_TRUE(RunIndexShard(store_, "d", "gc", ShardIndex{0, 2, "test"}).ok());
+  ASSERT_TRUE(RunIndexShard(store_, "d", "gc", ShardIndex{1, 2, "test"}).ok());
+  collect();
+  auto c = CommitIndexJob(store_, "d", "gc");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->index, want->index);
+  auto v = Verify(*store_);
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->problems.empty()) << (v->problems.empty() ? "" : v->problems[0]);
 }
 
 TEST_F(IndexJobTest, AGraphIndexIsNotShardedAndSaysSo) {

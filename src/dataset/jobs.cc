@@ -473,7 +473,7 @@ Result<JobStatus> ReadJobStatus(Store& store, std::string_view dataset, std::str
   }));
   std::sort(out.finished.begin(), out.finished.end());
   ASSIGN_OR_RETURN(out.committed, ReadOptionalRef(store, CommittedRef(dataset, job)));
-  ASSIGN_OR_RETURN(out.index, ReadOptionalRef(store, jobs_internal::IndexRef(dataset, job)));
+  ASSIGN_OR_RETURN(out.trained, ReadOptionalRef(store, jobs_internal::IndexRef(dataset, job)));
   return out;
 }
 
@@ -483,7 +483,7 @@ Result<JobCommitReport> CommitJob(std::shared_ptr<Store> store, std::string_view
   JobCommitReport report;
   report.branch = status.branch;
   report.shards = status.of;
-  if (status.index) {
+  if (status.trained) {
     // An index-build job (§19.10): its commit publishes an index, not records.
     ASSIGN_OR_RETURN(IndexJobReport r, CommitIndexJob(store, dataset, job, {}, options));
     report.already_committed = r.already_done;

@@ -51,6 +51,46 @@ Result<std::pair<std::unique_ptr<DatasetImpl>, std::shared_ptr<const Version>>> 
   return std::make_pair(std::move(impl), std::move(base));
 }
 
+// The job-state manifest of a stage (§19.10): the base's manifest with `field`'s index set
+// to `ix`, the base as its one parent and one nanosecond after it. Refs name it so GC and
+// verify walk the stage's objects as they walk any version; it is on no branch. The same
+// stage output gives the same bytes.
+Result<ObjectId> PutStageManifest(Store& store, const Version& base, const std::string& field,
+                                  const ObjectId& ix, std::string message) {
+  dataset::Manifest m = base.manifest;
+  m.parents = {base.id};
+  m.indexes[field] = ix;
+  m.delta = {};
+  m.time_ns = base.manifest.time_ns + 1;
+  m.writer = "dreamdb index job";
+  m.message = std::move(message);
+  ASSIGN_OR_RETURN(Bytes bytes, dataset::EncodeManifest(m));
+  return store.Put(bytes);
+}
+
+// The index object a job-state manifest names for the job's field: the one entry of its
+// `indexes` that differs from its parent's (the base's).
+Result<std::pair<std::string, ObjectId>> StageIndex(Store& store, const ObjectId& manifest,
+                                                    const Version& base) {
+  ASSIGN_OR_RETURN(Bytes bytes, store.Get(manifest));
+  ASSIGN_OR_RETURN(dataset::Manifest m, dataset::DecodeManifest(bytes));
+  std::optional<std::pair<std::string, ObjectId>> found;
+  for (const auto& [field, id] : m.indexes) {
+    auto it = base.manifest.indexes.find(field);
+    if (it != base.manifest.indexes.end() && it->second == id) continue;
+    if (found || m.parents.size() != 1 || m.parents[0] != base.id) {
+      found.reset();
+      break;
+    }
+    found.emplace(field, id);
+  }
+  if (!found) {
+    return Corrupt("job-state manifest " + manifest.ToString() +
+                   " does not name one index on top of its base " + base.id.ToString());
+  }
+  return *found;
+}
+
 // Reads a trained job (stages 2 and 3); failed_precondition when the train stage has not
 // run.
 Result<TrainedJob> ReadTrainedJob(const std::shared_ptr<Store>& store, std::string_view dataset,
@@ -66,10 +106,11 @@ Result<TrainedJob> ReadTrainedJob(const std::shared_ptr<Store>& store, std::stri
   }
   TrainedJob out;
   out.plan = std::move(*plan);
-  out.index_id = *index_id;
   ASSIGN_OR_RETURN(auto opened, OpenBase(store, dataset, out.plan));
   out.impl = std::move(opened.first);
   out.base = std::move(opened.second);
+  ASSIGN_OR_RETURN(auto named, StageIndex(*store, *index_id, *out.base));
+  out.index_id = named.second;
   ASSIGN_OR_RETURN(auto ix, vindex::LoadIndex(*out.impl, out.index_id));
   out.ix = *ix;
   ASSIGN_OR_RETURN(const FieldSpec* spec,
@@ -153,13 +194,14 @@ Result<IndexJobReport> TrainIndexJob(std::shared_ptr<Store> store, std::string_v
   const std::string index_ref = IndexRef(dataset, job);
   ASSIGN_OR_RETURN(std::optional<ObjectId> trained, ReadOptionalRef(*store, index_ref));
   if (trained) {
-    ASSIGN_OR_RETURN(auto ix, vindex::LoadIndex(impl, *trained));
-    if (ix->field != spec.name) {
-      return InvalidArgument("job " + Quote(job) + " trains field " + Quote(ix->field) +
+    ASSIGN_OR_RETURN(auto named, StageIndex(*store, *trained, *base));
+    if (named.first != spec.name) {
+      return InvalidArgument("job " + Quote(job) + " trains field " + Quote(named.first) +
                              "; this train stage says " + Quote(spec.name));
     }
+    ASSIGN_OR_RETURN(auto ix, vindex::LoadIndex(impl, named.second));
     report.already_done = true;
-    report.index = *trained;
+    report.index = named.second;
     report.cells = ix->cells;
     return report;
   }
@@ -178,14 +220,17 @@ Result<IndexJobReport> TrainIndexJob(std::shared_ptr<Store> store, std::string_v
       vindex::PutDirPages(impl, std::vector<std::vector<ObjectId>>(t.ix.cells), &t.ix, &objects));
   ASSIGN_OR_RETURN(Bytes ib, vindex::EncodeIndex(t.ix));
   ASSIGN_OR_RETURN(report.index, store->Put(ib));
-  Status s = store->CreateRef(index_ref, report.index);
+  ASSIGN_OR_RETURN(const ObjectId state,
+                   PutStageManifest(*store, *base, spec.name, report.index,
+                                    "job " + std::string(job) + ": trained index of " + spec.name));
+  Status s = store->CreateRef(index_ref, state);
   if (s.code() == StatusCode::kAlreadyExists) {
-    // Another run trained first; with the same options it wrote the same object.
+    // Another run trained first; with the same options it wrote the same objects.
     ASSIGN_OR_RETURN(RefValue r, store->ReadRef(index_ref));
-    if (r.target != report.index) {
+    if (r.target != state) {
       return Conflict("job " + Quote(job) + " was trained concurrently with other options (" +
-                      index_ref + " names " + r.target.ToString() + ", this run trained " +
-                      report.index.ToString() + ")");
+                      index_ref + " names " + r.target.ToString() + ", this run made " +
+                      state.ToString() + ")");
     }
     report.already_done = true;
   } else if (!s.ok()) {
@@ -219,9 +264,10 @@ Result<IndexJobReport> RunIndexShard(std::shared_ptr<Store> store, std::string_v
   const std::string result_ref = ShardPrefix(dataset, job) + std::to_string(index.shard);
   ASSIGN_OR_RETURN(std::optional<ObjectId> result, ReadOptionalRef(*store, result_ref));
   if (result) {
-    ASSIGN_OR_RETURN(auto ix, vindex::LoadIndex(*t.impl, *result));
+    ASSIGN_OR_RETURN(auto named, StageIndex(*store, *result, *t.base));
+    ASSIGN_OR_RETURN(auto ix, vindex::LoadIndex(*t.impl, named.second));
     report.already_done = true;
-    report.index = *result;
+    report.index = named.second;
     report.entries = ix->entries;
     report.buckets = ix->buckets;
     return report;
@@ -238,11 +284,17 @@ Result<IndexJobReport> RunIndexShard(std::shared_ptr<Store> store, std::string_v
   RETURN_IF_ERROR(vindex::PutDirPages(*t.impl, std::move(dir), &ix, &objects));
   ASSIGN_OR_RETURN(Bytes ib, vindex::EncodeIndex(ix));
   ASSIGN_OR_RETURN(report.index, store->Put(ib));
-  Status s = store->CreateRef(result_ref, report.index);
+  ASSIGN_OR_RETURN(
+      const ObjectId state,
+      PutStageManifest(*store, *t.base, t.ix.field, report.index,
+                       "job " + std::string(job) + ": shard " + std::to_string(index.shard) +
+                           " of " + std::to_string(index.of) + " of index " + t.ix.field));
+  Status s = store->CreateRef(result_ref, state);
   if (s.code() == StatusCode::kAlreadyExists) {
     // Another run of this shard finished first: the same buckets, its result stands.
     ASSIGN_OR_RETURN(RefValue r, store->ReadRef(result_ref));
-    report.index = r.target;
+    ASSIGN_OR_RETURN(auto named, StageIndex(*store, r.target, *t.base));
+    report.index = named.second;
     report.already_done = true;
   } else if (!s.ok()) {
     return s;
@@ -279,11 +331,12 @@ Result<IndexJobReport> CommitIndexJob(std::shared_ptr<Store> store, std::string_
   std::vector<std::shared_ptr<const vindex::IndexObject>> shards(status.of);
   for (uint32_t n = 0; n < status.of; ++n) {
     ASSIGN_OR_RETURN(RefValue r, store->ReadRef(ShardPrefix(dataset, job) + std::to_string(n)));
-    ASSIGN_OR_RETURN(shards[n], vindex::LoadIndex(impl, r.target));
-    if (shards[n]->model != t.ix.model || shards[n]->cells != t.ix.cells ||
-        shards[n]->pages.size() != t.ix.pages.size()) {
+    ASSIGN_OR_RETURN(auto named, StageIndex(*store, r.target, *t.base));
+    ASSIGN_OR_RETURN(shards[n], vindex::LoadIndex(impl, named.second));
+    if (named.first != t.ix.field || shards[n]->model != t.ix.model ||
+        shards[n]->cells != t.ix.cells || shards[n]->pages.size() != t.ix.pages.size()) {
       return Corrupt("job " + Quote(job) + ": shard " + std::to_string(n) + "'s index object " +
-                     r.target.ToString() + " does not use the job's trained model " +
+                     named.second.ToString() + " does not use the job's trained model " +
                      t.ix.model.ToString());
     }
   }
