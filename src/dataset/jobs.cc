@@ -79,6 +79,27 @@ Result<std::optional<ObjectId>> ReadOptionalRef(Store& store, const std::string&
   return r.status();
 }
 
+Result<Plan> ReadOrCreatePlan(Store& store, std::string_view dataset, std::string_view job,
+                              std::string_view branch, uint32_t of) {
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    ASSIGN_OR_RETURN(std::optional<Plan> plan, ReadPlan(store, dataset, job));
+    if (plan) return std::move(*plan);
+    auto head = store.ReadRef(dataset::BranchRef(dataset, branch));
+    if (!head.ok()) {
+      if (head.status().code() == StatusCode::kNotFound) {
+        return NotFound("dataset " + Quote(dataset) + " has no branch " + Quote(branch) + " in " +
+                        store.uri());
+      }
+      return head.status();
+    }
+    const std::string name =
+        PlanPrefix(dataset, job) + std::string(branch) + "-of-" + std::to_string(of);
+    Status s = store.CreateRef(name, head->target);
+    if (!s.ok() && s.code() != StatusCode::kAlreadyExists) return s;
+  }
+  return Conflict("job " + Quote(job) + ": cannot read or create its plan");
+}
+
 Status MissingShards(std::string_view dataset, std::string_view job, const JobStatus& status) {
   std::vector<uint32_t> missing;
   size_t j = 0;
@@ -374,24 +395,9 @@ Result<std::unique_ptr<ShardRun>> ShardRun::Begin(std::shared_ptr<Store> store,
   const std::string result_ref = ShardPrefix(dataset, job) + std::to_string(index.shard);
 
   // The plan: the first shard fixes the base; the others check they agree with it.
-  std::optional<Plan> plan;
-  for (int attempt = 0; attempt < 10 && !plan; ++attempt) {
-    ASSIGN_OR_RETURN(plan, ReadPlan(*store, dataset, job));
-    if (plan) break;
-    auto head = store->ReadRef(dataset::BranchRef(dataset, branch));
-    if (!head.ok()) {
-      if (head.status().code() == StatusCode::kNotFound) {
-        return NotFound("dataset " + Quote(dataset) + " has no branch " + Quote(branch) + " in " +
-                        store->uri());
-      }
-      return head.status();
-    }
-    const std::string name =
-        PlanPrefix(dataset, job) + std::string(branch) + "-of-" + std::to_string(index.of);
-    Status s = store->CreateRef(name, head->target);
-    if (!s.ok() && s.code() != StatusCode::kAlreadyExists) return s;
-  }
-  if (!plan) return Conflict("job " + Quote(job) + ": cannot read or create its plan");
+  ASSIGN_OR_RETURN(Plan plan_read,
+                   jobs_internal::ReadOrCreatePlan(*store, dataset, job, branch, index.of));
+  const Plan* plan = &plan_read;
   if (plan->branch != branch || plan->of != index.of) {
     return InvalidArgument("job " + Quote(job) + " was planned as branch " + Quote(plan->branch) +
                            " with " + std::to_string(plan->of) +

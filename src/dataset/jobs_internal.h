@@ -46,6 +46,10 @@ struct Plan {
 std::optional<Plan> ParsePlan(const RefValue& r, std::string_view prefix);
 // The job's plan (nullopt: none); kConflict when it has several.
 Result<std::optional<Plan>> ReadPlan(Store& store, std::string_view dataset, std::string_view job);
+// The job's plan; none yet: creates `D/jobs/J/plan-B-of-M` at branch B's head (§19.5
+// step 2). The caller checks that the plan's branch and count are its own.
+Result<Plan> ReadOrCreatePlan(Store& store, std::string_view dataset, std::string_view job,
+                              std::string_view branch, uint32_t of);
 // A ref's target, nullopt when the ref does not exist.
 Result<std::optional<ObjectId>> ReadOptionalRef(Store& store, const std::string& name);
 // kNotFound naming the shards of `status` that have not finished (§19.6 step 3).

@@ -22,7 +22,6 @@ namespace {
 using jobs_internal::CommittedRef;
 using jobs_internal::IndexRef;
 using jobs_internal::Plan;
-using jobs_internal::PlanPrefix;
 using jobs_internal::ReadOptionalRef;
 using jobs_internal::ReadPlan;
 using jobs_internal::ShardPrefix;
@@ -156,24 +155,9 @@ Result<IndexJobReport> TrainIndexJob(std::shared_ptr<Store> store, std::string_v
   RETURN_IF_ERROR(dataset::ValidateBranchName(branch));
   RETURN_IF_ERROR(jobs_internal::CheckCount(of, "--of"));
   // The plan: the train stage fixes the base (branch B's head now).
-  std::optional<Plan> plan;
-  for (int attempt = 0; attempt < 10 && !plan; ++attempt) {
-    ASSIGN_OR_RETURN(plan, ReadPlan(*store, dataset, job));
-    if (plan) break;
-    auto head = store->ReadRef(dataset::BranchRef(dataset, branch));
-    if (!head.ok()) {
-      if (head.status().code() == StatusCode::kNotFound) {
-        return NotFound("dataset " + Quote(dataset) + " has no branch " + Quote(branch) + " in " +
-                        store->uri());
-      }
-      return head.status();
-    }
-    const std::string name =
-        PlanPrefix(dataset, job) + std::string(branch) + "-of-" + std::to_string(of);
-    Status s = store->CreateRef(name, head->target);
-    if (!s.ok() && s.code() != StatusCode::kAlreadyExists) return s;
-  }
-  if (!plan) return Conflict("job " + Quote(job) + ": cannot read or create its plan");
+  ASSIGN_OR_RETURN(const Plan read,
+                   jobs_internal::ReadOrCreatePlan(*store, dataset, job, branch, of));
+  const Plan* plan = &read;
   if (plan->branch != branch || plan->of != of) {
     return InvalidArgument("job " + Quote(job) + " was planned as branch " + Quote(plan->branch) +
                            " with " + std::to_string(plan->of) +
