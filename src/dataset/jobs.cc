@@ -128,7 +128,6 @@ using jobs_internal::CommittedRef;
 using jobs_internal::JobPrefix;
 using jobs_internal::ParseDecimal;
 using jobs_internal::Plan;
-using jobs_internal::PlanPrefix;
 using jobs_internal::ReadOptionalRef;
 using jobs_internal::ReadPlan;
 using jobs_internal::ShardPrefix;
