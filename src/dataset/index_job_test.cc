@@ -2,9 +2,10 @@
 // The sharded index build (spec/14-semantics.md §19.10, spec/21-spatial-index.md §8.8):
 // a train stage, M shards and one commit publish the index object a one-machine build
 // writes on the same base with the same seed (ivf and imi, RaBitQ and PQ4, M = 1, 3, 4),
-// with equal searches; re-runs of every stage change nothing; a missing shard is named;
-// a branch that moved between the stages gets the records written since; a sharded
-// rebuild equals RebuildIndex.
+// with equal searches (and above flush_bytes, the same entries and searches); re-runs of
+// every stage change nothing; a missing shard is named; a branch that moved between the
+// stages gets the records written since; GC between the stages keeps the job's objects;
+// a sharded rebuild equals RebuildIndex.
 
 #include <gtest/gtest.h>
 
@@ -275,6 +276,33 @@ TEST_F(IndexJobTest, GcBetweenTheStagesKeepsTheJobsObjects) {
   auto v = Verify(*store_);
   ASSERT_TRUE(v.ok());
   EXPECT_TRUE(v->problems.empty()) << (v->problems.empty() ? "" : v->problems[0]);
+}
+
+TEST_F(IndexJobTest, AboveFlushBytesTheEntriesAndSearchesStillMatch) {
+  // A one-machine build that reaches flush_bytes splits cells into several buckets at
+  // chunk boundaries; the sharded commit writes one bucket per cell (spec/21 §8.8): other
+  // bucket and index ids, the same entries and the same search results.
+  BuildIndexOptions o;
+  o.seed = 6;
+  o.chunk_rows = 256;
+  o.flush_bytes = 4096;
+  ASSERT_TRUE(ds_->Branch("one").ok());
+  auto one = Dataset::Open(store_, "d", "one");
+  ASSERT_TRUE(one.ok());
+  ASSERT_TRUE((*one)->BuildIndex("emb", o).ok());
+  auto want = (*one)->IndexStatus("emb");
+  ASSERT_TRUE(want.ok());
+  RunJob("flush", 3, o);
+  ASSERT_TRUE(ds_->Refresh().ok());
+  auto got = ds_->IndexStatus("emb");
+  ASSERT_TRUE(got.ok());
+  EXPECT_NE(got->index, want->index);
+  EXPECT_EQ(got->model, want->model);
+  EXPECT_EQ(got->entries, want->entries);
+  EXPECT_LT(got->buckets, want->buckets);
+  const SearchResults a = Search(*ds_), b = Search(**one);
+  EXPECT_EQ(a.anchors, b.anchors);
+  EXPECT_EQ(a.scores, b.scores);
 }
 
 TEST_F(IndexJobTest, AGraphIndexIsNotShardedAndSaysSo) {

@@ -101,7 +101,14 @@ def test_missing_shard_and_bad_stages_are_named(cli: Cli, tmp_path: pathlib.Path
     cli.ok("index", "build", "vecs", "emb", "--job", "g", "--shard", "0", "--of", "2")
     assert "index of emb" in cli.ok("commit", "vecs", "--job", "g").out
     st = cli.ok("--json", "job", "status", "vecs", "g").json()
-    assert st["committed"]
+    assert st["committed"] and st["trained"]
+    # Removing the job deletes its refs; the published index stays on main.
+    index = cli.ok("--json", "index", "status", "vecs", "emb").json()["index"]
+    rm = cli.ok("--json", "job", "rm", "vecs", "g").json()
+    assert rm["committed"] and rm["refs"] == 5  # plan, index, 2 shards, committed
+    cli.ok("gc", "--grace", "0", "--no-writers-running")
+    assert cli.ok("--json", "index", "status", "vecs", "emb").json()["index"] == index
+    cli.ok("verify")
 
 
 def test_sharded_rebuild_equals_rebuild(cli: Cli, tmp_path: pathlib.Path) -> None:
