@@ -311,6 +311,25 @@ TEST_F(IndexJobTest, AGraphIndexIsNotShardedAndSaysSo) {
   auto t = TrainIndexJob(store_, "d", "g", "main", "emb", 2, o);
   EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(t.status().message().find("cannot be sharded"), std::string::npos);
+  // Refused before the plan: the job id is still free, with the same or other shards.
+  auto st = ReadJobStatus(*store_, "d", "g");
+  EXPECT_EQ(st.status().code(), StatusCode::kNotFound);
+  o.algorithm = "ivf";
+  EXPECT_TRUE(TrainIndexJob(store_, "d", "g", "main", "emb", 3, o).ok());
+}
+
+TEST_F(IndexJobTest, IngestAndIndexJobsDoNotShareAnId) {
+  BuildIndexOptions o;
+  ASSERT_TRUE(TrainIndexJob(store_, "d", "ix", "main", "emb", 2, o).ok());
+  auto ingest = ShardRun::Begin(store_, "d", "ix", "main", ShardIndex{0, 2, "test"});
+  EXPECT_EQ(ingest.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(ingest.status().message().find("is an index build"), std::string::npos);
+  auto run = ShardRun::Begin(store_, "d", "ing", "main", ShardIndex{0, 1, "test"});
+  ASSERT_TRUE(run.ok()) << run.status().ToString();
+  ASSERT_TRUE((*run)->Finish().ok());
+  auto train = TrainIndexJob(store_, "d", "ing", "main", "emb", 1, o);
+  EXPECT_EQ(train.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(train.status().message().find("is a sharded ingest"), std::string::npos);
 }
 
 }  // namespace

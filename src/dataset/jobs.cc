@@ -393,6 +393,13 @@ Result<std::unique_ptr<ShardRun>> ShardRun::Begin(std::shared_ptr<Store> store,
   run->index_ = index;
   const std::string result_ref = ShardPrefix(dataset, job) + std::to_string(index.shard);
 
+  ASSIGN_OR_RETURN(std::optional<ObjectId> trained,
+                   ReadOptionalRef(*store, jobs_internal::IndexRef(dataset, job)));
+  if (trained) {
+    return InvalidArgument("job " + Quote(job) + " of dataset " + Quote(dataset) +
+                           " is an index build (§19.10), not a sharded ingest; choose another "
+                           "job id");
+  }
   // The plan: the first shard fixes the base; the others check they agree with it.
   ASSIGN_OR_RETURN(Plan plan_read,
                    jobs_internal::ReadOrCreatePlan(*store, dataset, job, branch, index.of));

@@ -127,6 +127,12 @@ std::pair<uint64_t, uint64_t> ShardAnchors(uint64_t next_anchor, uint32_t n, uin
   return {at(n), n + 1 == m ? UINT64_MAX : at(n + 1)};
 }
 
+Status GraphNotSharded() {
+  return InvalidArgument(
+      "index build: a graph index is built in memory on one machine and cannot be sharded; "
+      "use --algorithm ivf or imi with --job, or build the graph without --job");
+}
+
 void FillReport(const TrainedJob& t, IndexJobReport* r) {
   r->field = t.ix.field;
   r->branch = t.plan.branch;
@@ -154,6 +160,30 @@ Result<IndexJobReport> TrainIndexJob(std::shared_ptr<Store> store, std::string_v
   RETURN_IF_ERROR(ValidateNames(dataset, job));
   RETURN_IF_ERROR(dataset::ValidateBranchName(branch));
   RETURN_IF_ERROR(jobs_internal::CheckCount(of, "--of"));
+  ASSIGN_OR_RETURN(std::optional<Plan> planned, ReadPlan(*store, dataset, job));
+  if (planned) {
+    // A job of this id already ran: an index build's train stage (its index ref), or a
+    // sharded ingest (shard refs but no index ref), whose id cannot be reused.
+    ASSIGN_OR_RETURN(std::optional<ObjectId> trained,
+                     ReadOptionalRef(*store, IndexRef(dataset, job)));
+    ASSIGN_OR_RETURN(JobStatus st, ReadJobStatus(*store, dataset, job));
+    if (!trained && (!st.finished.empty() || st.committed)) {
+      return InvalidArgument("job " + Quote(job) + " of dataset " + Quote(dataset) +
+                             " is a sharded ingest, not an index build; choose another job id");
+    }
+  } else {
+    // Nothing planned yet: check the field and options on B's head before the plan fixes
+    // it as the base, so a mistyped option leaves no job behind.
+    DatasetImpl head_impl(store, std::string(dataset), std::string(branch));
+    auto head = head_impl.ReadHead();
+    if (head.ok()) {
+      ASSIGN_OR_RETURN(const FieldSpec* f,
+                       vindex::EmbeddingField((*head)->manifest.schema, field, "index build"));
+      ASSIGN_OR_RETURN(const vindex::BuildSettings checked,
+                       vindex::ResolveBuildSettings(*f, options, "index build"));
+      if (checked.graph) return GraphNotSharded();
+    }
+  }
   // The plan: the train stage fixes the base (branch B's head now).
   ASSIGN_OR_RETURN(const Plan read,
                    jobs_internal::ReadOrCreatePlan(*store, dataset, job, branch, of));
@@ -191,11 +221,7 @@ Result<IndexJobReport> TrainIndexJob(std::shared_ptr<Store> store, std::string_v
   }
   ASSIGN_OR_RETURN(const vindex::BuildSettings settings,
                    vindex::ResolveBuildSettings(spec, options, "index build"));
-  if (settings.graph) {
-    return InvalidArgument(
-        "index build: a graph index is built in memory on one machine and cannot be sharded; "
-        "use --algorithm ivf or imi with --job, or build the graph without --job");
-  }
+  if (settings.graph) return GraphNotSharded();
   ASSIGN_OR_RETURN(vindex::TrainedIndex t,
                    vindex::TrainIvf(impl, *base, spec, options, settings, progress));
   // The trained index object: the settings and model, every cell empty.
