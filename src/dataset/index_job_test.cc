@@ -80,7 +80,7 @@ class IndexJobTest : public ::testing::Test {
       auto s = RunIndexShard(store_, "d", job, ShardIndex{n, of, "test"});
       EXPECT_TRUE(s.ok()) << s.status().ToString();
     }
-    auto c = CommitIndexJob(store_, "d", job);
+    auto c = CommitIndexJob(store_, "d", job, o);  // o's calibration settings
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return c.ok() ? *c : IndexJobReport{};
   }
@@ -110,6 +110,7 @@ TEST_F(IndexJobTest, ShardedBuildPublishesTheIndexObjectOfAOneMachineBuild) {
     o.algorithm = c.algorithm;
     o.quantizer = c.quantizer;
     o.seed = 42;
+    o.calibration_queries = 50;  // a smaller calibration sample keeps the ASan run short
     // The one-machine build, on a branch at the same head.
     const std::string single = "single-" + std::to_string(branch);
     ASSERT_TRUE(ds_->Branch(single).ok());
