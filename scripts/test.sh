@@ -12,7 +12,7 @@
 #   3. release preset build, install .venv/bin/dreamdb and the Python package,
 #                     pytest tests/python tests/cli, then the README demo on file://
 #                     and again on s3:// (the same server); tests/slurm/run.sh (a
-#                     sharded ingest through a single-node Slurm on 127.0.0.1, file://
+#                     sharded ingest and index build through a single-node Slurm on 127.0.0.1, file://
 #                     and s3://) and tests/k8s/validate.sh (deploy/k8s/ templates,
 #                     kubeconform against offline schemas)
 #      web            scripts/build_web.sh (npm ci + Vite build of web/), then the
@@ -249,7 +249,7 @@ case "$mode" in
     step "demo (README quick start)" env DEMO_SKIP_BUILD=1 bash scripts/demo.sh
     step "demo on s3:// (SeaweedFS)" env DEMO_SKIP_BUILD=1 \
       DEMO_STORE="s3://$DREAMDB_S3_BUCKET/demo?endpoint=$DREAMDB_S3_ENDPOINT" bash scripts/demo.sh
-    step "slurm: sharded ingest via sbatch --array + afterok commit (file://, s3://)" \
+    step "slurm: sharded ingest and index build via sbatch --array + afterok commit (file://, s3://)" \
       env DREAMDB_BIN="$root/build/release/cli/dreamdb" bash tests/slurm/run.sh 4
     # The soak's s3_fault operation and tests/soak/test_s3_faults.py use the same server.
     step --junit "$logs/soak.xml" "soak (kill -9, writers, GC, s3 faults, disk full, read-only; ${DREAMDB_SOAK_TRIALS} trials)" \

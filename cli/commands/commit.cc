@@ -21,18 +21,25 @@ Status Run(Invocation& inv) {
   ASSIGN_OR_RETURN(JobCommitReport r, CommitJob(store, name, job_id, CommitOptionsFrom(inv)));
   const std::string manifest = r.manifest.ToString();
   if (inv.json()) {
-    inv.PrintJson(JsonObject()
-                      .Add("dataset", name)
-                      .Add("job", job_id)
-                      .Add("branch", r.branch)
-                      .Add("shards", uint64_t{r.shards})
-                      .Add("already_committed", r.already_committed)
-                      .Add("added", r.added)
-                      .Add("count", r.info.count)
-                      .Add("manifest", manifest));
+    JsonObject o;
+    o.Add("dataset", name)
+        .Add("job", job_id)
+        .Add("branch", r.branch)
+        .Add("shards", uint64_t{r.shards})
+        .Add("already_committed", r.already_committed)
+        .Add("added", r.added)
+        .Add("count", r.info.count)
+        .Add("manifest", manifest);
+    if (r.index) o.Add("field", r.field).Add("index", r.index->ToString());
+    inv.PrintJson(o);
   } else if (r.already_committed) {
     inv.PrintLine("job " + Quote(job_id) + " was already committed to " + Quote(name) +
                   " (branch " + r.branch + ", " + manifest + "); nothing written");
+  } else if (r.index) {
+    inv.PrintLine("committed job " + Quote(job_id) + " (" + std::to_string(r.shards) +
+                  (r.shards == 1 ? " shard): " : " shards): index of ") + r.field + " " +
+                  r.index->ToString() + " on " + Quote(name) + " (branch " + r.branch + "); head " +
+                  manifest);
   } else {
     inv.PrintLine("committed job " + Quote(job_id) + " (" + std::to_string(r.shards) +
                   (r.shards == 1 ? " shard, " : " shards, ") + std::to_string(r.added) +
@@ -50,8 +57,11 @@ const Registrar kRegistrar({
         "into the job's branch in one compare-and-swap (spec/14 §19.6): an octopus merge, or\n"
         "a fast-forward for one shard. A shard that has not finished is not_found naming it\n"
         "(exit 4); nothing is written then. Run again after\n"
-        "success, it writes nothing and says so. JSON: {\"dataset\", \"job\", \"branch\",\n"
-        "\"shards\", \"already_committed\", \"added\", \"count\", \"manifest\"}.",
+        "success, it writes nothing and says so. A sharded index build (`dreamdb index build\n"
+        "--job J`, spec/14 §19.10) is published the same way: the shards' buckets joined per\n"
+        "cell, calibrated, committed as the field's index. JSON: {\"dataset\", \"job\",\n"
+        "\"branch\", \"shards\", \"already_committed\", \"added\", \"count\", \"manifest\",\n"
+        "\"field\"? and \"index\"? (index builds)}.",
     .positionals = {{.name = "NAME", .help = "the dataset"}},
     .flags = {{.name = "--job", .value_name = "J", .help = "the job id (required)"}, kMessageFlag},
     .run = Run,

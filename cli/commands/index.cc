@@ -6,9 +6,13 @@
 // dreamdb index status NAME FIELD [--at REF] [--sample N]
 // dreamdb index rebuild NAME FIELD [--branch B] [-m M] [--progress]
 // dreamdb index step NAME FIELD [--branch B] [-m M] [--progress]
+// Sharded (spec/14 §19.10): index build|rebuild NAME FIELD --job J --train --of M, then
+//   index build|rebuild NAME FIELD --job J [--shard N --of M], then dreamdb commit NAME --job J.
 #include <cstdio>
 
 #include "cli/dataset_util.h"
+#include "dreamdb/jobs.h"
+#include "dreamdb/quote.h"
 #include "dreamdb/search.h"
 
 namespace dreamdb::cli {
@@ -146,9 +150,102 @@ void PrintInfo(Invocation& inv, const std::string& name, const IndexInfo& info) 
   }
 }
 
+// A stage of a sharded index build or rebuild (spec/14 §19.10): --train, or one shard.
+// `options`: the build's options (train stage); null for a rebuild (the stored settings).
+Status RunBuildJob(Invocation& inv, std::string_view what, const BuildIndexOptions* options) {
+  const std::string& name = inv.Arg("NAME");
+  const std::string& field = inv.Arg("FIELD");
+  const std::string job(*inv.FlagValue("--job"));
+  RETURN_IF_ERROR(ValidateJobId(job));
+  ASSIGN_OR_RETURN(std::shared_ptr<Store> store, SharedStore(inv));
+  Progress progress(inv.HasFlag("--progress"));
+  auto report_progress = [&](std::string_view phase, uint64_t done, uint64_t total) {
+    progress.Report(std::string(what) + ": " + std::string(phase) + " " + std::to_string(done) +
+                    "/" + std::to_string(total));
+  };
+  const bool train = inv.HasFlag("--train");
+  std::optional<std::string> shard_flag(inv.FlagValue("--shard"));
+  std::optional<std::string> of_flag(inv.FlagValue("--of"));
+  Result<IndexJobReport> r = InvalidArgument("no stage");
+  std::optional<ShardIndex> index;
+  if (train) {
+    if (shard_flag) return inv.Usage("--train runs the train stage: it takes --of M, not --shard");
+    if (!of_flag) return inv.Usage("--train needs --of M (the number of shards to follow)");
+    ASSIGN_OR_RETURN(uint64_t of, ParseU64("--of", *of_flag));
+    if (of == 0 || of > kMaxShards) {
+      return InvalidArgument("--of " + std::to_string(of) + " is out of range: 1.." +
+                             std::to_string(kMaxShards));
+    }
+    BuildIndexOptions o;
+    if (options != nullptr) {
+      o = *options;
+    } else {
+      ASSIGN_OR_RETURN(o, StoredIndexOptions(store, name, BranchFlag(inv), field));
+    }
+    r = TrainIndexJob(store, name, job, BranchFlag(inv), field, static_cast<uint32_t>(of), o,
+                      report_progress);
+  } else {
+    ASSIGN_OR_RETURN(ShardIndex si, ResolveShardIndex(shard_flag, of_flag));
+    index = si;
+    r = RunIndexShard(store, name, job, si, {}, report_progress);
+  }
+  progress.Done();
+  if (!r.ok()) return r.status();
+  if (r->field != field) {
+    return InvalidArgument("job " + Quote(job) + " builds the index of field " + Quote(r->field) +
+                           ", not " + Quote(field));
+  }
+  const std::string stage = train ? "train" : "shard";
+  if (inv.json()) {
+    JsonObject o;
+    o.Add("dataset", name).Add("job", job).Add("stage", stage).Add("field", r->field);
+    o.Add("branch", r->branch).Add("of", uint64_t{r->of});
+    if (index) {
+      o.Add("shard", uint64_t{index->shard}).Add("start", r->start);
+      if (r->end != UINT64_MAX) o.Add("end", r->end);
+    }
+    o.Add("already_done", r->already_done).Add("cells", uint64_t{r->cells});
+    o.Add("entries", r->entries).Add("buckets", r->buckets);
+    o.Add("index", r->index.ToString()).Add("base", r->base.ToString());
+    std::string secs;
+    AppendJsonDouble(progress.ElapsedSeconds(), &secs);
+    o.AddRaw("seconds", secs);
+    inv.PrintJson(o);
+    return Status::Ok();
+  }
+  const std::string who = train ? "train stage of job " + Quote(job)
+                                : "shard " + std::to_string(index->shard) + " of " +
+                                      std::to_string(index->of) + " of job " + Quote(job);
+  if (r->already_done) {
+    inv.PrintLine(who + " was already done (index object " + r->index.ToString() +
+                  "); nothing written");
+  } else if (train) {
+    inv.PrintLine("trained " + std::to_string(r->cells) + " cells for " + field + " as the " + who +
+                  " (base " + r->base.ToString() + "); run shards 0.." + std::to_string(r->of - 1) +
+                  " with `dreamdb " + std::string(what) + " " + name + " " + field + " --job " +
+                  job + " --shard N --of " + std::to_string(r->of) + "`");
+  } else {
+    inv.PrintLine("assigned " + std::to_string(r->entries) + " entries in " +
+                  std::to_string(r->buckets) + " buckets as " + who + " (anchors from " +
+                  std::to_string(r->start) + "); publish with `dreamdb commit " + name + " --job " +
+                  job + "` once every shard is done");
+  }
+  return Status::Ok();
+}
+
+// --train/--shard/--of without --job are usage errors.
+Status CheckJobFlags(Invocation& inv) {
+  if (!inv.FlagValue("--job") &&
+      (inv.HasFlag("--train") || inv.FlagValue("--shard") || inv.FlagValue("--of"))) {
+    return inv.Usage("--train/--shard/--of need --job J (the sharded build they belong to)");
+  }
+  return Status::Ok();
+}
+
 Status RunBuild(Invocation& inv) {
   const std::string& name = inv.Arg("NAME");
   const std::string& field = inv.Arg("FIELD");
+  RETURN_IF_ERROR(CheckJobFlags(inv));
   BuildIndexOptions o;
   ASSIGN_OR_RETURN(o.cells, U32Flag(inv, "--cells"));
   ASSIGN_OR_RETURN(o.bits, U32Flag(inv, "--bits"));
@@ -159,6 +256,7 @@ Status RunBuild(Invocation& inv) {
   if (auto s = inv.FlagValue("--seed")) {
     ASSIGN_OR_RETURN(o.seed, ParseU64("--seed", *s));
   }
+  if (inv.FlagValue("--job")) return RunBuildJob(inv, "index build", &o);
   ASSIGN_OR_RETURN(auto ds, OpenForWrite(inv, name));
   Progress progress(inv.HasFlag("--progress"));
   ASSIGN_OR_RETURN(CommitInfo info, ds->BuildIndex(
@@ -272,8 +370,31 @@ Status RunMaintenance(Invocation& inv, std::string_view what, bool step) {
   return Status::Ok();
 }
 
-Status RunRebuild(Invocation& inv) { return RunMaintenance(inv, "index rebuild", false); }
+Status RunRebuild(Invocation& inv) {
+  RETURN_IF_ERROR(CheckJobFlags(inv));
+  if (inv.FlagValue("--job")) return RunBuildJob(inv, "index rebuild", nullptr);
+  return RunMaintenance(inv, "index rebuild", false);
+}
 Status RunStep(Invocation& inv) { return RunMaintenance(inv, "index step", true); }
+
+constexpr Flag kJobFlag{.name = "--job",
+                        .value_name = "J",
+                        .help =
+                            "run one stage of sharded build J (spec/14 §19.10): --train, "
+                            "or one shard; publish with `dreamdb commit NAME --job J`"};
+constexpr Flag kTrainFlag{
+    .name = "--train",
+    .help = "with --job: the train stage (plans the job on the branch's head with --of M shards)"};
+constexpr Flag kShardFlag{.name = "--shard",
+                          .value_name = "N",
+                          .help =
+                              "with --job: this shard, 0..M-1 (default: from "
+                              "SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX)"};
+constexpr Flag kOfFlag{.name = "--of",
+                       .value_name = "M",
+                       .help =
+                           "with --job: the number of shards (default: "
+                           "SLURM_ARRAY_TASK_COUNT or DREAMDB_SHARD_COUNT)"};
 
 const Registrar kBuild({
     .path = "index build",
@@ -292,7 +413,15 @@ const Registrar kBuild({
         "terminal, or with --progress.\n"
         "JSON: {\"dataset\", \"branch\", \"field\", \"algorithm\", \"nprobe\", \"cells\",\n"
         "\"entries\", \"buckets\", \"metric\", \"bits\", \"quantizer\", \"nodes\"? (graph),\n"
-        "\"degree\"? (graph), \"index\", \"head\", \"seconds\"}.",
+        "\"degree\"? (graph), \"index\", \"head\", \"seconds\"}.\n"
+        "Sharded (ivf, imi, lsh; spec/14 §19.10): --job J --train --of M trains the model on\n"
+        "the branch's head and plans M shards; --job J [--shard N --of M] assigns and encodes\n"
+        "shard N's anchor range; `dreamdb commit NAME --job J` joins the shards' buckets per\n"
+        "cell and publishes the index: the same index object as a one-machine build with the\n"
+        "same options. Every stage is idempotent. JSON of a stage: {\"dataset\", \"job\",\n"
+        "\"stage\" (train|shard), \"field\", \"branch\", \"of\", \"shard\"?, \"start\"?, "
+        "\"end\"?,\n"
+        "\"already_done\", \"cells\", \"entries\", \"buckets\", \"index\", \"base\", \"seconds\"}.",
     .positionals = {{.name = "NAME", .help = "the dataset"},
                     {.name = "FIELD", .help = "the embedding field"}},
     .flags = {{.name = "--algorithm",
@@ -310,7 +439,11 @@ const Registrar kBuild({
               {.name = "--seed", .value_name = "S", .help = "training seed (default 0)"},
               kBranchFlag,
               kMessageFlag,
-              kProgressFlag},
+              kProgressFlag,
+              kJobFlag,
+              kTrainFlag,
+              kShardFlag,
+              kOfFlag},
     .run = RunBuild,
 });
 
@@ -356,10 +489,12 @@ const Registrar kRebuild({
         "size. Calibrates and commits the new index in one commit (spec/21 §8.7).\n"
         "JSON: {\"dataset\", \"branch\", \"field\", \"algorithm\", \"cells\", \"nprobe\",\n"
         "\"entries\", \"buckets\", \"recall\"? (calibrated recall@10 at nprobe), \"index\",\n"
-        "\"head\", \"seconds\"}.",
+        "\"head\", \"seconds\"}.\n"
+        "Sharded like index build: --job J --train --of M (with the stored settings), then\n"
+        "--job J --shard N --of M, then `dreamdb commit NAME --job J` (spec/14 §19.10).",
     .positionals = {{.name = "NAME", .help = "the dataset"},
                     {.name = "FIELD", .help = "the embedding field"}},
-    .flags = {kBranchFlag, kMessageFlag, kProgressFlag},
+    .flags = {kBranchFlag, kMessageFlag, kProgressFlag, kJobFlag, kTrainFlag, kShardFlag, kOfFlag},
     .run = RunRebuild,
 });
 

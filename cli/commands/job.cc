@@ -27,6 +27,7 @@ Status RunStatus(Invocation& inv) {
         .Add("of", uint64_t{st.of})
         .Add("base", st.base.ToString())
         .Add("finished", static_cast<uint64_t>(st.finished.size()));
+    if (st.trained) out.Add("trained", st.trained->ToString());  // an index build (§19.10)
     if (st.committed) {
       out.Add("committed", committed);
     } else {

@@ -20,6 +20,7 @@
 
 #include "dreamdb/dataset.h"
 #include "dreamdb/object_id.h"
+#include "dreamdb/search.h"
 #include "dreamdb/status.h"
 #include "dreamdb/store.h"
 
@@ -114,6 +115,9 @@ struct JobStatus {
   ObjectId base;
   std::vector<uint32_t> finished;  // shards whose result exists, ascending
   std::optional<ObjectId> committed;
+  // Index-build jobs (§19.10): the train stage's job-state manifest (naming the trained
+  // index object); nullopt for other jobs.
+  std::optional<ObjectId> trained;
 };
 // The job's plan, finished shards and commit; kNotFound when no shard has run.
 Result<JobStatus> ReadJobStatus(Store& store, std::string_view dataset, std::string_view job);
@@ -127,6 +131,9 @@ struct JobCommitReport {
   // when the job was committed before.
   uint64_t added = 0;
   CommitInfo info;  // of the merge (attempts 0 when nothing landed)
+  // Index-build jobs (§19.10): the field and the index object published; empty otherwise.
+  std::string field;
+  std::optional<ObjectId> index;
 };
 // Publishes every shard of the job in one commit on its branch (spec/14 §19.6).
 Result<JobCommitReport> CommitJob(std::shared_ptr<Store> store, std::string_view dataset,
@@ -143,6 +150,58 @@ struct JobRemoveReport {
 // only: what a commit published stays on its branch.
 Result<JobRemoveReport> RemoveJob(Store& store, std::string_view dataset, std::string_view job,
                                   bool abandon);
+
+// ---------------------------------------------------------------------------------------
+// Sharded index build (spec/14 §19.10, spec/21 §8.8): a train stage, M shards, one commit.
+// The index published equals the one Dataset::BuildIndex builds on the job's base with the
+// same options (the same object ids while every cell's codes fit one bucket).
+
+struct IndexJobReport {
+  bool already_done = false;  // the stage had run before: nothing was written
+  std::string field;
+  std::string branch;  // the target branch
+  uint32_t of = 0;     // shards
+  ObjectId base;       // the manifest the index is built on
+  // train: the trained index object (no entries); shard: the shard's index object;
+  // commit: the index object published.
+  ObjectId index;
+  uint32_t cells = 0;
+  uint64_t entries = 0;
+  uint64_t buckets = 0;
+  uint64_t start = 0;  // shard: its anchors [start, end)
+  uint64_t end = 0;
+  ObjectId manifest;  // commit: the branch head holding the index
+  CommitInfo info;    // commit: of the commit (attempts 0 when nothing landed)
+};
+
+// The options `index rebuild` uses for `field` on branch `branch`: the stored index's
+// algorithm, metric, bits, quantizer and seed (Dataset::RebuildIndex). kNotFound when the
+// field has no index.
+Result<BuildIndexOptions> StoredIndexOptions(std::shared_ptr<Store> store, std::string_view dataset,
+                                             std::string_view branch, std::string_view field);
+
+// Stage 1: plans job `job` on branch `branch`'s head with `of` shards, trains the model
+// on the base exactly as Dataset::BuildIndex does and records the trained index object.
+// Deterministic: a second run writes nothing (already_done).
+Result<IndexJobReport> TrainIndexJob(std::shared_ptr<Store> store, std::string_view dataset,
+                                     std::string_view job, std::string_view branch,
+                                     std::string_view field, uint32_t of,
+                                     const BuildIndexOptions& options,
+                                     const BuildProgress& progress = {});
+
+// Stage 2: shard index.shard assigns and encodes the base's values in its anchor range
+// and records its buckets. options: chunk_rows, flush_bytes and threads only.
+Result<IndexJobReport> RunIndexShard(std::shared_ptr<Store> store, std::string_view dataset,
+                                     std::string_view job, const ShardIndex& index,
+                                     const BuildIndexOptions& options = {},
+                                     const BuildProgress& progress = {});
+
+// Stage 3: merges the shards' buckets per cell, calibrates and publishes the index on the
+// branch in one commit. options: calibrate, calibration_queries and threads only.
+Result<IndexJobReport> CommitIndexJob(std::shared_ptr<Store> store, std::string_view dataset,
+                                      std::string_view job, const BuildIndexOptions& options = {},
+                                      const CommitOptions& commit = {},
+                                      const BuildProgress& progress = {});
 
 }  // namespace dreamdb
 

@@ -453,3 +453,14 @@ def job_commit(store: Store, name: str, job: str, message: str) -> dict:
 
 def job_status(store: Store, name: str, job: str) -> dict:
     """The job's plan, finished shards and commit; use dreamdb.jobs.status."""
+
+def index_job_train(store: Store, name: str, job: str, field: str, of: int, branch: str, rebuild: bool, algorithm: str, metric: str, bits: int, quantizer: str, cells: int, seed: int) -> dict:
+    """
+    The train stage of a sharded index build; use dreamdb.jobs.index_train.
+    """
+
+def index_job_shard(store: Store, name: str, job: str, shard: int, of: int) -> dict:
+    """One shard of a sharded index build; use dreamdb.jobs.index_shard."""
+
+def index_job_commit(store: Store, name: str, job: str, message: str) -> dict:
+    """Publishes a sharded index build; use dreamdb.jobs.index_commit."""

@@ -14,6 +14,13 @@ publishes them all.
 Each shard writes on its own branch with anchors no other writer gets; the commit merges
 every shard into the job's branch in one compare-and-swap. A shard or a commit run twice
 changes nothing; a commit with a shard missing raises NotFoundError naming it.
+
+A sharded index build (spec/14-semantics.md §19.10) publishes the index object a
+one-machine `build_index` with the same options writes:
+
+    jobs.index_train(store, "pets", job="ix-1", field="emb", of=16, algorithm="ivf", seed=7)
+    jobs.index_shard(store, "pets", job="ix-1", shard=n, of=16)    # on each worker
+    jobs.commit(store, "pets", job="ix-1")                          # or jobs.index_commit
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ from typing import Any, Dict, Optional, Tuple
 
 from . import _convert
 from ._core import ShardRun
+from ._core import index_job_commit as _index_commit
+from ._core import index_job_shard as _index_shard
+from ._core import index_job_train as _index_train
 from ._core import job_commit as _commit
 from ._core import job_shard_index as _shard_index
 from ._core import job_status as _status
@@ -108,7 +118,8 @@ class ShardWriter:
 
 def commit(store: StoreLike, name: str, *, job: str, message: str = "") -> Dict[str, Any]:
     """Publishes every shard of `job` in one commit on the job's branch. Returns {"job",
-    "branch", "shards", "already_committed", "added", "count", "manifest"}. A committed
+    "branch", "shards", "already_committed", "added", "count", "manifest"} (and "field",
+    "index" for a sharded index build). A committed
     job commits nothing again; a missing shard raises NotFoundError naming it."""
     return dict(_commit(open_store(store), name, job, message))
 
@@ -117,3 +128,34 @@ def status(store: StoreLike, name: str, *, job: str) -> Dict[str, Any]:
     """The job's plan and progress: {"job", "branch", "of", "base", "finished" (shard
     indices), "committed" (manifest id or None)}. NotFoundError when no shard has run."""
     return dict(_status(open_store(store), name, job))
+
+
+def index_train(store: StoreLike, name: str, *, job: str, field: str, of: int,
+                branch: str = "main", rebuild: bool = False, algorithm: str = "",
+                metric: str = "", bits: int = 0, quantizer: str = "", cells: int = 0,
+                seed: int = 0) -> Dict[str, Any]:
+    """The train stage of sharded index build `job` (spec/14-semantics.md §19.10): plans
+    `of` shards on `branch`'s head and trains `field`'s model there exactly as
+    Dataset.build_index does with these options (rebuild=True: the stored index's
+    settings, as `index rebuild`). Returns {"already_done", "field", "branch", "of", "base",
+    "index" (the trained index object), "cells", ...}. Running it again writes nothing."""
+    return dict(_index_train(open_store(store), name, job, field, int(of), branch, rebuild,
+                             algorithm, metric, int(bits), quantizer, int(cells), int(seed)))
+
+
+def index_shard(store: StoreLike, name: str, *, job: str, shard: Optional[int] = None,
+                of: Optional[int] = None) -> Dict[str, Any]:
+    """Shard `shard` of `of` (default: from Slurm / Kubernetes, as shard_index) of sharded
+    index build `job`: assigns and encodes the base's records in its anchor range. Returns
+    {"already_done", "entries", "buckets", "start", "end" (None: open-ended), "index", ...}.
+    NotFoundError when the train stage has not run."""
+    s, n = shard_index(shard, of)
+    return dict(_index_shard(open_store(store), name, job, s, n))
+
+
+def index_commit(store: StoreLike, name: str, *, job: str, message: str = "") -> Dict[str, Any]:
+    """Publishes sharded index build `job` (as commit does for it): joins the shards'
+    buckets per cell, calibrates and commits the index on the job's branch. Returns
+    {"already_done", "index", "manifest", "entries", "buckets", ...}. A missing shard raises
+    NotFoundError naming it."""
+    return dict(_index_commit(open_store(store), name, job, message))

@@ -92,6 +92,10 @@ void RegisterJobs(nb::module_& m) {
         d["added"] = r.added;
         d["count"] = r.info.count;
         d["manifest"] = r.manifest.ToString();
+        if (r.index) {
+          d["field"] = r.field;
+          d["index"] = r.index->ToString();
+        }
         return d;
       },
       nb::arg("store"), nb::arg("name"), nb::arg("job"), nb::arg("message"),
@@ -114,10 +118,86 @@ void RegisterJobs(nb::module_& m) {
         for (uint32_t n : s.finished) finished.append(n);
         d["finished"] = finished;
         d["committed"] = s.committed ? nb::cast(s.committed->ToString()) : nb::none();
+        if (s.trained) d["trained"] = s.trained->ToString();
         return d;
       },
       nb::arg("store"), nb::arg("name"), nb::arg("job"),
       "The job's plan, finished shards and commit; use dreamdb.jobs.status.");
+
+  // The sharded index build (spec/14 §19.10): dreamdb.jobs.index_train / index_shard /
+  // index_commit. Each returns the stage's report as a dict.
+  auto report_dict = [](const IndexJobReport& r) {
+    nb::dict d;
+    d["already_done"] = r.already_done;
+    d["field"] = r.field;
+    d["branch"] = r.branch;
+    d["of"] = r.of;
+    d["base"] = r.base.ToString();
+    d["index"] = r.index.ToString();
+    d["cells"] = r.cells;
+    d["entries"] = r.entries;
+    d["buckets"] = r.buckets;
+    d["start"] = r.start;
+    d["end"] = r.end == UINT64_MAX ? nb::none() : nb::cast(r.end);
+    d["manifest"] = r.manifest == ObjectId() ? nb::none() : nb::cast(r.manifest.ToString());
+    return d;
+  };
+  m.def(
+      "index_job_train",
+      [report_dict](std::shared_ptr<Store> store, const std::string& name, const std::string& job,
+                    const std::string& field, uint32_t of, const std::string& branch, bool rebuild,
+                    const std::string& algorithm, const std::string& metric, uint32_t bits,
+                    const std::string& quantizer, uint32_t cells, uint64_t seed) {
+        IndexJobReport r;
+        {
+          nb::gil_scoped_release release;
+          BuildIndexOptions o;
+          if (rebuild) {
+            o = ValueOrThrow(StoredIndexOptions(store, name, branch, field));
+          } else {
+            o.algorithm = algorithm;
+            o.metric = metric;
+            o.bits = bits;
+            o.quantizer = quantizer;
+            o.cells = cells;
+            o.seed = seed;
+          }
+          r = ValueOrThrow(TrainIndexJob(store, name, job, branch, field, of, o));
+        }
+        return report_dict(r);
+      },
+      nb::arg("store"), nb::arg("name"), nb::arg("job"), nb::arg("field"), nb::arg("of"),
+      nb::arg("branch"), nb::arg("rebuild"), nb::arg("algorithm"), nb::arg("metric"),
+      nb::arg("bits"), nb::arg("quantizer"), nb::arg("cells"), nb::arg("seed"),
+      "The train stage of a sharded index build; use dreamdb.jobs.index_train.");
+  m.def(
+      "index_job_shard",
+      [report_dict](std::shared_ptr<Store> store, const std::string& name, const std::string& job,
+                    uint32_t shard, uint32_t of) {
+        IndexJobReport r;
+        {
+          nb::gil_scoped_release release;
+          r = ValueOrThrow(RunIndexShard(store, name, job, ShardIndex{shard, of, "arguments"}));
+        }
+        return report_dict(r);
+      },
+      nb::arg("store"), nb::arg("name"), nb::arg("job"), nb::arg("shard"), nb::arg("of"),
+      "One shard of a sharded index build; use dreamdb.jobs.index_shard.");
+  m.def(
+      "index_job_commit",
+      [report_dict](std::shared_ptr<Store> store, const std::string& name, const std::string& job,
+                    const std::string& message) {
+        IndexJobReport r;
+        {
+          nb::gil_scoped_release release;
+          CommitOptions c;
+          c.message = message;
+          r = ValueOrThrow(CommitIndexJob(store, name, job, {}, c));
+        }
+        return report_dict(r);
+      },
+      nb::arg("store"), nb::arg("name"), nb::arg("job"), nb::arg("message"),
+      "Publishes a sharded index build; use dreamdb.jobs.index_commit.");
 }
 
 }  // namespace dreamdb::python

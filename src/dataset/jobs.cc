@@ -10,19 +10,12 @@
 
 #include "src/base/encoding.h"
 #include "src/cbor/cbor.h"
+#include "src/dataset/jobs_internal.h"
 #include "src/dataset/manifest.h"
 
 namespace dreamdb {
-namespace {
+namespace jobs_internal {
 
-constexpr std::string_view kAllocatorKind = "dreamdb.anchor-allocator";
-constexpr uint64_t kAllocatorFormat = 1;
-constexpr uint64_t kMaxReserve = uint64_t{1} << 32;
-constexpr int kMaxReserveAttempts = 1000;
-
-std::string AllocatorRef(std::string_view dataset) {
-  return std::string(dataset) + "/anchors/allocator";
-}
 std::string JobPrefix(std::string_view dataset, std::string_view job) {
   return std::string(dataset) + "/jobs/" + std::string(job) + "/";
 }
@@ -35,9 +28,6 @@ std::string ShardPrefix(std::string_view dataset, std::string_view job) {
 std::string CommittedRef(std::string_view dataset, std::string_view job) {
   return JobPrefix(dataset, job) + "committed";
 }
-std::string WorkBranch(std::string_view job, uint32_t shard) {
-  return "jobs/" + std::string(job) + "/shard-" + std::to_string(shard);
-}
 
 // Strict decimal: digits only, no sign, no spaces, fits in uint64.
 std::optional<uint64_t> ParseDecimal(std::string_view s) {
@@ -48,21 +38,6 @@ std::optional<uint64_t> ParseDecimal(std::string_view s) {
   return v;
 }
 
-std::optional<std::string> GetEnv(std::string_view name) {
-  const char* v = std::getenv(std::string(name).c_str());
-  if (v == nullptr) return std::nullopt;
-  return std::string(v);
-}
-
-Result<uint64_t> EnvNumber(std::string_view name, const std::string& value) {
-  auto v = ParseDecimal(value);
-  if (!v) {
-    return InvalidArgument(std::string(name) + "=" + Quote(value) +
-                           " is not a non-negative decimal integer");
-  }
-  return *v;
-}
-
 Status CheckCount(uint64_t of, const std::string& source) {
   if (of == 0 || of > kMaxShards) {
     return InvalidArgument("shard count " + std::to_string(of) + " (" + source +
@@ -70,13 +45,6 @@ Status CheckCount(uint64_t of, const std::string& source) {
   }
   return Status::Ok();
 }
-
-struct Plan {
-  std::string ref;
-  std::string branch;
-  uint32_t of = 0;
-  ObjectId base;
-};
 
 // Parses "<prefix><branch>-of-<M>".
 std::optional<Plan> ParsePlan(const RefValue& r, std::string_view prefix) {
@@ -109,6 +77,88 @@ Result<std::optional<ObjectId>> ReadOptionalRef(Store& store, const std::string&
   if (r.ok()) return std::optional<ObjectId>(r->target);
   if (r.status().code() == StatusCode::kNotFound) return std::optional<ObjectId>();
   return r.status();
+}
+
+Result<Plan> ReadOrCreatePlan(Store& store, std::string_view dataset, std::string_view job,
+                              std::string_view branch, uint32_t of) {
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    ASSIGN_OR_RETURN(std::optional<Plan> plan, ReadPlan(store, dataset, job));
+    if (plan) return std::move(*plan);
+    auto head = store.ReadRef(dataset::BranchRef(dataset, branch));
+    if (!head.ok()) {
+      if (head.status().code() == StatusCode::kNotFound) {
+        return NotFound("dataset " + Quote(dataset) + " has no branch " + Quote(branch) + " in " +
+                        store.uri());
+      }
+      return head.status();
+    }
+    const std::string name =
+        PlanPrefix(dataset, job) + std::string(branch) + "-of-" + std::to_string(of);
+    Status s = store.CreateRef(name, head->target);
+    if (!s.ok() && s.code() != StatusCode::kAlreadyExists) return s;
+  }
+  return Conflict("job " + Quote(job) + ": cannot read or create its plan");
+}
+
+Status MissingShards(std::string_view dataset, std::string_view job, const JobStatus& status) {
+  std::vector<uint32_t> missing;
+  size_t j = 0;
+  for (uint32_t n = 0; n < status.of; ++n) {
+    if (j < status.finished.size() && status.finished[j] == n) {
+      ++j;
+    } else {
+      missing.push_back(n);
+    }
+  }
+  std::string list;
+  for (size_t i = 0; i < missing.size() && i < 20; ++i) {
+    list += (i == 0 ? "" : ", ") + std::to_string(missing[i]);
+  }
+  if (missing.size() > 20) list += ", ...";
+  return NotFound("job " + Quote(job) + ": " + (missing.size() == 1 ? "shard " : "shards ") + list +
+                  " of " + std::to_string(status.of) + (missing.size() == 1 ? " has" : " have") +
+                  " not finished (no ref " + ShardPrefix(dataset, job) + "N); run " +
+                  (missing.size() == 1 ? "it" : "them") + " again, then commit");
+}
+
+}  // namespace jobs_internal
+
+using jobs_internal::CheckCount;
+using jobs_internal::CommittedRef;
+using jobs_internal::JobPrefix;
+using jobs_internal::ParseDecimal;
+using jobs_internal::Plan;
+using jobs_internal::ReadOptionalRef;
+using jobs_internal::ReadPlan;
+using jobs_internal::ShardPrefix;
+
+namespace {
+
+constexpr std::string_view kAllocatorKind = "dreamdb.anchor-allocator";
+constexpr uint64_t kAllocatorFormat = 1;
+constexpr uint64_t kMaxReserve = uint64_t{1} << 32;
+constexpr int kMaxReserveAttempts = 1000;
+
+std::string AllocatorRef(std::string_view dataset) {
+  return std::string(dataset) + "/anchors/allocator";
+}
+std::string WorkBranch(std::string_view job, uint32_t shard) {
+  return "jobs/" + std::string(job) + "/shard-" + std::to_string(shard);
+}
+
+std::optional<std::string> GetEnv(std::string_view name) {
+  const char* v = std::getenv(std::string(name).c_str());
+  if (v == nullptr) return std::nullopt;
+  return std::string(v);
+}
+
+Result<uint64_t> EnvNumber(std::string_view name, const std::string& value) {
+  auto v = ParseDecimal(value);
+  if (!v) {
+    return InvalidArgument(std::string(name) + "=" + Quote(value) +
+                           " is not a non-negative decimal integer");
+  }
+  return *v;
 }
 
 Result<dataset::Manifest> ManifestOf(Store& store, const ObjectId& manifest) {
@@ -343,25 +393,17 @@ Result<std::unique_ptr<ShardRun>> ShardRun::Begin(std::shared_ptr<Store> store,
   run->index_ = index;
   const std::string result_ref = ShardPrefix(dataset, job) + std::to_string(index.shard);
 
-  // The plan: the first shard fixes the base; the others check they agree with it.
-  std::optional<Plan> plan;
-  for (int attempt = 0; attempt < 10 && !plan; ++attempt) {
-    ASSIGN_OR_RETURN(plan, ReadPlan(*store, dataset, job));
-    if (plan) break;
-    auto head = store->ReadRef(dataset::BranchRef(dataset, branch));
-    if (!head.ok()) {
-      if (head.status().code() == StatusCode::kNotFound) {
-        return NotFound("dataset " + Quote(dataset) + " has no branch " + Quote(branch) + " in " +
-                        store->uri());
-      }
-      return head.status();
-    }
-    const std::string name =
-        PlanPrefix(dataset, job) + std::string(branch) + "-of-" + std::to_string(index.of);
-    Status s = store->CreateRef(name, head->target);
-    if (!s.ok() && s.code() != StatusCode::kAlreadyExists) return s;
+  ASSIGN_OR_RETURN(std::optional<ObjectId> trained,
+                   ReadOptionalRef(*store, jobs_internal::IndexRef(dataset, job)));
+  if (trained) {
+    return InvalidArgument("job " + Quote(job) + " of dataset " + Quote(dataset) +
+                           " is an index build (§19.10), not a sharded ingest; choose another "
+                           "job id");
   }
-  if (!plan) return Conflict("job " + Quote(job) + ": cannot read or create its plan");
+  // The plan: the first shard fixes the base; the others check they agree with it.
+  ASSIGN_OR_RETURN(Plan plan_read,
+                   jobs_internal::ReadOrCreatePlan(*store, dataset, job, branch, index.of));
+  const Plan* plan = &plan_read;
   if (plan->branch != branch || plan->of != index.of) {
     return InvalidArgument("job " + Quote(job) + " was planned as branch " + Quote(plan->branch) +
                            " with " + std::to_string(plan->of) +
@@ -443,6 +485,7 @@ Result<JobStatus> ReadJobStatus(Store& store, std::string_view dataset, std::str
   }));
   std::sort(out.finished.begin(), out.finished.end());
   ASSIGN_OR_RETURN(out.committed, ReadOptionalRef(store, CommittedRef(dataset, job)));
+  ASSIGN_OR_RETURN(out.trained, ReadOptionalRef(store, jobs_internal::IndexRef(dataset, job)));
   return out;
 }
 
@@ -452,6 +495,16 @@ Result<JobCommitReport> CommitJob(std::shared_ptr<Store> store, std::string_view
   JobCommitReport report;
   report.branch = status.branch;
   report.shards = status.of;
+  if (status.trained) {
+    // An index-build job (§19.10): its commit publishes an index, not records.
+    ASSIGN_OR_RETURN(IndexJobReport r, CommitIndexJob(store, dataset, job, {}, options));
+    report.already_committed = r.already_done;
+    report.manifest = r.manifest;
+    report.info = r.info;
+    report.field = r.field;
+    report.index = r.index;
+    return report;
+  }
   if (status.committed) {
     report.already_committed = true;
     report.manifest = *status.committed;
@@ -459,27 +512,8 @@ Result<JobCommitReport> CommitJob(std::shared_ptr<Store> store, std::string_view
     report.info.attempts = 0;
     return report;
   }
-  if (status.finished.size() != status.of) {
-    std::vector<uint32_t> missing;
-    size_t j = 0;
-    for (uint32_t n = 0; n < status.of; ++n) {
-      if (j < status.finished.size() && status.finished[j] == n) {
-        ++j;
-      } else {
-        missing.push_back(n);
-      }
-    }
-    std::string list;
-    for (size_t i = 0; i < missing.size() && i < 20; ++i) {
-      list += (i == 0 ? "" : ", ") + std::to_string(missing[i]);
-    }
-    if (missing.size() > 20) list += ", ...";
-    return NotFound("job " + Quote(job) + ": " + (missing.size() == 1 ? "shard " : "shards ") +
-                    list + " of " + std::to_string(status.of) +
-                    (missing.size() == 1 ? " has" : " have") + " not finished (no ref " +
-                    ShardPrefix(dataset, job) + "N); run " + (missing.size() == 1 ? "it" : "them") +
-                    " again, then commit");
-  }
+  if (status.finished.size() != status.of)
+    return jobs_internal::MissingShards(dataset, job, status);
   std::vector<std::string> sources;
   const std::string prefix = ShardPrefix(dataset, job);
   ASSIGN_OR_RETURN(uint64_t base_count, CountOf(*store, status.base));

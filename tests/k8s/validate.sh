@@ -7,7 +7,8 @@
 #   2. negative controls: two broken copies (an unknown field, a string count) must fail,
 #      so a validator that accepts everything cannot pass;
 #   3. DreamDB's own rules: the Indexed Job's completions equals its DREAMDB_SHARD_COUNT,
-#      and the commit Job names the same DREAMDB_JOB, store and dataset as the ingest Job.
+#      and the commit Job names the same DREAMDB_JOB, store and dataset as the ingest Job;
+#      the index build's train Job plans as many shards as its Indexed Job runs.
 # Tools are cached in ${DREAMDB_TOOLS_CACHE:-~/.cache/dreamdb-tools} (first run: ~60 s
 # to build kubeconform, ~10 s to fetch the schemas; later runs: ~1 s).
 set -euo pipefail
@@ -112,5 +113,26 @@ claim = lambda t: re.findall(r"claimName: (\S+)", t)
 if claim(verify) != claim(combine):
     sys.exit("k8s validate: the verify and combine Jobs mount different result volumes")
 print(f"k8s validate: verify Indexed Job of {completions} shards consistent with its combine Job")
+PY
+"$python" - deploy/k8s/index-train-job.yaml deploy/k8s/index-build-job.yaml <<'PY'
+import re, sys
+train, build = (open(p).read() for p in sys.argv[1:3])
+def env(text, name):
+    m = re.search(r"- name: %s\n\s+value: (\S+)" % name, text)
+    if not m:
+        sys.exit(f"k8s validate: {name} not set")
+    return m.group(1).strip('"')
+completions = int(re.search(r"^\s+completions: (\d+)$", build, re.M).group(1))
+if "completionMode: Indexed" not in build:
+    sys.exit("k8s validate: the index build Job is not an Indexed Job")
+if "- --train" not in train or "- --of=$(DREAMDB_SHARD_COUNT)" not in train:
+    sys.exit("k8s validate: the index train Job does not run --train --of DREAMDB_SHARD_COUNT")
+for text in (train, build):
+    if int(env(text, "DREAMDB_SHARD_COUNT")) != completions:
+        sys.exit("k8s validate: an index Job's DREAMDB_SHARD_COUNT differs from completions")
+for name in ("DREAMDB_JOB", "DREAMDB_STORE", "DREAMDB_DATASET", "DREAMDB_FIELD"):
+    if env(train, name) != env(build, name):
+        sys.exit(f"k8s validate: {name} differs between the index train and build Jobs")
+print(f"k8s validate: index build Indexed Job of {completions} shards consistent with its train Job")
 PY
 echo "k8s validate: passed"

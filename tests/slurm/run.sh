@@ -4,7 +4,9 @@
 # ingest shards and an afterok commit job) against a file:// store and against the local
 # S3 server, waits, checks the result record by record, re-submits the array and the
 # commit (nothing may change), runs a sharded verify through deploy/slurm/submit-verify.sh
-# (an array of verify shards and an afterany combination), and stops every daemon it started.
+# (an array of verify shards and an afterany combination), runs a sharded index build
+# through deploy/slurm/submit-index.sh (train, afterok array, afterok commit) and checks it
+# published the one-machine build's index object, and stops every daemon it started.
 #
 #   tests/slurm/run.sh [SHARDS]        (default 4; DREAMDB_BIN = the dreamdb executable)
 #
@@ -140,8 +142,72 @@ PY
     "$label" "$records" "$shards" "$(awk "BEGIN{print $s1 - $s0}")"
 }
 
+# A sharded index build through sbatch: the train job, an afterok array of shards, an
+# afterok commit; the index must be the object a one-machine `index build` with the same
+# options writes (on a branch at the same head), and searches must agree.
+check_index() {
+  local label="$1" store="$2"
+  local d=(env DREAMDB="$dreamdb" "$dreamdb" --store "$store")
+  "${d[@]}" create v --schema "$tmp/vschema.json" >/dev/null
+  "${d[@]}" ingest v "$tmp/vec.jsonl" >/dev/null
+  "${d[@]}" branch v one >/dev/null
+  "${d[@]}" index build v emb --branch one --algorithm imi --seed 3 >/dev/null
+  local s0 s1
+  s0=$(date +%s.%N)
+  read -r train array commit job < <(DREAMDB="$dreamdb" bash deploy/slurm/submit-index.sh \
+    "$store" v emb "$shards" "slurm-index-$label" -- --output="$tmp/out/%x-%A_%a.out" \
+    -- --algorithm imi --seed 3)
+  wait_job "$commit"
+  wait_job "$train"
+  array_completed "$array"
+  s1=$(date +%s.%N)
+  local want got
+  want="$("${d[@]}" --json index status v emb --at one --sample 0 | "$python" -c 'import json,sys; print(json.load(sys.stdin)["index"])')"
+  got="$("${d[@]}" --json index status v emb --sample 0 | "$python" -c 'import json,sys; print(json.load(sys.stdin)["index"])')"
+  if [[ "$want" != "$got" ]]; then
+    echo "slurm test: $label: the sharded index $got differs from the one-machine build's $want" >&2
+    return 1
+  fi
+  local q="0.5,-1,2,0.25,1,-0.5,0,1.5"
+  if [[ "$("${d[@]}" --json search v emb --vector "$q" -k 10)" != \
+    "$("${d[@]}" --json search v emb --vector "$q" -k 10 --at one)" ]]; then
+    echo "slurm test: $label: searches through the sharded and the one-machine index differ" >&2
+    return 1
+  fi
+  # Re-submitted: every stage says it was done, the branch does not move.
+  local head head2
+  head="$("${d[@]}" --json count v | "$python" -c 'import json,sys; print(json.load(sys.stdin)["manifest"])')"
+  read -r train2 array2 commit2 _ < <(DREAMDB="$dreamdb" bash deploy/slurm/submit-index.sh \
+    "$store" v emb "$shards" "slurm-index-$label" -- --output="$tmp/out/%x-%A_%a.out" \
+    -- --algorithm imi --seed 3)
+  wait_job "$commit2"
+  grep -q "already done" "$tmp/out/dreamdb-index-train-$train2"*.out
+  grep -q "already done" "$tmp"/out/dreamdb-index-"$array2"_*.out
+  grep -q "already committed" "$tmp/out/dreamdb-commit-$commit2"*.out
+  head2="$("${d[@]}" --json count v | "$python" -c 'import json,sys; print(json.load(sys.stdin)["manifest"])')"
+  if [[ "$head" != "$head2" ]]; then
+    echo "slurm test: re-running index job slurm-index-$label moved main ($head -> $head2)" >&2
+    return 1
+  fi
+  printf 'slurm test: %s: sharded index build (train + %d shards + commit via sbatch afterok) equals the one-machine build (%.1f s); re-run changed nothing\n' \
+    "$label" "$shards" "$(awk "BEGIN{print $s1 - $s0}")"
+}
+
+"$python" - "$tmp/vec.jsonl" <<'PY'
+import json, random, sys
+rng = random.Random(5)
+centers = [[rng.gauss(0, 3) for _ in range(8)] for _ in range(10)]
+with open(sys.argv[1], "w") as f:
+    for i in range(2000):
+        f.write(json.dumps({"emb": [x + rng.gauss(0, 0.5) for x in centers[i % 10]]}) + "\n")
+PY
+printf '{"fields": [{"name": "emb", "type": "embedding", "dim": 8}]}\n' >"$tmp/vschema.json"
+
 check_store file "file://$tmp/store"
-check_store s3 "s3://$DREAMDB_S3_BUCKET/slurm-$$-$RANDOM?endpoint=$DREAMDB_S3_ENDPOINT"
+check_index file "file://$tmp/store"
+s3_store="s3://$DREAMDB_S3_BUCKET/slurm-$$-$RANDOM?endpoint=$DREAMDB_S3_ENDPOINT"
+check_store s3 "$s3_store"
+check_index s3 "$s3_store"
 t2=$(date +%s.%N)
 printf 'slurm test: passed (cluster start %.1f s, total %.1f s)\n' "$(awk "BEGIN{print $t1 - $t0}")" \
   "$(awk "BEGIN{print $t2 - $t0}")"

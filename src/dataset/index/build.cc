@@ -438,52 +438,57 @@ Result<CommitInfo> BuildGraphIndex(DatasetImpl& impl, const std::shared_ptr<cons
 }
 
 }  // namespace
-}  // namespace vindex
 
-using vindex::EmbeddingField;
-
-Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexOptions& options,
-                                       const BuildProgress& progress, const CommitOptions& commit) {
-  if (read_only()) return PermissionDenied("dataset " + Quote(name()) + " is open read-only");
-  auto version = impl_->current();
-  ASSIGN_OR_RETURN(const FieldSpec* spec_ptr,
-                   EmbeddingField(version->manifest.schema, field, "index build"));
-  const FieldSpec spec = *spec_ptr;
-  IndexSpec declared = spec.index.value_or(IndexSpec{});
+Result<BuildSettings> ResolveBuildSettings(const FieldSpec& spec, const BuildIndexOptions& options,
+                                           std::string_view op) {
+  const IndexSpec declared = spec.index.value_or(IndexSpec{});
+  const std::string prefix = std::string(op) + ": ";
+  BuildSettings out;
   // raw = false: the field's segments hold 8-bit reconstructions (spec/12-segments.md §9);
   // training and re-ranking read them through the same decoders.
-  std::string metric_name = options.metric.empty() ? declared.metric : options.metric;
-  auto metric = vindex::MetricOf(metric_name);
-  if (!metric.ok()) return InvalidArgument("index build: " + metric.status().message());
-  uint32_t bits = options.bits != 0 ? options.bits : declared.bits;
-  if (bits < 1 || bits > 8) {
-    return InvalidArgument("index build: bits must be 1 to 8, got " + std::to_string(bits));
+  const std::string metric_name = options.metric.empty() ? declared.metric : options.metric;
+  auto metric = MetricOf(metric_name);
+  if (!metric.ok()) return InvalidArgument(prefix + metric.status().message());
+  out.metric = *metric;
+  out.bits = options.bits != 0 ? options.bits : declared.bits;
+  if (out.bits < 1 || out.bits > 8) {
+    return InvalidArgument(prefix + "bits must be 1 to 8, got " + std::to_string(out.bits));
   }
-  if (options.chunk_rows == 0) return InvalidArgument("index build: chunk_rows must be >= 1");
-  const std::string algorithm_name =
-      options.algorithm.empty() ? declared.algorithm : options.algorithm;
+  if (options.chunk_rows == 0) return InvalidArgument(prefix + "chunk_rows must be >= 1");
+  out.algorithm_name = options.algorithm.empty() ? declared.algorithm : options.algorithm;
   const std::string quantizer_name =
       options.quantizer.empty() ? declared.quantizer : options.quantizer;
   auto quantizer = vector::ParseQuantizer(quantizer_name);
-  if (!quantizer.ok()) return InvalidArgument("index build: " + quantizer.status().message());
-  if (algorithm_name == "graph") {
+  if (!quantizer.ok()) return InvalidArgument(prefix + quantizer.status().message());
+  out.quantizer = *quantizer;
+  if (out.algorithm_name == "graph") {
     if (*quantizer != vector::IvfParams::Quantizer::kRaBitQ) {
-      return InvalidArgument("index build: quantizer " + Quote(quantizer_name) +
+      return InvalidArgument(prefix + "quantizer " + Quote(quantizer_name) +
                              " does not apply to a graph index (its nodes carry RaBitQ codes); "
                              "use --algorithm ivf with pq4");
     }
-    return vindex::BuildGraphIndex(*impl_, version, spec, options, *metric, bits, progress, commit);
+    out.graph = true;
+    return out;
   }
-  auto algorithm = vector::ParseAlgorithm(algorithm_name);
-  if (!algorithm.ok()) return InvalidArgument("index build: " + algorithm.status().message());
-  const bool is_ivf = *algorithm == vector::IvfParams::Algorithm::kIvf;
-  const size_t dim = spec.dim;
+  auto algorithm = vector::ParseAlgorithm(out.algorithm_name);
+  if (!algorithm.ok()) return InvalidArgument(prefix + algorithm.status().message());
+  out.algorithm = *algorithm;
+  return out;
+}
+
+Result<TrainedIndex> TrainIvf(DatasetImpl& impl, const Version& version, const FieldSpec& spec,
+                              const BuildIndexOptions& options, const BuildSettings& settings,
+                              const BuildProgress& progress) {
   auto report = [&](std::string_view phase, uint64_t done, uint64_t total) {
     if (progress) progress(phase, done, total);
   };
-  const bool cosine = *metric == vector::Metric::kCosine;
+  const std::string_view field = spec.name;
+  const IndexSpec declared = spec.index.value_or(IndexSpec{});
+  const bool is_ivf = settings.algorithm == vector::IvfParams::Algorithm::kIvf;
+  const size_t dim = spec.dim;
+  const bool cosine = settings.metric == vector::Metric::kCosine;
   // Pass 1: a seeded reservoir sample of the field's vectors.
-  uint64_t n_est = version->manifest.count;
+  uint64_t n_est = version.manifest.count;
   uint32_t cells = options.cells != 0 ? options.cells : declared.cells;
   // imi/lsh: 0 stays 0 (IvfModel::Train picks the algorithm's default and clamps it).
   if (cells == 0 && is_ivf) {
@@ -500,24 +505,25 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
   std::vector<float> sample;
   uint64_t seen = 0;
   std::mt19937_64 rng(options.seed ^ 0x5eed5eedULL);
-  RETURN_IF_ERROR(vindex::WalkVectors(
-      *impl_, *version, spec, 0, UINT64_MAX,
-      [&](size_t n, const uint64_t*, const ObjectId* const*, const uint32_t*,
-          const float* const* vecs) -> Status {
-        for (size_t i = 0; i < n; ++i) {
-          if (!vindex::AllFinite(vecs[i], dim)) continue;              // left out (spec/21 §6.4)
-          if (cosine && vector::NormSqr(vecs[i], dim) == 0) continue;  // spec/21 §6.3
-          if (sample.size() < sample_cap * dim) {
-            sample.insert(sample.end(), vecs[i], vecs[i] + dim);
-          } else {
-            uint64_t j = std::uniform_int_distribution<uint64_t>(0, seen)(rng);
-            if (j < sample_cap) std::memcpy(sample.data() + j * dim, vecs[i], dim * sizeof(float));
-          }
-          ++seen;
-        }
-        report("sample", seen, n_est);
-        return Status::Ok();
-      }));
+  RETURN_IF_ERROR(
+      WalkVectors(impl, version, spec, 0, UINT64_MAX,
+                  [&](size_t n, const uint64_t*, const ObjectId* const*, const uint32_t*,
+                      const float* const* vecs) -> Status {
+                    for (size_t i = 0; i < n; ++i) {
+                      if (!AllFinite(vecs[i], dim)) continue;  // left out (spec/21 §6.4)
+                      if (cosine && vector::NormSqr(vecs[i], dim) == 0) continue;  // spec/21 §6.3
+                      if (sample.size() < sample_cap * dim) {
+                        sample.insert(sample.end(), vecs[i], vecs[i] + dim);
+                      } else {
+                        uint64_t j = std::uniform_int_distribution<uint64_t>(0, seen)(rng);
+                        if (j < sample_cap)
+                          std::memcpy(sample.data() + j * dim, vecs[i], dim * sizeof(float));
+                      }
+                      ++seen;
+                    }
+                    report("sample", seen, n_est);
+                    return Status::Ok();
+                  }));
   if (seen == 0) {
     return InvalidArgument("index build: field " + Quote(field) +
                            " has no values to train on; append records first");
@@ -528,43 +534,53 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
   const size_t sample_n = sample.size() / dim;
   if (is_ivf && cells > sample_n) cells = static_cast<uint32_t>(sample_n);
   vector::IvfParams params;
-  params.algorithm = *algorithm;
+  params.algorithm = settings.algorithm;
   params.dim = static_cast<uint32_t>(dim);
-  params.metric = *metric;
+  params.metric = settings.metric;
   params.num_cells = cells;
-  params.bits = bits;
-  params.quantizer = *quantizer;
+  params.bits = settings.bits;
+  params.quantizer = settings.quantizer;
   params.seed = options.seed;
   params.kmeans.seed = options.seed;
   params.kmeans.threads = options.threads;
-  params.kmeans.spherical = *metric == vector::Metric::kCosine;
+  params.kmeans.spherical = settings.metric == vector::Metric::kCosine;
   report("train", 0, 1);
-  ASSIGN_OR_RETURN(vindex::ModelPtr model,
-                   vector::IvfModel::Train(params, sample.data(), sample_n));
+  TrainedIndex out;
+  ASSIGN_OR_RETURN(out.model, vector::IvfModel::Train(params, sample.data(), sample_n));
   sample.clear();
   sample.shrink_to_fit();
   report("train", 1, 1);
-  Bytes model_bytes = model->Serialize();
-  ASSIGN_OR_RETURN(ObjectId model_id, impl_->store().Put(model_bytes));
-  impl_->vectors()->Insert(model_id, model, model_bytes.size() * 2);
-  uint64_t objects = 1;
-  // Pass 2: assign in chunks; each chunk puts one bucket per touched cell.
-  const uint32_t num_cells = model->num_cells();
-  std::vector<std::vector<ObjectId>> dir(num_cells);
-  vindex::IndexObject ix;
+  Bytes model_bytes = out.model->Serialize();
+  ASSIGN_OR_RETURN(ObjectId model_id, impl.store().Put(model_bytes));
+  impl.vectors()->Insert(model_id, out.model, model_bytes.size() * 2);
+  out.values = seen;
+  const uint32_t num_cells = out.model->num_cells();
+  IndexObject& ix = out.ix;
   ix.field = std::string(field);
-  ix.algorithm = std::string(vector::AlgorithmName(*algorithm));
-  ix.nprobe = vindex::DefaultIndexNprobe(*algorithm, num_cells);
-  ix.metric = std::string(vector::MetricName(*metric));
-  ix.bits = model->params().bits;
-  ix.quantizer = std::string(vector::QuantizerName(*quantizer));
+  ix.algorithm = std::string(vector::AlgorithmName(settings.algorithm));
+  ix.nprobe = DefaultIndexNprobe(settings.algorithm, num_cells);
+  ix.metric = std::string(vector::MetricName(settings.metric));
+  ix.bits = out.model->params().bits;
+  ix.quantizer = std::string(vector::QuantizerName(settings.quantizer));
   ix.dim = static_cast<uint32_t>(dim);
   ix.cells = num_cells;
   ix.model = model_id;
-  if (auto old = version->manifest.indexes.find(std::string(field));
-      old != version->manifest.indexes.end()) {
+  if (auto old = version.manifest.indexes.find(std::string(field));
+      old != version.manifest.indexes.end()) {
     ix.parents = {old->second};
   }
+  return out;
+}
+
+Status AssignRange(DatasetImpl& impl, const Version& version, const FieldSpec& spec,
+                   const vector::IvfModel& model, const BuildIndexOptions& options, uint64_t start,
+                   uint64_t end, uint64_t total, IndexObject* ix,
+                   std::vector<std::vector<ObjectId>>* dir, uint64_t* objects,
+                   const BuildProgress& progress) {
+  const size_t dim = spec.dim;
+  const bool cosine = model.params().metric == vector::Metric::kCosine;
+  const uint32_t num_cells = model.num_cells();
+  dir->resize(num_cells);
   std::vector<uint64_t> c_anchors, c_tags;
   std::vector<uint32_t> c_rows;
   std::vector<float> c_data;
@@ -573,7 +589,7 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
   // cell with entries becomes one bucket: one bucket per cell for N * code bytes below
   // the bound (spec/21 §5.4), with memory bounded by it and by one chunk of vectors.
   struct PendingCell {
-    vindex::Bucket b;
+    Bucket b;
     bool any = false;
   };
   std::vector<PendingCell> pending(num_cells);
@@ -585,17 +601,17 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
       if (pending[c].any) cells_with.push_back(c);
     }
     std::vector<ObjectId> ids(cells_with.size());
-    const Status buckets_put = vindex::ParallelFor(cells_with.size(), 2, [&](size_t g) -> Status {
-      ASSIGN_OR_RETURN(ids[g], impl_->store().Put(vindex::EncodeBucket(pending[cells_with[g]].b)));
+    const Status buckets_put = ParallelFor(cells_with.size(), 2, [&](size_t g) -> Status {
+      ASSIGN_OR_RETURN(ids[g], impl.store().Put(EncodeBucket(pending[cells_with[g]].b)));
       return Status::Ok();
     });
     RETURN_IF_ERROR(buckets_put);
     for (size_t g = 0; g < cells_with.size(); ++g) {
-      dir[cells_with[g]].push_back(ids[g]);
+      (*dir)[cells_with[g]].push_back(ids[g]);
       pending[cells_with[g]] = PendingCell{};
     }
-    objects += cells_with.size();
-    ix.buckets += cells_with.size();
+    *objects += cells_with.size();
+    ix->buckets += cells_with.size();
     pending_bytes = 0;
     return Status::Ok();
   };
@@ -603,18 +619,18 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
     const size_t n = c_anchors.size();
     if (n == 0) return Status::Ok();
     std::vector<uint32_t> cell_of(n);
-    RETURN_IF_ERROR(model->Assign(c_data.data(), n, cell_of.data()));
+    RETURN_IF_ERROR(model.Assign(c_data.data(), n, cell_of.data()));
     std::map<uint32_t, std::vector<size_t>> by_cell;
     for (size_t i = 0; i < n; ++i) by_cell[cell_of[i]].push_back(i);
     std::vector<std::pair<uint32_t, std::vector<size_t>>> groups(by_cell.begin(), by_cell.end());
     std::vector<Bytes> codes(groups.size());
-    const Status encoded = vindex::ParallelFor(groups.size(), 2, [&](size_t g) -> Status {
+    const Status encoded = ParallelFor(groups.size(), 2, [&](size_t g) -> Status {
       const auto& [cell, members] = groups[g];
       std::vector<float> cv(members.size() * dim);
       for (size_t j = 0; j < members.size(); ++j) {
         std::memcpy(cv.data() + j * dim, c_data.data() + members[j] * dim, dim * sizeof(float));
       }
-      ASSIGN_OR_RETURN(codes[g], model->EncodeCell(cell, cv.data(), members.size()));
+      ASSIGN_OR_RETURN(codes[g], model.EncodeCell(cell, cv.data(), members.size()));
       return Status::Ok();
     });
     RETURN_IF_ERROR(encoded);
@@ -632,13 +648,13 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
         p.b.codes = std::move(codes[g]);
         p.any = true;
       } else {
-        RETURN_IF_ERROR(model->AppendCodes(&p.b.codes, codes[g]));
+        RETURN_IF_ERROR(model.AppendCodes(&p.b.codes, codes[g]));
       }
       pending_bytes += code_bytes + 20 * members.size();
     }
-    ix.entries += n;
+    ix->entries += n;
     assigned += n;
-    report("assign", assigned, seen);
+    if (progress) progress("assign", assigned, total);
     c_anchors.clear();
     c_tags.clear();
     c_rows.clear();
@@ -646,40 +662,82 @@ Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexO
     if (pending_bytes >= flush_bytes) RETURN_IF_ERROR(write_pending());
     return Status::Ok();
   };
-  RETURN_IF_ERROR(
-      vindex::WalkVectors(*impl_, *version, spec, 0, UINT64_MAX,
-                          [&](size_t n, const uint64_t* anchors, const ObjectId* const* segs,
-                              const uint32_t* rows, const float* const* vecs) -> Status {
-                            for (size_t i = 0; i < n; ++i) {
-                              if (!vindex::AllFinite(vecs[i], dim)) continue;  // §6.4
-                              if (cosine && vector::NormSqr(vecs[i], dim) == 0) continue;
-                              c_anchors.push_back(anchors[i]);
-                              c_tags.push_back(vindex::SegmentTag(*segs[i]));
-                              c_rows.push_back(rows[i]);
-                              c_data.insert(c_data.end(), vecs[i], vecs[i] + dim);
-                              if (c_anchors.size() >= options.chunk_rows) RETURN_IF_ERROR(flush());
-                            }
-                            return Status::Ok();
-                          }));
+  RETURN_IF_ERROR(WalkVectors(impl, version, spec, start, end,
+                              [&](size_t n, const uint64_t* anchors, const ObjectId* const* segs,
+                                  const uint32_t* rows, const float* const* vecs) -> Status {
+                                for (size_t i = 0; i < n; ++i) {
+                                  if (!AllFinite(vecs[i], dim)) continue;  // §6.4
+                                  if (cosine && vector::NormSqr(vecs[i], dim) == 0) continue;
+                                  c_anchors.push_back(anchors[i]);
+                                  c_tags.push_back(SegmentTag(*segs[i]));
+                                  c_rows.push_back(rows[i]);
+                                  c_data.insert(c_data.end(), vecs[i], vecs[i] + dim);
+                                  if (c_anchors.size() >= options.chunk_rows) {
+                                    RETURN_IF_ERROR(flush());
+                                  }
+                                }
+                                return Status::Ok();
+                              }));
   RETURN_IF_ERROR(flush());
-  RETURN_IF_ERROR(write_pending());
-  for (uint32_t p = 0; p * vindex::kCellsPerPage < num_cells; ++p) {
-    vindex::DirPage page;
-    page.first = p * vindex::kCellsPerPage;
-    uint32_t end = std::min<uint32_t>(num_cells, page.first + vindex::kCellsPerPage);
+  return write_pending();
+}
+
+Status PutDirPages(DatasetImpl& impl, std::vector<std::vector<ObjectId>> dir, IndexObject* ix,
+                   uint64_t* objects) {
+  const auto num_cells = static_cast<uint32_t>(dir.size());
+  ix->pages.clear();
+  for (uint32_t p = 0; p * kCellsPerPage < num_cells; ++p) {
+    DirPage page;
+    page.first = p * kCellsPerPage;
+    const uint32_t end = std::min<uint32_t>(num_cells, page.first + kCellsPerPage);
     for (uint32_t c = page.first; c < end; ++c) page.buckets.push_back(std::move(dir[c]));
-    ASSIGN_OR_RETURN(Bytes pb, vindex::EncodeDirPage(page));
-    ASSIGN_OR_RETURN(ObjectId pid, impl_->store().Put(pb));
-    ix.pages.push_back(pid);
-    ++objects;
+    ASSIGN_OR_RETURN(Bytes pb, EncodeDirPage(page));
+    ASSIGN_OR_RETURN(ObjectId pid, impl.store().Put(pb));
+    ix->pages.push_back(pid);
+    ++*objects;
   }
-  report("calibrate", 0, 1);
-  RETURN_IF_ERROR(vindex::Calibrate(*impl_, *version, spec, options, &ix, nullptr));
-  report("calibrate", 1, 1);
-  ASSIGN_OR_RETURN(Bytes ib, vindex::EncodeIndex(ix));
-  ASSIGN_OR_RETURN(ObjectId ix_id, impl_->store().Put(ib));
+  return Status::Ok();
+}
+
+Result<CommitInfo> FinishIndex(DatasetImpl& impl, const std::shared_ptr<const Version>& version,
+                               const FieldSpec& spec, const BuildIndexOptions& options,
+                               IndexObject ix, uint64_t objects, const BuildProgress& progress,
+                               const CommitOptions& commit) {
+  if (progress) progress("calibrate", 0, 1);
+  RETURN_IF_ERROR(Calibrate(impl, *version, spec, options, &ix, nullptr));
+  if (progress) progress("calibrate", 1, 1);
+  ASSIGN_OR_RETURN(Bytes ib, EncodeIndex(ix));
+  ASSIGN_OR_RETURN(ObjectId ix_id, impl.store().Put(ib));
   ++objects;
-  return vindex::CommitBuiltIndex(*impl_, version, spec, ix_id, objects, progress, commit);
+  return CommitBuiltIndex(impl, version, spec, ix_id, objects, progress, commit);
+}
+
+}  // namespace vindex
+
+Result<CommitInfo> Dataset::BuildIndex(std::string_view field, const BuildIndexOptions& options,
+                                       const BuildProgress& progress, const CommitOptions& commit) {
+  if (read_only()) return PermissionDenied("dataset " + Quote(name()) + " is open read-only");
+  auto version = impl_->current();
+  ASSIGN_OR_RETURN(const FieldSpec* spec_ptr,
+                   vindex::EmbeddingField(version->manifest.schema, field, "index build"));
+  const FieldSpec spec = *spec_ptr;
+  ASSIGN_OR_RETURN(const vindex::BuildSettings settings,
+                   vindex::ResolveBuildSettings(spec, options, "index build"));
+  if (settings.graph) {
+    return vindex::BuildGraphIndex(*impl_, version, spec, options, settings.metric, settings.bits,
+                                   progress, commit);
+  }
+  ASSIGN_OR_RETURN(vindex::TrainedIndex trained,
+                   vindex::TrainIvf(*impl_, *version, spec, options, settings, progress));
+  uint64_t objects = 1;
+  // Pass 2: assign in chunks; each chunk puts one bucket per touched cell.
+  std::vector<std::vector<ObjectId>> dir;
+  RETURN_IF_ERROR(vindex::AssignRange(*impl_, *version, spec, *trained.model, options, 0,
+                                      UINT64_MAX, trained.values, &trained.ix, &dir, &objects,
+                                      progress));
+  RETURN_IF_ERROR(vindex::PutDirPages(*impl_, std::move(dir), &trained.ix, &objects));
+  return vindex::FinishIndex(*impl_, version, spec, options, std::move(trained.ix), objects,
+                             progress, commit);
 }
 
 }  // namespace dreamdb

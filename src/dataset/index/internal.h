@@ -239,6 +239,53 @@ Result<CommitInfo> CommitBuiltIndex(DatasetImpl& impl,
                                     const BuildProgress& progress, const CommitOptions& commit);
 
 // ---------------------------------------------------------------------------------------
+// The stages of an ivf/imi/lsh build (build.cc; spec/21 §8.1), shared by Dataset::BuildIndex
+// and the sharded build (index_job.cc, spec/21 §8.8).
+
+// A build's options resolved against the field's declared index.
+struct BuildSettings {
+  Metric metric = Metric::kCosine;
+  uint32_t bits = 0;
+  std::string algorithm_name;
+  vector::IvfParams::Algorithm algorithm = vector::IvfParams::Algorithm::kIvf;
+  vector::IvfParams::Quantizer quantizer = vector::IvfParams::Quantizer::kRaBitQ;
+  bool graph = false;
+};
+Result<BuildSettings> ResolveBuildSettings(const FieldSpec& spec, const BuildIndexOptions& options,
+                                           std::string_view op);
+
+// Steps 1-2: the seeded reservoir sample of every value in anchor order, the trained model
+// (put, and cached), and the index object's settings (no pages, entries or buckets yet).
+struct TrainedIndex {
+  ModelPtr model;
+  IndexObject ix;
+  uint64_t values = 0;  // the values sampled from (finite; cosine: non-zero)
+};
+Result<TrainedIndex> TrainIvf(DatasetImpl& impl, const Version& version, const FieldSpec& spec,
+                              const BuildIndexOptions& options, const BuildSettings& settings,
+                              const BuildProgress& progress);
+
+// Steps 3-4 over the anchors [start, end): assigns and encodes chunk by chunk in anchor
+// order; puts one bucket per cell with entries (more when options.flush_bytes is reached),
+// appended to (*dir)[cell]; adds to ix->entries, ix->buckets and *objects. `total` is
+// the progress total.
+Status AssignRange(DatasetImpl& impl, const Version& version, const FieldSpec& spec,
+                   const vector::IvfModel& model, const BuildIndexOptions& options, uint64_t start,
+                   uint64_t end, uint64_t total, IndexObject* ix,
+                   std::vector<std::vector<ObjectId>>* dir, uint64_t* objects,
+                   const BuildProgress& progress);
+
+// Step 5: puts the directory pages of `dir` (one list per cell) and sets ix->pages.
+Status PutDirPages(DatasetImpl& impl, std::vector<std::vector<ObjectId>> dir, IndexObject* ix,
+                   uint64_t* objects);
+
+// Steps 6-7: calibrates `ix` against `version`, puts it and commits it (CommitBuiltIndex).
+Result<CommitInfo> FinishIndex(DatasetImpl& impl, const std::shared_ptr<const Version>& version,
+                               const FieldSpec& spec, const BuildIndexOptions& options,
+                               IndexObject ix, uint64_t objects, const BuildProgress& progress,
+                               const CommitOptions& commit);
+
+// ---------------------------------------------------------------------------------------
 // Maintenance measurements (maintain.cc; spec/21 §8.6)
 
 // Entries per cell (live or stale) of an ivf/imi/lsh index, from its buckets (fetched a
@@ -249,6 +296,11 @@ Status MeasureBalance(const DatasetImpl& impl, const IndexObject& ix, IndexInfo*
 // Fills info's recall-drift fields: `queries` sample queries at the default setting.
 Status MeasureDrift(const DatasetImpl& impl, const Version& version, const FieldSpec& spec,
                     const IndexObject& ix, uint32_t queries, IndexInfo* info);
+
+// The options `index rebuild` builds `field` with (spec/21 §8.6): the stored index's
+// settings and seed; kNotFound when the field has no index.
+Result<BuildIndexOptions> RebuildOptions(const DatasetImpl& impl, const Version& version,
+                                         std::string_view field);
 
 // The embedding field `field` of a schema, or an error naming `op` and the field.
 Result<const FieldSpec*> EmbeddingField(const Schema& schema, std::string_view field,

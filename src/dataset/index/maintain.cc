@@ -428,19 +428,19 @@ Result<std::optional<IndexObject>> StepRound(DatasetImpl& impl, const Version& v
 }  // namespace
 }  // namespace vindex
 
-Result<CommitInfo> Dataset::RebuildIndex(std::string_view field, const BuildProgress& progress,
-                                         const CommitOptions& commit) {
-  if (read_only()) return PermissionDenied("dataset " + Quote(name()) + " is open read-only");
-  auto version = impl_->current();
+namespace vindex {
+
+Result<BuildIndexOptions> RebuildOptions(const DatasetImpl& impl, const Version& version,
+                                         std::string_view field) {
   ASSIGN_OR_RETURN(const FieldSpec* spec,
-                   vindex::EmbeddingField(version->manifest.schema, field, "index rebuild"));
-  auto it = version->manifest.indexes.find(spec->name);
-  if (it == version->manifest.indexes.end()) {
+                   EmbeddingField(version.manifest.schema, field, "index rebuild"));
+  auto it = version.manifest.indexes.find(spec->name);
+  if (it == version.manifest.indexes.end()) {
     return NotFound("index rebuild: field " + Quote(field) +
                     " has no index to rebuild; build one with index build");
   }
-  ASSIGN_OR_RETURN(auto ix, vindex::LoadIndex(*impl_, it->second));
-  ASSIGN_OR_RETURN(vindex::ModelPtr model, vindex::LoadModel(*impl_, ix->model));
+  ASSIGN_OR_RETURN(auto ix, LoadIndex(impl, it->second));
+  ASSIGN_OR_RETURN(ModelPtr model, LoadModel(impl, ix->model));
   BuildIndexOptions o;
   o.algorithm = ix->algorithm;
   o.metric = ix->metric;
@@ -449,6 +449,15 @@ Result<CommitInfo> Dataset::RebuildIndex(std::string_view field, const BuildProg
   o.seed = model->params().seed;
   if (ix->graph) o.degree = ix->graph->degree;
   // cells stay 0: the schema's declared count, else the algorithm's default for today's N.
+  return o;
+}
+
+}  // namespace vindex
+
+Result<CommitInfo> Dataset::RebuildIndex(std::string_view field, const BuildProgress& progress,
+                                         const CommitOptions& commit) {
+  if (read_only()) return PermissionDenied("dataset " + Quote(name()) + " is open read-only");
+  ASSIGN_OR_RETURN(BuildIndexOptions o, vindex::RebuildOptions(*impl_, *impl_->current(), field));
   return BuildIndex(field, o, progress, commit);
 }
 
