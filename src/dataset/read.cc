@@ -114,10 +114,11 @@ class SegmentFetcher {
     bool whole = false;  // column holds every row of the segment
   };
 
-  // Fills got[i] (aligned with needs) for random rows: every segment's first-round ranges (spec/12
-  // §5.3; for fixed-width fields all there is) are planned before any is read, sorted by (segment,
-  // offset), coalesced across gaps of at most GapBytes, and read at once on the I/O pool; the
-  // readers then verify and assemble (a variable-width field's values take one more round).
+  // Fills got[i] (aligned with needs) for random rows: the headers not yet held are read
+  // first (at once, on the I/O pool); then every segment, at once, reads its first-round
+  // ranges (spec/12 §5.3; for fixed-width fields all there is), coalesced across gaps of at
+  // most GapBytes, in one multi-range request, and verifies and assembles them (a
+  // variable-width field's values take one more round).
   Status FetchRows(const std::vector<Need>& needs, std::vector<Got>& got) {
     const size_t n = needs.size();
     std::vector<std::optional<columnar::SegmentReader>> readers(n);
@@ -167,74 +168,16 @@ class SegmentFetcher {
         InFlight(local_));
     for (const Status& st : status) RETURN_IF_ERROR(st);
 
-    // Plan every request before issuing any.
-    struct Request {
-      size_t item;
-      uint64_t start, end;
-    };
-    std::vector<Request> requests;
-    std::vector<char> dense(n, 0);
+    // Then per segment, in one task: its planned ranges coalesced across gaps of at most
+    // GapBytes, read in one multi-range request (Store::GetRanges: on file:// one
+    // descriptor lookup and one fstat for all of them), handed to the reader, which
+    // verifies every block it uses and assembles the column. A dense segment is read whole.
     const uint64_t gap = GapBytes(local_);
-    for (size_t i = 0; i < n; ++i) {
-      if (!readers[i]) continue;
-      columnar::SegmentReader& reader = *readers[i];
-      const ObjectId& id = needs[i].segment;
-      // Later rounds (variable-width values) read only what they use on a local store.
-      reader.set_coalesce_gaps(!local_);
-      // An index entry past the segment's end is damage, not a bad request (the rows
-      // come from the index, not from the caller).
-      const auto& rows = needs[i].rows;
-      if (!rows.empty() && rows.back() >= reader.rows()) {
-        return Corrupt("the index points at row " + std::to_string(rows.back()) + " of segment " +
-                       id.ToString() + " which has " + std::to_string(reader.rows()) + " rows");
-      }
-      // Dense reads: the rest of the object costs about the same; ReadAll verifies every
-      // block the column is built from.
-      if (rows.size() * 2 >= reader.rows()) {
-        dense[i] = 1;
-        continue;
-      }
-      auto ranges = reader.PlanRows(rows);
-      if (!ranges.ok()) return SegmentReadError(ranges.status(), id);
-      for (const auto& r : *ranges) {
-        if (!requests.empty() && requests.back().item == i &&
-            r.start - requests.back().end <= gap) {
-          requests.back().end = r.end;
-        } else {
-          requests.push_back({i, r.start, r.end});
-        }
-      }
-    }
-    std::vector<std::optional<Result<Bytes>>> fetched(requests.size());
-    IoPool::ParallelFor(
-        requests.size(),
-        [&](size_t k) {
-          const Request& q = requests[k];
-          auto r = impl_.store().GetRange(needs[q.item].segment, q.start, q.end - q.start);
-          if (r.ok()) impl_.CountFetch(r->size());
-          fetched[k].emplace(std::move(r));
-        },
-        InFlight(local_));
-    for (size_t k = 0; k < requests.size(); ++k) {
-      const Request& q = requests[k];
-      Status st = readers[q.item]->Supply(q.start, q.end - q.start, std::move(*fetched[k]));
-      if (!st.ok()) return SegmentReadError(st, needs[q.item].segment);
-    }
-
-    // Verify and assemble (a dense segment is read whole here).
     IoPool::ParallelFor(
         n,
         [&](size_t i) {
           if (!readers[i]) return;
-          const ObjectId& id = needs[i].segment;
-          auto col = dense[i] ? readers[i]->ReadAll() : readers[i]->ReadRows(needs[i].rows);
-          if (!col.ok()) {
-            status[i] = SegmentReadError(col.status(), id);
-            return;
-          }
-          auto shared = std::make_shared<const Column>(std::move(*col));
-          if (dense[i]) impl_.segments()->Insert(id, shared);
-          got[i] = Got{std::move(shared), dense[i] != 0};
+          status[i] = ReadSegment(needs[i].segment, needs[i].rows, gap, *readers[i], got[i]);
         },
         InFlight(local_));
     for (const Status& st : status) RETURN_IF_ERROR(st);
@@ -242,6 +185,57 @@ class SegmentFetcher {
   }
 
  private:
+  // The rows of one opened segment into `got`: the first round's ranges in one
+  // multi-range read (ranges gap bytes or less apart merged), then verified and assembled;
+  // or, when at least half the rows are needed, the whole object (ReadAll verifies it).
+  Status ReadSegment(const ObjectId& id, const std::vector<uint32_t>& rows, uint64_t gap,
+                     columnar::SegmentReader& reader, Got& got) const {
+    // Later rounds (variable-width values) read only what they use on a local store.
+    reader.set_coalesce_gaps(!local_);
+    // An index entry past the segment's end is damage, not a bad request (the rows come
+    // from the index, not from the caller).
+    if (!rows.empty() && rows.back() >= reader.rows()) {
+      return Corrupt("the index points at row " + std::to_string(rows.back()) + " of segment " +
+                     id.ToString() + " which has " + std::to_string(reader.rows()) + " rows");
+    }
+    // Dense reads: the rest of the object costs about the same.
+    const bool dense = rows.size() * 2 >= reader.rows();
+    if (!dense) {
+      auto planned = reader.PlanRows(rows);
+      if (!planned.ok()) return SegmentReadError(planned.status(), id);
+      std::vector<ObjectRange> ranges;
+      ranges.reserve(planned->size());
+      for (const auto& r : *planned) {
+        if (!ranges.empty() && r.start - (ranges.back().offset + ranges.back().length) <= gap) {
+          ranges.back().length = r.end - ranges.back().offset;
+        } else {
+          ranges.push_back({r.start, r.end - r.start});
+        }
+      }
+      if (!ranges.empty()) {
+        auto fetched = impl_.store().GetRanges(id, ranges);
+        if (!fetched.ok()) {
+          // The reader maps the error as it would for its own fetch of the first range.
+          Status st = reader.Supply(ranges[0].offset, ranges[0].length, fetched.status());
+          return SegmentReadError(st, id);
+        }
+        uint64_t bytes = 0;
+        for (const Bytes& b : *fetched) bytes += b.size();
+        impl_.CountFetch(bytes);
+        for (size_t k = 0; k < ranges.size(); ++k) {
+          Status st = reader.Supply(ranges[k].offset, ranges[k].length, std::move((*fetched)[k]));
+          if (!st.ok()) return SegmentReadError(st, id);
+        }
+      }
+    }
+    auto col = dense ? reader.ReadAll() : reader.ReadRows(rows);
+    if (!col.ok()) return SegmentReadError(col.status(), id);
+    auto shared = std::make_shared<const Column>(std::move(*col));
+    if (dense) impl_.segments()->Insert(id, shared);
+    got = Got{std::move(shared), dense};
+    return Status::Ok();
+  }
+
   columnar::FetchRange Fetcher(const ObjectId& id) const {
     return [this, id](uint64_t off, uint64_t len) -> Result<Bytes> {
       auto r = impl_.store().GetRange(id, off, len);

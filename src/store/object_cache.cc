@@ -297,6 +297,18 @@ Result<Bytes> CachingObjectBackend::GetRange(const ObjectId& id, uint64_t offset
   return Bytes(ByteView(whole).substr(offset, std::min<uint64_t>(length, whole.size() - offset)));
 }
 
+Result<std::vector<Bytes>> CachingObjectBackend::GetRanges(const ObjectId& id,
+                                                           std::span<const ObjectRange> ranges) {
+  bool too_big = false;
+  {
+    std::lock_guard lock(mu_);
+    too_big = too_big_.count(id) != 0;
+  }
+  if (!too_big) return ObjectBackend::GetRanges(id, ranges);
+  for (size_t i = 0; i < ranges.size(); ++i) counters_->AddCacheMiss();
+  return inner_->GetRanges(id, ranges);
+}
+
 Status CachingObjectBackend::Delete(const ObjectId& id) {
   RETURN_IF_ERROR(inner_->Delete(id));
   ::unlink(PathOf(id).c_str());
