@@ -324,8 +324,13 @@ Status LookupUnder(Store* store, PageCache* cache, const PagePtr& page,
                    size_t hi, const LeafVisit& visit) {
   if (page->is_leaf()) {
     const std::shared_ptr<const Leaf> leaf(page, &page->leaf());
+    // Both lists ascend: each search starts where the previous one ended.
+    const std::vector<uint64_t>& keys = leaf->anchors;
+    auto from = keys.begin();
     for (size_t j = lo; j < hi; ++j) {
-      if (auto i = leaf->Find(anchors[j])) visit(j, leaf, *i);
+      from = std::lower_bound(from, keys.end(), anchors[j]);
+      if (from == keys.end()) break;
+      if (*from == anchors[j]) visit(j, leaf, static_cast<size_t>(from - keys.begin()));
     }
     return Status::Ok();
   }

@@ -254,35 +254,45 @@ struct RowRef {
   uint32_t index = 0;
 };
 
-// Materializes the projected fields for `rows` (in output order), as a random take
-// reads them: all fields' segment reads are planned first and fetched together.
+// Materializes the projected fields of a random take: `sorted` holds the distinct rows
+// in ascending anchor order (so grouped by leaf; leaf null: a missing anchor), and output
+// row i is sorted[row_of[i]] (SIZE_MAX: missing). All fields' segment reads are
+// planned first and fetched together.
 Result<std::vector<Column>> Materialize(const DatasetImpl& impl,
                                         const std::vector<FieldSpec>& fields,
-                                        const std::vector<RowRef>& rows) {
-  // Group output rows by (field, segment). where[f][i]: the need and segment row of
-  // output row i of field f (need SIZE_MAX: null).
+                                        const std::vector<RowRef>& sorted,
+                                        const std::vector<size_t>& row_of) {
+  // Group the rows by (field, segment), walking them leaf by leaf: a leaf's field and the
+  // need of each of its segments are looked up once per leaf, not once per row. where[f][k]:
+  // the need and segment row of sorted row k of field f (need SIZE_MAX: null).
   std::vector<SegmentFetcher::Need> needs;
   std::vector<std::vector<std::pair<size_t, uint32_t>>> where(fields.size());
+  std::vector<size_t> need_of;  // the current leaf's segment index -> need (SIZE_MAX: unseen)
   for (size_t f = 0; f < fields.size(); ++f) {
     const FieldSpec& spec = fields[f];
     std::unordered_map<ObjectId, size_t> slot;
-    where[f].assign(rows.size(), {SIZE_MAX, 0});
+    where[f].assign(sorted.size(), {SIZE_MAX, 0});
     const btree::Leaf* last_leaf = nullptr;
     const btree::LeafField* lf = nullptr;
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const RowRef& r = rows[i];
+    for (size_t k = 0; k < sorted.size(); ++k) {
+      const RowRef& r = sorted[k];
       if (r.leaf == nullptr) continue;
       if (r.leaf != last_leaf) {
         last_leaf = r.leaf;
         lf = r.leaf->FindField(spec.name);
+        if (lf != nullptr) need_of.assign(lf->segments.size(), SIZE_MAX);
       }
       if (lf == nullptr || lf->seg[r.index] == btree::kNoSegment) continue;
-      const ObjectId& seg = lf->segments[lf->seg[r.index]];
-      uint32_t row = lf->row[r.index];
-      auto [it, inserted] = slot.emplace(seg, needs.size());
-      if (inserted) needs.push_back({&spec, seg, {}});
-      needs[it->second].rows.push_back(row);
-      where[f][i] = {it->second, row};
+      size_t& need = need_of[lf->seg[r.index]];
+      if (need == SIZE_MAX) {
+        const ObjectId& seg = lf->segments[lf->seg[r.index]];
+        auto [it, inserted] = slot.emplace(seg, needs.size());
+        if (inserted) needs.push_back({&spec, seg, {}});
+        need = it->second;
+      }
+      const uint32_t row = lf->row[r.index];
+      needs[need].rows.push_back(row);
+      where[f][k] = {need, row};
     }
   }
   std::vector<SegmentFetcher::Got> got(needs.size());
@@ -296,10 +306,11 @@ Result<std::vector<Column>> Materialize(const DatasetImpl& impl,
 
   std::vector<Column> out;
   out.reserve(fields.size());
-  std::vector<Src> srcs(rows.size());
+  std::vector<Src> srcs(row_of.size());
   for (size_t f = 0; f < fields.size(); ++f) {
-    for (size_t i = 0; i < rows.size(); ++i) {
-      auto [s, row] = where[f][i];
+    for (size_t i = 0; i < row_of.size(); ++i) {
+      const size_t k = row_of[i];
+      auto [s, row] = k == SIZE_MAX ? std::pair<size_t, uint32_t>{SIZE_MAX, 0} : where[f][k];
       if (s == SIZE_MAX) {
         srcs[i] = Src{};
         continue;
@@ -310,10 +321,10 @@ Result<std::vector<Column>> Materialize(const DatasetImpl& impl,
         const auto& rs = needs[s].rows;
         r = static_cast<uint64_t>(std::lower_bound(rs.begin(), rs.end(), row) - rs.begin());
       } else if (row >= g.column->length()) {
-        return Corrupt("index entry for anchor " +
-                       std::to_string(rows[i].leaf->anchors[rows[i].index]) + " points at row " +
-                       std::to_string(row) + " of segment " + needs[s].segment.ToString() +
-                       " which has " + std::to_string(g.column->length()) + " rows");
+        return Corrupt(
+            "index entry for anchor " + std::to_string(sorted[k].leaf->anchors[sorted[k].index]) +
+            " points at row " + std::to_string(row) + " of segment " + needs[s].segment.ToString() +
+            " which has " + std::to_string(g.column->length()) + " rows");
       }
       srcs[i] = Src{g.column.get(), r};
     }
@@ -786,7 +797,9 @@ Result<Batch> Dataset::Take(const std::vector<uint64_t>& anchors,
   btree::Tree tree(&impl_->store(), impl_->pages(), version->index);
   // The leaves (held here while the rows point into them), not an Entry per anchor.
   ASSIGN_OR_RETURN(auto hits, tree.LookupLeaves(sorted));
-  std::vector<RowRef> rows(anchors.size());
+  std::vector<RowRef> rows(hits.size());
+  for (size_t k = 0; k < hits.size(); ++k) rows[k] = RowRef{hits[k].leaf.get(), hits[k].index};
+  std::vector<size_t> row_of(anchors.size(), SIZE_MAX);  // output row -> rows[k]
   if (found != nullptr) found->assign(anchors.size(), false);
   for (size_t i = 0; i < anchors.size(); ++i) {
     size_t k = static_cast<size_t>(std::lower_bound(sorted.begin(), sorted.end(), anchors[i]) -
@@ -798,12 +811,12 @@ Result<Batch> Dataset::Take(const std::vector<uint64_t>& anchors,
       }
       continue;
     }
-    rows[i] = RowRef{hits[k].leaf.get(), hits[k].index};
+    row_of[i] = k;
     if (found != nullptr) (*found)[i] = true;
   }
   Batch out;
   out.anchors = anchors;
-  auto columns = Materialize(*impl_, specs, rows);
+  auto columns = Materialize(*impl_, specs, rows, row_of);
   if (!columns.ok()) {
     return ExplainReclaimedField(impl_->store(), impl_->name_, version->id,
                                  version->manifest.time_ns, specs, columns.status());
