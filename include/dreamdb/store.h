@@ -21,8 +21,10 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dreamdb/object_id.h"
 #include "dreamdb/status.h"
@@ -36,6 +38,12 @@ struct ObjectInfo {
   // (a Put of an existing object refreshes it). GC's grace period counts from here
   // (spec/06-refs.md §6). Unix time in milliseconds; 0 when the backend cannot tell.
   int64_t modified_unix_ms = 0;
+};
+
+// Bytes [offset, offset+length) of an object, as one range of a multi-range read.
+struct ObjectRange {
+  uint64_t offset = 0;
+  uint64_t length = 0;
 };
 
 // The current value of a ref.
@@ -100,6 +108,14 @@ class ObjectBackend {
   // Bytes [offset, offset+length) clipped to the object's end; unverified.
   // kNotFound if absent; kInvalidArgument if offset > size.
   virtual Result<Bytes> GetRange(const ObjectId& id, uint64_t offset, uint64_t length) = 0;
+  // The ranges of one object, each exactly as GetRange gives it (clipped to the object's
+  // end), in the order asked: ranges may come in any order, overlap, repeat or be empty.
+  // Unverified. All or nothing: kNotFound if absent; kInvalidArgument, naming the range, if
+  // any range starts past the object's end. Every range is read from the same stored
+  // object (file://: one descriptor and one fstat for all of them).
+  // Default: GetRange for each range in turn.
+  virtual Result<std::vector<Bytes>> GetRanges(const ObjectId& id,
+                                               std::span<const ObjectRange> ranges);
   // Size of the object; kNotFound if absent.
   virtual Result<ObjectInfo> Head(const ObjectId& id) = 0;
   // Visits every object whose ShardPrefix() starts with `shard_prefix` ("" = all;
@@ -237,6 +253,11 @@ class Store {
   // kNotFound if absent; kCorrupt (naming the id) if the stored bytes do not hash to id.
   Result<Bytes> Get(const ObjectId& id);
   Result<Bytes> GetRange(const ObjectId& id, uint64_t offset, uint64_t length);
+  // Several ranges of one object in one call (ObjectBackend::GetRanges; unverified like
+  // GetRange, spec/05-backend.md §3). An empty list reaches no backend and returns nothing.
+  // Counted as one GET on file:// and memory:// (one call), as one GET per range on s3://
+  // (one HTTP request each), spec/05-backend.md §11.2.
+  Result<std::vector<Bytes>> GetRanges(const ObjectId& id, std::span<const ObjectRange> ranges);
   Result<ObjectInfo> Head(const ObjectId& id);
   Result<bool> Contains(const ObjectId& id);
   Status ListObjects(std::string_view shard_prefix, const ObjectVisitor& visit);

@@ -7,7 +7,8 @@
 #include "src/btree/btree.h"
 
 #include <algorithm>
-#include <future>
+#include <atomic>
+#include <cstdint>
 #include <utility>
 
 #include "src/base/encoding.h"
@@ -215,35 +216,27 @@ FetchedPages FetchEach(Store& store, PageCache* cache, const std::vector<ObjectI
     if (cache != nullptr) out.pages[i] = cache->Get(ids[i]);
     if (out.pages[i] == nullptr) misses.push_back(i);
   }
-  bool failed = false;
-  auto keep = [&](size_t i, Result<PagePtr> page) {
-    if (page.ok()) {
-      out.pages[i] = std::move(page).value();
-    } else {
-      out.errors[i] = page.status();
-      failed = true;
-    }
-  };
-  if (misses.size() == 1) {
-    keep(misses[0], Fetch(store, cache, ids[misses[0]], pages_read));
-    return out;
-  }
-  std::deque<std::pair<size_t, std::future<Result<PagePtr>>>> in_flight;
-  auto drain_one = [&]() {
-    auto [i, future] = std::move(in_flight.front());
-    in_flight.pop_front();
-    keep(i, future.get());
-  };
-  for (size_t i : misses) {
-    if (in_flight.size() >= kParallelFetches) drain_one();
-    if (failed) break;
-    const ObjectId id = ids[i];
-    in_flight.emplace_back(i, std::async(std::launch::async, [&store, cache, id, pages_read]() {
-                             BackgroundWork scope;  // a fork waits for it (io_pool.h)
-                             return Fetch(store, cache, id, pages_read);
-                           }));
-  }
-  while (!in_flight.empty()) drain_one();
+  // On the process's I/O pool (the caller runs reads too, so this never waits on a busy
+  // pool; a single miss runs inline), up to kParallelFetches at once. Reads are claimed in id
+  // order; after a failure, no read of a later id starts (those already running finish), so every
+  // id before the first failed one still has its page.
+  std::atomic<size_t> first_failed{SIZE_MAX};
+  IoPool::ParallelFor(
+      misses.size(),
+      [&](size_t k) {
+        if (k > first_failed.load(std::memory_order_relaxed)) return;
+        const size_t i = misses[k];
+        auto page = Fetch(store, cache, ids[i], pages_read);
+        if (page.ok()) {
+          out.pages[i] = std::move(page).value();
+          return;
+        }
+        out.errors[i] = page.status();
+        size_t seen = first_failed.load(std::memory_order_relaxed);
+        while (k < seen && !first_failed.compare_exchange_weak(seen, k)) {
+        }
+      },
+      kParallelFetches);
   return out;
 }
 
@@ -331,8 +324,13 @@ Status LookupUnder(Store* store, PageCache* cache, const PagePtr& page,
                    size_t hi, const LeafVisit& visit) {
   if (page->is_leaf()) {
     const std::shared_ptr<const Leaf> leaf(page, &page->leaf());
+    // Both lists ascend: each search starts where the previous one ended.
+    const std::vector<uint64_t>& keys = leaf->anchors;
+    auto from = keys.begin();
     for (size_t j = lo; j < hi; ++j) {
-      if (auto i = leaf->Find(anchors[j])) visit(j, leaf, *i);
+      from = std::lower_bound(from, keys.end(), anchors[j]);
+      if (from == keys.end()) break;
+      if (*from == anchors[j]) visit(j, leaf, static_cast<size_t>(from - keys.begin()));
     }
     return Status::Ok();
   }

@@ -9,9 +9,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <filesystem>
 #include <set>
 #include <thread>
 
+#include "src/base/io_pool.h"
 #include "src/btree/internal.h"
 #include "src/btree/test_util.h"
 
@@ -826,6 +829,72 @@ TEST_F(TraversalCheckTest, MissingChildStopsTheWalkAtItsTurnWhateverTheBatchSize
     ASSERT_EQ(firsts.size(), missing) << (cache ? "warm cache" : "no cache");
     for (size_t i = 0; i < missing; ++i) EXPECT_EQ(firsts[i], i * 100);
   }
+}
+
+// Reads the pages of a memory store slowly (so that concurrent reads overlap) and records
+// the most threads the process had while one ran. Thread-safe (atomics).
+class SlowThreadCountingBackend final : public ObjectBackend {
+ public:
+  explicit SlowThreadCountingBackend(std::shared_ptr<ObjectBackend> inner)
+      : inner_(std::move(inner)) {}
+  Status Put(const ObjectId& id, ByteView data) override { return inner_->Put(id, data); }
+  Result<Bytes> Get(const ObjectId& id) override {
+    size_t threads = ProcessThreads();
+    size_t seen = max_threads.load();
+    while (threads > seen && !max_threads.compare_exchange_weak(seen, threads)) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return inner_->Get(id);
+  }
+  Result<Bytes> GetRange(const ObjectId& id, uint64_t offset, uint64_t length) override {
+    return inner_->GetRange(id, offset, length);
+  }
+  Result<ObjectInfo> Head(const ObjectId& id) override { return inner_->Head(id); }
+  Status List(std::string_view prefix, const ObjectVisitor& visit) override {
+    return inner_->List(prefix, visit);
+  }
+  Status Delete(const ObjectId& id) override { return inner_->Delete(id); }
+  // Entries of /proc/self/task (0 where there is none).
+  static size_t ProcessThreads() {
+    std::error_code ec;
+    size_t n = 0;
+    for (auto it = std::filesystem::directory_iterator("/proc/self/task", ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+      ++n;
+    }
+    return n;
+  }
+  std::atomic<size_t> max_threads{0};
+
+ private:
+  std::shared_ptr<ObjectBackend> inner_;
+};
+
+// A batch of page reads (a take's index lookup: up to 64 leaves at once) started a
+// std::async thread per page: ~50-150 us each to create and join. They now run on the
+// process's I/O pool, which starts no thread per read.
+TEST(BtreeFetchTest, BatchedPageReadsRunOnTheIoPoolNotAThreadEach) {
+  std::shared_ptr<Store> mem = *Store::Open("memory://");
+  auto slow = std::make_shared<SlowThreadCountingBackend>(
+      std::shared_ptr<ObjectBackend>(mem, &mem->object_backend()));
+  std::unique_ptr<Store> store =
+      Store::FromBackends("memory://", slow, std::shared_ptr<RefBackend>(mem, &mem->ref_backend()));
+  std::vector<ObjectId> ids;
+  for (uint64_t i = 0; i < 96; ++i) {
+    Leaf leaf;
+    leaf.anchors = {i};
+    auto bytes = EncodeLeaf(leaf);
+    ASSERT_TRUE(bytes.ok());
+    ids.push_back(*store->Put(*bytes));
+  }
+  IoPool::ParallelFor(2, [](size_t) {});  // the pool exists before the count below
+  const size_t before = SlowThreadCountingBackend::ProcessThreads();
+  if (before == 0) GTEST_SKIP() << "no /proc/self/task";
+  auto pages = internal::FetchMany(*store, nullptr, ids, nullptr);
+  ASSERT_TRUE(pages.ok()) << pages.status().ToString();
+  ASSERT_EQ(pages->size(), ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ((*pages)[i]->leaf().anchors[0], i);
+  EXPECT_LE(slow->max_threads.load(), before) << "threads started for the reads";
 }
 
 TEST(BtreeFaultTest, StoreErrorsPropagate) {

@@ -114,10 +114,11 @@ class SegmentFetcher {
     bool whole = false;  // column holds every row of the segment
   };
 
-  // Fills got[i] (aligned with needs) for random rows: every segment's first-round ranges (spec/12
-  // §5.3; for fixed-width fields all there is) are planned before any is read, sorted by (segment,
-  // offset), coalesced across gaps of at most GapBytes, and read at once on the I/O pool; the
-  // readers then verify and assemble (a variable-width field's values take one more round).
+  // Fills got[i] (aligned with needs) for random rows: the headers not yet held are read
+  // first (at once, on the I/O pool); then every segment, at once, reads its first-round
+  // ranges (spec/12 §5.3; for fixed-width fields all there is), coalesced across gaps of at
+  // most GapBytes, in one multi-range request, and verifies and assembles them (a
+  // variable-width field's values take one more round).
   Status FetchRows(const std::vector<Need>& needs, std::vector<Got>& got) {
     const size_t n = needs.size();
     std::vector<std::optional<columnar::SegmentReader>> readers(n);
@@ -167,74 +168,16 @@ class SegmentFetcher {
         InFlight(local_));
     for (const Status& st : status) RETURN_IF_ERROR(st);
 
-    // Plan every request before issuing any.
-    struct Request {
-      size_t item;
-      uint64_t start, end;
-    };
-    std::vector<Request> requests;
-    std::vector<char> dense(n, 0);
+    // Then per segment, in one task: its planned ranges coalesced across gaps of at most
+    // GapBytes, read in one multi-range request (Store::GetRanges: on file:// one
+    // descriptor lookup and one fstat for all of them), handed to the reader, which
+    // verifies every block it uses and assembles the column. A dense segment is read whole.
     const uint64_t gap = GapBytes(local_);
-    for (size_t i = 0; i < n; ++i) {
-      if (!readers[i]) continue;
-      columnar::SegmentReader& reader = *readers[i];
-      const ObjectId& id = needs[i].segment;
-      // Later rounds (variable-width values) read only what they use on a local store.
-      reader.set_coalesce_gaps(!local_);
-      // An index entry past the segment's end is damage, not a bad request (the rows
-      // come from the index, not from the caller).
-      const auto& rows = needs[i].rows;
-      if (!rows.empty() && rows.back() >= reader.rows()) {
-        return Corrupt("the index points at row " + std::to_string(rows.back()) + " of segment " +
-                       id.ToString() + " which has " + std::to_string(reader.rows()) + " rows");
-      }
-      // Dense reads: the rest of the object costs about the same; ReadAll verifies every
-      // block the column is built from.
-      if (rows.size() * 2 >= reader.rows()) {
-        dense[i] = 1;
-        continue;
-      }
-      auto ranges = reader.PlanRows(rows);
-      if (!ranges.ok()) return SegmentReadError(ranges.status(), id);
-      for (const auto& r : *ranges) {
-        if (!requests.empty() && requests.back().item == i &&
-            r.start - requests.back().end <= gap) {
-          requests.back().end = r.end;
-        } else {
-          requests.push_back({i, r.start, r.end});
-        }
-      }
-    }
-    std::vector<std::optional<Result<Bytes>>> fetched(requests.size());
-    IoPool::ParallelFor(
-        requests.size(),
-        [&](size_t k) {
-          const Request& q = requests[k];
-          auto r = impl_.store().GetRange(needs[q.item].segment, q.start, q.end - q.start);
-          if (r.ok()) impl_.CountFetch(r->size());
-          fetched[k].emplace(std::move(r));
-        },
-        InFlight(local_));
-    for (size_t k = 0; k < requests.size(); ++k) {
-      const Request& q = requests[k];
-      Status st = readers[q.item]->Supply(q.start, q.end - q.start, std::move(*fetched[k]));
-      if (!st.ok()) return SegmentReadError(st, needs[q.item].segment);
-    }
-
-    // Verify and assemble (a dense segment is read whole here).
     IoPool::ParallelFor(
         n,
         [&](size_t i) {
           if (!readers[i]) return;
-          const ObjectId& id = needs[i].segment;
-          auto col = dense[i] ? readers[i]->ReadAll() : readers[i]->ReadRows(needs[i].rows);
-          if (!col.ok()) {
-            status[i] = SegmentReadError(col.status(), id);
-            return;
-          }
-          auto shared = std::make_shared<const Column>(std::move(*col));
-          if (dense[i]) impl_.segments()->Insert(id, shared);
-          got[i] = Got{std::move(shared), dense[i] != 0};
+          status[i] = ReadSegment(needs[i].segment, needs[i].rows, gap, *readers[i], got[i]);
         },
         InFlight(local_));
     for (const Status& st : status) RETURN_IF_ERROR(st);
@@ -242,6 +185,57 @@ class SegmentFetcher {
   }
 
  private:
+  // The rows of one opened segment into `got`: the first round's ranges in one
+  // multi-range read (ranges gap bytes or less apart merged), then verified and assembled;
+  // or, when at least half the rows are needed, the whole object (ReadAll verifies it).
+  Status ReadSegment(const ObjectId& id, const std::vector<uint32_t>& rows, uint64_t gap,
+                     columnar::SegmentReader& reader, Got& got) const {
+    // Later rounds (variable-width values) read only what they use on a local store.
+    reader.set_coalesce_gaps(!local_);
+    // An index entry past the segment's end is damage, not a bad request (the rows come
+    // from the index, not from the caller).
+    if (!rows.empty() && rows.back() >= reader.rows()) {
+      return Corrupt("the index points at row " + std::to_string(rows.back()) + " of segment " +
+                     id.ToString() + " which has " + std::to_string(reader.rows()) + " rows");
+    }
+    // Dense reads: the rest of the object costs about the same.
+    const bool dense = rows.size() * 2 >= reader.rows();
+    if (!dense) {
+      auto planned = reader.PlanRows(rows);
+      if (!planned.ok()) return SegmentReadError(planned.status(), id);
+      std::vector<ObjectRange> ranges;
+      ranges.reserve(planned->size());
+      for (const auto& r : *planned) {
+        if (!ranges.empty() && r.start - (ranges.back().offset + ranges.back().length) <= gap) {
+          ranges.back().length = r.end - ranges.back().offset;
+        } else {
+          ranges.push_back({r.start, r.end - r.start});
+        }
+      }
+      if (!ranges.empty()) {
+        auto fetched = impl_.store().GetRanges(id, ranges);
+        if (!fetched.ok()) {
+          // The reader maps the error as it would for its own fetch of the first range.
+          Status st = reader.Supply(ranges[0].offset, ranges[0].length, fetched.status());
+          return SegmentReadError(st, id);
+        }
+        uint64_t bytes = 0;
+        for (const Bytes& b : *fetched) bytes += b.size();
+        impl_.CountFetch(bytes);
+        for (size_t k = 0; k < ranges.size(); ++k) {
+          Status st = reader.Supply(ranges[k].offset, ranges[k].length, std::move((*fetched)[k]));
+          if (!st.ok()) return SegmentReadError(st, id);
+        }
+      }
+    }
+    auto col = dense ? reader.ReadAll() : reader.ReadRows(rows);
+    if (!col.ok()) return SegmentReadError(col.status(), id);
+    auto shared = std::make_shared<const Column>(std::move(*col));
+    if (dense) impl_.segments()->Insert(id, shared);
+    got = Got{std::move(shared), dense};
+    return Status::Ok();
+  }
+
   columnar::FetchRange Fetcher(const ObjectId& id) const {
     return [this, id](uint64_t off, uint64_t len) -> Result<Bytes> {
       auto r = impl_.store().GetRange(id, off, len);
@@ -260,35 +254,45 @@ struct RowRef {
   uint32_t index = 0;
 };
 
-// Materializes the projected fields for `rows` (in output order), as a random take
-// reads them: all fields' segment reads are planned first and fetched together.
+// Materializes the projected fields of a random take: `sorted` holds the distinct rows
+// in ascending anchor order (so grouped by leaf; leaf null: a missing anchor), and output
+// row i is sorted[row_of[i]] (SIZE_MAX: missing). All fields' segment reads are
+// planned first and fetched together.
 Result<std::vector<Column>> Materialize(const DatasetImpl& impl,
                                         const std::vector<FieldSpec>& fields,
-                                        const std::vector<RowRef>& rows) {
-  // Group output rows by (field, segment). where[f][i]: the need and segment row of
-  // output row i of field f (need SIZE_MAX: null).
+                                        const std::vector<RowRef>& sorted,
+                                        const std::vector<size_t>& row_of) {
+  // Group the rows by (field, segment), walking them leaf by leaf: a leaf's field and the
+  // need of each of its segments are looked up once per leaf, not once per row. where[f][k]:
+  // the need and segment row of sorted row k of field f (need SIZE_MAX: null).
   std::vector<SegmentFetcher::Need> needs;
   std::vector<std::vector<std::pair<size_t, uint32_t>>> where(fields.size());
+  std::vector<size_t> need_of;  // the current leaf's segment index -> need (SIZE_MAX: unseen)
   for (size_t f = 0; f < fields.size(); ++f) {
     const FieldSpec& spec = fields[f];
     std::unordered_map<ObjectId, size_t> slot;
-    where[f].assign(rows.size(), {SIZE_MAX, 0});
+    where[f].assign(sorted.size(), {SIZE_MAX, 0});
     const btree::Leaf* last_leaf = nullptr;
     const btree::LeafField* lf = nullptr;
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const RowRef& r = rows[i];
+    for (size_t k = 0; k < sorted.size(); ++k) {
+      const RowRef& r = sorted[k];
       if (r.leaf == nullptr) continue;
       if (r.leaf != last_leaf) {
         last_leaf = r.leaf;
         lf = r.leaf->FindField(spec.name);
+        if (lf != nullptr) need_of.assign(lf->segments.size(), SIZE_MAX);
       }
       if (lf == nullptr || lf->seg[r.index] == btree::kNoSegment) continue;
-      const ObjectId& seg = lf->segments[lf->seg[r.index]];
-      uint32_t row = lf->row[r.index];
-      auto [it, inserted] = slot.emplace(seg, needs.size());
-      if (inserted) needs.push_back({&spec, seg, {}});
-      needs[it->second].rows.push_back(row);
-      where[f][i] = {it->second, row};
+      size_t& need = need_of[lf->seg[r.index]];
+      if (need == SIZE_MAX) {
+        const ObjectId& seg = lf->segments[lf->seg[r.index]];
+        auto [it, inserted] = slot.emplace(seg, needs.size());
+        if (inserted) needs.push_back({&spec, seg, {}});
+        need = it->second;
+      }
+      const uint32_t row = lf->row[r.index];
+      needs[need].rows.push_back(row);
+      where[f][k] = {need, row};
     }
   }
   std::vector<SegmentFetcher::Got> got(needs.size());
@@ -302,10 +306,11 @@ Result<std::vector<Column>> Materialize(const DatasetImpl& impl,
 
   std::vector<Column> out;
   out.reserve(fields.size());
-  std::vector<Src> srcs(rows.size());
+  std::vector<Src> srcs(row_of.size());
   for (size_t f = 0; f < fields.size(); ++f) {
-    for (size_t i = 0; i < rows.size(); ++i) {
-      auto [s, row] = where[f][i];
+    for (size_t i = 0; i < row_of.size(); ++i) {
+      const size_t k = row_of[i];
+      auto [s, row] = k == SIZE_MAX ? std::pair<size_t, uint32_t>{SIZE_MAX, 0} : where[f][k];
       if (s == SIZE_MAX) {
         srcs[i] = Src{};
         continue;
@@ -316,10 +321,10 @@ Result<std::vector<Column>> Materialize(const DatasetImpl& impl,
         const auto& rs = needs[s].rows;
         r = static_cast<uint64_t>(std::lower_bound(rs.begin(), rs.end(), row) - rs.begin());
       } else if (row >= g.column->length()) {
-        return Corrupt("index entry for anchor " +
-                       std::to_string(rows[i].leaf->anchors[rows[i].index]) + " points at row " +
-                       std::to_string(row) + " of segment " + needs[s].segment.ToString() +
-                       " which has " + std::to_string(g.column->length()) + " rows");
+        return Corrupt(
+            "index entry for anchor " + std::to_string(sorted[k].leaf->anchors[sorted[k].index]) +
+            " points at row " + std::to_string(row) + " of segment " + needs[s].segment.ToString() +
+            " which has " + std::to_string(g.column->length()) + " rows");
       }
       srcs[i] = Src{g.column.get(), r};
     }
@@ -792,7 +797,9 @@ Result<Batch> Dataset::Take(const std::vector<uint64_t>& anchors,
   btree::Tree tree(&impl_->store(), impl_->pages(), version->index);
   // The leaves (held here while the rows point into them), not an Entry per anchor.
   ASSIGN_OR_RETURN(auto hits, tree.LookupLeaves(sorted));
-  std::vector<RowRef> rows(anchors.size());
+  std::vector<RowRef> rows(hits.size());
+  for (size_t k = 0; k < hits.size(); ++k) rows[k] = RowRef{hits[k].leaf.get(), hits[k].index};
+  std::vector<size_t> row_of(anchors.size(), SIZE_MAX);  // output row -> rows[k]
   if (found != nullptr) found->assign(anchors.size(), false);
   for (size_t i = 0; i < anchors.size(); ++i) {
     size_t k = static_cast<size_t>(std::lower_bound(sorted.begin(), sorted.end(), anchors[i]) -
@@ -804,12 +811,12 @@ Result<Batch> Dataset::Take(const std::vector<uint64_t>& anchors,
       }
       continue;
     }
-    rows[i] = RowRef{hits[k].leaf.get(), hits[k].index};
+    row_of[i] = k;
     if (found != nullptr) (*found)[i] = true;
   }
   Batch out;
   out.anchors = anchors;
-  auto columns = Materialize(*impl_, specs, rows);
+  auto columns = Materialize(*impl_, specs, rows, row_of);
   if (!columns.ok()) {
     return ExplainReclaimedField(impl_->store(), impl_->name_, version->id,
                                  version->manifest.time_ns, specs, columns.status());

@@ -297,6 +297,29 @@ Result<Bytes> CachingObjectBackend::GetRange(const ObjectId& id, uint64_t offset
   return Bytes(ByteView(whole).substr(offset, std::min<uint64_t>(length, whole.size() - offset)));
 }
 
+Result<std::vector<Bytes>> CachingObjectBackend::GetRanges(const ObjectId& id,
+                                                           std::span<const ObjectRange> ranges) {
+  auto too_big = [&] {
+    std::lock_guard lock(mu_);
+    return too_big_.count(id) != 0;
+  };
+  std::vector<Bytes> out;
+  out.reserve(ranges.size());
+  // The first range caches the object or finds it too big to cache (then the store
+  // serves the rest in one multi-range read); the others then read the cache.
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    if (too_big()) {
+      for (size_t k = i; k < ranges.size(); ++k) counters_->AddCacheMiss();
+      ASSIGN_OR_RETURN(std::vector<Bytes> rest, inner_->GetRanges(id, ranges.subspan(i)));
+      for (Bytes& b : rest) out.push_back(std::move(b));
+      return out;
+    }
+    ASSIGN_OR_RETURN(Bytes bytes, GetRange(id, ranges[i].offset, ranges[i].length));
+    out.push_back(std::move(bytes));
+  }
+  return out;
+}
+
 Status CachingObjectBackend::Delete(const ObjectId& id) {
   RETURN_IF_ERROR(inner_->Delete(id));
   ::unlink(PathOf(id).c_str());

@@ -70,6 +70,11 @@ class CachingObjectBackend final : public ObjectBackend {
   Status Sync() override { return inner_->Sync(); }
   Result<Bytes> Get(const ObjectId& id) override;
   Result<Bytes> GetRange(const ObjectId& id, uint64_t offset, uint64_t length) override;
+  // GetRange per range: the first caches the object and the rest read the cache; once the
+  // object is known too big to cache, the store's own multi-range read for the rest (a
+  // miss per range).
+  Result<std::vector<Bytes>> GetRanges(const ObjectId& id,
+                                       std::span<const ObjectRange> ranges) override;
   Result<ObjectInfo> Head(const ObjectId& id) override { return inner_->Head(id); }
   Status List(std::string_view shard_prefix, const ObjectVisitor& visit) override {
     return inner_->List(shard_prefix, visit);

@@ -116,6 +116,31 @@ TEST(ObjectCacheTest, ObjectsOverAQuarterOfTheBoundPassRangesThrough) {
   EXPECT_FALSE(std::filesystem::exists(CachePath(dir, id)));
 }
 
+// A multi-range read through the cache: a small object is fetched whole once and every
+// range served from it; one too big to cache has its ranges sent on to the store (every
+// range but the one that found it too big in one multi-range read).
+TEST(ObjectCacheTest, MultiRangeReadCachesSmallObjectsAndPassesBigOnesThrough) {
+  const std::string dir = TempDir();
+  Fixture f = Make(dir, 1000);
+  const ObjectId small = PutBytes(*f.cache, "0123456789");
+  const std::vector<ObjectRange> ranges = {{7, 2}, {0, 3}, {8, 100}};
+  auto got = f.cache->GetRanges(small, ranges);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, (std::vector<Bytes>{"78", "012", "89"}));
+  EXPECT_EQ(f.store->gets.load(), 1);
+  EXPECT_EQ(f.store->ranges.load(), 0);
+
+  const ObjectId big = PutBytes(*f.cache, std::string(300, 'b') + "tail");
+  got = f.cache->GetRanges(big, std::vector<ObjectRange>{{300, 4}, {0, 2}, {299, 2}});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, (std::vector<Bytes>{"tail", "bb", "bt"}));
+  EXPECT_EQ(f.store->gets.load(), 1);  // never fetched whole
+  EXPECT_EQ(f.store->ranges.load(), 3);
+  EXPECT_FALSE(std::filesystem::exists(CachePath(dir, big)));
+  EXPECT_EQ(f.cache->GetRanges(big, std::vector<ObjectRange>{{0, 1}, {305, 1}}).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
 TEST(ObjectCacheTest, CorruptCacheFileIsDetectedDeletedAndRefetched) {
   const std::string dir = TempDir();
   Fixture f = Make(dir, 1 << 20);

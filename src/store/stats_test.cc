@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "dreamdb/store.h"
 
@@ -38,6 +39,27 @@ TEST(StoreStatsTest, MemoryStoreCountsEveryBackendCallByVerbAndClass) {
   EXPECT_EQ(st.bytes_out, 5u);
   EXPECT_EQ(st.bytes_in, 7u);  // "hello" and "el"
   EXPECT_EQ(st.retries, 0u);
+}
+
+// A multi-range read is one call reaching a local backend: one GET, its bytes in the sum
+// of its ranges (spec/05-backend.md §11.2); an empty one asks nothing.
+TEST(StoreStatsTest, MultiRangeReadCountsAsOneGetOnALocalStore) {
+  auto store = Store::Open("memory://");
+  ASSERT_TRUE(store.ok());
+  Store& s = **store;
+  auto id = s.Put("0123456789");
+  ASSERT_TRUE(id.ok());
+  const StoreStats before = s.stats();
+  const std::vector<ObjectRange> ranges = {{7, 2}, {0, 3}, {8, 100}};
+  auto got = s.GetRanges(*id, ranges);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_TRUE(s.GetRanges(*id, {}).ok());
+  const StoreStats after = s.stats();
+  EXPECT_EQ(after.requests[StoreStats::kGet][StoreStats::k2xx] -
+                before.requests[StoreStats::kGet][StoreStats::k2xx],
+            1u);
+  EXPECT_EQ(after.TotalRequests() - before.TotalRequests(), 1u);
+  EXPECT_EQ(after.bytes_in - before.bytes_in, 7u);  // "78", "012", "89"
 }
 
 TEST(StoreStatsTest, JsonListsNonZeroCountsByVerb) {

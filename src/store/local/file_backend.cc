@@ -731,6 +731,33 @@ Result<Bytes> FileBackend::GetRange(const ObjectId& id, uint64_t offset, uint64_
   return out;
 }
 
+// A random take reads many ranges of each segment: the descriptor is looked up (or opened)
+// and its size checked once per object, not once per range (spec/05-backend.md §8.3.2).
+Result<std::vector<Bytes>> FileBackend::GetRanges(const ObjectId& id,
+                                                  std::span<const ObjectRange> ranges) {
+  struct stat st;
+  ASSIGN_OR_RETURN(auto file, OpenForRead(id, &st));
+  const auto size = static_cast<uint64_t>(st.st_size);
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    if (ranges[i].offset > size) {
+      return InvalidArgument("object " + id.ToString() + ": range " + std::to_string(i) +
+                             " offset " + std::to_string(ranges[i].offset) +
+                             " is beyond its size " + std::to_string(size));
+    }
+  }
+  std::vector<Bytes> out(ranges.size());
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    const ObjectRange& r = ranges[i];
+    Status status =
+        ReadAll(file->fd, file->path, r.offset, std::min(r.length, size - r.offset), &out[i]);
+    if (!status.ok()) {
+      object_fds_.Erase(id);  // the next read opens the file afresh
+      return status;
+    }
+  }
+  return out;
+}
+
 Result<ObjectInfo> FileBackend::Head(const ObjectId& id) {
   const std::string path = ObjectPath(id);
   struct stat st;

@@ -86,6 +86,9 @@ class FileBackend final : public ObjectBackend, public RefBackend {
   Status Sync() override;
   Result<Bytes> Get(const ObjectId& id) override;
   Result<Bytes> GetRange(const ObjectId& id, uint64_t offset, uint64_t length) override;
+  // One (cached) descriptor and one fstat for all the ranges, then a pread per range.
+  Result<std::vector<Bytes>> GetRanges(const ObjectId& id,
+                                       std::span<const ObjectRange> ranges) override;
   Result<ObjectInfo> Head(const ObjectId& id) override;
   Status List(std::string_view shard_prefix, const ObjectVisitor& visit) override;
   Status Delete(const ObjectId& id) override;

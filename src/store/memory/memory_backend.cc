@@ -63,6 +63,27 @@ Result<Bytes> MemoryObjectBackend::GetRange(const ObjectId& id, uint64_t offset,
   return data.substr(offset, std::min<uint64_t>(length, data.size() - offset));
 }
 
+Result<std::vector<Bytes>> MemoryObjectBackend::GetRanges(const ObjectId& id,
+                                                          std::span<const ObjectRange> ranges) {
+  std::string key = Key(id);
+  std::lock_guard lock(mu_);
+  auto it = objects_.find(key);
+  if (it == objects_.end()) return ObjectNotFound(id);
+  const Bytes& data = it->second.data;
+  std::vector<Bytes> out;
+  out.reserve(ranges.size());
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    const ObjectRange& r = ranges[i];
+    if (r.offset > data.size()) {
+      return InvalidArgument("object " + id.ToString() + ": range " + std::to_string(i) +
+                             " offset " + std::to_string(r.offset) + " is beyond its size " +
+                             std::to_string(data.size()));
+    }
+    out.push_back(data.substr(r.offset, std::min<uint64_t>(r.length, data.size() - r.offset)));
+  }
+  return out;
+}
+
 Result<ObjectInfo> MemoryObjectBackend::Head(const ObjectId& id) {
   std::string key = Key(id);
   std::lock_guard lock(mu_);

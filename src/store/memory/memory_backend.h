@@ -25,6 +25,9 @@ class MemoryObjectBackend final : public ObjectBackend {
   Status Put(const ObjectId& id, ByteView data) override;
   Result<Bytes> Get(const ObjectId& id) override;
   Result<Bytes> GetRange(const ObjectId& id, uint64_t offset, uint64_t length) override;
+  // All the ranges under one lock, from one copy of the object.
+  Result<std::vector<Bytes>> GetRanges(const ObjectId& id,
+                                       std::span<const ObjectRange> ranges) override;
   Result<ObjectInfo> Head(const ObjectId& id) override;
   Status List(std::string_view shard_prefix, const ObjectVisitor& visit) override;
   Status Delete(const ObjectId& id) override;

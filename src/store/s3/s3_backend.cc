@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "src/base/encoding.h"
+#include "src/base/io_pool.h"
 #include "src/store/local/file_backend.h"
 
 namespace dreamdb::s3 {
@@ -441,6 +442,24 @@ Result<Bytes> S3Backend::Get(const ObjectId& id) {
   if (r.status == 404) return NotFound("object " + id.ToString() + " not found");
   if (!Is2xx(r.status)) return ErrorFor("GET", key, r);
   return std::move(r.body);
+}
+
+Result<std::vector<Bytes>> S3Backend::GetRanges(const ObjectId& id,
+                                                std::span<const ObjectRange> ranges) {
+  // As many in flight as a read keeps connections (the take's remote limit).
+  constexpr size_t kRangesInFlight = 64;
+  std::vector<std::optional<Result<Bytes>>> got(ranges.size());
+  IoPool::ParallelFor(
+      ranges.size(),
+      [&](size_t i) { got[i].emplace(GetRange(id, ranges[i].offset, ranges[i].length)); },
+      kRangesInFlight);
+  std::vector<Bytes> out;
+  out.reserve(ranges.size());
+  for (auto& r : got) {
+    if (!r->ok()) return r->status();
+    out.push_back(std::move(*r).value());
+  }
+  return out;
 }
 
 Result<Bytes> S3Backend::GetRange(const ObjectId& id, uint64_t offset, uint64_t length) {
