@@ -81,17 +81,11 @@ struct GraphWarm {
 
 namespace {
 
-// The GraphWarm of index `index_id` in `ctx`'s version: from the cache, else new (and
+// The GraphWarm of index ctx.index_id in ctx's version: from the cache, else new (and
 // cached); null for a graph whose pages could not all stay in the cache.
-std::shared_ptr<const GraphWarm> WarmOf(const SearchContext& ctx, const ObjectId& index_id,
-                                        const GraphInfo& g, const vector::IvfModel& model) {
-  const ObjectId version_key =
-      ctx.version->index.inline_leaf != nullptr ? ctx.version->id : ctx.version->index.root;
-  std::string key = "dreamdb graph warm state\n";
-  key += index_id.ToString();
-  key += '\n';
-  key += version_key.ToString();
-  const ObjectId id = ObjectId::Of(key);
+std::shared_ptr<const GraphWarm> WarmOf(const SearchContext& ctx, const GraphInfo& g,
+                                        const vector::IvfModel& model) {
+  const ObjectId id = WarmStateKey("graph", ctx);
   if (auto hit = ctx.impl->vectors()->Get<GraphWarm>(id)) return hit;
   // A node's share of its page: 20 bytes of envelope, its neighbour list and its code
   // (GraphNodeBlock::MemoryBytes, LoadNodePage), 9 bytes of live flags and location; plus
@@ -210,7 +204,7 @@ Result<std::vector<Cand>> GraphSearchOne(const SearchContext& ctx, const vector:
   const SearchOptions& o = *ctx.options;
   const GraphInfo& g = *ix.graph;
   std::shared_ptr<const GraphWarm> warm;
-  if (ctx.index_id != nullptr) warm = WarmOf(ctx, *ctx.index_id, g, model);
+  if (ctx.index_id != nullptr) warm = WarmOf(ctx, g, model);
   PagedNodeSource source(*ctx.impl, ix, model, warm);
   std::unordered_set<uint64_t> rejected;  // handles the filters rejected
   size_t fetch = o.where.empty() ? o.k : std::max<size_t>(o.k * 4, 64);

@@ -171,6 +171,9 @@ Status BucketDistances(const SearchContext& ctx, const vector::IvfModel& model, 
                        std::unordered_set<uint64_t>* stale);
 // Candidates (best first) without repeated anchors.
 std::vector<Cand> Dedup(const std::vector<Cand>& cands);
+// The cache key of a warm handle's table by position (spec/21 §7.10) of kind `kind` for the
+// index ctx.index_id (not null) in ctx's version.
+ObjectId WarmStateKey(std::string_view kind, const SearchContext& ctx);
 // One query through an IVF/IMI/LSH index (spec/21 §7.2).
 Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::IvfModel& model,
                                        const IndexObject& ix, const float* q, uint32_t nprobe,

@@ -399,11 +399,7 @@ namespace {
 std::shared_ptr<const IvfWarm> IvfWarmOf(const SearchContext& ctx, const IndexObject& ix,
                                          const vector::IvfModel& model) {
   if (ctx.index_id == nullptr) return nullptr;
-  std::string key = "dreamdb ivf warm state\n";
-  key += ctx.index_id->ToString();
-  key += '\n';
-  key += LiveVersionKey(*ctx.version).ToString();
-  const ObjectId id = ObjectId::Of(key);
+  const ObjectId id = WarmStateKey("ivf", ctx);
   if (auto hit = ctx.impl->vectors()->Get<IvfWarm>(id)) return hit;
   // An entry's share: its code (at most bits x padded dim bits plus factors), its anchor,
   // location tag and row (20 bytes) in the bucket, 9 bytes of live entries; per bucket and
@@ -430,6 +426,18 @@ void KeepLive(const IvfWarm* warm, const std::vector<std::pair<uint32_t, uint32_
 }
 
 }  // namespace
+
+ObjectId WarmStateKey(std::string_view kind, const SearchContext& ctx) {
+  std::string key = "dreamdb warm state ";
+  key += kind;
+  key += '\n';
+  const ObjectId version = LiveVersionKey(*ctx.version);
+  const auto& a = ctx.index_id->digest();
+  const auto& b = version.digest();
+  key.append(reinterpret_cast<const char*>(a.data()), a.size());
+  key.append(reinterpret_cast<const char*>(b.data()), b.size());
+  return ObjectId::Of(key);
+}
 
 // One query through the IVF index (spec/21 §7.2, §7.10). A bucket the handle's cache has
 // seen before is scanned through its LiveEntries (stale entries skipped, re-rank vectors
