@@ -33,6 +33,12 @@ class Column {
   Column() = default;
   // An empty column shaped for `field`.
   explicit Column(const FieldSpec& field);
+  // Large buffers go back to the scan's buffer recycler (reused while a scan runs).
+  ~Column();
+  Column(const Column&) = default;
+  Column& operator=(const Column&) = default;
+  Column(Column&&) noexcept = default;
+  Column& operator=(Column&&) noexcept = default;
 
   const FieldSpec& field() const { return field_; }
   FieldType type() const { return field_.type; }

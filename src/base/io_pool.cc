@@ -2,6 +2,7 @@
 #include "src/base/io_pool.h"
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -233,6 +234,58 @@ void IoTask::Cancel() {
   Run(false);
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [this] { return done_; });
+}
+
+std::shared_ptr<IoTask> IoLane::Start(std::function<void()> fn) {
+  auto task = std::make_shared<IoTask>(std::move(fn));
+  const int pid = static_cast<int>(getpid());
+  if (thread_.joinable() && pid != pid_) return task;  // a forked child: runs in Wait()
+  std::unique_lock<std::mutex> lock(mu_);
+  queue_.push_back(task);
+  if (!thread_.joinable()) {
+    pid_ = pid;
+    thread_ = std::thread([this] { Loop(); });
+    // Returns once the thread runs Loop(): a thread still starting when the process forks
+    // could hold a lock the child needs (as for the pool's threads).
+    cv_.wait(lock, [this] { return running_; });
+  }
+  lock.unlock();
+  cv_.notify_all();
+  return task;
+}
+
+void IoLane::Loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  running_ = true;
+  cv_.notify_all();
+  for (;;) {
+    cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopped
+    std::shared_ptr<IoTask> task = std::move(queue_.front());
+    queue_.pop_front();
+    const bool run = !stop_;
+    lock.unlock();
+    {
+      BackgroundWork scope;  // a fork waits for it
+      task->Run(run);
+    }
+    task.reset();
+    lock.lock();
+  }
+}
+
+IoLane::~IoLane() {
+  if (!thread_.joinable()) return;
+  if (static_cast<int>(getpid()) != pid_) {
+    thread_.detach();  // a forked child: the thread exists only in the parent
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
 }
 
 size_t IoPool::Threads() { return GetPool().size(); }

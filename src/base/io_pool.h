@@ -30,9 +30,11 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 namespace dreamdb {
 
@@ -75,6 +77,7 @@ class IoTask {
   explicit IoTask(std::function<void()> fn) : fn_(std::move(fn)) {}
 
  private:
+  friend class IoLane;
   void Run(bool execute);
 
   std::function<void()> fn_;  // used (then cleared) by the one thread that claims the task
@@ -82,6 +85,33 @@ class IoTask {
   std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;  // guarded by mu_
+};
+
+// One thread of its own that runs IoTasks one at a time, in the order started: for
+// background reads whose large buffers should come from one allocator arena (a scan's
+// 30 MB segments read on the pool's many threads grow one arena per thread, and the
+// process keeps them all). The thread starts with the first task and stops with the lane;
+// tasks not started by then are cancelled. A Wait() on a task the thread has not reached
+// runs it on the waiter, as for the pool. In a forked child (no thread) every task runs
+// in its Wait().
+// Thread safety: Start may be called from any thread, concurrently; the destructor once.
+class IoLane {
+ public:
+  IoLane() = default;
+  ~IoLane();
+  IoLane(const IoLane&) = delete;
+  IoLane& operator=(const IoLane&) = delete;
+  std::shared_ptr<IoTask> Start(std::function<void()> fn);
+
+ private:
+  void Loop();
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<IoTask>> queue_;  // guarded by mu_
+  bool stop_ = false;                          // guarded by mu_
+  bool running_ = false;                       // guarded by mu_: Loop() has started
+  std::thread thread_;
+  int pid_ = 0;  // the process thread_ runs in
 };
 
 }  // namespace dreamdb

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -219,6 +220,98 @@ TEST(IoPoolTest, IoTaskCancelDropsATaskNotYetStarted) {
   started->Wait();
   started->Cancel();  // already ran: nothing to drop
   EXPECT_EQ(runs.load(), 1);
+}
+
+// A scan reads its segments on a lane: one thread, in order, never the caller's unless the
+// caller waits for a task the thread has not reached.
+TEST(IoLaneTest, RunsTasksInOrderOnOneThreadOfItsOwn) {
+  IoLane lane;
+  std::mutex mu;
+  std::vector<int> order;
+  std::vector<std::thread::id> threads;
+  std::vector<std::shared_ptr<IoTask>> tasks;
+  for (int i = 0; i < 200; ++i) {
+    tasks.push_back(lane.Start([&, i] {
+      std::lock_guard<std::mutex> lock(mu);
+      order.push_back(i);
+      threads.push_back(std::this_thread::get_id());
+    }));
+  }
+  // Waits without Wait() (which would run a task the lane has not reached on this thread).
+  std::promise<void> all_ran;
+  auto last = lane.Start([&] { all_ran.set_value(); });
+  ASSERT_EQ(all_ran.get_future().wait_for(std::chrono::seconds(60)), std::future_status::ready);
+  last->Wait();
+  for (auto& t : tasks) t->Wait();  // all settled: runs nothing
+  ASSERT_EQ(order.size(), 200u);
+  for (size_t i = 0; i < order.size(); ++i) {
+    EXPECT_EQ(order[i], static_cast<int>(i));
+    EXPECT_EQ(threads[i], threads[0]);
+  }
+  EXPECT_NE(threads[0], std::this_thread::get_id());
+  // A task the lane has not reached runs in its waiter.
+  std::atomic<bool> go{false};
+  auto blocker = lane.Start([&] {
+    while (!go) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  std::thread::id ran_on;
+  auto behind = lane.Start([&] { ran_on = std::this_thread::get_id(); });
+  behind->Wait();
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+  go = true;
+  blocker->Wait();
+}
+
+// A reader destroyed with reads still queued: the lane drops them, and a waiter on a
+// dropped task returns instead of hanging.
+TEST(IoLaneTest, DestroyingTheLaneDropsTasksNotStartedAndWakesTheirWaiters) {
+  std::atomic<int> runs{0};
+  std::atomic<bool> release{false};
+  std::atomic<bool> first_started{false};
+  std::shared_ptr<IoTask> blocked;
+  std::vector<std::shared_ptr<IoTask>> queued;
+  std::thread releaser;
+  {
+    IoLane lane;
+    blocked = lane.Start([&] {
+      first_started = true;
+      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      runs += 1;
+    });
+    for (int i = 0; i < 10; ++i) queued.push_back(lane.Start([&] { runs += 100; }));
+    while (!first_started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    releaser = std::thread([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      release = true;
+    });
+    // The lane is destroyed here, while its first task still runs: that one finishes,
+    // the queued ones are dropped.
+  }
+  releaser.join();
+  blocked->Wait();
+  for (auto& t : queued) t->Wait();  // settled: returns at once, runs nothing
+  EXPECT_EQ(runs.load(), 1);
+}
+
+// In a forked child the lane's thread is gone: a task started there runs in its Wait().
+TEST(IoLaneTest, WorksInAForkedChild) {
+  IoLane lane;
+  lane.Start([] {})->Wait();  // the parent's thread exists
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int ran = 0;
+    auto task = lane.Start([&] { ran = 1; });
+    task->Wait();
+    _exit(ran == 1 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  int after = 0;
+  lane.Start([&] { after = 1; })->Wait();  // and the parent's still works
+  EXPECT_EQ(after, 1);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include <string>
 #include <utility>
 
+#include "src/base/buffer_recycler.h"
 #include "src/base/encoding.h"
 #include "src/base/little_endian.h"
 
@@ -45,6 +46,11 @@ bool GetBit(const std::string& bitmap, uint64_t i) {
 }
 
 }  // namespace
+
+Column::~Column() {
+  BufferRecycler::Give(std::move(values_));
+  BufferRecycler::Give(std::move(data_));
+}
 
 Column::Column(const FieldSpec& field) : field_(field) {
   if (IsVariable(field_.type)) offsets_.assign(8, '\0');

@@ -197,6 +197,45 @@ TEST(DatasetTest, ScanReaderDroppedMidScanStopsItsReadAhead) {
   }
 }
 
+// A scan reads the next batch's segments while it builds this one: a read that fails
+// ahead of time is reported with the batch that needs it, after every batch before it,
+// on a local store (reads on the reader's lane) and a remote one (on the I/O pool).
+TEST(DatasetTest, ScanReportsASegmentReadFailedAheadWithTheBatchThatNeedsIt) {
+  for (const char* uri : {"memory://ahead", "remote://ahead"}) {
+    SCOPED_TRACE(uri);
+    std::shared_ptr<Store> mem(*Store::Open("memory://"));
+    auto fault = std::make_shared<FaultInjectingBackend>(
+        std::shared_ptr<ObjectBackend>(mem, &mem->object_backend()),
+        std::shared_ptr<RefBackend>(mem, &mem->ref_backend()));
+    std::shared_ptr<Store> store = Store::FromBackends(uri, fault, fault);
+    auto ds = *Dataset::Create(store, "d", TestSchema());
+    for (int c = 0; c < 4; ++c) {  // four commits: four label segments
+      ASSERT_TRUE(ds->AppendMany(MakeRows(ds->schema(), 1000, c * 1000)).ok());
+    }
+    ScanOptions opts;
+    opts.fields = {"label"};
+    opts.batch_rows = 1000;
+    ASSERT_EQ(ScanAll(*ds, opts).size(), 4u);  // the index pages are now cached
+    fault->FailNthCall(3, StatusCode::kUnavailable, FaultOp::kGet);  // the third segment
+    auto reader = *ds->Scan(opts);
+    for (int64_t b = 0; b < 2; ++b) {
+      auto got = reader->Next();
+      ASSERT_TRUE(got.ok()) << b << ": " << got.status().ToString();
+      ASSERT_TRUE(got->has_value());
+      EXPECT_EQ((*got)->columns[0].Int64At(0), b * 1000);
+      EXPECT_EQ((*got)->columns[0].Int64At(999), b * 1000 + 999);
+    }
+    auto third = reader->Next();
+    ASSERT_FALSE(third.ok());
+    EXPECT_EQ(third.status().code(), StatusCode::kUnavailable) << third.status().ToString();
+    EXPECT_NE(third.status().ToString().find("label"), std::string::npos)
+        << third.status().ToString();
+    auto after = reader->Next();  // the scan has ended
+    ASSERT_TRUE(after.ok());
+    EXPECT_FALSE(after->has_value());
+  }
+}
+
 TEST(DatasetTest, ProjectionFetchesOnlyRequestedFields) {
   auto store = MemStore();
   auto ds = *Dataset::Create(store, "d", TestSchema());

@@ -13,6 +13,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "src/base/buffer_recycler.h"
 #include "src/base/encoding.h"
 #include "src/base/io_pool.h"
 #include "src/base/little_endian.h"
@@ -337,11 +338,14 @@ Result<std::vector<Column>> Materialize(const DatasetImpl& impl,
 // only hash over them unless the store's verify_reads is off, when the block sums are
 // checked instead), and their buffers viewed in Column's layout.
 struct ScanSegment {
+  ScanSegment() = default;
+  ScanSegment(const ScanSegment&) = delete;
+  ScanSegment& operator=(const ScanSegment&) = delete;
+  ~ScanSegment() { BufferRecycler::Give(std::move(bytes)); }
   Bytes bytes;
   columnar::SegmentBuffers buffers;
   std::shared_ptr<const Column> cached;  // a cached decoded segment the views point into
 };
-using ScanPins = std::unordered_map<ObjectId, std::shared_ptr<const ScanSegment>>;
 
 Result<std::shared_ptr<const ScanSegment>> FetchScanSegment(const DatasetImpl& impl,
                                                             const FieldSpec& spec,
@@ -403,12 +407,13 @@ Result<Column> GatherRuns(const FieldSpec& spec, const std::vector<Run>& runs, u
   if (any_null) validity.assign((rows + 7) / 8, '\0');
   std::string values, offsets, data;
   const uint64_t width = variable ? 0 : spec.FixedWidth();
+  // Large buffers come from the recycler: pages already mapped, nothing to zero.
   if (variable) {
     offsets.reserve((rows + 1) * 8);
-    data.reserve(data_bytes);
+    data = BufferRecycler::Take(data_bytes);
     AppendU64(&offsets, 0);
   } else {
-    values.reserve(rows * width);
+    values = BufferRecycler::Take(rows * width);
   }
   uint64_t out = 0;
   for (const Run& r : runs) {
@@ -451,12 +456,15 @@ Result<Column> GatherRuns(const FieldSpec& spec, const std::vector<Run>& runs, u
 }
 
 // A streaming scan. Each batch is built from whole segments, each read once (one request,
-// verified once against its id) and kept only while the batches that need it are built;
-// the next batch is built on a read-ahead thread while the caller consumes the current one.
-// Memory is bounded by the batch size and the segment size, not by the dataset.
-// Thread safety: one caller at a time (BatchReader); done_, the cursor and the pins are
-// touched by one thread at a time: the caller, or the read-ahead thread between a request
-// and the caller's wait for its result (ordered by mu_).
+// verified once against its id) and kept only while the batches that need it are built.
+// Three stages overlap: the caller consumes batch k, the read-ahead thread copies batch
+// k+1 out of its segments, and the I/O pool reads and verifies the segments of batch k+2.
+// Memory is bounded by the batch size and the segment size, not by the dataset: the
+// segments of two batches and two batches.
+// Thread safety: one caller at a time (BatchReader); done_, the cursor, the plans and
+// fetches_ are touched by one thread at a time: the caller, or the read-ahead thread
+// between a request and the caller's wait for its result (ordered by mu_). A Fetch's
+// result is written by its pool task and read after IoTask::Wait().
 class ScanReader : public BatchReader {
  public:
   ScanReader(std::shared_ptr<const Version> version, const DatasetImpl& impl,
@@ -467,7 +475,7 @@ class ScanReader : public BatchReader {
         options_(std::move(options)),
         tree_(&impl.store(), impl.pages(), version_->index),
         cursor_(tree_.Scan(options_.start, options_.end)),
-        pins_(fields_.size()) {
+        fetches_(fields_.size()) {
     for (const auto& f : fields_) {
       Status s = schema_.Add(f);
       (void)s;  // fields come from a valid schema
@@ -475,16 +483,24 @@ class ScanReader : public BatchReader {
     schema_.set_version(version_->manifest.schema.version());
   }
   ~ScanReader() override {
-    if (!worker_.joinable()) return;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
+    if (worker_.joinable()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        stop_ = true;
+      }
+      cv_.notify_all();
+      if (getpid() == pid_) {
+        worker_.join();
+      } else {
+        worker_.detach();  // a forked child: the thread exists only in the parent
+      }
     }
-    cv_.notify_all();
-    if (getpid() == pid_) {
-      worker_.join();
-    } else {
-      worker_.detach();  // a forked child: the thread exists only in the parent
+    // Segment reads still running on the pool write into fetches_: wait for them (in the
+    // process that started them; a forked child has no pool threads to wait for).
+    if (getpid() == owner_pid_) {
+      for (auto& per_field : fetches_) {
+        for (auto& [id, fetch] : per_field) fetch->task->Cancel();
+      }
     }
   }
 
@@ -522,57 +538,74 @@ class ScanReader : public BatchReader {
   }
 
  private:
-  // Builds the next batch (runs on the caller's thread or on the pool, never both).
+  // Where one row's value of one field is: a row of a segment named in a leaf the plan
+  // holds, or nowhere (null).
+  struct Where {
+    const ObjectId* segment = nullptr;
+    uint32_t row = 0;
+  };
+  // One batch, planned before its values are read.
+  struct Plan {
+    std::vector<RowRef> rows;  // in anchor order
+    std::vector<uint64_t> anchors;
+    std::vector<std::shared_ptr<const btree::Leaf>> held;  // the leaves `rows` point into
+    std::vector<std::vector<Where>> where;                 // per field, per row
+    std::vector<std::vector<ObjectId>> segments;           // per field: the distinct segments
+  };
+  // One segment read on the I/O pool; the batch that needs it waits for it.
+  struct Fetch {
+    std::shared_ptr<IoTask> task;
+    std::shared_ptr<const ScanSegment> got;  // written by the task, read after Wait()
+    Status status;                           // likewise
+  };
+
+  // Builds the next batch (runs on the caller's thread or the read-ahead thread, never
+  // both). Its segments were requested when it was planned, during the previous call; the
+  // batch after it is planned and its segments requested before this one is gathered, so
+  // they are read and verified on the I/O pool while this one is copied out.
   Result<std::optional<Batch>> Produce() {
     if (done_) return std::optional<Batch>();
-    uint64_t want = std::min<uint64_t>(options_.batch_rows, options_.limit - emitted_);
-    if (want == 0) {
+    if (!next_error_.ok()) {
+      done_ = true;
+      return next_error_;
+    }
+    std::optional<Plan> current = std::move(planned_);
+    planned_.reset();
+    if (!current) {
+      auto first = PlanNext();
+      if (!first.ok()) {
+        done_ = true;
+        return first.status();
+      }
+      current = std::move(*first);
+    }
+    if (!current) {
       done_ = true;
       return std::optional<Batch>();
     }
-    std::vector<RowRef> rows;
-    rows.reserve(want);
-    Batch b;
-    b.anchors.reserve(want);
-    // The leaves referenced by `rows` stay alive through held_ until the next call.
-    held_.clear();
-    while (rows.size() < want) {
-      if (!span_ || span_->begin == span_->end) {
-        auto next = cursor_.NextLeaf();
-        if (!next.ok()) {
-          done_ = true;
-          return next.status();
-        }
-        span_ = std::move(*next);
-        if (!span_) {
-          done_ = true;
-          break;
-        }
-      }
-      held_.push_back(span_->leaf);
-      size_t take = std::min<size_t>(span_->end - span_->begin, want - rows.size());
-      for (size_t i = 0; i < take; ++i) {
-        uint32_t idx = static_cast<uint32_t>(span_->begin + i);
-        rows.push_back(RowRef{span_->leaf.get(), idx});
-        b.anchors.push_back(span_->leaf->anchors[idx]);
-      }
-      span_->begin += take;
+    auto next = PlanNext();
+    if (next.ok()) {
+      planned_ = std::move(*next);
+    } else {
+      next_error_ = next.status();  // returned by the next call, after this batch
     }
-    if (rows.empty()) return std::optional<Batch>();
-    auto columns = Materialize(rows);
+    auto columns = Materialize(*current);
+    // Only the segments of the planned batch stay: this one's values are copied out.
+    Release();
     if (!columns.ok()) {
       done_ = true;
       // A value reclaimed by per-field retention is named as such (spec/06 §6.12).
       return ExplainReclaimedField(impl_.store(), impl_.name_, version_->id,
                                    version_->manifest.time_ns, fields_, columns.status());
     }
+    Batch b;
+    b.anchors = std::move(current->anchors);
     b.columns = std::move(*columns);
-    emitted_ += rows.size();
     return std::optional<Batch>(std::move(b));
   }
 
   // The read-ahead thread: builds one batch per request. One thread per reader (not the
-  // I/O pool's): the large buffers of a scan are then allocated by one thread, so the
+  // I/O pool's): the batches' large buffers are then allocated by one thread, so the
   // allocator reuses them instead of growing one arena per pool thread.
   void ReadAhead() {
     for (;;) {
@@ -592,28 +625,41 @@ class ScanReader : public BatchReader {
     }
   }
 
-  // The projected fields of `rows` (in anchor order) from whole segments.
-  Result<std::vector<Column>> Materialize(const std::vector<RowRef>& rows) {
-    struct Where {
-      const ObjectId* segment = nullptr;  // null: no value (null)
-      uint32_t row = 0;
-    };
-    std::vector<std::vector<Where>> where(fields_.size());
-    struct Fetch {
-      size_t field;
-      ObjectId segment;
-      std::shared_ptr<const ScanSegment> got;
-      Status status;
-    };
-    std::vector<Fetch> fetches;
+  // Advances the cursor over the next batch's rows, finds where each field's values are
+  // and starts reading the segments not already read or being read. Nullopt at the end.
+  Result<std::optional<Plan>> PlanNext() {
+    uint64_t want = std::min<uint64_t>(options_.batch_rows, options_.limit - planned_rows_);
+    Plan p;
+    p.rows.reserve(want);
+    p.anchors.reserve(want);
+    while (p.rows.size() < want && !cursor_done_) {
+      if (!span_ || span_->begin == span_->end) {
+        ASSIGN_OR_RETURN(span_, cursor_.NextLeaf());
+        if (!span_) {
+          cursor_done_ = true;
+          break;
+        }
+      }
+      p.held.push_back(span_->leaf);
+      size_t take = std::min<size_t>(span_->end - span_->begin, want - p.rows.size());
+      for (size_t i = 0; i < take; ++i) {
+        uint32_t idx = static_cast<uint32_t>(span_->begin + i);
+        p.rows.push_back(RowRef{span_->leaf.get(), idx});
+        p.anchors.push_back(span_->leaf->anchors[idx]);
+      }
+      span_->begin += take;
+    }
+    if (p.rows.empty()) return std::optional<Plan>();
+    planned_rows_ += p.rows.size();
+    p.where.resize(fields_.size());
+    p.segments.resize(fields_.size());
     for (size_t f = 0; f < fields_.size(); ++f) {
-      auto& w = where[f];
-      w.resize(rows.size());
+      auto& w = p.where[f];
+      w.resize(p.rows.size());
       const btree::Leaf* last_leaf = nullptr;
       const btree::LeafField* lf = nullptr;
-      ScanPins keep;
-      for (size_t i = 0; i < rows.size(); ++i) {
-        const RowRef& r = rows[i];
+      for (size_t i = 0; i < p.rows.size(); ++i) {
+        const RowRef& r = p.rows[i];
         if (r.leaf != last_leaf) {
           last_leaf = r.leaf;
           lf = r.leaf->FindField(fields_[f].name);
@@ -622,50 +668,85 @@ class ScanReader : public BatchReader {
         w[i] = Where{&lf->segments[lf->seg[r.index]], lf->row[r.index]};
         if (i > 0 && w[i - 1].segment != nullptr && *w[i - 1].segment == *w[i].segment) continue;
         const ObjectId& id = *w[i].segment;
-        if (keep.count(id) != 0) continue;
-        auto pinned = pins_[f].find(id);
-        if (pinned != pins_[f].end()) {
-          keep.emplace(id, pinned->second);
-        } else if (std::none_of(fetches.begin(), fetches.end(),
-                                [&](const Fetch& x) { return x.field == f && x.segment == id; })) {
-          fetches.push_back(Fetch{f, id, nullptr, Status::Ok()});
-          keep.emplace(id, nullptr);
+        auto& ids = p.segments[f];
+        if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+      }
+      for (const ObjectId& id : p.segments[f]) Request(f, id);
+    }
+    return std::optional<Plan>(std::move(p));
+  }
+
+  // Starts reading segment `id` of field `f` in the background unless it is read already.
+  // On a local store a read is a copy from cached pages plus the hash over it; on a remote
+  // one a GET: either way it overlaps the copy-out of the batch before.
+  void Request(size_t f, const ObjectId& id) {
+    auto& mine = fetches_[f];
+    if (mine.count(id) != 0) return;
+    auto fetch = std::make_shared<Fetch>();
+    Fetch* out = fetch.get();  // outlives the task: the reader waits for it before freeing
+    const DatasetImpl* impl = &impl_;
+    const FieldSpec* spec = &fields_[f];
+    auto read = [impl, spec, id, out] {
+      auto got = FetchScanSegment(*impl, *spec, id);
+      if (got.ok()) {
+        out->got = std::move(*got);
+      } else {
+        out->status = got.status();
+      }
+    };
+    // Local reads go one at a time on the reader's lane (one allocator arena for the
+    // segment buffers); remote ones in parallel on the pool (each waits on the network).
+    fetch->task = local_ ? lane_.Start(std::move(read)) : IoTask::Start(std::move(read));
+    mine.emplace(id, std::move(fetch));
+  }
+
+  // Drops the segments the planned batch does not need.
+  void Release() {
+    for (size_t f = 0; f < fields_.size(); ++f) {
+      auto& mine = fetches_[f];
+      for (auto it = mine.begin(); it != mine.end();) {
+        const auto* keep = planned_ ? &planned_->segments[f] : nullptr;
+        if (keep != nullptr && std::find(keep->begin(), keep->end(), it->first) != keep->end()) {
+          ++it;
+        } else {
+          it->second->task->Cancel();  // finished unless an error ended the batch early
+          it = mine.erase(it);
         }
       }
-      // Segments this batch does not need are released before new ones are read.
-      pins_[f] = std::move(keep);
     }
-    // Every missing segment of every field at once, up to 16 requests in flight on a
-    // remote store; on a local one a read is a copy from cached pages, done here.
-    IoPool::ParallelFor(
-        fetches.size(),
-        [&](size_t k) {
-          auto got = FetchScanSegment(impl_, fields_[fetches[k].field], fetches[k].segment);
-          if (got.ok()) {
-            fetches[k].got = std::move(*got);
-          } else {
-            fetches[k].status = got.status();
-          }
-        },
-        IsLocalStore(impl_.store()) ? 1 : 16);
-    for (Fetch& x : fetches) {
-      RETURN_IF_ERROR(x.status);
-      pins_[x.field][x.segment] = std::move(x.got);
+  }
+
+  // The projected fields of a planned batch, from the whole segments it requested.
+  Result<std::vector<Column>> Materialize(const Plan& p) {
+    for (size_t f = 0; f < fields_.size(); ++f) {
+      for (const ObjectId& id : p.segments[f]) {
+        Fetch& x = *fetches_[f].at(id);
+        x.task->Wait();
+        RETURN_IF_ERROR(x.status);
+      }
     }
     std::vector<Column> out;
     out.reserve(fields_.size());
     std::vector<Run> runs;
     for (size_t f = 0; f < fields_.size(); ++f) {
       runs.clear();
-      for (size_t i = 0; i < rows.size(); ++i) {
-        const Where& w = where[f][i];
-        const columnar::SegmentBuffers* src =
-            w.segment == nullptr ? nullptr : &pins_[f].at(*w.segment)->buffers;
+      const ObjectId* last = nullptr;
+      const columnar::SegmentBuffers* last_src = nullptr;
+      for (size_t i = 0; i < p.rows.size(); ++i) {
+        const Where& w = p.where[f][i];
+        const columnar::SegmentBuffers* src = nullptr;
+        if (w.segment != nullptr) {
+          if (last == nullptr || *last != *w.segment) {
+            last = w.segment;
+            last_src = &fetches_[f].at(*w.segment)->got->buffers;
+          }
+          src = last_src;
+        }
         if (src != nullptr && w.row >= src->rows) {
-          return Corrupt("index entry for anchor " +
-                         std::to_string(rows[i].leaf->anchors[rows[i].index]) + " points at row " +
-                         std::to_string(w.row) + " of segment " + w.segment->ToString() +
-                         " which has " + std::to_string(src->rows) + " rows");
+          return Corrupt("index entry for anchor " + std::to_string(p.anchors[i]) +
+                         " points at row " + std::to_string(w.row) + " of segment " +
+                         w.segment->ToString() + " which has " + std::to_string(src->rows) +
+                         " rows");
         }
         if (!runs.empty() && runs.back().src == src &&
             (src == nullptr || runs.back().end == w.row)) {
@@ -674,7 +755,7 @@ class ScanReader : public BatchReader {
           runs.push_back(src == nullptr ? Run{nullptr, 0, 1} : Run{src, w.row, w.row + 1u});
         }
       }
-      ASSIGN_OR_RETURN(Column c, GatherRuns(fields_[f], runs, rows.size()));
+      ASSIGN_OR_RETURN(Column c, GatherRuns(fields_[f], runs, p.rows.size()));
       out.push_back(std::move(c));
     }
     return out;
@@ -688,9 +769,16 @@ class ScanReader : public BatchReader {
   btree::Tree tree_;
   btree::Cursor cursor_;
   std::optional<btree::LeafSpan> span_;
-  std::vector<std::shared_ptr<const btree::Leaf>> held_;
-  std::vector<ScanPins> pins_;  // per field: the segments the last batch used
-  uint64_t emitted_ = 0;
+  bool cursor_done_ = false;
+  uint64_t planned_rows_ = 0;    // rows of the batches planned so far
+  std::optional<Plan> planned_;  // the next batch: planned, its segments requested
+  Status next_error_;            // planning the next batch failed: returned after this one
+  // Per field: the segments being read or read, for the batch being built and the next.
+  std::vector<std::unordered_map<ObjectId, std::shared_ptr<Fetch>>> fetches_;
+  pid_t owner_pid_ = getpid();  // the process whose pool reads into fetches_
+  bool local_ = IsLocalStore(impl_.store());
+  IoLane lane_;                     // a local store's segment reads
+  BufferRecycler::Active recycle_;  // segments and batches reuse the buffers given back
   bool done_ = false;
   // Read-ahead: Produce() runs on worker_ after the first batch, one call per request.
   std::thread worker_;

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "src/base/buffer_recycler.h"
 #include "src/base/encoding.h"
 #include "src/base/io_pool.h"
 
@@ -332,6 +333,10 @@ int FileBackend::SysWrite(int fd, const std::string& path, const char* buf, size
 
 Status FileBackend::ReadAll(int fd, const std::string& path, uint64_t offset, uint64_t length,
                             Bytes* out) const {
+  // A large read reuses a buffer a scan gave back: its pages are mapped already.
+  if (length >= BufferRecycler::kMinBytes && out->capacity() < length) {
+    *out = BufferRecycler::Take(length);
+  }
   out->resize(length);
   uint64_t done = 0;
   while (done < length) {

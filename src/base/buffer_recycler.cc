@@ -1,0 +1,105 @@
+// Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
+#include "src/base/buffer_recycler.h"
+
+#include <algorithm>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+namespace dreamdb {
+namespace {
+
+struct Kept {
+  std::mutex mu;
+  size_t active = 0;  // Active scopes alive
+  size_t bytes = 0;   // capacity of `buffers`
+  std::vector<std::string> buffers;
+};
+
+// Never destroyed: buffers may be given back by threads still running at exit.
+Kept& State() {
+  static Kept* kept = new Kept();
+  return *kept;
+}
+
+}  // namespace
+
+BufferRecycler::Active::Active() {
+  Kept& k = State();
+  std::lock_guard<std::mutex> lock(k.mu);
+  ++k.active;
+}
+
+BufferRecycler::Active::~Active() {
+  Kept& k = State();
+  std::vector<std::string> drop;
+  {
+    std::lock_guard<std::mutex> lock(k.mu);
+    if (--k.active != 0) return;
+    drop.swap(k.buffers);
+    k.bytes = 0;
+  }
+  // freed outside the lock
+}
+
+std::string BufferRecycler::Take(size_t capacity) {
+  std::string out;
+  if (capacity >= kMinBytes) {
+    Kept& k = State();
+    std::lock_guard<std::mutex> lock(k.mu);
+    size_t best = k.buffers.size();
+    for (size_t i = 0; i < k.buffers.size(); ++i) {
+      const size_t c = k.buffers[i].capacity();
+      if (c >= capacity && c / 2 <= capacity &&
+          (best == k.buffers.size() || c < k.buffers[best].capacity())) {
+        best = i;
+      }
+    }
+    if (best != k.buffers.size()) {
+      out = std::move(k.buffers[best]);
+      k.buffers.erase(k.buffers.begin() + static_cast<std::ptrdiff_t>(best));
+      k.bytes -= out.capacity();
+      out.clear();
+      return out;
+    }
+  }
+  out.reserve(capacity);
+  return out;
+}
+
+void BufferRecycler::Give(std::string&& buffer) {
+  const size_t c = buffer.capacity();
+  if (c < kMinBytes || c > kMaxBytes) return;
+  Kept& k = State();
+  std::vector<std::string> drop;  // freed outside the lock
+  {
+    std::lock_guard<std::mutex> lock(k.mu);
+    if (k.active == 0) return;
+    // Room is made by dropping the smallest kept buffers, if they are smaller than this.
+    while (!k.buffers.empty() && (k.buffers.size() >= kMaxBuffers || k.bytes + c > kMaxBytes)) {
+      auto smallest = std::min_element(
+          k.buffers.begin(), k.buffers.end(),
+          [](const std::string& a, const std::string& b) { return a.capacity() < b.capacity(); });
+      if (smallest->capacity() >= c) return;
+      k.bytes -= smallest->capacity();
+      drop.push_back(std::move(*smallest));
+      k.buffers.erase(smallest);
+    }
+    k.bytes += c;
+    k.buffers.push_back(std::move(buffer));
+  }
+}
+
+size_t BufferRecycler::KeptBuffers() {
+  Kept& k = State();
+  std::lock_guard<std::mutex> lock(k.mu);
+  return k.buffers.size();
+}
+
+size_t BufferRecycler::KeptBytes() {
+  Kept& k = State();
+  std::lock_guard<std::mutex> lock(k.mu);
+  return k.bytes;
+}
+
+}  // namespace dreamdb
