@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -42,27 +43,48 @@ BufferRecycler::Active::~Active() {
   // freed outside the lock
 }
 
-std::string BufferRecycler::Take(size_t capacity) {
-  std::string out;
-  if (capacity >= kMinBytes) {
-    Kept& k = State();
-    std::lock_guard<std::mutex> lock(k.mu);
-    size_t best = k.buffers.size();
-    for (size_t i = 0; i < k.buffers.size(); ++i) {
-      const size_t c = k.buffers[i].capacity();
-      if (c >= capacity && c / 2 <= capacity &&
-          (best == k.buffers.size() || c < k.buffers[best].capacity())) {
-        best = i;
-      }
-    }
-    if (best != k.buffers.size()) {
-      out = std::move(k.buffers[best]);
-      k.buffers.erase(k.buffers.begin() + static_cast<std::ptrdiff_t>(best));
-      k.bytes -= out.capacity();
-      out.clear();
-      return out;
+namespace {
+
+// A kept buffer of capacity in [capacity, 2 x capacity] (the smallest), if any.
+std::optional<std::string> TakeKept(size_t capacity) {
+  if (capacity < BufferRecycler::kMinBytes) return std::nullopt;
+  Kept& k = State();
+  std::lock_guard<std::mutex> lock(k.mu);
+  size_t best = k.buffers.size();
+  for (size_t i = 0; i < k.buffers.size(); ++i) {
+    const size_t c = k.buffers[i].capacity();
+    if (c >= capacity && c / 2 <= capacity &&
+        (best == k.buffers.size() || c < k.buffers[best].capacity())) {
+      best = i;
     }
   }
+  if (best == k.buffers.size()) return std::nullopt;
+  std::string out = std::move(k.buffers[best]);
+  k.buffers.erase(k.buffers.begin() + static_cast<std::ptrdiff_t>(best));
+  k.bytes -= out.capacity();
+  return out;
+}
+
+}  // namespace
+
+std::string BufferRecycler::TakeSized(size_t size) {
+  std::optional<std::string> kept = TakeKept(size);
+  std::string out;
+  if (kept) {
+    out = std::move(*kept);
+  } else {
+    out.reserve(size);
+  }
+  out.resize(size);  // zero-fills only past the kept buffer's old size
+  return out;
+}
+
+std::string BufferRecycler::Take(size_t capacity) {
+  if (auto kept = TakeKept(capacity)) {
+    kept->clear();
+    return std::move(*kept);
+  }
+  std::string out;
   out.reserve(capacity);
   return out;
 }

@@ -38,6 +38,9 @@ class BufferRecycler {
   // An empty string whose capacity is at least `capacity`: a kept buffer if one fits
   // (the smallest that does, and no more than twice the size asked for), else a new one.
   static std::string Take(size_t capacity);
+  // A string of `size` bytes to be overwritten whole (a read's destination): a kept
+  // buffer's stale bytes are left in place rather than zeroed, except past its old size.
+  static std::string TakeSized(size_t size);
   // Keeps `buffer` for a later Take if a scan is active and there is room; else frees it.
   static void Give(std::string&& buffer);
   // The buffers and bytes of capacity kept now (for tests and stats).

@@ -40,6 +40,22 @@ TEST(BufferRecyclerTest, KeepsBuffersOnlyWhileAScanIsActive) {
   EXPECT_EQ(BufferRecycler::KeptBytes(), 0u);
 }
 
+// A read's destination is overwritten whole: a kept buffer comes back at the size asked
+// without zeroing what it held (a fresh one is zeroed as std::string always is).
+TEST(BufferRecyclerTest, TakeSizedReusesAKeptBufferAtTheSizeAsked) {
+  BufferRecycler::Active scan;
+  std::string fresh = BufferRecycler::TakeSized(2 * kMiB);
+  EXPECT_EQ(fresh.size(), 2 * kMiB);
+  EXPECT_EQ(fresh.find_first_not_of('\0'), std::string::npos);
+  std::string full(4 * kMiB, 'x');
+  const char* pages = full.data();
+  BufferRecycler::Give(std::move(full));
+  std::string again = BufferRecycler::TakeSized(3 * kMiB);
+  EXPECT_EQ(again.data(), pages);
+  EXPECT_EQ(again.size(), 3 * kMiB);
+  EXPECT_EQ(BufferRecycler::KeptBuffers(), 0u);
+}
+
 TEST(BufferRecyclerTest, NeverKeepsSmallBuffersOrHandsOutOneTwiceTheSizeAsked) {
   BufferRecycler::Active scan;
   BufferRecycler::Give(Buffer(64 * 1024));

@@ -335,7 +335,7 @@ Status FileBackend::ReadAll(int fd, const std::string& path, uint64_t offset, ui
                             Bytes* out) const {
   // A large read reuses a buffer a scan gave back: its pages are mapped already.
   if (length >= BufferRecycler::kMinBytes && out->capacity() < length) {
-    *out = BufferRecycler::Take(length);
+    *out = BufferRecycler::TakeSized(length);  // overwritten below: not zeroed
   }
   out->resize(length);
   uint64_t done = 0;
