@@ -23,8 +23,8 @@ namespace dreamdb {
 class BufferRecycler {
  public:
   static constexpr size_t kMinBytes = size_t{1} << 20;
-  static constexpr size_t kMaxBuffers = 6;
-  static constexpr size_t kMaxBytes = size_t{192} << 20;
+  static constexpr size_t kMaxBuffers = 4;
+  static constexpr size_t kMaxBytes = size_t{128} << 20;
 
   // While one exists, given buffers are kept. The last one to end frees them all.
   class Active {
