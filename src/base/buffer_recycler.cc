@@ -1,8 +1,12 @@
 // Copyright DreamDB developers. SPDX-License-Identifier: Apache-2.0
 #include "src/base/buffer_recycler.h"
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <atomic>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -12,15 +16,38 @@ namespace {
 
 struct Kept {
   std::mutex mu;
-  size_t active = 0;  // Active scopes alive
-  size_t bytes = 0;   // capacity of `buffers`
+  std::atomic<size_t> active{0};  // Active scopes alive (changed under mu)
+  size_t bytes = 0;               // capacity of `buffers`
   std::vector<std::string> buffers;
 };
 
+std::atomic<Kept*> g_kept{nullptr};
+
+// In a forked child the state is abandoned and a fresh one made: its mutex may have been
+// held, at the fork, by a thread that does not exist in the child (a thread freeing a
+// batch), and the child's first Give would wait for it forever. The child's copies of the
+// parent's kept buffers are leaked (shared pages until written); its Active scopes, copied
+// from the parent, still count.
+// The fresh state is built in static storage, not with malloc: the allocator's own lock
+// may be in the same state (under a sanitizer, whose allocator has no fork handlers).
+void AbandonInChild() {
+  constexpr int kSlots = 8;  // forks of forks; beyond that, the heap
+  alignas(Kept) static unsigned char slots[kSlots][sizeof(Kept)];
+  static int used = 0;
+  Kept* old = g_kept.load();
+  Kept* fresh = used < kSlots ? new (slots[used++]) Kept() : new Kept();
+  fresh->active = old->active.load();
+  g_kept = fresh;
+}
+
 // Never destroyed: buffers may be given back by threads still running at exit.
 Kept& State() {
-  static Kept* kept = new Kept();
-  return *kept;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    g_kept = new Kept();
+    pthread_atfork(nullptr, nullptr, &AbandonInChild);
+  });
+  return *g_kept.load();
 }
 
 }  // namespace

@@ -2,7 +2,12 @@
 #include "src/base/buffer_recycler.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -96,6 +101,49 @@ TEST(BufferRecyclerTest, ManyThreadsGiveAndTakeConcurrently) {
   }
   for (auto& t : threads) t.join();
   EXPECT_LE(BufferRecycler::KeptBuffers(), BufferRecycler::kMaxBuffers);
+}
+
+// A DataLoader forks its workers while other threads may be giving buffers back (a scan's
+// read-ahead, a thread freeing batches): the child must not wait for a lock a vanished
+// thread held. Forks while another thread gives and takes in a loop; each child gives,
+// takes and exits; the parent waits at most 20 s per child.
+TEST(BufferRecyclerTest, AForkedChildGivesAndTakesWhileTheParentsThreadsDid) {
+  BufferRecycler::Active scan;
+  std::atomic<bool> stop{false};
+  std::thread churn([&] {
+    while (!stop) {
+      std::string b = BufferRecycler::Take(2 * kMiB);
+      b.push_back('z');
+      BufferRecycler::Give(std::move(b));
+    }
+  });
+  for (int round = 0; round < 50; ++round) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      BufferRecycler::Give(Buffer(3 * kMiB));
+      std::string b = BufferRecycler::Take(3 * kMiB);
+      _exit(b.capacity() >= 3 * kMiB && BufferRecycler::KeptBuffers() <= 1 ? 0 : 1);
+    }
+    int status = 0;
+    pid_t got = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while ((got = waitpid(pid, &status, WNOHANG)) == 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (got == 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      stop = true;
+      churn.join();
+      FAIL() << "round " << round << ": the forked child hung";
+    }
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "round " << round;
+  }
+  stop = true;
+  churn.join();
 }
 
 }  // namespace
