@@ -234,6 +234,8 @@ TEST(RoundTripsTest, ColdIvfQueryOnAnObjectStoreInThreeRounds) {
     ASSERT_TRUE(ds->AppendMany(b).ok());
     BuildIndexOptions o;
     o.cells = 64;
+    o.sample = 4096;      // quick to train under sanitizers
+    o.calibrate = false;  // the searches name their nprobe
     ASSERT_TRUE(ds->BuildIndex("emb", o).ok());
   }
   SearchOptions so;
