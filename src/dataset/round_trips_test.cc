@@ -29,7 +29,8 @@ namespace {
 // of parallel requests into two rounds.
 constexpr auto kDelay = std::chrono::milliseconds(100);
 
-// Reads (objects and refs) wait kDelay each and are counted in rounds. Thread-safe.
+// Reads (objects and refs) wait kDelay each and are counted in rounds; with
+// DREAMDB_ROUND_TRACE set, each read is printed with its round. Thread-safe.
 class SlowReads final : public ObjectBackend, public RefBackend {
  public:
   SlowReads() : mem_(NewMemoryBackends()) {}
