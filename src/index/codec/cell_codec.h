@@ -146,7 +146,7 @@ class CellScanner {
                       const KeepFn* keep) = 0;
   // The final top-k, best first (ties by id): see IvfModel::Query::Finish.
   virtual Result<std::vector<Neighbor>> Finish(const ExactFn* exact,
-                                               const PrefetchFn* prefetch = nullptr) = 0;
+                                               const PrefetchFn* prefetch) = 0;
   // The ids of the running top-k (with rerank: what sets the pruning bound), in no order.
   void HeapIds(std::vector<uint64_t>* out) const;
 
