@@ -10,8 +10,10 @@ what a cloud region's round trip costs; loopback hides round trips). Measured pe
   ingest      rows/s of one bulk write
   scan        GB/s of a full read of every column (Arrow bytes / wall time)
   take        ms to fetch 1,000 random rows, small fields only, then with the embedding
-  query cold  p50/p95 ms of one k=10 vector query on a fresh handle (a new process-level
-              open: nothing cached in memory; DreamDB: no local cache)
+  query cold  p50/p95 ms of one k=10 vector query on a fresh handle in this process
+              (DreamDB: no local cache; the process's shared caches are warm)
+  cold process  the same query in a new process per query (nothing cached in memory):
+              open and query each timed, with their requests, waves and busy time
   query warm  p50/p95 ms of the same query repeated on one handle (DreamDB: with the
               local object cache, --cache; Lance: its in-process caches)
   file://     DreamDB's warm query on a file:// copy, for the 2x target
@@ -95,6 +97,79 @@ def traced(proxy, fn) -> list:
     first = rows[0][0] if rows else 0
     return [(w - first + 1, m, k.rsplit("/", 1)[-1][:16] if "/objects/" in k else k, r)
             for w, m, k, r in rows]
+
+
+# A cold process: opens, says so, waits for a line, searches once and says how long each
+# took. The parent reads the proxy's counters between the two, so the open's requests and
+# the query's are told apart (nothing is cached in memory: a new process each query).
+COLD_DREAMDB = """
+import json, sys, time
+import numpy as np
+import dreamdb
+q = np.array([float(x) for x in sys.argv[2].split(',')], dtype=np.float32)
+t0 = time.perf_counter()
+d = dreamdb.Dataset.open('b', store=sys.argv[1])
+print(json.dumps({'open_ms': (time.perf_counter() - t0) * 1000}), flush=True)
+sys.stdin.readline()
+t0 = time.perf_counter()
+d.search('emb', q, k=10)
+print(json.dumps({'query_ms': (time.perf_counter() - t0) * 1000}), flush=True)
+"""
+COLD_LANCE = """
+import json, os, sys, time
+import numpy as np
+import lance
+opts = {'aws_endpoint': sys.argv[3], 'allow_http': 'true', 'aws_region': 'us-east-1',
+        'aws_access_key_id': os.environ['AWS_ACCESS_KEY_ID'],
+        'aws_secret_access_key': os.environ['AWS_SECRET_ACCESS_KEY'],
+        'virtual_hosted_style_request': 'false'}
+q = np.array([float(x) for x in sys.argv[2].split(',')], dtype=np.float32)
+t0 = time.perf_counter()
+d = lance.dataset(sys.argv[1], storage_options=opts)
+print(json.dumps({'open_ms': (time.perf_counter() - t0) * 1000}), flush=True)
+sys.stdin.readline()
+t0 = time.perf_counter()
+d.to_table(nearest={'column': 'emb', 'q': q, 'k': 10})
+print(json.dumps({'query_ms': (time.perf_counter() - t0) * 1000}), flush=True)
+"""
+
+
+def cold_processes(proxy, code: str, target: str, queries: np.ndarray, extra=()) -> dict:
+    """Open + one query in a new process per query: p50/p95 ms, and per part the
+    requests, waves and busy ms (p50) the proxy saw."""
+    c = Counter(proxy)
+    rows = {k: [] for k in ("open_ms", "open_req", "open_waves", "query_ms", "query_req",
+                            "query_waves", "query_busy_ms", "query_bytes")}
+    for q in queries:
+        child = subprocess.Popen(
+            [sys.executable, "-c", code, target, ",".join(map(str, q.tolist())), *extra],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            c.take()
+            rows["open_ms"].append(json.loads(child.stdout.readline())["open_ms"])
+            rows["open_req"].append(c.take())
+            rows["open_waves"].append(c.last_waves)
+            child.stdin.write("\n")
+            child.stdin.flush()
+            rows["query_ms"].append(json.loads(child.stdout.readline())["query_ms"])
+            rows["query_req"].append(c.take())
+            rows["query_waves"].append(c.last_waves)
+            rows["query_busy_ms"].append(c.last_busy_s * 1000)
+            rows["query_bytes"].append(c.last_bytes)
+        finally:
+            child.stdin.close()
+            if child.wait(timeout=120) != 0:
+                raise RuntimeError(f"cold query process failed ({child.returncode})")
+    return {"cold_process_open_p50_ms": pct(rows["open_ms"], 50),
+            "cold_process_open_requests_p50": pct(rows["open_req"], 50),
+            "cold_process_open_waves_p50": pct(rows["open_waves"], 50),
+            "cold_process_query_p50_ms": pct(rows["query_ms"], 50),
+            "cold_process_query_p95_ms": pct(rows["query_ms"], 95),
+            "cold_process_query_requests_p50": pct(rows["query_req"], 50),
+            "cold_process_query_waves_p50": pct(rows["query_waves"], 50),
+            "cold_process_query_waves_max": max(rows["query_waves"]),
+            "cold_process_query_busy_ms_p50": pct(rows["query_busy_ms"], 50),
+            "cold_process_query_bytes_p50": pct(rows["query_bytes"], 50)}
 
 
 def pct(xs, p):
@@ -184,6 +259,8 @@ def bench_dreamdb(uri: str, t: pa.Table, queries: np.ndarray, picks: np.ndarray,
     out["query_cold_bytes_p50"] = pct(cold_bytes, 50)
     out["query_cold_waves_p50"] = pct(cold_waves, 50)
     out["query_cold_busy_ms_p50"] = pct(cold_busy, 50)
+
+    out.update(cold_processes(proxy, COLD_DREAMDB, uri, queries))
 
     d = fresh(cache_dir)
     for q in queries:  # fill the cache and the handle
@@ -280,6 +357,7 @@ def bench_lance(url: str, endpoint: str, t: pa.Table, queries: np.ndarray, picks
     out["query_cold_bytes_p50"] = pct(cold_bytes, 50)
     out["query_cold_waves_p50"] = pct(cold_waves, 50)
     out["query_cold_busy_ms_p50"] = pct(cold_busy, 50)
+    out.update(cold_processes(proxy, COLD_LANCE, url, queries, (endpoint,)))
     d = fresh()
     for q in queries:
         d.to_table(nearest={"column": "emb", "q": q, "k": 10})

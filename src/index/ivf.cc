@@ -660,8 +660,9 @@ Status IvfModel::Query::ScanCell(uint32_t cell, ByteView codes, const uint64_t* 
   return scanner_->Scan(ref, codes, count, ids, keep);
 }
 
-Result<std::vector<Neighbor>> IvfModel::Query::Finish(const ExactFn* exact) {
-  return scanner_->Finish(exact);
+Result<std::vector<Neighbor>> IvfModel::Query::Finish(const ExactFn* exact,
+                                                      const PrefetchFn* prefetch) {
+  return scanner_->Finish(exact, prefetch);
 }
 
 // ---------------------------------------------------------------- in-memory index

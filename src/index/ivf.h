@@ -240,8 +240,13 @@ class IvfModel::Query {
   // IvfModel::ExactDistance) of n candidate ids; it is called with batches in order of
   // increasing lower bound until no remaining candidate can enter the top-k. Without
   // rerank (or exact == nullptr) the estimates are returned. Errors from `exact` are
-  // returned. The query may be Reset() and reused afterwards.
-  Result<std::vector<Neighbor>> Finish(const ExactFn* exact = nullptr);
+  // returned. The query may be Reset() and reused afterwards. `prefetch` (optional, with
+  // `exact`) is called once before the first batch with every candidate the re-rank may
+  // score, in the order it would score them: a caller whose exact distances cost a round
+  // trip per batch (vectors on a remote store) reads a prefix of them at once. It changes
+  // neither which candidates are scored nor the result; its error is returned.
+  Result<std::vector<Neighbor>> Finish(const ExactFn* exact = nullptr,
+                                       const PrefetchFn* prefetch = nullptr);
 
   // The ids of the running top-k after scanning (with rerank, the k best upper bounds,
   // which set the pruning bound; pq4 with rerank, the re-rank pool), in no order. A caller

@@ -33,6 +33,9 @@ struct SearchParams {
 
 // `exact(ids, n, out)` writes the exact public distances (src/index/metric.h) of n ids.
 using ExactFn = std::function<Status(const uint64_t*, size_t, float*)>;
+// `prefetch(ids, n)`: the candidates a re-rank may score, in the order it would score them
+// (see IvfModel::Query::Finish); it computes nothing the re-rank uses.
+using PrefetchFn = std::function<Status(const uint64_t*, size_t)>;
 // `keep(id)`: whether an id may be a result (tombstones, anchor range, predicates).
 using KeepFn = std::function<bool(uint64_t)>;
 

@@ -15,6 +15,7 @@
 #include <unordered_set>
 
 #include "src/base/encoding.h"
+#include "src/base/io_pool.h"
 #include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
 #include "src/dataset/index/internal.h"
@@ -65,6 +66,75 @@ float Distance(Metric metric, const float* q, float q_norm2, const float* x, siz
 // ---------------------------------------------------------------------------------------
 // Fetching field values of a version
 
+// The handle keeps the headers it opened (as a random take does): re-rank batches of one
+// search, and later searches, reopen the segment without a request.
+Result<columnar::SegmentReader> OpenSegment(const DatasetImpl& impl, const FieldSpec& spec,
+                                            const ObjectId& id, uint64_t min_rows) {
+  Store& store = impl.store();
+  columnar::FetchRange fetch = [&store, &impl, id](uint64_t off, uint64_t len) -> Result<Bytes> {
+    auto r = store.GetRange(id, off, len);
+    if (r.ok()) impl.CountFetch(r->size());
+    return r;
+  };
+  if (auto header = impl.headers()->Get(id)) {
+    return columnar::SegmentReader::Reopen(std::move(fetch), spec, std::move(header));
+  }
+  // On an object store the first request brings the whole header with the rows' blocks
+  // when the segment is small (one round, not two).
+  const uint64_t first = IsLocalStore(store) || min_rows == 0
+                             ? columnar::kSegmentFirstFetchBytes
+                             : columnar::SpeculativeFirstFetchBytes(spec, min_rows);
+  ASSIGN_OR_RETURN(auto opened, columnar::SegmentReader::Open(std::move(fetch), spec, first));
+  auto header = opened.header();
+  impl.headers()->Insert(id, header, columnar::SegmentReader::HeaderBytes(*header));
+  return opened;
+}
+
+std::vector<SegmentHint> SampleFieldSegments(const DatasetImpl& impl, const Version& v,
+                                             const FieldSpec& spec) {
+  std::vector<SegmentHint> out;
+  if (IsLocalStore(impl.store()) || !v.index.is_paged() || v.index.height != 2) return out;
+  auto root = btree::FetchPage(impl.store(), impl.pages(), v.index.root);
+  if (!root.ok()) return out;
+  const btree::Node* node = std::get_if<btree::Node>(&(*root)->v);
+  if (node == nullptr || node->children.empty()) return out;
+  const size_t n = node->children.size();
+  const size_t take = std::min(n, kSampledLeaves);
+  std::vector<std::shared_ptr<const btree::Page>> leaves(take);
+  IoPool::ParallelFor(take, [&](size_t i) {
+    // Evenly spread, the first and the last leaf included.
+    const size_t child = take == 1 ? 0 : i * (n - 1) / (take - 1);
+    auto page = btree::FetchPage(impl.store(), impl.pages(), node->children[child]);
+    if (page.ok()) leaves[i] = std::move(*page);
+  });
+  std::map<ObjectId, uint32_t> rows;  // segment -> highest row seen + 1
+  for (const auto& page : leaves) {
+    const btree::Leaf* leaf = page == nullptr ? nullptr : std::get_if<btree::Leaf>(&page->v);
+    const btree::LeafField* lf = leaf == nullptr ? nullptr : leaf->FindField(spec.name);
+    if (lf == nullptr) continue;
+    for (size_t i = 0; i < lf->seg.size(); ++i) {
+      if (lf->seg[i] == btree::kNoSegment || lf->seg[i] >= lf->segments.size()) continue;
+      uint32_t& r = rows[lf->segments[lf->seg[i]]];
+      r = std::max(r, lf->row[i] + 1);
+    }
+  }
+  if (rows.size() > kHintedSegments) return out;  // many commits' segments: no guess
+  for (const auto& [id, r] : rows) out.push_back(SegmentHint{id, SegmentTag(id), r});
+  return out;
+}
+
+void PrefetchSegmentHeaders(const DatasetImpl& impl, const FieldSpec& spec,
+                            const std::vector<SegmentHint>& segments) {
+  std::vector<const SegmentHint*> todo;
+  for (const SegmentHint& h : segments) {
+    if (impl.headers()->Get(h.id) == nullptr && impl.segments()->Get(h.id) == nullptr) {
+      todo.push_back(&h);
+    }
+  }
+  IoPool::ParallelFor(todo.size(),
+                      [&](size_t i) { (void)OpenSegment(impl, spec, todo[i]->id, todo[i]->rows); });
+}
+
 // Rows of one segment: whole (cached) when at least half its rows are needed, else the
 // checksum blocks of those rows (spec/14 §9.5).
 Result<std::pair<std::shared_ptr<const Column>, bool>> FetchSegmentRows(
@@ -74,29 +144,7 @@ Result<std::pair<std::shared_ptr<const Column>, bool>> FetchSegmentRows(
     impl.CountHit();
     return std::make_pair(hit, true);
   }
-  Store& store = impl.store();
-  columnar::FetchRange fetch = [&store, &impl, id](uint64_t off, uint64_t len) -> Result<Bytes> {
-    auto r = store.GetRange(id, off, len);
-    if (r.ok()) impl.CountFetch(r->size());
-    return r;
-  };
-  // The handle keeps the headers it opened (as a random take does): re-rank batches of
-  // one search, and later searches, reopen the segment without a request.
-  auto open = [&]() -> Result<columnar::SegmentReader> {
-    if (auto header = impl.headers()->Get(id)) {
-      return columnar::SegmentReader::Reopen(fetch, spec, std::move(header));
-    }
-    // On an object store the first request brings the whole header with the rows'
-    // blocks when the segment is small (one round, not two).
-    const uint64_t first = IsLocalStore(store) || rows.empty()
-                               ? columnar::kSegmentFirstFetchBytes
-                               : columnar::SpeculativeFirstFetchBytes(spec, rows.back() + 1);
-    ASSIGN_OR_RETURN(auto opened, columnar::SegmentReader::Open(fetch, spec, first));
-    auto header = opened.header();
-    impl.headers()->Insert(id, header, columnar::SegmentReader::HeaderBytes(*header));
-    return opened;
-  };
-  auto reader = open();
+  auto reader = OpenSegment(impl, spec, id, rows.empty() ? 0 : rows.back() + 1);
   if (!reader.ok()) return SegmentReadError(reader.status(), id);
   if (!rows.empty() && rows.back() >= reader->rows()) {
     return Corrupt("the index points at row " + std::to_string(rows.back()) + " of segment " +

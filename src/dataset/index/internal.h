@@ -28,6 +28,7 @@
 #include "dreamdb/search.h"
 #include "dreamdb/status.h"
 #include "src/btree/btree.h"
+#include "src/columnar/segment.h"
 #include "src/dataset/dataset_impl.h"
 #include "src/dataset/vector_index.h"
 #include "src/index/ivf.h"
@@ -79,6 +80,35 @@ using ModelPtr = std::shared_ptr<const vector::IvfModel>;
 
 // The exact distance of x to q under `metric` (q_norm2 = |q|^2; spec/21 §7.1).
 float Distance(Metric metric, const float* q, float q_norm2, const float* x, size_t dim);
+
+// A reader of segment `id` of `spec`: from the handle's kept header, else opened (on an
+// object store with a first request sized for min_rows rows: the whole object when
+// small) and its header kept.
+Result<columnar::SegmentReader> OpenSegment(const DatasetImpl& impl, const FieldSpec& spec,
+                                            const ObjectId& id, uint64_t min_rows);
+
+// A segment of a field seen in the anchor index: its id, location tag (SegmentTag) and
+// the highest row seen there + 1.
+struct SegmentHint {
+  ObjectId id;
+  uint64_t tag = 0;
+  uint32_t rows = 0;
+};
+// Leaves read by SampleFieldSegments, at most; segments it names, at most.
+inline constexpr size_t kSampledLeaves = 8;
+inline constexpr size_t kHintedSegments = 8;
+// On an object store, the segments of `spec` that a few anchor-index leaves (evenly
+// spread, read together) name: where a one-shot search's re-rank vectors most likely
+// are, so their headers can be read with the buckets and the vectors with the
+// candidates' leaves (spec/21 §7.10). Empty on a local store, for a tree of another
+// height, when the leaves name more than kHintedSegments segments, or when a read fails
+// (a hint only: the search reads what it needs anyway and reports errors itself).
+std::vector<SegmentHint> SampleFieldSegments(const DatasetImpl& impl, const Version& v,
+                                             const FieldSpec& spec);
+// Opens (and keeps the headers of) the hinted segments not yet held, at once; errors are
+// left for the reads that need them.
+void PrefetchSegmentHeaders(const DatasetImpl& impl, const FieldSpec& spec,
+                            const std::vector<SegmentHint>& segments);
 
 // Rows of one segment: whole (cached) when at least half its rows are needed, else the
 // checksum blocks of those rows; the bool says whether the column holds every row.
@@ -136,6 +166,9 @@ struct SearchContext {
   // dataset); null while a build calibrates an index not yet stored. Keys the warm state
   // a graph search keeps between queries (GraphSearchOne).
   const ObjectId* index_id = nullptr;
+  // A one-shot search on an object store: where the re-rank's vectors most likely are
+  // (SampleFieldSegments); empty otherwise.
+  std::vector<SegmentHint> segment_hints;
 };
 
 // The entries of one bucket or node page (borrowed), named by its object id.

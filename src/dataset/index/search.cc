@@ -35,6 +35,11 @@ float FiniteOrWorst(float d) {
   return std::isfinite(d) ? d : std::numeric_limits<float>::infinity();
 }
 
+// Re-rank candidates whose vectors a one-shot search on an object store reads at once,
+// before the first batch (IvfSearchOne). Two batches of 16: the re-rank of a k=10 query
+// rarely needs a third (and the rest cost a round trip each, as before).
+constexpr size_t kRerankPrefetch = 32;
+
 // What decides the live entries of a version: its anchor index (the entries' anchors are
 // looked up in it, and the values they point to are immutable). Versions that share a
 // paged anchor index (an index build, a metadata commit) share their LiveEntries; an
@@ -343,7 +348,31 @@ Status BucketDistances(const SearchContext& ctx, const vector::IvfModel& model, 
     for (size_t j = 0; j < known.size(); ++j) out[known_at[j]] = d[j];
   }
   if (unknown.empty()) return Status::Ok();
-  ASSIGN_OR_RETURN(auto where, LocateEntries(ctx, buckets, unknown));
+  // With segment hints (a one-shot search on an object store), the vectors are read where
+  // the buckets say they were written while the anchor index says where they are now: a
+  // guess at an entry's current location costs no round trip of its own. What it read is
+  // in the row cache, so the reads below find the live ones there; a stale entry's guess
+  // is never used (and a guess that fails is left for the reads below to report).
+  std::vector<RowKey> guess;
+  for (uint64_t h : unknown) {
+    const Bucket& b = *buckets[h >> 32];
+    const size_t e = h & 0xffffffffu;
+    for (const SegmentHint& hint : ctx.segment_hints) {
+      if (hint.tag == b.seg_tags[e]) {
+        guess.push_back(RowKey{hint.id, b.rows[e]});
+        break;
+      }
+    }
+  }
+  std::vector<std::optional<RowKey>> where;
+  RETURN_IF_ERROR(ParallelFor(guess.empty() ? 1 : 2, 2, [&](size_t t) -> Status {
+    if (t == 1) {
+      (void)LoadRows(ctx, guess);
+      return Status::Ok();
+    }
+    ASSIGN_OR_RETURN(where, LocateEntries(ctx, buckets, unknown));
+    return Status::Ok();
+  }));
   std::vector<RowKey> keys;
   std::vector<size_t> at;
   for (size_t j = 0; j < unknown.size(); ++j) {
@@ -492,7 +521,16 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
         ASSIGN_OR_RETURN(auto ids, BucketsOf(*ctx.impl, ix, which));
         std::vector<ObjectId> all;
         for (const auto& l : ids) all.insert(all.end(), l.begin(), l.end());
-        ASSIGN_OR_RETURN(auto got, FetchBuckets(*ctx.impl, all));
+        // The hinted segments' headers come with the buckets (one round trip, not two).
+        std::vector<std::shared_ptr<const Bucket>> got;
+        RETURN_IF_ERROR(ParallelFor(ctx.segment_hints.empty() ? 1 : 2, 2, [&](size_t t) -> Status {
+          if (t == 1) {
+            PrefetchSegmentHeaders(*ctx.impl, *ctx.spec, ctx.segment_hints);
+            return Status::Ok();
+          }
+          ASSIGN_OR_RETURN(got, FetchBuckets(*ctx.impl, all));
+          return Status::Ok();
+        }));
         size_t at = 0;
         for (size_t m = 0; m < missing.size(); ++m) {
           IvfWarm::Cell& c = fetched[missing[m]];
@@ -575,7 +613,26 @@ Result<std::vector<Cand>> IvfSearchOne(const SearchContext& ctx, const vector::I
                                                                        size_t n, float* out) {
       return BucketDistances(ctx, model, q, buckets, states, ids, n, out, &stale);
     };
-    ASSIGN_OR_RETURN(std::vector<vector::Neighbor> nn, query->Finish(o.rerank ? &exact : nullptr));
+    // A one-shot search on an object store reads the vectors of the re-rank's likeliest
+    // candidates at once, where each batch would cost a round trip: the batches then find
+    // them in the row cache. Without hints (a local store, a warm handle) nothing is read
+    // ahead.
+    const std::function<Status(const uint64_t*, size_t)> prefetch = [&](const uint64_t* ids,
+                                                                        size_t n) {
+      n = std::min(n, kRerankPrefetch);
+      std::vector<uint64_t> cold;
+      for (size_t i = 0; i < n; ++i) {
+        if (states[ids[i] >> 32] == nullptr) cold.push_back(ids[i]);
+      }
+      if (cold.empty()) return Status::Ok();
+      std::vector<float> unused(cold.size());
+      std::unordered_set<uint64_t> unused_stale;
+      return BucketDistances(ctx, model, q, buckets, states, cold.data(), cold.size(),
+                             unused.data(), &unused_stale);
+    };
+    const bool read_ahead = o.rerank && !ctx.segment_hints.empty();
+    ASSIGN_OR_RETURN(std::vector<vector::Neighbor> nn,
+                     query->Finish(o.rerank ? &exact : nullptr, read_ahead ? &prefetch : nullptr));
     if (!o.rerank) {
       std::vector<uint64_t> unknown;
       for (const auto& n : nn) {
@@ -725,8 +782,15 @@ Result<SearchResults> Dataset::Search(std::string_view field, const float* queri
         pages.resize(ix->pages.size());
         std::iota(pages.begin(), pages.end(), 0u);
       }
-      RETURN_IF_ERROR(vindex::ParallelFor(2, 2, [&](size_t h) -> Status {
+      // On an object store a few anchor-index leaves come too: the segments they name are
+      // where the re-rank's vectors most likely are (vindex::SampleFieldSegments).
+      const bool hint = !ix->graph.has_value() && !IsLocalStore(impl_->store());
+      RETURN_IF_ERROR(vindex::ParallelFor(hint ? 3 : 2, 3, [&](size_t h) -> Status {
         if (h == 1) return vindex::PrefetchPages(*impl_, *ix, pages);
+        if (h == 2) {
+          ctx.segment_hints = vindex::SampleFieldSegments(*impl_, *version, *spec);
+          return Status::Ok();
+        }
         ASSIGN_OR_RETURN(model, vindex::LoadModel(*impl_, ix->model));
         return Status::Ok();
       }));

@@ -232,7 +232,7 @@ class RaBitQScanner final : public CellScanner {
     return Status::Ok();
   }
 
-  Result<std::vector<Neighbor>> Finish(const ExactFn* exact) override {
+  Result<std::vector<Neighbor>> Finish(const ExactFn* exact, const PrefetchFn* prefetch) override {
     std::vector<Neighbor> out;
     if (!rerank_) {
       std::sort_heap(heap_.begin(), heap_.end());
@@ -255,6 +255,16 @@ class RaBitQScanner final : public CellScanner {
     std::sort(cands_.begin(), cands_.end(), [](const Candidate& a, const Candidate& b) {
       return a.lower < b.lower || (a.lower == b.lower && a.id < b.id);
     });
+    if (prefetch != nullptr && *prefetch) {
+      // Every candidate below the bound may be scored (the bound only tightens).
+      ids_.clear();
+      const float start_bound = Threshold();
+      for (const Candidate& c : cands_) {
+        if (c.lower >= start_bound) break;
+        ids_.push_back(c.id);
+      }
+      RETURN_IF_ERROR((*prefetch)(ids_.data(), ids_.size()));
+    }
     heap_.clear();
     const size_t batch = std::max<size_t>(16, k_);
     size_t i = 0;
@@ -407,7 +417,7 @@ class Pq4Scanner final : public CellScanner {
     return Status::Ok();
   }
 
-  Result<std::vector<Neighbor>> Finish(const ExactFn* exact) override {
+  Result<std::vector<Neighbor>> Finish(const ExactFn* exact, const PrefetchFn* prefetch) override {
     std::vector<Neighbor> out;
     std::sort_heap(heap_.begin(), heap_.end());  // best estimate first, ties by id
     if (!rerank_ || exact == nullptr || !*exact) {
@@ -421,6 +431,11 @@ class Pq4Scanner final : public CellScanner {
     std::vector<std::pair<float, uint64_t>> cands;
     cands.swap(heap_);
     heap_limit_ = k_;
+    if (prefetch != nullptr && *prefetch) {
+      ids_.clear();
+      for (const auto& c : cands) ids_.push_back(c.second);
+      RETURN_IF_ERROR((*prefetch)(ids_.data(), ids_.size()));
+    }
     const size_t batch = std::max<size_t>(16, k_);
     for (size_t i = 0; i < cands.size();) {
       ids_.clear();

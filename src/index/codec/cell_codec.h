@@ -145,7 +145,8 @@ class CellScanner {
   virtual Status Scan(const CellRef& cell, ByteView codes, uint32_t count, const uint64_t* ids,
                       const KeepFn* keep) = 0;
   // The final top-k, best first (ties by id): see IvfModel::Query::Finish.
-  virtual Result<std::vector<Neighbor>> Finish(const ExactFn* exact) = 0;
+  virtual Result<std::vector<Neighbor>> Finish(const ExactFn* exact,
+                                               const PrefetchFn* prefetch) = 0;
   // The ids of the running top-k (with rerank: what sets the pruning bound), in no order.
   void HeapIds(std::vector<uint64_t>* out) const;
 
