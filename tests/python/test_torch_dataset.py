@@ -515,3 +515,74 @@ def simulate_batched(ds, monkeypatch, workers, stop_after=None):
         out.append(b)
     monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: None)
     return out
+
+
+# ---- batched=True in DataLoader workers: one shared buffer per batch ----
+
+ALL_KINDS = ["label", "emb", "caption", "raw", "patch", "weight"]
+
+
+def worker_batches(store, monkeypatch, **kw):
+    """The batches worker 0 of 1 builds (in this process, as a DataLoader worker would)."""
+    info = type("Info", (), {"id": 0, "num_workers": 1})()
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: info)
+    try:
+        return list(make(store, **kw))
+    finally:
+        monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: None)
+
+
+def assert_same_batches(got, want):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert type(g) is dict and list(g) == list(w)
+        for k in w:
+            if isinstance(w[k], torch.Tensor):
+                assert g[k].dtype == w[k].dtype and g[k].shape == w[k].shape, k
+                assert np.array_equal(g[k].numpy(), w[k].numpy(), equal_nan=k == "weight"), k
+            else:
+                assert g[k] == w[k], k
+
+
+def test_worker_batch_crosses_to_the_main_process_as_one_shared_buffer(store, monkeypatch):
+    """Every tensor storage a worker sends is one shared-memory segment and one file
+    descriptor handed over (a socket round trip): a batch now sends one, not one per
+    tensor (anchor, each field, blob offsets, validity)."""
+    import multiprocessing.reduction
+    from torch.multiprocessing.reductions import ForkingPickler
+
+    kw = dict(fields=ALL_KINDS, batched=True, loader_batch_size=64)  # reads of 50 records
+    want = list(make(store, **kw))  # the main process: plain tensors
+    built = worker_batches(store, monkeypatch, **kw)
+    handed = []
+    dup = multiprocessing.reduction.DupFd
+    monkeypatch.setattr(multiprocessing.reduction, "DupFd",
+                        lambda fd: handed.append(fd) or dup(fd))
+    got = [ForkingPickler.loads(ForkingPickler.dumps(b)) for b in built]
+    if torch.multiprocessing.get_sharing_strategy() == "file_descriptor":
+        assert len(handed) == len(built)
+    assert_same_batches(got, want)
+    assert sum(len(b["anchor"]) for b in got) == N
+
+
+def test_worker_batches_through_a_real_dataloader_equal_the_main_process_batches(store):
+    kw = dict(fields=ALL_KINDS, batched=True, loader_batch_size=64)
+    want = list(make(store, **kw))
+    loader = torch.utils.data.DataLoader(make(store, **kw), num_workers=2, batch_size=None,
+                                         multiprocessing_context="fork")
+    assert_same_batches(list(loader), want)
+
+
+def test_worker_batch_a_transform_changed_pickles_as_a_plain_dict(store, monkeypatch):
+    """A transform that puts a tensor of its own into the batch: the batch no longer lies
+    in one buffer, so it is sent tensor by tensor, unchanged."""
+    def double(b):
+        b["label"] = b["label"] * 2  # a new tensor, outside the batch's buffer
+        return b
+
+    kw = dict(fields=["label", "emb"], batched=True, loader_batch_size=64, transform=double)
+    built = worker_batches(store, monkeypatch, **kw)
+    got = [pickle.loads(pickle.dumps(b)) for b in built]
+    assert [type(b) for b in got] == [dict] * len(built)
+    assert all(torch.equal(b["label"], b["anchor"] * 20) for b in got)
+    assert all(torch.equal(b["emb"][:, 0], b["anchor"].float() * 3) for b in got)
