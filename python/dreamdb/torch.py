@@ -104,7 +104,10 @@ class DreamDBDataset(LoaderCore, torch.utils.data.IterableDataset):
     null is 0, or NaN for float64), a blob field as a uint8 tensor of its values end to
     end plus ``"<field>.offsets"`` (int64 ``[n + 1]``: value i is
     ``data[offsets[i]:offsets[i + 1]]``), string and categorical as a list of str, and
-    for an optional field ``"<field>.valid"`` (bool ``[n]``).
+    for an optional field ``"<field>.valid"`` (bool ``[n]``). Each batch's values are
+    copied once from the storage reads; in a DataLoader worker its tensors are views of
+    one shared-memory buffer, which reaches the main process as one segment (so keeping
+    any tensor of a batch keeps the whole batch's buffer).
 
     Samples: ``{"anchor": int, <field>: value}`` with int64/timestamp -> int64 tensor,
     float64 -> float64 tensor, bool -> bool tensor, embedding -> float32 tensor [dim],
