@@ -581,9 +581,9 @@ def _assemble(pieces: List[Tuple[List[_Column], int, int]], n: int, shared: bool
 
 def _shared_tensors(plan: List[Tuple[str, np.dtype, Tuple[int, ...], List[np.ndarray]]],
                     reuse: bool) -> Dict[str, torch.Tensor]:
-    """The planned outputs as views of one new shared-memory buffer, each filled with one
-    copy of its parts (allocated in shared memory, as default_collate does, so nothing
-    is copied again when the batch is sent)."""
+    """The planned outputs as views of one shared-memory buffer (new, or with `reuse` one
+    of the worker's buffers the main process released), each filled with one copy of its
+    parts (in shared memory already, so nothing is copied again when the batch is sent)."""
     offsets, total = [], 0
     for _, dtype, shape, _ in plan:
         total = -(-total // 8) * 8  # every view 8-byte aligned
