@@ -34,7 +34,8 @@ def loadavg() -> str:
 class Runner:
     def __init__(self, a: argparse.Namespace) -> None:
         self.a = a
-        self.py = {"dreamdb": a.dreamdb_python, "peers": a.peer_python, "old": a.old_python}
+        self.py = {"dreamdb": a.dreamdb_python, "peers": a.peer_python, "old": a.old_python,
+                   "baseline": a.baseline_python}
         self.samples: Dict[str, List[Dict[str, Any]]] = {}
         self.log: List[Dict[str, Any]] = []
 
@@ -95,6 +96,9 @@ def main() -> None:
                     help="records of the dataset the resume workload seeks into")
     ap.add_argument("--loader-impls", default="units,batched,after,before",
                     help="DreamDBDataset variants of workload (f) (w_dreamdb.py loader-v2 --impl)")
+    ap.add_argument("--baseline-python", default=None,
+                    help="loaders: also run every DreamDB variant with this interpreter (another "
+                         "build of the package, e.g. main's .venv), interleaved, as '... baseline'")
     ap.add_argument("--before-rev", default="05c505b",
                     help="commit whose python/dreamdb/torch.py is the loader 'before'")
     ap.add_argument("--only", default="ingest,scan,take,loader,loaders,resume,old",
@@ -250,6 +254,10 @@ def main() -> None:
                             r.run("dreamdb", "w_dreamdb.py",
                                   ["loader-v2", "--impl", impl, "--shuffle", seed] + shared,
                                   f"{key}/{tag}")
+                            if a.baseline_python:
+                                r.run("baseline", "w_dreamdb.py",
+                                      ["loader-v2", "--impl", impl, "--shuffle", seed] + shared,
+                                      f"{key}/{tag}-baseline")
                     for system, path in (("wds", wds_path), ("lance", lance_path)):
                         r.run("peers", "w_peers.py",
                               ["loader-v2", "--system", system, "--path", path, "--kind", kind,
@@ -427,6 +435,8 @@ def report(r: Runner, a: argparse.Namespace) -> str:
               "after-shuffled": "DreamDBDataset, shuffled",
               "before-shuffled": f"DreamDBDataset before ({a.before_rev}), shuffled",
               "wds": "WebDataset tar shards", "lance": "Lance LanceDataset"}
+    labels = {k: v for tag, label in labels.items()  # each variant, then its baseline
+              for k, v in ((tag, label), (f"{tag}-baseline", label + " (baseline package)"))}
     for kind, what in (("img", f"{a.images:,} × 50 KiB blobs"),
                        ("emb", f"{a.rows:,} × 768-d embeddings")):
         for w in a.loader_workers.split(","):

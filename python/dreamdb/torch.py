@@ -34,7 +34,9 @@ store does not exist in a spawned process).
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+import threading
+from typing import (Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence,
+                    Tuple, Union)
 
 import numpy as np
 import pyarrow as pa
@@ -44,7 +46,7 @@ import torch.utils.data
 from . import _convert
 from .dataset import Dataset, StoreLike
 from .errors import InternalError, InvalidArgumentError
-from .loader import LoaderCore, _combined, _numpy_column, _Spec
+from .loader import _SCAN_MIN, LoaderCore, _numpy_column, _Spec
 
 __all__ = ["DreamDBDataset", "DreamDBMapDataset"]
 
@@ -97,13 +99,22 @@ class DreamDBDataset(LoaderCore, torch.utils.data.IterableDataset):
             tensor per field per batch built from the Arrow buffers with no per-sample
             Python work; use ``DataLoader(ds, batch_size=None)``. Sharding, shuffling
             and resume are the same (``state_dict(consumed=...)`` counts samples).
+        reuse_worker_buffers: with ``batched=True`` in DataLoader workers, each worker
+            refills the shared-memory buffer of a batch once the main process holds no
+            tensor of it any more (filling fresh shared memory costs a page fault per
+            4 KiB: 1.5x the loader's rate over 50 KiB blobs). If the main process hands
+            batches on to other processes (a ``torch.multiprocessing`` queue), clone them
+            first or pass False.
 
     Batches (``batched=True``): ``{"anchor": int64 [n], <field>: ...}`` with numeric
     fields, embeddings and arrays as one tensor ``[n, ...]`` (dtypes as for samples; a
     null is 0, or NaN for float64), a blob field as a uint8 tensor of its values end to
     end plus ``"<field>.offsets"`` (int64 ``[n + 1]``: value i is
     ``data[offsets[i]:offsets[i + 1]]``), string and categorical as a list of str, and
-    for an optional field ``"<field>.valid"`` (bool ``[n]``).
+    for an optional field ``"<field>.valid"`` (bool ``[n]``). Each batch's values are
+    copied once from the storage reads; in a DataLoader worker its tensors are views of
+    one shared-memory buffer, which reaches the main process as one segment (so keeping
+    any tensor of a batch keeps the whole batch's buffer).
 
     Samples: ``{"anchor": int, <field>: value}`` with int64/timestamp -> int64 tensor,
     float64 -> float64 tensor, bool -> bool tensor, embedding -> float32 tensor [dim],
@@ -131,6 +142,7 @@ class DreamDBDataset(LoaderCore, torch.utils.data.IterableDataset):
         rank: Optional[int] = None,
         world_size: Optional[int] = None,
         batched: bool = False,
+        reuse_worker_buffers: bool = True,
     ) -> None:
         """Pins the version and lists its anchors (see the class docstring for the args)."""
         torch.utils.data.IterableDataset.__init__(self)
@@ -142,6 +154,7 @@ class DreamDBDataset(LoaderCore, torch.utils.data.IterableDataset):
                             world_size=world_size)
         self.transform = transform
         self.batched = bool(batched)
+        self.reuse_worker_buffers = bool(reuse_worker_buffers)
 
     def _rank_and_world(self) -> Tuple[int, int]:
         dist = torch.distributed
@@ -195,21 +208,29 @@ class DreamDBDataset(LoaderCore, torch.utils.data.IterableDataset):
 
     def _run_batched(self, p: Any, skip: int) -> Iterator[Any]:
         batch = int(self.loader_batch_size)  # type: ignore[arg-type]
+        # In a DataLoader worker every batch is built in one shared-memory buffer and
+        # crosses to the main process as that one buffer (see _Batch).
+        shared = not self._may_run_elsewhere()
         try:
-            # Counted here, as received: the read-ahead thread runs ahead of the consumer.
-            # In a DataLoader worker, batches with a blob field (three tensor storages) as
-            # one shared buffer: 1.36x over shuffled 50 KiB blobs with 2 workers, no gain
-            # measured for fixed-width fields (bench/RESULTS.md).
-            pack = (not self._may_run_elsewhere()
-                    and any(spec.type == "blob" for spec in self._specs))
-            for table in _read_ahead(self._batch_tables(p, skip, batch, count=False), depth=2):
-                out = _tensors(table, self._specs)
-                if pack:
-                    out = _one_shared_buffer(out)
-                self._yielded += table.num_rows
+            # Counted here, as received: reads run ahead of the consumer. A range scan
+            # reads ahead on its own (in C++, without the GIL); takes are read ahead here
+            # on a thread (which, over a scan, only added GIL hand-offs: 0.8x at 0 workers).
+            tables = self._tables(p, skip)
+            if not self._scans_only(p):
+                tables = _read_ahead(tables, depth=2)
+            reuse = shared and self.reuse_worker_buffers
+            for out in _batches(tables, self._specs, batch, shared, reuse):
+                self._yielded += len(out["anchor"])
                 yield self.transform(out) if self.transform is not None else out
         finally:
             self._ds = None
+
+    def _scans_only(self, p: Any) -> bool:
+        """True when pass `p` reads only by range scans (see LoaderCore._tables)."""
+        if self._units is not None:  # blob fields are read by takes
+            return not any(spec.type == "blob" for spec in self._specs)
+        return self.shuffle_seed is None and (p.num_workers == 1 or
+                                              (self.loader_batch_size or 1) >= _SCAN_MIN)
 
     def _run_samples(self, p: Any, skip: int) -> Iterator[Any]:
         try:
@@ -436,65 +457,315 @@ def _read_ahead(tables: Iterator[Any], depth: int) -> Iterator[Any]:
         thread.join()
 
 
-def _tensor(values: np.ndarray) -> torch.Tensor:
-    """A tensor over `values` (copied only when read-only or of a type torch lacks)."""
-    values = values.astype(_TORCH_SAFE.get(values.dtype, values.dtype), copy=False)
-    return torch.from_numpy(np.require(values, requirements=["W", "C"]))
+class _Column(NamedTuple):
+    """One output of a batch, over the rows of one Arrow record batch: ``values`` is a
+    NumPy array with rows first (kind "rows"), a blob column's bytes with ``offsets``
+    (int64 [n + 1], absolute into ``values``; kind "blob"), or a Python list ("list")."""
+    key: str
+    kind: str
+    values: Any
+    offsets: Optional[np.ndarray] = None
 
 
-def _blob_tensors(col: Any) -> Tuple[torch.Tensor, torch.Tensor]:
-    """A large_binary Arrow array -> (uint8 data, int64 offsets [n + 1] from 0), from its
-    buffers: one copy of the bytes, no Python object per value."""
-    n = len(col)
-    bufs = col.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int64)[col.offset:col.offset + n + 1]
-    lo, hi = (int(offsets[0]), int(offsets[-1])) if n else (0, 0)
-    data = (np.frombuffer(bufs[2], dtype=np.uint8)[lo:hi] if bufs[2] is not None and hi > lo
-            else np.zeros(0, dtype=np.uint8))
-    return (torch.from_numpy(data.copy()),
-            torch.from_numpy(offsets - np.int64(lo) if n else np.zeros(1, dtype=np.int64)))
-
-
-def _tensors(table: pa.Table, specs: Sequence[Any]) -> Dict[str, Any]:
-    """An Arrow table -> one batch dict (see DreamDBDataset, batched=True)."""
-    n = table.num_rows
-    out: Dict[str, Any] = {"anchor": _tensor(table.column(0).to_numpy().astype(np.int64))}
+def _columns(batch: pa.RecordBatch, specs: Sequence[Any]) -> List[_Column]:
+    """An Arrow record batch -> its batch outputs as NumPy views (see DreamDBDataset,
+    batched=True), once per storage read; loader batches are then row slices of them."""
+    n = batch.num_rows
+    out = [_Column("anchor", "rows", batch.column(0).to_numpy().view(np.int64))]
     for i, spec in enumerate(specs):
-        col = _combined(table, i + 1)
+        col = batch.column(i + 1)
         if spec.type == "blob":
-            out[spec.name], out[spec.name + ".offsets"] = _blob_tensors(col)
-            valid = np.asarray(col.is_valid()) if col.null_count else np.ones(n, dtype=bool)
+            bufs = col.buffers()
+            offsets = np.frombuffer(bufs[1], dtype=np.int64)[col.offset:col.offset + n + 1]
+            data = (np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None
+                    else np.zeros(0, dtype=np.uint8))
+            out.append(_Column(spec.name, "blob", data, offsets))
+            valid = np.asarray(col.is_valid()) if col.null_count else None
         else:
             values, valid = _numpy_column(col, spec, n)
-            out[spec.name] = values.tolist() if values.dtype == object else _tensor(values)
+            if values.dtype == object:  # string, categorical
+                out.append(_Column(spec.name, "list", values.tolist()))
+            else:
+                safe = _TORCH_SAFE.get(values.dtype)
+                out.append(_Column(spec.name, "rows",
+                                   values if safe is None else values.astype(safe)))
         if not spec.required:
-            out[spec.name + ".valid"] = torch.from_numpy(np.array(valid, dtype=bool))
+            out.append(_Column(spec.name + ".valid", "rows",
+                               valid if valid is not None else np.ones(n, dtype=bool)))
     return out
 
 
-def _one_shared_buffer(out: Dict[str, Any]) -> Dict[str, Any]:
-    """In a DataLoader worker: the batch's tensors as views of one shared-memory buffer.
-    The DataLoader hands each tensor storage to the main process as its own shared-memory
-    segment (one allocation, copy, file descriptor and mapping per tensor): a blob batch
-    (anchors, bytes, offsets) then costs one instead of three, and its bytes are copied to
-    shared memory once, here."""
-    tensors = [(k, v) for k, v in out.items() if isinstance(v, torch.Tensor)]
-    if len(tensors) < 2:
-        return out
+def _batches(tables: Iterator[Any], specs: Sequence[Any], rows: int, shared: bool,
+             reuse: bool = False) -> Iterator[Dict[str, Any]]:
+    """The rows of `tables` (Arrow tables or record batches, in order) as batch dicts of
+    `rows` rows (the last may be shorter), each built with one copy of its values:
+    into one shared-memory buffer (`shared`, a DataLoader worker; one the worker reuses
+    once the main process released it if `reuse`) or into fresh tensors.
+    No Arrow table is made per batch: the outputs of each storage read are NumPy views,
+    and a batch is a list of row ranges of them."""
+    pieces: List[Tuple[List[_Column], int, int]] = []
+    held = 0
+    for table in tables:
+        for rb in (table.to_batches() if isinstance(table, pa.Table) else (table,)):
+            n = rb.num_rows
+            if n == 0:
+                continue
+            cols = _columns(rb, specs)
+            a = 0
+            while a < n:
+                step = min(rows - held, n - a)
+                pieces.append((cols, a, a + step))
+                held += step
+                a += step
+                if held == rows:
+                    yield _assemble(pieces, held, shared, reuse)
+                    pieces, held = [], 0
+    if held:
+        yield _assemble(pieces, held, shared, reuse)
+
+
+_TORCH_DTYPE: Dict[np.dtype, torch.dtype] = {}
+
+
+def _torch_dtype(dtype: np.dtype) -> torch.dtype:
+    got = _TORCH_DTYPE.get(dtype)
+    if got is None:
+        got = _TORCH_DTYPE[dtype] = torch.from_numpy(np.zeros(1, dtype=dtype)).dtype
+    return got
+
+
+def _assemble(pieces: List[Tuple[List[_Column], int, int]], n: int, shared: bool,
+              reuse: bool) -> Dict[str, Any]:
+    """One batch dict of `n` rows from row ranges of record batches' outputs."""
+    first = pieces[0][0]
+    # (key, dtype, shape, parts): every output a tensor; lists are handled apart.
+    plan: List[Tuple[str, np.dtype, Tuple[int, ...], List[np.ndarray]]] = []
+    lists: Dict[str, List[Any]] = {}
+    for j, c in enumerate(first):
+        if c.kind == "list":
+            merged: List[Any] = []
+            for cols, a, b in pieces:
+                merged.extend(cols[j].values[a:b])
+            lists[c.key] = merged
+        elif c.kind == "rows":
+            parts = [cols[j].values[a:b] for cols, a, b in pieces]
+            plan.append((c.key, c.values.dtype, (n,) + c.values.shape[1:], parts))
+        else:  # blob: the values' bytes end to end, offsets from 0
+            data: List[np.ndarray] = []
+            offs: List[np.ndarray] = []
+            base = 0
+            for cols, a, b in pieces:
+                o = cols[j].offsets
+                assert o is not None
+                lo, hi = int(o[a]), int(o[b])
+                data.append(cols[j].values[lo:hi])
+                offs.append(o[a:b] - (lo - base))
+                base += hi - lo
+            offs.append(np.array([base], dtype=np.int64))
+            plan.append((c.key, np.dtype(np.uint8), (base,), data))
+            plan.append((c.key + ".offsets", np.dtype(np.int64), (n + 1,), offs))
+    tensors = _shared_tensors(plan, reuse) if shared else {
+        key: torch.from_numpy(parts[0].copy() if len(parts) == 1
+                              else np.concatenate(parts)).view(shape)
+        for key, dtype, shape, parts in plan}
+    out: Dict[str, Any] = _Batch() if shared else {}
+    for c in first:  # the keys in their documented order
+        if c.kind == "list":
+            out[c.key] = lists[c.key]
+        else:
+            out[c.key] = tensors[c.key]
+            if c.kind == "blob":
+                out[c.key + ".offsets"] = tensors[c.key + ".offsets"]
+    return out
+
+
+def _shared_tensors(plan: List[Tuple[str, np.dtype, Tuple[int, ...], List[np.ndarray]]],
+                    reuse: bool) -> Dict[str, torch.Tensor]:
+    """The planned outputs as views of one shared-memory buffer (new, or with `reuse` one
+    of the worker's buffers the main process released), each filled with one copy of its
+    parts (in shared memory already, so nothing is copied again when the batch is sent)."""
     offsets, total = [], 0
-    for _, v in tensors:
+    for _, dtype, shape, _ in plan:
         total = -(-total // 8) * 8  # every view 8-byte aligned
         offsets.append(total)
-        total += v.numel() * v.element_size()
-    # Allocated in shared memory (as default_collate does), not copied there afterwards.
-    elem = torch.empty(0, dtype=torch.uint8)
-    storage = getattr(elem, "_typed_storage", elem.storage)()._new_shared(max(total, 8))
-    buf = elem.new(storage).resize_(max(total, 8))
-    for (k, v), off in zip(tensors, offsets):
-        view = buf[off:off + v.numel() * v.element_size()].view(v.dtype).view(v.shape)
-        view.copy_(v)
-        out[k] = view
+        total += int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    total = max(-(-total // 8) * 8, 8)
+    buf = _pool().take(total) if reuse else _new_shared(total)
+    raw = buf.numpy()
+    out: Dict[str, torch.Tensor] = {}
+    for (key, dtype, shape, parts), off in zip(plan, offsets):
+        size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        dst = raw[off:off + size].view(dtype)
+        at = 0
+        for part in parts:
+            flat = part.reshape(-1)
+            dst[at:at + flat.size] = flat
+            at += flat.size
+        out[key] = buf[off:off + size].view(_torch_dtype(dtype)).view(shape)
     return out
+
+
+def _new_shared(nbytes: int) -> torch.Tensor:
+    """A uint8 tensor of `nbytes` in shared memory (as default_collate allocates)."""
+    elem = torch.empty(0, dtype=torch.uint8)
+    storage = getattr(elem, "_typed_storage", elem.storage)()._new_shared(nbytes)
+    return elem.new(storage).resize_(nbytes)
+
+
+def _storage(t: torch.Tensor) -> Any:
+    untyped = getattr(t, "untyped_storage", None)  # PyTorch >= 2
+    return untyped() if untyped is not None else t.storage()
+
+
+class _BufferPool:
+    """A DataLoader worker's shared-memory batch buffers, reused once the main process
+    has released them. Filling fresh shared memory costs a page fault, a zeroed page and
+    its accounting per 4 KiB (225 us for a 192 KiB batch against 5 us to copy into pages
+    already mapped), so a worker keeps up to `SLOTS` buffers, `MAX_BYTES` in all. The main process writes,
+    into a small shared array ``released``, the generation of each slot's last batch once
+    every tensor of it is gone (see _rebuild_batch); a slot is reused only then, and each
+    reuse has a new generation. A buffer the main process never reports released is never
+    reused: batches then fall back to fresh shared memory.
+
+    Thread-safety: used by the one thread that builds a worker's batches."""
+
+    SLOTS = 8
+    MAX_BYTES = 32 << 20  # shared memory a worker keeps (a small /dev/shm is common)
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.token = int.from_bytes(os.urandom(8), "little")
+        self.released = _new_shared(8 * self.SLOTS).view(torch.int64).zero_()
+        self.sent_released = False
+        self.bufs: List[torch.Tensor] = []
+        self.gens: List[int] = []
+        self.slot_of: Dict[int, int] = {}  # buffer address -> slot
+
+    def take(self, nbytes: int) -> torch.Tensor:
+        """A shared buffer of at least `nbytes` (a view of exactly `nbytes`)."""
+        released = self.released.tolist()
+        for i, buf in enumerate(self.bufs):
+            if released[i] != self.gens[i]:
+                continue  # the main process may still hold it
+            if buf.numel() < nbytes:
+                others = sum(b.numel() for b in self.bufs) - buf.numel()
+                if others + _grown(nbytes) > self.MAX_BYTES:
+                    continue  # too large to keep: a fresh buffer below
+                del self.slot_of[buf.data_ptr()]
+                buf = self.bufs[i] = _new_shared(_grown(nbytes))
+                self.slot_of[buf.data_ptr()] = i
+            self.gens[i] += 1
+            return buf[:nbytes]
+        held = sum(b.numel() for b in self.bufs)
+        if len(self.bufs) < self.SLOTS and held + _grown(nbytes) <= self.MAX_BYTES:
+            buf = _new_shared(_grown(nbytes))
+            self.slot_of[buf.data_ptr()] = len(self.bufs)
+            self.bufs.append(buf)
+            self.gens.append(1)
+            return buf[:nbytes]
+        return _new_shared(nbytes)
+
+    def describe(self, whole: torch.Tensor) -> Optional[Tuple[int, int, int, Any]]:
+        """(token, slot, generation, released array or None) of a pooled buffer being
+        sent; the released array goes with the first batch only."""
+        slot = self.slot_of.get(whole.data_ptr())
+        if slot is None or self.pid != os.getpid():
+            return None
+        first = None if self.sent_released else self.released
+        self.sent_released = True
+        return (self.token, slot, self.gens[slot], first)
+
+
+def _grown(nbytes: int) -> int:
+    return -(-nbytes // 65536) * 65536
+
+
+_POOL: Optional[_BufferPool] = None
+
+
+def _pool() -> _BufferPool:
+    global _POOL
+    if _POOL is None or _POOL.pid != os.getpid():
+        _POOL = _BufferPool()
+    return _POOL
+
+
+# The main process's side of the pools: per worker pool (token), its released array and
+# the batches received from it not yet released: (storage weak reference, slot, generation).
+_RECEIVED: Dict[int, Tuple[torch.Tensor, List[Tuple[Any, int, int]]]] = {}
+_RECEIVED_LOCK = threading.Lock()
+_RECEIVED_MAX = 64  # worker pools tracked (a new DataLoader iterator starts new workers)
+
+
+def _track(pool: Tuple[int, int, int, Any], whole: torch.Tensor) -> None:
+    """In the main process: note a pooled batch received, and report to its worker every
+    slot whose batches are all gone."""
+    from torch.multiprocessing.reductions import StorageWeakRef
+
+    token, slot, gen, released = pool
+    with _RECEIVED_LOCK:
+        entry = _RECEIVED.get(token)
+        if entry is None:
+            if released is None:
+                return  # its first batch went elsewhere: nothing is ever released
+            while len(_RECEIVED) >= _RECEIVED_MAX:
+                _RECEIVED.pop(next(iter(_RECEIVED)))
+            entry = _RECEIVED[token] = (released, [])
+        array, pending = entry
+        pending.append((StorageWeakRef(_storage(whole)), slot, gen))
+        alive = {(s, g) for ref, s, g in pending if not ref.expired()}
+        for ref, s, g in pending:
+            if (s, g) not in alive:
+                array[s] = g
+        pending[:] = [(ref, s, g) for ref, s, g in pending if (s, g) in alive]
+
+
+class _Batch(dict):  # type: ignore[type-arg]
+    """A batch dict built in a DataLoader worker whose tensors are views of one
+    shared-memory buffer. It pickles as that one buffer plus its layout, so the batch
+    crosses to the main process as one shared-memory segment (one file descriptor
+    handed over) instead of one per tensor, and arrives as a plain dict. If its tensors
+    no longer share one buffer (a transform replaced one), it pickles as a plain dict."""
+
+    def __reduce__(self) -> Any:
+        tensors = [(k, v) for k, v in self.items() if isinstance(v, torch.Tensor)]
+        whole = _whole_buffer(tensors[0][1]) if tensors else None
+        if whole is None:
+            return (dict, (dict(self),))
+        base, size = whole.data_ptr(), whole.numel()
+        layout = []
+        for k, v in tensors:
+            off = v.data_ptr() - base
+            nbytes = v.numel() * v.element_size()
+            mine = _whole_buffer(v)
+            if (mine is None or mine.data_ptr() != base or not v.is_contiguous()
+                    or v.requires_grad or off < 0 or off + nbytes > size):
+                return (dict, (dict(self),))
+            layout.append((k, v.dtype, tuple(v.shape), off, nbytes))
+        rest = {k: v for k, v in self.items() if not isinstance(v, torch.Tensor)}
+        return (_rebuild_batch, (whole, layout, rest, list(self.keys()), _pool().describe(whole)))
+
+
+def _whole_buffer(t: torch.Tensor) -> Optional[torch.Tensor]:
+    """The whole storage under `t` as a uint8 tensor (None if it is not on the CPU)."""
+    if t.device.type != "cpu":
+        return None
+    if hasattr(t, "untyped_storage"):  # PyTorch >= 2
+        return torch.empty(0, dtype=torch.uint8).set_(_storage(t))
+    whole = t.new_empty(0).set_(t.storage())
+    return whole.view(torch.uint8) if whole.numel() else None
+
+
+def _rebuild_batch(whole: torch.Tensor, layout: List[Tuple[str, torch.dtype, Tuple[int, ...],
+                                                            int, int]],
+                   rest: Dict[str, Any], keys: List[str],
+                   pool: Optional[Tuple[int, int, int, Any]] = None) -> Dict[str, Any]:
+    """The receiving side of _Batch: a plain dict of views of the one buffer."""
+    views = {k: whole[off:off + nbytes].view(dtype).view(shape)
+             for k, dtype, shape, off, nbytes in layout}
+    if pool is not None:
+        _track(pool, whole)
+    return {k: views[k] if k in views else rest[k] for k in keys}
 
 
 def _decode(batch: Any, specs: Sequence[Any]) -> Iterator[Sample]:

@@ -515,3 +515,140 @@ def simulate_batched(ds, monkeypatch, workers, stop_after=None):
         out.append(b)
     monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: None)
     return out
+
+
+# ---- batched=True in DataLoader workers: one shared buffer per batch ----
+
+ALL_KINDS = ["label", "emb", "caption", "raw", "patch", "weight"]
+
+
+def worker_batches(store, monkeypatch, **kw):
+    """The batches worker 0 of 1 builds (in this process, as a DataLoader worker would)."""
+    info = type("Info", (), {"id": 0, "num_workers": 1})()
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: info)
+    try:
+        return list(make(store, **kw))
+    finally:
+        monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: None)
+
+
+def assert_same_batches(got, want):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert type(g) is dict and list(g) == list(w)
+        for k in w:
+            if isinstance(w[k], torch.Tensor):
+                assert g[k].dtype == w[k].dtype and g[k].shape == w[k].shape, k
+                assert np.array_equal(g[k].numpy(), w[k].numpy(), equal_nan=k == "weight"), k
+            else:
+                assert g[k] == w[k], k
+
+
+def test_worker_batch_crosses_to_the_main_process_as_one_shared_buffer(store, monkeypatch):
+    """Every tensor storage a worker sends is one shared-memory segment and one file
+    descriptor handed over (a socket round trip): a batch now sends one, not one per
+    tensor (anchor, each field, blob offsets, validity)."""
+    import multiprocessing.reduction
+
+    import dreamdb.torch as dt
+    from torch.multiprocessing.reductions import ForkingPickler
+
+    monkeypatch.setattr(dt, "_POOL", None)  # this worker's first batches
+    kw = dict(fields=ALL_KINDS, batched=True, loader_batch_size=64)  # reads of 50 records
+    want = list(make(store, **kw))  # the main process: plain tensors
+    built = worker_batches(store, monkeypatch, **kw)
+    handed = []
+    dup = multiprocessing.reduction.DupFd
+    monkeypatch.setattr(multiprocessing.reduction, "DupFd",
+                        lambda fd: handed.append(fd) or dup(fd))
+    got = [ForkingPickler.loads(ForkingPickler.dumps(b)) for b in built]
+    if torch.multiprocessing.get_sharing_strategy() == "file_descriptor":
+        # one per batch, and once the small array through which the main process tells
+        # the worker which buffers it released (with the first batch)
+        assert len(handed) == len(built) + 1
+    assert_same_batches(got, want)
+    assert sum(len(b["anchor"]) for b in got) == N
+
+
+def test_worker_batches_through_a_real_dataloader_equal_the_main_process_batches(store):
+    kw = dict(fields=ALL_KINDS, batched=True, loader_batch_size=64)
+    want = list(make(store, **kw))
+    loader = torch.utils.data.DataLoader(make(store, **kw), num_workers=2, batch_size=None,
+                                         multiprocessing_context="fork")
+    assert_same_batches(list(loader), want)
+
+
+def test_worker_batch_a_transform_changed_pickles_as_a_plain_dict(store, monkeypatch):
+    """A transform that puts a tensor of its own into the batch: the batch no longer lies
+    in one buffer, so it is sent tensor by tensor, unchanged."""
+    def double(b):
+        b["label"] = b["label"] * 2  # a new tensor, outside the batch's buffer
+        return b
+
+    kw = dict(fields=["label", "emb"], batched=True, loader_batch_size=64, transform=double)
+    built = worker_batches(store, monkeypatch, **kw)
+    got = [pickle.loads(pickle.dumps(b)) for b in built]
+    assert [type(b) for b in got] == [dict] * len(built)
+    assert all(torch.equal(b["label"], b["anchor"] * 20) for b in got)
+    assert all(torch.equal(b["emb"][:, 0], b["anchor"].float() * 3) for b in got)
+
+
+def expected_label_batches(store, **kw):
+    return [b["label"].clone() for b in make(store, fields=["label", "raw"], batched=True, **kw)]
+
+
+def test_worker_reuses_a_shared_buffer_once_the_main_process_released_the_batch(
+        store, monkeypatch):
+    """Fresh shared memory costs a page fault and a zeroed page per 4 KiB in the worker;
+    a worker now refills buffers the main process has released instead."""
+    import dreamdb.torch as dt
+    import torch.multiprocessing.reductions as reductions
+    from torch.multiprocessing.reductions import ForkingPickler
+
+    want = expected_label_batches(store, loader_batch_size=16)
+    info = type("Info", (), {"id": 0, "num_workers": 1})()
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: info)
+    monkeypatch.setattr(dt, "_POOL", None)
+    # Received as by another process: a mapping of its own, not the sender's storage.
+    monkeypatch.setattr(reductions, "storage_from_cache", lambda cls, key: None)
+    got = 0
+    for i, b in enumerate(make(store, fields=["label", "raw"], batched=True, loader_batch_size=16)):
+        received = ForkingPickler.loads(ForkingPickler.dumps(b))
+        assert torch.equal(received["label"], want[i])
+        del b, received  # the main process is done with it
+        got += 1
+    assert got == len(want) > 3 * dt._BufferPool.SLOTS
+    # Each batch was released before the next was built: one or two buffers served all.
+    assert len(dt._POOL.bufs) <= 2
+
+
+def test_worker_never_refills_a_buffer_the_main_process_still_holds(store):
+    """Batches kept by the training loop (every third one here, and views of some) keep
+    their values while the workers go on filling the buffers of the released ones."""
+    want = expected_label_batches(store, loader_batch_size=8)
+    loader = torch.utils.data.DataLoader(
+        make(store, fields=["label", "raw"], batched=True, loader_batch_size=8),
+        num_workers=2, batch_size=None, multiprocessing_context="fork")
+    kept, views = [], []
+    for i, b in enumerate(loader):
+        assert torch.equal(b["label"], want[i])
+        if i % 3 == 0:
+            kept.append((i, b))
+        elif i % 3 == 1:
+            views.append((i, b["label"][1:]))  # a view alone keeps the buffer too
+    assert len(kept) + len(views) > 2 * 2 * 8  # more than both workers' buffers
+    for i, b in kept:
+        assert torch.equal(b["label"], want[i])
+        assert torch.equal(b["label"], b["anchor"] * 10)
+    for i, v in views:
+        assert torch.equal(v, want[i][1:])
+
+
+def test_worker_buffers_are_fresh_when_reuse_is_off(store, monkeypatch):
+    import dreamdb.torch as dt
+
+    monkeypatch.setattr(dt, "_POOL", None)
+    built = worker_batches(store, monkeypatch, fields=["label"], batched=True,
+                           loader_batch_size=64, reuse_worker_buffers=False)
+    assert dt._POOL is None and len(built) == -(-N // 64)
+    assert all(type(b) is dt._Batch for b in built)
